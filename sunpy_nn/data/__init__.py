@@ -1,0 +1,12 @@
+"""In-package data: the weight registry with model cards (synthetic data generators come later)."""
+
+from sunpy_nn.data.registry import (
+    WEIGHTS_DIR,
+    ModelInfo,
+    available_models,
+    load_weights,
+    model_card,
+    save_weights,
+)
+
+__all__ = ["WEIGHTS_DIR", "ModelInfo", "available_models", "load_weights", "model_card", "save_weights"]

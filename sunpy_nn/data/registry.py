@@ -1,0 +1,230 @@
+"""
+Registry of trained weights: files, SHA-256 checks and model cards.
+
+Each model is a weight file ``<name>.pt`` with a JSON model card ``<name>.json`` next to it. The card records
+the file's SHA-256, the architecture, the training data and recipe, and validation metrics. Registered models
+are looked up first in the folder named by the ``SUNPY_NN_WEIGHTS_DIR`` environment variable (offline or HPC
+installs can drop newer weights there), then in the package's own ``sunpy_nn/data/weights`` folder. Nothing is
+ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sunpy_nn.utils import WeightsError, sha256sum
+
+__all__ = ["WEIGHTS_DIR", "ModelInfo", "available_models", "load_weights", "model_card", "save_weights"]
+
+log = logging.getLogger(__name__)
+
+#: Folder of the weights that ship with the package.
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+FORMAT = "sunpy_nn-weights"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where a loaded network came from: recorded in the provenance of every result."""
+
+    name: str
+    path: Path | None
+    sha256: str | None
+    card: dict = field(default_factory=dict, repr=False)
+
+
+def _search_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("SUNPY_NN_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["SUNPY_NN_WEIGHTS_DIR"]).expanduser())
+    dirs.append(WEIGHTS_DIR)
+    return dirs
+
+
+def available_models() -> list[str]:
+    """
+    Names of the registered models (those with a model card and a weight file).
+
+    Examples
+    --------
+    >>> from sunpy_nn.data import available_models
+    >>> isinstance(available_models(), list)
+    True
+    """
+    names = set()
+    for d in _search_dirs():
+        names.update(p.stem for p in d.glob("*.json") if p.with_suffix(".pt").exists())
+    return sorted(names)
+
+
+def _find(name: str) -> Path | None:
+    for d in _search_dirs():
+        if (d / f"{name}.pt").exists() and (d / f"{name}.json").exists():
+            return d / f"{name}.pt"
+    return None
+
+
+def model_card(name_or_path: str | Path) -> dict:
+    """Return the model card (a dict) of a registered model name or of a weight file with a ``.json`` beside it."""
+    path = _find(str(name_or_path)) if isinstance(name_or_path, str) and not str(name_or_path).endswith(".pt") else None
+    path = path or Path(name_or_path)
+    card_path = Path(path).with_suffix(".json")
+    if not card_path.exists():
+        raise WeightsError(f"No model card {card_path}; registered models: {available_models()}")
+    with open(card_path) as f:
+        return json.load(f)
+
+
+def _read_pt(path: Path) -> dict:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise WeightsError(
+            f"Could not read weight file {path}: {type(exc).__name__}: {exc}. The file is corrupt or not a "
+            "torch file; re-create it with sunpy_nn.data.save_weights, or pass the original Keras .h5 file."
+        ) from exc
+    if isinstance(blob, dict) and blob.get("format") == FORMAT:
+        return blob
+    if isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+        return {"format": FORMAT, "config": None, "state_dict": blob}  # a bare state_dict
+    raise WeightsError(f"{path} is a torch file but neither a sunpy_nn weight file nor a state_dict")
+
+
+def _build(config: dict | None, default: type[nn.Module], path: Path) -> nn.Module:
+    from sunpy_nn import nn as snn
+
+    if not config:
+        return default()
+    config = dict(config)
+    arch = config.pop("architecture", default.__name__)
+    if arch != default.__name__:
+        raise WeightsError(f"{path} holds a {arch} network, but a {default.__name__} is needed here")
+    cls = getattr(snn, arch)
+    try:
+        return cls(**config)
+    except TypeError as exc:
+        raise WeightsError(f"{path}: architecture settings {config} do not fit {arch}: {exc}") from exc
+
+
+def _load_state(model: nn.Module, state: dict, path: Path) -> None:
+    result = model.load_state_dict(state, strict=False)
+    target = model.state_dict()
+    bad = [k for k, v in state.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
+    if result.missing_keys or result.unexpected_keys or bad:
+        raise WeightsError(
+            f"Weight file {path} does not match {type(model).__name__}({getattr(model, 'config', '')}): "
+            f"missing keys {list(result.missing_keys)}, unexpected keys {list(result.unexpected_keys)}, "
+            f"wrong shapes {bad}. Was it trained for another architecture?"
+        )
+
+
+def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Module], verify: bool = True):
+    """
+    Load a network from a registered name, a weight file, or pass a module through.
+
+    Parameters
+    ----------
+    weights : str, `pathlib.Path` or `torch.nn.Module`
+        A registered model name (see `available_models`), a ``.pt`` file written by `save_weights` (or a bare
+        ``state_dict``), a Keras ``.h5``/``.hdf5`` file of the original release, or a network object.
+    architecture : type
+        The network class expected here, e.g. `~sunpy_nn.nn.EnhanceNet`.
+    verify : bool
+        Check the file's SHA-256 against its model card (registered models always are checked).
+
+    Returns
+    -------
+    model : `torch.nn.Module`
+        The network, in ``eval()`` mode.
+    info : `ModelInfo`
+        Name, path, SHA-256 and model card, for provenance.
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        The file is missing, corrupt, fails its SHA-256 check, or does not fit the architecture (the message
+        lists the missing and unexpected keys).
+    """
+    if isinstance(weights, nn.Module):
+        if not isinstance(weights, architecture):
+            raise WeightsError(f"weights is a {type(weights).__name__}, but a {architecture.__name__} is needed")
+        return weights.eval(), ModelInfo(name=f"user {type(weights).__name__}", path=None, sha256=None)
+
+    registered = _find(str(weights)) if isinstance(weights, str) and not Path(weights).suffix else None
+    path = registered or Path(weights).expanduser()
+    if not path.exists():
+        raise WeightsError(f"Weight file {path} does not exist; registered models: {available_models() or 'none'}")
+    digest = sha256sum(path)
+    card_path = path.with_suffix(".json")
+    card = {}
+    if card_path.exists() and path.suffix == ".pt":
+        with open(card_path) as f:
+            card = json.load(f)
+        if (verify or registered) and card.get("sha256") and card["sha256"] != digest:
+            raise WeightsError(
+                f"SHA-256 of {path} is {digest}, but its model card {card_path.name} says {card['sha256']}: the file "
+                "is corrupt or was replaced. Reinstall sunpy_nn or restore the file."
+            )
+
+    if path.suffix.lower() in {".h5", ".hdf5", ".keras"}:
+        from sunpy_nn.io.keras import load_keras_enhance
+
+        if architecture.__name__ != "EnhanceNet":
+            raise WeightsError(f"Keras import for {architecture.__name__} is not available from load_weights")
+        model = load_keras_enhance(path)
+        name = f"keras:{path.name}"
+    else:
+        blob = _read_pt(path)
+        model = _build(blob.get("config") or card.get("architecture"), architecture, path)
+        _load_state(model, blob["state_dict"], path)
+        name = card.get("name") or blob.get("name") or path.stem
+    log.info("Loaded %s from %s (sha256 %s)", name, path, digest[:12])
+    return model.eval(), ModelInfo(name=name, path=path, sha256=digest, card=card)
+
+
+def save_weights(model: nn.Module, path: str | Path, *, name: str | None = None, card: dict | None = None) -> Path:
+    """
+    Save a network's weights with its architecture and write a model card with the SHA-256 next to it.
+
+    Parameters
+    ----------
+    model : `torch.nn.Module`
+        A sunpy_nn network (it must have a ``config`` property).
+    path : str or `pathlib.Path`
+        Destination ``.pt`` file; the model card goes to the same name with ``.json``.
+    name : str, optional
+        Model name recorded in the file and the card (default: the file stem).
+    card : dict, optional
+        Further model-card entries: training data, recipe, validation metrics.
+
+    Returns
+    -------
+    `pathlib.Path`
+        The weight file.
+    """
+    from sunpy_nn import __version__
+
+    path = Path(path).with_suffix(".pt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = name or path.stem
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "config": model.config, "state_dict": state},
+        path,
+    )
+    full = {"name": name, "file": path.name, "sha256": sha256sum(path), "architecture": model.config}
+    full["n_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    full["sunpy_nn_version"] = __version__
+    full.update(card or {})
+    with open(path.with_suffix(".json"), "w") as f:
+        json.dump(full, f, indent=2, sort_keys=False)
+        f.write("\n")
+    return path

@@ -1,0 +1,11 @@
+"""
+Torch modules and the tiled inference runner.
+
+Nothing here imports sunpy or astropy: these are plain ``torch.nn.Module`` objects and numpy-in,
+numpy-out helpers that can be used on their own.
+"""
+
+from sunpy_nn.nn.enhance_net import EnhanceNet
+from sunpy_nn.nn.runner import default_tile_size, resolve_device, run_tiled, tile_windows
+
+__all__ = ["EnhanceNet", "default_tile_size", "resolve_device", "run_tiled", "tile_windows"]

@@ -1,0 +1,27 @@
+"""Warnings, errors and small helpers shared across sunpy_nn."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sunpy.util.exceptions import SunpyUserWarning
+
+__all__ = ["SunpyNNUserWarning", "WeightsError", "sha256sum"]
+
+
+class SunpyNNUserWarning(SunpyUserWarning):
+    """Warning about input that sunpy_nn processes but whose result may not be trustworthy."""
+
+
+class WeightsError(ValueError):
+    """A weight file is missing, corrupt, has the wrong hash, or does not fit the network."""
+
+
+def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
