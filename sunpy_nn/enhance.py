@@ -495,7 +495,9 @@ def _enhance_one(smap, kind, model, info, device, tile_size, normalisation, prog
         f"sunpy_nn {__version__} enhance_map: Enhance x2 deconvolution/super-resolution (Diaz Baso & Asensio "
         f"Ramos 2018), kind={kind}, model={info.name}, sha256={info.sha256}, normalisation {norm.describe()}"
     )
-    meta["history"] = (meta.get("history", "") + "\n" + history).strip("\n")
+    old = meta.get("history", "")
+    old = old if isinstance(old, str) else "\n".join(str(h) for h in old)  # astropy keeps HISTORY as cards
+    meta["history"] = (old + "\n" + history).strip("\n")
     meta["snnvers"] = __version__
     meta["snnmodel"] = info.name
     meta["snnsha"] = info.sha256 or "none"

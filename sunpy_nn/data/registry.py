@@ -115,15 +115,17 @@ def _build(config: dict | None, default: type[nn.Module], path: Path) -> nn.Modu
 
 
 def _load_state(model: nn.Module, state: dict, path: Path) -> None:
-    result = model.load_state_dict(state, strict=False)
     target = model.state_dict()
-    bad = [k for k, v in state.items() if k in target and tuple(v.shape) != tuple(target[k].shape)]
-    if result.missing_keys or result.unexpected_keys or bad:
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    bad = sorted(k for k in set(state) & set(target) if tuple(state[k].shape) != tuple(target[k].shape))
+    if missing or unexpected or bad:
         raise WeightsError(
             f"Weight file {path} does not match {type(model).__name__}({getattr(model, 'config', '')}): "
-            f"missing keys {list(result.missing_keys)}, unexpected keys {list(result.unexpected_keys)}, "
-            f"wrong shapes {bad}. Was it trained for another architecture?"
+            f"missing keys {missing}, unexpected keys {unexpected}, wrong shapes {bad}. "
+            "Was it trained for another architecture?"
         )
+    model.load_state_dict(state, strict=True)
 
 
 def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Module], verify: bool = True):
@@ -220,10 +222,15 @@ def save_weights(model: nn.Module, path: str | Path, *, name: str | None = None,
         {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "config": model.config, "state_dict": state},
         path,
     )
-    full = {"name": name, "file": path.name, "sha256": sha256sum(path), "architecture": model.config}
-    full["n_parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    full["sunpy_nn_version"] = __version__
-    full.update(card or {})
+    full = {
+        "name": name,
+        "file": path.name,
+        "architecture": model.config,
+        "n_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "sunpy_nn_version": __version__,
+        **(card or {}),
+        "sha256": sha256sum(path),  # last: a card passed in can never carry a stale hash
+    }
     with open(path.with_suffix(".json"), "w") as f:
         json.dump(full, f, indent=2, sort_keys=False)
         f.write("\n")

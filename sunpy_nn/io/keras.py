@@ -57,6 +57,8 @@ def read_keras_hdf5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         layers: dict[str, dict[str, np.ndarray]] = {}
         for raw in root.attrs["layer_names"]:
             name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if name not in root:
+                raise WeightsError(f"{path}: layer {name!r} is listed in 'layer_names' but absent; is the file truncated?")
             group = root[name]
             arrays: dict[str, np.ndarray] = {}
             group.visititems(

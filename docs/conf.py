@@ -1,0 +1,83 @@
+"""
+Configuration file for the Sphinx documentation builder of sunpy_nn.
+
+Build with::
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+
+The build works offline. Cross-links to other projects' documentation (intersphinx) need the network, so they
+are switched on only when ``SUNPY_NN_DOCS_INTERSPHINX=1`` is set or the build runs on Read the Docs.
+"""
+
+import datetime
+import os
+
+from packaging.version import Version
+
+from sunpy_nn import __version__
+
+# -- Project information ---------------------------------------------------------------------------------------
+project = "sunpy_nn"
+author = "The sunpy_nn developers"
+copyright = f"{datetime.datetime.now(datetime.timezone.utc).year}, {author}"  # noqa: A001
+
+_version = Version(__version__)
+release = __version__
+# A short X.Y.Z (plus .devN) for the page header, without the git hash of development versions.
+version = f"{_version.base_version}.dev{_version.dev}" if _version.is_devrelease else _version.base_version
+is_release = not (_version.is_prerelease or _version.is_devrelease)
+
+# -- General configuration -------------------------------------------------------------------------------------
+on_rtd = os.environ.get("READTHEDOCS", "") == "True"
+use_intersphinx = on_rtd or os.environ.get("SUNPY_NN_DOCS_INTERSPHINX", "") == "1"
+
+extensions = [
+    "sphinx_automodapi.automodapi",
+    "sphinx_automodapi.smart_resolver",
+    "numpydoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx_changelog",
+]
+if use_intersphinx:
+    extensions.append("sphinx.ext.intersphinx")
+
+root_doc = "index"
+source_suffix = {".rst": "restructuredtext"}
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+# Treat everything in single backticks as a Python cross-reference, as the docstrings do.
+default_role = "obj"
+
+# Unresolved cross-references (to numpy, torch, sunpy... when intersphinx is off) are rendered as plain
+# code rather than failing the build.
+nitpicky = False
+
+# -- sphinx-automodapi -----------------------------------------------------------------------------------------
+# Inheritance diagrams need Graphviz's ``dot`` program, which is not a Python dependency.
+automodapi_inheritance_diagram = False
+automodapi_toctreedirnm = "api"
+automodsumm_inherited_members = False
+
+# -- numpydoc --------------------------------------------------------------------------------------------------
+# automodapi already writes the member tables of classes; numpydoc's would be duplicates.
+numpydoc_show_class_members = False
+# Cross-referencing of parameter types is left to the backtick roles written in the docstrings.
+numpydoc_xref_param_type = False
+
+# -- intersphinx -----------------------------------------------------------------------------------------------
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", None),
+    "numpy": ("https://numpy.org/doc/stable/", None),
+    "scipy": ("https://docs.scipy.org/doc/scipy/", None),
+    "astropy": ("https://docs.astropy.org/en/stable/", None),
+    "sunpy": ("https://docs.sunpy.org/en/stable/", None),
+    "ndcube": ("https://docs.sunpy.org/projects/ndcube/en/stable/", None),
+    "torch": ("https://docs.pytorch.org/docs/stable/", None),
+}
+
+# -- Options for HTML output -----------------------------------------------------------------------------------
+html_theme = "sunpy"
+html_title = f"sunpy_nn {version}"
+html_static_path = []

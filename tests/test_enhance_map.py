@@ -1,0 +1,372 @@
+"""enhance_map: WCS, normalisation, NaN handling, metadata and provenance, bad input."""
+
+import copy
+import warnings
+
+import astropy.units as u
+import numpy as np
+import pytest
+import sunpy.data.test
+import sunpy.map
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from sunpy.coordinates import frames
+from sunpy.map.sources import HMIMap
+
+import sunpy_nn
+from sunpy_nn import SunpyNNUserWarning, enhance_map
+from sunpy_nn.data import save_weights
+from sunpy_nn.enhance import detect_kind, normalise, superres_meta
+from sunpy_nn.utils import sha256sum
+
+from .helpers import random_enhance_net, shared_file, upsampling_enhance_net
+
+UP = upsampling_enhance_net()
+NET = random_enhance_net(depth=1, n_filters=8)
+
+
+def up2(a):
+    return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+
+
+@pytest.fixture
+def hmi_full_disk():
+    """sunpy's real rotated (CROTA2 ~ 180 deg) full-disk HMI continuum map, off-disk NaN."""
+    return sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits"))
+
+
+def hmi_map(data, unit=u.dimensionless_unscaled, scale=0.504, rotation=0 * u.deg, **kw):
+    """An HMI map at disk centre with a header made by make_fitswcs_header."""
+    obs = SkyCoord(
+        0 * u.arcsec, 0 * u.arcsec, obstime="2014-03-01T00:00:00", observer="earth", frame=frames.Helioprojective
+    )
+    header = sunpy.map.make_fitswcs_header(
+        data,
+        obs,
+        scale=[scale, scale] * u.arcsec / u.pix,
+        rotation_angle=rotation,
+        telescope="SDO/HMI",
+        instrument="HMI_SIDE1",
+        unit=unit,
+        **kw,
+    )
+    return sunpy.map.Map(data, header)
+
+
+def sharp_map(which="magnetogram"):
+    path = shared_file("sharp", f"hmi.sharp_cea_720s.377.20110215_020000_TAI.{which}.fits")
+    with fits.open(path) as hdul:
+        hdul.verify("silentfix")
+        return sunpy.map.Map(hdul[1].data, hdul[1].header)
+
+
+def quiet(fn, *a, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SunpyNNUserWarning)
+        return fn(*a, **kw)
+
+
+# ------------------------------------------------------------------------------------------------------------- WCS
+def assert_same_sky(before, after, atol_arcsec=1e-6):
+    """Outer pixel edges and interior points land on the same place of the Sun before and after x2."""
+    ny, nx = before.data.shape
+    rng = np.random.default_rng(0)
+    x = np.concatenate([[-0.5, nx - 0.5, -0.5, nx - 0.5, (nx - 1) / 2], rng.uniform(-0.5, nx - 0.5, 50)])
+    y = np.concatenate([[-0.5, -0.5, ny - 0.5, ny - 0.5, (ny - 1) / 2], rng.uniform(-0.5, ny - 0.5, 50)])
+    a = before.wcs.pixel_to_world(x, y)
+    b = after.wcs.pixel_to_world(2 * x + 0.5, 2 * y + 0.5)  # input pixel x is output pixel 2x + 0.5 (0-based)
+    sep = a.separation(b).to(u.arcsec)
+    assert np.all(sep < atol_arcsec * u.arcsec), sep.max()
+    # and the new outer edge really is the output image's outer edge
+    assert after.data.shape == (2 * ny, 2 * nx)
+
+
+def test_wcs_rotated_full_disk_hmi(hmi_full_disk):
+    assert abs(hmi_full_disk.meta["crota2"] - 180) < 1
+    out = quiet(enhance_map, hmi_full_disk, weights=NET, progress=False)
+    assert_same_sky(hmi_full_disk, out)
+    assert out.meta["crpix1"] == 2 * hmi_full_disk.meta["crpix1"] - 0.5
+    assert out.meta["cdelt1"] == hmi_full_disk.meta["cdelt1"] / 2
+    assert out.meta["crota2"] == hmi_full_disk.meta["crota2"]
+    assert out.meta["crval1"] == hmi_full_disk.meta["crval1"]
+    np.testing.assert_allclose(out.rotation_matrix, hmi_full_disk.rotation_matrix, rtol=0, atol=0)
+
+
+def test_wcs_sharp_cea():
+    smap = sharp_map("magnetogram")
+    assert isinstance(smap, HMIMap) and smap.coordinate_frame.name == "heliographic_carrington"
+    sub = smap.submap([300, 100] * u.pix, top_right=[379, 179] * u.pix)  # keep the test fast
+    out = enhance_map(sub, weights=NET, progress=False)  # 0.03 deg CEA pixels are ~0.5 arcsec: no warning
+    assert_same_sky(sub, out)
+    assert out.meta["ctype1"] == "CRLN-CEA" and out.meta["cdelt1"] == pytest.approx(0.015)
+
+
+def test_wcs_rotated_made_header():
+    data = np.random.default_rng(0).normal(0, 100, (40, 56))
+    smap = hmi_map(data, unit=u.G, rotation=30 * u.deg, reference_pixel=[10.3, 31.7] * u.pix)
+    out = enhance_map(smap, weights=NET, progress=False)
+    assert_same_sky(smap, out)
+    np.testing.assert_allclose(out.rotation_matrix, smap.rotation_matrix, rtol=1e-15)
+
+
+def test_wcs_cd_matrix_header():
+    data = np.random.default_rng(1).normal(0, 100, (30, 30))
+    smap = hmi_map(data, unit=u.G, rotation=12 * u.deg)
+    meta = copy.deepcopy(smap.meta)
+    for i in (1, 2):
+        for j in (1, 2):
+            meta[f"cd{i}_{j}"] = meta.pop(f"pc{i}_{j}") * meta[f"cdelt{i}"]
+    del meta["cdelt1"], meta["cdelt2"]
+    cd_map = sunpy.map.Map(data, meta)
+    out = enhance_map(cd_map, weights=NET, progress=False)
+    assert_same_sky(cd_map, out)
+    assert out.meta["cd1_2"] == pytest.approx(meta["cd1_2"] / 2, rel=1e-15)
+
+
+def test_wcs_agrees_with_sunpy_resample(hmi_full_disk):
+    out = quiet(enhance_map, hmi_full_disk, weights=NET, progress=False)
+    ref = hmi_full_disk.resample(u.Quantity(out.dimensions))
+    for key in ("crpix1", "crpix2", "cdelt1", "cdelt2", "crval1", "crval2", "crota2", "naxis1", "naxis2"):
+        assert out.meta[key] == pytest.approx(ref.meta[key], rel=1e-12), key
+    ny, nx = out.data.shape
+    xx, yy = np.meshgrid(np.linspace(-0.5, nx - 0.5, 7), np.linspace(-0.5, ny - 0.5, 7))
+    sep = out.wcs.pixel_to_world(xx, yy).separation(ref.wcs.pixel_to_world(xx, yy))
+    assert np.all(sep < 1e-6 * u.arcsec)
+
+
+def test_superres_meta_scales_hmi_pixel_keywords():
+    smap = hmi_map(np.ones((20, 20)), unit=u.G)
+    meta = copy.deepcopy(smap.meta)
+    meta.update({"r_sun": 1900.0, "x0_mp": 2047.3, "imscl_mp": 0.504, "dataskew": 0.1})
+    new = superres_meta(sunpy.map.Map(smap.data, meta))
+    assert new["r_sun"] == 3800.0 and new["imscl_mp"] == 0.252 and new["x0_mp"] == 2 * 2047.3 + 0.5
+    assert "dataskew" not in new  # stale statistics removed
+
+
+# ------------------------------------------------------------------------------------------------------ kind, units
+def test_kind_from_metadata(hmi_full_disk):
+    assert detect_kind(hmi_full_disk) == "intensity"
+    assert detect_kind(hmi_map(np.ones((10, 10)), unit=u.G)) == "blos"
+    assert detect_kind(sharp_map("magnetogram")) == "blos"  # CONTENT 'HMI observable', BUNIT Mx/cm^2
+    assert detect_kind(sharp_map("continuum")) == "intensity"  # BUNIT DN/s
+    meta = copy.deepcopy(hmi_full_disk.meta)
+    meta["content"] = "MAGNETOGRAM"
+    meta["bunit"] = "Gauss"
+    assert detect_kind(sunpy.map.Map(hmi_full_disk.data, meta)) == "blos"
+
+
+def test_unknown_kind_asks_for_kind():
+    with pytest.raises(ValueError, match="Pass kind='intensity' or kind='blos'"):
+        enhance_map(hmi_map(np.ones((20, 20))), weights=NET)
+
+
+def test_invalid_kind_and_units():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        enhance_map(hmi_map(np.ones((20, 20))), kind="velocity", weights=NET)
+    with pytest.raises(ValueError, match=r"must be in Gauss.*meta\['bunit'\]"):
+        enhance_map(hmi_map(np.ones((20, 20)), unit=u.ct / u.s), kind="blos", weights=NET)
+    with pytest.raises(ValueError, match="pass kind='blos'"):
+        enhance_map(hmi_map(np.ones((20, 20)), unit=u.G), kind="intensity", weights=NET)
+
+
+# ---------------------------------------------------------------------------------------------------- normalisation
+def test_magnetogram_kg_round_trip_and_flux():
+    # The upsampling network returns its input: the output must be the input field, in Gauss, on 4x the pixels,
+    # so the total unsigned flux (|B| x pixel area) is unchanged.
+    path = shared_file("enhance", "hmi_blos_200.fits")
+    data = fits.getdata(path)
+    smap = hmi_map(data, unit=u.G)
+    out = enhance_map(smap, weights=UP, progress=False)
+    assert out.unit == u.G
+    np.testing.assert_allclose(out.data, up2(data), rtol=1e-6, atol=1e-3)
+    assert np.abs(out.data).sum() / 4 == pytest.approx(np.abs(data).sum(), rel=1e-6)
+    assert "kG" in out.meta["snnnorm"]
+
+
+def test_quiet_sun_level_of_real_sunspot_image():
+    # The cut-out is already ~I/Ic: the robust quiet-Sun level must sit at the granulation peak of the histogram
+    # (1.02 in this file) despite the umbra and penumbra, which pull the plain mean down to 0.94.
+    data = fits.getdata(shared_file("enhance", "hmi_continuum_sunspot_200.fits")).astype(float)
+    assert data.min() < 0.2  # the umbra is in the field of view
+    counts, edges = np.histogram(data, bins=160, range=(0.5, 1.3))
+    peak = edges[counts.argmax()] + 0.0025
+    norm = normalise(hmi_map(data), data, "intensity", "quiet_sun")
+    assert norm.method == "quiet_sun" and norm.scale == pytest.approx(peak, abs=0.01)
+    assert data.mean() < norm.scale - 0.05
+    scaled = data * 52_000.0  # the same image in DN/s
+    assert normalise(hmi_map(scaled), scaled, "intensity", "quiet_sun").scale == pytest.approx(52_000 * norm.scale)
+
+
+def synthetic_disk(u2=0.45, v2=0.15, i0=50_000.0, n=256, seed=0):
+    """A full-disk continuum image with a known quadratic limb-darkening law, granulation noise and a sunspot."""
+    rsun = 960.0
+    scale = 2.2 * rsun / n
+    yy, xx = np.mgrid[0:n, 0:n]
+    c = (n - 1) / 2
+    rho2 = ((xx - c) ** 2 + (yy - c) ** 2) * scale**2 / rsun**2
+    mu = np.sqrt(np.clip(1 - rho2, 0, 1))
+    img = i0 * (1 - u2 * (1 - mu) - v2 * (1 - mu) ** 2)
+    img *= 1 + 0.03 * np.random.default_rng(seed).normal(size=img.shape)
+    img[(xx - c - 30) ** 2 + (yy - c + 20) ** 2 < 36] *= 0.3  # a sunspot must not bias the fit
+    img[rho2 >= 1] = np.nan
+    smap = hmi_map(img, unit=u.ct / u.s, scale=scale)
+    meta = copy.deepcopy(smap.meta)
+    meta["rsun_obs"] = rsun
+    return sunpy.map.Map(img, meta), mu
+
+
+def test_limb_darkening_fit_recovers_law():
+    smap, mu = synthetic_disk()
+    norm = quiet(normalise, smap, smap.data, "intensity")
+    assert norm.method == "limb_darkening"
+    assert norm.scale == pytest.approx(50_000, rel=0.005)
+    assert norm.coeffs[0] == pytest.approx(0.45, abs=0.02)
+    assert norm.coeffs[1] == pytest.approx(0.15, abs=0.04)
+
+
+def test_full_disk_normalised_to_one_everywhere_and_undone():
+    smap, mu = synthetic_disk()
+    out = quiet(enhance_map, smap, weights=UP, progress=False)
+    # The upsampling network passes the normalised data through, so undoing the normalisation must give back
+    # the input level everywhere on the disk, centre and limb alike (to the change of the profile within a pixel).
+    on = np.isfinite(smap.data) & (mu > 0.2)
+    ratio = out.data.reshape(smap.data.shape[0], 2, smap.data.shape[1], 2).mean(axis=(1, 3))[on] / smap.data[on]
+    assert np.abs(ratio - 1).max() < 0.01
+    assert out.meta["snnnorm"] == "limb_darkening"
+    # and the network saw I/Ic ~ 1 across the disk
+    norm = quiet(normalise, smap, smap.data, "intensity")
+    ny, nx = smap.data.shape
+    seen = smap.data / (norm.scale * norm.profile(np.arange(nx)[None], np.arange(ny)[:, None]))
+    for lo, hi in [(0.9, 1.0), (0.5, 0.6), (0.2, 0.3)]:
+        ring = on & (mu > lo) & (mu <= hi)
+        assert np.median(seen[ring]) == pytest.approx(1.0, abs=0.01), (lo, hi)
+
+
+def test_real_full_disk_ld_normalisation(hmi_full_disk):
+    data = hmi_full_disk.data.astype(float)
+    norm = normalise(hmi_full_disk, data, "intensity")
+    assert norm.method == "limb_darkening"
+    assert norm.scale == pytest.approx(np.nanmax(data), rel=0.2)  # disk-centre intensity
+    assert 0.3 < norm.coeffs[0] < 0.9  # physical limb darkening at 617 nm
+
+
+# ------------------------------------------------------------------------------------------------------------- NaN
+def test_off_disk_nan_stays_nan_and_valid_pixels_finite(hmi_full_disk):
+    out = quiet(enhance_map, hmi_full_disk, weights=NET, progress=False)
+    nan_in = np.isnan(hmi_full_disk.data)
+    assert nan_in.any()
+    np.testing.assert_array_equal(np.isnan(out.data), up2(nan_in))
+
+
+def test_nan_never_leaks_into_valid_pixels():
+    rng = np.random.default_rng(3)
+    data = 1 + 0.05 * rng.normal(size=(80, 90))
+    holed = data.copy()
+    holed[30:40, 20:35] = np.nan
+    a = quiet(enhance_map, hmi_map(holed), kind="intensity", normalisation="none", weights=NET, progress=False).data
+    b = quiet(enhance_map, hmi_map(data), kind="intensity", normalisation="none", weights=NET, progress=False).data
+    hole = up2(np.isnan(holed))
+    assert np.isnan(a[hole]).all() and np.isfinite(a[~hole]).all()
+    # beyond the receptive field of the hole the result is exactly that of the image without the hole
+    r = NET.receptive_radius
+    far = np.ones_like(data, bool)
+    far[30 - r : 40 + r, 20 - r : 35 + r] = False
+    np.testing.assert_array_equal(a[up2(far)], b[up2(far)])
+
+
+def test_mask_is_treated_as_missing():
+    data = np.random.default_rng(4).normal(0, 50, (32, 32))
+    mask = np.zeros(data.shape, bool)
+    mask[:4] = True
+    smap = sunpy.map.Map(data, hmi_map(data, unit=u.G).meta, mask=mask)
+    out = enhance_map(smap, weights=UP, progress=False)
+    assert np.isnan(out.data[:8]).all() and out.mask is not None and out.mask[:8].all() and not out.mask[8:].any()
+
+
+# -------------------------------------------------------------------------------------------- metadata, provenance
+def test_metadata_class_plot_settings_and_provenance(tmp_path, hmi_full_disk):
+    weights = save_weights(NET, tmp_path / "test_model.pt")
+    before_meta = copy.deepcopy(hmi_full_disk.meta)
+    before_data = hmi_full_disk.data.copy()
+    out = quiet(enhance_map, hmi_full_disk, weights=weights, progress=False)
+    assert isinstance(out, HMIMap)
+    assert out.plot_settings["cmap"] == hmi_full_disk.plot_settings["cmap"]
+    assert out.plot_settings is not hmi_full_disk.plot_settings
+    for key in ("telescop", "instrume", "content", "t_obs", "date-obs", "wavelnth", "dsun_obs", "crlt_obs", "quality"):
+        assert out.meta[key] == hmi_full_disk.meta[key], key
+    assert out.date == hmi_full_disk.date and out.observer_coordinate == hmi_full_disk.observer_coordinate
+    assert out.meta["snnvers"] == sunpy_nn.__version__
+    assert out.meta["snnmodel"] == "test_model"
+    assert out.meta["snnsha"] == sha256sum(weights)
+    assert sha256sum(weights) in out.meta["history"] and "sunpy_nn" in out.meta["history"]
+    assert out.meta["datamax"] == pytest.approx(np.nanmax(out.data)) and out.meta["totvals"] == out.data.size
+    # the input map is untouched
+    np.testing.assert_array_equal(hmi_full_disk.data, before_data)
+    assert dict(hmi_full_disk.meta) == dict(before_meta)
+    assert not np.shares_memory(out.data, hmi_full_disk.data)
+
+
+def test_map_sequence_in_sequence_out():
+    maps = [hmi_map(np.random.default_rng(i).normal(0, 80, (24, 24)), unit=u.G) for i in range(3)]
+    seq = enhance_map(sunpy.map.Map(maps, sequence=True), weights=UP, progress=False)
+    assert isinstance(seq, sunpy.map.MapSequence) and len(seq) == 3
+    for m, o in zip(maps, seq, strict=True):
+        np.testing.assert_allclose(o.data, up2(m.data), atol=1e-3)
+
+
+def test_integer_data_accepted_as_float():
+    data = np.arange(400, dtype=np.int16).reshape(20, 20) - 200
+    out = enhance_map(hmi_map(data, unit=u.G), weights=UP, progress=False)
+    assert out.data.dtype.kind == "f"
+    np.testing.assert_allclose(out.data, up2(data), atol=1e-3)
+
+
+def test_tile_size_does_not_change_result():
+    data = np.random.default_rng(5).normal(0, 100, (70, 65))
+    smap = hmi_map(data, unit=u.G)
+    a = enhance_map(smap, weights=NET, tile_size=32, progress=False).data
+    b = enhance_map(smap, weights=NET, tile_size=512, progress=False).data
+    assert np.abs(a - b).max() <= 1e-5 * np.ptp(b)
+
+
+# ------------------------------------------------------------------------------------------------------ bad input
+def test_all_nan_map():
+    with pytest.raises(ValueError, match="all NaN"):
+        enhance_map(hmi_map(np.full((20, 20), np.nan), unit=u.G), weights=NET)
+
+
+def test_infinite_pixels():
+    data = np.ones((20, 20))
+    data[3, 3] = np.inf
+    with pytest.raises(ValueError, match="1 infinite pixels.*NaN"):
+        enhance_map(hmi_map(data, unit=u.G), weights=NET)
+
+
+def test_too_small():
+    with pytest.raises(ValueError, match=r"7x20 px.*at least 8x8"):
+        enhance_map(hmi_map(np.ones((7, 20)), unit=u.G), weights=NET)
+
+
+def test_not_2d():
+    from sunpy_nn.enhance import enhance_array
+
+    with pytest.raises(ValueError, match="2-D"):
+        enhance_array(np.ones((3, 20, 20)), NET)
+    with pytest.raises(TypeError, match="sunpy Map"):
+        enhance_map(np.ones((20, 20)), weights=NET)
+
+
+def test_non_hmi_instrument_warns():
+    smap = hmi_map(np.ones((20, 20)), unit=u.G)
+    meta = copy.deepcopy(smap.meta)
+    meta.update({"telescop": "SOHO", "instrume": "MDI", "detector": "MDI"})
+    with pytest.warns(SunpyNNUserWarning, match="trained for SDO/HMI.*MDI"):
+        enhance_map(sunpy.map.Map(smap.data, meta), weights=NET, progress=False)
+
+
+def test_wrong_pixel_scale_warns(hmi_full_disk):
+    with pytest.warns(SunpyNNUserWarning, match=r"20\.66 arcsec/pix.*Resample first"):
+        enhance_map(hmi_full_disk, weights=NET, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SunpyNNUserWarning)  # within 10 %: silent
+        enhance_map(hmi_map(np.ones((20, 20)), unit=u.G, scale=0.53), weights=NET, progress=False)

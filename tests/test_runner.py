@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+import torch
+
+from sunpy_nn.nn import default_tile_size, resolve_device, run_tiled, tile_windows
+
+from .helpers import random_enhance_net
+
+NET = random_enhance_net(depth=2, n_filters=16)
+
+
+def _whole(net, img):
+    with torch.inference_mode():
+        return net(torch.from_numpy(img.astype(np.float32))[None, None])[0, 0].numpy()
+
+
+@pytest.mark.parametrize(
+    ("shape", "tile"),
+    [
+        ((97, 61), 40),  # odd sizes, several tiles
+        ((131, 127), 48),  # primes
+        ((13, 17), 64),  # smaller than one tile
+        ((64, 200), 30),  # wide, many small tiles
+        ((31, 30), 30),  # tile equal to the image edge
+    ],
+)
+def test_tiled_equals_whole_image(shape, tile):
+    img = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    ref = _whole(NET, img)
+    out = run_tiled(NET, img, scale=2, halo=NET.receptive_radius, tile_size=tile, batch_size=3, progress=False)
+    assert out.shape == (2 * shape[0], 2 * shape[1])
+    assert np.abs(out - ref).max() <= 1e-5 * np.ptp(ref)
+
+
+def test_halo_smaller_than_receptive_field_shows_seams():
+    # The equality above is due to the halo: one pixel less and the tile borders show.
+    img = np.random.default_rng(2).normal(size=(97, 61)).astype(np.float32)
+    ref = _whole(NET, img)
+    out = run_tiled(NET, img, scale=2, halo=NET.receptive_radius - 1, tile_size=40, progress=False)
+    assert np.abs(out - ref).max() > 1e-4 * np.ptp(ref)
+
+
+def test_batch_size_does_not_change_result():
+    img = np.random.default_rng(3).normal(size=(90, 77)).astype(np.float32)
+    kw = {"scale": 2, "halo": NET.receptive_radius, "tile_size": 40, "progress": False}
+    np.testing.assert_array_equal(run_tiled(NET, img, batch_size=1, **kw), run_tiled(NET, img, batch_size=7, **kw))
+
+
+def test_preallocated_output_and_channels():
+    img = np.random.default_rng(4).normal(size=(1, 50, 45)).astype(np.float32)
+    out = np.full((1, 100, 90), np.nan, dtype=np.float32)
+    res = run_tiled(NET, img, scale=2, halo=NET.receptive_radius, tile_size=32, out=out, progress=False)
+    assert res is out and np.isfinite(out).all()
+    np.testing.assert_allclose(out[0], _whole(NET, img[0]), atol=1e-5 * np.ptp(out))
+
+
+@pytest.mark.parametrize("align", [1, 4])
+@pytest.mark.parametrize("size", [1, 7, 40, 41, 100, 257, 1000])
+def test_tile_windows_cover_axis_with_halo(size, align):
+    size = max(align, size - size % align)
+    window, halo = 64, 9
+    wins = tile_windows(size, window, halo, align)
+    cores = [(a, b) for _, a, b in wins]
+    assert cores[0][0] == 0 and cores[-1][1] == size
+    assert all(b0 == a1 for (_, b0), (a1, _) in zip(cores[:-1], cores[1:], strict=True))  # contiguous, no overlap
+    for w0, a, b in wins:
+        n = min(window, size)
+        assert 0 <= w0 and w0 + n <= size and w0 % align == 0
+        assert w0 == 0 or a - w0 >= halo  # halo on the left unless at the border
+        assert w0 + n == size or w0 + n - b >= halo
+
+
+def test_tile_too_small_for_halo():
+    with pytest.raises(ValueError, match="too small"):
+        tile_windows(100, 20, 10)
+
+
+def test_unaligned_image_is_rejected():
+    with pytest.raises(ValueError, match="multiple of align"):
+        tile_windows(101, 64, 4, align=4)
+
+
+def test_memory_is_bounded_by_tile_not_image():
+    # The network only ever sees tiles of the requested size, however large the image.
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(tuple(x.shape))
+            return x
+
+    run_tiled(Spy(), np.zeros((500, 700), np.float32), scale=1, halo=5, tile_size=64, batch_size=2, progress=False)
+    assert max(s[0] for s in seen) <= 2
+    assert {s[2:] for s in seen} == {(64, 64)}
+
+
+def test_default_tile_size_is_sane():
+    cpu = default_tile_size(torch.device("cpu"), n_filters=64, scale=2)
+    assert 64 <= cpu <= 2048 and cpu % 8 == 0
+    assert default_tile_size(torch.device("cuda"), 64, 2) > cpu
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device(None).type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_bad_image_dimensions():
+    with pytest.raises(ValueError, match="2-D"):
+        run_tiled(NET, np.zeros((2, 3, 20, 20)), scale=2, halo=7, progress=False)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; torch sees none on this machine")
+def test_cuda_matches_cpu():
+    img = np.random.default_rng(5).normal(size=(150, 133)).astype(np.float32)
+    kw = {"scale": 2, "halo": NET.receptive_radius, "tile_size": 64, "progress": False}
+    cpu = run_tiled(NET, img, device="cpu", **kw)
+    gpu = run_tiled(random_enhance_net(depth=2, n_filters=16), img, device="cuda", **kw)
+    assert np.abs(cpu - gpu).max() <= 5e-3 * np.ptp(cpu)  # cuDNN may use TF32 for fp32 convolutions
