@@ -9,16 +9,20 @@ Run from the repository root::
     python benchmarks/enhance_speed.py --device cuda --full-size 4096
     python benchmarks/enhance_speed.py --end-to-end    # also time sunpy_nn.enhance.enhance_array on a NaN-masked disk
 
-It prints
+It prints, in this order (the order in which the parts run):
 
-1. a 400x400 input through the paper network (depth 5, 64 filters, random weights, BatchNorm in eval mode), once via
+1. one full-disk-sized image (4096x4096; ``--full-size``) through ``run_tiled`` with the default tile size, in a
+   fresh subprocess so that the peak RSS (``ru_maxrss``) is that of this run: time, Mpix/s, tile size and number of
+   tiles, RSS before inference and peak RSS. With ``--end-to-end``, "1b" does the same through
+   ``sunpy_nn.enhance.enhance_array`` on a disk with NaN off-disk pixels, in a second fresh subprocess;
+2. a 400x400 input through the paper network (depth 5, 64 filters, random weights, BatchNorm in eval mode), once via
    ``run_tiled`` as a single tile and once as a direct ``model(x)`` under `torch.inference_mode`: the median time
    over several runs after a warm-up, Mpix/s (input pixels) and GFLOP/s with FLOPs = 2 * flops_per_pixel * pixels;
-2. one full-disk-sized image through ``run_tiled`` with the default tile size, in a fresh subprocess so that the
-   process' peak RSS (``ru_maxrss``) is the peak of this run: time, Mpix/s, tile size and count, RSS before inference
-   and peak RSS;
 3. tiled (``tile_size=256``) against whole-image inference at 1024x1024: both times, their ratio and the largest
-   difference between the two outputs relative to the output range (exactness of the tiling).
+   difference between the two outputs relative to the output range (exactness of the tiling);
+
+and a summary with the total wall time and how much CPU other processes took meanwhile (on a shared machine the
+timings are only as good as that figure).
 
 Times are wall-clock seconds (`time.perf_counter`, with `torch.cuda.synchronize` on a GPU).
 """
@@ -118,6 +122,49 @@ def _current_rss_mib() -> float | None:
     return pages * resource.getpagesize() / 2**20
 
 
+def _vm_hwm_mib() -> float | None:
+    """Peak RSS of the current address space (VmHWM); unlike ru_maxrss it does not inherit the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cpu_snapshot() -> tuple[float, float, float, float] | None:
+    """(wall s, machine busy CPU s, machine steal CPU s, CPU s of this process and its children) on Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already included in user/nice]
+    busy = sum(fields[:3]) + sum(fields[5:7])
+    steal = fields[7] if len(fields) > 7 else 0
+    own = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        own += ru.ru_utime + ru.ru_stime
+    return time.perf_counter(), busy / tick, steal / tick, own
+
+
+def _report_contention(start: tuple[float, float, float, float] | None) -> None:
+    end = _cpu_snapshot()
+    if start is None or end is None:
+        return
+    wall = end[0] - start[0]
+    others = max(0.0, (end[1] - start[1]) - (end[3] - start[3]))
+    steal = end[2] - start[2]
+    n = _cpu_count()
+    _row("CPU time of this benchmark + subprocesses", f"{end[3] - start[3]:.0f} s over {wall:.0f} s wall")
+    _row("CPU time used by other processes meanwhile", f"{others:.0f} s ({others / (wall * n):.0%} of {n} CPUs)")
+    _row("CPU steal time (hypervisor)", f"{steal:.0f} s")
+    if others > 0.05 * wall * n or steal > 0.05 * wall * n:
+        print("  !! the machine was busy with other work during the benchmark: the timings are pessimistic", flush=True)
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -146,7 +193,7 @@ def part_small(dev: torch.device, repeats: int) -> None:
     img = _make_image(SMALL)
     npix = img.size
     flops = 2 * model.flops_per_pixel * npix
-    _header(f"1. {SMALL}x{SMALL} input, EnhanceNet(depth={DEPTH}, n_filters={N_FILTERS}), median of {repeats} runs")
+    _header(f"2. {SMALL}x{SMALL} input, EnhanceNet(depth={DEPTH}, n_filters={N_FILTERS}), median of {repeats} runs")
     _row("parameters", f"{model.n_parameters}")
     _row("flops_per_pixel (multiply-adds / input px)", f"{model.flops_per_pixel}")
     _row("FLOPs per image (2 * flops_per_pixel * px)", f"{flops / 1e9:.1f} GFLOP")
@@ -234,11 +281,11 @@ def part_fulldisk_child(dev: torch.device, size: int, end_to_end: bool) -> None:
 
     if end_to_end:
         t, out = _timed(lambda: enhance_array(img, model, device=dev, progress=False), dev)
-        _header(f"2b. End to end: sunpy_nn.enhance.enhance_array on a {size}x{size} disk (NaN off disk), fresh process")
+        _header(f"1b. End to end: sunpy_nn.enhance.enhance_array on a {size}x{size} disk (NaN off disk), fresh process")
         _row("off-disk (NaN) pixels", f"{off_disk.mean():.1%} (disk radius {DISK_RADIUS * size:.0f} px)")
     else:
         t, out = _timed(lambda: run_tiled(model, img, scale=2, halo=halo, device=dev, progress=False), dev)
-        _header(f"2. Full disk: run_tiled on {size}x{size} with the default tile size, one run in a fresh process")
+        _header(f"1. Full disk: run_tiled on {size}x{size} with the default tile size, one run in a fresh process")
     assert out.shape == (2 * size, 2 * size)
     _row("time", f"{t:.1f} s")
     _row("throughput", f"{_rate(npix, t)}, {_gflops(model, npix, t):.1f} GFLOP/s (image px)")
@@ -251,6 +298,9 @@ def part_fulldisk_child(dev: torch.device, size: int, end_to_end: bool) -> None:
     _row("RSS before inference (model + input loaded)", f"{before}   (peak so far {peak_before:.0f} MiB)")
     peak = _peak_rss_mib()
     _row("peak RSS of the process (ru_maxrss)", f"{peak:.0f} MiB")
+    hwm = _vm_hwm_mib()
+    if hwm is not None:
+        _row("  cross-check: VmHWM from /proc/self/status", f"{hwm:.0f} MiB")
     if rss_before is not None:
         _row("peak RSS - RSS before inference", f"{peak - rss_before:.0f} MiB")
     if dev.type == "cuda":
@@ -299,12 +349,21 @@ def main(argv: list[str] | None = None) -> int:
     _row("device", f"{dev}{gpu}")
     _row("settings", f"{'--quick' if args.quick else 'default'}; full-disk size {full_size}")
 
-    part_small(dev, repeats_small)
+    if hasattr(os, "getloadavg"):
+        _row("load average (1, 5, 15 min) at start", ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    cpu_start = _cpu_snapshot()
+
+    # The full-disk run goes first: a child process inherits its parent's peak RSS as the floor of its own
+    # ru_maxrss (Linux keeps the maximum across fork/exec), so the parent must still be small when it starts it.
     part_fulldisk(dev, full_size, end_to_end=False)
     if args.end_to_end:
         part_fulldisk(dev, full_size, end_to_end=True)
+    part_small(dev, repeats_small)
     part_compare(dev, cmp_size, cmp_tile, repeats_cmp)
-    print(f"\nTotal benchmark wall time: {time.perf_counter() - t_start:.0f} s", flush=True)
+
+    _header("Summary")
+    _row("total benchmark wall time", f"{time.perf_counter() - t_start:.0f} s")
+    _report_contention(cpu_start)
     return 0
 
 

@@ -19,13 +19,12 @@ from sunpy_nn import __version__
 # -- Project information ---------------------------------------------------------------------------------------
 project = "sunpy_nn"
 author = "The sunpy_nn developers"
-copyright = f"{datetime.datetime.now(datetime.timezone.utc).year}, {author}"  # noqa: A001
+copyright = f"{datetime.datetime.now(datetime.timezone.utc).year}, {author}"
 
 _version = Version(__version__)
 release = __version__
 # A short X.Y.Z (plus .devN) for the page header, without the git hash of development versions.
 version = f"{_version.base_version}.dev{_version.dev}" if _version.is_devrelease else _version.base_version
-is_release = not (_version.is_prerelease or _version.is_devrelease)
 
 # -- General configuration -------------------------------------------------------------------------------------
 on_rtd = os.environ.get("READTHEDOCS", "") == "True"
@@ -54,6 +53,9 @@ default_role = "obj"
 # code rather than failing the build.
 nitpicky = False
 
+# Do not show torch's docstrings for methods that sunpy_nn's networks override without one (e.g. ``forward``).
+autodoc_inherit_docstrings = False
+
 # -- sphinx-automodapi -----------------------------------------------------------------------------------------
 # Inheritance diagrams need Graphviz's ``dot`` program, which is not a Python dependency.
 automodapi_inheritance_diagram = False
@@ -81,3 +83,14 @@ intersphinx_mapping = {
 html_theme = "sunpy"
 html_title = f"sunpy_nn {version}"
 html_static_path = []
+
+
+# -- Hooks -----------------------------------------------------------------------------------------------------
+def _always_reread_changelog(app, env, added, changed, removed):
+    # The changelog page renders the towncrier fragments in ../changelog/, which Sphinx does not track:
+    # re-read it on every build so that incremental builds show new fragments.
+    return ["whatsnew/changelog"]
+
+
+def setup(app):
+    app.connect("env-get-outdated", _always_reread_changelog)

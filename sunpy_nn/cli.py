@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -30,7 +29,8 @@ def _enhance(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     result.save(out, overwrite=args.overwrite)
-    print(f"{args.input}: {smap.data.shape[1]}x{smap.data.shape[0]} -> {out}: {result.data.shape[1]}x{result.data.shape[0]}")
+    (ny, nx), (my, mx) = smap.data.shape, result.data.shape
+    print(f"{args.input}: {nx}x{ny} -> {out}: {mx}x{my}")
     return 0
 
 
@@ -80,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from sunpy_nn.utils import SunpyNNUserWarning, WeightsError
+    from sunpy_nn.utils import WeightsError
 
-    warnings.simplefilter("always", SunpyNNUserWarning)
     try:
         return args.func(args)
     except (WeightsError, ValueError, TypeError, OSError) as exc:

@@ -60,10 +60,26 @@ LIMB_DARKENING_600NM = (0.88, -0.23)
 _PIXEL_LENGTH_KEYS = {"r_sun": 2.0, "imscl_mp": 0.5}
 _PIXEL_POSITION_KEYS = ("x0_mp", "y0_mp")  # 0-based pixel positions
 # JSOC data statistics that would be stale after enhancement and are not recomputed.
-_STALE_STAT_KEYS = (
-    "dataskew datakurt datamin2 datamax2 datamea2 datamed2 datarms2 dataske2 datakur2 "
-    "datap01 datap10 datap25 datap75 datap90 datap95 datap98 datap99 satvals"
-).split()
+_STALE_STAT_KEYS = [
+    "dataskew",
+    "datakurt",
+    "datamin2",
+    "datamax2",
+    "datamea2",
+    "datamed2",
+    "datarms2",
+    "dataske2",
+    "datakur2",
+    "datap01",
+    "datap10",
+    "datap25",
+    "datap75",
+    "datap90",
+    "datap95",
+    "datap98",
+    "datap99",
+    "satvals",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------- kind
@@ -134,7 +150,8 @@ class Normalisation:
     def describe(self) -> str:
         if self.coeffs is None:
             return f"{self.method}: divided by {self.scale:.6g}"
-        return f"{self.method}: divided by {self.scale:.6g} * (1 - {self.coeffs[0]:.4f}(1-mu) - {self.coeffs[1]:.4f}(1-mu)^2)"
+        u2, v2 = self.coeffs
+        return f"{self.method}: divided by {self.scale:.6g} * (1 - {u2:.4f}(1-mu) - {v2:.4f}(1-mu)^2)"
 
 
 def _disk_geometry(smap: GenericMap) -> tuple[tuple[float, float], float] | None:
@@ -352,8 +369,17 @@ def enhance_array(
         data = data[tuple(idx)]
         del idx
     radius = getattr(model, "receptive_radius", 16)
-    out = run_tiled(model, data, scale=2, halo=radius, tile_size=tile_size, batch_size=batch_size,
-                    device=device, progress=progress, desc="Enhance")
+    out = run_tiled(
+        model,
+        data,
+        scale=2,
+        halo=radius,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+        desc="Enhance",
+    )
     if missing.any():
         out[np.repeat(np.repeat(missing, 2, axis=0), 2, axis=1)] = np.nan
     return out
@@ -384,8 +410,8 @@ def superres_meta(smap: GenericMap, factor: int = 2) -> dict:
     for key in ("cdelt1", "cdelt2", "cd1_1", "cd1_2", "cd2_1", "cd2_2"):
         if key in meta:
             meta[key] = meta[key] / factor
-    meta["crpix1"] = factor * (ref.x.to_value(u.pix) + 0.5) + 0.5
-    meta["crpix2"] = factor * (ref.y.to_value(u.pix) + 0.5) + 0.5
+    meta["crpix1"] = float(factor * (ref.x.to_value(u.pix) + 0.5) + 0.5)
+    meta["crpix2"] = float(factor * (ref.y.to_value(u.pix) + 0.5) + 0.5)
     ny, nx = smap.data.shape
     meta["naxis1"], meta["naxis2"] = nx * factor, ny * factor
     for key, f in _PIXEL_LENGTH_KEYS.items():
@@ -507,7 +533,6 @@ def _enhance_one(smap, kind, model, info, device, tile_size, normalisation, prog
     comments.update(
         SNNVERS="sunpy_nn version that enhanced the data",
         SNNMODEL="Enhance model name",
-        SNNSHA="SHA-256 of the Enhance weight file",
         SNNKIND="Enhance data kind",
         SNNNORM="normalisation applied for the network",
     )

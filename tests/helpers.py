@@ -16,7 +16,9 @@ def shared_file(*parts: str) -> Path:
     """Path of a file in ../shared/data, or skip the test saying why."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"reference data {path} is absent (the ../shared/data folder is only beside a development checkout)")
+        pytest.skip(
+            f"reference data {path} is absent (the ../shared/data folder is only beside a development checkout)"
+        )
     return path
 
 

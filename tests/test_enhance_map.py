@@ -216,7 +216,7 @@ def synthetic_disk(u2=0.45, v2=0.15, i0=50_000.0, n=256, seed=0):
 
 
 def test_limb_darkening_fit_recovers_law():
-    smap, mu = synthetic_disk()
+    smap, _ = synthetic_disk()
     norm = quiet(normalise, smap, smap.data, "intensity")
     assert norm.method == "limb_darkening"
     assert norm.scale == pytest.approx(50_000, rel=0.005)
@@ -338,7 +338,7 @@ def test_all_nan_map():
 def test_infinite_pixels():
     data = np.ones((20, 20))
     data[3, 3] = np.inf
-    with pytest.raises(ValueError, match="1 infinite pixels.*NaN"):
+    with pytest.raises(ValueError, match=r"1 infinite pixels.*NaN"):
         enhance_map(hmi_map(data, unit=u.G), weights=NET)
 
 

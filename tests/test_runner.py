@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -62,10 +64,10 @@ def test_tile_windows_cover_axis_with_halo(size, align):
     wins = tile_windows(size, window, halo, align)
     cores = [(a, b) for _, a, b in wins]
     assert cores[0][0] == 0 and cores[-1][1] == size
-    assert all(b0 == a1 for (_, b0), (a1, _) in zip(cores[:-1], cores[1:], strict=True))  # contiguous, no overlap
+    assert all(b0 == a1 for (_, b0), (a1, _) in itertools.pairwise(cores))  # contiguous, no overlap
     for w0, a, b in wins:
         n = min(window, size)
-        assert 0 <= w0 and w0 + n <= size and w0 % align == 0
+        assert w0 >= 0 and w0 + n <= size and w0 % align == 0
         assert w0 == 0 or a - w0 >= halo  # halo on the left unless at the border
         assert w0 + n == size or w0 + n - b >= halo
 

@@ -51,20 +51,24 @@ def read_keras_hdf5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     except OSError as exc:
         raise WeightsError(f"{path} is not a readable HDF5 file ({exc}); is it a Keras weight file?") from exc
     with f:
-        root = f["model_weights"] if "model_weights" in f else f  # full-model saves nest the weights
+        root = f.get("model_weights", f)  # full-model saves nest the weights
         if "layer_names" not in root.attrs:
             raise WeightsError(f"{path} has no 'layer_names' attribute: not a Keras 2 weight file")
         layers: dict[str, dict[str, np.ndarray]] = {}
         for raw in root.attrs["layer_names"]:
             name = raw.decode() if isinstance(raw, bytes) else str(raw)
             if name not in root:
-                raise WeightsError(f"{path}: layer {name!r} is listed in 'layer_names' but absent; is the file truncated?")
+                raise WeightsError(
+                    f"{path}: layer {name!r} is listed in 'layer_names' but absent; is the file truncated?"
+                )
             group = root[name]
             arrays: dict[str, np.ndarray] = {}
             group.visititems(
-                lambda key, obj, arrays=arrays: arrays.__setitem__(key.rsplit("/", 1)[-1].split(":")[0], obj[()])
-                if isinstance(obj, h5py.Dataset)
-                else None
+                lambda key, obj, arrays=arrays: (
+                    arrays.__setitem__(key.rsplit("/", 1)[-1].split(":")[0], obj[()])
+                    if isinstance(obj, h5py.Dataset)
+                    else None
+                )
             )
             if arrays:
                 layers[name] = arrays
@@ -102,7 +106,9 @@ def keras_to_state_dict(
     state: dict[str, torch.Tensor] = {}
     unmapped = sorted(set(layers) - set(mapping))
     if unmapped:
-        raise WeightsError(f"{source}: Keras layers {unmapped} have weights but no counterpart in {type(module).__name__}")
+        raise WeightsError(
+            f"{source}: Keras layers {unmapped} have weights but no counterpart in {type(module).__name__}"
+        )
     for kname, tname in mapping.items():
         if kname not in layers:
             raise WeightsError(f"{source}: Keras layer {kname!r} is missing (the file has {sorted(layers)})")
@@ -175,7 +181,9 @@ def load_keras_enhance(path: str | Path):
     tconvs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     tbns = [n for n, m in net.named_modules() if isinstance(m, nn.BatchNorm2d)]
     if len(convs) != len(tconvs):
-        raise WeightsError(f"{path}: {len(convs)} convolutions, but an Enhance network of depth {net.depth} has {len(tconvs)}")
+        raise WeightsError(
+            f"{path}: {len(convs)} convolutions, but an Enhance network of depth {net.depth} has {len(tconvs)}"
+        )
     mapping = dict(zip(convs, tconvs, strict=True)) | dict(zip(bns, tbns, strict=True))
     net.load_state_dict(keras_to_state_dict(layers, mapping, net, source=str(path)))
     return net.eval()
