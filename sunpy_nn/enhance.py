@@ -34,6 +34,7 @@ from sunpy_nn.utils import SunpyNNUserWarning, WeightsError
 __all__ = [
     "HMI_PIXEL_SCALE",
     "KINDS",
+    "LIMB_DARKENING_600NM",
     "Normalisation",
     "detect_kind",
     "enhance_array",
@@ -130,12 +131,18 @@ class Normalisation:
     in which case ``profile(x, y)`` is evaluated at (0-based) input pixel coordinates.
     """
 
+    #: Data kind, ``"intensity"`` or ``"blos"``.
     kind: str
-    method: str  # "quiet_sun", "limb_darkening", "limb_darkening_fixed_shape", "kG", "none"
+    #: ``"quiet_sun"``, ``"limb_darkening"``, ``"limb_darkening_fixed_shape"``, ``"kG"`` or ``"none"``.
+    method: str
+    #: Constant divisor: the quiet-Sun or disk-centre intensity, or Gauss per kG.
     scale: float
-    coeffs: tuple[float, float] | None = None  # (u2, v2) of the quadratic limb-darkening law
-    centre: tuple[float, float] | None = None  # disk centre, 0-based input pixels (x, y)
-    radius: float | None = None  # solar radius in input pixels
+    #: ``(u2, v2)`` of the quadratic limb-darkening law, or `None`.
+    coeffs: tuple[float, float] | None = None
+    #: Disk centre in 0-based input pixels ``(x, y)``.
+    centre: tuple[float, float] | None = None
+    #: Solar radius in input pixels.
+    radius: float | None = None
 
     def profile(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
         """Limb-darkening factor I(mu)/I(1) at input pixel coordinates (1 where there is none)."""
@@ -148,6 +155,7 @@ class Normalisation:
         return 1.0 - u2 * one_minus_mu - v2 * one_minus_mu**2
 
     def describe(self) -> str:
+        """One line for HISTORY and logs."""
         if self.coeffs is None:
             return f"{self.method}: divided by {self.scale:.6g}"
         u2, v2 = self.coeffs
@@ -317,8 +325,8 @@ def enhance_array(
     """
     Run Enhance on a plain array already in network units (I/Ic, or kG); numpy in, numpy out.
 
-    NaN pixels are filled with the nearest valid value for the network and set back to NaN (both pixels of
-    each x2 block) in the output. Because the fill comes from valid neighbours, nothing invalid can reach a
+    NaN pixels are filled with the nearest valid value for the network and set back to NaN (all four pixels
+    of their 2 x 2 block) in the output. Because the fill comes from valid neighbours, nothing invalid can reach a
     valid output pixel.
 
     Parameters
@@ -519,7 +527,7 @@ def _enhance_one(smap, kind, model, info, device, tile_size, normalisation, prog
     _update_stats(meta, out)
     history = (
         f"sunpy_nn {__version__} enhance_map: Enhance x2 deconvolution/super-resolution (Diaz Baso & Asensio "
-        f"Ramos 2018), kind={kind}, model={info.name}, sha256={info.sha256}, normalisation {norm.describe()}"
+        f"Ramos 2018), kind={kind}, model={info.name}, sha256={info.sha256 or 'none'}, normalisation {norm.describe()}"
     )
     old = meta.get("history", "")
     old = old if isinstance(old, str) else "\n".join(str(h) for h in old)  # astropy keeps HISTORY as cards

@@ -214,7 +214,7 @@ def save_weights(model: nn.Module, path: str | Path, *, name: str | None = None,
     """
     from sunpy_nn import __version__
 
-    path = Path(path).with_suffix(".pt")
+    path = Path(path).expanduser().with_suffix(".pt")
     path.parent.mkdir(parents=True, exist_ok=True)
     name = name or path.stem
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

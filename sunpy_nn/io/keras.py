@@ -159,7 +159,8 @@ def load_keras_enhance(path: str | Path):
     Parameters
     ----------
     path : str or `pathlib.Path`
-        The Keras weight file (for example ``network/keepsize_relu_c.h5`` of the Enhance release).
+        The Keras weight file (``network/intensity_weights.hdf5`` or ``network/blos_weights.hdf5`` of the Enhance
+        release).
 
     Returns
     -------

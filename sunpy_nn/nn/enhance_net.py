@@ -120,6 +120,7 @@ class EnhanceNet(nn.Module):
         return low + high
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(N, 1, H, W)`` normalised images to ``(N, 1, 2H, 2W)`` enhanced ones."""
         x0 = torch.relu(self.head(x))
         x = self.body_bn(self.body_conv(self.blocks(x0))) + x0
         x = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
