@@ -47,8 +47,12 @@ def training_images(kind: str, seed: int) -> tuple[list[np.ndarray], str]:
         gran = gran[:, ::-1] if i >= 4 else gran
         images.append(
             synthetic_blos(
-                gran, SCALE, plage=float(rng.uniform(0.0, 0.5)), sunspot=i % 3 == 0,
-                network_fraction=float(rng.uniform(0.02, 0.06)), seed=int(rng.integers(1 << 31)),
+                gran,
+                SCALE,
+                plage=float(rng.uniform(0.0, 0.5)),
+                sunspot=i % 3 == 0,
+                network_fraction=float(rng.uniform(0.02, 0.06)),
+                seed=int(rng.integers(1 << 31)),
             ).astype(np.float64)
         )
     desc = (
@@ -78,7 +82,8 @@ def main() -> None:
     run_dir = ROOT / "scripts" / "runs" / args.kind
     run_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+        level=logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
         handlers=[logging.FileHandler(run_dir / "train.log"), logging.StreamHandler()],
     )
     images, desc = training_images(args.kind, args.seed)
@@ -86,23 +91,39 @@ def main() -> None:
     common = {"pixel_scale": SCALE, "kind": args.kind}
     if args.kind == "intensity":
         common |= {"intensity_range": INTENSITY_RANGE, "intensity_fraction": INTENSITY_FRACTION}
-    train = make_enhance_pairs(images, n_patches=args.patches, region=(0.0, VALIDATION_REGION[0]), seed=args.seed, **common)
+    train = make_enhance_pairs(
+        images, n_patches=args.patches, region=(0.0, VALIDATION_REGION[0]), seed=args.seed, **common
+    )
     val = make_enhance_pairs(
-        images, n_patches=args.validation, region=VALIDATION_REGION, input_size=30, guard=False, seed=args.seed + 1,
+        images,
+        n_patches=args.validation,
+        region=VALIDATION_REGION,
+        input_size=30,
+        guard=False,
+        seed=args.seed + 1,
         **common,
     )
     logging.info("built %d + %d pairs in %.0f s", len(train), len(val), time.perf_counter() - t0)
     model, hist = train_enhance(
-        pairs=(train, val), kind=args.kind, epochs=args.epochs, batch_size=32, lr=args.lr, schedule=args.schedule,
+        pairs=(train, val),
+        kind=args.kind,
+        epochs=args.epochs,
+        batch_size=32,
+        lr=args.lr,
+        schedule=args.schedule,
         device=args.device,
-        seed=args.seed, checkpoint_dir=run_dir, time_limit=args.minutes * 60, progress=False,
+        seed=args.seed,
+        checkpoint_dir=run_dir,
+        time_limit=args.minutes * 60,
+        progress=False,
     )
     card = {
         "kind": args.kind,
         "description": f"Enhance x2 deconvolution/super-resolution network for SDO/HMI {args.kind}",
         "units": "input and output in I/Ic" if args.kind == "intensity" else "input and output in kG",
         "training_data": desc,
-        "training_recipe": hist["recipe"] | {
+        "training_recipe": hist["recipe"]
+        | {
             "l2_paper": PAPER_L2[args.kind],
             "wall_time_s": round(sum(hist["epoch_time"]), 1),
             "threads": torch.get_num_threads(),

@@ -34,6 +34,54 @@ def _enhance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_training_image(path: str, normalise: str):
+    import numpy as np
+
+    if path.endswith(".npy"):
+        data, scale = np.load(path).astype(np.float64), None
+    else:
+        import sunpy.map
+
+        smap = sunpy.map.Map(path)
+        data, scale = np.asarray(smap.data, dtype=np.float64), smap
+    if normalise == "mean":
+        data = data / data.mean()
+    elif normalise == "gauss-to-kg":
+        data = data / 1000.0
+    return data if scale is None else scale._new_instance(data, scale.meta)
+
+
+def _train_enhance(args: argparse.Namespace) -> int:
+    from sunpy_nn.data import save_weights
+    from sunpy_nn.training import train_enhance
+
+    images = [_load_training_image(p, args.normalise) for p in args.images]
+    model, history = train_enhance(
+        images,
+        pixel_scale=args.pixel_scale,
+        kind=args.kind,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        schedule=args.schedule,
+        n_patches=args.patches,
+        n_validation=args.validation,
+        input_size=args.input_size,
+        validation_size=args.validation_size,
+        depth=args.depth,
+        n_filters=args.filters,
+        device=args.device,
+        seed=args.seed,
+        checkpoint_dir=args.checkpoint_dir,
+        progress=not args.quiet,
+    )
+    card = {"kind": args.kind, "training_data": [str(p) for p in args.images], "training_recipe": history["recipe"]}
+    card["validation"] = {"val_mse_per_epoch": history["val_loss"], "best_epoch": history["best_epoch"]}
+    path = save_weights(model, args.output, card=card)
+    print(f"best validation MSE {min(history['val_loss']):.4g} at epoch {history['best_epoch']}; wrote {path}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from sunpy_nn import __version__
 
@@ -66,6 +114,34 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_enhance)
+
+    t = sub.add_parser(
+        "train-enhance",
+        help="train an Enhance network on your own high-resolution images",
+        description="Train Enhance with the paper's recipe on high-resolution images (simulation snapshots): "
+        "pairs are degraded with HMI's PSF and resampled to 0.504 arcsec/pix (input) and with a 28 cm Airy "
+        "pattern to 0.252 arcsec/pix (target). The right quarter of every image is held out for validation.",
+    )
+    t.add_argument("images", nargs="+", help=".npy arrays or FITS maps, in I/Ic or kG (see --normalise)")
+    t.add_argument("--kind", choices=["intensity", "blos"], required=True)
+    t.add_argument("--pixel-scale", type=float, help="arcsec/pix of .npy images (e.g. 0.0662 for MURaM)")
+    t.add_argument("--normalise", choices=["none", "mean", "gauss-to-kg"], default="none")
+    t.add_argument("-o", "--output", required=True, help="weight file to write (.pt; a .json model card beside it)")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
+    t.add_argument("--patches", type=int, default=50_000)
+    t.add_argument("--input-size", type=int, default=50, help="input patch edge in pixels (paper: 50)")
+    t.add_argument("--validation-size", type=int, default=30, help="input edge of validation patches")
+    t.add_argument("--validation", type=int, default=5_000)
+    t.add_argument("--depth", type=int, default=5)
+    t.add_argument("--filters", type=int, default=64)
+    t.add_argument("--device")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--checkpoint-dir", help="resume from / write checkpoints to this folder")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=_train_enhance)
     return parser
 
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from sunpy_nn.data.registry import ModelInfo, available_models, load_weights
 from sunpy_nn.nn import EnhanceNet, resolve_device, run_tiled
-from sunpy_nn.utils import SunpyNNUserWarning, WeightsError
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, append_history
 
 __all__ = [
     "HMI_PIXEL_SCALE",
@@ -529,9 +529,7 @@ def _enhance_one(smap, kind, model, info, device, tile_size, normalisation, prog
         f"sunpy_nn {__version__} enhance_map: Enhance x2 deconvolution/super-resolution (Diaz Baso & Asensio "
         f"Ramos 2018), kind={kind}, model={info.name}, sha256={info.sha256 or 'none'}, normalisation {norm.describe()}"
     )
-    old = meta.get("history", "")
-    old = old if isinstance(old, str) else "\n".join(str(h) for h in old)  # astropy keeps HISTORY as cards
-    meta["history"] = (old + "\n" + history).strip("\n")
+    append_history(meta, history)
     meta["snnvers"] = __version__
     meta["snnmodel"] = info.name
     meta["snnsha"] = info.sha256 or "none"

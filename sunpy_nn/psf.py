@@ -42,7 +42,11 @@ def _default_shape(scale: float, radius_arcsec: float) -> tuple[int, int]:
 
 
 def hmi_psf(
-    scale, modified: bool = True, shape: tuple[int, int] | None = None, *, diameter=HMI_DIAMETER,
+    scale,
+    modified: bool = True,
+    shape: tuple[int, int] | None = None,
+    *,
+    diameter=HMI_DIAMETER,
     wavelength=HMI_WAVELENGTH,
 ) -> np.ndarray:
     """
@@ -141,7 +145,12 @@ def rebin_matrix(n_in: int, scale_in: float, scale_out: float, offset: float = 0
     edges = offset + ratio * np.arange(n_out + 1)
     if edges[0] < -1e-9 or edges[-1] > n_in + 1e-9:
         raise ValueError(f"{n_out} output pixels of {ratio:.4g} input pixels from {offset} exceed {n_in} pixels")
-    lo = np.clip(np.minimum(edges[1:, None], np.arange(1, n_in + 1)[None, :]) - np.maximum(edges[:-1, None], np.arange(n_in)[None, :]), 0, None)
+    lo = np.clip(
+        np.minimum(edges[1:, None], np.arange(1, n_in + 1)[None, :])
+        - np.maximum(edges[:-1, None], np.arange(n_in)[None, :]),
+        0,
+        None,
+    )
     return lo / ratio
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["SunpyNNUserWarning", "WeightsError", "sha256sum"]
+__all__ = ["SunpyNNUserWarning", "WeightsError", "append_history", "sha256sum"]
 
 
 class SunpyNNUserWarning(SunpyUserWarning):
@@ -25,3 +25,10 @@ def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def append_history(meta, line: str) -> None:
+    """Append a line to a header's HISTORY in place (sunpy keeps it as a string, astropy as cards)."""
+    old = meta.get("history", "")
+    old = old if isinstance(old, str) else "\n".join(str(h) for h in old)
+    meta["history"] = (old + "\n" + line).strip("\n")

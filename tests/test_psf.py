@@ -87,7 +87,7 @@ def test_muram_degraded_like_hmi():
     mod = degrade(muram, 0.0662, hmi_psf(0.0662, modified=True), 0.504)[:130, :130]
     ref = degrade(muram, 0.0662, hmi_psf(0.0662, modified=False), 0.504)[:130, :130]
     assert mod.std() / mod.mean() == pytest.approx(0.042, abs=0.003)
-    k, p_hmi = power_spectrum(hmi)
+    _, p_hmi = power_spectrum(hmi)
 
     def distance(img):
         _, p = power_spectrum(img)

@@ -46,7 +46,13 @@ def _sunspot(shape, pixel_scale: float, rng: np.random.Generator) -> np.ndarray:
     b0 = rng.uniform(2.4, 3.4)
     s = np.clip(r_eff / r_pen, 0, None)  # 0 at the centre, 1 at the outer penumbral edge
     strength = b0 * (1 - 0.65 * np.clip(s, 0, 1) ** 1.2)
-    incl = np.deg2rad(np.where(r_eff < r_umbra, 40 * (r_eff / r_umbra) ** 2, 40 + 35 * np.clip((s - r_umbra / r_pen) / (1 - r_umbra / r_pen), 0, 1)))
+    incl = np.deg2rad(
+        np.where(
+            r_eff < r_umbra,
+            40 * (r_eff / r_umbra) ** 2,
+            40 + 35 * np.clip((s - r_umbra / r_pen) / (1 - r_umbra / r_pen), 0, 1),
+        )
+    )
     n_fil = int(2 * np.pi * r_pen * pixel_scale / rng.uniform(0.5, 1.0))
     fil = np.cos(n_fil * theta + 3 * np.sin(r_eff / (1.5 / pixel_scale)))
     pen = (r_eff >= r_umbra) & (s < 1)
@@ -54,7 +60,7 @@ def _sunspot(shape, pixel_scale: float, rng: np.random.Generator) -> np.ndarray:
     blos = strength * np.cos(np.clip(incl, 0, np.deg2rad(88)))
     # Smooth decay outside the spot (canopy / moat)
     outside = s >= 1
-    blos = np.where(outside, blos * np.exp(-((r_eff - r_pen) / (0.8 / pixel_scale)) ** 2), blos)
+    blos = np.where(outside, blos * np.exp(-(((r_eff - r_pen) / (0.8 / pixel_scale)) ** 2)), blos)
     return ndimage.gaussian_filter(blos, 0.08 / pixel_scale)
 
 
@@ -122,7 +128,9 @@ def synthetic_blos(
     plage_mask = large > np.quantile(large, 1 - plage) if plage > 0 else np.zeros(shape, bool)
     polarity = np.sign(random_field(shape, pixel_scale, 4.0, rng))
     polarity[plage_mask] = 1.0 if rng.random() < 0.5 else -1.0
-    density = np.where(plage_mask, 20 * network_fraction, network_fraction) * np.exp(0.5 * random_field(shape, pixel_scale, 3.0, rng))
+    density = np.where(plage_mask, 20 * network_fraction, network_fraction) * np.exp(
+        0.5 * random_field(shape, pixel_scale, 3.0, rng)
+    )
     seeds = lanes & (rng.random(shape) < density / 25)  # ~25 px per concentration
     field = np.zeros(shape)
     ys, xs = np.nonzero(seeds)
@@ -139,5 +147,6 @@ def synthetic_blos(
     blos = field + weak
     if sunspot:
         spot = _sunspot(shape, pixel_scale, rng) * (1 if rng.random() < 0.5 else -1)
-        blos = np.where(np.abs(spot) > np.abs(blos), spot, blos + spot)
+        # Inside the spot and its surroundings the spot's field replaces the network's.
+        blos = blos * (1 - np.minimum(1.0, np.abs(spot) / 0.5)) + spot
     return blos.astype(np.float32)

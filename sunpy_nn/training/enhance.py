@@ -146,9 +146,10 @@ def make_enhance_pairs(
         margin = max(psf_h.shape[0], psf_a.shape[0]) // 2  # keep PSF footprints inside the region
         span = input_size * s_in / scale  # patch width in high-resolution pixels
         ny, nx = data.shape
-        margin = margin if guard else 0
-        x_lo = int(region[0] * nx) + (margin if region[0] > 0 else 0)
-        x_hi = int(region[1] * nx) - (margin if region[1] < 1 else 0)
+        # Both sides: with periodic convolution the left edge of an image touches its right edge.
+        margin = margin if guard and tuple(region) != (0.0, 1.0) else 0
+        x_lo = int(region[0] * nx) + margin
+        x_hi = int(region[1] * nx) - margin
         if x_hi - x_lo < span + 2 or ny < span + 2:
             raise ValueError(
                 f"A {data.shape} image at {scale} arcsec/pix is too small for {input_size}-pixel patches at "
@@ -161,7 +162,7 @@ def make_enhance_pairs(
     for i in range(n_patches):
         low, high, scale, span, x_lo, x_hi = prepared[which[i]]
         ny = low.shape[0]
-        w = int(math.ceil(span)) + 1
+        w = math.ceil(span) + 1
         y0 = rng.integers(0, ny - w + 1)
         x0 = rng.integers(x_lo, x_hi - w + 1)
         ph = rng.uniform(0, 1, 2)  # sub-pixel sampling phase
@@ -318,8 +319,13 @@ def train_enhance(
             images, n_patches=n_patches, region=train_region, input_size=input_size, seed=seed, **common
         )
         val = make_enhance_pairs(
-            images, n_patches=n_validation, region=validation_region, input_size=min(validation_size, input_size),
-            guard=False, seed=None if seed is None else seed + 1, **common,
+            images,
+            n_patches=n_validation,
+            region=validation_region,
+            input_size=min(validation_size, input_size),
+            guard=False,
+            seed=None if seed is None else seed + 1,
+            **common,
         )
     else:
         train, val = pairs
@@ -375,10 +381,13 @@ def train_enhance(
         bar.close()
         model.eval()
         with torch.inference_mode():
-            val_loss = sum(
-                float(nn.functional.mse_loss(model(x_val[i].to(dev)), y_val[i].to(dev), reduction="sum"))
-                for i in _batches(len(val), batch_size, None)
-            ) / y_val.numel()
+            val_loss = (
+                sum(
+                    float(nn.functional.mse_loss(model(x_val[i].to(dev)), y_val[i].to(dev), reduction="sum"))
+                    for i in _batches(len(val), batch_size, None)
+                )
+                / y_val.numel()
+            )
         history["train_loss"].append(total / count)
         history["val_loss"].append(val_loss)
         history["epoch_time"].append(time.perf_counter() - t0)
@@ -389,8 +398,14 @@ def train_enhance(
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             torch.save(
-                {"model": model.state_dict(), "optimizer": opt.state_dict(), "history": history,
-                 "best_state": best_state, "best_val": best_val}, ckpt.with_suffix(".tmp"),
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "history": history,
+                    "best_state": best_state,
+                    "best_val": best_val,
+                },
+                ckpt.with_suffix(".tmp"),
             )
             ckpt.with_suffix(".tmp").replace(ckpt)  # atomic: a kill mid-write never corrupts the checkpoint
             (ckpt.parent / "history.json").write_text(json.dumps(history, indent=1))
@@ -399,9 +414,19 @@ def train_enhance(
             break
     model.load_state_dict(best_state)
     history["recipe"] = {
-        "kind": kind, "epochs": len(history["train_loss"]), "batch_size": batch_size, "lr": lr, "l2": l2,
+        "kind": kind,
+        "epochs": len(history["train_loss"]),
+        "batch_size": batch_size,
+        "lr": lr,
+        "l2": l2,
         "schedule": schedule,
-        "optimizer": "Adam", "loss": "MSE", "n_train": len(train), "n_validation": len(val),
-        "train_pairs": train.meta, "validation_pairs": val.meta, "seed": seed, "device": str(dev),
+        "optimizer": "Adam",
+        "loss": "MSE",
+        "n_train": len(train),
+        "n_validation": len(val),
+        "train_pairs": train.meta,
+        "validation_pairs": val.meta,
+        "seed": seed,
+        "device": str(dev),
     }
     return model.eval().cpu(), history
