@@ -276,6 +276,7 @@ def part_fulldisk_child(dev: torch.device, size: int, end_to_end: bool) -> None:
     _sync(dev)
     rss_before = _current_rss_mib()
     peak_before = _peak_rss_mib()
+    ru_before = resource.getrusage(resource.RUSAGE_SELF)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
 
@@ -286,8 +287,12 @@ def part_fulldisk_child(dev: torch.device, size: int, end_to_end: bool) -> None:
     else:
         t, out = _timed(lambda: run_tiled(model, img, scale=2, halo=halo, device=dev, progress=False), dev)
         _header(f"1. Full disk: run_tiled on {size}x{size} with the default tile size, one run in a fresh process")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     assert out.shape == (2 * size, 2 * size)
     _row("time", f"{t:.1f} s")
+    user, system = ru.ru_utime - ru_before.ru_utime, ru.ru_stime - ru_before.ru_stime
+    _row("CPU time: user / system", f"{user:.1f} s / {system:.1f} s")
+    _row("minor page faults", f"{ru.ru_minflt - ru_before.ru_minflt}")
     _row("throughput", f"{_rate(npix, t)}, {_gflops(model, npix, t):.1f} GFLOP/s (image px)")
     _row("tile size (default_tile_size) / halo", f"{tile} px / {halo} px")
     _row("number of tiles (batch_size 4)", f"{ntiles}")

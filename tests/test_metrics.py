@@ -1,0 +1,200 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from sunpy_nn.metrics import azimuthal_power_spectrum, forward_consistency, psnr, rms_contrast, ssim
+from sunpy_nn.psf import degrade, hmi_psf
+
+RNG = np.random.default_rng(12345)
+
+
+def _smooth_random(shape, sigma, seed=0):
+    """A periodic, smooth random field of unit rms."""
+    f = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), sigma, mode="wrap")
+    return f / f.std()
+
+
+# ----------------------------------------------------------------------------------------------- power spectrum
+@pytest.mark.parametrize("apodize", [True, False])
+@pytest.mark.parametrize("shape", [(256, 256), (128, 192)])
+def test_white_noise_spectrum_is_flat_at_the_variance(apodize, shape):
+    sigma = 2.0
+    # Average a few realisations: an annulus of radius k holds ~2 pi k n^2 samples, so single spectra scatter.
+    spectra = [
+        azimuthal_power_spectrum(np.random.default_rng(seed).normal(5.0, sigma, shape), apodize=apodize)
+        for seed in range(8)
+    ]  # the mean (5.0) must not matter
+    freq = spectra[0][0]
+    power = np.mean([p for _, p in spectra], axis=0)
+    n = min(shape)
+    np.testing.assert_allclose(freq, np.arange(1, n // 2 + 1) / n)
+    assert power.mean() == pytest.approx(sigma**2, rel=0.02)
+    # Every annulus beyond the first few is at the variance to within 15 % (over 4 sigma of its scatter).
+    np.testing.assert_allclose(power[freq > 0.1], sigma**2, rtol=0.15)
+
+
+def test_spectrum_peaks_at_a_sinusoid_frequency_with_its_variance():
+    n, f0, amp = 256, 20 / 256, 0.3
+    x = np.arange(n)
+    wave = amp * np.sin(2 * np.pi * f0 * x)[None, :] * np.ones((n, 1))
+    freq, power = azimuthal_power_spectrum(wave, apodize=False)
+    peak = np.argmax(power)
+    assert freq[peak] == pytest.approx(f0)
+    # Parseval: the 2-D spectrum sums to N * variance; a periodic sinusoid puts it all in 2 pixels of one annulus.
+    k = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    n_annulus = np.count_nonzero(np.rint(k * n) == 20)
+    assert power[peak] * n_annulus == pytest.approx(n * n * amp**2 / 2)
+
+
+def test_apodization_suppresses_edge_leakage():
+    # A non-periodic large-scale gradient: without a window its edge jump leaks power to all frequencies (~k^-2).
+    n = 128
+    ramp = np.linspace(0, 1, n)[None, :] + np.linspace(0, 0.5, n)[:, None] + 0.01 * RNG.standard_normal((n, n))
+    freq, raw = azimuthal_power_spectrum(ramp, apodize=False)
+    _, apod = azimuthal_power_spectrum(ramp, apodize=True)
+    high = freq > 0.25
+    assert np.median(apod[high]) < 0.2 * np.median(raw[high])
+    # ... and what remains there is the white noise of variance 1e-4.
+    assert np.median(apod[high]) == pytest.approx(1e-4, rel=0.3)
+
+
+def test_spectrum_rejects_nan():
+    img = np.ones((16, 16))
+    img[3, 3] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        azimuthal_power_spectrum(img)
+
+
+# ------------------------------------------------------------------------------------------------------ contrast
+def test_contrast_of_a_sinusoid():
+    x = np.arange(200) / 200
+    img = 1.0 + 0.07 * np.sin(2 * np.pi * 5 * x)[:, None] * np.ones((1, 50))
+    assert rms_contrast(img) == pytest.approx(0.07 / np.sqrt(2), rel=1e-12)
+    assert rms_contrast(3.7e4 * img) == pytest.approx(rms_contrast(img))  # independent of the units (DN/s)
+
+
+def test_contrast_mask_and_nan():
+    img = np.ones((20, 20))
+    img[:, 10:] = np.where(np.arange(10) % 2, 1.1, 0.9)  # contrast 0.1 on the right half, 0 on the left
+    mask = np.zeros(img.shape, bool)
+    mask[:, 10:] = True
+    assert rms_contrast(img, mask) == pytest.approx(0.1)
+    assert rms_contrast(img, ~mask) == 0
+    img[0, 10] = np.nan
+    assert np.isfinite(rms_contrast(img, mask))
+    with pytest.raises(ValueError, match="shape"):
+        rms_contrast(img, mask[:5])
+
+
+# --------------------------------------------------------------------------------------------------------- PSNR
+def test_psnr_of_a_known_offset():
+    ref = RNG.random((50, 60)) * 4.0
+    rng = ref.max() - ref.min()
+    offset = 0.02
+    assert psnr(ref + offset, ref) == pytest.approx(20 * np.log10(rng / offset))
+    assert psnr(ref - offset, ref, data_range=1.0) == pytest.approx(20 * np.log10(1 / 0.02))
+    assert psnr(ref, ref) == np.inf
+
+
+def test_psnr_ignores_nan_and_checks_shapes():
+    ref = np.linspace(0, 1, 400).reshape(20, 20)
+    est = ref + 0.1
+    est[0, 0] = np.nan
+    assert psnr(est, ref) == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(ref[:10], ref)
+    with pytest.raises(ValueError, match="data_range"):
+        psnr(np.ones((5, 5)), np.ones((5, 5)))
+
+
+# --------------------------------------------------------------------------------------------------------- SSIM
+def _ssim_brute_force(x, y, win, data_range, k1=0.01, k2=0.03):
+    """Wang et al. (2004) with a uniform window, window by window, sample (co)variances."""
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    values = []
+    for i in range(x.shape[0] - win + 1):
+        for j in range(x.shape[1] - win + 1):
+            a, b = x[i : i + win, j : j + win].ravel(), y[i : i + win, j : j + win].ravel()
+            cov = np.cov(a, b)  # ddof=1
+            values.append(
+                (2 * a.mean() * b.mean() + c1)
+                * (2 * cov[0, 1] + c2)
+                / ((a.mean() ** 2 + b.mean() ** 2 + c1) * (cov[0, 0] + cov[1, 1] + c2))
+            )
+    return np.mean(values)
+
+
+def test_ssim_matches_the_definition():
+    x = RNG.random((16, 19))
+    y = 0.7 * x + 0.2 * RNG.random((16, 19))
+    assert ssim(y, x, data_range=1.0, win_size=5) == pytest.approx(_ssim_brute_force(y, x, 5, 1.0), rel=1e-10)
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_ssim_is_one_for_identical_images_and_falls_with_noise(gaussian):
+    ref = 1 + 0.1 * _smooth_random((96, 96), 2.0)
+    assert ssim(ref, ref, gaussian_weights=gaussian) == pytest.approx(1.0, abs=1e-12)
+    values = [
+        ssim(ref + np.random.default_rng(3).normal(0, s, ref.shape), ref, gaussian_weights=gaussian)
+        for s in (0.005, 0.02, 0.05, 0.2)
+    ]
+    assert values == sorted(values, reverse=True)
+    assert values[0] > 0.9
+    assert values[-1] < 0.3
+
+
+def test_ssim_of_a_constant_offset_is_the_luminance_term():
+    mu, c = 0.5, 0.1
+    x = np.full((20, 20), mu)
+    expected = (2 * mu * (mu + c) + (0.01 * 1.0) ** 2) / (mu**2 + (mu + c) ** 2 + (0.01 * 1.0) ** 2)
+    assert ssim(x + c, x, data_range=1.0) == pytest.approx(expected)
+
+
+def test_ssim_symmetric_and_validates():
+    x, y = RNG.random((30, 30)), RNG.random((30, 30))
+    assert ssim(x, y, data_range=1.0) == pytest.approx(ssim(y, x, data_range=1.0))
+    with pytest.raises(ValueError, match="win_size"):
+        ssim(x, y, win_size=4)
+    with pytest.raises(ValueError, match="at least"):
+        ssim(x[:5], y[:5])
+    x[0, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        ssim(x, y)
+
+
+# ------------------------------------------------------------------------------------------ forward consistency
+def test_forward_consistency_of_an_upsampled_flat_field_is_zero():
+    original = np.full((30, 40), 0.93)
+    enhanced = np.repeat(np.repeat(original, 2, axis=0), 2, axis=1)
+    assert forward_consistency(enhanced, original) == pytest.approx(0, abs=1e-12)
+    # a 3 % gain error is a 3 % relative difference, for signed data too
+    assert forward_consistency(1.03 * enhanced, original) == pytest.approx(0.03)
+    assert forward_consistency(-1.03 * enhanced, -original) == pytest.approx(0.03)
+
+
+def test_forward_consistency_agrees_with_psf_degrade():
+    # A periodic image at 0.252 arcsec/pix degraded to HMI's 0.504 with the package's own pipeline: away from the
+    # borders (where forward_consistency mirrors the image instead of wrapping it) the difference vanishes.
+    hires = 1 + 0.1 * _smooth_random((160, 160), 1.5, seed=4)
+    original = degrade(hires, 0.252, hmi_psf(0.252), 0.504)
+    assert original.shape == (80, 80)
+    interior = np.zeros(original.shape, bool)
+    interior[10:-10, 10:-10] = True  # the default kernel reaches 4.4 arcsec = 8.7 HMI pixels
+    assert forward_consistency(hires, original, mask=interior) < 1e-10
+    assert forward_consistency(hires, original) < 5e-3  # the borders differ a little
+    # the unmodified (narrower) PSF does not reproduce the data
+    assert forward_consistency(hires, original, psf=hmi_psf(0.252, modified=False), mask=interior) > 1e-3
+
+
+def test_forward_consistency_mask_nan_and_shapes():
+    original = np.ones((20, 20))
+    enhanced = np.ones((40, 40))
+    enhanced[:2, :2] = 5.0  # wrong only in the first original pixel (and its PSF neighbourhood)
+    mask = np.zeros(original.shape, bool)
+    mask[10:, 10:] = True
+    assert forward_consistency(enhanced, original, mask=mask) == pytest.approx(0, abs=1e-12)
+    assert forward_consistency(enhanced, original) > 0
+    enhanced[:2, :2] = np.nan  # missing pixels are left out of the comparison
+    assert forward_consistency(enhanced, original) == pytest.approx(0, abs=1e-12)
+    with pytest.raises(ValueError, match="twice"):
+        forward_consistency(np.ones((41, 40)), original)
