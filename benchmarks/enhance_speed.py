@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sunpy_nn.nn import EnhanceNet, default_tile_size, resolve_device, run_tiled, tile_windows
+from sunpy_nn.nn import EnhanceNet, default_batch_size, default_tile_size, resolve_device, run_tiled, tile_windows
 
 SMALL = 400  # part 1 image edge
 DEPTH, N_FILTERS = 5, 64  # the paper network
@@ -243,7 +243,10 @@ def part_compare(dev: torch.device, size: int, tile_size: int, repeats: int) -> 
         return run_tiled(model, img, scale=2, halo=halo, tile_size=tile_size, device=dev, progress=False)
 
     t_tiled, times, out_tiled = _median_time(tiled, dev, repeats)
-    _row(f"run_tiled, tile_size={tile} ({ntiles} tiles, batch 4)", f"{t_tiled:.3f} s   (runs: {_fmt_times(times)})")
+    _row(
+        f"run_tiled, tile_size={tile} ({ntiles} tiles, batch {default_batch_size(dev)})",
+        f"{t_tiled:.3f} s   (runs: {_fmt_times(times)})",
+    )
     _row("  throughput", f"{_rate(npix, t_tiled)}, {_gflops(model, npix, t_tiled):.1f} GFLOP/s (image px)")
     _row("  pixels computed incl. halos / image pixels", f"{computed / npix:.3f}")
     _row("  GFLOP/s on computed pixels", f"{_gflops(model, computed, t_tiled):.1f}")
@@ -295,7 +298,7 @@ def part_fulldisk_child(dev: torch.device, size: int, end_to_end: bool) -> None:
     _row("minor page faults", f"{ru.ru_minflt - ru_before.ru_minflt}")
     _row("throughput", f"{_rate(npix, t)}, {_gflops(model, npix, t):.1f} GFLOP/s (image px)")
     _row("tile size (default_tile_size) / halo", f"{tile} px / {halo} px")
-    _row("number of tiles (batch_size 4)", f"{ntiles}")
+    _row(f"number of tiles (batch_size {default_batch_size(dev)})", f"{ntiles}")
     _row("pixels computed incl. halos / image pixels", f"{computed / npix:.3f}")
     _row("GFLOP/s on computed pixels", f"{_gflops(model, computed, t):.1f}")
     _row("input / output array size", f"{img.nbytes / 2**20:.0f} MiB / {out.nbytes / 2**20:.0f} MiB")

@@ -319,7 +319,7 @@ def enhance_array(
     *,
     device: str | torch.device | None = None,
     tile_size: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     progress: bool = True,
 ) -> np.ndarray:
     """
@@ -380,6 +380,7 @@ def enhance_array(
     out = run_tiled(
         model,
         data,
+        valid=~missing if missing.any() else None,  # tiles wholly off the disk are not computed
         scale=2,
         halo=radius,
         tile_size=tile_size,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["default_tile_size", "resolve_device", "run_tiled", "tile_windows"]
+__all__ = ["default_batch_size", "default_tile_size", "resolve_device", "run_tiled", "tile_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,22 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def default_tile_size(device: torch.device, n_filters: int = 64, scale: int = 1) -> int:
+def default_batch_size(device: torch.device) -> int:
+    """Tiles per forward pass: 1 on the CPU (measured fastest: small working sets stay in cache), 4 on a GPU."""
+    return 4 if device.type == "cuda" else 1
+
+
+def default_tile_size(device: torch.device, n_filters: int = 64, scale: int = 1, batch_size: int | None = None) -> int:
     """
     A tile edge (input pixels, halo included) that keeps the activations of one batch bounded.
 
-    About 256 MB of float32 activations per live feature map on the CPU, 1 GB on a GPU.
+    One float32 feature map of ``n_filters`` channels at the output resolution, for the whole batch, is kept to
+    64 MiB on the CPU (256-pixel tiles for Enhance: measured 1.5x faster than 512-pixel tiles in batches of 4,
+    with a tenth of the memory) and 1 GiB on a GPU.
     """
-    budget = (1 << 30) if device.type == "cuda" else (256 << 20)
-    # One feature map of n_filters channels at the output resolution dominates.
-    edge = math.sqrt(budget / (4 * n_filters * scale * scale))
+    batch_size = batch_size or default_batch_size(device)
+    budget = (1 << 30) if device.type == "cuda" else (64 << 20)
+    edge = math.sqrt(budget / (4 * n_filters * scale * scale * batch_size))
     return int(max(64, min(2048, edge)) // 8 * 8)
 
 
@@ -83,6 +90,13 @@ def tile_windows(size: int, window: int, halo: int, align: int = 1) -> list[tupl
     return out
 
 
+def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device) -> int:
+    # A tiny probe forward pass; networks here map (N, C, h, w) to (N, C_out, s*h, s*w) for any h, w >= 8.
+    with torch.inference_mode():
+        probe = torch.from_numpy(np.ascontiguousarray(img[:, :8, :8])).to(dev)[None]
+        return int(model.eval().to(dev)(probe).shape[1])
+
+
 def _batches(items: list, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -95,9 +109,10 @@ def run_tiled(
     scale: int = 1,
     halo: int,
     tile_size: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     align: int = 1,
+    valid: np.ndarray | None = None,
     out: np.ndarray | None = None,
     progress: bool = True,
     desc: str = "tiles",
@@ -123,12 +138,15 @@ def run_tiled(
         Overlap on each side of a tile, in input pixels; at least the network's receptive-field radius.
     tile_size : int, optional
         Tile edge in input pixels, halo included. Default: from `default_tile_size`.
-    batch_size : int
-        Tiles per forward pass.
+    batch_size : int, optional
+        Tiles per forward pass (default: `default_batch_size`).
     device : str or `torch.device`, optional
         ``"cpu"``, ``"cuda"``, or `None` for the best available.
     align : int
         Tile starts and sizes are multiples of this (``2**depth`` for U-Nets); the image must be too.
+    valid : `numpy.ndarray`, optional
+        Boolean ``(H, W)`` mask of the pixels whose output is wanted. Tiles whose cores hold no valid pixel
+        (e.g. off the solar disk) are not computed; their output is NaN.
     out : `numpy.ndarray`, optional
         Preallocated ``(C_out, scale*H, scale*W)`` float32 output, e.g. a `numpy.memmap`.
     progress : bool
@@ -157,21 +175,29 @@ def run_tiled(
     if img.ndim != 3:
         raise ValueError(f"image must be 2-D (H, W) or 3-D (C, H, W), got shape {image.shape}")
     _, ny, nx = img.shape
+    batch_size = max(1, int(batch_size or default_batch_size(dev)))
     if tile_size is None:
-        tile_size = default_tile_size(dev, getattr(model, "n_filters", 64), scale)
+        tile_size = default_tile_size(dev, getattr(model, "n_filters", 64), scale, batch_size)
     tile_size = max(int(tile_size), 2 * halo + align)
     tile_size = -(-tile_size // align) * align
     wy, wx = min(tile_size, ny), min(tile_size, nx)
     rows = tile_windows(ny, wy, halo, align)
     cols = tile_windows(nx, wx, halo, align)
     tiles = [(r, c) for r in rows for c in cols]
+    if valid is not None:
+        tiles = [(r, c) for r, c in tiles if valid[r[1] : r[2], c[1] : c[2]].any()]
     log.debug("run_tiled: %dx%d image, %d tiles of %dx%d (halo %d) on %s", ny, nx, len(tiles), wy, wx, halo, dev)
 
     model = model.eval().to(dev)
     result = out
+    if result is None and valid is not None and len(tiles) < len(rows) * len(cols):
+        n_out = _n_out_channels(model, img, dev)
+        result = np.full((n_out, scale * ny, scale * nx), np.nan, dtype=np.float32)
+    elif result is not None and valid is not None:
+        result[...] = np.nan
     bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress or len(tiles) == 1, leave=False)
     with torch.inference_mode():
-        for batch in _batches(tiles, max(1, int(batch_size))):
+        for batch in _batches(tiles, batch_size):
             stack = np.stack([img[:, r[0] : r[0] + wy, c[0] : c[0] + wx] for r, c in batch])
             pred = model(torch.from_numpy(stack).to(dev)).float().cpu().numpy()
             if result is None:
@@ -183,6 +209,8 @@ def run_tiled(
                 ]
             bar.update(len(batch))
     bar.close()
+    if result is None:  # no tile had a valid pixel
+        result = np.full((_n_out_channels(model, img, dev), scale * ny, scale * nx), np.nan, dtype=np.float32)
     if squeeze and result.shape[0] == 1:
         return result[0]
     return result

@@ -294,7 +294,7 @@ def train_enhance(
     --------
     >>> import numpy as np
     >>> from sunpy_nn.training import train_enhance
-    >>> img = 1 + 0.1 * np.random.default_rng(0).standard_normal((400, 400))
+    >>> img = 1 + 0.1 * np.random.default_rng(0).standard_normal((800, 800))
     >>> net, hist = train_enhance(img, pixel_scale=0.0662, kind="intensity", epochs=1, n_patches=8,
     ...                           n_validation=4, depth=1, n_filters=4, input_size=8, validation_size=8, seed=0,
     ...                           progress=False)
