@@ -7,7 +7,7 @@ Train the Enhance weights that ship with sunpy_nn, and write them with their mod
 Reads the MURaM quiet-Sun snapshot from ../shared/data/enhance (never copied into the package). Checkpoints go
 to ``scripts/runs/<kind>/`` (resumable); the final weights to ``sunpy_nn/data/weights/enhance_<kind>.pt`` and
 its ``.json`` model card. CPU recipe (about an hour per model on one core): the full paper architecture (depth 5,
-64 filters), Adam, MSE, batch 32, the paper's L2; 6,000 training pairs x 6 epochs, 500 validation pairs. Because
+64 filters), Adam, MSE, batch 32, the paper's L2; 6,000 training pairs x 5 epochs, 500 validation pairs. Because
 that is ~30 times fewer steps than the paper's 50,000 x 20, the learning rate starts at 1e-3 and is
 cosine-annealed to 1e-5 instead of the paper's constant 1e-4.
 """
@@ -67,7 +67,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=["intensity", "blos"])
     p.add_argument("--minutes", type=float, default=55)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--patches", type=int, default=6000)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--schedule", default="cosine")

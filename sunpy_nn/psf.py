@@ -25,7 +25,13 @@ HMI_PSF_RADIUS = 4.4
 
 
 def _arcsec(x) -> float:
-    return float(u.Quantity(x, u.arcsec).to_value(u.arcsec)) if not isinstance(x, (int, float)) else float(x)
+    """Arcsec (per pixel) from a float, an angle or an angle per pixel."""
+    if isinstance(x, (int, float, np.floating, np.integer)):
+        return float(x)
+    q = u.Quantity(x)
+    if q.unit.is_equivalent(u.arcsec / u.pix):
+        q = q * u.pix
+    return float(q.to_value(u.arcsec))
 
 
 def _radius_grid(shape: tuple[int, int], scale: float) -> np.ndarray:

