@@ -18,7 +18,7 @@ from torch import nn
 
 from sunpy_nn.utils import WeightsError
 
-__all__ = ["keras_to_state_dict", "load_keras_enhance", "read_keras_hdf5"]
+__all__ = ["keras_to_state_dict", "load_keras_enhance", "load_keras_unet", "read_keras_hdf5"]
 
 
 def _h5py():
@@ -186,5 +186,47 @@ def load_keras_enhance(path: str | Path):
             f"{path}: {len(convs)} convolutions, but an Enhance network of depth {net.depth} has {len(tconvs)}"
         )
     mapping = dict(zip(convs, tconvs, strict=True)) | dict(zip(bns, tbns, strict=True))
+    net.load_state_dict(keras_to_state_dict(layers, mapping, net, source=str(path)))
+    return net.eval()
+
+
+def load_keras_unet(path: str | Path, *, dropout: float = 0.0):
+    """
+    Build a `~sunpy_nn.nn.UNet` from an original Keras HDF5 file of the Noise2Noise denoiser.
+
+    The released files (``keras_simulation_bayes_weights.hdf5``, ``keras_sst_bayes_weights.hdf5``) hold a U-Net
+    of depth 2 with 32 filters (``conv2d_1`` ... ``conv2d_12`` and ``linear_output``) and, when present, the
+    variance head (the nine following ``conv2d_N``). Depth and width are read from the file; the network uses
+    zero "same" padding, as TensorFlow did, so that it reproduces the original outputs.
+
+    Parameters
+    ----------
+    path : str or `pathlib.Path`
+        The Keras weight file.
+    dropout : float
+        Monte-Carlo dropout rate of the rebuilt network (0.01 in the paper; it carries no weights).
+
+    Returns
+    -------
+    `~sunpy_nn.nn.UNet`
+        The network in ``eval()`` mode.
+    """
+    from sunpy_nn.nn import UNet
+
+    layers = read_keras_hdf5(path)
+    convs = sorted((k for k, v in layers.items() if "kernel" in v and k != "linear_output"), key=_suffix)
+    if "linear_output" not in layers or not convs:
+        raise WeightsError(f"{path}: no 'linear_output' layer: not a Noise2Noise denoiser file")
+    first = layers[convs[0]]["kernel"]
+    n_filters, in_channels = int(first.shape[-1]), int(first.shape[2])
+    out_channels = int(layers["linear_output"]["kernel"].shape[-1])
+    n_main = sum(1 for k in convs if layers[k]["kernel"].shape[0] == 2)  # one 2x2 up-convolution per level
+    variance = len(convs) - (5 * n_main + 2) == 9
+    if len(convs) - (5 * n_main + 2) not in (0, 9):
+        raise WeightsError(f"{path}: {len(convs)} convolutions do not form a U-Net (with or without variance head)")
+    net = UNet(in_channels, out_channels, n_filters, n_main, padding="zeros", variance_head=variance, dropout=dropout)
+    main, head = net.conv_names()
+    mapping = dict(zip(convs[: len(main) - 1], main[:-1], strict=True)) | {"linear_output": "out"}
+    mapping |= dict(zip(convs[len(main) - 1 :], head, strict=True))
     net.load_state_dict(keras_to_state_dict(layers, mapping, net, source=str(path)))
     return net.eval()

@@ -7,5 +7,14 @@ numpy-out helpers that can be used on their own.
 
 from sunpy_nn.nn.enhance_net import EnhanceNet
 from sunpy_nn.nn.runner import default_batch_size, default_tile_size, resolve_device, run_tiled, tile_windows
+from sunpy_nn.nn.unet import UNet
 
-__all__ = ["EnhanceNet", "default_batch_size", "default_tile_size", "resolve_device", "run_tiled", "tile_windows"]
+__all__ = [
+    "EnhanceNet",
+    "UNet",
+    "default_batch_size",
+    "default_tile_size",
+    "resolve_device",
+    "run_tiled",
+    "tile_windows",
+]

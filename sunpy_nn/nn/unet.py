@@ -1,0 +1,187 @@
+"""The U-Net of the Noise2Noise denoiser (Diaz Baso, de la Cruz Rodriguez & Danilovic 2019, A&A 629, A99)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["UNet"]
+
+PADDINGS = ("reflect", "zeros")
+
+
+class _Conv(nn.Module):
+    """Convolution with explicit padding: 'same' like TensorFlow (for even kernels 0 before, 1 after) or reflect."""
+
+    def __init__(self, n_in: int, n_out: int, kernel: int, padding: str, relu: bool = True, dropout: float = 0.0):
+        super().__init__()
+        total = kernel - 1
+        self.pad = (total // 2, total - total // 2) * 2  # (left, right, top, bottom)
+        self.mode = "reflect" if padding == "reflect" else "constant"
+        self.conv = nn.Conv2d(n_in, n_out, kernel_size=kernel)
+        self.relu = relu
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pad):
+            x = nn.functional.pad(x, self.pad, mode=self.mode)
+        x = self.conv(x)
+        if self.relu:
+            x = torch.relu(x)
+        return self.dropout(x) if self.dropout is not None else x
+
+
+class UNet(nn.Module):
+    """
+    U-Net of the Noise2Noise denoiser, with an optional variance head for aleatoric uncertainty.
+
+    Each encoder level has two 3x3 convolutions with ReLU and a 2x2 max-pool; the bottom has two 3x3
+    convolutions; each decoder level upsamples (nearest, x2), applies a 2x2 convolution with ReLU (as in the
+    released code), concatenates the encoder features of the same level, and applies two 3x3 convolutions. A 1x1
+    convolution gives ``out_channels`` linear outputs. Filters double at each level: ``n_filters * 2**level``.
+
+    The optional variance head is a separate small network on the input (Table B.2 of the paper): eight 3x3
+    convolutions of ``n_filters`` with ReLU and a 1x1 convolution, turned into a log-variance by
+    ``-abs(x) - 12``. It is returned as the last output channel.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Input and output channels (1 and 1 in image mode; n_lambda and n_lambda in spectral mode).
+    n_filters : int
+        Filters of the first level (32 in the paper).
+    depth : int
+        Number of pooling levels (2 in the paper). Image sizes must be multiples of ``2**depth``.
+    padding : {"reflect", "zeros"}
+        Border handling of the convolutions. ``"zeros"`` is TensorFlow's "same" padding of the original code
+        (for the 2x2 up-convolutions: nothing before, one pixel after), needed to reproduce its weights exactly;
+        ``"reflect"`` avoids dark borders.
+    variance_head : bool
+        Add the aleatoric-uncertainty network.
+    dropout : float
+        Monte-Carlo dropout rate after every weight layer but the last ones (0.01 in the paper); active whenever
+        the dropout modules are in training mode (see `sunpy_nn.nn.UNet.mc_dropout`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sunpy_nn.nn import UNet
+    >>> net = UNet(variance_head=True).eval()
+    >>> net(torch.zeros(2, 1, 52, 52)).shape  # denoised image and log-variance
+    torch.Size([2, 2, 52, 52])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        n_filters: int = 32,
+        depth: int = 2,
+        padding: str = "reflect",
+        variance_head: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
+        if depth < 1 or n_filters < 1:
+            raise ValueError(f"depth and n_filters must be positive, got depth={depth}, n_filters={n_filters}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.n_filters, self.depth, self.padding = int(n_filters), int(depth), padding
+        self.variance_head, self.dropout = bool(variance_head), float(dropout)
+        f = [n_filters * 2**level for level in range(depth + 1)]
+        d = dropout
+        self.down = nn.ModuleList()
+        n_in = in_channels
+        for level in range(depth):
+            self.down.append(
+                nn.Sequential(
+                    _Conv(n_in, f[level], 3, padding, dropout=d), _Conv(f[level], f[level], 3, padding, dropout=d)
+                )
+            )
+            n_in = f[level]
+        self.bottom = nn.Sequential(
+            _Conv(f[depth - 1], f[depth], 3, padding, dropout=d), _Conv(f[depth], f[depth], 3, padding, dropout=d)
+        )
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for level in reversed(range(depth)):
+            self.up.append(_Conv(f[level + 1], f[level], 2, padding, dropout=d))
+            self.merge.append(
+                nn.Sequential(
+                    _Conv(2 * f[level], f[level], 3, padding, dropout=d),
+                    _Conv(f[level], f[level], 3, padding, dropout=d),
+                )
+            )
+        self.out = nn.Conv2d(f[0], out_channels, kernel_size=1)
+        if variance_head:
+            layers = [_Conv(in_channels if i == 0 else n_filters, n_filters, 3, padding, dropout=d) for i in range(8)]
+            self.var_body = nn.Sequential(*layers)
+            self.var_out = nn.Conv2d(n_filters, 1, kernel_size=1)
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments, as stored in weight files and model cards."""
+        return {
+            "architecture": "UNet",
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "n_filters": self.n_filters,
+            "depth": self.depth,
+            "padding": self.padding,
+            "variance_head": self.variance_head,
+            "dropout": self.dropout,
+        }
+
+    @property
+    def align(self) -> int:
+        """Image sizes (and tile offsets) must be multiples of this."""
+        return 2**self.depth
+
+    @property
+    def receptive_radius(self) -> int:
+        """
+        A safe halo in input pixels for tiled inference.
+
+        A 3x3 convolution at level ``l`` reaches ``2**l`` input pixels, the 2x2 up-convolution ``2**l`` more;
+        pooling misaligns by up to ``2**l - 1``; the variance head needs 8.
+        """
+        r = 0
+        for level in range(self.depth):
+            r += 2 * 2**level + 2**level  # encoder convs and the pooling offset
+            r += 2 * 2**level + 2 ** (level + 1)  # decoder convs and the up-convolution
+        r += 2 * 2**self.depth  # bottom
+        return max(r, 8 if self.variance_head else 0)
+
+    def conv_names(self) -> tuple[list[str], list[str]]:
+        """Names of the convolutions in forward order: (main network incl. the 1x1 output, variance head)."""
+        main = [f"down.{i}.{j}.conv" for i in range(self.depth) for j in (0, 1)] + ["bottom.0.conv", "bottom.1.conv"]
+        for i in range(self.depth):
+            main += [f"up.{i}.conv", f"merge.{i}.0.conv", f"merge.{i}.1.conv"]
+        head = [f"var_body.{i}.conv" for i in range(8)] + ["var_out"] if self.variance_head else []
+        return [*main, "out"], head
+
+    def mc_dropout(self, enabled: bool = True) -> UNet:
+        """Switch Monte-Carlo dropout on or off (the rest of the network stays in eval mode)."""
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.train(enabled)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``."""
+        skips = []
+        y = x
+        for block in self.down:
+            y = block(y)
+            skips.append(y)
+            y = nn.functional.max_pool2d(y, 2)
+        y = self.bottom(y)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
+            y = up(nn.functional.interpolate(y, scale_factor=2, mode="nearest"))
+            y = merge(torch.cat([skip, y], dim=1))  # encoder features first, as in the released code
+        y = self.out(y)
+        if self.variance_head:
+            log_var = -torch.abs(self.var_out(self.var_body(x))) - 12.0
+            y = torch.cat([y, log_var], dim=1)
+        return y

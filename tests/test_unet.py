@@ -1,0 +1,84 @@
+"""The denoiser U-Net: architecture, the golden Keras reference, and tiling with pooling."""
+
+import numpy as np
+import pytest
+import torch
+
+from sunpy_nn.io.keras import load_keras_unet
+from sunpy_nn.nn import UNet, run_tiled
+from sunpy_nn.utils import WeightsError
+
+from .helpers import shared_file
+
+
+def test_golden_keras_reference():
+    # The original Keras network's output for this input, both the denoised image and the log-variance.
+    net = load_keras_unet(shared_file("denoise", "keras_simulation_bayes_weights.hdf5"))
+    assert (net.depth, net.n_filters, net.variance_head, net.padding) == (2, 32, True, "zeros")
+    x = np.load(shared_file("denoise", "muram_stokesv_noisy_400.npy")).astype(np.float32)
+    ref = np.load(shared_file("denoise", "keras_prediction_bayes_simulation.npy"))
+    with torch.inference_mode():
+        out = net(torch.from_numpy(x)[None, None])[0].numpy()
+    assert np.abs(out[0] - ref[1, 0, :, :, 0]).max() <= 1e-5
+    assert np.abs(out[1] - ref[0, 0, :, :, 0]).max() <= 1e-5
+
+
+def test_sst_weights_load():
+    net = load_keras_unet(shared_file("denoise", "keras_sst_bayes_weights.hdf5"))
+    assert net.variance_head and net.out_channels == 1
+
+
+def test_enhance_file_is_not_a_unet(tmp_path):
+    from .test_keras import write_keras_enhance
+    from .helpers import random_enhance_net
+
+    path = tmp_path / "enhance.h5"
+    write_keras_enhance(random_enhance_net(depth=1, n_filters=8), path)
+    with pytest.raises(WeightsError, match="linear_output"):
+        load_keras_unet(path)
+
+
+@pytest.mark.parametrize(("depth", "variance"), [(2, False), (2, True), (3, False)])
+def test_shapes_and_channels(depth, variance):
+    net = UNet(in_channels=5, out_channels=5, n_filters=8, depth=depth, variance_head=variance).eval()
+    with torch.inference_mode():
+        out = net(torch.randn(2, 5, 8 * 2**depth, 4 * 2**depth))
+    assert out.shape == (2, 5 + variance, 8 * 2**depth, 4 * 2**depth)
+    if variance:
+        assert (out[:, -1] <= -12).all()  # log-variance = -|x| - 12
+
+
+def test_paper_parameter_count():
+    # Table B.1 with n = 32, depth 2, 2x2 up-convolutions
+    net = UNet(n_filters=32, depth=2)
+    convs = [(1, 32, 3), (32, 32, 3), (32, 64, 3), (64, 64, 3), (64, 128, 3), (128, 128, 3),
+             (128, 64, 2), (128, 64, 3), (64, 64, 3), (64, 32, 2), (64, 32, 3), (32, 32, 3), (32, 1, 1)]
+    assert sum(p.numel() for p in net.parameters()) == sum(i * o * k * k + o for i, o, k in convs)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_tiled_equals_whole_with_pooling(padding):
+    torch.manual_seed(0)
+    net = UNet(n_filters=8, depth=2, padding=padding, variance_head=True).eval()
+    img = np.random.default_rng(0).normal(size=(260, 196)).astype(np.float32)
+    with torch.inference_mode():
+        whole = net(torch.from_numpy(img)[None, None])[0].numpy()
+    out = run_tiled(net, img, halo=net.receptive_radius, tile_size=96, align=net.align, progress=False)
+    assert out.shape == whole.shape
+    assert np.abs(out - whole).max() <= 1e-5 * np.ptp(whole[0])
+
+
+def test_mc_dropout_varies_only_when_enabled():
+    net = UNet(n_filters=8, dropout=0.2).eval()
+    x = torch.randn(1, 1, 16, 16)
+    with torch.inference_mode():
+        assert torch.equal(net(x), net(x))
+        net.mc_dropout(True)
+        assert not torch.equal(net(x), net(x))
+        net.mc_dropout(False)
+        assert torch.equal(net(x), net(x))
+
+
+def test_bad_configuration():
+    with pytest.raises(ValueError, match="padding"):
+        UNet(padding="same")
