@@ -29,8 +29,8 @@ def test_sst_weights_load():
 
 
 def test_enhance_file_is_not_a_unet(tmp_path):
-    from .test_keras import write_keras_enhance
     from .helpers import random_enhance_net
+    from .test_keras import write_keras_enhance
 
     path = tmp_path / "enhance.h5"
     write_keras_enhance(random_enhance_net(depth=1, n_filters=8), path)
