@@ -51,8 +51,21 @@ def test_shapes_and_channels(depth, variance):
 def test_paper_parameter_count():
     # Table B.1 with n = 32, depth 2, 2x2 up-convolutions
     net = UNet(n_filters=32, depth=2)
-    convs = [(1, 32, 3), (32, 32, 3), (32, 64, 3), (64, 64, 3), (64, 128, 3), (128, 128, 3),
-             (128, 64, 2), (128, 64, 3), (64, 64, 3), (64, 32, 2), (64, 32, 3), (32, 32, 3), (32, 1, 1)]
+    convs = [
+        (1, 32, 3),
+        (32, 32, 3),
+        (32, 64, 3),
+        (64, 64, 3),
+        (64, 128, 3),
+        (128, 128, 3),
+        (128, 64, 2),
+        (128, 64, 3),
+        (64, 64, 3),
+        (64, 32, 2),
+        (64, 32, 3),
+        (32, 32, 3),
+        (32, 1, 1),
+    ]
     assert sum(p.numel() for p in net.parameters()) == sum(i * o * k * k + o for i, o, k in convs)
 
 
