@@ -61,6 +61,9 @@ class UNet(nn.Module):
     dropout : float
         Monte-Carlo dropout rate after every weight layer but the last ones (0.01 in the paper); active whenever
         the dropout modules are in training mode (see `sunpy_nn.nn.UNet.mc_dropout`).
+    log_var_offset : float
+        The variance head returns ``-abs(x) + log_var_offset``: -12 in the paper (data in units of Ic, variances
+        below ~6e-6); 0 for data scaled to unit noise, so that the predicted error never exceeds the noise.
 
     Examples
     --------
@@ -80,6 +83,7 @@ class UNet(nn.Module):
         padding: str = "reflect",
         variance_head: bool = False,
         dropout: float = 0.0,
+        log_var_offset: float = -12.0,
     ) -> None:
         super().__init__()
         if padding not in PADDINGS:
@@ -89,6 +93,7 @@ class UNet(nn.Module):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.n_filters, self.depth, self.padding = int(n_filters), int(depth), padding
         self.variance_head, self.dropout = bool(variance_head), float(dropout)
+        self.log_var_offset = float(log_var_offset)
         f = [n_filters * 2**level for level in range(depth + 1)]
         d = dropout
         self.down = nn.ModuleList()
@@ -131,6 +136,7 @@ class UNet(nn.Module):
             "padding": self.padding,
             "variance_head": self.variance_head,
             "dropout": self.dropout,
+            "log_var_offset": self.log_var_offset,
         }
 
     @property
@@ -182,6 +188,6 @@ class UNet(nn.Module):
             y = merge(torch.cat([skip, y], dim=1))  # encoder features first, as in the released code
         y = self.out(y)
         if self.variance_head:
-            log_var = -torch.abs(self.var_out(self.var_body(x))) - 12.0
+            log_var = -torch.abs(self.var_out(self.var_body(x))) + self.log_var_offset
             y = torch.cat([y, log_var], dim=1)
         return y

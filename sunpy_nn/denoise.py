@@ -1,0 +1,734 @@
+"""
+Self-supervised denoising of spectropolarimetric cubes (Noise2Noise, Diaz Baso et al. 2019) on NDCubes.
+
+The NDCube-level layer: it finds the time, Stokes, wavelength and spatial axes from the WCS physical types, scales
+each Stokes parameter by a robust estimate of its noise, trains a `~sunpy_nn.nn.UNet` on pairs of consecutive scans
+(their solar signal is nearly the same, their noise independent), and returns a cube with the same WCS, unit, mask
+and metadata and a per-pixel uncertainty.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from astropy.nddata import StdDevUncertainty
+from ndcube import NDCube
+from scipy import ndimage
+from torch import nn
+from tqdm.auto import tqdm
+
+from sunpy_nn.nn import UNet, resolve_device, run_tiled
+from sunpy_nn.utils import WeightsError, sha256sum
+
+__all__ = ["CubeAxes", "Denoiser", "denoise_cube", "estimate_noise", "find_axes"]
+
+log = logging.getLogger(__name__)
+
+_STOKES_SYMBOLS = {1: "I", 2: "Q", 3: "U", 4: "V"}
+_SPECTRAL_TYPES = ("em.wl", "em.freq", "em.wavenumber", "em.energy")
+FORMAT = "sunpy_nn-denoiser"
+
+
+# ----------------------------------------------------------------------------------------------------------- axes
+@dataclass(frozen=True)
+class CubeAxes:
+    """
+    Array axes of a spectropolarimetric cube, found from its WCS physical types (`None` where absent).
+
+    `to_canonical` views the data as ``(time, stokes, wavelength, y, x)`` with length-1 axes for the missing ones;
+    `from_canonical` goes back.
+    """
+
+    time: int | None
+    stokes: int | None
+    wavelength: int | None
+    y: int
+    x: int
+    ndim: int
+
+    @property
+    def _order(self) -> list[int | None]:
+        return [self.time, self.stokes, self.wavelength, self.y, self.x]
+
+    def to_canonical(self, data: np.ndarray) -> np.ndarray:
+        """``(time, stokes, wavelength, y, x)`` view of cube-ordered data."""
+        present = [a for a in self._order if a is not None]
+        arr = np.transpose(data, present)
+        for pos, a in enumerate(self._order):
+            if a is None:
+                arr = np.expand_dims(arr, pos)
+        return arr
+
+    def from_canonical(self, arr: np.ndarray) -> np.ndarray:
+        """Inverse of `to_canonical`."""
+        missing = tuple(pos for pos, a in enumerate(self._order) if a is None)
+        arr = np.squeeze(arr, axis=missing) if missing else arr
+        present = [a for a in self._order if a is not None]
+        return np.transpose(arr, np.argsort(present))
+
+
+def find_axes(cube: NDCube) -> CubeAxes:
+    """
+    Find the time, Stokes, wavelength and two spatial array axes of an NDCube from its WCS physical types.
+
+    Any order works, and the wavelength, Stokes and time axes may be absent. Raises a `ValueError` that lists the
+    physical types found when the cube has no two spatial axes or has axes of other kinds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.wcs import WCS
+    >>> from ndcube import NDCube
+    >>> from sunpy_nn.denoise import find_axes
+    >>> wcs = WCS(naxis=4)
+    >>> wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE", "STOKES"]
+    >>> wcs.wcs.cunit = ["arcsec", "arcsec", "nm", ""]
+    >>> find_axes(NDCube(np.zeros((4, 7, 32, 32)), wcs=wcs))
+    CubeAxes(time=None, stokes=0, wavelength=1, y=2, x=3, ndim=4)
+    """
+    types = cube.array_axis_physical_types
+    found: dict[str, int] = {}
+    spatial, unknown = [], []
+    for i, t in enumerate(types):
+        joined = " ".join(t)
+        if "phys.polarization.stokes" in t:
+            found["stokes"] = i
+        elif any(s in joined for s in _SPECTRAL_TYPES):
+            found["wavelength"] = i
+        elif any(p.startswith("pos.") or ":pos." in p for p in t) and not any(s in t for s in ("time",)):
+            spatial.append(i)
+        elif "time" in t:
+            found["time"] = i
+        else:
+            unknown.append(i)
+    if len(spatial) != 2 or unknown:
+        raise ValueError(
+            "Cannot find the axes of this cube: it needs two spatial (pos.*) axes plus optional em.wl, "
+            f"phys.polarization.stokes and time axes. Its array axes have the physical types {list(types)}."
+        )
+    return CubeAxes(found.get("time"), found.get("stokes"), found.get("wavelength"), spatial[0], spatial[1], len(types))
+
+
+def _stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
+    if axes.stokes is None:
+        return ["?"]
+    try:
+        coord = cube.axis_world_coords("phys.polarization.stokes")[0]
+        return [str(s) for s in np.atleast_1d(coord.symbol)]
+    except Exception:  # non-standard WCS: fall back to the FITS convention 1..4 = I, Q, U, V
+        n = cube.data.shape[axes.stokes]
+        return [_STOKES_SYMBOLS.get(i + 1, str(i + 1)) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------------------- noise
+def estimate_noise(frames: np.ndarray) -> float:
+    """
+    Robust noise standard deviation of a stack of frames ``(time, wavelength, y, x)`` of one Stokes parameter.
+
+    With two or more time steps: ``1.4826 MAD`` of the difference of consecutive scans over ``sqrt(2)``, which the
+    solar signal (nearly the same in both) hardly affects and which also captures spatially correlated noise.
+    With one scan: ``1.4826 MAD / 6`` of the image convolved with the Laplacian-like kernel of Immerkaer (1996),
+    which assumes white noise. NaN pixels are ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.denoise import estimate_noise
+    >>> frames = np.random.default_rng(0).normal(0, 3e-3, (4, 2, 64, 64))
+    >>> round(estimate_noise(frames) / 3e-3, 1)
+    1.0
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.shape[0] >= 2:
+        d = (frames[1:] - frames[:-1]).ravel() / math.sqrt(2)
+    else:
+        kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+        d = np.concatenate(
+            [
+                ndimage.convolve(f, kernel, mode="reflect")[1:-1, 1:-1].ravel() / 6
+                for f in frames.reshape(-1, *frames.shape[-2:])
+            ]
+        )
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        raise ValueError("Cannot estimate the noise: no finite pixels")
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+# ------------------------------------------------------------------------------------------------------- sampling
+def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, signed: bool, spectral: bool):
+    """The same random rotation/flip for input and target (C, P, P); sign flip; wavelength reversal."""
+    k = int(rng.integers(0, 4))
+    x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k, axes=(1, 2))
+    if rng.random() < 0.5:
+        x, y = x[:, :, ::-1], y[:, :, ::-1]
+    if signed and rng.random() < 0.5:
+        x, y = -x, -y
+    if spectral and rng.random() < 0.5:
+        x, y = x[::-1], y[::-1]
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+def _neighbour_pair(patch: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Neighbour sub-sampling (Huang et al. 2021, "Neighbor2Neighbor"): from each 2x2 cell of a (C, 2P, 2P) patch take
+    two different, adjacent pixels, giving two (C, P, P) images of the same scene with independent noise.
+    """
+    c, h, w = patch.shape
+    cells = patch.reshape(c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 2, 4).reshape(c, h // 2, w // 2, 4)
+    # pairs of adjacent positions in a 2x2 cell (0 1 / 2 3)
+    pairs = np.array([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]])
+    choice = pairs[rng.integers(0, len(pairs), (h // 2, w // 2))]
+    a = np.take_along_axis(cells, choice[None, :, :, :1], axis=3)[..., 0]
+    b = np.take_along_axis(cells, choice[None, :, :, 1:], axis=3)[..., 0]
+    return a, b
+
+
+class _PairSampler:
+    """Draws training pairs from a normalised canonical array (T, S, W, Y, X), NaN where masked."""
+
+    def __init__(self, data, stokes_idx, signed, mode, patch_size, x_range, rng, signal_fraction=0.5):
+        self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
+        self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
+        self.n_t = data.shape[0]
+        self.self_supervised_single = self.n_t < 2
+        self.span = 2 * patch_size if self.self_supervised_single else patch_size
+        ny = data.shape[3]
+        if self.span > ny or self.span > x_range[1] - x_range[0]:
+            raise ValueError(
+                f"patch_size={patch_size} (a {self.span}-pixel window) is larger than the image region "
+                f"({ny} x {x_range[1] - x_range[0]} px); use a smaller patch_size"
+            )
+
+    def _window(self, t, s, w, y0, x0):
+        sl = np.s_[y0 : y0 + self.span, x0 : x0 + self.span]
+        if self.mode == "spectral":
+            return self.data[t, s][:, sl[0], sl[1]]
+        return self.data[t, s, w][None][:, sl[0], sl[1]]
+
+    def draw(self):
+        d, rng = self.data, self.rng
+        n_w, ny = d.shape[2], d.shape[3]
+        want_signal = rng.random() < self.signal_fraction
+        for _attempt in range(200):
+            t = int(rng.integers(0, self.n_t))
+            s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
+            w = int(rng.integers(0, n_w))
+            y0 = int(rng.integers(0, ny - self.span + 1))
+            x0 = int(rng.integers(self.x_range[0], self.x_range[1] - self.span + 1))
+            a = self._window(t, s, w, y0, x0)
+            if self.self_supervised_single:
+                if not np.isfinite(a).all():
+                    continue
+                x, y = _neighbour_pair(a, rng)
+            else:
+                t2 = t + (1 if rng.random() < 0.5 else -1)  # a random direction is the time-reversal augmentation
+                t2 = t2 if 0 <= t2 < self.n_t else 2 * t - t2
+                b = self._window(t2, s, w, y0, x0)
+                if not (np.isfinite(a).all() and np.isfinite(b).all()):
+                    continue
+                x, y = a, b
+            # Bias toward signal: half the pairs must show structure above 2 sigma in the smoothed mean of the pair.
+            if want_signal and np.abs(ndimage.uniform_filter(0.5 * (x + y), size=(1, 3, 3))).max() < 2.0:
+                continue
+            return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
+        raise ValueError("Could not draw a training pair without masked (NaN) pixels: too much of the cube is masked")
+
+
+# -------------------------------------------------------------------------------------------------------- Denoiser
+class Denoiser:
+    """
+    A Noise2Noise denoiser for spectropolarimetric cubes that learns from the observation itself.
+
+    Parameters
+    ----------
+    mode : {"image", "spectral"}
+        ``"image"`` denoises each monochromatic image on its own (the paper's main method, independent of the
+        spectral line and sampling); ``"spectral"`` takes all wavelengths of a Stokes parameter as channels
+        (smoother profiles, but tied to one line and sampling).
+    n_filters, depth : int
+        U-Net width and depth (32 and 2 in the paper).
+    dropout : float
+        Monte-Carlo dropout rate for the epistemic uncertainty (0.01 in the paper).
+    padding : {"reflect", "zeros"}
+        Border handling of the U-Net.
+
+    Notes
+    -----
+    **Pairs.** With a time axis, input and target are the same patch in two consecutive scans: their solar
+    signal is nearly the same and their noise independent, so the L2 loss has the same minimiser as with clean
+    targets. The direction (earlier to later or later to earlier) is random, which is the time-reversal
+    augmentation; rotations, flips and sign changes (not for Stokes I), and in spectral mode wavelength reversal,
+    complete it. Half of the pairs are drawn among patches whose pair-averaged, 3x3-smoothed signal exceeds twice
+    the noise somewhere, so that the rare strong signals are learnt.
+
+    **One scan.** Without a time axis (or with a single scan), pairs come from neighbour sub-sampling
+    (Neighbor2Neighbor, Huang et al. 2021): two half-resolution images made of adjacent pixels of each 2x2 cell.
+    It needs no masking, trains with the same loss and loop, and works for noise that is independent from pixel
+    to pixel; spatially correlated noise (e.g. after MOMFBD) is partly kept, so prefer a time series then.
+
+    **Scaling.** Each Stokes parameter is divided by its noise level (`estimate_noise`), stored with the model
+    and multiplied back on output.
+
+    **Uncertainty.** The variance head learns the aleatoric error of the denoised value with the loss of the
+    paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with ``s^2 = s_net^2 + s_noise^2`` (on a detached ``f``, so the
+    denoised image keeps its Noise2Noise optimum). The epistemic part comes from Monte-Carlo dropout.
+
+    Examples
+    --------
+    >>> from sunpy_nn import Denoiser  # doctest: +SKIP
+    >>> den = Denoiser(mode="image").fit(cube, epochs=10)  # doctest: +SKIP
+    >>> clean = den.predict(cube, uncertainty="total")  # doctest: +SKIP
+    >>> den.save("crisp_8542.pt"); Denoiser.load("crisp_8542.pt").predict(other_cube)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        mode: str = "image",
+        n_filters: int = 32,
+        depth: int = 2,
+        *,
+        dropout: float = 0.01,
+        padding: str = "reflect",
+    ) -> None:
+        if mode not in ("image", "spectral"):
+            raise ValueError(f"mode must be 'image' or 'spectral', not {mode!r}")
+        self.mode, self.n_filters, self.depth, self.dropout, self.padding = mode, n_filters, depth, dropout, padding
+        self.model: UNet | None = None
+        self.noise: dict[str, float] = {}
+        self.n_wavelengths: int | None = None
+        self.history: dict = {"train_loss": [], "val_loss": [], "epoch_time": []}
+        self.fit_settings: dict = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _build(self, n_wavelengths: int) -> UNet:
+        channels = n_wavelengths if self.mode == "spectral" else 1
+        return UNet(
+            channels,
+            channels,
+            self.n_filters,
+            self.depth,
+            padding=self.padding,
+            variance_head=True,
+            dropout=self.dropout,
+            log_var_offset=0.0,
+        )
+
+    def _prepare(self, cube: NDCube, stokes):
+        if not isinstance(cube, NDCube):
+            raise TypeError(f"Denoiser works on ndcube.NDCube objects, not {type(cube).__name__}")
+        axes = find_axes(cube)
+        data = np.asarray(cube.data, dtype=np.float32)
+        if cube.mask is not None and np.any(cube.mask):
+            data = np.where(np.asarray(cube.mask, bool), np.nan, data)
+        if np.isinf(data).any():
+            raise ValueError(
+                f"The cube has {int(np.isinf(data).sum())} infinite values: replace them with NaN or mask them"
+            )
+        canon = axes.to_canonical(data)
+        labels = _stokes_labels(cube, axes)
+        if axes.stokes is None:
+            selected = [0]
+        else:
+            stokes = tuple(labels) if stokes is None else tuple(stokes)
+            unknown = [s for s in stokes if s not in labels]
+            if unknown:
+                raise ValueError(f"Stokes {unknown} not in this cube, which has {labels}; choose from these")
+            selected = [labels.index(s) for s in stokes]
+        return axes, canon, labels, selected
+
+    def _noise_levels(self, canon, labels, selected) -> dict[str, float]:
+        out = {}
+        for s in range(canon.shape[1]):
+            sigma = estimate_noise(canon[:, s])
+            if not sigma > 0:
+                raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")
+            out[labels[s]] = sigma
+        return out
+
+    # ---------------------------------------------------------------------- fit
+    def fit(
+        self,
+        cube: NDCube,
+        *,
+        epochs: int = 10,
+        patches_per_epoch: int = 1000,
+        patch_size: int = 52,
+        batch_size: int = 10,
+        lr: float = 1e-4,
+        loss: str = "l2",
+        stokes=("Q", "U", "V"),
+        val_fraction: float = 0.1,
+        seed: int | None = None,
+        device=None,
+        progress: bool = True,
+    ) -> Denoiser:
+        """
+        Train on the cube itself (or continue training a loaded denoiser: a warm start).
+
+        Parameters
+        ----------
+        cube : `ndcube.NDCube`
+            The observation, with two spatial axes and optional wavelength, Stokes and time axes. Masked and NaN
+            pixels are never used.
+        epochs, patches_per_epoch, patch_size, batch_size, lr
+            Training length and the paper's settings (52-pixel patches, batches of 10, Adam at 1e-4).
+        loss : {"l2", "l1"}
+            Loss of the denoised image (the paper: L2, whose minimiser with noisy targets is the clean image).
+        stokes : tuple of str or None
+            Stokes parameters to train on (`None`: all).
+        val_fraction : float
+            Fraction of the field of view (its right edge) held out for the validation loss.
+        seed : int, optional
+            Seeds the weights, the pairs and the batch order.
+        device : str, optional
+            ``"cpu"``, ``"cuda"`` or `None` for the best available.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        `Denoiser`
+            ``self``, trained; ``history`` holds the losses per epoch.
+        """
+        if loss not in ("l2", "l1"):
+            raise ValueError(f"loss must be 'l2' or 'l1', not {loss!r}")
+        _, canon, labels, selected = self._prepare(cube, stokes)
+        n_w = canon.shape[2]
+        if self.model is not None:
+            self._check_compatible(n_w)
+        else:
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.model = self._build(n_w)
+            self.n_wavelengths = n_w
+        self.noise = self._noise_levels(canon, labels, selected)
+        sigma = np.array([self.noise[lab] for lab in labels], dtype=np.float32)
+        normed = canon / sigma[None, :, None, None, None]
+        nx = canon.shape[4]
+        x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
+        rng = np.random.default_rng(seed)
+        signed = [lab != "I" for lab in labels]
+        train = _PairSampler(normed, selected, signed, self.mode, patch_size, (0, x_split), rng)
+        val = None
+        if val_fraction > 0 and nx - x_split >= train.span:
+            val = _PairSampler(
+                normed,
+                selected,
+                signed,
+                self.mode,
+                patch_size,
+                (x_split, nx),
+                np.random.default_rng(None if seed is None else seed + 1),
+            )
+        if train.self_supervised_single:
+            log.info("Only one scan: training with neighbour sub-sampling pairs (Neighbor2Neighbor)")
+        val_pairs = [val.draw() for _ in range(max(batch_size, patches_per_epoch // 10))] if val else []
+        dev = resolve_device(device)
+        model = self.model.to(dev)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        data_loss = nn.functional.mse_loss if loss == "l2" else nn.functional.l1_loss
+        n_out = model.out_channels
+        bar = tqdm(total=epochs * patches_per_epoch, desc="Noise2Noise", unit="patch", disable=not progress)
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            model.train()
+            total = 0.0
+            for _ in range(0, patches_per_epoch, batch_size):
+                pairs = [train.draw() for _ in range(batch_size)]
+                x = torch.from_numpy(np.stack([p[0] for p in pairs])).to(dev)
+                y = torch.from_numpy(np.stack([p[1] for p in pairs])).to(dev)
+                out = model(x)
+                mean, log_var = out[:, :n_out], out[:, n_out:]
+                l_data = data_loss(mean, y)
+                # The paper's aleatoric loss, s^2 = s_net^2 + s_noise^2 (s_noise = 1 in noise units), detached mean.
+                s2 = torch.exp(log_var) + 1.0
+                l_var = (((mean.detach() - y) ** 2) / (2 * s2) + 0.5 * torch.log(s2)).mean()
+                opt.zero_grad(set_to_none=True)
+                (l_data + l_var).backward()
+                opt.step()
+                total += l_data.item() * batch_size
+                bar.update(batch_size)
+            self.history["train_loss"].append(total / patches_per_epoch)
+            if val_pairs:
+                model.eval()
+                with torch.inference_mode():
+                    vx = torch.from_numpy(np.stack([p[0] for p in val_pairs])).to(dev)
+                    vy = torch.from_numpy(np.stack([p[1] for p in val_pairs])).to(dev)
+                    self.history["val_loss"].append(float(data_loss(model(vx)[:, :n_out], vy)))
+            self.history["epoch_time"].append(time.perf_counter() - t0)
+            log.info(
+                "epoch %d: train loss %.4g, validation loss %s",
+                epoch + 1,
+                self.history["train_loss"][-1],
+                self.history["val_loss"][-1] if val_pairs else "n/a",
+            )
+        bar.close()
+        self.model = model.eval().cpu()
+        self.fit_settings = {
+            "epochs": len(self.history["train_loss"]),
+            "patches_per_epoch": patches_per_epoch,
+            "patch_size": patch_size,
+            "batch_size": batch_size,
+            "lr": lr,
+            "loss": loss,
+            "stokes": [labels[s] for s in selected],
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "pairs": "neighbour sub-sampling" if train.self_supervised_single else "consecutive scans",
+        }
+        return self
+
+    def _check_compatible(self, n_w: int) -> None:
+        if self.mode == "spectral" and self.n_wavelengths != n_w:
+            raise ValueError(
+                f"This spectral-mode denoiser was trained on {self.n_wavelengths} wavelengths, the cube has {n_w}: "
+                "use an image-mode denoiser or train a new one"
+            )
+
+    # ------------------------------------------------------------------ predict
+    def _run(self, frame: np.ndarray, dev, tile_size, n_out):
+        """Denoise one (C, Y, X) normalised frame: returns (mean, log_var), NaN where the input was."""
+        missing = ~np.isfinite(frame).all(axis=0)
+        if missing.all():
+            return np.full_like(frame, np.nan), np.full_like(frame[:1], np.nan)
+        if missing.any():
+            idx = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
+            frame = frame[:, idx[0], idx[1]]
+        a = self.model.align
+        ny, nx = frame.shape[1:]
+        py, px = (-ny) % a, (-nx) % a
+        padded = np.pad(frame, ((0, 0), (0, py), (0, px)), mode="reflect") if (py or px) else frame
+        out = run_tiled(
+            self.model,
+            padded,
+            halo=self.model.receptive_radius,
+            tile_size=tile_size,
+            align=a,
+            device=dev,
+            progress=False,
+        )[:, :ny, :nx]
+        if missing.any():
+            out[:, missing] = np.nan
+        return out[:n_out], out[n_out:]
+
+    def predict(
+        self,
+        cube: NDCube,
+        *,
+        stokes=("Q", "U", "V"),
+        tile_size: int | None = None,
+        uncertainty: str | None = "aleatoric",
+        mc_samples: int = 20,
+        device=None,
+        seed: int | None = None,
+        progress: bool = True,
+    ) -> NDCube:
+        """
+        Denoise a cube with the trained network.
+
+        Parameters
+        ----------
+        cube : `ndcube.NDCube`
+            The cube (the one trained on, or another of the same instrument setup).
+        stokes : tuple of str or None
+            Stokes parameters to denoise (`None`: all); the others pass through unchanged.
+        tile_size : int, optional
+            Tile edge for large frames (the result does not depend on it).
+        uncertainty : {None, "aleatoric", "total"}
+            `None`: no uncertainty. ``"aleatoric"``: the variance head's error of the denoised value.
+            ``"total"``: also the epistemic part from ``mc_samples`` Monte-Carlo dropout passes, added in
+            quadrature. Stokes parameters that are not denoised get their estimated noise level.
+        mc_samples : int
+            Forward passes for the epistemic uncertainty.
+        device : str, optional
+            ``"cpu"``, ``"cuda"`` or `None` for the best available.
+        seed : int, optional
+            Seeds the Monte-Carlo dropout.
+        progress : bool
+            Show a progress bar over frames.
+
+        Returns
+        -------
+        `ndcube.NDCube`
+            A new cube with the same WCS, unit, mask and metadata (plus provenance under ``meta["sunpy_nn"]``),
+            the denoised data, and the uncertainty as `~astropy.nddata.StdDevUncertainty`.
+        """
+        if self.model is None:
+            raise ValueError("This Denoiser is not trained: call fit(cube) or Denoiser.load(path) first")
+        if uncertainty not in (None, "aleatoric", "total"):
+            raise ValueError(f"uncertainty must be None, 'aleatoric' or 'total', not {uncertainty!r}")
+        axes, canon, labels, selected = self._prepare(cube, stokes)
+        self._check_compatible(canon.shape[2])
+        missing_noise = [lab for lab in labels if lab not in self.noise]
+        if missing_noise:
+            raise ValueError(
+                f"The denoiser has no noise level for Stokes {missing_noise} (trained on {list(self.noise)})"
+            )
+        dev = resolve_device(device)
+        if seed is not None:
+            torch.manual_seed(seed)
+        out = canon.astype(np.float32, copy=True)
+        sig = np.empty_like(out)
+        for s, lab in enumerate(labels):
+            sig[:, s] = self.noise[lab]  # pass-through Stokes: their noise level
+        n_out = self.model.out_channels
+        frames = [
+            (t, s, w)
+            for t in range(out.shape[0])
+            for s in selected
+            for w in (range(out.shape[2]) if self.mode == "image" else [None])
+        ]
+        for t, s, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
+            sigma = self.noise[labels[s]]
+            sel = np.s_[t, s] if w is None else np.s_[t, s, w : w + 1]
+            mean, log_var = self._run(canon[sel] / sigma, dev, tile_size, n_out)
+            out[sel] = mean * sigma
+            var = np.exp(log_var) * np.ones_like(mean)
+            if uncertainty == "total" and self.dropout > 0:
+                self.model.mc_dropout(True)
+                draws = np.stack([self._run(canon[sel] / sigma, dev, tile_size, n_out)[0] for _ in range(mc_samples)])
+                self.model.mc_dropout(False)
+                var = var + draws.var(axis=0)
+            sig[sel] = np.sqrt(var) * sigma
+        data = axes.from_canonical(out)
+        meta = copy.deepcopy(dict(cube.meta)) if cube.meta is not None else {}
+        from sunpy_nn import __version__
+
+        meta["sunpy_nn"] = {
+            "software": f"sunpy_nn {__version__}",
+            "method": "Noise2Noise (Diaz Baso et al. 2019)",
+            "mode": self.mode,
+            "denoised_stokes": [labels[s] for s in selected],
+            "noise": dict(self.noise),
+            "uncertainty": uncertainty,
+            "fit": dict(self.fit_settings),
+        }
+        unc = StdDevUncertainty(axes.from_canonical(sig), unit=cube.unit) if uncertainty else None
+        mask = None if cube.mask is None else np.array(cube.mask, copy=True)
+        return NDCube(data, wcs=cube.wcs, uncertainty=unc, mask=mask, meta=meta, unit=cube.unit)
+
+    # -------------------------------------------------------------------- files
+    def save(self, path: str | Path) -> Path:
+        """Save the network, noise levels and settings (``.pt``) and a model card (``.json``) with its SHA-256."""
+        if self.model is None:
+            raise ValueError("Nothing to save: the Denoiser is not trained")
+        path = Path(path).expanduser().with_suffix(".pt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        blob = {
+            "format": FORMAT,
+            "format_version": 1,
+            "mode": self.mode,
+            "config": self.model.config,
+            "state_dict": state,
+            "noise": self.noise,
+            "n_wavelengths": self.n_wavelengths,
+            "history": json.dumps(self.history),
+            "fit_settings": json.dumps(self.fit_settings),
+        }
+        torch.save(blob, path)
+        from sunpy_nn import __version__
+
+        card = {
+            "name": path.stem,
+            "file": path.name,
+            "kind": "Noise2Noise denoiser",
+            "mode": self.mode,
+            "architecture": self.model.config,
+            "noise": self.noise,
+            "training_recipe": self.fit_settings,
+            "validation": {"val_loss_per_epoch": self.history["val_loss"]},
+            "sunpy_nn_version": __version__,
+            "sha256": sha256sum(path),
+        }
+        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Denoiser:
+        """Load a denoiser written by `save`; a model card beside it is checked against the file's SHA-256."""
+        path = Path(path).expanduser()
+        card_path = path.with_suffix(".json")
+        if card_path.exists():
+            card = json.loads(card_path.read_text())
+            if card.get("sha256") and card["sha256"] != sha256sum(path):
+                raise WeightsError(f"SHA-256 of {path} does not match its model card {card_path.name}")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsError(f"Could not read denoiser file {path}: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise WeightsError(f"{path} is not a sunpy_nn denoiser file (save one with Denoiser.save)")
+        config = dict(blob["config"])
+        config.pop("architecture", None)
+        den = cls(
+            blob["mode"], config["n_filters"], config["depth"], dropout=config["dropout"], padding=config["padding"]
+        )
+        den.model = UNet(**config)
+        missing = set(den.model.state_dict()) ^ set(blob["state_dict"])
+        if missing:
+            raise WeightsError(f"{path} does not match the U-Net: differing keys {sorted(missing)}")
+        den.model.load_state_dict(blob["state_dict"])
+        den.model.eval()
+        den.noise, den.n_wavelengths = dict(blob["noise"]), blob["n_wavelengths"]
+        den.history, den.fit_settings = json.loads(blob["history"]), json.loads(blob["fit_settings"])
+        return den
+
+
+def denoise_cube(
+    cube: NDCube,
+    *,
+    denoiser: Denoiser | None = None,
+    mode: str = "image",
+    epochs: int | None = None,
+    uncertainty: str | None = "aleatoric",
+    stokes=("Q", "U", "V"),
+    device=None,
+    seed: int | None = None,
+    progress: bool = True,
+) -> NDCube:
+    """
+    Remove the noise of a spectropolarimetric cube with a network trained on the cube itself (Noise2Noise).
+
+    Parameters
+    ----------
+    cube : `ndcube.NDCube`
+        E.g. a CRISP time series (time x Stokes x wavelength x y x x, in any order; wavelength, Stokes and time
+        axes are optional). NaN and masked pixels are not used for training and stay NaN.
+    denoiser : `Denoiser`, optional
+        A trained denoiser to use instead of training one.
+    mode : {"image", "spectral"}
+        See `Denoiser`.
+    epochs : int, optional
+        Training epochs of 1,000 patches (default 10).
+    uncertainty : {None, "aleatoric", "total"}
+        See `Denoiser.predict`.
+    stokes : tuple of str or None
+        Stokes parameters to denoise; Stokes I passes through unchanged unless listed.
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` or `None` for the best available.
+    seed : int, optional
+        For reproducible training.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    `ndcube.NDCube`
+        A new cube with identical WCS, unit, mask and metadata, the denoised data and its uncertainty. The input
+        cube is not modified.
+    """
+    if denoiser is None:
+        denoiser = Denoiser(mode=mode).fit(
+            cube, epochs=10 if epochs is None else epochs, stokes=stokes, seed=seed, device=device, progress=progress
+        )
+    return denoiser.predict(cube, stokes=stokes, uncertainty=uncertainty, device=device, seed=seed, progress=progress)
