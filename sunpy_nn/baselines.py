@@ -16,7 +16,7 @@ from sunpy.map import GenericMap
 from sunpy_nn.psf import HMI_PSF_RADIUS, hmi_psf
 from sunpy_nn.utils import append_history
 
-__all__ = ["richardson_lucy"]
+__all__ = ["pca_denoise", "richardson_lucy"]
 
 
 def _rl(image: np.ndarray, psf: np.ndarray, iterations: int) -> np.ndarray:
@@ -110,3 +110,70 @@ def richardson_lucy(
     history = f"sunpy_nn {__version__} richardson_lucy: bilinear x{upsample} + {iterations} Richardson-Lucy iterations"
     append_history(meta, history)
     return smap._new_instance(out, meta, plot_settings=copy.deepcopy(smap.plot_settings))
+
+
+def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V")):
+    """
+    PCA denoising along wavelength, for each Stokes parameter and scan: the classical spectral baseline.
+
+    The spectra of each (scan, Stokes) frame form an ``(n_pixels, n_wavelengths)`` matrix; it is projected on its
+    leading principal components (of the mean-subtracted spectra) and reconstructed.
+
+    Parameters
+    ----------
+    cube : `ndcube.NDCube`
+        A cube with a wavelength axis (see `sunpy_nn.denoise.find_axes`).
+    n_components : int or "auto"
+        Components kept. ``"auto"`` keeps those whose eigenvalue exceeds the noise floor, the Marchenko-Pastur
+        upper edge ``sigma^2 (1 + sqrt(n_wavelengths / n_pixels))^2`` for white noise of the estimated level
+        (`sunpy_nn.denoise.estimate_noise`).
+    stokes : tuple of str or None
+        Stokes parameters to denoise; the others pass through.
+
+    Returns
+    -------
+    `ndcube.NDCube`
+        A new cube with the same WCS, unit, mask and metadata; ``meta["sunpy_nn"]["pca_components"]`` lists the
+        components kept per (scan, Stokes).
+    """
+    from ndcube import NDCube
+
+    from sunpy_nn.denoise import _stokes_labels, estimate_noise, find_axes
+
+    axes = find_axes(cube)
+    if axes.wavelength is None:
+        raise ValueError("pca_denoise needs a wavelength axis; this cube has none")
+    canon = axes.to_canonical(np.asarray(cube.data, dtype=np.float64)).copy()
+    labels = _stokes_labels(cube, axes)
+    chosen = (
+        range(len(labels))
+        if axes.stokes is None or stokes is None
+        else [labels.index(s) for s in stokes if s in labels]
+    )
+    if axes.stokes is not None and stokes is not None and len(list(chosen)) != len(stokes):
+        raise ValueError(f"Stokes {[s for s in stokes if s not in labels]} not in this cube, which has {labels}")
+    kept = {}
+    for s in chosen:
+        sigma = estimate_noise(canon[:, s])
+        for t in range(canon.shape[0]):
+            frame = canon[t, s]  # (W, Y, X)
+            nw = frame.shape[0]
+            spectra = frame.reshape(nw, -1).T
+            good = np.isfinite(spectra).all(axis=1)
+            x = spectra[good]
+            mean = x.mean(axis=0)
+            u_, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
+            eig = sv**2 / max(len(x) - 1, 1)
+            if n_components == "auto":
+                k = int((eig > sigma**2 * (1 + np.sqrt(nw / len(x))) ** 2).sum())
+            else:
+                k = int(n_components)
+            rec = mean + (u_[:, :k] * sv[:k]) @ vt[:k]
+            spectra = spectra.copy()
+            spectra[good] = rec
+            canon[t, s] = spectra.T.reshape(frame.shape)
+            kept[f"{t},{labels[s]}"] = k
+    meta = copy.deepcopy(dict(cube.meta)) if cube.meta is not None else {}
+    meta["sunpy_nn"] = {"method": "PCA along wavelength", "pca_components": kept}
+    mask = None if cube.mask is None else np.array(cube.mask, copy=True)
+    return NDCube(axes.from_canonical(canon), wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit)

@@ -195,11 +195,11 @@ def _neighbour_pair(patch: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
 class _PairSampler:
     """Draws training pairs from a normalised canonical array (T, S, W, Y, X), NaN where masked."""
 
-    def __init__(self, data, stokes_idx, signed, mode, patch_size, x_range, rng, signal_fraction=0.5):
+    def __init__(self, data, stokes_idx, signed, mode, patch_size, x_range, rng, neighbour, signal_fraction=0.5):
         self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
         self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
         self.n_t = data.shape[0]
-        self.self_supervised_single = self.n_t < 2
+        self.self_supervised_single = neighbour
         self.span = 2 * patch_size if self.self_supervised_single else patch_size
         ny = data.shape[3]
         if self.span > ny or self.span > x_range[1] - x_range[0]:
@@ -367,6 +367,7 @@ class Denoiser:
         loss: str = "l2",
         stokes=("Q", "U", "V"),
         val_fraction: float = 0.1,
+        pairs: str = "auto",
         seed: int | None = None,
         device=None,
         progress: bool = True,
@@ -387,6 +388,9 @@ class Denoiser:
             Stokes parameters to train on (`None`: all).
         val_fraction : float
             Fraction of the field of view (its right edge) held out for the validation loss.
+        pairs : {"auto", "time", "neighbour"}
+            Training pairs: consecutive scans (``"time"``, Noise2Noise), neighbour sub-sampling of single scans
+            (``"neighbour"``), or ``"auto"``: scans when there are two or more, else neighbour sub-sampling.
         seed : int, optional
             Seeds the weights, the pairs and the batch order.
         device : str, optional
@@ -401,7 +405,15 @@ class Denoiser:
         """
         if loss not in ("l2", "l1"):
             raise ValueError(f"loss must be 'l2' or 'l1', not {loss!r}")
-        _, canon, labels, selected = self._prepare(cube, stokes)
+        axes, canon, labels, selected = self._prepare(cube, stokes)
+        if pairs not in ("auto", "time", "neighbour"):
+            raise ValueError(f"pairs must be 'auto', 'time' or 'neighbour', not {pairs!r}")
+        if pairs == "time" and canon.shape[0] < 2:
+            raise ValueError(
+                "pairs='time' (Noise2Noise) needs a time axis with at least 2 scans; this cube has "
+                f"{canon.shape[0] if axes.time is not None else 'no time axis'}. Use pairs='neighbour' or 'auto'."
+            )
+        neighbour = pairs == "neighbour" or canon.shape[0] < 2
         n_w = canon.shape[2]
         if self.model is not None:
             self._check_compatible(n_w)
@@ -417,7 +429,7 @@ class Denoiser:
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
-        train = _PairSampler(normed, selected, signed, self.mode, patch_size, (0, x_split), rng)
+        train = _PairSampler(normed, selected, signed, self.mode, patch_size, (0, x_split), rng, neighbour)
         val = None
         if val_fraction > 0 and nx - x_split >= train.span:
             val = _PairSampler(
@@ -428,9 +440,10 @@ class Denoiser:
                 patch_size,
                 (x_split, nx),
                 np.random.default_rng(None if seed is None else seed + 1),
+                neighbour,
             )
         if train.self_supervised_single:
-            log.info("Only one scan: training with neighbour sub-sampling pairs (Neighbor2Neighbor)")
+            log.info("Training with neighbour sub-sampling pairs (Neighbor2Neighbor)")
         val_pairs = [val.draw() for _ in range(max(batch_size, patches_per_epoch // 10))] if val else []
         dev = resolve_device(device)
         model = self.model.to(dev)

@@ -20,7 +20,8 @@ class _Conv(nn.Module):
         self.mode = "reflect" if padding == "reflect" else "constant"
         self.conv = nn.Conv2d(n_in, n_out, kernel_size=kernel)
         self.relu = relu
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.dropout = float(dropout)
+        self.mc = False  # Monte-Carlo dropout at inference, independent of train()/eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if any(self.pad):
@@ -28,7 +29,9 @@ class _Conv(nn.Module):
         x = self.conv(x)
         if self.relu:
             x = torch.relu(x)
-        return self.dropout(x) if self.dropout is not None else x
+        if self.dropout > 0 and (self.training or self.mc):
+            x = nn.functional.dropout(x, self.dropout, training=True)
+        return x
 
 
 class UNet(nn.Module):
@@ -60,7 +63,7 @@ class UNet(nn.Module):
         Add the aleatoric-uncertainty network.
     dropout : float
         Monte-Carlo dropout rate after every weight layer but the last ones (0.01 in the paper); active whenever
-        the dropout modules are in training mode (see `sunpy_nn.nn.UNet.mc_dropout`).
+        the network trains, and at inference after `sunpy_nn.nn.UNet.mc_dropout`.
     log_var_offset : float
         The variance head returns ``-abs(x) + log_var_offset``: -12 in the paper (data in units of Ic, variances
         below ~6e-6); 0 for data scaled to unit noise, so that the predicted error never exceeds the noise.
@@ -168,10 +171,10 @@ class UNet(nn.Module):
         return [*main, "out"], head
 
     def mc_dropout(self, enabled: bool = True) -> UNet:
-        """Switch Monte-Carlo dropout on or off (the rest of the network stays in eval mode)."""
+        """Switch Monte-Carlo dropout on or off at inference; ``eval()`` does not turn it off."""
         for m in self.modules():
-            if isinstance(m, nn.Dropout):
-                m.train(enabled)
+            if isinstance(m, _Conv):
+                m.mc = enabled
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
