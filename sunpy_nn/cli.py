@@ -103,12 +103,23 @@ def _denoise(args: argparse.Namespace) -> int:
         wcs = WCS(header, fobj=hdul)
     cube = NDCube(data, wcs=wcs, meta=dict(header))
     stokes = None if args.stokes == ["all"] else tuple(args.stokes)
-    denoiser = Denoiser.load(args.denoiser) if args.denoiser else None
+    if args.denoiser:
+        denoiser = Denoiser.load(args.denoiser)
+    else:
+        denoiser = Denoiser(mode=args.mode).fit(
+            cube,
+            epochs=args.epochs or 10,
+            patches_per_epoch=args.patches,
+            patch_size=args.patch_size,
+            stokes=stokes,
+            device=args.device,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
     result = denoise_cube(
         cube,
         denoiser=denoiser,
         mode=args.mode,
-        epochs=args.epochs,
         uncertainty=args.uncertainty,
         stokes=stokes,
         device=args.device,
@@ -195,6 +206,8 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", required=True)
     d.add_argument("--mode", choices=["image", "spectral"], default="image")
     d.add_argument("--epochs", type=int, help="training epochs of 1,000 patches (default 10)")
+    d.add_argument("--patches", type=int, default=1000, help="training patches per epoch (default 1000)")
+    d.add_argument("--patch-size", type=int, default=52, help="training patch edge in pixels (default 52)")
     d.add_argument("--stokes", nargs="+", default=["Q", "U", "V"], help="Stokes to denoise, or 'all'")
     d.add_argument("--uncertainty", choices=["aleatoric", "total"], default="aleatoric")
     d.add_argument("--denoiser", help="a trained denoiser (.pt from Denoiser.save) instead of training")

@@ -222,3 +222,40 @@ def test_pca_auto_rank_finds_signal_rank():
     out = pca_denoise(cube, stokes=("I",))
     assert set(out.meta["sunpy_nn"]["pca_components"].values()) == {2}
     assert np.std(out.data - clean) < np.std(noisy - clean) / 2
+
+
+def test_cli_denoise_fits_round_trip(tmp_path):
+    from astropy.io import fits
+
+    from sunpy_nn.cli import main
+
+    cube = noisy_cube(TRUTH[:3, :, :, :48, :48])
+    header = cube.wcs.to_header()
+    header["OBSERVER"] = "SST"
+    path = tmp_path / "crisp.fits"
+    fits.PrimaryHDU(np.asarray(cube.data), header=header).writeto(path)
+    out = tmp_path / "clean.fits"
+    rc = main(
+        [
+            "denoise",
+            str(path),
+            "-o",
+            str(out),
+            "--epochs",
+            "1",
+            "--patches",
+            "20",
+            "--patch-size",
+            "16",
+            "--seed",
+            "0",
+            "-q",
+        ]
+    )
+    assert rc == 0
+    with fits.open(out) as hdul:
+        assert hdul[0].header["OBSERVER"] == "SST" and hdul[0].header["CTYPE3"] == "WAVE"
+        assert hdul[0].data.shape == cube.data.shape and hdul["UNCERT"].data.shape == cube.data.shape
+        np.testing.assert_array_equal(hdul[0].data[:, 0], cube.data[:, 0])  # Stokes I untouched
+        assert not np.array_equal(hdul[0].data[:, 3], cube.data[:, 3])
+        assert "Noise2Noise" in str(hdul[0].header["HISTORY"])
