@@ -120,7 +120,7 @@ def _denoise(args: argparse.Namespace) -> int:
         cube,
         denoiser=denoiser,
         mode=args.mode,
-        uncertainty=args.uncertainty,
+        uncertainty=None if args.uncertainty == "none" else args.uncertainty,
         stokes=stokes,
         device=args.device,
         seed=args.seed,
@@ -209,7 +209,7 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--patches", type=int, default=1000, help="training patches per epoch (default 1000)")
     d.add_argument("--patch-size", type=int, default=52, help="training patch edge in pixels (default 52)")
     d.add_argument("--stokes", nargs="+", default=["Q", "U", "V"], help="Stokes to denoise, or 'all'")
-    d.add_argument("--uncertainty", choices=["aleatoric", "total"], default="aleatoric")
+    d.add_argument("--uncertainty", choices=["aleatoric", "total", "none"], default="aleatoric")
     d.add_argument("--denoiser", help="a trained denoiser (.pt from Denoiser.save) instead of training")
     d.add_argument("--device")
     d.add_argument("--seed", type=int)

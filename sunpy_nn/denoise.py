@@ -120,11 +120,16 @@ def find_axes(cube: NDCube) -> CubeAxes:
 def _stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
     if axes.stokes is None:
         return ["?"]
-    try:
-        coord = cube.axis_world_coords("phys.polarization.stokes")[0]
-        return [str(s) for s in np.atleast_1d(coord.symbol)]
-    except Exception:  # non-standard WCS: fall back to the FITS convention 1..4 = I, Q, U, V
-        n = cube.data.shape[axes.stokes]
+    n = cube.data.shape[axes.stokes]
+    try:  # world values along the Stokes axis only, through the low-level WCS (cheap, no time conversions)
+        llw = cube.wcs.low_level_wcs
+        pix = [np.zeros(n) for _ in range(llw.pixel_n_dim)]
+        pix[llw.pixel_n_dim - 1 - axes.stokes] = np.arange(n, dtype=float)
+        world = llw.pixel_to_world_values(*pix)
+        world = [world] if llw.world_n_dim == 1 else world
+        values = world[list(llw.world_axis_physical_types).index("phys.polarization.stokes")]
+        return [_STOKES_SYMBOLS.get(round(float(v)), str(v)) for v in np.atleast_1d(values)]
+    except (ValueError, IndexError):  # non-standard WCS: fall back to the FITS convention 1..4 = I, Q, U, V
         return [_STOKES_SYMBOLS.get(i + 1, str(i + 1)) for i in range(n)]
 
 
@@ -218,7 +223,9 @@ class _PairSampler:
         d, rng = self.data, self.rng
         n_w, ny = d.shape[2], d.shape[3]
         want_signal = rng.random() < self.signal_fraction
-        for _attempt in range(200):
+        for attempt in range(200):
+            if attempt == 50:
+                want_signal = False  # a signal-poor cube (quiet-Sun Q/U): fall back to unbiased pairs
             t = int(rng.integers(0, self.n_t))
             s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
             w = int(rng.integers(0, n_w))
@@ -311,6 +318,8 @@ class Denoiser:
     # ------------------------------------------------------------------ helpers
     def _build(self, n_wavelengths: int) -> UNet:
         channels = n_wavelengths if self.mode == "spectral" else 1
+        # log_var_offset=2: the predicted error may reach e ~ 2.7 times the noise estimate, which matters where the
+        # estimate is low (correlated noise) or the network errs on strong structures.
         return UNet(
             channels,
             channels,
@@ -319,7 +328,7 @@ class Denoiser:
             padding=self.padding,
             variance_head=True,
             dropout=self.dropout,
-            log_var_offset=0.0,
+            log_var_offset=2.0,
         )
 
     def _prepare(self, cube: NDCube, stokes):
@@ -431,13 +440,15 @@ class Denoiser:
         signed = [lab != "I" for lab in labels]
         train = _PairSampler(normed, selected, signed, self.mode, patch_size, (0, x_split), rng, neighbour)
         val = None
-        if val_fraction > 0 and nx - x_split >= train.span:
+        # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
+        val_size = min(patch_size, (nx - x_split) // (2 if neighbour else 1) // 4 * 4)
+        if val_fraction > 0 and val_size >= 16:
             val = _PairSampler(
                 normed,
                 selected,
                 signed,
                 self.mode,
-                patch_size,
+                val_size,
                 (x_split, nx),
                 np.random.default_rng(None if seed is None else seed + 1),
                 neighbour,

@@ -102,9 +102,10 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         n_in = in_channels
         for level in range(depth):
+            first = 0.0 if level == 0 else d  # no dropout after the first weight layer (the paper)
             self.down.append(
                 nn.Sequential(
-                    _Conv(n_in, f[level], 3, padding, dropout=d), _Conv(f[level], f[level], 3, padding, dropout=d)
+                    _Conv(n_in, f[level], 3, padding, dropout=first), _Conv(f[level], f[level], 3, padding, dropout=d)
                 )
             )
             n_in = f[level]
@@ -123,7 +124,10 @@ class UNet(nn.Module):
             )
         self.out = nn.Conv2d(f[0], out_channels, kernel_size=1)
         if variance_head:
-            layers = [_Conv(in_channels if i == 0 else n_filters, n_filters, 3, padding, dropout=d) for i in range(8)]
+            layers = [
+                _Conv(in_channels if i == 0 else n_filters, n_filters, 3, padding, dropout=d if i else 0.0)
+                for i in range(8)
+            ]
             self.var_body = nn.Sequential(*layers)
             self.var_out = nn.Conv2d(n_filters, 1, kernel_size=1)
 
