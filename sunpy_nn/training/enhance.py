@@ -252,6 +252,7 @@ def train_enhance(
     validation_size: int = 30,
     validation_region: tuple[float, float] = (0.75, 1.0),
     intensity_range: tuple[float, float] | None = None,
+    intensity_fraction: float = 0.5,
     pairs: tuple[EnhancePairs, EnhancePairs] | None = None,
     model: EnhanceNet | None = None,
     depth: int = 5,
@@ -294,6 +295,8 @@ def train_enhance(
         1000-pixel MURaM snapshot is 33 HMI pixels wide).
     intensity_range : tuple of float, optional
         Intensity-range augmentation (see `make_enhance_pairs`).
+    intensity_fraction : float
+        Fraction of the pairs it scales.
     pairs : tuple of `EnhancePairs`, optional
         Ready-made (training, validation) pairs instead of ``images``.
     model : `~sunpy_nn.nn.EnhanceNet`, optional
@@ -340,7 +343,12 @@ def train_enhance(
         train_regions = [r for r in ((0.0, lo), (hi, 1.0)) if r[1] - r[0] > 0]
         # Training pairs from the largest region outside the validation region.
         train_region = max(train_regions, key=lambda r: r[1] - r[0])
-        common = {"pixel_scale": pixel_scale, "kind": kind, "intensity_range": intensity_range}
+        common = {
+            "pixel_scale": pixel_scale,
+            "kind": kind,
+            "intensity_range": intensity_range,
+            "intensity_fraction": intensity_fraction,
+        }
         train = make_enhance_pairs(
             images, n_patches=n_patches, region=train_region, input_size=input_size, seed=seed, **common
         )
