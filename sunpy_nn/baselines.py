@@ -14,7 +14,7 @@ from scipy import ndimage, signal
 from sunpy.map import GenericMap
 
 from sunpy_nn.psf import HMI_PSF_RADIUS, hmi_psf
-from sunpy_nn.utils import append_history
+from sunpy_nn.utils import append_history, fill_nearest
 
 __all__ = ["pca_denoise", "richardson_lucy"]
 
@@ -84,8 +84,7 @@ def richardson_lucy(
     missing = ~np.isfinite(data)
     if missing.all():
         raise ValueError("The image is all NaN")
-    if missing.any():
-        data = data[tuple(ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True))]
+    data = fill_nearest(data, missing)
     if psf is None:
         new_scale = pixel_scale / upsample
         n = 2 * round(HMI_PSF_RADIUS / new_scale) + 1

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.nn import UNet, resolve_device, run_tiled
-from sunpy_nn.utils import WeightsError, sha256sum
+from sunpy_nn.utils import WeightsError, fill_nearest, sha256sum
 
 __all__ = ["CubeAxes", "Denoiser", "denoise_cube", "estimate_noise", "find_axes"]
 
@@ -541,9 +541,7 @@ class Denoiser:
         missing = ~np.isfinite(frame).all(axis=0)
         if missing.all():
             return np.full_like(frame, np.nan), np.full_like(frame[:1], np.nan)
-        if missing.any():
-            idx = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
-            frame = frame[:, idx[0], idx[1]]
+        frame = fill_nearest(frame, missing)
         a = self.model.align
         ny, nx = frame.shape[1:]
         py, px = (-ny) % a, (-nx) % a

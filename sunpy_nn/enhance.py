@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from astropy.coordinates import SkyCoord
 from astropy.stats import sigma_clipped_stats
-from scipy import ndimage
 from sunpy.coordinates import Helioprojective
 from sunpy.map import GenericMap, MapSequence
 from torch import nn
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 
 from sunpy_nn.data.registry import ModelInfo, available_models, load_weights
 from sunpy_nn.nn import EnhanceNet, resolve_device, run_tiled
-from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, append_history
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, append_history, fill_nearest
 
 __all__ = [
     "HMI_PIXEL_SCALE",
@@ -372,10 +371,7 @@ def enhance_array(
     missing = np.isnan(data)
     if missing.all():
         raise ValueError("The image is all NaN: there is nothing to enhance")
-    if missing.any():
-        idx = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
-        data = data[tuple(idx)]
-        del idx
+    data = fill_nearest(data, missing)
     radius = getattr(model, "receptive_radius", 16)
     out = run_tiled(
         model,

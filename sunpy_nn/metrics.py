@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from sunpy_nn.psf import hmi_psf
+from sunpy_nn.utils import fill_nearest
 
 __all__ = ["azimuthal_power_spectrum", "forward_consistency", "psnr", "rms_contrast", "ssim"]
 
@@ -345,8 +346,7 @@ def forward_consistency(enhanced, original, *, pixel_scale=0.504, psf=None, mask
     missing = ~np.isfinite(enh)
     if missing.all():
         raise ValueError("the enhanced image has no finite pixels")
-    if missing.any():
-        enh = enh[tuple(ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True))]
+    enh = fill_nearest(enh, missing)
     py, px = psf.shape
     # 'valid' convolution of the padded image: with these pads, the PSF's centre pixel (py // 2, px // 2) maps each
     # pixel onto itself, for odd and even kernel sizes.

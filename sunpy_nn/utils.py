@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
+from scipy import ndimage
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["SunpyNNUserWarning", "WeightsError", "append_history", "sha256sum"]
+__all__ = ["SunpyNNUserWarning", "WeightsError", "append_history", "fill_nearest", "sha256sum"]
 
 
 class SunpyNNUserWarning(SunpyUserWarning):
@@ -32,3 +34,16 @@ def append_history(meta, line: str) -> None:
     old = meta.get("history", "")
     old = old if isinstance(old, str) else "\n".join(str(h) for h in old)
     meta["history"] = (old + "\n" + line).strip("\n")
+
+
+def fill_nearest(data: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """
+    Copy of ``data`` whose ``missing`` pixels (last two axes) take the value of the nearest valid pixel.
+
+    Used before convolutions and networks: values come only from valid neighbours, so nothing invalid can spread
+    into valid pixels. ``missing`` is a 2-D boolean mask; leading axes of ``data`` (channels) are filled alike.
+    """
+    if not missing.any():
+        return data
+    iy, ix = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
+    return data[..., iy, ix]
