@@ -1,0 +1,920 @@
+"""
+CRISP cubes to and from `ndcube.NDCube`: SOLARNET FITS cubes (SSTRED) and legacy CRISPEX LP cubes.
+
+SSTRED writes one 5-D primary HDU in numpy order ``(scan, stokes, tuning, y, x)`` whose helioprojective,
+wavelength and time coordinates are tabulated (``HPLN-TAB``, ``HPLT-TAB``, ``WAVE-TAB``, ``UTC--TAB``) in a
+``WCS-TAB`` binary table that holds the four corners of the field of view for every tuning and scan. astropy's
+``WCS(header, fobj=hdulist)`` evaluates that table, so the cube keeps its drifting pointing and its
+tuning-dependent time.
+
+CRISPEX "LP" cubes (``*.fcube``/``*.icube``) are a 512-byte ASCII header followed by the raw frames in Fortran
+order ``(nx, ny, nt * ns * nw)``; frame ``iw + is * nw + it * nw * ns`` is wavelength ``iw``, Stokes ``is`` of
+scan ``it``. They carry no coordinates: the number of wavelengths comes from the companion ``*_sp.fcube`` header,
+and wavelengths, times and pixel scale come from keyword arguments or a companion WCS file written by
+`write_crisp`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+from astropy.nddata import StdDevUncertainty
+from astropy.time import Time
+from astropy.wcs import WCS
+from ndcube import NDCube
+
+from sunpy_nn.utils import SunpyNNUserWarning
+
+__all__ = ["LPHeader", "read_crisp", "read_lp_header", "write_crisp", "write_lp"]
+
+log = logging.getLogger(__name__)
+
+_LP_HEADER_BYTES = 512
+_LP_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8"}
+_LP_TYPE_NAMES = {1: "byte", 2: "integer", 3: "long", 4: "float", 5: "double"}
+_STOKES_INDEX = {"I": 1, "Q": 2, "U": 3, "V": 4}
+_STOKES_SYMBOLS = {v: k for k, v in _STOKES_INDEX.items()}
+_UNCERTAINTY_NAMES = ("UNCERT", "UNCERTAINTY", "ERROR", "ERRORS", "STDDEV")
+_OBSERVER_KEYS = (("DSUN_OBS", "HGLN_OBS", "HGLT_OBS"), ("DSUN_OBS", "CRLN_OBS", "CRLT_OBS"))
+_OBSGEO_KEYS = ("OBSGEO-X", "OBSGEO-Y", "OBSGEO-Z")
+_WCS_COLUMNS = ("HPLN", "HPLT", "WAVE", "TIME")
+# Keywords that describe the data array or its WCS: never copied from a cube's meta into a written header.
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|BSCALE|BZERO|BLANK|BUNIT|PCOUNT|GCOUNT|XTENSION|CHECKSUM|DATASUM|WCSAXES|"
+    r"DATEREF|MJDREF|CTYPE\d+|CUNIT\d+|CRPIX\d+|CRVAL\d+|CDELT\d+|CROTA\d+|CNAME\d+|CSYER\d+|CRDER\d+|"
+    r"PC\d+_\d+|CD\d+_\d+|PS\d+_\d+|PV\d+_\d+|LONPOLE|LATPOLE|SPECSYS|EXTNAME|COMMENT|HISTORY|)$"
+)
+
+
+# ---------------------------------------------------------------------------------------------------- LP header
+@dataclass(frozen=True)
+class LPHeader:
+    """
+    The 512-byte ASCII header of a CRISPEX LP cube.
+
+    ``nx, ny`` are the frame size and ``nt`` the number of frames (``n_scans * ns * nw`` for an image cube; for
+    the ``_sp`` spectral cube ``nx`` is the number of wavelengths and ``ny`` the number of scans).
+    """
+
+    datatype: int
+    nx: int
+    ny: int
+    nt: int
+    endian: str = "l"
+    stokes: tuple[str, ...] | None = None
+    dims: int = 3
+
+    @property
+    def ns(self) -> int:
+        """Number of Stokes parameters (1 when the header names none)."""
+        return len(self.stokes) if self.stokes else 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy dtype of the frames, with the file's byte order."""
+        return np.dtype(("<" if self.endian == "l" else ">") + _LP_DTYPES[self.datatype])
+
+    @property
+    def data_bytes(self) -> int:
+        """Size of the data that follows the header."""
+        return self.nx * self.ny * self.nt * self.dtype.itemsize
+
+    def to_bytes(self) -> bytes:
+        """The header as CRISPEX writes it: ASCII, NUL-padded to 512 bytes."""
+        text = (
+            f"datatype={self.datatype} ({_LP_TYPE_NAMES[self.datatype]}), dims={self.dims}, "
+            f"nx={self.nx}, ny={self.ny}, nt={self.nt}, endian={self.endian}"
+        )
+        if self.stokes:
+            text = f"stokes=[{','.join(self.stokes)}], ns={self.ns} : " + text
+        return text.encode("ascii").ljust(_LP_HEADER_BYTES, b"\0")
+
+    @classmethod
+    def parse(cls, raw: bytes, source: str = "LP cube") -> LPHeader:
+        """Parse the 512 header bytes; a `ValueError` names what is missing or wrong."""
+        if len(raw) < _LP_HEADER_BYTES:
+            raise ValueError(f"{source} is {len(raw)} bytes long, shorter than the 512-byte LP cube header")
+        try:
+            text = raw[:_LP_HEADER_BYTES].decode("ascii").replace("\0", " ").strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"{source} does not start with an ASCII LP cube header (is it an LP cube?)") from None
+        fields = dict(re.findall(r"(\w+)\s*=\s*([^,:\s]+)", text))
+        missing = [k for k in ("datatype", "nx", "ny", "nt") if k not in fields]
+        if missing:
+            raise ValueError(
+                f"{source} has no LP cube header: keys {missing} are missing from {text[:120]!r}. "
+                "An LP header reads like 'datatype=4 (float), dims=3, nx=.., ny=.., nt=.., endian=l'."
+            )
+        try:
+            datatype, nx, ny, nt = (int(fields[k]) for k in ("datatype", "nx", "ny", "nt"))
+            dims = int(fields.get("dims", 3))
+        except ValueError:
+            raise ValueError(f"{source}: non-integer sizes in the LP header {text[:120]!r}") from None
+        if datatype not in _LP_DTYPES:
+            raise ValueError(f"{source}: unknown LP datatype {datatype} (known: {sorted(_LP_DTYPES)})")
+        if min(nx, ny, nt) < 1:
+            raise ValueError(f"{source}: LP header sizes must be positive, got nx={nx}, ny={ny}, nt={nt}")
+        endian = fields.get("endian", "l")[:1].lower()
+        if endian not in ("l", "b"):
+            raise ValueError(f"{source}: endian must be 'l' or 'b' in the LP header, got {fields['endian']!r}")
+        stokes = None
+        match = re.search(r"stokes\s*=\s*\[([^\]]*)\]", text)
+        if match:
+            stokes = tuple(s.strip().upper() for s in match.group(1).split(",") if s.strip())
+            if not stokes or any(s not in _STOKES_INDEX for s in stokes):
+                raise ValueError(f"{source}: cannot read the Stokes list {match.group(1)!r} in the LP header")
+            if "ns" in fields and int(fields["ns"]) != len(stokes):
+                raise ValueError(f"{source}: LP header says ns={fields['ns']} but lists Stokes {list(stokes)}")
+        return cls(datatype, nx, ny, nt, endian, stokes, dims)
+
+
+def read_lp_header(path: str | Path) -> LPHeader:
+    """
+    Read the header of a CRISPEX LP cube.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sunpy_nn.io import write_lp, read_lp_header
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "demo.fcube"
+    >>> _ = write_lp(np.zeros((3, 4, 5, 8, 6), np.float32), path)   # (scan, stokes, wavelength, y, x)
+    >>> read_lp_header(path)
+    LPHeader(datatype=4, nx=6, ny=8, nt=60, endian='l', stokes=('I', 'Q', 'U', 'V'), dims=3)
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        return LPHeader.parse(f.read(_LP_HEADER_BYTES), str(path))
+
+
+def _sp_path(path: Path) -> Path:
+    return path.with_name(path.stem + "_sp" + path.suffix)
+
+
+# ---------------------------------------------------------------------------------------------- tabulated WCS
+def _as_seconds(times, date_ref: Time | None, n: str) -> tuple[np.ndarray, Time]:
+    """Times as seconds since a reference (midnight of the first time when none is given)."""
+    if isinstance(times, Time):
+        ref = date_ref if date_ref is not None else Time(times.ravel()[0].strftime("%Y-%m-%dT00:00:00"), scale="utc")
+        return np.asarray((times - ref).to_value(u.s), dtype=float), ref
+    if date_ref is None:
+        raise ValueError(f"{n} given as plain numbers or a Quantity needs date_ref= (the time they count from)")
+    return np.asarray(u.Quantity(times, u.s).to_value(u.s), dtype=float), Time(date_ref)
+
+
+def _tabulated_wcs_hdus(
+    nx: int,
+    ny: int,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    wave_nm: np.ndarray,
+    time_s: np.ndarray,
+    date_ref: Time,
+    stokes_first: int = 1,
+) -> tuple[dict, fits.BinTableHDU]:
+    """
+    SSTRED-style WCS keywords and ``WCS-TAB`` table.
+
+    ``lon``/``lat`` (arcsec) have shape ``(n_scan, n_tuning, 2, 2)`` (corners ``[y][x]`` at the first and last
+    pixel), ``wave_nm`` and ``time_s`` ``(n_scan, n_tuning)``.
+    """
+    nt, nw = wave_nm.shape
+    tab_wave, tab_time = nw > 1, nt > 1 or nw > 1
+    names = ["HPLN", "HPLT"] + (["WAVE"] if tab_wave else []) + (["TIME"] if tab_time else [])
+    ttype = "+".join(names)
+    # numpy order (scan, tuning, y-corner, x-corner, coordinate): TDIM (M, 2, 2, Nw, Nt) as SSTRED writes.
+    cols = [lon, lat] + ([wave_nm[..., None, None] + 0 * lon] if tab_wave else [])
+    cols += [time_s[..., None, None] + 0 * lon] if tab_time else []
+    table = np.stack(cols, axis=-1)
+    if not tab_wave:
+        table = table[:, 0]
+    if not tab_time:
+        table = table[0]
+    dim = "(" + ",".join(str(s) for s in table.shape[::-1]) + ")"
+    columns = [
+        fits.Column(name=ttype, format=f"{table.size}D", dim=dim, array=table[None]),
+        fits.Column(name="HPLN-INDEX", format="2D", array=np.array([[1.0, nx]])),
+        fits.Column(name="HPLT-INDEX", format="2D", array=np.array([[1.0, ny]])),
+    ]
+    tab = fits.BinTableHDU.from_columns(columns, name="WCS-TAB")
+    tab.header["COMMENT"] = "Tabulated WCS coordinates: FOV corners for every tuning and scan (SSTRED layout)"
+
+    cards: dict = {"DATEREF": date_ref.isot}
+    coord_no = 1
+    for i, (ctype, cunit, cname, index) in enumerate(
+        [("HPLN-TAB", "arcsec", "Spatial X", "HPLN-INDEX"), ("HPLT-TAB", "arcsec", "Spatial Y", "HPLT-INDEX")], 1
+    ):
+        cards.update({f"CTYPE{i}": ctype, f"CUNIT{i}": cunit, f"CNAME{i}": cname, f"PS{i}_0": "WCS-TAB"})
+        cards.update({f"PS{i}_1": ttype, f"PS{i}_2": index, f"PV{i}_3": coord_no})
+        cards.update({f"CRPIX{i}": 0, f"CRVAL{i}": 0, f"CDELT{i}": 1})
+        coord_no += 1
+    if tab_wave:
+        cards.update({"CTYPE3": "WAVE-TAB", "CUNIT3": "nm", "CNAME3": "Wavelength", "PS3_0": "WCS-TAB"})
+        cards.update({"PS3_1": ttype, "PV3_3": coord_no, "CRPIX3": 0, "CRVAL3": 0, "CDELT3": 1})
+        coord_no += 1
+    else:
+        cards.update({"CTYPE3": "WAVE", "CUNIT3": "nm", "CNAME3": "Wavelength", "CRPIX3": 1})
+        cards.update({"CRVAL3": float(wave_nm[0, 0]), "CDELT3": 1})
+    cards.update({"CTYPE4": "STOKES", "CRPIX4": 1, "CRVAL4": stokes_first, "CDELT4": 1})
+    if tab_time:
+        cards.update({"CTYPE5": "UTC--TAB", "CUNIT5": "s", "CNAME5": "Time since DATEREF", "PS5_0": "WCS-TAB"})
+        cards.update({"PS5_1": ttype, "PV5_3": coord_no, "CRPIX5": 0, "CRVAL5": 0, "CDELT5": 1})
+    else:
+        cards.update({"CTYPE5": "UTC", "CUNIT5": "s", "CNAME5": "Time since DATEREF", "CRPIX5": 1})
+        cards.update({"CRVAL5": float(time_s[0, 0]), "CDELT5": 1})
+    for i in range(1, 6):
+        cards[f"PC{i}_{i}"] = 1.0
+    return cards, tab
+
+
+def _lp_wcs_hdus(
+    shape5: tuple[int, ...],
+    stokes_first: int,
+    wavelengths,
+    times,
+    pixel_scale,
+    center,
+    date_ref,
+) -> tuple[dict, fits.BinTableHDU]:
+    """Tabulated WCS for an LP cube from wavelengths, times and a pixel scale given as keywords."""
+    nt, _, nw, ny, nx = shape5
+    missing = [
+        n for n, v in (("wavelengths", wavelengths), ("times", times), ("pixel_scale", pixel_scale)) if v is None
+    ]
+    if missing:
+        raise ValueError(
+            f"An LP cube stores no coordinates: pass {', '.join(f'{m}=' for m in missing)} to read_crisp "
+            "(wavelengths: Quantity of length n_wavelengths; times: astropy Time, or seconds with date_ref=, of "
+            "length n_scans or shape (n_scans, n_wavelengths); pixel_scale: arcsec per pixel), or keep the "
+            "companion '<cube>.wcs.fits' that write_crisp/write_lp writes beside the cube."
+        )
+    wave = u.Quantity(wavelengths, u.nm).to_value(u.nm, equivalencies=u.spectral()).astype(float)
+    if wave.shape != (nw,):
+        raise ValueError(f"wavelengths has shape {wave.shape}, but the cube has {nw} wavelengths")
+    time_s, ref = _as_seconds(times, None if date_ref is None else Time(date_ref), "times")
+    if time_s.shape == (nt,):
+        time_s = np.repeat(time_s[:, None], nw, axis=1)
+    if time_s.shape != (nt, nw):
+        raise ValueError(f"times has shape {time_s.shape}; the cube needs ({nt},) or ({nt}, {nw}) (scan, wavelength)")
+    scale = u.Quantity(pixel_scale, u.arcsec).to_value(u.arcsec)
+    cx, cy = (0.0, 0.0) if center is None else u.Quantity(center, u.arcsec).to_value(u.arcsec)
+    xs = cx + scale * (np.array([0, nx - 1]) - (nx - 1) / 2)
+    ys = cy + scale * (np.array([0, ny - 1]) - (ny - 1) / 2)
+    lon = np.broadcast_to(xs[None, :], (nt, nw, 2, 2)).copy()
+    lat = np.broadcast_to(ys[:, None], (nt, nw, 2, 2)).copy()
+    return _tabulated_wcs_hdus(nx, ny, lon, lat, np.broadcast_to(wave, (nt, nw)), time_s, ref, stokes_first)
+
+
+def _observer_at_earth(header: fits.Header) -> str | None:
+    """Add Earth's position as the observer when the header has none; returns the note to keep in meta."""
+    if all(k in header for k in _OBSGEO_KEYS) or any(all(k in header for k in keys) for keys in _OBSERVER_KEYS):
+        return None
+    date = next((header[k] for k in ("DATE-AVG", "DATE-BEG", "DATE-OBS", "DATEREF") if header.get(k)), None)
+    if date is None:
+        return "no observer location and no date in the header: the helioprojective frame has no observer"
+    from sunpy.coordinates import get_earth
+
+    earth = get_earth(Time(date))
+    header["DSUN_OBS"] = (earth.radius.to_value(u.m), "[m] sunpy_nn: Earth assumed (none in file)")
+    header["HGLN_OBS"] = (earth.lon.to_value(u.deg), "[deg] sunpy_nn: Earth assumed (none in file)")
+    header["HGLT_OBS"] = (earth.lat.to_value(u.deg), "[deg] sunpy_nn: Earth assumed (none in file)")
+    return f"observer assumed at the centre of the Earth at {Time(date).isot} (the file gives no observer location)"
+
+
+def _wcs(header: fits.Header, hdul: fits.HDUList) -> WCS:
+    """The WCS of a header, tabulated axes read from ``hdul``; astropy's routine date fix-ups are not news."""
+    from astropy.wcs import FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FITSFixedWarning)
+        return WCS(header, fobj=hdul)
+
+
+# ------------------------------------------------------------------------------------------------ lazy access
+class _FitsSection:
+    """Picklable lazy view of one FITS image HDU; opens the file for every read (safe across processes)."""
+
+    def __init__(self, path: Path, index: int, shape: tuple[int, ...], dtype: np.dtype):
+        self.path, self.index, self.shape, self.dtype, self.ndim = path, index, shape, np.dtype(dtype), len(shape)
+
+    def __getitem__(self, key):
+        with fits.open(self.path) as hdul:  # default (non-strict) memmap: scaled sections allowed
+            return np.asarray(hdul[self.index].section[key], dtype=self.dtype)
+
+
+def _lazy_array(section: _FitsSection, mode) -> np.ndarray:
+    if mode == "dask":
+        import dask.array as da
+
+        chunks = (1,) * (section.ndim - 2) + section.shape[-2:]
+        return da.from_array(section, chunks=chunks, asarray=False, meta=np.empty((0,) * section.ndim, section.dtype))
+    return section[...]
+
+
+def _check_lazy(lazy) -> None:
+    if lazy not in ("auto", "memmap", "dask", True, False):
+        raise ValueError(f"lazy must be 'auto', 'memmap', 'dask', True or False, not {lazy!r}")
+
+
+def _have_dask() -> bool:
+    try:
+        import dask.array  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _fits_array(path: Path, hdul: fits.HDUList, index: int, lazy):
+    """Data of one HDU: a memmap, a dask array or an in-memory array, with BSCALE/BZERO applied."""
+    hdu = hdul[index]
+    header = hdu.header
+    scaled = header["BITPIX"] > 0 and (header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0)
+    if header["BITPIX"] > 0 and not scaled:
+        dtype = np.dtype(np.float32)  # plain integers (e.g. raw counts) become float32 for the networks
+    else:
+        dtype = np.dtype(np.float64 if header["BITPIX"] == -64 else np.float32)
+    shape = tuple(header[f"NAXIS{i}"] for i in range(header["NAXIS"], 0, -1))
+    section = _FitsSection(path, index, shape, dtype)
+    if lazy is True:
+        lazy = "dask"
+    if lazy == "dask":
+        if not _have_dask():
+            raise ImportError("lazy='dask' needs dask: pip install 'sunpy-nn[dask]'")
+        return _lazy_array(section, "dask")
+    if lazy in ("memmap", "auto") and header["BITPIX"] < 0:
+        return hdu.data  # astropy's memory map of the file; nothing is read until used
+    if lazy == "memmap":
+        raise ValueError(
+            f"{path} stores scaled integers (BITPIX={header['BITPIX']}, BSCALE/BZERO): they cannot be memory-mapped "
+            "as physical values; use lazy='dask' or lazy=False"
+        )
+    if lazy == "auto" and _have_dask():
+        return _lazy_array(section, "dask")
+    return section[...]
+
+
+def _check_fits_size(path: Path, hdul: fits.HDUList) -> None:
+    """A clear error for a truncated FITS file (astropy only warns and fails later with a cryptic message)."""
+    end = 0
+    for hdu in hdul:
+        info = hdu.fileinfo()
+        if info is None:
+            continue
+        end = info["datLoc"] + hdu.size  # bytes of data (heap included), padding not required
+    size = path.stat().st_size
+    if size < end:
+        raise ValueError(
+            f"{path} is truncated: its headers describe {end} bytes but the file has {size}. "
+            "Copy or download the file again."
+        )
+
+
+# ------------------------------------------------------------------------------------------------------ read
+def read_crisp(
+    path: str | Path,
+    *,
+    lazy: bool | str = "auto",
+    wavelengths=None,
+    times=None,
+    pixel_scale=None,
+    center=None,
+    date_ref=None,
+    unit=None,
+    n_wavelengths: int | None = None,
+    stokes: tuple[str, ...] | None = None,
+) -> NDCube:
+    """
+    Read a CRISP cube (SOLARNET FITS from SSTRED, or a CRISPEX LP cube) into an `~ndcube.NDCube`.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        A FITS file (``.fits``, ``.fits.gz``, ``.fz``...), or an LP cube (``*.fcube``/``*.icube``; its
+        ``*_sp.fcube``/``*_sp.icube`` companion must sit beside it unless ``n_wavelengths`` is given).
+    lazy : {"auto", "memmap", "dask", True, False}
+        ``"auto"`` (default) memory-maps float data and LP cubes and wraps scaled integer FITS data
+        (BITPIX=16 with BSCALE/BZERO) in a dask array that scales chunk by chunk, so a 20 GB cube does not enter
+        memory on open. ``"dask"`` (or `True`) always returns a dask array with one chunk per frame; `False` reads
+        everything into memory.
+    wavelengths, times, pixel_scale, center, date_ref
+        LP cubes only, which store no coordinates: wavelengths (`~astropy.units.Quantity`, one per tuning), times
+        of the scans (`~astropy.time.Time`, or seconds since ``date_ref``; shape ``(n_scans,)`` or
+        ``(n_scans, n_wavelengths)``), pixel scale (arcsec per pixel) and the helioprojective centre of the field
+        (default ``(0, 0)`` arcsec). When none is given, the companion ``<cube>.wcs.fits`` written by
+        `write_lp` is used if present.
+    unit : str or `~astropy.units.Unit`, optional
+        Data unit; default BUNIT (FITS) or none (LP).
+    n_wavelengths : int, optional
+        LP cubes only: the number of wavelengths when the ``_sp`` cube is missing.
+    stokes : tuple of str, optional
+        LP cubes only: Stokes labels when the header names none (default ``("I",)`` for a one-Stokes cube).
+
+    Returns
+    -------
+    `~ndcube.NDCube`
+        Data in numpy order ``(scan, stokes, wavelength, y, x)`` for LP and SSTRED cubes (FITS cubes keep the
+        file's order), with the WCS from the header and ``WCS-TAB`` table, the unit, the header as ``meta``, and
+        the ``UNCERT`` extension (if any) as a `~astropy.nddata.StdDevUncertainty`. When the header gives no
+        observer location, the Earth's centre at DATE-AVG/DATE-BEG/DATE-OBS is assumed and
+        ``meta["sunpy_nn_note"]`` says so.
+
+    Raises
+    ------
+    ValueError
+        A truncated file, a header that is not an LP or FITS header, sizes that disagree with the ``_sp`` cube,
+        or LP coordinates of the wrong length.
+    FileNotFoundError
+        The file, or the ``_sp`` companion of an LP cube, is missing.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u, tempfile, pathlib
+    >>> from astropy.time import Time
+    >>> from sunpy_nn.io import read_crisp, write_lp
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "crisp.fcube"
+    >>> _ = write_lp(np.zeros((2, 4, 5, 16, 16), np.float32), path)
+    >>> cube = read_crisp(path, wavelengths=np.linspace(854.1, 854.3, 5) * u.nm, pixel_scale=0.059 * u.arcsec,
+    ...                   times=Time(["2019-04-16T09:00:00", "2019-04-16T09:00:20"]))
+    >>> cube.array_axis_physical_types[:3]
+    [('time',), ('phys.polarization.stokes',), ('em.wl',)]
+    """
+    _check_lazy(lazy)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    with open(path, "rb") as f:
+        start = f.read(9)
+    if start == b"SIMPLE  =" or path.suffix.lower() in (".fits", ".fit", ".fts", ".gz", ".fz"):
+        return _read_solarnet(path, lazy, unit)
+    return _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit, n_wavelengths, stokes)
+
+
+def _read_solarnet(path: Path, lazy, unit) -> NDCube:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="File may have been truncated")
+        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    try:
+        _check_fits_size(path, hdul)
+        index = next((i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) >= 2), None)
+        if index is None:
+            raise ValueError(f"{path} has no image HDU with at least two axes")
+        header = hdul[index].header.copy()
+        tab_axes = [k for k in header if k.startswith("CTYPE") and str(header[k]).endswith("-TAB")]
+        if tab_axes and "WCS-TAB" not in [h.name for h in hdul]:
+            raise ValueError(
+                f"{path}: the header tabulates {[header[k] for k in tab_axes]} but the file has no WCS-TAB "
+                "extension; the file is incomplete (copy it again) or its header was separated from its table"
+            )
+        note = _observer_at_earth(header)
+        wcs = _wcs(header, hdul)
+        data = _fits_array(path, hdul, index, lazy)
+        unc = None
+        for i, h in enumerate(hdul):
+            if i != index and h.is_image and h.name.upper() in _UNCERTAINTY_NAMES and h.data is not None:
+                if tuple(h.data.shape) != tuple(data.shape):
+                    raise ValueError(f"{path}: extension {h.name} has shape {h.data.shape}, data {data.shape}")
+                unc = StdDevUncertainty(_fits_array(path, hdul, i, lazy))
+                break
+    finally:
+        hdul.close()  # a memory map stays valid while its array is referenced; dask chunks reopen the file
+    bunit = unit if unit is not None else header.get("BUNIT")
+    parsed = None
+    if bunit:
+        try:
+            parsed = u.Unit(bunit)
+        except ValueError:
+            warnings.warn(
+                f"{path}: BUNIT {bunit!r} is not a unit astropy knows; the cube has no unit",
+                SunpyNNUserWarning,
+                stacklevel=3,
+            )
+    meta = dict(header)
+    if note:
+        meta["sunpy_nn_note"] = note
+    return NDCube(data, wcs=wcs, uncertainty=unc, unit=parsed, meta=meta)
+
+
+def _companion(path: Path) -> Path:
+    return path.with_name(path.name + ".wcs.fits")
+
+
+def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit, n_wavelengths, stokes) -> NDCube:
+    head = read_lp_header(path)
+    size = path.stat().st_size
+    if size < _LP_HEADER_BYTES + head.data_bytes:
+        raise ValueError(
+            f"{path} is truncated: its LP header describes {head.nx}x{head.ny}x{head.nt} {head.dtype.name} values "
+            f"({_LP_HEADER_BYTES + head.data_bytes} bytes with the header) but the file has {size} bytes"
+        )
+    ns = head.ns
+    labels = head.stokes or tuple(stokes or ("I",))
+    if len(labels) != ns:
+        raise ValueError(f"stokes={labels} has {len(labels)} labels but the LP cube has {ns} Stokes parameters")
+    sp = _sp_path(path)
+    if n_wavelengths is None:
+        if not sp.exists():
+            raise FileNotFoundError(
+                f"The spectral companion {sp.name} of {path.name} is missing: it gives the number of wavelengths. "
+                "Put it beside the cube, or pass n_wavelengths= to read_crisp."
+            )
+        sp_head = read_lp_header(sp)
+        n_wavelengths, n_scans = sp_head.nx, sp_head.ny
+        if n_wavelengths * n_scans * ns != head.nt:
+            raise ValueError(
+                f"{sp.name} says {n_wavelengths} wavelengths x {n_scans} scans, which with {ns} Stokes is "
+                f"{n_wavelengths * n_scans * ns} frames, but {path.name} has {head.nt}: the files do not belong "
+                "together"
+            )
+    if head.nt % (ns * n_wavelengths):
+        raise ValueError(
+            f"{path.name} has {head.nt} frames, not a multiple of {ns} Stokes x {n_wavelengths} wavelengths"
+        )
+    n_scans = head.nt // (ns * n_wavelengths)
+    shape5 = (n_scans, ns, n_wavelengths, head.ny, head.nx)
+    if lazy is True or lazy == "dask":
+        raise ValueError("LP cubes are memory-mapped (lazy='auto' or 'memmap') or read (lazy=False), not dask arrays")
+    flat = np.memmap(path, dtype=head.dtype, mode="r", offset=_LP_HEADER_BYTES, shape=(head.nt, head.ny, head.nx))
+    # Fortran (nx, ny, nt) on disk is C (nt, ny, nx); frame iw + is*nw + it*nw*ns -> (it, is, iw).
+    data = flat.reshape(shape5)
+    if lazy is False:
+        data = np.array(data, dtype=head.dtype.newbyteorder("="))
+    meta = {"LPHEADER": head.to_bytes().rstrip(b"\0").decode(), "FILENAME": path.name}
+    companion = _companion(path)
+    if wavelengths is None and times is None and pixel_scale is None and companion.exists():
+        with fits.open(companion) as hdul:
+            header = hdul[0].header.copy()
+            note = _observer_at_earth(header)
+            wcs = _wcs(header, hdul)
+        described = tuple(header.get(f"LPNAXIS{i}", 0) for i in range(5, 0, -1))
+        if described != shape5:
+            raise ValueError(f"{companion.name} describes a cube of shape {described}, not {shape5}: not this cube's")
+        meta.update({k: v for k, v in header.items() if k and not _STRUCTURAL.match(k)})
+        if note:
+            meta["sunpy_nn_note"] = note
+        unit = unit if unit is not None else header.get("BUNIT")
+        unc = None
+    else:
+        first = _STOKES_INDEX[labels[0]]
+        if list(labels) != [_STOKES_SYMBOLS[first + i] for i in range(ns)]:
+            raise ValueError(f"Stokes {labels} are not consecutive in I, Q, U, V order; the WCS cannot describe them")
+        cards, tab = _lp_wcs_hdus(shape5, first, wavelengths, times, pixel_scale, center, date_ref)
+        header = fits.Header()
+        for i, n in enumerate(shape5[::-1], 1):
+            header[f"NAXIS{i}"] = n
+        header.update(cards)
+        first_time = np.min(tab.data[0][0][..., -1]) if "TIME" in tab.columns.names[0] else header["CRVAL5"]
+        header["DATE-BEG"] = (Time(header["DATEREF"]) + first_time * u.s).isot
+        note = _observer_at_earth(header)
+        if note:
+            meta["sunpy_nn_note"] = note
+        wcs = _wcs(header, fits.HDUList([fits.PrimaryHDU(), tab]))
+        unc = None
+    return NDCube(data, wcs=wcs, uncertainty=unc, unit=u.Unit(unit) if unit else None, meta=meta)
+
+
+# ----------------------------------------------------------------------------------------------------- write
+def _canonical(cube: NDCube):
+    """Time, Stokes, wavelength and spatial array axes of the cube, from its WCS physical types."""
+    from sunpy_nn.denoise import find_axes
+
+    return find_axes(cube)
+
+
+def _frame_getter(array, axes, ndim: int):
+    order = [axes.time, axes.stokes, axes.wavelength]
+
+    def frame(it: int, is_: int, iw: int) -> np.ndarray:
+        key: list = [slice(None)] * ndim
+        for a, i in zip(order, (it, is_, iw), strict=True):
+            if a is not None:
+                key[a] = i
+        f = array[tuple(key)]
+        f = np.asarray(f.compute() if hasattr(f, "compute") else f)
+        return f if axes.y < axes.x else f.T
+
+    return frame
+
+
+def _canonical_shape(cube: NDCube, axes) -> tuple[int, int, int, int, int]:
+    shape = cube.data.shape
+    return tuple(1 if a is None else shape[a] for a in (axes.time, axes.stokes, axes.wavelength, axes.y, axes.x))
+
+
+def _world_grid(cube: NDCube, axes, shape5):
+    """World coordinates of the FOV corners for every scan and tuning, and the observer."""
+    nt, _, nw, ny, nx = shape5
+    llw = cube.wcs.low_level_wcs
+    npix = llw.pixel_n_dim
+    it, iw, jy, jx = np.meshgrid(np.arange(nt), np.arange(nw), [0, ny - 1], [0, nx - 1], indexing="ij")
+    pix = [np.zeros(it.shape) for _ in range(npix)]
+    for a, v in ((axes.time, it), (axes.wavelength, iw), (axes.y, jy), (axes.x, jx)):
+        if a is not None:
+            pix[npix - 1 - a] = v.astype(float)
+    world = cube.wcs.pixel_to_world(*pix)
+    world = world if isinstance(world, list | tuple) else [world]
+    lon = lat = wave = time = None
+    observer: dict = {}
+    for w in world:
+        if hasattr(w, "spherical") or hasattr(w, "frame"):
+            sph = w.spherical if hasattr(w, "spherical") else w.frame.spherical
+            lon = sph.lon.wrap_at(180 * u.deg).to_value(u.arcsec)
+            lat = sph.lat.to_value(u.arcsec)
+            observer = _observer_cards(getattr(w, "observer", None))
+        elif isinstance(w, Time):
+            time = w
+        elif isinstance(w, u.Quantity) and w.unit.physical_type in ("length", "frequency", "wavenumber", "energy"):
+            wave = w.to_value(u.nm, equivalencies=u.spectral())
+    if lon is None:
+        raise ValueError("write_crisp needs a cube with helioprojective (celestial) spatial axes")
+    if wave is None:
+        raise ValueError(
+            "write_crisp needs the wavelength of every tuning; this cube's WCS gives none (add a wavelength axis)"
+        )
+    wave = np.broadcast_to(wave, it.shape)[:, :, 0, 0]
+    if time is None:
+        date = cube.meta.get("DATE-BEG") or cube.meta.get("DATE-OBS") if cube.meta else None
+        if date is None:
+            raise ValueError("write_crisp needs the time of the scans: the cube's WCS and meta (DATE-BEG) give none")
+        time = Time(np.full(it.shape, Time(date).mjd), format="mjd", scale="utc")
+    time = Time(np.broadcast_to(time.utc.jd1, it.shape), np.broadcast_to(time.utc.jd2, it.shape), format="jd")
+    return lon.reshape(it.shape), lat.reshape(it.shape), wave, time[:, :, 0, 0], observer
+
+
+def _observer_cards(observer) -> dict:
+    """DSUN_OBS/HGLN_OBS/HGLT_OBS of a frame's observer, so a written file keeps it."""
+    if observer is None or isinstance(observer, str):
+        return {}
+    from sunpy.coordinates import HeliographicStonyhurst
+
+    hgs = observer.transform_to(HeliographicStonyhurst(obstime=observer.obstime))
+    return {
+        "DSUN_OBS": float(np.ravel(hgs.radius.to_value(u.m))[0]),
+        "HGLN_OBS": float(np.ravel(hgs.lon.to_value(u.deg))[0]),
+        "HGLT_OBS": float(np.ravel(hgs.lat.to_value(u.deg))[0]),
+    }
+
+
+def _stokes_first(cube: NDCube, axes, ns: int) -> int:
+    if axes.stokes is None:
+        return 1
+    from sunpy_nn.denoise import _stokes_labels
+
+    labels = _stokes_labels(cube, axes)
+    first = _STOKES_INDEX.get(labels[0])
+    if first is None or labels != [_STOKES_SYMBOLS.get(first + i) for i in range(ns)]:
+        raise ValueError(f"Stokes {labels} are not consecutive in I, Q, U, V order; a SOLARNET cube cannot hold them")
+    return first
+
+
+def _header_from_meta(meta) -> fits.Header:
+    header = fits.Header()
+    if not meta:
+        return header
+    for key, value in dict(meta).items():
+        k = str(key).upper()
+        if len(k) > 8 or _STRUCTURAL.match(k) or not isinstance(value, str | int | float | bool | np.number):
+            continue
+        try:
+            header[k] = value
+        except (ValueError, TypeError):  # e.g. non-ASCII strings
+            log.debug("not writing meta key %s", k)
+    return header
+
+
+def write_crisp(
+    cube: NDCube, path: str | Path, *, overwrite: bool = False, dtype=np.float32, progress: bool = False
+) -> Path:
+    """
+    Write an `~ndcube.NDCube` as a SOLARNET FITS cube in SSTRED's layout.
+
+    The data go in the primary HDU in numpy order ``(scan, stokes, tuning, y, x)``; the helioprojective,
+    wavelength and time coordinates of the four field-of-view corners of every tuning and scan go in a
+    ``WCS-TAB`` table (as SSTRED writes them), the uncertainty (if any) in an ``UNCERT`` image extension. Frames
+    are written one at a time, so memory-mapped and dask-backed cubes are never loaded whole. The file reads
+    back with `read_crisp` into the same data and world coordinates; a cube with a curved (e.g. gnomonic)
+    spatial projection is written with corner-interpolated (linear) coordinates, which over a CRISP field of
+    view of 1 arcmin differ from the projection by far less than a pixel.
+
+    Parameters
+    ----------
+    cube : `~ndcube.NDCube`
+        Two helioprojective axes, a wavelength axis (or wavelength in the WCS) and optional Stokes and time axes,
+        in any order.
+    path : str or `~pathlib.Path`
+        Output file (``.fits``). A path ending in ``.fcube``/``.icube`` writes an LP cube instead (`write_lp`).
+    overwrite : bool
+        Replace an existing file.
+    dtype : numpy dtype
+        Data type of the written values (default float32).
+    progress : bool
+        Show a progress bar over frames.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The file written.
+
+    Examples
+    --------
+    >>> import numpy as np, astropy.units as u, tempfile, pathlib
+    >>> from astropy.time import Time
+    >>> from sunpy_nn.io import read_crisp, write_crisp, write_lp
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = write_lp(np.ones((2, 4, 3, 8, 8), np.float32), tmp / "c.fcube")
+    >>> cube = read_crisp(tmp / "c.fcube", wavelengths=[630.1, 630.15, 630.2] * u.nm, pixel_scale=0.059,
+    ...                   times=Time(["2020-06-01T08:00:00", "2020-06-01T08:00:30"]))
+    >>> back = read_crisp(write_crisp(cube, tmp / "c.fits"))
+    >>> back.data.shape
+    (2, 4, 3, 8, 8)
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".fcube", ".icube", ".bcube"):
+        return write_lp(cube, path, overwrite=overwrite)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if not isinstance(cube, NDCube):
+        raise TypeError(f"write_crisp writes an ndcube.NDCube, not {type(cube).__name__}")
+    axes = _canonical(cube)
+    shape5 = _canonical_shape(cube, axes)
+    nt, ns, nw, ny, nx = shape5
+    lon, lat, wave, time, observer = _world_grid(cube, axes, shape5)
+    meta = cube.meta if cube.meta is not None else {}
+    date_ref = Time(meta["DATEREF"]) if meta.get("DATEREF") else Time(time.ravel()[0].strftime("%Y-%m-%dT00:00:00"))
+    time_s = (time - date_ref).to_value(u.s)
+    cards, tab = _tabulated_wcs_hdus(nx, ny, lon, lat, wave, time_s, date_ref, _stokes_first(cube, axes, ns))
+
+    header = fits.Header()
+    header["SIMPLE"] = True
+    bits = 8 * np.dtype(dtype).itemsize
+    header["BITPIX"] = -bits if np.dtype(dtype).kind == "f" else bits
+    header["NAXIS"] = 5
+    for i, n in enumerate(shape5[::-1], 1):
+        header[f"NAXIS{i}"] = n
+    header["EXTEND"] = True
+    header.update(_header_from_meta(meta))
+    header.update(observer)
+    header.update(cards)
+    header["DATE-BEG"] = time.min().isot
+    header["DATE-END"] = time.max().isot
+    header.setdefault("SOLARNET", (0.5, "partially SOLARNET compliant"))
+    header.setdefault("OBS_HDU", 1)
+    if cube.unit is not None:
+        header["BUNIT"] = cube.unit.to_string("fits")
+    from sunpy_nn import __version__
+
+    header["HISTORY"] = f"written by sunpy_nn {__version__} write_crisp"
+    if isinstance(meta.get("sunpy_nn"), dict):
+        header["HISTORY"] = f"sunpy_nn processing: {sorted(meta['sunpy_nn'])}"[:70]
+
+    n_frames = nt * ns * nw * (2 if cube.uncertainty is not None else 1)
+    with _progress(n_frames, progress) as bar:
+        _stream_frames(path, header, _frame_getter(cube.data, axes, cube.data.ndim), shape5, dtype, bar, append=False)
+        fits.append(path, tab.data, tab.header)
+        if cube.uncertainty is not None:
+            uheader = fits.Header()
+            uheader["XTENSION"] = "IMAGE"
+            uheader["BITPIX"] = header["BITPIX"]
+            uheader["NAXIS"] = 5
+            for i, n in enumerate(shape5[::-1], 1):
+                uheader[f"NAXIS{i}"] = n
+            uheader["PCOUNT"], uheader["GCOUNT"] = 0, 1
+            uheader["EXTNAME"] = "UNCERT"
+            uheader["UTYPE"] = ("StdDevUncertainty", "one standard deviation of the data")
+            if cube.unit is not None:
+                uheader["BUNIT"] = cube.unit.to_string("fits")
+            unc = cube.uncertainty.represent_as(StdDevUncertainty).array
+            _stream_frames(path, uheader, _frame_getter(unc, axes, cube.data.ndim), shape5, dtype, bar, append=True)
+    log.info("wrote %s: %s frames of %dx%d", path, nt * ns * nw, nx, ny)
+    return path
+
+
+def _progress(total: int, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="write_crisp", unit="frame", disable=not progress)
+
+
+def _stream_frames(path: Path, header: fits.Header, frame, shape5, dtype, bar, *, append: bool) -> None:
+    """
+    Write one HDU (header, then frames in file order scan, stokes, tuning), so lazy cubes are never loaded whole.
+
+    ``header`` must hold the mandatory keywords in FITS order (SIMPLE or XTENSION, BITPIX, NAXIS...).
+    """
+    nt, ns, nw = shape5[:3]
+    big = np.dtype(dtype).newbyteorder(">")
+    written = 0
+    with open(path, "ab" if append else "wb") as f:
+        f.write(header.tostring(padding=True).encode("ascii"))
+        for it in range(nt):
+            for is_ in range(ns):
+                for iw in range(nw):
+                    written += f.write(np.ascontiguousarray(frame(it, is_, iw), dtype=big).tobytes())
+                    bar.update()
+        f.write(b"\0" * (-written % 2880))  # FITS blocks are 2880 bytes
+
+
+def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True) -> Path:
+    """
+    Write a CRISPEX LP cube (``.fcube`` float32 or ``.icube`` int16) and its ``_sp`` spectral companion.
+
+    Parameters
+    ----------
+    cube : `~ndcube.NDCube` or array
+        An NDCube (axes found from its WCS; its coordinates go to a companion ``<path>.wcs.fits`` that
+        `read_crisp` picks up), or an array in the order ``(scan, stokes, wavelength, y, x)`` (or
+        ``(scan, wavelength, y, x)`` for one Stokes parameter).
+    path : str or `~pathlib.Path`
+        Output file; ``.icube`` writes 16-bit integers, anything else 32-bit floats.
+    overwrite : bool
+        Replace existing files.
+    sp : bool
+        Also write the ``_sp`` cube: the same data with spectrum x time frames for every pixel, which CRISPEX
+        needs and `read_crisp` reads the number of wavelengths from.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The image cube written.
+    """
+    path = Path(path)
+    targets = [path, _sp_path(path)] if sp else [path]
+    for t in targets:
+        if t.exists() and not overwrite:
+            raise FileExistsError(f"{t} exists; pass overwrite=True to replace it")
+    integer = path.suffix.lower() == ".icube"
+    dtype = np.dtype("<i2" if integer else "<f4")
+    labels: tuple[str, ...] = ("I", "Q", "U", "V")
+    if isinstance(cube, NDCube):
+        axes = _canonical(cube)
+        shape5 = _canonical_shape(cube, axes)
+        frame = _frame_getter(cube.data, axes, cube.data.ndim)
+        if axes.stokes is not None:
+            from sunpy_nn.denoise import _stokes_labels
+
+            labels = tuple(_stokes_labels(cube, axes))
+    else:
+        arr = np.asarray(cube) if not hasattr(cube, "compute") else cube
+        if arr.ndim == 4:
+            arr = arr[:, None]
+        if arr.ndim != 5:
+            raise ValueError(
+                f"write_lp needs (scan, stokes, wavelength, y, x) or (scan, wavelength, y, x), not {arr.shape}"
+            )
+        shape5 = arr.shape
+
+        def frame(it, is_, iw):
+            f = arr[it, is_, iw]
+            return np.asarray(f.compute() if hasattr(f, "compute") else f)
+
+    nt, ns, nw, ny, nx = shape5
+    labels = tuple(labels[:ns])
+    head = LPHeader(2 if integer else 4, nx, ny, nt * ns * nw, "l", labels if ns > 1 else None)
+    out = np.memmap(path, dtype=np.uint8, mode="w+", shape=(_LP_HEADER_BYTES + head.data_bytes,))
+    out[:_LP_HEADER_BYTES] = np.frombuffer(head.to_bytes(), np.uint8)
+    frames = np.ndarray((nt * ns * nw, ny, nx), dtype=dtype, buffer=out, offset=_LP_HEADER_BYTES)
+    for it in range(nt):
+        for is_ in range(ns):
+            for iw in range(nw):
+                f = frame(it, is_, iw)
+                frames[iw + is_ * nw + it * nw * ns] = np.rint(f) if integer else f
+    out.flush()
+    if sp:
+        sp_head = LPHeader(head.datatype, nw, nt, nx * ny * ns, "l", head.stokes)
+        sp_out = np.memmap(_sp_path(path), dtype=np.uint8, mode="w+", shape=(_LP_HEADER_BYTES + sp_head.data_bytes,))
+        sp_out[:_LP_HEADER_BYTES] = np.frombuffer(sp_head.to_bytes(), np.uint8)
+        # CRISPEX spectral layout: Fortran (nw, nt, nx*ny*ns), i.e. a wavelength x time frame per pixel and Stokes.
+        spec = np.ndarray((ns, ny, nx, nt, nw), dtype=dtype, buffer=sp_out, offset=_LP_HEADER_BYTES)
+        for is_ in range(ns):
+            spec[is_] = frames.reshape(nt, ns, nw, ny, nx)[:, is_].transpose(2, 3, 0, 1)
+        sp_out.flush()
+        del sp_out
+    del out
+    if isinstance(cube, NDCube):
+        _write_companion(cube, axes, shape5, path)
+    return path
+
+
+def _write_companion(cube: NDCube, axes, shape5, path: Path) -> None:
+    """The coordinates an LP cube cannot hold, as a data-less SOLARNET header plus WCS-TAB."""
+    ns, ny, nx = shape5[1], shape5[3], shape5[4]
+    lon, lat, wave, time, observer = _world_grid(cube, axes, shape5)
+    date_ref = Time(time.ravel()[0].strftime("%Y-%m-%dT00:00:00"))
+    cards, tab = _tabulated_wcs_hdus(
+        nx, ny, lon, lat, wave, (time - date_ref).to_value(u.s), date_ref, _stokes_first(cube, axes, ns)
+    )
+    header = _header_from_meta(cube.meta)
+    header.update(observer)
+    header["WCSAXES"] = 5
+    header.update(cards)
+    header["DATE-BEG"] = time.min().isot
+    if cube.unit is not None:
+        header["BUNIT"] = cube.unit.to_string("fits")
+    for i, n in enumerate(shape5[::-1], 1):
+        header[f"LPNAXIS{i}"] = (n, "size of this axis of the LP cube described")
+    fits.HDUList([fits.PrimaryHDU(header=header), tab]).writeto(_companion(path), overwrite=True)

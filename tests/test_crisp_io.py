@@ -1,0 +1,391 @@
+"""CRISP cube I/O: SOLARNET FITS in SSTRED's layout and CRISPEX LP cubes, to and from NDCube."""
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import StdDevUncertainty
+from astropy.time import Time
+from astropy.wcs import WCS
+from ndcube import NDCube
+
+from sunpy_nn.io import LPHeader, read_crisp, read_lp_header, write_crisp, write_lp
+
+NT, NS, NW, NY, NX = 3, 4, 5, 20, 24
+DATEREF = "2019-04-16T00:00:00"
+SCALE = 0.059  # arcsec/pix
+WAVE = 854.209 + np.array([-0.1, -0.05, 0.0, 0.03, 0.1])  # nm, not equidistant as CRISP tunings often are
+
+
+def sstred_corners():
+    """Corner table in SSTRED's layout (scan, tuning, y-corner, x-corner, [HPLN, HPLT, WAVE, TIME])."""
+    coords = np.zeros((NT, NW, 2, 2, 4))
+    for it in range(NT):
+        for iw in range(NW):
+            for jy in range(2):
+                for jx in range(2):
+                    x = 100.0 + jx * (NX - 1) * SCALE + 0.02 * it  # pointing drifts between scans
+                    y = -50.0 + jy * (NY - 1) * SCALE - 0.01 * it
+                    t = 32400.0 + 20.0 * it + 0.5 * iw  # the time depends on the tuning within a scan
+                    coords[it, iw, jy, jx] = [x, y, WAVE[iw] + 1e-4 * it, t]
+    return coords
+
+
+def make_sstred_file(path, data, *, bscale=None, observer=False, uncert=None):
+    """A small SOLARNET cube written the way SSTRED's fitscube_addwcs writes it (independent of sunpy_nn)."""
+    h = fits.Header()
+    h["INSTRUME"] = "Crisp"
+    h["TELESCOP"] = "Swedish 1-meter Solar Telescope"
+    h["BUNIT"] = "W m-2 Hz-1 sr-1"
+    h["DATEREF"] = DATEREF
+    h["DATE-BEG"] = "2019-04-16T09:00:00"
+    if observer:
+        h["DSUN_OBS"], h["HGLN_OBS"], h["HGLT_OBS"] = 1.5e11, 0.0, 5.5
+    ttype = "HPLN+HPLT+WAVE+TIME"
+    for i, (ctype, cunit, index) in enumerate(
+        [("HPLN-TAB", "arcsec", "HPLN-INDEX"), ("HPLT-TAB", "arcsec", "HPLT-INDEX"), ("WAVE-TAB", "nm", None)], 1
+    ):
+        h[f"CTYPE{i}"], h[f"CUNIT{i}"], h[f"PS{i}_0"], h[f"PS{i}_1"] = ctype, cunit, "WCS-TAB", ttype
+        if index:
+            h[f"PS{i}_2"] = index
+        h[f"PV{i}_3"], h[f"CRPIX{i}"], h[f"CRVAL{i}"], h[f"CDELT{i}"] = i, 0, 0, 1
+    h["CTYPE4"], h["CRPIX4"], h["CRVAL4"], h["CDELT4"] = "STOKES", 1, 1, 1
+    h["CTYPE5"], h["CUNIT5"], h["PS5_0"], h["PS5_1"], h["PV5_3"] = "UTC--TAB", "s", "WCS-TAB", ttype, 4
+    h["CRPIX5"], h["CRVAL5"], h["CDELT5"] = 0, 0, 1
+    coords = sstred_corners()
+    table = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name=ttype, format=f"{coords.size}D", dim=f"(4,2,2,{NW},{NT})", array=coords[None]),
+            fits.Column(name="HPLN-INDEX", format="2D", array=np.array([[1.0, NX]])),
+            fits.Column(name="HPLT-INDEX", format="2D", array=np.array([[1.0, NY]])),
+        ],
+        name="WCS-TAB",
+    )
+    primary = fits.PrimaryHDU(data.copy(), header=h)
+    if bscale is not None:
+        primary.scale("int16", bscale=bscale, bzero=0.0)
+    hdus = [primary, table]
+    if uncert is not None:
+        hdus.append(fits.ImageHDU(uncert, name="UNCERT"))
+    fits.HDUList(hdus).writeto(path)
+    return coords
+
+
+@pytest.fixture
+def cube_data():
+    rng = np.random.default_rng(3)
+    return (
+        rng.normal(0, 1e-3, (NT, NS, NW, NY, NX)).astype(np.float32)
+        + np.array([1, 0, 0, 0], np.float32)[None, :, None, None, None]
+    )
+
+
+def world_at(cube, it, is_, iw, y, x):
+    """High-level world coordinates at an array index (scan, stokes, tuning, y, x)."""
+    return cube.wcs.pixel_to_world(x, y, iw, is_, it)
+
+
+# ----------------------------------------------------------------------------------------------- SOLARNET read
+def test_read_sstred_cube_coordinates(tmp_path, cube_data):
+    coords = make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    assert cube.data.shape == (NT, NS, NW, NY, NX)
+    np.testing.assert_array_equal(np.asarray(cube.data), cube_data)
+    types = cube.array_axis_physical_types
+    assert types[0] == ("time",) and types[1] == ("phys.polarization.stokes",) and types[2] == ("em.wl",)
+    assert all("custom:pos.helioprojective.lon" in t for t in types[3:])
+    assert cube.unit == u.Unit("W m-2 Hz-1 sr-1")
+    assert cube.meta["INSTRUME"] == "Crisp"
+    ref = Time(DATEREF)
+    # every tabulated corner, for every scan and tuning, comes back exactly
+    for it in range(NT):
+        for iw in range(NW):
+            for jy, y in enumerate([0, NY - 1]):
+                for jx, x in enumerate([0, NX - 1]):
+                    sky, wave, stokes, time = world_at(cube, it, 2, iw, y, x)
+                    lon, lat, wl, t = coords[it, iw, jy, jx]
+                    assert abs(sky.Tx.to_value(u.arcsec) - lon) < 1e-6 and abs(sky.Ty.to_value(u.arcsec) - lat) < 1e-6
+                    assert abs(wave.to_value(u.nm) - wl) < 1e-9
+                    assert abs((time - ref).to_value(u.s) - t) < 1e-5
+                    assert str(stokes.symbol) == "U"
+    # interior pixels interpolate linearly between the corners (the pixel scale)
+    sky = world_at(cube, 1, 0, 0, 7, 11)[0]
+    assert abs(sky.Tx.to_value(u.arcsec) - (100.0 + 11 * SCALE + 0.02)) < 1e-6
+    assert abs(sky.Ty.to_value(u.arcsec) - (-50.0 + 7 * SCALE - 0.01)) < 1e-6
+
+
+def test_read_sstred_observer_assumed_at_earth(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    assert "Earth" in cube.meta["sunpy_nn_note"]
+    sky = world_at(cube, 0, 0, 0, 0, 0)[0]
+    assert sky.observer is not None
+    assert abs(sky.observer.radius.to_value(u.AU) - 1.004) < 0.001  # Earth-Sun distance on 2019-04-16
+    make_sstred_file(tmp_path / "obs.fits", cube_data, observer=True)
+    cube = read_crisp(tmp_path / "obs.fits")
+    assert "sunpy_nn_note" not in cube.meta
+    assert abs(world_at(cube, 0, 0, 0, 0, 0)[0].observer.radius.to_value(u.m) - 1.5e11) < 1
+
+
+def test_read_scaled_int16_cube_lazily(tmp_path, cube_data):
+    bscale = 5e-5  # int16 range +-1.6: Stokes I ~ 1 fits
+    make_sstred_file(tmp_path / "int.fits", cube_data, bscale=bscale)
+    with fits.open(tmp_path / "int.fits") as hdul:
+        assert hdul[0].header["BITPIX"] == 16
+    import dask.array as da
+
+    lazy = read_crisp(tmp_path / "int.fits")
+    assert isinstance(lazy.data, da.Array)  # nothing read yet
+    assert lazy.data.chunksize == (1, 1, 1, NY, NX)
+    values = lazy.data.compute()
+    assert values.dtype == np.float32
+    # BSCALE honoured: the physical values within half a quantisation step (and far from the raw integers)
+    assert np.max(np.abs(values - cube_data)) <= bscale / 2 + 1e-7
+    eager = read_crisp(tmp_path / "int.fits", lazy=False)
+    assert isinstance(eager.data, np.ndarray) and not isinstance(eager.data, np.memmap)
+    np.testing.assert_array_equal(eager.data, values)
+    with pytest.raises(ValueError, match="scaled integers"):
+        read_crisp(tmp_path / "int.fits", lazy="memmap")
+
+
+def test_float_cube_is_memory_mapped(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    base = cube.data
+    while getattr(base, "base", None) is not None and not isinstance(base, np.memmap):
+        base = base.base
+    assert isinstance(base, np.memmap) or type(base).__name__ == "mmap"
+
+
+def test_uncertainty_extension_is_read(tmp_path, cube_data):
+    sigma = np.full_like(cube_data, 2e-4)
+    make_sstred_file(tmp_path / "u.fits", cube_data, uncert=sigma)
+    cube = read_crisp(tmp_path / "u.fits", lazy=False)
+    assert isinstance(cube.uncertainty, StdDevUncertainty)
+    np.testing.assert_array_equal(cube.uncertainty.array, sigma)
+
+
+# ------------------------------------------------------------------------------------------------ round trips
+def test_solarnet_round_trip(tmp_path, cube_data):
+    coords = make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    cube = NDCube(
+        cube.data,
+        wcs=cube.wcs,
+        unit=cube.unit,
+        meta=cube.meta,
+        uncertainty=StdDevUncertainty(np.full(cube.data.shape, 3e-4, np.float32)),
+    )
+    out = write_crisp(cube, tmp_path / "out.fits")
+    back = read_crisp(out, lazy=False)
+    np.testing.assert_array_equal(back.data, cube_data)
+    np.testing.assert_array_equal(back.uncertainty.array, 3e-4 * np.ones_like(cube_data))
+    assert back.unit == cube.unit and back.meta["INSTRUME"] == "Crisp"
+    with fits.open(out) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "WCS-TAB", "UNCERT"]
+        table = hdul["WCS-TAB"].data[0][0]
+        np.testing.assert_allclose(table, coords, rtol=0, atol=1e-6)  # SSTRED's layout, corner for corner
+        assert hdul[0].header["CTYPE5"] == "UTC--TAB" and hdul[0].header["DATEREF"] == Time(DATEREF).isot
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = (rng.integers(NT), rng.integers(NS), rng.integers(NW), rng.uniform(0, NY - 1), rng.uniform(0, NX - 1))
+        a, b = world_at(cube, *idx), world_at(back, *idx)
+        assert a[0].separation(b[0]).to_value(u.arcsec) < 1e-6
+        assert abs((a[1] - b[1]).to_value(u.nm)) < 1e-9
+        assert a[2].symbol == b[2].symbol
+        assert abs((a[3] - b[3]).to_value(u.s)) < 1e-5
+
+
+def test_write_gnomonic_cube_in_other_axis_order(tmp_path):
+    """A cube with a TAN WCS and axes (stokes, wavelength, y, x): written as SSTRED does, coordinates kept."""
+    w = WCS(naxis=4)
+    w.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE", "STOKES"]
+    w.wcs.cunit = ["arcsec", "arcsec", "nm", ""]
+    w.wcs.cdelt = [0.059, 0.059, 0.005, 1]
+    w.wcs.crpix = [16.5, 12.5, 1, 1]
+    w.wcs.crval = [-300.0, 200.0, 630.15, 1]
+    w.wcs.dateobs = "2020-06-01T08:00:00"
+    data = np.random.default_rng(1).normal(size=(4, 6, 24, 32)).astype(np.float32)
+    cube = NDCube(data, wcs=w, meta={"DATE-BEG": "2020-06-01T08:00:00", "OBSERVER": "test"})
+    back = read_crisp(write_crisp(cube, tmp_path / "tan.fits"), lazy=False)
+    assert back.data.shape == (1, 4, 6, 24, 32)
+    np.testing.assert_array_equal(back.data[0], data)
+    for y, x in [(0, 0), (23, 31), (11.5, 15.5), (3, 27)]:
+        a = cube.wcs.pixel_to_world(x, y, 2, 0)[0]
+        b = back.wcs.pixel_to_world(x, y, 2, 0, 0)[0]
+        assert abs(a.Tx.to_value(u.arcsec) - b.Tx.to_value(u.arcsec)) < 1e-4  # TAN vs linear over 2 arcsec
+        assert abs(a.Ty.to_value(u.arcsec) - b.Ty.to_value(u.arcsec)) < 1e-4
+    assert abs(back.wcs.pixel_to_world(0, 0, 5, 0, 0)[1].to_value(u.nm) - 630.175) < 1e-9
+    assert back.meta["OBSERVER"] == "test"
+
+
+def test_write_dask_cube(tmp_path, cube_data):
+    import dask.array as da
+
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    lazy = NDCube(da.from_array(cube_data, chunks=(1, 1, 1, NY, NX)), wcs=cube.wcs, meta=cube.meta)
+    back = read_crisp(write_crisp(lazy, tmp_path / "dask.fits"), lazy=False)
+    np.testing.assert_array_equal(back.data, cube_data)
+
+
+def test_lp_round_trip_and_frame_index(tmp_path):
+    # each frame holds its own (scan, stokes, wavelength) code, so the file layout can be checked byte by byte
+    it, is_, iw = np.meshgrid(np.arange(NT), np.arange(NS), np.arange(NW), indexing="ij")
+    code = (100 * it + 10 * is_ + iw).astype(np.float32)
+    data = np.broadcast_to(code[..., None, None], (NT, NS, NW, NY, NX)).copy()
+    data[..., 3, 5] = -1.0  # a marker pixel at y=3, x=5 to pin the in-frame order
+    path = write_lp(data, tmp_path / "crisp.fcube")
+    head = read_lp_header(path)
+    assert (head.nx, head.ny, head.nt, head.ns, head.datatype) == (NX, NY, NT * NS * NW, NS, 4)
+    raw = np.fromfile(path, dtype="<f4", offset=512)
+    assert raw.size == NX * NY * NT * NS * NW
+    frames = raw.reshape(-1, NY, NX)  # Fortran (nx, ny, nt): x fastest
+    for t in range(NT):
+        for s in range(NS):
+            for w in range(NW):
+                k = w + s * NW + t * NW * NS
+                assert frames[k, 0, 0] == 100 * t + 10 * s + w
+    assert frames[0, 3, 5] == -1.0 and frames[0, 5, 3] == 0.0
+    sp = read_lp_header(tmp_path / "crisp_sp.fcube")
+    assert (sp.nx, sp.ny) == (NW, NT)
+    spec = np.fromfile(tmp_path / "crisp_sp.fcube", dtype="<f4", offset=512).reshape(NS * NY * NX, NT, NW)
+    np.testing.assert_array_equal(spec[2 * NY * NX + 1 * NX + 2], code[:, 2, :])  # Stokes U, y=1, x=2
+
+    times = Time("2019-04-16T09:00:00") + np.array([0, 20, 41]) * u.s
+    cube = read_crisp(
+        path, wavelengths=WAVE * u.nm, times=times, pixel_scale=SCALE * u.arcsec, center=(100, -50) * u.arcsec
+    )
+    np.testing.assert_array_equal(np.asarray(cube.data), data)
+    types = cube.array_axis_physical_types
+    assert types[:3] == [("time",), ("phys.polarization.stokes",), ("em.wl",)]
+    sky, wave, stokes, time = world_at(cube, 2, 3, 4, 0, 0)
+    assert abs(sky.Tx.to_value(u.arcsec) - (100 - SCALE * (NX - 1) / 2)) < 1e-6
+    assert abs(sky.Ty.to_value(u.arcsec) - (-50 - SCALE * (NY - 1) / 2)) < 1e-6
+    assert abs(wave.to_value(u.nm) - WAVE[4]) < 1e-9 and stokes.symbol == "V"
+    assert abs((time - times[2]).to_value(u.s)) < 1e-5
+    # a second cube of known coordinates: through write_lp (with its WCS companion) and back, nothing lost
+    write_lp(cube, tmp_path / "again.fcube")
+    again = read_crisp(tmp_path / "again.fcube")
+    np.testing.assert_array_equal(np.asarray(again.data), data)
+    for idx in [(0, 0, 0, 0, 0), (2, 3, 4, NY - 1, NX - 1), (1, 1, 2, 7.5, 3.25)]:
+        a, b = world_at(cube, *idx), world_at(again, *idx)
+        assert a[0].separation(b[0]).to_value(u.arcsec) < 1e-6
+        assert abs((a[1] - b[1]).to_value(u.nm)) < 1e-9 and abs((a[3] - b[3]).to_value(u.s)) < 1e-5
+
+
+def test_lp_icube_big_endian_and_one_stokes(tmp_path):
+    data = np.arange(2 * 3 * 4 * 5, dtype=np.int16).reshape(2, 3, 4, 5)  # (scan, wavelength, y, x)
+    head = LPHeader(datatype=2, nx=5, ny=4, nt=6, endian="b")
+    (tmp_path / "c.icube").write_bytes(head.to_bytes() + data.astype(">i2").tobytes())
+    (tmp_path / "c_sp.icube").write_bytes(LPHeader(2, 3, 2, 20, "b").to_bytes())
+    cube = read_crisp(
+        tmp_path / "c.icube",
+        wavelengths=[630.1, 630.2, 630.3] * u.nm,
+        pixel_scale=0.06,
+        times=[0, 30] * u.s,
+        date_ref="2020-01-01T10:00:00",
+        lazy=False,
+    )
+    assert cube.data.shape == (2, 1, 3, 4, 5)
+    np.testing.assert_array_equal(cube.data[:, 0], data)
+    assert str(world_at(cube, 0, 0, 0, 0, 0)[2].symbol) == "I"
+    # writing int16: the file is an icube with datatype 2
+    write_lp(data.astype(np.float32), tmp_path / "w.icube")
+    assert read_lp_header(tmp_path / "w.icube").datatype == 2
+    np.testing.assert_array_equal(
+        read_crisp(
+            tmp_path / "w.icube",
+            n_wavelengths=3,
+            lazy=False,
+            wavelengths=[1, 2, 3] * u.nm,
+            pixel_scale=0.06,
+            times=[0, 30] * u.s,
+            date_ref="2020-01-01",
+        ).data[:, 0],
+        data,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_truncated_files_are_reported(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    raw = (tmp_path / "nb.fits").read_bytes()
+    (tmp_path / "cut.fits").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        read_crisp(tmp_path / "cut.fits")
+    write_lp(cube_data, tmp_path / "c.fcube")
+    raw = (tmp_path / "c.fcube").read_bytes()
+    (tmp_path / "cut.fcube").write_bytes(raw[:-100])
+    (tmp_path / "cut_sp.fcube").write_bytes((tmp_path / "c_sp.fcube").read_bytes())
+    with pytest.raises(ValueError, match="truncated"):
+        read_crisp(
+            tmp_path / "cut.fcube", wavelengths=WAVE * u.nm, times=[0, 1, 2] * u.s, date_ref=DATEREF, pixel_scale=SCALE
+        )
+
+
+def test_wrong_headers_are_reported(tmp_path, cube_data):
+    (tmp_path / "junk.fcube").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(600))
+    with pytest.raises(ValueError, match="LP cube header"):
+        read_crisp(tmp_path / "junk.fcube")
+    (tmp_path / "text.fcube").write_bytes(b"hello world".ljust(600, b" "))
+    with pytest.raises(ValueError, match="missing"):
+        read_crisp(tmp_path / "text.fcube")
+    write_lp(cube_data, tmp_path / "c.fcube")
+    (tmp_path / "c_sp.fcube").write_bytes(LPHeader(4, NW + 1, NT, NX * NY * NS).to_bytes())
+    with pytest.raises(ValueError, match="do not belong together"):
+        read_crisp(tmp_path / "c.fcube")
+    # a SOLARNET header whose WCS-TAB table was lost
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    with fits.open(tmp_path / "nb.fits") as hdul:
+        fits.PrimaryHDU(hdul[0].data, header=hdul[0].header).writeto(tmp_path / "notab.fits")
+    with pytest.raises(ValueError, match="no WCS-TAB"):
+        read_crisp(tmp_path / "notab.fits")
+
+
+def test_missing_sp_file_and_coordinates_are_reported(tmp_path, cube_data):
+    write_lp(cube_data, tmp_path / "c.fcube", sp=False)
+    with pytest.raises(FileNotFoundError, match=r"c_sp\.fcube.*n_wavelengths"):
+        read_crisp(tmp_path / "c.fcube")
+    with pytest.raises(ValueError, match="wavelengths=, times=, pixel_scale="):
+        read_crisp(tmp_path / "c.fcube", n_wavelengths=NW)
+    with pytest.raises(ValueError, match="cube has 5 wavelengths"):
+        read_crisp(
+            tmp_path / "c.fcube",
+            n_wavelengths=NW,
+            wavelengths=[1, 2] * u.nm,
+            pixel_scale=0.06,
+            times=[0, 1, 2] * u.s,
+            date_ref=DATEREF,
+        )
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_crisp(tmp_path / "nothing.fits")
+    with pytest.raises(ValueError, match="lazy must be"):
+        read_crisp(tmp_path / "c.fcube", lazy="yes")
+
+
+def test_writer_refuses_to_overwrite_and_bad_cubes(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    write_crisp(cube, tmp_path / "o.fits")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_crisp(cube, tmp_path / "o.fits")
+    with pytest.raises(TypeError, match="NDCube"):
+        write_crisp(cube_data, tmp_path / "arr.fits")
+    w = WCS(naxis=3)
+    w.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "STOKES"]
+    w.wcs.cunit = ["arcsec", "arcsec", ""]
+    with pytest.raises(ValueError, match="wavelength"):
+        write_crisp(NDCube(np.zeros((4, 8, 8)), wcs=w), tmp_path / "nowave.fits")
+
+
+def test_caller_cube_is_not_modified(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits", lazy=False)
+    before = cube.data.copy(), dict(cube.meta)
+    write_crisp(cube, tmp_path / "o.fits")
+    write_lp(cube, tmp_path / "o.fcube")
+    np.testing.assert_array_equal(cube.data, before[0])
+    assert dict(cube.meta) == before[1]
+    assert isinstance(world_at(cube, 0, 0, 0, 0, 0)[0], SkyCoord)
