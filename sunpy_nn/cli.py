@@ -82,26 +82,54 @@ def _train_enhance(args: argparse.Namespace) -> int:
     return 0
 
 
-def _denoise(args: argparse.Namespace) -> int:
+def _read_values(text: str | None, name: str):
+    """Values from a comma-separated list or a text/.npy file (one per line)."""
     import numpy as np
-    from astropy.io import fits
-    from astropy.wcs import WCS
-    from ndcube import NDCube
 
+    if text is None:
+        return None
+    path = Path(text)
+    if path.exists():
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        return np.array([line.strip() for line in path.read_text().splitlines() if line.strip()])
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise ValueError(f"--{name} is empty")
+    return np.array(values)
+
+
+def _read_cube(args: argparse.Namespace):
+    import astropy.units as u
+    from astropy.time import Time
+
+    from sunpy_nn.io import read_crisp
+
+    kw = {}
+    wavelengths = _read_values(args.wavelengths, "wavelengths")
+    if wavelengths is not None:
+        kw["wavelengths"] = wavelengths.astype(float) * u.Unit(args.wavelength_unit)
+    times = _read_values(args.times, "times")
+    if times is not None:
+        kw["times"] = Time(list(times.astype(str)), scale="utc")
+    if args.pixel_scale is not None:
+        kw["pixel_scale"] = args.pixel_scale * u.arcsec
+    if args.center is not None:
+        kw["center"] = args.center * u.arcsec
+    # Lazy: a large cube is memory-mapped; the denoiser reads the frames it needs.
+    return read_crisp(args.input, **kw)
+
+
+def _denoise(args: argparse.Namespace) -> int:
     from sunpy_nn import __version__
     from sunpy_nn.denoise import Denoiser, denoise_cube
+    from sunpy_nn.io import write_crisp
+    from sunpy_nn.utils import append_history
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise SystemExit(f"sunpy-nn: {out} exists; pass --overwrite to replace it")
-    with fits.open(args.input) as hdul:
-        hdu = next((h for h in hdul if h.data is not None and h.data.ndim >= 2), None)
-        if hdu is None:
-            raise ValueError(f"{args.input} has no image HDU with at least 2 dimensions")
-        header = hdu.header.copy()
-        data = np.asarray(hdu.data, dtype=np.float32)
-        wcs = WCS(header, fobj=hdul)
-    cube = NDCube(data, wcs=wcs, meta=dict(header))
+    cube = _read_cube(args)
     stokes = None if args.stokes == ["all"] else tuple(args.stokes)
     if args.denoiser:
         denoiser = Denoiser.load(args.denoiser)
@@ -126,11 +154,8 @@ def _denoise(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    header["HISTORY"] = f"sunpy_nn {__version__}: Noise2Noise denoising ({args.mode} mode), stokes={args.stokes}"
-    hdus = [fits.PrimaryHDU(result.data, header=header)]
-    if result.uncertainty is not None:
-        hdus.append(fits.ImageHDU(result.uncertainty.array.astype(np.float32), name="UNCERT"))
-    fits.HDUList(hdus).writeto(out, overwrite=args.overwrite)
+    append_history(result.meta, f"sunpy_nn {__version__}: Noise2Noise denoising ({args.mode}), stokes={args.stokes}")
+    write_crisp(result, out, overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.input} -> {out}: noise levels {result.meta['sunpy_nn']['noise']}")
     return 0
 
@@ -205,12 +230,20 @@ def _build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "denoise",
-        help="Noise2Noise denoising of a spectropolarimetric FITS cube, trained on the cube itself",
-        description="Denoise a FITS cube whose WCS has two spatial axes and optional wavelength, Stokes and time "
-        "axes. The output keeps the header and adds the uncertainty as an 'UNCERT' extension.",
+        help="Noise2Noise denoising of a CRISP cube (SOLARNET FITS or LP cube), trained on the cube itself",
+        description="Denoise a SOLARNET FITS cube (SSTRED's layout, or any FITS cube whose WCS has two spatial "
+        "axes and optional wavelength, Stokes and time axes) or a CRISPEX LP cube (*.fcube/*.icube beside its "
+        "*_sp cube; give its coordinates with --wavelengths, --times and --pixel-scale unless a companion "
+        "*.wcs.fits file is present). The output is a SOLARNET FITS cube (or an LP cube when OUTPUT ends in "
+        ".fcube) with the header kept and the uncertainty in an 'UNCERT' extension.",
     )
-    d.add_argument("input", help="FITS cube (astropy must be able to read its WCS)")
-    d.add_argument("-o", "--output", required=True)
+    d.add_argument("input", help="SOLARNET/FITS cube, or LP cube (*.fcube, *.icube)")
+    d.add_argument("-o", "--output", required=True, help="output .fits (or .fcube) file")
+    d.add_argument("--wavelengths", help="LP cubes: wavelengths, comma-separated or a text/.npy file")
+    d.add_argument("--wavelength-unit", default="nm", help="unit of --wavelengths (default nm)")
+    d.add_argument("--times", help="LP cubes: ISO times of the scans, comma-separated or a text file")
+    d.add_argument("--pixel-scale", type=float, help="LP cubes: arcsec per pixel")
+    d.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), help="LP cubes: FOV centre in arcsec")
     d.add_argument("--mode", choices=["image", "spectral"], default="image")
     d.add_argument("--epochs", type=int, help="training epochs of 1,000 patches (default 10)")
     d.add_argument("--patches", type=int, default=1000, help="training patches per epoch (default 1000)")

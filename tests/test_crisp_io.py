@@ -389,3 +389,31 @@ def test_caller_cube_is_not_modified(tmp_path, cube_data):
     np.testing.assert_array_equal(cube.data, before[0])
     assert dict(cube.meta) == before[1]
     assert isinstance(world_at(cube, 0, 0, 0, 0, 0)[0], SkyCoord)
+
+
+def test_cli_denoises_lp_and_solarnet_cubes(tmp_path, capsys):
+    from sunpy_nn.cli import main
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:32, 0:32]
+    signal = 0.01 * np.sin(xx / 4.0) * np.cos(yy / 5.0)
+    data = np.zeros((3, 4, 2, 32, 32), np.float32)
+    data[:, 0] = 1.0
+    data[:, 1:] = signal
+    data += rng.normal(0, 3e-3, data.shape).astype(np.float32)
+    write_lp(data, tmp_path / "in.fcube")
+    args = ["--epochs", "1", "--patches", "20", "--patch-size", "16", "--seed", "0", "-q"]
+    lp_args = ["--wavelengths", "630.15,630.25", "--pixel-scale", "0.059"]
+    lp_args += ["--times", "2020-06-01T08:00:00,2020-06-01T08:00:30,2020-06-01T08:01:00"]
+    assert main(["denoise", str(tmp_path / "in.fcube"), "-o", str(tmp_path / "out.fits"), *lp_args, *args]) == 0
+    out = read_crisp(tmp_path / "out.fits", lazy=False)
+    assert out.data.shape == data.shape and out.uncertainty.array.shape == data.shape
+    np.testing.assert_array_equal(out.data[:, 0], data[:, 0])  # Stokes I passes through
+    assert not np.array_equal(out.data[:, 3], data[:, 3])
+    assert abs(out.wcs.pixel_to_world(0, 0, 1, 0, 2)[1].to_value(u.nm) - 630.25) < 1e-9
+    assert "Noise2Noise" in str(out.meta["HISTORY"])
+    # the SOLARNET output goes back in: a second run reads the file it wrote
+    assert main(["denoise", str(tmp_path / "out.fits"), "-o", str(tmp_path / "again.fits"), *args]) == 0
+    # an LP cube without its coordinates is refused with the options to give
+    assert main(["denoise", str(tmp_path / "in.fcube"), "-o", str(tmp_path / "x.fits"), *args]) == 2
+    assert "wavelengths=" in capsys.readouterr().err

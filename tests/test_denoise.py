@@ -252,7 +252,8 @@ def test_cli_denoise_fits_round_trip(tmp_path):
     )
     assert rc == 0
     with fits.open(out) as hdul:
-        assert hdul[0].header["OBSERVER"] == "SST" and hdul[0].header["CTYPE3"] == "WAVE"
+        # written in SSTRED's SOLARNET layout: tabulated wavelengths, header keys kept
+        assert hdul[0].header["OBSERVER"] == "SST" and hdul[0].header["CTYPE3"] == "WAVE-TAB"
         assert hdul[0].data.shape == cube.data.shape and hdul["UNCERT"].data.shape == cube.data.shape
         np.testing.assert_array_equal(hdul[0].data[:, 0], cube.data[:, 0])  # Stokes I untouched
         assert not np.array_equal(hdul[0].data[:, 3], cube.data[:, 3])

@@ -678,6 +678,11 @@ def _header_from_meta(meta) -> fits.Header:
         return header
     for key, value in dict(meta).items():
         k = str(key).upper()
+        if k in ("HISTORY", "COMMENT"):  # astropy keeps these as card lists, sunpy as newline-joined strings
+            lines = value.splitlines() if isinstance(value, str) else [str(v) for v in value]
+            for line in lines:
+                header.add_history(line) if k == "HISTORY" else header.add_comment(line)
+            continue
         if len(k) > 8 or _STRUCTURAL.match(k) or not isinstance(value, str | int | float | bool | np.number):
             continue
         try:
