@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.nn import UNet, resolve_device, run_tiled
+from sunpy_nn.parallel import is_dask, lazy_tiled
 from sunpy_nn.utils import WeightsError, fill_nearest, sha256sum
 
 __all__ = ["CubeAxes", "Denoiser", "denoise_cube", "estimate_noise", "find_axes"]
@@ -61,7 +62,7 @@ class CubeAxes:
     def to_canonical(self, data: np.ndarray) -> np.ndarray:
         """``(time, stokes, wavelength, y, x)`` view of cube-ordered data."""
         present = [a for a in self._order if a is not None]
-        arr = np.transpose(data, present)
+        arr = np.transpose(data, [int(a) for a in present])
         for pos, a in enumerate(self._order):
             if a is None:
                 arr = np.expand_dims(arr, pos)
@@ -72,7 +73,7 @@ class CubeAxes:
         missing = tuple(pos for pos, a in enumerate(self._order) if a is None)
         arr = np.squeeze(arr, axis=missing) if missing else arr
         present = [a for a in self._order if a is not None]
-        return np.transpose(arr, np.argsort(present))
+        return np.transpose(arr, [int(i) for i in np.argsort(present)])
 
 
 def find_axes(cube: NDCube) -> CubeAxes:
@@ -198,9 +199,26 @@ def _neighbour_pair(patch: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
 
 
 class _PairSampler:
-    """Draws training pairs from a normalised canonical array (T, S, W, Y, X), NaN where masked."""
+    """
+    Draws training pairs from a normalised canonical array (T, S, W, Y, X), NaN where masked.
 
-    def __init__(self, data, stokes_idx, signed, mode, patch_size, x_range, rng, neighbour, signal_fraction=0.5):
+    A lazy (dask) array is never loaded whole: pairs come from a pool of whole frames (a frame and the next scan's)
+    that fits in ``pool_bytes`` and is drawn anew by `refresh` (each epoch).
+    """
+
+    def __init__(
+        self,
+        data,
+        stokes_idx,
+        signed,
+        mode,
+        patch_size,
+        x_range,
+        rng,
+        neighbour,
+        signal_fraction=0.5,
+        pool_bytes: int = 256 * 2**20,
+    ):
         self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
         self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
         self.n_t = data.shape[0]
@@ -212,12 +230,63 @@ class _PairSampler:
                 f"patch_size={patch_size} (a {self.span}-pixel window) is larger than the image region "
                 f"({ny} x {x_range[1] - x_range[0]} px); use a smaller patch_size"
             )
+        self.pool = None
+        if is_dask(data):
+            n_frames = 1 if neighbour else 2
+            n_w = data.shape[2] if mode == "spectral" else 1
+            entry = n_frames * n_w * ny * (x_range[1] - x_range[0]) * 4
+            self.pool_entries = max(2, int(pool_bytes // entry))
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Load a new random pool of frames from a lazy cube (nothing to do for an in-memory one)."""
+        if not is_dask(self.data):
+            return
+        import dask
+
+        rng, d = self.rng, self.data
+        n_pairs = 1 if self.self_supervised_single else 2
+        keys = set()
+        for _ in range(4 * self.pool_entries):
+            if len(keys) == self.pool_entries:
+                break
+            t = int(rng.integers(0, self.n_t - n_pairs + 1))
+            s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
+            w = None if self.mode == "spectral" else int(rng.integers(0, d.shape[2]))
+            keys.add((t, s, w))
+        keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
+        x0, x1 = self.x_range
+        stacks = dask.compute(
+            *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, x0:x1] for t, s, w in keys]
+        )
+        for st in stacks:
+            if np.isinf(st).any():
+                raise ValueError("The cube has infinite values: replace them with NaN or mask them")
+        self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
+        log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
 
     def _window(self, t, s, w, y0, x0):
         sl = np.s_[y0 : y0 + self.span, x0 : x0 + self.span]
         if self.mode == "spectral":
             return self.data[t, s][:, sl[0], sl[1]]
         return self.data[t, s, w][None][:, sl[0], sl[1]]
+
+    def _draw_pool(self):
+        """A pair from the in-memory pool of a lazy cube: (x, y, s) or None when it holds masked pixels."""
+        rng = self.rng
+        s, stack = self.pool[int(rng.integers(0, len(self.pool)))]
+        ny = stack.shape[2]
+        y0 = int(rng.integers(0, ny - self.span + 1))
+        x0 = int(rng.integers(0, stack.shape[3] - self.span + 1))
+        windows = stack[:, :, y0 : y0 + self.span, x0 : x0 + self.span]
+        if not np.isfinite(windows).all():
+            return None
+        if self.self_supervised_single:
+            x, y = _neighbour_pair(windows[0], rng)
+        else:
+            first = int(rng.random() < 0.5)  # a random direction is the time-reversal augmentation
+            x, y = windows[first], windows[1 - first]
+        return x, y, s
 
     def draw(self):
         d, rng = self.data, self.rng
@@ -226,23 +295,29 @@ class _PairSampler:
         for attempt in range(200):
             if attempt == 50:
                 want_signal = False  # a signal-poor cube (quiet-Sun Q/U): fall back to unbiased pairs
-            t = int(rng.integers(0, self.n_t))
-            s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
-            w = int(rng.integers(0, n_w))
-            y0 = int(rng.integers(0, ny - self.span + 1))
-            x0 = int(rng.integers(self.x_range[0], self.x_range[1] - self.span + 1))
-            a = self._window(t, s, w, y0, x0)
-            if self.self_supervised_single:
-                if not np.isfinite(a).all():
+            if self.pool is not None:
+                drawn = self._draw_pool()
+                if drawn is None:
                     continue
-                x, y = _neighbour_pair(a, rng)
+                x, y, s = drawn
             else:
-                t2 = t + (1 if rng.random() < 0.5 else -1)  # a random direction is the time-reversal augmentation
-                t2 = t2 if 0 <= t2 < self.n_t else 2 * t - t2
-                b = self._window(t2, s, w, y0, x0)
-                if not (np.isfinite(a).all() and np.isfinite(b).all()):
-                    continue
-                x, y = a, b
+                t = int(rng.integers(0, self.n_t))
+                s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
+                w = int(rng.integers(0, n_w))
+                y0 = int(rng.integers(0, ny - self.span + 1))
+                x0 = int(rng.integers(self.x_range[0], self.x_range[1] - self.span + 1))
+                a = self._window(t, s, w, y0, x0)
+                if self.self_supervised_single:
+                    if not np.isfinite(a).all():
+                        continue
+                    x, y = _neighbour_pair(a, rng)
+                else:
+                    t2 = t + (1 if rng.random() < 0.5 else -1)  # a random direction: the time-reversal augmentation
+                    t2 = t2 if 0 <= t2 < self.n_t else 2 * t - t2
+                    b = self._window(t2, s, w, y0, x0)
+                    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+                        continue
+                    x, y = a, b
             # Bias toward signal: half the pairs must show structure above 2 sigma in the smoothed mean of the pair.
             if want_signal and np.abs(ndimage.uniform_filter(0.5 * (x + y), size=(1, 3, 3))).max() < 2.0:
                 continue
@@ -352,13 +427,21 @@ class Denoiser:
         if not isinstance(cube, NDCube):
             raise TypeError(f"Denoiser works on ndcube.NDCube objects, not {type(cube).__name__}")
         axes = find_axes(cube)
-        data = np.asarray(cube.data, dtype=np.float32)
-        if cube.mask is not None and np.any(cube.mask):
-            data = np.where(np.asarray(cube.mask, bool), np.nan, data)
-        if np.isinf(data).any():
-            raise ValueError(
-                f"The cube has {int(np.isinf(data).sum())} infinite values: replace them with NaN or mask them"
-            )
+        if is_dask(cube.data):
+            import dask.array as da
+
+            # Lazy: nothing is read here; frames are read (and checked for infinities) when they are used.
+            data = cube.data.astype(np.float32)
+            if cube.mask is not None and np.any(cube.mask):
+                data = da.where(cube.mask, np.nan, data)
+        else:
+            data = np.asarray(cube.data, dtype=np.float32)
+            if cube.mask is not None and np.any(cube.mask):
+                data = np.where(np.asarray(cube.mask, bool), np.nan, data)
+            if np.isinf(data).any():
+                raise ValueError(
+                    f"The cube has {int(np.isinf(data).sum())} infinite values: replace them with NaN or mask them"
+                )
         canon = axes.to_canonical(data)
         labels = _stokes_labels(cube, axes)
         if axes.stokes is None:
@@ -373,8 +456,17 @@ class Denoiser:
 
     def _noise_levels(self, canon, labels, selected) -> dict[str, float]:
         out = {}
+        n_t = canon.shape[0]
         for s in range(canon.shape[1]):
-            sigma = estimate_noise(canon[:, s])
+            if is_dask(canon):
+                # A lazy cube: the noise from up to 8 pairs of consecutive scans (or 8 frames of one scan).
+                if n_t >= 2:
+                    starts = np.unique(np.linspace(0, n_t - 2, min(8, n_t - 1)).round().astype(int))
+                    sigma = float(np.median([estimate_noise(np.asarray(canon[t : t + 2, s])) for t in starts]))
+                else:
+                    sigma = estimate_noise(np.asarray(canon[:, s, :8]))
+            else:
+                sigma = estimate_noise(canon[:, s])
             if not sigma > 0:
                 raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")
             out[labels[s]] = sigma
@@ -481,6 +573,8 @@ class Denoiser:
         bar = tqdm(total=epochs * patches_per_epoch, desc="Noise2Noise", unit="patch", disable=not progress)
         for epoch in range(epochs):
             t0 = time.perf_counter()
+            if epoch > 0:
+                train.refresh()  # a lazy cube: a new pool of frames each epoch
             model.train()
             total = 0.0
             for _ in range(0, patches_per_epoch, batch_size):
@@ -536,20 +630,21 @@ class Denoiser:
             )
 
     # ------------------------------------------------------------------ predict
-    def _run(self, frame: np.ndarray, dev, tile_size, n_out):
+    def _run(self, frame: np.ndarray, dev, tile_size, n_out, model: UNet | None = None):
         """Denoise one (C, Y, X) normalised frame: returns (mean, log_var), NaN where the input was."""
+        model = self.model if model is None else model
         missing = ~np.isfinite(frame).all(axis=0)
         if missing.all():
             return np.full_like(frame, np.nan), np.full_like(frame[:1], np.nan)
         frame = fill_nearest(frame, missing)
-        a = self.model.align
+        a = model.align
         ny, nx = frame.shape[1:]
         py, px = (-ny) % a, (-nx) % a
         padded = np.pad(frame, ((0, 0), (0, py), (0, px)), mode="reflect") if (py or px) else frame
         out = run_tiled(
-            self.model,
+            model,
             padded,
-            halo=self.model.receptive_radius,
+            halo=model.receptive_radius,
             tile_size=tile_size,
             align=a,
             device=dev,
@@ -613,6 +708,10 @@ class Denoiser:
                 f"The denoiser has no noise level for Stokes {missing_noise} (trained on {list(self.noise)})"
             )
         dev = resolve_device(device)
+        if is_dask(canon):
+            return self._predict_lazy(
+                cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed
+            )
         if seed is not None:
             torch.manual_seed(seed)
         out = canon.astype(np.float32, copy=True)
@@ -638,6 +737,10 @@ class Denoiser:
                 self.model.mc_dropout(False)
                 var = var + draws.var(axis=0)
             sig[sel] = np.sqrt(var) * sigma
+        return self._result(cube, axes, out, sig, labels, selected, uncertainty)
+
+    def _result(self, cube, axes, out, sig, labels, selected, uncertainty) -> NDCube:
+        """The output cube: data and uncertainty back in the cube's axis order, metadata with provenance."""
         data = axes.from_canonical(out)
         meta = copy.deepcopy(dict(cube.meta)) if cube.meta is not None else {}
         from sunpy_nn import __version__
@@ -652,8 +755,61 @@ class Denoiser:
             "fit": dict(self.fit_settings),
         }
         unc = StdDevUncertainty(axes.from_canonical(sig), unit=cube.unit) if uncertainty else None
-        mask = None if cube.mask is None else np.array(cube.mask, copy=True)
+        mask = None if cube.mask is None else copy.deepcopy(cube.mask)
         return NDCube(data, wcs=cube.wcs, uncertainty=unc, mask=mask, meta=meta, unit=cube.unit)
+
+    def _predict_lazy(self, cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed):
+        """
+        `predict` of a dask-backed cube: a lazy result, computed block by block when used.
+
+        Blocks are one frame (one scan, Stokes parameter and wavelength; all wavelengths in spectral mode) and,
+        with ``tile_size``, spatial tiles extended by twice the U-Net's receptive radius, so the result equals the
+        in-memory one.
+        """
+        n_t, n_s, n_w, ny, nx = canon.shape
+        w_chunk = n_w if self.mode == "spectral" else 1
+        canon = canon.rechunk((1, 1, w_chunk, ny, nx))
+        model, n_out = self.model, self.model.out_channels
+        noise, chosen, mc = dict(self.noise), set(selected), uncertainty == "total" and self.dropout > 0
+
+        def block(b: np.ndarray, loc: tuple) -> np.ndarray:
+            s = loc[1]
+            sigma = noise[labels[s]]
+            frames = b[0, 0]  # (W', y, x)
+            if s not in chosen:  # passes through, with its noise level as uncertainty
+                return np.stack([frames, np.full_like(frames, sigma)])[:, None, None]
+            if np.isinf(frames).any():
+                raise ValueError("The cube has infinite values: replace them with NaN or mask them")
+            groups = [frames] if self.mode == "spectral" else [frames[i : i + 1] for i in range(len(frames))]
+            means, sds = [], []
+            net = model
+            if mc:  # a private copy: dropout switched on here must not affect blocks running in other threads
+                net = copy.deepcopy(model)
+                if seed is not None:
+                    torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_s, n_w // w_chunk))))
+            for g in groups:
+                mean, log_var = self._run(g / sigma, dev, tile_size, n_out, model)
+                var = np.exp(log_var) * np.ones_like(mean)
+                if mc:
+                    net.mc_dropout(True)
+                    draws = np.stack([self._run(g / sigma, dev, tile_size, n_out, net)[0] for _ in range(mc_samples)])
+                    var = var + draws.var(axis=0)
+                means.append(mean * sigma)
+                sds.append(np.sqrt(var) * sigma)
+            return np.stack([np.concatenate(means), np.concatenate(sds)])[:, None, None]
+
+        depth = 2 * model.receptive_radius  # nearest-valid fill of masked pixels needs twice the radius
+        result = lazy_tiled(
+            canon,
+            block,
+            depth=depth,
+            align=model.align,
+            tile=tile_size,
+            n_out=2,
+            with_location=True,
+        )
+        log.info("denoising lazily: %d blocks", result.npartitions)
+        return self._result(cube, axes, result[0], result[1], labels, selected, uncertainty)
 
     # -------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:

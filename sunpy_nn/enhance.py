@@ -24,10 +24,10 @@ from astropy.stats import sigma_clipped_stats
 from sunpy.coordinates import Helioprojective
 from sunpy.map import GenericMap, MapSequence
 from torch import nn
-from tqdm.auto import tqdm
 
 from sunpy_nn.data.registry import ModelInfo, available_models, load_weights
 from sunpy_nn.nn import EnhanceNet, resolve_device, run_tiled
+from sunpy_nn.parallel import enhance_batch, is_dask, lazy_tiled
 from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, append_history, fill_nearest
 
 __all__ = [
@@ -352,6 +352,8 @@ def enhance_array(
     >>> out.shape, bool(np.isnan(out[:10, :10]).all()), bool(np.isfinite(out[10:]).all())
     ((64, 80), True, True)
     """
+    if is_dask(image):
+        return _enhance_lazy(image, model, device=device, tile_size=tile_size, batch_size=batch_size)
     data = np.asarray(image)
     if data.ndim != 2:
         raise ValueError(f"Enhance works on 2-D images; got {data.ndim}-D data of shape {data.shape}")
@@ -388,6 +390,24 @@ def enhance_array(
     if missing.any():
         out[np.repeat(np.repeat(missing, 2, axis=0), 2, axis=1)] = np.nan
     return out
+
+
+def _enhance_lazy(image, model: nn.Module, *, device=None, tile_size=None, batch_size=None):
+    """Enhance of a dask image: block by block, each block extended by twice the receptive radius."""
+    if image.ndim != 2:
+        raise ValueError(f"Enhance works on 2-D images; got {image.ndim}-D data of shape {image.shape}")
+    if min(image.shape) < MIN_SIZE:
+        raise ValueError(f"The image is {image.shape[0]}x{image.shape[1]} px; Enhance needs at least {MIN_SIZE}")
+    radius = getattr(model, "receptive_radius", 16)
+
+    def block(b: np.ndarray) -> np.ndarray:
+        if np.isnan(b).all():  # off the disk: nothing to compute
+            return np.full((2 * b.shape[0], 2 * b.shape[1]), np.nan, np.float32)
+        return enhance_array(b, model, device=device, tile_size=tile_size, batch_size=batch_size, progress=False)
+
+    # Twice the radius: missing pixels are filled from their nearest valid pixel, which for a pixel that reaches a
+    # valid output (within one radius) lies within another radius; so the fill, and the output, match in memory.
+    return lazy_tiled(image, block, depth=2 * radius, scale=2)
 
 
 # ------------------------------------------------------------------------------------------------------------ WCS
@@ -547,15 +567,20 @@ def _enhance_one(smap, kind, model, info, device, tile_size, normalisation, prog
 
 
 def enhance_map(
-    smap: GenericMap | MapSequence,
+    smap: GenericMap | MapSequence | list,
     *,
     kind: str | None = None,
     weights: str | Path | nn.Module | None = None,
     device: str | torch.device | None = None,
     tile_size: int | None = None,
     normalisation: str = "auto",
+    scheduler=None,
+    num_workers: int | None = None,
+    output_dir: str | Path | None = None,
+    overwrite: bool = False,
+    errors: str = "raise",
     progress: bool = True,
-) -> GenericMap | MapSequence:
+) -> GenericMap | MapSequence | list:
     """
     Deconvolve and super-resolve an SDO/HMI map by a factor of two with Enhance.
 
@@ -581,13 +606,30 @@ def enhance_map(
     normalisation : {"auto", "quiet_sun", "limb_darkening", "none"}
         How continuum images are brought to I/Ic (see `sunpy_nn.enhance.normalise`); magnetograms are always
         converted from Gauss to kG. The normalisation is undone on output.
+    scheduler : {None, "threads", "processes", "synchronous", "distributed"} or `distributed.Client`
+        For many maps: what runs them. `None` (default) uses the active `distributed.Client` if there is one
+        (``Client.current()``), else processes the maps one after the other in this process. Each worker loads
+        the model once; each map is one task.
+    num_workers : int, optional
+        Workers of the ``"threads"`` and ``"processes"`` schedulers (default: one per core).
+    output_dir : str or `~pathlib.Path`, optional
+        For many maps: write each result to ``output_dir/<input name>_enhanced.fits`` on the worker and return
+        the paths, so that the results never all sit in this process's memory.
+    overwrite : bool
+        Replace existing files in ``output_dir``.
+    errors : {"raise", "warn"}
+        For many maps: a map that fails (unreadable file, bad data) never stops the others. ``"raise"`` raises a
+        `~sunpy_nn.parallel.BatchError` after all maps are done, listing each failure and holding the
+        successful results; ``"warn"`` warns for each failure and returns the successful results.
     progress : bool
         Show progress bars (tiles of a full disk, maps of a sequence).
 
     Returns
     -------
-    `~sunpy.map.GenericMap` or `~sunpy.map.MapSequence`
+    `~sunpy.map.GenericMap`, `~sunpy.map.MapSequence` or list
         A new map of the input's class with twice the pixels along each axis, in the input's unit and level.
+        A `~sunpy.map.MapSequence` gives a `~sunpy.map.MapSequence`, a list of files or maps gives a list of
+        maps; with ``output_dir``, a list of the files written.
         ``CDELT`` (and ``CD``) are halved, ``CRPIX' = 2 CRPIX - 0.5``, ``PC`` and ``CRVAL`` unchanged, so every
         pixel edge stays at the same place on the Sun. Missing pixels stay NaN. Provenance is recorded in
         ``HISTORY`` and the keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of the weights),
@@ -623,15 +665,26 @@ def enhance_map(
     >>> big.data.shape, type(big).__name__, big.meta["snnkind"]
     ((200, 200), 'HMIMap', 'intensity')
     """
-    if isinstance(smap, MapSequence):
-        maps = list(smap)
-        kinds = [kind or detect_kind(m) for m in maps]
-        models = {k: load_enhance_model(weights, k) for k in set(kinds)}
-        out = [
-            _enhance_one(m, k, *models[k], device, tile_size, normalisation, False)
-            for m, k in tqdm(list(zip(maps, kinds, strict=True)), desc="maps", disable=not progress)
-        ]
-        return MapSequence(out)
+    if isinstance(smap, MapSequence | list | tuple):
+        if len(smap) == 0:
+            raise ValueError("enhance_map got an empty sequence of maps")
+        out = enhance_batch(
+            list(smap),
+            kind=kind,
+            weights=weights,
+            device=device,
+            tile_size=tile_size,
+            normalisation=normalisation,
+            scheduler=scheduler,
+            num_workers=num_workers,
+            output_dir=output_dir,
+            overwrite=overwrite,
+            errors=errors,
+            progress=progress,
+        )
+        return MapSequence(out) if isinstance(smap, MapSequence) and output_dir is None and out else out
+    if isinstance(smap, str | Path):
+        raise TypeError(f"enhance_map needs a sunpy Map, a MapSequence or a list of files, not one path: [{smap!r}]")
     if not isinstance(smap, GenericMap):
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
     kind = kind or detect_kind(smap)
