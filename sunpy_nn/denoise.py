@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 _STOKES_SYMBOLS = {1: "I", 2: "Q", 3: "U", 4: "V"}
 _SPECTRAL_TYPES = ("em.wl", "em.freq", "em.wavenumber", "em.energy")
 FORMAT = "sunpy_nn-denoiser"
+# Memory for the frames a lazy (dask) cube lends to training at a time, per sampler.
+_POOL_BYTES = 256 * 2**20
 
 
 # ----------------------------------------------------------------------------------------------------------- axes
@@ -217,7 +219,7 @@ class _PairSampler:
         rng,
         neighbour,
         signal_fraction=0.5,
-        pool_bytes: int = 256 * 2**20,
+        pool_bytes: int | None = None,
     ):
         self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
         self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
@@ -234,8 +236,8 @@ class _PairSampler:
         if is_dask(data):
             n_frames = 1 if neighbour else 2
             n_w = data.shape[2] if mode == "spectral" else 1
-            entry = n_frames * n_w * ny * (x_range[1] - x_range[0]) * 4
-            self.pool_entries = max(2, int(pool_bytes // entry))
+            entry = n_frames * n_w * ny * data.shape[4] * 4  # whole frames are read, whatever the x range
+            self.pool_entries = min(64, max(2, int((pool_bytes or _POOL_BYTES) // entry)))
             self.refresh()
 
     def refresh(self) -> None:
@@ -459,10 +461,14 @@ class Denoiser:
         n_t = canon.shape[0]
         for s in range(canon.shape[1]):
             if is_dask(canon):
-                # A lazy cube: the noise from up to 8 pairs of consecutive scans (or 8 frames of one scan).
+                # A lazy cube: the noise from 4 pairs of consecutive scans at 3 wavelengths (or 8 frames of one
+                # scan), spread over the cube: millions of pixels, a few frames read.
+                waves = np.unique(np.linspace(0, canon.shape[2] - 1, min(3, canon.shape[2])).round().astype(int))
                 if n_t >= 2:
-                    starts = np.unique(np.linspace(0, n_t - 2, min(8, n_t - 1)).round().astype(int))
-                    sigma = float(np.median([estimate_noise(np.asarray(canon[t : t + 2, s])) for t in starts]))
+                    starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int))
+                    sigma = float(
+                        np.median([estimate_noise(np.asarray(canon[t : t + 2, s][:, waves])) for t in starts])
+                    )
                 else:
                     sigma = estimate_noise(np.asarray(canon[:, s, :8]))
             else:
