@@ -503,7 +503,8 @@ class Denoiser:
         ----------
         cube : `ndcube.NDCube`
             The observation, with two spatial axes and optional wavelength, Stokes and time axes. Masked and NaN
-            pixels are never used.
+            pixels are never used. A dask-backed cube is not loaded: training reads a random pool of whole frames
+            (256 MB) anew each epoch, and the noise levels come from a few pairs of scans.
         epochs, patches_per_epoch, patch_size, batch_size, lr
             Training length and the paper's settings (52-pixel patches, batches of 10, Adam at 1e-4).
         loss : {"l2", "l1"}
@@ -678,7 +679,9 @@ class Denoiser:
         Parameters
         ----------
         cube : `ndcube.NDCube`
-            The cube (the one trained on, or another of the same instrument setup).
+            The cube (the one trained on, or another of the same instrument setup). When its data is a dask
+            array, the result is lazy: its data and uncertainty are dask arrays computed frame by frame (and,
+            with ``tile_size``, in overlapping spatial tiles), equal to the in-memory result.
         stokes : tuple of str or None
             Stokes parameters to denoise (`None`: all); the others pass through unchanged.
         tile_size : int, optional
@@ -904,7 +907,8 @@ def denoise_cube(
     ----------
     cube : `ndcube.NDCube`
         E.g. a CRISP time series (time x Stokes x wavelength x y x x, in any order; wavelength, Stokes and time
-        axes are optional). NaN and masked pixels are not used for training and stay NaN.
+        axes are optional), e.g. from `sunpy_nn.io.read_crisp`. NaN and masked pixels are not used for training
+        and stay NaN. A dask-backed cube gives a lazy result (see `Denoiser.predict`).
     denoiser : `Denoiser`, optional
         A trained denoiser to use instead of training one.
     mode : {"image", "spectral"}

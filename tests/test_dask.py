@@ -193,9 +193,7 @@ def test_training_on_lazy_cube_reads_part_of_it(monkeypatch):
     import dask
 
     with dask.config.set(scheduler="threads"):  # reads in this process, where they are counted
-        den = Denoiser().fit(
-            lazy_cube, epochs=3, patches_per_epoch=150, patch_size=32, lr=1e-3, seed=0, progress=False
-        )
+        den = Denoiser().fit(lazy_cube, epochs=3, patches_per_epoch=150, patch_size=32, lr=1e-3, seed=0, progress=False)
     total = np.asarray(cube.data).nbytes
     assert 0 < source.read < total / 2, f"read {source.read / total:.0%} of the cube"
     # the noise levels it found from the scans it read are right (3e-3 injected)
