@@ -116,8 +116,8 @@ def _read_cube(args: argparse.Namespace):
         kw["pixel_scale"] = args.pixel_scale * u.arcsec
     if args.center is not None:
         kw["center"] = args.center * u.arcsec
-    # Lazy: a large cube is memory-mapped; the denoiser reads the frames it needs.
-    return read_crisp(args.input, **kw)
+    # Lazy: training reads a pool of frames, prediction and writing go frame by frame; never the whole cube.
+    return read_crisp(args.input, lazy="dask", **kw)
 
 
 def _denoise(args: argparse.Namespace) -> int:

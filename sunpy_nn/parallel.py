@@ -382,7 +382,9 @@ def lazy_tiled(
     if spatial != array.chunks[-2:]:
         array = array.rechunk(array.chunks[:-2] + spatial)
     lead = array.ndim - 2
-    overlapped = da.overlap.overlap(array, depth={lead: depth, lead + 1: depth}, boundary="none")
+    # One chunk along an axis needs no overlap (and dask refuses an overlap larger than the axis).
+    dy, dx = (depth if len(array.chunks[a]) > 1 else 0 for a in (-2, -1))
+    overlapped = da.overlap.overlap(array, depth={lead: dy, lead + 1: dx}, boundary="none")
     out_chunks = array.chunks[:-2] + tuple(tuple(scale * c for c in ch) for ch in array.chunks[-2:])
     if n_out is not None:
         out_chunks = ((n_out,), *out_chunks)
@@ -391,8 +393,8 @@ def lazy_tiled(
     def block(x, block_info=None):
         loc = block_info[0]["chunk-location"]
         iy, ix = loc[-2], loc[-1]
-        top, left = (depth if iy > 0 else 0), (depth if ix > 0 else 0)
-        bottom, right = (depth if iy < n_y - 1 else 0), (depth if ix < n_x - 1 else 0)
+        top, left = (dy if iy > 0 else 0), (dx if ix > 0 else 0)
+        bottom, right = (dy if iy < n_y - 1 else 0), (dx if ix < n_x - 1 else 0)
         y = np.asarray(fn(np.asarray(x), tuple(loc)) if with_location else fn(np.asarray(x)), dtype=dtype)
         h, w = x.shape[-2] - top - bottom, x.shape[-1] - left - right
         return y[..., scale * top : scale * (top + h), scale * left : scale * (left + w)]

@@ -400,8 +400,9 @@ def read_crisp(
     lazy : {"auto", "memmap", "dask", True, False}
         ``"auto"`` (default) memory-maps float data and LP cubes and wraps scaled integer FITS data
         (BITPIX=16 with BSCALE/BZERO) in a dask array that scales chunk by chunk, so a 20 GB cube does not enter
-        memory on open. ``"dask"`` (or `True`) always returns a dask array with one chunk per frame; `False` reads
-        everything into memory.
+        memory on open. ``"dask"`` (or `True`) always returns a dask array with one chunk per frame (for LP
+        cubes, over the memory map: use threads, not processes, to compute it); `False` reads everything into
+        memory.
     wavelengths, times, pixel_scale, center, date_ref
         LP cubes only, which store no coordinates: wavelengths (`~astropy.units.Quantity`, one per tuning), times
         of the scans (`~astropy.time.Time`, or seconds since ``date_ref``; shape ``(n_scans,)`` or
@@ -537,13 +538,15 @@ def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit
         )
     n_scans = head.nt // (ns * n_wavelengths)
     shape5 = (n_scans, ns, n_wavelengths, head.ny, head.nx)
-    if lazy is True or lazy == "dask":
-        raise ValueError("LP cubes are memory-mapped (lazy='auto' or 'memmap') or read (lazy=False), not dask arrays")
     flat = np.memmap(path, dtype=head.dtype, mode="r", offset=_LP_HEADER_BYTES, shape=(head.nt, head.ny, head.nx))
     # Fortran (nx, ny, nt) on disk is C (nt, ny, nx); frame iw + is*nw + it*nw*ns -> (it, is, iw).
     data = flat.reshape(shape5)
     if lazy is False:
         data = np.array(data, dtype=head.dtype.newbyteorder("="))
+    elif lazy is True or lazy == "dask":
+        import dask.array as da
+
+        data = da.from_array(data, chunks=(1, 1, 1, head.ny, head.nx))  # one chunk per frame of the memory map
     meta = {"LPHEADER": head.to_bytes().rstrip(b"\0").decode(), "FILENAME": path.name}
     companion = _companion(path)
     if wavelengths is None and times is None and pixel_scale is None and companion.exists():
@@ -586,7 +589,8 @@ def _canonical(cube: NDCube):
     return find_axes(cube)
 
 
-def _frame_getter(array, axes, ndim: int):
+def _frame_getter(array, axes, ndim: int, compute: bool = True):
+    """Function giving frame (scan, stokes, tuning) as a (y, x) array (left lazy with ``compute=False``)."""
     order = [axes.time, axes.stokes, axes.wavelength]
 
     def frame(it: int, is_: int, iw: int) -> np.ndarray:
@@ -595,7 +599,8 @@ def _frame_getter(array, axes, ndim: int):
             if a is not None:
                 key[a] = i
         f = array[tuple(key)]
-        f = np.asarray(f.compute() if hasattr(f, "compute") else f)
+        if compute:
+            f = np.asarray(f.compute() if hasattr(f, "compute") else f)
         return f if axes.y < axes.x else f.T
 
     return frame
@@ -777,51 +782,60 @@ def write_crisp(
     if isinstance(meta.get("sunpy_nn"), dict):
         header["HISTORY"] = f"sunpy_nn processing: {sorted(meta['sunpy_nn'])}"[:70]
 
-    n_frames = nt * ns * nw * (2 if cube.uncertainty is not None else 1)
-    with _progress(n_frames, progress) as bar:
-        _stream_frames(path, header, _frame_getter(cube.data, axes, cube.data.ndim), shape5, dtype, bar, append=False)
-        fits.append(path, tab.data, tab.header)
-        if cube.uncertainty is not None:
-            uheader = fits.Header()
-            uheader["XTENSION"] = "IMAGE"
-            uheader["BITPIX"] = header["BITPIX"]
-            uheader["NAXIS"] = 5
-            for i, n in enumerate(shape5[::-1], 1):
-                uheader[f"NAXIS{i}"] = n
-            uheader["PCOUNT"], uheader["GCOUNT"] = 0, 1
-            uheader["EXTNAME"] = "UNCERT"
-            uheader["UTYPE"] = ("StdDevUncertainty", "one standard deviation of the data")
-            if cube.unit is not None:
-                uheader["BUNIT"] = cube.unit.to_string("fits")
-            unc = cube.uncertainty.represent_as(StdDevUncertainty).array
-            _stream_frames(path, uheader, _frame_getter(unc, axes, cube.data.ndim), shape5, dtype, bar, append=True)
+    uheader = None
+    if cube.uncertainty is not None:
+        uheader = fits.Header()
+        uheader["XTENSION"] = "IMAGE"
+        uheader["BITPIX"] = header["BITPIX"]
+        uheader["NAXIS"] = 5
+        for i, n in enumerate(shape5[::-1], 1):
+            uheader[f"NAXIS{i}"] = n
+        uheader["PCOUNT"], uheader["GCOUNT"] = 0, 1
+        uheader["EXTNAME"] = "UNCERT"
+        uheader["UTYPE"] = ("StdDevUncertainty", "one standard deviation of the data")
+        if cube.unit is not None:
+            uheader["BUNIT"] = cube.unit.to_string("fits")
+    # The file's layout first (headers, space for the data, the table), then the frames in place: data and
+    # uncertainty of a frame are computed together, so a lazy cube's frames are computed once and never all held.
+    big = np.dtype(dtype).newbyteorder(">")
+    data_offset = _write_hdu_frame(path, header, shape5, big, append=False)
+    fits.append(path, tab.data, tab.header)
+    unc_offset = _write_hdu_frame(path, uheader, shape5, big, append=True) if uheader is not None else None
+    data_out = np.memmap(path, dtype=big, mode="r+", offset=data_offset, shape=shape5)
+    unc_out = None if unc_offset is None else np.memmap(path, dtype=big, mode="r+", offset=unc_offset, shape=shape5)
+    get_data = _frame_getter(cube.data, axes, cube.data.ndim, compute=False)
+    get_unc = None
+    if unc_out is not None:
+        get_unc = _frame_getter(cube.uncertainty.represent_as(StdDevUncertainty).array, axes, cube.data.ndim, False)
+    from tqdm.auto import tqdm
+
+    frames = [(it, is_, iw) for it in range(nt) for is_ in range(ns) for iw in range(nw)]
+    for it, is_, iw in tqdm(frames, desc="write_crisp", unit="frame", disable=not progress):
+        parts = [get_data(it, is_, iw)] + ([get_unc(it, is_, iw)] if get_unc else [])
+        if any(hasattr(p, "compute") for p in parts):
+            import dask
+
+            parts = dask.compute(*parts)
+        data_out[it, is_, iw] = parts[0]
+        if unc_out is not None:
+            unc_out[it, is_, iw] = parts[1]
+    data_out.flush()
+    del data_out
+    if unc_out is not None:
+        unc_out.flush()
+        del unc_out
     log.info("wrote %s: %s frames of %dx%d", path, nt * ns * nw, nx, ny)
     return path
 
 
-def _progress(total: int, progress: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="write_crisp", unit="frame", disable=not progress)
-
-
-def _stream_frames(path: Path, header: fits.Header, frame, shape5, dtype, bar, *, append: bool) -> None:
-    """
-    Write one HDU (header, then frames in file order scan, stokes, tuning), so lazy cubes are never loaded whole.
-
-    ``header`` must hold the mandatory keywords in FITS order (SIMPLE or XTENSION, BITPIX, NAXIS...).
-    """
-    nt, ns, nw = shape5[:3]
-    big = np.dtype(dtype).newbyteorder(">")
-    written = 0
+def _write_hdu_frame(path: Path, header: fits.Header, shape5, dtype: np.dtype, *, append: bool) -> int:
+    """Write an HDU's header and reserve (zero) space for its data; returns the data's byte offset."""
+    size = int(np.prod(shape5)) * dtype.itemsize
     with open(path, "ab" if append else "wb") as f:
         f.write(header.tostring(padding=True).encode("ascii"))
-        for it in range(nt):
-            for is_ in range(ns):
-                for iw in range(nw):
-                    written += f.write(np.ascontiguousarray(frame(it, is_, iw), dtype=big).tobytes())
-                    bar.update()
-        f.write(b"\0" * (-written % 2880))  # FITS blocks are 2880 bytes
+        offset = f.tell()
+        f.truncate(offset + size + (-size % 2880))  # FITS blocks are 2880 bytes; the space reads as zeros
+    return offset
 
 
 def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True) -> Path:
