@@ -118,6 +118,7 @@ class _EnhanceJob:
     output_dir: str | None
     overwrite: bool
     threads: dict = field(default_factory=dict)  # host -> torch threads per task there
+    client_pid: int = field(default_factory=os.getpid)
 
 
 def _worker_model(weights, kind: str):
@@ -154,8 +155,10 @@ def _output_name(item, index: int) -> str:
     return f"map{index:05d}_{stamp}_enhanced.fits"
 
 
-def _set_threads(threads: dict) -> None:
-    if not threads:
+def _set_threads(threads: dict, client_pid: int) -> None:
+    # torch's thread count is per process: only worker processes set it (in the caller's process the
+    # batch sets it and puts it back, see enhance_batch).
+    if not threads or os.getpid() == client_pid:
         return
     import torch
 
@@ -179,7 +182,7 @@ def _enhance_task(item, index: int, job: _EnhanceJob):
         from sunpy_nn.enhance import _enhance_one, detect_kind
         from sunpy_nn.nn import resolve_device
 
-        _set_threads(job.threads)
+        _set_threads(job.threads, job.client_pid)
         smap = sunpy.map.Map(item) if isinstance(item, str | Path) else item
         if not isinstance(smap, sunpy.map.GenericMap):
             raise TypeError(f"{_source_name(item, index)} is not one 2-D map but {type(smap).__name__}")
@@ -285,8 +288,16 @@ def enhance_batch(
                 if isinstance(result, tuple) and len(result) == 4:
                     bar.update()
 
-        with _Bar():
-            results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers)
+        import torch
+
+        before = torch.get_num_threads()
+        if mode == "threads":  # the tasks share this process's torch threads: split the cores between them
+            torch.set_num_threads(job.threads.get("local", before))
+        try:
+            with _Bar():
+                results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers)
+        finally:
+            torch.set_num_threads(before)
         for index, *rest in results:
             outcomes[index] = (index, *rest)
     bar.close()
