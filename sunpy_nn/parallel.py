@@ -269,7 +269,8 @@ def enhance_batch(
     elif mode == "client":
         from distributed import as_completed
 
-        job_future = client.scatter(job, broadcast=True)  # the model travels to each worker once
+        # hash=False: a fresh key, so that releasing an earlier batch's identical job cannot cancel this one
+        job_future = client.scatter(job, broadcast=True, hash=False)  # the model travels to each worker once
         futures = [client.submit(_enhance_task, item, i, job_future, pure=False) for i, item in enumerate(items)]
         for future in as_completed(futures):
             index, *rest = future.result()
