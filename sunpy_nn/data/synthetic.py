@@ -409,9 +409,10 @@ def _crisp_wcs(n_wave: int, step: float, center: tuple[float, float], date: str,
     w.wcs.cdelt = [CRISP_SCALE, CRISP_SCALE, step, 1, cadence]
     w.wcs.crval = [center[0], center[1], FE_6302 - step * (n_wave - 1) / 2, 1, 0]
     w.wcs.crpix = [1, 1, 1, 1, 1]
-    w.wcs.dateobs = date
+    w.wcs.dateobs = w.wcs.dateref = date
     mjd = Time(date, scale="utc").mjd
     w.wcs.mjdref = [math.floor(mjd), mjd - math.floor(mjd)]  # the time axis counts seconds from ``date``
+    w.wcs.mjdobs = mjd
     w.wcs.timesys = "UTC"
     w.wcs.specsys = "TOPOCENT"
     # An Earth observer, so that the spatial axes become helioprojective coordinates with an observer.
