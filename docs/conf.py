@@ -93,7 +93,6 @@ sphinx_gallery_conf = {
     "write_computation_times": True,
     "show_memory": False,
     "doc_module": ("sunpy_nn",),
-    "reference_url": {"sunpy_nn": None},
 }
 
 # -- intersphinx -----------------------------------------------------------------------------------------------
