@@ -99,7 +99,8 @@ for row, (small, big, norm, label) in enumerate(rows):
         ax.loglog(freq[1:] / scale, power[1:] * scale**2, style_line, label=name)
     ax.axvline(1 / (2 * 0.504), color="0.6", lw=0.8, label="HMI Nyquist")
     ax.set_xlabel("spatial frequency [1/arcsec]")
-    ax.set_ylabel(f"power [{small.unit.to_string() or 'I/Ic'}$^2$ arcsec$^2$]")
+    unit = small.unit.to_string() or "I/Ic"
+    ax.set_ylabel(f"power [({unit})$^2$ arcsec$^2$]")
     ax.set_title(f"{label}: azimuthal power spectrum")
     ax.legend()
 fig.suptitle(f"Enhance on {source}")

@@ -100,6 +100,7 @@ fig, axes = plt.subplots(1, 5, figsize=(16, 4), layout="constrained", gridspec_k
 epochs = np.arange(1, len(history["train_loss"]) + 1)
 axes[0].semilogy(epochs, history["train_loss"], "o-", label="training")
 axes[0].semilogy(epochs, history["val_loss"], "s-", label="validation (held out)")
+axes[0].set_xticks(epochs)
 axes[0].set_xlabel("epoch")
 axes[0].set_ylabel("MSE [(I/Ic)$^2$]")
 axes[0].legend()
