@@ -133,6 +133,7 @@ for label, img, s, style in spectra:
     ax2.loglog(freq[1:] / s, power[1:] * s**2, style, label=label)
 ax2.axvline(1 / (2 * HMI), color="0.6", lw=0.8)  # HMI's Nyquist frequency
 ax2.xaxis.set_minor_formatter(NullFormatter())
+ax2.set_xticks([0.2, 0.5, 1, 2], ["0.2", "0.5", "1", "2"])
 ax2.set_xlabel("spatial frequency [1/arcsec]")
 ax2.set_ylabel("power [(I/Ic)$^2$ arcsec$^2$]")
 ax2.legend()
