@@ -89,6 +89,8 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "matplotlib_animations": False,
     "remove_config_comments": True,
+    # Show what the examples print, not the repr of a cell's last expression (matplotlib Text and Legend objects).
+    "capture_repr": (),
     "download_all_examples": False,
     "write_computation_times": True,
     "show_memory": False,
