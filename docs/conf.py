@@ -12,7 +12,12 @@ are switched on only when ``SUNPY_NN_DOCS_INTERSPHINX=1`` is set or the build ru
 import datetime
 import os
 
+import matplotlib
+
 from packaging.version import Version
+
+# The gallery runs its examples inside the build: draw off-screen, on any machine.
+matplotlib.use("Agg")
 
 from sunpy_nn import __version__
 
@@ -38,6 +43,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "sphinx_changelog",
+    "sphinx_gallery.gen_gallery",
 ]
 if use_intersphinx:
     extensions.append("sphinx.ext.intersphinx")
@@ -67,6 +73,29 @@ automodsumm_inherited_members = False
 numpydoc_show_class_members = False
 # Cross-referencing of parameter types is left to the backtick roles written in the docstrings.
 numpydoc_xref_param_type = False
+
+# -- sphinx-gallery -------------------------------------------------------------------------------------------
+# Every ``examples/*.py`` is executed at build time (not only ``plot_*`` files), and a failing example fails the
+# build. The examples read ../shared/data beside a development checkout when it is there and otherwise use the
+# synthetic generators of sunpy_nn.data.synthetic, so the build works offline and from an sdist.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "generated/gallery",
+    "filename_pattern": r".*\.py$",
+    "ignore_pattern": r"__init__\.py$",
+    "within_subsection_order": "FileNameSortKey",
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "image_scrapers": ("matplotlib",),
+    "matplotlib_animations": False,
+    "remove_config_comments": True,
+    # Show what the examples print, not the repr of a cell's last expression (matplotlib Text and Legend objects).
+    "capture_repr": (),
+    "download_all_examples": False,
+    "write_computation_times": True,
+    "show_memory": False,
+    "doc_module": ("sunpy_nn",),
+}
 
 # -- intersphinx -----------------------------------------------------------------------------------------------
 intersphinx_mapping = {
