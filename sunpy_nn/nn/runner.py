@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,7 +12,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["default_batch_size", "default_tile_size", "resolve_device", "run_tiled", "tile_windows"]
+from sunpy_nn.nn.optimize import PRECISIONS, prepare_model
+
+__all__ = [
+    "default_batch_size",
+    "default_tile_size",
+    "optimized_tile_size",
+    "resolve_device",
+    "run_tiled",
+    "tile_windows",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,18 @@ def default_tile_size(device: torch.device, n_filters: int = 64, scale: int = 1,
     return int(max(64, min(2048, edge)) // 8 * 8)
 
 
+def optimized_tile_size(
+    device: torch.device, n_filters: int = 64, scale: int = 1, batch_size: int | None = None
+) -> int:
+    """
+    Default tile edge of the optimised path (``run_tiled(precision=...)``): four times the area of
+    `default_tile_size` on the CPU (512 px for Enhance), as the optimised networks keep fewer and smaller
+    activations alive. Halos are then a smaller share of the work (11 % extra pixels for Enhance instead of 24 %).
+    """
+    base = default_tile_size(device, n_filters, scale, batch_size)
+    return base if device.type == "cuda" else min(2048, 2 * base)
+
+
 def tile_windows(size: int, window: int, halo: int, align: int = 1) -> list[tuple[int, int, int]]:
     """
     Split one axis of ``size`` pixels into equal windows whose cores tile the axis exactly.
@@ -97,6 +119,23 @@ def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device) -> int
         return int(model.eval().to(dev)(probe).shape[1])
 
 
+# Optimised copies per original model: rebuilding one per call (Denoiser.predict calls run_tiled once per frame)
+# would repeat the accuracy probe of precision="auto" and the compilation.
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepared(model: nn.Module, dev: torch.device, precision: str, compile: bool, example: torch.Tensor) -> nn.Module:
+    # Parameter versions change with every in-place update (training), which invalidates the copy.
+    versions = tuple(t._version for t in (*model.parameters(), *model.buffers()))
+    key = (str(dev), precision, compile)
+    cache = _PREPARED.setdefault(model, {})
+    entry = cache.get(key)
+    if entry is None or entry[0] != versions:
+        entry = (versions, prepare_model(model, device=dev, precision=precision, compile=compile, example=example))
+        cache[key] = entry
+    return entry[1]
+
+
 def _batches(items: list, n: int) -> Iterator[list]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -116,6 +155,8 @@ def run_tiled(
     out: np.ndarray | None = None,
     progress: bool = True,
     desc: str = "tiles",
+    precision: str | None = None,
+    compile: bool = False,
 ) -> np.ndarray:
     """
     Run an image-to-image network over a large 2-D (or channels-first 3-D) image in overlapping tiles.
@@ -151,6 +192,17 @@ def run_tiled(
         Preallocated ``(C_out, scale*H, scale*W)`` float32 output, e.g. a `numpy.memmap`.
     progress : bool
         Show a tqdm progress bar over tiles.
+    desc : str
+        Label of the progress bar.
+    precision : {None, "float32", "bfloat16", "auto"}
+        `None` (default) runs ``model`` as given. Any other value runs an optimised copy built by
+        `~sunpy_nn.nn.prepare_model` (cached per model, device and setting) in that precision: ``"float32"`` is
+        faster and equal to the default to about 1e-6 of the output range; see `~sunpy_nn.nn.prepare_model` for
+        ``"bfloat16"`` and ``"auto"``. With a precision and no ``tile_size``, tiles default to
+        `optimized_tile_size` (larger: less overlap).
+    compile : bool
+        Run the optimised copy through `torch.compile` (implies ``precision="float32"`` if `None`); falls back to
+        eager mode, with a logged warning, where compilation fails.
 
     Returns
     -------
@@ -168,6 +220,9 @@ def run_tiled(
     (74, 82)
     """
     dev = resolve_device(device)
+    optimised = precision is not None or compile
+    if optimised and (precision or "float32") not in PRECISIONS:
+        raise ValueError(f"precision must be None or one of {PRECISIONS}, not {precision!r}")
     squeeze = image.ndim == 2
     img = np.asarray(image, dtype=np.float32)
     if squeeze:
@@ -176,7 +231,9 @@ def run_tiled(
         raise ValueError(f"image must be 2-D (H, W) or 3-D (C, H, W), got shape {image.shape}")
     _, ny, nx = img.shape
     batch_size = max(1, int(batch_size or default_batch_size(dev)))
-    if tile_size is None:
+    if tile_size is None and optimised:
+        tile_size = optimized_tile_size(dev, getattr(model, "n_filters", 64), scale, batch_size)
+    elif tile_size is None:
         tile_size = default_tile_size(dev, getattr(model, "n_filters", 64), scale, batch_size)
     tile_size = max(int(tile_size), 2 * halo + align)
     tile_size = -(-tile_size // align) * align
@@ -189,6 +246,10 @@ def run_tiled(
     log.debug("run_tiled: %dx%d image, %d tiles of %dx%d (halo %d) on %s", ny, nx, len(tiles), wy, wx, halo, dev)
 
     model = model.eval().to(dev)
+    if optimised:
+        r, c = tiles[0] if tiles else (rows[0], cols[0])
+        example = torch.from_numpy(np.ascontiguousarray(img[:, r[0] : r[0] + wy, c[0] : c[0] + wx]))[None]
+        model = _prepared(model, dev, precision or "float32", compile, example)
     result = out
     if result is None and valid is not None and len(tiles) < len(rows) * len(cols):
         n_out = _n_out_channels(model, img, dev)
