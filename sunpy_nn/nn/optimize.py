@@ -381,11 +381,19 @@ class PreparedModel(nn.Module):
 
 
 def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
-    """Largest absolute difference between ``output`` and ``reference``, as a fraction of the reference's range."""
-    reference = reference.float()
-    span = float(reference.max() - reference.min())
-    diff = float((output.float() - reference).abs().max())
-    return diff / span if span > 0 else diff
+    """
+    Largest absolute difference between ``output`` and ``reference`` as a fraction of the reference's range.
+
+    For ``(N, C, H, W)`` tensors the range is taken per channel (a denoised image and its log-variance have very
+    different ranges) and the largest of the per-channel fractions is returned.
+    """
+    out, ref = output.float(), reference.float()
+    if ref.ndim == 4:
+        out, ref = out.transpose(0, 1).flatten(1), ref.transpose(0, 1).flatten(1)
+    else:
+        out, ref = out.reshape(1, -1), ref.reshape(1, -1)
+    span = (ref.max(dim=1).values - ref.min(dim=1).values).clamp_min(torch.finfo(torch.float32).tiny)
+    return float(((out - ref).abs().max(dim=1).values / span).max())
 
 
 def _build(model: nn.Module, dtype: torch.dtype, channels_last: bool) -> nn.Module:

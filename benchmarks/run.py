@@ -1,0 +1,538 @@
+#!/usr/bin/env python
+"""
+Performance of both networks against this machine's measured peak (issue #8).
+
+Run from the repository root::
+
+    python benchmarks/run.py            # everything, about 5-8 minutes on 2 idle CPU cores
+    python benchmarks/run.py --quick    # no full disk, no torch.compile, fewer repeats: about 2 minutes
+    python benchmarks/run.py --no-compile --full-size 2048
+
+It prints, in this order, and writes the same figures as JSON to ``benchmarks/results/run-<time>.json``:
+
+1. the measured peak of this machine in float32 and bfloat16: a 2048^3 matrix product and a 64->64 3x3
+   convolution on a 400x400 image (the best of NCHW and channels-last);
+2. Enhance (shipped ``enhance_intensity`` weights) on a 400x400 HMI continuum image and the denoiser's U-Net
+   (random weights, the `~sunpy_nn.denoise.Denoiser` configuration) on an 800x800 CRISP image (synthetic stand-ins
+   when ../shared/data is absent), in each mode: float32 eager (the reference), the optimised float32 network,
+   optionally compiled, bfloat16 and ``precision="auto"``: median time, Mpix/s, GFLOP/s (nominal: the original
+   network's FLOPs; executed: what the optimised network computes), the fraction of the measured convolution peak
+   and the error against the reference as a fraction of the output range, against the 1e-3 accuracy guard;
+3. Enhance on a 4096x4096 full disk through ``run_tiled(precision="float32")`` in a fresh process: time, peak RSS,
+   minor page faults and the tiling overhead: the run's time against the sum of its tiles, that is the image's
+   pixels at the per-pixel time of one tile-sized forward pass (halos and bookkeeping included);
+4. Noise2Noise training throughput (patches/s, the training step of ``Denoiser.fit``), and its FLOP rate
+   (3x the forward FLOPs) against the U-Net's inference FLOP rate;
+5. the classical baselines ``richardson_lucy`` (400x400) and ``pca_denoise`` (800x800, 13 wavelengths);
+
+and a summary of the targets of issue #8, each "met" or "NOT MET".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from sunpy_nn.nn import (
+    ACCURACY_BOUND,
+    EnhanceNet,
+    UNet,
+    bf16_is_native,
+    configure_threads,
+    prepare_model,
+    relative_error,
+    resolve_device,
+    run_tiled,
+    tile_windows,
+)
+from sunpy_nn.nn.runner import optimized_tile_size
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+ENHANCE_SIZE, UNET_SIZE = 400, 800
+
+RESULT: dict = {}
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+def _row(label: str, value: str) -> None:
+    print(f"  {label:<46s} {value}", flush=True)
+
+
+def _header(title: str) -> None:
+    print(f"\n{title}\n{'-' * len(title)}", flush=True)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median(fn, dev: torch.device, repeats: int, warmup: int = 1) -> tuple[float, object]:
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeats):
+        _sync(dev)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def _peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _target(name: str, met: bool, detail: str) -> None:
+    RESULT.setdefault("targets", {})[name] = {"met": bool(met), "detail": detail}
+
+
+# ------------------------------------------------------------------------------------------------------------- data
+def _hmi_image(n: int) -> tuple[np.ndarray, str]:
+    """HMI continuum (I/Ic) tiled up to n x n from the real 200x200 sunspot cut-out, or a synthetic stand-in."""
+    path = SHARED / "enhance" / "hmi_continuum_sunspot_200.fits"
+    if path.exists():
+        from astropy.io import fits
+
+        img = np.asarray(fits.getdata(path), dtype=np.float32)
+        reps = -(-n // img.shape[0])
+        # Mirror-tiling keeps the image continuous across the copies.
+        tiled = np.block([[img if (i + j) % 2 == 0 else img[:, ::-1] for j in range(reps)] for i in range(reps)])
+        return np.ascontiguousarray(tiled[:n, :n]), f"real HMI continuum ({path.name}, mirror-tiled)"
+    rng = np.random.default_rng(0)
+    return (1.0 + 0.04 * rng.standard_normal((n, n))).astype(np.float32), "synthetic granulation-like noise"
+
+
+def _crisp_image(n: int) -> tuple[np.ndarray, str]:
+    path = SHARED / "denoise" / "crisp_stokes_800.npy"
+    if path.exists():
+        img = np.load(path).astype(np.float32)[:n, :n]
+        return img / img.std(), f"real CRISP ({path.name}), in units of its std"
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((n, n)).astype(np.float32), "synthetic white noise"
+
+
+def _enhance_model() -> tuple[EnhanceNet, str]:
+    try:
+        from sunpy_nn.enhance import load_enhance_model
+
+        net, _ = load_enhance_model(None, "intensity")
+        return net.eval(), "shipped enhance_intensity weights"
+    except Exception as err:  # no shipped weights in this installation: the speed does not depend on them
+        torch.manual_seed(0)
+        return EnhanceNet().eval(), f"random weights ({type(err).__name__})"
+
+
+def _unet() -> UNet:
+    # The Denoiser's network in image mode (see sunpy_nn.denoise.Denoiser._build).
+    torch.manual_seed(0)
+    net = UNet(1, 1, 32, 2, padding="reflect", variance_head=True, dropout=0.01, log_var_offset=0.0)
+    return net.eval()
+
+
+def unet_macs_per_pixel(net: UNet) -> float:
+    """Multiply-adds per input pixel of a UNet forward pass (convolutions only)."""
+    macs = 0.0
+    for name, m in net.named_modules():
+        if not isinstance(m, torch.nn.Conv2d):
+            continue
+        part, *rest = name.split(".")
+        if part == "down":
+            level = int(rest[0])
+        elif part == "bottom":
+            level = net.depth
+        elif part in ("up", "merge"):  # decoder modules are stored deepest first; up-convolutions run upsampled
+            level = net.depth - 1 - int(rest[0])
+        else:  # the output convolution and the variance head run at full resolution
+            level = 0
+        macs += m.kernel_size[0] * m.kernel_size[1] * m.in_channels * m.out_channels / 4**level
+    return macs
+
+
+# ------------------------------------------------------------------------------------------------------------ parts
+def part_peak(dev: torch.device, repeats: int) -> dict:
+    _header("1. Measured peak of this machine (median of several runs)")
+    peak = {}
+    n = 2048
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        a = torch.randn(n, n, device=dev).to(dtype)
+        b = torch.randn(n, n, device=dev).to(dtype)
+        t, _ = _median(lambda a=a, b=b: a @ b, dev, repeats)
+        peak[f"matmul_{name}"] = 2 * n**3 / t / 1e9
+        _row(f"matmul {n}^3, {name}", f"{peak[f'matmul_{name}']:.0f} GFLOP/s")
+    s = ENHANCE_SIZE
+    flops = 2 * 64 * 64 * 9 * s * s
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        best = 0.0
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.randn(1, 64, s, s, device=dev).to(dtype).contiguous(memory_format=layout)
+            w = torch.randn(64, 64, 3, 3, device=dev).to(dtype).contiguous(memory_format=layout)
+            with torch.inference_mode():
+                t, _ = _median(lambda x=x, w=w: F.conv2d(x, w, padding=1), dev, repeats)
+            rate = flops / t / 1e9
+            lay = "channels-last" if layout == torch.channels_last else "NCHW"
+            _row(f"conv 64->64 3x3 on {s}x{s}, {name}, {lay}", f"{rate:.0f} GFLOP/s")
+            best = max(best, rate)
+        peak[f"conv_{name}"] = best
+    _row(
+        "=> measured conv peak float32 / bfloat16", f"{peak['conv_float32']:.0f} / {peak['conv_bfloat16']:.0f} GFLOP/s"
+    )
+    RESULT["peak_gflops"] = peak
+    return peak
+
+
+def _modes(compile_: bool) -> list[tuple[str, dict]]:
+    modes = [("float32", {"precision": "float32"})]
+    if compile_:
+        modes.append(("float32 + compile", {"precision": "float32", "compile": True}))
+    modes += [("bfloat16", {"precision": "bfloat16"}), ("auto", {"precision": "auto"})]
+    if compile_:
+        modes.append(("auto + compile", {"precision": "auto", "compile": True}))
+    return modes
+
+
+def part_network(
+    label: str,
+    net: torch.nn.Module,
+    img: np.ndarray,
+    nominal_macs: float,
+    executed_macs: float,
+    peak: dict,
+    dev: torch.device,
+    repeats: int,
+    compile_: bool,
+) -> dict:
+    """Time one network in every mode on one image; returns the per-mode results."""
+    x = torch.from_numpy(img)[None, None].to(dev)
+    npix = img.size
+    res: dict = {}
+    with torch.inference_mode():
+        t_ref, ref = _median(lambda: net(x), dev, repeats)
+    res["float32 eager"] = {"time_s": t_ref, "error": 0.0}
+    _row(
+        "float32 eager (reference)",
+        f"{t_ref:.3f} s, {npix / t_ref / 1e6:.3f} Mpix/s, "
+        f"{2 * nominal_macs * npix / t_ref / 1e9:.0f} GFLOP/s = {2 * nominal_macs * npix / t_ref / 1e9 / peak['conv_float32']:.0%} of conv peak",
+    )
+    for name, kw in _modes(compile_):
+        t0 = time.perf_counter()
+        model = prepare_model(net, device=dev, example=x, **kw)
+        with torch.inference_mode():
+            model(x)  # the first call compiles
+            t_prep = time.perf_counter() - t0
+            t, out = _median(lambda model=model: model(x), dev, repeats)
+        err = relative_error(out, ref)
+        executed = executed_macs if name != "float32 eager" else nominal_macs
+        p = peak["conv_bfloat16"] if model.precision == "bfloat16" else peak["conv_float32"]
+        g_nom = 2 * nominal_macs * npix / t / 1e9
+        g_exe = 2 * executed * npix / t / 1e9
+        res[name] = {
+            "time_s": t,
+            "mpix_s": npix / t / 1e6,
+            "gflops_nominal": g_nom,
+            "gflops_executed": g_exe,
+            "fraction_of_conv_peak": g_exe / p,
+            "error": err,
+            "guard_ok": err <= ACCURACY_BOUND,
+            "chosen_precision": model.precision,
+            "compiled": model.compiled,
+            "speedup_vs_eager": t_ref / t,
+            "setup_s": t_prep,
+        }
+        chosen = f" -> {model.precision}" if kw.get("precision") == "auto" else ""
+        comp = " (compile fell back to eager)" if kw.get("compile") and not model.compiled else ""
+        _row(
+            f"{name}{chosen}{comp}",
+            f"{t:.3f} s ({t_ref / t:.2f}x), {npix / t / 1e6:.3f} Mpix/s, {g_nom:.0f} nominal / {g_exe:.0f} executed "
+            f"GFLOP/s = {g_exe / p:.0%} of {model.precision} conv peak; error {err:.1e} "
+            f"({'within' if err <= ACCURACY_BOUND else 'FAILS'} the {ACCURACY_BOUND:g} guard); setup {t_prep:.1f} s",
+        )
+    RESULT[label] = res
+    return res
+
+
+def part_fulldisk_child(size: int, tile_size: int | None) -> None:
+    """Runs in a fresh process so that its peak RSS belongs to this run."""
+    dev = torch.device("cpu")
+    net, _ = _enhance_model()
+    img, _ = _hmi_image(512)
+    img = np.pad(img, ((0, size - 512), (0, size - 512)), mode="symmetric") if size > 512 else img[:size, :size]
+    halo = net.receptive_radius
+    tile = tile_size or optimized_tile_size(dev, net.n_filters, 2)
+    # Warm up the prepared model (cached by run_tiled) on one tile-sized input, and time a tile-sized forward pass.
+    run_tiled(net, img[:tile, :tile], scale=2, halo=halo, precision="float32", tile_size=tile, progress=False)
+    fast = prepare_model(net, device=dev, precision="float32")
+    x = torch.from_numpy(np.ascontiguousarray(img[:tile, :tile]))[None, None]
+    with torch.inference_mode():
+        t_tile, _ = _median(lambda: fast(x), dev, 3)
+    rows = tile_windows(size, min(tile, size), halo)
+    n_tiles = len(rows) ** 2
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    out = run_tiled(net, img, scale=2, halo=halo, precision="float32", tile_size=tile, progress=False)
+    t = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    assert out.shape == (2 * size, 2 * size)
+    sum_tiles = t_tile * img.size / (min(tile, size) ** 2)
+    json.dump(
+        {
+            "size": size,
+            "time_s": t,
+            "peak_rss_mib": _peak_rss_mib(),
+            "minor_page_faults": ru1.ru_minflt - ru0.ru_minflt,
+            "tile_size": tile,
+            "n_tiles": n_tiles,
+            "tile_forward_s": t_tile,
+            "sum_of_tiles_s": sum_tiles,
+            "tiling_overhead": t / sum_tiles - 1,
+            "computed_pixels_ratio": n_tiles * min(tile, size) ** 2 / img.size,
+        },
+        sys.stdout,
+    )
+
+
+def part_fulldisk(size: int, tile_size: int | None) -> dict | None:
+    _header(f"3. Enhance on a {size}x{size} full disk: run_tiled(precision='float32'), one run in a fresh process")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_fulldisk", "--full-size", str(size)]
+    if tile_size:
+        cmd += ["--tile-size", str(tile_size)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        print(f"  !! the full-disk subprocess failed:\n{proc.stderr[-2000:]}", flush=True)
+        return None
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    _row("time", f"{r['time_s']:.1f} s ({size * size / r['time_s'] / 1e6:.3f} Mpix/s)")
+    _row("tile size / number of tiles", f"{r['tile_size']} px / {r['n_tiles']}")
+    _row("peak RSS of the process", f"{r['peak_rss_mib']:.0f} MiB")
+    _row("minor page faults during the run", f"{r['minor_page_faults']}")
+    _row("one tile-sized forward pass", f"{r['tile_forward_s']:.3f} s")
+    _row("sum of tiles (image px at that per-pixel time)", f"{r['sum_of_tiles_s']:.1f} s")
+    _row("pixels computed incl. halos / image pixels", f"{r['computed_pixels_ratio']:.3f}")
+    _row("tiling overhead (time / sum of tiles - 1)", f"{r['tiling_overhead']:.1%}")
+    RESULT["fulldisk"] = r
+    return r
+
+
+def _train_step_factory(net: UNet, dev: torch.device, batch: int, patch: int, channels_last: bool):
+    """The training step of Denoiser.fit (L2 + the aleatoric loss, Adam) on random pairs."""
+    model = net.to(dev).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 1, patch, patch, generator=g).to(dev)
+    y = x + 0.1 * torch.randn(batch, 1, patch, patch, generator=g).to(dev)
+    if channels_last:
+        x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+
+    def step():
+        out = model(x)
+        mean, log_var = out[:, :1], out[:, 1:]
+        l_data = F.mse_loss(mean, y)
+        s2 = torch.exp(log_var) + 1.0
+        l_var = (((mean.detach() - y) ** 2) / (2 * s2) + 0.5 * torch.log(s2)).mean()
+        opt.zero_grad(set_to_none=True)
+        (l_data + l_var).backward()
+        opt.step()
+        return float(l_data)
+
+    return step
+
+
+def part_training(dev: torch.device, repeats: int, inference_gflops: float) -> dict:
+    _header("4. Noise2Noise training throughput (the training step of Denoiser.fit)")
+    res = {}
+    macs = unet_macs_per_pixel(_unet())
+    for label, batch, patch, cl in (
+        ("paper settings: batch 10 of 52x52 (NCHW, as in fit)", 10, 52, False),
+        ("batch 10 of 52x52, channels-last", 10, 52, True),
+        ("batch 10 of 128x128 (NCHW)", 10, 128, False),
+    ):
+        step = _train_step_factory(_unet(), dev, batch, patch, cl)
+        t, _ = _median(step, dev, repeats * 4, warmup=2)
+        rate = batch / t
+        gflops = 3 * 2 * macs * batch * patch * patch / t / 1e9  # forward + backward = 3x the forward FLOPs
+        res[label] = {"patches_s": rate, "gflops": gflops, "vs_inference": inference_gflops / gflops}
+        _row(label, f"{rate:.1f} patches/s, {gflops:.0f} GFLOP/s ({inference_gflops / gflops:.2f}x below inference)")
+    RESULT["training"] = res
+    return res
+
+
+def part_baselines(repeats: int) -> None:
+    _header("5. Classical baselines at the same sizes (context)")
+    from sunpy_nn.baselines import pca_denoise, richardson_lucy
+
+    img, _ = _hmi_image(ENHANCE_SIZE)
+    t, _ = _median(lambda: richardson_lucy(img, iterations=20, upsample=2), torch.device("cpu"), repeats)
+    _row(f"richardson_lucy {ENHANCE_SIZE}x{ENHANCE_SIZE}, 20 iterations, x2", f"{t:.3f} s")
+    import astropy.units as u
+    from astropy.wcs import WCS
+    from ndcube import NDCube
+
+    rng = np.random.default_rng(0)
+    n_w = 13
+    data = rng.standard_normal((n_w, UNET_SIZE, UNET_SIZE)).astype(np.float32) * 1e-3
+    wcs = WCS(naxis=3)
+    wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE"]
+    wcs.wcs.cunit = ["arcsec", "arcsec", "nm"]
+    wcs.wcs.cdelt = [0.059, 0.059, 0.01]
+    wcs.wcs.crval = [0, 0, 854.2]
+    wcs.wcs.crpix = [1, 1, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cube = NDCube(data, wcs=wcs, unit=u.dimensionless_unscaled)
+        t_pca, _ = _median(lambda: pca_denoise(cube), torch.device("cpu"), max(1, repeats // 2))
+    _row(f"pca_denoise {UNET_SIZE}x{UNET_SIZE}, {n_w} wavelengths", f"{t_pca:.3f} s")
+    RESULT["baselines"] = {"richardson_lucy_s": t, "pca_denoise_s": t_pca}
+
+
+# ------------------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
+    parser.add_argument("--quick", action="store_true", help="skip the full disk and torch.compile; fewer repeats")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile modes")
+    parser.add_argument("--no-fulldisk", action="store_true", help="skip the full-disk run")
+    parser.add_argument("--device", default=None, choices=["cpu", "cuda"], help="default: CUDA if available")
+    parser.add_argument("--full-size", type=int, default=4096, help="edge of the full-disk image")
+    parser.add_argument("--tile-size", type=int, default=None, help="tile edge of the full-disk run")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the CPUs available)")
+    parser.add_argument("--json", type=Path, default=None, help="where to write the results")
+    parser.add_argument("--_fulldisk", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    configure_threads(args.threads)
+    if args._fulldisk:
+        part_fulldisk_child(args.full_size, args.tile_size)
+        return 0
+
+    dev = resolve_device(args.device)
+    repeats = args.repeats or (3 if args.quick else 5)
+    compile_ = not (args.quick or args.no_compile)
+    t_start = time.perf_counter()
+    print("sunpy_nn performance benchmark (issue #8)", flush=True)
+    _row("python / numpy / torch", f"{platform.python_version()} / {np.__version__} / {torch.__version__}")
+    _row("CPU / torch threads", f"{_cpu_model()} / {torch.get_num_threads()}")
+    cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "n/a"
+    _row("device / native bfloat16", f"{dev} / {bf16_is_native(dev)} (torch CPU capability {cap})")
+    _row("load average at start (1, 5, 15 min)", _load())
+    RESULT["environment"] = {
+        "torch": torch.__version__,
+        "cpu": _cpu_model(),
+        "threads": torch.get_num_threads(),
+        "device": str(dev),
+        "bf16_native": bf16_is_native(dev),
+        "load_start": _load(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+
+    # The full disk goes first: a child inherits its parent's peak RSS as the floor of its own ru_maxrss.
+    fulldisk = None
+    if not (args.quick or args.no_fulldisk) and dev.type == "cpu":
+        fulldisk = part_fulldisk(args.full_size, args.tile_size)
+
+    peak = part_peak(dev, repeats)
+
+    net, weights = _enhance_model()
+    img, source = _hmi_image(ENHANCE_SIZE)
+    _header(f"2a. Enhance {ENHANCE_SIZE}x{ENHANCE_SIZE} ({weights}; {source}), median of {repeats} runs")
+    from sunpy_nn.nn import FastEnhance
+
+    enh = part_network(
+        "enhance", net, img, net.flops_per_pixel, FastEnhance(net).flops_per_pixel, peak, dev, repeats, compile_
+    )
+    unet = _unet()
+    img, source = _crisp_image(UNET_SIZE)
+    macs = unet_macs_per_pixel(unet)
+    _header(f"2b. Denoiser U-Net {UNET_SIZE}x{UNET_SIZE} (random weights; {source}), median of {repeats} runs")
+    un = part_network("unet", unet, img, macs, macs, peak, dev, repeats, compile_)
+
+    best_unet_gflops = max(v.get("gflops_executed", 0.0) for v in un.values() if v.get("guard_ok"))
+    train = part_training(dev, repeats, best_unet_gflops)
+    part_baselines(repeats)
+
+    # ---------------------------------------------------------------------------------------- targets
+    _header("Targets of issue #8")
+    f32 = enh["float32"]
+    _target(
+        "Enhance float32 400x400 >= 75 % of the measured conv peak",
+        f32["fraction_of_conv_peak"] >= 0.75,
+        f"{f32['fraction_of_conv_peak']:.0%} ({f32['time_s']:.3f} s)",
+    )
+    guarded = {k: v for k, v in enh.items() if k != "float32 eager" and v["guard_ok"]}
+    best = min(guarded, key=lambda k: guarded[k]["time_s"])
+    _target(
+        "best Enhance mode >= 1.6x faster than float32 eager, within the guard",
+        guarded[best]["speedup_vs_eager"] >= 1.6,
+        f"{best}: {guarded[best]['speedup_vs_eager']:.2f}x",
+    )
+    if fulldisk:
+        _target(
+            "4096x4096 full disk peak RSS <= 2.5 GB",
+            fulldisk["peak_rss_mib"] * 2**20 <= 2.5e9,
+            f"{fulldisk['peak_rss_mib']:.0f} MiB",
+        )
+        _target(
+            "full-disk tiling overhead <= 15 %",
+            fulldisk["tiling_overhead"] <= 0.15,
+            f"{fulldisk['tiling_overhead']:.1%}",
+        )
+    best_u = max((v for k, v in un.items() if k != "float32 eager" and v["guard_ok"]), key=lambda v: -v["time_s"])
+    _target(
+        "U-Net prediction >= 70 % of the measured conv peak",
+        best_u["fraction_of_conv_peak"] >= 0.70,
+        f"{best_u['fraction_of_conv_peak']:.0%} ({best_u['time_s']:.3f} s)",
+    )
+    paper = next(iter(train.values()))
+    _target(
+        "training FLOP rate within 1.5x of the inference FLOP rate",
+        paper["vs_inference"] <= 1.5,
+        f"{paper['vs_inference']:.2f}x (paper settings); best setting "
+        f"{min(v['vs_inference'] for v in train.values()):.2f}x",
+    )
+    for name, t in RESULT["targets"].items():
+        print(f"  {'met    ' if t['met'] else 'NOT MET'}  {name}: {t['detail']}", flush=True)
+    RESULT["environment"]["load_end"] = _load()
+    RESULT["environment"]["wall_s"] = time.perf_counter() - t_start
+    _row("\n  load average at end", _load())
+    _row("total wall time", f"{time.perf_counter() - t_start:.0f} s")
+    path = args.json or RESULTS / f"run-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(RESULT, indent=2, default=float))
+    _row("results written to", str(path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
