@@ -42,6 +42,9 @@ import time
 import warnings
 from pathlib import Path
 
+# The package of this checkout, whether or not (or wherever else) sunpy_nn is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -366,7 +369,7 @@ def _train_step_factory(net: UNet, dev: torch.device, batch: int, patch: int, ch
         opt.zero_grad(set_to_none=True)
         (l_data + l_var).backward()
         opt.step()
-        return float(l_data)
+        return l_data.detach()
 
     return step
 

@@ -37,7 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Accepted values of ``precision``.
-PRECISIONS = ("float32", "bfloat16", "mixed", "auto")
+PRECISIONS = ("float32", "bfloat16", "auto")
 #: Largest difference from float32 eager inference, as a fraction of the reference output's range, that an
 #: optimised mode may make (the accuracy guard of ``precision="auto"`` and of the tests).
 ACCURACY_BOUND = 1e-3
