@@ -303,14 +303,14 @@ def run_tiled(
         tiles = [(r, c) for r, c in tiles if valid[r[1] : r[2], c[1] : c[2]].any()]
     log.debug("run_tiled: %dx%d image, %d tiles of %dx%d (halo %d) on %s", ny, nx, len(tiles), wy, wx, halo, dev)
 
-    model = model.eval().to(dev)
+    model = original = model.eval().to(dev)
     if optimised:
         r, c = tiles[0] if tiles else (rows[0], cols[0])
         example = torch.from_numpy(np.ascontiguousarray(img[:, r[0] : r[0] + wy, c[0] : c[0] + wx]))[None]
         model = _prepared(model, dev, precision or "float32", compile, example)
     result = out
     if result is None and valid is not None and len(tiles) < len(rows) * len(cols):
-        n_out = _n_out_channels(model, img, dev)
+        n_out = _n_out_channels(original, img, dev)
         result = np.full((n_out, scale * ny, scale * nx), np.nan, dtype=np.float32)
     elif result is not None and valid is not None:
         result[...] = np.nan
@@ -330,7 +330,7 @@ def run_tiled(
             bar.update(len(batch))
     bar.close()
     if result is None:  # no tile had a valid pixel
-        result = np.full((_n_out_channels(model, img, dev), scale * ny, scale * nx), np.nan, dtype=np.float32)
+        result = np.full((_n_out_channels(original, img, dev), scale * ny, scale * nx), np.nan, dtype=np.float32)
     if squeeze and result.shape[0] == 1:
         return result[0]
     return result
