@@ -432,7 +432,7 @@ def _probe(model: nn.Module, example: torch.Tensor | None) -> torch.Tensor:
 def prepare_model(
     model: nn.Module,
     *,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = None,
     precision: str = "float32",
     compile: bool = False,
     channels_last: bool | None = None,
