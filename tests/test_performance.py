@@ -291,3 +291,14 @@ def test_cuda_float32_within_guard():
     with torch.inference_mode():
         out = fast(x.cuda()).cpu()
     assert relative_error(out, _eager(ENHANCE, x[0, 0].numpy())) <= ACCURACY_BOUND
+
+
+@pytest.mark.parametrize(("size", "window", "halo", "align"), [(4096, 624, 13, 1), (1000, 200, 29, 4), (97, 40, 7, 1)])
+def test_balanced_window_needs_no_more_tiles(size, window, halo, align):
+    from sunpy_nn.nn.runner import _balanced_window, tile_windows
+
+    balanced = _balanced_window(size, window, halo, align)
+    assert balanced <= window and balanced % align == 0
+    assert len(tile_windows(size, balanced, halo, align)) == len(tile_windows(size, window, halo, align))
+    # It is the smallest such window: fewer recomputed pixels than the requested one whenever it shrank.
+    assert len(tile_windows(size, balanced - align, halo, align)) > len(tile_windows(size, window, halo, align))
