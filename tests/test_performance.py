@@ -302,3 +302,21 @@ def test_balanced_window_needs_no_more_tiles(size, window, halo, align):
     assert len(tile_windows(size, balanced, halo, align)) == len(tile_windows(size, window, halo, align))
     # It is the smallest such window: fewer recomputed pixels than the requested one whenever it shrank.
     assert len(tile_windows(size, balanced - align, halo, align)) > len(tile_windows(size, window, halo, align))
+
+
+def test_run_tiled_precision_follows_mc_dropout():
+    # Monte-Carlo dropout (Denoiser.predict's "total" uncertainty) must stay random on the optimised path.
+    net = _denoiser_unet()
+    img = _crisp()
+    kw = {"halo": net.receptive_radius, "align": net.align, "progress": False, "precision": "float32"}
+    plain = run_tiled(net, img, **kw)
+    assert np.array_equal(plain, run_tiled(net, img, **kw))
+    net.mc_dropout(True)
+    try:
+        torch.manual_seed(0)
+        a = run_tiled(net, img, **kw)
+        b = run_tiled(net, img, **kw)
+    finally:
+        net.mc_dropout(False)
+    assert not np.array_equal(a, b)
+    assert np.abs(run_tiled(net, img, **kw) - plain).max() <= 1e-6 * np.ptp(plain)
