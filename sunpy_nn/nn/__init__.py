@@ -6,14 +6,42 @@ numpy-out helpers that can be used on their own.
 """
 
 from sunpy_nn.nn.enhance_net import EnhanceNet
-from sunpy_nn.nn.runner import default_batch_size, default_tile_size, resolve_device, run_tiled, tile_windows
+from sunpy_nn.nn.optimize import (
+    ACCURACY_BOUND,
+    PRECISIONS,
+    FastEnhance,
+    FastUNet,
+    PreparedModel,
+    bf16_is_native,
+    configure_threads,
+    prepare_model,
+    relative_error,
+)
+from sunpy_nn.nn.runner import (
+    default_batch_size,
+    default_tile_size,
+    optimized_tile_size,
+    resolve_device,
+    run_tiled,
+    tile_windows,
+)
 from sunpy_nn.nn.unet import UNet
 
 __all__ = [
+    "ACCURACY_BOUND",
+    "PRECISIONS",
     "EnhanceNet",
+    "FastEnhance",
+    "FastUNet",
+    "PreparedModel",
     "UNet",
+    "bf16_is_native",
+    "configure_threads",
     "default_batch_size",
     "default_tile_size",
+    "optimized_tile_size",
+    "prepare_model",
+    "relative_error",
     "resolve_device",
     "run_tiled",
     "tile_windows",
