@@ -26,6 +26,8 @@ def _enhance(args: argparse.Namespace) -> int:
         device=args.device,
         tile_size=args.tile_size,
         normalisation=args.normalisation,
+        precision=None if args.precision == "exact" else args.precision,
+        compile=args.compile,
         progress=not args.quiet,
     )
     result.save(out, overwrite=args.overwrite)
@@ -152,6 +154,8 @@ def _denoise(args: argparse.Namespace) -> int:
         stokes=stokes,
         device=args.device,
         seed=args.seed,
+        precision=None if args.precision == "exact" else args.precision,
+        compile=args.compile,
         progress=not args.quiet,
     )
     append_history(result.meta, f"sunpy_nn {__version__}: Noise2Noise denoising ({args.mode}), stokes={args.stokes}")
@@ -197,6 +201,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="continuum normalisation (default: auto)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "auto", "exact"],
+        default="float32",
+        help="network arithmetic: optimised float32 (default), bfloat16, auto, or exact (the plain network)",
+    )
+    p.add_argument("--compile", action="store_true", help="compile the network with torch.compile")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_enhance)
 
@@ -254,6 +265,13 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device")
     d.add_argument("--seed", type=int)
     d.add_argument("--overwrite", action="store_true")
+    d.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "auto", "exact"],
+        default="float32",
+        help="network arithmetic: optimised float32 (default), bfloat16, auto, or exact (the plain network)",
+    )
+    d.add_argument("--compile", action="store_true", help="compile the network with torch.compile")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_denoise)
 

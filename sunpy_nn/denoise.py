@@ -637,7 +637,9 @@ class Denoiser:
             )
 
     # ------------------------------------------------------------------ predict
-    def _run(self, frame: np.ndarray, dev, tile_size, n_out, model: UNet | None = None):
+    def _run(
+        self, frame: np.ndarray, dev, tile_size, n_out, model: UNet | None = None, precision="float32", compile=False
+    ):
         """Denoise one (C, Y, X) normalised frame: returns (mean, log_var), NaN where the input was."""
         model = self.model if model is None else model
         missing = ~np.isfinite(frame).all(axis=0)
@@ -656,6 +658,8 @@ class Denoiser:
             align=a,
             device=dev,
             progress=False,
+            precision=precision,
+            compile=compile,
         )[:, :ny, :nx]
         if missing.any():
             out[:, missing] = np.nan
@@ -671,6 +675,8 @@ class Denoiser:
         mc_samples: int = 20,
         device=None,
         seed: int | None = None,
+        precision: str | None = "float32",
+        compile: bool = False,
         progress: bool = True,
     ) -> NDCube:
         """
@@ -696,6 +702,11 @@ class Denoiser:
             ``"cpu"``, ``"cuda"`` or `None` for the best available.
         seed : int, optional
             Seeds the Monte-Carlo dropout.
+        precision : {"float32", "bfloat16", "auto", None}
+            Arithmetic of the network, as for `~sunpy_nn.enhance_map` (default: an optimised float32 copy, equal
+            to the plain network to about 1e-5 of the data range).
+        compile : bool
+            Compile the network with `torch.compile` (falls back silently where that fails).
         progress : bool
             Show a progress bar over frames.
 
@@ -719,7 +730,7 @@ class Denoiser:
         dev = resolve_device(device)
         if is_dask(canon):
             return self._predict_lazy(
-                cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed
+                cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
             )
         if seed is not None:
             torch.manual_seed(seed)
@@ -737,12 +748,17 @@ class Denoiser:
         for t, s, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
             sigma = self.noise[labels[s]]
             sel = np.s_[t, s] if w is None else np.s_[t, s, w : w + 1]
-            mean, log_var = self._run(canon[sel] / sigma, dev, tile_size, n_out)
+            mean, log_var = self._run(canon[sel] / sigma, dev, tile_size, n_out, None, precision, compile)
             out[sel] = mean * sigma
             var = np.exp(log_var) * np.ones_like(mean)
             if uncertainty == "total" and self.dropout > 0:
                 self.model.mc_dropout(True)
-                draws = np.stack([self._run(canon[sel] / sigma, dev, tile_size, n_out)[0] for _ in range(mc_samples)])
+                draws = np.stack(
+                    [
+                        self._run(canon[sel] / sigma, dev, tile_size, n_out, None, precision, compile)[0]
+                        for _ in range(mc_samples)
+                    ]
+                )
                 self.model.mc_dropout(False)
                 var = var + draws.var(axis=0)
             sig[sel] = np.sqrt(var) * sigma
@@ -767,7 +783,9 @@ class Denoiser:
         mask = None if cube.mask is None else copy.deepcopy(cube.mask)
         return NDCube(data, wcs=cube.wcs, uncertainty=unc, mask=mask, meta=meta, unit=cube.unit)
 
-    def _predict_lazy(self, cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed):
+    def _predict_lazy(
+        self, cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
+    ):
         """
         `predict` of a dask-backed cube: a lazy result, computed block by block when used.
 
@@ -797,11 +815,16 @@ class Denoiser:
                 if seed is not None:
                     torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_s, n_w // w_chunk))))
             for g in groups:
-                mean, log_var = self._run(g / sigma, dev, tile_size, n_out, model)
+                mean, log_var = self._run(g / sigma, dev, tile_size, n_out, model, precision, compile)
                 var = np.exp(log_var) * np.ones_like(mean)
                 if mc:
                     net.mc_dropout(True)
-                    draws = np.stack([self._run(g / sigma, dev, tile_size, n_out, net)[0] for _ in range(mc_samples)])
+                    draws = np.stack(
+                        [
+                            self._run(g / sigma, dev, tile_size, n_out, net, precision, compile)[0]
+                            for _ in range(mc_samples)
+                        ]
+                    )
                     var = var + draws.var(axis=0)
                 means.append(mean * sigma)
                 sds.append(np.sqrt(var) * sigma)
@@ -898,6 +921,8 @@ def denoise_cube(
     stokes=("Q", "U", "V"),
     device=None,
     seed: int | None = None,
+    precision: str | None = "float32",
+    compile: bool = False,
     progress: bool = True,
 ) -> NDCube:
     """
@@ -923,6 +948,8 @@ def denoise_cube(
         ``"cpu"``, ``"cuda"`` or `None` for the best available.
     seed : int, optional
         For reproducible training.
+    precision, compile
+        Arithmetic and compilation of the network for prediction; see `Denoiser.predict`.
     progress : bool
         Show progress bars.
 
@@ -936,4 +963,13 @@ def denoise_cube(
         denoiser = Denoiser(mode=mode).fit(
             cube, epochs=10 if epochs is None else epochs, stokes=stokes, seed=seed, device=device, progress=progress
         )
-    return denoiser.predict(cube, stokes=stokes, uncertainty=uncertainty, device=device, seed=seed, progress=progress)
+    return denoiser.predict(
+        cube,
+        stokes=stokes,
+        uncertainty=uncertainty,
+        device=device,
+        seed=seed,
+        precision=precision,
+        compile=compile,
+        progress=progress,
+    )

@@ -117,6 +117,8 @@ class _EnhanceJob:
     normalisation: str
     output_dir: str | None
     overwrite: bool
+    precision: str | None = "float32"
+    compile: bool = False
     threads: dict = field(default_factory=dict)  # host -> torch threads per task there
     client_pid: int = field(default_factory=os.getpid)
 
@@ -191,7 +193,16 @@ def _enhance_task(item, index: int, job: _EnhanceJob):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SunpyNNUserWarning)
             out = _enhance_one(
-                smap, kind, model, info, resolve_device(job.device), job.tile_size, job.normalisation, False
+                smap,
+                kind,
+                model,
+                info,
+                resolve_device(job.device),
+                job.tile_size,
+                job.normalisation,
+                False,
+                job.precision,
+                job.compile,
             )
         for w in caught:
             log.warning("%s: %s", _source_name(item, index), w.message)
@@ -233,6 +244,8 @@ def enhance_batch(
     output_dir=None,
     overwrite: bool = False,
     errors: str = "raise",
+    precision: str | None = "float32",
+    compile: bool = False,
     progress: bool = True,
 ) -> list:
     """
@@ -256,6 +269,8 @@ def enhance_batch(
         normalisation,
         None if output_dir is None else str(output_dir),
         overwrite,
+        precision,
+        compile,
     )
     job.threads = _threads_per_task(mode, client, num_workers)
     items = list(items)

@@ -320,3 +320,38 @@ def test_run_tiled_precision_follows_mc_dropout():
         net.mc_dropout(False)
     assert not np.array_equal(a, b)
     assert np.abs(run_tiled(net, img, **kw) - plain).max() <= 1e-6 * np.ptp(plain)
+
+
+# ------------------------------------------------------------------------------ the options of the public API
+@pytest.mark.parametrize("precision", ["float32", "auto", "bfloat16"])
+def test_enhance_map_and_denoiser_precision(shipped, precision):
+    """enhance_map and Denoiser.predict pass precision= through: guarded modes match the exact network."""
+    import astropy.units as u
+    from ndcube import NDCube
+
+    from sunpy_nn import Denoiser, enhance_map
+
+    from .test_denoise import TRUTH, noisy_cube
+    from .test_enhance_map import hmi_map
+
+    rng = np.random.default_rng(1)
+    smap = hmi_map((5.0e4 * (1 + 0.04 * rng.standard_normal((64, 64)))).astype(np.float32), unit=u.DN / u.s)
+    smap.meta["content"] = "CONTINUUM INTENSITY"
+    exact = enhance_map(smap, precision=None, progress=False)
+    fast = enhance_map(smap, precision=precision, progress=False)
+    def rel(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return float(np.nanmax(np.abs(a - b)) / (np.nanmax(b) - np.nanmin(b)))
+
+    err = rel(fast.data, exact.data)
+    assert 0 < err <= (ACCURACY_BOUND if precision != "bfloat16" else 0.05), err
+
+    cube = noisy_cube(TRUTH[:2, :, :, :32, :32])
+    den = Denoiser(n_filters=8).fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False)
+    exact = den.predict(cube, precision=None, progress=False)
+    fast = den.predict(cube, precision=precision, progress=False)
+    assert isinstance(fast, NDCube)
+    err = rel(np.asarray(fast.data)[:, 1:], np.asarray(exact.data)[:, 1:])
+    assert err <= (ACCURACY_BOUND if precision != "bfloat16" else 0.2), err
+    with pytest.raises(ValueError, match="precision"):
+        den.predict(cube, precision="float16", progress=False)
