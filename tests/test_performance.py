@@ -339,6 +339,7 @@ def test_enhance_map_and_denoiser_precision(shipped, precision):
     smap.meta["content"] = "CONTINUUM INTENSITY"
     exact = enhance_map(smap, precision=None, progress=False)
     fast = enhance_map(smap, precision=precision, progress=False)
+
     def rel(a, b):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         return float(np.nanmax(np.abs(a - b)) / (np.nanmax(b) - np.nanmin(b)))
