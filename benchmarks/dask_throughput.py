@@ -4,7 +4,7 @@ Throughput of `enhance_map` over many maps: serial, dask threads, and a 2-proces
 Prints maps/minute for each, the per-map cost and the transfer sizes that go into the scaling model of
 ``docs/guide/scaling.rst``, and writes ``benchmarks/results/dask_throughput.json``.
 
-    python benchmarks/dask_throughput.py                # 6 maps of 1024 x 1024 (about 5 minutes on 2 cores)
+    python benchmarks/dask_throughput.py                # 6 maps of 1024 x 1024 (about 2 minutes on 2 cores)
     python benchmarks/dask_throughput.py --size 512     # quicker
 """
 
