@@ -178,15 +178,16 @@ def _enhance_figure(kind: str, metrics: dict, arrays: dict, path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------------- denoising
 def _write_cube(path: Path, cube, data, uncertainty=None) -> None:
-    from astropy.io import fits
+    """A SOLARNET cube (SSTRED's layout) that `sunpy_nn.io.read_crisp` reads back with its WCS."""
+    from astropy.nddata import StdDevUncertainty
+    from ndcube import NDCube
 
-    header = cube.wcs.to_header()
-    header["BUNIT"] = "I/Ic"
-    header["ORIGIN"] = "sunpy_nn demo (synthetic data)"
-    hdus = [fits.PrimaryHDU(np.asarray(data, np.float32), header=header)]
-    if uncertainty is not None:
-        hdus.append(fits.ImageHDU(np.asarray(uncertainty, np.float32), name="UNCERT"))
-    fits.HDUList(hdus).writeto(path, overwrite=True)
+    from sunpy_nn.io import write_crisp
+
+    meta = {"ORIGIN": "sunpy_nn demo (synthetic data)"}
+    unc = None if uncertainty is None else StdDevUncertainty(np.asarray(uncertainty, np.float32))
+    out = NDCube(np.asarray(data, np.float32), wcs=cube.wcs, unit=cube.unit, meta=meta, uncertainty=unc)
+    write_crisp(out, path, overwrite=True)
 
 
 def _denoise_part(settings: dict, seed: int, device, progress: bool, out: Path) -> tuple[dict, dict]:

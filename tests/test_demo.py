@@ -12,6 +12,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from sunpy_nn.demo import run_demo
+from sunpy_nn.io import read_crisp
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +77,13 @@ def test_files_written_and_readable(demo):
     err = np.sqrt(np.mean((big.data[16:-16, 16:-16] - ref) ** 2))
     assert err == pytest.approx(results["enhance"]["intensity"]["rms_error"]["enhance"], rel=1e-4)
 
-    with fits.open(out / "denoise_crisp_denoised.fits") as hdul:
+    with fits.open(out / "denoise_crisp_denoised.fits") as hdul:  # SSTRED's SOLARNET layout
         assert hdul[0].data.shape == hdul["UNCERT"].data.shape == (3, 4, 5, 64, 64)
-        wcs = WCS(hdul[0].header)
-        assert wcs.naxis == 5 and wcs.wcs.ctype[2] == "WAVE" and wcs.wcs.ctype[3] == "STOKES"
+        wcs = WCS(hdul[0].header, fobj=hdul)
+        assert wcs.naxis == 5 and wcs.wcs.ctype[2] == "WAVE-TAB" and wcs.wcs.ctype[3] == "STOKES"
         assert np.all(hdul["UNCERT"].data[:, 1:] > 0)
+    cube = read_crisp(out / "denoise_crisp_denoised.fits", lazy=False)
+    assert cube.array_axis_physical_types[:3] == [("time",), ("phys.polarization.stokes",), ("em.wl",)]
 
 
 def test_cli_passes_options(monkeypatch, tmp_path):
