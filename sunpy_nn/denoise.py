@@ -752,21 +752,32 @@ class Denoiser:
         for t, s, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
             sigma = self.noise[labels[s]]
             sel = np.s_[t, s] if w is None else np.s_[t, s, w : w + 1]
-            mean, log_var = self._run(canon[sel] / sigma, dev, tile_size, n_out, None, precision, compile)
-            out[sel] = mean * sigma
-            var = np.exp(log_var) * np.ones_like(mean)
-            if uncertainty == "total" and self.dropout > 0:
-                self.model.mc_dropout(True)
-                draws = np.stack(
-                    [
-                        self._run(canon[sel] / sigma, dev, tile_size, n_out, None, precision, compile)[0]
-                        for _ in range(mc_samples)
-                    ]
-                )
-                self.model.mc_dropout(False)
-                var = var + draws.var(axis=0)
-            sig[sel] = np.sqrt(var) * sigma
+            mc_net = self.model if uncertainty == "total" and self.dropout > 0 else None
+            out[sel], sig[sel] = self._denoise_frames(
+                canon[sel], sigma, dev, tile_size, n_out, self.model, mc_net, mc_samples, precision, compile
+            )
         return self._result(cube, axes, out, sig, labels, selected, uncertainty)
+
+    def _denoise_frames(self, frames, sigma, dev, tile_size, n_out, model, mc_net, mc_samples, precision, compile):
+        """
+        Denoised value and uncertainty (in data units) of ``(C, Y, X)`` frames of one Stokes parameter.
+
+        With ``mc_net`` (a network whose dropout may be switched on), the epistemic variance of ``mc_samples``
+        Monte-Carlo dropout passes is added to the aleatoric one.
+        """
+        mean, log_var = self._run(frames / sigma, dev, tile_size, n_out, model, precision, compile)
+        var = np.exp(log_var) * np.ones_like(mean)
+        if mc_net is not None:
+            mc_net.mc_dropout(True)
+            try:
+                draws = [
+                    self._run(frames / sigma, dev, tile_size, n_out, mc_net, precision, compile)[0]
+                    for _ in range(mc_samples)
+                ]
+            finally:
+                mc_net.mc_dropout(False)
+            var = var + np.stack(draws).var(axis=0)
+        return mean * sigma, np.sqrt(var) * sigma
 
     def _result(self, cube, axes, out, sig, labels, selected, uncertainty) -> NDCube:
         """The output cube: data and uncertainty back in the cube's axis order, metadata with provenance."""
@@ -819,19 +830,11 @@ class Denoiser:
                 if seed is not None:
                     torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_s, n_w // w_chunk))))
             for g in groups:
-                mean, log_var = self._run(g / sigma, dev, tile_size, n_out, model, precision, compile)
-                var = np.exp(log_var) * np.ones_like(mean)
-                if mc:
-                    net.mc_dropout(True)
-                    draws = np.stack(
-                        [
-                            self._run(g / sigma, dev, tile_size, n_out, net, precision, compile)[0]
-                            for _ in range(mc_samples)
-                        ]
-                    )
-                    var = var + draws.var(axis=0)
-                means.append(mean * sigma)
-                sds.append(np.sqrt(var) * sigma)
+                mean, sd = self._denoise_frames(
+                    g, sigma, dev, tile_size, n_out, model, net if mc else None, mc_samples, precision, compile
+                )
+                means.append(mean)
+                sds.append(sd)
             return np.stack([np.concatenate(means), np.concatenate(sds)])[:, None, None]
 
         depth = 2 * model.receptive_radius  # nearest-valid fill of masked pixels needs twice the radius
