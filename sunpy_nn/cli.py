@@ -171,6 +171,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16", "auto", "exact"],
+        default="float32",
+        help="network arithmetic: optimised float32 (default), bfloat16, auto, or exact (the plain network)",
+    )
+    parser.add_argument("--compile", action="store_true", help="compile the network with torch.compile")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from sunpy_nn import __version__
 
@@ -201,13 +211,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="continuum normalisation (default: auto)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument(
-        "--precision",
-        choices=["float32", "bfloat16", "auto", "exact"],
-        default="float32",
-        help="network arithmetic: optimised float32 (default), bfloat16, auto, or exact (the plain network)",
-    )
-    p.add_argument("--compile", action="store_true", help="compile the network with torch.compile")
+    _add_network_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_enhance)
 
@@ -265,13 +269,7 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device")
     d.add_argument("--seed", type=int)
     d.add_argument("--overwrite", action="store_true")
-    d.add_argument(
-        "--precision",
-        choices=["float32", "bfloat16", "auto", "exact"],
-        default="float32",
-        help="network arithmetic: optimised float32 (default), bfloat16, auto, or exact (the plain network)",
-    )
-    d.add_argument("--compile", action="store_true", help="compile the network with torch.compile")
+    _add_network_options(d)
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_denoise)
 

@@ -204,8 +204,6 @@ def _enhance_task(item, index: int, job: _EnhanceJob):
                 job.precision,
                 job.compile,
             )
-        for w in caught:
-            log.warning("%s: %s", _source_name(item, index), w.message)
         if job.output_dir is None:
             return index, "ok", out, [str(w.message) for w in caught]
         path = Path(job.output_dir) / _output_name(item, index)
@@ -319,9 +317,12 @@ def enhance_batch(
     bar.close()
 
     results, failures = [], []
-    for i, (_, status, value, _warns) in enumerate(outcomes):
+    for i, (_, status, value, messages) in enumerate(outcomes):
         if status == "ok":
             results.append(value)
+            # warnings raised on a worker (e.g. a pixel scale far from HMI's) reach the caller, once per map
+            for message in messages:
+                warnings.warn(f"{_source_name(items[i], i)}: {message}", SunpyNNUserWarning, stacklevel=3)
         else:
             results.append(None)
             failures.append(MapFailure(i, _source_name(items[i], i), value))

@@ -201,3 +201,13 @@ def test_training_on_lazy_cube_reads_part_of_it(monkeypatch):
     out = den.predict(cube, progress=False)
     residual = out.data[:, 1:] - big[:, 1:]
     assert np.std(residual) < 0.7 * np.std(np.asarray(cube.data)[:, 1:] - big[:, 1:])  # it learnt to denoise
+
+
+def test_worker_warnings_reach_the_caller(map_files):
+    """A warning raised in a worker process (pixel scale far from HMI's) is re-issued for its map."""
+    weights = map_files[1]
+    coarse = hmi_map(np.random.default_rng(0).normal(0, 300, (24, 24)), unit=u.G, scale=1.0)
+    fine = hmi_map(np.random.default_rng(1).normal(0, 300, (24, 24)), unit=u.G)
+    with pytest.warns(SunpyNNUserWarning, match=r"map 0 .*pixel scale is 1 arcsec/pix") as caught:
+        enhance_map([coarse, fine], weights=weights, kind="blos", scheduler="processes", num_workers=2, progress=False)
+    assert not any(str(w.message).startswith("map 1") for w in caught)

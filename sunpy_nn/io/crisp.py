@@ -30,6 +30,7 @@ from astropy.time import Time
 from astropy.wcs import WCS
 from ndcube import NDCube
 
+from sunpy_nn.denoise import _stokes_labels, find_axes
 from sunpy_nn.utils import SunpyNNUserWarning
 
 __all__ = ["LPHeader", "read_crisp", "read_lp_header", "write_crisp", "write_lp"]
@@ -189,8 +190,8 @@ def _tabulated_wcs_hdus(
     names = ["HPLN", "HPLT"] + (["WAVE"] if tab_wave else []) + (["TIME"] if tab_time else [])
     ttype = "+".join(names)
     # numpy order (scan, tuning, y-corner, x-corner, coordinate): TDIM (M, 2, 2, Nw, Nt) as SSTRED writes.
-    cols = [lon, lat] + ([wave_nm[..., None, None] + 0 * lon] if tab_wave else [])
-    cols += [time_s[..., None, None] + 0 * lon] if tab_time else []
+    cols = [lon, lat] + ([np.broadcast_to(wave_nm[..., None, None], lon.shape)] if tab_wave else [])
+    cols += [np.broadcast_to(time_s[..., None, None], lon.shape)] if tab_time else []
     table = np.stack(cols, axis=-1)
     if not tab_wave:
         table = table[:, 0]
@@ -308,13 +309,12 @@ class _FitsSection:
             return np.asarray(hdul[self.index].section[key], dtype=self.dtype)
 
 
-def _lazy_array(section: _FitsSection, mode) -> np.ndarray:
-    if mode == "dask":
-        import dask.array as da
+def _dask_frames(section: _FitsSection):
+    """A dask array over a FITS section, one chunk per frame (scaled as it is read)."""
+    import dask.array as da
 
-        chunks = (1,) * (section.ndim - 2) + section.shape[-2:]
-        return da.from_array(section, chunks=chunks, asarray=False, meta=np.empty((0,) * section.ndim, section.dtype))
-    return section[...]
+    chunks = (1,) * (section.ndim - 2) + section.shape[-2:]
+    return da.from_array(section, chunks=chunks, asarray=False, meta=np.empty((0,) * section.ndim, section.dtype))
 
 
 def _check_lazy(lazy) -> None:
@@ -346,7 +346,7 @@ def _fits_array(path: Path, hdul: fits.HDUList, index: int, lazy):
     if lazy == "dask":
         if not _have_dask():
             raise ImportError("lazy='dask' needs dask: pip install 'sunpy-nn[dask]'")
-        return _lazy_array(section, "dask")
+        return _dask_frames(section)
     if lazy in ("memmap", "auto") and header["BITPIX"] < 0:
         return hdu.data  # astropy's memory map of the file; nothing is read until used
     if lazy == "memmap":
@@ -355,7 +355,7 @@ def _fits_array(path: Path, hdul: fits.HDUList, index: int, lazy):
             "as physical values; use lazy='dask' or lazy=False"
         )
     if lazy == "auto" and _have_dask():
-        return _lazy_array(section, "dask")
+        return _dask_frames(section)
     return section[...]
 
 
@@ -552,16 +552,12 @@ def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit
     if wavelengths is None and times is None and pixel_scale is None and companion.exists():
         with fits.open(companion) as hdul:
             header = hdul[0].header.copy()
-            note = _observer_at_earth(header)
-            wcs = _wcs(header, hdul)
+            tables = fits.HDUList([fits.PrimaryHDU(), hdul["WCS-TAB"].copy()])
         described = tuple(header.get(f"LPNAXIS{i}", 0) for i in range(5, 0, -1))
         if described != shape5:
             raise ValueError(f"{companion.name} describes a cube of shape {described}, not {shape5}: not this cube's")
         meta.update({k: v for k, v in header.items() if k and not _STRUCTURAL.match(k)})
-        if note:
-            meta["sunpy_nn_note"] = note
         unit = unit if unit is not None else header.get("BUNIT")
-        unc = None
     else:
         first = _STOKES_INDEX[labels[0]]
         if list(labels) != [_STOKES_SYMBOLS[first + i] for i in range(ns)]:
@@ -573,22 +569,15 @@ def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit
         header.update(cards)
         first_time = np.min(tab.data[0][0][..., -1]) if "TIME" in tab.columns.names[0] else header["CRVAL5"]
         header["DATE-BEG"] = (Time(header["DATEREF"]) + first_time * u.s).isot
-        note = _observer_at_earth(header)
-        if note:
-            meta["sunpy_nn_note"] = note
-        wcs = _wcs(header, fits.HDUList([fits.PrimaryHDU(), tab]))
-        unc = None
-    return NDCube(data, wcs=wcs, uncertainty=unc, unit=u.Unit(unit) if unit else None, meta=meta)
+        tables = fits.HDUList([fits.PrimaryHDU(), tab])
+    note = _observer_at_earth(header)
+    if note:
+        meta["sunpy_nn_note"] = note
+    wcs = _wcs(header, tables)
+    return NDCube(data, wcs=wcs, unit=u.Unit(unit) if unit else None, meta=meta)
 
 
 # ----------------------------------------------------------------------------------------------------- write
-def _canonical(cube: NDCube):
-    """Time, Stokes, wavelength and spatial array axes of the cube, from its WCS physical types."""
-    from sunpy_nn.denoise import find_axes
-
-    return find_axes(cube)
-
-
 def _frame_getter(array, axes, ndim: int, compute: bool = True):
     """Function giving frame (scan, stokes, tuning) as a (y, x) array (left lazy with ``compute=False``)."""
     order = [axes.time, axes.stokes, axes.wavelength]
@@ -668,8 +657,6 @@ def _observer_cards(observer) -> dict:
 def _stokes_first(cube: NDCube, axes, ns: int) -> int:
     if axes.stokes is None:
         return 1
-    from sunpy_nn.denoise import _stokes_labels
-
     labels = _stokes_labels(cube, axes)
     first = _STOKES_INDEX.get(labels[0])
     if first is None or labels != [_STOKES_SYMBOLS.get(first + i) for i in range(ns)]:
@@ -750,7 +737,7 @@ def write_crisp(
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if not isinstance(cube, NDCube):
         raise TypeError(f"write_crisp writes an ndcube.NDCube, not {type(cube).__name__}")
-    axes = _canonical(cube)
+    axes = find_axes(cube)
     shape5 = _canonical_shape(cube, axes)
     nt, ns, nw, ny, nx = shape5
     lon, lat, wave, time, observer = _world_grid(cube, axes, shape5)
@@ -870,12 +857,10 @@ def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True
     dtype = np.dtype("<i2" if integer else "<f4")
     labels: tuple[str, ...] = ("I", "Q", "U", "V")
     if isinstance(cube, NDCube):
-        axes = _canonical(cube)
+        axes = find_axes(cube)
         shape5 = _canonical_shape(cube, axes)
         frame = _frame_getter(cube.data, axes, cube.data.ndim)
         if axes.stokes is not None:
-            from sunpy_nn.denoise import _stokes_labels
-
             labels = tuple(_stokes_labels(cube, axes))
     else:
         arr = np.asarray(cube) if not hasattr(cube, "compute") else cube
