@@ -134,7 +134,7 @@ class Normalisation:
     kind: str
     #: ``"quiet_sun"``, ``"limb_darkening"``, ``"limb_darkening_fixed_shape"``, ``"kG"`` or ``"none"``.
     method: str
-    #: Constant divisor: the quiet-Sun or disk-centre intensity, or Gauss per kG.
+    #: Constant divisor: the quiet-Sun or disk-centre intensity, or 1 kG in the map's unit (1000 for Gauss).
     scale: float
     #: ``(u2, v2)`` of the quadratic limb-darkening law, or `None`.
     coeffs: tuple[float, float] | None = None
@@ -211,7 +211,8 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
                 f"A magnetogram must be in Gauss (or Mx/cm^2); this map's unit is {smap.unit}. Set "
                 "smap.meta['bunit'] = 'G' if the data are in Gauss, or convert them first."
             )
-        return Normalisation(kind, "kG", float(smap.unit.to(u.kG)))
+        # The network sees kG: divide by 1 kG expressed in the map's unit (1000 for G or Mx/cm^2, 1 for kG).
+        return Normalisation(kind, "kG", float((1 * u.kG).to_value(smap.unit)))
     if smap.unit is not None and smap.unit.is_equivalent(u.G):
         raise ValueError(f"kind='intensity' but the map is in {smap.unit}, a magnetic field: pass kind='blos'")
     if method not in {"auto", "quiet_sun", "limb_darkening", "none"}:

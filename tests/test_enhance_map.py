@@ -16,7 +16,7 @@ from sunpy.map.sources import HMIMap
 import sunpy_nn
 from sunpy_nn import SunpyNNUserWarning, enhance_map
 from sunpy_nn.data import save_weights
-from sunpy_nn.enhance import detect_kind, normalise, superres_meta
+from sunpy_nn.enhance import detect_kind, enhance_array, normalise, superres_meta
 from sunpy_nn.utils import sha256sum
 
 from .helpers import random_enhance_net, shared_file, upsampling_enhance_net
@@ -181,6 +181,33 @@ def test_magnetogram_kg_round_trip_and_flux():
     np.testing.assert_allclose(out.data, up2(data), rtol=1e-6, atol=1e-3)
     assert np.abs(out.data).sum() / 4 == pytest.approx(np.abs(data).sum(), rel=1e-6)
     assert "kG" in out.meta["snnnorm"]
+
+
+def test_magnetogram_units_reach_the_network_in_kg():
+    # One field given in G, kG and Mx/cm^2 must give the same physical result, and that result must be the network
+    # run on the kG numbers. NET has biases, so it is not homogeneous: a wrong scale changes the output's shape,
+    # not only its amplitude (the G map used to reach the network 1e6 times too large).
+    rng = np.random.default_rng(3)
+    gauss = rng.normal(0, 300, (24, 24))
+    gauss[8:14, 8:14] = -1800.0
+    ref = enhance_array(gauss / 1000.0, NET, progress=False) * 1000.0  # Gauss
+    for values, unit in ((gauss, u.G), (gauss / 1000.0, u.kG), (gauss, u.Mx / u.cm**2), (gauss / 1e4, u.T)):
+        out = enhance_map(hmi_map(values, unit=unit), kind="blos", weights=NET, progress=False)
+        assert out.unit == unit
+        got = (out.data * out.unit).to_value(u.G, equivalencies=[(u.Mx / u.cm**2, u.G)])
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_continuum_reaches_the_network_as_i_over_ic():
+    # The same continuum image in I/Ic and in DN/s: the network must see I/Ic ~ 1 in both cases.
+    rng = np.random.default_rng(4)
+    ic = 1 + 0.04 * rng.standard_normal((24, 24))
+    ref = enhance_map(hmi_map(ic), kind="intensity", weights=NET, normalisation="none", progress=False)
+    np.testing.assert_allclose(ref.data, enhance_array(ic, NET, progress=False), rtol=1e-5, atol=1e-6)
+    dn = enhance_map(hmi_map(ic * 52_000.0, unit=u.ct / u.s), weights=NET, normalisation="quiet_sun", progress=False)
+    level = normalise(hmi_map(ic * 52_000.0, unit=u.ct / u.s), ic * 52_000.0, "intensity", "quiet_sun").scale
+    assert level == pytest.approx(52_000.0 * np.median(ic), rel=0.02)
+    np.testing.assert_allclose(dn.data / level, enhance_array(ic * 52_000.0 / level, NET, progress=False), rtol=1e-4)
 
 
 def test_quiet_sun_level_of_real_sunspot_image():
