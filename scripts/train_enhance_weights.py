@@ -1,114 +1,109 @@
 """
-Train the Enhance weights that ship with sunpy_nn, and write them with their model cards.
+Train the Enhance v2 weights that ship with sunpy_nn, and write them with their model cards.
 
-    python scripts/train_enhance_weights.py intensity --minutes 55 --threads 1
-    python scripts/train_enhance_weights.py blos --minutes 55 --threads 1
+    python scripts/train_enhance_weights.py intensity --minutes 95 --threads 1
+    python scripts/train_enhance_weights.py blos --minutes 95 --threads 1
 
-Reads the MURaM quiet-Sun snapshot from ../shared/data/enhance (never copied into the package). Checkpoints go
-to ``scripts/runs/<kind>/`` (resumable); the final weights to ``sunpy_nn/data/weights/enhance_<kind>.pt`` and
-its ``.json`` model card. CPU recipe (about an hour per model on one core): the full paper architecture (depth 5,
-64 filters), Adam, MSE, batch 32, the paper's L2; 6,000 training pairs x 5 epochs, 500 validation pairs. Because
-that is ~30 times fewer steps than the paper's 50,000 x 20, the learning rate starts at 1e-3 and is
-cosine-annealed to 1e-5 instead of the paper's constant 1e-4.
+Training sources: the real high-resolution frames of ../shared/data/hires and the MURaM snapshot
+(`sunpy_nn.training.sources.load_reference_sources`; never copied into the package), each with its right quarter
+held out. Pairs: the randomised HMI degradation `sunpy_nn.training.DegradationModel` (PSF, detector, noise, phase,
+rotation, pixel-scale jitter). Recipe: fine-tuning of the v1 weights (full paper architecture, depth 5, 64
+filters), Adam, MSE, the paper's L2, batch 16 of 32x32 input patches, cosine-annealed learning rate. Checkpoints
+go to ``scripts/runs/<kind>_v2/`` after every epoch and a restarted run resumes from them; ``--finalise`` writes
+the best checkpoint as ``sunpy_nn/data/weights/enhance_<kind>_v2.pt`` with its ``.json`` model card without
+training further.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from sunpy_nn.data import save_weights
-from sunpy_nn.data.synthetic import synthetic_blos
-from sunpy_nn.training import make_enhance_pairs, train_enhance
+from sunpy_nn.data import load_weights, save_weights
+from sunpy_nn.nn import EnhanceNet
+from sunpy_nn.training import DegradationModel, train_enhance
+from sunpy_nn.training.degradation import make_source_pairs
 from sunpy_nn.training.enhance import PAPER_L2
+from sunpy_nn.training.sources import load_reference_sources
 
 ROOT = Path(__file__).resolve().parents[1]
-MURAM = ROOT.parent / "shared" / "data" / "enhance" / "muram_qs_continuum_1000.npy"
-SCALE = 0.0662  # arcsec/pix of the MURaM snapshot
-VALIDATION_REGION = (0.75, 1.0)  # the right quarter of every image, never trained on
+DATA = ROOT.parent / "shared" / "data"
 INTENSITY_RANGE = (0.2, 1.0)
-INTENSITY_FRACTION = 0.3
-
-
-def training_images(kind: str, seed: int) -> tuple[list[np.ndarray], str]:
-    muram = np.load(MURAM).astype(np.float64)
-    muram /= muram.mean()  # quiet Sun only: the mean is the quiet-Sun level, so this is I/Ic
-    if kind == "intensity":
-        return [muram], "MURaM quiet-Sun continuum snapshot (1000x1000, 0.0662 arcsec/pix), normalised by its mean"
-    rng = np.random.default_rng(seed)
-    images = []
-    for i in range(8):
-        gran = np.rot90(muram, i % 4)
-        gran = gran[:, ::-1] if i >= 4 else gran
-        images.append(
-            synthetic_blos(
-                gran,
-                SCALE,
-                plage=float(rng.uniform(0.0, 0.5)),
-                sunspot=i % 3 == 0,
-                network_fraction=float(rng.uniform(0.02, 0.06)),
-                seed=int(rng.integers(1 << 31)),
-            ).astype(np.float64)
-        )
-    desc = (
-        "8 synthetic line-of-sight magnetograms (sunpy_nn.data.synthetic.synthetic_blos, kG) built on the 8 "
-        "rotations/flips of the MURaM quiet-Sun granulation: kG network and plage in the lanes, 3 with sunspots, "
-        "weak internetwork"
-    )
-    return images, desc
+INTENSITY_FRACTION = 0.15
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=["intensity", "blos"])
-    p.add_argument("--minutes", type=float, default=55)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--patches", type=int, default=6000)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--minutes", type=float, default=95)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--patches", type=int, default=12000)
+    p.add_argument("--validation", type=int, default=600)
+    p.add_argument("--input-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--schedule", default="cosine")
-    p.add_argument("--validation", type=int, default=500)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--device", default=None)
+    p.add_argument("--start", default=None, help="registered name or file to fine-tune (default enhance_<kind>_v1)")
     p.add_argument("--out", type=Path, default=ROOT / "sunpy_nn" / "data" / "weights")
+    p.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default scripts/runs/<kind>_v2)")
+    p.add_argument("--finalise", action="store_true", help="write the best checkpoint so far; no more training")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_dir = ROOT / "scripts" / "runs" / args.kind
+    run_dir = args.run_dir or ROOT / "scripts" / "runs" / f"{args.kind}_v2"
     run_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
         handlers=[logging.FileHandler(run_dir / "train.log"), logging.StreamHandler()],
     )
-    images, desc = training_images(args.kind, args.seed)
     t0 = time.perf_counter()
-    common = {"pixel_scale": SCALE, "kind": args.kind}
+    sources = load_reference_sources(DATA, args.kind, seed=args.seed)
+    degradation = DegradationModel()
+    extra = {}
     if args.kind == "intensity":
-        common |= {"intensity_range": INTENSITY_RANGE, "intensity_fraction": INTENSITY_FRACTION}
-    train = make_enhance_pairs(
-        images, n_patches=args.patches, region=(0.0, VALIDATION_REGION[0]), seed=args.seed, **common
-    )
-    val = make_enhance_pairs(
-        images,
-        n_patches=args.validation,
-        region=VALIDATION_REGION,
-        input_size=30,
-        guard=False,
-        seed=args.seed + 1,
-        **common,
-    )
+        extra = {"intensity_range": INTENSITY_RANGE, "intensity_fraction": INTENSITY_FRACTION}
+    pairs_file = run_dir / "pairs.pt"
+    if pairs_file.exists():  # a resumed run trains on the same pairs
+        train, val = torch.load(pairs_file, weights_only=False)
+    else:
+        train = make_source_pairs(
+            sources,
+            n_patches=args.patches,
+            input_size=args.input_size,
+            degradation=degradation,
+            seed=args.seed,
+            **extra,
+        )
+        val = make_source_pairs(
+            sources,
+            n_patches=args.validation,
+            split="validation",
+            input_size=16,
+            degradation=degradation,
+            seed=args.seed + 1,
+            **extra,
+        )
+        torch.save((train, val), pairs_file)
     logging.info("built %d + %d pairs in %.0f s", len(train), len(val), time.perf_counter() - t0)
+    if args.finalise:  # resume with the epochs done as the total: train_enhance returns the best checkpoint
+        args.epochs = len(json.loads((run_dir / "history.json").read_text())["train_loss"])
+    start = args.start or f"enhance_{args.kind}_v1"
+    model, start_info = load_weights(start, architecture=EnhanceNet)
     model, hist = train_enhance(
         pairs=(train, val),
+        model=model.train(),
         kind=args.kind,
         epochs=args.epochs,
-        batch_size=32,
+        batch_size=args.batch_size,
         lr=args.lr,
         schedule=args.schedule,
         device=args.device,
@@ -119,19 +114,34 @@ def main() -> None:
     )
     card = {
         "kind": args.kind,
-        "description": f"Enhance x2 deconvolution/super-resolution network for SDO/HMI {args.kind}",
-        "units": "input and output in I/Ic" if args.kind == "intensity" else "input and output in kG",
-        "training_data": desc,
+        "version": 2,
+        "description": f"Enhance v2 x2 deconvolution/super-resolution network for SDO/HMI {args.kind}, trained on "
+        "real high-resolution frames under a randomised HMI degradation",
+        "units": "input and output in I/Ic (617.3 nm)" if args.kind == "intensity" else "input and output in kG",
+        "training_data": [
+            {
+                "name": s.name,
+                "pixel_scale_arcsec": s.pixel_scale,
+                "weight": s.weight,
+                "note": s.note,
+                "held_out_x_fraction": list(s.held_out),
+                "stats": s.stats,
+            }
+            for s in sources
+        ],
+        "degradation": degradation.as_dict(args.kind),
         "training_recipe": hist["recipe"]
         | {
+            "fine_tuned_from": f"{start_info.name} (sha256 {start_info.sha256})",
             "l2_paper": PAPER_L2[args.kind],
+            "patches_x_epochs": f"{len(train)} x {len(hist['train_loss'])}",
             "wall_time_s": round(sum(hist["epoch_time"]), 1),
             "threads": torch.get_num_threads(),
             "script": "scripts/train_enhance_weights.py",
-            "validation_region": "right quarter (x fraction 0.75-1.0) of every image, 30x30 input patches; "
-            "training patches keep their PSF footprints out of it",
         },
         "validation": {
+            "held_out": "right quarter (x fraction 0.75-1.0) of every real frame, 16x16 input patches under the "
+            "same randomised degradation; training patches keep their PSF footprints out of it",
             "val_mse_per_epoch": hist["val_loss"],
             "train_mse_per_epoch": hist["train_loss"],
             "best_epoch": hist["best_epoch"],
@@ -139,7 +149,8 @@ def main() -> None:
         },
         "citation": "Diaz Baso & Asensio Ramos 2018, A&A 614, A5 (method); weights trained by sunpy_nn",
     }
-    path = save_weights(model, args.out / f"enhance_{args.kind}.pt", name=f"enhance_{args.kind}", card=card)
+    path = save_weights(model, args.out / f"enhance_{args.kind}_v2.pt", name=f"enhance_{args.kind}_v2", card=card)
+    (run_dir / "card.json").write_text(json.dumps(card, indent=1, default=str))
     logging.info("wrote %s", path)
 
 

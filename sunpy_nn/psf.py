@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from scipy import special
 
-__all__ = ["airy_psf", "degrade", "hmi_psf", "rebin_matrix", "resample_flux"]
+__all__ = ["airy_psf", "degrade", "hmi_psf", "rebin_matrix", "resample_flux", "sampling_matrix"]
 
 HMI_DIAMETER = 0.14 * u.m
 HMI_WAVELENGTH = 6173 * u.AA
@@ -54,6 +54,7 @@ def hmi_psf(
     *,
     diameter=HMI_DIAMETER,
     wavelength=HMI_WAVELENGTH,
+    params: tuple[float, float, float, float] | None = None,
 ) -> np.ndarray:
     """
     The SDO/HMI point spread function of Wachter et al. (2012), sampled on pixels of ``scale``.
@@ -74,6 +75,9 @@ def hmi_psf(
         against HMI's power spectrum. The Lorentzian tail falls as ``r^-3`` and holds much of the flux beyond
         that radius; a larger kernel lowers the degraded granulation contrast (3.8 % instead of 4.0 % for
         MURaM at 0.504 arcsec/pix with a 66 arcsec kernel).
+    params : tuple of float, optional
+        ``(e, w, k, W)`` to use instead of the reference or modified values (``modified`` is then ignored), e.g.
+        a draw of the randomised degradation of `sunpy_nn.training.DegradationModel`.
 
     Returns
     -------
@@ -89,7 +93,7 @@ def hmi_psf(
     """
     scale = _arcsec(scale)
     shape = shape or _default_shape(scale, HMI_PSF_RADIUS)
-    e, w, k, big_w = HMI_PSF_MODIFIED if modified else HMI_PSF_REFERENCE
+    e, w, k, big_w = params if params is not None else (HMI_PSF_MODIFIED if modified else HMI_PSF_REFERENCE)
     theta = np.deg2rad(_radius_grid(shape, scale) / 3600)
     r = np.pi * u.Quantity(diameter, u.m).value * theta / u.Quantity(wavelength, u.m).value
     psf = (1 - e) * np.exp(-((r / w) ** 2)) + e / (1 + (r / big_w) ** k)
@@ -158,6 +162,35 @@ def rebin_matrix(n_in: int, scale_in: float, scale_out: float, offset: float = 0
         None,
     )
     return lo / ratio
+
+
+def sampling_matrix(
+    n_in: int, scale_in: float, scale_out: float, offset: float = 0.0, n_out: int | None = None, fill: float = 1.0
+) -> np.ndarray:
+    """
+    Matrix ``(n_out, n_in)`` of a 1-D detector model between point sampling and full pixel-area integration.
+
+    Each output pixel averages the input over an aperture of ``fill`` times its own width, centred on the pixel
+    centre. ``fill=1`` integrates over the whole pixel (identical to `rebin_matrix`); ``fill=0`` samples the
+    (piecewise-constant) input at the pixel centre, which an aperture one input pixel wide does exactly: it is
+    linear interpolation between input pixel centres. Real detectors lie in between (fill factor, charge
+    diffusion), which is why the Enhance training draws ``fill`` at random.
+
+    ``offset`` is the position of the first output pixel's left edge, in input pixels.
+    """
+    ratio = scale_out / scale_in  # output pixel length in input pixels
+    if n_out is None:
+        n_out = int(np.floor((n_in - offset) / ratio + 1e-9))
+    if not 0.0 <= fill <= 1.0:
+        raise ValueError(f"fill must be between 0 (point sampling) and 1 (pixel area), not {fill}")
+    centre = offset + ratio * (np.arange(n_out) + 0.5)
+    half = max(fill * ratio, 1.0) / 2
+    lo_edge, hi_edge = centre - half, centre + half
+    if lo_edge[0] < -1e-9 or hi_edge[-1] > n_in + 1e-9:
+        raise ValueError(f"{n_out} output pixels of {ratio:.4g} input pixels from {offset} exceed {n_in} pixels")
+    j = np.arange(n_in)
+    w = np.clip(np.minimum(hi_edge[:, None], j[None, :] + 1) - np.maximum(lo_edge[:, None], j[None, :]), 0, None)
+    return w / (2 * half)
 
 
 def resample_flux(image: np.ndarray, scale_in: float, scale_out: float, offset=(0.0, 0.0), shape=None) -> np.ndarray:

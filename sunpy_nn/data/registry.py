@@ -49,9 +49,18 @@ def _search_dirs() -> list[Path]:
     return dirs
 
 
+def _versioned(stem: str) -> tuple[str, int] | None:
+    base, sep, version = stem.rpartition("_v")
+    return (base, int(version)) if sep and version.isdigit() else None
+
+
 def available_models() -> list[str]:
     """
     Names of the registered models (those with a model card and a weight file).
+
+    A model saved as ``<name>_v<N>`` is also available as ``<name>``, which means its newest version: for
+    example ``"enhance_intensity"`` is ``"enhance_intensity_v2"`` while ``"enhance_intensity_v1"`` stays loadable
+    by that name.
 
     Examples
     --------
@@ -62,13 +71,23 @@ def available_models() -> list[str]:
     names = set()
     for d in _search_dirs():
         names.update(p.stem for p in d.glob("*.json") if p.with_suffix(".pt").exists())
+    names.update(v[0] for v in map(_versioned, list(names)) if v)
     return sorted(names)
 
 
 def _find(name: str) -> Path | None:
+    """The weight file of a registered name; an unversioned name is the newest ``<name>_v<N>`` of the first
+    folder that has any (a file of exactly that name in ``SUNPY_NN_WEIGHTS_DIR`` wins over the package's)."""
     for d in _search_dirs():
         if (d / f"{name}.pt").exists() and (d / f"{name}.json").exists():
             return d / f"{name}.pt"
+        versions = [
+            (v[1], p)
+            for p in d.glob(f"{name}_v*.pt")
+            if (v := _versioned(p.stem)) and v[0] == name and p.with_suffix(".json").exists()
+        ]
+        if versions:
+            return max(versions)[1]
     return None
 
 

@@ -1,5 +1,16 @@
-"""Training: patch datasets and augmentation for Enhance, and the training loop."""
+"""Training: real-frame sources, the randomised HMI degradation, patch pairs and the training loop of Enhance."""
 
+from sunpy_nn.training.degradation import DegradationModel, make_source_pairs
 from sunpy_nn.training.enhance import EnhancePairs, make_enhance_pairs, train_enhance
+from sunpy_nn.training.sources import TrainingSource, convert_continuum_wavelength, load_reference_sources
 
-__all__ = ["EnhancePairs", "make_enhance_pairs", "train_enhance"]
+__all__ = [
+    "DegradationModel",
+    "EnhancePairs",
+    "TrainingSource",
+    "convert_continuum_wavelength",
+    "load_reference_sources",
+    "make_enhance_pairs",
+    "make_source_pairs",
+    "train_enhance",
+]
