@@ -133,7 +133,6 @@ def make_source_pairs(
         raise ValueError(f"no source has a {split} region")
     p = np.array([s.weight for s in usable], float)
     p /= p.sum()
-    max_jit = 1 + degradation.scale_jitter
     max_span_factor = math.cos(math.radians(45 - min(45.0, degradation.rotation))) * math.sqrt(2)
     prepared = []
     for s in usable:

@@ -90,7 +90,7 @@ class TrainingSource:
     def columns(self, split: str) -> tuple[int, int]:
         """Column range ``[x_lo, x_hi)`` of the validation region (``"validation"``) or of the largest training
         region (``"train"``), in image pixels."""
-        y0, y1, x0, x1 = self.valid
+        x0, x1 = self.valid[2:]
         lo = x0 + round(self.held_out[0] * (x1 - x0))
         hi = x0 + round(self.held_out[1] * (x1 - x0))
         if split == "validation":
