@@ -1,6 +1,6 @@
 """Training: real-frame sources, the randomised HMI degradation, patch pairs and the training loop of Enhance."""
 
-from sunpy_nn.training.degradation import DegradationModel, make_source_pairs
+from sunpy_nn.training.degradation import DegradationModel, degrade_scene, make_source_pairs
 from sunpy_nn.training.enhance import EnhancePairs, make_enhance_pairs, train_enhance
 from sunpy_nn.training.sources import TrainingSource, convert_continuum_wavelength, load_reference_sources
 
@@ -9,6 +9,7 @@ __all__ = [
     "EnhancePairs",
     "TrainingSource",
     "convert_continuum_wavelength",
+    "degrade_scene",
     "load_reference_sources",
     "make_enhance_pairs",
     "make_source_pairs",

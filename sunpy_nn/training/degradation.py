@@ -252,7 +252,7 @@ def degrade_scene(
     Examples
     --------
     >>> import numpy as np
-    >>> from sunpy_nn.training.degradation import degrade_scene
+    >>> from sunpy_nn.training import degrade_scene
     >>> scene = 1 + 0.1 * np.random.default_rng(0).standard_normal((300, 300))
     >>> low, truth = degrade_scene(scene, 0.0662, kind="intensity", detector="point", seed=0)
     >>> low.shape, truth.shape
