@@ -142,10 +142,15 @@ def make_source_pairs(
         airy = airy_psf(target_diameter * u.m, 6173 * u.AA, s.pixel_scale, shape=shape)
         y0, y1, x0, x1 = s.valid
         sub = s.image[y0:y1, x0:x1]
-        # The target's convolution is fixed: once per source ('same' mode, only used >= radius from the edges).
-        high = signal.fftconvolve(np.pad(sub, radius, mode="reflect"), airy, mode="valid")
         lo, hi = s.columns(split)
         lo, hi = lo - x0, hi - x0
+        if split == "validation":
+            # A held-out quarter at a frame edge is too narrow for a patch plus its PSF footprint: footprints
+            # reaching beyond the frame see it mirrored, as in `degrade_scene`. Training keeps exact footprints.
+            sub = np.pad(sub, radius, mode="reflect")
+            lo, hi = lo + radius, hi + radius
+        # The target's convolution is fixed: once per source ('same' mode, only used >= radius from the edges).
+        high = signal.fftconvolve(np.pad(sub, radius, mode="reflect"), airy, mode="valid")
         prepared.append((s, sub, high, radius, lo, hi))
     n_t = 2 * input_size
     inputs = np.empty((n_patches, 1, input_size, input_size), np.float32)
