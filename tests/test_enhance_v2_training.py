@@ -167,3 +167,30 @@ def test_shipped_v1_weights_stay_loadable():
     for kind in ("intensity", "blos"):
         _, info = load_weights(f"enhance_{kind}_v1", architecture=EnhanceNet)
         assert info.card["name"] == f"enhance_{kind}_v1" and info.card["version"] == 1
+
+
+def test_train_enhance_degradation_choices():
+    from sunpy_nn.training import train_enhance
+
+    img = _source(n=600).image
+    kw = {
+        "pixel_scale": 0.0662,
+        "kind": "intensity",
+        "epochs": 1,
+        "n_patches": 8,
+        "n_validation": 4,
+        "depth": 1,
+        "n_filters": 4,
+        "input_size": 12,
+        "validation_size": 8,
+        "seed": 0,
+        "progress": False,
+    }
+    _, random_hist = train_enhance(img, **kw)
+    assert random_hist["recipe"]["train_pairs"]["degradation"]["fill"] == [0.0, 1.0]
+    _, v1_hist = train_enhance(img, degradation="v1", **kw)
+    assert "degradation" not in v1_hist["recipe"]["train_pairs"]
+    _, paper_hist = train_enhance(img, degradation=DegradationModel.paper("area"), **kw)
+    assert paper_hist["recipe"]["train_pairs"]["degradation"]["fill"] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="degradation must be"):
+        train_enhance(img, degradation="blind", **kw)

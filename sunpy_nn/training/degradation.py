@@ -12,7 +12,7 @@ draws its own PSF, detector, noise, sampling phase, rotation and pixel scale fro
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import ndimage, signal
@@ -23,6 +23,18 @@ from sunpy_nn.training.sources import TrainingSource
 __all__ = ["DegradationModel", "degrade_scene", "make_source_pairs"]
 
 HMI_SCALE = 0.504  # arcsec/pix
+
+
+@dataclass
+class EnhancePairs:
+    """Input/target patch pairs in network units: ``inputs`` (N, 1, n, n), ``targets`` (N, 1, 2n, 2n)."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
 
 
 @dataclass(frozen=True)
@@ -113,12 +125,10 @@ def make_source_pairs(
 
     Returns
     -------
-    `~sunpy_nn.training.enhance.EnhancePairs`
+    `~sunpy_nn.training.EnhancePairs`
         Float32 arrays ``inputs`` (N, 1, n, n) and ``targets`` (N, 1, 2n, 2n), and the recipe in ``meta``.
     """
     import astropy.units as u
-
-    from sunpy_nn.training.enhance import EnhancePairs
 
     if split not in ("train", "validation"):
         raise ValueError(f"split must be 'train' or 'validation', not {split!r}")

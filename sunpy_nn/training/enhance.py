@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import astropy.units as u
@@ -23,6 +22,8 @@ from tqdm.auto import tqdm
 
 from sunpy_nn.nn import EnhanceNet, resolve_device
 from sunpy_nn.psf import _arcsec, _fft_convolve_periodic, _sandwich, airy_psf, hmi_psf, rebin_matrix
+from sunpy_nn.training.degradation import DegradationModel, EnhancePairs, make_source_pairs
+from sunpy_nn.training.sources import TrainingSource
 
 __all__ = ["EnhancePairs", "make_enhance_pairs", "train_enhance"]
 
@@ -32,18 +33,6 @@ log = logging.getLogger(__name__)
 PAPER_L2 = {"intensity": 1e-6, "blos": 1e-5}
 #: The paper's input noise: 1e-3 of Ic for continuum, 10 G (0.01 kG) for magnetograms, in network units.
 PAPER_NOISE = {"intensity": 1e-3, "blos": 1e-2}
-
-
-@dataclass
-class EnhancePairs:
-    """Input/target patch pairs in network units: ``inputs`` (N, 1, n, n), ``targets`` (N, 1, 2n, 2n)."""
-
-    inputs: np.ndarray
-    targets: np.ndarray
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.inputs)
 
 
 def _as_images(images, pixel_scale) -> list[tuple[np.ndarray, float]]:
@@ -262,6 +251,7 @@ def train_enhance(
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
     time_limit: float | None = None,
+    degradation: DegradationModel | str = "random",
 ):
     """
     Train an Enhance network on high-resolution images with the paper's recipe.
@@ -311,6 +301,13 @@ def train_enhance(
         Write ``checkpoint.pt`` (model, optimiser, history) after every epoch; if it exists, training resumes from it.
     time_limit : float, optional
         Stop after the epoch during which this many seconds have passed.
+    degradation : `~sunpy_nn.training.DegradationModel` or {"random", "v1"}
+        How training inputs are made from ``images``. ``"random"`` (default) draws every pair's PSF, detector,
+        noise, phase, rotation and pixel scale from `~sunpy_nn.training.DegradationModel`'s ranges
+        (`~sunpy_nn.training.make_source_pairs`), as the shipped v2 weights were trained; a `DegradationModel`
+        sets the ranges (``DegradationModel.paper()`` is the paper's fixed operator); ``"v1"`` is the fixed
+        pipeline of `make_enhance_pairs` (modified PSF, pixel-area integration, periodic boundaries) that trained
+        the v1 weights. Ignored when ``pairs=`` is given.
 
     Returns
     -------
@@ -349,18 +346,41 @@ def train_enhance(
             "intensity_range": intensity_range,
             "intensity_fraction": intensity_fraction,
         }
-        train = make_enhance_pairs(
-            images, n_patches=n_patches, region=train_region, input_size=input_size, seed=seed, **common
-        )
-        val = make_enhance_pairs(
-            images,
-            n_patches=n_validation,
-            region=validation_region,
-            input_size=min(validation_size, input_size),
-            guard=False,
-            seed=None if seed is None else seed + 1,
-            **common,
-        )
+        if isinstance(degradation, str) and degradation == "v1":
+            train = make_enhance_pairs(
+                images, n_patches=n_patches, region=train_region, input_size=input_size, seed=seed, **common
+            )
+            val = make_enhance_pairs(
+                images,
+                n_patches=n_validation,
+                region=validation_region,
+                input_size=min(validation_size, input_size),
+                guard=False,
+                seed=None if seed is None else seed + 1,
+                **common,
+            )
+        else:
+            if isinstance(degradation, str):
+                if degradation != "random":
+                    raise ValueError(f"degradation must be 'random', 'v1' or a DegradationModel, not {degradation!r}")
+                degradation = DegradationModel()
+            sources = [
+                TrainingSource(img, scale, kind, f"image_{i}", held_out=tuple(validation_region))
+                for i, (img, scale) in enumerate(_as_images(images, pixel_scale))
+            ]
+            extra = {"intensity_range": intensity_range, "intensity_fraction": intensity_fraction}
+            train = make_source_pairs(
+                sources, n_patches=n_patches, input_size=input_size, degradation=degradation, seed=seed, **extra
+            )
+            val = make_source_pairs(
+                sources,
+                n_patches=n_validation,
+                split="validation",
+                input_size=min(validation_size, input_size),
+                degradation=degradation,
+                seed=None if seed is None else seed + 1,
+                **extra,
+            )
     else:
         train, val = pairs
     if model is None:
