@@ -187,10 +187,10 @@ def test_train_enhance_degradation_choices():
         "progress": False,
     }
     _, random_hist = train_enhance(img, **kw)
-    assert random_hist["recipe"]["train_pairs"]["degradation"]["fill"] == [0.0, 1.0]
+    assert random_hist["recipe"]["train_pairs"]["degradation"]["fill"] == (0.0, 1.0)
     _, v1_hist = train_enhance(img, degradation="v1", **kw)
     assert "degradation" not in v1_hist["recipe"]["train_pairs"]
     _, paper_hist = train_enhance(img, degradation=DegradationModel.paper("area"), **kw)
-    assert paper_hist["recipe"]["train_pairs"]["degradation"]["fill"] == [1.0, 1.0]
+    assert paper_hist["recipe"]["train_pairs"]["degradation"]["fill"] == (1.0, 1.0)
     with pytest.raises(ValueError, match="degradation must be"):
         train_enhance(img, degradation="blind", **kw)
