@@ -22,6 +22,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sunpy_nn.data import load_weights, save_weights
@@ -54,6 +55,14 @@ def main() -> None:
     p.add_argument("--start", default=None, help="registered name or file to fine-tune (default enhance_<kind>_v1)")
     p.add_argument("--out", type=Path, default=ROOT / "sunpy_nn" / "data" / "weights")
     p.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default scripts/runs/<kind>_v2)")
+    p.add_argument("--pairs-from", type=Path, default=None, help="reuse the pairs.pt of another run folder")
+    p.add_argument(
+        "--extra-dark",
+        type=float,
+        default=0.0,
+        help="scale this fraction of the (reused) pairs by a factor drawn from --dark-range, input noise included",
+    )
+    p.add_argument("--dark-range", type=float, nargs=2, default=(0.1, 1.0))
     p.add_argument("--finalise", action="store_true", help="write the best checkpoint so far; no more training")
     args = p.parse_args()
     if args.threads:
@@ -74,6 +83,18 @@ def main() -> None:
     pairs_file = run_dir / "pairs.pt"
     if pairs_file.exists():  # a resumed run trains on the same pairs
         train, val = torch.load(pairs_file, weights_only=False)
+    elif args.pairs_from is not None:
+        train, val = torch.load(args.pairs_from / "pairs.pt", weights_only=False)
+        rng = np.random.default_rng(args.seed + 7)
+        for pairs in (train, val):
+            # Convolution and sampling are linear: a scaled pair is the observation of a darker scene (with its
+            # photon noise scaled down too). Umbrae are rare in the real frames, so this teaches the dark levels.
+            pick = rng.random(len(pairs)) < args.extra_dark
+            f = rng.uniform(*args.dark_range, pick.sum()).astype(np.float32)[:, None, None, None]
+            pairs.inputs[pick] *= f
+            pairs.targets[pick] *= f
+            pairs.meta["extra_dark"] = {"fraction": args.extra_dark, "range": list(args.dark_range)}
+        torch.save((train, val), pairs_file)
     else:
         train = make_source_pairs(
             sources,
