@@ -338,6 +338,9 @@ def held_out_figures(cases: list[dict], out: Path) -> None:
         r0, r1, c0, c1 = c["_box"]
         vmin, vmax = np.percentile(imgs["truth"], [0.5, 99.5])
         for ax, key in zip(row, cols, strict=True):
+            if key not in imgs:  # e.g. v2 weights for one kind only
+                ax.axis("off")
+                continue
             scale = HMI_SCALE if key == "input" else OUT_SCALE
             title = "truth (28 cm)" if key == "truth" else LABELS[key]
             if key == "rl":
