@@ -274,7 +274,11 @@ def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
     f, p = azimuthal_power_spectrum(low[box_in])
     spectra["input"] = (f / HMI_SCALE, p * HMI_SCALE**2)
     for key, img in outputs.items():
-        scores[key] = {"psnr_db": psnr(img[box], tgt, drange), "ssim": ssim(img[box], tgt, drange)}
+        scores[key] = {
+            "psnr_db": psnr(img[box], tgt, drange),
+            "ssim": ssim(img[box], tgt, drange),
+            "mean_bias": float(np.mean(img[box] - tgt)),  # a level offset costs PSNR but hardly SSIM
+        }
         f, p = azimuthal_power_spectrum(img[box])
         spectra[key] = (f / OUT_SCALE, p * OUT_SCALE**2)
     for version in ("v1", "v2"):
@@ -309,6 +313,15 @@ def held_out_section(nets: dict, enhance, out: Path) -> list[dict]:
     cases = [held_out_case(s, det, nets[s.kind], enhance) for s in sources for det in ("point", "area")]
 
     table("1. Held-out frames: PSNR [dB] / SSIM against the 28 cm truth", *held_out_table(cases))
+    table(
+        "1b. Held-out frames: mean of (method - truth)",
+        ["frame", "detector", *METHODS],
+        [
+            [FRAME_TITLES[c["frame"]], c["detector"]]
+            + [f"{c['scores'][k]['mean_bias']:+.4f}" if k in c["scores"] else "n/a" for k in METHODS]
+            for c in cases
+        ],
+    )
     held_out_figures(cases, out)
     return cases
 
@@ -475,6 +488,27 @@ def run_map(smap, kind: str, nets: dict, **kw) -> dict:
         if net is not None:
             outs[version] = enhance_map(smap, kind=kind, weights=net, progress=False, **kw).data.astype(np.float64)
     return outs
+
+
+def flat_fields(nets: dict, enhance) -> dict:
+    """Level preservation: a flat field (with the default noise) must come out at its own level, whatever it is."""
+    levels = {"intensity": (0.2, 0.3, 0.5, 0.8, 1.0), "blos": (-1.5, -0.5, 0.1, 0.5, 1.5)}
+    res = {}
+    for kind, values in levels.items():
+        sigma = 1e-3 if kind == "intensity" else 0.01
+        noise = np.random.default_rng(SEED).normal(0.0, sigma, (48, 48))
+        res[kind] = {"level": list(values)}
+        for version, net in nets[kind].items():
+            if net is not None:
+                res[kind][version] = [float(enhance(level + noise, net)[16:-16, 16:-16].mean()) for level in values]
+    rows = [
+        [f"{kind}: {level:g} {'I/Ic' if kind == 'intensity' else 'kG'}"]
+        + [fmt(res[kind][v][i], ".4f") if v in res[kind] else "n/a" for v in ("v1", "v2")]
+        for kind in res
+        for i, level in enumerate(res[kind]["level"])
+    ]
+    table("3b. Flat fields: mean output level (the truth is the input level)", ["input level", "v1", "v2"], rows)
+    return res
 
 
 def continuum_section(nets: dict, out: Path) -> dict:
@@ -1105,6 +1139,28 @@ def write_rst(path: Path, summary: dict, figure_prefix: str) -> None:
     lines += rst_table(
         "Held-out regions: PSNR [dB] / SSIM against the 28 cm truth", *held_out_table(summary["held_out"])
     )
+    rows = [
+        [FRAME_TITLES[c["frame"]], c["detector"]]
+        + [f"{c['scores'][k]['mean_bias']:+.4f}" if k in c["scores"] else "n/a" for k in METHODS]
+        for c in summary["held_out"]
+    ]
+    lines += rst_table(
+        "Held-out regions: mean of (method - truth), in I/Ic or kG",
+        ["Frame", "Detector", "bicubic x2", "Richardson-Lucy (best)", "Enhance v1", "Enhance v2"],
+        rows,
+    )
+    flats = summary["flat_fields"]
+    rows = [
+        [f"{kind}: {level:g} {'I/Ic' if kind == 'intensity' else 'kG'}"]
+        + [fmt(flats[kind][v][i], ".4f") if v in flats[kind] else "n/a" for v in ("v1", "v2")]
+        for kind in flats
+        for i, level in enumerate(flats[kind]["level"])
+    ]
+    lines += rst_table(
+        "Flat fields: mean output level (the truth is the input level)",
+        ["Input level", "Enhance v1", "Enhance v2"],
+        rows,
+    )
     cont, blos, limb = summary["continuum"], summary["blos"], summary["limb"]
     keys = ["rl", "v1", "v2"]
     head = ["Image", "HMI input", f"RL {RL_REAL} it.", "Enhance v1", "Enhance v2"]
@@ -1215,6 +1271,7 @@ def main(argv=None) -> int:
 
     print(f"sunpy_nn {__version__}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     held = held_out_section(nets, enhance, args.out)
+    flats = flat_fields(nets, enhance)
     cont = continuum_section(nets["intensity"], args.out)
     blos = blos_section(nets["blos"], args.out)
     limb = limb_section(nets["intensity"], args.out)
@@ -1242,6 +1299,7 @@ def main(argv=None) -> int:
             },
             "targets": targets,
             "held_out": held,
+            "flat_fields": flats,
             "continuum": cont,
             "blos": blos,
             "limb": limb,
