@@ -20,7 +20,7 @@ from sunpy_nn.enhance import detect_kind, enhance_array, normalise, superres_met
 from sunpy_nn.parallel import BatchError
 from sunpy_nn.utils import sha256sum
 
-from .helpers import random_enhance_net, shared_file, upsampling_enhance_net
+from .helpers import assert_close_ulps, random_enhance_net, shared_file, upsampling_enhance_net
 
 UP = upsampling_enhance_net()
 NET = random_enhance_net(depth=1, n_filters=8)
@@ -295,11 +295,12 @@ def test_nan_never_leaks_into_valid_pixels():
     b = quiet(enhance_map, hmi_map(data), kind="intensity", normalisation="none", weights=NET, progress=False).data
     hole = up2(np.isnan(holed))
     assert np.isnan(a[hole]).all() and np.isfinite(a[~hole]).all()
-    # beyond the receptive field of the hole the result is exactly that of the image without the hole
+    # beyond the receptive field of the hole the result is that of the image without the hole (to rounding: the
+    # hole's tiles are computed the same way, but a CPU's convolution kernels may round differently)
     r = NET.receptive_radius
     far = np.ones_like(data, bool)
     far[30 - r : 40 + r, 20 - r : 35 + r] = False
-    np.testing.assert_array_equal(a[up2(far)], b[up2(far)])
+    assert_close_ulps(a[up2(far)], b[up2(far)])
 
 
 def test_mask_is_treated_as_missing():
@@ -354,7 +355,7 @@ def test_tile_size_does_not_change_result():
     smap = hmi_map(data, unit=u.G)
     a = enhance_map(smap, weights=NET, tile_size=32, progress=False).data
     b = enhance_map(smap, weights=NET, tile_size=512, progress=False).data
-    assert np.abs(a - b).max() <= 1e-5 * np.ptp(b)
+    assert_close_ulps(a, b)
 
 
 # ------------------------------------------------------------------------------------------------------ bad input
