@@ -322,27 +322,39 @@ def _cli_wording(text: str, options: dict[str, str]) -> str:
     return _KEYWORD.sub(option, text)
 
 
-def _configure_logging(verbose: int) -> None:
-    """Log sunpy_nn's messages to stderr at the level of ``-v``, through one handler of the ``sunpy_nn`` logger.
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (so redirections and captures see it)."""
 
-    Not through the root logger: sunpy's and astropy's loggers have their own handlers and propagate to the root, so
-    a root handler printed every one of their messages (and every warning they capture) twice.
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _configure_logging(verbose: int) -> tuple[logging.Logger, logging.Handler, int]:
+    """
+    Log sunpy_nn's messages to stderr at the level of ``-v``, through a handler of the ``sunpy_nn`` logger only.
+
+    Not through the root logger (``logging.basicConfig``): sunpy's and astropy's loggers have their own handlers and
+    propagate to the root, so a root handler printed each of their messages, and each warning they capture, twice.
+    Returns what `main` undoes when it ends, so that calling it in a Python process leaves logging as it was.
     """
     logger = logging.getLogger("sunpy_nn")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    old_level = logger.level
     logger.setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
-    if not any(getattr(h, "_sunpy_nn_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        handler._sunpy_nn_cli = True
-        logger.addHandler(handler)
-    logger.propagate = False
+    logger.addHandler(handler)
+    return logger, handler, old_level
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sunpy-nn`` command."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
     if args.command is None:
         parser.print_help()
         return 0
@@ -357,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         text = _cli_wording(str(message), options)
         print(f"sunpy-nn {args.command}: warning: {category.__name__}: {text}", file=sys.stderr)
 
+    logger, handler, old_level = _configure_logging(args.verbose)
     with warnings.catch_warnings():
         warnings.showwarning = show
         try:
@@ -364,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         except (WeightsError, ValueError, TypeError, OSError) as exc:
             print(f"sunpy-nn {args.command}: error: {_cli_wording(str(exc), options)}", file=sys.stderr)
             return 2
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 import warnings
@@ -92,6 +93,8 @@ def continuum_labelled_gauss(path):
 def test_messages_name_the_command_line_options(tmp_path, capsys):
     weights = str(save_weights(random_enhance_net(depth=1, n_filters=8), tmp_path / "w.pt"))
     path = str(continuum_labelled_gauss(tmp_path / "c.fits"))
+    logger = logging.getLogger("sunpy_nn")
+    before = (list(logger.handlers), logger.level, logger.propagate)
     rc = main(["enhance", path, "-o", str(tmp_path / "o.fits"), "--weights", weights, "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and "looks like a continuum image" in err and "pass --kind intensity" in err
@@ -105,6 +108,7 @@ def test_messages_name_the_command_line_options(tmp_path, capsys):
     assert main(["enhance", aia, "-o", str(tmp_path / "a.fits"), "--weights", weights, "-q"]) == 2
     err = capsys.readouterr().err
     assert "171 Angstrom" in err and "pass --kind intensity or --kind blos explicitly" in err
+    assert (list(logger.handlers), logger.level, logger.propagate) == before  # main() leaves logging as it was
 
 
 def test_cli_wording():
