@@ -931,12 +931,13 @@ def enhance_map(
     ValueError
         Data that are not 2-D, all NaN, contain infinities, are smaller than 8 x 8 pixels, have the wrong unit
         for their kind, or whose kind cannot be determined. A map observed outside the visible and near infrared
-        (`PHOTOSPHERIC_WAVELENGTHS`: an AIA EUV image, for example) unless ``kind`` is given. Values implausible for
-        the kind, checked before the network runs: a "continuum image" with more than 5 % negative pixels
-        (`MAX_NEGATIVE_FRACTION`; it looks like a magnetogram), a magnetogram whose 99.9th percentile of abs(B)
-        exceeds 10 kG after unit conversion (`MAX_FIELD`; the unit is wrong), or, unless ``kind="blos"`` is
-        given, a "magnetogram" without negative pixels whose values cluster more than five robust standard
-        deviations above 0 (it looks like a continuum image).
+        (`~sunpy_nn.enhance.PHOTOSPHERIC_WAVELENGTHS`: an AIA EUV image, for example) unless ``kind`` is given.
+        Values implausible for the kind, checked before the network runs: a "continuum image" with more than
+        5 % negative pixels (`~sunpy_nn.enhance.MAX_NEGATIVE_FRACTION`; it looks like a magnetogram), a
+        magnetogram whose 99.9th percentile of abs(B) exceeds 10 kG after unit conversion
+        (`~sunpy_nn.enhance.MAX_FIELD`; the unit is wrong), or, unless ``kind="blos"`` is given, a "magnetogram"
+        without negative pixels whose values cluster more than five robust standard deviations above 0 (it
+        looks like a continuum image).
     sunpy_nn.utils.WeightsError
         No weights, or weights that are corrupt or do not fit the network.
 
@@ -945,9 +946,9 @@ def enhance_map(
     sunpy_nn.utils.SunpyNNUserWarning
         For non-HMI data, maps observed outside the photosphere's wavelengths (with an explicit ``kind``), pixel
         scales more than 10 % from 0.504 arcsec/pix (resample first), a magnetogram weaker than HMI's noise
-        almost everywhere (`MIN_FIELD`: a wrong unit, e.g. kG labelled G), a continuum-like magnetogram given
-        with ``kind="blos"``, and pixels stored as exactly 0 off the disk (or anywhere in a continuum image):
-        they are treated as missing data and returned as 0.
+        almost everywhere (`~sunpy_nn.enhance.MIN_FIELD`: a wrong unit, e.g. kG labelled G), a continuum-like
+        magnetogram given with ``kind="blos"``, and pixels stored as exactly 0 off the disk (or anywhere in a
+        continuum image): they are treated as missing data and returned as 0.
 
     Notes
     -----
