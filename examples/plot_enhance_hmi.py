@@ -94,7 +94,7 @@ for row, (small, big, norm, label) in enumerate(rows):
         ax.coords[1].set_axislabel("Solar-Y" if col == 0 else " ")
     ax = fig.add_subplot(2, 3, 3 * row + 3)
     for m, name, style_line in ((small, "HMI", "k-"), (big, "Enhance x2", "C3-")):
-        scale = m.scale.axis1.to_value(u.arcsec / u.pix)
+        scale = abs(m.scale.axis1.to_value(u.arcsec / u.pix))  # a pixel size: CDELT1 < 0 on a mirrored map
         freq, power = azimuthal_power_spectrum(np.nan_to_num(np.asarray(m.data, float)))
         ax.loglog(freq[1:] / scale, power[1:] * scale**2, style_line, label=name)
     ax.axvline(1 / (2 * 0.504), color="0.6", lw=0.8, label="HMI Nyquist")

@@ -13,19 +13,43 @@ import numpy as np
 from scipy import ndimage, signal
 from sunpy.map import GenericMap
 
-from sunpy_nn.psf import HMI_PSF_RADIUS, hmi_psf
+from sunpy_nn.psf import HMI_PSF_RADIUS, _arcsec, hmi_psf
 from sunpy_nn.utils import append_history, fill_nearest
 
 __all__ = ["pca_denoise", "richardson_lucy"]
 
 
+def _convolve_symmetric(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """
+    ``image`` convolved with ``kernel`` (centre at ``kernel.shape // 2``), same size, with a mirror boundary.
+
+    The image is extended by half-sample symmetric reflection (``np.pad(mode="symmetric")``) by the kernel's reach on
+    each side, and only the part whose kernel footprint lies entirely in the extension is kept ('valid'). So a flat
+    image stays flat to rounding, however close to the border, with no zero fill darkening it.
+    """
+    ky, kx = kernel.shape
+    pad = ((ky - 1 - ky // 2, ky // 2), (kx - 1 - kx // 2, kx // 2))
+    return signal.fftconvolve(np.pad(image, pad, mode="symmetric"), kernel, mode="valid")
+
+
 def _rl(image: np.ndarray, psf: np.ndarray, iterations: int) -> np.ndarray:
+    """
+    Richardson-Lucy iterations with a mirror (symmetric) boundary in every convolution.
+
+    ``estimate <- estimate * (psf' * (image / (psf * estimate)))``, where each convolution extends its input by
+    reflection at the image border (`_convolve_symmetric`). The blur is then a linear map of the image onto itself
+    whose rows sum to 1 everywhere, borders included, and for a centro-symmetric PSF (such as HMI's) it is a symmetric
+    matrix, so the mirrored PSF is its exact adjoint and the update is the true Richardson-Lucy step: a flat image is
+    a fixed point and flux is conserved, at the border as in the interior. (A zero-filled 'same' convolution, as in
+    ``skimage.restoration.richardson_lucy``, darkens the blurred estimate near the border, and the ratio image then
+    brightens the border a little more at every iteration.)
+    """
     psf_mirror = psf[::-1, ::-1]
     estimate = np.full_like(image, image.mean())
     eps = 1e-12 * image.max()
     for _ in range(iterations):
-        blurred = signal.fftconvolve(estimate, psf, mode="same")
-        estimate = estimate * signal.fftconvolve(image / np.maximum(blurred, eps), psf_mirror, mode="same")
+        blurred = _convolve_symmetric(estimate, psf)
+        estimate = estimate * _convolve_symmetric(image / np.maximum(blurred, eps), psf_mirror)
     return estimate
 
 
@@ -44,7 +68,10 @@ def richardson_lucy(
     The image is upsampled by ``upsample`` (bilinear, pixel edges kept in place) and deconvolved with ``psf``
     sampled at the new pixel (default: `~sunpy_nn.psf.hmi_psf` at ``pixel_scale / upsample``). Signed data
     (magnetograms) are shifted to positive values for the iterations and shifted back. NaN pixels are filled
-    with their nearest valid neighbour for the deconvolution and set back to NaN.
+    with their nearest valid neighbour for the deconvolution and set back to NaN; in a map, pixels stored as exactly
+    0 off the solar disk (or anywhere in a continuum image) are treated the same way and returned as 0. Every
+    convolution of the iterations mirrors the image at its border, so a flat field stays flat to rounding, borders
+    included, for any number of iterations.
 
     Parameters
     ----------
@@ -56,8 +83,8 @@ def richardson_lucy(
         Richardson-Lucy iterations (the paper used 20-30; more fit the data harder and amplify noise).
     upsample : int
         Integer upsampling factor (1 for plain deconvolution).
-    pixel_scale : float
-        Input pixel scale in arcsec for arrays (maps use their own).
+    pixel_scale : float or `~astropy.units.Quantity`
+        Input pixel scale in arcsec for arrays (maps use their own); its sign is ignored.
     modified : bool
         Use the paper's modified HMI PSF for the default ``psf``.
 
@@ -77,10 +104,19 @@ def richardson_lucy(
     data = np.array(map_or_array.data if is_map else map_or_array, dtype=np.float64)
     if data.ndim != 2:
         raise ValueError(f"richardson_lucy works on 2-D images, got shape {data.shape}")
+    zeros = None
     if is_map:
-        from sunpy_nn.enhance import _pixel_scale_arcsec
+        from sunpy_nn.enhance import _off_disk_zeros, _pixel_scale_arcsec, detect_kind
 
         pixel_scale = _pixel_scale_arcsec(map_or_array) or pixel_scale
+        try:
+            kind = detect_kind(map_or_array)
+        except ValueError:
+            kind = None
+        zeros = _off_disk_zeros(map_or_array, data, kind)  # off-limb zeros are missing data, returned as 0
+        if zeros is not None:
+            data[zeros] = np.nan
+    pixel_scale = _arcsec(pixel_scale)  # a pixel's size: positive even when read from a negative CDELT
     missing = ~np.isfinite(data)
     if missing.all():
         raise ValueError("The image is all NaN")
@@ -93,19 +129,19 @@ def richardson_lucy(
     offset = 0.0
     if up.min() <= 0:
         offset = -up.min() + 0.1 * (np.abs(up).max() or 1.0)  # RL needs positive data
-    # Reflect-pad by the PSF radius so the FFT convolution does not wrap or darken the borders.
-    pad = psf.shape[0] // 2
-    padded = np.pad(up + offset, pad, mode="reflect")
-    out = _rl(padded, psf, iterations)[pad:-pad, pad:-pad] - offset
+    # Every convolution of the iterations mirrors the image at its border (see _rl): no zero fill, no wrap-around.
+    out = _rl(up + offset, psf, iterations) - offset
     if missing.any():
         out[np.repeat(np.repeat(missing, upsample, axis=0), upsample, axis=1)] = np.nan
+    if zeros is not None:
+        out[np.repeat(np.repeat(zeros, upsample, axis=0), upsample, axis=1)] = 0
     if not is_map:
         return out
     from sunpy_nn import __version__
-    from sunpy_nn.enhance import superres_meta
+    from sunpy_nn.enhance import _drop_integer_keys, superres_meta
 
     smap = map_or_array
-    meta = superres_meta(smap, upsample) if upsample > 1 else copy.deepcopy(smap.meta)
+    meta = superres_meta(smap, upsample) if upsample > 1 else _drop_integer_keys(copy.deepcopy(smap.meta))
     history = f"sunpy_nn {__version__} richardson_lucy: bilinear x{upsample} + {iterations} Richardson-Lucy iterations"
     append_history(meta, history)
     return smap._new_instance(out, meta, plot_settings=copy.deepcopy(smap.plot_settings))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -288,24 +290,96 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option_names(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """Keyword name -> command-line option of a subcommand, e.g. ``{"kind": "--kind", "tile_size": "--tile-size"}``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return {
+                a.dest: max(a.option_strings, key=len)
+                for a in action.choices[command]._actions
+                if a.option_strings and a.dest != "help"
+            }
+    return {}
+
+
+_KEYWORD = re.compile(r"\b([a-z_]+)=(?:'([^']*)'|\"([^\"]*)\"|(\w[\w.-]*))?")
+
+
+def _cli_wording(text: str, options: dict[str, str]) -> str:
+    """
+    Say ``--kind intensity`` where the library's message says ``kind='intensity'``, for the options of the command.
+
+    The library's errors and warnings name Python keywords; on the command line the user types options.
+    """
+
+    def option(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in options:
+            return match.group(0)
+        value = next((g for g in match.groups()[1:] if g is not None), None)
+        return options[name] if value is None else f"{options[name]} {value}"
+
+    return _KEYWORD.sub(option, text)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (so redirections and captures see it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _configure_logging(verbose: int) -> tuple[logging.Logger, logging.Handler, int]:
+    """
+    Log sunpy_nn's messages to stderr at the level of ``-v``, through a handler of the ``sunpy_nn`` logger only.
+
+    Not through the root logger (``logging.basicConfig``): sunpy's and astropy's loggers have their own handlers and
+    propagate to the root, so a root handler printed each of their messages, and each warning they capture, twice.
+    Returns what `main` undoes when it ends, so that calling it in a Python process leaves logging as it was.
+    """
+    logger = logging.getLogger("sunpy_nn")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    old_level = logger.level
+    logger.setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
+    logger.addHandler(handler)
+    return logger, handler, old_level
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sunpy-nn`` command."""
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     if args.command is None:
         parser.print_help()
         return 0
+    import sunpy  # noqa: F401  (sunpy's logger takes over warnings.showwarning when imported: before ours below)
+
     from sunpy_nn.utils import WeightsError
 
-    try:
-        return args.func(args)
-    except (WeightsError, ValueError, TypeError, OSError) as exc:
-        print(f"sunpy-nn {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    options = _option_names(parser, args.command)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        # Each warning once, on one line, in the words of the command line.
+        text = _cli_wording(str(message), options)
+        print(f"sunpy-nn {args.command}: warning: {category.__name__}: {text}", file=sys.stderr)
+
+    logger, handler, old_level = _configure_logging(args.verbose)
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        try:
+            return args.func(args)
+        except (WeightsError, ValueError, TypeError, OSError) as exc:
+            print(f"sunpy-nn {args.command}: error: {_cli_wording(str(exc), options)}", file=sys.stderr)
+            return 2
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from astropy.coordinates import SkyCoord
 from astropy.stats import sigma_clipped_stats
+from astropy.wcs.utils import proj_plane_pixel_scales
 from sunpy.coordinates import Helioprojective
 from sunpy.map import GenericMap, MapSequence
 from torch import nn
@@ -34,6 +35,10 @@ __all__ = [
     "HMI_PIXEL_SCALE",
     "KINDS",
     "LIMB_DARKENING_600NM",
+    "MAX_FIELD",
+    "MAX_NEGATIVE_FRACTION",
+    "MIN_FIELD",
+    "PHOTOSPHERIC_WAVELENGTHS",
     "Normalisation",
     "detect_kind",
     "enhance_array",
@@ -55,6 +60,18 @@ MIN_SIZE = 8
 #: Astrophysical Quantities, 4th ed., Table 14.17): the shape used when a map covers too small a range of mu
 #: to fit one.
 LIMB_DARKENING_600NM = (0.88, -0.23)
+#: Wavelengths at which a continuum image or a magnetogram shows the photosphere (visible and near infrared). Maps
+#: observed outside this range (EUV, UV, X-rays, radio: AIA 171 or 1700 Angstrom, for example) are refused unless
+#: ``kind=`` is given: Enhance was trained on the photosphere at HMI's 617.3 nm.
+PHOTOSPHERIC_WAVELENGTHS = (350 * u.nm, 2.5 * u.um)
+#: Line-of-sight fields stronger than this are not solar (the strongest sunspot fields are 4-6 kG): a magnetogram
+#: whose 99.9th percentile of \|B\| exceeds it, after unit conversion, has the wrong unit (e.g. Gauss labelled kG).
+MAX_FIELD = 10 * u.kG
+#: A magnetogram whose 99th percentile of \|B\| is below this is weaker than HMI's noise (about 10 G per pixel)
+#: almost everywhere: a warning says its unit is probably wrong (e.g. kG labelled G).
+MIN_FIELD = 5 * u.G
+#: Fraction of negative pixels above which a "continuum image" is refused as a magnetogram.
+MAX_NEGATIVE_FRACTION = 0.05
 
 # HMI keywords given in pixels, which must follow the x2 resampling like CRPIX does.
 _PIXEL_LENGTH_KEYS = {"r_sun": 2.0, "imscl_mp": 0.5}
@@ -83,17 +100,49 @@ _STALE_STAT_KEYS = [
 
 
 # ----------------------------------------------------------------------------------------------------------- kind
+def _instrument_name(smap: GenericMap) -> str:
+    """'SDO HMI ...' from the observatory, instrument and detector (any of which may be missing)."""
+    parts = []
+    for value in (smap.observatory, smap.instrument, smap.detector):
+        text = "" if value is None else str(value).strip()
+        if text and text not in parts:
+            parts.append(text)
+    return " ".join(parts)
+
+
+def _observed_wavelength(smap: GenericMap) -> u.Quantity | None:
+    """
+    The map's wavelength in nm, from ``smap.wavelength`` or a Quantity-valued ``smap.measurement``; None if unknown.
+
+    sunpy gives both as a `~astropy.units.Quantity` for many instruments (171 Angstrom for AIA), which has no truth
+    value; a wavelength without a length unit (HMI files without WAVEUNIT give a bare 6173) counts as unknown.
+    """
+    for value in (getattr(smap, "wavelength", None), getattr(smap, "measurement", None)):
+        if isinstance(value, u.Quantity) and value.isscalar and value.unit.is_equivalent(u.nm, u.spectral()):
+            wavelength = value.to(u.nm, u.spectral())
+            if np.isfinite(wavelength.value) and wavelength.value > 0:
+                return wavelength
+    return None
+
+
+def _is_photospheric(wavelength: u.Quantity) -> bool:
+    return bool(PHOTOSPHERIC_WAVELENGTHS[0] <= wavelength <= PHOTOSPHERIC_WAVELENGTHS[1])
+
+
 def detect_kind(smap: GenericMap) -> str:
     """
     Find whether a map is a continuum intensity (``"intensity"``) or a line-of-sight magnetogram (``"blos"``).
 
     Looks at the map's measurement (HMI ``CONTENT``), then its unit (``BUNIT``): Gauss or Mx/cm^2 means a
-    magnetogram, DN/s a continuum image.
+    magnetogram, DN/s a continuum image. A map observed outside the visible and near infrared
+    (`PHOTOSPHERIC_WAVELENGTHS`, e.g. an AIA EUV image) is neither.
 
     Raises
     ------
     ValueError
-        If the metadata do not tell; the message says to pass ``kind=``.
+        If the metadata do not tell; the message says to pass ``kind=``. If the map was observed outside
+        `PHOTOSPHERIC_WAVELENGTHS` (an EUV, UV, X-ray or radio image): Enhance is for photospheric continuum images
+        and magnetograms, and such a map is processed only when ``kind=`` is given explicitly.
 
     Examples
     --------
@@ -102,7 +151,20 @@ def detect_kind(smap: GenericMap) -> str:
     >>> detect_kind(sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits")))
     'intensity'
     """
-    text = f"{getattr(smap, 'measurement', '') or ''} {smap.meta.get('content', '')}".lower()
+    wavelength = _observed_wavelength(smap)
+    if wavelength is not None and not _is_photospheric(wavelength):
+        lo, hi = PHOTOSPHERIC_WAVELENGTHS
+        raise ValueError(
+            f"This {_instrument_name(smap) or type(smap).__name__} map was observed at {wavelength.to(u.AA):.6g} "
+            f"({wavelength:.6g}), outside the visible and near infrared ({lo:g} - {hi.to(u.nm):g}): it is not a "
+            "photospheric continuum image or magnetogram. Enhance was trained on HMI continuum images (617.3 nm) "
+            "and magnetograms and is not meant for EUV, UV, X-ray or radio images. To run it anyway (the result is "
+            "not validated), pass kind='intensity' or kind='blos' explicitly."
+        )
+    measurement = getattr(smap, "measurement", None)
+    content = smap.meta.get("content", "")
+    text = f"{measurement if isinstance(measurement, str) else ''} {content if isinstance(content, str) else ''}"
+    text = text.lower()
     if "magnetogram" in text or "magnetic" in text or "blos" in text:
         return "blos"
     if "continuum" in text or "intensity" in text:
@@ -115,7 +177,7 @@ def detect_kind(smap: GenericMap) -> str:
             return "intensity"
     raise ValueError(
         f"Cannot tell whether this {type(smap).__name__} is a continuum image or a magnetogram (measurement "
-        f"{getattr(smap, 'measurement', None)!r}, CONTENT {smap.meta.get('content')!r}, unit {unit}). "
+        f"{measurement!r}, CONTENT {smap.meta.get('content')!r}, unit {unit}). "
         "Pass kind='intensity' or kind='blos'."
     )
 
@@ -161,17 +223,65 @@ class Normalisation:
         return f"{self.method}: divided by {self.scale:.6g} * (1 - {u2:.4f}(1-mu) - {v2:.4f}(1-mu)^2)"
 
 
+def _pixel_scales_deg(smap: GenericMap) -> tuple[float, float] | None:
+    """
+    Size of a pixel along each pixel axis (x, y) in degrees, positive, or None for non-angular axes.
+
+    Taken from the full pixel-to-world matrix (``CDELT`` with ``PC``, or ``CD``), so a mirrored axis (negative
+    ``CDELT``) and a rotation do not change it; ``smap.scale`` would give signed ``CDELT`` values.
+    """
+    try:
+        wcs = smap.wcs
+        units = [u.Unit(wcs.wcs.cunit[i]) for i in range(2)]
+        if not all(unit.is_equivalent(u.deg) for unit in units):
+            return None
+        pixel = proj_plane_pixel_scales(wcs)[:2]
+        sx, sy = (float(abs((s * unit).to_value(u.deg))) for s, unit in zip(pixel, units, strict=True))
+    except Exception:  # no usable WCS
+        return None
+    return (sx, sy) if sx > 0 and sy > 0 and np.isfinite(sx + sy) else None
+
+
+def _mirrored_axis(smap: GenericMap) -> int | None:
+    """
+    The array axis (1 = x, 0 = y) to flip to see the map the standard way round (not mirrored), or None.
+
+    Solar maps are stored with longitude (west) increasing along x and latitude (north) along y, so the
+    pixel-to-world matrix has a positive determinant; a negative one (e.g. ``CDELT1 < 0``) means a mirror image.
+    Of the two flips that undo it, the one that leaves the smaller rotation is chosen.
+    """
+    try:
+        wcs = smap.wcs
+        matrix = np.array(wcs.pixel_scale_matrix, dtype=float)[:2, :2]
+        swapped = wcs.wcs.lng == 1 and wcs.wcs.lat == 0
+    except Exception:
+        return None
+    if matrix.shape != (2, 2) or not np.isfinite(matrix).all():
+        return None
+    det = np.linalg.det(matrix) * (-1 if swapped else 1)
+    if not det < 0:
+        return None
+    matrix = matrix / np.linalg.norm(matrix, axis=0)  # per-axis unit columns: non-square pixels compare fairly
+    # Flipping x negates the first column (trace -m00 + m11), flipping y the second (trace m00 - m11).
+    return 1 if matrix[1, 1] >= matrix[0, 0] else 0
+
+
 def _disk_geometry(smap: GenericMap) -> tuple[tuple[float, float], float] | None:
     """Disk centre (0-based pixels) and radius (pixels) of a helioprojective map with square pixels, else None."""
     if not isinstance(smap.coordinate_frame, Helioprojective):
         return None
-    sx, sy = (s.to_value(u.arcsec / u.pix) for s in smap.scale)
+    scales = _pixel_scales_deg(smap)
+    if scales is None:
+        return None
+    sx, sy = (3600 * s for s in scales)  # arcsec per pixel, whatever the sign of CDELT
     if not np.isclose(sx, sy, rtol=1e-4):
         return None
     try:
         centre = smap.wcs.world_to_pixel(SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=smap.coordinate_frame))
         radius = smap.rsun_obs.to_value(u.arcsec) / sx
     except Exception:  # missing observer information: fall back to a constant quiet-Sun level
+        return None
+    if not (np.isfinite(centre).all() and np.isfinite(radius) and radius > 0):
         return None
     return (float(centre[0]), float(centre[1])), float(radius)
 
@@ -433,7 +543,8 @@ def superres_meta(smap: GenericMap, factor: int = 2) -> dict:
     (``2 CRPIX - 0.5`` for x2, the same as `sunpy.map.GenericMap.resample`); ``PCi_j``, ``CROTA2`` and
     ``CRVALi`` are unchanged; ``NAXISi`` is multiplied. HMI keywords in pixels (``R_SUN``, ``X0_MP``,
     ``Y0_MP``, ``IMSCL_MP``) follow; JSOC statistics that would be stale (skew, kurtosis, percentiles...)
-    are removed.
+    are removed, and so are ``BLANK``, ``BZERO`` and ``BSCALE``, which apply to integer data only (resampled data
+    are float). Negative ``CDELT`` (a mirrored axis) need no special case.
 
     Examples
     --------
@@ -461,7 +572,7 @@ def superres_meta(smap: GenericMap, factor: int = 2) -> dict:
             meta[key] = factor * (meta[key] + 0.5) - 0.5
     for key in _STALE_STAT_KEYS:
         meta.pop(key, None)
-    return meta
+    return _drop_integer_keys(meta)
 
 
 def _update_stats(meta: dict, data: np.ndarray) -> None:
@@ -483,13 +594,16 @@ def _update_stats(meta: dict, data: np.ndarray) -> None:
 
 # --------------------------------------------------------------------------------------------------------- checks
 def _pixel_scale_arcsec(smap: GenericMap) -> float | None:
-    """Pixel scale in arcsec on the Sun; heliographic (CEA, CAR) degrees converted at the observer's distance."""
-    try:
-        scale = u.Quantity(smap.scale).to_value(u.deg / u.pix).mean()
-    except u.UnitConversionError:
+    """
+    Pixel scale in arcsec on the Sun (the mean of the two axes, whatever the signs of ``CDELT``); heliographic
+    (CEA, CAR) degrees converted at the observer's distance.
+    """
+    scales = _pixel_scales_deg(smap)
+    if scales is None:
         return None
+    scale = float(np.mean(scales))
     if isinstance(smap.coordinate_frame, Helioprojective):
-        return float(scale * 3600)
+        return scale * 3600
     try:  # heliographic degrees: arc length on the Sun seen from the observer
         return float(np.deg2rad(scale) * smap.rsun_obs.to_value(u.arcsec))
     except Exception:
@@ -501,11 +615,24 @@ def _check_map(smap: GenericMap) -> None:
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
     if smap.data.ndim != 2:
         raise ValueError(f"Enhance works on 2-D maps; this map's data are {smap.data.ndim}-D {smap.data.shape}")
-    instrument = f"{smap.observatory or ''} {smap.instrument or ''} {smap.detector or ''}"
+    if min(smap.data.shape) < MIN_SIZE:
+        raise ValueError(
+            f"The image is {smap.data.shape[0]}x{smap.data.shape[1]} px; Enhance needs at least {MIN_SIZE}x{MIN_SIZE} "
+            "(its receptive field is 27 px across). Use a larger cut-out."
+        )
+    instrument = _instrument_name(smap)
     if "HMI" not in instrument.upper():
         warnings.warn(
-            f"Enhance was trained for SDO/HMI; this map comes from {instrument.strip() or 'an unknown instrument'}. "
+            f"Enhance was trained for SDO/HMI; this map comes from {instrument or 'an unknown instrument'}. "
             "Results on other instruments are not validated: resample to 0.504 arcsec/pix and check them.",
+            SunpyNNUserWarning,
+            stacklevel=3,
+        )
+    wavelength = _observed_wavelength(smap)
+    if wavelength is not None and not _is_photospheric(wavelength):  # only reached with an explicit kind
+        warnings.warn(
+            f"This map was observed at {wavelength.to(u.AA):.6g}, not in the photosphere's visible or near-infrared "
+            "continuum that Enhance was trained on (HMI, 617.3 nm): the result is not validated.",
             SunpyNNUserWarning,
             stacklevel=3,
         )
@@ -525,11 +652,114 @@ def _check_map(smap: GenericMap) -> None:
         )
 
 
+def _off_disk_zeros(smap: GenericMap, data: np.ndarray, kind: str | None) -> np.ndarray | None:
+    """
+    Pixels stored as exactly 0 where there are no data (some HMI products fill off-disk pixels with 0, not NaN).
+
+    In a continuum image every exact 0 is such a pixel: the photosphere's intensity is never 0, not even in an
+    umbra. In other data (a magnetogram, whose field can be 0) only zeros whose pixel centre lies off the solar
+    disk according to the map's geometry count. Returns a boolean mask, or None when there are none.
+    """
+    zero = data == 0  # NaN compares False
+    if not zero.any():
+        return None
+    if kind == "intensity":
+        return zero
+    geometry = _disk_geometry(smap)
+    if geometry is None:
+        return None
+    (xc, yc), radius = geometry
+    iy, ix = np.nonzero(zero)
+    off = (ix - xc) ** 2 + (iy - yc) ** 2 > radius**2
+    if not off.any():
+        return None
+    mask = np.zeros(data.shape, bool)
+    mask[iy[off], ix[off]] = True
+    return mask
+
+
+def _check_values(data: np.ndarray, kind: str, unit: u.UnitBase | None, kind_given: bool) -> None:
+    """
+    Refuse (or warn about) values that are physically implausible for ``kind`` in ``unit``, before any work.
+
+    A continuum image is positive; a magnetogram is signed, centred near 0 and weaker than `MAX_FIELD`. The
+    thresholds are far from what real HMI data show (see the user guide), so only mislabelled data trip them.
+    """
+    values = data[np.isfinite(data)]
+    if values.size == 0:
+        return
+    unit_text = "" if unit is None else f" {unit}"
+    if kind == "intensity":
+        negative = float(np.mean(values < 0))
+        if negative > MAX_NEGATIVE_FRACTION:
+            raise ValueError(
+                f"This map is processed as a continuum image (kind='intensity'), but {negative:.1%} of its valid "
+                f"pixels are negative (values from {values.min():.4g} to {values.max():.4g}{unit_text}); a "
+                "continuum intensity is positive. It looks like a magnetogram: pass kind='blos' and give the map "
+                "its field unit (e.g. smap.meta['bunit'] = 'G'), or fix its BUNIT and CONTENT keywords."
+            )
+        return
+    if unit is None or not unit.is_equivalent(u.G):
+        return  # normalise() refuses the unit itself, with its own message
+    gauss = values * float((1 * unit).to_value(u.G))
+    strongest = float(np.percentile(np.abs(gauss), 99.9))  # the percentile ignores a few bad pixels
+    if strongest > MAX_FIELD.to_value(u.G):
+        raise ValueError(
+            f"This magnetogram's field reaches {strongest / 1000:.4g} kG (99.9th percentile of |B|, with its unit "
+            f"{unit}), more than any solar field ({MAX_FIELD:g}): the unit is probably wrong (e.g. a field in G "
+            "labelled kG), or this is not a magnetogram. Set the map's unit to the data's (e.g. "
+            "smap.meta['bunit'] = 'G'), or, for a continuum image, pass kind='intensity'."
+        )
+    median = float(np.median(gauss))
+    spread = 1.4826 * float(np.median(np.abs(gauss - median)))
+    if values.size >= 64 and np.mean(gauss < 0) < 0.001 and median > 5 * spread:
+        message = (
+            f"This map is processed as a magnetogram (kind='blos'), but it looks like a continuum image: "
+            f"{'no' if not (gauss < 0).any() else 'almost no'} negative pixels, and values clustered around "
+            f"{median:.4g} G (robust spread {spread:.3g} G) rather than around 0. If it is a continuum image, pass "
+            "kind='intensity' and give the map its intensity unit (e.g. smap.meta['bunit'] = 'DN/s')."
+        )
+        if not kind_given:
+            raise ValueError(message)
+        warnings.warn(message + " Processing it as a magnetogram as requested.", SunpyNNUserWarning, stacklevel=4)
+        return
+    weak = float(np.percentile(np.abs(gauss), 99))
+    if weak < MIN_FIELD.to_value(u.G):
+        warnings.warn(
+            f"This magnetogram is weaker than HMI's noise almost everywhere (99 % of |B| below {weak:.3g} G, while "
+            f"HMI's noise alone is about 10 G): is its unit ({unit}) right, e.g. kG labelled G? Set "
+            "smap.meta['bunit'] to the data's unit.",
+            SunpyNNUserWarning,
+            stacklevel=4,
+        )
+
+
+def _drop_integer_keys(meta: dict) -> dict:
+    """Remove the keywords that only apply to integer FITS data (BLANK, BZERO, BSCALE) from a float map's header."""
+    for key in ("blank", "bzero", "bscale"):
+        meta.pop(key, None)
+    comments = meta.get("keycomments")
+    if isinstance(comments, dict):
+        meta["keycomments"] = {k: v for k, v in comments.items() if k.lower() not in ("blank", "bzero", "bscale")}
+    return meta
+
+
 # ------------------------------------------------------------------------------------------------------------ map
 def _enhance_one(
-    smap, kind, model, info, device, tile_size, normalisation, progress, precision="float32", compile=False
+    smap,
+    kind,
+    model,
+    info,
+    device,
+    tile_size,
+    normalisation,
+    progress,
+    precision="float32",
+    compile=False,
+    kind_given=True,
 ):
     _check_map(smap)
+    kind_given = kind_given and kind is not None
     kind = kind or detect_kind(smap)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -543,18 +773,45 @@ def _enhance_one(
         )
     if np.isnan(data).all():
         raise ValueError("The map is all NaN: there is nothing to enhance")
+    zeros = _off_disk_zeros(smap, data, kind)
+    if zeros is not None:
+        where = "in this continuum image" if kind == "intensity" else "off the solar disk"
+        warnings.warn(
+            f"{int(zeros.sum())} pixels are exactly 0 {where}: they are taken as missing data (off-limb or not "
+            "observed), not passed to the network as intensities or fields, and returned as 0. Mark missing pixels "
+            "with NaN to silence this warning.",
+            SunpyNNUserWarning,
+            stacklevel=3,
+        )
+        data[zeros] = np.nan
+        if np.isnan(data).all():
+            raise ValueError("The map has no valid pixel (all NaN or off-disk zeros): there is nothing to enhance")
+    _check_values(data, kind, smap.unit, kind_given)
     norm = normalise(smap, data, kind, normalisation)
     if norm.coeffs is not None:
         ny, nx = data.shape
         data /= norm.scale * norm.profile(np.arange(nx)[None, :], np.arange(ny)[:, None])
     else:
         data /= norm.scale
+    # A mirrored map (e.g. CDELT1 < 0) is shown to the network the standard way round, so that it gives exactly
+    # the result of the unmirrored map, mirrored back.
+    flip = _mirrored_axis(smap)
     out = enhance_array(
-        data, model, device=device, tile_size=tile_size, progress=progress, precision=precision, compile=compile
+        data if flip is None else np.flip(data, axis=flip),
+        model,
+        device=device,
+        tile_size=tile_size,
+        progress=progress,
+        precision=precision,
+        compile=compile,
     )
+    if flip is not None:
+        out = np.ascontiguousarray(np.flip(out, axis=flip))
     _apply_profile(out, norm, 2.0)
     if np.issubdtype(smap.data.dtype, np.floating) and smap.data.dtype.itemsize > 4:
         out = out.astype(smap.data.dtype)
+    if zeros is not None:
+        out[np.repeat(np.repeat(zeros, 2, axis=0), 2, axis=1)] = 0
 
     from sunpy_nn import __version__
 
@@ -564,6 +821,8 @@ def _enhance_one(
         f"sunpy_nn {__version__} enhance_map: Enhance x2 deconvolution/super-resolution (Diaz Baso & Asensio "
         f"Ramos 2018), kind={kind}, model={info.name}, sha256={info.sha256 or 'none'}, normalisation {norm.describe()}"
     )
+    if zeros is not None:
+        history += f", {int(zeros.sum())} zero pixels kept as missing"
     append_history(meta, history)
     meta["snnvers"] = __version__
     meta["snnmodel"] = info.name
@@ -612,9 +871,12 @@ def enhance_map(
     ----------
     smap : `~sunpy.map.GenericMap` or `~sunpy.map.MapSequence`
         An HMI continuum image or line-of-sight magnetogram at (about) 0.504 arcsec/pix: a full disk, a
-        cut-out, a submap or a SHARP. Off-disk and other missing pixels are NaN (or masked).
+        cut-out, a submap or a SHARP, stored either way round (a mirrored map, e.g. with ``CDELT1 < 0``, gives
+        exactly the result of the unmirrored one, mirrored). Off-disk and other missing pixels are NaN (or
+        masked); off-disk pixels stored as 0 are recognised as missing too and stay 0.
     kind : {"intensity", "blos"}, optional
-        Data kind. By default it comes from the metadata (HMI ``CONTENT``, the measurement, ``BUNIT``).
+        Data kind. By default it comes from the metadata (HMI ``CONTENT``, the measurement, ``BUNIT``); giving it
+        overrides the refusal of non-photospheric maps and of continuum-like magnetograms.
     weights : str, path or `~sunpy_nn.nn.EnhanceNet`, optional
         A registered model name, a ``.pt`` weight file, an original Keras ``.h5`` Enhance file, or a network.
         By default the registered model ``enhance_<kind>``.
@@ -659,7 +921,8 @@ def enhance_map(
         A `~sunpy.map.MapSequence` gives a `~sunpy.map.MapSequence`, a list of files or maps gives a list of
         maps; with ``output_dir``, a list of the files written.
         ``CDELT`` (and ``CD``) are halved, ``CRPIX' = 2 CRPIX - 0.5``, ``PC`` and ``CRVAL`` unchanged, so every
-        pixel edge stays at the same place on the Sun. Missing pixels stay NaN. Provenance is recorded in
+        pixel edge stays at the same place on the Sun. Missing pixels stay NaN (off-disk zeros stay 0), and
+        the integer-only keywords ``BLANK``, ``BZERO`` and ``BSCALE`` are dropped. Provenance is recorded in
         ``HISTORY`` and the keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of the weights),
         ``SNNKIND`` and ``SNNNORM``. The input is not modified.
 
@@ -667,14 +930,25 @@ def enhance_map(
     ------
     ValueError
         Data that are not 2-D, all NaN, contain infinities, are smaller than 8 x 8 pixels, have the wrong unit
-        for their kind, or whose kind cannot be determined.
+        for their kind, or whose kind cannot be determined. A map observed outside the visible and near infrared
+        (`~sunpy_nn.enhance.PHOTOSPHERIC_WAVELENGTHS`: an AIA EUV image, for example) unless ``kind`` is given.
+        Values implausible for the kind, checked before the network runs: a "continuum image" with more than
+        5 % negative pixels (`~sunpy_nn.enhance.MAX_NEGATIVE_FRACTION`; it looks like a magnetogram), a
+        magnetogram whose 99.9th percentile of abs(B) exceeds 10 kG after unit conversion
+        (`~sunpy_nn.enhance.MAX_FIELD`; the unit is wrong), or, unless ``kind="blos"`` is given, a "magnetogram"
+        without negative pixels whose values cluster more than five robust standard deviations above 0 (it
+        looks like a continuum image).
     sunpy_nn.utils.WeightsError
         No weights, or weights that are corrupt or do not fit the network.
 
     Warns
     -----
     sunpy_nn.utils.SunpyNNUserWarning
-        For non-HMI data and pixel scales more than 10 % from 0.504 arcsec/pix (resample first).
+        For non-HMI data, maps observed outside the photosphere's wavelengths (with an explicit ``kind``), pixel
+        scales more than 10 % from 0.504 arcsec/pix (resample first), a magnetogram weaker than HMI's noise
+        almost everywhere (`~sunpy_nn.enhance.MIN_FIELD`: a wrong unit, e.g. kG labelled G), a continuum-like
+        magnetogram given with ``kind="blos"``, and pixels stored as exactly 0 off the disk (or anywhere in a
+        continuum image): they are treated as missing data and returned as 0.
 
     Notes
     -----
@@ -717,8 +991,19 @@ def enhance_map(
         raise TypeError(f"enhance_map needs a sunpy Map, a MapSequence or a list of files, not one path: [{smap!r}]")
     if not isinstance(smap, GenericMap):
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
+    kind_given = kind is not None
     kind = kind or detect_kind(smap)
     model, info = load_enhance_model(weights, kind)
     return _enhance_one(
-        smap, kind, model, info, resolve_device(device), tile_size, normalisation, progress, precision, compile
+        smap,
+        kind,
+        model,
+        info,
+        resolve_device(device),
+        tile_size,
+        normalisation,
+        progress,
+        precision,
+        compile,
+        kind_given=kind_given,
     )

@@ -282,10 +282,12 @@ def ssim(
 
 # ------------------------------------------------------------------------------------------ forward consistency
 def _scale_arcsec(scale) -> float:
+    """A pixel's size in arcsec: positive, also when read from a mirrored map (``CDELT1 < 0``, ``smap.scale``)."""
     if hasattr(scale, "unit"):
         q = u.Quantity(scale)
-        return float(q.to_value(u.arcsec / u.pix) if q.unit.is_equivalent(u.arcsec / u.pix) else q.to_value(u.arcsec))
-    return float(scale)
+        value = q.to_value(u.arcsec / u.pix) if q.unit.is_equivalent(u.arcsec / u.pix) else q.to_value(u.arcsec)
+        return abs(float(value))
+    return abs(float(scale))
 
 
 def forward_consistency(enhanced, original, *, pixel_scale=0.504, psf=None, mask=None) -> float:
@@ -313,7 +315,7 @@ def forward_consistency(enhanced, original, *, pixel_scale=0.504, psf=None, mask
     original : array_like
         The observed image, shape ``(ny, nx)``, in the same units.
     pixel_scale : float or `~astropy.units.Quantity`
-        Pixel scale of ``original`` (arcsec per pixel if a float).
+        Pixel scale of ``original`` (arcsec per pixel if a float); its sign is ignored.
     psf : `numpy.ndarray`, optional
         PSF sampled on the enhanced grid (``pixel_scale / 2``), centred at ``(ny // 2, nx // 2)``, unit sum.
     mask : array_like of bool, optional

@@ -203,6 +203,7 @@ def _enhance_task(item, index: int, job: _EnhanceJob):
                 False,
                 job.precision,
                 job.compile,
+                kind_given=job.kind is not None,
             )
         if job.output_dir is None:
             return index, "ok", out, [str(w.message) for w in caught]

@@ -25,13 +25,18 @@ HMI_PSF_RADIUS = 4.4
 
 
 def _arcsec(x) -> float:
-    """Arcsec (per pixel) from a float, an angle or an angle per pixel."""
+    """
+    Arcsec (per pixel) from a float, an angle or an angle per pixel: a pixel's size, so positive.
+
+    The sign is dropped: a scale read from a map with a mirrored axis (``CDELT1 < 0``, ``smap.scale``) is negative,
+    but its pixels are as large as the unmirrored map's.
+    """
     if isinstance(x, (int, float, np.floating, np.integer)):
-        return float(x)
+        return abs(float(x))
     q = u.Quantity(x)
     if q.unit.is_equivalent(u.arcsec / u.pix):
         q = q * u.pix
-    return float(q.to_value(u.arcsec))
+    return abs(float(q.to_value(u.arcsec)))
 
 
 def _radius_grid(shape: tuple[int, int], scale: float) -> np.ndarray:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from sunpy_nn.nn import EnhanceNet
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+#: Tolerance of `assert_close_ulps`, in float32 units in the last place (ulps) of each output channel's largest
+#: magnitude. Results that must not depend on how the work is split (whole image or tiles, batches of 1 or 7, in
+#: memory or block by block with dask) still differ by rounding: the convolution kernels that PyTorch and oneDNN
+#: pick depend on the CPU (AVX-512, AVX2, SSE, NEON/ACL on aarch64) and on the input's shape, and sum in different
+#: orders. Measured: up to 4 ulps on x86-64 with AVX-512, AVX2 and SSE4.1 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA);
+#: 128 leaves room for Winograd kernels (aarch64) and is still 1e-5 of the channel's magnitude, far below any real
+#: fault (a seam, a missing halo, a mixed-up tile), which shows at 1e-4 or more.
+FLOAT32_ULPS = 128
 
 
 def shared_file(*parts: str) -> Path:
@@ -58,3 +68,27 @@ def upsampling_enhance_net(depth: int = 1, n_filters: int = 4) -> EnhanceNet:
         net.tail.weight[0, 0, 0, 0] = 1.0
         net.tail.weight[0, 1, 0, 0] = -1.0
     return net.eval()
+
+
+def assert_close_ulps(actual, desired, ulps: int = FLOAT32_ULPS, channel_axis: int | None = None) -> None:
+    """
+    Assert ``|actual - desired| <= ulps * spacing(max |desired|)``, channel by channel, with NaN at the same places.
+
+    The tolerance of each channel (``channel_axis``; the whole array if None) is in float32 ulps of that channel's
+    own largest magnitude, so that a channel far from 0 (a log-variance around -12) is not held to the rounding of
+    a channel near 0, nor the other way round.
+    """
+    actual, desired = np.asarray(actual, np.float64), np.asarray(desired, np.float64)
+    assert actual.shape == desired.shape, (actual.shape, desired.shape)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(desired), err_msg="NaN at different places")
+    if channel_axis is None:
+        actual, desired = actual[None], desired[None]
+    else:
+        actual, desired = np.moveaxis(actual, channel_axis, 0), np.moveaxis(desired, channel_axis, 0)
+    for c, (a, d) in enumerate(zip(actual, desired, strict=True)):
+        ok = ~np.isnan(d)
+        if not ok.any():
+            continue
+        scale = np.spacing(np.float32(np.abs(d[ok]).max()))
+        err = np.abs(a[ok] - d[ok]).max()
+        assert err <= ulps * scale, f"channel {c}: max difference {err:.3g} = {err / scale:.1f} ulps > {ulps} ulps"

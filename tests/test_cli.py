@@ -1,12 +1,15 @@
+import logging
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 import pytest
 import sunpy.data.test
 import sunpy.map
+from astropy.io.fits.verify import VerifyWarning
 from sunpy.map.sources import HMIMap
 
 from sunpy_nn import SunpyNNUserWarning, enhance_map
@@ -14,13 +17,16 @@ from sunpy_nn.cli import main
 from sunpy_nn.data import save_weights
 
 from .helpers import random_enhance_net
+from .test_enhance_map import hmi_map
 
 
 @pytest.fixture
 def hmi_file(tmp_path):
     smap = sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits"))
     path = tmp_path / "hmi.fits"
-    smap.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VerifyWarning)  # the real HMI header's BLANK on float data, kept on purpose
+        smap.save(path)
     return path
 
 
@@ -56,3 +62,62 @@ def test_errors_are_reported_not_raised(tmp_path, hmi_file, capsys, monkeypatch)
 def test_console_script_help():
     res = subprocess.run([sys.executable, "-m", "sunpy_nn.cli", "enhance", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--tile-size" in res.stdout and "--kind" in res.stdout
+
+
+# ------------------------------------------------------------------------------- warnings and wording (issue 13)
+def test_each_warning_printed_once_and_no_blank_warning(tmp_path, hmi_file):
+    # The real command, in a fresh interpreter: sunpy's logger and a root logging handler used to print every
+    # warning twice, and saving the float output warned about the integer-only BLANK keyword.
+    weights = save_weights(random_enhance_net(depth=1, n_filters=8), tmp_path / "w.pt")
+    out = tmp_path / "big.fits"
+    command = ["enhance", str(hmi_file), "-o", str(out), "--weights", str(weights), "-q"]
+    res = subprocess.run(
+        [sys.executable, "-m", "sunpy_nn.cli", *command],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("20.66 arcsec/pix") == 1, res.stderr
+    assert "sunpy-nn enhance: warning: SunpyNNUserWarning: The pixel scale is 20.66" in res.stderr
+    assert "BLANK" not in res.stderr
+
+
+def continuum_labelled_gauss(path):
+    data = 1 + 0.04 * np.random.default_rng(0).standard_normal((40, 40))
+    smap = sunpy.map.Map(data, hmi_map(data, unit=u.G).meta)
+    smap.save(path)
+    return path
+
+
+def test_messages_name_the_command_line_options(tmp_path, capsys):
+    weights = str(save_weights(random_enhance_net(depth=1, n_filters=8), tmp_path / "w.pt"))
+    path = str(continuum_labelled_gauss(tmp_path / "c.fits"))
+    logger = logging.getLogger("sunpy_nn")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    rc = main(["enhance", path, "-o", str(tmp_path / "o.fits"), "--weights", weights, "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "looks like a continuum image" in err and "pass --kind intensity" in err
+    assert "kind=" not in err
+    # with --kind blos it is the user's word: a warning, printed once, in the command line's words
+    rc = main(["enhance", path, "-o", str(tmp_path / "o.fits"), "--weights", weights, "--kind", "blos", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("looks like a continuum image") == 1
+    assert "sunpy-nn enhance: warning: SunpyNNUserWarning:" in err and "(--kind blos)" in err and "kind=" not in err
+    aia = sunpy.data.test.get_test_filepath("aia_171_level1.fits")
+    assert main(["enhance", aia, "-o", str(tmp_path / "a.fits"), "--weights", weights, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "171 Angstrom" in err and "pass --kind intensity or --kind blos explicitly" in err
+    assert (list(logger.handlers), logger.level, logger.propagate) == before  # main() leaves logging as it was
+
+
+def test_cli_wording():
+    from sunpy_nn.cli import _build_parser, _cli_wording, _option_names
+
+    options = _option_names(_build_parser(), "enhance")
+    assert options["tile_size"] == "--tile-size" and options["kind"] == "--kind"
+    text = "Pass kind='intensity' or kind=\"blos\"; normalisation='quiet_sun'; weights= a file; meta['bunit'] = 'G'"
+    assert _cli_wording(text, options) == (
+        "Pass --kind intensity or --kind blos; --normalisation quiet_sun; --weights a file; meta['bunit'] = 'G'"
+    )
+    assert _cli_wording("sigma=3, kind='blos'", {}) == "sigma=3, kind='blos'"

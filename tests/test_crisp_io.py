@@ -416,4 +416,5 @@ def test_cli_denoises_lp_and_solarnet_cubes(tmp_path, capsys):
     assert main(["denoise", str(tmp_path / "out.fits"), "-o", str(tmp_path / "again.fits"), *args]) == 0
     # an LP cube without its coordinates is refused with the options to give
     assert main(["denoise", str(tmp_path / "in.fcube"), "-o", str(tmp_path / "x.fits"), *args]) == 2
-    assert "wavelengths=" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--wavelengths, --times, --pixel-scale" in err and "wavelengths=" not in err  # the CLI's own options

@@ -17,9 +17,10 @@ import sunpy_nn
 from sunpy_nn import SunpyNNUserWarning, enhance_map
 from sunpy_nn.data import save_weights
 from sunpy_nn.enhance import detect_kind, enhance_array, normalise, superres_meta
+from sunpy_nn.parallel import BatchError
 from sunpy_nn.utils import sha256sum
 
-from .helpers import random_enhance_net, shared_file, upsampling_enhance_net
+from .helpers import assert_close_ulps, random_enhance_net, shared_file, upsampling_enhance_net
 
 UP = upsampling_enhance_net()
 NET = random_enhance_net(depth=1, n_filters=8)
@@ -294,11 +295,12 @@ def test_nan_never_leaks_into_valid_pixels():
     b = quiet(enhance_map, hmi_map(data), kind="intensity", normalisation="none", weights=NET, progress=False).data
     hole = up2(np.isnan(holed))
     assert np.isnan(a[hole]).all() and np.isfinite(a[~hole]).all()
-    # beyond the receptive field of the hole the result is exactly that of the image without the hole
+    # beyond the receptive field of the hole the result is that of the image without the hole (to rounding: the
+    # hole's tiles are computed the same way, but a CPU's convolution kernels may round differently)
     r = NET.receptive_radius
     far = np.ones_like(data, bool)
     far[30 - r : 40 + r, 20 - r : 35 + r] = False
-    np.testing.assert_array_equal(a[up2(far)], b[up2(far)])
+    assert_close_ulps(a[up2(far)], b[up2(far)])
 
 
 def test_mask_is_treated_as_missing():
@@ -353,7 +355,7 @@ def test_tile_size_does_not_change_result():
     smap = hmi_map(data, unit=u.G)
     a = enhance_map(smap, weights=NET, tile_size=32, progress=False).data
     b = enhance_map(smap, weights=NET, tile_size=512, progress=False).data
-    assert np.abs(a - b).max() <= 1e-5 * np.ptp(b)
+    assert_close_ulps(a, b)
 
 
 # ------------------------------------------------------------------------------------------------------ bad input
@@ -383,8 +385,13 @@ def test_not_2d():
         enhance_map(np.ones((20, 20)), weights=NET)
 
 
+def field(shape=(20, 20), seed=0):
+    """A plausible line-of-sight field in Gauss: signed, around 0, a few hundred G."""
+    return np.random.default_rng(seed).normal(0, 200, shape)
+
+
 def test_non_hmi_instrument_warns():
-    smap = hmi_map(np.ones((20, 20)), unit=u.G)
+    smap = hmi_map(field(), unit=u.G)
     meta = copy.deepcopy(smap.meta)
     meta.update({"telescop": "SOHO", "instrume": "MDI", "detector": "MDI"})
     with pytest.warns(SunpyNNUserWarning, match="trained for SDO/HMI.*MDI"):
@@ -396,4 +403,235 @@ def test_wrong_pixel_scale_warns(hmi_full_disk):
         enhance_map(hmi_full_disk, weights=NET, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SunpyNNUserWarning)  # within 10 %: silent
-        enhance_map(hmi_map(np.ones((20, 20)), unit=u.G, scale=0.53), weights=NET, progress=False)
+        enhance_map(hmi_map(field(), unit=u.G, scale=0.53), weights=NET, progress=False)
+
+
+# --------------------------------------------------------------------------------------- mirrored maps (issue 13)
+def mirrored(smap, axis):
+    """The same sky stored mirrored: data reversed along ``axis`` (1 = x, 0 = y), CDELT negated, CRPIX mirrored."""
+    meta = copy.deepcopy(smap.meta)
+    i = 2 - axis  # FITS axis number: x is 1, y is 2
+    meta[f"cdelt{i}"] = -meta[f"cdelt{i}"]
+    meta[f"crpix{i}"] = smap.data.shape[axis] + 1 - meta[f"crpix{i}"]
+    return sunpy.map.Map(np.flip(smap.data, axis=axis).copy(), meta)
+
+
+@pytest.mark.parametrize("axis", [1, 0])
+def test_mirrored_map_is_enhanced_like_the_unmirrored_one(axis):
+    # A real sunspot in DN/s, off disk centre (so the limb-darkening geometry is not symmetric), stored with
+    # CDELT1 < 0 (or CDELT2 < 0). The signed scales used to average to 0: "pixel scale is 0 arcsec/pix" and a
+    # fall-back to quiet-Sun normalisation. Now: the same normalisation, the same output mirrored, the same sky.
+    data = fits.getdata(shared_file("enhance", "hmi_continuum_sunspot_200.fits")).astype(float)[:96, :112] * 5.2e4
+    smap = hmi_map(data, unit=u.DN / u.s, reference_pixel=[30.0, 70.0] * u.pix)
+    flip = mirrored(smap, axis)
+    assert flip.meta[f"cdelt{2 - axis}"] < 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SunpyNNUserWarning)  # an HMI map at 0.504 arcsec/pix: no warning at all
+        a = enhance_map(smap, weights=NET, progress=False)
+        b = enhance_map(flip, weights=NET, progress=False)
+    assert a.meta["snnnorm"] == b.meta["snnnorm"] == "limb_darkening_fixed_shape"
+    na, nb = normalise(smap, smap.data, "intensity"), normalise(flip, flip.data, "intensity")
+    assert nb.scale == pytest.approx(na.scale, rel=1e-12) and nb.radius == pytest.approx(na.radius, rel=1e-12)
+    np.testing.assert_allclose(np.flip(b.data, axis), a.data, rtol=0, atol=1e-6 * np.abs(a.data).max())
+    assert_same_sky(flip, b)
+    # corner for corner, the output pixels of the mirrored map sit where the mirrored output pixels of the other do
+    ny, nx = a.data.shape
+    x = np.array([-0.5, nx - 0.5, -0.5, nx - 0.5, 17.0])
+    y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5, 40.0])
+    xm, ym = (nx - 1 - x, y) if axis == 1 else (x, ny - 1 - y)
+    sep = a.wcs.pixel_to_world(x, y).separation(b.wcs.pixel_to_world(xm, ym))
+    assert np.all(sep < 1e-6 * u.arcsec), sep.max()
+
+
+def test_pixel_scale_and_geometry_ignore_signs_and_rotation():
+    from sunpy_nn.enhance import _disk_geometry, _pixel_scale_arcsec
+
+    smap = hmi_map(field((30, 40)), unit=u.G, rotation=30 * u.deg)
+    assert _pixel_scale_arcsec(smap) == pytest.approx(0.504, rel=1e-12)
+    for axis in (0, 1):
+        assert _pixel_scale_arcsec(mirrored(smap, axis)) == pytest.approx(0.504, rel=1e-12)
+    # a CD matrix with a rotation and a mirror (det < 0), no CDELT
+    meta = copy.deepcopy(smap.meta)
+    for i in (1, 2):
+        for j in (1, 2):
+            meta[f"cd{i}_{j}"] = meta.pop(f"pc{i}_{j}") * meta[f"cdelt{i}"] * (-1 if j == 1 else 1)
+    del meta["cdelt1"], meta["cdelt2"]
+    cd = sunpy.map.Map(smap.data, meta)
+    assert np.linalg.det(cd.wcs.pixel_scale_matrix) < 0
+    assert _pixel_scale_arcsec(cd) == pytest.approx(0.504, rel=1e-12)
+    centre, radius = _disk_geometry(cd)
+    assert radius == pytest.approx(smap.rsun_obs.to_value(u.arcsec) / 0.504, rel=1e-9)
+    np.testing.assert_allclose(centre, _disk_geometry(smap)[0], atol=1e-6)  # the reference pixel is disk centre
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SunpyNNUserWarning)
+        out = enhance_map(cd, weights=NET, progress=False)
+    assert_same_sky(cd, out)
+
+
+def test_mirrored_scale_in_psf_metrics_and_richardson_lucy():
+    from sunpy_nn.baselines import richardson_lucy
+    from sunpy_nn.metrics import forward_consistency
+    from sunpy_nn.psf import hmi_psf
+
+    np.testing.assert_array_equal(hmi_psf(-0.504 * u.arcsec / u.pix), hmi_psf(0.504 * u.arcsec / u.pix))
+    img = 1 + 0.04 * np.random.default_rng(2).standard_normal((24, 24))
+    big = np.repeat(np.repeat(img, 2, 0), 2, 1)
+    assert forward_consistency(big, img, pixel_scale=-0.504 * u.arcsec / u.pix) == forward_consistency(big, img)
+    # Richardson-Lucy takes the PSF's scale from the map: a mirrored map at 0.6 arcsec/pix is deconvolved with the
+    # same PSF (it used to get "0 arcsec", replaced by the 0.504 default)
+    smap = hmi_map(5e4 * img, unit=u.DN / u.s, scale=0.6)
+    a = richardson_lucy(smap, iterations=5)
+    b = richardson_lucy(mirrored(smap, 1), iterations=5)
+    np.testing.assert_allclose(b.data[:, ::-1], a.data, rtol=1e-10)
+    assert_same_sky(mirrored(smap, 1), b)
+
+
+# ------------------------------------------------------------------------------- Quantity metadata (issue 13)
+def aia_map():
+    return sunpy.map.Map(sunpy.data.test.get_test_filepath("aia_171_level1.fits"))
+
+
+def test_euv_map_is_refused_unless_kind_is_given():
+    aia = aia_map()
+    assert isinstance(aia.measurement, u.Quantity)  # used to raise "Quantity truthiness is ambiguous"
+    with pytest.raises(ValueError, match=r"171 Angstrom.*not a photospheric.*pass kind='intensity'"):
+        enhance_map(aia, weights=NET, progress=False)
+    with pytest.raises(ValueError, match="171 Angstrom"):
+        detect_kind(aia)
+    with pytest.warns(SunpyNNUserWarning) as record:
+        out = enhance_map(aia, kind="intensity", weights=NET, progress=False)
+    messages = " | ".join(str(w.message) for w in record)
+    assert "trained for SDO/HMI" in messages and "AIA" in messages and "171 Angstrom" in messages
+    assert out.data.shape == (256, 256)
+
+
+def test_quantity_wavelength_in_the_photosphere_gets_the_instrument_warning():
+    data = 5e4 * (1 + 0.04 * np.random.default_rng(0).standard_normal((40, 40)))
+    obs = SkyCoord(0 * u.arcsec, 0 * u.arcsec, obstime="2014-03-01", observer="earth", frame=frames.Helioprojective)
+    header = sunpy.map.make_fitswcs_header(
+        data, obs, scale=[0.504, 0.504] * u.arcsec / u.pix, wavelength=6302 * u.AA, unit=u.DN / u.s
+    )
+    smap = sunpy.map.Map(data, header)
+    assert type(smap) is sunpy.map.GenericMap and isinstance(smap.measurement, u.Quantity)
+    assert detect_kind(smap) == "intensity"
+    with pytest.warns(SunpyNNUserWarning, match="trained for SDO/HMI.*unknown instrument"):
+        out = enhance_map(smap, weights=NET, progress=False)
+    assert out.meta["snnkind"] == "intensity"
+
+
+# ------------------------------------------------------------------------ values against unit and kind (issue 13)
+def test_magnetogram_labelled_dn_is_refused():
+    # It used to go through the continuum network and lose its negative polarity (-1812 G came out as -34).
+    blos = fits.getdata(shared_file("enhance", "hmi_blos_200.fits"))
+    with pytest.raises(ValueError, match=r"54\.1% of its valid pixels are negative.*looks like a magnetogram.*'blos'"):
+        enhance_map(hmi_map(blos, unit=u.DN / u.s), weights=NET, progress=False)
+
+
+def test_gauss_labelled_kilogauss_is_refused():
+    # It used to give "1870 kG".
+    blos = fits.getdata(shared_file("enhance", "hmi_blos_200.fits"))
+    with pytest.raises(ValueError, match=r"1602 kG.*unit is probably wrong"):
+        enhance_map(hmi_map(blos, unit=u.kG), weights=NET, progress=False)
+    with pytest.warns(SunpyNNUserWarning, match="weaker than HMI's noise.*kG labelled G"):  # and the other way round
+        enhance_map(hmi_map(blos / 1000, unit=u.G), weights=NET, progress=False)
+
+
+def test_continuum_labelled_gauss_is_refused():
+    cont = fits.getdata(shared_file("enhance", "hmi_continuum_sunspot_200.fits")).astype(float)
+    with pytest.raises(ValueError, match=r"looks like a continuum image.*no negative pixels.*kind='intensity'"):
+        enhance_map(hmi_map(cont, unit=u.G), weights=NET, progress=False)
+    with pytest.raises(ValueError, match=r"57\.49 kG.*unit is probably wrong"):  # in DN/s, labelled G
+        enhance_map(hmi_map(cont * 5e4, unit=u.G), weights=NET, progress=False)
+    # an explicit kind='blos' is the user's word that it is a magnetogram: a warning only
+    with pytest.warns(SunpyNNUserWarning, match="looks like a continuum image"):
+        enhance_map(hmi_map(cont, unit=u.G), kind="blos", weights=NET, progress=False)
+
+
+def test_value_checks_on_the_batch_path():
+    blos = fits.getdata(shared_file("enhance", "hmi_blos_200.fits"))
+    good = hmi_map(blos[:40, :40], unit=u.G)
+    bad = hmi_map(blos[:40, :40], unit=u.DN / u.s)
+    with pytest.raises(BatchError, match="looks like a magnetogram") as err:
+        enhance_map([good, bad], weights=NET, scheduler="serial", progress=False)
+    assert [f.index for f in err.value.failures] == [1]
+
+
+def real_maps():
+    d = fits.getdata
+    yield "HMI magnetogram (G)", hmi_map(d(shared_file("enhance", "hmi_blos_200.fits")), unit=u.G), {}
+    yield (
+        "SHARP magnetogram (Mx/cm^2)",
+        sharp_map("magnetogram").submap([300, 100] * u.pix, top_right=[379, 179] * u.pix),
+        {},
+    )
+    yield "SHARP continuum (DN/s)", sharp_map("continuum").submap([300, 100] * u.pix, top_right=[379, 179] * u.pix), {}
+    cont = d(shared_file("enhance", "hmi_continuum_sunspot_200.fits")).astype(float)
+    yield "HMI sunspot (I/Ic)", hmi_map(cont), {"kind": "intensity"}
+    yield "HMI sunspot (DN/s)", hmi_map(cont * 5.2e4, unit=u.DN / u.s), {}
+    limb = d(shared_file("enhance", "hmi_continuum_limb_400x500.fits")).astype(float)[:, :200]
+    yield "HMI limb (I/Ic)", hmi_map(limb), {"kind": "intensity"}
+    yield "sunpy's full disk", sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits")), {}
+
+
+def test_real_data_pass_the_value_checks():
+    for name, smap, kw in real_maps():
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always", SunpyNNUserWarning)
+            enhance_map(smap, weights=UP, progress=False, **kw)
+        messages = [str(w.message) for w in record if issubclass(w.category, SunpyNNUserWarning)]
+        expected = {"HMI limb (I/Ic)": "exactly 0", "sunpy's full disk": "20.66 arcsec/pix"}.get(name)
+        assert [m for m in messages if expected is None or expected not in m] == [], (name, messages)
+
+
+# ---------------------------------------------------------------------------------- off-limb zeros (issue 12, 13)
+def test_off_limb_zeros_stay_zero_and_do_not_change_the_disk(hmi_full_disk):
+    nan = np.isnan(hmi_full_disk.data)
+    zeros = sunpy.map.Map(np.where(nan, 0.0, hmi_full_disk.data), hmi_full_disk.meta)
+    a = quiet(enhance_map, hmi_full_disk, weights=NET, progress=False)
+    with pytest.warns(SunpyNNUserWarning, match=r"2430 pixels are exactly 0.*returned as 0"):
+        b = enhance_map(zeros, weights=NET, progress=False)
+    off = up2(nan)
+    assert (b.data[off] == 0).all()  # exactly as they were; they used to come out as a grey pedestal
+    assert np.isfinite(b.data).all()
+    assert np.abs(b.data[~off] - a.data[~off]).max() <= 1e-6 * np.abs(a.data[~off]).max()
+    assert b.meta["snnnorm"] == a.meta["snnnorm"] == "limb_darkening"
+    assert np.array_equal(zeros.data == 0, nan)  # the caller's map is untouched
+
+
+def test_off_disk_zeros_of_a_magnetogram_and_nan_together(hmi_full_disk):
+    # In a magnetogram a 0 is a valid field: only zeros off the disk (by the map's geometry) count as missing.
+    nan = np.isnan(hmi_full_disk.data)
+    meta = copy.deepcopy(hmi_full_disk.meta)
+    meta.update({"content": "MAGNETOGRAM", "bunit": "G"})
+    values = field(nan.shape, seed=4)
+    values[50, 50] = 0.0  # on the disk
+    hole = np.zeros_like(nan)
+    hole[40:44, 60:63] = True  # missing on the disk: must stay NaN
+    with_nan = sunpy.map.Map(np.where(nan | hole, np.nan, values), meta)
+    with_zeros = sunpy.map.Map(np.where(hole, np.nan, np.where(nan, 0.0, values)), meta)
+    a = quiet(enhance_map, with_nan, weights=NET, progress=False)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", SunpyNNUserWarning)
+        b = enhance_map(with_zeros, weights=NET, progress=False)
+    assert any("2430 pixels are exactly 0 off the solar disk" in str(w.message) for w in record)
+    assert (b.data[up2(nan)] == 0).all() and np.isnan(b.data[up2(hole)]).all()
+    valid = ~up2(nan | hole)
+    assert np.isfinite(b.data[valid]).all()
+    np.testing.assert_allclose(b.data[valid], a.data[valid], rtol=0, atol=1e-6 * np.abs(a.data[valid]).max())
+    assert np.abs(b.data[100:102, 100:102]).max() > 0  # the on-disk zero went through the network
+
+
+def test_saved_output_has_no_integer_keywords(tmp_path, hmi_full_disk):
+    # HMI headers carry BLANK; on float output astropy warned "Invalid 'BLANK' keyword" at every save.
+    from sunpy_nn.baselines import richardson_lucy
+
+    assert "blank" in hmi_full_disk.meta
+    out = quiet(enhance_map, hmi_full_disk, weights=NET, progress=False)
+    rl = quiet(richardson_lucy, hmi_full_disk, iterations=2, upsample=1)
+    for m in (out, rl):
+        assert not {"blank", "bzero", "bscale"} & set(m.meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out.save(tmp_path / "big.fits")
+        rl.save(tmp_path / "rl.fits")
+    assert "blank" in hmi_full_disk.meta  # the input's header is untouched
