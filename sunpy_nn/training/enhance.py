@@ -44,7 +44,8 @@ def _as_images(images, pixel_scale) -> list[tuple[np.ndarray, float]]:
     out = []
     for img in images:
         if isinstance(img, GenericMap):
-            scale = float(u.Quantity(img.scale[0]).to_value(u.arcsec / u.pix))
+            # Signed CDELT: a mirrored map has the same pixel size (issue 13, class 1).
+            scale = abs(float(u.Quantity(img.scale[0]).to_value(u.arcsec / u.pix)))
             data = np.asarray(img.data, dtype=np.float64)
         else:
             if pixel_scale is None:
