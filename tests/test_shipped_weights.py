@@ -19,19 +19,29 @@ from .helpers import shared_file
 @pytest.mark.parametrize("kind", ["intensity", "blos"])
 def test_registered_with_model_card(kind):
     name = f"enhance_{kind}"
-    assert name in available_models()
-    card = model_card(name)
-    assert card["sha256"] == sha256sum(WEIGHTS_DIR / f"{name}.pt")
-    assert card["architecture"] == {"architecture": "EnhanceNet", "depth": 5, "n_filters": 64}  # the paper's
-    assert card["n_parameters"] == 445_249
-    recipe = card["training_recipe"]
-    assert (
-        recipe["optimizer"] == "Adam"
-        and recipe["loss"] == "MSE"
-        and recipe["l2"] == {"intensity": 1e-6, "blos": 1e-5}[kind]
+    assert {name, f"{name}_v1", f"{name}_v2"} <= set(available_models())
+    assert model_card(name) == model_card(f"{name}_v2")  # the bare name is the newest version
+    for version in (1, 2):
+        card = model_card(f"{name}_v{version}")
+        assert card["version"] == version
+        assert card["sha256"] == sha256sum(WEIGHTS_DIR / f"{name}_v{version}.pt")
+        assert card["architecture"] == {"architecture": "EnhanceNet", "depth": 5, "n_filters": 64}  # the paper's
+        assert card["n_parameters"] == 445_249
+        recipe = card["training_recipe"]
+        assert (
+            recipe["optimizer"] == "Adam"
+            and recipe["loss"] == "MSE"
+            and recipe["l2"] == {"intensity": 1e-6, "blos": 1e-5}[kind]
+        )
+        assert card["validation"]["best_val_mse"] > 0
+    v1, v2 = model_card(f"{name}_v1"), model_card(f"{name}_v2")
+    assert v1["training_recipe"]["train_pairs"]["region"] == [0.0, 0.75]
+    # v2: real frames with held-out quarters, the randomised degradation and its ranges, fine-tuned from v1.
+    assert {s["name"] for s in v2["training_data"]} >= (
+        {"sst_sunspot", "imax_quiet_sun", "muram_quiet_sun"} if kind == "intensity" else {"gst_niris"}
     )
-    assert recipe["train_pairs"]["region"] == [0.0, 0.75] and recipe["validation_pairs"]["region"] == [0.75, 1.0]
-    assert card["validation"]["best_val_mse"] > 0 and card["validation"]["report_targets"]
+    assert v2["degradation"]["fill"] == [0.0, 1.0] and v2["degradation"]["psf_w"] == [1.8, 2.2]
+    assert "v1" in v2["training_recipe"]["fine_tuned_from"] or "v2" in v2["training_recipe"]["fine_tuned_from"]
 
 
 def hmi_map(data, unit):
