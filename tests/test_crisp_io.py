@@ -32,8 +32,13 @@ def sstred_corners():
     return coords
 
 
-def make_sstred_file(path, data, *, bscale=None, observer=False, uncert=None):
-    """A small SOLARNET cube written the way SSTRED's fitscube_addwcs writes it (independent of sunpy_nn)."""
+def make_sstred_file(path, data, *, bscale=None, observer=False, uncert=None, tile=None, blank=None):
+    """
+    A small SOLARNET cube written the way SSTRED's fitscube_addwcs writes it (independent of sunpy_nn).
+
+    ``tile`` writes the data as a tile-compressed image extension (e.g. "RICE_1"), ``blank`` sets BLANK for
+    integer data; a path ending in ``.gz``/``.bz2`` is compressed as a whole by astropy.
+    """
     h = fits.Header()
     h["INSTRUME"] = "Crisp"
     h["TELESCOP"] = "Swedish 1-meter Solar Telescope"
@@ -65,7 +70,15 @@ def make_sstred_file(path, data, *, bscale=None, observer=False, uncert=None):
     primary = fits.PrimaryHDU(data.copy(), header=h)
     if bscale is not None:
         primary.scale("int16", bscale=bscale, bzero=0.0)
-    hdus = [primary, table]
+    if blank is not None:
+        primary.header["BLANK"] = blank
+    if tile is not None:
+        image = fits.CompImageHDU(data.copy(), header=h, compression_type=tile)
+        if bscale is not None:
+            image.scale("int16", bscale=bscale, bzero=0.0)
+        hdus = [fits.PrimaryHDU(), image, table]
+    else:
+        hdus = [primary, table]
     if uncert is not None:
         hdus.append(fits.ImageHDU(uncert, name="UNCERT"))
     fits.HDUList(hdus).writeto(path)
@@ -149,6 +162,108 @@ def test_read_scaled_int16_cube_lazily(tmp_path, cube_data):
         read_crisp(tmp_path / "int.fits", lazy="memmap")
 
 
+COMPRESSED = {
+    "gzip": {"compress": "gzip"},
+    "bzip2": {"compress": "bz2"},
+    "gzip-int16": {"compress": "gzip", "bscale": 5e-5},
+    "rice": {"tile": "RICE_1"},
+    "gzip-tiles": {"tile": "GZIP_2"},
+    "rice-int16": {"tile": "RICE_1", "bscale": 5e-5},
+    "int16-blank": {"bscale": 5e-5, "blank": -32768},
+}
+
+
+def write_compressed(tmp_path, data, kind):
+    """A SOLARNET cube compressed as users have them; returns its path and the values astropy reads from it."""
+    opts = dict(COMPRESSED[kind])
+    compress = opts.pop("compress", None)
+    data = data.copy()
+    if "blank" in opts:
+        data[0, 1, 2, 3, 4] = -1.6384  # becomes -32768 = BLANK once scaled: a missing pixel
+    plain = tmp_path / f"{kind}.fits"
+    make_sstred_file(plain, data, **opts)
+    path = plain
+    if compress:
+        import bz2
+        import gzip
+
+        path = tmp_path / f"{kind}.fits.{'gz' if compress == 'gzip' else 'bz2'}"
+        opener = gzip.open if compress == "gzip" else bz2.open
+        with opener(path, "wb") as f:
+            f.write(plain.read_bytes())
+        plain.unlink()
+    with fits.open(path) as hdul:
+        index = 1 if opts.get("tile") else 0
+        expected = np.asarray(hdul[index].data, dtype=np.float32)
+    return path, expected
+
+
+@pytest.mark.parametrize("kind", list(COMPRESSED))
+def test_compressed_and_scaled_cubes_read_as_astropy_reads_them(tmp_path, cube_data, kind, caplog):
+    make_sstred_file(tmp_path / "reference.fits", cube_data)
+    reference = read_crisp(tmp_path / "reference.fits")
+    path, expected = write_compressed(tmp_path, cube_data, kind)
+    if "int16" in kind or "rice" in kind:
+        # astropy's values are the physical ones (scaled or de-quantised), not raw integers
+        assert np.nanmax(np.abs(expected - cube_data)) < 0.05
+    if kind == "int16-blank":
+        assert np.isnan(expected[0, 1, 2, 3, 4]) and np.isnan(expected).sum() == 1
+    modes = ("auto", True, "dask", False) + (() if kind == "int16-blank" else ("memmap",))
+    for lazy in modes:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="sunpy_nn.io.crisp"):
+            cube = read_crisp(path, lazy=lazy)
+        values = np.asarray(cube.data)
+        assert values.dtype == np.float32
+        np.testing.assert_array_equal(values, expected)  # bit for bit, NaN where astropy has NaN
+        if lazy in (True, "dask"):
+            assert type(cube.data).__module__.startswith("dask")
+        if lazy == "memmap" and kind in ("gzip", "bzip2", "gzip-int16", "rice", "gzip-tiles"):
+            assert "cannot be memory-mapped" in caplog.text  # the fall-back is said in the log
+        for idx in [(0, 0, 0, 0, 0), (NT - 1, NS - 1, NW - 1, NY - 1, NX - 1)]:
+            a, b = world_at(reference, *idx), world_at(cube, *idx)
+            assert a[0].separation(b[0]).to_value(u.arcsec) < 1e-9 and a[1] == b[1] and a[3] == b[3]
+    if kind == "int16-blank":
+        with pytest.raises(ValueError, match="scaled"):
+            read_crisp(path, lazy="memmap")
+
+
+def test_truncated_compressed_files_are_reported(tmp_path, cube_data):
+    path, _ = write_compressed(tmp_path, cube_data, "gzip")
+    raw = path.read_bytes()
+    for cut in (len(raw) // 3, len(raw) - 200):
+        (tmp_path / "cut.fits.gz").write_bytes(raw[:cut])
+        for lazy in ("auto", "dask", False):
+            with pytest.raises(ValueError, match="truncated or corrupt.*Copy or download"):
+                read_crisp(tmp_path / "cut.fits.gz", lazy=lazy)
+    path, _ = write_compressed(tmp_path, cube_data, "rice")
+    raw = path.read_bytes()
+    (tmp_path / "cut.fits").write_bytes(raw[: len(raw) - 3000])  # into the compressed data and table
+    with pytest.raises(ValueError, match="truncated"):
+        read_crisp(tmp_path / "cut.fits")
+
+
+def test_file_lacking_only_its_last_padding_is_read(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    raw = (tmp_path / "nb.fits").read_bytes()
+    with fits.open(tmp_path / "nb.fits") as hdul:
+        end = hdul[1].fileinfo()["datLoc"] + hdul[1].size
+    (tmp_path / "short.fits").write_bytes(raw[:end])  # the table's bytes all there, its padding not
+    np.testing.assert_array_equal(np.asarray(read_crisp(tmp_path / "short.fits").data), cube_data)
+
+
+def test_real_tile_compressed_hmi_file(caplog):
+    """A real RICE-compressed HMI SHARP file (scaled 32-bit integers, a header card astropy must fix)."""
+    from .helpers import shared_file
+
+    path = shared_file("sharp", "hmi.sharp_cea_720s.377.20110215_020000_TAI.magnetogram.fits")
+    expected = fits.getdata(path, 1)
+    for lazy in ("auto", "dask", False, "memmap"):
+        cube = read_crisp(path, lazy=lazy)
+        np.testing.assert_array_equal(np.asarray(cube.data), expected)  # float64, as astropy reads int32 * BSCALE
+        assert cube.unit == u.Unit("Mx cm-2")
+
+
 def test_float_cube_is_memory_mapped(tmp_path, cube_data):
     make_sstred_file(tmp_path / "nb.fits", cube_data)
     cube = read_crisp(tmp_path / "nb.fits")
@@ -164,6 +279,90 @@ def test_uncertainty_extension_is_read(tmp_path, cube_data):
     cube = read_crisp(tmp_path / "u.fits", lazy=False)
     assert isinstance(cube.uncertainty, StdDevUncertainty)
     np.testing.assert_array_equal(cube.uncertainty.array, sigma)
+
+
+# ---------------------------------------------------------------------------------------------------- pickling
+def corner_world(cube):
+    """World coordinates (every high-level object) at the cube's array corners, and along every axis."""
+    shape = cube.data.shape
+    corners = [tuple((n - 1) * bit for n, bit in zip(shape, bits, strict=True)) for bits in np.ndindex(*[2] * len(shape))]
+    return [cube.wcs.pixel_to_world(*idx[::-1]) for idx in corners], cube.axis_world_coords()
+
+
+def assert_same_world(a, b):
+    """Two cubes' world coordinates (from `corner_world`) are the same objects with the same values."""
+    for wa, wb in zip(a[0] + [list(a[1])], b[0] + [list(b[1])], strict=True):
+        wa, wb = (wa, wb) if isinstance(wa, list | tuple) else ([wa], [wb])
+        for x, y in zip(wa, wb, strict=True):
+            assert type(x) is type(y)
+            if isinstance(x, SkyCoord):
+                assert x.frame.is_equivalent_frame(y.frame)  # observer, obstime, rsun
+                assert np.all(x.separation(y).to_value(u.arcsec) < 1e-9)
+            elif isinstance(x, Time):
+                assert x.scale == y.scale and np.all(np.abs((x - y).to_value(u.s)) < 1e-6)
+            elif isinstance(x, u.Quantity):
+                assert x.unit == y.unit
+                np.testing.assert_allclose(x.value, y.value, rtol=1e-12, atol=0)
+            else:
+                assert np.all(x == y)
+
+
+def lp_cube(tmp_path, cube_data, lazy):
+    write_lp(cube_data, tmp_path / "c.fcube", overwrite=True)
+    return read_crisp(
+        tmp_path / "c.fcube",
+        lazy=lazy,
+        wavelengths=WAVE * u.nm,
+        times=Time("2019-04-16T09:00:00") + [0, 20, 41] * u.s,
+        pixel_scale=SCALE,
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["fits-eager", "fits-memmap", "fits-dask", "int16-auto", "gzip-dask", "rice-dask", "lp-memmap", "lp-dask", "lp-wcs"],
+)
+def test_every_cube_the_readers_build_pickles(tmp_path, cube_data, source):
+    import pickle
+
+    if source.startswith("fits"):
+        make_sstred_file(tmp_path / "nb.fits", cube_data, observer=True)
+        cube = read_crisp(tmp_path / "nb.fits", lazy={"eager": False, "memmap": "memmap", "dask": "dask"}[source[5:]])
+    elif source == "int16-auto":
+        make_sstred_file(tmp_path / "nb.fits", cube_data, bscale=5e-5)
+        cube = read_crisp(tmp_path / "nb.fits")
+    elif source in ("gzip-dask", "rice-dask"):
+        cube = read_crisp(write_compressed(tmp_path, cube_data, source[:-5].replace("-", ""))[0], lazy="dask")
+    elif source == "lp-wcs":  # an LP cube whose coordinates come from its companion file
+        write_lp(lp_cube(tmp_path, cube_data, False), tmp_path / "again.fcube")
+        cube = read_crisp(tmp_path / "again.fcube", lazy="dask")
+    else:
+        cube = lp_cube(tmp_path, cube_data, "dask" if source == "lp-dask" else "auto")
+    assert "-TAB" in cube.wcs.wcs.ctype[0]  # the tabulated WCS astropy alone cannot pickle
+    back = pickle.loads(pickle.dumps(cube))
+    np.testing.assert_array_equal(np.asarray(back.data), np.asarray(cube.data))
+    assert back.unit == cube.unit and back.meta == cube.meta
+    assert_same_world(corner_world(back), corner_world(cube))
+    sliced = pickle.loads(pickle.dumps(cube[1, :, 2]))  # a slice: ndcube's sliced WCS around ours
+    assert_same_world(corner_world(sliced), corner_world(cube[1, :, 2]))
+
+
+def _frame_and_corner(cube):
+    return float(np.asarray(cube.data[1, 2, 3]).sum()), cube.wcs.pixel_to_world(NX - 1, NY - 1, 4, 3, 2)
+
+
+def test_tabulated_cube_goes_to_worker_processes(tmp_path, cube_data):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits", lazy="dask")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        total, world = pool.submit(_frame_and_corner, cube).result()
+    here = _frame_and_corner(cube)
+    assert total == here[0]
+    assert world[0].separation(here[1][0]).to_value(u.arcsec) < 1e-9 and world[1] == here[1][1]
+    assert abs((world[3] - here[1][3]).to_value(u.s)) < 1e-6
 
 
 # ------------------------------------------------------------------------------------------------ round trips

@@ -16,9 +16,12 @@ and wavelengths, times and pixel scale come from keyword arguments or a companio
 
 from __future__ import annotations
 
+import io
 import logging
+import lzma
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +36,7 @@ from ndcube import NDCube
 from sunpy_nn.denoise import _stokes_labels, find_axes
 from sunpy_nn.utils import SunpyNNUserWarning
 
-__all__ = ["LPHeader", "read_crisp", "read_lp_header", "write_crisp", "write_lp"]
+__all__ = ["LPHeader", "TabularWCS", "read_crisp", "read_lp_header", "write_crisp", "write_lp"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,10 @@ _UNCERTAINTY_NAMES = ("UNCERT", "UNCERTAINTY", "ERROR", "ERRORS", "STDDEV")
 _OBSERVER_KEYS = (("DSUN_OBS", "HGLN_OBS", "HGLT_OBS"), ("DSUN_OBS", "CRLN_OBS", "CRLT_OBS"))
 _OBSGEO_KEYS = ("OBSGEO-X", "OBSGEO-Y", "OBSGEO-Z")
 _WCS_COLUMNS = ("HPLN", "HPLT", "WAVE", "TIME")
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".gz", ".fz", ".bz2", ".zip", ".xz", ".z")
+# Whole-file compression astropy reads through (its own detection); an LP cube is never compressed.
+_DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+_COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"PK\x03\x04": "zip", b"\xfd7zXZ": "lzma", b"\x1f\x9d": "lzw"}
 # Keywords that describe the data array or its WCS: never copied from a cube's meta into a written header.
 _STRUCTURAL = re.compile(
     r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|BSCALE|BZERO|BLANK|BUNIT|PCOUNT|GCOUNT|XTENSION|CHECKSUM|DATASUM|WCSAXES|"
@@ -288,13 +295,79 @@ def _observer_at_earth(header: fits.Header) -> str | None:
     return f"observer assumed at the centre of the Earth at {Time(date).isot} (the file gives no observer location)"
 
 
-def _wcs(header: fits.Header, hdul: fits.HDUList) -> WCS:
-    """The WCS of a header, tabulated axes read from ``hdul``; astropy's routine date fix-ups are not news."""
+class TabularWCS(WCS):
+    """
+    An `astropy.wcs.WCS` whose ``-TAB`` coordinate tables travel with it: it pickles and copies.
+
+    astropy pickles a WCS as its header alone, so a WCS with tabulated axes (SSTRED's ``HPLN-TAB``, ``WAVE-TAB``,
+    ``UTC--TAB``) cannot be unpickled: the table is gone and astropy fails with ``KeyError: "Extension
+    ('WCS-TAB', 1) not found"``. This subclass keeps the table extensions it was built from (as FITS bytes) and
+    rebuilds itself from the current header plus those tables, so cubes from `read_crisp` can go to dask
+    worker processes, `multiprocessing` or a file. It is an astropy WCS in every other respect.
+    """
+
+    def __init__(self, header=None, *args, tables: bytes | None = None, **kwargs):
+        super().__init__(header, *args, **kwargs)
+        if tables is not None:
+            self._sunpy_nn_tables = tables
+            # The header it was built from, exactly (astropy's own header has fewer digits, e.g. DSUN_OBS to 1 mm,
+            # so observers would differ after a round trip), used while the WCS is unchanged.
+            self._sunpy_nn_header = header.tostring() if isinstance(header, fits.Header) else None
+            self._sunpy_nn_state = self._state()
+
+    def _state(self) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.to_header(relax=True).tostring()
+
+    def __reduce__(self):
+        unpickle, (cls, dct, fits_data) = super().__reduce__()
+        tables = self.__dict__.get("_sunpy_nn_tables")
+        if tables:
+            with fits.HDUList.fromstring(fits_data) as own, fits.HDUList.fromstring(tables) as extra:
+                primary = own[0].copy()
+                original = self.__dict__.get("_sunpy_nn_header")
+                if original and self.__dict__.get("_sunpy_nn_state") == self._state():
+                    header = fits.Header.fromstring(original)
+                    for key in [k for k in header if re.fullmatch(r"SIMPLE|BITPIX|NAXIS\d*|EXTEND|GCOUNT|PCOUNT", k)]:
+                        del header[key]  # the data's layout (astropy restores the axis lengths itself)
+                    primary = fits.PrimaryHDU(header=header)
+                hdus = fits.HDUList([primary, *(h.copy() for h in extra[1:])])
+                buffer = io.BytesIO()
+                hdus.writeto(buffer)
+            fits_data = buffer.getvalue()
+        return _unpickle_quietly, (unpickle, cls, dct, fits_data)
+
+
+def _unpickle_quietly(unpickle, cls, dct, fits_data):
+    """astropy's WCS unpickling without its routine FITSFixedWarnings (date fix-ups) on every worker."""
     from astropy.wcs import FITSFixedWarning
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FITSFixedWarning)
-        return WCS(header, fobj=hdul)
+        return unpickle(cls, dct, fits_data)
+
+
+def _table_bytes(hdul: fits.HDUList) -> bytes | None:
+    """The binary-table extensions of a file (the ``-TAB`` tables), as the bytes of a small FITS file."""
+    tables = [h.copy() for h in hdul if isinstance(h, fits.BinTableHDU) and not isinstance(h, fits.CompImageHDU)]
+    if not tables:
+        return None
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), *tables]).writeto(buffer)
+    return buffer.getvalue()
+
+
+def _wcs(header: fits.Header, hdul: fits.HDUList) -> WCS:
+    """The WCS of a header, tabulated axes read from ``hdul``; astropy's routine date fix-ups are not news."""
+    from astropy.wcs import FITSFixedWarning
+
+    tab = any(str(v).endswith("-TAB") for k, v in header.items() if k.startswith("CTYPE"))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FITSFixedWarning)
+        if not tab:
+            return WCS(header, fobj=hdul)
+        return TabularWCS(header, fobj=hdul, tables=_table_bytes(hdul))
 
 
 # ------------------------------------------------------------------------------------------------ lazy access
@@ -305,15 +378,19 @@ class _FitsSection:
         self.path, self.index, self.shape, self.dtype, self.ndim = path, index, shape, np.dtype(dtype), len(shape)
 
     def __getitem__(self, key):
-        with fits.open(self.path) as hdul:  # default (non-strict) memmap: scaled sections allowed
+        # memmap=False: astropy reads just the section's bytes, and integer data with BLANK fail to scale on a
+        # memory map (IndexError in astropy 8); tile-compressed HDUs decompress only the tiles needed.
+        with fits.open(self.path, memmap=False) as hdul:
             return np.asarray(hdul[self.index].section[key], dtype=self.dtype)
 
 
-def _dask_frames(section: _FitsSection):
-    """A dask array over a FITS section, one chunk per frame (scaled as it is read)."""
+def _dask_frames(section):
+    """A dask array over a FITS section (or an in-memory array), one chunk per frame."""
     import dask.array as da
 
-    chunks = (1,) * (section.ndim - 2) + section.shape[-2:]
+    chunks = (1,) * (section.ndim - 2) + tuple(section.shape[-2:])
+    if isinstance(section, np.ndarray):
+        return da.from_array(section, chunks=chunks)
     return da.from_array(section, chunks=chunks, asarray=False, meta=np.empty((0,) * section.ndim, section.dtype))
 
 
@@ -330,49 +407,131 @@ def _have_dask() -> bool:
     return True
 
 
+def _stream_compression(hdul: fits.HDUList) -> str | None:
+    """'gzip', 'bzip2', 'zip', 'lzma' or 'lzw' when astropy reads the file through a decompressor, else None."""
+    info = hdul[0].fileinfo()  # (HDUList.fileinfo would re-serialise headers and warn about their cards)
+    return None if info is None else getattr(info["file"], "compression", None)
+
+
 def _fits_array(path: Path, hdul: fits.HDUList, index: int, lazy):
-    """Data of one HDU: a memmap, a dask array or an in-memory array, with BSCALE/BZERO applied."""
+    """
+    Data of one HDU with BSCALE/BZERO/BLANK applied, as astropy reads it: a memory map, a dask array of frames,
+    or an in-memory array.
+
+    A whole-file compressed FITS (``.fits.gz`` and the like) can be neither memory-mapped nor read frame by frame
+    (every frame would decompress the file from its start): astropy decompresses it into memory once, and
+    ``lazy="dask"`` wraps that array. A tile-compressed HDU (RICE, GZIP, HCOMPRESS ``CompImageHDU``) cannot be
+    memory-mapped, but its frames decompress on their own, so ``"auto"`` gives a dask array of frames.
+    """
     hdu = hdul[index]
     header = hdu.header
-    scaled = header["BITPIX"] > 0 and (header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0)
-    if header["BITPIX"] > 0 and not scaled:
-        dtype = np.dtype(np.float32)  # plain integers (e.g. raw counts) become float32 for the networks
-    else:
-        dtype = np.dtype(np.float64 if header["BITPIX"] == -64 else np.float32)
+    bitpix = header["BITPIX"]
+    scaled = header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0
+    # Floating-point values as astropy gives them: 8- and 16-bit integers (raw counts, or scaled) exactly in float32,
+    # 32- and 64-bit integers in float64 (float32 would round them).
+    dtype = np.dtype(np.float32 if bitpix in (8, 16, -32) else np.float64)
     shape = tuple(header[f"NAXIS{i}"] for i in range(header["NAXIS"], 0, -1))
+    want = "dask" if lazy is True else lazy
+    if want == "dask" and not _have_dask():
+        raise ImportError("lazy='dask' needs dask: pip install 'sunpy-nn[dask]'")
+    stream = _stream_compression(hdul)
+    if stream is not None:
+        if want in ("memmap", "auto", "dask"):
+            (log.warning if want == "memmap" else log.info)(
+                "%s is %s-compressed: it cannot be memory-mapped or read frame by frame, so astropy decompresses "
+                "HDU %d (%.0f MB) into memory%s; decompress the file first to keep large cubes out of memory",
+                path.name,
+                stream,
+                index,
+                np.prod(shape) * dtype.itemsize / 2**20,
+                " (a dask array over it)" if want == "dask" else "",
+            )
+        try:
+            data = np.asarray(hdu.data, dtype=dtype)
+        except _DECOMPRESSION_ERRORS as exc:
+            raise _corrupt_compressed(path, stream, exc) from exc
+        return _dask_frames(data) if want == "dask" else data
     section = _FitsSection(path, index, shape, dtype)
-    if lazy is True:
-        lazy = "dask"
-    if lazy == "dask":
-        if not _have_dask():
-            raise ImportError("lazy='dask' needs dask: pip install 'sunpy-nn[dask]'")
+    tiled = isinstance(hdu, fits.CompImageHDU)
+    direct = bitpix < 0 and not scaled and not tiled  # float data on disk are the values: a memory map
+    if want == "dask" or (want == "auto" and not direct and _have_dask()):
+        if want == "auto" and tiled:
+            log.info("%s: HDU %d is tile-compressed; frames are decompressed as they are used (dask)", path.name, index)
         return _dask_frames(section)
-    if lazy in ("memmap", "auto") and header["BITPIX"] < 0:
+    if want in ("memmap", "auto") and direct:
         return hdu.data  # astropy's memory map of the file; nothing is read until used
-    if lazy == "memmap":
-        raise ValueError(
-            f"{path} stores scaled integers (BITPIX={header['BITPIX']}, BSCALE/BZERO): they cannot be memory-mapped "
-            "as physical values; use lazy='dask' or lazy=False"
+    if want == "memmap":
+        if not tiled:
+            what = ("scaled integers" if scaled else "integers") if bitpix > 0 else "scaled floating-point values"
+            raise ValueError(
+                f"{path} stores {what} (BITPIX={bitpix}, BSCALE={header.get('BSCALE', 1)}, "
+                f"BZERO={header.get('BZERO', 0)}): they cannot be memory-mapped as floating-point physical values; "
+                "use lazy='dask' or lazy=False"
+            )
+        log.warning(
+            "%s: HDU %d is tile-compressed and cannot be memory-mapped; it is decompressed into memory "
+            "(use lazy='dask' to decompress frame by frame)",
+            path.name,
+            index,
         )
-    if lazy == "auto" and _have_dask():
-        return _dask_frames(section)
     return section[...]
 
 
-def _check_fits_size(path: Path, hdul: fits.HDUList) -> None:
-    """A clear error for a truncated FITS file (astropy only warns and fails later with a cryptic message)."""
-    end = 0
-    for hdu in hdul:
-        info = hdu.fileinfo()
-        if info is None:
-            continue
-        end = info["datLoc"] + hdu.size  # bytes of data (heap included), padding not required
+def _corrupt_compressed(path: Path, stream: str | None, exc: Exception) -> ValueError:
+    return ValueError(
+        f"{path} could not be decompressed ({stream or 'compressed'}: {type(exc).__name__}: {exc}): the file is "
+        "truncated or corrupt. Copy or download the file again."
+    )
+
+
+def _check_fits_size(path: Path, hdul: fits.HDUList, astropy_truncated: bool) -> None:
+    """
+    A clear error for a truncated FITS file (astropy only warns and fails later with a cryptic message).
+
+    astropy's own check is used: it warns "File may have been truncated" when a data area ends past the end of the
+    file. Only a file that lacks just the padding of its last block is still read (all its data are there).
+    A whole-file compressed file has no size to compare with: astropy takes the early end of a truncated stream for
+    the end of the file (dropping the HDUs after it), so the stream is read to its end-of-stream marker, which
+    the decompressor checks, instead.
+    """
+    stream = _stream_compression(hdul)
+    if stream is not None:
+        _check_stream_end(path, hdul, stream)
+        return
+    if not astropy_truncated:
+        return
+    # Bytes the headers describe, unpadded; compressed image HDUs counted as the tables they are on disk.
+    with fits.open(path, memmap=False, lazy_load_hdus=False, disable_image_compression=True) as raw:
+        end = max(h.fileinfo()["datLoc"] + h.size for h in raw if h.fileinfo() is not None)
     size = path.stat().st_size
     if size < end:
         raise ValueError(
             f"{path} is truncated: its headers describe {end} bytes but the file has {size}. "
             "Copy or download the file again."
         )
+    log.info("%s lacks the padding of its last FITS block; all its data are present", path.name)
+
+
+def _check_stream_end(path: Path, hdul: fits.HDUList, stream: str) -> None:
+    """Read a compressed stream from where astropy stopped (after the last HDU) to its end-of-stream marker."""
+    fobj = getattr(hdul[0].fileinfo()["file"], "_file", None)  # the decompressor astropy reads through
+    try:
+        if hasattr(fobj, "read") and not getattr(fobj, "closed", False):
+            while fobj.read(1 << 24):
+                pass
+            return
+        import bz2
+        import gzip
+
+        openers = {"gzip": gzip.open, "bzip2": bz2.open, "lzma": lzma.open}
+        if stream not in openers:
+            log.debug("%s: cannot check the end of its %s stream", path.name, stream)
+            return
+        with openers[stream](path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    except _DECOMPRESSION_ERRORS as exc:
+        raise _corrupt_compressed(path, stream, exc) from exc
 
 
 # ------------------------------------------------------------------------------------------------------ read
@@ -451,20 +610,49 @@ def read_crisp(
         raise FileNotFoundError(f"{path} does not exist")
     with open(path, "rb") as f:
         start = f.read(9)
-    if start == b"SIMPLE  =" or path.suffix.lower() in (".fits", ".fit", ".fts", ".gz", ".fz"):
+    compressed = any(start.startswith(m) for m in _COMPRESSED_MAGIC)
+    if start == b"SIMPLE  =" or compressed or path.suffix.lower() in _FITS_SUFFIXES:
         return _read_solarnet(path, lazy, unit)
     return _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit, n_wavelengths, stokes)
 
 
+def _open_fits(path: Path) -> tuple[fits.HDUList, bool]:
+    """Open a FITS file, headers read; returns it and whether astropy found it truncated (its own size check)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            # memmap left to astropy: float data are memory-mapped, scaled or compressed data cannot be
+            hdul = fits.open(path, lazy_load_hdus=False)
+        except _DECOMPRESSION_ERRORS as exc:
+            with open(path, "rb") as f:
+                magic = f.read(6)
+            stream = next((name for m, name in _COMPRESSED_MAGIC.items() if magic.startswith(m)), None)
+            if stream is None:
+                raise
+            raise _corrupt_compressed(path, stream, exc) from exc
+    truncated = False
+    for w in caught:
+        if "may have been truncated" in str(w.message):
+            truncated = True
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return hdul, truncated
+
+
 def _read_solarnet(path: Path, lazy, unit) -> NDCube:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="File may have been truncated")
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    hdul, truncated = _open_fits(path)
     try:
-        _check_fits_size(path, hdul)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="File may have been truncated")
+            _check_fits_size(path, hdul, truncated)
         index = next((i for i, h in enumerate(hdul) if h.is_image and h.header.get("NAXIS", 0) >= 2), None)
         if index is None:
             raise ValueError(f"{path} has no image HDU with at least two axes")
+        # Real headers have cards astropy cannot parse (HMI's R_VALUE = nan): fixed as astropy fixes them (in memory),
+        # so that the WCS and meta can be read.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            hdul[index].verify("silentfix+ignore")
         header = hdul[index].header.copy()
         tab_axes = [k for k in header if k.startswith("CTYPE") and str(header[k]).endswith("-TAB")]
         if tab_axes and "WCS-TAB" not in [h.name for h in hdul]:
@@ -473,13 +661,16 @@ def _read_solarnet(path: Path, lazy, unit) -> NDCube:
                 "extension; the file is incomplete (copy it again) or its header was separated from its table"
             )
         note = _observer_at_earth(header)
-        wcs = _wcs(header, hdul)
+        try:
+            wcs = _wcs(header, hdul)
+        except _DECOMPRESSION_ERRORS as exc:  # the table of a truncated compressed file
+            raise _corrupt_compressed(path, _stream_compression(hdul), exc) from exc
         data = _fits_array(path, hdul, index, lazy)
         unc = None
         for i, h in enumerate(hdul):
-            if i != index and h.is_image and h.name.upper() in _UNCERTAINTY_NAMES and h.data is not None:
-                if tuple(h.data.shape) != tuple(data.shape):
-                    raise ValueError(f"{path}: extension {h.name} has shape {h.data.shape}, data {data.shape}")
+            if i != index and h.is_image and h.name.upper() in _UNCERTAINTY_NAMES and h.header.get("NAXIS", 0):
+                if tuple(h.shape) != tuple(data.shape):
+                    raise ValueError(f"{path}: extension {h.name} has shape {h.shape}, data {data.shape}")
                 unc = StdDevUncertainty(_fits_array(path, hdul, i, lazy))
                 break
     finally:
