@@ -234,7 +234,7 @@ def test_truncated_compressed_files_are_reported(tmp_path, cube_data):
     for cut in (len(raw) // 3, len(raw) - 200):
         (tmp_path / "cut.fits.gz").write_bytes(raw[:cut])
         for lazy in ("auto", "dask", False):
-            with pytest.raises(ValueError, match="truncated or corrupt.*Copy or download"):
+            with pytest.raises(ValueError, match=r"truncated or corrupt.*Copy or download"):
                 read_crisp(tmp_path / "cut.fits.gz", lazy=lazy)
     path, _ = write_compressed(tmp_path, cube_data, "rice")
     raw = path.read_bytes()
@@ -285,7 +285,7 @@ def test_uncertainty_extension_is_read(tmp_path, cube_data):
 def corner_world(cube):
     """World coordinates (every high-level object) at the cube's array corners, and along every axis."""
     shape = cube.data.shape
-    corners = [tuple((n - 1) * bit for n, bit in zip(shape, bits, strict=True)) for bits in np.ndindex(*[2] * len(shape))]
+    corners = [tuple((n - 1) * b for n, b in zip(shape, bits, strict=True)) for bits in np.ndindex(*[2] * len(shape))]
     return [cube.wcs.pixel_to_world(*idx[::-1]) for idx in corners], cube.axis_world_coords()
 
 
@@ -320,7 +320,17 @@ def lp_cube(tmp_path, cube_data, lazy):
 
 @pytest.mark.parametrize(
     "source",
-    ["fits-eager", "fits-memmap", "fits-dask", "int16-auto", "gzip-dask", "rice-dask", "lp-memmap", "lp-dask", "lp-wcs"],
+    [
+        "fits-eager",
+        "fits-memmap",
+        "fits-dask",
+        "int16-auto",
+        "gzip-dask",
+        "rice-dask",
+        "lp-memmap",
+        "lp-dask",
+        "lp-wcs",
+    ],
 )
 def test_every_cube_the_readers_build_pickles(tmp_path, cube_data, source):
     import pickle

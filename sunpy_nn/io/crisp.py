@@ -52,7 +52,13 @@ _WCS_COLUMNS = ("HPLN", "HPLT", "WAVE", "TIME")
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".gz", ".fz", ".bz2", ".zip", ".xz", ".z")
 # Whole-file compression astropy reads through (its own detection); an LP cube is never compressed.
 _DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
-_COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"PK\x03\x04": "zip", b"\xfd7zXZ": "lzma", b"\x1f\x9d": "lzw"}
+_COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"PK\x03\x04": "zip",
+    b"\xfd7zXZ": "lzma",
+    b"\x1f\x9d": "lzw",
+}
 # Keywords that describe the data array or its WCS: never copied from a cube's meta into a written header.
 _STRUCTURAL = re.compile(
     r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|BSCALE|BZERO|BLANK|BUNIT|PCOUNT|GCOUNT|XTENSION|CHECKSUM|DATASUM|WCSAXES|"
