@@ -1,5 +1,7 @@
 """CRISP cube I/O: SOLARNET FITS in SSTRED's layout and CRISPEX LP cubes, to and from NDCube."""
 
+import warnings
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -367,7 +369,8 @@ def test_tabulated_cube_goes_to_worker_processes(tmp_path, cube_data):
 
     make_sstred_file(tmp_path / "nb.fits", cube_data)
     cube = read_crisp(tmp_path / "nb.fits", lazy="dask")
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+    # spawn: a fresh interpreter that gets the cube by pickle only (fork could deadlock on torch/dask threads)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         total, world = pool.submit(_frame_and_corner, cube).result()
     here = _frame_and_corner(cube)
     assert total == here[0]
@@ -626,3 +629,231 @@ def test_cli_denoises_lp_and_solarnet_cubes(tmp_path, capsys):
     # an LP cube without its coordinates is refused with the options to give
     assert main(["denoise", str(tmp_path / "in.fcube"), "-o", str(tmp_path / "x.fits"), *args]) == 2
     assert "wavelengths=" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ world coordinates kept
+def hpc_wcs(kinds, *, spec=("WAVE", "nm", 630.15, 0.005), time=("UTC", "s", 0.0, 30.0), observer="hgs", **cards):
+    """
+    A FITS WCS, as read from a header, for array axes ``kinds`` (numpy order, e.g. ["time", "stokes", "y", "x"]).
+
+    ``spec``/``time``: (CTYPE, CUNIT, CRVAL, CDELT) of the spectral and time axes; ``observer``: "hgs" (DSUN/HGLN/
+    HGLT), "carrington", "obsgeo" (La Palma) or None; ``cards``: more header cards (``DATE_BEG="..."`` for
+    DATE-BEG), or None to remove one.
+    """
+    from astropy.wcs import FITSFixedWarning
+
+    names = list(reversed(kinds))
+    table = {
+        "x": ("HPLN-TAN", "arcsec", 100.0, 0.059),
+        "y": ("HPLT-TAN", "arcsec", -50.0, 0.059),
+        "wavelength": spec,
+        "stokes": ("STOKES", "", 1.0, 1.0),
+        "time": time,
+    }
+    h = fits.Header()
+    for i, n in enumerate(names, 1):
+        h[f"CTYPE{i}"], h[f"CUNIT{i}"], h[f"CRVAL{i}"], h[f"CDELT{i}"] = table[n]
+        h[f"CRPIX{i}"] = 1.0
+    h["DATE-OBS"] = "2020-06-01T08:00:00.5"
+    if observer == "hgs":
+        h["DSUN_OBS"], h["HGLN_OBS"], h["HGLT_OBS"] = 1.5157e11, 0.5, -2.25
+    elif observer == "carrington":
+        h["DSUN_OBS"], h["CRLN_OBS"], h["HGLT_OBS"] = 1.5157e11, 123.4, -2.25
+    elif observer == "obsgeo":
+        h["OBSGEO-X"], h["OBSGEO-Y"], h["OBSGEO-Z"] = 5327395.9638, -1718722.1287, 3051674.2  # SST, La Palma
+    if "time" in kinds and not any(k.startswith(("MJDREF", "DATEREF")) for k in cards):
+        h["DATEREF"] = "2020-06-01T08:00:00"
+    for key, value in cards.items():
+        key = key.replace("_", "-") if key.startswith(("DATE_", "MJD_")) else key
+        if value is None:
+            h.remove(key, ignore_missing=True)
+        else:
+            h[key] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return WCS(h, preserve_units=True)
+
+
+def world_by_kind(cube, idx):
+    """High-level world coordinates at an array index, by kind, with those of sliced-away axes."""
+    world = cube.wcs.pixel_to_world(*idx[::-1])
+    world = list(world) if isinstance(world, list | tuple) else [world]
+    world += list(dict(cube.global_coords).values())
+    out = {}
+    for w in world:
+        if isinstance(w, SkyCoord):
+            out["sky"] = w
+        elif isinstance(w, Time):
+            out["time"] = w
+        elif type(w).__name__ == "StokesCoord":
+            out["stokes"] = w
+        elif isinstance(w, u.Quantity):
+            out["spectral"] = w
+    return out
+
+
+def assert_same_frame(a, b):
+    """Helioprojective frames with the same obstime, rsun and observer (to a millimetre)."""
+    assert type(a) is type(b) and a.obstime == b.obstime and a.rsun == b.rsun
+    assert (a.observer is None) == (b.observer is None)
+    if a.observer is not None:
+        oa, ob = SkyCoord(a.observer), SkyCoord(b.observer)
+        assert oa.obstime == ob.obstime
+        assert np.all(oa.cartesian.xyz.to_value(u.m) - ob.cartesian.xyz.to_value(u.m) < 1e-3)
+
+
+def assert_round_trip_world(cube, back, *, time=None, spectral_type=None):
+    """Every world coordinate of ``cube`` at its corners is the same in ``back`` (5-D, from read_crisp)."""
+    from sunpy_nn.denoise import find_axes
+
+    axes = find_axes(cube)
+    order = [axes.time, axes.stokes, axes.wavelength, axes.y, axes.x]
+    for bits in np.ndindex(*[2] * cube.data.ndim):
+        idx = tuple((n - 1) * b for n, b in zip(cube.data.shape, bits, strict=True))
+        idx5 = tuple(0 if a is None else idx[a] for a in order)
+        a, b = world_by_kind(cube, idx), world_by_kind(back, idx5)
+        assert_same_frame(a["sky"].frame, b["sky"].frame)
+        for c in ("Tx", "Ty"):
+            assert abs(getattr(a["sky"], c) - getattr(b["sky"], c)).to_value(u.arcsec) < 1e-6
+        spec_a = a["spectral"]
+        assert type(b["spectral"]) is type(spec_a) and b["spectral"].unit == spec_a.unit
+        assert abs(b["spectral"].value - spec_a.value) <= 1e-12 * abs(spec_a.value)
+        t_a = a.get("time", time)
+        assert b["time"].scale == t_a.scale and abs((b["time"] - t_a).to_value(u.s)) < 1e-6
+        assert str(b["stokes"].symbol) == (str(a["stokes"].symbol) if "stokes" in a else "I")
+    if spectral_type is not None:
+        assert back.wcs.wcs.ctype[2].startswith(spectral_type)
+        assert back.wcs.world_axis_physical_types == _physical_types_with(back, cube)
+
+
+def _physical_types_with(back, cube):
+    """``back``'s world physical types, checked to include the cube's spectral one (em.wl vs em.wl;obs.atmos)."""
+    spectral = [t for t in cube.wcs.world_axis_physical_types if t.startswith("em.")]
+    for t in spectral:
+        assert t in back.wcs.world_axis_physical_types
+    return back.wcs.world_axis_physical_types
+
+
+def data_for(kinds, seed=0):
+    sizes = {"time": 3, "stokes": 4, "wavelength": 5, "y": 12, "x": 16}
+    return np.random.default_rng(seed).normal(size=[sizes[k] for k in kinds]).astype(np.float32)
+
+
+def test_single_scan_takes_its_time_from_the_wcs(tmp_path):
+    kinds = ["wavelength", "y", "x"]  # one scan, one Stokes parameter: the time is only DATE-OBS in the WCS
+    cube = NDCube(data_for(kinds), wcs=hpc_wcs(kinds))
+    back = read_crisp(write_crisp(cube, tmp_path / "one.fits"), lazy=False)
+    assert back.data.shape == (1, 1, 5, 12, 16)
+    assert_round_trip_world(cube, back, time=Time("2020-06-01T08:00:00.5"))
+    assert back.meta["DATE-BEG"].startswith("2020-06-01T08:00:00.5")
+    # DATE-BEG wins over DATE-OBS, and an MJD works as well as an ISO date
+    cube = NDCube(data_for(kinds), wcs=hpc_wcs(kinds, DATE_BEG="2020-06-01T07:59:00"))
+    back = read_crisp(write_crisp(cube, tmp_path / "beg.fits"), lazy=False)
+    assert abs((back.wcs.pixel_to_world(0, 0, 0, 0, 0)[-1] - Time("2020-06-01T07:59:00")).to_value(u.s)) < 1e-6
+    cube = NDCube(data_for(kinds), wcs=hpc_wcs(kinds, DATE_OBS=None, MJD_OBS=59001.25, observer=None))
+    back = read_crisp(write_crisp(cube, tmp_path / "mjd.fits"), lazy=False)
+    assert abs((back.wcs.pixel_to_world(0, 0, 0, 0, 0)[-1] - Time(59001.25, format="mjd")).to_value(u.s)) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("spec", "extra"),
+    [
+        (("WAVE", "nm", 630.15, 0.005), {}),
+        (("AWAV", "Angstrom", 6301.5, 0.05), {"SPECSYS": "TOPOCENT"}),
+        (("WAVE", "Angstrom", 8542.1, 0.1), {"SPECSYS": "BARYCENT", "RESTWAV": 8.5421e-7}),
+        (("FREQ", "GHz", 4.75e5, 10.0), {}),
+    ],
+)
+def test_spectral_type_unit_and_frame_survive(tmp_path, spec, extra):
+    kinds = ["stokes", "wavelength", "y", "x"]
+    cube = NDCube(data_for(kinds), wcs=hpc_wcs(kinds, spec=spec, **extra))
+    back = read_crisp(write_crisp(cube, tmp_path / "s.fits"), lazy=False)
+    assert_round_trip_world(cube, back, time=Time("2020-06-01T08:00:00.5"), spectral_type=spec[0])
+    assert back.wcs.wcs.cunit[2] == u.Unit(spec[1])  # the file's unit, not converted
+    for key, value in extra.items():
+        assert getattr(back.wcs.wcs, key.lower()) == value
+    # an LP cube's companion keeps the same
+    write_lp(cube, tmp_path / "s.fcube")
+    assert_round_trip_world(cube, read_crisp(tmp_path / "s.fcube"), time=Time("2020-06-01T08:00:00.5"))
+
+
+@pytest.mark.parametrize(
+    ("time", "extra"),
+    [
+        (("UTC", "s", 10.0, 30.0), {"MJDREF": 58000.0}),
+        (("TAI", "s", 10.0, 30.0), {"DATEREF": "2020-06-01T00:00:00"}),
+        (("TIME", "min", 5.0, 0.5), {"TIMESYS": "TT", "MJDREFI": 59001.0, "MJDREFF": 0.25}),
+    ],
+)
+def test_time_scale_and_reference_survive(tmp_path, time, extra):
+    kinds = ["time", "stokes", "wavelength", "y", "x"]
+    cube = NDCube(data_for(kinds), wcs=hpc_wcs(kinds, time=time, **extra))
+    back = read_crisp(write_crisp(cube, tmp_path / "t.fits"), lazy=False)
+    assert_round_trip_world(cube, back)
+    assert back.wcs.pixel_to_world(0, 0, 0, 0, 0)[-1].scale == cube.wcs.pixel_to_world(0, 0, 0, 0, 0)[-1].scale
+    write_lp(cube, tmp_path / "t.fcube")
+    assert_round_trip_world(cube, read_crisp(tmp_path / "t.fcube"))
+
+
+@pytest.mark.parametrize("observer", ["hgs", "carrington", "obsgeo", "rsun"])
+def test_observer_survives(tmp_path, observer):
+    kinds = ["time", "wavelength", "y", "x"]
+    # (astropy needs SPECSYS to build spectral coordinates when OBSGEO is given)
+    extra = {"DATE_AVG": "2020-06-01T08:00:45", "SPECSYS": "TOPOCENT"} if observer == "obsgeo" else {}
+    extra |= {"RSUN_REF": 6.96e8} if observer == "rsun" else {}
+    w = hpc_wcs(kinds, observer="hgs" if observer == "rsun" else observer, **extra)
+    cube = NDCube(data_for(kinds), wcs=w)
+    before = world_by_kind(cube, (0, 0, 0, 0))["sky"]
+    assert before.observer is not None
+    back = read_crisp(write_crisp(cube, tmp_path / "o.fits"), lazy=False)
+    assert "sunpy_nn_note" not in back.meta  # the observer came from the file, not assumed
+    assert_round_trip_world(cube, back)
+
+
+def test_sliced_cubes_keep_the_coordinates_of_their_slice(tmp_path):
+    """A scan, a Stokes parameter or a tuning cut from a cube is written with its own time, Stokes, wavelength."""
+    kinds = ["time", "stokes", "wavelength", "y", "x"]
+    wcs = hpc_wcs(kinds, DATEREF="2020-06-01T08:00:00")
+    full = NDCube(data_for(kinds), wcs=wcs, meta={"DATE-BEG": "1999-01-01", "DATE-OBS": "1999-01-01"})
+    for key in [np.s_[2], np.s_[:, 3], np.s_[:, :, 1], np.s_[1, 2]]:
+        part = full[key]
+        back = read_crisp(write_crisp(part, tmp_path / "part.fits", overwrite=True), lazy=False)
+        np.testing.assert_array_equal(back.data.reshape(part.data.shape), part.data)
+        assert_round_trip_world(part, back)
+        write_lp(part, tmp_path / "part.fcube", overwrite=True)
+        assert_round_trip_world(part, read_crisp(tmp_path / "part.fcube"))
+    # the V-only cube is Stokes V in the file, not I
+    v = read_crisp(write_crisp(full[:, 3], tmp_path / "v.fits"), lazy=False)
+    assert str(v.wcs.pixel_to_world(0, 0, 0, 0, 0)[2].symbol) == "V"
+
+
+def test_coordinates_a_file_cannot_hold_are_refused(tmp_path):
+    kinds = ["wavelength", "y", "x"]
+    w = hpc_wcs(["y", "x"], CTYPE1="HGLN-CAR", CTYPE2="HGLT-CAR", CUNIT1="deg", CUNIT2="deg", observer=None)
+    with pytest.raises(ValueError, match=r"helioprojective.*HeliographicStonyhurst"):
+        write_crisp(NDCube(data_for(["y", "x"]), wcs=w), tmp_path / "hgs.fits")
+    w = hpc_wcs(kinds, CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CUNIT1="deg", CUNIT2="deg", observer=None)
+    with pytest.raises(ValueError, match=r"helioprojective.*ICRS"):
+        write_crisp(NDCube(data_for(kinds), wcs=w), tmp_path / "icrs.fits")
+    cube = NDCube(data_for(kinds), wcs=hpc_wcs(kinds))
+    cube.extra_coords.add("exposure", 0, [0.1, 0.2, 0.1, 0.2, 0.1] * u.s)
+    with pytest.raises(ValueError, match=r"extra_coords \['exposure'\]"):
+        write_crisp(cube, tmp_path / "extra.fits")
+    with pytest.raises(ValueError, match="extra_coords"):
+        write_lp(cube, tmp_path / "extra.fcube")
+    cube = NDCube(data_for(kinds), wcs=hpc_wcs(kinds))
+    cube.global_coords.add("distance", "pos.distance", 1 * u.AU)
+    with pytest.raises(ValueError, match=r"global_coords \['distance'\]"):
+        write_crisp(cube, tmp_path / "global.fits")
+    w = hpc_wcs(kinds, DATE_OBS=None, observer=None)
+    with pytest.raises(ValueError, match="needs the time of the scans"):
+        write_crisp(NDCube(data_for(kinds), wcs=w), tmp_path / "notime.fits")
+    assert not list(tmp_path.glob("*.fits")) and not list(tmp_path.glob("*.fcube"))  # nothing half-written
+
+
+def test_lp_wavelengths_need_a_unit(tmp_path, cube_data):
+    write_lp(cube_data, tmp_path / "c.fcube")
+    with pytest.raises(ValueError, match="Quantity with a spectral unit"):
+        read_crisp(
+            tmp_path / "c.fcube", wavelengths=WAVE * 10, times=[0, 1, 2] * u.s, date_ref=DATEREF, pixel_scale=SCALE
+        )
