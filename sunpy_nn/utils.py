@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["SunpyNNUserWarning", "WeightsError", "append_history", "fill_nearest", "sha256sum"]
+__all__ = ["SunpyNNUserWarning", "WeightsError", "append_history", "fill_nearest", "provenance_lines", "sha256sum"]
 
 
 class SunpyNNUserWarning(SunpyUserWarning):
@@ -34,6 +34,33 @@ def append_history(meta, line: str) -> None:
     old = meta.get("history", "")
     old = old if isinstance(old, str) else "\n".join(str(h) for h in old)
     meta["history"] = (old + "\n" + line).strip("\n")
+
+
+def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
+    """
+    Readable lines for a provenance dict (software, model, SHA-256, settings): ``sunpy_nn key: value`` for each
+    entry, nested dicts as ``k=v`` lists, wrapped to ``width`` characters (a FITS HISTORY card holds 72) with
+    continuation lines indented; no character of a value is lost (long words such as hashes are split).
+    """
+    import textwrap
+
+    def flat(value) -> str:
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={flat(v)}" for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return "[" + ", ".join(flat(v) for v in value) + "]"
+        if isinstance(value, float | np.floating):
+            return f"{float(value):.6g}"
+        return str(value)
+
+    lines: list[str] = []
+    for key, value in provenance.items():
+        text = f"sunpy_nn {key}: {flat(value)}"
+        wrapped = textwrap.wrap(
+            text, width, subsequent_indent="  ", break_long_words=True, break_on_hyphens=False, drop_whitespace=True
+        )
+        lines += wrapped or [text]
+    return lines
 
 
 def fill_nearest(data: np.ndarray, missing: np.ndarray) -> np.ndarray:

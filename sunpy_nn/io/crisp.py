@@ -1244,33 +1244,15 @@ def _mask_array(cube: NDCube):
 
 def _history_lines(meta) -> list[str]:
     """
-    Readable HISTORY lines for sunpy_nn's provenance in ``meta["sunpy_nn"]`` (software, model, SHA-256,
-    settings), each value on its own line, wrapped to the 72 characters of a HISTORY card without losing any.
+    HISTORY lines for a written file: this write, and sunpy_nn's provenance in ``meta["sunpy_nn"]`` (software,
+    model, SHA-256, settings) as readable ``key: value`` lines wrapped to the 72 characters of a HISTORY card.
     """
-    import textwrap
-
     from sunpy_nn import __version__
+    from sunpy_nn.utils import provenance_lines
 
     lines = [f"written by sunpy_nn {__version__} write_crisp"]
     prov = meta.get("sunpy_nn") if meta else None
-    if not isinstance(prov, dict):
-        return lines
-
-    def flat(value) -> str:
-        if isinstance(value, dict):
-            return ", ".join(f"{k}={flat(v)}" for k, v in value.items())
-        if isinstance(value, list | tuple):
-            return "[" + ", ".join(flat(v) for v in value) + "]"
-        if isinstance(value, float | np.floating):
-            return f"{float(value):.6g}"
-        return str(value)
-
-    for key, value in prov.items():
-        text = f"sunpy_nn {key}: {flat(value)}"
-        lines += textwrap.wrap(text, 72, subsequent_indent="  ", break_long_words=True, break_on_hyphens=False) or [
-            text
-        ]
-    return lines
+    return lines + (provenance_lines(prov) if isinstance(prov, dict) else [])
 
 
 _LP_SUFFIXES = (".fcube", ".icube")
