@@ -38,28 +38,37 @@ def append_history(meta, line: str) -> None:
 
 def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
     """
-    Readable lines for a provenance dict (software, model, SHA-256, settings): ``sunpy_nn key: value`` for each
-    entry, nested dicts as ``k=v`` lists, wrapped to ``width`` characters (a FITS HISTORY card holds 72) with
-    continuation lines indented; no character of a value is lost (long words such as hashes are split).
-    """
-    import textwrap
+    Readable lines for a provenance dict (software, model, SHA-256, settings), at most ``width`` characters each
+    (a FITS HISTORY card holds 72).
 
-    def flat(value) -> str:
-        if isinstance(value, dict):
-            return ", ".join(f"{k}={flat(v)}" for k, v in value.items())
+    Each value is one line ``sunpy_nn key: value``, nested dicts with dotted keys (``sunpy_nn model.file: ...``).
+    A line that would be too long is split: ``sunpy_nn key:`` alone, then the value in pieces on the following
+    lines, each indented by two spaces; joining the pieces without the indent gives the value back exactly.
+    """
+
+    def text(value) -> str:
         if isinstance(value, list | tuple):
-            return "[" + ", ".join(flat(v) for v in value) + "]"
+            return "[" + ", ".join(text(v) for v in value) + "]"
         if isinstance(value, float | np.floating):
-            return f"{float(value):.6g}"
+            return repr(float(value))
         return str(value)
 
+    def leaves(d: dict, prefix: str = ""):
+        for key, value in d.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", text(value)
+
     lines: list[str] = []
-    for key, value in provenance.items():
-        text = f"sunpy_nn {key}: {flat(value)}"
-        wrapped = textwrap.wrap(
-            text, width, subsequent_indent="  ", break_long_words=True, break_on_hyphens=False, drop_whitespace=True
-        )
-        lines += wrapped or [text]
+    piece = width - 2
+    for key, value in leaves(provenance):
+        line = f"sunpy_nn {key}: {value}"
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        lines.append(f"sunpy_nn {key}:"[:width])
+        lines += ["  " + value[i : i + piece] for i in range(0, len(value), piece)]
     return lines
 
 

@@ -857,3 +857,68 @@ def test_lp_wavelengths_need_a_unit(tmp_path, cube_data):
         read_crisp(
             tmp_path / "c.fcube", wavelengths=WAVE * 10, times=[0, 1, 2] * u.s, date_ref=DATEREF, pixel_scale=SCALE
         )
+
+
+# ------------------------------------------------------------------------------------ what the writer keeps
+def test_mask_and_float64_values_survive(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    data = np.asarray(cube.data, dtype=np.float64) + 1e-12  # float64 values float32 cannot hold
+    mask = np.zeros(data.shape, bool)
+    mask[1, 2, 3, 4:7, 5:9] = True
+    masked = NDCube(data, wcs=cube.wcs, mask=mask, meta=cube.meta, unit=cube.unit)
+    for lazy in (False, "dask"):
+        back = read_crisp(write_crisp(masked, tmp_path / "m.fits", overwrite=True), lazy=lazy)
+        assert np.asarray(back.data).dtype == np.float64
+        np.testing.assert_array_equal(np.asarray(back.data), data)
+        np.testing.assert_array_equal(np.asarray(back.mask), mask)
+    assert read_crisp(write_crisp(cube, tmp_path / "nomask.fits"), lazy=False).mask is None
+    # an LP cube has no mask: masked pixels are NaN in an .fcube, refused for an .icube
+    lp = read_crisp(write_lp(masked, tmp_path / "m.fcube"), lazy=False)
+    assert np.isnan(lp.data[mask]).all() and np.isfinite(lp.data[~mask]).all()
+    with pytest.raises(ValueError, match=r"masked pixels.*icube"):
+        write_lp(masked, tmp_path / "m.icube")
+
+
+def test_writer_checks_its_output_first_and_leaves_no_partial_file(tmp_path, cube_data, monkeypatch):
+    import sunpy_nn.io.crisp as crisp
+
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    for name, error, message in [
+        ("out.fits.gz", ValueError, r"uncompressed FITS.*out\.fits and compress"),
+        ("out.fz", ValueError, "uncompressed FITS"),
+        ("out.png", ValueError, "unknown output type"),
+        ("out", ValueError, "no extension"),
+        ("out.bcube", ValueError, "unknown output type"),
+        ("missing/out.fits", FileNotFoundError, "does not exist; create it first"),
+        ("nb.fits/out.fits", NotADirectoryError, "not a folder"),
+    ]:
+        with pytest.raises(error, match=message):
+            write_crisp(cube, tmp_path / name)
+    # a failure while writing frames: no file left, the one it would replace intact
+    original = (tmp_path / "nb.fits").read_bytes()
+    monkeypatch.setattr(crisp, "_frame_getter", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("disk full")))
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_crisp(cube, tmp_path / "nb.fits", overwrite=True)
+    assert (tmp_path / "nb.fits").read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nb.fits"]
+
+
+def test_cube_can_be_written_over_the_file_it_is_read_from(tmp_path, cube_data):
+    for lazy in ("auto", "dask"):
+        make_sstred_file(tmp_path / "nb.fits", cube_data)
+        cube = read_crisp(tmp_path / "nb.fits", lazy=lazy)
+        write_crisp(cube, tmp_path / "nb.fits", overwrite=True)
+        np.testing.assert_array_equal(read_crisp(tmp_path / "nb.fits", lazy=False).data, cube_data)
+        (tmp_path / "nb.fits").unlink()
+
+
+def test_stale_lp_companion_is_never_left(tmp_path, cube_data):
+    cube = lp_cube(tmp_path, cube_data, False)
+    write_lp(cube, tmp_path / "x.fcube")
+    assert (tmp_path / "x.fcube.wcs.fits").exists()
+    with pytest.raises(FileExistsError, match=r"x\.fcube"):
+        write_lp(cube_data * 2, tmp_path / "x.fcube")
+    write_lp(cube_data * 2, tmp_path / "x.fcube", overwrite=True)  # an array: no coordinates to describe
+    assert not (tmp_path / "x.fcube.wcs.fits").exists()  # the old cube's companion went with it
