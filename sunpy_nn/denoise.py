@@ -878,7 +878,7 @@ class Denoiser:
         -----
         SunpyNNUserWarning
             The cube's noise differs from the noise the denoiser was trained at by more than a factor of 2
-            (`NOISE_MISMATCH`) for a Stokes parameter it denoises: the network expects that noise; refit it.
+            (``NOISE_MISMATCH``) for a Stokes parameter it denoises: the network expects that noise; refit it.
         """
         return self._predict(
             cube, stokes, tile_size, uncertainty, mc_samples, device, seed, precision, compile, progress

@@ -588,11 +588,12 @@ def read_crisp(
         A FITS file (``.fits``, ``.fits.gz``, ``.fz``...), or an LP cube (``*.fcube``/``*.icube``; its
         ``*_sp.fcube``/``*_sp.icube`` companion must sit beside it unless ``n_wavelengths`` is given).
     lazy : {"auto", "memmap", "dask", True, False}
-        ``"auto"`` (default) memory-maps float data and LP cubes and wraps scaled integer FITS data
-        (BITPIX=16 with BSCALE/BZERO) in a dask array that scales chunk by chunk, so a 20 GB cube does not enter
-        memory on open. ``"dask"`` (or `True`) always returns a dask array with one chunk per frame (for LP
-        cubes, over the memory map: use threads, not processes, to compute it); `False` reads everything into
-        memory.
+        ``"auto"`` (default) memory-maps float data and LP cubes and wraps integer FITS data (e.g. BITPIX=16
+        with BSCALE/BZERO) and tile-compressed HDUs in a dask array that scales or decompresses frame by frame,
+        so a 20 GB cube does not enter memory on open. ``"dask"`` (or `True`) always returns a dask array with
+        one chunk per frame; `False` reads everything into memory. A whole-file compressed FITS (``.fits.gz``)
+        cannot be memory-mapped or read frame by frame: astropy decompresses it into memory in every mode (the
+        log says so; ``"dask"`` wraps the array). Whatever the mode, the values are those astropy reads.
     wavelengths, times, pixel_scale, center, date_ref
         LP cubes only, which store no coordinates: wavelengths (`~astropy.units.Quantity`, one per tuning), times
         of the scans (`~astropy.time.Time`, or seconds since ``date_ref``; shape ``(n_scans,)`` or
@@ -610,16 +611,19 @@ def read_crisp(
     -------
     `~ndcube.NDCube`
         Data in numpy order ``(scan, stokes, wavelength, y, x)`` for LP and SSTRED cubes (FITS cubes keep the
-        file's order), with the WCS from the header and ``WCS-TAB`` table, the unit, the header as ``meta``, and
-        the ``UNCERT`` extension (if any) as a `~astropy.nddata.StdDevUncertainty`. When the header gives no
+        file's order), float32 (float64 for float64 and 32/64-bit integer files), with the WCS from the header
+        and ``WCS-TAB`` table (a `TabularWCS`, which pickles, when axes are tabulated; world coordinates in the
+        file's units), the unit, the header as ``meta``, the ``UNCERT`` extension (if any) as a
+        `~astropy.nddata.StdDevUncertainty` and the ``MASK`` extension (if any) as the mask. When the header gives no
         observer location, the Earth's centre at DATE-AVG/DATE-BEG/DATE-OBS is assumed and
         ``meta["sunpy_nn_note"]`` says so.
 
     Raises
     ------
     ValueError
-        A truncated file, a header that is not an LP or FITS header, sizes that disagree with the ``_sp`` cube,
-        or LP coordinates of the wrong length.
+        A truncated file (astropy's size check) or a truncated or corrupt compressed file, a header that is not
+        an LP or FITS header, sizes that disagree with the ``_sp`` cube, or LP coordinates of the wrong length
+        (or wavelengths without a unit).
     FileNotFoundError
         The file, or the ``_sp`` companion of an LP cube, is missing.
 
