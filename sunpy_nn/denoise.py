@@ -837,8 +837,9 @@ class Denoiser:
         stokes : tuple of str or None
             Stokes parameters to denoise (`None`: all); the others are returned as they are, bit for bit.
         tile_size : int, optional
-            Tile edge for large frames (the result does not depend on it); at least twice the network's
-            receptive radius plus ``2 * 2**depth`` (68 px for the default network).
+            Tile edge for large frames (the result does not depend on it). Tiles hold the network's receptive
+            radius on each side plus a core: below 4 radii (120 px for the default network) the value is raised
+            to that, with a log line.
         uncertainty : {None, "aleatoric", "total"}
             `None`: no uncertainty. ``"aleatoric"``: the variance head's error of the denoised value.
             ``"total"``: also the epistemic part from ``mc_samples`` Monte-Carlo dropout passes, added in
@@ -899,10 +900,7 @@ class Denoiser:
                 "uncertainty='aleatoric', or train a Denoiser(dropout=0.01)"
             )
         if tile_size is not None:
-            net = self.model if self.model is not None else UNet(1, 1, 1, self.depth)
-            align, radius = net.align, net.receptive_radius
-            smallest = -(-(2 * radius + 2 * align - 1) // align) * align
-            _check_int("tile_size", tile_size, smallest)
+            _check_int("tile_size", tile_size, 1)
         if seed is not None:
             _check_int("seed", seed, 0)
         if precision is not None and precision not in PRECISIONS:
@@ -913,6 +911,7 @@ class Denoiser:
     ) -> NDCube:
         """`predict`; ``noise``: this cube's noise levels when already estimated (by `fit` on the same cube)."""
         self._check_predict_args(uncertainty, mc_samples, tile_size, seed, precision)
+        tile_size = self._tile_size(tile_size)
         dev = resolve_device(device)
         axes, canon, labels, selected = self._prepare(cube, stokes)
         self._check_compatible(canon.shape[2])
@@ -959,6 +958,25 @@ class Denoiser:
                 compile,
             )
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
+
+    def _tile_size(self, tile_size: int | None) -> int | None:
+        """A tile edge the network can use: tiles need its receptive radius on each side plus a core."""
+        if tile_size is None:
+            return None
+        # A tile is its core plus the receptive radius on each side: below 2 * radius + 2 * align it has no core,
+        # and near that, tiny cores make thousands of tiles. The smallest used has a core as wide as both halos.
+        align, radius = self.model.align, self.model.receptive_radius
+        smallest = -(-(4 * radius + align) // align) * align
+        if tile_size < smallest:
+            log.info(
+                "tile_size=%d is too small for this network's tiles (its receptive radius of %d px on each side "
+                "plus a core as wide): using %d (the result does not depend on it)",
+                tile_size,
+                radius,
+                smallest,
+            )
+            return smallest
+        return int(tile_size)
 
     def _warn_noise_mismatch(self, noise: dict, labels, selected) -> None:
         """Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at."""

@@ -410,7 +410,7 @@ def test_arguments_are_checked_before_any_work(monkeypatch):
     bad_predict = [
         ({"uncertainty": "total", "mc_samples": 1}, "mc_samples must be an integer of at least 2"),
         ({"mc_samples": 0}, "mc_samples"),
-        ({"tile_size": 10}, "tile_size must be an integer of at least 68"),
+        ({"tile_size": 0}, "tile_size must be an integer of at least 1"),
         ({"precision": "fp8"}, "precision"),
         ({"uncertainty": "both"}, "uncertainty"),
     ]
@@ -518,3 +518,16 @@ def test_denoised_file_history_is_readable(tmp_path, small_fits):
     assert values["model.weights_sha256"] == out.meta["sunpy_nn"]["model"]["weights_sha256"]
     assert float(values["noise.V"]) == den.noise["V"]  # the value, not a truncated key
     assert values["architecture.n_filters"] == "4"
+
+
+def test_small_tile_size_adapts_to_the_network(caplog):
+    data = np.pad(np.asarray(one_frame(64).data), ((0, 96), (0, 96)), mode="reflect")  # 160 x 160: tiled
+    cube = NDCube(data, wcs=make_wcs(["y", "x"]))
+    den = untrained_denoiser()
+    den.noise = {"?": NOISE}  # (no Stokes axis)
+    whole = den.predict(cube, progress=False)
+    with caplog.at_level("INFO", logger="sunpy_nn.denoise"):
+        tiled = den.predict(cube, tile_size=10, progress=False)  # was: "tile of 64 px is too small for a halo"
+    assert "tile_size=10 is too small" in caplog.text and "using 120" in caplog.text
+    scale = np.ptp(whole.data)
+    np.testing.assert_allclose(tiled.data, whole.data, rtol=0, atol=1e-5 * scale)

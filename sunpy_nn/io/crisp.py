@@ -664,7 +664,8 @@ def _open_fits(path: Path) -> tuple[fits.HDUList, bool]:
             stream = next((name for m, name in _COMPRESSED_MAGIC.items() if magic.startswith(m)), None)
             if stream is None:
                 raise
-            raise _corrupt_compressed(path, stream, exc) from exc
+            error = _corrupt_compressed(path, stream, exc)
+            raise ValueError(f"{error} (If it is not a FITS file: an LP cube must be decompressed first.)") from exc
     truncated = False
     for w in caught:
         if "may have been truncated" in str(w.message):
