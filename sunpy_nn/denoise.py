@@ -540,15 +540,18 @@ class Denoiser:
             selected = [labels.index(s) for s in stokes]
         return axes, canon, labels, selected
 
-    def _noise_levels(self, canon, labels, selected, which=None) -> dict[str, float]:
+    def _noise_levels(self, canon, labels, selected, which=None, sampled=False) -> dict[str, float]:
         """
         Noise level of every Stokes parameter (or of the indices ``which``); a `ValueError` when a denoised one
         (``selected``) has none, e.g. a constant image. Pass-through Stokes parameters may have zero noise.
+
+        A lazy cube (or ``sampled=True``) is sampled: a few pairs of scans at a few wavelengths, the same frames
+        whether the data are in memory or not, so eager and lazy results agree.
         """
         out = {}
         n_t = canon.shape[0]
         for s in range(canon.shape[1]) if which is None else which:
-            if is_dask(canon):
+            if sampled or is_dask(canon):
                 # A lazy cube: the noise from 4 pairs of consecutive scans at 3 wavelengths (or 8 frames of one
                 # scan), spread over the cube: millions of pixels, a few frames read.
                 waves = np.unique(np.linspace(0, canon.shape[2] - 1, min(3, canon.shape[2])).round().astype(int))
@@ -921,8 +924,8 @@ class Denoiser:
                 f"The denoiser has no noise level for Stokes {missing_noise} (trained on {list(self.noise)}): "
                 "denoise only those it was trained on (stokes=...), or fit it on this cube"
             )
-        if noise is None:
-            noise = self._noise_levels(canon, labels, ())
+        if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
+            noise = self._noise_levels(canon, labels, (), sampled=True)
         self._warn_noise_mismatch(noise, labels, selected)
         if is_dask(canon):
             den, sd = self._predict_lazy(
