@@ -136,8 +136,10 @@ def test_output_cube_keeps_wcs_unit_meta_and_input(trained):
     np.testing.assert_array_equal(CUBE.data, before)
     assert CUBE.meta == meta_before
     assert isinstance(out.uncertainty, StdDevUncertainty) and out.uncertainty.array.shape == CUBE.data.shape
-    # pass-through Stokes I carries its noise level; denoised Stokes carry a smaller, positive error
-    assert np.allclose(out.uncertainty.array[:, 0], trained.noise["I"])
+    # pass-through Stokes I carries this cube's noise level (sampled from a few scans: within 2 % of the level fit
+    # estimated from all of them); denoised Stokes carry a smaller, positive error
+    np.testing.assert_array_equal(out.uncertainty.array[:, 0], np.float32(out.meta["sunpy_nn"]["noise_of_input"]["I"]))
+    assert out.meta["sunpy_nn"]["noise_of_input"]["I"] == pytest.approx(trained.noise["I"], rel=0.02)
     assert 0 < np.median(out.uncertainty.array[:, 1:]) < NOISE
 
 
