@@ -125,45 +125,87 @@ def _read_cube(args: argparse.Namespace):
 
 
 def _denoise(args: argparse.Namespace) -> int:
+    import astropy.units as u
+
     from sunpy_nn import __version__
-    from sunpy_nn.denoise import Denoiser, denoise_cube
+    from sunpy_nn.denoise import Denoiser
     from sunpy_nn.io import write_crisp
+    from sunpy_nn.io.crisp import _check_output
+    from sunpy_nn.nn import resolve_device
     from sunpy_nn.utils import append_history
 
+    # Every argument is checked before the cube is read and the network trained (minutes): a run never fails in
+    # the writer at the end.
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise SystemExit(f"sunpy-nn: {out} exists; pass --overwrite to replace it")
-    cube = _read_cube(args)
-    stokes = None if args.stokes == ["all"] else tuple(args.stokes)
+    _check_output(out, overwrite=args.overwrite)
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"{args.input} does not exist")
+    stokes = None if [s.lower() for s in args.stokes] == ["all"] else tuple(s.upper() for s in args.stokes)
+    if stokes is not None and (not stokes or any(s not in ("I", "Q", "U", "V") for s in stokes)):
+        raise ValueError(f"--stokes takes I, Q, U, V (any of them) or 'all', not {' '.join(args.stokes)}")
+    try:
+        u.Unit(args.wavelength_unit)
+    except ValueError:
+        raise ValueError(f"--wavelength-unit {args.wavelength_unit!r} is not a unit (e.g. nm, Angstrom)") from None
+    resolve_device(args.device)
+    uncertainty = None if args.uncertainty == "none" else args.uncertainty
+    precision = None if args.precision == "exact" else args.precision
     if args.denoiser:
+        training = [f"--{k.replace('_', '-')}" for k in ("mode", "epochs", "patches", "patch_size") if getattr(args, k)]
+        if training:
+            raise ValueError(
+                f"{', '.join(training)} apply only when training; with --denoiser the trained denoiser is used as "
+                "it is. Leave them out, or leave out --denoiser to train on this cube."
+            )
         denoiser = Denoiser.load(args.denoiser)
     else:
-        denoiser = Denoiser(mode=args.mode).fit(
+        denoiser = Denoiser(mode=args.mode or "image")
+        if args.patch_size is not None and args.patch_size % 2**denoiser.depth:
+            raise ValueError(f"--patch-size must be a multiple of {2**denoiser.depth}, not {args.patch_size}")
+    denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
+    cube = _read_cube(args)
+    if not args.denoiser:
+        denoiser.fit(
             cube,
             epochs=args.epochs or 10,
-            patches_per_epoch=args.patches,
+            patches_per_epoch=args.patches or 1000,
             patch_size=args.patch_size,
             stokes=stokes,
             device=args.device,
             seed=args.seed,
             progress=not args.quiet,
         )
-    result = denoise_cube(
+    result = denoiser.predict(
         cube,
-        denoiser=denoiser,
-        mode=args.mode,
-        uncertainty=None if args.uncertainty == "none" else args.uncertainty,
+        uncertainty=uncertainty,
         stokes=stokes,
         device=args.device,
         seed=args.seed,
-        precision=None if args.precision == "exact" else args.precision,
+        precision=precision,
         compile=args.compile,
         progress=not args.quiet,
     )
-    append_history(result.meta, f"sunpy_nn {__version__}: Noise2Noise denoising ({args.mode}), stokes={args.stokes}")
+    append_history(
+        result.meta, f"sunpy_nn {__version__}: Noise2Noise denoising ({denoiser.mode}), stokes={args.stokes}"
+    )
     write_crisp(result, out, overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.input} -> {out}: noise levels {result.meta['sunpy_nn']['noise']}")
     return 0
+
+
+def _int_at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (argparse names the option when it is not)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -261,16 +303,20 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--times", help="LP cubes: ISO times of the scans, comma-separated or a text file")
     d.add_argument("--pixel-scale", type=float, help="LP cubes: arcsec per pixel")
     d.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), help="LP cubes: FOV centre in arcsec")
-    d.add_argument("--mode", choices=["image", "spectral"], default="image")
-    d.add_argument("--epochs", type=int, help="training epochs of 1,000 patches (default 10)")
-    d.add_argument("--patches", type=int, default=1000, help="training patches per epoch (default 1000)")
-    d.add_argument("--patch-size", type=int, default=52, help="training patch edge in pixels (default 52)")
+    d.add_argument("--mode", choices=["image", "spectral"], help="denoise images or spectra (default image)")
+    d.add_argument("--epochs", type=_int_at_least(1), help="training epochs of --patches patches (default 10)")
+    d.add_argument("--patches", type=_int_at_least(10), help="training patches per epoch (default 1000)")
+    d.add_argument(
+        "--patch-size",
+        type=_int_at_least(8),
+        help="training patch edge in pixels, a multiple of 4 (default 52, or the largest that fits the image)",
+    )
     d.add_argument("--stokes", nargs="+", default=["Q", "U", "V"], help="Stokes to denoise, or 'all'")
     d.add_argument("--uncertainty", choices=["aleatoric", "total", "none"], default="aleatoric")
     d.add_argument("--denoiser", help="a trained denoiser (.pt from Denoiser.save) instead of training")
     d.add_argument("--device")
-    d.add_argument("--seed", type=int)
-    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--seed", type=_int_at_least(0))
+    d.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     _add_network_options(d)
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_denoise)

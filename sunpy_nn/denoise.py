@@ -13,7 +13,9 @@ import copy
 import json
 import logging
 import math
+import numbers
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from tqdm.auto import tqdm
 
 from sunpy_nn.nn import UNet, resolve_device, run_tiled
 from sunpy_nn.parallel import is_dask, lazy_tiled
-from sunpy_nn.utils import WeightsError, fill_nearest, sha256sum
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, sha256sum
 
 __all__ = ["CubeAxes", "Denoiser", "denoise_cube", "estimate_noise", "find_axes"]
 
@@ -136,6 +138,54 @@ def _stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
         return [_STOKES_SYMBOLS.get(i + 1, str(i + 1)) for i in range(n)]
 
 
+def _assemble(planes: list, dtype, lazy: bool):
+    """Stack Stokes planes ``(T, W, Y, X)`` into a canonical ``(T, S, W, Y, X)`` array of ``dtype``."""
+    if lazy:
+        import dask.array as da
+
+        return da.stack([da.asarray(p).astype(dtype) for p in planes], axis=1)
+    out = np.empty((planes[0].shape[0], len(planes), *planes[0].shape[1:]), dtype)
+    for s, p in enumerate(planes):
+        out[:, s] = p  # values converted exactly: the output type holds the input's
+    return out
+
+
+def _full(shape, value: float, dtype, lazy: bool):
+    if lazy:
+        import dask.array as da
+
+        return da.full(shape, value, dtype=dtype)
+    return np.full(shape, value, dtype=dtype)
+
+
+def _stddev(cube: NDCube, axes: CubeAxes):
+    """The cube's own uncertainty as a standard deviation in the data's unit (canonical order), or None."""
+    unc = cube.uncertainty
+    if unc is None:
+        return None
+    try:
+        std = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
+    except Exception as exc:  # e.g. an UnknownUncertainty: nothing to convert
+        log.info("the cube's %s cannot be a standard deviation (%s); not kept", type(unc).__name__, exc)
+        return None
+    array = std.array
+    if std.unit is not None and cube.unit is not None and std.unit != cube.unit:
+        array = (array * std.unit).to_value(cube.unit)
+    return axes.to_canonical(array)
+
+
+def _weights_sha256(model) -> str:
+    """SHA-256 of a network's weights (names, shapes and values in order): the same for any copy of them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------------------- noise
 def estimate_noise(frames: np.ndarray) -> float:
     """
@@ -169,6 +219,30 @@ def estimate_noise(frames: np.ndarray) -> float:
     if d.size == 0:
         raise ValueError("Cannot estimate the noise: no finite pixels")
     return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+# ----------------------------------------------------------------------------------------------------- arguments
+def _check_int(name: str, value, minimum: int) -> int:
+    """An integer argument of at least ``minimum``; a `ValueError` that names it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
+    return int(value)
+
+
+def _check_real(name: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = True):
+    """A real argument in ``[low, high)`` (ends open or closed as given); a `ValueError` that names it otherwise."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, not {value!r}")
+    return float(value)
+
+
+# Smallest training patch: the U-Net's bottom level needs 2 x 2 pixels (2 * 2**depth), the paper's is 52.
+_PAPER_PATCH = 52
+# A reused denoiser warns when a cube's noise differs from the noise it was trained at by more than this factor.
+NOISE_MISMATCH = 2.0
 
 
 # ------------------------------------------------------------------------------------------------------- sampling
@@ -230,7 +304,8 @@ class _PairSampler:
         if self.span > ny or self.span > x_range[1] - x_range[0]:
             raise ValueError(
                 f"patch_size={patch_size} (a {self.span}-pixel window) is larger than the image region "
-                f"({ny} x {x_range[1] - x_range[0]} px); use a smaller patch_size"
+                f"({ny} x {x_range[1] - x_range[0]} px); use a smaller patch_size (--patch-size on the command "
+                "line), or leave it unset to fit the image"
             )
         self.pool = None
         if is_dask(data):
@@ -324,7 +399,10 @@ class _PairSampler:
             if want_signal and np.abs(ndimage.uniform_filter(0.5 * (x + y), size=(1, 3, 3))).max() < 2.0:
                 continue
             return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
-        raise ValueError("Could not draw a training pair without masked (NaN) pixels: too much of the cube is masked")
+        raise ValueError(
+            f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of the "
+            "cube is masked; use a smaller patch_size (--patch-size on the command line)"
+        )
 
 
 # -------------------------------------------------------------------------------------------------------- Denoiser
@@ -398,12 +476,18 @@ class Denoiser:
     ) -> None:
         if mode not in ("image", "spectral"):
             raise ValueError(f"mode must be 'image' or 'spectral', not {mode!r}")
+        n_filters, depth = _check_int("n_filters", n_filters, 1), _check_int("depth", depth, 1)
+        dropout = _check_real("dropout", dropout, 0.0, 1.0)
+        if padding not in ("reflect", "zeros"):
+            raise ValueError(f"padding must be 'reflect' or 'zeros', not {padding!r}")
         self.mode, self.n_filters, self.depth, self.dropout, self.padding = mode, n_filters, depth, dropout, padding
         self.model: UNet | None = None
         self.noise: dict[str, float] = {}
         self.n_wavelengths: int | None = None
         self.history: dict = {"train_loss": [], "val_loss": [], "epoch_time": []}
         self.fit_settings: dict = {}
+        #: The file the weights were loaded from or saved to, and its SHA-256 (None once training changes them).
+        self.source: dict | None = None
 
     # ------------------------------------------------------------------ helpers
     def _build(self, n_wavelengths: int) -> UNet:
@@ -456,11 +540,18 @@ class Denoiser:
             selected = [labels.index(s) for s in stokes]
         return axes, canon, labels, selected
 
-    def _noise_levels(self, canon, labels, selected) -> dict[str, float]:
+    def _noise_levels(self, canon, labels, selected, which=None, sampled=False) -> dict[str, float]:
+        """
+        Noise level of every Stokes parameter (or of the indices ``which``); a `ValueError` when a denoised one
+        (``selected``) has none, e.g. a constant image. Pass-through Stokes parameters may have zero noise.
+
+        A lazy cube (or ``sampled=True``) is sampled: a few pairs of scans at a few wavelengths, the same frames
+        whether the data are in memory or not, so eager and lazy results agree.
+        """
         out = {}
         n_t = canon.shape[0]
-        for s in range(canon.shape[1]):
-            if is_dask(canon):
+        for s in range(canon.shape[1]) if which is None else which:
+            if sampled or is_dask(canon):
                 # A lazy cube: the noise from 4 pairs of consecutive scans at 3 wavelengths (or 8 frames of one
                 # scan), spread over the cube: millions of pixels, a few frames read.
                 waves = np.unique(np.linspace(0, canon.shape[2] - 1, min(3, canon.shape[2])).round().astype(int))
@@ -473,7 +564,7 @@ class Denoiser:
                     sigma = estimate_noise(np.asarray(canon[:, s, :8]))
             else:
                 sigma = estimate_noise(canon[:, s])
-            if not sigma > 0:
+            if s in selected and not sigma > 0:
                 raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")
             out[labels[s]] = sigma
         return out
@@ -485,7 +576,7 @@ class Denoiser:
         *,
         epochs: int = 10,
         patches_per_epoch: int = 1000,
-        patch_size: int = 52,
+        patch_size: int | None = None,
         batch_size: int = 10,
         lr: float = 1e-4,
         loss: str = "l2",
@@ -505,8 +596,12 @@ class Denoiser:
             The observation, with two spatial axes and optional wavelength, Stokes and time axes. Masked and NaN
             pixels are never used. A dask-backed cube is not loaded: training reads a random pool of whole frames
             (256 MB) anew each epoch, and the noise levels come from a few pairs of scans.
-        epochs, patches_per_epoch, patch_size, batch_size, lr
-            Training length and the paper's settings (52-pixel patches, batches of 10, Adam at 1e-4).
+        epochs, patches_per_epoch, batch_size, lr
+            Training length (epochs of ``patches_per_epoch`` patches, at least one batch) and the paper's
+            settings (batches of 10, Adam at 1e-4).
+        patch_size : int, optional
+            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52, or the largest
+            that fits a smaller image (said in the log; with neighbour sub-sampling a patch needs twice its size).
         loss : {"l2", "l1"}
             Loss of the denoised image (the paper: L2, whose minimiser with noisy targets is the clean image).
         stokes : tuple of str or None
@@ -527,12 +622,33 @@ class Denoiser:
         -------
         `Denoiser`
             ``self``, trained; ``history`` holds the losses per epoch.
+
+        Raises
+        ------
+        ValueError
+            An argument out of range (checked before anything is read), a patch size that does not fit the image,
+            a cube without the needed axes or scans, or a constant Stokes parameter to denoise.
         """
         if loss not in ("l2", "l1"):
             raise ValueError(f"loss must be 'l2' or 'l1', not {loss!r}")
-        axes, canon, labels, selected = self._prepare(cube, stokes)
         if pairs not in ("auto", "time", "neighbour"):
             raise ValueError(f"pairs must be 'auto', 'time' or 'neighbour', not {pairs!r}")
+        epochs = _check_int("epochs", epochs, 1)
+        batch_size = _check_int("batch_size", batch_size, 1)
+        patches_per_epoch = _check_int("patches_per_epoch", patches_per_epoch, batch_size)
+        if patch_size is not None:
+            patch_size = _check_int("patch_size", patch_size, 2 * 2**self.depth)
+            if patch_size % 2**self.depth:
+                raise ValueError(
+                    f"patch_size must be a multiple of {2**self.depth} (the U-Net of depth {self.depth} halves it "
+                    f"{self.depth} times), not {patch_size}"
+                )
+        lr = _check_real("lr", lr, 0.0, math.inf, low_open=True)
+        val_fraction = _check_real("val_fraction", val_fraction, 0.0, 1.0)
+        if seed is not None:
+            seed = _check_int("seed", seed, 0)
+        dev = resolve_device(device)
+        axes, canon, labels, selected = self._prepare(cube, stokes)
         if pairs == "time" and canon.shape[0] < 2:
             raise ValueError(
                 "pairs='time' (Noise2Noise) needs a time axis with at least 2 scans; this cube has "
@@ -542,22 +658,19 @@ class Denoiser:
         n_w = canon.shape[2]
         if self.model is not None:
             self._check_compatible(n_w)
-        else:
-            if seed is not None:
-                torch.manual_seed(seed)
-            self.model = self._build(n_w)
-            self.n_wavelengths = n_w
-        self.noise = self._noise_levels(canon, labels, selected)
-        sigma = np.array([self.noise[lab] for lab in labels], dtype=np.float32)
-        normed = canon / sigma[None, :, None, None, None]
         nx = canon.shape[4]
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
+        patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
+        noise = self._noise_levels(canon, labels, selected)
+        sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
+        normed = canon / sigma[None, :, None, None, None]
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
         train = _PairSampler(normed, selected, signed, self.mode, patch_size, (0, x_split), rng, neighbour)
         val = None
         # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
-        val_size = min(patch_size, (nx - x_split) // (2 if neighbour else 1) // 4 * 4)
+        align = 2**self.depth
+        val_size = min(patch_size, (nx - x_split) // (2 if neighbour else 1) // align * align)
         if val_fraction > 0 and val_size >= 16:
             val = _PairSampler(
                 normed,
@@ -572,7 +685,14 @@ class Denoiser:
         if train.self_supervised_single:
             log.info("Training with neighbour sub-sampling pairs (Neighbor2Neighbor)")
         val_pairs = [val.draw() for _ in range(max(batch_size, patches_per_epoch // 10))] if val else []
-        dev = resolve_device(device)
+        # Everything checked: only now does the denoiser change (a failed fit leaves it as it was).
+        self.source = None  # the weights will differ from any file
+        if self.model is None:
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.model = self._build(n_w)
+            self.n_wavelengths = n_w
+        self.noise = noise
         # channels-last is the layout oneDNN/cuDNN convolutions are fastest in (1.4x measured on CPU)
         model = self.model.to(dev, memory_format=torch.channels_last)
         try:  # the fused Adam step where torch has it for this device
@@ -603,7 +723,7 @@ class Denoiser:
                 opt.step()
                 total += l_data.item() * batch_size
                 bar.update(batch_size)
-            self.history["train_loss"].append(total / patches_per_epoch)
+            self.history["train_loss"].append(total / (-(-patches_per_epoch // batch_size) * batch_size))
             if val_pairs:
                 model.eval()
                 with torch.inference_mode():
@@ -632,6 +752,31 @@ class Denoiser:
             "pairs": "neighbour sub-sampling" if train.self_supervised_single else "consecutive scans",
         }
         return self
+
+    def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
+        """The training patch edge: as given, or the paper's 52 or the largest that fits the training region."""
+        if patch_size is not None:
+            return patch_size  # checked against the image by _PairSampler, with the same message for both APIs
+        align = 2**self.depth
+        largest = min(ny, width) // (2 if neighbour else 1) // align * align
+        if largest < 2 * align:
+            raise ValueError(
+                f"The image ({ny} x {width} px for training, after the validation strip) is too small to train on: "
+                f"{'neighbour sub-sampling needs patches of twice ' if neighbour else 'it needs patches of '}"
+                f"at least {2 * align} px. Use a larger field of view, val_fraction=0 (all of it for training), or "
+                "train on a larger cube of the same instrument and apply the denoiser to this one."
+            )
+        size = min(_PAPER_PATCH, largest)
+        if size < _PAPER_PATCH:
+            log.info(
+                "patch_size=%d: the paper's %d-pixel patches%s do not fit the %d x %d px training region",
+                size,
+                _PAPER_PATCH,
+                " (twice that for neighbour sub-sampling)" if neighbour else "",
+                ny,
+                width,
+            )
+        return size
 
     def _check_compatible(self, n_w: int) -> None:
         if self.mode == "spectral" and self.n_wavelengths != n_w:
@@ -693,15 +838,18 @@ class Denoiser:
             array, the result is lazy: its data and uncertainty are dask arrays computed frame by frame (and,
             with ``tile_size``, in overlapping spatial tiles), equal to the in-memory result.
         stokes : tuple of str or None
-            Stokes parameters to denoise (`None`: all); the others pass through unchanged.
+            Stokes parameters to denoise (`None`: all); the others are returned as they are, bit for bit.
         tile_size : int, optional
-            Tile edge for large frames (the result does not depend on it).
+            Tile edge for large frames (the result does not depend on it). Tiles hold the network's receptive
+            radius on each side plus a core: below 4 radii (120 px for the default network) the value is raised
+            to that, with a log line.
         uncertainty : {None, "aleatoric", "total"}
             `None`: no uncertainty. ``"aleatoric"``: the variance head's error of the denoised value.
             ``"total"``: also the epistemic part from ``mc_samples`` Monte-Carlo dropout passes, added in
-            quadrature. Stokes parameters that are not denoised get their estimated noise level.
+            quadrature (needs a network with dropout). Stokes parameters that are not denoised keep the cube's
+            own uncertainty, or, when it has none, get the noise level estimated on this cube (`estimate_noise`).
         mc_samples : int
-            Forward passes for the epistemic uncertainty.
+            Forward passes for the epistemic uncertainty (at least 2 for ``"total"``).
         device : str, optional
             ``"cpu"``, ``"cuda"`` or `None` for the best available.
         seed : int, optional
@@ -717,46 +865,140 @@ class Denoiser:
         Returns
         -------
         `ndcube.NDCube`
-            A new cube with the same WCS, unit, mask and metadata (plus provenance under ``meta["sunpy_nn"]``),
-            the denoised data, and the uncertainty as `~astropy.nddata.StdDevUncertainty`.
+            A new cube with the same WCS, unit, mask, ``psf``, ``extra_coords``, ``global_coords`` and metadata
+            (a deep copy of the same type, plus provenance under ``meta["sunpy_nn"]``, or as HISTORY cards when
+            the meta is a `~astropy.io.fits.Header`), and the uncertainty as `~astropy.nddata.StdDevUncertainty`.
+            The data type is that of the input when it is floating point (float32 at least; integers become
+            floats that hold them exactly), so Stokes parameters not denoised come back bit for bit, masked
+            pixels included. Denoised Stokes parameters are NaN where the input is NaN or masked.
+
+        Raises
+        ------
+        ValueError
+            An argument out of range (checked before any work), a cube the denoiser cannot apply to (other
+            Stokes parameters, or another number of wavelengths in spectral mode), or infinite values.
+
+        Warns
+        -----
+        SunpyNNUserWarning
+            The cube's noise differs from the noise the denoiser was trained at by more than a factor of 2
+            (``NOISE_MISMATCH``) for a Stokes parameter it denoises: the network expects that noise; refit it.
         """
-        if self.model is None:
+        return self._predict(
+            cube, stokes, tile_size, uncertainty, mc_samples, device, seed, precision, compile, progress
+        )
+
+    def _check_predict_args(self, uncertainty, mc_samples, tile_size, seed, precision, *, trained=True) -> None:
+        """Prediction arguments, checked before any work (``trained=False``: before training, too)."""
+        from sunpy_nn.nn.optimize import PRECISIONS
+
+        if trained and self.model is None:
             raise ValueError("This Denoiser is not trained: call fit(cube) or Denoiser.load(path) first")
         if uncertainty not in (None, "aleatoric", "total"):
             raise ValueError(f"uncertainty must be None, 'aleatoric' or 'total', not {uncertainty!r}")
+        _check_int("mc_samples", mc_samples, 2 if uncertainty == "total" else 1)
+        if uncertainty == "total" and not self.dropout > 0:
+            raise ValueError(
+                "uncertainty='total' needs Monte-Carlo dropout, and this denoiser has dropout=0: use "
+                "uncertainty='aleatoric', or train a Denoiser(dropout=0.01)"
+            )
+        if tile_size is not None:
+            _check_int("tile_size", tile_size, 1)
+        if seed is not None:
+            _check_int("seed", seed, 0)
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f"precision must be None or one of {PRECISIONS}, not {precision!r}")
+
+    def _predict(
+        self, cube, stokes, tile_size, uncertainty, mc_samples, device, seed, precision, compile, progress, noise=None
+    ) -> NDCube:
+        """`predict`; ``noise``: this cube's noise levels when already estimated (by `fit` on the same cube)."""
+        self._check_predict_args(uncertainty, mc_samples, tile_size, seed, precision)
+        tile_size = self._tile_size(tile_size)
+        dev = resolve_device(device)
         axes, canon, labels, selected = self._prepare(cube, stokes)
         self._check_compatible(canon.shape[2])
-        missing_noise = [lab for lab in labels if lab not in self.noise]
+        missing_noise = [labels[s] for s in selected if labels[s] not in self.noise]
         if missing_noise:
             raise ValueError(
-                f"The denoiser has no noise level for Stokes {missing_noise} (trained on {list(self.noise)})"
+                f"The denoiser has no noise level for Stokes {missing_noise} (trained on {list(self.noise)}): "
+                "denoise only those it was trained on (stokes=...), or fit it on this cube"
             )
-        dev = resolve_device(device)
+        if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
+            noise = self._noise_levels(canon, labels, (), sampled=True)
+        self._warn_noise_mismatch(noise, labels, selected)
         if is_dask(canon):
-            return self._predict_lazy(
-                cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
+            den, sd = self._predict_lazy(
+                canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
             )
+            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
         if seed is not None:
             torch.manual_seed(seed)
-        out = canon.astype(np.float32, copy=True)
-        sig = np.empty_like(out)
-        for s, lab in enumerate(labels):
-            sig[:, s] = self.noise[lab]  # pass-through Stokes: their noise level
+        n_t, _, n_w, ny, nx = canon.shape
+        den = np.empty((n_t, len(selected), n_w, ny, nx), np.float32)
+        sd = np.empty_like(den)
         n_out = self.model.out_channels
         frames = [
-            (t, s, w)
-            for t in range(out.shape[0])
-            for s in selected
-            for w in (range(out.shape[2]) if self.mode == "image" else [None])
+            (t, k, w)
+            for t in range(n_t)
+            for k in range(len(selected))
+            for w in (range(n_w) if self.mode == "image" else [None])
         ]
-        for t, s, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
-            sigma = self.noise[labels[s]]
-            sel = np.s_[t, s] if w is None else np.s_[t, s, w : w + 1]
-            mc_net = self.model if uncertainty == "total" and self.dropout > 0 else None
-            out[sel], sig[sel] = self._denoise_frames(
-                canon[sel], sigma, dev, tile_size, n_out, self.model, mc_net, mc_samples, precision, compile
+        mc_net = self.model if uncertainty == "total" else None
+        for t, k, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
+            s = selected[k]
+            sel, out_sel = (np.s_[t, s], np.s_[t, k]) if w is None else (np.s_[t, s, w : w + 1], np.s_[t, k, w : w + 1])
+            den[out_sel], sd[out_sel] = self._denoise_frames(
+                canon[sel],
+                self.noise[labels[s]],
+                dev,
+                tile_size,
+                n_out,
+                self.model,
+                mc_net,
+                mc_samples,
+                precision,
+                compile,
             )
-        return self._result(cube, axes, out, sig, labels, selected, uncertainty)
+        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
+
+    def _tile_size(self, tile_size: int | None) -> int | None:
+        """A tile edge the network can use: tiles need its receptive radius on each side plus a core."""
+        if tile_size is None:
+            return None
+        # A tile is its core plus the receptive radius on each side: below 2 * radius + 2 * align it has no core,
+        # and near that, tiny cores make thousands of tiles. The smallest used has a core as wide as both halos.
+        align, radius = self.model.align, self.model.receptive_radius
+        smallest = -(-(4 * radius + align) // align) * align
+        if tile_size < smallest:
+            log.info(
+                "tile_size=%d is too small for this network's tiles (its receptive radius of %d px on each side "
+                "plus a core as wide): using %d (the result does not depend on it)",
+                tile_size,
+                radius,
+                smallest,
+            )
+            return smallest
+        return int(tile_size)
+
+    def _warn_noise_mismatch(self, noise: dict, labels, selected) -> None:
+        """Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at."""
+        for s in selected:
+            lab = labels[s]
+            trained, here = self.noise[lab], noise.get(lab)
+            if here is None or not trained > 0:
+                continue
+            ratio = here / trained if here > 0 else math.inf
+            if ratio > NOISE_MISMATCH or ratio < 1 / NOISE_MISMATCH:
+                warnings.warn(
+                    f"Stokes {lab}: this cube's noise ({here:.3g}) differs from the noise the denoiser was trained "
+                    f"at ({trained:.3g}) by a factor of {max(ratio, 1 / ratio) if ratio > 0 else math.inf:.3g} "
+                    f"(more than {NOISE_MISMATCH:g}): the network expects its training noise and may remove signal "
+                    "or leave noise. Refit it on this cube: Denoiser().fit(cube), or denoiser.fit(cube) to continue "
+                    "from its weights (sunpy-nn denoise without --denoiser).",
+                    SunpyNNUserWarning,
+                    stacklevel=4,
+                )
 
     def _denoise_frames(self, frames, sigma, dev, tile_size, n_out, model, mc_net, mc_samples, precision, compile):
         """
@@ -779,47 +1021,98 @@ class Denoiser:
             var = var + np.stack(draws).var(axis=0)
         return mean * sigma, np.sqrt(var) * sigma
 
-    def _result(self, cube, axes, out, sig, labels, selected, uncertainty) -> NDCube:
-        """The output cube: data and uncertainty back in the cube's axis order, metadata with provenance."""
-        data = axes.from_canonical(out)
-        meta = copy.deepcopy(dict(cube.meta)) if cube.meta is not None else {}
+    def provenance(self) -> dict:
+        """What made a result: software, model (file and SHA-256), noise levels and training settings."""
         from sunpy_nn import __version__
 
-        meta["sunpy_nn"] = {
+        model = {"weights_sha256": _weights_sha256(self.model)}
+        if self.source is not None:
+            model = {"file": self.source["file"], "file_sha256": self.source["sha256"], **model}
+        else:
+            model = {"file": None, **model}
+        return {
             "software": f"sunpy_nn {__version__}",
             "method": "Noise2Noise (Diaz Baso et al. 2019)",
             "mode": self.mode,
-            "denoised_stokes": [labels[s] for s in selected],
+            "model": model,
+            "architecture": dict(self.model.config),
             "noise": dict(self.noise),
-            "uncertainty": uncertainty,
             "fit": dict(self.fit_settings),
         }
-        unc = StdDevUncertainty(axes.from_canonical(sig), unit=cube.unit) if uncertainty else None
-        mask = None if cube.mask is None else copy.deepcopy(cube.mask)
-        return NDCube(data, wcs=cube.wcs, uncertainty=unc, mask=mask, meta=meta, unit=cube.unit)
 
-    def _predict_lazy(
-        self, cube, axes, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
-    ):
+    def _result(self, cube, axes, den, sd, labels, selected, uncertainty, noise) -> NDCube:
         """
-        `predict` of a dask-backed cube: a lazy result, computed block by block when used.
+        The output cube: denoised Stokes parameters from ``den``/``sd`` (canonical, selected Stokes only), the
+        others and everything else (mask, meta and its type, psf, extra and global coordinates) from ``cube``.
+        """
+        lazy = is_dask(den)
+        n_s = len(labels)
+        index = {s: k for k, s in enumerate(selected)}
+        dtype = np.result_type(np.dtype(cube.data.dtype), np.float32)
+        original = axes.to_canonical(cube.data)
+        data = _assemble([den[:, index[s]] if s in index else original[:, s] for s in range(n_s)], dtype, lazy)
+        unc = None
+        if uncertainty:
+            given = _stddev(cube, axes)
+            planes = []
+            for s in range(n_s):
+                if s in index:
+                    planes.append(sd[:, index[s]])
+                elif given is not None:
+                    planes.append(given[:, s])
+                else:
+                    planes.append(_full(original[:, s].shape, noise[labels[s]], dtype, lazy))
+            unc = StdDevUncertainty(axes.from_canonical(_assemble(planes, dtype, lazy)), unit=cube.unit)
+        meta = copy.deepcopy(cube.meta) if cube.meta is not None else {}
+        prov = self.provenance() | {
+            "denoised_stokes": [labels[s] for s in selected],
+            "noise_of_input": {labels[s]: noise[labels[s]] for s in range(n_s)},
+            "uncertainty": uncertainty,
+        }
+        try:
+            meta["sunpy_nn"] = prov
+        except (TypeError, ValueError):  # e.g. a FITS Header: the provenance as readable HISTORY cards
+            from sunpy_nn.utils import provenance_lines
+
+            for line in provenance_lines(prov):
+                meta.add_history(line)
+        mask = None if cube.mask is None else copy.deepcopy(cube.mask)
+        out = NDCube(
+            axes.from_canonical(data),
+            wcs=cube.wcs,
+            uncertainty=unc,
+            mask=mask,
+            meta=meta,
+            unit=cube.unit,
+            psf=copy.deepcopy(cube.psf),
+        )
+        # extra and global coordinates, bound to the new cube (copies: the caller's are not shared)
+        memo = {id(cube): out}
+        if getattr(cube, "_extra_coords", None) is not None and len(cube.extra_coords.keys()):
+            out._extra_coords = copy.deepcopy(cube._extra_coords, memo)
+        if getattr(cube, "_global_coords", None) is not None:
+            out._global_coords = copy.deepcopy(cube._global_coords, memo)
+        return out
+
+    def _predict_lazy(self, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile):
+        """
+        `predict` of a dask-backed cube: lazy denoised values and uncertainties of the selected Stokes parameters
+        (canonical order), computed block by block when used.
 
         Blocks are one frame (one scan, Stokes parameter and wavelength; all wavelengths in spectral mode) and,
         with ``tile_size``, spatial tiles extended by twice the U-Net's receptive radius, so the result equals the
         in-memory one.
         """
-        n_t, n_s, n_w, ny, nx = canon.shape
+        n_t, _, n_w, ny, nx = canon.shape
+        n_sel = len(selected)
         w_chunk = n_w if self.mode == "spectral" else 1
-        canon = canon.rechunk((1, 1, w_chunk, ny, nx))
+        canon = canon[:, list(selected)].rechunk((1, 1, w_chunk, ny, nx))
         model, n_out = self.model, self.model.out_channels
-        noise, chosen, mc = dict(self.noise), set(selected), uncertainty == "total" and self.dropout > 0
+        noise, mc = dict(self.noise), uncertainty == "total"
 
         def block(b: np.ndarray, loc: tuple) -> np.ndarray:
-            s = loc[1]
-            sigma = noise[labels[s]]
+            sigma = noise[labels[selected[loc[1]]]]
             frames = b[0, 0]  # (W', y, x)
-            if s not in chosen:  # passes through, with its noise level as uncertainty
-                return np.stack([frames, np.full_like(frames, sigma)])[:, None, None]
             if np.isinf(frames).any():
                 raise ValueError("The cube has infinite values: replace them with NaN or mask them")
             groups = [frames] if self.mode == "spectral" else [frames[i : i + 1] for i in range(len(frames))]
@@ -828,7 +1121,7 @@ class Denoiser:
             if mc:  # a private copy: dropout switched on here must not affect blocks running in other threads
                 net = copy.deepcopy(model)
                 if seed is not None:
-                    torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_s, n_w // w_chunk))))
+                    torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_sel, n_w // w_chunk))))
             for g in groups:
                 mean, sd = self._denoise_frames(
                     g, sigma, dev, tile_size, n_out, model, net if mc else None, mc_samples, precision, compile
@@ -848,7 +1141,7 @@ class Denoiser:
             with_location=True,
         )
         log.info("denoising lazily: %d blocks", result.npartitions)
-        return self._result(cube, axes, result[0], result[1], labels, selected, uncertainty)
+        return result[0], result[1]
 
     # -------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
@@ -885,6 +1178,7 @@ class Denoiser:
             "sha256": sha256sum(path),
         }
         path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+        self.source = {"file": path.name, "sha256": card["sha256"]}
         return path
 
     @classmethod
@@ -915,6 +1209,7 @@ class Denoiser:
         den.model.eval()
         den.noise, den.n_wavelengths = dict(blob["noise"]), blob["n_wavelengths"]
         den.history, den.fit_settings = json.loads(blob["history"]), json.loads(blob["fit_settings"])
+        den.source = {"file": path.name, "sha256": sha256sum(path)}
         return den
 
 
@@ -922,8 +1217,9 @@ def denoise_cube(
     cube: NDCube,
     *,
     denoiser: Denoiser | None = None,
-    mode: str = "image",
+    mode: str | None = None,
     epochs: int | None = None,
+    patch_size: int | None = None,
     uncertainty: str | None = "aleatoric",
     stokes=("Q", "U", "V"),
     device=None,
@@ -940,17 +1236,22 @@ def denoise_cube(
     cube : `ndcube.NDCube`
         E.g. a CRISP time series (time x Stokes x wavelength x y x x, in any order; wavelength, Stokes and time
         axes are optional), e.g. from `sunpy_nn.io.read_crisp`. NaN and masked pixels are not used for training
-        and stay NaN. A dask-backed cube gives a lazy result (see `Denoiser.predict`).
+        and stay NaN in the denoised Stokes parameters. A dask-backed cube gives a lazy result (see
+        `Denoiser.predict`).
     denoiser : `Denoiser`, optional
-        A trained denoiser to use instead of training one.
-    mode : {"image", "spectral"}
-        See `Denoiser`.
+        A trained denoiser to use instead of training one (``mode``, ``epochs`` and ``patch_size`` then do not
+        apply and are refused). It warns when this cube's noise differs from its training noise by more than 2x.
+    mode : {"image", "spectral"}, optional
+        See `Denoiser` (default ``"image"``).
     epochs : int, optional
         Training epochs of 1,000 patches (default 10).
+    patch_size : int, optional
+        Training patch edge (default: the paper's 52 pixels, or the largest that fits a smaller image); see
+        `Denoiser.fit`.
     uncertainty : {None, "aleatoric", "total"}
         See `Denoiser.predict`.
     stokes : tuple of str or None
-        Stokes parameters to denoise; Stokes I passes through unchanged unless listed.
+        Stokes parameters to denoise; the others (Stokes I unless listed) are returned bit for bit.
     device : str, optional
         ``"cpu"``, ``"cuda"`` or `None` for the best available.
     seed : int, optional
@@ -963,20 +1264,51 @@ def denoise_cube(
     Returns
     -------
     `ndcube.NDCube`
-        A new cube with identical WCS, unit, mask and metadata, the denoised data and its uncertainty. The input
-        cube is not modified.
+        A new cube with identical WCS, unit, mask, metadata (same type), extra and global coordinates, the
+        denoised data and its uncertainty (see `Denoiser.predict`). The input cube is not modified.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range, or a training option given with ``denoiser``; all checked before training.
+
+    Warns
+    -----
+    SunpyNNUserWarning
+        With ``denoiser``: this cube's noise differs from the denoiser's training noise by more than a factor 2.
     """
-    if denoiser is None:
-        denoiser = Denoiser(mode=mode).fit(
-            cube, epochs=10 if epochs is None else epochs, stokes=stokes, seed=seed, device=device, progress=progress
+    predict_args = (stokes, None, uncertainty, 20, device, seed, precision, compile, progress)
+    if denoiser is not None:
+        given = {"epochs": epochs, "patch_size": patch_size}
+        given = [k for k, v in given.items() if v is not None]
+        if mode is not None and mode != denoiser.mode:
+            given.append(f"mode={mode!r} (the denoiser's is {denoiser.mode!r})")
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} apply only when training, and denoiser= is given: it is used as it is. "
+                "Leave them out, or continue its training first: denoiser.fit(cube, epochs=...)"
+            )
+        return denoiser.predict(
+            cube,
+            stokes=stokes,
+            uncertainty=uncertainty,
+            device=device,
+            seed=seed,
+            precision=precision,
+            compile=compile,
+            progress=progress,
         )
-    return denoiser.predict(
+    denoiser = Denoiser(mode="image" if mode is None else mode)
+    # the prediction's arguments are checked before the (long) training
+    denoiser._check_predict_args(uncertainty, 20, None, seed, precision, trained=False)  # before training
+    denoiser.fit(
         cube,
+        epochs=10 if epochs is None else epochs,
+        patch_size=patch_size,
         stokes=stokes,
-        uncertainty=uncertainty,
-        device=device,
         seed=seed,
-        precision=precision,
-        compile=compile,
+        device=device,
         progress=progress,
     )
+    # the noise levels fit just estimated on this very cube
+    return denoiser._predict(cube, *predict_args, noise=dict(denoiser.noise))
