@@ -363,6 +363,8 @@ def _cli_wording(text: str, options: dict[str, str]) -> str:
         if name not in options:
             return match.group(0)
         value = next((g for g in match.groups()[1:] if g is not None), None)
+        if value == "True":  # a flag: overwrite=True is --overwrite
+            return options[name]
         return options[name] if value is None else f"{options[name]} {value}"
 
     return _KEYWORD.sub(option, text)

@@ -473,7 +473,7 @@ def test_cli_checks_output_and_arguments_before_training(tmp_path, small_fits, m
     cases = [
         (["-o", str(tmp_path / "missing" / "out.fits")], "output folder .*missing does not exist"),
         (["-o", str(tmp_path / "afile" / "out.fits")], "not a folder"),
-        (["-o", str(tmp_path / "exists.fits")], "exists; pass overwrite=True \\(--overwrite\\)"),
+        (["-o", str(tmp_path / "exists.fits")], "exists; pass --overwrite to replace it"),
         (["-o", str(tmp_path / "out.png")], "unknown output type '.png'"),
         (["-o", str(tmp_path / "out.fits.gz")], "writes uncompressed FITS.*out.fits and compress"),
         (["-o", str(tmp_path / "out.fits"), "--stokes", "X"], "--stokes takes I, Q, U, V"),

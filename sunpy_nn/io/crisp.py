@@ -1293,7 +1293,7 @@ def _check_output(path: str | Path, *, overwrite: bool = False) -> list[Path]:
         if t.is_dir():
             raise IsADirectoryError(f"{t} is a folder; give a file name")
         if t.exists() and not overwrite:
-            raise FileExistsError(f"{t} exists; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(f"{t} exists; pass overwrite=True to replace it")
     import tempfile
 
     try:
