@@ -208,7 +208,21 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
             spectra[good] = rec
             canon[t, s] = spectra.T.reshape(frame.shape)
             kept[f"{t},{labels[s]}"] = k
-    meta = copy.deepcopy(dict(cube.meta)) if cube.meta is not None else {}
-    meta["sunpy_nn"] = {"method": "PCA along wavelength", "pca_components": kept}
+    # The meta keeps its type (issue 13, class 7: what was not asked for comes back as it was).
+    meta = copy.deepcopy(cube.meta) if cube.meta is not None else {}
+    info = {"method": "PCA along wavelength", "pca_components": kept}
+    if hasattr(meta, "add_history"):  # a FITS header holds provenance as HISTORY cards
+        from sunpy_nn.utils import provenance_lines
+
+        for line in provenance_lines(info):
+            meta.add_history(line)
+    else:
+        meta["sunpy_nn"] = info
     mask = None if cube.mask is None else np.array(cube.mask, copy=True)
-    return NDCube(axes.from_canonical(canon), wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit)
+    out = NDCube(axes.from_canonical(canon), wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit)
+    memo = {id(cube): out}
+    if getattr(cube, "_extra_coords", None) is not None and len(cube.extra_coords.keys()):
+        out._extra_coords = copy.deepcopy(cube._extra_coords, memo)
+    if getattr(cube, "_global_coords", None) is not None:
+        out._global_coords = copy.deepcopy(cube._global_coords, memo)
+    return out

@@ -533,3 +533,13 @@ def test_small_tile_size_adapts_to_the_network(caplog):
     assert "tile_size=10 is too small" in caplog.text and "using 120" in caplog.text
     scale = np.ptp(whole.data)
     np.testing.assert_allclose(tiled.data, whole.data, rtol=0, atol=1e-5 * scale)
+
+
+def test_pca_keeps_meta_type_and_coordinates():
+    import collections
+
+    cube = rich_cube(collections.OrderedDict(OBSERVER="SST"), lazy=False)
+    out = pca_denoise(cube, stokes=("V",))
+    assert type(out.meta) is collections.OrderedDict and out.meta["OBSERVER"] == "SST"
+    assert "pca_components" in out.meta["sunpy_nn"] and "sunpy_nn" not in cube.meta
+    assert list(out.extra_coords.keys()) == ["exposure"] and out.global_coords["line"] == "Ca II 854.2 nm"
