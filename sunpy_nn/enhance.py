@@ -220,7 +220,10 @@ class Normalisation:
         if self.coeffs is None:
             return f"{self.method}: divided by {self.scale:.6g}"
         u2, v2 = self.coeffs
-        return f"{self.method}: divided by {self.scale:.6g} * (1 - {u2:.4f}(1-mu) - {v2:.4f}(1-mu)^2)"
+        # Signs written out: a negative coefficient reads "+ 0.2300", not "- -0.2300".
+        t1 = f"{'-' if u2 >= 0 else '+'} {abs(u2):.4f}(1-mu)"
+        t2 = f"{'-' if v2 >= 0 else '+'} {abs(v2):.4f}(1-mu)^2"
+        return f"{self.method}: divided by {self.scale:.6g} * (1 {t1} {t2})"
 
 
 def _pixel_scales_deg(smap: GenericMap) -> tuple[float, float] | None:

@@ -635,3 +635,10 @@ def test_saved_output_has_no_integer_keywords(tmp_path, hmi_full_disk):
         out.save(tmp_path / "big.fits")
         rl.save(tmp_path / "rl.fits")
     assert "blank" in hmi_full_disk.meta  # the input's header is untouched
+
+
+def test_normalisation_description_signs():
+    from sunpy_nn.enhance import Normalisation
+
+    text = Normalisation("intensity", "limb_darkening", 2.0, (0.5, -0.23), (0.0, 0.0), 10.0).describe()
+    assert text.endswith("(1 - 0.5000(1-mu) + 0.2300(1-mu)^2)") and "- -" not in text
