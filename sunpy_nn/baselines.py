@@ -173,7 +173,7 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     """
     from ndcube import NDCube
 
-    from sunpy_nn.denoise import _stokes_labels, estimate_noise, find_axes
+    from sunpy_nn.denoise import _copy_coords, _stokes_labels, estimate_noise, find_axes
 
     axes = find_axes(cube)
     if axes.wavelength is None:
@@ -219,10 +219,4 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     else:
         meta["sunpy_nn"] = info
     mask = None if cube.mask is None else np.array(cube.mask, copy=True)
-    out = NDCube(axes.from_canonical(canon), wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit)
-    memo = {id(cube): out}
-    if getattr(cube, "_extra_coords", None) is not None and len(cube.extra_coords.keys()):
-        out._extra_coords = copy.deepcopy(cube._extra_coords, memo)
-    if getattr(cube, "_global_coords", None) is not None:
-        out._global_coords = copy.deepcopy(cube._global_coords, memo)
-    return out
+    return _copy_coords(cube, NDCube(axes.from_canonical(canon), wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit))

@@ -406,6 +406,16 @@ class _PairSampler:
 
 
 # -------------------------------------------------------------------------------------------------------- Denoiser
+def _copy_coords(cube: NDCube, out: NDCube) -> NDCube:
+    """Give ``out`` copies of ``cube``'s extra and global coordinates, bound to ``out`` (nothing shared)."""
+    memo = {id(cube): out}
+    if getattr(cube, "_extra_coords", None) is not None and len(cube.extra_coords.keys()):
+        out._extra_coords = copy.deepcopy(cube._extra_coords, memo)
+    if getattr(cube, "_global_coords", None) is not None:
+        out._global_coords = copy.deepcopy(cube._global_coords, memo)
+    return out
+
+
 class Denoiser:
     """
     A Noise2Noise denoiser for spectropolarimetric cubes that learns from the observation itself.
@@ -1086,13 +1096,7 @@ class Denoiser:
             unit=cube.unit,
             psf=copy.deepcopy(cube.psf),
         )
-        # extra and global coordinates, bound to the new cube (copies: the caller's are not shared)
-        memo = {id(cube): out}
-        if getattr(cube, "_extra_coords", None) is not None and len(cube.extra_coords.keys()):
-            out._extra_coords = copy.deepcopy(cube._extra_coords, memo)
-        if getattr(cube, "_global_coords", None) is not None:
-            out._global_coords = copy.deepcopy(cube._global_coords, memo)
-        return out
+        return _copy_coords(cube, out)
 
     def _predict_lazy(self, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile):
         """

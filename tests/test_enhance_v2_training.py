@@ -110,7 +110,12 @@ def test_paper_operator_is_fixed():
     assert paper.psf_w == (2.0, 2.0) and paper.fill == (0.0, 0.0) and paper.rotation == 0
     assert DegradationModel.paper("area").fill == (1.0, 1.0)
     pairs = make_source_pairs([src], n_patches=4, input_size=12, degradation=DegradationModel.paper(), seed=0)
-    assert pairs.meta["degradation"]["noise"] == [0.5e-3, 2e-3]  # noise range is kind-dependent unless given
+    assert pairs.meta["degradation"]["noise"] == [1e-3, 1e-3]  # the paper's fixed noise, not a range
+    # Noise only: a flat scene through the fixed operator keeps its level and shows exactly the paper's sigma.
+    flat = TrainingSource(np.ones((500, 500)), 0.0662, "intensity", "flat")
+    noisy = make_source_pairs([flat], n_patches=40, input_size=12, degradation=DegradationModel.paper(), seed=0)
+    assert np.std(noisy.inputs) == pytest.approx(1e-3, rel=0.05)
+    assert tuple(DegradationModel.paper().noise_range("blos")) == (0.01, 0.01)
     blos = _source(n=500, kind="blos")
     assert tuple(DegradationModel().noise_range("blos")) == (0.005, 0.02)
     signs = make_source_pairs([blos], n_patches=40, input_size=12, seed=0).targets.mean(axis=(1, 2, 3))
@@ -194,3 +199,27 @@ def test_train_enhance_degradation_choices():
     assert paper_hist["recipe"]["train_pairs"]["degradation"]["fill"] == (1.0, 1.0)
     with pytest.raises(ValueError, match="degradation must be"):
         train_enhance(img, degradation="blind", **kw)
+
+
+def test_training_magnetogram_map_reaches_the_network_in_kg():
+    # The same field as a Map in G and in kG must give the same training pairs, in kG (what enhance_map feeds).
+    import sunpy.map
+    from astropy.coordinates import SkyCoord
+    from sunpy.coordinates import frames
+
+    from sunpy_nn.training import make_enhance_pairs
+
+    field_g = 300 * np.random.default_rng(2).standard_normal((600, 600))
+    obs = SkyCoord(0 * u.arcsec, 0 * u.arcsec, obstime="2017-07-13", observer="earth", frame=frames.Helioprojective)
+
+    def as_map(values, unit):
+        header = sunpy.map.make_fitswcs_header(values, obs, scale=[0.0662, 0.0662] * u.arcsec / u.pix, unit=unit)
+        return sunpy.map.Map(values, header)
+
+    kw = {"kind": "blos", "n_patches": 4, "input_size": 12, "noise": 0.0, "seed": 0}
+    in_g = make_enhance_pairs(as_map(field_g, u.G), **kw)
+    in_kg = make_enhance_pairs(as_map(field_g / 1000, u.kG), **kw)
+    np.testing.assert_allclose(in_g.targets, in_kg.targets, rtol=1e-5, atol=1e-6)
+    assert np.abs(in_g.targets).max() < 2  # kG, not G
+    with pytest.raises(ValueError, match="magnetic unit"):
+        make_enhance_pairs(as_map(field_g, u.ct / u.s), **kw)

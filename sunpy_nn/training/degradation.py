@@ -23,6 +23,8 @@ from sunpy_nn.training.sources import TrainingSource
 __all__ = ["DegradationModel", "degrade_scene", "make_source_pairs"]
 
 HMI_SCALE = 0.504  # arcsec/pix
+#: The paper's input noise: 1e-3 of Ic for continuum, 10 G (0.01 kG) for magnetograms, in network units.
+PAPER_NOISE = {"intensity": 1e-3, "blos": 1e-2}
 
 
 @dataclass
@@ -71,6 +73,8 @@ class DegradationModel:
     noise: tuple[float, float] | None = None
     rotation: float = 3.0
     scale_jitter: float = 0.02
+    #: Use the paper's fixed noise (`PAPER_NOISE`) instead of a range when ``noise`` is None.
+    paper_noise: bool = False
 
     @classmethod
     def paper(cls, detector: str = "point") -> DegradationModel:
@@ -82,11 +86,13 @@ class DegradationModel:
         """
         e, w, _, big_w = HMI_PSF_MODIFIED
         fill = {"point": 0.0, "area": 1.0}[detector]
-        return cls((w, w), (big_w, big_w), (e, e), (fill, fill), None, 0.0, 0.0)
+        return cls((w, w), (big_w, big_w), (e, e), (fill, fill), None, 0.0, 0.0, paper_noise=True)
 
     def noise_range(self, kind: str) -> tuple[float, float]:
         if self.noise is not None:
             return self.noise
+        if self.paper_noise:
+            return (PAPER_NOISE[kind], PAPER_NOISE[kind])
         return (0.5e-3, 2e-3) if kind == "intensity" else (0.005, 0.02)
 
     def as_dict(self, kind: str) -> dict:
@@ -198,8 +204,7 @@ def make_source_pairs(
             c0 = (big - w) // 2
             low, tgt_hr = low[c0 : c0 + w, c0 : c0 + w], tgt_hr[c0 : c0 + w, c0 : c0 + w]
         fill = _draw(rng, degradation.fill)
-        ph = rng.uniform(0, w - span - 1e-6, 2) if w - span > 1e-6 else np.zeros(2)
-        ph = np.minimum(ph, 1.0)  # a sub-pixel phase of up to one high-resolution pixel
+        ph = rng.uniform(0, 1, 2)  # sub-pixel phase within one high-resolution pixel (w - span >= 2 leaves room)
         my_i = sampling_matrix(w, s.pixel_scale, s_in, ph[0], input_size, fill)
         mx_i = sampling_matrix(w, s.pixel_scale, s_in, ph[1], input_size, fill)
         my_t = sampling_matrix(w, s.pixel_scale, s_in / 2, ph[0], n_t, 1.0)
@@ -296,7 +301,7 @@ def degrade_scene(
         high,
         sampling_matrix(nx, pixel_scale, HMI_SCALE / 2, 0.0, 2 * n[1]),
     )
-    sigma = (1e-3 if kind == "intensity" else 0.01) if noise is None else noise
+    sigma = PAPER_NOISE[kind] if noise is None else noise
     if sigma:
         low = low + np.random.default_rng(seed).normal(0.0, sigma, low.shape)
     return low, truth

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from sunpy_nn.nn import EnhanceNet, resolve_device
 from sunpy_nn.psf import _arcsec, _fft_convolve_periodic, _sandwich, airy_psf, hmi_psf, rebin_matrix
-from sunpy_nn.training.degradation import DegradationModel, EnhancePairs, make_source_pairs
+from sunpy_nn.training.degradation import PAPER_NOISE, DegradationModel, EnhancePairs, make_source_pairs
 from sunpy_nn.training.sources import TrainingSource
 
 __all__ = ["EnhancePairs", "make_enhance_pairs", "train_enhance"]
@@ -31,12 +31,15 @@ log = logging.getLogger(__name__)
 
 #: The paper's L2 weight regularisation per kind.
 PAPER_L2 = {"intensity": 1e-6, "blos": 1e-5}
-#: The paper's input noise: 1e-3 of Ic for continuum, 10 G (0.01 kG) for magnetograms, in network units.
-PAPER_NOISE = {"intensity": 1e-3, "blos": 1e-2}
 
 
-def _as_images(images, pixel_scale) -> list[tuple[np.ndarray, float]]:
-    """Accept an array, a Map, or a list of them; return (float64 image, arcsec/pix) pairs."""
+def _as_images(images, pixel_scale, kind: str) -> list[tuple[np.ndarray, float]]:
+    """
+    Accept an array, a Map, or a list of them; return (float64 image in network units, arcsec/pix) pairs.
+
+    A magnetogram Map with a magnetic unit is converted to kG, the unit `enhance_map` feeds the network (1 kG in the
+    map's unit as divisor), so a network trained on a Map in G sees what it will see at inference.
+    """
     from sunpy.map import GenericMap
 
     if isinstance(images, (np.ndarray, GenericMap)):
@@ -47,6 +50,10 @@ def _as_images(images, pixel_scale) -> list[tuple[np.ndarray, float]]:
             # Signed CDELT: a mirrored map has the same pixel size (issue 13, class 1).
             scale = abs(float(u.Quantity(img.scale[0]).to_value(u.arcsec / u.pix)))
             data = np.asarray(img.data, dtype=np.float64)
+            if kind == "blos" and img.unit is not None and img.unit.is_equivalent(u.G):
+                data = data / (1 * u.kG).to_value(img.unit)
+            elif kind == "blos" and img.unit not in (None, u.dimensionless_unscaled):
+                raise ValueError(f"a magnetogram Map for training must be in a magnetic unit (G, kG), not {img.unit}")
         else:
             if pixel_scale is None:
                 raise ValueError("pixel_scale= is needed for plain arrays (e.g. 0.0662 * u.arcsec / u.pix for MURaM)")
@@ -125,7 +132,7 @@ def make_enhance_pairs(
     noise = PAPER_NOISE[kind] if noise is None else noise
     s_in = _arcsec(scale_in)
     s_out = s_in / 2
-    imgs = _as_images(images, pixel_scale)
+    imgs = _as_images(images, pixel_scale, kind)
     n_t = 2 * input_size
     inputs = np.empty((n_patches, 1, input_size, input_size), np.float32)
     targets = np.empty((n_patches, 1, n_t, n_t), np.float32)
@@ -367,7 +374,7 @@ def train_enhance(
                 degradation = DegradationModel()
             sources = [
                 TrainingSource(img, scale, kind, f"image_{i}", held_out=tuple(validation_region))
-                for i, (img, scale) in enumerate(_as_images(images, pixel_scale))
+                for i, (img, scale) in enumerate(_as_images(images, pixel_scale, kind))
             ]
             extra = {"intensity_range": intensity_range, "intensity_fraction": intensity_fraction}
             train = make_source_pairs(
