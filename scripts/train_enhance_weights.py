@@ -83,36 +83,37 @@ def main() -> None:
     pairs_file = run_dir / "pairs.pt"
     if pairs_file.exists():  # a resumed run trains on the same pairs
         train, val = torch.load(pairs_file, weights_only=False)
-    elif args.pairs_from is not None:
-        train, val = torch.load(args.pairs_from / "pairs.pt", weights_only=False)
-        rng = np.random.default_rng(args.seed + 7)
-        for pairs in (train, val):
-            # Convolution and sampling are linear: a scaled pair is the observation of a darker scene (with its
-            # photon noise scaled down too). Umbrae are rare in the real frames, so this teaches the dark levels.
-            pick = rng.random(len(pairs)) < args.extra_dark
-            f = rng.uniform(*args.dark_range, pick.sum()).astype(np.float32)[:, None, None, None]
-            pairs.inputs[pick] *= f
-            pairs.targets[pick] *= f
-            pairs.meta["extra_dark"] = {"fraction": args.extra_dark, "range": list(args.dark_range)}
-        torch.save((train, val), pairs_file)
     else:
-        train = make_source_pairs(
-            sources,
-            n_patches=args.patches,
-            input_size=args.input_size,
-            degradation=degradation,
-            seed=args.seed,
-            **extra,
-        )
-        val = make_source_pairs(
-            sources,
-            n_patches=args.validation,
-            split="validation",
-            input_size=16,
-            degradation=degradation,
-            seed=args.seed + 1,
-            **extra,
-        )
+        if args.pairs_from is not None:
+            train, val = torch.load(args.pairs_from / "pairs.pt", weights_only=False)
+        else:
+            train = make_source_pairs(
+                sources,
+                n_patches=args.patches,
+                input_size=args.input_size,
+                degradation=degradation,
+                seed=args.seed,
+                **extra,
+            )
+            val = make_source_pairs(
+                sources,
+                n_patches=args.validation,
+                split="validation",
+                input_size=16,
+                degradation=degradation,
+                seed=args.seed + 1,
+                **extra,
+            )
+        if args.extra_dark:
+            rng = np.random.default_rng(args.seed + 7)
+            for pairs in (train, val):
+                # Convolution and sampling are linear: a scaled pair is the observation of a darker scene (with its
+                # photon noise scaled down too). Umbrae are rare in the real frames, so this teaches the dark levels.
+                pick = rng.random(len(pairs)) < args.extra_dark
+                f = rng.uniform(*args.dark_range, pick.sum()).astype(np.float32)[:, None, None, None]
+                pairs.inputs[pick] *= f
+                pairs.targets[pick] *= f
+                pairs.meta["extra_dark"] = {"fraction": args.extra_dark, "range": list(args.dark_range)}
         torch.save((train, val), pairs_file)
     logging.info("built %d + %d pairs in %.0f s", len(train), len(val), time.perf_counter() - t0)
     if args.finalise:  # resume with the epochs done as the total: train_enhance returns the best checkpoint
@@ -154,6 +155,8 @@ def main() -> None:
         "training_recipe": hist["recipe"]
         | {
             "fine_tuned_from": f"{start_info.name} (sha256 {start_info.sha256})",
+            # the chain of stages stays on the card when a run starts from earlier v2 weights
+            "start_recipe": start_info.card.get("training_recipe"),
             "l2_paper": PAPER_L2[args.kind],
             "patches_x_epochs": f"{len(train)} x {len(hist['train_loss'])}",
             "wall_time_s": round(sum(hist["epoch_time"]), 1),

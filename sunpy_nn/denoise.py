@@ -187,14 +187,92 @@ def _weights_sha256(model) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------- noise
-def estimate_noise(frames: np.ndarray) -> float:
+# Immerkaer (1996)'s kernel, the difference of two Laplacians, scaled to unit gain on white noise (its norm is 6).
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64) / 6
+NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
+
+
+def _mad_sigma(d: np.ndarray) -> float:
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        raise ValueError("Cannot estimate the noise: no finite pixels")
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+def _high_pass(images: np.ndarray) -> np.ndarray:
+    """Immerkaer's filter on every image of a (..., y, x) stack, border pixels dropped."""
+    flat = np.asarray(images, dtype=np.float64).reshape(-1, *images.shape[-2:])
+    return np.stack([ndimage.convolve(f, _IMMERKAER, mode="reflect")[1:-1, 1:-1] for f in flat])
+
+
+def _scan_differences(stacks) -> np.ndarray:
+    """Differences of consecutive scans over sqrt(2) (unit gain on white noise) of (time, ..., y, x) stacks."""
+    return np.concatenate(
+        [((st[1:] - st[:-1]) / math.sqrt(2)).reshape(-1, *st.shape[-2:]) for st in stacks if len(st) >= 2]
+    )
+
+
+def _estimate(stacks, method: str, reference=None) -> float:
+    """`estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube)."""
+    stacks = [np.asarray(st, dtype=np.float64) for st in stacks]
+    n_t = max(len(st) for st in stacks)
+    if method == "auto":
+        method = "spatial" if n_t < 2 else ("cross-calibrated" if reference is not None else "temporal")
+    if method in ("temporal", "cross-calibrated") and n_t < 2:
+        raise ValueError(f"method={method!r} needs at least 2 scans; use method='spatial' for a single scan")
+    if method == "spatial":
+        return _mad_sigma(_high_pass(np.concatenate([st.reshape(-1, *st.shape[-2:]) for st in stacks])))
+    d = _scan_differences(stacks)
+    if method == "temporal":
+        return _mad_sigma(d)
+    if reference is None:
+        raise ValueError("method='cross-calibrated' needs reference= frames of a polarisation Stokes parameter")
+    d_ref = _scan_differences([np.asarray(st, dtype=np.float64) for st in reference])
+    ratio = _mad_sigma(_high_pass(d)) / _mad_sigma(_high_pass(d_ref))
+    return _mad_sigma(d_ref) * ratio
+
+
+def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.ndarray | None = None) -> float:
     """
     Robust noise standard deviation of a stack of frames ``(time, wavelength, y, x)`` of one Stokes parameter.
 
-    With two or more time steps: ``1.4826 MAD`` of the difference of consecutive scans over ``sqrt(2)``, which the
-    solar signal (nearly the same in both) hardly affects and which also captures spatially correlated noise.
-    With one scan: ``1.4826 MAD / 6`` of the image convolved with the Laplacian-like kernel of Immerkaer (1996),
-    which assumes white noise. NaN pixels are ignored.
+    All estimates are ``1.4826 MAD`` (the standard deviation of Gaussian noise, robust to the few pixels where
+    the signal dominates), in the unit of ``frames``. NaN pixels are ignored.
+
+    Parameters
+    ----------
+    frames : array_like
+        Frames of one Stokes parameter, ``(time, wavelength, y, x)`` (or any ``(..., y, x)`` for ``"spatial"``).
+    method : {"auto", "temporal", "spatial", "cross-calibrated"}
+        - ``"temporal"``: the difference of consecutive scans over ``sqrt(2)``. Exact for white and for spatially
+          correlated noise where the signal barely changes between scans (Q, U, V), but biased high where it
+          evolves: granulation makes Stokes I's estimate ~1.5 times too large at a 28 s cadence.
+        - ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on each image. Needs one scan only,
+          but assumes white noise: spatially correlated (e.g. MOMFBD-restored) noise is underestimated.
+        - ``"cross-calibrated"``: for a Stokes parameter that evolves (I): the scan differences of ``frames``
+          and of ``reference`` (a polarisation parameter with the same noise correlation) are high-pass
+          filtered with Immerkaer's kernel, where the evolution of granulation has little power, and the
+          ratio of the two filtered estimates scales the temporal estimate of ``reference``. Unbiased for white
+          and correlated noise alike, as long as both parameters share the spatial noise correlation (the same
+          camera and restoration).
+        - ``"auto"``: ``"cross-calibrated"`` with ``reference`` and two or more scans, ``"temporal"`` with two
+          or more scans, ``"spatial"`` with one.
+    reference : array_like, optional
+        Frames of a polarisation Stokes parameter of the same cube (same time axis), for ``"cross-calibrated"``.
+
+    Returns
+    -------
+    float
+        The noise standard deviation.
+
+    Raises
+    ------
+    ValueError
+        No finite pixel, an unknown method, or a temporal method with a single scan.
+
+    References
+    ----------
+    J. Immerkaer, "Fast noise variance estimation", Computer Vision and Image Understanding 64, 300 (1996).
 
     Examples
     --------
@@ -204,21 +282,12 @@ def estimate_noise(frames: np.ndarray) -> float:
     >>> round(estimate_noise(frames) / 3e-3, 1)
     1.0
     """
+    if method not in NOISE_METHODS:
+        raise ValueError(f"method must be one of {NOISE_METHODS}, not {method!r}")
     frames = np.asarray(frames, dtype=np.float64)
-    if frames.shape[0] >= 2:
-        d = (frames[1:] - frames[:-1]).ravel() / math.sqrt(2)
-    else:
-        kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
-        d = np.concatenate(
-            [
-                ndimage.convolve(f, kernel, mode="reflect")[1:-1, 1:-1].ravel() / 6
-                for f in frames.reshape(-1, *frames.shape[-2:])
-            ]
-        )
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        raise ValueError("Cannot estimate the noise: no finite pixels")
-    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+    if method != "spatial" and frames.ndim < 3:
+        frames = frames[None]  # one image: a single scan
+    return _estimate([frames], method, None if reference is None else [np.asarray(reference, dtype=np.float64)])
 
 
 # ----------------------------------------------------------------------------------------------------- arguments
@@ -274,6 +343,15 @@ def _neighbour_pair(patch: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
     return a, b
 
 
+def temporal_neighbours(t: int, n_t: int, k: int) -> list[int]:
+    """
+    The ``2k`` scans that temporal mode takes as input for scan ``t``: ``t-k..t+k`` without ``t``, the window
+    shifted inward at the ends of the series (so it needs ``n_t >= 2k + 1``), in time order.
+    """
+    start = min(max(t - k, 0), n_t - 2 * k - 1)
+    return [u for u in range(start, start + 2 * k + 1) if u != t]
+
+
 class _PairSampler:
     """
     Draws training pairs from a normalised canonical array (T, S, W, Y, X), NaN where masked.
@@ -294,10 +372,26 @@ class _PairSampler:
         neighbour,
         signal_fraction=0.5,
         pool_bytes: int | None = None,
+        temporal: int = 0,
     ):
         self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
+        self.temporal = temporal
         self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
         self.n_t = data.shape[0]
+        self.description = (
+            "neighbour sub-sampling"
+            if neighbour
+            else f"temporal: scans t-{temporal}..t+{temporal} without t -> scan t"
+            if temporal
+            else "symmetric: scan t -> mean of scans t-1 and t+1"
+            if data.shape[0] >= 3
+            else "consecutive scans"
+        )
+        # Symmetric Noise2Noise target: the mean of the scans before and after. Its noise variance is half a
+        # scan's, and evolution that is linear in time cancels in it, so the target is closer to scan t's signal.
+        self.symmetric = not neighbour and not temporal and self.n_t >= 3
+        #: Noise variance of a target, in units of the noise: for the aleatoric loss.
+        self.target_noise_var = 0.5 if self.symmetric else 1.0
         self.self_supervised_single = neighbour
         self.span = 2 * patch_size if self.self_supervised_single else patch_size
         ny = data.shape[3]
@@ -309,11 +403,19 @@ class _PairSampler:
             )
         self.pool = None
         if is_dask(data):
-            n_frames = 1 if neighbour else 2
+            n_frames = self._frames_per_draw()
             n_w = data.shape[2] if mode == "spectral" else 1
             entry = n_frames * n_w * ny * data.shape[4] * 4  # whole frames are read, whatever the x range
             self.pool_entries = min(64, max(2, int((pool_bytes or _POOL_BYTES) // entry)))
             self.refresh()
+
+    def _frames_per_draw(self) -> int:
+        """Consecutive scans one training pair is made of."""
+        if self.self_supervised_single:
+            return 1
+        if self.temporal:
+            return 2 * self.temporal + 1
+        return 3 if self.symmetric else 2
 
     def refresh(self) -> None:
         """Load a new random pool of frames from a lazy cube (nothing to do for an in-memory one)."""
@@ -322,7 +424,7 @@ class _PairSampler:
         import dask
 
         rng, d = self.rng, self.data
-        n_pairs = 1 if self.self_supervised_single else 2
+        n_pairs = self._frames_per_draw()
         keys = set()
         for _ in range(4 * self.pool_entries):
             if len(keys) == self.pool_entries:
@@ -360,10 +462,23 @@ class _PairSampler:
             return None
         if self.self_supervised_single:
             x, y = _neighbour_pair(windows[0], rng)
+        elif self.temporal:
+            t = int(rng.integers(0, len(windows)))
+            x, y = self._temporal_pair(windows, t)
+        elif self.symmetric:
+            x, y = windows[1], 0.5 * (windows[0] + windows[2])
         else:
             first = int(rng.random() < 0.5)  # a random direction is the time-reversal augmentation
             x, y = windows[first], windows[1 - first]
         return x, y, s
+
+    def _temporal_pair(self, windows: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Input: the scans of a (T, C, P, P) stack around ``t`` (``t`` excluded) as channels; target: scan ``t``."""
+        idx = temporal_neighbours(t, len(windows), self.temporal)
+        if self.rng.random() < 0.5:  # time reversal
+            idx = idx[::-1]
+        x = windows[idx].reshape(-1, *windows.shape[2:])
+        return x, windows[t]
 
     def draw(self):
         d, rng = self.data, self.rng
@@ -378,7 +493,7 @@ class _PairSampler:
                     continue
                 x, y, s = drawn
             else:
-                t = int(rng.integers(0, self.n_t))
+                t = int(rng.integers(1, self.n_t - 1)) if self.symmetric else int(rng.integers(0, self.n_t))
                 s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
                 w = int(rng.integers(0, n_w))
                 y0 = int(rng.integers(0, ny - self.span + 1))
@@ -388,6 +503,19 @@ class _PairSampler:
                     if not np.isfinite(a).all():
                         continue
                     x, y = _neighbour_pair(a, rng)
+                elif self.temporal:
+                    idx = temporal_neighbours(t, self.n_t, self.temporal)
+                    if rng.random() < 0.5:  # time reversal
+                        idx = idx[::-1]
+                    x = np.concatenate([self._window(u, s, w, y0, x0) for u in idx])
+                    y = a
+                    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+                        continue
+                elif self.symmetric:
+                    b = 0.5 * (self._window(t - 1, s, w, y0, x0) + self._window(t + 1, s, w, y0, x0))
+                    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+                        continue
+                    x, y = a, b
                 else:
                     t2 = t + (1 if rng.random() < 0.5 else -1)  # a random direction: the time-reversal augmentation
                     t2 = t2 if 0 <= t2 < self.n_t else 2 * t - t2
@@ -396,7 +524,8 @@ class _PairSampler:
                         continue
                     x, y = a, b
             # Bias toward signal: half the pairs must show structure above 2 sigma in the smoothed mean of the pair.
-            if want_signal and np.abs(ndimage.uniform_filter(0.5 * (x + y), size=(1, 3, 3))).max() < 2.0:
+            both = 0.5 * (x.reshape(-1, *y.shape).mean(axis=0) + y)  # temporal mode: x holds 2k scans
+            if want_signal and np.abs(ndimage.uniform_filter(both, size=(1, 3, 3))).max() < 2.0:
                 continue
             return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
         raise ValueError(
@@ -483,6 +612,8 @@ class Denoiser:
         *,
         dropout: float = 0.01,
         padding: str = "reflect",
+        residual: bool = True,
+        temporal: int = 0,
     ) -> None:
         if mode not in ("image", "spectral"):
             raise ValueError(f"mode must be 'image' or 'spectral', not {mode!r}")
@@ -491,8 +622,14 @@ class Denoiser:
         if padding not in ("reflect", "zeros"):
             raise ValueError(f"padding must be 'reflect' or 'zeros', not {padding!r}")
         self.mode, self.n_filters, self.depth, self.dropout, self.padding = mode, n_filters, depth, dropout, padding
+        self.residual = bool(residual)
+        self.temporal = _check_int("temporal", temporal, 0)
+        #: Factor on the aleatoric uncertainty of each Stokes parameter, from held-out Noise2Noise pairs (`fit`).
+        self.calibration: dict[str, float] = {}
         self.model: UNet | None = None
         self.noise: dict[str, float] = {}
+        #: How each noise level was estimated (`estimate_noise`'s method).
+        self.noise_methods: dict[str, str] = {}
         self.n_wavelengths: int | None = None
         self.history: dict = {"train_loss": [], "val_loss": [], "epoch_time": []}
         self.fit_settings: dict = {}
@@ -502,11 +639,12 @@ class Denoiser:
     # ------------------------------------------------------------------ helpers
     def _build(self, n_wavelengths: int) -> UNet:
         channels = n_wavelengths if self.mode == "spectral" else 1
-        # log_var_offset=0 caps the predicted error at the noise level (in noise units). A larger cap (2 was tried)
-        # let the variance head collapse to zero within a few hundred steps at lr 1e-3: -abs() has vanishing
-        # gradients there. The head starts at log-variance -1.
+        # Temporal mode: the 2k neighbouring scans as input channels; the residual's base is their mean.
+        n_in = channels * (2 * self.temporal if self.temporal else 1)
+        # Softplus variance (in noise units): free to go below and above the noise level, where the paper's
+        # -abs(x) - offset is capped at the offset and has vanishing gradients near it. Starts at 0.1.
         net = UNet(
-            channels,
+            n_in,
             channels,
             self.n_filters,
             self.depth,
@@ -514,9 +652,12 @@ class Denoiser:
             variance_head=True,
             dropout=self.dropout,
             log_var_offset=0.0,
+            residual=self.residual,
+            variance="softplus",
+            variance_sees_output=True,
         )
         with torch.no_grad():
-            net.var_out.bias.fill_(1.0)
+            net.var_out.bias.fill_(math.log(math.expm1(0.1)))
         return net
 
     def _prepare(self, cube: NDCube, stokes):
@@ -550,34 +691,54 @@ class Denoiser:
             selected = [labels.index(s) for s in stokes]
         return axes, canon, labels, selected
 
-    def _noise_levels(self, canon, labels, selected, which=None, sampled=False) -> dict[str, float]:
+    def _noise_levels(self, canon, labels, selected, which=None, sampled=False) -> tuple[dict, dict]:
         """
-        Noise level of every Stokes parameter (or of the indices ``which``); a `ValueError` when a denoised one
-        (``selected``) has none, e.g. a constant image. Pass-through Stokes parameters may have zero noise.
+        Noise level of every Stokes parameter (or of the indices ``which``), and the method of each; a
+        `ValueError` when a denoised one (``selected``) has none, e.g. a constant image. Pass-through Stokes
+        parameters may have zero noise.
+
+        With two or more scans, polarisation parameters (Q, U, V) use the temporal estimate and Stokes I the
+        cross-calibrated one (`estimate_noise`), so that the evolution of granulation does not bias it; with one
+        scan, all use the spatial one.
 
         A lazy cube (or ``sampled=True``) is sampled: a few pairs of scans at a few wavelengths, the same frames
         whether the data are in memory or not, so eager and lazy results agree.
         """
-        out = {}
         n_t = canon.shape[0]
+
+        cache = {}
+
+        def stacks(s):
+            if s not in cache:
+                cache[s] = _stacks(s)
+            return cache[s]
+
+        def _stacks(s):
+            if not (sampled or is_dask(canon)):
+                return [canon[:, s]]
+            # A lazy cube: 4 pairs of consecutive scans at 3 wavelengths (or 8 frames of one scan), spread over
+            # the cube: millions of pixels, a few frames read.
+            waves = np.unique(np.linspace(0, canon.shape[2] - 1, min(3, canon.shape[2])).round().astype(int))
+            if n_t < 2:
+                return [np.asarray(canon[:, s, :8])]
+            starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int))
+            return [np.asarray(canon[t : t + 2, s][:, waves]) for t in starts]
+
+        polarisation = [s for s, lab in enumerate(labels) if lab in ("Q", "U", "V")]
+        out, methods = {}, {}
         for s in range(canon.shape[1]) if which is None else which:
-            if sampled or is_dask(canon):
-                # A lazy cube: the noise from 4 pairs of consecutive scans at 3 wavelengths (or 8 frames of one
-                # scan), spread over the cube: millions of pixels, a few frames read.
-                waves = np.unique(np.linspace(0, canon.shape[2] - 1, min(3, canon.shape[2])).round().astype(int))
-                if n_t >= 2:
-                    starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int))
-                    sigma = float(
-                        np.median([estimate_noise(np.asarray(canon[t : t + 2, s][:, waves])) for t in starts])
-                    )
-                else:
-                    sigma = estimate_noise(np.asarray(canon[:, s, :8]))
-            else:
-                sigma = estimate_noise(canon[:, s])
+            refs = [r for r in polarisation if r != s]
+            if n_t < 2:
+                method, sigma = "spatial", _estimate(stacks(s), "spatial")
+            elif labels[s] in ("Q", "U", "V") or not refs:
+                method, sigma = "temporal", _estimate(stacks(s), "temporal")
+            else:  # Stokes I: its evolution biases the temporal estimate
+                method = "cross-calibrated"
+                sigma = float(np.median([_estimate(stacks(s), method, stacks(r)) for r in refs]))
             if s in selected and not sigma > 0:
                 raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")
-            out[labels[s]] = sigma
-        return out
+            out[labels[s]], methods[labels[s]] = sigma, method
+        return out, methods
 
     # ---------------------------------------------------------------------- fit
     def fit(
@@ -664,19 +825,29 @@ class Denoiser:
                 "pairs='time' (Noise2Noise) needs a time axis with at least 2 scans; this cube has "
                 f"{canon.shape[0] if axes.time is not None else 'no time axis'}. Use pairs='neighbour' or 'auto'."
             )
-        neighbour = pairs == "neighbour" or canon.shape[0] < 2
+        if self.temporal and canon.shape[0] < 2 * self.temporal + 1:
+            raise ValueError(
+                f"temporal={self.temporal} takes the {2 * self.temporal} neighbouring scans as input and needs at "
+                f"least {2 * self.temporal + 1} scans; this cube has {canon.shape[0]}. Use a smaller temporal, or "
+                "temporal=0 (single-scan mode)"
+            )
+        if self.temporal and pairs == "neighbour":
+            raise ValueError("pairs='neighbour' is for single scans; temporal mode trains on the scans themselves")
+        neighbour = not self.temporal and (pairs == "neighbour" or canon.shape[0] < 2)
         n_w = canon.shape[2]
         if self.model is not None:
             self._check_compatible(n_w)
         nx = canon.shape[4]
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
         patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
-        noise = self._noise_levels(canon, labels, selected)
+        noise, noise_methods = self._noise_levels(canon, labels, selected)
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         normed = canon / sigma[None, :, None, None, None]
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
-        train = _PairSampler(normed, selected, signed, self.mode, patch_size, (0, x_split), rng, neighbour)
+        train = _PairSampler(
+            normed, selected, signed, self.mode, patch_size, (0, x_split), rng, neighbour, temporal=self.temporal
+        )
         val = None
         # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
         align = 2**self.depth
@@ -691,6 +862,7 @@ class Denoiser:
                 (x_split, nx),
                 np.random.default_rng(None if seed is None else seed + 1),
                 neighbour,
+                temporal=self.temporal,
             )
         if train.self_supervised_single:
             log.info("Training with neighbour sub-sampling pairs (Neighbor2Neighbor)")
@@ -702,7 +874,7 @@ class Denoiser:
                 torch.manual_seed(seed)
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
-        self.noise = noise
+        self.noise, self.noise_methods = noise, noise_methods
         # channels-last is the layout oneDNN/cuDNN convolutions are fastest in (1.4x measured on CPU)
         model = self.model.to(dev, memory_format=torch.channels_last)
         try:  # the fused Adam step where torch has it for this device
@@ -726,7 +898,7 @@ class Denoiser:
                 mean, log_var = out[:, :n_out], out[:, n_out:]
                 l_data = data_loss(mean, y)
                 # The paper's aleatoric loss, s^2 = s_net^2 + s_noise^2 (s_noise = 1 in noise units), detached mean.
-                s2 = torch.exp(log_var) + 1.0
+                s2 = torch.exp(log_var) + train.target_noise_var
                 l_var = (((mean.detach() - y) ** 2) / (2 * s2) + 0.5 * torch.log(s2)).mean()
                 opt.zero_grad(set_to_none=True)
                 (l_data + l_var).backward()
@@ -759,9 +931,77 @@ class Denoiser:
             "stokes": [labels[s] for s in selected],
             "val_fraction": val_fraction,
             "seed": seed,
-            "pairs": "neighbour sub-sampling" if train.self_supervised_single else "consecutive scans",
+            "pairs": train.description,
+            "temporal": self.temporal,
         }
+        self.calibration = self._calibrate(normed, labels, selected, x_split, train, dev)
+        self.fit_settings["calibration"] = dict(self.calibration)
         return self
+
+    def _calibrate(self, normed, labels, selected, x_split: int, sampler, dev) -> dict[str, float]:
+        """
+        Factor on the aleatoric standard deviation of each Stokes parameter, from held-out Noise2Noise pairs.
+
+        With independent noise, ``E[(y - f(x))^2] = E[(f(x) - s)^2] + v_y`` needs no clean data; the target's
+        noise variance ``v_y`` is removed with the pair itself, ``a E[(y - x)^2]`` with ``a = v_y / (v_x + v_y)``,
+        so that the global noise estimate does not enter. In temporal mode the target is scan t itself and
+        ``v_y = 1`` (noise units). The factor makes the mean predicted variance equal that error. Pixels: the
+        held-out strip (right of ``x_split``), or the whole field of view without one (then in-sample).
+        """
+        n_t, _, n_w, ny, nx = normed.shape
+        cols = slice(x_split, nx) if nx - x_split >= 8 else slice(0, nx)
+        if cols.start == 0:
+            log.info("no held-out strip: the uncertainty is calibrated on the training pixels")
+        if sampler.symmetric:
+            times, a = list(range(1, n_t - 1)), 1 / 3
+        elif sampler.temporal or sampler.self_supervised_single:
+            times, a = list(range(n_t)), 0.5
+        else:
+            times, a = [0, 1], 0.5
+        rng = np.random.default_rng(0)
+        waves = [None] if self.mode == "spectral" else list(range(n_w))
+        # A sample of frames, enough for millions of pixels yet a small part of a long series (or of a lazy cube)
+        combos = [(t, w) for t in times for w in waves]
+        n_pick = min(len(combos), 2 if is_dask(normed) else 24)
+        combos = [combos[i] for i in sorted(rng.choice(len(combos), n_pick, replace=False))]
+        n_out = self.model.out_channels
+        out = {}
+        for s in selected:
+            num = den = 0.0
+            for t, w in combos:
+                ws = slice(None) if w is None else slice(w, w + 1)
+                x = np.asarray(normed[t, s, ws])
+                if sampler.temporal:
+                    inp = np.concatenate(
+                        [np.asarray(normed[u, s, ws]) for u in temporal_neighbours(t, n_t, self.temporal)]
+                    )
+                    y, a_t = x, 0.0
+                elif sampler.self_supervised_single:
+                    inp, y = _neighbour_pair(x[:, : ny // 2 * 2, : nx // 2 * 2], rng)
+                    a_t = a
+                else:
+                    if sampler.symmetric:
+                        y = 0.5 * (np.asarray(normed[t - 1, s, ws]) + np.asarray(normed[t + 1, s, ws]))
+                    else:
+                        y = np.asarray(normed[1 - t, s, ws])
+                    inp, a_t = x, a
+                f, log_var = self._run(np.asarray(inp, np.float32), dev, None, n_out)
+                c = cols if not sampler.self_supervised_single else slice(cols.start // 2, nx // 2)
+                r2 = (y - f)[..., c] ** 2
+                if sampler.temporal:
+                    r2 = r2 - 1.0  # scan t's own noise
+                else:
+                    base = x if not sampler.self_supervised_single else inp
+                    r2 = r2 - a_t * (y - base)[..., c] ** 2
+                var = np.broadcast_to(np.exp(log_var), f.shape)[..., c]  # one variance for all channels
+                ok = np.isfinite(r2) & np.isfinite(var)
+                num += float(r2[ok].sum())
+                den += float(var[ok].sum())
+            scale = math.sqrt(max(num, 0.0) / den) if den > 0 else 1.0
+            # A factor far from 1 means the variance head learnt little; keep it within a sane range.
+            out[labels[s]] = float(min(max(scale, 0.05), 20.0))
+            log.info("Stokes %s: uncertainty calibration factor %.3f", labels[s], out[labels[s]])
+        return out
 
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
         """The training patch edge: as given, or the paper's 52 or the largest that fits the training region."""
@@ -935,9 +1175,15 @@ class Denoiser:
                 "denoise only those it was trained on (stokes=...), or fit it on this cube"
             )
         if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
-            noise = self._noise_levels(canon, labels, (), sampled=True)
+            noise = self._noise_levels(canon, labels, (), sampled=True)[0]
         self._warn_noise_mismatch(noise, labels, selected)
         if is_dask(canon):
+            if self.temporal:
+                raise ValueError(
+                    "A temporal-mode denoiser needs the neighbouring scans of every frame, which the lazy (dask) "
+                    "path does not gather: compute the cube first (cube.data.compute()), or use a single-scan "
+                    "denoiser (temporal=0) for lazy cubes"
+                )
             den, sd = self._predict_lazy(
                 canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
             )
@@ -958,9 +1204,15 @@ class Denoiser:
         for t, k, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
             s = selected[k]
             sel, out_sel = (np.s_[t, s], np.s_[t, k]) if w is None else (np.s_[t, s, w : w + 1], np.s_[t, k, w : w + 1])
+            context = None
+            if self.temporal:
+                waves = slice(None) if w is None else slice(w, w + 1)
+                context = np.concatenate([canon[u, s, waves] for u in temporal_neighbours(t, n_t, self.temporal)])
             den[out_sel], sd[out_sel] = self._denoise_frames(
                 canon[sel],
+                context,
                 self.noise[labels[s]],
+                self.calibration.get(labels[s], 1.0),
                 dev,
                 tile_size,
                 n_out,
@@ -1010,25 +1262,35 @@ class Denoiser:
                     stacklevel=4,
                 )
 
-    def _denoise_frames(self, frames, sigma, dev, tile_size, n_out, model, mc_net, mc_samples, precision, compile):
+    def _denoise_frames(
+        self, frames, context, sigma, scale, dev, tile_size, n_out, model, mc_net, mc_samples, precision, compile
+    ):
         """
-        Denoised value and uncertainty (in data units) of ``(C, Y, X)`` frames of one Stokes parameter.
+        Denoised value and uncertainty (in data units) of ``(C, Y, X)`` frames of one Stokes parameter, of noise
+        ``sigma``; ``scale`` is the calibration factor of the aleatoric uncertainty (`Denoiser.calibration`).
 
         With ``mc_net`` (a network whose dropout may be switched on), the epistemic variance of ``mc_samples``
-        Monte-Carlo dropout passes is added to the aleatoric one.
+        Monte-Carlo dropout passes is added to the aleatoric one. In temporal mode, ``context`` holds the ``2k``
+        neighbouring scans ``(2k C, Y, X)``: the network predicts the frames from them alone, and that prediction
+        ``p`` (variance ``v``) is combined with the frames themselves (noise variance 1 in noise units) by their
+        inverse variances: ``p + v / (v + 1) (x - p)``, of variance ``v / (v + 1)``.
         """
-        mean, log_var = self._run(frames / sigma, dev, tile_size, n_out, model, precision, compile)
-        var = np.exp(log_var) * np.ones_like(mean)
+        x = frames / sigma
+        inp = x if context is None else context / sigma
+        mean, log_var = self._run(inp, dev, tile_size, n_out, model, precision, compile)
+        var = np.exp(log_var) * scale**2 * np.ones_like(mean)
         if mc_net is not None:
             mc_net.mc_dropout(True)
             try:
                 draws = [
-                    self._run(frames / sigma, dev, tile_size, n_out, mc_net, precision, compile)[0]
-                    for _ in range(mc_samples)
+                    self._run(inp, dev, tile_size, n_out, mc_net, precision, compile)[0] for _ in range(mc_samples)
                 ]
             finally:
                 mc_net.mc_dropout(False)
             var = var + np.stack(draws).var(axis=0)
+        if context is not None:  # NaN where scan t is NaN: missing pixels stay missing
+            gain = var / (var + 1.0)
+            mean, var = mean + gain * (x - mean), gain + 0 * x
         return mean * sigma, np.sqrt(var) * sigma
 
     def provenance(self) -> dict:
@@ -1047,6 +1309,9 @@ class Denoiser:
             "model": model,
             "architecture": dict(self.model.config),
             "noise": dict(self.noise),
+            "noise_methods": dict(self.noise_methods),
+            "temporal": self.temporal,
+            "uncertainty_calibration": dict(self.calibration),
             "fit": dict(self.fit_settings),
         }
 
@@ -1115,7 +1380,8 @@ class Denoiser:
         noise, mc = dict(self.noise), uncertainty == "total"
 
         def block(b: np.ndarray, loc: tuple) -> np.ndarray:
-            sigma = noise[labels[selected[loc[1]]]]
+            label = labels[selected[loc[1]]]
+            sigma, scale = noise[label], self.calibration.get(label, 1.0)
             frames = b[0, 0]  # (W', y, x)
             if np.isinf(frames).any():
                 raise ValueError("The cube has infinite values: replace them with NaN or mask them")
@@ -1128,7 +1394,18 @@ class Denoiser:
                     torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_sel, n_w // w_chunk))))
             for g in groups:
                 mean, sd = self._denoise_frames(
-                    g, sigma, dev, tile_size, n_out, model, net if mc else None, mc_samples, precision, compile
+                    g,
+                    None,
+                    sigma,
+                    scale,
+                    dev,
+                    tile_size,
+                    n_out,
+                    model,
+                    net if mc else None,
+                    mc_samples,
+                    precision,
+                    compile,
                 )
                 means.append(mean)
                 sds.append(sd)
@@ -1162,6 +1439,9 @@ class Denoiser:
             "config": self.model.config,
             "state_dict": state,
             "noise": self.noise,
+            "noise_methods": self.noise_methods,
+            "temporal": self.temporal,
+            "calibration": self.calibration,
             "n_wavelengths": self.n_wavelengths,
             "history": json.dumps(self.history),
             "fit_settings": json.dumps(self.fit_settings),
@@ -1176,6 +1456,9 @@ class Denoiser:
             "mode": self.mode,
             "architecture": self.model.config,
             "noise": self.noise,
+            "noise_methods": self.noise_methods,
+            "temporal": self.temporal,
+            "uncertainty_calibration": self.calibration,
             "training_recipe": self.fit_settings,
             "validation": {"val_loss_per_epoch": self.history["val_loss"]},
             "sunpy_nn_version": __version__,
@@ -1203,7 +1486,13 @@ class Denoiser:
         config = dict(blob["config"])
         config.pop("architecture", None)
         den = cls(
-            blob["mode"], config["n_filters"], config["depth"], dropout=config["dropout"], padding=config["padding"]
+            blob["mode"],
+            config["n_filters"],
+            config["depth"],
+            dropout=config["dropout"],
+            padding=config["padding"],
+            residual=config.get("residual", False),  # older files predict the image itself
+            temporal=int(blob.get("temporal", 0)),
         )
         den.model = UNet(**config)
         missing = set(den.model.state_dict()) ^ set(blob["state_dict"])
@@ -1212,6 +1501,8 @@ class Denoiser:
         den.model.load_state_dict(blob["state_dict"])
         den.model.eval()
         den.noise, den.n_wavelengths = dict(blob["noise"]), blob["n_wavelengths"]
+        den.noise_methods = dict(blob.get("noise_methods", {}))
+        den.calibration = dict(blob.get("calibration", {}))  # older files: not calibrated (factor 1)
         den.history, den.fit_settings = json.loads(blob["history"]), json.loads(blob["fit_settings"])
         den.source = {"file": path.name, "sha256": sha256sum(path)}
         return den

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sunpy_nn.nn.enhance_net import EnhanceNet
-from sunpy_nn.nn.unet import UNet
+from sunpy_nn.nn.unet import UNet, _mean_of_groups, log_variance
 
 __all__ = [
     "ACCURACY_BOUND",
@@ -282,6 +282,8 @@ class FastUNet(nn.Module):
         self.align, self.receptive_radius = net.align, net.receptive_radius
         self.in_channels, self.out_channels = net.in_channels, net.out_channels
         self.variance_head, self.log_var_offset = net.variance_head, net.log_var_offset
+        self.residual, self.variance = net.residual, net.variance
+        self.variance_sees_output = net.variance_sees_output
         self.padding = net.padding
 
         def conv(c) -> _Conv:
@@ -314,6 +316,7 @@ class FastUNet(nn.Module):
         """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``, float32."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        x32 = x.float()  # the residual adds the float32 input, whatever the arithmetic of the convolutions
         x = x.to(self.dtype)
         skips = []
         y = x
@@ -325,8 +328,11 @@ class FastUNet(nn.Module):
         for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
             y = self._chain(merge, torch.cat([skip, self._up(up, y)], dim=1))
         y = self.out(y).float()
+        if self.residual:
+            y = y + _mean_of_groups(x32, self.out_channels)
         if self.variance_head:
-            log_var = -torch.abs(self.var_out(self._chain(self.var_body, x)).float()) + self.log_var_offset
+            v_in = torch.cat([x, y.to(self.dtype)], dim=1) if self.variance_sees_output else x
+            log_var = log_variance(self.var_out(self._chain(self.var_body, v_in)), self.variance, self.log_var_offset)
             y = torch.cat([y, log_var], dim=1)
         return y.contiguous()
 

@@ -34,6 +34,27 @@ class _Conv(nn.Module):
         return x
 
 
+VARIANCES = ("abs", "softplus")
+#: Smallest variance of the softplus parameterisation, in the units of the data (noise units in the denoiser):
+#: keeps the log finite and the Gaussian loss bounded.
+VARIANCE_FLOOR = 1e-4
+
+
+def log_variance(raw: torch.Tensor, variance: str, offset: float) -> torch.Tensor:
+    """The variance head's log-variance from its raw output (shared by `UNet` and its optimised copy)."""
+    raw = raw.float()
+    if variance == "softplus":
+        return torch.log(nn.functional.softplus(raw) + VARIANCE_FLOOR)
+    return -torch.abs(raw) + offset
+
+
+def _mean_of_groups(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The mean of the ``C / n`` groups of ``n`` channels of ``x`` (itself when ``C == n``): the residual's base."""
+    if x.shape[1] == n:
+        return x
+    return x.unflatten(1, (-1, n)).mean(dim=1)
+
+
 class UNet(nn.Module):
     """
     U-Net of the Noise2Noise denoiser, with an optional variance head for aleatoric uncertainty.
@@ -65,8 +86,20 @@ class UNet(nn.Module):
         Monte-Carlo dropout rate after every weight layer but the last ones (0.01 in the paper); active whenever
         the network trains, and at inference after `sunpy_nn.nn.UNet.mc_dropout`.
     log_var_offset : float
-        The variance head returns ``-abs(x) + log_var_offset``: -12 in the paper (data in units of Ic, variances
-        below ~6e-6); 0 for data scaled to unit noise, so that the predicted error never exceeds the noise.
+        With ``variance="abs"``, the variance head returns ``-abs(x) + log_var_offset``: -12 in the paper (data in
+        units of Ic, variances below ~6e-6); 0 for data scaled to unit noise, so that the predicted error never
+        exceeds the noise.
+    residual : bool
+        Predict the correction to the input (``x + net(x)``) instead of the image itself: identity is then the
+        easy solution, so strong signals pass through instead of being smoothed toward the mean of the training
+        patches. When ``in_channels`` is a multiple of ``out_channels`` (temporal mode: several scans), the base is
+        the mean of the groups of ``out_channels`` input channels.
+    variance : {"abs", "softplus"}
+        Parameterisation of the log-variance: the paper's ``-abs(x) + log_var_offset`` (bounded above), or
+        ``log(softplus(x) + VARIANCE_FLOOR)``, which can go both below and above the noise level.
+    variance_sees_output : bool
+        Feed the variance head the (detached) denoised image besides the input: the error depends on the local
+        signal, which the denoised image shows and the noisy input hides.
 
     Examples
     --------
@@ -87,8 +120,17 @@ class UNet(nn.Module):
         variance_head: bool = False,
         dropout: float = 0.0,
         log_var_offset: float = -12.0,
+        residual: bool = False,
+        variance: str = "abs",
+        variance_sees_output: bool = False,
     ) -> None:
         super().__init__()
+        if variance not in VARIANCES:
+            raise ValueError(f"variance must be one of {VARIANCES}, not {variance!r}")
+        if residual and in_channels % out_channels:
+            raise ValueError(
+                f"residual=True needs in_channels a multiple of out_channels, got {in_channels}, {out_channels}"
+            )
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
         if depth < 1 or n_filters < 1:
@@ -97,6 +139,8 @@ class UNet(nn.Module):
         self.n_filters, self.depth, self.padding = int(n_filters), int(depth), padding
         self.variance_head, self.dropout = bool(variance_head), float(dropout)
         self.log_var_offset = float(log_var_offset)
+        self.residual, self.variance = bool(residual), variance
+        self.variance_sees_output = bool(variance_sees_output)
         f = [n_filters * 2**level for level in range(depth + 1)]
         d = dropout
         self.down = nn.ModuleList()
@@ -124,9 +168,9 @@ class UNet(nn.Module):
             )
         self.out = nn.Conv2d(f[0], out_channels, kernel_size=1)
         if variance_head:
+            var_in = in_channels + (out_channels if variance_sees_output else 0)
             layers = [
-                _Conv(in_channels if i == 0 else n_filters, n_filters, 3, padding, dropout=d if i else 0.0)
-                for i in range(8)
+                _Conv(var_in if i == 0 else n_filters, n_filters, 3, padding, dropout=d if i else 0.0) for i in range(8)
             ]
             self.var_body = nn.Sequential(*layers)
             self.var_out = nn.Conv2d(n_filters, 1, kernel_size=1)
@@ -144,6 +188,9 @@ class UNet(nn.Module):
             "variance_head": self.variance_head,
             "dropout": self.dropout,
             "log_var_offset": self.log_var_offset,
+            "residual": self.residual,
+            "variance": self.variance,
+            "variance_sees_output": self.variance_sees_output,
         }
 
     @property
@@ -194,7 +241,9 @@ class UNet(nn.Module):
             y = up(nn.functional.interpolate(y, scale_factor=2, mode="nearest"))
             y = merge(torch.cat([skip, y], dim=1))  # encoder features first, as in the released code
         y = self.out(y)
+        if self.residual:
+            y = y + _mean_of_groups(x, self.out_channels)
         if self.variance_head:
-            log_var = -torch.abs(self.var_out(self.var_body(x))) + self.log_var_offset
-            y = torch.cat([y, log_var], dim=1)
+            v_in = torch.cat([x, y.detach()], dim=1) if self.variance_sees_output else x
+            y = torch.cat([y, log_variance(self.var_out(self.var_body(v_in)), self.variance, self.log_var_offset)], 1)
         return y
