@@ -128,7 +128,7 @@ def _denoise(args: argparse.Namespace) -> int:
     import astropy.units as u
 
     from sunpy_nn import __version__
-    from sunpy_nn.denoise import Denoiser
+    from sunpy_nn.denoise import Denoiser, auto_temporal
     from sunpy_nn.io import write_crisp
     from sunpy_nn.io.crisp import _check_output
     from sunpy_nn.nn import resolve_device
@@ -151,7 +151,11 @@ def _denoise(args: argparse.Namespace) -> int:
     uncertainty = None if args.uncertainty == "none" else args.uncertainty
     precision = None if args.precision == "exact" else args.precision
     if args.denoiser:
-        training = [f"--{k.replace('_', '-')}" for k in ("mode", "epochs", "patches", "patch_size") if getattr(args, k)]
+        training = [
+            f"--{k.replace('_', '-')}"
+            for k in ("mode", "epochs", "patches", "patch_size", "temporal")
+            if getattr(args, k) is not None
+        ]
         if training:
             raise ValueError(
                 f"{', '.join(training)} apply only when training; with --denoiser the trained denoiser is used as "
@@ -165,6 +169,7 @@ def _denoise(args: argparse.Namespace) -> int:
     denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
     cube = _read_cube(args)
     if not args.denoiser:
+        denoiser.temporal = auto_temporal(cube) if args.temporal is None else args.temporal
         denoiser.fit(
             cube,
             epochs=args.epochs or 10,
@@ -304,6 +309,12 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pixel-scale", type=float, help="LP cubes: arcsec per pixel")
     d.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"), help="LP cubes: FOV centre in arcsec")
     d.add_argument("--mode", choices=["image", "spectral"], help="denoise images or spectra (default image)")
+    d.add_argument(
+        "--temporal",
+        type=_int_at_least(0),
+        help="temporal mode: the 2K neighbouring scans predict each scan (default: 2 with 5 or more scans, 1 with "
+        "3-4, else 0 = single scan)",
+    )
     d.add_argument("--epochs", type=_int_at_least(1), help="training epochs of --patches patches (default 10)")
     d.add_argument("--patches", type=_int_at_least(10), help="training patches per epoch (default 1000)")
     d.add_argument(

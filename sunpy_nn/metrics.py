@@ -8,6 +8,7 @@ Numpy in, numpy (or float) out. The functions follow the conventions of solar im
 * `rms_contrast`: the rms intensity contrast ``std(I) / mean(I)`` (granulation contrast);
 * `psnr` and `ssim`: peak signal-to-noise ratio and the structural similarity index of Wang et al. (2004),
   against a reference image;
+* `binned_rms_error` and `coverage`: a denoiser's error by signal strength and the reliability of its error bars;
 * `forward_consistency`: how well an x2 enhanced image, degraded back with HMI's PSF and binned 2x2, reproduces
   the observed image (Diaz Baso & Asensio Ramos 2018, Sect. 5).
 """
@@ -21,7 +22,15 @@ from scipy import ndimage, signal
 from sunpy_nn.psf import hmi_psf
 from sunpy_nn.utils import fill_nearest
 
-__all__ = ["azimuthal_power_spectrum", "forward_consistency", "psnr", "rms_contrast", "ssim"]
+__all__ = [
+    "azimuthal_power_spectrum",
+    "binned_rms_error",
+    "coverage",
+    "forward_consistency",
+    "psnr",
+    "rms_contrast",
+    "ssim",
+]
 
 #: Fraction of each image axis that the split-cosine-bell (Tukey) apodisation window tapers (both ends together).
 APODIZATION_ALPHA = 0.2
@@ -367,3 +376,98 @@ def forward_consistency(enhanced, original, *, pixel_scale=0.504, psf=None, mask
     if denominator == 0:
         raise ValueError("the original image is zero over the compared pixels")
     return float(np.abs(degraded[use] - orig[use]).mean() / denominator)
+
+
+# -------------------------------------------------------------------------------------------- denoising errors
+#: Bins of ``|truth| / sigma`` of issue 14's strong-signal report: below the noise, 1-3, 3-10 and above 10 sigma.
+SIGNAL_BINS = (0.0, 1.0, 3.0, 10.0, np.inf)
+
+
+def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[dict]:
+    """
+    Rms error of a denoised array, in units of the noise, in bins of the true signal's strength ``|truth| / sigma``.
+
+    Parameters
+    ----------
+    estimate, truth : array_like
+        The denoised (or noisy, or baseline) values and the noise-free truth, same shape, any unit.
+    sigma : float
+        The noise standard deviation, in the unit of ``truth``.
+    bins : sequence of float
+        Bin edges of ``|truth| / sigma`` (default ``SIGNAL_BINS``: 0, 1, 3, 10, inf).
+
+    Returns
+    -------
+    list of dict
+        One per bin: ``low``, ``high``, ``n`` (finite pixels in it) and ``rms`` (rms error over ``sigma``, NaN for
+        an empty bin).
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, or ``sigma`` is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.metrics import binned_rms_error
+    >>> truth = np.repeat([0.0, 20.0], 5000)
+    >>> noisy = truth + np.random.default_rng(0).normal(0, 1, truth.shape)
+    >>> [round(b["rms"], 1) for b in binned_rms_error(noisy, truth, 1.0)]
+    [1.0, nan, nan, 1.0]
+    """
+    est, ref = np.asarray(estimate, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if est.shape != ref.shape:
+        raise ValueError(f"estimate shape {est.shape} differs from the truth shape {ref.shape}")
+    if not (np.isscalar(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a positive number, not {sigma!r}")
+    ok = np.isfinite(est) & np.isfinite(ref)
+    strength, err = np.abs(ref[ok]) / sigma, (est[ok] - ref[ok]) / sigma
+    out = []
+    for low, high in zip(bins[:-1], bins[1:], strict=True):
+        m = (strength >= low) & (strength < high)
+        rms = float(np.sqrt(np.mean(err[m] ** 2))) if m.any() else float("nan")
+        out.append({"low": float(low), "high": float(high), "n": int(m.sum()), "rms": rms})
+    return out
+
+
+def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
+    """
+    Fraction of errors within ``k`` standard uncertainties: the reliability of an error bar.
+
+    For Gaussian errors and a calibrated uncertainty, 68.3 % fall within 1 sigma and 95.4 % within 2 sigma;
+    larger fractions mean error bars that are too wide, smaller ones too narrow.
+
+    Parameters
+    ----------
+    estimate, truth, uncertainty : array_like
+        Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
+    k : sequence of float
+        Multiples of the uncertainty.
+
+    Returns
+    -------
+    list of float
+        ``mean(|estimate - truth| < k * uncertainty)`` over the finite pixels, for each ``k``.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, or no pixel is finite in all three.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.metrics import coverage
+    >>> err = np.random.default_rng(0).normal(0, 2.0, 100_000)
+    >>> [round(c, 2) for c in coverage(err, np.zeros_like(err), np.full_like(err, 2.0))]
+    [0.68, 0.95]
+    """
+    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in (estimate, truth, uncertainty))
+    if not est.shape == ref.shape == unc.shape:
+        raise ValueError(f"shapes differ: estimate {est.shape}, truth {ref.shape}, uncertainty {unc.shape}")
+    ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc)
+    if not ok.any():
+        raise ValueError("no pixel is finite in estimate, truth and uncertainty")
+    z = np.abs(est[ok] - ref[ok]) / unc[ok]
+    return [float(np.mean(z < kk)) for kk in k]

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from sunpy_nn.metrics import azimuthal_power_spectrum, forward_consistency, psnr, rms_contrast, ssim
+from sunpy_nn.metrics import (
+    azimuthal_power_spectrum,
+    binned_rms_error,
+    coverage,
+    forward_consistency,
+    psnr,
+    rms_contrast,
+    ssim,
+)
 from sunpy_nn.psf import degrade, hmi_psf
 
 RNG = np.random.default_rng(12345)
@@ -198,3 +206,27 @@ def test_forward_consistency_mask_nan_and_shapes():
     assert forward_consistency(enhanced, original) == pytest.approx(0, abs=1e-12)
     with pytest.raises(ValueError, match="twice"):
         forward_consistency(np.ones((41, 40)), original)
+
+
+def test_binned_rms_error_of_noise_is_one_in_every_bin():
+    rng = np.random.default_rng(0)
+    truth = np.concatenate([np.full(40_000, 0.5), np.full(40_000, 2.0), np.full(40_000, 5.0), np.full(40_000, 50.0)])
+    noisy = truth + rng.normal(0, 1, truth.size)
+    bins = binned_rms_error(noisy, truth, 1.0)
+    assert [b["n"] for b in bins] == [40_000] * 4
+    assert all(abs(b["rms"] - 1) < 0.02 for b in bins)
+    # in units of sigma: the same data in other units give the same numbers
+    again = binned_rms_error(noisy * 3e-3, truth * 3e-3, 3e-3)
+    assert [b["rms"] for b in again] == pytest.approx([b["rms"] for b in bins], rel=1e-9)
+    with pytest.raises(ValueError, match="sigma must be a positive"):
+        binned_rms_error(noisy, truth, 0.0)
+
+
+def test_coverage_of_gaussian_errors_and_of_wrong_error_bars():
+    err = np.random.default_rng(1).normal(0, 1, 200_000)
+    zero = np.zeros_like(err)
+    assert coverage(err, zero, np.ones_like(err)) == pytest.approx([0.683, 0.954], abs=0.005)
+    wide = coverage(err, zero, np.full_like(err, 1.5))  # error bars 1.5x too wide
+    assert wide[0] == pytest.approx(0.866, abs=0.005)  # P(|z| < 1.5)
+    with pytest.raises(ValueError, match="shapes differ"):
+        coverage(err, zero[:5], np.ones_like(err))

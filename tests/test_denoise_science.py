@@ -1,0 +1,176 @@
+"""
+The science of the denoiser (issue 14): noise estimates that granulation does not bias, strong signals kept,
+an uncertainty calibrated on held-out Noise2Noise pairs, and the temporal mode.
+
+The quality targets themselves (rms error at most 0.2 x the noise, coverage 68 / 95 %) are measured at full
+training length by ``benchmarks/denoise_science.py``; these tests use short trainings and check the mechanisms.
+"""
+
+import numpy as np
+import pytest
+import torch
+from ndcube import NDCube
+from scipy import ndimage
+
+from sunpy_nn import Denoiser
+from sunpy_nn.data.synthetic import synthetic_crisp_cube
+from sunpy_nn.denoise import estimate_noise, temporal_neighbours
+from sunpy_nn.nn import UNet
+from sunpy_nn.nn.optimize import FastUNet
+
+NOISE = 3e-3
+
+
+@pytest.fixture(scope="module")
+def strong_cube():
+    """A CRISP-like series with kG fields: Stokes V above 3 sigma in about a fifth of the pixels."""
+    return synthetic_crisp_cube(64, n_wavelengths=5, n_scans=6, v_peak=60, qu_peak=30, seed=3)
+
+
+def correlated(truth: np.ndarray, seed: int = 5) -> np.ndarray:
+    """Noise of rms NOISE correlated over ~1 px (a Gaussian of sigma 1 px), as after image restoration."""
+    n = ndimage.gaussian_filter(np.random.default_rng(seed).normal(0, 1, truth.shape), (0, 0, 0, 1, 1))
+    return truth + NOISE * n / n.std()
+
+
+@pytest.mark.parametrize("noise", ["white", "correlated"])
+def test_stokes_i_noise_is_not_biased_by_granulation_evolution(strong_cube, noise):
+    cube, truth = strong_cube
+    data = np.asarray(cube.data, np.float64) if noise == "white" else correlated(truth)
+    temporal = estimate_noise(data[:, 0], method="temporal")
+    spatial = estimate_noise(data[:, 0], method="spatial")
+    crossed = estimate_noise(data[:, 0], method="cross-calibrated", reference=data[:, 1])
+    # scan differences see the evolving granulation (the issue measured 4.8e-3 for 3e-3)
+    assert temporal > 1.2 * NOISE
+    assert crossed == pytest.approx(NOISE, rel=0.1)
+    if noise == "correlated":  # a purely spatial estimate misses correlated noise; the cross-calibration does not
+        assert spatial < 0.5 * NOISE
+    # polarisation: the plain temporal estimate is right
+    assert estimate_noise(data[:, 1]) == pytest.approx(NOISE, rel=0.05)
+
+
+def test_denoiser_uses_the_cross_calibrated_stokes_i_noise(strong_cube):
+    cube, _ = strong_cube
+    den = Denoiser(n_filters=4).fit(cube, epochs=1, patches_per_epoch=20, patch_size=16, seed=0, progress=False)
+    assert den.noise_methods == {"I": "cross-calibrated", "Q": "temporal", "U": "temporal", "V": "temporal"}
+    assert den.noise["I"] == pytest.approx(NOISE, rel=0.1)
+    assert den.provenance()["noise_methods"]["I"] == "cross-calibrated"
+
+
+def test_noise_estimate_arguments():
+    frames = np.random.default_rng(0).normal(0, NOISE, (1, 2, 32, 32))
+    with pytest.raises(ValueError, match="method must be one of"):
+        estimate_noise(frames, method="wavelet")
+    with pytest.raises(ValueError, match="at least 2 scans"):
+        estimate_noise(frames, method="temporal")
+    with pytest.raises(ValueError, match="needs reference"):
+        estimate_noise(np.concatenate([frames, frames]), method="cross-calibrated")
+    assert estimate_noise(frames) == pytest.approx(NOISE, rel=0.1)  # one scan: spatial
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"residual": True, "variance_head": True, "variance": "softplus", "variance_sees_output": True},
+        {"in_channels": 4, "out_channels": 1, "residual": True, "variance_head": True, "variance": "softplus"},
+        {"in_channels": 6, "out_channels": 3, "residual": True},
+    ],
+)
+def test_optimised_unet_equals_the_network(config):
+    torch.manual_seed(0)
+    net = UNet(n_filters=8, **config).eval()
+    x = torch.randn(2, net.in_channels, 32, 32)
+    with torch.inference_mode():
+        ref, out = net(x), FastUNet(net)(x)
+    span = float(ref.amax() - ref.amin())
+    assert float((ref - out).abs().max()) < 1e-5 * span
+
+
+def test_residual_network_starts_as_the_identity_plus_a_small_correction():
+    # A residual U-Net whose last convolution is zero returns its input (the mean of the scans in temporal
+    # mode): strong signals pass by default instead of being learnt back from nothing.
+    net = UNet(in_channels=4, out_channels=2, n_filters=8, residual=True).eval()
+    torch.nn.init.zeros_(net.out.weight)
+    torch.nn.init.zeros_(net.out.bias)
+    x = torch.randn(1, 4, 16, 16)
+    with torch.inference_mode():
+        np.testing.assert_allclose(net(x), 0.5 * (x[:, :2] + x[:, 2:]), atol=1e-6)
+    with pytest.raises(ValueError, match="multiple of out_channels"):
+        UNet(in_channels=3, out_channels=2, residual=True)
+
+
+def test_softplus_variance_goes_above_and_below_the_noise():
+    net = UNet(n_filters=4, variance_head=True, variance="softplus", log_var_offset=0.0).eval()
+    x = torch.randn(1, 1, 16, 16)
+    for bias, above in ((5.0, True), (-5.0, False)):
+        torch.nn.init.constant_(net.var_out.bias, bias)
+        with torch.inference_mode():
+            log_var = net(x)[:, 1]
+        assert bool((log_var > 0).all()) is above  # variance 1 = the noise level, in noise units
+    with pytest.raises(ValueError, match="variance must be one of"):
+        UNet(variance="exp")
+
+
+@pytest.fixture(scope="module")
+def trained_strong(strong_cube):
+    cube, truth = strong_cube
+    den = Denoiser(n_filters=16).fit(
+        cube, epochs=4, patches_per_epoch=400, patch_size=32, lr=1e-3, seed=0, progress=False, val_fraction=0.25
+    )
+    return den, den.predict(cube, progress=False)
+
+
+def test_strong_signals_are_kept(strong_cube, trained_strong):
+    cube, truth = strong_cube
+    _, out = trained_strong
+    strong = np.abs(truth[:, 3]) > 3 * NOISE
+    noisy_err = np.sqrt(np.mean((np.asarray(cube.data)[:, 3] - truth[:, 3])[strong] ** 2))
+    den_err = np.sqrt(np.mean((np.asarray(out.data)[:, 3] - truth[:, 3])[strong] ** 2))
+    # before issue 14 the denoiser's error in this bin was larger than the input's (3.6e-3 for 3e-3)
+    assert den_err < 0.9 * noisy_err
+
+
+def test_uncertainty_is_calibrated_on_held_out_pairs(strong_cube, trained_strong, tmp_path):
+    cube, truth = strong_cube
+    den, out = trained_strong
+    assert set(den.calibration) == {"Q", "U", "V"}
+    assert all(0.05 < c < 20 for c in den.calibration.values())
+    z = (np.asarray(out.data)[:, 1:] - truth[:, 1:]) / out.uncertainty.array[:, 1:]
+    within1 = float((np.abs(z) < 1).mean())
+    # a short training: looser than the benchmark's 0.63-0.73, but an uncalibrated sigma at the noise level
+    # (the old cap) would put ~95 % of the errors within 1 sigma
+    assert 0.55 < within1 < 0.85
+    # the factor travels with the weights and is used after loading
+    again = Denoiser.load(den.save(tmp_path / "strong.pt"))
+    assert again.calibration == den.calibration
+    np.testing.assert_allclose(
+        again.predict(cube, progress=False).uncertainty.array, out.uncertainty.array, rtol=1e-5, atol=0
+    )
+
+
+def test_temporal_neighbours_exclude_the_scan_itself():
+    assert temporal_neighbours(3, 10, 2) == [1, 2, 4, 5]
+    assert temporal_neighbours(0, 10, 2) == [1, 2, 3, 4]  # shifted inward at the ends
+    assert temporal_neighbours(9, 10, 2) == [5, 6, 7, 8]
+    for t in range(5):
+        assert t not in temporal_neighbours(t, 5, 2)
+
+
+def test_temporal_mode(strong_cube):
+    cube, truth = strong_cube
+    den = Denoiser(n_filters=8, temporal=1).fit(
+        cube, epochs=2, patches_per_epoch=200, patch_size=32, lr=1e-3, seed=0, progress=False
+    )
+    assert den.model.in_channels == 2  # the two neighbouring scans, not scan t
+    assert den.fit_settings["temporal"] == 1
+    out = den.predict(cube, progress=False)
+    err = np.asarray(out.data)[:, 1:] - truth[:, 1:]
+    assert np.sqrt(np.mean(err**2)) < 0.8 * NOISE
+    # NaN in scan t stays NaN, even though the neighbours could fill it
+    holed = np.asarray(cube.data).copy()
+    holed[2, 3, 1, 10:14, 10:14] = np.nan
+    again = den.predict(NDCube(holed, wcs=cube.wcs), stokes=["V"], progress=False)
+    assert np.isnan(again.data[2, 3, 1, 10:14, 10:14]).all()
+    assert np.isfinite(again.data[1, 3, 1]).all() and np.isfinite(again.data[3, 3, 1]).all()
+    with pytest.raises(ValueError, match="needs at least 7 scans"):
+        Denoiser(temporal=3).fit(cube, progress=False)
