@@ -434,6 +434,8 @@ def synthetic_crisp_cube(
     center: tuple[float, float] = (-320.0, 150.0),
     date: str = "2019-04-22T09:00:00",
     cadence: float = 28.0,
+    noise_correlation: float = 0.0,
+    drift: tuple[float, float] = (0.1, 0.2),
     seed: int | None = None,
 ):
     """
@@ -467,6 +469,12 @@ def synthetic_crisp_cube(
         Start time (DATE-OBS / DATEREF of the WCS).
     cadence : float
         Seconds between scans.
+    noise_correlation : float
+        Spatial correlation of the noise: white noise convolved with a Gaussian of this sigma in pixels (0: white),
+        rescaled to ``noise`` rms, as image restoration (MOMFBD) leaves it.
+    drift : tuple of float
+        Range of the scene's random-walk shift between consecutive scans, in pixels: (0.1, 0.2) by default; larger
+        values emulate fast evolution or a poor alignment of the scans.
     seed : int, optional
         Random seed of the scene, its evolution and the noise.
 
@@ -492,7 +500,7 @@ def synthetic_crisp_cube(
 
     rng = np.random.default_rng(seed)
     sigma_line, depth, doppler, half_range = 0.065, 0.65, 0.02, 0.28  # Angstrom, -, Angstrom per rms, Angstrom
-    margin = 8  # room for the drift; cropped after shifting
+    margin = max(8, math.ceil(drift[1] * n_scans) + 4)  # room for the drift; cropped after shifting
     n = size + 2 * margin
     # The magnetic scene varies on scales of several arcsec (network cells, plage): make it on a field of view of
     # at least 24 arcsec and cut the cube's out of it.
@@ -529,14 +537,18 @@ def synthetic_crisp_cube(
     for t in range(n_scans):
         if t:
             angle = rng.uniform(0, 2 * math.pi)
-            offset = offset + rng.uniform(0.1, 0.2) * np.array([math.sin(angle), math.cos(angle)])
+            offset = offset + rng.uniform(*drift) * np.array([math.sin(angle), math.cos(angle)])
         amp = 1 + 0.03 * (f1 * math.cos(0.5 * t) + f2 * math.sin(0.5 * t))
         for s in range(4):
             factor = 1.0 if s == 0 else (amp if s == 3 else amp**2)
             for w in range(n_wavelengths):
                 img = ndimage.shift(base[s, w] * factor, offset, order=3, mode="nearest")
                 truth[t, s, w] = img[margin:-margin, margin:-margin]
-    data = (truth + rng.normal(0, noise, truth.shape)).astype(np.float32)
+    white = rng.normal(0, 1, truth.shape)
+    if noise_correlation > 0:
+        white = ndimage.gaussian_filter(white, (0, 0, 0, noise_correlation, noise_correlation))
+        white /= white.std()
+    data = (truth + noise * white).astype(np.float32)
     step = float(wl[1] - wl[0]) if n_wavelengths > 1 else 0.01
     wcs = _crisp_wcs(n_wavelengths, step, center, date, cadence)
     meta = {
@@ -545,6 +557,7 @@ def synthetic_crisp_cube(
         "line": "Fe I 630.25 nm",
         "bunit": "I/Ic",
         "noise": noise,
+        "noise_correlation_px": noise_correlation,
         "origin": "sunpy_nn.data.synthetic.synthetic_crisp_cube (synthetic data, not an observation)",
     }
     with warnings.catch_warnings():
