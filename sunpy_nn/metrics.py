@@ -15,6 +15,8 @@ Numpy in, numpy (or float) out. The functions follow the conventions of solar im
 
 from __future__ import annotations
 
+import itertools
+
 import astropy.units as u
 import numpy as np
 from scipy import ndimage, signal
@@ -424,7 +426,7 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     ok = np.isfinite(est) & np.isfinite(ref)
     strength, err = np.abs(ref[ok]) / sigma, (est[ok] - ref[ok]) / sigma
     out = []
-    for low, high in zip(bins[:-1], bins[1:], strict=True):
+    for low, high in itertools.pairwise(bins):
         m = (strength >= low) & (strength < high)
         rms = float(np.sqrt(np.mean(err[m] ** 2))) if m.any() else float("nan")
         out.append({"low": float(low), "high": float(high), "n": int(m.sum()), "rms": rms})
