@@ -1014,7 +1014,9 @@ class Denoiser:
         With independent noise, ``E[(y - f(x))^2] = E[(f(x) - s)^2] + v_y`` needs no clean data; the target's
         noise variance ``v_y`` is removed with the pair itself, ``a E[(y - x)^2]`` with ``a = v_y / (v_x + v_y)``,
         so that the global noise estimate does not enter. The factor makes the mean predicted variance equal that
-        error. In temporal mode the factor is 1 (see the comment below).
+        error. In temporal mode the target is scan t itself and its noise variance, 1 in noise units, is
+        subtracted: the factor then depends on the noise estimate (0.2 % in the noise moves it by ~5 %), but it
+        still corrects a variance head that a short training left far off.
 
         Pixels: whole frames of a sample of scans and wavelengths, borders included (the network is worse there,
         and the factor is an average over the field of view). The narrow held-out validation strip lies at the
@@ -1022,16 +1024,9 @@ class Denoiser:
         noise of millions of pixels, so the pairs' own pixels serve.
         """
         n_t, n_w = normed.shape[0], normed.shape[2]
-        if sampler.temporal:
-            # The target is scan t itself, whose noise variance (1) cannot be removed with the pair: the factor would
-            # rest on subtracting it from an error ~30x smaller, where a 0.2 % error of the noise estimate is a
-            # 10 % error of the factor (measured: factors 0.78-0.89 where 1.0-1.1 was right). The variance head,
-            # trained on every pixel with the likelihood loss, is kept as it is.
-            log.info("temporal mode: the uncertainty is the variance head's, without a calibration factor")
-            return {labels[s]: 1.0 for s in selected}
         if sampler.symmetric:
             times, a = list(range(1, n_t - 1)), 1 / 3
-        elif sampler.self_supervised_single:
+        elif sampler.temporal or sampler.self_supervised_single:
             times, a = list(range(n_t)), 0.5
         else:
             times, a = [0, 1], 0.5
@@ -1048,7 +1043,12 @@ class Denoiser:
             for t, w in combos:
                 ws = slice(None) if w is None else slice(w, w + 1)
                 x = np.asarray(normed[t, s, ws])
-                if sampler.self_supervised_single:
+                if sampler.temporal:
+                    inp = np.concatenate(
+                        [np.asarray(normed[u, s, ws]) for u in temporal_neighbours(t, n_t, self.temporal)]
+                    )
+                    y = x
+                elif sampler.self_supervised_single:
                     d = self.shuffle  # the network sees one phase of the pixel-shuffled image
                     sub = x[:, ::d, ::d]
                     inp, y = _neighbour_pair(sub[:, : sub.shape[1] // 2 * 2, : sub.shape[2] // 2 * 2], rng)
@@ -1060,8 +1060,12 @@ class Denoiser:
                         y = np.asarray(normed[1 - t, s, ws])
                     inp, a_t = x, a
                 f, log_var = self._run(np.asarray(inp, np.float32), dev, None, n_out)
-                base = x if not sampler.self_supervised_single else inp
-                r2 = (y - f) ** 2 - a_t * (y - base) ** 2
+                if sampler.temporal:
+                    # Scan t's own noise variance, 1 in noise units, cannot be removed with the pair: subtracted.
+                    r2 = (y - f) ** 2 - 1.0
+                else:
+                    base = x if not sampler.self_supervised_single else inp
+                    r2 = (y - f) ** 2 - a_t * (y - base) ** 2
                 var = np.broadcast_to(np.exp(log_var), f.shape)  # one variance for all channels
                 ok = np.isfinite(r2) & np.isfinite(var)
                 num += float(r2[ok].sum())
