@@ -191,7 +191,9 @@ def _denoise(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     append_history(
-        result.meta, f"sunpy_nn {__version__}: Noise2Noise denoising ({denoiser.mode}), stokes={args.stokes}"
+        result.meta,
+        f"sunpy_nn {__version__}: Noise2Noise denoising ({denoiser.mode}, temporal={denoiser.temporal}), "
+        f"stokes={args.stokes}",
     )
     write_crisp(result, out, overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.input} -> {out}: noise levels {result.meta['sunpy_nn']['noise']}")

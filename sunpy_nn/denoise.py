@@ -828,8 +828,10 @@ class Denoiser:
         val_fraction : float
             Fraction of the field of view (its right edge) held out for the validation loss.
         pairs : {"auto", "time", "neighbour"}
-            Training pairs: consecutive scans (``"time"``, Noise2Noise), neighbour sub-sampling of single scans
-            (``"neighbour"``), or ``"auto"``: scans when there are two or more, else neighbour sub-sampling.
+            Training pairs: scans (``"time"``, Noise2Noise: scan t against the mean of scans t-1 and t+1, or the
+            other scan of two; in temporal mode the neighbouring scans against scan t), neighbour sub-sampling of
+            single scans (``"neighbour"``), or ``"auto"``: scans when there are two or more, else neighbour
+            sub-sampling.
         seed : int, optional
             Seeds the weights, the pairs and the batch order.
         device : str, optional
@@ -840,7 +842,9 @@ class Denoiser:
         Returns
         -------
         `Denoiser`
-            ``self``, trained; ``history`` holds the losses per epoch.
+            ``self``, trained; ``history`` holds the losses per epoch, ``calibration`` the factor of each Stokes
+            parameter's uncertainty (measured on Noise2Noise pairs after training) and ``noise_methods`` how each
+            noise level was estimated.
 
         Raises
         ------
@@ -1197,7 +1201,8 @@ class Denoiser:
             Arithmetic of the network, as for `~sunpy_nn.enhance_map` (default: an optimised float32 copy, equal
             to the plain network to about 1e-5 of the data range).
         compile : bool
-            Compile the network with `torch.compile` (falls back silently where that fails).
+            Compile the network with `torch.compile` (where that fails, a warning is logged and the network runs
+            uncompiled).
         progress : bool
             Show a progress bar over frames.
 
@@ -1679,7 +1684,8 @@ def denoise_cube(
     -------
     `ndcube.NDCube`
         A new cube with identical WCS, unit, mask, metadata (same type), extra and global coordinates, the
-        denoised data and its uncertainty (see `Denoiser.predict`). The input cube is not modified.
+        denoised data and its uncertainty, a `~astropy.nddata.StdDevUncertainty` in the cube's unit (see
+        `Denoiser.predict`). The input cube is not modified.
 
     Raises
     ------
@@ -1690,6 +1696,22 @@ def denoise_cube(
     -----
     SunpyNNUserWarning
         With ``denoiser``: this cube's noise differs from the denoiser's training noise by more than a factor 2.
+
+    References
+    ----------
+    C. J. Díaz Baso, J. de la Cruz Rodríguez, S. Danilovic, "Solar image denoising with convolutional neural
+    networks", A&A 629, A99 (2019): the method, network and uncertainty loss (their Sect. 3 and Appendix B).
+    The residual form, the symmetric and temporal Noise2Noise pairs and the calibration are this package's (see
+    the denoising guide).
+
+    Examples
+    --------
+    >>> from sunpy_nn import denoise_cube
+    >>> from sunpy_nn.data.synthetic import synthetic_crisp_cube
+    >>> cube, truth = synthetic_crisp_cube(32, n_wavelengths=3, n_scans=3, seed=0)
+    >>> clean = denoise_cube(cube, epochs=1, seed=0, progress=False)  # a short training, for the example
+    >>> clean.meta["sunpy_nn"]["temporal"]  # three scans: each predicted from its two neighbours
+    1
     """
     predict_args = (stokes, None, uncertainty, 20, device, seed, precision, compile, progress)
     if denoiser is not None:

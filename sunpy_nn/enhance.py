@@ -913,7 +913,7 @@ def enhance_map(
         it but less accurate; ``"auto"`` uses bfloat16 only where it is native and within 1e-3 of float32 on a
         probe; `None` runs the network exactly as defined.
     compile : bool
-        Compile the network with `torch.compile` (falls back silently where that fails).
+        Compile the network with `torch.compile` (where that fails, a warning is logged and it runs uncompiled).
     progress : bool
         Show progress bars (tiles of a full disk, maps of a sequence).
 

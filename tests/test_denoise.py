@@ -226,7 +226,7 @@ def test_pca_auto_rank_finds_signal_rank():
     assert np.std(out.data - clean) < np.std(noisy - clean) / 2
 
 
-def test_cli_denoise_fits_round_trip(tmp_path):
+def test_cli_denoise_fits_round_trip(tmp_path, capsys):
     from astropy.io import fits
 
     from sunpy_nn.cli import main
@@ -262,6 +262,11 @@ def test_cli_denoise_fits_round_trip(tmp_path):
         np.testing.assert_array_equal(hdul[0].data[:, 0], cube.data[:, 0])  # Stokes I untouched
         assert not np.array_equal(hdul[0].data[:, 3], cube.data[:, 3])
         assert "Noise2Noise" in str(hdul[0].header["HISTORY"])
+        assert "temporal=1" in str(hdul[0].header["HISTORY"])  # 3 scans: the default half-window is 1
+    # more scans than the series has: a clear error before training
+    args = ["denoise", str(path), "-o", str(tmp_path / "t.fits"), "--temporal", "2", "--epochs", "1", "-q"]
+    assert main(args) == 2
+    assert "needs at least 5 scans" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------- what is not asked for is kept

@@ -180,3 +180,63 @@ def test_temporal_mode(strong_cube):
     assert np.isfinite(again.data[1, 3, 1]).all() and np.isfinite(again.data[3, 3, 1]).all()
     with pytest.raises(ValueError, match="needs at least 7 scans"):
         Denoiser(temporal=3).fit(cube, progress=False)
+
+
+def test_auto_temporal_follows_the_series():
+    from sunpy_nn.denoise import auto_temporal
+
+    for n_scans, k in ((1, 0), (2, 0), (3, 1), (4, 1), (5, 2), (8, 2)):
+        cube, _ = synthetic_crisp_cube(16, n_wavelengths=1, n_scans=n_scans, seed=0)
+        assert auto_temporal(cube) == k
+    import dask.array as da
+
+    cube, _ = synthetic_crisp_cube(16, n_wavelengths=1, n_scans=6, seed=0)
+    lazy = NDCube(da.from_array(np.asarray(cube.data)), wcs=cube.wcs)
+    assert auto_temporal(lazy) == 0  # the lazy path works scan by scan
+
+
+def test_temporal_and_shuffle_are_refused_where_they_cannot_work(strong_cube):
+    import dask.array as da
+
+    cube, _ = strong_cube
+    with pytest.raises(ValueError, match="temporal mode needs no shuffle"):
+        Denoiser(temporal=1, shuffle=2)
+    with pytest.raises(ValueError, match="for single scans"):
+        Denoiser(shuffle=2).fit(cube, progress=False)
+    den = Denoiser(n_filters=4, temporal=1).fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, progress=False)
+    lazy = NDCube(da.from_array(np.asarray(cube.data)), wcs=cube.wcs)
+    with pytest.raises(ValueError, match="compute the cube first"):
+        den.predict(lazy, progress=False)
+
+
+def test_pixel_shuffle_single_scan_round_trip(tmp_path):
+    cube, _ = synthetic_crisp_cube(64, n_wavelengths=2, n_scans=1, seed=4, noise_correlation=1.0)
+    den = Denoiser(n_filters=4, shuffle=2).fit(cube, epochs=1, patches_per_epoch=20, patch_size=8, progress=False)
+    assert den.fit_settings["shuffle"] == 2 and den.fit_settings["pairs"] == "neighbour sub-sampling"
+    out = den.predict(cube, progress=False)
+    assert np.isfinite(out.data).all() and out.data.shape == cube.data.shape
+    again = Denoiser.load(den.save(tmp_path / "pd.pt"))
+    assert again.shuffle == 2
+    np.testing.assert_allclose(again.predict(cube, progress=False).data, out.data, rtol=0, atol=1e-6)
+
+
+def test_files_saved_before_issue_14_load_as_the_papers_network(tmp_path):
+    # the older format: no residual, temporal, shuffle or calibration keys; the paper's -abs() variance
+    den = Denoiser(n_filters=4, residual=False)
+    cube, _ = synthetic_crisp_cube(32, n_wavelengths=1, n_scans=3, seed=0)
+    den.fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, progress=False)
+    path = den.save(tmp_path / "new.pt")
+    blob = torch.load(path, weights_only=True)
+    for key in ("temporal", "shuffle", "calibration", "noise_methods"):
+        blob.pop(key)
+    for key in ("residual", "variance", "variance_sees_output"):
+        blob["config"].pop(key)
+    blob["config"]["log_var_offset"] = 0.0
+    old_net = UNet(**{k: v for k, v in blob["config"].items() if k != "architecture"})
+    blob["state_dict"] = old_net.state_dict()
+    old = tmp_path / "old.pt"
+    torch.save(blob, old)
+    loaded = Denoiser.load(old)
+    assert not loaded.residual and loaded.temporal == 0 and loaded.calibration == {}
+    assert loaded.model.variance == "abs" and not loaded.model.variance_sees_output
+    assert np.isfinite(loaded.predict(cube, progress=False).data).all()
