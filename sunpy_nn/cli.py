@@ -103,7 +103,7 @@ def _read_values(text: str | None, name: str):
     return np.array(values)
 
 
-def _read_cube(args: argparse.Namespace):
+def _read_cube(args: argparse.Namespace, lazy: bool | str = "dask"):
     import astropy.units as u
     from astropy.time import Time
 
@@ -121,7 +121,8 @@ def _read_cube(args: argparse.Namespace):
     if args.center is not None:
         kw["center"] = args.center * u.arcsec
     # Lazy: training reads a pool of frames, prediction and writing go frame by frame; never the whole cube.
-    return read_crisp(args.input, lazy="dask", **kw)
+    # Temporal mode needs the neighbouring scans of every frame: the cube is read into memory then.
+    return read_crisp(args.input, lazy=lazy, **kw)
 
 
 def _denoise(args: argparse.Namespace) -> int:
@@ -169,7 +170,10 @@ def _denoise(args: argparse.Namespace) -> int:
     denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
     cube = _read_cube(args)
     if not args.denoiser:
-        denoiser.temporal = auto_temporal(cube) if args.temporal is None else args.temporal
+        denoiser.temporal = auto_temporal(cube, in_memory=True) if args.temporal is None else args.temporal
+    if denoiser.temporal or denoiser.shuffle > 1:
+        cube = _read_cube(args, lazy=False)
+    if not args.denoiser:
         denoiser.fit(
             cube,
             epochs=args.epochs or 10,
@@ -315,7 +319,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--temporal",
         type=_int_at_least(0),
         help="temporal mode: the 2K neighbouring scans predict each scan (default: 2 with 5 or more scans, 1 with "
-        "3-4, else 0 = single scan)",
+        "3-4, else 0 = single scan); it reads the cube into memory, --temporal 0 processes it frame by frame",
     )
     d.add_argument("--epochs", type=_int_at_least(1), help="training epochs of --patches patches (default 10)")
     d.add_argument("--patches", type=_int_at_least(10), help="training patches per epoch (default 1000)")

@@ -471,5 +471,5 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
     ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc)
     if not ok.any():
         raise ValueError("no pixel is finite in estimate, truth and uncertainty")
-    z = np.abs(est[ok] - ref[ok]) / unc[ok]
-    return [float(np.mean(z < kk)) for kk in k]
+    err, unc = np.abs(est[ok] - ref[ok]), unc[ok]
+    return [float(np.mean(err < kk * unc)) for kk in np.atleast_1d(k)]

@@ -211,6 +211,8 @@ class UNet(nn.Module):
             r += 2 * 2**level + 2**level  # encoder convs and the pooling offset
             r += 2 * 2**level + 2 ** (level + 1)  # decoder convs and the up-convolution
         r += 2 * 2**self.depth  # bottom
+        if self.variance_head and self.variance_sees_output:
+            return r + 8  # the head's eight 3x3 convolutions run on the network's output
         return max(r, 8 if self.variance_head else 0)
 
     def conv_names(self) -> tuple[list[str], list[str]]:
