@@ -11,7 +11,7 @@ Run from the repository root::
     python benchmarks/denoise_science.py --docs          # also write the docs page's tables and figures
 
 Every denoiser is trained with the defaults of `sunpy_nn.denoise_cube` (``seed=0``), without any tuning per
-cube. Cubes: `sunpy_nn.data.synthetic.synthetic_crisp_cube` with 6 scans x IQUV x 9 tunings x 128 x 128, noise
+cube, in single-scan mode (the default) and in temporal mode (``temporal=2``). Cubes: `sunpy_nn.data.synthetic.synthetic_crisp_cube` with 6 scans x IQUV x 9 tunings x 128 x 128, noise
 3e-3 and kG fields (``v_peak=60``: Stokes V above 3 sigma in about a fifth of the pixels), with white noise and
 with noise correlated over ~1 px (a Gaussian of sigma 1 px), and a fast-evolving version (0.5-1 px drift per
 scan: evolution or poor alignment). The real CRISP image (``../shared/data/denoise/crisp_stokes_800.npy``, one
@@ -89,7 +89,7 @@ def run_synthetic(part: str) -> dict:
     strong = np.abs(truth[:, 3]).max(axis=1) > 3 * NOISE
     out["cube"]["fraction_of_pixels_with_strong_v"] = float(strong.mean())
     rows = [_evaluate("noisy input", data, None, truth)]
-    for temporal, name in ((0, "single scan (temporal=0)"), ("auto", "default (temporal=auto: 2)")):
+    for temporal, name in ((0, "single scan (temporal=0, the default)"), (2, "temporal mode (temporal=2)")):
         t0 = time.perf_counter()
         res = denoise_cube(cube, temporal=temporal, seed=0, progress=False, epochs=1 if QUICK else None)
         row = _evaluate(name, np.asarray(res.data, np.float64), res.uncertainty.array, truth)

@@ -125,6 +125,13 @@ def _read_cube(args: argparse.Namespace, lazy: bool | str = "dask"):
     return read_crisp(args.input, lazy=lazy, **kw)
 
 
+def _temporal_arg(value: str) -> int | str:
+    """``--temporal``: a half-window of at least 0, or 'auto'."""
+    if value == "auto":
+        return value
+    return _int_at_least(0)(value)
+
+
 def _denoise(args: argparse.Namespace) -> int:
     import astropy.units as u
 
@@ -170,7 +177,10 @@ def _denoise(args: argparse.Namespace) -> int:
     denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
     cube = _read_cube(args)
     if not args.denoiser:
-        denoiser.temporal = auto_temporal(cube, in_memory=True) if args.temporal is None else args.temporal
+        if args.temporal == "auto":
+            denoiser.temporal = auto_temporal(cube, in_memory=True)
+        else:
+            denoiser.temporal = 0 if args.temporal is None else int(args.temporal)
     if denoiser.temporal or denoiser.shuffle > 1:
         cube = _read_cube(args, lazy=False)
     if not args.denoiser:
@@ -317,9 +327,10 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mode", choices=["image", "spectral"], help="denoise images or spectra (default image)")
     d.add_argument(
         "--temporal",
-        type=_int_at_least(0),
-        help="temporal mode: the 2K neighbouring scans predict each scan (default: 2 with 5 or more scans, 1 with "
-        "3-4, else 0 = single scan); it reads the cube into memory, --temporal 0 processes it frame by frame",
+        type=_temporal_arg,
+        help="temporal mode: the 2K neighbouring scans predict each scan, for well-aligned series that change "
+        "little between scans; 'auto': 2 with 5 or more scans, 1 with 3-4. It reads the cube into memory. Default "
+        "0: single-scan mode, frame by frame",
     )
     d.add_argument("--epochs", type=_int_at_least(1), help="training epochs of --patches patches (default 10)")
     d.add_argument("--patches", type=_int_at_least(10), help="training patches per epoch (default 1000)")

@@ -182,6 +182,17 @@ def test_temporal_mode(strong_cube):
         Denoiser(temporal=3).fit(cube, progress=False)
 
 
+def test_denoise_cube_is_single_scan_unless_asked(strong_cube):
+    from sunpy_nn import denoise_cube
+
+    cube, _ = strong_cube
+    small = NDCube(np.asarray(cube.data)[:, :, :1, :32, :32], wcs=cube.wcs[:, :, :1, :32, :32])
+    out = denoise_cube(small, epochs=1, patch_size=16, seed=0, progress=False)
+    assert out.meta["sunpy_nn"]["temporal"] == 0
+    out = denoise_cube(small, temporal="auto", epochs=1, patch_size=16, seed=0, progress=False)
+    assert out.meta["sunpy_nn"]["temporal"] == 2  # six scans
+
+
 def test_auto_temporal_follows_the_series():
     from sunpy_nn.denoise import auto_temporal
 
