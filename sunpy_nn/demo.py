@@ -39,7 +39,7 @@ SETTINGS = {
     True: {
         "map_shape": (64, 64),
         "cube": {"size": 64, "n_wavelengths": 5, "n_scans": 3},
-        "fit": {"epochs": 2, "patches_per_epoch": 250, "patch_size": 32, "lr": 1e-3},
+        "fit": {"epochs": 4, "patches_per_epoch": 250, "patch_size": 32, "lr": 1e-3},
     },
 }
 #: HMI pixels left out at each edge in the Enhance comparison: the methods extrapolate differently there.

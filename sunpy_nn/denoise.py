@@ -1769,7 +1769,7 @@ def denoise_cube(
     >>> from sunpy_nn import denoise_cube
     >>> from sunpy_nn.data.synthetic import synthetic_crisp_cube
     >>> cube, truth = synthetic_crisp_cube(32, n_wavelengths=3, n_scans=3, seed=0)
-    >>> clean = denoise_cube(cube, epochs=1, seed=0, progress=False)  # a short training, for the example
+    >>> clean = denoise_cube(cube, temporal="auto", epochs=1, seed=0, progress=False)  # short, for the example
     >>> clean.meta["sunpy_nn"]["temporal"]  # three scans: each predicted from its two neighbours
     1
     """
