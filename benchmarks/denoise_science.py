@@ -11,11 +11,13 @@ Run from the repository root::
     python benchmarks/denoise_science.py --docs          # also write the docs page's tables and figures
 
 Every denoiser is trained with the defaults of `sunpy_nn.denoise_cube` (``seed=0``), without any tuning per
-cube, in single-scan mode (the default) and in temporal mode (``temporal=2``). Cubes: `sunpy_nn.data.synthetic.synthetic_crisp_cube` with 6 scans x IQUV x 9 tunings x 128 x 128, noise
-3e-3 and kG fields (``v_peak=60``: Stokes V above 3 sigma in about a fifth of the pixels), with white noise and
-with noise correlated over ~1 px (a Gaussian of sigma 1 px), and a fast-evolving version (0.5-1 px drift per
-scan: evolution or poor alignment). The real CRISP image (``../shared/data/denoise/crisp_stokes_800.npy``, one
-MOMFBD-restored scan) is denoised with single-scan pairs. Results: ``benchmarks/results/denoise_science/``
+cube, in single-scan mode (the default) and in temporal mode (``temporal=2``). Cubes:
+`sunpy_nn.data.synthetic.synthetic_crisp_cube` with 6 scans x IQUV x 9 tunings x 128 x 128, noise 3e-3 and kG
+fields (``v_peak=60``: Stokes V above 3 sigma in about a fifth of the pixels), with white noise and with noise
+correlated over ~1 px (a Gaussian of sigma 1 px), a fast-evolving version (0.5-1 px drift per scan: evolution or
+poor alignment) and the earlier weak-signal cube (``v_peak=15``). The real CRISP image
+(``../shared/data/denoise/crisp_stokes_800.npy``, one MOMFBD-restored scan) is denoised with neighbour
+sub-sampling, plain and with pixel shuffling. Results: ``benchmarks/results/denoise_science/``
 (``summary.json``, figures); with ``--docs``, ``docs/guide/generated/denoise_science.rst`` and
 ``docs/_static/denoise_science/``.
 """
