@@ -319,7 +319,6 @@ def figures(results: dict, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    ax.plot([0, 3], [0, 3], color="0.6", lw=1)
     from scipy.stats import norm
 
     k = np.array(K_GRID)
