@@ -251,3 +251,19 @@ def test_files_saved_before_issue_14_load_as_the_papers_network(tmp_path):
     assert not loaded.residual and loaded.temporal == 0 and loaded.calibration == {}
     assert loaded.model.variance == "abs" and not loaded.model.variance_sees_output
     assert np.isfinite(loaded.predict(cube, progress=False).data).all()
+
+
+def test_synthetic_cube_noise_correlation_and_drift():
+    white, truth = synthetic_crisp_cube(64, n_wavelengths=2, n_scans=2, seed=0)
+    corr, truth_c = synthetic_crisp_cube(64, n_wavelengths=2, n_scans=2, seed=0, noise_correlation=1.0)
+    np.testing.assert_array_equal(truth, truth_c)  # the same scene, only the noise differs
+    for cube in (white, corr):
+        assert np.std(np.asarray(cube.data) - truth) == pytest.approx(NOISE, rel=0.02)
+    # correlated noise: adjacent pixels share it; white noise: they do not
+    n_w, n_c = np.asarray(white.data) - truth, np.asarray(corr.data) - truth
+    assert abs(np.corrcoef(n_w[..., 1:].ravel(), n_w[..., :-1].ravel())[0, 1]) < 0.02
+    assert np.corrcoef(n_c[..., 1:].ravel(), n_c[..., :-1].ravel())[0, 1] > 0.6
+    with pytest.raises(ValueError, match="noise_correlation"):
+        synthetic_crisp_cube(16, noise_correlation=-1.0)
+    with pytest.raises(ValueError, match="drift"):
+        synthetic_crisp_cube(16, drift=(1.0, 0.5))

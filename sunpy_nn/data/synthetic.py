@@ -487,6 +487,11 @@ def synthetic_crisp_cube(
     truth : `numpy.ndarray`
         The noise-free data, same shape and axis order.
 
+    Raises
+    ------
+    ValueError
+        A negative ``noise_correlation``, or a ``drift`` range that is not ``0 <= low <= high``.
+
     Examples
     --------
     >>> from sunpy_nn.data.synthetic import synthetic_crisp_cube
@@ -498,6 +503,10 @@ def synthetic_crisp_cube(
     """
     from ndcube import NDCube
 
+    if not noise_correlation >= 0:
+        raise ValueError(f"noise_correlation is a Gaussian sigma in pixels, 0 or more, not {noise_correlation!r}")
+    if not 0 <= drift[0] <= drift[1]:
+        raise ValueError(f"drift must be (low, high) pixels per scan with 0 <= low <= high, not {drift!r}")
     rng = np.random.default_rng(seed)
     sigma_line, depth, doppler, half_range = 0.065, 0.65, 0.02, 0.28  # Angstrom, -, Angstrom per rms, Angstrom
     margin = max(8, math.ceil(drift[1] * n_scans) + 4)  # room for the drift; cropped after shifting
