@@ -220,12 +220,17 @@ def _scan_differences(stacks) -> np.ndarray:
     )
 
 
-def _estimate(stacks, method: str, reference=None) -> float:
-    """`estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube)."""
+def _estimate(stacks, method: str, references=None) -> float:
+    """
+    `estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube).
+
+    ``references``: a list of references (each a list of stacks) for ``"cross-calibrated"``; the median of the
+    usable ones (a constant reference is skipped) is returned, with the frames' filtered statistic computed once.
+    """
     stacks = [np.asarray(st, dtype=np.float64) for st in stacks]
     n_t = max(len(st) for st in stacks)
     if method == "auto":
-        method = "spatial" if n_t < 2 else ("cross-calibrated" if reference is not None else "temporal")
+        method = "spatial" if n_t < 2 else ("cross-calibrated" if references else "temporal")
     if method in ("temporal", "cross-calibrated") and n_t < 2:
         raise ValueError(f"method={method!r} needs at least 2 scans; use method='spatial' for a single scan")
     if method == "spatial":
@@ -233,16 +238,20 @@ def _estimate(stacks, method: str, reference=None) -> float:
     d = _scan_differences(stacks)
     if method == "temporal":
         return _mad_sigma(d)
-    if reference is None:
+    if not references:
         raise ValueError("method='cross-calibrated' needs reference= frames of a polarisation Stokes parameter")
-    if max(len(st) for st in reference) < 2:
-        raise ValueError("method='cross-calibrated' needs at least 2 scans of the reference too")
-    d_ref = _scan_differences([np.asarray(st, dtype=np.float64) for st in reference])
-    ref_hp = _mad_sigma(_high_pass(d_ref))
-    if not ref_hp > 0:
-        raise ValueError("The reference's scan differences are constant: it cannot calibrate the noise")
-    ratio = _mad_sigma(_high_pass(d)) / ref_hp
-    return _mad_sigma(d_ref) * ratio
+    own_hp = _mad_sigma(_high_pass(d))
+    estimates = []
+    for reference in references:
+        if max(len(st) for st in reference) < 2:
+            raise ValueError("method='cross-calibrated' needs at least 2 scans of the reference too")
+        d_ref = _scan_differences([np.asarray(st, dtype=np.float64) for st in reference])
+        ref_hp = _mad_sigma(_high_pass(d_ref))
+        if ref_hp > 0:  # a constant reference cannot calibrate
+            estimates.append(_mad_sigma(d_ref) * own_hp / ref_hp)
+    if not estimates:
+        raise ValueError("No reference is usable for method='cross-calibrated': their scan differences are constant")
+    return float(np.median(estimates))
 
 
 def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.ndarray | None = None) -> float:
@@ -304,7 +313,7 @@ def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.nd
         reference = np.asarray(reference, dtype=np.float64)
         if reference.ndim < 3:
             reference = reference[None]
-    return _estimate([frames], method, None if reference is None else [reference])
+    return _estimate([frames], method, None if reference is None else [[reference]])
 
 
 # ----------------------------------------------------------------------------------------------------- arguments
@@ -398,20 +407,20 @@ class _PairSampler:
         self.temporal, self.shuffle = temporal, shuffle
         self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
         self.n_t = data.shape[0]
+        # Symmetric Noise2Noise target: the mean of the scans before and after. Its noise variance is half a
+        # scan's, and evolution that is linear in time cancels in it, so the target is closer to scan t's signal.
+        self.symmetric = not neighbour and not temporal and self.n_t >= 3
+        #: Noise variance of a target, in units of the noise: for the aleatoric loss.
+        self.target_noise_var = 0.5 if self.symmetric else 1.0
         self.description = (
             "neighbour sub-sampling"
             if neighbour
             else f"temporal: scans t-{temporal}..t+{temporal} without t -> scan t"
             if temporal
             else "symmetric: scan t -> mean of scans t-1 and t+1"
-            if data.shape[0] >= 3
+            if self.symmetric
             else "consecutive scans"
         )
-        # Symmetric Noise2Noise target: the mean of the scans before and after. Its noise variance is half a
-        # scan's, and evolution that is linear in time cancels in it, so the target is closer to scan t's signal.
-        self.symmetric = not neighbour and not temporal and self.n_t >= 3
-        #: Noise variance of a target, in units of the noise: for the aleatoric loss.
-        self.target_noise_var = 0.5 if self.symmetric else 1.0
         self.self_supervised_single = neighbour
         self.span = 2 * shuffle * patch_size if self.self_supervised_single else patch_size
         ny = data.shape[3]
@@ -433,9 +442,7 @@ class _PairSampler:
         """Consecutive scans one training pair is made of."""
         if self.self_supervised_single:
             return 1
-        if self.temporal:
-            return 2 * self.temporal + 1
-        return 3 if self.symmetric else 2
+        return 3 if self.symmetric else 2  # (temporal mode trains on cubes in memory only: no pool)
 
     def refresh(self) -> None:
         """Load a new random pool of frames from a lazy cube (nothing to do for an in-memory one)."""
@@ -482,9 +489,6 @@ class _PairSampler:
             return None
         if self.self_supervised_single:
             x, y = _neighbour_pair(self._phase(windows[0]), rng)
-        elif self.temporal:
-            t = int(rng.integers(0, len(windows)))
-            x, y = self._temporal_pair(windows, t)
         elif self.symmetric:
             x, y = windows[1], 0.5 * (windows[0] + windows[2])
         else:
@@ -498,14 +502,6 @@ class _PairSampler:
             return window
         py, px = (int(v) for v in self.rng.integers(0, self.shuffle, 2))
         return np.ascontiguousarray(window[:, py :: self.shuffle, px :: self.shuffle])
-
-    def _temporal_pair(self, windows: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Input: the scans of a (T, C, P, P) stack around ``t`` (``t`` excluded) as channels; target: scan ``t``."""
-        idx = temporal_neighbours(t, len(windows), self.temporal)
-        if self.rng.random() < 0.5:  # time reversal
-            idx = idx[::-1]
-        x = windows[idx].reshape(-1, *windows.shape[2:])
-        return x, windows[t]
 
     def draw(self):
         d, rng = self.data, self.rng
@@ -795,16 +791,12 @@ class Denoiser:
             elif labels[s] in ("Q", "U", "V") or not refs:
                 method, sigma = "temporal", _estimate(stacks(s), "temporal")
             else:  # Stokes I: its evolution biases the temporal estimate
-                method, estimates = "cross-calibrated", []
-                for r in refs:
-                    try:
-                        estimates.append(_estimate(stacks(s), method, stacks(r)))
-                    except (ValueError, ZeroDivisionError):  # a constant or empty reference: not usable
-                        continue
-                estimates = [e for e in estimates if math.isfinite(e) and e > 0]
-                if estimates:
-                    sigma = float(np.median(estimates))
-                else:
+                try:
+                    method, sigma = (
+                        "cross-calibrated",
+                        _estimate(stacks(s), "cross-calibrated", [stacks(r) for r in refs]),
+                    )
+                except ValueError:  # no usable (non-constant) reference
                     method, sigma = "temporal", _estimate(stacks(s), "temporal")
             if s in selected and not sigma > 0:
                 raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")

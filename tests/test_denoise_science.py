@@ -146,6 +146,13 @@ def test_uncertainty_is_calibrated_on_held_out_pairs(strong_cube, trained_strong
     # a short training: looser than the benchmark's 0.63-0.73, but an uncalibrated sigma at the noise level
     # (the old cap) would put ~95 % of the errors within 1 sigma
     assert 0.55 < within1 < 0.85
+    # the factor is what scales the network's own sigma: without it, sigma is the variance head's alone
+    raw = Denoiser.load(den.save(tmp_path / "raw.pt"))
+    raw.calibration = {}
+    raw_sd = raw.predict(cube, progress=False).uncertainty.array
+    for k, lab in ((1, "Q"), (2, "U"), (3, "V")):
+        ratio = out.uncertainty.array[:, k] / raw_sd[:, k]
+        np.testing.assert_allclose(ratio, den.calibration[lab], rtol=1e-4)
     # the factor travels with the weights and is used after loading
     again = Denoiser.load(den.save(tmp_path / "strong.pt"))
     assert again.calibration == den.calibration
