@@ -274,3 +274,20 @@ def test_synthetic_cube_noise_correlation_and_drift():
         synthetic_crisp_cube(16, noise_correlation=-1.0)
     with pytest.raises(ValueError, match="drift"):
         synthetic_crisp_cube(16, drift=(1.0, 0.5))
+
+
+def test_the_network_sees_the_same_numbers_whatever_the_data_scale(strong_cube):
+    # Data in I/Ic or in counts (x 1000): every Stokes parameter is divided by its own noise level, so the network
+    # trains on and denoises the same numbers, and the result scales with the data.
+    cube, _ = strong_cube
+    fit = {"epochs": 1, "patches_per_epoch": 40, "patch_size": 16, "seed": 0, "progress": False}
+    a = Denoiser(n_filters=4).fit(cube, **fit)
+    counts = NDCube(np.asarray(cube.data) * 1000.0, wcs=cube.wcs)
+    b = Denoiser(n_filters=4).fit(counts, **fit)
+    assert b.noise["Q"] == pytest.approx(1000 * a.noise["Q"], rel=1e-5)
+    out_a, out_b = a.predict(cube, progress=False), b.predict(counts, progress=False)
+    span = np.ptp(out_b.data[:, 1:])
+    np.testing.assert_allclose(out_b.data[:, 1:], 1000 * out_a.data[:, 1:], rtol=0, atol=1e-4 * span)
+    np.testing.assert_allclose(
+        out_b.uncertainty.array[:, 1:], 1000 * out_a.uncertainty.array[:, 1:], rtol=0, atol=1e-4 * span
+    )
