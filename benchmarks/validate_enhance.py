@@ -281,6 +281,19 @@ def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
         }
         f, p = azimuthal_power_spectrum(img[box])
         spectra[key] = (f / OUT_SCALE, p * OUT_SCALE**2)
+    signs = None
+    if source.kind == "blos":
+        # The real-HMI sign-flip check compares against the input; here the truth says which flips are right.
+        strong_in = np.abs(up2(low)[box]) > 0.1  # 100 G in kG
+        strong_truth = np.abs(tgt) > 0.1
+        signs = {
+            "truth_flips_vs_input": float((np.sign(tgt) != np.sign(up2(low)[box]))[strong_in].mean()),
+            "flips_vs_input": {},
+            "wrong_sign_vs_truth": {},
+        }
+        for key, img in outputs.items():
+            signs["flips_vs_input"][key] = float((np.sign(img[box]) != np.sign(up2(low)[box]))[strong_in].mean())
+            signs["wrong_sign_vs_truth"][key] = float((np.sign(img[box]) != np.sign(tgt))[strong_truth].mean())
     for version in ("v1", "v2"):
         if version in scores:
             scores[version]["gain_vs_bicubic_db"] = scores[version]["psnr_db"] - scores["bicubic"]["psnr_db"]
@@ -298,6 +311,7 @@ def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
         "rl_best_iterations": rl_best,
         "rl_psnr_extra_iterations_info": {"iterations": RL_EXTRA, "psnr_db": rl_scan[RL_EXTRA]},
         "scores": scores,
+        "signs_over_100G": signs,
         "_spectra": spectra,
         "_images": {"input": low, "truth": truth, **outputs},
         "_box": (r0, r1, c0, c1),
@@ -322,8 +336,25 @@ def held_out_section(nets: dict, enhance, out: Path) -> list[dict]:
             for c in cases
         ],
     )
+    signs = [c for c in cases if c.get("signs_over_100G")]
+    if signs:
+        table("1c. Held-out magnetogram: signs where |B| > 100 G", *held_out_sign_table(signs))
     held_out_figures(cases, out)
     return cases
+
+
+def held_out_sign_table(cases: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Sign flips against the input, which the truth itself has, and wrong signs against the truth."""
+    rows = []
+    for c in cases:
+        sg = c["signs_over_100G"]
+        name = f"{FRAME_TITLES[c['frame']]}, {c['detector']}"
+        rows.append(
+            [f"{name}: flips vs the input (truth {pct(sg['truth_flips_vs_input'], 3)})"]
+            + [pct(sg["flips_vs_input"].get(k), 3) for k in METHODS]
+        )
+        rows.append([f"{name}: wrong sign vs the truth"] + [pct(sg["wrong_sign_vs_truth"].get(k), 3) for k in METHODS])
+    return ["quantity", "bicubic x2", "RL (best)", "Enhance v1", "Enhance v2"], rows
 
 
 def held_out_table(cases: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -1149,6 +1180,9 @@ def write_rst(path: Path, summary: dict, figure_prefix: str) -> None:
         ["Frame", "Detector", "bicubic x2", "Richardson-Lucy (best)", "Enhance v1", "Enhance v2"],
         rows,
     )
+    signs = [c for c in summary["held_out"] if c.get("signs_over_100G")]
+    if signs:
+        lines += rst_table("Held-out magnetogram: signs where |B| > 100 G", *held_out_sign_table(signs))
     flats = summary["flat_fields"]
     rows = [
         [f"{kind}: {level:g} {'I/Ic' if kind == 'intensity' else 'kG'}"]

@@ -63,6 +63,10 @@ def main() -> None:
         help="scale this fraction of the (reused) pairs by a factor drawn from --dark-range, input noise included",
     )
     p.add_argument("--dark-range", type=float, nargs=2, default=(0.1, 1.0))
+    p.add_argument(
+        "--freeze-bn", action="store_true", help="fine-tune with fixed batch-normalisation statistics (as evaluated)"
+    )
+    p.add_argument("--augment", action="store_true", help="a random flip or quarter turn of every batch")
     p.add_argument("--finalise", action="store_true", help="write the best checkpoint so far; no more training")
     args = p.parse_args()
     if args.threads:
@@ -133,6 +137,8 @@ def main() -> None:
         checkpoint_dir=run_dir,
         time_limit=args.minutes * 60,
         progress=False,
+        freeze_batchnorm=args.freeze_bn,
+        augment=args.augment,
     )
     card = {
         "kind": args.kind,

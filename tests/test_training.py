@@ -1,3 +1,4 @@
+import copy
 import json
 import subprocess
 import sys
@@ -116,6 +117,28 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     x = torch.randn(1, 1, 16, 16)
     with torch.inference_mode():
         torch.testing.assert_close(resumed(x), full(x), rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_batchnorm_trains_the_evaluated_network(tmp_path):
+    # Fine-tuning with frozen statistics: the running statistics stay those of the start, the recorded validation
+    # loss is that of the returned network in eval mode, and a resumed augmented run equals an uninterrupted one.
+    start, _ = train_enhance(IMG, epochs=1, **KW)
+    stats = {k: v.clone() for k, v in start.state_dict().items() if "running" in k}
+    kw = KW | {"freeze_batchnorm": True, "augment": True}
+    tuned, hist = train_enhance(IMG, epochs=2, model=copy.deepcopy(start), **kw)
+    assert hist["recipe"]["freeze_batchnorm"] and hist["recipe"]["augment"]
+    for k, v in stats.items():
+        torch.testing.assert_close(tuned.state_dict()[k], v, rtol=0, atol=0)
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.parameters(), start.parameters(), strict=True))
+    pairs = make_enhance_pairs(
+        IMG, n_patches=16, region=(0.75, 1.0), input_size=16, guard=False, seed=8, pixel_scale=0.0662, kind="intensity"
+    )
+    with torch.inference_mode():
+        x, y = torch.from_numpy(pairs.inputs), torch.from_numpy(pairs.targets)
+        assert float(torch.nn.functional.mse_loss(tuned(x), y)) < float(torch.nn.functional.mse_loss(start(x), y))
+    train_enhance(IMG, epochs=1, model=copy.deepcopy(start), checkpoint_dir=tmp_path, **kw)
+    resumed, hist_resumed = train_enhance(IMG, epochs=2, model=copy.deepcopy(start), checkpoint_dir=tmp_path, **kw)
+    assert hist_resumed["val_loss"] == pytest.approx(hist["val_loss"], rel=1e-6)
 
 
 def test_cli_train_enhance(tmp_path):
