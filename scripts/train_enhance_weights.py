@@ -1,14 +1,19 @@
 """
 Train the Enhance v2 weights that ship with sunpy_nn, and write them with their model cards.
 
-    python scripts/train_enhance_weights.py intensity --minutes 95 --threads 1
-    python scripts/train_enhance_weights.py blos --minutes 95 --threads 1
+The commands of the shipped v2 weights:
+
+    python scripts/train_enhance_weights.py intensity --start enhance_intensity_v1 --patches 10000 \
+        --extra-dark 0.35 --dark-range 0.15 1.0 --freeze-bn --augment --lr 1e-4 --epochs 4 --threads 1
+    python scripts/train_enhance_weights.py blos --threads 1 --minutes 80 --epochs 6 --patches 10000
 
 Training sources: the real high-resolution frames of ../shared/data/hires and the MURaM snapshot
 (`sunpy_nn.training.sources.load_reference_sources`; never copied into the package), each with its right quarter
 held out. Pairs: the randomised HMI degradation `sunpy_nn.training.DegradationModel` (PSF, detector, noise, phase,
 rotation, pixel-scale jitter). Recipe: fine-tuning of the v1 weights (full paper architecture, depth 5, 64
-filters), Adam, MSE, the paper's L2, batch 16 of 32x32 input patches, cosine-annealed learning rate. Checkpoints
+filters), Adam, MSE, the paper's L2, batch 16 of 32x32 input patches, cosine-annealed learning rate; with
+``--freeze-bn`` the batch-normalisation statistics of the start stay fixed, so that the network trained is the one
+evaluated (without it, the first intensity v2 came back with a +1 % quiet-Sun offset). Checkpoints
 go to ``scripts/runs/<kind>_v2/`` after every epoch and a restarted run resumes from them; ``--finalise`` writes
 the best checkpoint as ``sunpy_nn/data/weights/enhance_<kind>_v2.pt`` with its ``.json`` model card without
 training further.

@@ -139,6 +139,8 @@ def test_frozen_batchnorm_trains_the_evaluated_network(tmp_path):
     train_enhance(IMG, epochs=1, model=copy.deepcopy(start), checkpoint_dir=tmp_path, **kw)
     resumed, hist_resumed = train_enhance(IMG, epochs=2, model=copy.deepcopy(start), checkpoint_dir=tmp_path, **kw)
     assert hist_resumed["val_loss"] == pytest.approx(hist["val_loss"], rel=1e-6)
+    with torch.inference_mode():
+        torch.testing.assert_close(resumed(x), tuned(x), rtol=1e-5, atol=1e-6)
 
 
 def test_cli_train_enhance(tmp_path):
