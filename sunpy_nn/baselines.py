@@ -173,13 +173,14 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     """
     from ndcube import NDCube
 
-    from sunpy_nn.denoise import _copy_coords, _stokes_labels, estimate_noise, find_axes
+    from sunpy_nn.cube import find_axes, stokes_labels
+    from sunpy_nn.denoise import _copy_coords, estimate_noise
 
     axes = find_axes(cube)
     if axes.wavelength is None:
         raise ValueError("pca_denoise needs a wavelength axis; this cube has none")
     canon = axes.to_canonical(np.asarray(cube.data, dtype=np.float64)).copy()
-    labels = _stokes_labels(cube, axes)
+    labels = stokes_labels(cube, axes)
     chosen = (
         range(len(labels))
         if axes.stokes is None or stokes is None
