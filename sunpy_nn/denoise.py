@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
-from sunpy_nn.nn import UNet, resolve_device, run_tiled
+from sunpy_nn.nn import PRECISIONS, UNet, resolve_device, run_tiled
 from sunpy_nn.parallel import is_dask, lazy_tiled
 from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, sha256sum
 
@@ -1162,8 +1162,6 @@ class Denoiser:
 
     def _check_predict_args(self, uncertainty, mc_samples, tile_size, seed, precision, *, trained=True) -> None:
         """Prediction arguments, checked before any work (``trained=False``: before training, too)."""
-        from sunpy_nn.nn.optimize import PRECISIONS
-
         if trained and self.model is None:
             raise ValueError("This Denoiser is not trained: call fit(cube) or Denoiser.load(path) first")
         if uncertainty not in (None, "aleatoric", "total"):
