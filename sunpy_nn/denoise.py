@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
 from sunpy_nn.nn import PRECISIONS, UNet, resolve_device, run_tiled
-from sunpy_nn.parallel import is_dask, lazy_tiled
+from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, sha256sum
 
 __all__ = [

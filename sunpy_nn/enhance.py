@@ -28,7 +28,8 @@ from torch import nn
 
 from sunpy_nn.data.registry import ModelInfo, available_models, load_weights
 from sunpy_nn.nn import EnhanceNet, resolve_device, run_tiled
-from sunpy_nn.parallel import enhance_batch, is_dask, lazy_tiled
+from sunpy_nn.nn.lazy import is_dask, lazy_tiled
+from sunpy_nn.parallel import enhance_batch
 from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, append_history, fill_nearest
 
 __all__ = [
