@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage, signal
 from sunpy.map import GenericMap
 
-from sunpy_nn.psf import HMI_PSF_RADIUS, _arcsec, hmi_psf
+from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, HMI_PSF_RADIUS, _arcsec, hmi_psf
 from sunpy_nn.utils import append_history, fill_nearest
 
 __all__ = ["pca_denoise", "richardson_lucy"]
@@ -59,7 +59,7 @@ def richardson_lucy(
     iterations: int = 20,
     upsample: int = 2,
     *,
-    pixel_scale: float = 0.504,
+    pixel_scale: float = HMI_PIXEL_SCALE_ARCSEC,
     modified: bool = True,
 ) -> GenericMap | np.ndarray:
     """
