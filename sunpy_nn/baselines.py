@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage, signal
 from sunpy.map import GenericMap
 
-from sunpy_nn.psf import HMI_PSF_RADIUS, _arcsec, hmi_psf
+from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, HMI_PSF_RADIUS, _arcsec, hmi_psf
 from sunpy_nn.utils import append_history, fill_nearest
 
 __all__ = ["pca_denoise", "richardson_lucy"]
@@ -59,7 +59,7 @@ def richardson_lucy(
     iterations: int = 20,
     upsample: int = 2,
     *,
-    pixel_scale: float = 0.504,
+    pixel_scale: float = HMI_PIXEL_SCALE_ARCSEC,
     modified: bool = True,
 ) -> GenericMap | np.ndarray:
     """
@@ -173,13 +173,14 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     """
     from ndcube import NDCube
 
-    from sunpy_nn.denoise import _copy_coords, _stokes_labels, estimate_noise, find_axes
+    from sunpy_nn.cube import find_axes, stokes_labels
+    from sunpy_nn.denoise import _copy_coords, estimate_noise
 
     axes = find_axes(cube)
     if axes.wavelength is None:
         raise ValueError("pca_denoise needs a wavelength axis; this cube has none")
     canon = axes.to_canonical(np.asarray(cube.data, dtype=np.float64)).copy()
-    labels = _stokes_labels(cube, axes)
+    labels = stokes_labels(cube, axes)
     chosen = (
         range(len(labels))
         if axes.stokes is None or stokes is None

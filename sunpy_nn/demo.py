@@ -123,8 +123,9 @@ def _enhance_figure(kind: str, metrics: dict, arrays: dict, path: Path) -> None:
     from matplotlib.figure import Figure
 
     from sunpy_nn.metrics import azimuthal_power_spectrum
+    from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC as hmi
 
-    scales = {"input": 0.504, "nearest": 0.252, "bicubic": 0.252, "enhance": 0.252, "truth": 0.252}
+    scales = {"input": hmi, "nearest": hmi / 2, "bicubic": hmi / 2, "enhance": hmi / 2, "truth": hmi / 2}
     titles = {
         "input": 'HMI-like input (0.504"/pix)',
         "bicubic": "bicubic x2",
@@ -166,7 +167,7 @@ def _enhance_figure(kind: str, metrics: dict, arrays: dict, path: Path) -> None:
         f, p = azimuthal_power_spectrum(img)
         s = scales[key]
         ax.loglog(f[1:] / s, p[1:] * s**2, styles[key], label=titles[key].split(" (")[0].split(":")[0])
-    ax.axvline(1 / (2 * 0.504), color="0.6", lw=0.8)
+    ax.axvline(1 / (2 * hmi), color="0.6", lw=0.8)
     ax.set_xlabel("spatial frequency [1/arcsec]")
     ax.set_ylabel(f"power [({unit})$^2$ arcsec$^2$]")
     ax.set_title("azimuthal power spectra\n(grey line: HMI's Nyquist frequency)", fontsize=10)

@@ -16,7 +16,6 @@ import math
 import numbers
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,9 @@ from scipy import ndimage
 from torch import nn
 from tqdm.auto import tqdm
 
-from sunpy_nn.nn import UNet, resolve_device, run_tiled
-from sunpy_nn.parallel import is_dask, lazy_tiled
+from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
+from sunpy_nn.nn import PRECISIONS, UNet, resolve_device, run_tiled
+from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, sha256sum
 
 __all__ = [
@@ -43,107 +43,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_STOKES_SYMBOLS = {1: "I", 2: "Q", 3: "U", 4: "V"}
-_SPECTRAL_TYPES = ("em.wl", "em.freq", "em.wavenumber", "em.energy")
+# The cube axes moved to sunpy_nn.cube; the old private name stays for code that imported it from here.
+_stokes_labels = stokes_labels
 FORMAT = "sunpy_nn-denoiser"
 # Memory for the frames a lazy (dask) cube lends to training at a time, per sampler.
 _POOL_BYTES = 256 * 2**20
-
-
-# ----------------------------------------------------------------------------------------------------------- axes
-@dataclass(frozen=True)
-class CubeAxes:
-    """
-    Array axes of a spectropolarimetric cube, found from its WCS physical types (`None` where absent).
-
-    `to_canonical` views the data as ``(time, stokes, wavelength, y, x)`` with length-1 axes for the missing ones;
-    `from_canonical` goes back.
-    """
-
-    time: int | None
-    stokes: int | None
-    wavelength: int | None
-    y: int
-    x: int
-    ndim: int
-
-    @property
-    def _order(self) -> list[int | None]:
-        return [self.time, self.stokes, self.wavelength, self.y, self.x]
-
-    def to_canonical(self, data: np.ndarray) -> np.ndarray:
-        """``(time, stokes, wavelength, y, x)`` view of cube-ordered data."""
-        present = [a for a in self._order if a is not None]
-        arr = np.transpose(data, [int(a) for a in present])
-        for pos, a in enumerate(self._order):
-            if a is None:
-                arr = np.expand_dims(arr, pos)
-        return arr
-
-    def from_canonical(self, arr: np.ndarray) -> np.ndarray:
-        """Inverse of `to_canonical`."""
-        missing = tuple(pos for pos, a in enumerate(self._order) if a is None)
-        arr = np.squeeze(arr, axis=missing) if missing else arr
-        present = [a for a in self._order if a is not None]
-        return np.transpose(arr, [int(i) for i in np.argsort(present)])
-
-
-def find_axes(cube: NDCube) -> CubeAxes:
-    """
-    Find the time, Stokes, wavelength and two spatial array axes of an NDCube from its WCS physical types.
-
-    Any order works, and the wavelength, Stokes and time axes may be absent. Raises a `ValueError` that lists the
-    physical types found when the cube has no two spatial axes or has axes of other kinds.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from astropy.wcs import WCS
-    >>> from ndcube import NDCube
-    >>> from sunpy_nn.denoise import find_axes
-    >>> wcs = WCS(naxis=4)
-    >>> wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE", "STOKES"]
-    >>> wcs.wcs.cunit = ["arcsec", "arcsec", "nm", ""]
-    >>> find_axes(NDCube(np.zeros((4, 7, 32, 32)), wcs=wcs))
-    CubeAxes(time=None, stokes=0, wavelength=1, y=2, x=3, ndim=4)
-    """
-    types = cube.array_axis_physical_types
-    found: dict[str, int] = {}
-    spatial, unknown = [], []
-    for i, t in enumerate(types):
-        joined = " ".join(t)
-        if "phys.polarization.stokes" in t:
-            found["stokes"] = i
-        elif any(s in joined for s in _SPECTRAL_TYPES):
-            found["wavelength"] = i
-        elif any(p.startswith("pos.") or ":pos." in p for p in t) and not any(s in t for s in ("time",)):
-            spatial.append(i)
-        elif "time" in t:
-            found["time"] = i
-        else:
-            unknown.append(i)
-    if len(spatial) != 2 or unknown:
-        raise ValueError(
-            "Cannot find the axes of this cube: it needs two spatial (pos.*) axes plus optional em.wl, "
-            f"phys.polarization.stokes and time axes. Its array axes have the physical types {list(types)}."
-        )
-    return CubeAxes(found.get("time"), found.get("stokes"), found.get("wavelength"), spatial[0], spatial[1], len(types))
-
-
-def _stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
-    if axes.stokes is None:
-        return ["?"]
-    n = cube.data.shape[axes.stokes]
-    try:  # world values along the Stokes axis only, through the low-level WCS (cheap, no time conversions)
-        llw = cube.wcs.low_level_wcs
-        pix = [np.zeros(n) for _ in range(llw.pixel_n_dim)]
-        pix[llw.pixel_n_dim - 1 - axes.stokes] = np.arange(n, dtype=float)
-        world = llw.pixel_to_world_values(*pix)
-        world = [world] if llw.world_n_dim == 1 else world
-        values = world[list(llw.world_axis_physical_types).index("phys.polarization.stokes")]
-        return [_STOKES_SYMBOLS.get(round(float(v)), str(v)) for v in np.atleast_1d(values)]
-    except (ValueError, IndexError):  # non-standard WCS: fall back to the FITS convention 1..4 = I, Q, U, V
-        return [_STOKES_SYMBOLS.get(i + 1, str(i + 1)) for i in range(n)]
 
 
 def _assemble(planes: list, dtype, lazy: bool):
@@ -738,7 +642,7 @@ class Denoiser:
                     f"The cube has {int(np.isinf(data).sum())} infinite values: replace them with NaN or mask them"
                 )
         canon = axes.to_canonical(data)
-        labels = _stokes_labels(cube, axes)
+        labels = stokes_labels(cube, axes)
         if axes.stokes is None:
             selected = [0]
         else:
@@ -1258,8 +1162,6 @@ class Denoiser:
 
     def _check_predict_args(self, uncertainty, mc_samples, tile_size, seed, precision, *, trained=True) -> None:
         """Prediction arguments, checked before any work (``trained=False``: before training, too)."""
-        from sunpy_nn.nn.optimize import PRECISIONS
-
         if trained and self.model is None:
             raise ValueError("This Denoiser is not trained: call fit(cube) or Denoiser.load(path) first")
         if uncertainty not in (None, "aleatoric", "total"):

@@ -28,7 +28,9 @@ from torch import nn
 
 from sunpy_nn.data.registry import ModelInfo, available_models, load_weights
 from sunpy_nn.nn import EnhanceNet, resolve_device, run_tiled
-from sunpy_nn.parallel import enhance_batch, is_dask, lazy_tiled
+from sunpy_nn.nn.lazy import is_dask, lazy_tiled
+from sunpy_nn.parallel import enhance_batch
+from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
 from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, append_history, fill_nearest
 
 __all__ = [
@@ -53,7 +55,7 @@ log = logging.getLogger(__name__)
 #: The data kinds Enhance has a network for.
 KINDS = ("intensity", "blos")
 #: HMI's pixel scale, the scale Enhance was trained at.
-HMI_PIXEL_SCALE = 0.504 * u.arcsec / u.pix
+HMI_PIXEL_SCALE = HMI_PIXEL_SCALE_ARCSEC * u.arcsec / u.pix
 #: Smallest image edge accepted (pixels).
 MIN_SIZE = 8
 #: Quadratic limb-darkening law near 600 nm, I(mu)/I(1) = 1 - u2 (1 - mu) - v2 (1 - mu)^2 (Allen's

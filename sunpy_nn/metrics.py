@@ -21,7 +21,7 @@ import astropy.units as u
 import numpy as np
 from scipy import ndimage, signal
 
-from sunpy_nn.psf import hmi_psf
+from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, hmi_psf
 from sunpy_nn.utils import fill_nearest
 
 __all__ = [
@@ -301,7 +301,7 @@ def _scale_arcsec(scale) -> float:
     return abs(float(scale))
 
 
-def forward_consistency(enhanced, original, *, pixel_scale=0.504, psf=None, mask=None) -> float:
+def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSEC, psf=None, mask=None) -> float:
     """
     Mean relative difference between an x2 enhanced image degraded back to the observation and the observation.
 

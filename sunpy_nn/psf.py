@@ -12,8 +12,19 @@ import numpy as np
 import torch
 from scipy import special
 
-__all__ = ["airy_psf", "degrade", "hmi_psf", "rebin_matrix", "resample_flux", "sampling_matrix"]
+__all__ = [
+    "HMI_PIXEL_SCALE_ARCSEC",
+    "airy_psf",
+    "degrade",
+    "hmi_psf",
+    "rebin_matrix",
+    "resample_flux",
+    "sampling_matrix",
+]
 
+#: SDO/HMI's pixel scale in arcsec/pix, the scale Enhance works at: the one value of it in the package (the
+#: constants of `sunpy_nn.enhance`, `sunpy_nn.data.synthetic` and `sunpy_nn.training` refer to it).
+HMI_PIXEL_SCALE_ARCSEC = 0.504
 HMI_DIAMETER = 0.14 * u.m
 HMI_WAVELENGTH = 6173 * u.AA
 #: Wachter et al. (2012) HMI PSF parameters (e, w, k, W), and the longer-tailed version of Diaz Baso & Asensio

@@ -26,11 +26,13 @@ import astropy.units as u
 import numpy as np
 from scipy import ndimage
 
+from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
+
 __all__ = ["granulation", "random_field", "synthetic_blos", "synthetic_crisp_cube", "synthetic_hmi_map"]
 
 #: SDO/HMI pixel scale (arcsec/pix) and the default high-resolution scale of the synthetic scenes: an eighth of it,
 #: so that degrading to HMI and to the x2 target bins whole pixels.
-HMI_SCALE = 0.504
+HMI_SCALE = HMI_PIXEL_SCALE_ARCSEC
 SCENE_SCALE = HMI_SCALE / 8
 
 

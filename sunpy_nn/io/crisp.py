@@ -33,7 +33,7 @@ from astropy.time import Time
 from astropy.wcs import WCS
 from ndcube import NDCube
 
-from sunpy_nn.denoise import _stokes_labels, find_axes
+from sunpy_nn.cube import STOKES_CODES, STOKES_SYMBOLS, find_axes, stokes_labels
 from sunpy_nn.utils import SunpyNNUserWarning
 
 __all__ = ["LPHeader", "TabularWCS", "read_crisp", "read_lp_header", "write_crisp", "write_lp"]
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 _LP_HEADER_BYTES = 512
 _LP_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8"}
 _LP_TYPE_NAMES = {1: "byte", 2: "integer", 3: "long", 4: "float", 5: "double"}
-_STOKES_INDEX = {"I": 1, "Q": 2, "U": 3, "V": 4}
-_STOKES_SYMBOLS = {v: k for k, v in _STOKES_INDEX.items()}
 _UNCERTAINTY_NAMES = ("UNCERT", "UNCERTAINTY", "ERROR", "ERRORS", "STDDEV")
 _OBSERVER_KEYS = (("DSUN_OBS", "HGLN_OBS", "HGLT_OBS"), ("DSUN_OBS", "CRLN_OBS", "CRLT_OBS"))
 _OBSGEO_KEYS = ("OBSGEO-X", "OBSGEO-Y", "OBSGEO-Z")
@@ -151,7 +149,7 @@ class LPHeader:
         match = re.search(r"stokes\s*=\s*\[([^\]]*)\]", text)
         if match:
             stokes = tuple(s.strip().upper() for s in match.group(1).split(",") if s.strip())
-            if not stokes or any(s not in _STOKES_INDEX for s in stokes):
+            if not stokes or any(s not in STOKES_CODES for s in stokes):
                 raise ValueError(f"{source}: cannot read the Stokes list {match.group(1)!r} in the LP header")
             if "ns" in fields and int(fields["ns"]) != len(stokes):
                 raise ValueError(f"{source}: LP header says ns={fields['ns']} but lists Stokes {list(stokes)}")
@@ -794,8 +792,8 @@ def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit
         meta.update({k: v for k, v in header.items() if k and not _STRUCTURAL.match(k)})
         unit = unit if unit is not None else header.get("BUNIT")
     else:
-        first = _STOKES_INDEX[labels[0]]
-        if list(labels) != [_STOKES_SYMBOLS[first + i] for i in range(ns)]:
+        first = STOKES_CODES[labels[0]]
+        if list(labels) != [STOKES_SYMBOLS[first + i] for i in range(ns)]:
             raise ValueError(f"Stokes {labels} are not consecutive in I, Q, U, V order; the WCS cannot describe them")
         cards, tab = _lp_wcs_hdus(shape5, first, wavelengths, times, pixel_scale, center, date_ref)
         header = fits.Header()
@@ -1046,12 +1044,12 @@ def _stokes_first(cube: NDCube, axes, ns: int, dropped: dict | None = None) -> i
         if stokes is None:
             return 1
         symbol = str(np.ravel(stokes.symbol)[0])
-        if symbol not in _STOKES_INDEX:
+        if symbol not in STOKES_CODES:
             raise ValueError(f"Stokes {symbol} is not one of I, Q, U, V; a SOLARNET cube cannot hold it")
-        return _STOKES_INDEX[symbol]
-    labels = _stokes_labels(cube, axes)
-    first = _STOKES_INDEX.get(labels[0])
-    if first is None or labels != [_STOKES_SYMBOLS.get(first + i) for i in range(ns)]:
+        return STOKES_CODES[symbol]
+    labels = stokes_labels(cube, axes)
+    first = STOKES_CODES.get(labels[0])
+    if first is None or labels != [STOKES_SYMBOLS.get(first + i) for i in range(ns)]:
         raise ValueError(f"Stokes {labels} are not consecutive in I, Q, U, V order; a SOLARNET cube cannot hold them")
     return first
 
@@ -1402,9 +1400,9 @@ def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True
             return f
 
         if axes.stokes is not None:
-            labels = tuple(_stokes_labels(cube, axes))
+            labels = tuple(stokes_labels(cube, axes))
         else:
-            labels = (_STOKES_SYMBOLS[_stokes_first(cube, axes, 1, _dropped_coords(cube))],)
+            labels = (STOKES_SYMBOLS[_stokes_first(cube, axes, 1, _dropped_coords(cube))],)
     else:
         arr = np.asarray(cube) if not hasattr(cube, "compute") else cube
         if arr.ndim == 4:

@@ -5,26 +5,10 @@ Nothing here imports sunpy or astropy: these are plain ``torch.nn.Module`` objec
 numpy-out helpers that can be used on their own.
 """
 
+from sunpy_nn.nn.device import PRECISIONS, bf16_is_native, configure_threads, resolve_device
 from sunpy_nn.nn.enhance_net import EnhanceNet
-from sunpy_nn.nn.optimize import (
-    ACCURACY_BOUND,
-    PRECISIONS,
-    FastEnhance,
-    FastUNet,
-    PreparedModel,
-    bf16_is_native,
-    configure_threads,
-    prepare_model,
-    relative_error,
-)
-from sunpy_nn.nn.runner import (
-    default_batch_size,
-    default_tile_size,
-    optimized_tile_size,
-    resolve_device,
-    run_tiled,
-    tile_windows,
-)
+from sunpy_nn.nn.optimize import ACCURACY_BOUND, FastEnhance, FastUNet, PreparedModel, prepare_model, relative_error
+from sunpy_nn.nn.runner import default_batch_size, default_tile_size, optimized_tile_size, run_tiled, tile_windows
 from sunpy_nn.nn.unet import UNet
 
 __all__ = [

@@ -8,17 +8,14 @@ The optimised modules compute the same function as the modules they are built fr
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
-import os
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sunpy_nn.nn.device import PRECISIONS, bf16_is_native, configure_threads, resolve_device
 from sunpy_nn.nn.enhance_net import EnhanceNet
 from sunpy_nn.nn.unet import UNet, _mean_of_groups, log_variance
 
@@ -36,66 +33,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Accepted values of ``precision``.
-PRECISIONS = ("float32", "bfloat16", "auto")
 #: Largest difference from float32 eager inference, as a fraction of the reference output's range, that an
 #: optimised mode may make (the accuracy guard of ``precision="auto"`` and of the tests).
 ACCURACY_BOUND = 1e-3
-
-
-# ------------------------------------------------------------------------------------------------------ hardware
-@lru_cache(maxsize=1)
-def _cpu_flags() -> frozenset[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def bf16_is_native(device: str | torch.device = "cpu") -> bool:
-    """
-    Whether ``device`` computes bfloat16 convolutions natively (faster than float32).
-
-    On the CPU: AVX512-BF16 or AMX-BF16, from ``torch.backends.cpu.get_cpu_capability()`` or ``/proc/cpuinfo``
-    (oneDNN emulates bfloat16 elsewhere, which is slower than float32). On CUDA: compute capability 8.0 or newer.
-    """
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
-    if dev.type != "cpu":
-        return False
-    capability = ""
-    with contextlib.suppress(AttributeError, RuntimeError):
-        capability = torch.backends.cpu.get_cpu_capability()
-    if "AMX" in capability.upper() or "BF16" in capability.upper():
-        return True
-    flags = _cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def configure_threads(n_threads: int | None = None) -> int:
-    """
-    Set torch's intra-op threads to ``n_threads``, or to the CPUs this process may run on (its affinity mask).
-
-    torch's own default counts physical cores of the whole machine, which oversubscribes a container or a job
-    limited by ``taskset``/cgroups to fewer CPUs. Returns the number set.
-    """
-    n = int(n_threads) if n_threads else _available_cpus()
-    if n < 1:
-        raise ValueError(f"n_threads must be positive, got {n_threads}")
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -492,8 +432,6 @@ def prepare_model(
     >>> bool((fast(x) - net(x)).abs().max() < 1e-5)
     True
     """
-    from sunpy_nn.nn.runner import resolve_device
-
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     dev = resolve_device(device)

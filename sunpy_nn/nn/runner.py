@@ -16,7 +16,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sunpy_nn.nn.optimize import PRECISIONS, prepare_model
+from sunpy_nn.nn.device import PRECISIONS, resolve_device
+from sunpy_nn.nn.optimize import prepare_model
 
 __all__ = [
     "default_batch_size",
@@ -28,28 +29,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """
-    Turn a user's ``device`` argument into a `torch.device`.
-
-    ``None`` picks the best available device: CUDA when a GPU is present, else Apple's MPS, else the CPU.
-    Asking for ``"cuda"`` on a machine without a usable GPU raises an error that says so.
-    """
-    if device is None:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device={device!r} was requested but torch sees no CUDA GPU (torch {torch.__version__}, "
-            f"CUDA build: {torch.version.cuda}). Use device='cpu' or device=None to pick what is available."
-        )
-    return dev
 
 
 def default_batch_size(device: torch.device) -> int:

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage, signal
 
-from sunpy_nn.psf import HMI_PSF_MODIFIED, _sandwich, airy_psf, hmi_psf, sampling_matrix
+from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, HMI_PSF_MODIFIED, _sandwich, airy_psf, hmi_psf, sampling_matrix
 from sunpy_nn.training.sources import TrainingSource
 
 __all__ = ["DegradationModel", "degrade_scene", "make_source_pairs"]
 
-HMI_SCALE = 0.504  # arcsec/pix
+HMI_SCALE = HMI_PIXEL_SCALE_ARCSEC  # arcsec/pix
 #: The paper's input noise: 1e-3 of Ic for continuum, 10 G (0.01 kG) for magnetograms, in network units.
 PAPER_NOISE = {"intensity": 1e-3, "blos": 1e-2}
 

@@ -21,7 +21,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.nn import EnhanceNet, resolve_device
-from sunpy_nn.psf import _arcsec, _fft_convolve_periodic, _sandwich, airy_psf, hmi_psf, rebin_matrix
+from sunpy_nn.psf import (
+    HMI_PIXEL_SCALE_ARCSEC,
+    _arcsec,
+    _fft_convolve_periodic,
+    _sandwich,
+    airy_psf,
+    hmi_psf,
+    rebin_matrix,
+)
 from sunpy_nn.training.degradation import PAPER_NOISE, DegradationModel, EnhancePairs, make_source_pairs
 from sunpy_nn.training.sources import TrainingSource
 
@@ -74,7 +82,7 @@ def make_enhance_pairs(
     kind: str,
     n_patches: int,
     input_size: int = 50,
-    scale_in=0.504,
+    scale_in=HMI_PIXEL_SCALE_ARCSEC,
     noise: float | None = None,
     region: tuple[float, float] = (0.0, 1.0),
     guard: bool = True,

@@ -1,0 +1,124 @@
+"""
+The axes of spectropolarimetric cubes: `CubeAxes`, `find_axes`, `stokes_labels` and the one Stokes table.
+
+One concept, one room: which array axis of an `~ndcube.NDCube` is time, Stokes, wavelength, y and x, and which Stokes
+parameter each plane holds, is needed by the denoiser (`sunpy_nn.denoise`) and by the CRISP reader and writers
+(`sunpy_nn.io.crisp`) alike. It lives here, below both, so that neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ndcube import NDCube
+
+__all__ = ["STOKES_CODES", "STOKES_SYMBOLS", "CubeAxes", "find_axes", "stokes_labels"]
+
+#: FITS Stokes codes (``CTYPE = 'STOKES'`` world values) and their symbols: the one table of this package.
+STOKES_SYMBOLS = {1: "I", 2: "Q", 3: "U", 4: "V"}
+#: Symbol to FITS Stokes code, the inverse of `STOKES_SYMBOLS`.
+STOKES_CODES = {symbol: code for code, symbol in STOKES_SYMBOLS.items()}
+# WCS physical types of a spectral axis.
+_SPECTRAL_TYPES = ("em.wl", "em.freq", "em.wavenumber", "em.energy")
+
+
+@dataclass(frozen=True)
+class CubeAxes:
+    """
+    Array axes of a spectropolarimetric cube, found from its WCS physical types (`None` where absent).
+
+    `to_canonical` views the data as ``(time, stokes, wavelength, y, x)`` with length-1 axes for the missing ones;
+    `from_canonical` goes back.
+    """
+
+    time: int | None
+    stokes: int | None
+    wavelength: int | None
+    y: int
+    x: int
+    ndim: int
+
+    @property
+    def _order(self) -> list[int | None]:
+        return [self.time, self.stokes, self.wavelength, self.y, self.x]
+
+    def to_canonical(self, data: np.ndarray) -> np.ndarray:
+        """``(time, stokes, wavelength, y, x)`` view of cube-ordered data."""
+        present = [a for a in self._order if a is not None]
+        arr = np.transpose(data, [int(a) for a in present])
+        for pos, a in enumerate(self._order):
+            if a is None:
+                arr = np.expand_dims(arr, pos)
+        return arr
+
+    def from_canonical(self, arr: np.ndarray) -> np.ndarray:
+        """Inverse of `to_canonical`."""
+        missing = tuple(pos for pos, a in enumerate(self._order) if a is None)
+        arr = np.squeeze(arr, axis=missing) if missing else arr
+        present = [a for a in self._order if a is not None]
+        return np.transpose(arr, [int(i) for i in np.argsort(present)])
+
+
+def find_axes(cube: NDCube) -> CubeAxes:
+    """
+    Find the time, Stokes, wavelength and two spatial array axes of an NDCube from its WCS physical types.
+
+    Any order works, and the wavelength, Stokes and time axes may be absent. Raises a `ValueError` that lists the
+    physical types found when the cube has no two spatial axes or has axes of other kinds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.wcs import WCS
+    >>> from ndcube import NDCube
+    >>> from sunpy_nn.denoise import find_axes
+    >>> wcs = WCS(naxis=4)
+    >>> wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE", "STOKES"]
+    >>> wcs.wcs.cunit = ["arcsec", "arcsec", "nm", ""]
+    >>> find_axes(NDCube(np.zeros((4, 7, 32, 32)), wcs=wcs))
+    CubeAxes(time=None, stokes=0, wavelength=1, y=2, x=3, ndim=4)
+    """
+    types = cube.array_axis_physical_types
+    found: dict[str, int] = {}
+    spatial, unknown = [], []
+    for i, t in enumerate(types):
+        joined = " ".join(t)
+        if "phys.polarization.stokes" in t:
+            found["stokes"] = i
+        elif any(s in joined for s in _SPECTRAL_TYPES):
+            found["wavelength"] = i
+        elif any(p.startswith("pos.") or ":pos." in p for p in t) and not any(s in t for s in ("time",)):
+            spatial.append(i)
+        elif "time" in t:
+            found["time"] = i
+        else:
+            unknown.append(i)
+    if len(spatial) != 2 or unknown:
+        raise ValueError(
+            "Cannot find the axes of this cube: it needs two spatial (pos.*) axes plus optional em.wl, "
+            f"phys.polarization.stokes and time axes. Its array axes have the physical types {list(types)}."
+        )
+    return CubeAxes(found.get("time"), found.get("stokes"), found.get("wavelength"), spatial[0], spatial[1], len(types))
+
+
+def stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
+    """
+    The Stokes parameter of each plane along the cube's Stokes axis: ``"I"``, ``"Q"``, ``"U"``, ``"V"``.
+
+    Read from the WCS values along the Stokes axis (FITS codes 1-4, `STOKES_SYMBOLS`); a non-standard WCS falls
+    back to the FITS order I, Q, U, V. ``["?"]`` when the cube has no Stokes axis.
+    """
+    if axes.stokes is None:
+        return ["?"]
+    n = cube.data.shape[axes.stokes]
+    try:  # world values along the Stokes axis only, through the low-level WCS (cheap, no time conversions)
+        llw = cube.wcs.low_level_wcs
+        pix = [np.zeros(n) for _ in range(llw.pixel_n_dim)]
+        pix[llw.pixel_n_dim - 1 - axes.stokes] = np.arange(n, dtype=float)
+        world = llw.pixel_to_world_values(*pix)
+        world = [world] if llw.world_n_dim == 1 else world
+        values = world[list(llw.world_axis_physical_types).index("phys.polarization.stokes")]
+        return [STOKES_SYMBOLS.get(round(float(v)), str(v)) for v in np.atleast_1d(values)]
+    except (ValueError, IndexError):  # non-standard WCS: fall back to the FITS convention 1..4 = I, Q, U, V
+        return [STOKES_SYMBOLS.get(i + 1, str(i + 1)) for i in range(n)]

@@ -1,0 +1,123 @@
+"""
+Lazy (dask-backed) arrays: `is_dask` and `lazy_tiled`, which runs an image-to-image function block by block.
+
+One concept, one room: recognising a dask array and tiling it with the network's receptive field as overlap (so
+that results equal in-memory processing) is needed by Enhance (`sunpy_nn.enhance`) and the denoiser
+(`sunpy_nn.denoise`) alike, below the map batches of `sunpy_nn.parallel`. This module imports numpy only, and dask
+only when a lazy array is processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["is_dask", "lazy_tiled"]
+
+
+def is_dask(x) -> bool:
+    """True for a dask array (without importing dask when it is not installed)."""
+    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks")
+
+
+def _split(size: int, edge: int, depth: int, align: int) -> tuple[int, ...]:
+    """
+    Chunk sizes along one spatial axis: multiples of ``align`` (but the last), none smaller than the overlap.
+
+    Dask's overlap needs every chunk at least as large as the overlap depth (it would merge chunks otherwise);
+    chunk starts on multiples of ``align`` keep a U-Net's down-sampling grid the same as on the whole image.
+    """
+    edge = max(int(edge), depth, align)
+    edge = -(-edge // align) * align
+    if edge >= size:
+        return (size,)
+    sizes = [edge] * (size // edge)
+    rest = size - sum(sizes)
+    if rest:
+        if rest < depth:
+            sizes[-1] += rest  # too small to stand alone: the last chunk takes it
+        else:
+            sizes.append(rest)
+    return tuple(sizes)
+
+
+def lazy_tiled(
+    array,
+    fn: Callable[[np.ndarray], np.ndarray],
+    *,
+    depth: int,
+    scale: int = 1,
+    align: int = 1,
+    tile: int | None = None,
+    n_out: int | None = None,
+    dtype=np.float32,
+    with_location: bool = False,
+):
+    """
+    Apply an image-to-image function lazily to a dask array, block by block with overlap, exactly.
+
+    The last two axes are spatial; every leading index is processed on its own (``fn`` gets ``(..., y, x)``
+    blocks with the leading chunk shape). Each block is extended by ``depth`` pixels from its neighbours (none
+    at the image border, so ``fn`` sees the true border as it would in memory) and the output is cropped back,
+    so when ``depth`` covers everything an output pixel depends on, the result equals ``fn`` on the whole array.
+
+    Parameters
+    ----------
+    array : `dask.array.Array`
+        Input, ``(..., H, W)``.
+    fn : callable
+        ``fn(block) -> out`` with ``out.shape[-2:] == scale * block.shape[-2:]`` and, if ``n_out`` is given, a new
+        leading axis of length ``n_out``.
+    depth : int
+        Overlap in input pixels (rounded up to a multiple of ``align``).
+    scale : int
+        Output pixels per input pixel.
+    align : int
+        Spatial chunk boundaries and the overlap are multiples of this (``2**depth`` for U-Nets).
+    tile : int, optional
+        Spatial chunk edge; default: keep the array's chunks (rounded to ``align``).
+    n_out : int, optional
+        Length of a new leading output axis (e.g. value and uncertainty).
+    dtype : numpy dtype
+        Output type.
+    with_location : bool
+        Call ``fn(block, chunk_location)`` with the block's chunk indices (e.g. to know its Stokes parameter).
+
+    Returns
+    -------
+    `dask.array.Array`
+        Lazy output of shape ``([n_out,] ..., scale*H, scale*W)``.
+    """
+    import dask.array as da
+
+    depth = -(-int(depth) // align) * align
+    spatial = tuple(_split(array.shape[a], tile or max(array.chunks[a]), depth, align) for a in (-2, -1))
+    if spatial != array.chunks[-2:]:
+        array = array.rechunk(array.chunks[:-2] + spatial)
+    lead = array.ndim - 2
+    # One chunk along an axis needs no overlap (and dask refuses an overlap larger than the axis).
+    dy, dx = (depth if len(array.chunks[a]) > 1 else 0 for a in (-2, -1))
+    overlapped = da.overlap.overlap(array, depth={lead: dy, lead + 1: dx}, boundary="none")
+    out_chunks = array.chunks[:-2] + tuple(tuple(scale * c for c in ch) for ch in array.chunks[-2:])
+    if n_out is not None:
+        out_chunks = ((n_out,), *out_chunks)
+    n_y, n_x = len(array.chunks[-2]), len(array.chunks[-1])
+
+    def block(x, block_info=None):
+        loc = block_info[0]["chunk-location"]
+        iy, ix = loc[-2], loc[-1]
+        top, left = (dy if iy > 0 else 0), (dx if ix > 0 else 0)
+        bottom, right = (dy if iy < n_y - 1 else 0), (dx if ix < n_x - 1 else 0)
+        y = np.asarray(fn(np.asarray(x), tuple(loc)) if with_location else fn(np.asarray(x)), dtype=dtype)
+        h, w = x.shape[-2] - top - bottom, x.shape[-1] - left - right
+        return y[..., scale * top : scale * (top + h), scale * left : scale * (left + w)]
+
+    return da.map_blocks(
+        block,
+        overlapped,
+        chunks=out_chunks,
+        dtype=dtype,
+        new_axis=[0] if n_out is not None else None,
+        meta=np.empty((0,) * (len(out_chunks)), dtype=dtype),
+    )

@@ -1,0 +1,141 @@
+"""
+The package's layers (issue #15): which module may import which, read from the source with `ast`.
+
+Every import counts, also those inside functions (the lazy ones), ``from sunpy_nn import denoise`` and relative
+imports. The old import paths of what moved into `sunpy_nn.cube`, `sunpy_nn.nn.device`, `sunpy_nn.nn.lazy` and
+`sunpy_nn.psf` still give the same objects.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sunpy_nn"
+
+
+def _module_name(path: Path, root: Path = PACKAGE) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Every module ``path`` imports, anywhere in it, as absolute dotted names (``from a import b``: a and a.b)."""
+    name = _module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolved against this module's package
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # the name may be a submodule
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.add(node.args[0].value)
+    return found
+
+
+MODULES = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _offending(module: str, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(i for i in MODULES[module] if any(i == f or i.startswith(f + ".") for f in forbidden))
+
+
+def test_every_module_was_parsed():
+    for name in ("sunpy_nn.cube", "sunpy_nn.psf", "sunpy_nn.nn.device", "sunpy_nn.nn.lazy", "sunpy_nn.io.crisp"):
+        assert name in MODULES
+
+
+def test_the_import_reader_sees_lazy_relative_and_from_package_imports(tmp_path):
+    root = tmp_path / "sunpy_nn"
+    (root / "io").mkdir(parents=True)
+    src = root / "io" / "mod.py"
+    src.write_text(
+        "import importlib\n"
+        "def f():\n    from sunpy_nn.denoise import find_axes\n"
+        "def g():\n    return importlib.import_module('sunpy_nn.parallel')\n"
+        "from sunpy_nn import enhance\nfrom ..training import x\nfrom . import keras\n"
+    )
+    found = _imports(src, root)
+    expected = {"sunpy_nn.denoise", "sunpy_nn.parallel", "sunpy_nn.enhance", "sunpy_nn.training", "sunpy_nn.io.keras"}
+    assert expected <= found
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("sunpy_nn.io")))
+def test_io_imports_neither_denoise_nor_enhance(module):
+    assert _offending(module, ("sunpy_nn.denoise", "sunpy_nn.enhance")) == []
+
+
+def test_runner_and_optimize_do_not_import_each_other():
+    # The runner uses the optimised networks (prepare_model); the optimiser must not come back to the runner.
+    assert _offending("sunpy_nn.nn.optimize", ("sunpy_nn.nn.runner",)) == []
+
+
+def test_no_import_cycle_inside_nn():
+    modules = [m for m in MODULES if m.startswith("sunpy_nn.nn.")]
+    graph = {m: {n for n in modules if n != m and _offending(m, (n,))} for m in modules}
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in graph[start])
+
+    assert [m for m in modules if reaches(m, m)] == []
+
+
+@pytest.mark.parametrize("module", ["sunpy_nn.cube", "sunpy_nn.psf", "sunpy_nn.nn.device", "sunpy_nn.nn.lazy"])
+def test_bottom_layer_imports_nothing_above_it(module):
+    above = ("sunpy_nn.denoise", "sunpy_nn.enhance", "sunpy_nn.io", "sunpy_nn.training", "sunpy_nn.parallel")
+    assert _offending(module, above) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("sunpy_nn.denoise:CubeAxes", "sunpy_nn.cube:CubeAxes"),
+        ("sunpy_nn.denoise:find_axes", "sunpy_nn.cube:find_axes"),
+        ("sunpy_nn.denoise:_stokes_labels", "sunpy_nn.cube:stokes_labels"),
+        ("sunpy_nn.nn:resolve_device", "sunpy_nn.nn.device:resolve_device"),
+        ("sunpy_nn.nn.runner:resolve_device", "sunpy_nn.nn.device:resolve_device"),
+        ("sunpy_nn.nn:PRECISIONS", "sunpy_nn.nn.device:PRECISIONS"),
+        ("sunpy_nn.nn.optimize:PRECISIONS", "sunpy_nn.nn.device:PRECISIONS"),
+        ("sunpy_nn.nn:bf16_is_native", "sunpy_nn.nn.device:bf16_is_native"),
+        ("sunpy_nn.nn.optimize:bf16_is_native", "sunpy_nn.nn.device:bf16_is_native"),
+        ("sunpy_nn.nn:configure_threads", "sunpy_nn.nn.device:configure_threads"),
+        ("sunpy_nn.nn.optimize:configure_threads", "sunpy_nn.nn.device:configure_threads"),
+        ("sunpy_nn.parallel:is_dask", "sunpy_nn.nn.lazy:is_dask"),
+        ("sunpy_nn.parallel:lazy_tiled", "sunpy_nn.nn.lazy:lazy_tiled"),
+    ],
+)
+def test_old_import_paths_give_the_same_objects(old, new):
+    def get(path):
+        module, name = path.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    assert get(old) is get(new)
+
+
+def test_one_hmi_pixel_scale():
+    import astropy.units as u
+
+    from sunpy_nn import baselines, enhance, metrics, psf
+    from sunpy_nn.data import synthetic
+    from sunpy_nn.training import degradation
+
+    assert psf.HMI_PIXEL_SCALE_ARCSEC == 0.504
+    assert psf.HMI_PIXEL_SCALE_ARCSEC * u.arcsec / u.pix == enhance.HMI_PIXEL_SCALE
+    assert synthetic.HMI_SCALE is degradation.HMI_SCALE is psf.HMI_PIXEL_SCALE_ARCSEC
+    assert baselines.richardson_lucy.__kwdefaults__["pixel_scale"] is psf.HMI_PIXEL_SCALE_ARCSEC
+    assert metrics.forward_consistency.__kwdefaults__["pixel_scale"] is psf.HMI_PIXEL_SCALE_ARCSEC
