@@ -75,6 +75,7 @@ SEED = 20180501  # noise of degrade_scene
 BORDER = 4  # HMI pixels left out around the held-out columns (2 arcsec)
 RL_ITERATIONS = (10, 20, 40, 80)  # scanned on the held-out frames; the best PSNR is reported
 RL_EXTRA = 160  # also run, for information only: is Richardson-Lucy still improving at the end of the scan?
+POWER_BANDS = ((1.0, 1.5), (1.5, 2.0))  # arcsec^-1; the output Nyquist frequency is 1.98
 RL_REAL = 20  # Richardson-Lucy iterations on real HMI (the paper used 20-30)
 PSF_BORDER = math.ceil(4.4 / HMI_SCALE)  # HMI pixels within the PSF kernel radius of an edge
 KM_PER_ARCSEC = 725.0  # at 1 au, disk centre
@@ -281,6 +282,13 @@ def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
         }
         f, p = azimuthal_power_spectrum(img[box])
         spectra[key] = (f / OUT_SCALE, p * OUT_SCALE**2)
+    # Power against the truth's in two bands above HMI's Nyquist frequency (0.99 arcsec^-1): what a method adds
+    # there is not in the input, so it is either restored structure (ratio near 1) or spurious (above 1).
+    f_t, p_t = spectra["truth"]
+    bands = {}
+    for lo_f, hi_f in POWER_BANDS:
+        m = (f_t >= lo_f) & (f_t < hi_f)
+        bands[f"{lo_f:g}-{hi_f:g}"] = {key: float(np.median(spectra[key][1][m] / p_t[m])) for key in outputs if m.any()}
     signs = None
     if source.kind == "blos":
         # The real-HMI sign-flip check compares against the input; here the truth says which flips are right.
@@ -312,6 +320,7 @@ def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
         "rl_psnr_extra_iterations_info": {"iterations": RL_EXTRA, "psnr_db": rl_scan[RL_EXTRA]},
         "scores": scores,
         "signs_over_100G": signs,
+        "power_ratio_bands": bands,
         "_spectra": spectra,
         "_images": {"input": low, "truth": truth, **outputs},
         "_box": (r0, r1, c0, c1),
@@ -336,11 +345,24 @@ def held_out_section(nets: dict, enhance, out: Path) -> list[dict]:
             for c in cases
         ],
     )
+    table("1d. Held-out frames: power / truth's power (median over the band)", *power_band_table(cases))
     signs = [c for c in cases if c.get("signs_over_100G")]
     if signs:
         table("1c. Held-out magnetogram: signs where |B| > 100 G", *held_out_sign_table(signs))
     held_out_figures(cases, out)
     return cases
+
+
+def power_band_table(cases: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Median ratio of each method's azimuthal power to the truth's in the bands of `POWER_BANDS`."""
+    rows = []
+    for c in cases:
+        for band, ratios in c["power_ratio_bands"].items():
+            rows.append(
+                [f"{FRAME_TITLES[c['frame']]}, {c['detector']}, {band} arcsec^-1"]
+                + [fmt(ratios.get(k), ".2f") for k in METHODS]
+            )
+    return ["frame, detector, band", "bicubic x2", "RL (best)", "Enhance v1", "Enhance v2"], rows
 
 
 def held_out_sign_table(cases: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -1179,6 +1201,10 @@ def write_rst(path: Path, summary: dict, figure_prefix: str) -> None:
         "Held-out regions: mean of (method - truth), in I/Ic or kG",
         ["Frame", "Detector", "bicubic x2", "Richardson-Lucy (best)", "Enhance v1", "Enhance v2"],
         rows,
+    )
+    lines += rst_table(
+        "Held-out regions: power over the truth's power above HMI's Nyquist frequency",
+        *power_band_table(summary["held_out"]),
     )
     signs = [c for c in summary["held_out"] if c.get("signs_over_100G")]
     if signs:
