@@ -189,7 +189,7 @@ def run_batch(
     progress: bool = True,
     desc: str = "batch",
     unit: str = "map",
-    stacklevel: int = 2,
+    stacklevel: int = 1,
 ) -> list:
     """
     Run ``task(item, index)`` for every item, serially or on dask, and collect the results in input order.
@@ -217,7 +217,8 @@ def run_batch(
     unit : str
         What an item is called in messages.
     stacklevel : int
-        ``stacklevel`` of the warnings, counted from the caller of `run_batch`.
+        ``stacklevel`` of the warnings as the caller of `run_batch` would pass it to `warnings.warn` (1: the line
+        that called `run_batch`).
 
     Returns
     -------
