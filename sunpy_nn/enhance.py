@@ -872,8 +872,9 @@ def enhance_map(
         ``CDELT`` (and ``CD``) are halved, ``CRPIX' = 2 CRPIX - 0.5``, ``PC`` and ``CRVAL`` unchanged, so every
         pixel edge stays at the same place on the Sun. Missing pixels stay NaN (off-disk zeros stay 0), and
         the integer-only keywords ``BLANK``, ``BZERO`` and ``BSCALE`` are dropped. Provenance is recorded in
-        ``HISTORY`` and the keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of the weights),
-        ``SNNKIND`` and ``SNNNORM``. The input is not modified.
+        ``HISTORY`` (a one-line summary, then the record every sunpy_nn result has, see
+        `sunpy_nn.header.provenance`) and the keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of the
+        weights), ``SNNKIND`` and ``SNNNORM``. The input is not modified.
 
     Raises
     ------
