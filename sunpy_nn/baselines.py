@@ -13,10 +13,22 @@ import numpy as np
 from scipy import ndimage, signal
 from sunpy.map import GenericMap
 
+from sunpy_nn.header import (
+    _data_kind,
+    _drop_integer_keys,
+    _off_disk_zeros,
+    append_history,
+    pixel_scale_arcsec,
+    provenance,
+    superres_meta,
+)
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, HMI_PSF_RADIUS, _arcsec, hmi_psf
-from sunpy_nn.utils import append_history, fill_nearest
+from sunpy_nn.utils import fill_nearest
 
 __all__ = ["pca_denoise", "richardson_lucy"]
+
+# What richardson_lucy does, as its results' provenance records it.
+_RL_METHOD = "bilinear upsampling + Richardson-Lucy deconvolution"
 
 
 def _convolve_symmetric(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -91,6 +103,7 @@ def richardson_lucy(
     Returns
     -------
     `~sunpy.map.GenericMap` or `numpy.ndarray`
+        A map's ``HISTORY`` records what made it (`sunpy_nn.header.provenance`: software, method and settings).
 
     Examples
     --------
@@ -106,13 +119,8 @@ def richardson_lucy(
         raise ValueError(f"richardson_lucy works on 2-D images, got shape {data.shape}")
     zeros = None
     if is_map:
-        from sunpy_nn.enhance import _off_disk_zeros, _pixel_scale_arcsec, detect_kind
-
-        pixel_scale = _pixel_scale_arcsec(map_or_array) or pixel_scale
-        try:
-            kind = detect_kind(map_or_array)
-        except ValueError:
-            kind = None
+        pixel_scale = pixel_scale_arcsec(map_or_array) or pixel_scale
+        kind = _data_kind(map_or_array)  # None where the metadata do not tell, or outside the photosphere
         zeros = _off_disk_zeros(map_or_array, data, kind)  # off-limb zeros are missing data, returned as 0
         if zeros is not None:
             data[zeros] = np.nan
@@ -121,6 +129,7 @@ def richardson_lucy(
     if missing.all():
         raise ValueError("The image is all NaN")
     data = fill_nearest(data, missing)
+    psf_given = psf is not None
     if psf is None:
         new_scale = pixel_scale / upsample
         n = 2 * round(HMI_PSF_RADIUS / new_scale) + 1
@@ -138,12 +147,14 @@ def richardson_lucy(
     if not is_map:
         return out
     from sunpy_nn import __version__
-    from sunpy_nn.enhance import _drop_integer_keys, superres_meta
 
     smap = map_or_array
     meta = superres_meta(smap, upsample) if upsample > 1 else _drop_integer_keys(copy.deepcopy(smap.meta))
     history = f"sunpy_nn {__version__} richardson_lucy: bilinear x{upsample} + {iterations} Richardson-Lucy iterations"
     append_history(meta, history)
+    settings = {"upsample": upsample, "iterations": iterations, "pixel_scale_arcsec": pixel_scale}
+    settings["psf"] = "given" if psf_given else f"hmi_psf(modified={modified})"
+    provenance(meta, method=_RL_METHOD, settings=settings, history=True)  # Map.save writes the meta as FITS
     return smap._new_instance(out, meta, plot_settings=copy.deepcopy(smap.plot_settings))
 
 
@@ -168,8 +179,9 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     Returns
     -------
     `ndcube.NDCube`
-        A new cube with the same WCS, unit, mask and metadata; ``meta["sunpy_nn"]["pca_components"]`` lists the
-        components kept per (scan, Stokes).
+        A new cube with the same WCS, unit, mask and metadata, plus its provenance (`sunpy_nn.header.provenance`:
+        software, method and settings) under ``meta["sunpy_nn"]``, or as ``HISTORY`` cards in a FITS header;
+        ``meta["sunpy_nn"]["pca_components"]`` lists the components kept per (scan, Stokes).
     """
     from ndcube import NDCube
 
@@ -211,13 +223,7 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
             kept[f"{t},{labels[s]}"] = k
     # The meta keeps its type (issue 13, class 7: what was not asked for comes back as it was).
     meta = copy.deepcopy(cube.meta) if cube.meta is not None else {}
-    info = {"method": "PCA along wavelength", "pca_components": kept}
-    if hasattr(meta, "add_history"):  # a FITS header holds provenance as HISTORY cards
-        from sunpy_nn.utils import provenance_lines
-
-        for line in provenance_lines(info):
-            meta.add_history(line)
-    else:
-        meta["sunpy_nn"] = info
+    # under meta["sunpy_nn"], or as HISTORY cards in a FITS header
+    provenance(meta, method="PCA along wavelength", settings={"pca_components": kept})
     mask = None if cube.mask is None else np.array(cube.mask, copy=True)
     return _copy_coords(cube, NDCube(axes.from_canonical(canon), wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit))

@@ -11,27 +11,39 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 import torch
-from astropy.coordinates import SkyCoord
 from astropy.stats import sigma_clipped_stats
-from astropy.wcs.utils import proj_plane_pixel_scales
-from sunpy.coordinates import Helioprojective
-from sunpy.map import GenericMap, MapSequence
+from sunpy.map import GenericMap, Map, MapSequence
 from torch import nn
 
+from sunpy_nn import header
+from sunpy_nn.batch import _check_errors, _source_name, run_batch
 from sunpy_nn.data.registry import ModelInfo, available_models, load_weights
+from sunpy_nn.header import (
+    _data_kind,
+    _disk_geometry,
+    _is_photospheric,
+    _observed_wavelength,
+    _off_disk_zeros,
+    _update_stats,
+    append_history,
+    pixel_scale_arcsec,
+    provenance,
+    superres_meta,
+)
 from sunpy_nn.nn import EnhanceNet, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
-from sunpy_nn.parallel import enhance_batch
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
-from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, append_history, fill_nearest
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest
 
 __all__ = [
     "HMI_PIXEL_SCALE",
@@ -52,20 +64,25 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_pixel_scale_arcsec = pixel_scale_arcsec  # its name here before it moved to sunpy_nn.header (issue #15)
+
 #: The data kinds Enhance has a network for.
 KINDS = ("intensity", "blos")
 #: HMI's pixel scale, the scale Enhance was trained at.
 HMI_PIXEL_SCALE = HMI_PIXEL_SCALE_ARCSEC * u.arcsec / u.pix
+# What Enhance does, as its results' provenance records it.
+_METHOD = "Enhance (Diaz Baso & Asensio Ramos 2018)"
 #: Smallest image edge accepted (pixels).
 MIN_SIZE = 8
 #: Quadratic limb-darkening law near 600 nm, I(mu)/I(1) = 1 - u2 (1 - mu) - v2 (1 - mu)^2 (Allen's
 #: Astrophysical Quantities, 4th ed., Table 14.17): the shape used when a map covers too small a range of mu
 #: to fit one.
 LIMB_DARKENING_600NM = (0.88, -0.23)
-#: Wavelengths at which a continuum image or a magnetogram shows the photosphere (visible and near infrared). Maps
-#: observed outside this range (EUV, UV, X-rays, radio: AIA 171 or 1700 Angstrom, for example) are refused unless
-#: ``kind=`` is given: Enhance was trained on the photosphere at HMI's 617.3 nm.
-PHOTOSPHERIC_WAVELENGTHS = (350 * u.nm, 2.5 * u.um)
+#: Wavelengths at which a continuum image or a magnetogram shows the photosphere (visible and near infrared;
+#: `sunpy_nn.header.PHOTOSPHERIC_WAVELENGTHS`). Maps observed outside this range (EUV, UV, X-rays, radio: AIA 171 or
+#: 1700 Angstrom, for example) are refused unless ``kind=`` is given: Enhance was trained on the photosphere at
+#: HMI's 617.3 nm.
+PHOTOSPHERIC_WAVELENGTHS = header.PHOTOSPHERIC_WAVELENGTHS
 #: Line-of-sight fields stronger than this are not solar (the strongest sunspot fields are 4-6 kG): a magnetogram
 #: whose 99.9th percentile of \|B\| exceeds it, after unit conversion, has the wrong unit (e.g. Gauss labelled kG).
 MAX_FIELD = 10 * u.kG
@@ -74,31 +91,6 @@ MAX_FIELD = 10 * u.kG
 MIN_FIELD = 5 * u.G
 #: Fraction of negative pixels above which a "continuum image" is refused as a magnetogram.
 MAX_NEGATIVE_FRACTION = 0.05
-
-# HMI keywords given in pixels, which must follow the x2 resampling like CRPIX does.
-_PIXEL_LENGTH_KEYS = {"r_sun": 2.0, "imscl_mp": 0.5}
-_PIXEL_POSITION_KEYS = ("x0_mp", "y0_mp")  # 0-based pixel positions
-# JSOC data statistics that would be stale after enhancement and are not recomputed.
-_STALE_STAT_KEYS = [
-    "dataskew",
-    "datakurt",
-    "datamin2",
-    "datamax2",
-    "datamea2",
-    "datamed2",
-    "datarms2",
-    "dataske2",
-    "datakur2",
-    "datap01",
-    "datap10",
-    "datap25",
-    "datap75",
-    "datap90",
-    "datap95",
-    "datap98",
-    "datap99",
-    "satvals",
-]
 
 
 # ----------------------------------------------------------------------------------------------------------- kind
@@ -110,25 +102,6 @@ def _instrument_name(smap: GenericMap) -> str:
         if text and text not in parts:
             parts.append(text)
     return " ".join(parts)
-
-
-def _observed_wavelength(smap: GenericMap) -> u.Quantity | None:
-    """
-    The map's wavelength in nm, from ``smap.wavelength`` or a Quantity-valued ``smap.measurement``; None if unknown.
-
-    sunpy gives both as a `~astropy.units.Quantity` for many instruments (171 Angstrom for AIA), which has no truth
-    value; a wavelength without a length unit (HMI files without WAVEUNIT give a bare 6173) counts as unknown.
-    """
-    for value in (getattr(smap, "wavelength", None), getattr(smap, "measurement", None)):
-        if isinstance(value, u.Quantity) and value.isscalar and value.unit.is_equivalent(u.nm, u.spectral()):
-            wavelength = value.to(u.nm, u.spectral())
-            if np.isfinite(wavelength.value) and wavelength.value > 0:
-                return wavelength
-    return None
-
-
-def _is_photospheric(wavelength: u.Quantity) -> bool:
-    return bool(PHOTOSPHERIC_WAVELENGTHS[0] <= wavelength <= PHOTOSPHERIC_WAVELENGTHS[1])
 
 
 def detect_kind(smap: GenericMap) -> str:
@@ -163,25 +136,14 @@ def detect_kind(smap: GenericMap) -> str:
             "and magnetograms and is not meant for EUV, UV, X-ray or radio images. To run it anyway (the result is "
             "not validated), pass kind='intensity' or kind='blos' explicitly."
         )
-    measurement = getattr(smap, "measurement", None)
-    content = smap.meta.get("content", "")
-    text = f"{measurement if isinstance(measurement, str) else ''} {content if isinstance(content, str) else ''}"
-    text = text.lower()
-    if "magnetogram" in text or "magnetic" in text or "blos" in text:
-        return "blos"
-    if "continuum" in text or "intensity" in text:
-        return "intensity"
-    unit = smap.unit
-    if unit is not None:
-        if unit.is_equivalent(u.G):
-            return "blos"
-        if "DN" in unit.to_string() or unit.is_equivalent(u.ct / u.s) or unit.is_equivalent(u.erg / u.s / u.cm**2):
-            return "intensity"
-    raise ValueError(
-        f"Cannot tell whether this {type(smap).__name__} is a continuum image or a magnetogram (measurement "
-        f"{measurement!r}, CONTENT {smap.meta.get('content')!r}, unit {unit}). "
-        "Pass kind='intensity' or kind='blos'."
-    )
+    kind = _data_kind(smap)  # the metadata's answer; None when they do not tell
+    if kind is None:
+        raise ValueError(
+            f"Cannot tell whether this {type(smap).__name__} is a continuum image or a magnetogram (measurement "
+            f"{getattr(smap, 'measurement', None)!r}, CONTENT {smap.meta.get('content')!r}, unit {smap.unit}). "
+            "Pass kind='intensity' or kind='blos'."
+        )
+    return kind
 
 
 # -------------------------------------------------------------------------------------------------- normalisation
@@ -228,25 +190,6 @@ class Normalisation:
         return f"{self.method}: divided by {self.scale:.6g} * (1 {t1} {t2})"
 
 
-def _pixel_scales_deg(smap: GenericMap) -> tuple[float, float] | None:
-    """
-    Size of a pixel along each pixel axis (x, y) in degrees, positive, or None for non-angular axes.
-
-    Taken from the full pixel-to-world matrix (``CDELT`` with ``PC``, or ``CD``), so a mirrored axis (negative
-    ``CDELT``) and a rotation do not change it; ``smap.scale`` would give signed ``CDELT`` values.
-    """
-    try:
-        wcs = smap.wcs
-        units = [u.Unit(wcs.wcs.cunit[i]) for i in range(2)]
-        if not all(unit.is_equivalent(u.deg) for unit in units):
-            return None
-        pixel = proj_plane_pixel_scales(wcs)[:2]
-        sx, sy = (float(abs((s * unit).to_value(u.deg))) for s, unit in zip(pixel, units, strict=True))
-    except Exception:  # no usable WCS
-        return None
-    return (sx, sy) if sx > 0 and sy > 0 and np.isfinite(sx + sy) else None
-
-
 def _mirrored_axis(smap: GenericMap) -> int | None:
     """
     The array axis (1 = x, 0 = y) to flip to see the map the standard way round (not mirrored), or None.
@@ -269,26 +212,6 @@ def _mirrored_axis(smap: GenericMap) -> int | None:
     matrix = matrix / np.linalg.norm(matrix, axis=0)  # per-axis unit columns: non-square pixels compare fairly
     # Flipping x negates the first column (trace -m00 + m11), flipping y the second (trace m00 - m11).
     return 1 if matrix[1, 1] >= matrix[0, 0] else 0
-
-
-def _disk_geometry(smap: GenericMap) -> tuple[tuple[float, float], float] | None:
-    """Disk centre (0-based pixels) and radius (pixels) of a helioprojective map with square pixels, else None."""
-    if not isinstance(smap.coordinate_frame, Helioprojective):
-        return None
-    scales = _pixel_scales_deg(smap)
-    if scales is None:
-        return None
-    sx, sy = (3600 * s for s in scales)  # arcsec per pixel, whatever the sign of CDELT
-    if not np.isclose(sx, sy, rtol=1e-4):
-        return None
-    try:
-        centre = smap.wcs.world_to_pixel(SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=smap.coordinate_frame))
-        radius = smap.rsun_obs.to_value(u.arcsec) / sx
-    except Exception:  # missing observer information: fall back to a constant quiet-Sun level
-        return None
-    if not (np.isfinite(centre).all() and np.isfinite(radius) and radius > 0):
-        return None
-    return (float(centre[0]), float(centre[1])), float(radius)
 
 
 def _robust_level(values: np.ndarray) -> float:
@@ -396,18 +319,32 @@ def _apply_profile(out: np.ndarray, norm: Normalisation, factor: float, rows: in
 
 
 # -------------------------------------------------------------------------------------------------------- weights
-@lru_cache(maxsize=8)
-def _cached_registered(name: str, mtime: float):
-    return load_weights(name, architecture=EnhanceNet)
+# The one model cache, per process: a registered model or a weight file is loaded once, however many maps this
+# process enhances (a dask worker keeps its own). Keyed by the file and its modification time and size, so that a
+# rewritten file is loaded again; at most _MAX_MODELS networks, the least recently used dropped first.
+_MODELS: OrderedDict = OrderedDict()
+_MAX_MODELS = 8
+_MODEL_LOADS = 0  # networks loaded from a file by this process (a worker's count shows the cache working)
+_MODELS_LOCK = threading.Lock()  # the "threads" scheduler's tasks share this process and its cache
+
+
+def _weights_file(weights: str | Path) -> Path | None:
+    """The file behind a registered name or a path, or None where there is none (load_weights says why)."""
+    if isinstance(weights, str) and not Path(weights).suffix:
+        from sunpy_nn.data.registry import _find
+
+        return _find(weights)
+    return Path(weights) if Path(weights).is_file() else None
 
 
 def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tuple[EnhanceNet, ModelInfo]:
     """
     Resolve the ``weights`` argument of `enhance_map` into a network and its provenance.
 
-    ``None`` means the registered model ``enhance_<kind>``. Registered models are cached, so processing a
-    sequence of maps loads them once.
+    ``None`` means the registered model ``enhance_<kind>``. Registered models and weight files are cached in this
+    process, so processing a sequence of maps loads them once (each dask worker process once).
     """
+    global _MODEL_LOADS
     if weights is None:
         name = f"enhance_{kind}"
         if name not in available_models():
@@ -418,13 +355,19 @@ def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tup
                 f"{kind}.pt and its .json model card in the folder named by $SUNPY_NN_WEIGHTS_DIR."
             )
         weights = name
-    if isinstance(weights, str) and not Path(weights).suffix:
-        from sunpy_nn.data.registry import _find
-
-        path = _find(weights)
-        if path is not None:
-            return _cached_registered(weights, path.stat().st_mtime)
-    return load_weights(weights, architecture=EnhanceNet)
+    path = None if isinstance(weights, nn.Module) else _weights_file(weights)
+    if path is None:  # a network object (nothing to load), or no such file: load_weights passes it or says why
+        return load_weights(weights, architecture=EnhanceNet)
+    stat = path.stat()
+    key = (str(weights), str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = load_weights(weights, architecture=EnhanceNet)
+            _MODEL_LOADS += 1
+            while len(_MODELS) > _MAX_MODELS:
+                _MODELS.popitem(last=False)
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
 
 
 # ---------------------------------------------------------------------------------------------------------- array
@@ -539,82 +482,7 @@ def _enhance_lazy(image, model: nn.Module, *, device=None, tile_size=None, batch
     return lazy_tiled(image, block, depth=2 * radius, scale=2)
 
 
-# ------------------------------------------------------------------------------------------------------------ WCS
-def superres_meta(smap: GenericMap, factor: int = 2) -> dict:
-    """
-    Header of ``smap`` resampled by an integer ``factor``, with every pixel edge fixed in world coordinates.
-
-    ``CDELTi`` and the ``CDi_j`` matrix are divided by ``factor``; ``CRPIXi' = factor * (CRPIXi - 0.5) + 0.5``
-    (``2 CRPIX - 0.5`` for x2, the same as `sunpy.map.GenericMap.resample`); ``PCi_j``, ``CROTA2`` and
-    ``CRVALi`` are unchanged; ``NAXISi`` is multiplied. HMI keywords in pixels (``R_SUN``, ``X0_MP``,
-    ``Y0_MP``, ``IMSCL_MP``) follow; JSOC statistics that would be stale (skew, kurtosis, percentiles...)
-    are removed, and so are ``BLANK``, ``BZERO`` and ``BSCALE``, which apply to integer data only (resampled data
-    are float). Negative ``CDELT`` (a mirrored axis) need no special case.
-
-    Examples
-    --------
-    >>> import sunpy.map, sunpy.data.test
-    >>> from sunpy_nn.enhance import superres_meta
-    >>> hmi = sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits"))
-    >>> meta = superres_meta(hmi)
-    >>> meta["crpix1"], meta["cdelt1"] == hmi.meta["cdelt1"] / 2, meta["naxis1"]
-    (100.5, True, 200)
-    """
-    meta = copy.deepcopy(smap.meta)
-    ref = smap.reference_pixel  # 0-based; CRPIX may be absent from the header
-    for key in ("cdelt1", "cdelt2", "cd1_1", "cd1_2", "cd2_1", "cd2_2"):
-        if key in meta:
-            meta[key] = meta[key] / factor
-    meta["crpix1"] = float(factor * (ref.x.to_value(u.pix) + 0.5) + 0.5)
-    meta["crpix2"] = float(factor * (ref.y.to_value(u.pix) + 0.5) + 0.5)
-    ny, nx = smap.data.shape
-    meta["naxis1"], meta["naxis2"] = nx * factor, ny * factor
-    for key, f in _PIXEL_LENGTH_KEYS.items():
-        if isinstance(meta.get(key), (int, float)):
-            meta[key] = meta[key] * (factor if f > 1 else 1 / factor)
-    for key in _PIXEL_POSITION_KEYS:
-        if isinstance(meta.get(key), (int, float)):
-            meta[key] = factor * (meta[key] + 0.5) - 0.5
-    for key in _STALE_STAT_KEYS:
-        meta.pop(key, None)
-    return _drop_integer_keys(meta)
-
-
-def _update_stats(meta: dict, data: np.ndarray) -> None:
-    """Refresh the JSOC data-statistics keywords that the input had."""
-    finite = data[np.isfinite(data)]
-    stats = {"totvals": data.size, "datavals": finite.size, "missvals": data.size - finite.size}
-    if finite.size:
-        stats |= {
-            "datamin": float(finite.min()),
-            "datamax": float(finite.max()),
-            "datamean": float(finite.mean()),
-            "datamedn": float(np.median(finite)),
-            "datarms": float(finite.std()),
-        }
-    for key, value in stats.items():
-        if key in meta:
-            meta[key] = value
-
-
 # --------------------------------------------------------------------------------------------------------- checks
-def _pixel_scale_arcsec(smap: GenericMap) -> float | None:
-    """
-    Pixel scale in arcsec on the Sun (the mean of the two axes, whatever the signs of ``CDELT``); heliographic
-    (CEA, CAR) degrees converted at the observer's distance.
-    """
-    scales = _pixel_scales_deg(smap)
-    if scales is None:
-        return None
-    scale = float(np.mean(scales))
-    if isinstance(smap.coordinate_frame, Helioprojective):
-        return scale * 3600
-    try:  # heliographic degrees: arc length on the Sun seen from the observer
-        return float(np.deg2rad(scale) * smap.rsun_obs.to_value(u.arcsec))
-    except Exception:
-        return None
-
-
 def _check_map(smap: GenericMap) -> None:
     if not isinstance(smap, GenericMap):
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
@@ -641,7 +509,7 @@ def _check_map(smap: GenericMap) -> None:
             SunpyNNUserWarning,
             stacklevel=3,
         )
-    scale = _pixel_scale_arcsec(smap)
+    scale = pixel_scale_arcsec(smap)
     if scale is None:
         warnings.warn(
             "Cannot determine the pixel scale of this map in arcsec; Enhance expects HMI's 0.504 arcsec/pix.",
@@ -655,32 +523,6 @@ def _check_map(smap: GenericMap) -> None:
             SunpyNNUserWarning,
             stacklevel=3,
         )
-
-
-def _off_disk_zeros(smap: GenericMap, data: np.ndarray, kind: str | None) -> np.ndarray | None:
-    """
-    Pixels stored as exactly 0 where there are no data (some HMI products fill off-disk pixels with 0, not NaN).
-
-    In a continuum image every exact 0 is such a pixel: the photosphere's intensity is never 0, not even in an
-    umbra. In other data (a magnetogram, whose field can be 0) only zeros whose pixel centre lies off the solar
-    disk according to the map's geometry count. Returns a boolean mask, or None when there are none.
-    """
-    zero = data == 0  # NaN compares False
-    if not zero.any():
-        return None
-    if kind == "intensity":
-        return zero
-    geometry = _disk_geometry(smap)
-    if geometry is None:
-        return None
-    (xc, yc), radius = geometry
-    iy, ix = np.nonzero(zero)
-    off = (ix - xc) ** 2 + (iy - yc) ** 2 > radius**2
-    if not off.any():
-        return None
-    mask = np.zeros(data.shape, bool)
-    mask[iy[off], ix[off]] = True
-    return mask
 
 
 def _check_values(data: np.ndarray, kind: str, unit: u.UnitBase | None, kind_given: bool) -> None:
@@ -737,16 +579,6 @@ def _check_values(data: np.ndarray, kind: str, unit: u.UnitBase | None, kind_giv
             SunpyNNUserWarning,
             stacklevel=4,
         )
-
-
-def _drop_integer_keys(meta: dict) -> dict:
-    """Remove the keywords that only apply to integer FITS data (BLANK, BZERO, BSCALE) from a float map's header."""
-    for key in ("blank", "bzero", "bscale"):
-        meta.pop(key, None)
-    comments = meta.get("keycomments")
-    if isinstance(comments, dict):
-        meta["keycomments"] = {k: v for k, v in comments.items() if k.lower() not in ("blank", "bzero", "bscale")}
-    return meta
 
 
 # ------------------------------------------------------------------------------------------------------------ map
@@ -826,9 +658,13 @@ def _enhance_one(
         f"sunpy_nn {__version__} enhance_map: Enhance x2 deconvolution/super-resolution (Diaz Baso & Asensio "
         f"Ramos 2018), kind={kind}, model={info.name}, sha256={info.sha256 or 'none'}, normalisation {norm.describe()}"
     )
+    settings = {"kind": kind, "normalisation": norm.describe()}
     if zeros is not None:
         history += f", {int(zeros.sum())} zero pixels kept as missing"
+        settings["zero_pixels_kept_as_missing"] = int(zeros.sum())
     append_history(meta, history)
+    # the record every sunpy_nn result has, as HISTORY lines (Map.save writes the meta as a FITS header)
+    provenance(meta, method=_METHOD, model_info=info, settings=settings, history=True)
     meta["snnvers"] = __version__
     meta["snnmodel"] = info.name
     meta["snnsha"] = info.sha256 or "none"
@@ -846,6 +682,114 @@ def _enhance_one(
     if smap.mask is not None:
         mask = np.repeat(np.repeat(np.asarray(smap.mask, bool), 2, axis=0), 2, axis=1)
     return smap._new_instance(out, meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
+
+
+# ---------------------------------------------------------------------------------------------------------- batch
+def _output_name(item, index: int) -> str:
+    """File name of an enhanced map written to ``output_dir``: the input's name, or the map's position and date."""
+    if isinstance(item, str | Path):
+        name = Path(item).name
+        for suffix in (".gz", ".fz", ".fits", ".fts", ".fit"):
+            name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
+        return f"{name}_enhanced.fits"
+    date = getattr(item, "date", None)
+    stamp = date.strftime("%Y%m%d_%H%M%S") if date is not None else "nodate"
+    return f"map{index:05d}_{stamp}_enhanced.fits"
+
+
+@dataclass
+class _EnhanceTask:
+    """
+    The Enhance worker task: one map (a file or a Map) in, the enhanced Map (or the file written) out.
+
+    Handed to `sunpy_nn.batch.run_batch`, which sends it once to each worker (with the network when ``weights`` is
+    one); the worker loads the model once, from the one model cache of this module.
+    """
+
+    kind: str | None
+    weights: object
+    device: str | None
+    tile_size: int | None
+    normalisation: str
+    output_dir: str | None
+    overwrite: bool
+    precision: str | None = "float32"
+    compile: bool = False
+
+    def __call__(self, item, index: int):
+        smap = Map(item) if isinstance(item, str | Path) else item
+        if not isinstance(smap, GenericMap):
+            raise TypeError(f"{_source_name(item, index)} is not one 2-D map but {type(smap).__name__}")
+        kind = self.kind or detect_kind(smap)
+        model, info = load_enhance_model(self.weights, kind)
+        out = _enhance_one(
+            smap,
+            kind,
+            model,
+            info,
+            resolve_device(self.device),
+            self.tile_size,
+            self.normalisation,
+            False,
+            self.precision,
+            self.compile,
+            kind_given=self.kind is not None,
+        )
+        if self.output_dir is None:
+            return out
+        path = Path(self.output_dir) / _output_name(item, index)
+        out.save(path, overwrite=self.overwrite)
+        return str(path)
+
+
+def enhance_batch(
+    items: Sequence,
+    *,
+    kind=None,
+    weights=None,
+    device=None,
+    tile_size=None,
+    normalisation="auto",
+    scheduler=None,
+    num_workers: int | None = None,
+    output_dir=None,
+    overwrite: bool = False,
+    errors: str = "raise",
+    precision: str | None = "float32",
+    compile: bool = False,
+    progress: bool = True,
+) -> list:
+    """
+    Enhance many maps (files or Maps) serially or on dask; the engine behind `~sunpy_nn.enhance_map` for lists.
+
+    Returns the results in input order: Maps, or the paths written when ``output_dir`` is given. See
+    `~sunpy_nn.enhance_map` for the parameters; `sunpy_nn.batch.run_batch` runs the maps.
+    """
+    _check_errors(errors)
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    task = _EnhanceTask(
+        kind,
+        weights,
+        None if device is None else str(device),
+        tile_size,
+        normalisation,
+        None if output_dir is None else str(output_dir),
+        overwrite,
+        precision,
+        compile,
+    )
+    return run_batch(
+        items,
+        task,
+        scheduler=scheduler,
+        num_workers=num_workers,
+        errors=errors,
+        progress=progress,
+        desc="enhance_map",
+        unit="map",
+        stacklevel=3,
+    )
 
 
 def enhance_map(
@@ -906,7 +850,7 @@ def enhance_map(
         Replace existing files in ``output_dir``.
     errors : {"raise", "warn"}
         For many maps: a map that fails (unreadable file, bad data) never stops the others. ``"raise"`` raises a
-        `~sunpy_nn.parallel.BatchError` after all maps are done, listing each failure and holding the
+        `~sunpy_nn.batch.BatchError` after all maps are done, listing each failure and holding the
         successful results; ``"warn"`` warns for each failure and returns the successful results.
     precision : {"float32", "bfloat16", "auto", None}
         Arithmetic of the network (see :ref:`sunpy_nn-performance`). ``"float32"`` (default) runs an optimised
@@ -928,8 +872,9 @@ def enhance_map(
         ``CDELT`` (and ``CD``) are halved, ``CRPIX' = 2 CRPIX - 0.5``, ``PC`` and ``CRVAL`` unchanged, so every
         pixel edge stays at the same place on the Sun. Missing pixels stay NaN (off-disk zeros stay 0), and
         the integer-only keywords ``BLANK``, ``BZERO`` and ``BSCALE`` are dropped. Provenance is recorded in
-        ``HISTORY`` and the keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of the weights),
-        ``SNNKIND`` and ``SNNNORM``. The input is not modified.
+        ``HISTORY`` (a one-line summary, then the record every sunpy_nn result has, see
+        `sunpy_nn.header.provenance`) and the keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of the
+        weights), ``SNNKIND`` and ``SNNNORM``. The input is not modified.
 
     Raises
     ------

@@ -9,7 +9,17 @@ import numpy as np
 from scipy import ndimage
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["SunpyNNUserWarning", "WeightsError", "append_history", "fill_nearest", "provenance_lines", "sha256sum"]
+__all__ = ["SunpyNNUserWarning", "WeightsError", "fill_nearest", "sha256sum"]
+
+
+def __getattr__(name: str):
+    # append_history and provenance_lines moved to sunpy_nn.header (issue #15) and are documented there; they stay
+    # importable from here, imported on first use so that `import sunpy_nn` does not load sunpy.coordinates.
+    if name in ("append_history", "provenance_lines"):
+        from sunpy_nn import header
+
+        return getattr(header, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SunpyNNUserWarning(SunpyUserWarning):
@@ -27,49 +37,6 @@ def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def append_history(meta, line: str) -> None:
-    """Append a line to a header's HISTORY in place (sunpy keeps it as a string, astropy as cards)."""
-    old = meta.get("history", "")
-    old = old if isinstance(old, str) else "\n".join(str(h) for h in old)
-    meta["history"] = (old + "\n" + line).strip("\n")
-
-
-def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
-    """
-    Readable lines for a provenance dict (software, model, SHA-256, settings), at most ``width`` characters each
-    (a FITS HISTORY card holds 72).
-
-    Each value is one line ``sunpy_nn key: value``, nested dicts with dotted keys (``sunpy_nn model.file: ...``).
-    A line that would be too long is split: ``sunpy_nn key:`` alone, then the value in pieces on the following
-    lines, each indented by two spaces; joining the pieces without the indent gives the value back exactly.
-    """
-
-    def text(value) -> str:
-        if isinstance(value, list | tuple):
-            return "[" + ", ".join(text(v) for v in value) + "]"
-        if isinstance(value, float | np.floating):
-            return repr(float(value))
-        return str(value)
-
-    def leaves(d: dict, prefix: str = ""):
-        for key, value in d.items():
-            if isinstance(value, dict) and value:
-                yield from leaves(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", text(value)
-
-    lines: list[str] = []
-    piece = width - 2
-    for key, value in leaves(provenance):
-        line = f"sunpy_nn {key}: {value}"
-        if len(line) <= width:
-            lines.append(line)
-            continue
-        lines.append(f"sunpy_nn {key}:"[:width])
-        lines += ["  " + value[i : i + piece] for i in range(0, len(value), piece)]
-    return lines
 
 
 def fill_nearest(data: np.ndarray, missing: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ distributed = pytest.importorskip("distributed", reason="dask.distributed is par
 from sunpy_nn import (  # noqa: E402
     Denoiser,
     SunpyNNUserWarning,
+    enhance,
     enhance_map,
     parallel,
 )
@@ -68,7 +69,7 @@ def test_enhance_files_on_local_cluster_equal_serial(cluster_client, map_files):
     files, weights = map_files
     reference = serial(files, weights)
     assert isinstance(reference, list) and len(reference) == len(files)
-    cluster_client.run(lambda: setattr(parallel, "_MODEL_LOADS", 0) or parallel._MODELS.clear())
+    cluster_client.run(lambda: setattr(enhance, "_MODEL_LOADS", 0) or enhance._MODELS.clear())
     # the active client is picked up without scheduler=
     out = enhance_map(files, weights=weights, kind="blos", progress=False)
     assert [o.data.shape for o in out] == [(80, 96)] * len(files)
@@ -76,7 +77,7 @@ def test_enhance_files_on_local_cluster_equal_serial(cluster_client, map_files):
         assert_close_ulps(got.data, ref.data)  # NaN at the same places; workers run other torch thread counts
         assert got.meta["snnsha"] == ref.meta["snnsha"] and got.reference_coordinate == ref.reference_coordinate
     # each worker process loaded the model once for its three maps, not once per map
-    loads = cluster_client.run(lambda: parallel._MODEL_LOADS)
+    loads = cluster_client.run(lambda: enhance._MODEL_LOADS)
     assert sorted(loads.values()) == [1, 1] or sum(loads.values()) == 1
 
 

@@ -2,8 +2,8 @@
 The package's layers (issue #15): which module may import which, read from the source with `ast`.
 
 Every import counts, also those inside functions (the lazy ones), ``from sunpy_nn import denoise`` and relative
-imports. The old import paths of what moved into `sunpy_nn.cube`, `sunpy_nn.nn.device`, `sunpy_nn.nn.lazy` and
-`sunpy_nn.psf` still give the same objects.
+imports. The old import paths of what moved into `sunpy_nn.cube`, `sunpy_nn.nn.device`, `sunpy_nn.nn.lazy`,
+`sunpy_nn.psf`, `sunpy_nn.batch` and `sunpy_nn.header` still give the same objects.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def _offending(module: str, forbidden: tuple[str, ...]) -> list[str]:
 def test_every_module_was_parsed():
     for name in ("sunpy_nn.cube", "sunpy_nn.psf", "sunpy_nn.nn.device", "sunpy_nn.nn.lazy", "sunpy_nn.io.crisp"):
         assert name in MODULES
+    for name in ("sunpy_nn.batch", "sunpy_nn.header", "sunpy_nn.parallel", "sunpy_nn.enhance", "sunpy_nn.baselines"):
+        assert name in MODULES
 
 
 def test_the_import_reader_sees_lazy_relative_and_from_package_imports(tmp_path):
@@ -101,6 +103,51 @@ def test_bottom_layer_imports_nothing_above_it(module):
     assert _offending(module, above) == []
 
 
+def test_batch_imports_nothing_of_enhance_or_denoise():
+    # the runner is handed its task: the Enhance task lives in enhance, which imports the runner, not the reverse
+    assert _offending("sunpy_nn.batch", ("sunpy_nn.enhance", "sunpy_nn.denoise", "sunpy_nn.parallel")) == []
+
+
+def test_header_imports_nothing_above_it():
+    above = (
+        "sunpy_nn.enhance",
+        "sunpy_nn.denoise",
+        "sunpy_nn.io",
+        "sunpy_nn.training",
+        "sunpy_nn.batch",
+        "sunpy_nn.baselines",
+        "sunpy_nn.parallel",
+        "sunpy_nn.utils",  # utils re-exports from header: header stays below it
+    )
+    assert _offending("sunpy_nn.header", above) == []
+
+
+def test_baselines_do_not_import_enhance():
+    assert _offending("sunpy_nn.baselines", ("sunpy_nn.enhance", "sunpy_nn.parallel")) == []
+
+
+def test_no_import_cycle_in_the_package():
+    # Every module may import the package itself (`from sunpy_nn import __version__`), which is left out here.
+    modules = [m for m in MODULES if m != "sunpy_nn"]
+    graph = {m: {n for n in modules if n != m and _offending(m, (n,)) and not n.startswith(m + ".")} for m in modules}
+
+    def cycle(start):
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for n in graph[node]:
+                if n == start:
+                    return [*path, n]
+                if n not in seen:
+                    seen.add(n)
+                    stack.append((n, (*path, n)))
+        return None
+
+    assert cycle("sunpy_nn.enhance") is None  # the loop enhance -> parallel -> enhance is gone
+    assert cycle("sunpy_nn.batch") is None and cycle("sunpy_nn.parallel") is None
+    assert {m: c for m in modules if (c := cycle(m))} == {}
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [
@@ -117,6 +164,17 @@ def test_bottom_layer_imports_nothing_above_it(module):
         ("sunpy_nn.nn.optimize:configure_threads", "sunpy_nn.nn.device:configure_threads"),
         ("sunpy_nn.parallel:is_dask", "sunpy_nn.nn.lazy:is_dask"),
         ("sunpy_nn.parallel:lazy_tiled", "sunpy_nn.nn.lazy:lazy_tiled"),
+        ("sunpy_nn.parallel:BatchError", "sunpy_nn.batch:BatchError"),
+        ("sunpy_nn.parallel:MapFailure", "sunpy_nn.batch:MapFailure"),
+        ("sunpy_nn.parallel:resolve_scheduler", "sunpy_nn.batch:resolve_scheduler"),
+        ("sunpy_nn.parallel:SCHEDULERS", "sunpy_nn.batch:SCHEDULERS"),
+        ("sunpy_nn.parallel:enhance_batch", "sunpy_nn.enhance:enhance_batch"),
+        ("sunpy_nn.enhance:superres_meta", "sunpy_nn.header:superres_meta"),
+        ("sunpy_nn.enhance:_pixel_scale_arcsec", "sunpy_nn.header:pixel_scale_arcsec"),
+        ("sunpy_nn.enhance:_disk_geometry", "sunpy_nn.header:_disk_geometry"),
+        ("sunpy_nn.enhance:PHOTOSPHERIC_WAVELENGTHS", "sunpy_nn.header:PHOTOSPHERIC_WAVELENGTHS"),
+        ("sunpy_nn.utils:append_history", "sunpy_nn.header:append_history"),
+        ("sunpy_nn.utils:provenance_lines", "sunpy_nn.header:provenance_lines"),
     ],
 )
 def test_old_import_paths_give_the_same_objects(old, new):

@@ -34,6 +34,7 @@ from astropy.wcs import WCS
 from ndcube import NDCube
 
 from sunpy_nn.cube import STOKES_CODES, STOKES_SYMBOLS, find_axes, stokes_labels
+from sunpy_nn.header import PROVENANCE_KEY, append_history, store_provenance
 from sunpy_nn.utils import SunpyNNUserWarning
 
 __all__ = ["LPHeader", "TabularWCS", "read_crisp", "read_lp_header", "write_crisp", "write_lp"]
@@ -1173,8 +1174,7 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     header["OBS_HDU"] = 1
     if cube.unit is not None:
         header["BUNIT"] = cube.unit.to_string("fits")
-    for line in _history_lines(meta):
-        header.add_history(line)
+    _add_history(header, meta)
 
     def image_header(name: str, bitpix: int) -> fits.Header:
         h = fits.Header()
@@ -1245,17 +1245,18 @@ def _mask_array(cube: NDCube):
     return mask.view("u1") if mask.any() else None
 
 
-def _history_lines(meta) -> list[str]:
+def _add_history(header: fits.Header, meta) -> None:
     """
-    HISTORY lines for a written file: this write, and sunpy_nn's provenance in ``meta["sunpy_nn"]`` (software,
-    model, SHA-256, settings) as readable ``key: value`` lines wrapped to the 72 characters of a HISTORY card.
+    HISTORY of a written file: this write, and sunpy_nn's provenance record ``meta["sunpy_nn"]`` (software, method,
+    model and SHA-256, settings) as readable ``key: value`` lines wrapped to the 72 characters of a HISTORY card, as
+    `sunpy_nn.header.store_provenance` writes every record into a FITS header.
     """
     from sunpy_nn import __version__
-    from sunpy_nn.utils import provenance_lines
 
-    lines = [f"written by sunpy_nn {__version__} write_crisp"]
-    prov = meta.get("sunpy_nn") if meta else None
-    return lines + (provenance_lines(prov) if isinstance(prov, dict) else [])
+    append_history(header, f"written by sunpy_nn {__version__} write_crisp")
+    record = meta.get(PROVENANCE_KEY) if meta else None
+    if isinstance(record, dict):
+        store_provenance(header, record, history=True)
 
 
 _LP_SUFFIXES = (".fcube", ".icube")
@@ -1460,8 +1461,7 @@ def _companion_hdul(cube: NDCube, axes, shape5) -> fits.HDUList:
     header["DATE-END"] = (_isot(time.max()), "[UTC] last scan")
     if cube.unit is not None:
         header["BUNIT"] = cube.unit.to_string("fits")
-    for line in _history_lines(cube.meta):
-        header.add_history(line)
+    _add_history(header, cube.meta)
     for i, n in enumerate(shape5[::-1], 1):
         header[f"LPNAXIS{i}"] = (n, "size of this axis of the LP cube described")
     return fits.HDUList([fits.PrimaryHDU(header=header), tab])

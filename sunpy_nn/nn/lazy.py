@@ -3,7 +3,7 @@ Lazy (dask-backed) arrays: `is_dask` and `lazy_tiled`, which runs an image-to-im
 
 One concept, one room: recognising a dask array and tiling it with the network's receptive field as overlap (so
 that results equal in-memory processing) is needed by Enhance (`sunpy_nn.enhance`) and the denoiser
-(`sunpy_nn.denoise`) alike, below the map batches of `sunpy_nn.parallel`. This module imports numpy only, and dask
+(`sunpy_nn.denoise`) alike, below the map batches of `sunpy_nn.batch`. This module imports numpy only, and dask
 only when a lazy array is processed.
 """
 

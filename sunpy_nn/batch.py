@@ -1,0 +1,311 @@
+"""
+Run one task over many items (files, maps...): serially, or as dask tasks on threads, processes or a cluster.
+
+Nothing here knows what the task does: `run_batch` is handed a picklable callable ``task(item, index)`` and runs
+it once per item with whatever dask runs it (threads, processes, a ``dask.distributed`` cluster, an HPC cluster
+through dask-jobqueue). The task object is sent to each worker once (a network it holds travels once, not once per
+item); an item that fails never stops the others; warnings raised on a worker reach the caller; and torch's CPU
+threads are split between the tasks that share a host (`sunpy_nn.nn.device.configure_threads`, the package's one
+thread policy). `sunpy_nn.enhance.enhance_batch` is the Enhance task run this way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sunpy_nn.utils import SunpyNNUserWarning
+
+__all__ = ["ERRORS", "SCHEDULERS", "BatchError", "MapFailure", "resolve_scheduler", "run_batch"]
+
+log = logging.getLogger(__name__)
+
+#: The dask schedulers a batch can run on (besides ``"serial"`` and a `distributed.Client`).
+SCHEDULERS = ("threads", "processes", "synchronous", "distributed")
+#: What a batch does when items fail: raise a `BatchError` after all are done, or warn for each.
+ERRORS = ("raise", "warn")
+
+
+# -------------------------------------------------------------------------------------------------- scheduling
+def _current_client():
+    try:
+        from distributed import Client
+    except ImportError:
+        return None
+    try:
+        return Client.current()
+    except ValueError:  # no active client
+        return None
+
+
+def resolve_scheduler(scheduler=None):
+    """
+    What runs a batch: ``("serial", None)``, ``("client", client)`` or ``(name, None)`` for dask's local schedulers.
+
+    `None` uses the active `distributed.Client` when there is one, else runs serially in this process.
+    """
+    if scheduler is None:
+        client = _current_client()
+        return ("client", client) if client is not None else ("serial", None)
+    if isinstance(scheduler, str):
+        if scheduler == "serial":
+            return "serial", None
+        if scheduler == "distributed":
+            client = _current_client()
+            if client is None:
+                raise ValueError("scheduler='distributed' needs an active dask.distributed.Client; create one first")
+            return "client", client
+        if scheduler in ("threads", "processes", "synchronous"):
+            _require_dask()
+            return scheduler, None
+        raise ValueError(f"scheduler must be one of {(*SCHEDULERS, 'serial')} or a dask Client, not {scheduler!r}")
+    if hasattr(scheduler, "submit") and hasattr(scheduler, "gather"):
+        return "client", scheduler
+    raise TypeError(f"scheduler must be a string or a dask.distributed.Client, not {type(scheduler).__name__}")
+
+
+def _require_dask():
+    try:
+        import dask  # noqa: F401
+    except ImportError:
+        raise ImportError("This needs dask: pip install 'sunpy-nn[dask]'") from None
+
+
+def _check_errors(errors: str) -> None:
+    """Refuse an ``errors`` argument that is not one of `ERRORS` (before any work)."""
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be 'raise' or 'warn', not {errors!r}")
+
+
+# ------------------------------------------------------------------------------------------------------ failures
+@dataclass(frozen=True)
+class MapFailure:
+    """One map of a batch that failed: its position, what it was, and the error."""
+
+    index: int
+    source: str
+    error: str
+
+
+class BatchError(RuntimeError):
+    """
+    Some maps of a batch failed; all others were processed.
+
+    ``results`` holds the successful results in input order (`None` where a map failed) and ``failures`` a
+    `MapFailure` for each map that failed. ``unit`` is what an item is called in the message.
+    """
+
+    def __init__(self, results: list, failures: list[MapFailure], unit: str = "map"):
+        self.results, self.failures = results, failures
+        lines = "\n".join(f"  [{f.index}] {f.source}: {f.error}" for f in failures)
+        ok = sum(r is not None for r in results)
+        super().__init__(
+            f"{len(failures)} of {len(results)} {unit}s failed ({ok} succeeded; their results are in .results):\n"
+            f"{lines}"
+        )
+
+
+def _source_name(item, index: int, unit: str = "map") -> str:
+    """How an item is named in messages: its path, or its position, name and date."""
+    if isinstance(item, str | Path):
+        return str(item)
+    date = getattr(item, "date", None)
+    name = getattr(item, "name", type(item).__name__)
+    return f"{unit} {index} ({name}{', ' + date.isot if date is not None else ''})"
+
+
+# ------------------------------------------------------------------------------------------------------- threads
+def _threads_per_task(mode: str, client, num_workers: int | None) -> dict:
+    """torch threads per task so that concurrent tasks on a host share its cores instead of oversubscribing."""
+    if mode == "serial":
+        return {}
+    from sunpy_nn.nn.device import _available_cpus
+
+    cores = _available_cpus()
+    if mode == "client":
+        per_host: dict[str, int] = {}
+        for addr, info in client.scheduler_info().get("workers", {}).items():
+            host = addr.split("://")[-1].rsplit(":", 1)[0]
+            per_host[host] = per_host.get(host, 0) + int(info.get("nthreads", 1))
+        # remote hosts: assume as many cores as this machine has unless they report otherwise
+        return {h: max(1, cores // n) for h, n in per_host.items()}
+    n = num_workers or cores
+    return {"local": max(1, cores // n)}
+
+
+def _set_threads(threads: dict, client_pid: int) -> None:
+    # torch's thread count is per process: only worker processes set it (in the caller's process the batch sets
+    # it and puts it back, see run_batch).
+    if not threads or os.getpid() == client_pid:
+        return
+    from sunpy_nn.nn.device import configure_threads
+
+    host = "local"
+    try:
+        from distributed import get_worker
+
+        host = get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+    except (ImportError, ValueError):
+        pass
+    n = threads.get(host, threads.get("local"))
+    if n:
+        configure_threads(n)
+
+
+# --------------------------------------------------------------------------------------------------------- tasks
+@dataclass
+class _Job:
+    """The task and how to run it, sent once per worker (it may hold a network)."""
+
+    task: Callable[[Any, int], Any]
+    threads: dict = field(default_factory=dict)  # host -> torch threads per task there
+    client_pid: int = field(default_factory=os.getpid)
+
+
+def _run_one(item, index: int, job: _Job) -> tuple:
+    """Run the task on one item, on a worker; errors are returned, not raised, so that the others go on."""
+    try:
+        _set_threads(job.threads, job.client_pid)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SunpyNNUserWarning)
+            value = job.task(item, index)
+        return index, "ok", value, [str(w.message) for w in caught]
+    except Exception as exc:
+        return index, "error", f"{type(exc).__name__}: {exc}", []
+
+
+def run_batch(
+    items: Sequence,
+    task: Callable[[Any, int], Any],
+    *,
+    scheduler=None,
+    num_workers: int | None = None,
+    errors: str = "raise",
+    progress: bool = True,
+    desc: str = "batch",
+    unit: str = "map",
+    stacklevel: int = 1,
+) -> list:
+    """
+    Run ``task(item, index)`` for every item, serially or on dask, and collect the results in input order.
+
+    Parameters
+    ----------
+    items : sequence
+        What the task is run on (file names, maps...): each item is one task.
+    task : callable
+        ``task(item, index)`` returns the result for one item; it is pickled to reach dask workers (a module-level
+        function or an instance of a module-level class), once per worker. Exceptions it raises mark the item as
+        failed; warnings it raises reach the caller as `~sunpy_nn.SunpyNNUserWarning` naming the item.
+    scheduler : {None, "serial", "threads", "processes", "synchronous", "distributed"} or `distributed.Client`
+        What runs the tasks (see `resolve_scheduler`). `None` uses the active `distributed.Client` if there is one,
+        else runs them one after the other in this process.
+    num_workers : int, optional
+        Workers of the ``"threads"`` and ``"processes"`` schedulers (default: one per core). torch's CPU threads
+        are split between the tasks that run at once on a host.
+    errors : {"raise", "warn"}
+        ``"raise"`` raises a `BatchError` after all items are done; ``"warn"`` warns for each failure.
+    progress : bool
+        Show a progress bar.
+    desc : str
+        What the batch is called in the progress bar, the log and the warnings (e.g. ``"enhance_map"``).
+    unit : str
+        What an item is called in messages.
+    stacklevel : int
+        ``stacklevel`` of the warnings as the caller of `run_batch` would pass it to `warnings.warn` (1: the line
+        that called `run_batch`).
+
+    Returns
+    -------
+    list
+        The results of the items that succeeded, in input order (a task's `None` result is left out too).
+
+    Raises
+    ------
+    BatchError
+        With ``errors="raise"``, after all items are done, if any failed: it lists each failure and holds the
+        successful results.
+    ValueError, TypeError
+        A bad ``errors`` or ``scheduler``.
+    ImportError
+        A dask scheduler without dask installed.
+
+    Examples
+    --------
+    >>> from sunpy_nn.batch import run_batch
+    >>> run_batch([3, 4, 5], pow, scheduler="serial", progress=False)  # pow(item, index)
+    [1, 4, 25]
+    """
+    from tqdm.auto import tqdm
+
+    _check_errors(errors)
+    mode, client = resolve_scheduler(scheduler)
+    job = _Job(task, _threads_per_task(mode, client, num_workers))
+    items = list(items)
+    outcomes: list = [None] * len(items)
+    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)
+    log.info("%s: %d %ss, scheduler %s", desc, len(items), unit, mode if client is None else client)
+    if mode == "serial":
+        for i, item in enumerate(items):
+            outcomes[i] = _run_one(item, i, job)
+            bar.update()
+    elif mode == "client":
+        from distributed import as_completed
+
+        # hash=False: a fresh key, so that releasing an earlier batch's identical job cannot cancel this one
+        job_future = client.scatter(job, broadcast=True, hash=False)  # the task travels to each worker once
+        futures = [client.submit(_run_one, item, i, job_future, pure=False) for i, item in enumerate(items)]
+        for future in as_completed(futures):
+            index, *rest = future.result()
+            outcomes[index] = (index, *rest)
+            future.release()
+            bar.update()
+    else:
+        import dask
+        import torch
+        from dask.callbacks import Callback
+
+        from sunpy_nn.nn.device import configure_threads
+
+        job_d = dask.delayed(job, pure=True)
+        tasks = [dask.delayed(_run_one, pure=False)(item, i, job_d) for i, item in enumerate(items)]
+
+        class _Bar(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                if isinstance(result, tuple) and len(result) == 4:
+                    bar.update()
+
+        before = torch.get_num_threads()
+        if mode == "threads":  # the tasks share this process's torch threads: split the cores between them
+            configure_threads(job.threads.get("local", before))
+        try:
+            with _Bar():
+                results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers)
+        finally:
+            configure_threads(before)
+        for index, *rest in results:
+            outcomes[index] = (index, *rest)
+    bar.close()
+
+    results, failures = [], []
+    for i, (_, status, value, messages) in enumerate(outcomes):
+        source = _source_name(items[i], i, unit)
+        if status == "ok":
+            results.append(value)
+            # warnings raised on a worker (e.g. a pixel scale far from HMI's) reach the caller, once per item
+            for message in messages:
+                warnings.warn(f"{source}: {message}", SunpyNNUserWarning, stacklevel=stacklevel + 1)
+        else:
+            results.append(None)
+            failures.append(MapFailure(i, source, value))
+            log.error("%s: %s failed: %s", desc, source, value)
+    if failures and errors == "raise":
+        raise BatchError(results, failures, unit)
+    for f in failures:
+        warnings.warn(f"{desc} skipped {f.source}: {f.error}", SunpyNNUserWarning, stacklevel=stacklevel + 1)
+    return [r for r in results if r is not None]

@@ -1,0 +1,92 @@
+"""sunpy_nn.batch: the generic batch runner, handed its task; and the one Enhance model cache it relies on."""
+
+import os
+import warnings
+
+import pytest
+
+from sunpy_nn import enhance
+from sunpy_nn.batch import BatchError, run_batch
+from sunpy_nn.data import save_weights
+from sunpy_nn.utils import SunpyNNUserWarning
+
+from .helpers import random_enhance_net
+
+
+class Halve:
+    """A picklable task that knows nothing of Enhance: refuses odd numbers, warns about zeros."""
+
+    def __call__(self, item, index):
+        if item % 2:
+            raise ValueError(f"{item} is odd")
+        if item == 0:
+            warnings.warn("zero", SunpyNNUserWarning, stacklevel=2)
+        return (index, item // 2)
+
+
+@pytest.mark.parametrize("scheduler", ["serial", "threads"])
+def test_run_batch_collects_results_failures_and_warnings(scheduler):
+    if scheduler != "serial":
+        pytest.importorskip("dask")
+    with pytest.raises(BatchError, match=r"2 of 5 items failed") as err:
+        run_batch([4, 3, 0, 5, 8], Halve(), scheduler=scheduler, num_workers=2, progress=False, unit="item")
+    assert [(f.index, f.source, f.error) for f in err.value.failures] == [
+        (1, "item 1 (int)", "ValueError: 3 is odd"),
+        (3, "item 3 (int)", "ValueError: 5 is odd"),
+    ]
+    assert err.value.results == [(0, 2), None, (2, 0), None, (4, 4)]
+    with pytest.warns(SunpyNNUserWarning) as caught:
+        kept = run_batch([4, 3, 0], Halve(), scheduler=scheduler, errors="warn", progress=False, desc="halve")
+    assert kept == [(0, 2), (2, 0)]
+    messages = [str(w.message) for w in caught]
+    assert "map 2 (int): zero" in messages  # a warning on a worker reaches the caller, naming the item
+    assert "halve skipped map 1 (int): ValueError: 3 is odd" in messages
+    assert all(w.filename == __file__ for w in caught)  # pointing at the caller of run_batch
+
+
+def test_run_batch_checks_its_arguments_first():
+    with pytest.raises(ValueError, match="errors must be"):
+        run_batch([1], Halve(), errors="ignore")
+    with pytest.raises(ValueError, match="scheduler must be"):
+        run_batch([1], Halve(), scheduler="gpu")
+
+
+def test_one_model_cache_loads_a_weight_file_once(tmp_path):
+    weights = save_weights(random_enhance_net(depth=1, n_filters=4), tmp_path / "cached.pt")
+    enhance._MODELS.clear()
+    before = enhance._MODEL_LOADS
+    first = enhance.load_enhance_model(weights, "blos")
+    assert enhance.load_enhance_model(weights, "blos")[0] is first[0]
+    assert enhance.load_enhance_model(str(weights), "blos")[0] is first[0]
+    assert enhance._MODEL_LOADS - before == 1
+    # a rewritten file is loaded again (its modification time is set: a rewrite can fall in the same clock tick)
+    save_weights(random_enhance_net(depth=1, n_filters=4, seed=1), weights)
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert enhance.load_enhance_model(weights, "blos")[0] is not first[0]
+    assert enhance._MODEL_LOADS - before == 2
+    # the batch runner and the single-map path share this cache: parallel has none of its own
+    from sunpy_nn import parallel
+
+    assert not hasattr(parallel, "_MODELS") and not hasattr(parallel, "_worker_model")
+
+
+def test_enhance_map_batch_warnings_point_at_the_caller(tmp_path):
+    import astropy.units as u
+    import numpy as np
+
+    from sunpy_nn import enhance_map
+
+    from .test_enhance_map import hmi_map
+
+    smap = hmi_map(np.random.default_rng(0).normal(0, 300, (24, 24)), unit=u.G)
+    with pytest.warns(SunpyNNUserWarning, match="missing.fits") as caught:
+        out = enhance_map(
+            [smap, tmp_path / "missing.fits"],
+            weights=random_enhance_net(depth=1, n_filters=4),
+            scheduler="serial",
+            errors="warn",
+            progress=False,
+        )
+    assert len(out) == 1 and out[0].data.shape == (48, 48)
+    assert {w.filename for w in caught} == {__file__}
