@@ -13,8 +13,6 @@ import copy
 import json
 import logging
 import math
-import numbers
-import time
 import warnings
 from pathlib import Path
 
@@ -22,15 +20,20 @@ import numpy as np
 import torch
 from astropy.nddata import StdDevUncertainty
 from ndcube import NDCube
-from scipy import ndimage
-from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
 from sunpy_nn.metrics import NOISE_METHODS, _estimate, estimate_noise  # noqa: F401
 from sunpy_nn.nn import PRECISIONS, UNet, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
-from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, sha256sum
+from sunpy_nn.training.noise2noise import (
+    Noise2NoisePairs,
+    _check_training_args,
+    _neighbour_pair,
+    temporal_neighbours,
+    train_noise2noise,
+)
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, _check_int, _check_real, fill_nearest, sha256sum
 
 __all__ = [
     "CubeAxes",
@@ -48,8 +51,6 @@ log = logging.getLogger(__name__)
 # NOISE_METHODS); they stay importable from here, and so does the old private name of stokes_labels.
 _stokes_labels = stokes_labels
 FORMAT = "sunpy_nn-denoiser"
-# Memory for the frames a lazy (dask) cube lends to training at a time, per sampler.
-_POOL_BYTES = 256 * 2**20
 
 
 def _assemble(planes: list, dtype, lazy: bool):
@@ -100,245 +101,10 @@ def _weights_sha256(model) -> str:
     return h.hexdigest()
 
 
-# ----------------------------------------------------------------------------------------------------- arguments
-def _check_int(name: str, value, minimum: int) -> int:
-    """An integer argument of at least ``minimum``; a `ValueError` that names it otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = True):
-    """A real argument in ``[low, high)`` (ends open or closed as given); a `ValueError` that names it otherwise."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, not {value!r}")
-    return float(value)
-
-
 # Smallest training patch: the U-Net's bottom level needs 2 x 2 pixels (2 * 2**depth), the paper's is 52.
 _PAPER_PATCH = 52
 # A reused denoiser warns when a cube's noise differs from the noise it was trained at by more than this factor.
 NOISE_MISMATCH = 2.0
-
-
-# ------------------------------------------------------------------------------------------------------- sampling
-def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, signed: bool, spectral: bool):
-    """The same random rotation/flip for input and target (C, P, P); sign flip; wavelength reversal."""
-    k = int(rng.integers(0, 4))
-    x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k, axes=(1, 2))
-    if rng.random() < 0.5:
-        x, y = x[:, :, ::-1], y[:, :, ::-1]
-    if signed and rng.random() < 0.5:
-        x, y = -x, -y
-    if spectral and rng.random() < 0.5:
-        x, y = x[::-1], y[::-1]
-    return np.ascontiguousarray(x), np.ascontiguousarray(y)
-
-
-def _neighbour_pair(patch: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """
-    Neighbour sub-sampling (Huang et al. 2021, "Neighbor2Neighbor"): from each 2x2 cell of a (C, 2P, 2P) patch take
-    two different, adjacent pixels, giving two (C, P, P) images of the same scene with independent noise.
-    """
-    c, h, w = patch.shape
-    cells = patch.reshape(c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 2, 4).reshape(c, h // 2, w // 2, 4)
-    # pairs of adjacent positions in a 2x2 cell (0 1 / 2 3)
-    pairs = np.array([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]])
-    choice = pairs[rng.integers(0, len(pairs), (h // 2, w // 2))]
-    a = np.take_along_axis(cells, choice[None, :, :, :1], axis=3)[..., 0]
-    b = np.take_along_axis(cells, choice[None, :, :, 1:], axis=3)[..., 0]
-    return a, b
-
-
-def temporal_neighbours(t: int, n_t: int, k: int) -> list[int]:
-    """
-    The ``2k`` scans that temporal mode takes as input for scan ``t``: ``t-k..t+k`` without ``t``, the window
-    shifted inward at the ends of the series (so it needs ``n_t >= 2k + 1``), in time order.
-    """
-    if n_t < 2 * k + 1 or not 0 <= t < n_t:
-        raise ValueError(f"temporal={k} needs at least {2 * k + 1} scans and 0 <= t < {n_t}; got t={t}, {n_t} scans")
-    start = min(max(t - k, 0), n_t - 2 * k - 1)
-    return [u for u in range(start, start + 2 * k + 1) if u != t]
-
-
-class _PairSampler:
-    """
-    Draws training pairs from a normalised canonical array (T, S, W, Y, X), NaN where masked.
-
-    A lazy (dask) array is never loaded whole: pairs come from a pool of whole frames (a frame and the next scan's)
-    that fits in ``pool_bytes`` and is drawn anew by `refresh` (each epoch).
-    """
-
-    def __init__(
-        self,
-        data,
-        stokes_idx,
-        signed,
-        mode,
-        patch_size,
-        x_range,
-        rng,
-        neighbour,
-        signal_fraction=0.5,
-        pool_bytes: int | None = None,
-        temporal: int = 0,
-        shuffle: int = 1,
-    ):
-        self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
-        self.temporal, self.shuffle = temporal, shuffle
-        self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
-        self.n_t = data.shape[0]
-        # Symmetric Noise2Noise target: the mean of the scans before and after. Its noise variance is half a
-        # scan's, and evolution that is linear in time cancels in it, so the target is closer to scan t's signal.
-        self.symmetric = not neighbour and not temporal and self.n_t >= 3
-        #: Noise variance of a target, in units of the noise: for the aleatoric loss.
-        self.target_noise_var = 0.5 if self.symmetric else 1.0
-        self.description = (
-            "neighbour sub-sampling"
-            if neighbour
-            else f"temporal: scans t-{temporal}..t+{temporal} without t -> scan t"
-            if temporal
-            else "symmetric: scan t -> mean of scans t-1 and t+1"
-            if self.symmetric
-            else "consecutive scans"
-        )
-        self.self_supervised_single = neighbour
-        self.span = 2 * shuffle * patch_size if self.self_supervised_single else patch_size
-        ny = data.shape[3]
-        if self.span > ny or self.span > x_range[1] - x_range[0]:
-            raise ValueError(
-                f"patch_size={patch_size} (a {self.span}-pixel window) is larger than the image region "
-                f"({ny} x {x_range[1] - x_range[0]} px); use a smaller patch_size (--patch-size on the command "
-                "line), or leave it unset to fit the image"
-            )
-        self.pool = None
-        if is_dask(data):
-            n_frames = self._frames_per_draw()
-            n_w = data.shape[2] if mode == "spectral" else 1
-            entry = n_frames * n_w * ny * data.shape[4] * 4  # whole frames are read, whatever the x range
-            self.pool_entries = min(64, max(2, int((pool_bytes or _POOL_BYTES) // entry)))
-            self.refresh()
-
-    def _frames_per_draw(self) -> int:
-        """Consecutive scans one training pair is made of."""
-        if self.self_supervised_single:
-            return 1
-        return 3 if self.symmetric else 2  # (temporal mode trains on cubes in memory only: no pool)
-
-    def refresh(self) -> None:
-        """Load a new random pool of frames from a lazy cube (nothing to do for an in-memory one)."""
-        if not is_dask(self.data):
-            return
-        import dask
-
-        rng, d = self.rng, self.data
-        n_pairs = self._frames_per_draw()
-        keys = set()
-        for _ in range(4 * self.pool_entries):
-            if len(keys) == self.pool_entries:
-                break
-            t = int(rng.integers(0, self.n_t - n_pairs + 1))
-            s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
-            w = None if self.mode == "spectral" else int(rng.integers(0, d.shape[2]))
-            keys.add((t, s, w))
-        keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
-        x0, x1 = self.x_range
-        stacks = dask.compute(
-            *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, x0:x1] for t, s, w in keys]
-        )
-        for st in stacks:
-            if np.isinf(st).any():
-                raise ValueError("The cube has infinite values: replace them with NaN or mask them")
-        self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
-        log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
-
-    def _window(self, t, s, w, y0, x0):
-        sl = np.s_[y0 : y0 + self.span, x0 : x0 + self.span]
-        if self.mode == "spectral":
-            return self.data[t, s][:, sl[0], sl[1]]
-        return self.data[t, s, w][None][:, sl[0], sl[1]]
-
-    def _draw_pool(self):
-        """A pair from the in-memory pool of a lazy cube: (x, y, s) or None when it holds masked pixels."""
-        rng = self.rng
-        s, stack = self.pool[int(rng.integers(0, len(self.pool)))]
-        ny = stack.shape[2]
-        y0 = int(rng.integers(0, ny - self.span + 1))
-        x0 = int(rng.integers(0, stack.shape[3] - self.span + 1))
-        windows = stack[:, :, y0 : y0 + self.span, x0 : x0 + self.span]
-        if not np.isfinite(windows).all():
-            return None
-        if self.self_supervised_single:
-            x, y = _neighbour_pair(self._phase(windows[0]), rng)
-        elif self.symmetric:
-            x, y = windows[1], 0.5 * (windows[0] + windows[2])
-        else:
-            first = int(rng.random() < 0.5)  # a random direction is the time-reversal augmentation
-            x, y = windows[first], windows[1 - first]
-        return x, y, s
-
-    def _phase(self, window: np.ndarray) -> np.ndarray:
-        """One random phase of the pixel-shuffle down-sampling of a (C, span, span) window (itself without)."""
-        if self.shuffle == 1:
-            return window
-        py, px = (int(v) for v in self.rng.integers(0, self.shuffle, 2))
-        return np.ascontiguousarray(window[:, py :: self.shuffle, px :: self.shuffle])
-
-    def draw(self):
-        d, rng = self.data, self.rng
-        n_w, ny = d.shape[2], d.shape[3]
-        want_signal = rng.random() < self.signal_fraction
-        for attempt in range(200):
-            if attempt == 50:
-                want_signal = False  # a signal-poor cube (quiet-Sun Q/U): fall back to unbiased pairs
-            if self.pool is not None:
-                drawn = self._draw_pool()
-                if drawn is None:
-                    continue
-                x, y, s = drawn
-            else:
-                t = int(rng.integers(1, self.n_t - 1)) if self.symmetric else int(rng.integers(0, self.n_t))
-                s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
-                w = int(rng.integers(0, n_w))
-                y0 = int(rng.integers(0, ny - self.span + 1))
-                x0 = int(rng.integers(self.x_range[0], self.x_range[1] - self.span + 1))
-                a = self._window(t, s, w, y0, x0)
-                if self.self_supervised_single:
-                    if not np.isfinite(a).all():
-                        continue
-                    x, y = _neighbour_pair(self._phase(a), rng)
-                elif self.temporal:
-                    idx = temporal_neighbours(t, self.n_t, self.temporal)
-                    if rng.random() < 0.5:  # time reversal
-                        idx = idx[::-1]
-                    x = np.concatenate([self._window(u, s, w, y0, x0) for u in idx])
-                    y = a
-                    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-                        continue
-                elif self.symmetric:
-                    b = 0.5 * (self._window(t - 1, s, w, y0, x0) + self._window(t + 1, s, w, y0, x0))
-                    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-                        continue
-                    x, y = a, b
-                else:
-                    t2 = t + (1 if rng.random() < 0.5 else -1)  # a random direction: the time-reversal augmentation
-                    t2 = t2 if 0 <= t2 < self.n_t else 2 * t - t2
-                    b = self._window(t2, s, w, y0, x0)
-                    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-                        continue
-                    x, y = a, b
-            # Bias toward signal: half the pairs must show structure above 2 sigma in the smoothed mean of the pair.
-            both = 0.5 * (x.reshape(-1, *y.shape).mean(axis=0) + y)  # temporal mode: x holds 2k scans
-            if want_signal and np.abs(ndimage.uniform_filter(both, size=(1, 3, 3))).max() < 2.0:
-                continue
-            return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
-        raise ValueError(
-            f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of the "
-            "cube is masked; use a smaller patch_size (--patch-size on the command line)"
-        )
 
 
 # -------------------------------------------------------------------------------------------------------- Denoiser
@@ -608,6 +374,9 @@ class Denoiser:
         """
         Train on the cube itself (or continue training a loaded denoiser: a warm start).
 
+        The cube is scaled to units of its noise, and `~sunpy_nn.training.train_noise2noise` trains the network on
+        `~sunpy_nn.training.Noise2NoisePairs` of it; the uncertainty is calibrated afterwards.
+
         Parameters
         ----------
         cube : `ndcube.NDCube`
@@ -653,13 +422,11 @@ class Denoiser:
             An argument out of range (checked before anything is read), a patch size that does not fit the image,
             a cube without the needed axes or scans, or a constant Stokes parameter to denoise.
         """
-        if loss not in ("l2", "l1"):
-            raise ValueError(f"loss must be 'l2' or 'l1', not {loss!r}")
+        epochs, patches_per_epoch, batch_size, lr = _check_training_args(
+            epochs, patches_per_epoch, batch_size, lr, loss
+        )
         if pairs not in ("auto", "time", "neighbour"):
             raise ValueError(f"pairs must be 'auto', 'time' or 'neighbour', not {pairs!r}")
-        epochs = _check_int("epochs", epochs, 1)
-        batch_size = _check_int("batch_size", batch_size, 1)
-        patches_per_epoch = _check_int("patches_per_epoch", patches_per_epoch, batch_size)
         if patch_size is not None:
             patch_size = _check_int("patch_size", patch_size, 2 * 2**self.depth)
             if patch_size % 2**self.depth:
@@ -667,7 +434,6 @@ class Denoiser:
                     f"patch_size must be a multiple of {2**self.depth} (the U-Net of depth {self.depth} halves it "
                     f"{self.depth} times), not {patch_size}"
                 )
-        lr = _check_real("lr", lr, 0.0, math.inf, low_open=True)
         val_fraction = _check_real("val_fraction", val_fraction, 0.0, 1.0)
         if seed is not None:
             seed = _check_int("seed", seed, 0)
@@ -710,7 +476,7 @@ class Denoiser:
         normed = canon / sigma[None, :, None, None, None]
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
-        train = _PairSampler(
+        train = Noise2NoisePairs(
             normed,
             selected,
             signed,
@@ -727,7 +493,7 @@ class Denoiser:
         align = 2**self.depth
         val_size = min(patch_size, (nx - x_split) // (2 * self.shuffle if neighbour else 1) // align * align)
         if val_fraction > 0 and val_size >= 16:
-            val = _PairSampler(
+            val = Noise2NoisePairs(
                 normed,
                 selected,
                 signed,
@@ -750,56 +516,21 @@ class Denoiser:
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
         self.noise, self.noise_methods = noise, noise_methods
-        # channels-last is the layout oneDNN/cuDNN convolutions are fastest in (1.4x measured on CPU)
-        model = self.model.to(dev, memory_format=torch.channels_last)
-        try:  # the fused Adam step where torch has it for this device
-            opt = torch.optim.Adam(model.parameters(), lr=lr, fused=dev.type in ("cpu", "cuda"))
-        except (RuntimeError, TypeError):
-            opt = torch.optim.Adam(model.parameters(), lr=lr)
-        data_loss = nn.functional.mse_loss if loss == "l2" else nn.functional.l1_loss
-        n_out = model.out_channels
-        bar = tqdm(total=epochs * patches_per_epoch, desc="Noise2Noise", unit="patch", disable=not progress)
-        step, n_steps = 0, epochs * -(-patches_per_epoch // batch_size)
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            if epoch > 0:
-                train.refresh()  # a lazy cube: a new pool of frames each epoch
-            model.train()
-            total = 0.0
-            for _ in range(0, patches_per_epoch, batch_size):
-                pairs = [train.draw() for _ in range(batch_size)]
-                x = torch.from_numpy(np.stack([p[0] for p in pairs])).to(dev, memory_format=torch.channels_last)
-                y = torch.from_numpy(np.stack([p[1] for p in pairs])).to(dev, memory_format=torch.channels_last)
-                out = model(x)
-                mean, log_var = out[:, :n_out], out[:, n_out:]
-                l_data = data_loss(mean, y)
-                # The paper's aleatoric loss, s^2 = s_net^2 + s_noise^2 (s_noise = 1 in noise units), detached mean.
-                s2 = torch.exp(log_var) + train.target_noise_var
-                l_var = (((mean.detach() - y) ** 2) / (2 * s2) + 0.5 * torch.log(s2)).mean()
-                opt.zero_grad(set_to_none=True)
-                (l_data + l_var).backward()
-                opt.step()
-                step += 1
-                for group in opt.param_groups:  # cosine annealing over this fit
-                    group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / n_steps))
-                total += l_data.item() * batch_size
-                bar.update(batch_size)
-            self.history["train_loss"].append(total / (-(-patches_per_epoch // batch_size) * batch_size))
-            if val_pairs:
-                model.eval()
-                with torch.inference_mode():
-                    vx = torch.from_numpy(np.stack([p[0] for p in val_pairs])).to(dev)
-                    vy = torch.from_numpy(np.stack([p[1] for p in val_pairs])).to(dev)
-                    self.history["val_loss"].append(float(data_loss(model(vx)[:, :n_out], vy)))
-            self.history["epoch_time"].append(time.perf_counter() - t0)
-            log.info(
-                "epoch %d: train loss %.4g, validation loss %s",
-                epoch + 1,
-                self.history["train_loss"][-1],
-                self.history["val_loss"][-1] if val_pairs else "n/a",
-            )
-        bar.close()
-        self.model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+        history = train_noise2noise(
+            self.model,
+            train,
+            epochs=epochs,
+            patches_per_epoch=patches_per_epoch,
+            batch_size=batch_size,
+            lr=lr,
+            loss=loss,
+            validation=val_pairs,
+            progress=progress,
+            device=dev,
+        )
+        for key, values in history.items():
+            self.history.setdefault(key, []).extend(values)
+        self.model = self.model.cpu()
         self.fit_settings = {
             "epochs": len(self.history["train_loss"]),
             "patches_per_epoch": patches_per_epoch,
@@ -891,7 +622,7 @@ class Denoiser:
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
         """The training patch edge: as given, or the paper's 52 or the largest that fits the training region."""
         if patch_size is not None:
-            return patch_size  # checked against the image by _PairSampler, with the same message for both APIs
+            return patch_size  # checked against the image by Noise2NoisePairs, with the same message for both APIs
         align = 2**self.depth
         largest = min(ny, width) // (2 * self.shuffle if neighbour else 1) // align * align
         if largest < 2 * align:
