@@ -23,6 +23,7 @@ from ndcube import NDCube
 from tqdm.auto import tqdm
 
 from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
+from sunpy_nn.data.registry import load_weights, save_weights, weight_path
 from sunpy_nn.metrics import NOISE_METHODS, _estimate, estimate_noise  # noqa: F401
 from sunpy_nn.nn import PRECISIONS, UNet, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
@@ -50,7 +51,10 @@ log = logging.getLogger(__name__)
 # The cube axes moved to sunpy_nn.cube and the noise estimates to sunpy_nn.metrics (estimate_noise,
 # NOISE_METHODS); they stay importable from here, and so does the old private name of stokes_labels.
 _stokes_labels = stokes_labels
+#: The denoiser's settings in a weight file (`Denoiser.save`): their format and its version (1: the layout of its
+#: own of sunpy_nn before issue 15, still read; 2: the settings as ``extra`` of a `sunpy_nn.data` weight file).
 FORMAT = "sunpy_nn-denoiser"
+FORMAT_VERSION = 2
 
 
 def _assemble(planes: list, dtype, lazy: bool):
@@ -1074,89 +1078,189 @@ class Denoiser:
         return result[0], result[1]
 
     # -------------------------------------------------------------------- files
+    def _settings(self) -> dict:
+        """What `save` stores besides the network, as plain JSON values (they round-trip exactly)."""
+        return json.loads(
+            json.dumps(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "mode": self.mode,
+                    "n_wavelengths": self.n_wavelengths,
+                    "noise": self.noise,
+                    "noise_methods": self.noise_methods,
+                    "temporal": self.temporal,
+                    "shuffle": self.shuffle,
+                    "calibration": self.calibration,
+                    "history": self.history,
+                    "fit_settings": self.fit_settings,
+                }
+            )
+        )
+
     def save(self, path: str | Path) -> Path:
-        """Save the network, noise levels and settings (``.pt``) and a model card (``.json``) with its SHA-256."""
+        """
+        Save the network, noise levels and settings in the weight format of `sunpy_nn.data`.
+
+        Two files, as `~sunpy_nn.data.save_weights` writes them for every network of the package:
+
+        * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
+          ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
+          and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
+          ``format_version`` 2, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
+          parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``history`` (losses per
+          epoch) and ``fit_settings``. Being in this file, they are covered by its SHA-256.
+        * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
+          parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
+          settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
+          ``uncertainty_calibration``, ``training_recipe``, ``validation``).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            The ``.pt`` file; ``.pt`` is added to a name that does not end in it (``"crisp.v2"`` writes
+            ``crisp.v2.pt`` and ``crisp.v2.json``).
+
+        Returns
+        -------
+        `pathlib.Path`
+            The ``.pt`` file.
+
+        Raises
+        ------
+        ValueError
+            The denoiser is not trained.
+        """
         if self.model is None:
             raise ValueError("Nothing to save: the Denoiser is not trained")
-        path = Path(path).expanduser().with_suffix(".pt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        blob = {
-            "format": FORMAT,
-            "format_version": 1,
-            "mode": self.mode,
-            "config": self.model.config,
-            "state_dict": state,
-            "noise": self.noise,
-            "noise_methods": self.noise_methods,
-            "temporal": self.temporal,
-            "shuffle": self.shuffle,
-            "calibration": self.calibration,
-            "n_wavelengths": self.n_wavelengths,
-            "history": json.dumps(self.history),
-            "fit_settings": json.dumps(self.fit_settings),
-        }
-        torch.save(blob, path)
-        from sunpy_nn import __version__
-
+        settings = self._settings()
         card = {
-            "name": path.stem,
-            "file": path.name,
             "kind": "Noise2Noise denoiser",
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
             "mode": self.mode,
-            "architecture": self.model.config,
-            "noise": self.noise,
-            "noise_methods": self.noise_methods,
+            "noise": settings["noise"],
+            "noise_methods": settings["noise_methods"],
             "temporal": self.temporal,
             "shuffle": self.shuffle,
-            "uncertainty_calibration": self.calibration,
-            "training_recipe": self.fit_settings,
-            "validation": {"val_loss_per_epoch": self.history["val_loss"]},
-            "sunpy_nn_version": __version__,
-            "sha256": sha256sum(path),
+            "uncertainty_calibration": settings["calibration"],
+            "training_recipe": settings["fit_settings"],
+            "validation": {"val_loss_per_epoch": settings["history"]["val_loss"]},
         }
-        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-        self.source = {"file": path.name, "sha256": card["sha256"]}
+        path = save_weights(self.model, weight_path(path), card=card, extra=settings)
+        self.source = {"file": path.name, "sha256": sha256sum(path)}
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Denoiser:
-        """Load a denoiser written by `save`; a model card beside it is checked against the file's SHA-256."""
+        """
+        Load a denoiser written by `save`, or by sunpy_nn versions before the registry format (format 1).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            The ``.pt`` file (``.pt`` may be left out, as for `save`). A model card ``.json`` beside it is checked
+            against the file's SHA-256.
+
+        Returns
+        -------
+        `Denoiser`
+            The trained denoiser, with the noise levels, calibration, history and settings it was saved with.
+
+        Raises
+        ------
+        sunpy_nn.WeightsError
+            The file is missing, corrupt or does not match its model card's SHA-256, holds no denoiser (e.g. an
+            Enhance network), or its network does not fit its settings.
+
+        Notes
+        -----
+        The format is described in `save`. Format 1, written before, is one `torch.save` dict: ``format``
+        ``"sunpy_nn-denoiser"``, ``format_version`` 1, ``config``, ``state_dict`` and the settings at its top level
+        (``history`` and ``fit_settings`` as JSON strings); its model card has no ``format`` entry.
+        """
         path = Path(path).expanduser()
+        if not path.exists() and weight_path(path).exists():
+            path = weight_path(path)
+        if not path.exists():
+            raise WeightsError(f"Denoiser file {path} does not exist")
         card_path = path.with_suffix(".json")
+        card = {}
         if card_path.exists():
-            card = json.loads(card_path.read_text())
-            if card.get("sha256") and card["sha256"] != sha256sum(path):
-                raise WeightsError(f"SHA-256 of {path} does not match its model card {card_path.name}")
+            try:
+                card = json.loads(card_path.read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise WeightsError(
+                    f"The model card {card_path} of {path.name} is not valid JSON ({exc}): restore it, or save the "
+                    "denoiser again"
+                ) from exc
+        if card.get("format") != FORMAT:  # no card, or one of format 1
+            legacy = cls._load_format1(path, card)
+            if legacy is not None:
+                return legacy
+        model, info = load_weights(path, architecture=UNet)  # checks the SHA-256 against the card
+        if info.extra.get("format") != FORMAT:
+            raise WeightsError(
+                f"{path} holds a U-Net but no denoiser settings: it is not a Denoiser file (save one with "
+                "Denoiser.save)"
+            )
+        return cls._restore(model, info.extra, path, info.sha256)
+
+    @classmethod
+    def _load_format1(cls, path: Path, card: dict) -> Denoiser | None:
+        """A denoiser from a file of format 1 (see `load`), or None when the file is of another format."""
+        digest = sha256sum(path)
+        if card.get("sha256") and card["sha256"] != digest:
+            raise WeightsError(
+                f"SHA-256 of {path} is {digest}, but its model card {path.with_suffix('.json').name} says "
+                f"{card['sha256']}: the file is corrupt or was replaced. Restore it, or save the denoiser again."
+            )
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise WeightsError(f"Could not read denoiser file {path}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise WeightsError(f"{path} is not a sunpy_nn denoiser file (save one with Denoiser.save)")
+            return None
         config = dict(blob["config"])
         config.pop("architecture", None)
+        model = UNet(**config)
+        missing = set(model.state_dict()) ^ set(blob["state_dict"])
+        if missing:
+            raise WeightsError(f"{path} does not match the U-Net: differing keys {sorted(missing)}")
+        model.load_state_dict(blob["state_dict"])
+        settings = {
+            "mode": blob["mode"],
+            "n_wavelengths": blob["n_wavelengths"],
+            "noise": blob["noise"],
+            "noise_methods": blob.get("noise_methods", {}),
+            "temporal": blob.get("temporal", 0),
+            "shuffle": blob.get("shuffle", 1),
+            "calibration": blob.get("calibration", {}),  # older files: not calibrated (factor 1)
+            "history": json.loads(blob["history"]),
+            "fit_settings": json.loads(blob["fit_settings"]),
+        }
+        return cls._restore(model, settings, path, digest)
+
+    @classmethod
+    def _restore(cls, model: UNet, settings: dict, path: Path, sha256: str) -> Denoiser:
+        """A trained denoiser from its network and the settings `save` stores."""
+        config = model.config
         den = cls(
-            blob["mode"],
+            settings["mode"],
             config["n_filters"],
             config["depth"],
             dropout=config["dropout"],
             padding=config["padding"],
-            residual=config.get("residual", False),  # older files predict the image itself
-            temporal=int(blob.get("temporal", 0)),
-            shuffle=int(blob.get("shuffle", 1)),
+            residual=config["residual"],  # format 1 files before the residual form: False, the U-Net's default
+            temporal=int(settings.get("temporal", 0)),
+            shuffle=int(settings.get("shuffle", 1)),
         )
-        den.model = UNet(**config)
-        missing = set(den.model.state_dict()) ^ set(blob["state_dict"])
-        if missing:
-            raise WeightsError(f"{path} does not match the U-Net: differing keys {sorted(missing)}")
-        den.model.load_state_dict(blob["state_dict"])
-        den.model.eval()
-        den.noise, den.n_wavelengths = dict(blob["noise"]), blob["n_wavelengths"]
-        den.noise_methods = dict(blob.get("noise_methods", {}))
-        den.calibration = dict(blob.get("calibration", {}))  # older files: not calibrated (factor 1)
-        den.history, den.fit_settings = json.loads(blob["history"]), json.loads(blob["fit_settings"])
-        den.source = {"file": path.name, "sha256": sha256sum(path)}
+        den.model = model.eval()
+        den.noise, den.n_wavelengths = dict(settings["noise"]), settings["n_wavelengths"]
+        den.noise_methods = dict(settings.get("noise_methods", {}))
+        den.calibration = dict(settings.get("calibration", {}))
+        den.history, den.fit_settings = settings["history"], settings["fit_settings"]
+        den.source = {"file": path.name, "sha256": sha256}
         return den
 
 
