@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 # The cube axes moved to sunpy_nn.cube and the noise estimates to sunpy_nn.metrics (estimate_noise,
 # NOISE_METHODS); they stay importable from here, and so does the old private name of stokes_labels.
 _stokes_labels = stokes_labels
-#: The denoiser's settings in a weight file (`Denoiser.save`): their format and its version (1: the layout of its
-#: own of sunpy_nn before issue 15, still read; 2: the settings as ``extra`` of a `sunpy_nn.data` weight file).
+#: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
+#: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
 FORMAT_VERSION = 2
 

@@ -152,7 +152,7 @@ class Noise2NoisePairs:
         # Symmetric Noise2Noise target: the mean of the scans before and after. Its noise variance is half a
         # scan's, and evolution that is linear in time cancels in it, so the target is closer to scan t's signal.
         self.symmetric = not neighbour and not temporal and self.n_t >= 3
-        #: Noise variance of a target, in units of the noise: for the aleatoric loss.
+        # Noise variance of a target, in units of the noise: for the aleatoric loss.
         self.target_noise_var = 0.5 if self.symmetric else 1.0
         self.description = (
             "neighbour sub-sampling"
@@ -380,8 +380,9 @@ def train_noise2noise(
     References
     ----------
     J. Lehtinen, J. Munkberg, J. Hasselgren, S. Laine, T. Karras, M. Aittala, T. Aila, "Noise2Noise: Learning Image
-    Restoration without Clean Data", ICML (2018). C. J. Díaz Baso, J. de la Cruz Rodríguez, S. Danilovic, "Solar
-    image denoising with convolutional neural networks", A&A 626, A102 (2019).
+    Restoration without Clean Data", ICML, PMLR 80, 2965 (2018). C. J. Díaz Baso, J. de la Cruz Rodríguez,
+    S. Danilovic, "Solar image denoising with convolutional neural networks", A&A 629, A99 (2019),
+    doi:10.1051/0004-6361/201936069.
 
     Examples
     --------
