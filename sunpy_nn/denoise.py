@@ -13,8 +13,6 @@ import copy
 import json
 import logging
 import math
-import numbers
-import time
 import warnings
 from pathlib import Path
 
@@ -22,14 +20,21 @@ import numpy as np
 import torch
 from astropy.nddata import StdDevUncertainty
 from ndcube import NDCube
-from scipy import ndimage
-from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
+from sunpy_nn.data.registry import load_weights, save_weights, weight_path
+from sunpy_nn.metrics import NOISE_METHODS, _estimate, estimate_noise  # noqa: F401
 from sunpy_nn.nn import PRECISIONS, UNet, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
-from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, sha256sum
+from sunpy_nn.training.noise2noise import (
+    Noise2NoisePairs,
+    _check_training_args,
+    _neighbour_pair,
+    temporal_neighbours,
+    train_noise2noise,
+)
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, _check_int, _check_real, fill_nearest, sha256sum
 
 __all__ = [
     "CubeAxes",
@@ -43,11 +48,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# The cube axes moved to sunpy_nn.cube; the old private name stays for code that imported it from here.
+# The cube axes moved to sunpy_nn.cube and the noise estimates to sunpy_nn.metrics (estimate_noise,
+# NOISE_METHODS); they stay importable from here, and so does the old private name of stokes_labels.
 _stokes_labels = stokes_labels
+#: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
+#: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-# Memory for the frames a lazy (dask) cube lends to training at a time, per sampler.
-_POOL_BYTES = 256 * 2**20
+FORMAT_VERSION = 2
 
 
 def _assemble(planes: list, dtype, lazy: bool):
@@ -98,367 +105,10 @@ def _weights_sha256(model) -> str:
     return h.hexdigest()
 
 
-# ---------------------------------------------------------------------------------------------------------- noise
-# Immerkaer (1996)'s kernel, the difference of two Laplacians, scaled to unit gain on white noise (its norm is 6).
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64) / 6
-NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
-
-
-def _mad_sigma(d: np.ndarray) -> float:
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        raise ValueError("Cannot estimate the noise: no finite pixels")
-    return float(1.4826 * np.median(np.abs(d - np.median(d))))
-
-
-def _high_pass(images: np.ndarray) -> np.ndarray:
-    """Immerkaer's filter on every image of a (..., y, x) stack, border pixels dropped."""
-    flat = np.asarray(images, dtype=np.float64).reshape(-1, *images.shape[-2:])
-    return np.stack([ndimage.convolve(f, _IMMERKAER, mode="reflect")[1:-1, 1:-1] for f in flat])
-
-
-def _scan_differences(stacks) -> np.ndarray:
-    """Differences of consecutive scans over sqrt(2) (unit gain on white noise) of (time, ..., y, x) stacks."""
-    return np.concatenate(
-        [((st[1:] - st[:-1]) / math.sqrt(2)).reshape(-1, *st.shape[-2:]) for st in stacks if len(st) >= 2]
-    )
-
-
-def _estimate(stacks, method: str, references=None) -> float:
-    """
-    `estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube).
-
-    ``references``: a list of references (each a list of stacks) for ``"cross-calibrated"``; the median of the
-    usable ones (a constant reference is skipped) is returned, with the frames' filtered statistic computed once.
-    """
-    stacks = [np.asarray(st, dtype=np.float64) for st in stacks]
-    n_t = max(len(st) for st in stacks)
-    if method == "auto":
-        method = "spatial" if n_t < 2 else ("cross-calibrated" if references else "temporal")
-    if method in ("temporal", "cross-calibrated") and n_t < 2:
-        raise ValueError(f"method={method!r} needs at least 2 scans; use method='spatial' for a single scan")
-    if method == "spatial":
-        return _mad_sigma(_high_pass(np.concatenate([st.reshape(-1, *st.shape[-2:]) for st in stacks])))
-    d = _scan_differences(stacks)
-    if method == "temporal":
-        return _mad_sigma(d)
-    if not references:
-        raise ValueError("method='cross-calibrated' needs reference= frames of a polarisation Stokes parameter")
-    own_hp = _mad_sigma(_high_pass(d))
-    estimates = []
-    for reference in references:
-        if max(len(st) for st in reference) < 2:
-            raise ValueError("method='cross-calibrated' needs at least 2 scans of the reference too")
-        d_ref = _scan_differences([np.asarray(st, dtype=np.float64) for st in reference])
-        ref_hp = _mad_sigma(_high_pass(d_ref))
-        if ref_hp > 0:  # a constant reference cannot calibrate
-            estimates.append(_mad_sigma(d_ref) * own_hp / ref_hp)
-    if not estimates:
-        raise ValueError("No reference is usable for method='cross-calibrated': their scan differences are constant")
-    return float(np.median(estimates))
-
-
-def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.ndarray | None = None) -> float:
-    """
-    Robust noise standard deviation of a stack of frames ``(time, wavelength, y, x)`` of one Stokes parameter.
-
-    All estimates are ``1.4826 MAD`` (the standard deviation of Gaussian noise, robust to the few pixels where
-    the signal dominates), in the unit of ``frames``. NaN pixels are ignored.
-
-    Parameters
-    ----------
-    frames : array_like
-        Frames of one Stokes parameter, ``(time, wavelength, y, x)`` (or any ``(..., y, x)`` for ``"spatial"``).
-    method : {"auto", "temporal", "spatial", "cross-calibrated"}
-        - ``"temporal"``: the difference of consecutive scans over ``sqrt(2)``. Exact for white and for spatially
-          correlated noise where the signal barely changes between scans (Q, U, V), but biased high where it
-          evolves: granulation makes Stokes I's estimate ~1.5 times too large at a 28 s cadence.
-        - ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on each image. Needs one scan only,
-          but assumes white noise: spatially correlated (e.g. MOMFBD-restored) noise is underestimated.
-        - ``"cross-calibrated"``: for a Stokes parameter that evolves (I): the scan differences of ``frames``
-          and of ``reference`` (a polarisation parameter with the same noise correlation) are high-pass
-          filtered with Immerkaer's kernel, where the evolution of granulation has little power, and the
-          ratio of the two filtered estimates scales the temporal estimate of ``reference``. Unbiased for white
-          and correlated noise alike, as long as both parameters share the spatial noise correlation (the same
-          camera and restoration).
-        - ``"auto"``: ``"cross-calibrated"`` with ``reference`` and two or more scans, ``"temporal"`` with two
-          or more scans, ``"spatial"`` with one.
-    reference : array_like, optional
-        Frames of a polarisation Stokes parameter of the same cube (same time axis), for ``"cross-calibrated"``.
-
-    Returns
-    -------
-    float
-        The noise standard deviation.
-
-    Raises
-    ------
-    ValueError
-        No finite pixel, an unknown method, or a temporal method with a single scan.
-
-    References
-    ----------
-    J. Immerkaer, "Fast noise variance estimation", Computer Vision and Image Understanding 64, 300 (1996).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.denoise import estimate_noise
-    >>> frames = np.random.default_rng(0).normal(0, 3e-3, (4, 2, 64, 64))
-    >>> round(estimate_noise(frames) / 3e-3, 1)
-    1.0
-    """
-    if method not in NOISE_METHODS:
-        raise ValueError(f"method must be one of {NOISE_METHODS}, not {method!r}")
-    frames = np.asarray(frames, dtype=np.float64)
-    if method != "spatial" and frames.ndim < 3:
-        frames = frames[None]  # one image: a single scan
-    if reference is not None:
-        reference = np.asarray(reference, dtype=np.float64)
-        if reference.ndim < 3:
-            reference = reference[None]
-    return _estimate([frames], method, None if reference is None else [[reference]])
-
-
-# ----------------------------------------------------------------------------------------------------- arguments
-def _check_int(name: str, value, minimum: int) -> int:
-    """An integer argument of at least ``minimum``; a `ValueError` that names it otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = True):
-    """A real argument in ``[low, high)`` (ends open or closed as given); a `ValueError` that names it otherwise."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, not {value!r}")
-    return float(value)
-
-
 # Smallest training patch: the U-Net's bottom level needs 2 x 2 pixels (2 * 2**depth), the paper's is 52.
 _PAPER_PATCH = 52
 # A reused denoiser warns when a cube's noise differs from the noise it was trained at by more than this factor.
 NOISE_MISMATCH = 2.0
-
-
-# ------------------------------------------------------------------------------------------------------- sampling
-def _augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, signed: bool, spectral: bool):
-    """The same random rotation/flip for input and target (C, P, P); sign flip; wavelength reversal."""
-    k = int(rng.integers(0, 4))
-    x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k, axes=(1, 2))
-    if rng.random() < 0.5:
-        x, y = x[:, :, ::-1], y[:, :, ::-1]
-    if signed and rng.random() < 0.5:
-        x, y = -x, -y
-    if spectral and rng.random() < 0.5:
-        x, y = x[::-1], y[::-1]
-    return np.ascontiguousarray(x), np.ascontiguousarray(y)
-
-
-def _neighbour_pair(patch: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """
-    Neighbour sub-sampling (Huang et al. 2021, "Neighbor2Neighbor"): from each 2x2 cell of a (C, 2P, 2P) patch take
-    two different, adjacent pixels, giving two (C, P, P) images of the same scene with independent noise.
-    """
-    c, h, w = patch.shape
-    cells = patch.reshape(c, h // 2, 2, w // 2, 2).transpose(0, 1, 3, 2, 4).reshape(c, h // 2, w // 2, 4)
-    # pairs of adjacent positions in a 2x2 cell (0 1 / 2 3)
-    pairs = np.array([[0, 1], [1, 0], [0, 2], [2, 0], [1, 3], [3, 1], [2, 3], [3, 2]])
-    choice = pairs[rng.integers(0, len(pairs), (h // 2, w // 2))]
-    a = np.take_along_axis(cells, choice[None, :, :, :1], axis=3)[..., 0]
-    b = np.take_along_axis(cells, choice[None, :, :, 1:], axis=3)[..., 0]
-    return a, b
-
-
-def temporal_neighbours(t: int, n_t: int, k: int) -> list[int]:
-    """
-    The ``2k`` scans that temporal mode takes as input for scan ``t``: ``t-k..t+k`` without ``t``, the window
-    shifted inward at the ends of the series (so it needs ``n_t >= 2k + 1``), in time order.
-    """
-    if n_t < 2 * k + 1 or not 0 <= t < n_t:
-        raise ValueError(f"temporal={k} needs at least {2 * k + 1} scans and 0 <= t < {n_t}; got t={t}, {n_t} scans")
-    start = min(max(t - k, 0), n_t - 2 * k - 1)
-    return [u for u in range(start, start + 2 * k + 1) if u != t]
-
-
-class _PairSampler:
-    """
-    Draws training pairs from a normalised canonical array (T, S, W, Y, X), NaN where masked.
-
-    A lazy (dask) array is never loaded whole: pairs come from a pool of whole frames (a frame and the next scan's)
-    that fits in ``pool_bytes`` and is drawn anew by `refresh` (each epoch).
-    """
-
-    def __init__(
-        self,
-        data,
-        stokes_idx,
-        signed,
-        mode,
-        patch_size,
-        x_range,
-        rng,
-        neighbour,
-        signal_fraction=0.5,
-        pool_bytes: int | None = None,
-        temporal: int = 0,
-        shuffle: int = 1,
-    ):
-        self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
-        self.temporal, self.shuffle = temporal, shuffle
-        self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
-        self.n_t = data.shape[0]
-        # Symmetric Noise2Noise target: the mean of the scans before and after. Its noise variance is half a
-        # scan's, and evolution that is linear in time cancels in it, so the target is closer to scan t's signal.
-        self.symmetric = not neighbour and not temporal and self.n_t >= 3
-        #: Noise variance of a target, in units of the noise: for the aleatoric loss.
-        self.target_noise_var = 0.5 if self.symmetric else 1.0
-        self.description = (
-            "neighbour sub-sampling"
-            if neighbour
-            else f"temporal: scans t-{temporal}..t+{temporal} without t -> scan t"
-            if temporal
-            else "symmetric: scan t -> mean of scans t-1 and t+1"
-            if self.symmetric
-            else "consecutive scans"
-        )
-        self.self_supervised_single = neighbour
-        self.span = 2 * shuffle * patch_size if self.self_supervised_single else patch_size
-        ny = data.shape[3]
-        if self.span > ny or self.span > x_range[1] - x_range[0]:
-            raise ValueError(
-                f"patch_size={patch_size} (a {self.span}-pixel window) is larger than the image region "
-                f"({ny} x {x_range[1] - x_range[0]} px); use a smaller patch_size (--patch-size on the command "
-                "line), or leave it unset to fit the image"
-            )
-        self.pool = None
-        if is_dask(data):
-            n_frames = self._frames_per_draw()
-            n_w = data.shape[2] if mode == "spectral" else 1
-            entry = n_frames * n_w * ny * data.shape[4] * 4  # whole frames are read, whatever the x range
-            self.pool_entries = min(64, max(2, int((pool_bytes or _POOL_BYTES) // entry)))
-            self.refresh()
-
-    def _frames_per_draw(self) -> int:
-        """Consecutive scans one training pair is made of."""
-        if self.self_supervised_single:
-            return 1
-        return 3 if self.symmetric else 2  # (temporal mode trains on cubes in memory only: no pool)
-
-    def refresh(self) -> None:
-        """Load a new random pool of frames from a lazy cube (nothing to do for an in-memory one)."""
-        if not is_dask(self.data):
-            return
-        import dask
-
-        rng, d = self.rng, self.data
-        n_pairs = self._frames_per_draw()
-        keys = set()
-        for _ in range(4 * self.pool_entries):
-            if len(keys) == self.pool_entries:
-                break
-            t = int(rng.integers(0, self.n_t - n_pairs + 1))
-            s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
-            w = None if self.mode == "spectral" else int(rng.integers(0, d.shape[2]))
-            keys.add((t, s, w))
-        keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
-        x0, x1 = self.x_range
-        stacks = dask.compute(
-            *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, x0:x1] for t, s, w in keys]
-        )
-        for st in stacks:
-            if np.isinf(st).any():
-                raise ValueError("The cube has infinite values: replace them with NaN or mask them")
-        self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
-        log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
-
-    def _window(self, t, s, w, y0, x0):
-        sl = np.s_[y0 : y0 + self.span, x0 : x0 + self.span]
-        if self.mode == "spectral":
-            return self.data[t, s][:, sl[0], sl[1]]
-        return self.data[t, s, w][None][:, sl[0], sl[1]]
-
-    def _draw_pool(self):
-        """A pair from the in-memory pool of a lazy cube: (x, y, s) or None when it holds masked pixels."""
-        rng = self.rng
-        s, stack = self.pool[int(rng.integers(0, len(self.pool)))]
-        ny = stack.shape[2]
-        y0 = int(rng.integers(0, ny - self.span + 1))
-        x0 = int(rng.integers(0, stack.shape[3] - self.span + 1))
-        windows = stack[:, :, y0 : y0 + self.span, x0 : x0 + self.span]
-        if not np.isfinite(windows).all():
-            return None
-        if self.self_supervised_single:
-            x, y = _neighbour_pair(self._phase(windows[0]), rng)
-        elif self.symmetric:
-            x, y = windows[1], 0.5 * (windows[0] + windows[2])
-        else:
-            first = int(rng.random() < 0.5)  # a random direction is the time-reversal augmentation
-            x, y = windows[first], windows[1 - first]
-        return x, y, s
-
-    def _phase(self, window: np.ndarray) -> np.ndarray:
-        """One random phase of the pixel-shuffle down-sampling of a (C, span, span) window (itself without)."""
-        if self.shuffle == 1:
-            return window
-        py, px = (int(v) for v in self.rng.integers(0, self.shuffle, 2))
-        return np.ascontiguousarray(window[:, py :: self.shuffle, px :: self.shuffle])
-
-    def draw(self):
-        d, rng = self.data, self.rng
-        n_w, ny = d.shape[2], d.shape[3]
-        want_signal = rng.random() < self.signal_fraction
-        for attempt in range(200):
-            if attempt == 50:
-                want_signal = False  # a signal-poor cube (quiet-Sun Q/U): fall back to unbiased pairs
-            if self.pool is not None:
-                drawn = self._draw_pool()
-                if drawn is None:
-                    continue
-                x, y, s = drawn
-            else:
-                t = int(rng.integers(1, self.n_t - 1)) if self.symmetric else int(rng.integers(0, self.n_t))
-                s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
-                w = int(rng.integers(0, n_w))
-                y0 = int(rng.integers(0, ny - self.span + 1))
-                x0 = int(rng.integers(self.x_range[0], self.x_range[1] - self.span + 1))
-                a = self._window(t, s, w, y0, x0)
-                if self.self_supervised_single:
-                    if not np.isfinite(a).all():
-                        continue
-                    x, y = _neighbour_pair(self._phase(a), rng)
-                elif self.temporal:
-                    idx = temporal_neighbours(t, self.n_t, self.temporal)
-                    if rng.random() < 0.5:  # time reversal
-                        idx = idx[::-1]
-                    x = np.concatenate([self._window(u, s, w, y0, x0) for u in idx])
-                    y = a
-                    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-                        continue
-                elif self.symmetric:
-                    b = 0.5 * (self._window(t - 1, s, w, y0, x0) + self._window(t + 1, s, w, y0, x0))
-                    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-                        continue
-                    x, y = a, b
-                else:
-                    t2 = t + (1 if rng.random() < 0.5 else -1)  # a random direction: the time-reversal augmentation
-                    t2 = t2 if 0 <= t2 < self.n_t else 2 * t - t2
-                    b = self._window(t2, s, w, y0, x0)
-                    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-                        continue
-                    x, y = a, b
-            # Bias toward signal: half the pairs must show structure above 2 sigma in the smoothed mean of the pair.
-            both = 0.5 * (x.reshape(-1, *y.shape).mean(axis=0) + y)  # temporal mode: x holds 2k scans
-            if want_signal and np.abs(ndimage.uniform_filter(both, size=(1, 3, 3))).max() < 2.0:
-                continue
-            return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
-        raise ValueError(
-            f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of the "
-            "cube is masked; use a smaller patch_size (--patch-size on the command line)"
-        )
 
 
 # -------------------------------------------------------------------------------------------------------- Denoiser
@@ -728,6 +378,9 @@ class Denoiser:
         """
         Train on the cube itself (or continue training a loaded denoiser: a warm start).
 
+        The cube is scaled to units of its noise, and `~sunpy_nn.training.train_noise2noise` trains the network on
+        `~sunpy_nn.training.Noise2NoisePairs` of it; the uncertainty is calibrated afterwards.
+
         Parameters
         ----------
         cube : `ndcube.NDCube`
@@ -773,13 +426,11 @@ class Denoiser:
             An argument out of range (checked before anything is read), a patch size that does not fit the image,
             a cube without the needed axes or scans, or a constant Stokes parameter to denoise.
         """
-        if loss not in ("l2", "l1"):
-            raise ValueError(f"loss must be 'l2' or 'l1', not {loss!r}")
+        epochs, patches_per_epoch, batch_size, lr = _check_training_args(
+            epochs, patches_per_epoch, batch_size, lr, loss
+        )
         if pairs not in ("auto", "time", "neighbour"):
             raise ValueError(f"pairs must be 'auto', 'time' or 'neighbour', not {pairs!r}")
-        epochs = _check_int("epochs", epochs, 1)
-        batch_size = _check_int("batch_size", batch_size, 1)
-        patches_per_epoch = _check_int("patches_per_epoch", patches_per_epoch, batch_size)
         if patch_size is not None:
             patch_size = _check_int("patch_size", patch_size, 2 * 2**self.depth)
             if patch_size % 2**self.depth:
@@ -787,7 +438,6 @@ class Denoiser:
                     f"patch_size must be a multiple of {2**self.depth} (the U-Net of depth {self.depth} halves it "
                     f"{self.depth} times), not {patch_size}"
                 )
-        lr = _check_real("lr", lr, 0.0, math.inf, low_open=True)
         val_fraction = _check_real("val_fraction", val_fraction, 0.0, 1.0)
         if seed is not None:
             seed = _check_int("seed", seed, 0)
@@ -830,7 +480,7 @@ class Denoiser:
         normed = canon / sigma[None, :, None, None, None]
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
-        train = _PairSampler(
+        train = Noise2NoisePairs(
             normed,
             selected,
             signed,
@@ -847,7 +497,7 @@ class Denoiser:
         align = 2**self.depth
         val_size = min(patch_size, (nx - x_split) // (2 * self.shuffle if neighbour else 1) // align * align)
         if val_fraction > 0 and val_size >= 16:
-            val = _PairSampler(
+            val = Noise2NoisePairs(
                 normed,
                 selected,
                 signed,
@@ -870,56 +520,21 @@ class Denoiser:
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
         self.noise, self.noise_methods = noise, noise_methods
-        # channels-last is the layout oneDNN/cuDNN convolutions are fastest in (1.4x measured on CPU)
-        model = self.model.to(dev, memory_format=torch.channels_last)
-        try:  # the fused Adam step where torch has it for this device
-            opt = torch.optim.Adam(model.parameters(), lr=lr, fused=dev.type in ("cpu", "cuda"))
-        except (RuntimeError, TypeError):
-            opt = torch.optim.Adam(model.parameters(), lr=lr)
-        data_loss = nn.functional.mse_loss if loss == "l2" else nn.functional.l1_loss
-        n_out = model.out_channels
-        bar = tqdm(total=epochs * patches_per_epoch, desc="Noise2Noise", unit="patch", disable=not progress)
-        step, n_steps = 0, epochs * -(-patches_per_epoch // batch_size)
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            if epoch > 0:
-                train.refresh()  # a lazy cube: a new pool of frames each epoch
-            model.train()
-            total = 0.0
-            for _ in range(0, patches_per_epoch, batch_size):
-                pairs = [train.draw() for _ in range(batch_size)]
-                x = torch.from_numpy(np.stack([p[0] for p in pairs])).to(dev, memory_format=torch.channels_last)
-                y = torch.from_numpy(np.stack([p[1] for p in pairs])).to(dev, memory_format=torch.channels_last)
-                out = model(x)
-                mean, log_var = out[:, :n_out], out[:, n_out:]
-                l_data = data_loss(mean, y)
-                # The paper's aleatoric loss, s^2 = s_net^2 + s_noise^2 (s_noise = 1 in noise units), detached mean.
-                s2 = torch.exp(log_var) + train.target_noise_var
-                l_var = (((mean.detach() - y) ** 2) / (2 * s2) + 0.5 * torch.log(s2)).mean()
-                opt.zero_grad(set_to_none=True)
-                (l_data + l_var).backward()
-                opt.step()
-                step += 1
-                for group in opt.param_groups:  # cosine annealing over this fit
-                    group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / n_steps))
-                total += l_data.item() * batch_size
-                bar.update(batch_size)
-            self.history["train_loss"].append(total / (-(-patches_per_epoch // batch_size) * batch_size))
-            if val_pairs:
-                model.eval()
-                with torch.inference_mode():
-                    vx = torch.from_numpy(np.stack([p[0] for p in val_pairs])).to(dev)
-                    vy = torch.from_numpy(np.stack([p[1] for p in val_pairs])).to(dev)
-                    self.history["val_loss"].append(float(data_loss(model(vx)[:, :n_out], vy)))
-            self.history["epoch_time"].append(time.perf_counter() - t0)
-            log.info(
-                "epoch %d: train loss %.4g, validation loss %s",
-                epoch + 1,
-                self.history["train_loss"][-1],
-                self.history["val_loss"][-1] if val_pairs else "n/a",
-            )
-        bar.close()
-        self.model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+        history = train_noise2noise(
+            self.model,
+            train,
+            epochs=epochs,
+            patches_per_epoch=patches_per_epoch,
+            batch_size=batch_size,
+            lr=lr,
+            loss=loss,
+            validation=val_pairs,
+            progress=progress,
+            device=dev,
+        )
+        for key, values in history.items():
+            self.history.setdefault(key, []).extend(values)
+        self.model = self.model.cpu()
         self.fit_settings = {
             "epochs": len(self.history["train_loss"]),
             "patches_per_epoch": patches_per_epoch,
@@ -1011,7 +626,7 @@ class Denoiser:
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
         """The training patch edge: as given, or the paper's 52 or the largest that fits the training region."""
         if patch_size is not None:
-            return patch_size  # checked against the image by _PairSampler, with the same message for both APIs
+            return patch_size  # checked against the image by Noise2NoisePairs, with the same message for both APIs
         align = 2**self.depth
         largest = min(ny, width) // (2 * self.shuffle if neighbour else 1) // align * align
         if largest < 2 * align:
@@ -1463,89 +1078,189 @@ class Denoiser:
         return result[0], result[1]
 
     # -------------------------------------------------------------------- files
+    def _settings(self) -> dict:
+        """What `save` stores besides the network, as plain JSON values (they round-trip exactly)."""
+        return json.loads(
+            json.dumps(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "mode": self.mode,
+                    "n_wavelengths": self.n_wavelengths,
+                    "noise": self.noise,
+                    "noise_methods": self.noise_methods,
+                    "temporal": self.temporal,
+                    "shuffle": self.shuffle,
+                    "calibration": self.calibration,
+                    "history": self.history,
+                    "fit_settings": self.fit_settings,
+                }
+            )
+        )
+
     def save(self, path: str | Path) -> Path:
-        """Save the network, noise levels and settings (``.pt``) and a model card (``.json``) with its SHA-256."""
+        """
+        Save the network, noise levels and settings in the weight format of `sunpy_nn.data`.
+
+        Two files, as `~sunpy_nn.data.save_weights` writes them for every network of the package:
+
+        * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
+          ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
+          and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
+          ``format_version`` 2, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
+          parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``history`` (losses per
+          epoch) and ``fit_settings``. Being in this file, they are covered by its SHA-256.
+        * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
+          parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
+          settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
+          ``uncertainty_calibration``, ``training_recipe``, ``validation``).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            The ``.pt`` file; ``.pt`` is added to a name that does not end in it (``"crisp.v2"`` writes
+            ``crisp.v2.pt`` and ``crisp.v2.json``).
+
+        Returns
+        -------
+        `pathlib.Path`
+            The ``.pt`` file.
+
+        Raises
+        ------
+        ValueError
+            The denoiser is not trained.
+        """
         if self.model is None:
             raise ValueError("Nothing to save: the Denoiser is not trained")
-        path = Path(path).expanduser().with_suffix(".pt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        blob = {
-            "format": FORMAT,
-            "format_version": 1,
-            "mode": self.mode,
-            "config": self.model.config,
-            "state_dict": state,
-            "noise": self.noise,
-            "noise_methods": self.noise_methods,
-            "temporal": self.temporal,
-            "shuffle": self.shuffle,
-            "calibration": self.calibration,
-            "n_wavelengths": self.n_wavelengths,
-            "history": json.dumps(self.history),
-            "fit_settings": json.dumps(self.fit_settings),
-        }
-        torch.save(blob, path)
-        from sunpy_nn import __version__
-
+        settings = self._settings()
         card = {
-            "name": path.stem,
-            "file": path.name,
             "kind": "Noise2Noise denoiser",
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
             "mode": self.mode,
-            "architecture": self.model.config,
-            "noise": self.noise,
-            "noise_methods": self.noise_methods,
+            "noise": settings["noise"],
+            "noise_methods": settings["noise_methods"],
             "temporal": self.temporal,
             "shuffle": self.shuffle,
-            "uncertainty_calibration": self.calibration,
-            "training_recipe": self.fit_settings,
-            "validation": {"val_loss_per_epoch": self.history["val_loss"]},
-            "sunpy_nn_version": __version__,
-            "sha256": sha256sum(path),
+            "uncertainty_calibration": settings["calibration"],
+            "training_recipe": settings["fit_settings"],
+            "validation": {"val_loss_per_epoch": settings["history"]["val_loss"]},
         }
-        path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-        self.source = {"file": path.name, "sha256": card["sha256"]}
+        path = save_weights(self.model, weight_path(path), card=card, extra=settings)
+        self.source = {"file": path.name, "sha256": sha256sum(path)}
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Denoiser:
-        """Load a denoiser written by `save`; a model card beside it is checked against the file's SHA-256."""
+        """
+        Load a denoiser written by `save`, or by sunpy_nn versions before the registry format (format 1).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            The ``.pt`` file (``.pt`` may be left out, as for `save`). A model card ``.json`` beside it is checked
+            against the file's SHA-256.
+
+        Returns
+        -------
+        `Denoiser`
+            The trained denoiser, with the noise levels, calibration, history and settings it was saved with.
+
+        Raises
+        ------
+        sunpy_nn.WeightsError
+            The file is missing, corrupt or does not match its model card's SHA-256, holds no denoiser (e.g. an
+            Enhance network), or its network does not fit its settings.
+
+        Notes
+        -----
+        The format is described in `save`. Format 1, written before, is one `torch.save` dict: ``format``
+        ``"sunpy_nn-denoiser"``, ``format_version`` 1, ``config``, ``state_dict`` and the settings at its top level
+        (``history`` and ``fit_settings`` as JSON strings); its model card has no ``format`` entry.
+        """
         path = Path(path).expanduser()
+        if not path.exists() and weight_path(path).exists():
+            path = weight_path(path)
+        if not path.exists():
+            raise WeightsError(f"Denoiser file {path} does not exist")
         card_path = path.with_suffix(".json")
+        card = {}
         if card_path.exists():
-            card = json.loads(card_path.read_text())
-            if card.get("sha256") and card["sha256"] != sha256sum(path):
-                raise WeightsError(f"SHA-256 of {path} does not match its model card {card_path.name}")
+            try:
+                card = json.loads(card_path.read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise WeightsError(
+                    f"The model card {card_path} of {path.name} is not valid JSON ({exc}): restore it, or save the "
+                    "denoiser again"
+                ) from exc
+        if card.get("format") != FORMAT:  # no card, or one of format 1
+            legacy = cls._load_format1(path, card)
+            if legacy is not None:
+                return legacy
+        model, info = load_weights(path, architecture=UNet)  # checks the SHA-256 against the card
+        if info.extra.get("format") != FORMAT:
+            raise WeightsError(
+                f"{path} holds a U-Net but no denoiser settings: it is not a Denoiser file (save one with "
+                "Denoiser.save)"
+            )
+        return cls._restore(model, info.extra, path, info.sha256)
+
+    @classmethod
+    def _load_format1(cls, path: Path, card: dict) -> Denoiser | None:
+        """A denoiser from a file of format 1 (see `load`), or None when the file is of another format."""
+        digest = sha256sum(path)
+        if card.get("sha256") and card["sha256"] != digest:
+            raise WeightsError(
+                f"SHA-256 of {path} is {digest}, but its model card {path.with_suffix('.json').name} says "
+                f"{card['sha256']}: the file is corrupt or was replaced. Restore it, or save the denoiser again."
+            )
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise WeightsError(f"Could not read denoiser file {path}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise WeightsError(f"{path} is not a sunpy_nn denoiser file (save one with Denoiser.save)")
+            return None
         config = dict(blob["config"])
         config.pop("architecture", None)
+        model = UNet(**config)
+        missing = set(model.state_dict()) ^ set(blob["state_dict"])
+        if missing:
+            raise WeightsError(f"{path} does not match the U-Net: differing keys {sorted(missing)}")
+        model.load_state_dict(blob["state_dict"])
+        settings = {
+            "mode": blob["mode"],
+            "n_wavelengths": blob["n_wavelengths"],
+            "noise": blob["noise"],
+            "noise_methods": blob.get("noise_methods", {}),
+            "temporal": blob.get("temporal", 0),
+            "shuffle": blob.get("shuffle", 1),
+            "calibration": blob.get("calibration", {}),  # older files: not calibrated (factor 1)
+            "history": json.loads(blob["history"]),
+            "fit_settings": json.loads(blob["fit_settings"]),
+        }
+        return cls._restore(model, settings, path, digest)
+
+    @classmethod
+    def _restore(cls, model: UNet, settings: dict, path: Path, sha256: str) -> Denoiser:
+        """A trained denoiser from its network and the settings `save` stores."""
+        config = model.config
         den = cls(
-            blob["mode"],
+            settings["mode"],
             config["n_filters"],
             config["depth"],
             dropout=config["dropout"],
             padding=config["padding"],
-            residual=config.get("residual", False),  # older files predict the image itself
-            temporal=int(blob.get("temporal", 0)),
-            shuffle=int(blob.get("shuffle", 1)),
+            residual=config["residual"],  # format 1 files before the residual form: False, the U-Net's default
+            temporal=int(settings.get("temporal", 0)),
+            shuffle=int(settings.get("shuffle", 1)),
         )
-        den.model = UNet(**config)
-        missing = set(den.model.state_dict()) ^ set(blob["state_dict"])
-        if missing:
-            raise WeightsError(f"{path} does not match the U-Net: differing keys {sorted(missing)}")
-        den.model.load_state_dict(blob["state_dict"])
-        den.model.eval()
-        den.noise, den.n_wavelengths = dict(blob["noise"]), blob["n_wavelengths"]
-        den.noise_methods = dict(blob.get("noise_methods", {}))
-        den.calibration = dict(blob.get("calibration", {}))  # older files: not calibrated (factor 1)
-        den.history, den.fit_settings = json.loads(blob["history"]), json.loads(blob["fit_settings"])
-        den.source = {"file": path.name, "sha256": sha256sum(path)}
+        den.model = model.eval()
+        den.noise, den.n_wavelengths = dict(settings["noise"]), settings["n_wavelengths"]
+        den.noise_methods = dict(settings.get("noise_methods", {}))
+        den.calibration = dict(settings.get("calibration", {}))
+        den.history, den.fit_settings = settings["history"], settings["fit_settings"]
+        den.source = {"file": path.name, "sha256": sha256}
         return den
 
 

@@ -9,6 +9,8 @@ Numpy in, numpy (or float) out. The functions follow the conventions of solar im
 * `psnr` and `ssim`: peak signal-to-noise ratio and the structural similarity index of Wang et al. (2004),
   against a reference image;
 * `binned_rms_error` and `coverage`: a denoiser's error by signal strength and the reliability of its error bars;
+* `estimate_noise`: a robust noise level of a stack of frames (temporal, spatial or cross-calibrated), as the
+  denoiser scales its Stokes parameters by;
 * `forward_consistency`: how well an x2 enhanced image, degraded back with HMI's PSF and binned 2x2, reproduces
   the observed image (Diaz Baso & Asensio Ramos 2018, Sect. 5).
 """
@@ -16,6 +18,7 @@ Numpy in, numpy (or float) out. The functions follow the conventions of solar im
 from __future__ import annotations
 
 import itertools
+import math
 
 import astropy.units as u
 import numpy as np
@@ -28,6 +31,7 @@ __all__ = [
     "azimuthal_power_spectrum",
     "binned_rms_error",
     "coverage",
+    "estimate_noise",
     "forward_consistency",
     "psnr",
     "rms_contrast",
@@ -473,3 +477,125 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
         raise ValueError("no pixel is finite in estimate, truth and uncertainty")
     err, unc = np.abs(est[ok] - ref[ok]), unc[ok]
     return [float(np.mean(err < kk * unc)) for kk in np.atleast_1d(k)]
+
+
+# ------------------------------------------------------------------------------------------------- noise levels
+# Immerkaer (1996)'s kernel, the difference of two Laplacians, scaled to unit gain on white noise (its norm is 6).
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64) / 6
+NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
+
+
+def _mad_sigma(d: np.ndarray) -> float:
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        raise ValueError("Cannot estimate the noise: no finite pixels")
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
+def _high_pass(images: np.ndarray) -> np.ndarray:
+    """Immerkaer's filter on every image of a (..., y, x) stack, border pixels dropped."""
+    flat = np.asarray(images, dtype=np.float64).reshape(-1, *images.shape[-2:])
+    return np.stack([ndimage.convolve(f, _IMMERKAER, mode="reflect")[1:-1, 1:-1] for f in flat])
+
+
+def _scan_differences(stacks) -> np.ndarray:
+    """Differences of consecutive scans over sqrt(2) (unit gain on white noise) of (time, ..., y, x) stacks."""
+    return np.concatenate(
+        [((st[1:] - st[:-1]) / math.sqrt(2)).reshape(-1, *st.shape[-2:]) for st in stacks if len(st) >= 2]
+    )
+
+
+def _estimate(stacks, method: str, references=None) -> float:
+    """
+    `estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube).
+
+    ``references``: a list of references (each a list of stacks) for ``"cross-calibrated"``; the median of the
+    usable ones (a constant reference is skipped) is returned, with the frames' filtered statistic computed once.
+    """
+    stacks = [np.asarray(st, dtype=np.float64) for st in stacks]
+    n_t = max(len(st) for st in stacks)
+    if method == "auto":
+        method = "spatial" if n_t < 2 else ("cross-calibrated" if references else "temporal")
+    if method in ("temporal", "cross-calibrated") and n_t < 2:
+        raise ValueError(f"method={method!r} needs at least 2 scans; use method='spatial' for a single scan")
+    if method == "spatial":
+        return _mad_sigma(_high_pass(np.concatenate([st.reshape(-1, *st.shape[-2:]) for st in stacks])))
+    d = _scan_differences(stacks)
+    if method == "temporal":
+        return _mad_sigma(d)
+    if not references:
+        raise ValueError("method='cross-calibrated' needs reference= frames of a polarisation Stokes parameter")
+    own_hp = _mad_sigma(_high_pass(d))
+    estimates = []
+    for reference in references:
+        if max(len(st) for st in reference) < 2:
+            raise ValueError("method='cross-calibrated' needs at least 2 scans of the reference too")
+        d_ref = _scan_differences([np.asarray(st, dtype=np.float64) for st in reference])
+        ref_hp = _mad_sigma(_high_pass(d_ref))
+        if ref_hp > 0:  # a constant reference cannot calibrate
+            estimates.append(_mad_sigma(d_ref) * own_hp / ref_hp)
+    if not estimates:
+        raise ValueError("No reference is usable for method='cross-calibrated': their scan differences are constant")
+    return float(np.median(estimates))
+
+
+def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.ndarray | None = None) -> float:
+    """
+    Robust noise standard deviation of a stack of frames ``(time, wavelength, y, x)`` of one Stokes parameter.
+
+    All estimates are ``1.4826 MAD`` (the standard deviation of Gaussian noise, robust to the few pixels where
+    the signal dominates), in the unit of ``frames``. NaN pixels are ignored.
+
+    Parameters
+    ----------
+    frames : array_like
+        Frames of one Stokes parameter, ``(time, wavelength, y, x)`` (or any ``(..., y, x)`` for ``"spatial"``).
+    method : {"auto", "temporal", "spatial", "cross-calibrated"}
+        - ``"temporal"``: the difference of consecutive scans over ``sqrt(2)``. Exact for white and for spatially
+          correlated noise where the signal barely changes between scans (Q, U, V), but biased high where it
+          evolves: granulation makes Stokes I's estimate ~1.5 times too large at a 28 s cadence.
+        - ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on each image. Needs one scan only,
+          but assumes white noise: spatially correlated (e.g. MOMFBD-restored) noise is underestimated.
+        - ``"cross-calibrated"``: for a Stokes parameter that evolves (I): the scan differences of ``frames``
+          and of ``reference`` (a polarisation parameter with the same noise correlation) are high-pass
+          filtered with Immerkaer's kernel, where the evolution of granulation has little power, and the
+          ratio of the two filtered estimates scales the temporal estimate of ``reference``. Unbiased for white
+          and correlated noise alike, as long as both parameters share the spatial noise correlation (the same
+          camera and restoration).
+        - ``"auto"``: ``"cross-calibrated"`` with ``reference`` and two or more scans, ``"temporal"`` with two
+          or more scans, ``"spatial"`` with one.
+    reference : array_like, optional
+        Frames of a polarisation Stokes parameter of the same cube (same time axis), for ``"cross-calibrated"``.
+
+    Returns
+    -------
+    float
+        The noise standard deviation.
+
+    Raises
+    ------
+    ValueError
+        No finite pixel, an unknown method, or a temporal method with a single scan.
+
+    References
+    ----------
+    J. Immerkaer, "Fast noise variance estimation", Computer Vision and Image Understanding 64, 300 (1996).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.metrics import estimate_noise
+    >>> frames = np.random.default_rng(0).normal(0, 3e-3, (4, 2, 64, 64))
+    >>> round(estimate_noise(frames) / 3e-3, 1)
+    1.0
+    """
+    if method not in NOISE_METHODS:
+        raise ValueError(f"method must be one of {NOISE_METHODS}, not {method!r}")
+    frames = np.asarray(frames, dtype=np.float64)
+    if method != "spatial" and frames.ndim < 3:
+        frames = frames[None]  # one image: a single scan
+    if reference is not None:
+        reference = np.asarray(reference, dtype=np.float64)
+        if reference.ndim < 3:
+            reference = reference[None]
+    return _estimate([frames], method, None if reference is None else [[reference]])

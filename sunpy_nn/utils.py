@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,21 @@ def fill_nearest(data: np.ndarray, missing: np.ndarray) -> np.ndarray:
         return data
     iy, ix = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
     return data[..., iy, ix]
+
+
+# Argument checks of the denoiser and its training loop: a ValueError that names the argument.
+def _check_int(name: str, value, minimum: int) -> int:
+    """An integer argument of at least ``minimum``; a `ValueError` that names it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
+    return int(value)
+
+
+def _check_real(name: str, value, low: float, high: float, *, low_open: bool = False, high_open: bool = True):
+    """A real argument in ``[low, high)`` (ends open or closed as given); a `ValueError` that names it otherwise."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, not {value!r}")
+    return float(value)

@@ -190,7 +190,7 @@ def test_training_on_lazy_cube_reads_part_of_it(monkeypatch):
     cube = noisy_cube(big)
     source = CountingArray(np.asarray(cube.data))
     lazy_cube = NDCube(da.from_array(source, chunks=(1, 1, 1, 64, 64), asarray=False), wcs=cube.wcs, unit=cube.unit)
-    monkeypatch.setattr("sunpy_nn.denoise._POOL_BYTES", 8 * 64 * 64 * 4 * 2)  # a pool of 8 frame pairs
+    monkeypatch.setattr("sunpy_nn.training.noise2noise._POOL_BYTES", 8 * 64 * 64 * 4 * 2)  # a pool of 8 frame pairs
     import dask
 
     with dask.config.set(scheduler="threads"):  # reads in this process, where they are counted

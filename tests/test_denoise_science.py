@@ -6,6 +6,8 @@ The quality targets themselves (rms error at most 0.2 x the noise, coverage 68 /
 training length by ``benchmarks/denoise_science.py``; these tests use short trainings and check the mechanisms.
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -239,19 +241,27 @@ def test_pixel_shuffle_single_scan_round_trip(tmp_path):
 
 
 def test_files_saved_before_issue_14_load_as_the_papers_network(tmp_path):
-    # the older format: no residual, temporal, shuffle or calibration keys; the paper's -abs() variance
+    # the older layout of format 1 (the Denoiser's own before issue 15), written by hand: no residual, temporal,
+    # shuffle or calibration keys; the paper's -abs() variance
     den = Denoiser(n_filters=4, residual=False)
     cube, _ = synthetic_crisp_cube(32, n_wavelengths=1, n_scans=3, seed=0)
     den.fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, progress=False)
-    path = den.save(tmp_path / "new.pt")
-    blob = torch.load(path, weights_only=True)
-    for key in ("temporal", "shuffle", "calibration", "noise_methods"):
-        blob.pop(key)
+    config = dict(den.model.config)
     for key in ("residual", "variance", "variance_sees_output"):
-        blob["config"].pop(key)
-    blob["config"]["log_var_offset"] = 0.0
-    old_net = UNet(**{k: v for k, v in blob["config"].items() if k != "architecture"})
-    blob["state_dict"] = old_net.state_dict()
+        config.pop(key)
+    config["log_var_offset"] = 0.0
+    old_net = UNet(**{k: v for k, v in config.items() if k != "architecture"})
+    blob = {
+        "format": "sunpy_nn-denoiser",
+        "format_version": 1,
+        "mode": den.mode,
+        "config": config,
+        "state_dict": old_net.state_dict(),
+        "noise": den.noise,
+        "n_wavelengths": den.n_wavelengths,
+        "history": json.dumps(den.history),
+        "fit_settings": json.dumps(den.fit_settings),
+    }
     old = tmp_path / "old.pt"
     torch.save(blob, old)
     loaded = Denoiser.load(old)

@@ -3,7 +3,8 @@ The package's layers (issue #15): which module may import which, read from the s
 
 Every import counts, also those inside functions (the lazy ones), ``from sunpy_nn import denoise`` and relative
 imports. The old import paths of what moved into `sunpy_nn.cube`, `sunpy_nn.nn.device`, `sunpy_nn.nn.lazy`,
-`sunpy_nn.psf`, `sunpy_nn.batch` and `sunpy_nn.header` still give the same objects.
+`sunpy_nn.psf`, `sunpy_nn.batch`, `sunpy_nn.header`, `sunpy_nn.metrics` and `sunpy_nn.training.noise2noise` still
+give the same objects.
 """
 
 from __future__ import annotations
@@ -56,7 +57,15 @@ def _offending(module: str, forbidden: tuple[str, ...]) -> list[str]:
 
 
 def test_every_module_was_parsed():
-    for name in ("sunpy_nn.cube", "sunpy_nn.psf", "sunpy_nn.nn.device", "sunpy_nn.nn.lazy", "sunpy_nn.io.crisp"):
+    for name in (
+        "sunpy_nn.cube",
+        "sunpy_nn.psf",
+        "sunpy_nn.nn.device",
+        "sunpy_nn.nn.lazy",
+        "sunpy_nn.io.crisp",
+        "sunpy_nn.metrics",
+        "sunpy_nn.training.noise2noise",
+    ):
         assert name in MODULES
     for name in ("sunpy_nn.batch", "sunpy_nn.header", "sunpy_nn.parallel", "sunpy_nn.enhance", "sunpy_nn.baselines"):
         assert name in MODULES
@@ -80,6 +89,17 @@ def test_the_import_reader_sees_lazy_relative_and_from_package_imports(tmp_path)
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("sunpy_nn.io")))
 def test_io_imports_neither_denoise_nor_enhance(module):
     assert _offending(module, ("sunpy_nn.denoise", "sunpy_nn.enhance")) == []
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("sunpy_nn.training")))
+def test_training_imports_neither_denoise_nor_enhance(module):
+    # training sits below denoise and enhance: Denoiser.fit calls train_noise2noise, never the other way
+    assert _offending(module, ("sunpy_nn.denoise", "sunpy_nn.enhance")) == []
+
+
+def test_metrics_imports_nothing_above_it():
+    above = ("sunpy_nn.denoise", "sunpy_nn.enhance", "sunpy_nn.training", "sunpy_nn.io")
+    assert _offending("sunpy_nn.metrics", above) == []
 
 
 def test_runner_and_optimize_do_not_import_each_other():
@@ -154,6 +174,11 @@ def test_no_import_cycle_in_the_package():
         ("sunpy_nn.denoise:CubeAxes", "sunpy_nn.cube:CubeAxes"),
         ("sunpy_nn.denoise:find_axes", "sunpy_nn.cube:find_axes"),
         ("sunpy_nn.denoise:_stokes_labels", "sunpy_nn.cube:stokes_labels"),
+        ("sunpy_nn.denoise:estimate_noise", "sunpy_nn.metrics:estimate_noise"),
+        ("sunpy_nn.denoise:NOISE_METHODS", "sunpy_nn.metrics:NOISE_METHODS"),
+        ("sunpy_nn.denoise:temporal_neighbours", "sunpy_nn.training.noise2noise:temporal_neighbours"),
+        ("sunpy_nn.training:temporal_neighbours", "sunpy_nn.training.noise2noise:temporal_neighbours"),
+        ("sunpy_nn.training:train_noise2noise", "sunpy_nn.training.noise2noise:train_noise2noise"),
         ("sunpy_nn.nn:resolve_device", "sunpy_nn.nn.device:resolve_device"),
         ("sunpy_nn.nn.runner:resolve_device", "sunpy_nn.nn.device:resolve_device"),
         ("sunpy_nn.nn:PRECISIONS", "sunpy_nn.nn.device:PRECISIONS"),

@@ -84,3 +84,26 @@ def test_weights_dir_override_registers_models(monkeypatch, tmp_path):
     (tmp_path / "enhance_blos.pt").write_bytes((tmp_path / "enhance_blos.pt").read_bytes() + b"x")
     with pytest.raises(WeightsError, match="SHA-256"):
         load_weights("enhance_blos", architecture=EnhanceNet, verify=False)
+
+
+def test_unet_and_extra_settings_round_trip(tmp_path):
+    from sunpy_nn.nn import UNet
+
+    torch.manual_seed(0)
+    net = UNet(2, 2, n_filters=4, depth=1, variance_head=True, residual=True, variance="softplus", dropout=0.01)
+    extra = {"noise": {"Q": 0.1 + 0.2}, "history": [1.5, None], "name": "x"}
+    path = save_weights(net, tmp_path / "unet.pt", extra=extra)
+    back, info = load_weights(path, architecture=UNet)
+    assert isinstance(back, UNet) and back.config == net.config and info.extra == extra
+    x = torch.randn(1, 2, 8, 8)
+    with torch.inference_mode():
+        torch.testing.assert_close(back(x), net.eval()(x), rtol=0, atol=0)
+    # a file without extra settings (every Enhance file) gives an empty dict
+    assert load_weights(save_weights(net, tmp_path / "plain.pt"), architecture=UNet)[1].extra == {}
+
+
+def test_a_dot_in_the_weight_file_name_is_kept(tmp_path):
+    path = save_weights(random_enhance_net(depth=1, n_filters=8), tmp_path / "enhance.v2")
+    assert path == tmp_path / "enhance.v2.pt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enhance.v2.json", "enhance.v2.pt"]
+    assert model_card(path)["file"] == "enhance.v2.pt"

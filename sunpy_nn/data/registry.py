@@ -21,7 +21,15 @@ from torch import nn
 
 from sunpy_nn.utils import WeightsError, sha256sum
 
-__all__ = ["WEIGHTS_DIR", "ModelInfo", "available_models", "load_weights", "model_card", "save_weights"]
+__all__ = [
+    "WEIGHTS_DIR",
+    "ModelInfo",
+    "available_models",
+    "load_weights",
+    "model_card",
+    "save_weights",
+    "weight_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,9 @@ class ModelInfo:
     path: Path | None
     sha256: str | None
     card: dict = field(default_factory=dict, repr=False)
+    #: Settings stored in the weight file besides the architecture (`save_weights`'s ``extra``), e.g. a
+    #: `~sunpy_nn.Denoiser`'s noise levels; empty for files without them.
+    extra: dict = field(default_factory=dict, repr=False)
 
 
 def _search_dirs() -> list[Path]:
@@ -102,6 +113,23 @@ def model_card(name_or_path: str | Path) -> dict:
         return json.load(f)
 
 
+def weight_path(path: str | Path) -> Path:
+    """
+    The weight file of ``path``: ``path`` itself when its name ends in ``.pt``, else ``path`` with ``.pt`` added.
+
+    A dot inside the name is kept: ``"model.v2"`` is ``model.v2.pt`` (not ``model.pt``), and its model card is
+    ``model.v2.json``.
+
+    Examples
+    --------
+    >>> from sunpy_nn.data.registry import weight_path
+    >>> weight_path("crisp.v2").name, weight_path("crisp.pt").name
+    ('crisp.v2.pt', 'crisp.pt')
+    """
+    path = Path(path).expanduser()
+    return path if path.suffix == ".pt" else path.with_name(path.name + ".pt")
+
+
 def _read_pt(path: Path) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -157,7 +185,8 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
         A registered model name (see `available_models`), a ``.pt`` file written by `save_weights` (or a bare
         ``state_dict``), a Keras ``.h5``/``.hdf5`` file of the original release, or a network object.
     architecture : type
-        The network class expected here, e.g. `~sunpy_nn.nn.EnhanceNet`.
+        The network class expected here, e.g. `~sunpy_nn.nn.EnhanceNet` or `~sunpy_nn.nn.UNet`; the file's
+        ``config`` gives its constructor arguments.
     verify : bool
         Check the file's SHA-256 against its model card (registered models always are checked).
 
@@ -166,7 +195,7 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
     model : `torch.nn.Module`
         The network, in ``eval()`` mode.
     info : `ModelInfo`
-        Name, path, SHA-256 and model card, for provenance.
+        Name, path, SHA-256 and model card, for provenance, and the settings stored with the weights (``extra``).
 
     Raises
     ------
@@ -192,7 +221,7 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
         if (verify or registered) and card.get("sha256") and card["sha256"] != digest:
             raise WeightsError(
                 f"SHA-256 of {path} is {digest}, but its model card {card_path.name} says {card['sha256']}: the file "
-                "is corrupt or was replaced. Reinstall sunpy_nn or restore the file."
+                "is corrupt or was replaced. Restore the file (or reinstall sunpy_nn, for the weights it ships)."
             )
 
     if path.suffix.lower() in {".h5", ".hdf5", ".keras"}:
@@ -201,30 +230,43 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
         if architecture.__name__ != "EnhanceNet":
             raise WeightsError(f"Keras import for {architecture.__name__} is not available from load_weights")
         model = load_keras_enhance(path)
-        name = f"keras:{path.name}"
+        name, extra = f"keras:{path.name}", {}
     else:
         blob = _read_pt(path)
         model = _build(blob.get("config") or card.get("architecture"), architecture, path)
         _load_state(model, blob["state_dict"], path)
         name = card.get("name") or blob.get("name") or path.stem
+        extra = blob.get("extra") or {}
     log.info("Loaded %s from %s (sha256 %s)", name, path, digest[:12])
-    return model.eval(), ModelInfo(name=name, path=path, sha256=digest, card=card)
+    return model.eval(), ModelInfo(name=name, path=path, sha256=digest, card=card, extra=dict(extra))
 
 
-def save_weights(model: nn.Module, path: str | Path, *, name: str | None = None, card: dict | None = None) -> Path:
+def save_weights(
+    model: nn.Module, path: str | Path, *, name: str | None = None, card: dict | None = None, extra: dict | None = None
+) -> Path:
     """
     Save a network's weights with its architecture and write a model card with the SHA-256 next to it.
+
+    The weight file is a `torch.save` dict: ``format`` (``"sunpy_nn-weights"``), ``format_version``, ``name``,
+    ``config`` (the architecture: the network's ``config``, whose ``architecture`` entry names its class in
+    `sunpy_nn.nn`), ``state_dict`` and, when given, ``extra``. It holds tensors and plain Python values only, so
+    that `torch.load` reads it with ``weights_only=True``.
 
     Parameters
     ----------
     model : `torch.nn.Module`
         A sunpy_nn network (it must have a ``config`` property).
     path : str or `pathlib.Path`
-        Destination ``.pt`` file; the model card goes to the same name with ``.json``.
+        Destination ``.pt`` file (``.pt`` is added to a name that does not end in it, see `weight_path`); the model
+        card goes to the same name with ``.json``.
     name : str, optional
         Model name recorded in the file and the card (default: the file stem).
     card : dict, optional
         Further model-card entries: training data, recipe, validation metrics.
+    extra : dict, optional
+        Settings that belong to the weights besides the architecture (plain Python values: dicts, lists, strings,
+        numbers, `None`), stored in the weight file, so covered by its SHA-256, and returned by `load_weights` as
+        `ModelInfo.extra`.
 
     Returns
     -------
@@ -233,14 +275,20 @@ def save_weights(model: nn.Module, path: str | Path, *, name: str | None = None,
     """
     from sunpy_nn import __version__
 
-    path = Path(path).expanduser().with_suffix(".pt")
+    path = weight_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     name = name or path.stem
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    torch.save(
-        {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "config": model.config, "state_dict": state},
-        path,
-    )
+    blob = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "config": model.config,
+        "state_dict": state,
+    }
+    if extra is not None:
+        blob["extra"] = extra
+    torch.save(blob, path)
     full = {
         "name": name,
         "file": path.name,

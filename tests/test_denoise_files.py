@@ -1,0 +1,161 @@
+"""
+Denoiser files (issue 15): the weight format of `sunpy_nn.data`, files of the earlier format 1, bad files.
+
+``tests/data/denoiser_format1.pt`` (and its model card) was written by ``Denoiser.save`` before the registry format:
+``Denoiser(n_filters=4, depth=1).fit(format1_cube(), epochs=1, patches_per_epoch=10, patch_size=16, seed=0)``.
+``denoiser_format1_v*.npy`` are its Stokes V prediction (data and uncertainty) of scan 1 of that cube, made by the code
+that wrote the file.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sunpy_nn import Denoiser, WeightsError
+from sunpy_nn.data import load_weights, save_weights
+from sunpy_nn.nn import EnhanceNet, UNet
+from sunpy_nn.utils import sha256sum
+
+from .test_denoise import TRUTH, noisy_cube
+
+DATA = Path(__file__).parent / "data"
+SETTINGS = ("mode", "n_wavelengths", "noise", "noise_methods", "temporal", "shuffle", "calibration", "history")
+
+
+def format1_cube():
+    return noisy_cube(TRUTH[:3, :, :2, :32, :32])
+
+
+@pytest.fixture
+def format1(tmp_path):
+    """A copy of the format-1 file and its model card (tests may damage it)."""
+    for suffix in (".pt", ".json"):
+        shutil.copy(DATA / f"denoiser_format1{suffix}", tmp_path / f"denoiser_format1{suffix}")
+    return tmp_path / "denoiser_format1.pt"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return Denoiser(n_filters=4, depth=1).fit(
+        format1_cube(), epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False
+    )
+
+
+def predict(den, cube):
+    out = den.predict(cube, uncertainty="total", mc_samples=2, seed=0, progress=False)
+    return np.asarray(out.data), np.asarray(out.uncertainty.array)
+
+
+def assert_same_denoiser(a: Denoiser, b: Denoiser) -> None:
+    for name in SETTINGS:
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.fit_settings == b.fit_settings and a.model.config == b.model.config
+    for key, value in a.model.state_dict().items():
+        torch.testing.assert_close(b.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------------ format 1
+def test_format1_file_still_loads(format1):
+    den = Denoiser.load(format1)
+    card = json.loads(format1.with_suffix(".json").read_text())
+    assert den.mode == "image" and den.temporal == 0 and den.shuffle == 1 and den.n_wavelengths == 2
+    assert den.noise == card["noise"] and den.noise_methods == card["noise_methods"]
+    assert den.calibration == card["uncertainty_calibration"] and den.fit_settings == card["training_recipe"]
+    assert den.model.config == card["architecture"] and (den.n_filters, den.depth, den.residual) == (4, 1, True)
+    assert den.source == {"file": "denoiser_format1.pt", "sha256": card["sha256"]}
+    out = den.predict(format1_cube(), stokes=("V",), progress=False)
+    # the prediction of the code that wrote the file (to float rounding: another CPU may sum in another order)
+    np.testing.assert_allclose(out.data[1, 3], np.load(DATA / "denoiser_format1_v.npy"), rtol=1e-5, atol=1e-8)
+    unc = np.load(DATA / "denoiser_format1_v_uncertainty.npy")
+    np.testing.assert_allclose(out.uncertainty.array[1, 3], unc, rtol=1e-5, atol=1e-8)
+
+
+def test_format1_file_saved_again_is_the_same_denoiser(format1, tmp_path):
+    old = Denoiser.load(format1)
+    path = old.save(tmp_path / "again" / "denoiser.pt")
+    back = Denoiser.load(path)
+    assert_same_denoiser(old, back)
+    np.testing.assert_array_equal(predict(back, format1_cube())[0], predict(old, format1_cube())[0])
+    blob = torch.load(path, weights_only=True)
+    assert blob["format"] == "sunpy_nn-weights" and blob["extra"]["format_version"] == 2
+
+
+def test_format1_damaged_file_or_card(format1):
+    card_path = format1.with_suffix(".json")
+    data = bytearray(format1.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    format1.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"SHA-256 of .*denoiser_format1\.pt is [0-9a-f]{64}, but its model card"):
+        Denoiser.load(format1)
+    card_path.unlink()  # without its card, the damage is found when the file is read (or not at all)
+    format1.write_bytes(format1.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="Could not read denoiser file"):
+        Denoiser.load(format1)
+    card_path.write_text("{not json")
+    with pytest.raises(WeightsError, match=r"model card .*denoiser_format1\.json .* is not valid JSON"):
+        Denoiser.load(format1)
+
+
+# ------------------------------------------------------------------------------------------- registry format
+def test_round_trip_gives_the_same_denoiser_and_predictions(small, tmp_path):
+    path = small.save(tmp_path / "den.pt")
+    back = Denoiser.load(path)
+    assert_same_denoiser(small, back)
+    cube = format1_cube()
+    for a, b in zip(predict(small, cube), predict(back, cube), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert back.provenance() == small.provenance()  # the same file, its SHA-256 and the weights' hash
+
+
+def test_the_file_is_a_registry_weight_file(small, tmp_path):
+    path = small.save(tmp_path / "den.pt")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["sha256"] == sha256sum(path) and card["architecture"] == small.model.config
+    assert card["format"] == "sunpy_nn-denoiser" and card["format_version"] == 2
+    assert card["noise"] == small.noise and card["uncertainty_calibration"] == small.calibration
+    model, info = load_weights(path, architecture=UNet)
+    assert isinstance(model, UNet) and info.sha256 == card["sha256"]
+    assert info.extra["noise"] == small.noise and info.extra["history"] == small.history
+    for key, value in small.model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_a_dot_in_the_name_is_kept(small, tmp_path):
+    path = small.save(tmp_path / "model.v2")
+    assert path == tmp_path / "model.v2.pt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.v2.json", "model.v2.pt"]
+    for name in ("model.v2", "model.v2.pt"):
+        assert Denoiser.load(tmp_path / name).source == {"file": "model.v2.pt", "sha256": sha256sum(path)}
+
+
+def test_a_damaged_file_is_refused(small, tmp_path):
+    path = small.save(tmp_path / "den.pt")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"SHA-256 of .*den\.pt is [0-9a-f]{64}, but its model card den\.json says"):
+        Denoiser.load(path)
+    path.with_suffix(".json").write_text("")
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        Denoiser.load(path)
+
+
+def test_files_that_hold_no_denoiser(small, tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        Denoiser.load(tmp_path / "none.pt")
+    unet = save_weights(UNet(n_filters=4, variance_head=True), tmp_path / "unet.pt")
+    with pytest.raises(WeightsError, match=r"unet\.pt holds a U-Net but no denoiser settings"):
+        Denoiser.load(unet)
+    enhance = save_weights(EnhanceNet(depth=1, n_filters=4), tmp_path / "enhance.pt")
+    with pytest.raises(WeightsError, match="holds a EnhanceNet network, but a UNet is needed"):
+        Denoiser.load(enhance)
+    with pytest.raises(ValueError, match="Nothing to save"):
+        Denoiser().save(tmp_path / "untrained.pt")
+    # a denoiser file whose model card was lost still loads (nothing to check its SHA-256 against)
+    path = small.save(tmp_path / "den.pt")
+    path.with_suffix(".json").unlink()
+    assert Denoiser.load(path).noise == small.noise
