@@ -168,11 +168,11 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     Parameters
     ----------
     cube : `ndcube.NDCube`
-        A cube with a wavelength axis (see `sunpy_nn.denoise.find_axes`).
+        A cube with a wavelength axis (see `sunpy_nn.cube.find_axes`).
     n_components : int or "auto"
         Components kept. ``"auto"`` keeps those whose eigenvalue exceeds the noise floor, the Marchenko-Pastur
         upper edge ``sigma^2 (1 + sqrt(n_wavelengths / n_pixels))^2`` for white noise of the estimated level
-        (`sunpy_nn.denoise.estimate_noise`).
+        (`sunpy_nn.metrics.estimate_noise`).
     stokes : tuple of str or None
         Stokes parameters to denoise; the others pass through.
 
@@ -185,8 +185,8 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     """
     from ndcube import NDCube
 
-    from sunpy_nn.cube import find_axes, stokes_labels
-    from sunpy_nn.denoise import _copy_coords, estimate_noise
+    from sunpy_nn.cube import _copy_coords, find_axes, stokes_labels
+    from sunpy_nn.metrics import estimate_noise
 
     axes = find_axes(cube)
     if axes.wavelength is None:

@@ -1,6 +1,8 @@
 """
 The axes of spectropolarimetric cubes: `CubeAxes`, `find_axes`, `stokes_labels` and the one Stokes table.
 
+Also the copy of a cube's extra and global coordinates onto a new cube, shared by the denoiser and the PCA baseline.
+
 One concept, one room: which array axis of an `~ndcube.NDCube` is time, Stokes, wavelength, y and x, and which Stokes
 parameter each plane holds, is needed by the denoiser (`sunpy_nn.denoise`) and by the CRISP reader and writers
 (`sunpy_nn.io.crisp`) alike. It lives here, below both, so that neither imports the other for it.
@@ -8,6 +10,7 @@ parameter each plane holds, is needed by the denoiser (`sunpy_nn.denoise`) and b
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,3 +125,13 @@ def stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
         return [STOKES_SYMBOLS.get(round(float(v)), str(v)) for v in np.atleast_1d(values)]
     except (ValueError, IndexError):  # non-standard WCS: fall back to the FITS convention 1..4 = I, Q, U, V
         return [STOKES_SYMBOLS.get(i + 1, str(i + 1)) for i in range(n)]
+
+
+def _copy_coords(cube: NDCube, out: NDCube) -> NDCube:
+    """Give ``out`` copies of ``cube``'s extra and global coordinates, bound to ``out`` (nothing shared)."""
+    memo = {id(cube): out}
+    if getattr(cube, "_extra_coords", None) is not None and len(cube.extra_coords.keys()):
+        out._extra_coords = copy.deepcopy(cube._extra_coords, memo)
+    if getattr(cube, "_global_coords", None) is not None:
+        out._global_coords = copy.deepcopy(cube._global_coords, memo)
+    return out

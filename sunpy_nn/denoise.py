@@ -22,8 +22,9 @@ from astropy.nddata import StdDevUncertainty
 from ndcube import NDCube
 from tqdm.auto import tqdm
 
-from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
+from sunpy_nn.cube import CubeAxes, _copy_coords, find_axes, stokes_labels
 from sunpy_nn.data.registry import load_weights, save_weights, weight_path
+from sunpy_nn.header import provenance
 from sunpy_nn.metrics import NOISE_METHODS, _estimate, estimate_noise  # noqa: F401
 from sunpy_nn.nn import PRECISIONS, UNet, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
@@ -112,16 +113,6 @@ NOISE_MISMATCH = 2.0
 
 
 # -------------------------------------------------------------------------------------------------------- Denoiser
-def _copy_coords(cube: NDCube, out: NDCube) -> NDCube:
-    """Give ``out`` copies of ``cube``'s extra and global coordinates, bound to ``out`` (nothing shared)."""
-    memo = {id(cube): out}
-    if getattr(cube, "_extra_coords", None) is not None and len(cube.extra_coords.keys()):
-        out._extra_coords = copy.deepcopy(cube._extra_coords, memo)
-    if getattr(cube, "_global_coords", None) is not None:
-        out._global_coords = copy.deepcopy(cube._global_coords, memo)
-    return out
-
-
 class Denoiser:
     """
     A Noise2Noise denoiser for spectropolarimetric cubes that learns from the observation itself.
@@ -992,18 +983,26 @@ class Denoiser:
                     planes.append(_full(original[:, s].shape, noise[labels[s]], dtype, lazy))
             unc = StdDevUncertainty(axes.from_canonical(_assemble(planes, dtype, lazy)), unit=cube.unit)
         meta = copy.deepcopy(cube.meta) if cube.meta is not None else {}
-        prov = self.provenance() | {
-            "denoised_stokes": [labels[s] for s in selected],
-            "noise_of_input": {labels[s]: noise[labels[s]] for s in range(n_s)},
-            "uncertainty": uncertainty,
-        }
-        try:
-            meta["sunpy_nn"] = prov
-        except (TypeError, ValueError):  # e.g. a FITS Header: the provenance as readable HISTORY cards
-            from sunpy_nn.utils import provenance_lines
-
-            for line in provenance_lines(prov):
-                meta.add_history(line)
+        # The one provenance convention (sunpy_nn.header): software, method, model name and SHA-256, settings.
+        record = self.provenance()
+        model = record.pop("model")
+        name = model["file"] and Path(model["file"]).stem  # as the registry names it, as for Enhance
+        provenance(
+            meta,
+            method=record.pop("method"),
+            # the name as the registry gives it (the file's stem), as for Enhance
+            model_info={
+                "name": model["file"] and Path(model["file"]).stem,
+                "sha256": model.get("file_sha256"),
+                **model,
+            },
+            settings={k: v for k, v in record.items() if k != "software"}
+            | {
+                "denoised_stokes": [labels[s] for s in selected],
+                "noise_of_input": {labels[s]: noise[labels[s]] for s in range(n_s)},
+                "uncertainty": uncertainty,
+            },
+        )
         mask = None if cube.mask is None else copy.deepcopy(cube.mask)
         out = NDCube(
             axes.from_canonical(data),

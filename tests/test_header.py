@@ -9,7 +9,7 @@ from astropy.io import fits
 from sunpy.util import MetaDict
 
 import sunpy_nn
-from sunpy_nn import enhance_map
+from sunpy_nn import Denoiser, denoise_cube, enhance_map
 from sunpy_nn.baselines import pca_denoise, richardson_lucy
 from sunpy_nn.data import save_weights
 from sunpy_nn.header import append_history, provenance, provenance_lines, store_provenance
@@ -63,14 +63,25 @@ def results(tmp_path_factory):
     pca_header = pca_denoise(type(cube)(cube.data, wcs=cube.wcs, meta=fits.Header({"OBSERVER": "SST"})), stokes=("V",))
     with fits.open(write_crisp(pca, tmp / "pca.fits")) as hdul:
         written = [str(h) for h in hdul[0].header["HISTORY"]]
+    den = Denoiser(n_filters=8).fit(cube, epochs=1, patches_per_epoch=20, patch_size=16, seed=0, progress=False)
+    den_file = den.save(tmp / "prov_denoiser")
+    denoised = denoise_cube(cube, denoiser=Denoiser.load(den_file), progress=False)
     records = {
+        "denoise_cube": flat(denoised.meta["sunpy_nn"]),
         "enhance_map": read_history(enhanced.meta["history"]),
         "richardson_lucy": read_history(deconvolved.meta["history"]),
         "pca_denoise": flat(pca.meta["sunpy_nn"]),
         "pca_denoise, FITS header": read_history(pca_header.meta["HISTORY"]),
         "write_crisp": read_history(written),
     }
-    return {"records": records, "weights": weights, "enhanced": enhanced, "pca": pca, "written": written}
+    return {
+        "records": records,
+        "weights": weights,
+        "enhanced": enhanced,
+        "pca": pca,
+        "written": written,
+        "denoiser_file": den_file,
+    }
 
 
 def test_every_result_records_version_method_and_model_alike(results):
@@ -83,6 +94,10 @@ def test_every_result_records_version_method_and_model_alike(results):
     enhance = records["enhance_map"]
     assert enhance["model.name"] == "prov_model" and enhance["model.sha256"] == sha256sum(results["weights"])
     assert enhance["method"].startswith("Enhance") and enhance["kind"] == "blos"
+    denoised = records["denoise_cube"]
+    assert denoised["model.name"] == "prov_denoiser"
+    assert denoised["model.sha256"] == sha256sum(results["denoiser_file"])
+    assert denoised["method"].startswith("Noise2Noise") and denoised["denoised_stokes"] == "['Q', 'U', 'V']"
     for name in ("richardson_lucy", "pca_denoise", "pca_denoise, FITS header", "write_crisp"):
         assert not any(key.startswith("model") for key in records[name]), name  # no network, no model entry
     assert records["richardson_lucy"]["iterations"] == "2"
