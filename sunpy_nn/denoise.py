@@ -986,7 +986,6 @@ class Denoiser:
         # The one provenance convention (sunpy_nn.header): software, method, model name and SHA-256, settings.
         record = self.provenance()
         model = record.pop("model")
-        name = model["file"] and Path(model["file"]).stem  # as the registry names it, as for Enhance
         provenance(
             meta,
             method=record.pop("method"),
