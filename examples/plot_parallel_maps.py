@@ -70,7 +70,7 @@ print(f"largest difference to the serial results: {worst:.3g} DN/s")
 ###############################################################################
 # A corrupt file fails alone
 # --------------------------
-# The batch goes on; a `~sunpy_nn.parallel.BatchError` lists each failure and holds the other results.
+# The batch goes on; a `~sunpy_nn.batch.BatchError` lists each failure and holds the other results.
 
 broken = folder / "broken.fits"
 broken.write_bytes(files[0].read_bytes()[:4000])  # a truncated download

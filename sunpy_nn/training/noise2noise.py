@@ -2,7 +2,7 @@
 Noise2Noise training of the denoiser's U-Net: training pairs from a cube in noise units, their augmentations and the
 training loop (Lehtinen et al. 2018; Diaz Baso et al. 2019).
 
-Numpy and torch only: `sunpy_nn.denoise.Denoiser` prepares the cube (axes, noise levels, normalisation), builds the
+Numpy and torch only: `sunpy_nn.Denoiser` prepares the cube (axes, noise levels, normalisation), builds the
 pairs here, trains with `train_noise2noise`, and calibrates the uncertainty.
 """
 
