@@ -206,10 +206,12 @@ def psnr(estimate, reference, data_range: float | None = None) -> float:
     if not use.any():
         raise ValueError("no pixels where both images are finite")
     rng = _data_range(ref, data_range)
-    mse = float(np.mean((est[use] - ref[use]) ** 2))
-    if mse == 0:
+    if np.array_equal(est[use], ref[use]):
         return float("inf")
-    return float(10 * np.log10(rng**2 / mse))
+    from skimage.metrics import peak_signal_noise_ratio  # imported here: it loads scikit-image
+
+    # scikit-image's PSNR on the pixels where both are finite (it divides by zero for identical images).
+    return float(peak_signal_noise_ratio(ref[use], est[use], data_range=rng))
 
 
 def ssim(
@@ -231,7 +233,8 @@ def ssim(
     a border of ``(win_size - 1) // 2`` pixels, where the window would reach beyond the image. With the uniform
     window the (co)variances use the sample normalisation ``N / (N - 1)``; with the Gaussian window (``sigma =
     1.5`` pixels, the paper's choice, truncated at 3.5 sigma: an 11 x 11 window) they use plain weighted moments.
-    These are the conventions of ``skimage.metrics.structural_similarity``, whose values this reproduces.
+    These are the conventions of ``skimage.metrics.structural_similarity``, which computes it: this function
+    only checks the input and chooses the data range.
 
     Parameters
     ----------
@@ -266,33 +269,26 @@ def ssim(
     if not (np.isfinite(est).all() and np.isfinite(ref).all()):
         raise ValueError("ssim needs finite values in both images: crop or fill NaN pixels first")
     rng = _data_range(ref, data_range)
-    if gaussian_weights:
-        sigma, truncate = 1.5, 3.5
-        win_size = 2 * int(truncate * sigma + 0.5) + 1
+    if not gaussian_weights and (win_size < 3 or win_size % 2 == 0):
+        raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
+    from skimage.metrics import structural_similarity  # imported here: it loads scikit-image
 
-        def smooth(a):
-            return ndimage.gaussian_filter(a, sigma, truncate=truncate, mode="reflect")
-
-        cov_norm = 1.0
-    else:
-        if win_size < 3 or win_size % 2 == 0:
-            raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
-
-        def smooth(a):
-            return ndimage.uniform_filter(a, size=win_size, mode="reflect")
-
-        n = win_size**2
-        cov_norm = n / (n - 1)
-    if min(est.shape) < win_size:
-        raise ValueError(f"the images ({est.shape}) must be at least win_size={win_size} pixels along each axis")
-    mu_x, mu_y = smooth(est), smooth(ref)
-    var_x = cov_norm * (smooth(est * est) - mu_x**2)
-    var_y = cov_norm * (smooth(ref * ref) - mu_y**2)
-    cov = cov_norm * (smooth(est * ref) - mu_x * mu_y)
-    c1, c2 = (k1 * rng) ** 2, (k2 * rng) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    pad = (win_size - 1) // 2
-    return float(ssim_map[pad : ssim_map.shape[0] - pad, pad : ssim_map.shape[1] - pad].mean())
+    size = 11 if gaussian_weights else win_size  # sigma 1.5 truncated at 3.5 sigma
+    if min(est.shape) < size:
+        raise ValueError(f"the images ({est.shape}) must be at least win_size={size} pixels along each axis")
+    return float(
+        structural_similarity(
+            ref,
+            est,
+            data_range=rng,
+            win_size=None if gaussian_weights else win_size,
+            gaussian_weights=gaussian_weights,
+            sigma=1.5,
+            use_sample_covariance=not gaussian_weights,
+            K1=k1,
+            K2=k2,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------ forward consistency
