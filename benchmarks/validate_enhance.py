@@ -292,15 +292,16 @@ def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
     signs = None
     if source.kind == "blos":
         # The real-HMI sign-flip check compares against the input; here the truth says which flips are right.
-        strong_in = np.abs(up2(low)[box]) > 0.1  # 100 G in kG
+        low_up = up2(low)[box]
+        strong_in = np.abs(low_up) > 0.1  # 100 G in kG
         strong_truth = np.abs(tgt) > 0.1
         signs = {
-            "truth_flips_vs_input": float((np.sign(tgt) != np.sign(up2(low)[box]))[strong_in].mean()),
+            "truth_flips_vs_input": float((np.sign(tgt) != np.sign(low_up))[strong_in].mean()),
             "flips_vs_input": {},
             "wrong_sign_vs_truth": {},
         }
         for key, img in outputs.items():
-            signs["flips_vs_input"][key] = float((np.sign(img[box]) != np.sign(up2(low)[box]))[strong_in].mean())
+            signs["flips_vs_input"][key] = float((np.sign(img[box]) != np.sign(low_up))[strong_in].mean())
             signs["wrong_sign_vs_truth"][key] = float((np.sign(img[box]) != np.sign(tgt))[strong_truth].mean())
     for version in ("v1", "v2"):
         if version in scores:

@@ -127,6 +127,9 @@ def test_frozen_batchnorm_trains_the_evaluated_network(tmp_path):
     kw = KW | {"freeze_batchnorm": True, "augment": True}
     tuned, hist = train_enhance(IMG, epochs=2, model=copy.deepcopy(start), **kw)
     assert hist["recipe"]["freeze_batchnorm"] and hist["recipe"]["augment"]
+    # the augmentation acts: without it, the same seed trains other weights
+    plain, _ = train_enhance(IMG, epochs=2, model=copy.deepcopy(start), **(kw | {"augment": False}))
+    assert any(not torch.allclose(a, b) for a, b in zip(tuned.parameters(), plain.parameters(), strict=True))
     for k, v in stats.items():
         torch.testing.assert_close(tuned.state_dict()[k], v, rtol=0, atol=0)
     assert any(not torch.equal(a, b) for a, b in zip(tuned.parameters(), start.parameters(), strict=True))
