@@ -308,4 +308,5 @@ def run_batch(
         raise BatchError(results, failures, unit)
     for f in failures:
         warnings.warn(f"{desc} skipped {f.source}: {f.error}", SunpyNNUserWarning, stacklevel=stacklevel + 1)
-    return [r for r in results if r is not None]
+    # by status, not by value: a task may succeed with None
+    return [value for _, status, value, _ in outcomes if status == "ok"]

@@ -137,10 +137,10 @@ def _denoise(args: argparse.Namespace) -> int:
 
     from sunpy_nn import __version__
     from sunpy_nn.denoise import Denoiser, auto_temporal
+    from sunpy_nn.header import append_history
     from sunpy_nn.io import write_crisp
     from sunpy_nn.io.crisp import _check_output
     from sunpy_nn.nn import resolve_device
-    from sunpy_nn.utils import append_history
 
     # Every argument is checked before the cube is read and the network trained (minutes): a run never fails in
     # the writer at the end.

@@ -334,7 +334,8 @@ def _weights_file(weights: str | Path) -> Path | None:
         from sunpy_nn.data.registry import _find
 
         return _find(weights)
-    return Path(weights) if Path(weights).is_file() else None
+    path = Path(weights).expanduser()  # as load_weights reads it: "~/w.pt" is cached too
+    return path if path.is_file() else None
 
 
 def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tuple[EnhanceNet, ModelInfo]:

@@ -44,6 +44,11 @@ def test_run_batch_collects_results_failures_and_warnings(scheduler):
     assert all(w.filename == __file__ for w in caught)  # pointing at the caller of run_batch
 
 
+def test_run_batch_keeps_a_none_result():
+    # a generic runner: a task that succeeds with None is a success, not a failure
+    assert run_batch([1, 2], lambda item, index: None, progress=False) == [None, None]
+
+
 def test_run_batch_checks_its_arguments_first():
     with pytest.raises(ValueError, match="errors must be"):
         run_batch([1], Halve(), errors="ignore")
@@ -59,6 +64,17 @@ def test_one_model_cache_loads_a_weight_file_once(tmp_path):
     assert enhance.load_enhance_model(weights, "blos")[0] is first[0]
     assert enhance.load_enhance_model(str(weights), "blos")[0] is first[0]
     assert enhance._MODEL_LOADS - before == 1
+    # a path with "~" is the same file and the same cache entry
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "cached.pt").symlink_to(weights)
+    (home / "cached.json").symlink_to(weights.with_suffix(".json"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        enhance.load_enhance_model("~/cached.pt", "blos")
+        enhance.load_enhance_model("~/cached.pt", "blos")
+    assert enhance._MODEL_LOADS - before == 2  # one load for the "~" spelling, then cached
+    before += 1
     # a rewritten file is loaded again (its modification time is set: a rewrite can fall in the same clock tick)
     save_weights(random_enhance_net(depth=1, n_filters=4, seed=1), weights)
     stat = weights.stat()

@@ -120,6 +120,13 @@ def test_existing_provenance_is_kept(results):
     assert all(len(line) <= 72 for line in results["written"])
 
 
+def test_each_record_is_written_once(results):
+    # read_history would merge a record written twice: count the first line instead
+    enhanced = results["enhanced"].meta["history"].splitlines()
+    assert sum(line.startswith("sunpy_nn software:") for line in enhanced) == 1
+    assert sum(line.startswith("sunpy_nn software:") for line in results["written"]) == 1
+
+
 def test_enhanced_map_with_its_provenance_saves_and_reads_back(results, tmp_path):
     import sunpy.map
 
