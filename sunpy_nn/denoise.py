@@ -854,6 +854,8 @@ class Denoiser:
                 mc_samples,
                 precision,
                 compile,
+                # scan t's own noise variance in the network's units (the training noise): 1 on the fitted cube
+                (noise[labels[s]] / self.noise[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
             )
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
 
@@ -896,7 +898,20 @@ class Denoiser:
                 )
 
     def _denoise_frames(
-        self, frames, context, sigma, scale, dev, tile_size, n_out, model, mc_net, mc_samples, precision, compile
+        self,
+        frames,
+        context,
+        sigma,
+        scale,
+        dev,
+        tile_size,
+        n_out,
+        model,
+        mc_net,
+        mc_samples,
+        precision,
+        compile,
+        frame_var: float = 1.0,
     ):
         """
         Denoised value and uncertainty (in data units) of ``(C, Y, X)`` frames of one Stokes parameter, of noise
@@ -905,8 +920,10 @@ class Denoiser:
         With ``mc_net`` (a network whose dropout may be switched on), the epistemic variance of ``mc_samples``
         Monte-Carlo dropout passes is added to the aleatoric one. In temporal mode, ``context`` holds the ``2k``
         neighbouring scans ``(2k C, Y, X)``: the network predicts the frames from them alone, and that prediction
-        ``p`` (variance ``v``) is combined with the frames themselves (noise variance 1 in noise units) by their
-        inverse variances: ``p + v / (v + 1) (x - p)``, of variance ``v / (v + 1)``.
+        ``p`` (variance ``v``) is combined with the frames themselves by their inverse variances:
+        ``p + v / (v + n) (x - p)``, of variance ``v n / (v + n)``, where ``n`` (``frame_var``) is the frames' own
+        noise variance in units of ``sigma``: 1 on the cube the denoiser was fitted on, ``(noise here / sigma)^2``
+        on another cube.
         """
         x = frames / sigma
         inp = x
@@ -932,8 +949,8 @@ class Denoiser:
                 mc_net.mc_dropout(False)
             var = var + np.stack(draws).var(axis=0)
         if context is not None:  # NaN where scan t is NaN: missing pixels stay missing
-            gain = var / (var + 1.0)
-            mean, var = mean + gain * (x - mean), gain + 0 * x
+            gain = var / (var + frame_var)
+            mean, var = mean + gain * (x - mean), gain * frame_var + 0 * x
         return mean * sigma, np.sqrt(var) * sigma
 
     def provenance(self) -> dict:

@@ -187,6 +187,25 @@ def test_temporal_mode(strong_cube):
     again = den.predict(NDCube(holed, wcs=cube.wcs), stokes=["V"], progress=False)
     assert np.isnan(again.data[2, 3, 1, 10:14, 10:14]).all()
     assert np.isfinite(again.data[1, 3, 1]).all() and np.isfinite(again.data[3, 3, 1]).all()
+    # Scan t is weighed by its own noise: on a cube twice as noisy (variance 4 in the network's units) the
+    # combination trusts the neighbours more, and its variance is v n / (v + n) instead of v / (v + 1).
+    sigma = den.noise["V"]
+    frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
+    n_out = den.model.out_channels
+    args = (frames, context, sigma, den.calibration["V"], "cpu", None, n_out, den.model, None, 0, "float32", False)
+    _, sd1 = den._denoise_frames(*args, 1.0)
+    _, sd4 = den._denoise_frames(*args, 4.0)
+    v = (sd1 / sigma) ** 2 / (1 - (sd1 / sigma) ** 2)  # the prediction's variance, from the first combination
+    np.testing.assert_allclose((sd4 / sigma) ** 2, 4 * v / (v + 4), rtol=1e-4)
+    noisier = np.asarray(cube.data) + np.random.default_rng(5).normal(0, np.sqrt(3) * NOISE, cube.data.shape)
+    noisier = NDCube(noisier, wcs=cube.wcs)
+    sd_noisier = den.predict(noisier, stokes=["V"], progress=False).uncertainty.array
+    # scan t taken at the training noise (as before the fix): the same cube's noise levels passed as the trained
+    as_trained = den._predict(
+        noisier, ["V"], None, "aleatoric", 1, None, None, "float32", False, False, dict(den.noise)
+    )
+    ratio = np.median(sd_noisier[1:-1, 3]) / np.median(as_trained.uncertainty.array[1:-1, 3])
+    assert ratio > 1.05  # measured 1.11: the noisier scan t gets less weight, the combination a larger sigma
     with pytest.raises(ValueError, match="needs at least 7 scans"):
         Denoiser(temporal=3).fit(cube, progress=False)
 
