@@ -1236,13 +1236,11 @@ class Denoiser:
             raise WeightsError(f"Could not read denoiser file {path}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             return None
-        config = dict(blob["config"])
-        config.pop("architecture", None)
-        model = UNet(**config)
-        missing = set(model.state_dict()) ^ set(blob["state_dict"])
-        if missing:
-            raise WeightsError(f"{path} does not match the U-Net: differing keys {sorted(missing)}")
-        model.load_state_dict(blob["state_dict"])
+        from sunpy_nn.data.registry import _build, _load_state
+
+        # the registry's checks: a wrong architecture, key or tensor shape is a WeightsError naming the file
+        model = _build({"architecture": "UNet", **dict(blob["config"])}, UNet, path)
+        _load_state(model, blob["state_dict"], path)
         settings = {
             "mode": blob["mode"],
             "n_wavelengths": blob["n_wavelengths"],
