@@ -57,6 +57,8 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from scipy import ndimage, optimize
 
+from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT_DEFAULT = ROOT / "benchmarks" / "results" / "validate_enhance"
@@ -69,7 +71,7 @@ FILES = {
     "sharp_continuum": "sharp/hmi.sharp_cea_720s.377.20110215_020000_TAI.continuum.fits",
     "sharp_blos": "sharp/hmi.sharp_cea_720s.377.20110215_020000_TAI.magnetogram.fits",
 }
-HMI_SCALE = 0.504  # arcsec/px
+HMI_SCALE = HMI_PIXEL_SCALE_ARCSEC  # arcsec/px, the package's one value
 OUT_SCALE = HMI_SCALE / 2
 SEED = 20180501  # noise of degrade_scene
 BORDER = 4  # HMI pixels left out around the held-out columns (2 arcsec)

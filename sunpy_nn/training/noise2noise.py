@@ -290,9 +290,10 @@ class Noise2NoisePairs:
                         continue
                     x, y = a, b
             # Bias toward signal: half the pairs must show structure above 2 sigma in the smoothed mean of the pair.
-            both = 0.5 * (x.reshape(-1, *y.shape).mean(axis=0) + y)  # temporal mode: x holds 2k scans
-            if want_signal and np.abs(ndimage.uniform_filter(both, size=(1, 3, 3))).max() < 2.0:
-                continue
+            if want_signal:
+                both = 0.5 * (x.reshape(-1, *y.shape).mean(axis=0) + y)  # temporal mode: x holds 2k scans
+                if np.abs(ndimage.uniform_filter(both, size=(1, 3, 3))).max() < 2.0:
+                    continue
             return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
         raise ValueError(
             f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of the "
