@@ -294,9 +294,9 @@ class Denoiser:
             selected = [labels.index(s) for s in stokes]
         return axes, canon, labels, selected
 
-    def _noise_levels(self, canon, labels, selected, which=None, sampled=False) -> tuple[dict, dict]:
+    def _noise_levels(self, canon, labels, selected, sampled=False) -> tuple[dict, dict]:
         """
-        Noise level of every Stokes parameter (or of the indices ``which``), and the method of each; a
+        Noise level of every Stokes parameter, and the method of each; a
         `ValueError` when a denoised one (``selected``) has none, e.g. a constant image. Pass-through Stokes
         parameters may have zero noise.
 
@@ -329,7 +329,7 @@ class Denoiser:
 
         polarisation = [s for s, lab in enumerate(labels) if lab in ("Q", "U", "V")]
         out, methods = {}, {}
-        for s in range(canon.shape[1]) if which is None else which:
+        for s in range(canon.shape[1]):
             refs = [r for r in polarisation if r != s]
             if n_t < 2:
                 method, sigma = "spatial", _estimate(stacks(s), "spatial")
