@@ -1,36 +1,58 @@
 """
 The layers contract of ``sunpy_nn`` (issue #15, ``DESIGN.md``): a module imports only from the rows below its own.
 
-Rows, top to bottom (the design's ``io | baselines | training | batch`` row is split where its members depend on
-each other: training builds on the data generators, and the weight registry reads Keras files through io)::
+The rows live in one place, ``[tool.importlinter]`` in ``pyproject.toml``, which CI checks with import-linter
+(``lint-imports`` in ``.ci/run`` and ``tox -e codestyle``). Top to bottom (the design's ``io | baselines | training |
+batch`` row is split where its members depend on each other: training builds on the data generators, and the weight
+registry reads Keras files through io)::
 
-    cli, demo, parallel (a backwards-compatible re-export), the package root (lazy public API)
-    enhance, denoise
-    baselines, training, batch
+    cli : demo : parallel (a backwards-compatible re-export)
+    enhance | denoise
+    baselines | training | batch
     data
     io
-    metrics, psf, cube, header, nn, utils
+    metrics : psf : cube : header : nn : utils
 
-Inside one top-level component (``sunpy_nn.nn.*``, ``sunpy_nn.training.*``, ...) and inside the bottom row,
-modules may import each other (cycles are refused by ``test_layers.py``). Every import counts, lazy ones inside
-functions included. The bare package root (``from sunpy_nn import __version__``) is always loaded first by Python
-and is not an upward import.
+``|`` siblings may not import each other; ``:`` siblings may. Inside one top-level component (``sunpy_nn.nn.*``,
+``sunpy_nn.training.*``, ...) modules may import each other (cycles are refused by ``test_layers.py``). Every import
+counts, lazy ones inside functions included. The bare package root (``from sunpy_nn import __version__``) is always
+loaded first by Python and is not an upward import.
+
+This file checks the same rows twice, with its own :mod:`ast` reader and with import-linter, and shows each of them
+failing on a module that breaks the contract on purpose.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
-from .test_layers import MODULES, _imports, _module_name
+from .test_layers import MODULES, PACKAGE, _imports, _module_name
 
-ROWS = (
-    ("sunpy_nn.cli", "sunpy_nn.demo", "sunpy_nn.parallel", "sunpy_nn.__main__"),
-    ("sunpy_nn.enhance", "sunpy_nn.denoise"),
-    ("sunpy_nn.baselines", "sunpy_nn.training", "sunpy_nn.batch"),
-    ("sunpy_nn.data",),
-    ("sunpy_nn.io",),
-    ("sunpy_nn.metrics", "sunpy_nn.psf", "sunpy_nn.cube", "sunpy_nn.header", "sunpy_nn.nn", "sunpy_nn.utils"),
+try:
+    import tomllib
+except ImportError:  # Python 3.10: pytest itself depends on tomli there
+    import tomli as tomllib
+
+PYPROJECT = PACKAGE.parent / "pyproject.toml"
+CONTRACT = next(
+    c for c in tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"] if c["id"] == "layers"
 )
+
+
+def _parse_row(row: str) -> tuple[tuple[str, ...], bool]:
+    """One import-linter layer string -> (module names, whether its siblings are independent)."""
+    names = tuple("sunpy_nn." + n.strip() for n in re.split(r"[|:]", row))
+    return names, "|" in row
+
+
+ROWS = tuple(_parse_row(row)[0] for row in CONTRACT["layers"])
+INDEPENDENT = tuple(_parse_row(row)[1] for row in CONTRACT["layers"])
 BOTTOM = len(ROWS) - 1
 
 
@@ -53,7 +75,7 @@ def violations(modules: dict[str, set[str]]) -> list[str]:
     found = []
     for module, imports in modules.items():
         row = _row(module)
-        if row is None or row == 0:
+        if row is None:
             continue
         for target in sorted(imports):
             if not target.startswith("sunpy_nn.") or target not in modules:
@@ -61,7 +83,7 @@ def violations(modules: dict[str, set[str]]) -> list[str]:
             t_row = _row(target)
             if t_row is None or _component(target) == _component(module):
                 continue
-            if t_row > row or (t_row == row == BOTTOM):
+            if t_row > row or (t_row == row and not INDEPENDENT[row]):
                 continue
             found.append(f"{module} imports {target}")
     return found
@@ -100,3 +122,64 @@ def test_the_contract_fails_on_an_upward_import(tmp_path, path, source, expected
     for p in root.rglob("*.py"):
         modules[_module_name(p, root)] = _imports(p, root)
     assert expected in violations(modules)
+
+
+def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:
+    """Run import-linter's ``lint-imports`` on the ``pyproject.toml`` in ``cwd``, importing packages from there."""
+    code = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    return subprocess.run(
+        [sys.executable, "-c", code, "--no-cache", "pyproject.toml"],
+        cwd=cwd,
+        env={"PYTHONPATH": str(cwd), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_import_linter_keeps_the_contract():
+    result = _lint_imports(PYPROJECT.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def _fake_package(tmp_path: Path) -> Path:
+    """An empty package with every module the contract names, next to a copy of the real contract."""
+    root = tmp_path / "sunpy_nn"
+    root.mkdir()
+    for path in ("__init__.py", "_version.py", *(name.split(".", 1)[1] + ".py" for row in ROWS for name in row)):
+        (root / path).touch()
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT.read_text())
+    return root
+
+
+def test_import_linter_fails_on_an_upward_import(tmp_path):
+    root = _fake_package(tmp_path)
+    assert _lint_imports(tmp_path).returncode == 0  # the empty package keeps the contract
+    # Broken on purpose: the CRISP reader's row (io) lazily imports the denoiser, two rows up.
+    (root / "io.py").write_text(
+        textwrap.dedent("""
+        def read():
+            from sunpy_nn.denoise import Denoiser
+            return Denoiser
+    """)
+    )
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "sunpy_nn.io is not allowed to import sunpy_nn.denoise" in result.stdout
+
+
+def test_import_linter_fails_on_a_sibling_import(tmp_path):
+    root = _fake_package(tmp_path)
+    (root / "enhance.py").write_text("import sunpy_nn.denoise\n")  # enhance | denoise are independent
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "sunpy_nn.enhance is not allowed to import sunpy_nn.denoise" in result.stdout
+
+
+def test_import_linter_fails_on_a_module_outside_the_contract(tmp_path):
+    root = _fake_package(tmp_path)
+    (root / "newroom.py").touch()  # exhaustive: a new top-level module must be given a row
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "sunpy_nn.newroom" in result.stdout
