@@ -5,8 +5,6 @@ Numpy in, numpy out. Angles are `~astropy.units.Quantity` (or floats in arcsec);
 pixels.
 """
 
-from __future__ import annotations
-
 import astropy.units as u
 import numpy as np
 import torch
@@ -35,19 +33,29 @@ HMI_PSF_MODIFIED = (0.1, 2.0, 3.0, 3.4)
 HMI_PSF_RADIUS = 4.4
 
 
-def _arcsec(x) -> float:
+def _arcsec(x, name: str = "scale") -> float:
     """
     Arcsec (per pixel) from a float, an angle or an angle per pixel: a pixel's size, so positive.
 
     The sign is dropped: a scale read from a map with a mirrored axis (``CDELT1 < 0``, ``smap.scale``) is negative,
-    but its pixels are as large as the unmirrored map's.
+    but its pixels are as large as the unmirrored map's. A plain number is taken as arcsec (per pixel), the
+    documented convention; any other unit, a zero or a non-finite value raises an error that names ``name``.
     """
     if isinstance(x, (int, float, np.floating, np.integer)):
-        return abs(float(x))
-    q = u.Quantity(x)
-    if q.unit.is_equivalent(u.arcsec / u.pix):
-        q = q * u.pix
-    return abs(float(q.to_value(u.arcsec)))
+        value = abs(float(x))
+    else:
+        q = u.Quantity(x)
+        if q.unit.is_equivalent(u.arcsec / u.pix):
+            q = q * u.pix
+        if not q.unit.is_equivalent(u.arcsec) or q.size != 1:
+            raise u.UnitsError(
+                f"{name} must be one angle per pixel (e.g. 0.504 * u.arcsec / u.pix, or a plain number in arcsec), "
+                f"got {x!r}"
+            )
+        value = abs(float(q.to_value(u.arcsec)))
+    if not np.isfinite(value) or value == 0:
+        raise ValueError(f"{name} must be a finite, non-zero pixel scale, got {x!r}")
+    return value
 
 
 def _radius_grid(shape: tuple[int, int], scale: float) -> np.ndarray:
@@ -63,6 +71,7 @@ def _default_shape(scale: float, radius_arcsec: float) -> tuple[int, int]:
     return n, n
 
 
+@u.quantity_input(diameter=u.m, wavelength=u.m)
 def hmi_psf(
     scale,
     modified: bool = True,
@@ -116,7 +125,10 @@ def hmi_psf(
     return psf / psf.sum()
 
 
-def airy_psf(diameter, wavelength, scale, shape: tuple[int, int] | None = None, oversample: int = 5) -> np.ndarray:
+@u.quantity_input(diameter=u.m, wavelength=u.m)
+def airy_psf(
+    diameter: u.Quantity, wavelength: u.Quantity, scale, shape: tuple[int, int] | None = None, oversample: int = 5
+) -> np.ndarray:
     """
     Diffraction pattern of a clear circular aperture, integrated over square pixels.
 
