@@ -249,4 +249,7 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     # under meta["sunpy_nn"], or as HISTORY cards in a FITS header
     provenance(meta, method="PCA along wavelength", settings={"pca_components": kept})
     mask = None if cube.mask is None else np.array(cube.mask, copy=True)
-    return _copy_coords(cube, NDCube(axes.from_canonical(canon), wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit))
+    # Computed in float64; returned in the cube's own float type, so what passes through comes back bit for bit.
+    dtype = np.result_type(np.asarray(cube.data).dtype, np.float32)
+    data = axes.from_canonical(canon.astype(dtype, copy=False))
+    return _copy_coords(cube, NDCube(data, wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit))

@@ -94,3 +94,20 @@ def test_a_map_records_its_provenance_once():
     assert history.count("sunpy_nn method: bilinear upsampling + Richardson-Lucy deconvolution") == 1
     assert history.count("sunpy_nn iterations: 3") == 1
     assert "richardson_lucy: bilinear x2" not in history  # the old one-line summary said it all a second time
+
+
+def test_pca_keeps_the_cube_dtype_and_passes_the_rest_through_bit_for_bit():
+    from ndcube import NDCube
+
+    from sunpy_nn.baselines import pca_denoise
+
+    from .test_denoise import make_wcs
+
+    rng = np.random.default_rng(0)
+    data = (1 + 0.01 * rng.standard_normal((2, 4, 9, 24, 24))).astype(np.float32)
+    cube = NDCube(data, wcs=make_wcs(["time", "stokes", "wavelength", "y", "x"]))
+    out = pca_denoise(cube, stokes=("V",))
+    assert out.data.dtype == np.float32  # computed in float64, returned in the cube's own type
+    assert np.array_equal(out.data[:, :3], data[:, :3])  # I, Q, U were not asked for
+    assert not np.array_equal(out.data[:, 3], data[:, 3])
+    assert np.array_equal(cube.data, data)  # the caller's cube is untouched
