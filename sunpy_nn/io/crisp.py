@@ -142,11 +142,13 @@ def read_crisp(
         cannot be memory-mapped or read frame by frame: astropy decompresses it into memory in every mode (the
         log says so; ``"dask"`` wraps the array). Whatever the mode, the values are those astropy reads.
     wavelengths, times, pixel_scale, center, date_ref
-        LP cubes only, which store no coordinates: wavelengths (`~astropy.units.Quantity`, one per tuning), times
-        of the scans (`~astropy.time.Time`, or seconds since ``date_ref``; shape ``(n_scans,)`` or
-        ``(n_scans, n_wavelengths)``), pixel scale (arcsec per pixel) and the helioprojective centre of the field
-        (default ``(0, 0)`` arcsec). When none is given, the companion ``<cube>.wcs.fits`` written by
-        `write_lp` is used if present.
+        LP cubes only, which store no coordinates: wavelengths (`~astropy.units.Quantity` in any spectral unit,
+        e.g. nm, Angstrom or Hz, one per tuning), times of the scans (`~astropy.time.Time`, or times since
+        ``date_ref`` as a Quantity of time or plain seconds; shape ``(n_scans,)`` or ``(n_scans, n_wavelengths)``),
+        pixel scale (a Quantity in ``arcsec/pix`` or in arcsec, or a plain number of arcsec per pixel) and the
+        helioprojective centre of the field (two angles, plain numbers in arcsec; default ``(0, 0)`` arcsec). A
+        Quantity in a unit that does not fit is a `~astropy.units.UnitConversionError` (a `ValueError`) naming the
+        parameter. When none is given, the companion ``<cube>.wcs.fits`` written by `write_lp` is used if present.
     unit : str or `~astropy.units.Unit`, optional
         Data unit; default BUNIT (FITS) or none (LP).
     n_wavelengths : int, optional
@@ -170,7 +172,8 @@ def read_crisp(
     ValueError
         A truncated file (astropy's size check) or a truncated or corrupt compressed file, a header that is not
         an LP or FITS header, sizes that disagree with the ``_sp`` cube, or LP coordinates of the wrong length
-        (or wavelengths without a unit).
+        or unit (wavelengths without a spectral unit; times, pixel scale or centre in a unit that does not fit: a
+        `~astropy.units.UnitConversionError`).
     FileNotFoundError
         The file, or the ``_sp`` companion of an LP cube, is missing.
 

@@ -161,6 +161,26 @@ def _companion(path: Path) -> Path:
     return path.with_name(path.name + ".wcs.fits")
 
 
+# ------------------------------------------------------------------------------------------------------ read
+def _arcsec(value, name: str, *, per_pixel: bool = False) -> np.ndarray:
+    """
+    An angle in arcsec, from a Quantity in any angle unit or from plain numbers (arcsec, the documented convention).
+
+    With ``per_pixel`` (a pixel scale), an angle per pixel (``arcsec/pix``, sunpy's unit of a pixel scale) is taken
+    too. Any other unit is a `~astropy.units.UnitConversionError` (a `ValueError`) that names the parameter and the
+    units it takes.
+    """
+    if per_pixel and isinstance(value, u.Quantity) and value.unit.is_equivalent(u.arcsec / u.pix):
+        value = value * u.pix
+    try:
+        return u.Quantity(value, u.arcsec).to_value(u.arcsec)
+    except u.UnitConversionError:
+        takes = "an angle per pixel (e.g. 0.059 * u.arcsec / u.pix) or an angle" if per_pixel else "an angle"
+        raise u.UnitConversionError(
+            f"{name} must be {takes} (plain numbers are arcsec), not a Quantity in {value.unit!r}"
+        ) from None
+
+
 def _lp_wcs_hdus(
     shape5: tuple[int, ...],
     stokes_first: int,
@@ -190,13 +210,18 @@ def _lp_wcs_hdus(
     wave = wavelengths.to_value(u.nm, equivalencies=u.spectral()).astype(float)
     if wave.shape != (nw,):
         raise ValueError(f"wavelengths has shape {wave.shape}, but the cube has {nw} wavelengths")
+    if isinstance(times, u.Quantity) and not times.unit.is_equivalent(u.s):
+        raise u.UnitConversionError(
+            f"times must be an astropy Time, or times since date_ref= as a Quantity of time (e.g. [0, 20] * u.s) or "
+            f"plain seconds, not a Quantity in {times.unit!r}"
+        )
     time_s, ref = _as_seconds(times, None if date_ref is None else Time(date_ref), "times")
     if time_s.shape == (nt,):
         time_s = np.repeat(time_s[:, None], nw, axis=1)
     if time_s.shape != (nt, nw):
         raise ValueError(f"times has shape {time_s.shape}; the cube needs ({nt},) or ({nt}, {nw}) (scan, wavelength)")
-    scale = u.Quantity(pixel_scale, u.arcsec).to_value(u.arcsec)
-    cx, cy = (0.0, 0.0) if center is None else u.Quantity(center, u.arcsec).to_value(u.arcsec)
+    scale = _arcsec(pixel_scale, "pixel_scale", per_pixel=True)
+    cx, cy = (0.0, 0.0) if center is None else _arcsec(center, "center")
     xs = cx + scale * (np.array([0, nx - 1]) - (nx - 1) / 2)
     ys = cy + scale * (np.array([0, ny - 1]) - (ny - 1) / 2)
     lon = np.broadcast_to(xs[None, :], (nt, nw, 2, 2)).copy()
@@ -277,6 +302,7 @@ def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit
     return NDCube(data, wcs=wcs, unit=u.Unit(unit) if unit else None, meta=meta)
 
 
+# ----------------------------------------------------------------------------------------------------- write
 _LP_SUFFIXES = (".fcube", ".icube")
 _WRITE_FITS_SUFFIXES = (".fits", ".fit", ".fts")
 
