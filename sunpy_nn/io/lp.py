@@ -176,8 +176,9 @@ def _arcsec(value, name: str, *, per_pixel: bool = False) -> np.ndarray:
         return u.Quantity(value, u.arcsec).to_value(u.arcsec)
     except u.UnitConversionError:
         takes = "an angle per pixel (e.g. 0.059 * u.arcsec / u.pix) or an angle" if per_pixel else "an angle"
+        unit = value.unit.to_string() or "no unit"
         raise u.UnitConversionError(
-            f"{name} must be {takes} (plain numbers are arcsec), not a Quantity in {value.unit!r}"
+            f"{name} must be {takes} (plain numbers are arcsec), not a Quantity in {unit}"
         ) from None
 
 
@@ -213,7 +214,7 @@ def _lp_wcs_hdus(
     if isinstance(times, u.Quantity) and not times.unit.is_equivalent(u.s):
         raise u.UnitConversionError(
             f"times must be an astropy Time, or times since date_ref= as a Quantity of time (e.g. [0, 20] * u.s) or "
-            f"plain seconds, not a Quantity in {times.unit!r}"
+            f"plain seconds, not a Quantity in {times.unit.to_string() or 'no unit'}"
         )
     time_s, ref = _as_seconds(times, None if date_ref is None else Time(date_ref), "times")
     if time_s.shape == (nt,):
