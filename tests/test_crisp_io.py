@@ -923,3 +923,15 @@ def test_stale_lp_companion_is_never_left(tmp_path, cube_data):
         write_lp(cube_data * 2, tmp_path / "x.fcube")
     write_lp(cube_data * 2, tmp_path / "x.fcube", overwrite=True)  # an array: no coordinates to describe
     assert not (tmp_path / "x.fcube.wcs.fits").exists()  # the old cube's companion went with it
+
+
+def test_truncated_zip_file_is_reported(tmp_path, cube_data):
+    import zipfile
+
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    with zipfile.ZipFile(tmp_path / "nb.fits.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(tmp_path / "nb.fits", "nb.fits")
+    raw = (tmp_path / "nb.fits.zip").read_bytes()
+    (tmp_path / "cut.fits.zip").write_bytes(raw[: len(raw) // 2])  # its central directory (at the end) is lost
+    with pytest.raises(ValueError, match=r"truncated or corrupt.*Copy or download"):
+        read_crisp(tmp_path / "cut.fits.zip")

@@ -13,6 +13,7 @@ import logging
 import lzma
 import re
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -29,7 +30,8 @@ log = logging.getLogger("sunpy_nn.io.crisp")
 
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".gz", ".fz", ".bz2", ".zip", ".xz", ".z")
 # Whole-file compression astropy reads through (its own detection); an LP cube is never compressed.
-_DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+# zipfile.BadZipFile: a .zip cut short loses its central directory, which zipfile reads first.
+_DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 _COMPRESSED_MAGIC = {
     b"\x1f\x8b": "gzip",
     b"BZh": "bzip2",
