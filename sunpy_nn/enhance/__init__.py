@@ -9,13 +9,12 @@ normalisation, and writes a header whose WCS keeps every pixel edge where it was
 The code lives in private modules (issue #15); every name importable from ``sunpy_nn.enhance`` before the split
 is importable from here: ``_checks`` (the data kinds, the input checks and `detect_kind`), ``_normalise``
 (`normalise`), ``_models`` (the one model cache and `load_enhance_model`), ``_core`` (`enhance_array` and one map),
-``_batch`` (the worker task and `enhance_batch`) and ``_map`` (`enhance_map`).
+``_batch`` (the weights resolved once per batch, and the worker task) and ``_map`` (`enhance_map`).
 """
 
 # Names written "x as x" are private names of sunpy_nn.enhance before its split, importable from here as they were.
 from sunpy_nn.enhance._batch import _EnhanceTask as _EnhanceTask
 from sunpy_nn.enhance._batch import _output_name as _output_name
-from sunpy_nn.enhance._batch import enhance_batch as enhance_batch  # also sunpy_nn.parallel.enhance_batch
 from sunpy_nn.enhance._checks import (
     HMI_PIXEL_SCALE,
     KINDS,
@@ -33,6 +32,7 @@ from sunpy_nn.enhance._core import _METHOD as _METHOD
 from sunpy_nn.enhance._core import _enhance_lazy as _enhance_lazy
 from sunpy_nn.enhance._core import _enhance_one as _enhance_one
 from sunpy_nn.enhance._core import enhance_array
+from sunpy_nn.enhance._map import enhance_batch as enhance_batch  # also sunpy_nn.parallel.enhance_batch
 from sunpy_nn.enhance._map import enhance_map
 from sunpy_nn.enhance._models import _MAX_MODELS as _MAX_MODELS
 from sunpy_nn.enhance._models import _MODELS as _MODELS

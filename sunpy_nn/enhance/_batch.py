@@ -1,22 +1,21 @@
 """
-Enhance over many maps: the worker task handed to `sunpy_nn.batch.run_batch`, and `enhance_batch`.
+Enhance over many maps: the weights resolved once, and the worker task handed to `sunpy_nn.batch.run_batch`.
 
-Private to `sunpy_nn.enhance`, which re-exports `enhance_batch` (also importable from `sunpy_nn.parallel`).
+Private to `sunpy_nn.enhance`: `enhance_map` runs a list of maps through ``_enhance_maps``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sunpy.map import GenericMap, Map
+from torch import nn
 
 from sunpy_nn.batch import _check_errors, _source_name, run_batch
-from sunpy_nn.enhance._checks import detect_kind
-from sunpy_nn.enhance._core import _enhance_one
-from sunpy_nn.enhance._models import load_enhance_model
-from sunpy_nn.nn import resolve_device
+from sunpy_nn.enhance._checks import KINDS, detect_kind
+from sunpy_nn.enhance._core import _enhance_one, _Options
+from sunpy_nn.enhance._models import _load, _resolve
 
 
 # ---------------------------------------------------------------------------------------------------------- batch
@@ -32,44 +31,49 @@ def _output_name(item, index: int) -> str:
     return f"map{index:05d}_{stamp}_enhanced.fits"
 
 
+def _resolve_kinds(weights: str | Path | nn.Module | None, kind: str | None) -> dict:
+    """
+    ``weights=`` resolved once for a whole batch: for the given kind, or for each of `KINDS` when every map's own
+    kind is detected (``weights=None`` means a registered model per kind).
+
+    A kind whose weights cannot be resolved maps to the error, raised for the maps of that kind only (as when each
+    map resolved its own), so that a batch of continuum images runs where no magnetogram model is installed.
+    """
+    resolved: dict = {}
+    for k in (kind,) if kind is not None else KINDS:
+        try:
+            resolved[k] = _resolve(weights, k)
+        except Exception as exc:  # each map that needs these weights fails with it
+            resolved[k] = exc
+    return resolved
+
+
 @dataclass
 class _EnhanceTask:
     """
     The Enhance worker task: one map (a file or a Map) in, the enhanced Map (or the file written) out.
 
     Handed to `sunpy_nn.batch.run_batch`, which sends it once to each worker (with the network when ``weights`` is
-    one); the worker loads the model once, from the one model cache of this module.
+    one). The weights were resolved once for the batch (``weights``: kind -> `._models._Weights`, or the error that
+    resolving them raised); the worker loads each network once, into the one model cache of `sunpy_nn.enhance`, and
+    finds it there for every later map without looking up the registry or the file again.
     """
 
-    kind: str | None
-    weights: object
-    device: str | None
-    tile_size: int | None
-    normalisation: str
-    output_dir: str | None
-    overwrite: bool
-    precision: str | None = "float32"
-    compile: bool = False
+    options: _Options
+    weights: dict
+    output_dir: str | None = None
+    overwrite: bool = False
 
     def __call__(self, item, index: int):
         smap = Map(item) if isinstance(item, str | Path) else item
         if not isinstance(smap, GenericMap):
             raise TypeError(f"{_source_name(item, index)} is not one 2-D map but {type(smap).__name__}")
-        kind = self.kind or detect_kind(smap)
-        model, info = load_enhance_model(self.weights, kind)
-        out = _enhance_one(
-            smap,
-            kind,
-            model,
-            info,
-            resolve_device(self.device),
-            self.tile_size,
-            self.normalisation,
-            False,
-            self.precision,
-            self.compile,
-            kind_given=self.kind is not None,
-        )
+        kind = self.options.kind or detect_kind(smap)
+        weights = self.weights[kind]
+        if isinstance(weights, Exception):
+            raise weights.with_traceback(None)  # a fresh traceback for each map that meets it
+        model, info = _load(weights)
+        out = _enhance_one(smap, kind, model, info, self.options, False)
         if self.output_dir is None:
             return out
         path = Path(self.output_dir) / _output_name(item, index)
@@ -77,42 +81,31 @@ class _EnhanceTask:
         return str(path)
 
 
-def enhance_batch(
-    items: Sequence,
+def _enhance_maps(
+    items: list,
+    weights: str | Path | nn.Module | None,
+    options: _Options,
     *,
-    kind=None,
-    weights=None,
-    device=None,
-    tile_size=None,
-    normalisation="auto",
-    scheduler=None,
-    num_workers: int | None = None,
-    output_dir=None,
-    overwrite: bool = False,
-    errors: str = "raise",
-    precision: str | None = "float32",
-    compile: bool = False,
-    progress: bool = True,
+    scheduler,
+    num_workers: int | None,
+    output_dir: str | Path | None,
+    overwrite: bool,
+    errors: str,
+    progress: bool,
 ) -> list:
     """
-    Enhance many maps (files or Maps) serially or on dask; the engine behind `~sunpy_nn.enhance_map` for lists.
+    Enhance many maps (files or Maps) serially or on dask: `enhance_map` of a list.
 
-    Returns the results in input order: Maps, or the paths written when ``output_dir`` is given. See
-    `~sunpy_nn.enhance_map` for the parameters; `sunpy_nn.batch.run_batch` runs the maps.
+    Returns the results in input order: Maps, or the paths written when ``output_dir`` is given. The weights are
+    resolved here, once; `sunpy_nn.batch.run_batch` runs the maps.
     """
     _check_errors(errors)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
+    if options.device is not None:
+        options = replace(options, device=str(options.device))  # a worker builds its own torch.device
     task = _EnhanceTask(
-        kind,
-        weights,
-        None if device is None else str(device),
-        tile_size,
-        normalisation,
-        None if output_dir is None else str(output_dir),
-        overwrite,
-        precision,
-        compile,
+        options, _resolve_kinds(weights, options.kind), None if output_dir is None else str(output_dir), overwrite
     )
     return run_batch(
         items,

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sunpy.map import GenericMap
 from torch import nn
 
+from sunpy_nn.data.registry import ModelInfo
 from sunpy_nn.enhance._checks import KINDS, MIN_SIZE, _check_map, _check_values, detect_kind
 from sunpy_nn.enhance._normalise import _apply_profile, _mirrored_axis, normalise
 from sunpy_nn.header import _off_disk_zeros, _update_stats, append_history, provenance, superres_meta
-from sunpy_nn.nn import run_tiled
+from sunpy_nn.nn import resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.utils import SunpyNNUserWarning, fill_nearest
 
@@ -69,16 +72,16 @@ def enhance_array(
     >>> out.shape, bool(np.isnan(out[:10, :10]).all()), bool(np.isfinite(out[10:]).all())
     ((64, 80), True, True)
     """
+    # How the network runs, written once: for run_tiled here and for each block of a dask image.
+    run = {
+        "device": device,
+        "tile_size": tile_size,
+        "batch_size": batch_size,
+        "precision": precision,
+        "compile": compile,
+    }
     if is_dask(image):
-        return _enhance_lazy(
-            image,
-            model,
-            device=device,
-            tile_size=tile_size,
-            batch_size=batch_size,
-            precision=precision,
-            compile=compile,
-        )
+        return _enhance_lazy(image, model, run)
     data = np.asarray(image)
     if data.ndim != 2:
         raise ValueError(f"Enhance works on 2-D images; got {data.ndim}-D data of shape {data.shape}")
@@ -106,21 +109,18 @@ def enhance_array(
         valid=~missing if missing.any() else None,  # tiles wholly off the disk are not computed
         scale=2,
         halo=radius,
-        tile_size=tile_size,
-        batch_size=batch_size,
-        device=device,
         progress=progress,
         desc="Enhance",
-        precision=precision,
-        compile=compile,
+        **run,
     )
     if missing.any():
         out[np.repeat(np.repeat(missing, 2, axis=0), 2, axis=1)] = np.nan
     return out
 
 
-def _enhance_lazy(image, model: nn.Module, *, device=None, tile_size=None, batch_size=None, **run):
-    """Enhance of a dask image: block by block, each block extended by twice the receptive radius."""
+def _enhance_lazy(image, model: nn.Module, run: dict):
+    """Enhance of a dask image: block by block, each block extended by twice the receptive radius (``run``: how the
+    network runs, the keyword arguments of `enhance_array`)."""
     if image.ndim != 2:
         raise ValueError(f"Enhance works on 2-D images; got {image.ndim}-D data of shape {image.shape}")
     if min(image.shape) < MIN_SIZE:
@@ -130,7 +130,7 @@ def _enhance_lazy(image, model: nn.Module, *, device=None, tile_size=None, batch
     def block(b: np.ndarray) -> np.ndarray:
         if np.isnan(b).all():  # off the disk: nothing to compute
             return np.full((2 * b.shape[0], 2 * b.shape[1]), np.nan, np.float32)
-        return enhance_array(b, model, device=device, tile_size=tile_size, batch_size=batch_size, progress=False, **run)
+        return enhance_array(b, model, progress=False, **run)
 
     # Twice the radius: missing pixels are filled from their nearest valid pixel, which for a pixel that reaches a
     # valid output (within one radius) lies within another radius; so the fill, and the output, match in memory.
@@ -138,21 +138,29 @@ def _enhance_lazy(image, model: nn.Module, *, device=None, tile_size=None, batch
 
 
 # ------------------------------------------------------------------------------------------------------------ map
+@dataclass(frozen=True)
+class _Options:
+    """
+    How each map is enhanced: the arguments of `enhance_map` that reach one map, written once.
+
+    Built by `enhance_map` for one map and handed, inside the batch task, to the workers for many.
+    """
+
+    kind: str | None = None  # as given; None: each map's own, from its metadata
+    device: str | torch.device | None = None
+    tile_size: int | None = None
+    normalisation: str = "auto"
+    precision: str | None = "float32"
+    compile: bool = False
+
+
 def _enhance_one(
-    smap,
-    kind,
-    model,
-    info,
-    device,
-    tile_size,
-    normalisation,
-    progress,
-    precision="float32",
-    compile=False,
-    kind_given=True,
-):
+    smap: GenericMap, kind: str, model: nn.Module, info: ModelInfo, options: _Options, progress: bool
+) -> GenericMap:
+    """Enhance one map of ``kind`` (given, or detected by the caller to choose ``model``) with its network."""
+    device = resolve_device(options.device)
     _check_map(smap)
-    kind_given = kind_given and kind is not None
+    kind_given = options.kind is not None and kind is not None
     kind = kind or detect_kind(smap)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -180,7 +188,7 @@ def _enhance_one(
         if np.isnan(data).all():
             raise ValueError("The map has no valid pixel (all NaN or off-disk zeros): there is nothing to enhance")
     _check_values(data, kind, smap.unit, kind_given)
-    norm = normalise(smap, data, kind, normalisation)
+    norm = normalise(smap, data, kind, options.normalisation)
     if norm.coeffs is not None:
         ny, nx = data.shape
         data /= norm.scale * norm.profile(np.arange(nx)[None, :], np.arange(ny)[:, None])
@@ -193,10 +201,10 @@ def _enhance_one(
         data if flip is None else np.flip(data, axis=flip),
         model,
         device=device,
-        tile_size=tile_size,
+        tile_size=options.tile_size,
         progress=progress,
-        precision=precision,
-        compile=compile,
+        precision=options.precision,
+        compile=options.compile,
     )
     if flip is not None:
         out = np.ascontiguousarray(np.flip(out, axis=flip))

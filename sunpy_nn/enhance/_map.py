@@ -1,22 +1,23 @@
 """
 `enhance_map`, the Map-level entry point of Enhance: one map, a `~sunpy.map.MapSequence` or a list of files.
 
-Private to `sunpy_nn.enhance`, which re-exports `enhance_map` (also `sunpy_nn.enhance_map`).
+Private to `sunpy_nn.enhance`, which re-exports `enhance_map` (also `sunpy_nn.enhance_map`) and `enhance_batch`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from sunpy.map import GenericMap, MapSequence
 from torch import nn
 
-from sunpy_nn.enhance._batch import enhance_batch
+from sunpy_nn.enhance._batch import _enhance_maps
 from sunpy_nn.enhance._checks import detect_kind
-from sunpy_nn.enhance._core import _enhance_one
+from sunpy_nn.enhance._core import _enhance_one, _Options
 from sunpy_nn.enhance._models import load_enhance_model
-from sunpy_nn.nn import resolve_device
 
 
 def enhance_map(
@@ -144,23 +145,19 @@ def enhance_map(
     >>> big.data.shape, type(big).__name__, big.meta["snnkind"]
     ((200, 200), 'HMIMap', 'intensity')
     """
+    options = _Options(kind, device, tile_size, normalisation, precision, compile)
     if isinstance(smap, MapSequence | list | tuple):
         if len(smap) == 0:
             raise ValueError("enhance_map got an empty sequence of maps")
-        out = enhance_batch(
+        out = _enhance_maps(
             list(smap),
-            kind=kind,
-            weights=weights,
-            device=device,
-            tile_size=tile_size,
-            normalisation=normalisation,
+            weights,
+            options,
             scheduler=scheduler,
             num_workers=num_workers,
             output_dir=output_dir,
             overwrite=overwrite,
             errors=errors,
-            precision=precision,
-            compile=compile,
             progress=progress,
         )
         return MapSequence(out) if isinstance(smap, MapSequence) and output_dir is None and out else out
@@ -168,19 +165,29 @@ def enhance_map(
         raise TypeError(f"enhance_map needs a sunpy Map, a MapSequence or a list of files, not one path: [{smap!r}]")
     if not isinstance(smap, GenericMap):
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
-    kind_given = kind is not None
     kind = kind or detect_kind(smap)
     model, info = load_enhance_model(weights, kind)
-    return _enhance_one(
-        smap,
-        kind,
-        model,
-        info,
-        resolve_device(device),
-        tile_size,
-        normalisation,
-        progress,
-        precision,
-        compile,
-        kind_given=kind_given,
-    )
+    return _enhance_one(smap, kind, model, info, options, progress)
+
+
+def enhance_batch(items: Sequence, **options: Any) -> list:
+    """
+    Enhance many maps (files or Maps): `enhance_map` of a list, as a list.
+
+    Importable from `sunpy_nn.parallel`, where it was before; the keyword arguments are those of `enhance_map`
+    (written there once).
+
+    Parameters
+    ----------
+    items : sequence of `~sunpy.map.GenericMap`, str or `~pathlib.Path`
+        The maps, or their files.
+    **options
+        The keyword arguments of `enhance_map`.
+
+    Returns
+    -------
+    list
+        The enhanced maps in input order, or the files written when ``output_dir`` is given.
+    """
+    items = list(items)
+    return enhance_map(items, **options) if items else []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -45,13 +46,23 @@ def _weights_file(weights: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tuple[EnhanceNet, ModelInfo]:
+@dataclass(frozen=True)
+class _Weights:
     """
-    Resolve the ``weights`` argument of `enhance_map` into a network and its provenance.
+    ``weights=`` resolved for one kind, once: what `load_weights` reads, and the model cache's key.
 
-    ``None`` means the registered model ``enhance_<kind>``. Registered models and weight files are cached in this
-    process, so processing a sequence of maps loads them once (each dask worker process once).
+    ``source`` is the network object, or the registered name or path as given; ``path`` the weight file behind a
+    name or path (None for a network, or where there is no such file: `load_weights` then says why); ``key`` the
+    file's cache key, with its modification time and size.
     """
+
+    source: str | Path | nn.Module
+    path: Path | None = None
+    key: tuple | None = None
+
+
+def _resolve(weights: str | Path | nn.Module | None, kind: str) -> _Weights:
+    """Find the weights of ``kind`` (registry look-up and ``stat``): once per map, or once per batch."""
     if weights is None:
         name = f"enhance_{kind}"
         if name not in available_models():
@@ -63,15 +74,46 @@ def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tup
             )
         weights = name
     path = None if isinstance(weights, nn.Module) else _weights_file(weights)
-    if path is None:  # a network object (nothing to load), or no such file: load_weights passes it or says why
-        return load_weights(weights, architecture=EnhanceNet)
+    if path is None:
+        return _Weights(weights)
     stat = path.stat()
-    key = (str(weights), str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _Weights(weights, path, (str(weights), str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+def _load(weights: _Weights) -> tuple[EnhanceNet, ModelInfo]:
+    """The network and its provenance, from the model cache (loaded into it when it is not there)."""
+    if weights.key is None:  # a network object (nothing to load), or no such file: load_weights passes it or says why
+        return load_weights(weights.source, architecture=EnhanceNet)
     with _MODELS_LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = load_weights(weights, architecture=EnhanceNet)
+        if weights.key not in _MODELS:
+            # The file found when resolving: the same file (and ModelInfo) load_weights finds for the name or path.
+            _MODELS[weights.key] = load_weights(weights.path, architecture=EnhanceNet)
             _count_load()
             while len(_MODELS) > _MAX_MODELS:
                 _MODELS.popitem(last=False)
-        _MODELS.move_to_end(key)
-        return _MODELS[key]
+        _MODELS.move_to_end(weights.key)
+        return _MODELS[weights.key]
+
+
+def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tuple[EnhanceNet, ModelInfo]:
+    """
+    Resolve the ``weights`` argument of `enhance_map` into a network and its provenance.
+
+    ``None`` means the registered model ``enhance_<kind>``. Registered models and weight files are cached in this
+    process, so processing a sequence of maps loads them once (each dask worker process once).
+
+    Parameters
+    ----------
+    weights : str, path, `~sunpy_nn.nn.EnhanceNet` or None
+        A registered model name, a weight file (``.pt`` or the original Keras ``.h5``), or a network.
+    kind : {"intensity", "blos"}
+        The data kind, which names the registered model when ``weights`` is `None`.
+
+    Returns
+    -------
+    model : `~sunpy_nn.nn.EnhanceNet`
+        The network, in ``eval()`` mode.
+    info : `~sunpy_nn.data.ModelInfo`
+        Its name, file and SHA-256, for provenance.
+    """
+    return _load(_resolve(weights, kind))
