@@ -13,7 +13,7 @@ import numpy as np
 from sunpy.map import GenericMap
 
 from sunpy_nn import header
-from sunpy_nn.header import _data_kind, _is_photospheric, _observed_wavelength, pixel_scale_arcsec
+from sunpy_nn.header import _is_photospheric, _labelled_kind, _observed_wavelength, pixel_scale_arcsec
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
 from sunpy_nn.utils import SunpyNNUserWarning
 
@@ -81,7 +81,7 @@ def detect_kind(smap: GenericMap) -> str:
             "and magnetograms and is not meant for EUV, UV, X-ray or radio images. To run it anyway (the result is "
             "not validated), pass kind='intensity' or kind='blos' explicitly."
         )
-    kind = _data_kind(smap)  # the metadata's answer; None when they do not tell
+    kind = _labelled_kind(smap)  # the metadata's answer (the wavelength was read above); None if they do not tell
     if kind is None:
         raise ValueError(
             f"Cannot tell whether this {type(smap).__name__} is a continuum image or a magnetogram (measurement "

@@ -99,10 +99,11 @@ def enhance_map(
         maps; with ``output_dir``, a list of the files written.
         ``CDELT`` (and ``CD``) are halved, ``CRPIX' = 2 CRPIX - 0.5``, ``PC`` and ``CRVAL`` unchanged, so every
         pixel edge stays at the same place on the Sun. Missing pixels stay NaN (off-disk zeros stay 0), and
-        the integer-only keywords ``BLANK``, ``BZERO`` and ``BSCALE`` are dropped. Provenance is recorded in
-        ``HISTORY`` (a one-line summary, then the record every sunpy_nn result has, see
-        `sunpy_nn.header.provenance`) and the keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of the
-        weights), ``SNNKIND`` and ``SNNNORM``. The input is not modified.
+        the integer-only keywords ``BLANK``, ``BZERO`` and ``BSCALE`` are dropped. Provenance is recorded once
+        in ``HISTORY``, as the record every sunpy_nn result has (`sunpy_nn.header.provenance`: lines
+        ``sunpy_nn key: value`` with the software version, the method, the model's name and SHA-256, the kind and
+        the normalisation), and in the machine-readable keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of
+        the weights), ``SNNKIND`` and ``SNNNORM``. The input is not modified.
 
     Raises
     ------
