@@ -4,9 +4,10 @@ The metadata of sunpy_nn's results: resampled map headers, pixel scales and disk
 One concept, one room: the header of a map resampled by an integer factor (`superres_meta`, with the HMI and JSOC
 keywords it must update or drop), a map's pixel scale on the Sun (`pixel_scale_arcsec`) and what its metadata say
 about the data (disk geometry, wavelength, continuum image or magnetogram), and how a result records what made it
-(`provenance`, the one convention of Enhance, the denoiser, the baselines and the CRISP writers). They are needed by
-Enhance (`sunpy_nn.enhance`), the baselines (`sunpy_nn.baselines`) and the writers (`sunpy_nn.io`) alike, and live
-here, below all of them. Nothing here imports a network, a reader or a writer.
+(`provenance`, the one convention of Enhance, the denoiser, the baselines and the CRISP writers, which also writes
+the processing step's HISTORY record, its summary included). They are needed by Enhance (`sunpy_nn.enhance`), the
+baselines (`sunpy_nn.baselines`) and the writers (`sunpy_nn.io`) alike, and live here, below all of them. Nothing
+here imports a network, a reader or a writer.
 """
 
 from __future__ import annotations
@@ -276,6 +277,11 @@ def _data_kind(smap: GenericMap) -> str | None:
     wavelength = _observed_wavelength(smap)
     if wavelength is not None and not _is_photospheric(wavelength):
         return None
+    return _labelled_kind(smap)
+
+
+def _labelled_kind(smap: GenericMap) -> str | None:
+    """The kind that the measurement (HMI ``CONTENT``), then the unit, name; None if they do not. See `_data_kind`."""
     measurement = getattr(smap, "measurement", None)
     content = smap.meta.get("content", "")
     text = f"{measurement if isinstance(measurement, str) else ''} {content if isinstance(content, str) else ''}"
@@ -323,7 +329,9 @@ def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
 
     Each value is one line ``sunpy_nn key: value``, nested dicts with dotted keys (``sunpy_nn model.file: ...``).
     A line that would be too long is split: ``sunpy_nn key:`` alone, then the value in pieces on the following
-    lines, each indented by two spaces; joining the pieces without the indent gives the value back exactly.
+    lines, each indented by two spaces; joining the pieces without the indent gives the value back exactly. A piece
+    ends before a space where the value has one (the space starts the next piece: FITS drops trailing blanks, not
+    leading ones), so that words and numbers are not cut.
     """
 
     def text(value) -> str:
@@ -340,15 +348,24 @@ def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
             else:
                 yield f"{prefix}{key}", text(value)
 
+    def pieces(value: str, size: int):
+        while len(value) > size:
+            cut = value.rfind(" ", 1, size + 1)  # the space at `cut` starts the next piece
+            while cut > 0 and value[cut - 1] == " ":  # a piece must not end in a blank either
+                cut = value.rfind(" ", 1, cut)
+            cut = cut if cut > 0 else size  # no space to break at: cut the word
+            yield value[:cut]
+            value = value[cut:]
+        yield value
+
     lines: list[str] = []
-    piece = width - 2
     for key, value in leaves(provenance):
         line = f"sunpy_nn {key}: {value}"
         if len(line) <= width:
             lines.append(line)
             continue
         lines.append(f"sunpy_nn {key}:"[:width])
-        lines += ["  " + value[i : i + piece] for i in range(0, len(value), piece)]
+        lines += ["  " + piece for piece in pieces(value, width - 2)]
     return lines
 
 
@@ -408,6 +425,11 @@ def provenance(
     `store_provenance` puts it: the entry ``meta["sunpy_nn"]`` (an NDCube's meta), or readable HISTORY lines
     ``sunpy_nn key: value`` (a FITS header; a sunpy Map's meta with ``history=True``). The meta is changed in place;
     nothing is returned.
+
+    The record is the whole HISTORY of one processing step: its ``software`` and ``method`` lines are the summary,
+    so a caller writes no summary line of its own, and HISTORY says each thing once. A Map-in, Map-out function
+    calls it once, on the result's header, with ``history=True``; a result's machine-readable keywords (such as
+    Enhance's ``SNN*``) are the caller's.
 
     Parameters
     ----------

@@ -1,0 +1,245 @@
+"""
+Enhance on a numpy (or dask) array in network units, and on one map: `enhance_array` and ``_enhance_one``.
+
+Private to `sunpy_nn.enhance`, which re-exports `enhance_array`; `enhance_map` and the batch task both run
+``_enhance_one``.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sunpy.map import GenericMap
+from torch import nn
+
+from sunpy_nn.data.registry import ModelInfo
+from sunpy_nn.enhance._checks import KINDS, MIN_SIZE, _check_map, _check_values, detect_kind
+from sunpy_nn.enhance._normalise import _apply_profile, _mirrored_axis, normalise
+from sunpy_nn.header import _off_disk_zeros, _update_stats, provenance, superres_meta
+from sunpy_nn.nn import resolve_device, run_tiled
+from sunpy_nn.nn.lazy import is_dask, lazy_tiled
+from sunpy_nn.utils import SunpyNNUserWarning, fill_nearest
+
+# What Enhance does, as its results' provenance records it.
+_METHOD = "Enhance (Diaz Baso & Asensio Ramos 2018)"
+
+
+# ---------------------------------------------------------------------------------------------------------- array
+def enhance_array(
+    image: np.ndarray,
+    model: nn.Module,
+    *,
+    device: str | torch.device | None = None,
+    tile_size: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    precision: str | None = "float32",
+    compile: bool = False,
+) -> np.ndarray:
+    """
+    Run Enhance on a plain array already in network units (I/Ic, or kG); numpy in, numpy out.
+
+    NaN pixels are filled with the nearest valid value for the network and set back to NaN (all four pixels
+    of their 2 x 2 block) in the output. Because the fill comes from valid neighbours, nothing invalid can reach a
+    valid output pixel.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        2-D image, NaN where missing; at least 8 x 8 pixels.
+    model : `torch.nn.Module`
+        An `~sunpy_nn.nn.EnhanceNet` (see `load_enhance_model`).
+    device, tile_size, batch_size, progress, precision, compile
+        As for `~sunpy_nn.nn.run_tiled`. A dask array gives a lazy dask array, computed block by block with
+        overlap (equal to the in-memory result).
+
+    Returns
+    -------
+    `numpy.ndarray`
+        Float32 image of twice the size along each axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.nn import EnhanceNet
+    >>> from sunpy_nn.enhance import enhance_array
+    >>> img = np.ones((32, 40)); img[:5, :5] = np.nan
+    >>> out = enhance_array(img, EnhanceNet(depth=1, n_filters=8), progress=False)
+    >>> out.shape, bool(np.isnan(out[:10, :10]).all()), bool(np.isfinite(out[10:]).all())
+    ((64, 80), True, True)
+    """
+    # How the network runs, written once: for run_tiled here and for each block of a dask image.
+    run = {
+        "device": device,
+        "tile_size": tile_size,
+        "batch_size": batch_size,
+        "precision": precision,
+        "compile": compile,
+    }
+    if is_dask(image):
+        return _enhance_lazy(image, model, run)
+    data = np.asarray(image)
+    if data.ndim != 2:
+        raise ValueError(f"Enhance works on 2-D images; got {data.ndim}-D data of shape {data.shape}")
+    if min(data.shape) < MIN_SIZE:
+        raise ValueError(
+            f"The image is {data.shape[0]}x{data.shape[1]} px; Enhance needs at least {MIN_SIZE}x{MIN_SIZE} "
+            "(its receptive field is 27 px across). Use a larger cut-out."
+        )
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise TypeError(f"Enhance needs real numbers; got dtype {data.dtype}")
+    data = data.astype(np.float32)  # a copy: integer data become float, the caller's array is untouched
+    if np.isinf(data).any():
+        raise ValueError(
+            f"The image has {int(np.isinf(data).sum())} infinite pixels. Replace them with NaN to mark them "
+            "as missing (np.where(np.isinf(a), np.nan, a))."
+        )
+    missing = np.isnan(data)
+    if missing.all():
+        raise ValueError("The image is all NaN: there is nothing to enhance")
+    data = fill_nearest(data, missing)
+    radius = getattr(model, "receptive_radius", 16)
+    out = run_tiled(
+        model,
+        data,
+        valid=~missing if missing.any() else None,  # tiles wholly off the disk are not computed
+        scale=2,
+        halo=radius,
+        progress=progress,
+        desc="Enhance",
+        **run,
+    )
+    if missing.any():
+        out[np.repeat(np.repeat(missing, 2, axis=0), 2, axis=1)] = np.nan
+    return out
+
+
+def _enhance_lazy(image, model: nn.Module, run: dict):
+    """Enhance of a dask image: block by block, each block extended by twice the receptive radius (``run``: how the
+    network runs, the keyword arguments of `enhance_array`)."""
+    if image.ndim != 2:
+        raise ValueError(f"Enhance works on 2-D images; got {image.ndim}-D data of shape {image.shape}")
+    if min(image.shape) < MIN_SIZE:
+        raise ValueError(f"The image is {image.shape[0]}x{image.shape[1]} px; Enhance needs at least {MIN_SIZE}")
+    radius = getattr(model, "receptive_radius", 16)
+
+    def block(b: np.ndarray) -> np.ndarray:
+        if np.isnan(b).all():  # off the disk: nothing to compute
+            return np.full((2 * b.shape[0], 2 * b.shape[1]), np.nan, np.float32)
+        return enhance_array(b, model, progress=False, **run)
+
+    # Twice the radius: missing pixels are filled from their nearest valid pixel, which for a pixel that reaches a
+    # valid output (within one radius) lies within another radius; so the fill, and the output, match in memory.
+    return lazy_tiled(image, block, depth=2 * radius, scale=2)
+
+
+# ------------------------------------------------------------------------------------------------------------ map
+@dataclass(frozen=True)
+class _Options:
+    """
+    How each map is enhanced: the arguments of `enhance_map` that reach one map, written once.
+
+    Built by `enhance_map` for one map and handed, inside the batch task, to the workers for many.
+    """
+
+    kind: str | None = None  # as given; None: each map's own, from its metadata
+    device: str | torch.device | None = None
+    tile_size: int | None = None
+    normalisation: str = "auto"
+    precision: str | None = "float32"
+    compile: bool = False
+
+
+def _enhance_one(
+    smap: GenericMap, kind: str, model: nn.Module, info: ModelInfo, options: _Options, progress: bool
+) -> GenericMap:
+    """Enhance one map of ``kind`` (given, or detected by the caller to choose ``model``) with its network."""
+    device = resolve_device(options.device)
+    _check_map(smap)
+    kind_given = options.kind is not None and kind is not None
+    kind = kind or detect_kind(smap)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    data = np.array(smap.data, dtype=np.float64)  # a copy; integers become float
+    if smap.mask is not None and np.any(smap.mask):
+        data[np.asarray(smap.mask, bool)] = np.nan
+    if np.isinf(data).any():
+        raise ValueError(
+            f"The map has {int(np.isinf(data).sum())} infinite pixels. Replace them with NaN to mark them as "
+            "missing: sunpy.map.Map(np.where(np.isinf(m.data), np.nan, m.data), m.meta)."
+        )
+    if np.isnan(data).all():
+        raise ValueError("The map is all NaN: there is nothing to enhance")
+    zeros = _off_disk_zeros(smap, data, kind)
+    if zeros is not None:
+        where = "in this continuum image" if kind == "intensity" else "off the solar disk"
+        warnings.warn(
+            f"{int(zeros.sum())} pixels are exactly 0 {where}: they are taken as missing data (off-limb or not "
+            "observed), not passed to the network as intensities or fields, and returned as 0. Mark missing pixels "
+            "with NaN to silence this warning.",
+            SunpyNNUserWarning,
+            stacklevel=3,
+        )
+        data[zeros] = np.nan
+        if np.isnan(data).all():
+            raise ValueError("The map has no valid pixel (all NaN or off-disk zeros): there is nothing to enhance")
+    _check_values(data, kind, smap.unit, kind_given)
+    norm = normalise(smap, data, kind, options.normalisation)
+    if norm.coeffs is not None:
+        ny, nx = data.shape
+        data /= norm.scale * norm.profile(np.arange(nx)[None, :], np.arange(ny)[:, None])
+    else:
+        data /= norm.scale
+    # A mirrored map (e.g. CDELT1 < 0) is shown to the network the standard way round, so that it gives exactly
+    # the result of the unmirrored map, mirrored back.
+    flip = _mirrored_axis(smap)
+    out = enhance_array(
+        data if flip is None else np.flip(data, axis=flip),
+        model,
+        device=device,
+        tile_size=options.tile_size,
+        progress=progress,
+        precision=options.precision,
+        compile=options.compile,
+    )
+    if flip is not None:
+        out = np.ascontiguousarray(np.flip(out, axis=flip))
+    _apply_profile(out, norm, 2.0)
+    if np.issubdtype(smap.data.dtype, np.floating) and smap.data.dtype.itemsize > 4:
+        out = out.astype(smap.data.dtype)
+    if zeros is not None:
+        out[np.repeat(np.repeat(zeros, 2, axis=0), 2, axis=1)] = 0
+
+    from sunpy_nn import __version__
+
+    meta = superres_meta(smap, 2)
+    _update_stats(meta, out)
+    settings = {"kind": kind, "normalisation": norm.describe()}
+    if zeros is not None:
+        settings["zero_pixels_kept_as_missing"] = int(zeros.sum())
+    # HISTORY says it once: the record every sunpy_nn result has (software, method, model and SHA-256, settings),
+    # as readable lines, since Map.save writes the meta as a FITS header. The SNN* keywords below are the
+    # machine-readable record documented for Enhance (docs/guide/enhance.rst, docs/citing.rst).
+    provenance(meta, method=_METHOD, model_info=info, settings=settings, history=True)
+    meta["snnvers"] = __version__
+    meta["snnmodel"] = info.name
+    meta["snnsha"] = info.sha256 or "none"
+    meta["snnkind"] = kind
+    meta["snnnorm"] = norm.method
+    comments = dict(meta.get("keycomments", {}))
+    comments.update(
+        SNNVERS="sunpy_nn version that enhanced the data",
+        SNNMODEL="Enhance model name",
+        SNNSHA="SHA-256 of the Enhance weight file",
+        SNNKIND="Enhance data kind",
+        SNNNORM="normalisation applied for the network",
+    )
+    meta["keycomments"] = comments
+    mask = None
+    if smap.mask is not None:
+        mask = np.repeat(np.repeat(np.asarray(smap.mask, bool), 2, axis=0), 2, axis=1)
+    return smap._new_instance(out, meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)

@@ -1,0 +1,194 @@
+"""
+`enhance_map`, the Map-level entry point of Enhance: one map, a `~sunpy.map.MapSequence` or a list of files.
+
+Private to `sunpy_nn.enhance`, which re-exports `enhance_map` (also `sunpy_nn.enhance_map`) and `enhance_batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from sunpy.map import GenericMap, MapSequence
+from torch import nn
+
+from sunpy_nn.enhance._batch import _enhance_maps
+from sunpy_nn.enhance._checks import detect_kind
+from sunpy_nn.enhance._core import _enhance_one, _Options
+from sunpy_nn.enhance._models import load_enhance_model
+
+
+def enhance_map(
+    smap: GenericMap | MapSequence | list,
+    *,
+    kind: str | None = None,
+    weights: str | Path | nn.Module | None = None,
+    device: str | torch.device | None = None,
+    tile_size: int | None = None,
+    normalisation: str = "auto",
+    scheduler=None,
+    num_workers: int | None = None,
+    output_dir: str | Path | None = None,
+    overwrite: bool = False,
+    errors: str = "raise",
+    precision: str | None = "float32",
+    compile: bool = False,
+    progress: bool = True,
+) -> GenericMap | MapSequence | list:
+    """
+    Deconvolve and super-resolve an SDO/HMI map by a factor of two with Enhance.
+
+    Enhance (Diaz Baso & Asensio Ramos 2018) is a convolutional network trained on magnetohydrodynamic
+    simulations degraded with HMI's point spread function: it returns the image HMI would see with a telescope
+    twice its size, on pixels half as big.
+
+    Parameters
+    ----------
+    smap : `~sunpy.map.GenericMap` or `~sunpy.map.MapSequence`
+        An HMI continuum image or line-of-sight magnetogram at (about) 0.504 arcsec/pix: a full disk, a
+        cut-out, a submap or a SHARP, stored either way round (a mirrored map, e.g. with ``CDELT1 < 0``, gives
+        exactly the result of the unmirrored one, mirrored). Off-disk and other missing pixels are NaN (or
+        masked); off-disk pixels stored as 0 are recognised as missing too and stay 0.
+    kind : {"intensity", "blos"}, optional
+        Data kind. By default it comes from the metadata (HMI ``CONTENT``, the measurement, ``BUNIT``); giving it
+        overrides the refusal of non-photospheric maps and of continuum-like magnetograms.
+    weights : str, path or `~sunpy_nn.nn.EnhanceNet`, optional
+        A registered model name, a ``.pt`` weight file, an original Keras ``.h5`` Enhance file, or a network.
+        By default the registered model ``enhance_<kind>``.
+    device : {"cpu", "cuda", None}, optional
+        Where the network runs; `None` picks a GPU when there is one.
+    tile_size : int, optional
+        Tile edge in input pixels (halo included). Larger tiles are a little faster and use more memory; the
+        result does not depend on it.
+    normalisation : {"auto", "quiet_sun", "limb_darkening", "none"}
+        How continuum images are brought to I/Ic (see `sunpy_nn.enhance.normalise`); magnetograms are always
+        converted from Gauss to kG. The normalisation is undone on output.
+    scheduler : {None, "threads", "processes", "synchronous", "distributed"} or `distributed.Client`
+        For many maps: what runs them. `None` (default) uses the active `distributed.Client` if there is one
+        (``Client.current()``), else processes the maps one after the other in this process. Each worker loads
+        the model once; each map is one task.
+    num_workers : int, optional
+        Workers of the ``"threads"`` and ``"processes"`` schedulers (default: one per core).
+    output_dir : str or `~pathlib.Path`, optional
+        For many maps: write each result to ``output_dir/<input name>_enhanced.fits`` on the worker and return
+        the paths, so that the results never all sit in this process's memory.
+    overwrite : bool
+        Replace existing files in ``output_dir``.
+    errors : {"raise", "warn"}
+        For many maps: a map that fails (unreadable file, bad data) never stops the others. ``"raise"`` raises a
+        `~sunpy_nn.batch.BatchError` after all maps are done, listing each failure and holding the
+        successful results; ``"warn"`` warns for each failure and returns the successful results.
+    precision : {"float32", "bfloat16", "auto", None}
+        Arithmetic of the network (see :ref:`sunpy_nn-performance`). ``"float32"`` (default) runs an optimised
+        copy (batch normalisation folded into the convolutions, sub-pixel up-sampling, channels-last), equal to
+        the plain network to about 1e-6 of the data range; ``"bfloat16"`` is faster where the hardware supports
+        it but less accurate; ``"auto"`` uses bfloat16 only where it is native and within 1e-3 of float32 on a
+        probe; `None` runs the network exactly as defined.
+    compile : bool
+        Compile the network with `torch.compile` (where that fails, a warning is logged and it runs uncompiled).
+    progress : bool
+        Show progress bars (tiles of a full disk, maps of a sequence).
+
+    Returns
+    -------
+    `~sunpy.map.GenericMap`, `~sunpy.map.MapSequence` or list
+        A new map of the input's class with twice the pixels along each axis, in the input's unit and level.
+        A `~sunpy.map.MapSequence` gives a `~sunpy.map.MapSequence`, a list of files or maps gives a list of
+        maps; with ``output_dir``, a list of the files written.
+        ``CDELT`` (and ``CD``) are halved, ``CRPIX' = 2 CRPIX - 0.5``, ``PC`` and ``CRVAL`` unchanged, so every
+        pixel edge stays at the same place on the Sun. Missing pixels stay NaN (off-disk zeros stay 0), and
+        the integer-only keywords ``BLANK``, ``BZERO`` and ``BSCALE`` are dropped. Provenance is recorded once
+        in ``HISTORY``, as the record every sunpy_nn result has (`sunpy_nn.header.provenance`: lines
+        ``sunpy_nn key: value`` with the software version, the method, the model's name and SHA-256, the kind and
+        the normalisation), and in the machine-readable keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of
+        the weights), ``SNNKIND`` and ``SNNNORM``. The input is not modified.
+
+    Raises
+    ------
+    ValueError
+        Data that are not 2-D, all NaN, contain infinities, are smaller than 8 x 8 pixels, have the wrong unit
+        for their kind, or whose kind cannot be determined. A map observed outside the visible and near infrared
+        (`~sunpy_nn.enhance.PHOTOSPHERIC_WAVELENGTHS`: an AIA EUV image, for example) unless ``kind`` is given.
+        Values implausible for the kind, checked before the network runs: a "continuum image" with more than
+        5 % negative pixels (`~sunpy_nn.enhance.MAX_NEGATIVE_FRACTION`; it looks like a magnetogram), a
+        magnetogram whose 99.9th percentile of abs(B) exceeds 10 kG after unit conversion
+        (`~sunpy_nn.enhance.MAX_FIELD`; the unit is wrong), or, unless ``kind="blos"`` is given, a "magnetogram"
+        without negative pixels whose values cluster more than five robust standard deviations above 0 (it
+        looks like a continuum image).
+    sunpy_nn.utils.WeightsError
+        No weights, or weights that are corrupt or do not fit the network.
+
+    Warns
+    -----
+    sunpy_nn.utils.SunpyNNUserWarning
+        For non-HMI data, maps observed outside the photosphere's wavelengths (with an explicit ``kind``), pixel
+        scales more than 10 % from 0.504 arcsec/pix (resample first), a magnetogram weaker than HMI's noise
+        almost everywhere (`~sunpy_nn.enhance.MIN_FIELD`: a wrong unit, e.g. kG labelled G), a continuum-like
+        magnetogram given with ``kind="blos"``, and pixels stored as exactly 0 off the disk (or anywhere in a
+        continuum image): they are treated as missing data and returned as 0.
+
+    Notes
+    -----
+    The network is trustworthy on disk away from the limb. Near the limb (low contrast, foreshortening) it is
+    known to create artefacts.
+
+    Examples
+    --------
+    >>> import sunpy.map, sunpy.data.test
+    >>> from sunpy_nn import enhance_map
+    >>> from sunpy_nn.nn import EnhanceNet
+    >>> hmi = sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits"))
+    >>> net = EnhanceNet(depth=1, n_filters=8)  # an untrained network, for illustration only
+    >>> import warnings; warnings.simplefilter("ignore")  # this test map is 20 arcsec/pix, not HMI's 0.504
+    >>> big = enhance_map(hmi, weights=net, progress=False)
+    >>> big.data.shape, type(big).__name__, big.meta["snnkind"]
+    ((200, 200), 'HMIMap', 'intensity')
+    """
+    options = _Options(kind, device, tile_size, normalisation, precision, compile)
+    if isinstance(smap, MapSequence | list | tuple):
+        if len(smap) == 0:
+            raise ValueError("enhance_map got an empty sequence of maps")
+        out = _enhance_maps(
+            list(smap),
+            weights,
+            options,
+            scheduler=scheduler,
+            num_workers=num_workers,
+            output_dir=output_dir,
+            overwrite=overwrite,
+            errors=errors,
+            progress=progress,
+        )
+        return MapSequence(out) if isinstance(smap, MapSequence) and output_dir is None and out else out
+    if isinstance(smap, str | Path):
+        raise TypeError(f"enhance_map needs a sunpy Map, a MapSequence or a list of files, not one path: [{smap!r}]")
+    if not isinstance(smap, GenericMap):
+        raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
+    kind = kind or detect_kind(smap)
+    model, info = load_enhance_model(weights, kind)
+    return _enhance_one(smap, kind, model, info, options, progress)
+
+
+def enhance_batch(items: Sequence, **options: Any) -> list:
+    """
+    Enhance many maps (files or Maps): `enhance_map` of a list, as a list.
+
+    Importable from `sunpy_nn.parallel`, where it was before; the keyword arguments are those of `enhance_map`
+    (written there once).
+
+    Parameters
+    ----------
+    items : sequence of `~sunpy.map.GenericMap`, str or `~pathlib.Path`
+        The maps, or their files.
+    **options
+        The keyword arguments of `enhance_map`.
+
+    Returns
+    -------
+    list
+        The enhanced maps in input order, or the files written when ``output_dir`` is given.
+    """
+    items = list(items)
+    return enhance_map(items, **options) if items else []

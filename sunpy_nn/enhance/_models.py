@@ -1,0 +1,119 @@
+"""
+The one model cache of Enhance and `load_enhance_model`, which resolves ``weights=`` into a network through it.
+
+Private to `sunpy_nn.enhance`, which re-exports `load_enhance_model` (and the cache's ``_MODELS`` and
+``_MODEL_LOADS``, read by tests).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from sunpy_nn.data.registry import ModelInfo, available_models, load_weights
+from sunpy_nn.nn import EnhanceNet
+from sunpy_nn.utils import WeightsError
+
+# -------------------------------------------------------------------------------------------------------- weights
+# The one model cache, per process: a registered model or a weight file is loaded once, however many maps this
+# process enhances (a dask worker keeps its own). Keyed by the file and its modification time and size, so that a
+# rewritten file is loaded again; at most _MAX_MODELS networks, the least recently used dropped first.
+_MODELS: OrderedDict = OrderedDict()
+_MAX_MODELS = 8
+_MODELS_LOCK = threading.Lock()  # the "threads" scheduler's tasks share this process and its cache
+
+
+def _count_load() -> None:
+    """Count a network loaded from a file by this process, as ``sunpy_nn.enhance._MODEL_LOADS``."""
+    # The count stays a plain attribute of the package, where tests read and reset it (a worker's count shows the
+    # cache working); a property on the package would make the module unpicklable for cloudpickle.
+    package = sys.modules[__package__]
+    package._MODEL_LOADS = getattr(package, "_MODEL_LOADS", 0) + 1
+
+
+def _weights_file(weights: str | Path) -> Path | None:
+    """The file behind a registered name or a path, or None where there is none (load_weights says why)."""
+    if isinstance(weights, str) and not Path(weights).suffix:
+        from sunpy_nn.data.registry import _find
+
+        return _find(weights)
+    path = Path(weights).expanduser()  # as load_weights reads it: "~/w.pt" is cached too
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """
+    ``weights=`` resolved for one kind, once: what `load_weights` reads, and the model cache's key.
+
+    ``source`` is the network object, or the registered name or path as given; ``path`` the weight file behind a
+    name or path (None for a network, or where there is no such file: `load_weights` then says why); ``key`` the
+    file's cache key, with its modification time and size.
+    """
+
+    source: str | Path | nn.Module
+    path: Path | None = None
+    key: tuple | None = None
+
+
+def _resolve(weights: str | Path | nn.Module | None, kind: str) -> _Weights:
+    """Find the weights of ``kind`` (registry look-up and ``stat``): once per map, or once per batch."""
+    if weights is None:
+        name = f"enhance_{kind}"
+        if name not in available_models():
+            raise WeightsError(
+                f"This version of sunpy_nn ships no trained Enhance weights for kind={kind!r} (registered models: "
+                f"{available_models() or 'none'}). Pass weights= a .pt file saved by sunpy_nn.data.save_weights, "
+                "the original Keras .h5 file of the Enhance release, or an EnhanceNet; or put enhance_"
+                f"{kind}.pt and its .json model card in the folder named by $SUNPY_NN_WEIGHTS_DIR."
+            )
+        weights = name
+    path = None if isinstance(weights, nn.Module) else _weights_file(weights)
+    if path is None:
+        return _Weights(weights)
+    stat = path.stat()
+    return _Weights(weights, path, (str(weights), str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+def _load(weights: _Weights) -> tuple[EnhanceNet, ModelInfo]:
+    """The network and its provenance, from the model cache (loaded into it when it is not there)."""
+    if weights.key is None:  # a network object (nothing to load), or no such file: load_weights passes it or says why
+        return load_weights(weights.source, architecture=EnhanceNet)
+    with _MODELS_LOCK:
+        if weights.key not in _MODELS:
+            # The file found when resolving: the same file (and ModelInfo) load_weights finds for the name or path.
+            _MODELS[weights.key] = load_weights(weights.path, architecture=EnhanceNet)
+            _count_load()
+            while len(_MODELS) > _MAX_MODELS:
+                _MODELS.popitem(last=False)
+        _MODELS.move_to_end(weights.key)
+        return _MODELS[weights.key]
+
+
+def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tuple[EnhanceNet, ModelInfo]:
+    """
+    Resolve the ``weights`` argument of `enhance_map` into a network and its provenance.
+
+    ``None`` means the registered model ``enhance_<kind>``. Registered models and weight files are cached in this
+    process, so processing a sequence of maps loads them once (each dask worker process once).
+
+    Parameters
+    ----------
+    weights : str, path, `~sunpy_nn.nn.EnhanceNet` or None
+        A registered model name, a weight file (``.pt`` or the original Keras ``.h5``), or a network.
+    kind : {"intensity", "blos"}
+        The data kind, which names the registered model when ``weights`` is `None`.
+
+    Returns
+    -------
+    model : `~sunpy_nn.nn.EnhanceNet`
+        The network, in ``eval()`` mode.
+    info : `~sunpy_nn.data.ModelInfo`
+        Its name, file and SHA-256, for provenance.
+    """
+    return _load(_resolve(weights, kind))

@@ -1,0 +1,197 @@
+"""
+How a map is scaled into the network's units and back: `Normalisation` and `normalise`.
+
+Private to `sunpy_nn.enhance`, which re-exports the public names (`Normalisation`, `normalise`,
+`LIMB_DARKENING_600NM`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import astropy.units as u
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+from sunpy.map import GenericMap
+
+from sunpy_nn.header import _disk_geometry
+
+log = logging.getLogger(__name__)
+
+#: Quadratic limb-darkening law near 600 nm, I(mu)/I(1) = 1 - u2 (1 - mu) - v2 (1 - mu)^2 (Allen's
+#: Astrophysical Quantities, 4th ed., Table 14.17): the shape used when a map covers too small a range of mu
+#: to fit one.
+LIMB_DARKENING_600NM = (0.88, -0.23)
+
+
+# -------------------------------------------------------------------------------------------------- normalisation
+@dataclass(frozen=True)
+class Normalisation:
+    """
+    How a map was scaled into the network's units, and back.
+
+    ``normalised = data / (scale * profile)``, where ``profile`` is 1 except for limb-darkening normalisation,
+    in which case ``profile(x, y)`` is evaluated at (0-based) input pixel coordinates.
+    """
+
+    #: Data kind, ``"intensity"`` or ``"blos"``.
+    kind: str
+    #: ``"quiet_sun"``, ``"limb_darkening"``, ``"limb_darkening_fixed_shape"``, ``"kG"`` or ``"none"``.
+    method: str
+    #: Constant divisor: the quiet-Sun or disk-centre intensity, or 1 kG in the map's unit (1000 for Gauss).
+    scale: float
+    #: ``(u2, v2)`` of the quadratic limb-darkening law, or `None`.
+    coeffs: tuple[float, float] | None = None
+    #: Disk centre in 0-based input pixels ``(x, y)``.
+    centre: tuple[float, float] | None = None
+    #: Solar radius in input pixels.
+    radius: float | None = None
+
+    def profile(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
+        """Limb-darkening factor I(mu)/I(1) at input pixel coordinates (1 where there is none)."""
+        if self.coeffs is None:
+            return 1.0
+        rho2 = ((x - self.centre[0]) ** 2 + (y - self.centre[1]) ** 2) / self.radius**2
+        # Clamp just inside the limb: off-disk pixels (NaN in HMI) must still map invertibly.
+        one_minus_mu = 1.0 - np.sqrt(np.clip(1.0 - rho2, 0.01, 1.0))
+        u2, v2 = self.coeffs
+        return 1.0 - u2 * one_minus_mu - v2 * one_minus_mu**2
+
+    def describe(self) -> str:
+        """One line for HISTORY and logs."""
+        if self.coeffs is None:
+            return f"{self.method}: divided by {self.scale:.6g}"
+        u2, v2 = self.coeffs
+        # Signs written out: a negative coefficient reads "+ 0.2300", not "- -0.2300".
+        t1 = f"{'-' if u2 >= 0 else '+'} {abs(u2):.4f}(1-mu)"
+        t2 = f"{'-' if v2 >= 0 else '+'} {abs(v2):.4f}(1-mu)^2"
+        return f"{self.method}: divided by {self.scale:.6g} * (1 {t1} {t2})"
+
+
+def _mirrored_axis(smap: GenericMap) -> int | None:
+    """
+    The array axis (1 = x, 0 = y) to flip to see the map the standard way round (not mirrored), or None.
+
+    Solar maps are stored with longitude (west) increasing along x and latitude (north) along y, so the
+    pixel-to-world matrix has a positive determinant; a negative one (e.g. ``CDELT1 < 0``) means a mirror image.
+    Of the two flips that undo it, the one that leaves the smaller rotation is chosen.
+    """
+    try:
+        wcs = smap.wcs
+        matrix = np.array(wcs.pixel_scale_matrix, dtype=float)[:2, :2]
+        swapped = wcs.wcs.lng == 1 and wcs.wcs.lat == 0
+    except Exception:
+        return None
+    if matrix.shape != (2, 2) or not np.isfinite(matrix).all():
+        return None
+    det = np.linalg.det(matrix) * (-1 if swapped else 1)
+    if not det < 0:
+        return None
+    matrix = matrix / np.linalg.norm(matrix, axis=0)  # per-axis unit columns: non-square pixels compare fairly
+    # Flipping x negates the first column (trace -m00 + m11), flipping y the second (trace m00 - m11).
+    return 1 if matrix[1, 1] >= matrix[0, 0] else 0
+
+
+def _robust_level(values: np.ndarray) -> float:
+    # Sigma clipping drops umbrae, penumbrae and faculae; what remains is granulation around the quiet Sun.
+    return float(sigma_clipped_stats(values, sigma=3.0, maxiters=20)[1])
+
+
+def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto") -> Normalisation:
+    """
+    Work out the normalisation that brings a map into the network's units.
+
+    Parameters
+    ----------
+    smap : `~sunpy.map.GenericMap`
+        The map (for its unit and coordinates).
+    data : `numpy.ndarray`
+        Its data as float, NaN where missing.
+    kind : {"intensity", "blos"}
+        Data kind.
+    method : {"auto", "quiet_sun", "limb_darkening", "none"}
+        For continuum images: ``"quiet_sun"`` divides by one robust quiet-Sun level; ``"limb_darkening"`` divides
+        by a quadratic limb-darkening law fitted to the quiet Sun (all three coefficients when the map spans
+        mu from below 0.5 to above 0.9, as a full disk does; otherwise only the level, with the law's shape
+        fixed to `LIMB_DARKENING_600NM`). ``"auto"`` uses limb darkening where the map has helioprojective
+        coordinates and observer information, and a quiet-Sun level otherwise. ``"none"`` leaves the data as
+        they are (already I/Ic). Magnetograms are always converted to kG.
+
+    Returns
+    -------
+    `Normalisation`
+    """
+    if kind == "blos":
+        if smap.unit is None or not smap.unit.is_equivalent(u.G):
+            raise ValueError(
+                f"A magnetogram must be in Gauss (or Mx/cm^2); this map's unit is {smap.unit}. Set "
+                "smap.meta['bunit'] = 'G' if the data are in Gauss, or convert them first."
+            )
+        # The network sees kG: divide by 1 kG expressed in the map's unit (1000 for G or Mx/cm^2, 1 for kG).
+        return Normalisation(kind, "kG", float((1 * u.kG).to_value(smap.unit)))
+    if smap.unit is not None and smap.unit.is_equivalent(u.G):
+        raise ValueError(f"kind='intensity' but the map is in {smap.unit}, a magnetic field: pass kind='blos'")
+    if method not in {"auto", "quiet_sun", "limb_darkening", "none"}:
+        raise ValueError(f"normalisation must be 'auto', 'quiet_sun', 'limb_darkening' or 'none', not {method!r}")
+    if method == "none":
+        return Normalisation(kind, "none", 1.0)
+    valid = np.isfinite(data)
+    geometry = _disk_geometry(smap) if method != "quiet_sun" else None
+    if geometry is None:
+        if method == "limb_darkening":
+            raise ValueError(
+                "Limb-darkening normalisation needs a helioprojective map with square pixels and observer "
+                "information (rsun_obs, dsun_obs); use normalisation='quiet_sun'."
+            )
+        level = _robust_level(data[valid])
+        if not level > 0:
+            raise ValueError(f"The quiet-Sun level of this continuum image is {level}; the data must be positive")
+        return Normalisation(kind, "quiet_sun", level)
+
+    (xc, yc), radius = geometry
+    ny, nx = data.shape
+    # Subsample large maps for the fit: a few hundred thousand pixels pin three coefficients down.
+    step = max(1, int(np.sqrt(data.size / 250_000)))
+    yy, xx = np.mgrid[0:ny:step, 0:nx:step]
+    sub = data[::step, ::step]
+    mu = np.sqrt(np.clip(1 - ((xx - xc) ** 2 + (yy - yc) ** 2) / radius**2, 0, 1))
+    use = np.isfinite(sub) & (mu > 0.1)
+    if use.sum() < 16:
+        raise ValueError("Fewer than 16 valid on-disk pixels: cannot normalise this continuum image")
+    x, v = 1 - mu[use], sub[use]
+    if mu[use].min() < 0.5 and mu[use].max() > 0.9:
+        keep = np.ones(v.size, bool)
+        for _ in range(10):
+            design = np.stack([np.ones(keep.sum()), x[keep], x[keep] ** 2], axis=1)
+            c = np.linalg.lstsq(design, v[keep], rcond=None)[0]
+            resid = v / (c[0] + c[1] * x + c[2] * x**2) - 1
+            std = 1.4826 * np.median(np.abs(resid[keep]))
+            new = np.abs(resid) < 3 * std
+            if np.array_equal(new, keep):
+                break
+            keep = new
+        coeffs, method_used = (-c[1] / c[0], -c[2] / c[0]), "limb_darkening"
+        level = float(c[0])
+    else:
+        coeffs, method_used = LIMB_DARKENING_600NM, "limb_darkening_fixed_shape"
+        u2, v2 = coeffs
+        level = _robust_level(v / (1 - u2 * x - v2 * x**2))
+    if not level > 0:
+        raise ValueError(f"The fitted disk-centre intensity is {level}; the data must be positive")
+    norm = Normalisation(kind, method_used, level, tuple(float(a) for a in coeffs), (xc, yc), radius)
+    log.info("Continuum normalisation: %s", norm.describe())
+    return norm
+
+
+def _apply_profile(out: np.ndarray, norm: Normalisation, factor: float, rows: int = 512) -> None:
+    """Multiply an enhanced (x``factor``) image in place by scale * profile, in row blocks to bound memory."""
+    out *= norm.scale
+    if norm.coeffs is None:
+        return
+    ny, nx = out.shape
+    # Output pixel i (0-based) sits at input pixel (i + 0.5) / factor - 0.5.
+    x = (np.arange(nx) + 0.5) / factor - 0.5
+    for y0 in range(0, ny, rows):
+        y = (np.arange(y0, min(y0 + rows, ny)) + 0.5) / factor - 0.5
+        out[y0 : y0 + rows] *= norm.profile(x[None, :], y[:, None]).astype(out.dtype)
