@@ -183,3 +183,19 @@ def test_the_parallel_shim_refuses_unknown_names():
 
     with pytest.raises(AttributeError, match="no attribute 'run_tiled'"):
         parallel.run_tiled
+
+
+def test_map_check_warnings_point_at_the_caller():
+    import warnings
+
+    from sunpy_nn import enhance_map
+    from sunpy_nn.data.synthetic import synthetic_hmi_map
+
+    smap = synthetic_hmi_map((32, 32), seed=0)[0]
+    meta = smap.meta.copy()
+    meta["cdelt1"] = meta["cdelt2"] = 1.0  # 1 arcsec/pix: far from HMI's 0.504, a _check_map warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        enhance_map(smap._new_instance(smap.data, meta), progress=False)
+    scale = [w for w in caught if "pixel scale" in str(w.message)]
+    assert scale and scale[0].filename == __file__

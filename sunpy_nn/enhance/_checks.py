@@ -108,7 +108,7 @@ def _check_map(smap: GenericMap) -> None:
             f"Enhance was trained for SDO/HMI; this map comes from {instrument or 'an unknown instrument'}. "
             "Results on other instruments are not validated: resample to 0.504 arcsec/pix and check them.",
             SunpyNNUserWarning,
-            stacklevel=3,
+            stacklevel=4,  # _check_map < _enhance_one < enhance_map < the caller
         )
     wavelength = _observed_wavelength(smap)
     if wavelength is not None and not _is_photospheric(wavelength):  # only reached with an explicit kind
@@ -116,21 +116,21 @@ def _check_map(smap: GenericMap) -> None:
             f"This map was observed at {wavelength.to(u.AA):.6g}, not in the photosphere's visible or near-infrared "
             "continuum that Enhance was trained on (HMI, 617.3 nm): the result is not validated.",
             SunpyNNUserWarning,
-            stacklevel=3,
+            stacklevel=4,  # _check_map < _enhance_one < enhance_map < the caller
         )
     scale = pixel_scale_arcsec(smap)
     if scale is None:
         warnings.warn(
             "Cannot determine the pixel scale of this map in arcsec; Enhance expects HMI's 0.504 arcsec/pix.",
             SunpyNNUserWarning,
-            stacklevel=3,
+            stacklevel=4,  # _check_map < _enhance_one < enhance_map < the caller
         )
     elif abs(scale / HMI_PIXEL_SCALE.value - 1) > 0.10:
         warnings.warn(
             f"The pixel scale is {scale:.4g} arcsec/pix, more than 10 % from HMI's 0.504 arcsec/pix that Enhance "
             "was trained at. Resample first, e.g. smap.resample(new_dimensions) or smap.superpixel(...).",
             SunpyNNUserWarning,
-            stacklevel=3,
+            stacklevel=4,  # _check_map < _enhance_one < enhance_map < the caller
         )
 
 
