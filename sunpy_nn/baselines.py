@@ -114,22 +114,42 @@ def richardson_lucy(
     Parameters
     ----------
     map_or_array : `~sunpy.map.GenericMap` or `numpy.ndarray`
-        The image. A map gives a map with the same WCS treatment as `~sunpy_nn.enhance_map`.
+        The 2-D image ``(ny, nx)``, any unit (e.g. DN/s or Gauss). A map gives a map with the same WCS treatment as
+        `~sunpy_nn.enhance_map`.
     psf : `numpy.ndarray`, optional
-        PSF at the upsampled pixel scale, unit sum.
+        2-D PSF sampled at the upsampled pixel scale, centred at ``shape // 2``, unit sum.
     iterations : int
-        Richardson-Lucy iterations (the paper used 20-30; more fit the data harder and amplify noise).
+        Richardson-Lucy iterations, at least 1 (the paper used 20-30; more fit the data harder and amplify noise).
     upsample : int
-        Integer upsampling factor (1 for plain deconvolution).
+        Integer upsampling factor, at least 1 (1 for plain deconvolution).
     pixel_scale : float or `~astropy.units.Quantity`
-        Input pixel scale in arcsec for arrays (maps use their own); its sign is ignored.
+        Input pixel scale of arrays, in arcsec per pixel for a float (maps use their own); its sign is ignored.
     modified : bool
         Use the paper's modified HMI PSF for the default ``psf``.
 
     Returns
     -------
     `~sunpy.map.GenericMap` or `numpy.ndarray`
-        A map's ``HISTORY`` records what made it (`sunpy_nn.header.provenance`: software, method and settings).
+        The deconvolved image, ``(upsample * ny, upsample * nx)`` float64 in the unit of the input (a map for a map,
+        an array for an array). Missing pixels (NaN, masked) are NaN, off-disk zeros are 0. A map's WCS describes
+        the new pixels (half the pixel size for ``upsample=2``), its mask is upsampled, and its ``HISTORY`` records
+        what made it (`sunpy_nn.header.provenance`: software, method and settings).
+
+    Raises
+    ------
+    ValueError
+        The image is not 2-D or has no valid pixel, ``upsample`` or ``iterations`` is not a positive integer, or
+        ``pixel_scale`` is zero or not finite.
+    astropy.units.UnitsError
+        ``pixel_scale`` is a quantity that is not an angle (per pixel).
+
+    References
+    ----------
+    - Richardson, W. H. 1972, "Bayesian-Based Iterative Method of Image Restoration", J. Opt. Soc. Am., 62, 55.
+    - Lucy, L. B. 1974, "An iterative technique for the rectification of observed distributions", AJ, 79, 745.
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+      doi:10.1051/0004-6361/201731344: the comparison of Enhance with bilinear upsampling plus Richardson-Lucy
+      deconvolution with the HMI PSF.
 
     Examples
     --------
@@ -191,20 +211,50 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     Parameters
     ----------
     cube : `ndcube.NDCube`
-        A cube with a wavelength axis (see `sunpy_nn.cube.find_axes`).
+        A spectropolarimetric cube with a wavelength axis and two spatial axes, optionally Stokes and time axes, in
+        any order and any unit (see `sunpy_nn.cube.find_axes`).
     n_components : int or "auto"
         Components kept. ``"auto"`` keeps those whose eigenvalue exceeds the noise floor, the Marchenko-Pastur
-        upper edge ``sigma^2 (1 + sqrt(n_wavelengths / n_pixels))^2`` for white noise of the estimated level
-        (`sunpy_nn.metrics.estimate_noise`).
+        upper edge ``sigma^2 (1 + sqrt(n_wavelengths / n_pixels))^2`` for white noise of the level ``sigma``
+        estimated per Stokes parameter (`sunpy_nn.metrics.estimate_noise`: from scan differences with two or more
+        scans, spatially with one).
     stokes : tuple of str or None
-        Stokes parameters to denoise; the others pass through.
+        Stokes parameters to denoise (symbols ``"I"``, ``"Q"``, ``"U"``, ``"V"``); the others pass through. `None`,
+        or a cube without a Stokes axis: all planes.
 
     Returns
     -------
     `ndcube.NDCube`
-        A new cube with the same WCS, unit, mask and metadata, plus its provenance (`sunpy_nn.header.provenance`:
-        software, method and settings) under ``meta["sunpy_nn"]``, or as ``HISTORY`` cards in a FITS header;
-        ``meta["sunpy_nn"]["pca_components"]`` lists the components kept per (scan, Stokes).
+        A new cube of the same shape, axis order and unit, in the cube's own float type (float32 or float64), with
+        the same WCS, mask, extra and global coordinates and metadata, plus its provenance
+        (`sunpy_nn.header.provenance`: software, method and settings) under ``meta["sunpy_nn"]``, or as ``HISTORY``
+        cards in a FITS header; ``meta["sunpy_nn"]["pca_components"]`` lists the components kept per (scan,
+        Stokes).
+
+    Raises
+    ------
+    ValueError
+        The cube's axes cannot be identified (`sunpy_nn.cube.find_axes`), it has no wavelength axis, a Stokes
+        parameter of ``stokes`` is not in it, or a denoised Stokes parameter has no finite pixel.
+
+    References
+    ----------
+    - Martinez Gonzalez, M. J., Asensio Ramos, A., Carroll, T. A., et al. 2008, "PCA detection and denoising of
+      Zeeman signatures in polarised stellar spectra", A&A, 486, 637: PCA denoising of Stokes spectra.
+    - Marchenko, V. A., & Pastur, L. A. 1967, "Distribution of eigenvalues for some sets of random matrices",
+      Math. USSR Sbornik, 1, 457: the upper edge of the noise eigenvalues used by ``"auto"``.
+    - Diaz Baso, C. J., de la Cruz Rodriguez, J., & Danilovic, S. 2019, "Solar image denoising with convolutional
+      neural networks", A&A, 629, A99, doi:10.1051/0004-6361/201936069, Sect. 1: PCA denoising of
+      spectropolarimetric data, the classical alternative to the Noise2Noise network.
+
+    Examples
+    --------
+    >>> from sunpy_nn.baselines import pca_denoise
+    >>> from sunpy_nn.data.synthetic import synthetic_crisp_cube
+    >>> cube, truth = synthetic_crisp_cube(32, n_wavelengths=7, n_scans=2, seed=0)
+    >>> out = pca_denoise(cube)
+    >>> out.data.shape == cube.data.shape, out.data.dtype
+    (True, dtype('float32'))
     """
     from ndcube import NDCube
 

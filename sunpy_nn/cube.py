@@ -32,7 +32,32 @@ class CubeAxes:
     Array axes of a spectropolarimetric cube, found from its WCS physical types (`None` where absent).
 
     `to_canonical` views the data as ``(time, stokes, wavelength, y, x)`` with length-1 axes for the missing ones;
-    `from_canonical` goes back.
+    `from_canonical` goes back. Usually made by `find_axes`; each parameter is kept as the attribute of the same
+    name (the object is immutable).
+
+    Parameters
+    ----------
+    time : int or None
+        Array axis of time (`None`: the cube has one scan).
+    stokes : int or None
+        Array axis of the Stokes parameters (`None`: one, unnamed, plane).
+    wavelength : int or None
+        Array axis of wavelength (`None`: one wavelength).
+    y, x : int
+        Array axes of the two spatial dimensions, in the cube's order.
+    ndim : int
+        Number of array axes of the cube.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.cube import CubeAxes
+    >>> axes = CubeAxes(time=None, stokes=0, wavelength=1, y=2, x=3, ndim=4)
+    >>> data = np.zeros((4, 7, 32, 30))
+    >>> axes.to_canonical(data).shape
+    (1, 4, 7, 32, 30)
+    >>> axes.from_canonical(axes.to_canonical(data)).shape
+    (4, 7, 32, 30)
     """
 
     time: int | None
@@ -47,7 +72,19 @@ class CubeAxes:
         return [self.time, self.stokes, self.wavelength, self.y, self.x]
 
     def to_canonical(self, data: np.ndarray) -> np.ndarray:
-        """``(time, stokes, wavelength, y, x)`` view of cube-ordered data."""
+        """
+        View cube-ordered data as ``(time, stokes, wavelength, y, x)``.
+
+        Parameters
+        ----------
+        data : `numpy.ndarray`
+            Data in the cube's axis order, ``ndim`` axes.
+
+        Returns
+        -------
+        `numpy.ndarray`
+            A 5-D view (no copy) ``(time, stokes, wavelength, y, x)``, with length-1 axes for those the cube lacks.
+        """
         present = [a for a in self._order if a is not None]
         arr = np.transpose(data, [int(a) for a in present])
         for pos, a in enumerate(self._order):
@@ -56,7 +93,19 @@ class CubeAxes:
         return arr
 
     def from_canonical(self, arr: np.ndarray) -> np.ndarray:
-        """Inverse of `to_canonical`."""
+        """
+        Inverse of `to_canonical`: put ``(time, stokes, wavelength, y, x)`` data back in the cube's axis order.
+
+        Parameters
+        ----------
+        arr : `numpy.ndarray`
+            5-D data ``(time, stokes, wavelength, y, x)``; the axes the cube lacks must have length 1.
+
+        Returns
+        -------
+        `numpy.ndarray`
+            A view of ``arr`` with the cube's ``ndim`` axes in the cube's order.
+        """
         missing = tuple(pos for pos, a in enumerate(self._order) if a is None)
         arr = np.squeeze(arr, axis=missing) if missing else arr
         present = [a for a in self._order if a is not None]
@@ -67,8 +116,24 @@ def find_axes(cube: NDCube) -> CubeAxes:
     """
     Find the time, Stokes, wavelength and two spatial array axes of an NDCube from its WCS physical types.
 
-    Any order works, and the wavelength, Stokes and time axes may be absent. Raises a `ValueError` that lists the
-    physical types found when the cube has no two spatial axes or has axes of other kinds.
+    Any order works, and the wavelength, Stokes and time axes may be absent.
+
+    Parameters
+    ----------
+    cube : `ndcube.NDCube`
+        A cube whose WCS gives each array axis a physical type: two spatial (``pos.*``) axes, and optionally a
+        spectral (``em.wl``, ``em.freq``, ...), a Stokes (``phys.polarization.stokes``) and a ``time`` axis.
+
+    Returns
+    -------
+    `CubeAxes`
+        The array axis of each dimension (`None` for those absent).
+
+    Raises
+    ------
+    ValueError
+        The cube does not have exactly two spatial axes, or has an axis of another kind; the message lists the
+        physical types found.
 
     Examples
     --------
@@ -110,7 +175,34 @@ def stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
     The Stokes parameter of each plane along the cube's Stokes axis: ``"I"``, ``"Q"``, ``"U"``, ``"V"``.
 
     Read from the WCS values along the Stokes axis (FITS codes 1-4, `STOKES_SYMBOLS`); a non-standard WCS falls
-    back to the FITS order I, Q, U, V. ``["?"]`` when the cube has no Stokes axis.
+    back to the FITS order I, Q, U, V.
+
+    Parameters
+    ----------
+    cube : `ndcube.NDCube`
+        The cube.
+    axes : `CubeAxes`
+        Its axes, from `find_axes`.
+
+    Returns
+    -------
+    list of str
+        One symbol per plane along the Stokes axis, in array order (a WCS value outside 1-4 is given as its number,
+        as a string); ``["?"]`` when the cube has no Stokes axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.wcs import WCS
+    >>> from ndcube import NDCube
+    >>> from sunpy_nn.cube import find_axes, stokes_labels
+    >>> wcs = WCS(naxis=3)
+    >>> wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "STOKES"]
+    >>> wcs.wcs.cunit = ["arcsec", "arcsec", ""]
+    >>> wcs.wcs.crpix, wcs.wcs.crval = [1, 1, 1], [0, 0, 2]  # Q first
+    >>> cube = NDCube(np.zeros((3, 16, 16)), wcs=wcs)
+    >>> stokes_labels(cube, find_axes(cube))
+    ['Q', 'U', 'V']
     """
     if axes.stokes is None:
         return ["?"]

@@ -91,23 +91,47 @@ def hmi_psf(
     Parameters
     ----------
     scale : `~astropy.units.Quantity` or float
-        Pixel scale (arcsec per pixel if a float).
+        Pixel scale: an angle per pixel (e.g. ``0.504 * u.arcsec / u.pix``) or an angle, or a float in arcsec per
+        pixel. Its sign is ignored.
     modified : bool
         Use the paper's modified (longer-tailed) parameters.
     shape : tuple of int, optional
-        Kernel shape, centred at ``(ny // 2, nx // 2)``. Default: a 4.4 arcsec radius, the kernel extent of
-        the original Enhance code (8 x 1.1 arcsec across), with which the paper tuned the modified parameters
-        against HMI's power spectrum. The Lorentzian tail falls as ``r^-3`` and holds much of the flux beyond
-        that radius; a larger kernel lowers the degraded granulation contrast (3.8 % instead of 4.0 % for
-        MURaM at 0.504 arcsec/pix with a 66 arcsec kernel).
+        Kernel shape ``(ny, nx)`` in pixels, centred at ``(ny // 2, nx // 2)``. Default: a 4.4 arcsec radius, the
+        kernel extent of the original Enhance code (8 x 1.1 arcsec across), with which the paper tuned the
+        modified parameters against HMI's power spectrum. The Lorentzian tail falls as ``r^-3`` and holds much of
+        the flux beyond that radius; a larger kernel lowers the degraded granulation contrast (3.8 % instead of
+        4.0 % for MURaM at 0.504 arcsec/pix with a 66 arcsec kernel).
+    diameter : `~astropy.units.Quantity`
+        Telescope aperture, a length (default HMI's 14 cm).
+    wavelength : `~astropy.units.Quantity`
+        Observing wavelength, a length (default HMI's 6173 A).
     params : tuple of float, optional
         ``(e, w, k, W)`` to use instead of the reference or modified values (``modified`` is then ignored), e.g.
-        a draw of the randomised degradation of `sunpy_nn.training.DegradationModel`.
+        a draw of the randomised degradation of `sunpy_nn.training.DegradationModel`; ``w`` and ``W`` are in
+        units of ``r`` (dimensionless).
 
     Returns
     -------
     `numpy.ndarray`
-        The PSF, normalised to unit sum.
+        The PSF, float64 of shape ``shape``, normalised to unit sum (dimensionless).
+
+    Raises
+    ------
+    astropy.units.UnitsError
+        ``scale`` is a quantity that is not an angle (per pixel), or ``diameter`` or ``wavelength`` is not a
+        length.
+    TypeError
+        ``diameter`` or ``wavelength`` is a plain number instead of a `~astropy.units.Quantity`.
+    ValueError
+        ``scale`` is zero or not finite.
+
+    References
+    ----------
+    - Wachter, R., Schou, J., Rabello-Soares, M. C., et al. 2012, "Image Quality of the Helioseismic and Magnetic
+      Imager (HMI) Onboard the Solar Dynamics Observatory (SDO)", Sol. Phys., 275, 261: the PSF's form and its
+      reference parameters.
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+      doi:10.1051/0004-6361/201731344, Eq. (6): the PSF as Enhance uses it, and the modified parameters.
 
     Examples
     --------
@@ -138,20 +162,45 @@ def airy_psf(
     Parameters
     ----------
     diameter : `~astropy.units.Quantity`
-        Telescope aperture (e.g. ``28 * u.cm``).
+        Telescope aperture, a length (e.g. ``28 * u.cm``).
     wavelength : `~astropy.units.Quantity`
-        Wavelength.
+        Wavelength, a length (e.g. ``6173 * u.AA``).
     scale : `~astropy.units.Quantity` or float
-        Pixel scale (arcsec per pixel if a float).
+        Pixel scale: an angle per pixel or an angle, or a float in arcsec per pixel. Its sign is ignored.
     shape : tuple of int, optional
-        Kernel shape (default: 20 first-zero radii).
+        Kernel shape ``(ny, nx)`` in pixels, centred at ``(ny // 2, nx // 2)`` (default: a radius of 20 first-zero
+        radii).
     oversample : int
         Sub-samples per pixel and axis used to integrate over the pixel area.
 
     Returns
     -------
     `numpy.ndarray`
-        The PSF, normalised to unit sum.
+        The PSF, float64 of shape ``shape``, normalised to unit sum (dimensionless).
+
+    Raises
+    ------
+    astropy.units.UnitsError
+        ``diameter`` or ``wavelength`` is not a length, or ``scale`` is a quantity that is not an angle (per pixel).
+    TypeError
+        ``diameter`` or ``wavelength`` is a plain number instead of a `~astropy.units.Quantity`.
+    ValueError
+        ``scale`` is zero or not finite.
+
+    References
+    ----------
+    - Born, M., & Wolf, E. 1999, "Principles of Optics", 7th ed. (Cambridge University Press): Fraunhofer
+      diffraction at a circular aperture.
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, A&A, 614, A5, doi:10.1051/0004-6361/201731344: the training
+      targets of Enhance are convolved with the Airy pattern of a 28 cm telescope, twice HMI's aperture.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from sunpy_nn.psf import airy_psf
+    >>> psf = airy_psf(28 * u.cm, 6173 * u.AA, 0.252, shape=(35, 35))
+    >>> psf.shape, round(float(psf.sum()), 12), bool(psf[17, 17] == psf.max())
+    ((35, 35), 1.0, True)
     """
     scale = _arcsec(scale)
     lam_d = (u.Quantity(wavelength) / u.Quantity(diameter)).decompose().value  # radians
@@ -171,11 +220,38 @@ def airy_psf(
 
 def rebin_matrix(n_in: int, scale_in: float, scale_out: float, offset: float = 0.0, n_out: int | None = None):
     """
-    Matrix ``(n_out, n_in)`` of flux-conserving 1-D resampling: each output pixel averages the input pixels it
-    overlaps, weighted by the overlap length.
+    Matrix of flux-conserving 1-D resampling: each output pixel averages the input pixels it overlaps.
 
-    ``offset`` is the position of the first output pixel's left edge, in input pixels (the sub-pixel sampling
-    phase). Output pixels must lie inside the input.
+    Each input pixel is weighted by the length of its overlap with the output pixel, so the mean over the covered
+    input pixels is conserved. ``M @ x`` resamples a 1-D signal ``x``; ``My @ image @ Mx.T`` a 2-D image.
+
+    Parameters
+    ----------
+    n_in : int
+        Number of input pixels.
+    scale_in, scale_out : float
+        Input and output pixel sizes, in the same unit (e.g. arcsec per pixel); only their ratio matters.
+    offset : float
+        Position of the first output pixel's left edge, in input pixels (the sub-pixel sampling phase).
+    n_out : int, optional
+        Number of output pixels (default: as many whole output pixels as fit in the input from ``offset``).
+
+    Returns
+    -------
+    `numpy.ndarray`
+        Float64 matrix of shape ``(n_out, n_in)``; its rows sum to 1.
+
+    Raises
+    ------
+    ValueError
+        The output pixels would reach outside the input (``offset`` negative, or ``n_out`` too large).
+
+    Examples
+    --------
+    >>> from sunpy_nn.psf import rebin_matrix
+    >>> rebin_matrix(4, 1.0, 2.0)
+    array([[0.5, 0.5, 0. , 0. ],
+           [0. , 0. , 0.5, 0.5]])
     """
     ratio = scale_out / scale_in  # output pixel length in input pixels
     if n_out is None:
@@ -196,7 +272,7 @@ def sampling_matrix(
     n_in: int, scale_in: float, scale_out: float, offset: float = 0.0, n_out: int | None = None, fill: float = 1.0
 ) -> np.ndarray:
     """
-    Matrix ``(n_out, n_in)`` of a 1-D detector model between point sampling and full pixel-area integration.
+    Matrix of a 1-D detector model between point sampling and full pixel-area integration.
 
     Each output pixel averages the input over an aperture of ``fill`` times its own width, centred on the pixel
     centre. ``fill=1`` integrates over the whole pixel (identical to `rebin_matrix`); ``fill=0`` samples the
@@ -204,7 +280,38 @@ def sampling_matrix(
     linear interpolation between input pixel centres. Real detectors lie in between (fill factor, charge
     diffusion), which is why the Enhance training draws ``fill`` at random.
 
-    ``offset`` is the position of the first output pixel's left edge, in input pixels.
+    Parameters
+    ----------
+    n_in : int
+        Number of input pixels.
+    scale_in, scale_out : float
+        Input and output pixel sizes, in the same unit (e.g. arcsec per pixel); only their ratio matters.
+    offset : float
+        Position of the first output pixel's left edge, in input pixels (the sub-pixel sampling phase).
+    n_out : int, optional
+        Number of output pixels (default: as many whole output pixels as fit in the input from ``offset``).
+    fill : float
+        Aperture width as a fraction of the output pixel, from 0 (point sampling) to 1 (pixel area).
+
+    Returns
+    -------
+    `numpy.ndarray`
+        Float64 matrix of shape ``(n_out, n_in)``; its rows sum to 1.
+
+    Raises
+    ------
+    ValueError
+        ``fill`` is outside ``[0, 1]``, or the apertures would reach outside the input.
+
+    Examples
+    --------
+    >>> from sunpy_nn.psf import sampling_matrix
+    >>> sampling_matrix(4, 1.0, 2.0, fill=0.0)  # centres at 1 and 3, on input pixel edges: linear interpolation
+    array([[0.5, 0.5, 0. , 0. ],
+           [0. , 0. , 0.5, 0.5]])
+    >>> sampling_matrix(4, 1.0, 1.0, fill=0.0)[:2]  # point samples on input pixel centres pick the pixel itself
+    array([[1., 0., 0., 0.],
+           [0., 1., 0., 0.]])
     """
     ratio = scale_out / scale_in  # output pixel length in input pixels
     if n_out is None:
@@ -222,7 +329,40 @@ def sampling_matrix(
 
 
 def resample_flux(image: np.ndarray, scale_in: float, scale_out: float, offset=(0.0, 0.0), shape=None) -> np.ndarray:
-    """Flux-conserving (area-weighted) resampling of a 2-D image; the mean over covered pixels is conserved."""
+    """
+    Flux-conserving (area-weighted) resampling of a 2-D image; the mean over covered pixels is conserved.
+
+    Each axis is resampled with `rebin_matrix`.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        2-D image ``(ny, nx)`` at ``scale_in``, any unit.
+    scale_in, scale_out : float
+        Input and output pixel sizes, in the same unit (e.g. arcsec per pixel); only their ratio matters.
+    offset : tuple of float
+        Position ``(y, x)`` of the first output pixel's edges, in input pixels (the sub-pixel sampling phase).
+    shape : tuple of int, optional
+        Output shape ``(ny_out, nx_out)`` (default: as many whole output pixels as fit).
+
+    Returns
+    -------
+    `numpy.ndarray`
+        Float64 image at ``scale_out``, in the unit of ``image``.
+
+    Raises
+    ------
+    ValueError
+        The output pixels would reach outside the image (from `rebin_matrix`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.psf import resample_flux
+    >>> resample_flux(np.arange(16.0).reshape(4, 4), 1.0, 2.0)
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
     ny, nx = image.shape
     my = rebin_matrix(ny, scale_in, scale_out, offset[0], None if shape is None else shape[0])
     mx = rebin_matrix(nx, scale_in, scale_out, offset[1], None if shape is None else shape[1])
@@ -261,27 +401,45 @@ def degrade(
     """
     Convolve an image with a PSF (by FFT, periodic boundaries) and resample it, conserving flux.
 
+    The image formation model of Enhance: ``I = D [P * O] + N``, with ``P`` the PSF, ``D`` the resampling to the
+    detector's pixels (`resample_flux`: area-weighted) and ``N`` Gaussian noise.
+
     Parameters
     ----------
     image : `numpy.ndarray`
-        2-D image at ``scale_in`` (a simulation snapshot: periodic boundaries are assumed).
-    scale_in, scale_out : `~astropy.units.Quantity` or float
-        Input and output pixel scales (arcsec per pixel if floats).
+        2-D image ``(ny, nx)`` at ``scale_in``, any unit (a simulation snapshot: periodic boundaries are assumed).
+    scale_in : `~astropy.units.Quantity` or float
+        Input pixel scale: an angle per pixel or an angle, or a float in arcsec per pixel.
     psf : `numpy.ndarray`
-        The PSF sampled at ``scale_in`` (e.g. `hmi_psf` or `airy_psf`), centred, any size.
+        The 2-D PSF sampled at ``scale_in`` (e.g. `hmi_psf` or `airy_psf`), centred at ``shape // 2``, unit sum,
+        any size (a kernel larger than the image is folded onto it).
+    scale_out : `~astropy.units.Quantity` or float
+        Output pixel scale, as ``scale_in``.
     noise : float, optional
-        Standard deviation of Gaussian noise added after resampling, in the image's units.
+        Standard deviation of Gaussian noise added after resampling, in the image's units (`None` or 0: none).
     seed : int or `numpy.random.Generator`, optional
         For the noise.
     offset : tuple of float
-        Sub-pixel sampling phase: position of the first output pixel's edges in input pixels ``(y, x)``.
+        Sub-pixel sampling phase: position ``(y, x)`` of the first output pixel's edges in input pixels.
     shape : tuple of int, optional
-        Output shape (default: as many whole pixels as fit).
+        Output shape ``(ny_out, nx_out)`` (default: as many whole pixels as fit).
 
     Returns
     -------
     `numpy.ndarray`
-        The degraded image at ``scale_out``.
+        The degraded float64 image at ``scale_out``, in the unit of ``image``.
+
+    Raises
+    ------
+    astropy.units.UnitsError
+        A scale is a quantity that is not an angle (per pixel).
+    ValueError
+        A scale is zero or not finite, or the output pixels would reach outside the image.
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344, Eq. (1): the image formation model.
 
     Examples
     --------

@@ -33,7 +33,37 @@ class WeightsError(ValueError):
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
+    """
+    SHA-256 hex digest of a file, read in chunks.
+
+    Parameters
+    ----------
+    path : str or `pathlib.Path`
+        The file.
+    chunk : int
+        Bytes read at a time (1 MiB by default), so that large files are not held in memory.
+
+    Returns
+    -------
+    str
+        The 64-character lower-case hexadecimal digest.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read (e.g. `FileNotFoundError`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sunpy_nn.utils import sha256sum
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = Path(d) / "empty.bin"
+    ...     _ = path.write_bytes(b"")
+    ...     sha256sum(path)
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -46,7 +76,28 @@ def fill_nearest(data: np.ndarray, missing: np.ndarray) -> np.ndarray:
     Copy of ``data`` whose ``missing`` pixels (last two axes) take the value of the nearest valid pixel.
 
     Used before convolutions and networks: values come only from valid neighbours, so nothing invalid can spread
-    into valid pixels. ``missing`` is a 2-D boolean mask; leading axes of ``data`` (channels) are filled alike.
+    into valid pixels. Leading axes of ``data`` (channels) are filled alike.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        Array ``(..., ny, nx)``, any unit and dtype.
+    missing : `numpy.ndarray`
+        Boolean mask ``(ny, nx)``, true where ``data`` is to be replaced; it must leave at least one valid pixel.
+
+    Returns
+    -------
+    `numpy.ndarray`
+        A new array of the shape, dtype and unit of ``data`` with the missing pixels filled; ``data`` itself (not a
+        copy) when nothing is missing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.utils import fill_nearest
+    >>> data = np.array([[1.0, np.nan, np.nan, 4.0]])
+    >>> fill_nearest(data, np.isnan(data))
+    array([[1., 1., 4., 4.]])
     """
     if not missing.any():
         return data

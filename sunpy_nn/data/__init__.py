@@ -1,4 +1,8 @@
-"""In-package data: the weight registry with model cards (synthetic data generators come later)."""
+"""
+In-package data: the weight registry with model cards (`sunpy_nn.data.registry`).
+
+The synthetic data generators are in `sunpy_nn.data.synthetic`.
+"""
 
 from sunpy_nn.data.registry import (
     WEIGHTS_DIR,

@@ -41,14 +41,33 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Where a loaded network came from: recorded in the provenance of every result."""
+    """
+    Where a loaded network came from: recorded in the provenance of every result.
+
+    Returned by `load_weights`; each parameter is kept as the attribute of the same name (the object is immutable).
+
+    Parameters
+    ----------
+    name : str
+        Model name: the model card's ``name``, the file's, or the file stem (``"keras:<file>"`` for a Keras file,
+        ``"user <class>"`` for a network object passed in).
+    path : `pathlib.Path` or None
+        The weight file (`None` for a network object passed in).
+    sha256 : str or None
+        SHA-256 hex digest of the weight file (`None` for a network object).
+    card : dict
+        The model card (training data, recipe, validation metrics); empty when the file has none.
+    extra : dict
+        Settings stored in the weight file besides the architecture (`save_weights`'s ``extra``), e.g. a
+        `~sunpy_nn.Denoiser`'s noise levels; empty for files without them.
+    """
 
     name: str
     path: Path | None
     sha256: str | None
     card: dict = field(default_factory=dict, repr=False)
-    #: Settings stored in the weight file besides the architecture (`save_weights`'s ``extra``), e.g. a
-    #: `~sunpy_nn.Denoiser`'s noise levels; empty for files without them.
+    # Documented in the class docstring only: for a field without a class-level default, autodoc hands numpydoc
+    # `dataclasses.MISSING`, whose missing docstring fails validation (GL08) whatever a ``#:`` comment says.
     extra: dict = field(default_factory=dict, repr=False)
 
 
@@ -71,7 +90,12 @@ def available_models() -> list[str]:
 
     A model saved as ``<name>_v<N>`` is also available as ``<name>``, which means its newest version: for
     example ``"enhance_intensity"`` is ``"enhance_intensity_v2"`` while ``"enhance_intensity_v1"`` stays loadable
-    by that name.
+    by that name. The folder named by ``SUNPY_NN_WEIGHTS_DIR`` is searched as well as the package's own.
+
+    Returns
+    -------
+    list of str
+        The names, sorted (versioned names and their unversioned aliases alike).
 
     Examples
     --------
@@ -103,7 +127,32 @@ def _find(name: str) -> Path | None:
 
 
 def model_card(name_or_path: str | Path) -> dict:
-    """Return the model card (a dict) of a registered model name or of a weight file with a ``.json`` beside it."""
+    """
+    Return the model card of a registered model name or of a weight file with a ``.json`` beside it.
+
+    Parameters
+    ----------
+    name_or_path : str or `pathlib.Path`
+        A registered model name (see `available_models`; an unversioned name means its newest version) or the path
+        of a ``.pt`` weight file.
+
+    Returns
+    -------
+    dict
+        The model card: name, file, SHA-256, architecture, training data and recipe, validation metrics.
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        There is no such registered model, or no ``.json`` model card beside the file; the message lists the
+        registered models.
+
+    Examples
+    --------
+    >>> from sunpy_nn.data import available_models, model_card
+    >>> all(model_card(name)["sha256"] for name in available_models())
+    True
+    """
     path = _find(str(name_or_path)) if isinstance(name_or_path, str) and not str(name_or_path).endswith(".pt") else None
     path = path or Path(name_or_path)
     card_path = Path(path).with_suffix(".json")
@@ -119,6 +168,16 @@ def weight_path(path: str | Path) -> Path:
 
     A dot inside the name is kept: ``"model.v2"`` is ``model.v2.pt`` (not ``model.pt``), and its model card is
     ``model.v2.json``.
+
+    Parameters
+    ----------
+    path : str or `pathlib.Path`
+        A weight file name, with or without ``.pt``; ``~`` is expanded.
+
+    Returns
+    -------
+    `pathlib.Path`
+        The path of the weight file, ending in ``.pt``.
 
     Examples
     --------
@@ -200,8 +259,17 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
     Raises
     ------
     sunpy_nn.utils.WeightsError
-        The file is missing, corrupt, fails its SHA-256 check, or does not fit the architecture (the message
-        lists the missing and unexpected keys).
+        The file is missing, corrupt or not a weight file, fails its SHA-256 check, or does not fit the
+        architecture (the message lists the missing and unexpected keys); a network object is not an
+        ``architecture``; a Keras file is given for another architecture than `~sunpy_nn.nn.EnhanceNet`.
+
+    Examples
+    --------
+    >>> from sunpy_nn.data import load_weights
+    >>> from sunpy_nn.nn import EnhanceNet
+    >>> model, info = load_weights(EnhanceNet(depth=1, n_filters=4), architecture=EnhanceNet)
+    >>> info.name, model.training
+    ('user EnhanceNet', False)
     """
     if isinstance(weights, nn.Module):
         if not isinstance(weights, architecture):
@@ -272,6 +340,23 @@ def save_weights(
     -------
     `pathlib.Path`
         The weight file.
+
+    Raises
+    ------
+    AttributeError
+        ``model`` has no ``config`` (it is not one of the networks of `sunpy_nn.nn`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sunpy_nn.data import load_weights, save_weights
+    >>> from sunpy_nn.nn import EnhanceNet
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_weights(EnhanceNet(depth=1, n_filters=4), Path(d) / "tiny", card={"note": "example"})
+    ...     model, info = load_weights(path, architecture=EnhanceNet)
+    >>> path.name, info.card["note"], model.depth
+    ('tiny.pt', 'example', 1)
     """
     from sunpy_nn import __version__
 

@@ -40,6 +40,22 @@ def random_field(shape, pixel_scale: float, correlation_arcsec: float, rng: np.r
     """
     A periodic Gaussian random field with unit rms and a Gaussian correlation length (arcsec).
 
+    Parameters
+    ----------
+    shape : tuple of int
+        Field shape ``(ny, nx)`` in pixels.
+    pixel_scale : float
+        Pixel scale in arcsec per pixel.
+    correlation_arcsec : float
+        Standard deviation in arcsec of the Gaussian that smooths white noise (in Fourier space) into the field.
+    rng : `numpy.random.Generator`
+        Source of the white noise (it is advanced).
+
+    Returns
+    -------
+    `numpy.ndarray`
+        Float64 field of shape ``shape``, zero mean and unit rms (dimensionless), periodic in both directions.
+
     Examples
     --------
     >>> import numpy as np
@@ -139,7 +155,7 @@ def synthetic_blos(
     Returns
     -------
     `numpy.ndarray`
-        Line-of-sight field in kG, same shape as ``intensity``.
+        Float32 line-of-sight field in kG, same shape as ``intensity``.
 
     Examples
     --------
@@ -353,9 +369,15 @@ def synthetic_hmi_map(
     Returns
     -------
     hmi_map : `~sunpy.map.GenericMap`
-        The HMI-like map at 0.504 arcsec/pix.
+        The HMI-like map at 0.504 arcsec/pix, float32 of shape ``shape``, in DN/s (continuum) or G (magnetogram).
     truth : `~sunpy.map.GenericMap`
-        The noise-free 28 cm diffraction-limited truth at 0.252 arcsec/pix.
+        The noise-free 28 cm diffraction-limited truth at 0.252 arcsec/pix, ``(2 ny, 2 nx)`` in the unit of
+        ``hmi_map``.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is not ``"intensity"`` or ``"blos"``, or ``sunspot=True`` with ``kind="intensity"``.
 
     Examples
     --------

@@ -43,6 +43,15 @@ def read_keras_hdf5(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     dict
         ``{layer_name: {weight_name: array}}`` for the layers that have weights, in the file's
         ``layer_names`` order; weight names lose their ``:0`` suffix (``"kernel"``, ``"bias"``, ``"gamma"``...).
+        Arrays keep Keras' layout and dtype (kernels ``(kh, kw, in, out)``).
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        The file is missing or not HDF5, has no ``layer_names`` attribute (not a Keras 2 weight file), or lacks a
+        layer that it lists (truncated).
+    ImportError
+        h5py is not installed (``pip install 'sunpy-nn[keras]'``).
     """
     h5py = _h5py()
     path = Path(path)
@@ -99,7 +108,15 @@ def keras_to_state_dict(
     Returns
     -------
     dict
-        A complete ``state_dict`` that ``module.load_state_dict(..., strict=True)`` accepts.
+        A complete ``state_dict`` that ``module.load_state_dict(..., strict=True)`` accepts: `torch.Tensor` values
+        in the dtypes of ``module``'s own, kernels reordered to ``(out, in, kh, kw)``.
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        A Keras layer with weights has no entry in ``mapping``, a mapped layer is missing, a layer lacks the arrays
+        its torch counterpart needs, a mapped submodule is not a convolution or batch normalisation, or the
+        shapes or keys do not fit ``module``; the message names the layer and ``source``.
     """
     submodules = dict(module.named_modules())
     target = module.state_dict()
@@ -165,7 +182,20 @@ def load_keras_enhance(path: str | Path):
     Returns
     -------
     `~sunpy_nn.nn.EnhanceNet`
-        The network in ``eval()`` mode.
+        The network in ``eval()`` mode: ``(N, 1, H, W)`` in gives ``(N, 1, 2H, 2W)`` out, in the paper's units
+        (I/Ic, or kG).
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        The file cannot be read (`read_keras_hdf5`), or its layers do not form an Enhance network.
+    ImportError
+        h5py is not installed.
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344: the network and the weights released with it.
     """
     from sunpy_nn.nn import EnhanceNet
 
@@ -209,7 +239,23 @@ def load_keras_unet(path: str | Path, *, dropout: float = 0.0):
     Returns
     -------
     `~sunpy_nn.nn.UNet`
-        The network in ``eval()`` mode.
+        The network in ``eval()`` mode: ``(N, C, H, W)`` in (``H`` and ``W`` multiples of 4 at depth 2) gives the
+        denoised ``(N, C_out, H, W)``, plus the log-variance channel with the variance head, in units of the
+        continuum intensity as the original.
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        The file cannot be read (`read_keras_hdf5`), has no ``linear_output`` layer, or its convolutions do not
+        form a U-Net with or without variance head.
+    ImportError
+        h5py is not installed.
+
+    References
+    ----------
+    Diaz Baso, C. J., de la Cruz Rodriguez, J., & Danilovic, S. 2019, "Solar image denoising with convolutional
+    neural networks", A&A, 629, A99, doi:10.1051/0004-6361/201936069: the networks of Tables B.1 and B.2 and the
+    weights released with them.
     """
     from sunpy_nn.nn import UNet
 

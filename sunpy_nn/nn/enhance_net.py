@@ -62,6 +62,18 @@ class EnhanceNet(nn.Module):
     Batch normalisation uses Keras' defaults (``eps=1e-3``, momentum 0.99) so that the original Keras
     weights import exactly.
 
+    Raises
+    ------
+    ValueError
+        ``depth`` or ``n_filters`` is not a positive integer.
+
+    References
+    ----------
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+      doi:10.1051/0004-6361/201731344: the architecture (batch normalisation as in their Eq. 5).
+    - He, K., Zhang, X., Ren, S., & Sun, J. 2016, "Deep Residual Learning for Image Recognition", CVPR, 770: the
+      residual blocks (used without the activation after the sum, as in Enhance).
+
     Examples
     --------
     >>> import torch

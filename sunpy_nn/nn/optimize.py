@@ -296,18 +296,29 @@ class _Autocast(nn.Module):
 
 class PreparedModel(nn.Module):
     """
-    The network returned by `prepare_model`: an optimised module, optionally compiled, with the attributes the
-    tiled runner needs (``receptive_radius``, ``scale``, ``align``, ``n_filters``) copied from the original.
+    The network returned by `prepare_model`: an optimised module, optionally compiled.
+
+    The attributes the tiled runner needs (``receptive_radius``, ``scale``, ``align``, ``n_filters``, ``depth``,
+    ``out_channels``) are copied from the original where it has them. Use `prepare_model` rather than building one.
+
+    Parameters
+    ----------
+    module : `torch.nn.Module`
+        The optimised network that computes the forward pass (kept as ``module``).
+    original : `torch.nn.Module`
+        The network it was built from; only its attributes above are read.
+    precision : str
+        The precision actually used, ``"float32"`` or ``"bfloat16"`` (what ``"auto"`` resolved to); kept as
+        ``precision``.
+    max_error : float or None
+        The error of the chosen precision against float32 eager inference on the probe, as a fraction of the
+        reference output's range (only measured by ``precision="auto"`` on hardware with native bfloat16); kept as
+        ``max_error``.
 
     Attributes
     ----------
-    precision : str
-        The precision actually used, ``"float32"`` or ``"bfloat16"`` (what ``"auto"`` resolved to).
     compiled : bool
-        Whether the forward pass runs through `torch.compile` (false after a fallback).
-    max_error : float or None
-        The error of the chosen precision against float32 eager inference on the probe, as a fraction of the
-        reference output's range (only measured by ``precision="auto"`` on hardware with native bfloat16).
+        Whether the forward pass runs through `torch.compile` (false until `enable_compile`, and after a fallback).
     """
 
     def __init__(self, module: nn.Module, original: nn.Module, precision: str, max_error: float | None) -> None:
@@ -344,6 +355,27 @@ def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
 
     For ``(N, C, H, W)`` tensors the range is taken per channel (a denoised image and its log-variance have very
     different ranges) and the largest of the per-channel fractions is returned.
+
+    Parameters
+    ----------
+    output : `torch.Tensor`
+        The tensor to judge, e.g. an optimised network's output; same shape as ``reference``.
+    reference : `torch.Tensor`
+        The reference, e.g. float32 eager inference: ``(N, C, H, W)``, or any shape (one range over all of it).
+
+    Returns
+    -------
+    float
+        ``max |output - reference| / (max(reference) - min(reference))`` (dimensionless), the largest over channels;
+        compare it with `ACCURACY_BOUND`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sunpy_nn.nn import relative_error
+    >>> reference = torch.tensor([0.0, 1.0, 2.0])
+    >>> round(relative_error(reference + 0.01, reference), 6)  # 0.01 off a range of 2
+    0.005
     """
     out, ref = output.float(), reference.float()
     if ref.ndim == 4:
@@ -421,6 +453,8 @@ def prepare_model(
     ------
     ValueError
         If ``precision`` is not one of `PRECISIONS`.
+    RuntimeError
+        ``device="cuda"`` on a machine where torch sees no GPU (`~sunpy_nn.nn.resolve_device`).
 
     Examples
     --------

@@ -41,7 +41,24 @@ VARIANCE_FLOOR = 1e-4
 
 
 def log_variance(raw: torch.Tensor, variance: str, offset: float) -> torch.Tensor:
-    """The variance head's log-variance from its raw output (shared by `UNet` and its optimised copy)."""
+    """
+    The variance head's log-variance from its raw output (shared by `UNet` and its optimised copy).
+
+    Parameters
+    ----------
+    raw : `torch.Tensor`
+        Raw output of the head's 1x1 convolution, ``(N, 1, H, W)``, any float dtype.
+    variance : {"abs", "softplus"}
+        Parameterisation: ``-abs(raw) + offset`` (the paper's, bounded above by ``offset``), or
+        ``log(softplus(raw) + VARIANCE_FLOOR)``.
+    offset : float
+        Upper bound of the ``"abs"`` parameterisation (-12 in the paper); unused by ``"softplus"``.
+
+    Returns
+    -------
+    `torch.Tensor`
+        Float32 natural log of the variance, shape of ``raw``, in the data's units squared.
+    """
     raw = raw.float()
     if variance == "softplus":
         return torch.log(nn.functional.softplus(raw) + VARIANCE_FLOOR)
@@ -100,6 +117,30 @@ class UNet(nn.Module):
     variance_sees_output : bool
         Feed the variance head the (detached) denoised image besides the input: the error depends on the local
         signal, which the denoised image shows and the noisy input hides.
+
+    Raises
+    ------
+    ValueError
+        ``variance`` or ``padding`` is unknown, ``depth`` or ``n_filters`` is not positive, or ``residual=True``
+        with ``in_channels`` not a multiple of ``out_channels``.
+
+    Notes
+    -----
+    ``(N, in_channels, H, W)`` in gives ``(N, out_channels, H, W)`` out, plus one channel of log-variance with the
+    variance head, in the units of the input (squared for the variance); ``H`` and ``W`` must be multiples of
+    ``2**depth`` (`align`).
+
+    References
+    ----------
+    - Ronneberger, O., Fischer, P., & Brox, T. 2015, "U-Net: Convolutional Networks for Biomedical Image
+      Segmentation", MICCAI, LNCS 9351, 234: the architecture.
+    - Diaz Baso, C. J., de la Cruz Rodriguez, J., & Danilovic, S. 2019, "Solar image denoising with convolutional
+      neural networks", A&A, 629, A99, doi:10.1051/0004-6361/201936069: the denoiser's U-Net (Sect. 2.2,
+      Table B.1), its variance network (Table B.2) and Monte-Carlo dropout (Sect. 3.1.1).
+    - Gal, Y., & Ghahramani, Z. 2016, "Dropout as a Bayesian Approximation: Representing Model Uncertainty in
+      Deep Learning", ICML: Monte-Carlo dropout.
+    - Kendall, A., & Gal, Y. 2017, "What Uncertainties Do We Need in Bayesian Deep Learning for Computer
+      Vision?", NeurIPS: the aleatoric variance output.
 
     Examples
     --------
@@ -216,7 +257,16 @@ class UNet(nn.Module):
         return max(r, 8 if self.variance_head else 0)
 
     def conv_names(self) -> tuple[list[str], list[str]]:
-        """Names of the convolutions in forward order: (main network incl. the 1x1 output, variance head)."""
+        """
+        Names of the convolutions in forward order, as submodule names of this network.
+
+        Returns
+        -------
+        main : list of str
+            The main network's convolutions, the 1x1 output (``"out"``) last.
+        head : list of str
+            The variance head's convolutions, its 1x1 output last; empty without a head.
+        """
         main = [f"down.{i}.{j}.conv" for i in range(self.depth) for j in (0, 1)] + ["bottom.0.conv", "bottom.1.conv"]
         for i in range(self.depth):
             main += [f"up.{i}.conv", f"merge.{i}.0.conv", f"merge.{i}.1.conv"]
@@ -224,7 +274,19 @@ class UNet(nn.Module):
         return [*main, "out"], head
 
     def mc_dropout(self, enabled: bool = True) -> UNet:
-        """Switch Monte-Carlo dropout on or off at inference; ``eval()`` does not turn it off."""
+        """
+        Switch Monte-Carlo dropout on or off at inference; ``eval()`` does not turn it off.
+
+        Parameters
+        ----------
+        enabled : bool
+            Drop activations at the rate ``dropout`` in every forward pass, in ``eval()`` mode too.
+
+        Returns
+        -------
+        `UNet`
+            The network itself (modified in place), for chaining.
+        """
         for m in self.modules():
             if isinstance(m, _Conv):
                 m.mc = enabled

@@ -29,7 +29,23 @@ PAPER_NOISE = {"intensity": 1e-3, "blos": 1e-2}
 
 @dataclass
 class EnhancePairs:
-    """Input/target patch pairs in network units: ``inputs`` (N, 1, n, n), ``targets`` (N, 1, 2n, 2n)."""
+    """
+    Input/target patch pairs in network units: ``inputs`` (N, 1, n, n), ``targets`` (N, 1, 2n, 2n).
+
+    Made by `~sunpy_nn.training.make_enhance_pairs` and `make_source_pairs` and consumed by
+    `~sunpy_nn.training.train_enhance`; ``len(pairs)`` is N.
+    Each parameter is kept as the attribute of the same name.
+
+    Parameters
+    ----------
+    inputs : `numpy.ndarray`
+        Float32 ``(N, 1, n, n)``: HMI-like inputs (0.504 arcsec/pix unless made otherwise), in network units (I/Ic
+        for continuum, kG for magnetograms).
+    targets : `numpy.ndarray`
+        Float32 ``(N, 1, 2n, 2n)``: the matching truths at half the input pixel, in the same units.
+    meta : dict
+        The recipe that made the pairs (kind, degradation, sizes, seed), for model cards.
+    """
 
     inputs: np.ndarray
     targets: np.ndarray
@@ -44,26 +60,54 @@ class DegradationModel:
     """
     Ranges of the randomised HMI degradation; each training pair draws uniformly within them.
 
-    Attributes
+    Each parameter is kept as the attribute of the same name (the object is immutable). A range ``(a, a)`` fixes
+    the value.
+
+    Parameters
     ----------
     psf_w, psf_big_w, psf_e : tuple of float
-        Core width ``w``, tail width ``W`` and tail fraction ``e`` of Wachter et al.'s (2012) PSF (``k=3``).
-        Defaults 1.8-2.2, 3.0-3.6 and 0.05-0.15: they span Wachter's reference (1.8, 3.0, 0.1) and the paper's
-        modified PSF (2.0, 3.4, 0.1), which were fitted under different detector models, with the tail fraction
-        uncertain by about half (stray light changes with the instrument's state).
+        Ranges of the core width ``w``, tail width ``W`` and tail fraction ``e`` of Wachter et al.'s (2012) PSF
+        (``k=3``; ``w`` and ``W`` in units of ``r = pi D theta / lambda``, dimensionless). Defaults 1.8-2.2, 3.0-3.6
+        and 0.05-0.15: they span Wachter's reference (1.8, 3.0, 0.1) and the paper's modified PSF (2.0, 3.4, 0.1),
+        which were fitted under different detector models, with the tail fraction uncertain by about half (stray
+        light changes with the instrument's state).
     fill : tuple of float
-        Detector aperture as a fraction of the pixel: 0 samples the blurred scene at pixel centres (how the
-        Enhance paper degraded its simulation), 1 integrates over the whole pixel (`sunpy_nn.psf.degrade`).
+        Range of the detector aperture as a fraction of the pixel, within ``[0, 1]``: 0 samples the blurred scene
+        at pixel centres (how the Enhance paper degraded its simulation), 1 integrates over the whole pixel
+        (`sunpy_nn.psf.degrade`).
     noise : tuple of float, optional
-        Gaussian noise sigma in network units. Default for continuum 0.5-2 x 1e-3 Ic (the paper's 1e-3, with
-        HMI's 45 s and 720 s products on either side); for magnetograms 5-20 G (0.005-0.02 kG; HMI's 720 s
-        and 45 s noise levels, around the paper's 10 G).
+        Range of the Gaussian noise sigma in network units (I/Ic, or kG). Default for continuum 0.5-2 x 1e-3 Ic
+        (the paper's 1e-3, with HMI's 45 s and 720 s products on either side); for magnetograms 5-20 G
+        (0.005-0.02 kG; HMI's 720 s and 45 s noise levels, around the paper's 10 G).
     rotation : float
         Largest rotation in degrees of the scene against the pixel grid (on top of the eight flips and quarter
         turns of the augmentation), so the network does not learn the grid orientation of the training frames.
     scale_jitter : float
         Relative jitter of the pixel scale against the PSF (+-2 %: HMI's plate scale varies with the orbit and
         the frames' own scales are known to about that).
+    paper_noise : bool
+        Use the paper's fixed noise (1e-3 Ic, or 10 G) instead of a range when ``noise`` is None.
+
+    References
+    ----------
+    - Wachter, R., Schou, J., Rabello-Soares, M. C., et al. 2012, "Image Quality of the Helioseismic and Magnetic
+      Imager (HMI) Onboard the Solar Dynamics Observatory (SDO)", Sol. Phys., 275, 261: the PSF and its reference
+      parameters.
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+      doi:10.1051/0004-6361/201731344, Eqs. (1) and (6): the image formation model, the modified PSF and the
+      paper's noise levels.
+    - Zhang, K., Liang, J., Van Gool, L., & Timofte, R. 2021, "Designing a Practical Degradation Model for Deep
+      Blind Image Super-Resolution" (BSRGAN), ICCV; Wang, X., Xie, L., Dong, C., & Shan, Y. 2021,
+      "Real-ESRGAN: Training Real-World Blind Super-Resolution with Pure Synthetic Data", ICCV Workshops: the
+      practice of drawing each training pair's degradation at random.
+
+    Examples
+    --------
+    >>> from sunpy_nn.training import DegradationModel
+    >>> DegradationModel().noise_range("blos")
+    (0.005, 0.02)
+    >>> DegradationModel.paper().noise_range("intensity")
+    (0.001, 0.001)
     """
 
     psf_w: tuple[float, float] = (1.8, 2.2)
@@ -73,7 +117,6 @@ class DegradationModel:
     noise: tuple[float, float] | None = None
     rotation: float = 3.0
     scale_jitter: float = 0.02
-    #: Use the paper's fixed noise (`PAPER_NOISE`) instead of a range when ``noise`` is None.
     paper_noise: bool = False
 
     @classmethod
@@ -81,14 +124,45 @@ class DegradationModel:
         """
         The Enhance paper's fixed operator: the modified PSF, noise 1e-3 Ic or 10 G, no rotation or jitter.
 
-        ``detector="point"`` samples at pixel centres, as the paper did; ``"area"`` integrates over the pixel, as
-        sunpy_nn's v1 weights were trained.
+        Parameters
+        ----------
+        detector : {"point", "area"}
+            ``"point"`` samples at pixel centres, as the paper did; ``"area"`` integrates over the pixel, as
+            sunpy_nn's v1 weights were trained.
+
+        Returns
+        -------
+        `DegradationModel`
+            Ranges of zero width at the paper's values, with ``paper_noise=True``.
+
+        Raises
+        ------
+        KeyError
+            ``detector`` is neither ``"point"`` nor ``"area"``.
         """
         e, w, _, big_w = HMI_PSF_MODIFIED
         fill = {"point": 0.0, "area": 1.0}[detector]
         return cls((w, w), (big_w, big_w), (e, e), (fill, fill), None, 0.0, 0.0, paper_noise=True)
 
     def noise_range(self, kind: str) -> tuple[float, float]:
+        """
+        The range of the noise sigma for ``kind``: ``noise`` when set, else the paper's value or the default range.
+
+        Parameters
+        ----------
+        kind : {"intensity", "blos"}
+            Data kind. Any other value is taken as ``"blos"`` unless ``paper_noise`` is set.
+
+        Returns
+        -------
+        tuple of float
+            ``(low, high)`` in network units: I/Ic for ``"intensity"``, kG for ``"blos"``.
+
+        Raises
+        ------
+        KeyError
+            An unknown ``kind`` with ``paper_noise`` set and ``noise`` None.
+        """
         if self.noise is not None:
             return self.noise
         if self.paper_noise:
@@ -96,6 +170,25 @@ class DegradationModel:
         return (0.5e-3, 2e-3) if kind == "intensity" else (0.005, 0.02)
 
     def as_dict(self, kind: str) -> dict:
+        """
+        The degradation as plain values for a model card, with the noise range resolved for ``kind``.
+
+        Parameters
+        ----------
+        kind : {"intensity", "blos"}
+            Data kind, for the noise range (`noise_range`).
+
+        Returns
+        -------
+        dict
+            The fields as `dataclasses.asdict` gives them (ranges as tuples), with ``noise`` replaced by the
+            resolved ``[low, high]`` in network units, and the fixed PSF exponent ``psf_k`` (3.0).
+
+        Raises
+        ------
+        KeyError
+            As `noise_range`.
+        """
         d = asdict(self)
         d["noise"] = list(self.noise_range(kind))
         d["psf_k"] = 3.0
@@ -129,10 +222,60 @@ def make_source_pairs(
     0.504 arcsec (jittered); the target is the scene convolved with the Airy pattern of a ``target_diameter`` m
     telescope at 617.3 nm, integrated over pixels of half that size.
 
+    Parameters
+    ----------
+    sources : list of `~sunpy_nn.training.TrainingSource`
+        High-resolution scenes in network units (I/Ic, or kG), all of one ``kind``.
+    n_patches : int
+        Number of pairs N.
+    split : {"train", "validation"}
+        Draw from each source's training region or from its held-out region.
+    input_size : int
+        Input patch edge n in HMI pixels; targets are 2n pixels across.
+    degradation : `DegradationModel`, optional
+        Ranges of the degradation (default: ``DegradationModel()``).
+    target_diameter : float
+        Aperture of the target telescope in metres (0.28: twice HMI's).
+    intensity_range : tuple of float, optional
+        Continuum only: with probability ``intensity_fraction``, a pair is multiplied (before the noise) by a factor
+        drawn uniformly from this range, e.g. ``(0.15, 1.0)``, the observation of a darker (umbra-like) scene.
+    intensity_fraction : float
+        Fraction of the pairs that ``intensity_range`` scales.
+    augment : bool
+        Apply one of the eight flips and quarter turns to each pair (and a sign flip to half the magnetogram
+        pairs).
+    seed : int, optional
+        Random seed: the same seed gives the same pairs.
+
     Returns
     -------
     `~sunpy_nn.training.EnhancePairs`
-        Float32 arrays ``inputs`` (N, 1, n, n) and ``targets`` (N, 1, 2n, 2n), and the recipe in ``meta``.
+        Float32 arrays ``inputs`` (N, 1, n, n) and ``targets`` (N, 1, 2n, 2n) in the sources' units, and the recipe
+        in ``meta``.
+
+    Raises
+    ------
+    ValueError
+        ``split`` is unknown, the sources are not all of one kind (or there are none), no source has a region for
+        ``split``, or a patch (with its PSF footprint) does not fit a source's region.
+
+    References
+    ----------
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+      doi:10.1051/0004-6361/201731344: inputs degraded with the HMI PSF (Eq. 6) to 0.504 arcsec/pix, targets
+      convolved with the Airy pattern of a 28 cm telescope.
+    - Zhang, K., Liang, J., Van Gool, L., & Timofte, R. 2021, "Designing a Practical Degradation Model for Deep
+      Blind Image Super-Resolution" (BSRGAN), ICCV: a degradation drawn at random for every training pair.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.training import TrainingSource, make_source_pairs
+    >>> scene = 1 + 0.1 * np.random.default_rng(0).standard_normal((600, 600))
+    >>> source = TrainingSource(scene, 0.0662, "intensity", "noise")
+    >>> pairs = make_source_pairs([source], n_patches=2, input_size=8, seed=0)
+    >>> pairs.inputs.shape, pairs.targets.shape
+    ((2, 1, 8, 8), (2, 1, 16, 16))
     """
     import astropy.units as u
 
@@ -264,10 +407,42 @@ def degrade_scene(
     Airy pattern of a ``target_diameter`` m telescope at 617.3 nm, integrated over 0.252 arcsec pixels. Both
     cover the same area: output pixel ``(i, j)`` of the truth lies in input pixel ``(i // 2, j // 2)``.
 
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        2-D high-resolution scene ``(ny, nx)`` in network units (I/Ic, or kG).
+    pixel_scale : float
+        Its pixel scale in arcsec per pixel.
+    kind : {"intensity", "blos"}
+        Data kind, for the default noise.
+    detector : {"point", "area"} or float
+        Detector model: a name, or the aperture as a fraction of the pixel in ``[0, 1]``.
+    psf_params : tuple of float
+        ``(e, w, k, W)`` of the HMI PSF (`sunpy_nn.psf.hmi_psf`).
+    noise : float, optional
+        Gaussian noise sigma in network units (default the paper's: 1e-3 Ic, or 0.01 kG); 0 for none.
+    target_diameter : float
+        Aperture of the target telescope in metres.
+    seed : int, optional
+        Seed of the noise.
+
     Returns
     -------
     low, truth : `numpy.ndarray`
-        ``(n, m)`` and ``(2n, 2m)`` images in the scene's units.
+        Float64 ``(n, m)`` and ``(2n, 2m)`` images in the scene's units, with ``n = int(ny * pixel_scale / 0.504)``
+        (and ``m`` alike).
+
+    Raises
+    ------
+    ValueError
+        ``detector`` is an unknown name, or a fill fraction outside ``[0, 1]``.
+    KeyError
+        An unknown ``kind`` when ``noise`` is None.
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344, Eqs. (1) and (6): the image formation model and the HMI PSF.
 
     Examples
     --------

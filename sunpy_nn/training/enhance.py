@@ -106,14 +106,21 @@ def make_enhance_pairs(
 
     Parameters
     ----------
-    images : array, `~sunpy.map.GenericMap`, or list of them
-        High-resolution images in network units: continuum normalised to the quiet Sun (I/Ic), magnetograms in kG.
+    images : `numpy.ndarray`, `~sunpy.map.GenericMap`, or list of them
+        2-D high-resolution images in network units: continuum normalised to the quiet Sun (I/Ic), magnetograms in
+        kG (a magnetogram map in another magnetic unit, e.g. G, is converted to kG). Finite everywhere.
     pixel_scale : `~astropy.units.Quantity` or float
-        Their pixel scale (arcsec/pix) when arrays are given.
+        Their pixel scale (arcsec/pix) when arrays are given; maps use their own.
     kind : {"intensity", "blos"}
         Sets the default noise (1e-3 Ic or 10 G) and, for ``"blos"``, random sign flips.
     n_patches : int
-        Number of pairs.
+        Number of pairs N.
+    input_size : int
+        Input patch edge n in pixels of ``scale_in`` (paper: 50); targets are 2n pixels across.
+    scale_in : `~astropy.units.Quantity` or float
+        Input pixel scale (default HMI's 0.504 arcsec/pix); the targets have half of it.
+    noise : float, optional
+        Gaussian noise sigma added to the inputs, in network units (default the paper's: 1e-3 Ic, or 0.01 kG).
     region : tuple of float
         Fraction of each image's width ``(x_start, x_stop)`` that patches come from; use complementary regions
         for training and validation.
@@ -127,12 +134,44 @@ def make_enhance_pairs(
         (before the noise) by a factor drawn uniformly from this range, e.g. ``(0.15, 1.0)``. Convolution and
         resampling are linear, so this is exactly the observation of a darker (umbra-like) scene, and teaches a
         quiet-Sun-only training set that the network must work at umbral intensities too.
+    intensity_fraction : float
+        Fraction of the pairs that ``intensity_range`` scales.
+    hmi_psf_modified : bool
+        Degrade with the paper's modified HMI PSF (else Wachter et al.'s reference parameters).
+    target_diameter : `~astropy.units.Quantity`
+        Aperture of the target telescope, a length (paper: 28 cm, twice HMI's).
+    wavelength : `~astropy.units.Quantity`
+        Wavelength of the target's Airy pattern, a length (6173 A).
     seed : int, optional
         Random seed: the same seed gives the same pairs.
 
     Returns
     -------
     `EnhancePairs`
+        Float32 ``inputs`` (N, 1, n, n) and ``targets`` (N, 1, 2n, 2n) in network units, and the recipe in ``meta``.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is unknown; ``pixel_scale`` is missing for arrays; a magnetogram map is not in a magnetic unit; an
+        image is not 2-D or not finite, or too small for ``input_size`` patches in ``region``.
+    astropy.units.UnitsError
+        A pixel scale is a quantity that is not an angle (per pixel).
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344: the training pairs (inputs convolved with the HMI PSF of Eq. 6, resampled to
+    0.504 arcsec/pix, with Gaussian noise; targets convolved with the Airy pattern of a 28 cm telescope).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.training import make_enhance_pairs
+    >>> img = 1 + 0.1 * np.random.default_rng(0).standard_normal((400, 400))
+    >>> pairs = make_enhance_pairs(img, pixel_scale=0.0662, kind="intensity", n_patches=3, input_size=8, seed=0)
+    >>> pairs.inputs.shape, pairs.targets.shape, pairs.inputs.dtype
+    ((3, 1, 8, 8), (3, 1, 16, 16), dtype('float32'))
     """
     if kind not in PAPER_NOISE:
         raise ValueError(f"kind must be 'intensity' or 'blos', not {kind!r}")
@@ -301,6 +340,9 @@ def train_enhance(
     validation_size : int
         Input edge of validation patches: smaller, so that they fit in a narrow held-out region (a quarter of a
         1000-pixel MURaM snapshot is 33 HMI pixels wide).
+    validation_region : tuple of float
+        Fractions ``(start, stop)`` of each image's width held out for validation (default the right quarter);
+        training pairs come from the wider part outside it.
     intensity_range : tuple of float, optional
         Intensity-range augmentation (see `make_enhance_pairs`).
     intensity_fraction : float
@@ -309,6 +351,8 @@ def train_enhance(
         Ready-made (training, validation) pairs instead of ``images``.
     model : `~sunpy_nn.nn.EnhanceNet`, optional
         Start from this network (fine-tuning) instead of a new ``EnhanceNet(depth, n_filters)``.
+    depth, n_filters : int
+        Residual blocks and filters of a new network (paper: 5 and 64); ignored when ``model`` is given.
     device : str, optional
         ``"cpu"``, ``"cuda"``, or `None` for the best available.
     seed : int, optional
@@ -340,7 +384,23 @@ def train_enhance(
     model : `~sunpy_nn.nn.EnhanceNet`
         The trained network (eval mode), with the weights of the epoch of lowest validation loss.
     history : dict
-        ``train_loss``, ``val_loss`` (MSE per epoch), ``epoch_time`` and the recipe.
+        ``train_loss``, ``val_loss`` (MSE per epoch, in network units squared), ``epoch_time`` (seconds per epoch),
+        ``best_epoch`` (1-based) and the ``recipe``.
+
+    Raises
+    ------
+    ValueError
+        ``kind``, ``degradation`` or ``schedule`` is unknown; neither ``images`` nor ``pairs`` is given; or the pair
+        builders reject the images (see `make_enhance_pairs` and `~sunpy_nn.training.make_source_pairs`: missing
+        ``pixel_scale``, images not 2-D or not finite, too small for the patches).
+    RuntimeError
+        ``device="cuda"`` on a machine where torch sees no GPU (`~sunpy_nn.nn.resolve_device`).
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344: the network, the training pairs and the recipe (Adam, learning rate 1e-4,
+    MSE loss, L2 weight regularisation, 50,000 patches of 50x50 with 5,000 for validation).
 
     Examples
     --------

@@ -42,19 +42,23 @@ class TrainingSource:
     """
     One high-resolution image for Enhance training.
 
-    Attributes
+    Each parameter is kept as the attribute of the same name; ``image`` converted to float64, ``valid`` filled in.
+
+    Parameters
     ----------
     image : `numpy.ndarray`
-        2-D image in network units: I/Ic at 617.3 nm (``kind="intensity"``) or kG (``kind="blos"``).
+        2-D image ``(ny, nx)`` in network units: I/Ic at 617.3 nm (``kind="intensity"``) or kG (``kind="blos"``);
+        finite inside ``valid``.
     pixel_scale : float
         Arcsec per pixel.
     kind : {"intensity", "blos"}
+        Data kind.
     name : str
         Short name used in logs, model cards and reports.
     wavelength : `~astropy.units.Quantity`, optional
         Wavelength the image was observed at (before any conversion).
-    valid : tuple of int
-        ``(y0, y1, x0, x1)``: the usable part of the image (e.g. inside an apodised border).
+    valid : tuple of int, optional
+        ``(y0, y1, x0, x1)``: the usable part of the image (e.g. inside an apodised border); default the whole image.
     held_out : tuple of float
         Fractions ``(start, stop)`` of the valid width held out for validation; training pairs never touch it,
         PSF footprints included. ``(1.0, 1.0)`` holds nothing out.
@@ -62,6 +66,21 @@ class TrainingSource:
         Relative probability of drawing a training pair from this source.
     note : str
         What was done to the data (normalisation, conversion), for the model card.
+    stats : dict
+        Statistics of the data for the model card (e.g. contrast, darkest percentile).
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is unknown, ``image`` is not 2-D, or its valid part is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.training import TrainingSource
+    >>> source = TrainingSource(np.ones((100, 200)), 0.0662, "intensity", "flat")
+    >>> source.columns("train"), source.columns("validation"), source.held_out_image().shape
+    ((0, 150), (150, 200), (100, 50))
     """
 
     image: np.ndarray
@@ -88,8 +107,20 @@ class TrainingSource:
             raise ValueError(f"{self.name}: the valid part of a training image must be finite (no NaN/inf)")
 
     def columns(self, split: str) -> tuple[int, int]:
-        """Column range ``[x_lo, x_hi)`` of the validation region (``"validation"``) or of the largest training
-        region (``"train"``), in image pixels."""
+        """
+        Column range of the validation region or of the largest training region, in image pixels.
+
+        Parameters
+        ----------
+        split : {"train", "validation"}
+            ``"validation"``: the held-out columns; any other value: the wider of the training regions on either side
+            of them.
+
+        Returns
+        -------
+        tuple of int
+            ``(x_lo, x_hi)``, the half-open column range ``[x_lo, x_hi)``.
+        """
         x0, x1 = self.valid[2:]
         lo = x0 + round(self.held_out[0] * (x1 - x0))
         hi = x0 + round(self.held_out[1] * (x1 - x0))
@@ -98,7 +129,14 @@ class TrainingSource:
         return max(((x0, lo), (hi, x1)), key=lambda r: r[1] - r[0])
 
     def held_out_image(self) -> np.ndarray:
-        """The held-out part of the valid image (a view)."""
+        """
+        The held-out part of the valid image.
+
+        Returns
+        -------
+        `numpy.ndarray`
+            A view of ``image``: the valid rows and the validation columns (`columns`), in network units.
+        """
         y0, y1 = self.valid[:2]
         lo, hi = self.columns("validation")
         return self.image[y0:y1, lo:hi]
@@ -117,8 +155,7 @@ def convert_continuum_wavelength(
     quiet_sun_temperature: u.Quantity = QUIET_SUN_TEMPERATURE,
 ) -> np.ndarray:
     """
-    Convert a continuum contrast ``I / I_QS`` observed at one wavelength to another through the brightness
-    temperature.
+    Convert a continuum contrast ``I / I_QS`` from one wavelength to another through the brightness temperature.
 
     Each pixel's brightness temperature follows from Planck's law, ``I / I_QS = B(lambda, T) / B(lambda, T_QS)``,
     and gives ``B(lambda_new, T) / B(lambda_new, T_QS)``. Contrasts shrink towards the red: an umbra at 0.36 of
@@ -126,17 +163,26 @@ def convert_continuum_wavelength(
 
     Parameters
     ----------
-    contrast : `numpy.ndarray`
-        Intensity normalised to the quiet Sun at ``wavelength_obs``; must be positive.
-    wavelength_obs, wavelength_new : `~astropy.units.Quantity`
-        Observed and target wavelengths.
+    contrast : `numpy.ndarray` or float
+        Intensity normalised to the quiet Sun at ``wavelength_obs`` (dimensionless), any shape; must be positive.
+    wavelength_obs : `~astropy.units.Quantity`
+        Observed wavelength, a length.
+    wavelength_new : `~astropy.units.Quantity`
+        Target wavelength, a length (default HMI's continuum, 617.3 nm).
     quiet_sun_temperature : `~astropy.units.Quantity`
-        Brightness temperature of the quiet Sun (default 6300 K).
+        Brightness temperature of the quiet Sun, a temperature (default 6300 K).
 
     Returns
     -------
     `numpy.ndarray`
-        ``I / I_QS`` at ``wavelength_new``.
+        Float64 ``I / I_QS`` at ``wavelength_new``, shape of ``contrast``.
+
+    Raises
+    ------
+    ValueError
+        A contrast is zero or negative.
+    astropy.units.UnitsError
+        A wavelength is not a length (a plain number included).
 
     Examples
     --------
@@ -177,10 +223,28 @@ def load_reference_sources(data_dir: str | Path, kind: str, *, synthetic_blos_im
 
     The right quarter of every real frame is held out (`HELD_OUT`).
 
+    Parameters
+    ----------
+    data_dir : str or `pathlib.Path`
+        The shared data folder, with the frames under ``hires/`` and the MURaM snapshot under ``enhance/``.
+    kind : {"intensity", "blos"}
+        Which sources to build.
+    synthetic_blos_images : int
+        Number of synthetic magnetograms added for ``kind="blos"`` (0 for none).
+    seed : int
+        Seed of the synthetic magnetograms.
+
+    Returns
+    -------
+    list of `TrainingSource`
+        The sources, in network units (I/Ic at 617.3 nm, or kG), with their notes and statistics.
+
     Raises
     ------
     FileNotFoundError
         If a file is missing from ``data_dir``.
+    ValueError
+        ``kind`` is unknown.
     """
     from astropy.io import fits
 
