@@ -1,11 +1,13 @@
 """
 `Denoiser.save` and `Denoiser.load`: the denoiser in the weight format of `sunpy_nn.data`, and files of format 1.
 
-Each file is read once: its model card, its SHA-256 and its contents (`torch.load`), whatever its format.
+Each file is read once: the weight file (hashed and loaded from the same bytes) and its model card.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 from pathlib import Path
@@ -16,7 +18,7 @@ import torch
 from sunpy_nn.data.registry import FORMAT as _WEIGHTS_FORMAT
 from sunpy_nn.data.registry import _build, _load_state, model_card, save_weights, weight_path
 from sunpy_nn.nn import UNet
-from sunpy_nn.utils import WeightsError, sha256sum
+from sunpy_nn.utils import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +96,15 @@ class _FilesMixin:
                     f"The model card {card_path} of {path.name} is not valid JSON ({exc}): restore it, or save the "
                     "denoiser again"
                 ) from exc
-        digest = sha256sum(path)
+        raw = path.read_bytes()  # a few MB: hashed and loaded from memory, so the file is read once
+        digest = hashlib.sha256(raw).hexdigest()
         if card.get("sha256") and card["sha256"] != digest:
             raise WeightsError(
                 f"SHA-256 of {path} is {digest}, but its model card {card_path.name} says {card['sha256']}: the file "
                 "is corrupt or was replaced. Restore it, or save the denoiser again."
             )
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
+            blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for truncated or foreign files
             raise WeightsError(f"Could not read denoiser file {path}: {type(exc).__name__}: {exc}") from exc
         kind = blob.get("format") if isinstance(blob, dict) else None
