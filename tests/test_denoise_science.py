@@ -68,7 +68,7 @@ def test_each_scan_difference_is_computed_once(strong_cube, monkeypatch, sampled
     from sunpy_nn.metrics import _estimate
 
     cube, _ = strong_cube
-    canon = np.asarray(cube.data, np.float32)
+    canon = np.array(cube.data, np.float32)  # a copy: the cube is shared by the tests of this module
     canon[2, 1, 0, 5:9, 5:9] = np.nan
     labels = ["I", "Q", "U", "V"]
     calls = []

@@ -25,6 +25,8 @@ __all__ = ["Denoiser"]
 
 
 # -------------------------------------------------------------------------------------------------------- Denoiser
+# The work of each method is done in the mixin of its job, one private module each (see sunpy_nn.denoise); the
+# public methods and their documentation are here.
 class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _FramesMixin, _ResultMixin, _FilesMixin):
     """
     A Noise2Noise denoiser for spectropolarimetric cubes that learns from the observation itself.
