@@ -6,10 +6,10 @@ each Stokes parameter by a robust estimate of its noise, trains a `~sunpy_nn.nn.
 (their solar signal is nearly the same, their noise independent), and returns a cube with the same WCS, unit, mask
 and metadata and a per-pixel uncertainty.
 
-The private modules hold one job each: ``_denoiser`` (`Denoiser`, its settings and public methods), ``_noise``
-(noise levels), ``_fit`` (training), ``_calibration`` (the uncertainty's calibration), ``_predict`` and ``_frames``
-(prediction, in memory or lazy, and the network on frames), ``_result`` (the output cube), ``_files`` (save and
-load) and ``_denoise_cube`` (`denoise_cube`, `auto_temporal`).
+The private modules hold one job each: ``_denoiser`` (`~sunpy_nn.Denoiser`, its settings and public methods),
+``_noise`` (noise levels), ``_fit`` (training), ``_calibration`` (the uncertainty's calibration), ``_predict`` and
+``_frames`` (prediction, in memory or lazy, and the network on frames), ``_result`` (the output cube), ``_files``
+(save and load) and ``_denoise_cube`` (`~sunpy_nn.denoise_cube`, `auto_temporal`).
 """
 
 from sunpy_nn.cube import CubeAxes, find_axes, stokes_labels
