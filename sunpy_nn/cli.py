@@ -125,6 +125,23 @@ def _read_cube(args: argparse.Namespace, lazy: bool | str = "dask"):
     return read_crisp(args.input, lazy=lazy, **kw)
 
 
+def _in_memory(cube):
+    """
+    A cube of `_read_cube` (dask-backed) with its data, uncertainty and mask computed: the cube that
+    ``read_crisp(lazy=False)`` gives, without reading the file's headers and tables again.
+    """
+    import dask
+    import numpy as np
+    from ndcube import NDCube
+
+    unc = cube.uncertainty
+    data, unc_array, mask = dask.compute(cube.data, None if unc is None else unc.array, cube.mask)
+    data = np.asarray(data, dtype=data.dtype.newbyteorder("="))  # as read_crisp: in the machine's byte order
+    if unc is not None:
+        unc = type(unc)(np.asarray(unc_array, dtype=unc_array.dtype.newbyteorder("=")), unit=unc.unit)
+    return cube.to_nddata(data=data, uncertainty=unc, mask=mask, nddata_type=NDCube)
+
+
 def _temporal_arg(value: str) -> int | str:
     """``--temporal``: a half-window of at least 0, or 'auto'."""
     if value == "auto":
@@ -175,14 +192,20 @@ def _denoise(args: argparse.Namespace) -> int:
         if args.patch_size is not None and args.patch_size % 2**denoiser.depth:
             raise ValueError(f"--patch-size must be a multiple of {2**denoiser.depth}, not {args.patch_size}")
     denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
-    cube = _read_cube(args)
+    # The cube is read once: lazily, unless temporal mode (or pixel shuffling) needs it in memory; with
+    # --temporal auto, its number of scans decides, so it is read lazily first and then computed in memory.
+    cube = None
     if not args.denoiser:
         if args.temporal == "auto":
+            cube = _read_cube(args)
             denoiser.temporal = auto_temporal(cube, in_memory=True)
         else:
             denoiser.temporal = 0 if args.temporal is None else int(args.temporal)
-    if denoiser.temporal or denoiser.shuffle > 1:
-        cube = _read_cube(args, lazy=False)
+    in_memory = bool(denoiser.temporal or denoiser.shuffle > 1)
+    if cube is None:
+        cube = _read_cube(args, lazy=False if in_memory else "dask")
+    elif in_memory:
+        cube = _in_memory(cube)
     if not args.denoiser:
         denoiser.fit(
             cube,

@@ -7,7 +7,10 @@ Denoiser files (issue 15): the weight format of `sunpy_nn.data`, files of the ea
 that wrote the file.
 """
 
+import builtins
+import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -43,6 +46,22 @@ def small():
     return Denoiser(n_filters=4, depth=1).fit(
         format1_cube(), epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False
     )
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The names of the files opened for reading, in order (pathlib opens through io.open, torch through open)."""
+    calls = []
+    real = builtins.open
+
+    def counting(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and "r" in mode:
+            calls.append(Path(file).name)
+        return real(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting)
+    monkeypatch.setattr(io, "open", counting)
+    return calls
 
 
 def predict(den, cube):
@@ -113,6 +132,11 @@ def test_format1_file_of_another_network_is_refused(format1):
         Denoiser.load(format1)
 
 
+def test_format1_file_and_card_are_read_once(format1, reads):
+    Denoiser.load(format1)
+    assert sorted(reads) == ["denoiser_format1.json", "denoiser_format1.pt"]
+
+
 # ------------------------------------------------------------------------------------------- registry format
 def test_round_trip_gives_the_same_denoiser_and_predictions(small, tmp_path):
     path = small.save(tmp_path / "den.pt")
@@ -135,6 +159,23 @@ def test_the_file_is_a_registry_weight_file(small, tmp_path):
     assert info.extra["noise"] == small.noise and info.extra["history"] == small.history
     for key, value in small.model.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_save_hashes_the_file_once(small, tmp_path, reads):
+    path = small.save(tmp_path / "den.pt")
+    assert reads.count("den.pt") == 1  # by save_weights, for the model card; save takes the hash from there
+    assert small.source == {"file": "den.pt", "sha256": sha256sum(path)}
+
+
+@pytest.mark.parametrize("card", [True, False])
+def test_load_reads_the_file_and_its_card_once(small, tmp_path, reads, card):
+    path = small.save(tmp_path / "den.pt")
+    if not card:  # a file without a card is no more read twice (once to look for format 1, once as a weight file)
+        path.with_suffix(".json").unlink()
+    reads.clear()
+    back = Denoiser.load(path)
+    assert sorted(reads) == (["den.json", "den.pt"] if card else ["den.pt"])
+    assert back.source == {"file": "den.pt", "sha256": sha256sum(path)} and back.noise == small.noise
 
 
 def test_a_dot_in_the_name_is_kept(small, tmp_path):

@@ -7,6 +7,7 @@ training length by ``benchmarks/denoise_science.py``; these tests use short trai
 """
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -57,6 +58,59 @@ def test_denoiser_uses_the_cross_calibrated_stokes_i_noise(strong_cube):
     assert den.noise_methods == {"I": "cross-calibrated", "Q": "temporal", "U": "temporal", "V": "temporal"}
     assert den.noise["I"] == pytest.approx(NOISE, rel=0.1)
     assert den.provenance()["noise_methods"]["I"] == "cross-calibrated"
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_each_scan_difference_is_computed_once(strong_cube, monkeypatch, sampled):
+    # Q, U and V's scan differences give their temporal estimates and are Stokes I's references: computed once
+    # (they were computed again for Stokes I), with the values of estimate_noise to the last bit.
+    import sunpy_nn.metrics
+    from sunpy_nn.metrics import _estimate
+
+    cube, _ = strong_cube
+    canon = np.array(cube.data, np.float32)  # a copy: the cube is shared by the tests of this module
+    canon[2, 1, 0, 5:9, 5:9] = np.nan
+    labels = ["I", "Q", "U", "V"]
+    calls = []
+    real = sunpy_nn.metrics._scan_differences
+
+    def counting(stacks):
+        calls.append(len(stacks))
+        return real(stacks)
+
+    for module in (sunpy_nn.metrics, sys.modules.get("sunpy_nn.denoise._noise")):
+        if module is not None:  # (metrics: where the estimates of the module before issue 15 computed them)
+            monkeypatch.setattr(module, "_scan_differences", counting)
+    noise, methods = Denoiser()._noise_levels(canon, labels, [1, 2, 3], sampled=sampled)
+    assert methods == {"I": "cross-calibrated", "Q": "temporal", "U": "temporal", "V": "temporal"}
+    assert len(calls) == 4
+    monkeypatch.undo()
+    if sampled:  # the frames the noise levels of a lazy cube are sampled from: 4 pairs of scans at 3 wavelengths
+        stacks = {s: [canon[t : t + 2, s][:, [0, 2, 4]] for t in (0, 1, 3, 4)] for s in range(4)}
+    else:
+        stacks = {s: [canon[:, s]] for s in range(4)}
+    for s in (1, 2, 3):
+        assert noise[labels[s]] == _estimate(stacks[s], "temporal")
+    assert noise["I"] == _estimate(stacks[0], "cross-calibrated", [stacks[1], stacks[2], stacks[3]])
+    if not sampled:  # the public function, reference by reference
+        crossed = [estimate_noise(canon[:, 0], method="cross-calibrated", reference=canon[:, r]) for r in (1, 2, 3)]
+        assert noise["I"] == float(np.median(crossed))
+
+
+def test_stokes_i_noise_without_a_usable_reference():
+    rng = np.random.default_rng(2)
+    canon = rng.normal(0, NOISE, (3, 4, 2, 24, 24)).astype(np.float32)
+    canon[:, 0] += 1.0
+    constant_q = canon.copy()
+    constant_q[:, 1] = 0.5  # a constant reference cannot calibrate: the others do
+    noise, methods = Denoiser()._noise_levels(constant_q, ["I", "Q", "U", "V"], [2, 3])
+    assert methods["I"] == "cross-calibrated" and noise["Q"] == 0.0
+    crossed = [estimate_noise(canon[:, 0], method="cross-calibrated", reference=canon[:, r]) for r in (2, 3)]
+    assert noise["I"] == float(np.median(crossed))
+    constant_qu_v = canon.copy()
+    constant_qu_v[:, 1:] = 0.0  # none: Stokes I's temporal estimate
+    noise, methods = Denoiser()._noise_levels(constant_qu_v, ["I", "Q", "U", "V"], [0])
+    assert methods["I"] == "temporal" and noise["I"] == estimate_noise(canon[:, 0], method="temporal")
 
 
 def test_noise_estimate_arguments():

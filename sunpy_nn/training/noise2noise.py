@@ -301,6 +301,53 @@ class Noise2NoisePairs:
         )
 
 
+# ------------------------------------------------------------------------------------------------- whole frames
+def _calibration_frames(pairs: Noise2NoisePairs, rng: np.random.Generator) -> tuple[list[tuple], float]:
+    """
+    The whole frames ``(scan, wavelength)`` whose pairs calibrate the uncertainty (`~sunpy_nn.Denoiser.fit`), and
+    ``a = v_y / (v_x + v_y)`` of these pairs, the part of ``E[(y - x)^2]`` that is the target's noise variance.
+
+    A sample drawn with ``rng``: enough frames for millions of pixels, yet a small part of a long series (or of a
+    lazy cube). The wavelength is None in spectral mode (all wavelengths).
+    """
+    data = pairs.data
+    n_t, n_w = data.shape[0], data.shape[2]
+    if pairs.symmetric:
+        times, a = list(range(1, n_t - 1)), 1 / 3
+    elif pairs.temporal or pairs.self_supervised_single:
+        times, a = list(range(n_t)), 0.5
+    else:
+        times, a = [0, 1], 0.5
+    waves = [None] if pairs.mode == "spectral" else list(range(n_w))
+    combos = [(t, w) for t in times for w in waves]
+    n_pick = min(len(combos), 2 if is_dask(data) else 24)
+    return [combos[i] for i in sorted(rng.choice(len(combos), n_pick, replace=False))], a
+
+
+def _frame_pair(pairs: Noise2NoisePairs, t: int, s: int, w: int | None, rng: np.random.Generator):
+    """
+    The pair of `Noise2NoisePairs` made of whole frames (scan ``t``, Stokes ``s``, wavelength ``w`` or all for
+    None), not augmented: ``(input, target, base)``, where ``base`` is the frame whose difference to the target
+    holds the pair's noise (scan t, or the input of a neighbour sub-sampling pair).
+    """
+    data = pairs.data
+    ws = slice(None) if w is None else slice(w, w + 1)
+    x = np.asarray(data[t, s, ws])
+    if pairs.temporal:
+        inp = np.concatenate([np.asarray(data[u, s, ws]) for u in temporal_neighbours(t, pairs.n_t, pairs.temporal)])
+        return inp, x, x
+    if pairs.self_supervised_single:
+        d = pairs.shuffle  # the network sees one phase of the pixel-shuffled image
+        sub = x[:, ::d, ::d]
+        inp, y = _neighbour_pair(sub[:, : sub.shape[1] // 2 * 2, : sub.shape[2] // 2 * 2], rng)
+        return inp, y, inp
+    if pairs.symmetric:
+        y = 0.5 * (np.asarray(data[t - 1, s, ws]) + np.asarray(data[t + 1, s, ws]))
+    else:
+        y = np.asarray(data[1 - t, s, ws])
+    return x, y, x
+
+
 # --------------------------------------------------------------------------------------------------- training loop
 def _check_training_args(epochs, patches_per_epoch, batch_size, lr, loss) -> tuple[int, int, int, float]:
     """The training length and learning rate, checked (a `ValueError` that names a bad one): (epochs, patches, ...)."""

@@ -1,0 +1,459 @@
+"""`Denoiser`: its settings, network and public methods; the work of each is in the mixin of its job."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from ndcube import NDCube
+
+from sunpy_nn.cube import find_axes, stokes_labels
+from sunpy_nn.denoise._calibration import _CalibrationMixin
+from sunpy_nn.denoise._files import _FilesMixin
+from sunpy_nn.denoise._fit import _FitMixin
+from sunpy_nn.denoise._frames import _FramesMixin
+from sunpy_nn.denoise._noise import _NoiseMixin
+from sunpy_nn.denoise._predict import _PredictMixin
+from sunpy_nn.denoise._result import _ResultMixin, _weights_sha256
+from sunpy_nn.nn import UNet
+from sunpy_nn.nn.lazy import is_dask
+from sunpy_nn.utils import _check_int, _check_real
+
+__all__ = ["Denoiser"]
+
+
+# -------------------------------------------------------------------------------------------------------- Denoiser
+# The work of each method is done in the mixin of its job, one private module each (see sunpy_nn.denoise); the
+# public methods and their documentation are here.
+class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _FramesMixin, _ResultMixin, _FilesMixin):
+    """
+    A Noise2Noise denoiser for spectropolarimetric cubes that learns from the observation itself.
+
+    Parameters
+    ----------
+    mode : {"image", "spectral"}
+        ``"image"`` denoises each monochromatic image on its own (the paper's main method, independent of the
+        spectral line and sampling); ``"spectral"`` takes all wavelengths of a Stokes parameter as channels
+        (smoother profiles, but tied to one line and sampling).
+    n_filters, depth : int
+        U-Net width and depth (32 and 2 in the paper).
+    dropout : float
+        Monte-Carlo dropout rate for the epistemic uncertainty (0.01 in the paper).
+    padding : {"reflect", "zeros"}
+        Border handling of the U-Net.
+    residual : bool, optional
+        The U-Net predicts a correction to its input, so that strong signals pass through; `False` is the paper's
+        network, which predicts the image. Default: `True` in image mode, `False` in spectral mode (where the
+        residual form was measured to train more slowly).
+    temporal : int
+        Temporal mode: scan t is predicted from the ``2 temporal`` scans around it (t excluded), and that
+        prediction is combined with scan t by inverse-variance weighting. 0 (default): single-scan mode.
+    shuffle : int
+        Pixel-shuffle down-sampling for single scans with spatially correlated noise: the network trains on and
+        denoises each of the ``shuffle x shuffle`` phase images (pixels ``shuffle`` apart), whose noise is nearly
+        white. 1 (default): none. On a real MOMFBD-restored CRISP image it removed solar structure with the noise
+        (the denoising guide): use it only where the scene is oversampled well beyond the noise correlation.
+
+    Raises
+    ------
+    ValueError
+        An unknown mode or padding, a non-positive size, a dropout outside [0, 1), or ``temporal`` and
+        ``shuffle`` together.
+
+    Notes
+    -----
+    **Pairs.** With a time axis, the input is a patch of scan t and the target the mean of the same patch in
+    scans t-1 and t+1 (with two scans: the other scan): their solar signal is nearly the same and their noise
+    independent, so the L2 loss has the same minimiser as with clean targets. In temporal mode the input is the
+    neighbouring scans and the target scan t. Rotations, flips, time reversal and sign changes (not for Stokes
+    I), and in spectral mode wavelength reversal, are the augmentations. Half of the pairs are drawn among
+    patches whose pair-averaged, 3x3-smoothed signal exceeds twice the noise somewhere, so that the rare strong
+    signals are learnt.
+
+    **One scan.** Without a time axis (or with a single scan), pairs come from neighbour sub-sampling
+    (Neighbor2Neighbor, Huang et al. 2021): two half-resolution images made of adjacent pixels of each 2x2 cell.
+    It needs no masking, trains with the same loss and loop, and works for noise that is independent from pixel
+    to pixel; spatially correlated noise (e.g. after MOMFBD) is partly kept, so prefer a time series then.
+
+    **Scaling.** Each Stokes parameter is divided by its noise level (`estimate_noise`: temporal for Q, U, V,
+    cross-calibrated for I, spatial for one scan), stored with the model and multiplied back on output.
+
+    **Uncertainty.** The variance head (softplus, fed the input and the detached denoised image) learns the
+    aleatoric error of the denoised value with the loss of the paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with
+    ``s^2 = s_net^2 + s_noise^2`` (on a detached ``f``, so the denoised image keeps its Noise2Noise optimum). After
+    training, one factor per Stokes parameter (``calibration``) matches it to the error measured on Noise2Noise
+    pairs. The epistemic part comes from Monte-Carlo dropout.
+
+    References
+    ----------
+    C. J. Díaz Baso, J. de la Cruz Rodríguez, S. Danilovic, "Solar image denoising with convolutional neural
+    networks", A&A 629, A99 (2019). J. Lehtinen et al., "Noise2Noise", ICML (2018). T. Huang et al.,
+    "Neighbor2Neighbor", CVPR (2021). Y. Zhou et al., "When AWGN-based denoiser meets real noises" (pixel-shuffle
+    down-sampling), AAAI (2020).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.wcs import WCS
+    >>> from ndcube import NDCube
+    >>> from sunpy_nn import Denoiser
+    >>> wcs = WCS(naxis=3)
+    >>> wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE"]
+    >>> wcs.wcs.cunit = ["arcsec", "arcsec", "nm"]
+    >>> cube = NDCube(np.random.default_rng(0).normal(0, 1e-3, (3, 48, 48)), wcs=wcs)  # one scan, 3 wavelengths
+    >>> den = Denoiser(n_filters=8).fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False)
+    >>> den.fit_settings["pairs"]  # one scan: neighbour sub-sampling
+    'neighbour sub-sampling'
+    >>> clean = den.predict(cube, uncertainty="total", mc_samples=2, progress=False)
+    >>> clean.data.shape, type(clean.uncertainty).__name__
+    ((3, 48, 48), 'StdDevUncertainty')
+
+    With real data: ``den = Denoiser().fit(crisp_cube, epochs=10)``, ``den.save("crisp_8542.pt")``, and later
+    ``Denoiser.load("crisp_8542.pt").predict(other_cube)``.
+    """
+
+    def __init__(
+        self,
+        mode: str = "image",
+        n_filters: int = 32,
+        depth: int = 2,
+        *,
+        dropout: float = 0.01,
+        padding: str = "reflect",
+        residual: bool | None = None,
+        temporal: int = 0,
+        shuffle: int = 1,
+    ) -> None:
+        if mode not in ("image", "spectral"):
+            raise ValueError(f"mode must be 'image' or 'spectral', not {mode!r}")
+        n_filters, depth = _check_int("n_filters", n_filters, 1), _check_int("depth", depth, 1)
+        dropout = _check_real("dropout", dropout, 0.0, 1.0)
+        if padding not in ("reflect", "zeros"):
+            raise ValueError(f"padding must be 'reflect' or 'zeros', not {padding!r}")
+        self.mode, self.n_filters, self.depth, self.dropout, self.padding = mode, n_filters, depth, dropout, padding
+        # Measured: the residual form keeps strong signals in image mode (V error 0.45 -> 0.31 of the noise on a
+        # kG cube) but trains more slowly in spectral mode (0.54 against 0.24 after 1,600 patches), so it is the
+        # default of image mode only.
+        self.residual = (mode == "image") if residual is None else bool(residual)
+        self.temporal = _check_int("temporal", temporal, 0)
+        self.shuffle = _check_int("shuffle", shuffle, 1)
+        if self.temporal and self.shuffle > 1:
+            raise ValueError("shuffle is for single scans (neighbour sub-sampling); temporal mode needs no shuffle")
+        #: Factor on the aleatoric uncertainty of each Stokes parameter, from held-out Noise2Noise pairs (`fit`).
+        self.calibration: dict[str, float] = {}
+        self.model: UNet | None = None
+        self.noise: dict[str, float] = {}
+        #: How each noise level was estimated (`estimate_noise`'s method).
+        self.noise_methods: dict[str, str] = {}
+        self.n_wavelengths: int | None = None
+        self.history: dict = {"train_loss": [], "val_loss": [], "epoch_time": []}
+        self.fit_settings: dict = {}
+        #: The file the weights were loaded from or saved to, and its SHA-256 (None once training changes them).
+        self.source: dict | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _build(self, n_wavelengths: int) -> UNet:
+        channels = n_wavelengths if self.mode == "spectral" else 1
+        # Temporal mode: the 2k neighbouring scans as input channels; the residual's base is their mean.
+        n_in = channels * (2 * self.temporal if self.temporal else 1)
+        # Softplus variance (in noise units): free to go below and above the noise level, where the paper's
+        # -abs(x) - offset is capped at the offset and has vanishing gradients near it. Starts at 0.1.
+        net = UNet(
+            n_in,
+            channels,
+            self.n_filters,
+            self.depth,
+            padding=self.padding,
+            variance_head=True,
+            dropout=self.dropout,
+            log_var_offset=0.0,
+            residual=self.residual,
+            variance="softplus",
+            variance_sees_output=True,
+        )
+        with torch.no_grad():
+            net.var_out.bias.fill_(math.log(math.expm1(0.1)))
+        return net
+
+    def _prepare(self, cube: NDCube, stokes):
+        if not isinstance(cube, NDCube):
+            raise TypeError(f"Denoiser works on ndcube.NDCube objects, not {type(cube).__name__}")
+        axes = find_axes(cube)
+        if is_dask(cube.data):
+            import dask.array as da
+
+            # Lazy: nothing is read here; frames are read (and checked for infinities) when they are used.
+            data = cube.data.astype(np.float32)
+            if cube.mask is not None and np.any(cube.mask):
+                data = da.where(cube.mask, np.nan, data)
+        else:
+            data = np.asarray(cube.data, dtype=np.float32)
+            if cube.mask is not None and np.any(cube.mask):
+                data = np.where(np.asarray(cube.mask, bool), np.nan, data)
+            if np.isinf(data).any():
+                raise ValueError(
+                    f"The cube has {int(np.isinf(data).sum())} infinite values: replace them with NaN or mask them"
+                )
+        canon = axes.to_canonical(data)
+        labels = stokes_labels(cube, axes)
+        if axes.stokes is None:
+            selected = [0]
+        else:
+            stokes = tuple(labels) if stokes is None else tuple(stokes)
+            unknown = [s for s in stokes if s not in labels]
+            if unknown:
+                raise ValueError(f"Stokes {unknown} not in this cube, which has {labels}; choose from these")
+            selected = [labels.index(s) for s in stokes]
+        return axes, canon, labels, selected
+
+    # ---------------------------------------------------------------------- fit
+    def fit(
+        self,
+        cube: NDCube,
+        *,
+        epochs: int = 10,
+        patches_per_epoch: int = 1000,
+        patch_size: int | None = None,
+        batch_size: int = 10,
+        lr: float = 1e-3,
+        loss: str = "l2",
+        stokes=("Q", "U", "V"),
+        val_fraction: float = 0.1,
+        pairs: str = "auto",
+        seed: int | None = None,
+        device=None,
+        progress: bool = True,
+    ) -> Denoiser:
+        """
+        Train on the cube itself (or continue training a loaded denoiser: a warm start).
+
+        The cube is scaled to units of its noise, and `~sunpy_nn.training.train_noise2noise` trains the network on
+        `~sunpy_nn.training.Noise2NoisePairs` of it; the uncertainty is calibrated afterwards.
+
+        Parameters
+        ----------
+        cube : `ndcube.NDCube`
+            The observation, with two spatial axes and optional wavelength, Stokes and time axes. Masked and NaN
+            pixels are never used. A dask-backed cube is not loaded: training reads a random pool of whole frames
+            (256 MB) anew each epoch, and the noise levels come from a few pairs of scans.
+        epochs, patches_per_epoch, batch_size, lr
+            Training length (epochs of ``patches_per_epoch`` patches, at least one batch) and the paper's
+            settings (batches of 10 and Adam; the paper's learning rate is 1e-4). The default 1e-3, cosine-annealed
+            to zero over the training, converges within the default 10,000 patches, which 1e-4 does not (rms
+            error 0.25 against 0.22 x the noise for Q, measured in ``benchmarks/denoise_science.py``).
+        patch_size : int, optional
+            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52, or the largest
+            that fits a smaller image (said in the log; with neighbour sub-sampling a patch needs twice its size).
+        loss : {"l2", "l1"}
+            Loss of the denoised image (the paper: L2, whose minimiser with noisy targets is the clean image).
+        stokes : tuple of str or None
+            Stokes parameters to train on (`None`: all).
+        val_fraction : float
+            Fraction of the field of view (its right edge) held out for the validation loss.
+        pairs : {"auto", "time", "neighbour"}
+            Training pairs: scans (``"time"``, Noise2Noise: scan t against the mean of scans t-1 and t+1, or the
+            other scan of two; in temporal mode the neighbouring scans against scan t), neighbour sub-sampling of
+            single scans (``"neighbour"``), or ``"auto"``: scans when there are two or more, else neighbour
+            sub-sampling.
+        seed : int, optional
+            Seeds the weights, the pairs and the batch order.
+        device : str, optional
+            ``"cpu"``, ``"cuda"`` or `None` for the best available.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        `Denoiser`
+            ``self``, trained; ``history`` holds the losses per epoch, ``calibration`` the factor of each Stokes
+            parameter's uncertainty (measured on Noise2Noise pairs after training) and ``noise_methods`` how each
+            noise level was estimated.
+
+        Raises
+        ------
+        ValueError
+            An argument out of range (checked before anything is read), a patch size that does not fit the image,
+            a cube without the needed axes or scans, or a constant Stokes parameter to denoise.
+        """
+        return self._fit(
+            cube,
+            epochs,
+            patches_per_epoch,
+            patch_size,
+            batch_size,
+            lr,
+            loss,
+            stokes,
+            val_fraction,
+            pairs,
+            seed,
+            device,
+            progress,
+        )
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        cube: NDCube,
+        *,
+        stokes=("Q", "U", "V"),
+        tile_size: int | None = None,
+        uncertainty: str | None = "aleatoric",
+        mc_samples: int = 20,
+        device=None,
+        seed: int | None = None,
+        precision: str | None = "float32",
+        compile: bool = False,
+        progress: bool = True,
+    ) -> NDCube:
+        """
+        Denoise a cube with the trained network.
+
+        Parameters
+        ----------
+        cube : `ndcube.NDCube`
+            The cube (the one trained on, or another of the same instrument setup). When its data is a dask
+            array, the result is lazy: its data and uncertainty are dask arrays computed frame by frame (and,
+            with ``tile_size``, in overlapping spatial tiles), equal to the in-memory result.
+        stokes : tuple of str or None
+            Stokes parameters to denoise (`None`: all); the others are returned as they are, bit for bit.
+        tile_size : int, optional
+            Tile edge for large frames (the result does not depend on it). Tiles hold the network's receptive
+            radius on each side plus a core: below 4 radii (152 px for the default network) the value is raised
+            to that, with a log line.
+        uncertainty : {None, "aleatoric", "total"}
+            `None`: no uncertainty. ``"aleatoric"``: the variance head's error of the denoised value.
+            ``"total"``: also the epistemic part from ``mc_samples`` Monte-Carlo dropout passes, added in
+            quadrature (needs a network with dropout). Stokes parameters that are not denoised keep the cube's
+            own uncertainty, or, when it has none, get the noise level estimated on this cube (`estimate_noise`).
+        mc_samples : int
+            Forward passes for the epistemic uncertainty (at least 2 for ``"total"``).
+        device : str, optional
+            ``"cpu"``, ``"cuda"`` or `None` for the best available.
+        seed : int, optional
+            Seeds the Monte-Carlo dropout.
+        precision : {"float32", "bfloat16", "auto", None}
+            Arithmetic of the network, as for `~sunpy_nn.enhance_map` (default: an optimised float32 copy, equal
+            to the plain network to about 1e-5 of the data range).
+        compile : bool
+            Compile the network with `torch.compile` (where that fails, a warning is logged and the network runs
+            uncompiled).
+        progress : bool
+            Show a progress bar over frames.
+
+        Returns
+        -------
+        `ndcube.NDCube`
+            A new cube with the same WCS, unit, mask, ``psf``, ``extra_coords``, ``global_coords`` and metadata
+            (a deep copy of the same type, plus provenance under ``meta["sunpy_nn"]``, or as HISTORY cards when
+            the meta is a `~astropy.io.fits.Header`), and the uncertainty as `~astropy.nddata.StdDevUncertainty`.
+            The data type is that of the input when it is floating point (float32 at least; integers become
+            floats that hold them exactly), so Stokes parameters not denoised come back bit for bit, masked
+            pixels included. Denoised Stokes parameters are NaN where the input is NaN or masked.
+
+        Raises
+        ------
+        ValueError
+            An argument out of range (checked before any work), a cube the denoiser cannot apply to (other
+            Stokes parameters, or another number of wavelengths in spectral mode), or infinite values.
+
+        Warns
+        -----
+        SunpyNNUserWarning
+            The cube's noise differs from the noise the denoiser was trained at by more than a factor of 2
+            (``NOISE_MISMATCH``) for a Stokes parameter it denoises: the network expects that noise; refit it.
+        """
+        return self._predict(
+            cube, stokes, tile_size, uncertainty, mc_samples, device, seed, precision, compile, progress
+        )
+
+    def provenance(self) -> dict:
+        """What made a result: software, model (file and SHA-256), noise levels and training settings."""
+        from sunpy_nn import __version__
+
+        model = {"weights_sha256": _weights_sha256(self.model)}
+        if self.source is not None:
+            model = {"file": self.source["file"], "file_sha256": self.source["sha256"], **model}
+        else:
+            model = {"file": None, **model}
+        return {
+            "software": f"sunpy_nn {__version__}",
+            "method": "Noise2Noise (Diaz Baso et al. 2019)",
+            "mode": self.mode,
+            "model": model,
+            "architecture": dict(self.model.config),
+            "noise": dict(self.noise),
+            "noise_methods": dict(self.noise_methods),
+            "temporal": self.temporal,
+            "shuffle": self.shuffle,
+            "uncertainty_calibration": dict(self.calibration),
+            "fit": dict(self.fit_settings),
+        }
+
+    # -------------------------------------------------------------------- files
+    def save(self, path: str | Path) -> Path:
+        """
+        Save the network, noise levels and settings in the weight format of `sunpy_nn.data`.
+
+        Two files, as `~sunpy_nn.data.save_weights` writes them for every network of the package:
+
+        * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
+          ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
+          and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
+          ``format_version`` 2, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
+          parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``history`` (losses per
+          epoch) and ``fit_settings``. Being in this file, they are covered by its SHA-256.
+        * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
+          parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
+          settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
+          ``uncertainty_calibration``, ``training_recipe``, ``validation``).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            The ``.pt`` file; ``.pt`` is added to a name that does not end in it (``"crisp.v2"`` writes
+            ``crisp.v2.pt`` and ``crisp.v2.json``).
+
+        Returns
+        -------
+        `pathlib.Path`
+            The ``.pt`` file.
+
+        Raises
+        ------
+        ValueError
+            The denoiser is not trained.
+        """
+        return self._save(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Denoiser:
+        """
+        Load a denoiser written by `save`, or by sunpy_nn versions before the registry format (format 1).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            The ``.pt`` file (``.pt`` may be left out, as for `save`). A model card ``.json`` beside it is checked
+            against the file's SHA-256.
+
+        Returns
+        -------
+        `Denoiser`
+            The trained denoiser, with the noise levels, calibration, history and settings it was saved with.
+
+        Raises
+        ------
+        sunpy_nn.WeightsError
+            The file is missing, corrupt or does not match its model card's SHA-256, holds no denoiser (e.g. an
+            Enhance network), or its network does not fit its settings.
+
+        Notes
+        -----
+        The format is described in `save`. Format 1, written before, is one `torch.save` dict: ``format``
+        ``"sunpy_nn-denoiser"``, ``format_version`` 1, ``config``, ``state_dict`` and the settings at its top level
+        (``history`` and ``fit_settings`` as JSON strings); its model card has no ``format`` entry.
+        """
+        return cls._load(path)

@@ -1,0 +1,164 @@
+"""
+`Denoiser.save` and `Denoiser.load`: the denoiser in the weight format of `sunpy_nn.data`, and files of format 1.
+
+Each file is read once: the weight file (hashed and loaded from the same bytes) and its model card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+from sunpy_nn.data.registry import FORMAT as _WEIGHTS_FORMAT
+from sunpy_nn.data.registry import _build, _load_state, model_card, save_weights, weight_path
+from sunpy_nn.nn import UNet
+from sunpy_nn.utils import WeightsError
+
+log = logging.getLogger(__name__)
+
+#: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
+#: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
+FORMAT = "sunpy_nn-denoiser"
+FORMAT_VERSION = 2
+
+_D = TypeVar("_D", bound="_FilesMixin")  # the Denoiser
+
+
+class _FilesMixin:
+    """`Denoiser`'s files: the network and the settings that `Denoiser.load` restores."""
+
+    model: UNet | None
+
+    def _settings(self) -> dict:
+        """What `save` stores besides the network, as plain JSON values (they round-trip exactly)."""
+        return json.loads(
+            json.dumps(
+                {
+                    "format": FORMAT,
+                    "format_version": FORMAT_VERSION,
+                    "mode": self.mode,
+                    "n_wavelengths": self.n_wavelengths,
+                    "noise": self.noise,
+                    "noise_methods": self.noise_methods,
+                    "temporal": self.temporal,
+                    "shuffle": self.shuffle,
+                    "calibration": self.calibration,
+                    "history": self.history,
+                    "fit_settings": self.fit_settings,
+                }
+            )
+        )
+
+    def _save(self, path: str | Path) -> Path:
+        """`save`."""
+        if self.model is None:
+            raise ValueError("Nothing to save: the Denoiser is not trained")
+        settings = self._settings()
+        card = {
+            "kind": "Noise2Noise denoiser",
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "mode": self.mode,
+            "noise": settings["noise"],
+            "noise_methods": settings["noise_methods"],
+            "temporal": self.temporal,
+            "shuffle": self.shuffle,
+            "uncertainty_calibration": settings["calibration"],
+            "training_recipe": settings["fit_settings"],
+            "validation": {"val_loss_per_epoch": settings["history"]["val_loss"]},
+        }
+        path = save_weights(self.model, weight_path(path), card=card, extra=settings)
+        # save_weights hashed the file for its model card: read the hash there rather than hash the file again
+        self.source = {"file": path.name, "sha256": model_card(path)["sha256"]}
+        return path
+
+    @classmethod
+    def _load(cls: type[_D], path: str | Path) -> _D:
+        """`load`: the model card, the file's SHA-256 and its contents are each read once."""
+        path = Path(path).expanduser()
+        if not path.exists() and weight_path(path).exists():
+            path = weight_path(path)
+        if not path.exists():
+            raise WeightsError(f"Denoiser file {path} does not exist")
+        card_path = path.with_suffix(".json")
+        card = {}
+        if card_path.exists():
+            try:
+                card = json.loads(card_path.read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise WeightsError(
+                    f"The model card {card_path} of {path.name} is not valid JSON ({exc}): restore it, or save the "
+                    "denoiser again"
+                ) from exc
+        raw = path.read_bytes()  # a few MB: hashed and loaded from memory, so the file is read once
+        digest = hashlib.sha256(raw).hexdigest()
+        if card.get("sha256") and card["sha256"] != digest:
+            raise WeightsError(
+                f"SHA-256 of {path} is {digest}, but its model card {card_path.name} says {card['sha256']}: the file "
+                "is corrupt or was replaced. Restore it, or save the denoiser again."
+            )
+        try:
+            blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for truncated or foreign files
+            raise WeightsError(f"Could not read denoiser file {path}: {type(exc).__name__}: {exc}") from exc
+        kind = blob.get("format") if isinstance(blob, dict) else None
+        # The registry's checks (data.registry): a wrong architecture, key or tensor shape is a WeightsError naming
+        # the file. load_weights would read the card and the file once more, so its steps are taken here.
+        if kind == _WEIGHTS_FORMAT:  # what save writes
+            model = _build(blob.get("config") or card.get("architecture"), UNet, path)
+            _load_state(model, blob["state_dict"], path)
+            settings = blob.get("extra") or {}
+            if settings.get("format") != FORMAT:
+                raise WeightsError(
+                    f"{path} holds a U-Net but no denoiser settings: it is not a Denoiser file (save one with "
+                    "Denoiser.save)"
+                )
+        elif kind == FORMAT:  # format 1
+            model = _build({"architecture": "UNet", **dict(blob["config"])}, UNet, path)
+            _load_state(model, blob["state_dict"], path)
+            settings = {
+                "mode": blob["mode"],
+                "n_wavelengths": blob["n_wavelengths"],
+                "noise": blob["noise"],
+                "noise_methods": blob.get("noise_methods", {}),
+                "temporal": blob.get("temporal", 0),
+                "shuffle": blob.get("shuffle", 1),
+                "calibration": blob.get("calibration", {}),  # older files: not calibrated (factor 1)
+                "history": json.loads(blob["history"]),
+                "fit_settings": json.loads(blob["fit_settings"]),
+            }
+        else:
+            raise WeightsError(
+                f"{path} is a torch file but not a Denoiser file (nor a sunpy_nn weight file): save one with "
+                "Denoiser.save"
+            )
+        log.info("Loaded the denoiser %s (sha256 %s)", path, digest[:12])
+        return cls._restore(model, settings, path, digest)
+
+    @classmethod
+    def _restore(cls: type[_D], model: UNet, settings: dict, path: Path, sha256: str) -> _D:
+        """A trained denoiser from its network and the settings `save` stores."""
+        config = model.config
+        den = cls(
+            settings["mode"],
+            config["n_filters"],
+            config["depth"],
+            dropout=config["dropout"],
+            padding=config["padding"],
+            residual=config["residual"],  # format 1 files before the residual form: False, the U-Net's default
+            temporal=int(settings.get("temporal", 0)),
+            shuffle=int(settings.get("shuffle", 1)),
+        )
+        den.model = model.eval()
+        den.noise, den.n_wavelengths = dict(settings["noise"]), settings["n_wavelengths"]
+        den.noise_methods = dict(settings.get("noise_methods", {}))
+        den.calibration = dict(settings.get("calibration", {}))
+        den.history, den.fit_settings = settings["history"], settings["fit_settings"]
+        den.source = {"file": path.name, "sha256": sha256}
+        return den

@@ -1,0 +1,205 @@
+"""`Denoiser.fit`: the cube scaled to units of its noise, Noise2Noise pairs of it, training, then calibration."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from ndcube import NDCube
+
+from sunpy_nn.nn import UNet, resolve_device
+from sunpy_nn.nn.lazy import is_dask
+from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
+from sunpy_nn.utils import _check_int, _check_real
+
+log = logging.getLogger(__name__)
+
+# Smallest training patch: the U-Net's bottom level needs 2 x 2 pixels (2 * 2**depth), the paper's is 52.
+_PAPER_PATCH = 52
+
+
+class _FitMixin:
+    """
+    `Denoiser.fit`'s work. It uses the denoiser's settings (``mode``, ``depth``, ``temporal``, ``shuffle``), and
+    sets ``model``, ``n_wavelengths``, ``noise``, ``noise_methods``, ``history``, ``fit_settings``, ``calibration``
+    and ``source``.
+    """
+
+    model: UNet | None
+
+    def _fit(
+        self,
+        cube: NDCube,
+        epochs: int,
+        patches_per_epoch: int,
+        patch_size: int | None,
+        batch_size: int,
+        lr: float,
+        loss: str,
+        stokes,
+        val_fraction: float,
+        pairs: str,
+        seed: int | None,
+        device,
+        progress: bool,
+    ):
+        """`fit`, whose arguments it checks first."""
+        epochs, patches_per_epoch, batch_size, lr = _check_training_args(
+            epochs, patches_per_epoch, batch_size, lr, loss
+        )
+        if pairs not in ("auto", "time", "neighbour"):
+            raise ValueError(f"pairs must be 'auto', 'time' or 'neighbour', not {pairs!r}")
+        if patch_size is not None:
+            patch_size = _check_int("patch_size", patch_size, 2 * 2**self.depth)
+            if patch_size % 2**self.depth:
+                raise ValueError(
+                    f"patch_size must be a multiple of {2**self.depth} (the U-Net of depth {self.depth} halves it "
+                    f"{self.depth} times), not {patch_size}"
+                )
+        val_fraction = _check_real("val_fraction", val_fraction, 0.0, 1.0)
+        if seed is not None:
+            seed = _check_int("seed", seed, 0)
+        dev = resolve_device(device)
+        axes, canon, labels, selected = self._prepare(cube, stokes)
+        if pairs == "time" and canon.shape[0] < 2:
+            raise ValueError(
+                "pairs='time' (Noise2Noise) needs a time axis with at least 2 scans; this cube has "
+                f"{canon.shape[0] if axes.time is not None else 'no time axis'}. Use pairs='neighbour' or 'auto'."
+            )
+        if self.temporal and canon.shape[0] < 2 * self.temporal + 1:
+            raise ValueError(
+                f"temporal={self.temporal} takes the {2 * self.temporal} neighbouring scans as input and needs at "
+                f"least {2 * self.temporal + 1} scans; this cube has {canon.shape[0]}. Use a smaller temporal, or "
+                "temporal=0 (single-scan mode)"
+            )
+        if (self.temporal or self.shuffle > 1) and is_dask(canon):
+            raise ValueError(
+                f"{'temporal mode' if self.temporal else 'pixel shuffling'} needs the cube in memory (the lazy path "
+                "works frame by frame): compute it first (cube.data.compute()), or use "
+                f"{'temporal=0' if self.temporal else 'shuffle=1'}"
+            )
+        if self.temporal and pairs == "neighbour":
+            raise ValueError("pairs='neighbour' is for single scans; temporal mode trains on the scans themselves")
+        neighbour = not self.temporal and (pairs == "neighbour" or canon.shape[0] < 2)
+        if self.shuffle > 1 and not neighbour:
+            raise ValueError(
+                f"shuffle={self.shuffle} (pixel-shuffle down-sampling) is for single scans, which train on neighbour "
+                "sub-sampling pairs; this cube has several scans, whose pairs need no shuffle: use shuffle=1, or "
+                "pairs='neighbour'"
+            )
+        n_w = canon.shape[2]
+        if self.model is not None:
+            self._check_compatible(n_w)
+        nx = canon.shape[4]
+        x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
+        patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
+        noise, noise_methods = self._noise_levels(canon, labels, selected)
+        sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
+        normed = canon / sigma[None, :, None, None, None]
+        rng = np.random.default_rng(seed)
+        signed = [lab != "I" for lab in labels]
+        train = Noise2NoisePairs(
+            normed,
+            selected,
+            signed,
+            self.mode,
+            patch_size,
+            (0, x_split),
+            rng,
+            neighbour,
+            temporal=self.temporal,
+            shuffle=self.shuffle,
+        )
+        val = None
+        # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
+        align = 2**self.depth
+        val_size = min(patch_size, (nx - x_split) // (2 * self.shuffle if neighbour else 1) // align * align)
+        if val_fraction > 0 and val_size >= 16:
+            val = Noise2NoisePairs(
+                normed,
+                selected,
+                signed,
+                self.mode,
+                val_size,
+                (x_split, nx),
+                np.random.default_rng(None if seed is None else seed + 1),
+                neighbour,
+                temporal=self.temporal,
+                shuffle=self.shuffle,
+            )
+        if train.self_supervised_single:
+            log.info("Training with neighbour sub-sampling pairs (Neighbor2Neighbor)")
+        val_pairs = [val.draw() for _ in range(max(batch_size, patches_per_epoch // 10))] if val else []
+        # Everything checked: only now does the denoiser change (a failed fit leaves it as it was).
+        self.source = None  # the weights will differ from any file
+        if self.model is None:
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.model = self._build(n_w)
+            self.n_wavelengths = n_w
+        self.noise, self.noise_methods = noise, noise_methods
+        history = train_noise2noise(
+            self.model,
+            train,
+            epochs=epochs,
+            patches_per_epoch=patches_per_epoch,
+            batch_size=batch_size,
+            lr=lr,
+            loss=loss,
+            validation=val_pairs,
+            progress=progress,
+            device=dev,
+        )
+        for key, values in history.items():
+            self.history.setdefault(key, []).extend(values)
+        self.model = self.model.cpu()
+        self.fit_settings = {
+            "epochs": len(self.history["train_loss"]),
+            "patches_per_epoch": patches_per_epoch,
+            "patch_size": patch_size,
+            "batch_size": batch_size,
+            "lr": lr,
+            "loss": loss,
+            "stokes": [labels[s] for s in selected],
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "pairs": train.description,
+            "temporal": self.temporal,
+            "shuffle": self.shuffle,
+        }
+        self.calibration = self._calibrate(labels, selected, train, dev)
+        self.fit_settings["calibration"] = dict(self.calibration)
+        return self
+
+    def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
+        """The training patch edge: as given, or the paper's 52 or the largest that fits the training region."""
+        if patch_size is not None:
+            return patch_size  # checked against the image by Noise2NoisePairs, with the same message for both APIs
+        align = 2**self.depth
+        largest = min(ny, width) // (2 * self.shuffle if neighbour else 1) // align * align
+        if largest < 2 * align:
+            raise ValueError(
+                f"The image ({ny} x {width} px for training, after the validation strip) is too small to train on: "
+                f"{'neighbour sub-sampling needs patches of twice ' if neighbour else 'it needs patches of '}"
+                f"at least {2 * align} px. Use a larger field of view, val_fraction=0 (all of it for training), or "
+                "train on a larger cube of the same instrument and apply the denoiser to this one."
+            )
+        size = min(_PAPER_PATCH, largest)
+        if size < _PAPER_PATCH:
+            log.info(
+                "patch_size=%d: the paper's %d-pixel patches%s do not fit the %d x %d px training region",
+                size,
+                _PAPER_PATCH,
+                " (twice that for neighbour sub-sampling)" if neighbour else "",
+                ny,
+                width,
+            )
+        return size
+
+    def _check_compatible(self, n_w: int) -> None:
+        if self.mode == "spectral" and self.n_wavelengths != n_w:
+            raise ValueError(
+                f"This spectral-mode denoiser was trained on {self.n_wavelengths} wavelengths, the cube has {n_w}: "
+                "use an image-mode denoiser or train a new one"
+            )

@@ -1,0 +1,126 @@
+"""The noise level of every Stokes parameter of a cube, and the warning when it is not the training noise."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from sunpy_nn.metrics import _estimate, _high_pass, _mad_sigma, _scan_differences
+from sunpy_nn.nn.lazy import is_dask
+from sunpy_nn.utils import SunpyNNUserWarning
+
+__all__ = ["NOISE_MISMATCH"]
+
+# A reused denoiser warns when a cube's noise differs from the noise it was trained at by more than this factor.
+NOISE_MISMATCH = 2.0
+
+
+class _NoiseMixin:
+    """`Denoiser`'s noise levels (``self.noise``: the training noise of each Stokes parameter)."""
+
+    noise: dict[str, float]
+
+    def _noise_levels(self, canon, labels, selected, sampled=False) -> tuple[dict, dict]:
+        """
+        Noise level of every Stokes parameter, and the method of each; a
+        `ValueError` when a denoised one (``selected``) has none, e.g. a constant image. Pass-through Stokes
+        parameters may have zero noise.
+
+        With two or more scans, polarisation parameters (Q, U, V) use the temporal estimate and Stokes I the
+        cross-calibrated one (`estimate_noise`), so that the evolution of granulation does not bias it; with one
+        scan, all use the spatial one.
+
+        A lazy cube (or ``sampled=True``) is sampled: a few pairs of scans at a few wavelengths, the same frames
+        whether the data are in memory or not, so eager and lazy results agree.
+
+        The scan differences of each Stokes parameter are computed once: the temporal estimates of Q, U and V and
+        their high-pass filtered statistics, the references of Stokes I's cross-calibrated estimate, come from the
+        same differences (the arithmetic of `estimate_noise`, term for term).
+        """
+        n_t = canon.shape[0]
+
+        cache = {}
+
+        def stacks(s):
+            if s not in cache:
+                cache[s] = _stacks(s)
+            return cache[s]
+
+        def _stacks(s):
+            if not (sampled or is_dask(canon)):
+                return [canon[:, s]]
+            # A lazy cube: 4 pairs of consecutive scans at 3 wavelengths (or 8 frames of one scan), spread over
+            # the cube: millions of pixels, a few frames read.
+            waves = np.unique(np.linspace(0, canon.shape[2] - 1, min(3, canon.shape[2])).round().astype(int))
+            if n_t < 2:
+                return [np.asarray(canon[:, s, :8])]
+            starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int))
+            return [np.asarray(canon[t : t + 2, s][:, waves]) for t in starts]
+
+        # Statistics of the scan differences, kept (a number each) so that no difference is computed twice; the
+        # differences themselves are dropped at once (as large as the cube's frames of one Stokes parameter).
+        temporal, high_pass = {}, {}
+
+        def differences(s):
+            return _scan_differences([np.asarray(st, dtype=np.float64) for st in stacks(s)])
+
+        def temporal_sigma(s, d=None):
+            if s not in temporal:
+                temporal[s] = _mad_sigma(differences(s) if d is None else d)
+            return temporal[s]
+
+        def high_pass_sigma(s):  # a reference's: its temporal estimate comes from the same differences
+            if s not in high_pass:
+                d = differences(s)
+                high_pass[s] = _mad_sigma(_high_pass(d))
+                temporal_sigma(s, d)
+            return high_pass[s]
+
+        polarisation = [s for s, lab in enumerate(labels) if lab in ("Q", "U", "V")]
+        out, methods = {}, {}
+        for s in range(canon.shape[1]):
+            refs = [r for r in polarisation if r != s]
+            if n_t < 2:
+                method, sigma = "spatial", _estimate(stacks(s), "spatial")
+            elif labels[s] in ("Q", "U", "V") or not refs:
+                method, sigma = "temporal", temporal_sigma(s)
+            else:  # Stokes I: its evolution biases the temporal estimate
+                d = differences(s)
+                try:
+                    # estimate_noise(method="cross-calibrated"): the median over the usable references
+                    own = _mad_sigma(_high_pass(d))
+                    estimates = []
+                    for r in refs:
+                        ref_hp = high_pass_sigma(r)
+                        if ref_hp > 0:  # a constant reference cannot calibrate
+                            estimates.append(temporal_sigma(r) * own / ref_hp)
+                    if not estimates:
+                        raise ValueError("no usable reference")
+                    method, sigma = "cross-calibrated", float(np.median(estimates))
+                except ValueError:  # no usable (non-constant) reference
+                    method, sigma = "temporal", temporal_sigma(s, d)
+            if s in selected and not sigma > 0:
+                raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")
+            out[labels[s]], methods[labels[s]] = sigma, method
+        return out, methods
+
+    def _warn_noise_mismatch(self, noise: dict, labels, selected) -> None:
+        """Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at."""
+        for s in selected:
+            lab = labels[s]
+            trained, here = self.noise[lab], noise.get(lab)
+            if here is None or not trained > 0:
+                continue
+            ratio = here / trained if here > 0 else math.inf
+            if ratio > NOISE_MISMATCH or ratio < 1 / NOISE_MISMATCH:
+                warnings.warn(
+                    f"Stokes {lab}: this cube's noise ({here:.3g}) differs from the noise the denoiser was trained "
+                    f"at ({trained:.3g}) by a factor of {max(ratio, 1 / ratio) if ratio > 0 else math.inf:.3g} "
+                    f"(more than {NOISE_MISMATCH:g}): the network expects its training noise and may remove signal "
+                    "or leave noise. Refit it on this cube: Denoiser().fit(cube), or denoiser.fit(cube) to continue "
+                    "from its weights (sunpy-nn denoise without --denoiser).",
+                    SunpyNNUserWarning,
+                    stacklevel=4,
+                )

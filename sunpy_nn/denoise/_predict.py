@@ -1,0 +1,200 @@
+"""`Denoiser.predict`: its checks, and the cube denoised frame by frame, in memory or lazily (dask)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import torch
+from ndcube import NDCube
+from tqdm.auto import tqdm
+
+from sunpy_nn.nn import PRECISIONS, UNet, resolve_device
+from sunpy_nn.nn.lazy import is_dask, lazy_tiled
+from sunpy_nn.training.noise2noise import temporal_neighbours
+from sunpy_nn.utils import _check_int
+
+log = logging.getLogger(__name__)
+
+
+class _PredictMixin:
+    """
+    `Denoiser.predict`'s work, with the trained network and settings (``model``, ``mode``, ``noise``,
+    ``calibration``, ``temporal``, ``shuffle``, ``dropout``).
+    """
+
+    model: UNet | None
+
+    def _check_predict_args(self, uncertainty, mc_samples, tile_size, seed, precision, *, trained=True) -> None:
+        """Prediction arguments, checked before any work (``trained=False``: before training, too)."""
+        if trained and self.model is None:
+            raise ValueError("This Denoiser is not trained: call fit(cube) or Denoiser.load(path) first")
+        if uncertainty not in (None, "aleatoric", "total"):
+            raise ValueError(f"uncertainty must be None, 'aleatoric' or 'total', not {uncertainty!r}")
+        _check_int("mc_samples", mc_samples, 2 if uncertainty == "total" else 1)
+        if uncertainty == "total" and not self.dropout > 0:
+            raise ValueError(
+                "uncertainty='total' needs Monte-Carlo dropout, and this denoiser has dropout=0: use "
+                "uncertainty='aleatoric', or train a Denoiser(dropout=0.01)"
+            )
+        if tile_size is not None:
+            _check_int("tile_size", tile_size, 1)
+        if seed is not None:
+            _check_int("seed", seed, 0)
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f"precision must be None or one of {PRECISIONS}, not {precision!r}")
+
+    def _predict(
+        self, cube, stokes, tile_size, uncertainty, mc_samples, device, seed, precision, compile, progress, noise=None
+    ) -> NDCube:
+        """`predict`; ``noise``: this cube's noise levels when already estimated (by `fit` on the same cube)."""
+        self._check_predict_args(uncertainty, mc_samples, tile_size, seed, precision)
+        tile_size = self._tile_size(tile_size)
+        dev = resolve_device(device)
+        axes, canon, labels, selected = self._prepare(cube, stokes)
+        self._check_compatible(canon.shape[2])
+        if self.temporal and canon.shape[0] < 2 * self.temporal + 1:
+            raise ValueError(
+                f"This temporal-mode denoiser (temporal={self.temporal}) predicts each scan from its "
+                f"{2 * self.temporal} neighbours and needs at least {2 * self.temporal + 1} scans; this cube has "
+                f"{canon.shape[0]}. Use a single-scan denoiser (temporal=0) for it"
+            )
+        missing_noise = [labels[s] for s in selected if labels[s] not in self.noise]
+        if missing_noise:
+            raise ValueError(
+                f"The denoiser has no noise level for Stokes {missing_noise} (trained on {list(self.noise)}): "
+                "denoise only those it was trained on (stokes=...), or fit it on this cube"
+            )
+        if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
+            noise = self._noise_levels(canon, labels, (), sampled=True)[0]
+        self._warn_noise_mismatch(noise, labels, selected)
+        if is_dask(canon):
+            if self.temporal or self.shuffle > 1:
+                raise ValueError(
+                    f"A {'temporal-mode' if self.temporal else 'pixel-shuffling'} denoiser needs "
+                    f"{'the neighbouring scans of every frame' if self.temporal else 'whole frames'}, which the lazy "
+                    "(dask) path does not gather: compute the cube first (cube.data.compute()), or use "
+                    f"{'temporal=0' if self.temporal else 'shuffle=1'} for lazy cubes"
+                )
+            den, sd = self._predict_lazy(
+                canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
+            )
+            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
+        if seed is not None:
+            torch.manual_seed(seed)
+        n_t, _, n_w, ny, nx = canon.shape
+        den = np.empty((n_t, len(selected), n_w, ny, nx), np.float32)
+        sd = np.empty_like(den)
+        n_out = self.model.out_channels
+        frames = [
+            (t, k, w)
+            for t in range(n_t)
+            for k in range(len(selected))
+            for w in (range(n_w) if self.mode == "image" else [None])
+        ]
+        mc_net = self.model if uncertainty == "total" else None
+        for t, k, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
+            s = selected[k]
+            sel, out_sel = (np.s_[t, s], np.s_[t, k]) if w is None else (np.s_[t, s, w : w + 1], np.s_[t, k, w : w + 1])
+            context = None
+            if self.temporal:
+                waves = slice(None) if w is None else slice(w, w + 1)
+                context = np.concatenate([canon[u, s, waves] for u in temporal_neighbours(t, n_t, self.temporal)])
+            den[out_sel], sd[out_sel] = self._denoise_frames(
+                canon[sel],
+                context,
+                self.noise[labels[s]],
+                self.calibration.get(labels[s], 1.0),
+                dev,
+                tile_size,
+                n_out,
+                self.model,
+                mc_net,
+                mc_samples,
+                precision,
+                compile,
+                # scan t's own noise variance in the network's units (the training noise): 1 on the fitted cube
+                (noise[labels[s]] / self.noise[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
+            )
+        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
+
+    def _tile_size(self, tile_size: int | None) -> int | None:
+        """A tile edge the network can use: tiles need its receptive radius on each side plus a core."""
+        if tile_size is None:
+            return None
+        # A tile is its core plus the receptive radius on each side: below 2 * radius + 2 * align it has no core,
+        # and near that, tiny cores make thousands of tiles. The smallest used has a core as wide as both halos.
+        align, radius = self.model.align, self.model.receptive_radius
+        smallest = -(-(4 * radius + align) // align) * align
+        if tile_size < smallest:
+            log.info(
+                "tile_size=%d is too small for this network's tiles (its receptive radius of %d px on each side "
+                "plus a core as wide): using %d (the result does not depend on it)",
+                tile_size,
+                radius,
+                smallest,
+            )
+            return smallest
+        return int(tile_size)
+
+    def _predict_lazy(self, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile):
+        """
+        `predict` of a dask-backed cube: lazy denoised values and uncertainties of the selected Stokes parameters
+        (canonical order), computed block by block when used.
+
+        Blocks are one frame (one scan, Stokes parameter and wavelength; all wavelengths in spectral mode) and,
+        with ``tile_size``, spatial tiles extended by twice the U-Net's receptive radius, so the result equals the
+        in-memory one.
+        """
+        n_t, _, n_w, ny, nx = canon.shape
+        n_sel = len(selected)
+        w_chunk = n_w if self.mode == "spectral" else 1
+        canon = canon[:, list(selected)].rechunk((1, 1, w_chunk, ny, nx))
+        model, n_out = self.model, self.model.out_channels
+        noise, mc = dict(self.noise), uncertainty == "total"
+
+        def block(b: np.ndarray, loc: tuple) -> np.ndarray:
+            label = labels[selected[loc[1]]]
+            sigma, scale = noise[label], self.calibration.get(label, 1.0)
+            frames = b[0, 0]  # (W', y, x)
+            if np.isinf(frames).any():
+                raise ValueError("The cube has infinite values: replace them with NaN or mask them")
+            groups = [frames] if self.mode == "spectral" else [frames[i : i + 1] for i in range(len(frames))]
+            means, sds = [], []
+            net = model
+            if mc:  # a private copy: dropout switched on here must not affect blocks running in other threads
+                net = copy.deepcopy(model)
+                if seed is not None:
+                    torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_sel, n_w // w_chunk))))
+            for g in groups:
+                mean, sd = self._denoise_frames(
+                    g,
+                    None,
+                    sigma,
+                    scale,
+                    dev,
+                    tile_size,
+                    n_out,
+                    model,
+                    net if mc else None,
+                    mc_samples,
+                    precision,
+                    compile,
+                )
+                means.append(mean)
+                sds.append(sd)
+            return np.stack([np.concatenate(means), np.concatenate(sds)])[:, None, None]
+
+        depth = 2 * model.receptive_radius  # nearest-valid fill of masked pixels needs twice the radius
+        result = lazy_tiled(
+            canon,
+            block,
+            depth=depth,
+            align=model.align,
+            tile=tile_size,
+            n_out=2,
+            with_location=True,
+        )
+        log.info("denoising lazily: %d blocks", result.npartitions)
+        return result[0], result[1]

@@ -1,0 +1,121 @@
+"""``sunpy-nn denoise`` reads its cube once, also in temporal mode (issue 15)."""
+
+import gzip
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import StdDevUncertainty
+from ndcube import NDCube
+
+import sunpy_nn.io
+from sunpy_nn import Denoiser
+from sunpy_nn.cli import _in_memory, main
+from sunpy_nn.io import read_crisp, write_crisp
+
+from .test_denoise import TRUTH, noisy_cube
+
+TRAIN = ["--epochs", "1", "--patches", "10", "--patch-size", "16", "--seed", "0", "-q"]
+
+
+@pytest.fixture
+def crisp_fits(tmp_path):
+    """Three scans with an uncertainty and a mask, in the SOLARNET layout."""
+    cube = noisy_cube(TRUTH[:3, :, :1, :24, :24])
+    mask = np.zeros(cube.data.shape, bool)
+    mask[:, :, :, 2:4, 5:7] = True
+    sigma = np.random.default_rng(3).uniform(2e-3, 4e-3, cube.data.shape).astype(np.float32)
+    cube = NDCube(cube.data, wcs=cube.wcs, uncertainty=StdDevUncertainty(sigma), mask=mask, unit=cube.unit)
+    cube.wcs.wcs.dateobs = "2020-06-01T08:00:00"
+    return write_crisp(cube, tmp_path / "in.fits")
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """The files `read_crisp` is called on (the command line imports it from sunpy_nn.io when it runs)."""
+    calls = []
+
+    def counting(path, *args, **kwargs):
+        calls.append((str(path), kwargs.get("lazy")))
+        return read_crisp(path, *args, **kwargs)
+
+    monkeypatch.setattr(sunpy_nn.io, "read_crisp", counting)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("options", "lazy"),
+    [
+        (["--temporal", "auto"], "dask"),  # the number of scans decides: read lazily, then computed in memory
+        (["--temporal", "1"], False),
+        ([], "dask"),
+    ],
+)
+def test_the_cube_is_read_once(tmp_path, crisp_fits, reads, options, lazy):
+    assert main(["denoise", str(crisp_fits), "-o", str(tmp_path / "out.fits"), *TRAIN, *options]) == 0
+    assert reads == [(str(crisp_fits), lazy)]
+
+
+def test_a_temporal_denoiser_reads_the_cube_once_in_memory(tmp_path, crisp_fits, reads):
+    den = Denoiser(n_filters=4, depth=1, temporal=1).fit(
+        read_crisp(crisp_fits, lazy=False), epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False
+    )
+    path = den.save(tmp_path / "temporal.pt")
+    reads.clear()
+    assert main(["denoise", str(crisp_fits), "-o", str(tmp_path / "out.fits"), "--denoiser", str(path), "-q"]) == 0
+    assert reads == [(str(crisp_fits), False)]
+
+
+def assert_same_cube(a: NDCube, b: NDCube) -> None:
+    for x, y in ((a.data, b.data), (a.uncertainty.array, b.uncertainty.array), (a.mask, b.mask)):
+        assert type(x) is type(y) is np.ndarray and x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+    assert type(a.uncertainty) is type(b.uncertainty) and a.uncertainty.unit == b.uncertainty.unit
+    assert a.unit == b.unit and a.meta == b.meta and a.wcs.to_header() == b.wcs.to_header()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_the_lazy_cube_computed_is_the_cube_read_in_memory(tmp_path, crisp_fits, compress):
+    path = crisp_fits
+    if compress:  # astropy decompresses a .fits.gz into memory, and lazy="dask" wraps that array
+        path = tmp_path / "in.fits.gz"
+        path.write_bytes(gzip.compress(crisp_fits.read_bytes()))
+    assert_same_cube(_in_memory(read_crisp(path, lazy="dask")), read_crisp(path, lazy=False))
+
+
+def test_a_big_endian_lp_cube_computed_is_the_cube_read_in_memory(tmp_path):
+    import dataclasses
+
+    import astropy.units as u
+    from astropy.time import Time
+
+    from sunpy_nn.io import read_lp_header, write_lp
+
+    data = np.asarray(noisy_cube(TRUTH[:2, :, :2, :16, :16]).data, dtype=np.float32)
+    path = write_lp(data, tmp_path / "c.fcube")
+    # the same cube with big-endian values, as an LP header may say (write_lp writes little-endian)
+    raw = path.read_bytes()
+    header = dataclasses.replace(read_lp_header(path), endian="b")
+    values = np.frombuffer(raw[512:], dtype="<f4").astype(">f4")
+    path.write_bytes(header.to_bytes() + values.tobytes())
+    kw = {"wavelengths": [854.1, 854.2] * u.nm, "times": Time("2020-06-01T08:00:00") + [0, 30] * u.s}
+    kw["pixel_scale"] = 0.059 * u.arcsec
+    lazy, eager = read_crisp(path, lazy="dask", **kw), read_crisp(path, lazy=False, **kw)
+    assert lazy.data.dtype == ">f4"
+    computed = _in_memory(lazy)
+    assert computed.data.dtype == eager.data.dtype and computed.data.dtype.isnative
+    np.testing.assert_array_equal(computed.data, eager.data)
+    np.testing.assert_array_equal(computed.data, data)
+    assert computed.uncertainty is None and computed.mask is None and computed.meta == eager.meta
+
+
+def test_the_output_is_the_same_as_from_the_cube_read_in_memory(tmp_path, crisp_fits):
+    # --temporal auto (3 scans: temporal=1) against the Python API on the cube read in memory
+    assert main(["denoise", str(crisp_fits), "-o", str(tmp_path / "out.fits"), *TRAIN, "--temporal", "auto"]) == 0
+    den = Denoiser(temporal=1).fit(
+        read_crisp(crisp_fits, lazy=False), epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False
+    )
+    expected = den.predict(read_crisp(crisp_fits, lazy=False), seed=0, progress=False)
+    with fits.open(tmp_path / "out.fits") as hdul:
+        np.testing.assert_array_equal(hdul[0].data, expected.data)
+        np.testing.assert_array_equal(hdul["UNCERT"].data, expected.uncertainty.array)
