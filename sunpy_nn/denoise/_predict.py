@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import threading
 
 import numpy as np
 import torch
@@ -16,6 +18,10 @@ from sunpy_nn.training.noise2noise import temporal_neighbours
 from sunpy_nn.utils import _check_int
 
 log = logging.getLogger(__name__)
+
+# Dropout draws from torch's one global generator. Seeded Monte-Carlo blocks of a lazy cube that dask runs in several
+# threads at once would draw from each other's seeds, so they take turns: each block's draws are its own seed's.
+_SEEDED_MC = threading.Lock()
 
 
 class _PredictMixin:
@@ -163,27 +169,31 @@ class _PredictMixin:
             groups = [frames] if self.mode == "spectral" else [frames[i : i + 1] for i in range(len(frames))]
             means, sds = [], []
             net = model
+            seeded = contextlib.nullcontext()
             if mc:  # a private copy: dropout switched on here must not affect blocks running in other threads
                 net = copy.deepcopy(model)
                 if seed is not None:
+                    seeded = _SEEDED_MC
+            with seeded:
+                if mc and seed is not None:
                     torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_sel, n_w // w_chunk))))
-            for g in groups:
-                mean, sd = self._denoise_frames(
-                    g,
-                    None,
-                    sigma,
-                    scale,
-                    dev,
-                    tile_size,
-                    n_out,
-                    model,
-                    net if mc else None,
-                    mc_samples,
-                    precision,
-                    compile,
-                )
-                means.append(mean)
-                sds.append(sd)
+                for g in groups:
+                    mean, sd = self._denoise_frames(
+                        g,
+                        None,
+                        sigma,
+                        scale,
+                        dev,
+                        tile_size,
+                        n_out,
+                        model,
+                        net if mc else None,
+                        mc_samples,
+                        precision,
+                        compile,
+                    )
+                    means.append(mean)
+                    sds.append(sd)
             return np.stack([np.concatenate(means), np.concatenate(sds)])[:, None, None]
 
         depth = 2 * model.receptive_radius  # nearest-valid fill of masked pixels needs twice the radius
