@@ -134,7 +134,7 @@ def _threads_per_task(mode: str, client, num_workers: int | None) -> dict:
     The budget of a host is the package's thread policy for this process (or the user's count), measured here:
     `sunpy_nn.nn.device.threads_per_task`. Remote hosts, whose load is not known here, get the same budget.
     """
-    if mode == "serial":
+    if mode in ("serial", "synchronous"):  # one task at a time, in this process: nothing to share out
         return {}
     from sunpy_nn.nn.device import _available_cpus, threads_per_task
 
@@ -149,11 +149,15 @@ def _threads_per_task(mode: str, client, num_workers: int | None) -> dict:
 
 
 def _set_threads(threads: dict, client_pid: int) -> None:
-    # torch's thread count is per process: only worker processes set it (in the caller's process the batch sets
-    # it and puts it back, see run_batch).
-    if not threads or os.getpid() == client_pid:
+    # torch's thread count is per process: worker processes set it for good; in the caller's process run_batch
+    # sets it for the batch and puts it back (_threads_during), and each dask thread joins that count.
+    if not threads:
         return
-    from sunpy_nn.nn.device import _set_worker_threads
+    from sunpy_nn.nn.device import _join_threads, _set_worker_threads
+
+    if os.getpid() == client_pid:
+        _join_threads()
+        return
 
     host = "local"
     try:

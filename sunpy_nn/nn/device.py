@@ -390,6 +390,18 @@ def _threads_during(n: int) -> Iterator[None]:
             _STATE.applied, _STATE.scoped = saved
 
 
+def _join_threads() -> None:
+    """
+    In a dask thread of a batch run by `_threads_during`: take the batch's count.
+
+    OpenMP keeps a thread count per OS thread, and torch copies its own count into a thread only at the thread's
+    first parallel operation: a pooled dask thread that ran torch before would keep its old count.
+    """
+    n = _STATE.scoped
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 def configure_threads(n_threads: int | None = None) -> int:
     """
     Set torch's intra-op threads to ``n_threads``, or hand the choice back to the package's thread policy.
