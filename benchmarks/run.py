@@ -118,12 +118,18 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")
 
 def cpu_info() -> dict:
     """The CPU: model, the flags of `CPU_FLAGS` (``amx``: any AMX extension), its class, torch's view, the CPUs."""
-    from sunpy_nn.nn.device import _cpu_flags, _usable_cpus, user_threads
+    from sunpy_nn.nn.device import _STATE, _cpu_flags, _usable_cpus, user_threads
 
     flags = _cpu_flags()
     present = {f: f in flags for f in CPU_FLAGS[:-1]}
     present["amx"] = any(f.startswith("amx") for f in flags)
     chosen = user_threads()
+    if chosen is not None:
+        set_by = chosen[1]
+    elif _STATE.applied == torch.get_num_threads():
+        set_by = "the package's thread policy"
+    else:
+        set_by = "torch's default, until the thread policy decides when a network runs"
     return {
         "model": _cpu_model(),
         "flags": present,
@@ -133,7 +139,7 @@ def cpu_info() -> dict:
         "logical_cpus": os.cpu_count(),
         "usable_cpus": _usable_cpus(),
         "threads": torch.get_num_threads(),
-        "threads_set_by": chosen[1] if chosen else "nobody: the thread policy decides when a network runs",
+        "threads_set_by": set_by,
     }
 
 
