@@ -131,8 +131,9 @@ def _threads_per_task(mode: str, client, num_workers: int | None) -> dict:
     """
     torch threads per task so that concurrent tasks on a host share its cores instead of oversubscribing.
 
-    The budget of a host is the package's thread policy for this process (or the user's count), measured here:
-    `sunpy_nn.nn.device.threads_per_task`. Remote hosts, whose load is not known here, get the same budget.
+    The budget of this host is the package's thread policy for this process (or the user's count), measured here:
+    `sunpy_nn.nn.device.threads_per_task`. Another host of a cluster gets ``("tasks", n)``: its workers share out
+    their own host's usable CPUs (its load is not known here, and there their sibling workers would count as load).
     """
     if mode in ("serial", "synchronous"):  # one task at a time, in this process: nothing to share out
         return {}
@@ -143,9 +144,28 @@ def _threads_per_task(mode: str, client, num_workers: int | None) -> dict:
         for addr, info in client.scheduler_info().get("workers", {}).items():
             host = addr.split("://")[-1].rsplit(":", 1)[0]
             per_host[host] = per_host.get(host, 0) + int(info.get("nthreads", 1))
-        return {h: threads_per_task(n) for h, n in per_host.items()}
+        return {h: threads_per_task(n) if _is_this_host(h) else ("tasks", n) for h, n in per_host.items()}
     # dask's own default: one worker per logical CPU
     return {"local": threads_per_task(num_workers or _available_cpus())}
+
+
+def _is_this_host(host: str) -> bool:
+    import socket
+
+    names = {"localhost", "127.0.0.1", "::1", "[::1]"}
+    with contextlib.suppress(OSError):
+        names |= {socket.gethostname(), socket.gethostbyname(socket.gethostname())}
+    return host in names
+
+
+def _worker_host() -> str:
+    """The host of the dask.distributed worker this runs on, as in its address; ``"local"`` elsewhere."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+    except (ImportError, ValueError):
+        return "local"
 
 
 def _set_threads(threads: dict, client_pid: int) -> None:
@@ -153,20 +173,16 @@ def _set_threads(threads: dict, client_pid: int) -> None:
     # sets it for the batch and puts it back (_threads_during), and each dask thread joins that count.
     if not threads:
         return
-    from sunpy_nn.nn.device import _join_threads, _set_worker_threads
+    from sunpy_nn.nn.device import _join_threads, _set_worker_threads, _usable_cpus, threads_per_task
 
     if os.getpid() == client_pid:
         _join_threads()
         return
 
-    host = "local"
-    try:
-        from distributed import get_worker
-
-        host = get_worker().address.split("://")[-1].rsplit(":", 1)[0]
-    except (ImportError, ValueError):
-        pass
+    host = _worker_host()
     n = threads.get(host, threads.get("local"))
+    if isinstance(n, tuple):  # another host than the caller's: share out its own usable CPUs
+        n = threads_per_task(n[1], cpus=_usable_cpus())
     if n:
         _set_worker_threads(n)
 

@@ -217,8 +217,20 @@ def test_dask_thread_split(policy, monkeypatch):
     assert batch._threads_per_task("threads", None, 16) == {"local": 1}  # at least one
     monkeypatch.setattr(device, "_available_cpus", lambda: 2)  # dask's default: a worker per logical CPU
     assert batch._threads_per_task("processes", None, None) == {"local": 4}
-    # a cluster: the threads of the workers on one host share its budget
-    assert batch._threads_per_task("client", _FakeClient(), None) == {"10.0.0.1": 2, "10.0.0.2": 8}
+    # a cluster: the threads of the workers on one host share its budget; this host's is measured here
+    monkeypatch.setattr(batch, "_is_this_host", lambda host: host == "10.0.0.1")
+    split = batch._threads_per_task("client", _FakeClient(), None)
+    assert split == {"10.0.0.1": 2, "10.0.0.2": ("tasks", 1)}
+    # another host's workers share out that host's own usable CPUs
+    monkeypatch.setattr(device, "_usable_cpus", lambda: 6)
+    job = batch._Job(_report_threads, {"10.0.0.2": ("tasks", 3)}, client_pid=-1)
+    monkeypatch.setattr(batch, "_worker_host", lambda: "10.0.0.2")
+    assert batch._run_one(0, 0, job)[2] == (2, None)
+
+
+def test_this_host_is_recognised():
+    assert batch._is_this_host("127.0.0.1") and batch._is_this_host("localhost")
+    assert not batch._is_this_host("192.0.2.1")  # TEST-NET-1, never assigned
 
 
 def _report_threads(item, index):
