@@ -7,11 +7,10 @@ are needed by the tiled runner (`sunpy_nn.nn.runner`), the optimised networks (`
 runner (`sunpy_nn.batch`) and the demo alike. They live here, below all of them, so that none imports another for
 them. Nothing here imports sunpy or astropy.
 
-The thread policy
------------------
-torch's intra-op threads wait for each other actively: on CPUs that other processes keep busy, a thread that loses
-its core stalls all the others, and two threads on a busy 2-core machine were measured 5-25x slower than one. So,
-unless the user has chosen, the package picks the count itself, once per process, when a network first runs:
+**The thread policy.** torch's intra-op threads wait for each other actively: on CPUs that other processes keep
+busy, a thread that loses its core stalls all the others, and two threads on a busy 2-core machine were measured
+5-25x slower than one. So, unless the user has chosen, the package picks the count itself, once per process, when a
+network first runs:
 
 1. **The user's choice wins, always.** A count set with ``configure_threads(n)``, with ``torch.set_num_threads`` (a
    count other than torch's own default, or other than the one this package set last), or through the
@@ -21,8 +20,9 @@ unless the user has chosen, the package picks the count itself, once per process
    (``cpu.max`` or ``cpu.cfs_quota_us``, rounded to the nearest whole CPU).
 3. **minus the CPUs other processes keep busy**, measured over 0.1 s on the CPUs of the affinity mask from
    ``/proc/stat``, less this process's own CPU time (so that the package's own threads, or a training loop of the
-   caller, do not count). A CPU counts as taken when others use more than 0.3 of it; at least one thread. Where
-   ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands for the others' load.
+   caller, do not count): ``floor(cpus - busy + 0.3)`` threads, at least one (others' use below 0.3 of a CPU
+   leaves it free). Where ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands
+   for the others' load.
 
 The choice is cached per process (a forked worker decides again) and logged at debug level on the
 ``sunpy_nn.nn.device`` logger. ``configure_threads()`` without an argument decides again now (the machine got busy
