@@ -10,6 +10,8 @@ Run from the repository root::
 
 It prints, in this order, and writes the same figures as JSON to ``benchmarks/results/run-<time>.json``:
 
+0. the CPU: its model, the flags that decide torch's kernels (avx2, avx512f, avx512_bf16, amx), its class
+   (AVX2 or AVX-512: never compare figures across classes), the usable CPUs and torch's threads (and who set them);
 1. the measured peak of this machine in float32 and bfloat16: a 2048^3 matrix product and a 64->64 3x3
    convolution on a 400x400 image (the best of NCHW and channels-last);
 2. Enhance (shipped ``enhance_intensity`` weights) on a 400x400 HMI continuum image and the denoiser's U-Net
@@ -108,6 +110,48 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+#: The CPU flags that decide which kernels torch's oneDNN runs (and so which table of the performance guide applies).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")
+
+
+def cpu_info() -> dict:
+    """The CPU: model, the flags of `CPU_FLAGS` (``amx``: any AMX extension), its class, torch's view, the CPUs."""
+    from sunpy_nn.nn.device import _STATE, _cpu_flags, _usable_cpus, user_threads
+
+    flags = _cpu_flags()
+    present = {f: f in flags for f in CPU_FLAGS[:-1]}
+    present["amx"] = any(f.startswith("amx") for f in flags)
+    chosen = user_threads()
+    if chosen is not None:
+        set_by = chosen[1]
+    elif _STATE.applied == torch.get_num_threads():
+        set_by = "the package's thread policy"
+    else:
+        set_by = "torch's default, until the thread policy decides when a network runs"
+    return {
+        "model": _cpu_model(),
+        "flags": present,
+        "amx_flags": sorted(f for f in flags if f.startswith("amx")),
+        "class": "AVX-512" if present["avx512f"] else "AVX2" if present["avx2"] else platform.machine() or "other",
+        "torch_capability": torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "n/a",
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": _usable_cpus(),
+        "threads": torch.get_num_threads(),
+        "threads_set_by": set_by,
+    }
+
+
+def print_cpu(info: dict) -> None:
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in info["flags"].items())
+    amx = f" ({' '.join(info['amx_flags'])})" if info["amx_flags"] else ""
+    _row("CPU", f"{info['model']} ({info['class']} class)")
+    _row("CPU flags", f"{flags}{amx}; torch CPU capability {info['torch_capability']}")
+    _row(
+        "CPUs / usable / torch threads",
+        f"{info['logical_cpus']} / {info['usable_cpus']} / {info['threads']} (set by {info['threads_set_by']})",
+    )
 
 
 def _load() -> str:
@@ -512,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-size", type=int, default=4096, help="edge of the full-disk image")
     parser.add_argument("--tile-size", type=int, default=None, help="tile edge of the full-disk run")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the CPUs available)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
     parser.add_argument("--_fulldisk", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -527,13 +571,14 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     print("sunpy_nn performance benchmark (issue #8)", flush=True)
     _row("python / numpy / torch", f"{platform.python_version()} / {np.__version__} / {torch.__version__}")
-    _row("CPU / torch threads", f"{_cpu_model()} / {torch.get_num_threads()}")
-    cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "n/a"
-    _row("device / native bfloat16", f"{dev} / {bf16_is_native(dev)} (torch CPU capability {cap})")
+    cpu = cpu_info()
+    print_cpu(cpu)
+    _row("device / native bfloat16", f"{dev} / {bf16_is_native(dev)}")
     _row("load average at start (1, 5, 15 min)", _load())
     RESULT["environment"] = {
         "torch": torch.__version__,
-        "cpu": _cpu_model(),
+        "cpu": cpu["model"],
+        "cpu_info": cpu,
         "threads": torch.get_num_threads(),
         "device": str(dev),
         "bf16_native": bf16_is_native(dev),

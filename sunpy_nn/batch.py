@@ -5,12 +5,14 @@ Nothing here knows what the task does: `run_batch` is handed a picklable callabl
 it once per item with whatever dask runs it (threads, processes, a ``dask.distributed`` cluster, an HPC cluster
 through dask-jobqueue). The task object is sent to each worker once (a network it holds travels once, not once per
 item); an item that fails never stops the others; warnings raised on a worker reach the caller; and torch's CPU
-threads are split between the tasks that share a host (`sunpy_nn.nn.device.configure_threads`, the package's one
-thread policy). `sunpy_nn.enhance.enhance_batch` is the Enhance task run this way.
+threads are split between the tasks that share a host (`sunpy_nn.nn.device.threads_per_task`: the package's one
+thread policy, or the user's thread count, shared out). `sunpy_nn.enhance.enhance_batch` is the Enhance task run
+this way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -101,13 +103,18 @@ class BatchError(RuntimeError):
     """
 
     def __init__(self, results: list, failures: list[MapFailure], unit: str = "map"):
-        self.results, self.failures = results, failures
+        self.results, self.failures, self.unit = results, failures, unit
         lines = "\n".join(f"  [{f.index}] {f.source}: {f.error}" for f in failures)
         ok = sum(r is not None for r in results)
         super().__init__(
             f"{len(failures)} of {len(results)} {unit}s failed ({ok} succeeded; their results are in .results):\n"
             f"{lines}"
         )
+
+    def __reduce__(self):
+        # Exceptions pickle as cls(*self.args), here the message alone: rebuild from what the message is made of
+        # (a batch's error travels back from a dask worker, or to a process pool of the caller).
+        return type(self), (self.results, self.failures, self.unit)
 
 
 def _source_name(item, index: int, unit: str = "map") -> str:
@@ -121,40 +128,63 @@ def _source_name(item, index: int, unit: str = "map") -> str:
 
 # ------------------------------------------------------------------------------------------------------- threads
 def _threads_per_task(mode: str, client, num_workers: int | None) -> dict:
-    """torch threads per task so that concurrent tasks on a host share its cores instead of oversubscribing."""
-    if mode == "serial":
-        return {}
-    from sunpy_nn.nn.device import _available_cpus
+    """
+    torch threads per task so that concurrent tasks on a host share its cores instead of oversubscribing.
 
-    cores = _available_cpus()
+    The budget of this host is the package's thread policy for this process (or the user's count), measured here:
+    `sunpy_nn.nn.device.threads_per_task`. Another host of a cluster gets ``("tasks", n)``: its workers share out
+    their own host's usable CPUs (its load is not known here, and there their sibling workers would count as load).
+    """
+    if mode in ("serial", "synchronous"):  # one task at a time, in this process: nothing to share out
+        return {}
+    from sunpy_nn.nn.device import _available_cpus, threads_per_task
+
     if mode == "client":
         per_host: dict[str, int] = {}
         for addr, info in client.scheduler_info().get("workers", {}).items():
             host = addr.split("://")[-1].rsplit(":", 1)[0]
             per_host[host] = per_host.get(host, 0) + int(info.get("nthreads", 1))
-        # remote hosts: assume as many cores as this machine has unless they report otherwise
-        return {h: max(1, cores // n) for h, n in per_host.items()}
-    n = num_workers or cores
-    return {"local": max(1, cores // n)}
+        return {h: threads_per_task(n) if _is_this_host(h) else ("tasks", n) for h, n in per_host.items()}
+    # dask's own default: one worker per logical CPU
+    return {"local": threads_per_task(num_workers or _available_cpus())}
 
 
-def _set_threads(threads: dict, client_pid: int) -> None:
-    # torch's thread count is per process: only worker processes set it (in the caller's process the batch sets
-    # it and puts it back, see run_batch).
-    if not threads or os.getpid() == client_pid:
-        return
-    from sunpy_nn.nn.device import configure_threads
+def _is_this_host(host: str) -> bool:
+    import socket
 
-    host = "local"
+    names = {"localhost", "127.0.0.1", "::1", "[::1]"}
+    with contextlib.suppress(OSError):
+        names |= {socket.gethostname(), socket.gethostbyname(socket.gethostname())}
+    return host in names
+
+
+def _worker_host() -> str:
+    """The host of the dask.distributed worker this runs on, as in its address; ``"local"`` elsewhere."""
     try:
         from distributed import get_worker
 
-        host = get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+        return get_worker().address.split("://")[-1].rsplit(":", 1)[0]
     except (ImportError, ValueError):
-        pass
+        return "local"
+
+
+def _set_threads(threads: dict, client_pid: int) -> None:
+    # torch's thread count is per process: worker processes set it for good; in the caller's process run_batch
+    # sets it for the batch and puts it back (_threads_during), and each dask thread joins that count.
+    if not threads:
+        return
+    from sunpy_nn.nn.device import _join_threads, _set_worker_threads, _usable_cpus, threads_per_task
+
+    if os.getpid() == client_pid:
+        _join_threads()
+        return
+
+    host = _worker_host()
     n = threads.get(host, threads.get("local"))
+    if isinstance(n, tuple):  # another host than the caller's: share out its own usable CPUs
+        n = threads_per_task(n[1], cpus=_usable_cpus())
     if n:
-        configure_threads(n)
+        _set_worker_threads(n)
 
 
 # --------------------------------------------------------------------------------------------------------- tasks
@@ -267,10 +297,9 @@ def run_batch(
             bar.update()
     else:
         import dask
-        import torch
         from dask.callbacks import Callback
 
-        from sunpy_nn.nn.device import configure_threads
+        from sunpy_nn.nn.device import _threads_during
 
         job_d = dask.delayed(job, pure=True)
         tasks = [dask.delayed(_run_one, pure=False)(item, i, job_d) for i, item in enumerate(items)]
@@ -280,14 +309,10 @@ def run_batch(
                 if isinstance(result, tuple) and len(result) == 4:
                     bar.update()
 
-        before = torch.get_num_threads()
-        if mode == "threads":  # the tasks share this process's torch threads: split the cores between them
-            configure_threads(job.threads.get("local", before))
-        try:
-            with _Bar():
-                results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers)
-        finally:
-            configure_threads(before)
+        # dask threads share this process's torch threads: each task's share for the batch, then all as it was
+        share = _threads_during(job.threads["local"]) if mode == "threads" else contextlib.nullcontext()
+        with share, _Bar():
+            results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers)
         for index, *rest in results:
             outcomes[index] = (index, *rest)
     bar.close()

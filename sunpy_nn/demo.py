@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -44,20 +43,6 @@ SETTINGS = {
 }
 #: HMI pixels left out at each edge in the Enhance comparison: the methods extrapolate differently there.
 BORDER = 8
-
-
-def _torch_threads() -> int | None:
-    """
-    One torch thread when the CPUs are already busy, else None (torch's default).
-
-    Torch's intra-op threads spin-wait for each other: with two threads on two cores that other processes keep
-    busy, a training step of the denoiser was measured 15-25x slower than with one thread.
-    """
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on Windows
-        return None
-    return 1 if load >= (os.cpu_count() or 1) - 0.5 else None
 
 
 def _rms(a) -> float:
@@ -414,8 +399,9 @@ def run_demo(
     ``summary.json``. PNG figures need matplotlib (installed with sunpy's ``map`` extra); without it they are
     skipped.
 
-    When the machine's load average already reaches its number of CPUs, torch runs on one thread for the duration
-    of the demo (its threads wait for each other actively, which was measured 15-25x slower on busy cores).
+    torch's thread count follows the package's thread policy (`sunpy_nn.nn.device.apply_thread_policy`): unless
+    you chose one, as many threads as the CPUs this process may use that other processes leave free (torch's
+    threads wait for each other actively, which was measured 15-25x slower on busy cores).
 
     Examples
     --------
@@ -424,16 +410,11 @@ def run_demo(
     >>> results["enhance"]["intensity"]["gain_db_over_bicubic"] > 0  # doctest: +SKIP
     True
     """
-    import torch
+    from sunpy_nn.nn.device import apply_thread_policy
 
-    threads = torch.get_num_threads()
-    if (busy := _torch_threads()) is not None:
-        log.info("The CPUs are busy (load average %.1f): running torch on %d thread", os.getloadavg()[0], busy)
-        torch.set_num_threads(busy)
-    try:
-        return _run(output_dir, seed, bool(quick), device, progress)
-    finally:
-        torch.set_num_threads(threads)
+    # Before the denoiser's training too, which does not go through the tiled runner.
+    log.info("torch runs on %d thread(s)", apply_thread_policy())
+    return _run(output_dir, seed, bool(quick), device, progress)
 
 
 def _run(output_dir, seed: int, quick: bool, device, progress: bool) -> dict:

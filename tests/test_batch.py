@@ -1,12 +1,13 @@
 """sunpy_nn.batch: the generic batch runner, handed its task; and the one Enhance model cache it relies on."""
 
 import os
+import pickle
 import warnings
 
 import pytest
 
 from sunpy_nn import enhance
-from sunpy_nn.batch import BatchError, run_batch
+from sunpy_nn.batch import BatchError, MapFailure, run_batch
 from sunpy_nn.data import save_weights
 from sunpy_nn.utils import SunpyNNUserWarning
 
@@ -106,3 +107,11 @@ def test_enhance_map_batch_warnings_point_at_the_caller(tmp_path):
         )
     assert len(out) == 1 and out[0].data.shape == (48, 48)
     assert {w.filename for w in caught} == {__file__}
+
+
+def test_batch_error_round_trips_through_pickle():
+    # a batch run inside a dask worker, or a process pool of the caller, sends its error back pickled
+    err = BatchError([1, None], [MapFailure(1, "a.fits", "OSError: gone")], unit="file")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is BatchError and str(back) == str(err) and back.args == err.args
+    assert back.results == [1, None] and back.failures == err.failures and back.unit == "file"

@@ -212,3 +212,17 @@ def test_worker_warnings_reach_the_caller(map_files):
     with pytest.warns(SunpyNNUserWarning, match=r"map 0 .*pixel scale is 1 arcsec/pix") as caught:
         enhance_map([coarse, fine], weights=weights, kind="blos", scheduler="processes", num_workers=2, progress=False)
     assert not any(str(w.message).startswith("map 1") for w in caught)
+
+
+def test_cluster_workers_take_their_thread_share(cluster_client):
+    """The 2 worker processes of the LocalCluster, on this host, share its thread budget (the package's policy)."""
+    from sunpy_nn.batch import run_batch
+    from sunpy_nn.nn.device import threads_per_task
+
+    def threads(item, index):  # pickled by value: the workers need not import the tests
+        import torch
+
+        return torch.get_num_threads()
+
+    out = run_batch(range(4), threads, progress=False)  # on the active client
+    assert set(out) == {threads_per_task(2)}

@@ -9,7 +9,6 @@ function as float32 eager inference, to ``ACCURACY_BOUND`` (1e-3) of the output 
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ from sunpy_nn.nn import (
     FastUNet,
     UNet,
     bf16_is_native,
-    configure_threads,
     prepare_model,
     relative_error,
     run_tiled,
@@ -270,19 +268,6 @@ def test_bf16_is_native_is_a_bool_and_false_for_missing_cuda():
     assert isinstance(bf16_is_native("cpu"), bool)
     if not torch.cuda.is_available():
         assert bf16_is_native("cuda") is False
-
-
-def test_configure_threads_uses_the_affinity_mask():
-    before = torch.get_num_threads()
-    try:
-        n = configure_threads()
-        expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        assert n == expected == torch.get_num_threads()
-        assert configure_threads(1) == 1 == torch.get_num_threads()
-        with pytest.raises(ValueError, match="positive"):
-            configure_threads(-2)
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")

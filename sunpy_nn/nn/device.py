@@ -2,21 +2,63 @@
 Where and how the networks run: the device, the precisions, native bfloat16 and torch's CPU threads.
 
 One concept, one room: `resolve_device` (which device), `PRECISIONS` and `bf16_is_native` (which arithmetic), and
-`configure_threads` (how many CPU threads: the package's one thread policy) are needed by the tiled runner
-(`sunpy_nn.nn.runner`) and by the optimised networks (`sunpy_nn.nn.optimize`) alike. They live here, below both, so
-that neither imports the other for them. Nothing here imports sunpy or astropy.
+the package's one thread policy (`apply_thread_policy`, `choose_threads`, `threads_per_task`, `configure_threads`)
+are needed by the tiled runner (`sunpy_nn.nn.runner`), the optimised networks (`sunpy_nn.nn.optimize`), the batch
+runner (`sunpy_nn.batch`) and the demo alike. They live here, below all of them, so that none imports another for
+them. Nothing here imports sunpy or astropy.
+
+**The thread policy.** torch's intra-op threads wait for each other actively: on CPUs that other processes keep
+busy, a thread that loses its core stalls all the others, and two threads on a busy 2-core machine were measured
+5-25x slower than one. So, unless the user has chosen, the package picks the count itself, once per process, when a
+network first runs:
+
+1. **The user's choice wins, always.** A count set with ``configure_threads(n)``, with ``torch.set_num_threads`` (a
+   count other than torch's own default, or other than the one this package set last), or through the
+   ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` environment variables is never changed.
+2. **Else the usable CPUs**: the physical cores in this process's affinity mask (``os.sched_getaffinity``; torch's
+   own default counts the cores of the whole machine), capped by the cgroup CPU quota of a container
+   (``cpu.max`` or ``cpu.cfs_quota_us``, rounded to the nearest whole CPU).
+3. **minus the CPUs other processes keep busy**, measured over 0.1 s on the CPUs of the affinity mask from
+   ``/proc/stat``, less this process's own CPU time (so that the package's own threads, or a training loop of the
+   caller, do not count): ``floor(cpus - busy + 0.3)`` threads, at least one (others' use below 0.3 of a CPU
+   leaves it free). Where ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands
+   for the others' load.
+
+The choice is cached per process (a forked worker decides again) and logged at debug level on the
+``sunpy_nn.nn.device`` logger. ``configure_threads()`` without an argument decides again now (the machine got busy
+or idle), and hands a count set earlier by ``configure_threads(n)`` or ``torch.set_num_threads`` back to the policy.
+The batch runner (`sunpy_nn.batch.run_batch`) splits the same count (or the user's) between the tasks that run at
+once on a host: `threads_per_task`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-__all__ = ["PRECISIONS", "bf16_is_native", "configure_threads", "resolve_device"]
+__all__ = [
+    "PRECISIONS",
+    "THREAD_ENV_VARS",
+    "apply_thread_policy",
+    "bf16_is_native",
+    "choose_threads",
+    "configure_threads",
+    "resolve_device",
+    "threads_per_task",
+    "user_threads",
+]
+
+log = logging.getLogger(__name__)
 
 #: Accepted values of ``precision``.
 PRECISIONS = ("float32", "bfloat16", "auto")
@@ -76,23 +118,327 @@ def bf16_is_native(device: str | torch.device = "cpu") -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
-def _available_cpus() -> int:
+# ------------------------------------------------------------------------------------------------------- threads
+#: Environment variables through which a user sets torch's thread count before it starts.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: Others' use of a CPU below this fraction leaves it free for a torch thread (a shell, a monitor, short bursts).
+_IDLE_MARGIN = 0.3
+#: How long the others' load is measured (once per process): 10 clock ticks per CPU at Linux's 100 Hz.
+_PROBE_S = 0.1
+_SYS_CPU = Path("/sys/devices/system/cpu")
+_CGROUP = Path("/sys/fs/cgroup")
+
+
+@dataclass
+class _ThreadState:
+    explicit: int | None = None  # set by configure_threads(n)
+    applied: int | None = None  # the count this package set last (its choice, or a batch's split)
+    scoped: int | None = None  # a batch's split in force in this process (run_batch with dask threads)
+    choice: tuple[int, int] | None = None  # (pid, n): the policy's choice, made once per process
+
+
+_STATE = _ThreadState()
+_LOCK = threading.RLock()
+
+
+def _affinity() -> set[int] | None:
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return None
+
+
+def _available_cpus() -> int:
+    """The logical CPUs this process may run on (its affinity mask)."""
+    cpus = _affinity()
+    return len(cpus) if cpus else (os.cpu_count() or 1)
+
+
+def _physical_cores(cpus: set[int]) -> int:
+    """Distinct (package, core) pairs among ``cpus``: hyper-threads of one core count once."""
+    cores = set()
+    try:
+        for cpu in cpus:
+            topo = _SYS_CPU / f"cpu{cpu}" / "topology"
+            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
+    except OSError:
+        return len(cpus)
+    return len(cores) or len(cpus)
+
+
+def _cgroup_quota() -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if unlimited."""
+    candidates = [_CGROUP / "cpu.max"]
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            hid, controllers, path = line.split(":", 2)
+            if hid == "0":
+                candidates.append(_CGROUP / path.lstrip("/") / "cpu.max")
+            elif "cpu" in controllers.split(","):
+                candidates.append(_CGROUP / controllers / path.lstrip("/") / "cpu.cfs_quota_us")
+    candidates += [_CGROUP / "cpu" / "cpu.cfs_quota_us", _CGROUP / "cpu,cpuacct" / "cpu.cfs_quota_us"]
+    for path in candidates:
+        try:
+            text = path.read_text().split()
+            if path.name == "cpu.max":
+                quota, period = text[0], text[1]
+            else:
+                quota, period = text[0], (path.parent / "cpu.cfs_period_us").read_text().split()[0]
+        except (OSError, IndexError):
+            continue
+        if quota in ("max", "-1"):
+            return None
+        with contextlib.suppress(ValueError, ZeroDivisionError):
+            return int(quota) / int(period)
+    return None
+
+
+def _usable_cpus() -> int:
+    """Physical cores in the affinity mask, capped by the cgroup quota rounded to the nearest CPU; at least 1."""
+    cpus = _affinity()
+    n = _physical_cores(cpus) if cpus else (os.cpu_count() or 1)
+    quota = _cgroup_quota()
+    if quota is not None:
+        n = min(n, math.floor(quota + 0.5))
+    return max(1, n)
+
+
+def _cpu_ticks(cpus: set[int] | None) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of ``cpus`` (all CPUs if None) since boot, from ``/proc/stat``."""
+    busy = total = 0
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, *fields = line.split()
+        if not name.startswith("cpu") or name == "cpu" or (cpus is not None and int(name[3:]) not in cpus):
+            continue
+        # user nice system idle iowait irq softirq steal: idle and iowait are free; steal is taken by a neighbour VM
+        v = [int(x) for x in fields[:8]]
+        busy += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+        total += sum(v)
+    return (busy, total) if total else None
+
+
+def _own_ticks() -> int | None:
+    """CPU clock ticks (user + system) of all threads of this process."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+
+
+def _busy_elsewhere() -> float:
+    """CPUs that other processes keep busy now, on this process's CPUs (see the module's notes); 0 if unknown."""
+    cpus = _affinity()
+    before, own_before = _cpu_ticks(cpus), _own_ticks()
+    if before is not None and own_before is not None:
+        time.sleep(_PROBE_S)
+        after, own_after = _cpu_ticks(cpus), _own_ticks()
+        if after is not None and own_after is not None and after[1] > before[1]:
+            n = len(cpus) if cpus else (os.cpu_count() or 1)
+            ticks_per_cpu = (after[1] - before[1]) / n
+            others = (after[0] - before[0]) - (own_after - own_before)
+            return max(0.0, others / ticks_per_cpu)
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):  # Windows
+        return 0.0
+
+
+def choose_threads(cpus: int | None = None, busy: float | None = None) -> int:
+    """
+    The thread policy's rule: how many torch threads fit on the CPUs this process may use, now.
+
+    Parameters
+    ----------
+    cpus : int, optional
+        Usable CPUs (default: measured, the physical cores of the affinity mask capped by the cgroup quota).
+    busy : float, optional
+        CPUs kept busy by other processes (default: measured over 0.1 s; see the module's notes).
+
+    Returns
+    -------
+    int
+        ``floor(cpus - busy + 0.3)`` clipped to ``[1, cpus]``: a CPU that others use more than 0.3 of is taken.
+        Not cached, and the user's choice is not consulted: see `apply_thread_policy`.
+
+    Examples
+    --------
+    >>> from sunpy_nn.nn.device import choose_threads
+    >>> choose_threads(cpus=8, busy=1.0), choose_threads(cpus=2, busy=0.2), choose_threads(cpus=2, busy=5.0)
+    (7, 2, 1)
+    """
+    cpus = _usable_cpus() if cpus is None else int(cpus)
+    busy = _busy_elsewhere() if busy is None else float(busy)
+    n = max(1, min(cpus, math.floor(cpus - busy + _IDLE_MARGIN)))
+    log.debug("thread policy: %d torch thread(s) (%d usable CPUs, %.2f busy elsewhere)", n, cpus, busy)
+    return n
+
+
+@lru_cache(maxsize=1)
+def _torch_default_threads() -> int:
+    """The count torch starts with when nobody sets it: the physical cores of the whole machine (cpuinfo's rule)."""
+    logical = os.cpu_count() or 1
+    cores = _physical_cores(set(range(logical)))
+    return cores if 0 < cores < logical else logical
+
+
+def user_threads() -> tuple[int, str] | None:
+    """
+    The thread count the user chose, and how, or None when the thread policy decides.
+
+    Returns
+    -------
+    tuple of (int, str) or None
+        torch's current count and ``"configure_threads"``, ``"OMP_NUM_THREADS"``/``"MKL_NUM_THREADS"`` or
+        ``"torch.set_num_threads"``. A count set with ``torch.set_num_threads`` is recognised when it differs from
+        the one this package set last or, before the package set any, from torch's own default.
+    """
+    current = torch.get_num_threads()
+    if _STATE.explicit is not None:
+        return current, "configure_threads" if current == _STATE.explicit else "torch.set_num_threads"
+    for var in THREAD_ENV_VARS:
+        if os.environ.get(var, "").strip():
+            return current, var
+    if _STATE.scoped is not None:
+        return None if current == _STATE.scoped else (current, "torch.set_num_threads")
+    expected = _STATE.applied if _STATE.applied is not None else _torch_default_threads()
+    return None if current == expected else (current, "torch.set_num_threads")
+
+
+def _set(n: int) -> None:
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    _STATE.applied = n
+
+
+def _policy_choice(refresh: bool = False) -> int:
+    """The policy's count for this process: decided once (again after a fork, or when ``refresh``)."""
+    with _LOCK:
+        pid = os.getpid()
+        if refresh or _STATE.choice is None or _STATE.choice[0] != pid:
+            _STATE.choice = (pid, choose_threads())
+        return _STATE.choice[1]
+
+
+def apply_thread_policy() -> int:
+    """
+    Give torch the package's thread count, unless the user chose one; return the count in force.
+
+    Called where the networks run (`~sunpy_nn.nn.run_tiled`, the demo), so nobody has to. The first call in a
+    process measures the others' load (0.1 s on Linux) and the choice is kept for the process; later calls cost a
+    few microseconds. See the module's notes for the rule. While `~sunpy_nn.batch.run_batch` splits the threads
+    of this process between dask tasks, the split is kept.
+
+    Returns
+    -------
+    int
+        torch's thread count after the call.
+    """
+    with _LOCK:
+        chosen = user_threads()
+        if chosen is not None:
+            log.debug("thread policy: %d torch thread(s), the user's choice (%s)", *chosen)
+            return chosen[0]
+        if _STATE.scoped is not None:
+            return _STATE.scoped
+        n = _policy_choice()
+        _set(n)
+        return n
+
+
+def threads_per_task(n_tasks: int, cpus: int | None = None) -> int:
+    """
+    torch threads for each of ``n_tasks`` tasks that run at once on one host, so that together they fit it.
+
+    The host's budget is the user's count when the user chose one (`user_threads`), else ``cpus`` when given
+    (another host), else the thread policy's choice for this process; each task gets ``budget // n_tasks``, at
+    least 1. Used by `~sunpy_nn.batch.run_batch`.
+    """
+    if cpus is None:
+        chosen = user_threads()
+        cpus = chosen[0] if chosen is not None else _policy_choice()
+    return max(1, int(cpus) // max(1, int(n_tasks)))
+
+
+def _set_worker_threads(n: int) -> None:
+    """A batch worker's share (`threads_per_task`): the policy's count of this (worker) process from now on."""
+    with _LOCK:
+        _STATE.explicit = None  # the batch split the user's budget (if any): its share is what the user asked for
+        _STATE.choice = (os.getpid(), n)
+        _set(n)
+
+
+@contextlib.contextmanager
+def _threads_during(n: int) -> Iterator[None]:
+    """Run this process's torch on ``n`` threads for a while (a batch on dask threads); then restore all as it was."""
+    with _LOCK:
+        before = torch.get_num_threads()
+        saved = (_STATE.applied, _STATE.scoped)
+        if before != n:
+            torch.set_num_threads(n)
+        _STATE.scoped = n
+    try:
+        yield
+    finally:
+        with _LOCK:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+            _STATE.applied, _STATE.scoped = saved
+
+
+def _join_threads() -> None:
+    """
+    In a dask thread of a batch run by `_threads_during`: take the batch's count.
+
+    OpenMP keeps a thread count per OS thread, and torch copies its own count into a thread only at the thread's
+    first parallel operation: a pooled dask thread that ran torch before would keep its old count.
+    """
+    n = _STATE.scoped
+    if n is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def configure_threads(n_threads: int | None = None) -> int:
     """
-    Set torch's intra-op threads to ``n_threads``, or to the CPUs this process may run on (its affinity mask).
+    Set torch's intra-op threads to ``n_threads``, or hand the choice back to the package's thread policy.
 
-    torch's own default counts physical cores of the whole machine, which oversubscribes a container or a job
-    limited by ``taskset``/cgroups to fewer CPUs. Returns the number set.
+    Parameters
+    ----------
+    n_threads : int, optional
+        The count to use from now on: the user's choice, which the package never changes. `None` (or 0) lets the
+        thread policy decide again now, from the CPUs this process may use and the others' load (see
+        `sunpy_nn.nn.device`), forgetting a count set earlier by ``configure_threads(n)`` or
+        ``torch.set_num_threads``; a count set through ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` still wins.
+
+    Returns
+    -------
+    int
+        The number of threads in force.
+
+    Examples
+    --------
+    >>> from sunpy_nn.nn import configure_threads
+    >>> configure_threads(1)  # doctest: +SKIP
+    1
     """
-    n = int(n_threads) if n_threads else _available_cpus()
-    if n < 1:
-        raise ValueError(f"n_threads must be positive, got {n_threads}")
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
+    with _LOCK:
+        if n_threads:
+            n = int(n_threads)
+            if n < 1:
+                raise ValueError(f"n_threads must be positive, got {n_threads}")
+            _STATE.explicit = n
+            _set(n)
+            log.debug("thread policy: %d torch thread(s), set by configure_threads", n)
+            return n
+        _STATE.explicit = None
+        for var in THREAD_ENV_VARS:
+            if os.environ.get(var, "").strip():
+                log.debug("thread policy: %d torch thread(s), the user's choice (%s)", torch.get_num_threads(), var)
+                return torch.get_num_threads()
+        n = _policy_choice(refresh=True)
+        _set(n)
+        return n

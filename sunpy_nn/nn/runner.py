@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sunpy_nn.nn.device import PRECISIONS, resolve_device
+from sunpy_nn.nn.device import PRECISIONS, apply_thread_policy, resolve_device
 from sunpy_nn.nn.optimize import prepare_model
 
 __all__ = [
@@ -249,6 +249,11 @@ def run_tiled(
         ``(C_out, scale*H, scale*W)`` float32, or ``(scale*H, scale*W)`` if the input was 2-D and
         ``C_out == 1``.
 
+    Notes
+    -----
+    On the CPU, torch's thread count follows the package's thread policy (`~sunpy_nn.nn.device.apply_thread_policy`:
+    the user's choice if any, else the CPUs this process may use less those other processes keep busy).
+
     Examples
     --------
     >>> import numpy as np
@@ -259,6 +264,8 @@ def run_tiled(
     (74, 82)
     """
     dev = resolve_device(device)
+    if dev.type == "cpu":  # the one place where every network of the package runs: its one thread policy
+        apply_thread_policy()
     optimised = precision is not None or compile
     if optimised and (precision or "float32") not in PRECISIONS:
         raise ValueError(f"precision must be None or one of {PRECISIONS}, not {precision!r}")
