@@ -99,7 +99,7 @@ def _enhance_maps(
     Returns the results in input order: Maps, or the paths written when ``output_dir`` is given. The weights are
     resolved here, once; `sunpy_nn.batch.run_batch` runs the maps.
     """
-    _check_errors(errors)
+    _check_errors(errors)  # before output_dir is created: nothing is made for a call that is refused
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     if options.device is not None:
