@@ -254,3 +254,14 @@ def test_a_worker_process_takes_its_share(policy):
     assert apply_thread_policy() == 2  # the policy's count of this worker from now on
     batch._set_threads({"local": 1}, os.getpid())  # in the caller's process: nothing
     assert torch.get_num_threads() == 2
+
+
+def test_training_applies_the_policy(policy):
+    from sunpy_nn.training import train_noise2noise
+
+    from .test_noise2noise import pairs, unet
+
+    torch.set_num_threads(1)
+    device._STATE.applied = 1
+    train_noise2noise(unet(), pairs(0), epochs=1, patches_per_epoch=10, progress=False, device="cpu")
+    assert torch.get_num_threads() == 3 and len(policy) == 1

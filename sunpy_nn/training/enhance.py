@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.nn import EnhanceNet, resolve_device
+from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.psf import (
     HMI_PIXEL_SCALE_ARCSEC,
     _arcsec,
@@ -417,6 +418,8 @@ def train_enhance(
         raise ValueError(f"kind must be 'intensity' or 'blos', not {kind!r}")
     l2 = PAPER_L2[kind] if l2 is None else l2
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        apply_thread_policy()  # the package's one thread policy, as where the networks run
     if seed is not None:
         torch.manual_seed(seed)
     if pairs is None:

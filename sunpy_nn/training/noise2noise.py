@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.nn import resolve_device
+from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.utils import _check_int, _check_real
 
@@ -451,6 +452,8 @@ def train_noise2noise(
     if seed is not None:
         torch.manual_seed(_check_int("seed", seed, 0))
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        apply_thread_policy()  # the package's one thread policy, as where the networks run
     n_out = model.out_channels
     target_noise_var = getattr(pairs, "target_noise_var", 1.0)
     # channels-last is the layout oneDNN/cuDNN convolutions are fastest in (1.4x measured on CPU)
