@@ -9,7 +9,7 @@ each other: training builds on the data generators, and the weight registry read
     baselines, training, batch
     data
     io
-    metrics, psf, cube, header, nn, utils
+    metrics, psf, cube, header, nn, utils, validation, report
 
 Inside one top-level component (``sunpy_nn.nn.*``, ``sunpy_nn.training.*``, ...) and inside the bottom row,
 modules may import each other (cycles are refused by ``test_layers.py``). Every import counts, lazy ones inside
@@ -29,7 +29,17 @@ ROWS = (
     ("sunpy_nn.baselines", "sunpy_nn.training", "sunpy_nn.batch"),
     ("sunpy_nn.data",),
     ("sunpy_nn.io",),
-    ("sunpy_nn.metrics", "sunpy_nn.psf", "sunpy_nn.cube", "sunpy_nn.header", "sunpy_nn.nn", "sunpy_nn.utils"),
+    (
+        "sunpy_nn.metrics",
+        "sunpy_nn.psf",
+        "sunpy_nn.cube",
+        "sunpy_nn.header",
+        "sunpy_nn.nn",
+        "sunpy_nn.utils",
+        # the validation science and report tables of the benchmarks: numpy, scipy, metrics and psf only
+        "sunpy_nn.validation",
+        "sunpy_nn.report",
+    ),
 )
 BOTTOM = len(ROWS) - 1
 
