@@ -31,7 +31,9 @@ HMI PSF, `sunpy_nn.baselines.richardson_lucy`), Enhance v1 and Enhance v2. ``--w
    test map.
 
 Writes ``summary.json`` (every number), ``summary.inc`` (the RST tables included by
-``docs/guide/validation.rst``) and PNG figures. About 1-2 minutes on one CPU thread.
+``docs/guide/validation.rst``) and PNG figures. About 1-2 minutes on one CPU thread. The measurements are those
+of `sunpy_nn.metrics` and `sunpy_nn.validation`; the targets and tables are `sunpy_nn.validation_report`'s: this
+script loads the data, runs the methods, and draws the figures.
 """
 
 from __future__ import annotations
