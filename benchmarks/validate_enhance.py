@@ -829,7 +829,7 @@ def main(argv=None) -> int:
             "limb": limb,
             "figures": FIGURES,
         },
-        private=False,
+        drop_private=True,
     )
     for title, header, rows in report_tables(summary):
         table(title, header, rows)

@@ -70,7 +70,7 @@ def status_text(met: bool | None) -> str:
     return "n/a" if met is None else ("MET" if met else "NOT MET")
 
 
-def target_cell(value, text: Callable[[object], str], met: Callable[[object], bool]) -> dict:
+def target_cell(value: object, text: Callable[[object], str], met: Callable[[object], bool]) -> dict:
     """
     A measured value against its target: the value, its text and whether it meets the target.
 
@@ -194,7 +194,7 @@ def text_table(title: str, header: Sequence, rows: Sequence[Sequence]) -> str:
     return "\n".join(out)
 
 
-def jsonable(obj, *, private: bool = True):
+def jsonable(obj: object, *, drop_private: bool = False) -> object:
     """
     A copy of nested dicts, lists and tuples that `json.dump` writes as strict JSON.
 
@@ -205,8 +205,8 @@ def jsonable(obj, *, private: bool = True):
     ----------
     obj : object
         The results.
-    private : bool
-        Keep the dict entries whose key starts with ``_`` (images, spectra kept for the figures); False drops them.
+    drop_private : bool
+        Leave out the dict entries whose key starts with ``_`` (images and spectra kept for the figures).
 
     Returns
     -------
@@ -216,13 +216,17 @@ def jsonable(obj, *, private: bool = True):
     --------
     >>> import numpy as np
     >>> from sunpy_nn.report import jsonable
-    >>> jsonable({"psnr": np.float32(31.5), "n": np.int64(3), "bad": np.nan, "_image": np.zeros(2)}, private=False)
+    >>> jsonable({"psnr": np.float32(31.5), "n": np.int64(3), "bad": np.nan, "_image": np.zeros(2)}, drop_private=True)
     {'psnr': 31.5, 'n': 3, 'bad': None}
     """
     if isinstance(obj, dict):
-        return {str(k): jsonable(v, private=private) for k, v in obj.items() if private or not str(k).startswith("_")}
+        return {
+            str(k): jsonable(v, drop_private=drop_private)
+            for k, v in obj.items()
+            if not (drop_private and str(k).startswith("_"))
+        }
     if isinstance(obj, list | tuple):
-        return [jsonable(v, private=private) for v in obj]
+        return [jsonable(v, drop_private=drop_private) for v in obj]
     if isinstance(obj, np.floating | float):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.generic):

@@ -12,8 +12,10 @@ magnetogram signs (`sign_flip_fraction`), the continuum (`quiet_sun_mask`, `dark
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage, optimize
 
 from sunpy_nn.metrics import azimuthal_power_spectrum, binned_rms_error, coverage
@@ -133,7 +135,7 @@ def _band_key(lo: float, hi: float) -> str:
     return f"{lo:g}-{hi:g}"
 
 
-def band_power_ratio(freq: np.ndarray, power: np.ndarray, reference: np.ndarray, bands) -> dict[str, float]:
+def band_power_ratio(freq: np.ndarray, power: np.ndarray, reference: np.ndarray, bands: Sequence) -> dict[str, float]:
     """
     Median ratio of a power spectrum to a reference spectrum in frequency bands.
 
@@ -169,7 +171,7 @@ def band_power_ratio(freq: np.ndarray, power: np.ndarray, reference: np.ndarray,
     return out
 
 
-def band_mean_power(freq: np.ndarray, power: np.ndarray, bands) -> dict[str, float]:
+def band_mean_power(freq: np.ndarray, power: np.ndarray, bands: Sequence) -> dict[str, float]:
     """
     Mean power of a spectrum in frequency bands ``lo < freq <= hi``.
 
@@ -202,7 +204,7 @@ def band_mean_power(freq: np.ndarray, power: np.ndarray, bands) -> dict[str, flo
     return out
 
 
-def mean_power_spectrum(frames) -> tuple[np.ndarray, np.ndarray]:
+def mean_power_spectrum(frames: Iterable[ArrayLike]) -> tuple[np.ndarray, np.ndarray]:
     """
     Azimuthal power spectrum averaged over a stack of 2-D frames of one shape.
 
@@ -230,7 +232,7 @@ def mean_power_spectrum(frames) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------------- magnetograms
-def sign_flip_fraction(estimate, reference, threshold: float) -> float:
+def sign_flip_fraction(estimate: ArrayLike, reference: ArrayLike, threshold: float) -> float:
     """
     Fraction of the pixels where ``|reference| > threshold`` whose sign ``estimate`` changes.
 
@@ -298,7 +300,9 @@ def quiet_sun_mask(image: np.ndarray, threshold: float = 0.9, distance: int = 6,
     return ~ndimage.binary_dilation(image < threshold, iterations=distance) & interior_mask(image.shape, border)
 
 
-def darkest_levels(image: np.ndarray, outputs: dict, level: float = 1.0, percents=(1.0, 0.1)) -> dict:
+def darkest_levels(
+    image: np.ndarray, outputs: dict, level: float = 1.0, percents: Sequence[float] = (1.0, 0.1)
+) -> dict:
     """
     Mean intensity over the darkest pixels of an input, before and after each restoration (the same pixels).
 
@@ -416,7 +420,9 @@ def limb_distance(shape: tuple[int, int], centre: tuple[float, float], radius: f
     return radius - np.hypot(xx - centre[0], yy - centre[1])
 
 
-def off_limb_levels(image: np.ndarray, distance: np.ndarray, bands, level: float = 1.0, beyond: float = 2) -> dict:
+def off_limb_levels(
+    image: np.ndarray, distance: np.ndarray, bands: Sequence, level: float = 1.0, beyond: float = 2
+) -> dict:
     """
     The level of a restored image off the disk, where the input is zero: the mean, 99th percentile and maximum of
     ``|I| / level`` in bands of distance outside the limb.
@@ -527,7 +533,7 @@ def limb_profile(image: np.ndarray, distance: np.ndarray, level: float = 1.0, re
 
 
 # ------------------------------------------------------------------------------------------------------ denoising
-def rms(a) -> float:
+def rms(a: ArrayLike) -> float:
     """
     Root mean square of an array, accumulated in float64.
 
@@ -541,7 +547,9 @@ def rms(a) -> float:
     return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
 
 
-def stokes_error_summary(estimate, truth, sigma: float, uncertainty=None, *, k=None) -> dict:
+def stokes_error_summary(
+    estimate: ArrayLike, truth: ArrayLike, sigma: float, uncertainty: ArrayLike | None = None, *, k=None
+) -> dict:
     """
     Errors of a denoised Stokes cube against its truth, in units of the noise: the report of a denoising benchmark.
 

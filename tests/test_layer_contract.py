@@ -9,7 +9,7 @@ each other: training builds on the data generators, and the weight registry read
     baselines, training, batch
     data
     io
-    metrics, psf, cube, header, nn, utils, validation, report
+    metrics, psf, cube, header, nn, utils, validation, validation_report, report
 
 Inside one top-level component (``sunpy_nn.nn.*``, ``sunpy_nn.training.*``, ...) and inside the bottom row,
 modules may import each other (cycles are refused by ``test_layers.py``). Every import counts, lazy ones inside
@@ -36,8 +36,9 @@ ROWS = (
         "sunpy_nn.header",
         "sunpy_nn.nn",
         "sunpy_nn.utils",
-        # the validation science and report tables of the benchmarks: numpy, scipy, metrics and psf only
+        # the validation science and report tables of the benchmarks and docs: numpy, scipy, metrics and psf only
         "sunpy_nn.validation",
+        "sunpy_nn.validation_report",
         "sunpy_nn.report",
     ),
 )

@@ -286,7 +286,7 @@ def test_jsonable_writes_strict_json():
         "_image": np.zeros(3),
         3: "x",
     }
-    out = jsonable(obj, private=False)
+    out = jsonable(obj, drop_private=True)
     assert json.loads(json.dumps(out, allow_nan=False)) == {"a": 0.5, "b": [2, [True, None, None]], "c": None, "3": "x"}
     assert "_image" in jsonable({"_image": 1.0})
 
