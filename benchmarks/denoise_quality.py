@@ -70,8 +70,10 @@ from sunpy_nn import denoise_cube
 from sunpy_nn.baselines import pca_denoise
 from sunpy_nn.data.synthetic import random_field, synthetic_blos
 from sunpy_nn.denoise import Denoiser, estimate_noise, find_axes
-from sunpy_nn.metrics import azimuthal_power_spectrum
+from sunpy_nn.metrics import azimuthal_power_spectrum, coverage
 from sunpy_nn.nn import resolve_device
+from sunpy_nn.report import jsonable
+from sunpy_nn.validation import band_mean_power, mean_power_spectrum, rms
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -109,30 +111,12 @@ def _bar(ok: bool, quick: bool) -> str:
     return f"{verdict} (quick mode: indicative only)" if quick else verdict
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating | float):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 def _save(fig, out: Path, name: str) -> None:
     import matplotlib.pyplot as plt
 
     fig.savefig(out / name, dpi=110, bbox_inches="tight")
     plt.close(fig)
     print(f"  wrote {out / name}", flush=True)
-
-
-def _rms(a) -> float:
-    return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
 
 
 # ----------------------------------------------------------------------------------------------- synthetic cube
@@ -249,8 +233,9 @@ def correlated_noise(shape, rng, sigma_px: float = 1.0) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------- running
 class TimedDenoiser:
     """
-    Time `Denoiser.fit` and `Denoiser.predict` inside `denoise_cube`, keep the trained denoiser, and optionally
-    override fit settings (``--quick``).
+    Time `Denoiser.fit` inside `denoise_cube`, keep the trained denoiser, and optionally override fit settings
+    (``--quick``). The prediction time is the rest of `denoise_cube`'s time: it no longer goes through the public
+    `Denoiser.predict` (it reuses the noise levels `fit` estimated), so that method cannot be timed.
     """
 
     def __init__(self, fit_overrides: dict | None = None) -> None:
@@ -260,7 +245,7 @@ class TimedDenoiser:
         self.fit_kwargs: dict = {}
 
     def __enter__(self):
-        self._fit, self._predict = Denoiser.fit, Denoiser.predict
+        self._fit = Denoiser.fit
         rec = self
 
         def fit(den, cube, **kwargs):
@@ -272,17 +257,11 @@ class TimedDenoiser:
             rec.denoiser = den
             return result
 
-        def predict(den, cube, **kwargs):
-            t0 = time.perf_counter()
-            result = rec._predict(den, cube, **kwargs)
-            rec.predict_time += time.perf_counter() - t0
-            return result
-
-        Denoiser.fit, Denoiser.predict = fit, predict
+        Denoiser.fit = fit
         return self
 
     def __exit__(self, *exc):
-        Denoiser.fit, Denoiser.predict = self._fit, self._predict
+        Denoiser.fit = self._fit
         return False
 
 
@@ -291,6 +270,7 @@ def run_denoise_cube(cube: NDCube, quick: bool, progress: bool) -> tuple[NDCube,
         t0 = time.perf_counter()
         out = denoise_cube(cube, seed=0, progress=progress)
         total = time.perf_counter() - t0
+    rec.predict_time = total - rec.fit_time
     return out, rec, total
 
 
@@ -322,7 +302,7 @@ def fig_stokes_v(out: Path, name: str, title: str, truth, noisy, den, pca, sig, 
     fig.colorbar(im, ax=axs[:4], shrink=0.85, label="Stokes V / $I_c$")
     err = den[t, 3, w] - truth[t, 3, w]
     im = axs[4].imshow(err, origin="lower", cmap="RdBu_r", vmin=-3 * NOISE, vmax=3 * NOISE, extent=ext)
-    axs[4].set_title(f"N2N - truth (rms {_rms(err):.1e})")
+    axs[4].set_title(f"N2N - truth (rms {rms(err):.1e})")
     fig.colorbar(im, ax=axs[4], shrink=0.85, label="error / $I_c$ (scale $\\pm$3 noise)")
     im = axs[5].imshow(sig[t, 3, w], origin="lower", cmap="viridis", extent=ext)
     axs[5].set_title("N2N uncertainty $\\sigma$ (aleatoric)")
@@ -370,12 +350,6 @@ def fig_profiles(out: Path, name: str, title: str, truth, noisy, den, pca, sig, 
     _save(fig, out, name)
 
 
-def mean_power(frames) -> tuple[np.ndarray, np.ndarray]:
-    """Azimuthal power spectrum averaged over a stack of 2-D frames."""
-    spectra = [azimuthal_power_spectrum(f) for f in frames]
-    return spectra[0][0], np.mean([p for _, p in spectra], axis=0)
-
-
 def fig_power_synthetic(out: Path, name: str, title: str, truth, noisy, den, pca, w: int) -> dict:
     import matplotlib.pyplot as plt
 
@@ -393,7 +367,7 @@ def fig_power_synthetic(out: Path, name: str, title: str, truth, noisy, den, pca
     fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
     result = {}
     for (label, frames), (color, ls) in zip(curves.items(), styles, strict=True):
-        f, p = mean_power(frames)
+        f, p = mean_power_spectrum(frames)
         result[label] = p.tolist()
         ax.loglog(f / MURAM_SCALE, p, color=color, ls=ls, label=label)
     result["freq_per_arcsec"] = (f / MURAM_SCALE).tolist()
@@ -505,21 +479,21 @@ def evaluate_synthetic(label: str, cube: NDCube, truth: np.ndarray, args, out: P
         err_pca = pca[:, s] - truth[:, s]
         resid = noisy[:, s] - den[:, s]
         strong = np.abs(truth[:, s]) > 3 * NOISE
-        z = err / sig[:, s]
-        z_all.append(z.ravel())
+        z_all.append((err / sig[:, s]).ravel())
+        within = coverage(den[:, s], truth[:, s], sig[:, s])  # |N2N - truth| < 1 and 2 sigma
         r = {
-            "rms_input": _rms(err_in),
-            "rms_n2n": _rms(err),
-            "rms_pca": _rms(err_pca),
+            "rms_input": rms(err_in),
+            "rms_n2n": rms(err),
+            "rms_pca": rms(err_pca),
             "residual_std": float(resid.std()),
             "residual_std_over_noise": float(resid.std() / NOISE),
-            "rms_n2n_strong_pixels": _rms(err[strong]) if strong.any() else None,
-            "rms_pca_strong_pixels": _rms(err_pca[strong]) if strong.any() else None,
+            "rms_n2n_strong_pixels": rms(err[strong]) if strong.any() else None,
+            "rms_pca_strong_pixels": rms(err_pca[strong]) if strong.any() else None,
             "fraction_strong_pixels": float(strong.mean()),
-            "frac_within_1sigma": float((np.abs(z) < 1).mean()),
-            "frac_within_2sigma": float((np.abs(z) < 2).mean()),
+            "frac_within_1sigma": within[0],
+            "frac_within_2sigma": within[1],
             "median_sigma": float(np.median(sig[:, s])),
-            "frames_averaged_equivalent": float((NOISE / _rms(err)) ** 2),
+            "frames_averaged_equivalent": float((NOISE / rms(err)) ** 2),
         }
         res["stokes"][name] = r
         strong_n2n = f"{r['rms_n2n_strong_pixels']:.2e}" if strong.any() else "n/a"
@@ -554,23 +528,23 @@ def evaluate_synthetic(label: str, cube: NDCube, truth: np.ndarray, args, out: P
     t_tot = time.perf_counter() - t0
     den2 = canonical(tot_cube)
     sig2 = canonical(tot_cube, tot_cube.uncertainty.array)
-    err2 = den2[:, 1:] - truth[:2, 1:]
-    z_tot = err2 / sig2[:, 1:]
-    z_ale2 = (den[:2, 1:] - truth[:2, 1:]) / sig[:2, 1:]
+    z_tot = (den2[:, 1:] - truth[:2, 1:]) / sig2[:, 1:]
+    within = {
+        "all": coverage(den[:, 1:], truth[:, 1:], sig[:, 1:]),
+        "2": coverage(den[:2, 1:], truth[:2, 1:], sig[:2, 1:]),
+        "total": coverage(den2[:, 1:], truth[:2, 1:], sig2[:, 1:]),
+    }
     res["calibration"] = {
-        "aleatoric_all_scans": {
-            "frac_within_1sigma": float((np.abs(np.concatenate(z_all)) < 1).mean()),
-            "frac_within_2sigma": float((np.abs(np.concatenate(z_all)) < 2).mean()),
-        },
+        "aleatoric_all_scans": {"frac_within_1sigma": within["all"][0], "frac_within_2sigma": within["all"][1]},
         "aleatoric_2_scans": {
-            "frac_within_1sigma": float((np.abs(z_ale2) < 1).mean()),
-            "frac_within_2sigma": float((np.abs(z_ale2) < 2).mean()),
+            "frac_within_1sigma": within["2"][0],
+            "frac_within_2sigma": within["2"][1],
             "median_sigma": float(np.median(sig[:2, 1:])),
         },
         "total_2_scans": {
             "mc_samples": mc,
-            "frac_within_1sigma": float((np.abs(z_tot) < 1).mean()),
-            "frac_within_2sigma": float((np.abs(z_tot) < 2).mean()),
+            "frac_within_1sigma": within["total"][0],
+            "frac_within_2sigma": within["total"][1],
             "median_sigma": float(np.median(sig2[:, 1:])),
             "predict_time_s": t_tot,
         },
@@ -594,7 +568,7 @@ def evaluate_synthetic(label: str, cube: NDCube, truth: np.ndarray, args, out: P
 
     # figures
     wl = np.asarray(args.wl)
-    w = int(np.argmax([_rms(truth[:, 3, i]) for i in range(truth.shape[2])]))
+    w = int(np.argmax([rms(truth[:, 3, i]) for i in range(truth.shape[2])]))
     key = label.split()[0].lower()
     fig_stokes_v(out, f"{key}_stokes_v.png", label, truth, noisy, den, pca, sig, w, wl)
     fig_profiles(out, f"{key}_profiles.png", label, truth, noisy, den, pca, sig, wl)
@@ -638,14 +612,10 @@ def evaluate_crisp(args, out: Path) -> dict:
     f, p_in = azimuthal_power_spectrum(image)
     _, p_out = azimuthal_power_spectrum(den)
     _, p_res = azimuthal_power_spectrum(resid)
-    bands = {}
-    for lo, hi in CRISP_BANDS:
-        sel = (f > lo) & (f <= hi)
-        bands[f"{lo:g}-{hi:g}"] = {
-            "input": float(p_in[sel].mean()),
-            "output": float(p_out[sel].mean()),
-            "residual": float(p_res[sel].mean()),
-        }
+    means = {
+        key: band_mean_power(f, p, CRISP_BANDS) for key, p in (("input", p_in), ("output", p_out), ("residual", p_res))
+    }
+    bands = {band: {key: m[band] for key, m in means.items()} for band in means["input"]}
     # A rough, signal-inclusive upper bound of the noise: the std of the quietest 64 x 64 block.
     blocks = [image[i : i + 64, j : j + 64].std() for i in range(0, n - 63, 64) for j in range(0, n - 63, 64)]
     fs = den_model.fit_settings
@@ -847,7 +817,7 @@ def main(argv=None) -> int:
     _row("total benchmark time (s)", f"{summary['total_time_s']:.0f}")
     _row("load average at the end (1, 5, 15 min)", ", ".join(f"{v:.2f}" for v in os.getloadavg()))
     with open(out / "summary.json", "w") as fh:
-        json.dump(_jsonable(summary), fh, indent=1)
+        json.dump(jsonable(summary), fh, indent=1)
     print(f"  wrote {out / 'summary.json'}")
     return 0
 

@@ -42,6 +42,7 @@ DOCS_RST = ROOT / "docs" / "guide" / "generated" / "denoise_science.rst"
 DOCS_FIG = ROOT / "docs" / "_static" / "denoise_science"
 NOISE = 3e-3
 K_GRID = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
+CRISP_BANDS = ((0, 0.05), (0.05, 0.15), (0.15, 0.3), (0.3, 0.5))  # pix^-1
 PARTS = ("white", "correlated", "fast", "weak", "crisp")
 QUICK = os.environ.get("SUNPY_NN_BENCH_QUICK") == "1"  # smoke test of the script: tiny cubes, one epoch
 CUBES = {
@@ -60,17 +61,9 @@ def _cube(part: str):
 
 
 def _evaluate(label: str, est, sd, truth, sigma=NOISE) -> dict:
-    from sunpy_nn.metrics import binned_rms_error, coverage
+    from sunpy_nn.validation import stokes_error_summary
 
-    res = {"method": label}
-    for k, s in ((1, "Q"), (2, "U"), (3, "V")):
-        e = est[:, k] - truth[:, k]
-        res[f"rms_{s}"] = float(np.sqrt(np.nanmean(e**2)) / sigma)
-    res["bins"] = binned_rms_error(est[:, 1:], truth[:, 1:], sigma)
-    if sd is not None:
-        res["coverage"] = dict(zip(("1sigma", "2sigma"), coverage(est[:, 1:], truth[:, 1:], sd[:, 1:]), strict=True))
-        res["reliability"] = coverage(est[:, 1:], truth[:, 1:], sd[:, 1:], k=K_GRID)
-    return res
+    return {"method": label} | stokes_error_summary(est, truth, sigma, sd, k=K_GRID)
 
 
 def run_synthetic(part: str) -> dict:
@@ -125,6 +118,7 @@ def run_crisp() -> dict:
     from sunpy_nn import Denoiser
     from sunpy_nn.denoise import estimate_noise
     from sunpy_nn.metrics import azimuthal_power_spectrum
+    from sunpy_nn.validation import band_mean_power
 
     torch.set_num_threads(1)
     path = DATA / "denoise" / "crisp_stokes_800.npy"
@@ -144,10 +138,8 @@ def run_crisp() -> dict:
         res = np.asarray(den.predict(cube, stokes=None, progress=False).data, np.float64)
         _, p_out = azimuthal_power_spectrum(res)
         _, p_res = azimuthal_power_spectrum(image - res)
-        bands = {}
-        for lo, hi in ((0, 0.05), (0.05, 0.15), (0.15, 0.3), (0.3, 0.5)):
-            sel = (f > lo) & (f <= hi)
-            bands[f"{lo:g}-{hi:g}"] = float(p_out[sel].mean() / p_in[sel].mean())
+        b_in, b_out = (band_mean_power(f, p, CRISP_BANDS) for p in (p_in, p_out))
+        bands = {k: b_out[k] / b_in[k] for k in b_in}
         out["runs"].append(
             {
                 "shuffle": shuffle,
@@ -203,6 +195,8 @@ def _fmt(x: float) -> str:
 
 def report(results: dict) -> str:
     """The docs' tables (reStructuredText) from the results: every number on the page comes from here."""
+    from sunpy_nn.report import rst_list_table
+
     lines = [
         ".. This file is written by benchmarks/denoise_science.py --docs; do not edit it by hand.",
         "",
@@ -229,30 +223,20 @@ def report(results: dict) -> str:
                 "within 1 and 2 sigma (ideal 0.68 and 0.95)."
             ),
             "",
-            ".. list-table::",
-            "   :header-rows: 1",
-            "",
-            "   * - Method",
-            "     - Q",
-            "     - U",
-            "     - V",
-            "     - 0-1 sigma",
-            "     - 1-3",
-            "     - 3-10",
-            "     - > 10",
-            "     - within 1 / 2 sigma",
         ]
-        for row in r["rows"]:
-            cov = row.get("coverage")
-            lines += [
-                f"   * - {row['method']}",
-                *[f"     - {_fmt(row[f'rms_{s}'])}" for s in "QUV"],
-                *[f"     - {_fmt(b['rms'])}" for b in row["bins"]],
-                f"     - {cov['1sigma']:.2f} / {cov['2sigma']:.2f}" if cov else "     - ",
+        rows = [
+            [
+                row["method"],
+                *(_fmt(row[f"rms_{s}"]) for s in "QUV"),
+                *(_fmt(b["rms"]) for b in row["bins"]),
+                f"{row['coverage']['1sigma']:.2f} / {row['coverage']['2sigma']:.2f}" if "coverage" in row else "",
             ]
+            for row in r["rows"]
+        ]
+        header = ["Method", "Q", "U", "V", "0-1 sigma", "1-3", "3-10", "> 10", "within 1 / 2 sigma"]
+        lines += rst_list_table("", header, rows, escape=False, strip=False)
         gain = r["temporal_gain"]
         lines += [
-            "",
             (
                 f"Temporal mode lowers the rms error by {gain['Q']:.0%} (Q), {gain['U']:.0%} (U) and "
                 f"{gain['V']:.0%} (V) against single-scan mode."
@@ -279,23 +263,16 @@ def report(results: dict) -> str:
                 "spatial frequency (px^-1); 1 means nothing removed."
             ),
             "",
-            ".. list-table::",
-            "   :header-rows: 1",
-            "",
-            "   * - Pairs",
-            "     - Immerkaer noise after",
-            "     - std removed",
-            *[f"     - {k}" for k in c["runs"][0]["power_ratio_output_over_input_per_band_per_pix"]],
         ]
-        for run in c["runs"]:
-            name = run["pairs"] + (f", pixel shuffle {run['shuffle']}" if run["shuffle"] > 1 else "")
-            lines += [
-                f"   * - {name}",
-                f"     - {run['immerkaer_output']:.3g}",
-                f"     - {run['std_removed']:.3g}",
-                *[f"     - {v:.2f}" for v in run["power_ratio_output_over_input_per_band_per_pix"].values()],
-            ]
-        lines.append("")
+        bands = list(c["runs"][0]["power_ratio_output_over_input_per_band_per_pix"])
+        rows = [
+            [run["pairs"] + (f", pixel shuffle {run['shuffle']}" if run["shuffle"] > 1 else "")]
+            + [f"{run['immerkaer_output']:.3g}", f"{run['std_removed']:.3g}"]
+            + [f"{v:.2f}" for v in run["power_ratio_output_over_input_per_band_per_pix"].values()]
+            for run in c["runs"]
+        ]
+        header = ["Pairs", "Immerkaer noise after", "std removed", *bands]
+        lines += rst_list_table("", header, rows, escape=False, strip=False)
     t = results.get("timing")
     if t:
         lines += [
