@@ -77,9 +77,9 @@ for row, (small, big, factor, norm, cmap, label, unit) in enumerate(rows):
 # suppresses much of the power below it. The truth shows what a 28 cm telescope would see. The printed ratios
 # compare each map's power with the truth's: below HMI's Nyquist frequency (0.3-0.9 per arcsec) Enhance brings
 # back most of what HMI lost; above it, Enhance extrapolates with what it learnt in training, and on this
-# synthetic scene it adds much less than the truth has. On the real high-resolution frames of the validation
-# report (below) it instead adds power above the truth's close to the output's Nyquist frequency: spurious
-# small-scale structure, which a synthetic scene does not test.
+# synthetic scene it has less power than the truth (ratios below 1). On the real high-resolution frames of the
+# validation report (below) it instead adds power above the truth's close to the output's Nyquist frequency:
+# spurious small-scale structure, which a synthetic scene does not test.
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
 for ax, (small, big, truth, label, unit) in zip(
