@@ -41,6 +41,8 @@ extensions = [
     "numpydoc",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    # Serve MathJax from the built site (_static/mathjax) instead of a CDN, so math renders offline.
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "sphinx_changelog",
     "sphinx_gallery.gen_gallery",
@@ -76,8 +78,9 @@ numpydoc_xref_param_type = False
 
 # -- sphinx-gallery -------------------------------------------------------------------------------------------
 # Every ``examples/*.py`` is executed at build time (not only ``plot_*`` files), and a failing example fails the
-# build. The examples read ../shared/data beside a development checkout when it is there and otherwise use the
-# synthetic generators of sunpy_nn.data.synthetic, so the build works offline and from an sdist.
+# build. The examples use only the synthetic generators of sunpy_nn.data.synthetic, so the build works offline and
+# from an sdist, and a downloaded example makes the figures shown on the site. Each example names its thumbnail
+# figure (``# sphinx_gallery_thumbnail_number``), a square-ish one.
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "generated/gallery",
