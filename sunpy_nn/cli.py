@@ -451,7 +451,28 @@ def _configure_logging(verbose: int) -> tuple[logging.Logger, logging.Handler, i
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sunpy-nn`` command."""
+    """
+    Entry point of the ``sunpy-nn`` command: ``enhance``, ``train-enhance``, ``denoise`` and ``demo``.
+
+    Warnings are printed once each, on one line, and the expected errors (bad input, missing weights, files) as one
+    line ``sunpy-nn COMMAND: error: ...`` in the words of the command line, without a traceback.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name (`None`: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success (or when no command is given: the help is printed), 2 after an error that
+        was reported (`ValueError`, `TypeError`, `OSError` or `~sunpy_nn.utils.WeightsError`).
+
+    Raises
+    ------
+    SystemExit
+        From `argparse`: for ``--help`` and ``--version`` (status 0) and for arguments that do not parse (status 2).
+    """
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

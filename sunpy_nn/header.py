@@ -87,6 +87,18 @@ def superres_meta(smap: GenericMap, factor: int = 2) -> dict:
     are removed, and so are ``BLANK``, ``BZERO`` and ``BSCALE``, which apply to integer data only (resampled data
     are float). Negative ``CDELT`` (a mirrored axis) need no special case.
 
+    Parameters
+    ----------
+    smap : `~sunpy.map.GenericMap`
+        The map before resampling (its metadata, reference pixel and data shape are read; it is not changed).
+    factor : int
+        Output pixels per input pixel along each axis (2 for Enhance).
+
+    Returns
+    -------
+    dict
+        A new header (a deep copy of ``smap.meta``, of its type), for data of shape ``(factor * ny, factor * nx)``.
+
     Examples
     --------
     >>> import sunpy.map, sunpy.data.test
@@ -324,14 +336,34 @@ def append_history(meta, line: str) -> None:
 
 def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
     """
-    Readable lines for a provenance dict (software, model, SHA-256, settings), at most ``width`` characters each
-    (a FITS HISTORY card holds 72).
+    Readable lines for a provenance dict (software, model, SHA-256, settings), at most ``width`` characters each.
 
     Each value is one line ``sunpy_nn key: value``, nested dicts with dotted keys (``sunpy_nn model.file: ...``).
     A line that would be too long is split: ``sunpy_nn key:`` alone, then the value in pieces on the following
     lines, each indented by two spaces; joining the pieces without the indent gives the value back exactly. A piece
     ends before a space where the value has one (the space starts the next piece: FITS drops trailing blanks, not
     leading ones), so that words and numbers are not cut.
+
+    Parameters
+    ----------
+    provenance : dict
+        The record, as `provenance` makes it: values are strings, numbers, lists or nested dicts (an empty dict is
+        one value, ``{}``). Floats are written with ``repr``, so they read back exactly.
+    width : int
+        Longest line, in characters: 72 (default) is what a FITS HISTORY card holds.
+
+    Returns
+    -------
+    list of str
+        The lines, in the order of the record's keys.
+
+    Examples
+    --------
+    >>> from sunpy_nn.header import provenance_lines
+    >>> provenance_lines({"method": "Enhance", "model": {"name": "enhance_intensity_v2", "sha256": "05f5"}})
+    ['sunpy_nn method: Enhance', 'sunpy_nn model.name: enhance_intensity_v2', 'sunpy_nn model.sha256: 05f5']
+    >>> provenance_lines({"note": "aaaa bbbb cccc dddd"}, width=16)  # the space starts the next piece
+    ['sunpy_nn note:', '  aaaa bbbb cccc', '   dddd']
     """
 
     def text(value) -> str:

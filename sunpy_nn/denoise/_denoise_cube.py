@@ -99,14 +99,23 @@ def denoise_cube(
     Returns
     -------
     `ndcube.NDCube`
-        A new cube with identical WCS, unit, mask, metadata (same type), extra and global coordinates, the
-        denoised data and its uncertainty, a `~astropy.nddata.StdDevUncertainty` in the cube's unit (see
-        `Denoiser.predict`). The input cube is not modified.
+        A new cube of the input's shape with identical WCS, unit, mask, metadata (same type, plus the provenance
+        under ``meta["sunpy_nn"]``), extra and global coordinates, and the denoised data in the cube's unit. Its
+        ``uncertainty`` is a `~astropy.nddata.StdDevUncertainty`: one standard deviation of each denoised value, in
+        the cube's unit (the aleatoric error, or with ``uncertainty="total"`` also the epistemic one; Stokes
+        parameters not denoised keep the cube's own uncertainty, or get the noise level estimated on the cube; no
+        uncertainty with ``uncertainty=None``; see `Denoiser.predict`). The input cube is not modified.
 
     Raises
     ------
+    TypeError
+        ``cube`` is not an `ndcube.NDCube`.
     ValueError
-        An argument out of range, or a training option given with ``denoiser``; all checked before training.
+        An argument out of range, or a training option given with ``denoiser`` (all checked before training); a cube
+        whose axes cannot be identified (`~sunpy_nn.cube.find_axes`), without the Stokes parameters asked for, with
+        infinite values, or too small for the patch size.
+    RuntimeError
+        ``device="cuda"`` where torch sees no CUDA GPU.
 
     Warns
     -----
@@ -115,10 +124,13 @@ def denoise_cube(
 
     References
     ----------
-    C. J. Díaz Baso, J. de la Cruz Rodríguez, S. Danilovic, "Solar image denoising with convolutional neural
-    networks", A&A 629, A99 (2019): the method, network and uncertainty loss (their Sect. 3 and Appendix B).
-    The residual form, the symmetric and temporal Noise2Noise pairs and the calibration are this package's (see
-    the denoising guide).
+    - Diaz Baso, C. J., de la Cruz Rodriguez, J., & Danilovic, S. 2019, "Solar image denoising with convolutional
+      neural networks", A&A, 629, A99, doi:10.1051/0004-6361/201936069: the method (Noise2Noise on consecutive
+      scans, their Sect. 2), the networks (Tables B.1 and B.2) and the uncertainty (Sect. 3.1.1, the aleatoric loss
+      of their Eq. 1). The residual form, the symmetric and temporal Noise2Noise pairs and the calibration are this
+      package's (see the denoising guide).
+    - Lehtinen, J., Munkberg, J., Hasselgren, J., et al. 2018, "Noise2Noise: Learning Image Restoration without
+      Clean Data", ICML, PMLR 80, 2965.
 
     Examples
     --------

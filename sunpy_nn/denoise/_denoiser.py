@@ -88,10 +88,18 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
 
     References
     ----------
-    C. J. Díaz Baso, J. de la Cruz Rodríguez, S. Danilovic, "Solar image denoising with convolutional neural
-    networks", A&A 629, A99 (2019). J. Lehtinen et al., "Noise2Noise", ICML (2018). T. Huang et al.,
-    "Neighbor2Neighbor", CVPR (2021). Y. Zhou et al., "When AWGN-based denoiser meets real noises" (pixel-shuffle
-    down-sampling), AAAI (2020).
+    - Diaz Baso, C. J., de la Cruz Rodriguez, J., & Danilovic, S. 2019, "Solar image denoising with convolutional
+      neural networks", A&A, 629, A99, doi:10.1051/0004-6361/201936069: the method (their Sect. 2), the U-Net
+      and the variance network (Tables B.1 and B.2), and the uncertainty (Sect. 3.1.1): the aleatoric loss of
+      their Eq. (1) and Monte-Carlo dropout.
+    - Lehtinen, J., Munkberg, J., Hasselgren, J., et al. 2018, "Noise2Noise: Learning Image Restoration without
+      Clean Data", ICML, PMLR 80, 2965.
+    - Huang, T., Li, S., Jia, X., Lu, H., & Liu, J. 2021, "Neighbor2Neighbor: Self-Supervised Denoising from Single
+      Noisy Images", CVPR: the pairs of a single scan.
+    - Zhou, Y., Jiao, J., Huang, H., et al. 2020, "When AWGN-based Denoiser Meets Real Noises", AAAI: pixel-shuffle
+      down-sampling.
+    - Gal, Y., & Ghahramani, Z. 2016, "Dropout as a Bayesian Approximation: Representing Model Uncertainty in Deep
+      Learning", ICML, PMLR 48, 1050: Monte-Carlo dropout.
 
     Examples
     --------
@@ -273,9 +281,14 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
 
         Raises
         ------
+        TypeError
+            ``cube`` is not an `ndcube.NDCube`.
         ValueError
             An argument out of range (checked before anything is read), a patch size that does not fit the image,
-            a cube without the needed axes or scans, or a constant Stokes parameter to denoise.
+            a cube without the needed axes or scans, Stokes parameters the cube does not have, infinite values, or a
+            constant Stokes parameter to denoise.
+        RuntimeError
+            ``device="cuda"`` where torch sees no CUDA GPU.
         """
         return self._fit(
             cube,
@@ -355,9 +368,14 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
 
         Raises
         ------
+        TypeError
+            ``cube`` is not an `ndcube.NDCube`.
         ValueError
-            An argument out of range (checked before any work), a cube the denoiser cannot apply to (other
-            Stokes parameters, or another number of wavelengths in spectral mode), or infinite values.
+            An argument out of range (checked before any work), the denoiser is not trained, a cube the denoiser
+            cannot apply to (other Stokes parameters, or another number of wavelengths in spectral mode), or
+            infinite values.
+        RuntimeError
+            ``device="cuda"`` where torch sees no CUDA GPU.
 
         Warns
         -----
@@ -370,7 +388,33 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         )
 
     def provenance(self) -> dict:
-        """What made a result: software, model (file and SHA-256), noise levels and training settings."""
+        """
+        What made a result: software, model (file and SHA-256), noise levels and training settings.
+
+        The record `predict` stores in each result's meta (``meta["sunpy_nn"]``, or HISTORY lines in a FITS header;
+        see `sunpy_nn.header.provenance`). Call it on a trained (fitted or loaded) denoiser.
+
+        Returns
+        -------
+        dict
+            A new dict: ``software`` (``"sunpy_nn <version>"``), ``method``, ``mode``, ``model`` (``file`` and
+            ``file_sha256`` of the weight file it was loaded from or saved to, `None` for a file it has not been
+            saved to since training; ``weights_sha256``, the SHA-256 of the weights themselves), ``architecture``
+            (the U-Net's constructor arguments), ``noise`` (the noise level of each Stokes parameter, in the unit of
+            the cube it was trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration``
+            (the factor of each Stokes parameter's aleatoric uncertainty) and ``fit`` (the training settings).
+
+        Examples
+        --------
+        >>> from sunpy_nn import Denoiser
+        >>> from sunpy_nn.data.synthetic import synthetic_crisp_cube
+        >>> cube, truth = synthetic_crisp_cube(32, n_wavelengths=2, n_scans=2, seed=0)
+        >>> den = Denoiser(n_filters=4).fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, seed=0,
+        ...                                 progress=False)
+        >>> record = den.provenance()
+        >>> record["method"], sorted(record["noise"]), record["model"]["file"]
+        ('Noise2Noise (Diaz Baso et al. 2019)', ['I', 'Q', 'U', 'V'], None)
+        """
         from sunpy_nn import __version__
 
         model = {"weights_sha256": _weights_sha256(self.model)}

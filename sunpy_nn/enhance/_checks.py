@@ -57,6 +57,16 @@ def detect_kind(smap: GenericMap) -> str:
     magnetogram, DN/s a continuum image. A map observed outside the visible and near infrared
     (`PHOTOSPHERIC_WAVELENGTHS`, e.g. an AIA EUV image) is neither.
 
+    Parameters
+    ----------
+    smap : `~sunpy.map.GenericMap`
+        The map; only its metadata are read (measurement or ``CONTENT``, ``BUNIT``, wavelength), not its data.
+
+    Returns
+    -------
+    str
+        ``"intensity"`` (a continuum image) or ``"blos"`` (a line-of-sight magnetogram).
+
     Raises
     ------
     ValueError

@@ -49,18 +49,47 @@ def enhance_array(
 
     Parameters
     ----------
-    image : `numpy.ndarray`
-        2-D image, NaN where missing; at least 8 x 8 pixels.
+    image : `numpy.ndarray` or `dask.array.Array`
+        2-D image ``(ny, nx)`` of real numbers in the network's units: continuum intensity over the quiet-Sun level
+        (I/Ic, dimensionless) for a continuum network, the line-of-sight field in kG for a magnetogram network;
+        NaN where missing; at least 8 x 8 pixels, sampled at (about) HMI's 0.504 arcsec/pix. A dask array gives a
+        lazy dask array, computed block by block with overlap (equal to the in-memory result).
     model : `torch.nn.Module`
         An `~sunpy_nn.nn.EnhanceNet` (see `load_enhance_model`).
-    device, tile_size, batch_size, progress, precision, compile
-        As for `~sunpy_nn.nn.run_tiled`. A dask array gives a lazy dask array, computed block by block with
-        overlap (equal to the in-memory result).
+    device : str or `torch.device`, optional
+        ``"cpu"``, ``"cuda"``, or `None` for the best available (as `~sunpy_nn.nn.run_tiled`).
+    tile_size : int, optional
+        Tile edge in input pixels, halo included (as `~sunpy_nn.nn.run_tiled`); the result does not depend on it.
+    batch_size : int, optional
+        Tiles per forward pass (as `~sunpy_nn.nn.run_tiled`).
+    progress : bool
+        Show a progress bar over tiles.
+    precision : {"float32", "bfloat16", "auto", None}
+        Arithmetic of the network, as for `~sunpy_nn.enhance_map` and `~sunpy_nn.nn.run_tiled`.
+    compile : bool
+        Compile the network with `torch.compile` (where that fails, a warning is logged and it runs uncompiled).
 
     Returns
     -------
-    `numpy.ndarray`
-        Float32 image of twice the size along each axis.
+    `numpy.ndarray` or `dask.array.Array`
+        Float32 image ``(2 ny, 2 nx)`` in the units of ``image``, at half its pixel size; all four output pixels of a
+        missing input pixel are NaN. Lazy (dask) for a dask ``image``.
+
+    Raises
+    ------
+    ValueError
+        ``image`` is not 2-D, is smaller than 8 x 8 pixels, holds infinities or only NaN; an unknown
+        ``precision``.
+    TypeError
+        ``image`` does not hold real numbers (e.g. complex or object data).
+    RuntimeError
+        ``device="cuda"`` where torch sees no CUDA GPU.
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344: the network and what it inverts (the image formation model of their Eq. 1,
+    with HMI's PSF of their Eq. 6), and its units (I/Ic for continuum images, kG for magnetograms).
 
     Examples
     --------

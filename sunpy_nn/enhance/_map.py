@@ -40,9 +40,15 @@ def enhance_map(
     """
     Deconvolve and super-resolve an SDO/HMI map by a factor of two with Enhance.
 
-    Enhance (Diaz Baso & Asensio Ramos 2018) is a convolutional network trained on magnetohydrodynamic
-    simulations degraded with HMI's point spread function: it returns the image HMI would see with a telescope
-    twice its size, on pixels half as big.
+    Enhance (Diaz Baso & Asensio Ramos 2018) is a convolutional network that undoes HMI's point spread function
+    and samples the result on pixels half as big: it returns the image HMI would see with a telescope twice its
+    size. The paper trained it on a magnetohydrodynamic (MURaM) simulation degraded with HMI's point spread
+    function. The weights this package ships were trained by sunpy_nn under a randomised HMI degradation (PSF,
+    detector sampling, noise): the default continuum weights (``enhance_intensity``, version 2) on real
+    high-resolution frames (SST/CRISP, Sunrise/IMaX) and a MURaM quiet-Sun snapshot; the default magnetogram
+    weights (``enhance_blos``, version 2) on one GST/NIRIS magnetogram and on synthetic magnetograms from
+    `sunpy_nn.data.synthetic.synthetic_blos`, the generator on which the version-1 magnetogram weights were
+    trained alone. Each model card says what its weights were trained on (`sunpy_nn.data.model_card`).
 
     Parameters
     ----------
@@ -107,9 +113,12 @@ def enhance_map(
 
     Raises
     ------
+    TypeError
+        ``smap`` is neither a map, a `~sunpy.map.MapSequence` nor a list (one file path must be given in a list).
     ValueError
-        Data that are not 2-D, all NaN, contain infinities, are smaller than 8 x 8 pixels, have the wrong unit
-        for their kind, or whose kind cannot be determined. A map observed outside the visible and near infrared
+        An empty sequence of maps; an unknown ``kind``, ``normalisation``, ``precision`` or ``errors``. Data that
+        are not 2-D, all NaN, contain infinities, are smaller than 8 x 8 pixels, have the wrong unit for their kind,
+        or whose kind cannot be determined. A map observed outside the visible and near infrared
         (`~sunpy_nn.enhance.PHOTOSPHERIC_WAVELENGTHS`: an AIA EUV image, for example) unless ``kind`` is given.
         Values implausible for the kind, checked before the network runs: a "continuum image" with more than
         5 % negative pixels (`~sunpy_nn.enhance.MAX_NEGATIVE_FRACTION`; it looks like a magnetogram), a
@@ -118,7 +127,13 @@ def enhance_map(
         without negative pixels whose values cluster more than five robust standard deviations above 0 (it
         looks like a continuum image).
     sunpy_nn.utils.WeightsError
-        No weights, or weights that are corrupt or do not fit the network.
+        No weights (also for an unknown ``kind`` when ``weights`` is not given), or weights that are corrupt or do
+        not fit the network.
+    sunpy_nn.batch.BatchError
+        For many maps with ``errors="raise"``: raised after all maps are done when any failed; it lists each
+        failure (with the exception that a single map would have raised) and holds the successful results.
+    RuntimeError
+        ``device="cuda"`` where torch sees no CUDA GPU.
 
     Warns
     -----
@@ -133,6 +148,16 @@ def enhance_map(
     -----
     The network is trustworthy on disk away from the limb. Near the limb (low contrast, foreshortening) it is
     known to create artefacts.
+
+    References
+    ----------
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+      doi:10.1051/0004-6361/201731344: the method, which inverts the image formation model of their Eq. (1)
+      (HMI's PSF of their Eq. 6, the sampling to 0.504 arcsec/pix, noise) towards the image of a 28 cm telescope
+      sampled at half HMI's pixel; the network; the units it works in (continuum intensity over the quiet Sun's,
+      the line-of-sight field in kG).
+    - Cheung, M. C. M., Rempel, M., Title, A. M., & Schussler, M. 2010, "Simulation of the Formation of a Solar
+      Active Region", ApJ, 720, 233: the MURaM simulation the paper trained on.
 
     Examples
     --------
@@ -188,7 +213,18 @@ def enhance_batch(items: Sequence, **options: Any) -> list:
     Returns
     -------
     list
-        The enhanced maps in input order, or the files written when ``output_dir`` is given.
+        The enhanced maps (`~sunpy.map.GenericMap`, each with twice the pixels of its input along each axis, in its
+        unit) in input order, or the files written (str) when ``output_dir`` is given.
+
+    Raises
+    ------
+    ValueError, TypeError, sunpy_nn.utils.WeightsError, sunpy_nn.batch.BatchError
+        As `enhance_map`; an empty ``items`` gives an empty list.
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344: the method (see `enhance_map`).
     """
     items = list(items)
     return enhance_map(items, **options) if items else []

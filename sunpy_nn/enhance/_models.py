@@ -115,5 +115,11 @@ def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tup
         The network, in ``eval()`` mode.
     info : `~sunpy_nn.data.ModelInfo`
         Its name, file and SHA-256, for provenance.
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        No registered model ``enhance_<kind>`` (``weights`` `None`), or a name or file that is missing, corrupt,
+        fails its SHA-256 check or does not fit `~sunpy_nn.nn.EnhanceNet` (from `~sunpy_nn.data.load_weights`).
     """
     return _load(_resolve(weights, kind))

@@ -32,24 +32,62 @@ class Normalisation:
     How a map was scaled into the network's units, and back.
 
     ``normalised = data / (scale * profile)``, where ``profile`` is 1 except for limb-darkening normalisation,
-    in which case ``profile(x, y)`` is evaluated at (0-based) input pixel coordinates.
+    in which case ``profile(x, y)`` is evaluated at (0-based) input pixel coordinates. Made by `normalise`; each
+    parameter is kept as the attribute of the same name (the object is immutable).
+
+    Parameters
+    ----------
+    kind : {"intensity", "blos"}
+        Data kind.
+    method : {"quiet_sun", "limb_darkening", "limb_darkening_fixed_shape", "kG", "none"}
+        How the divisor was found (see `normalise`).
+    scale : float
+        Constant divisor, in the map's unit: the quiet-Sun or disk-centre intensity, or 1 kG in the map's unit
+        (1000 for Gauss).
+    coeffs : tuple of float, optional
+        ``(u2, v2)`` of the quadratic limb-darkening law ``I(mu) / I(1) = 1 - u2 (1 - mu) - v2 (1 - mu)^2``
+        (dimensionless), or `None` without limb darkening.
+    centre : tuple of float, optional
+        Disk centre ``(x, y)`` in 0-based input pixels (with ``coeffs``).
+    radius : float, optional
+        Solar radius in input pixels (with ``coeffs``).
+
+    Examples
+    --------
+    >>> from sunpy_nn.enhance import Normalisation
+    >>> norm = Normalisation("intensity", "limb_darkening", 5.2e4, (0.88, -0.23), (100.0, 100.0), 90.0)
+    >>> norm.describe()
+    'limb_darkening: divided by 52000 * (1 - 0.8800(1-mu) + 0.2300(1-mu)^2)'
+    >>> float(norm.profile(100.0, 100.0))  # 1 at disk centre
+    1.0
     """
 
-    #: Data kind, ``"intensity"`` or ``"blos"``.
     kind: str
-    #: ``"quiet_sun"``, ``"limb_darkening"``, ``"limb_darkening_fixed_shape"``, ``"kG"`` or ``"none"``.
     method: str
-    #: Constant divisor: the quiet-Sun or disk-centre intensity, or 1 kG in the map's unit (1000 for Gauss).
     scale: float
-    #: ``(u2, v2)`` of the quadratic limb-darkening law, or `None`.
     coeffs: tuple[float, float] | None = None
-    #: Disk centre in 0-based input pixels ``(x, y)``.
     centre: tuple[float, float] | None = None
-    #: Solar radius in input pixels.
     radius: float | None = None
 
     def profile(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
-        """Limb-darkening factor I(mu)/I(1) at input pixel coordinates (1 where there is none)."""
+        """
+        Limb-darkening factor I(mu)/I(1) at input pixel coordinates (1 where there is none).
+
+        Off the disk and within ``sqrt(0.01)`` of the limb, ``mu`` is held at 0.1, so that the factor stays positive
+        and the normalisation invertible there.
+
+        Parameters
+        ----------
+        x, y : `numpy.ndarray` or float
+            0-based input pixel coordinates (column, row), broadcastable against each other (e.g. shapes
+            ``(1, nx)`` and ``(ny, 1)``).
+
+        Returns
+        -------
+        `numpy.ndarray` or float
+            The dimensionless factor ``1 - u2 (1 - mu) - v2 (1 - mu)^2``, broadcast to the shape of ``x`` and ``y``;
+            the float 1.0 without limb darkening (``coeffs`` `None`).
+        """
         if self.coeffs is None:
             return 1.0
         rho2 = ((x - self.centre[0]) ** 2 + (y - self.centre[1]) ** 2) / self.radius**2
@@ -59,7 +97,15 @@ class Normalisation:
         return 1.0 - u2 * one_minus_mu - v2 * one_minus_mu**2
 
     def describe(self) -> str:
-        """One line for HISTORY and logs."""
+        """
+        One line for HISTORY and logs.
+
+        Returns
+        -------
+        str
+            The method and the divisor, e.g. ``"quiet_sun: divided by 52100"``, with the limb-darkening law
+            written out where there is one.
+        """
         if self.coeffs is None:
             return f"{self.method}: divided by {self.scale:.6g}"
         u2, v2 = self.coeffs
@@ -102,12 +148,15 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     """
     Work out the normalisation that brings a map into the network's units.
 
+    The continuum levels are robust: sigma clipping (3 sigma) drops umbrae, penumbrae and faculae, so that what
+    remains is the quiet Sun's granulation.
+
     Parameters
     ----------
     smap : `~sunpy.map.GenericMap`
         The map (for its unit and coordinates).
     data : `numpy.ndarray`
-        Its data as float, NaN where missing.
+        Its data ``(ny, nx)`` (the shape of ``smap.data``) as float, in the map's unit, NaN where missing.
     kind : {"intensity", "blos"}
         Data kind.
     method : {"auto", "quiet_sun", "limb_darkening", "none"}
@@ -121,6 +170,34 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     Returns
     -------
     `Normalisation`
+        The divisor and, for limb darkening, the law, its disk centre and radius: ``data / (norm.scale *
+        norm.profile(x, y))`` is in the network's units (I/Ic for continuum images, kG for magnetograms). The data
+        are not changed.
+
+    Raises
+    ------
+    ValueError
+        A magnetogram whose unit is not a magnetic field (Gauss, Mx/cm^2, kG...) or a continuum image in one; an
+        unknown ``method``; ``"limb_darkening"`` for a map without helioprojective coordinates, square pixels or
+        observer information; fewer than 16 valid on-disk pixels; a quiet-Sun or disk-centre level that is not
+        positive.
+
+    References
+    ----------
+    - Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+      doi:10.1051/0004-6361/201731344: the network's units, continuum images divided by the average intensity of
+      the quiet Sun (I/Ic) and magnetograms in kG.
+    - Cox, A. N. (ed.) 2000, "Allen's Astrophysical Quantities", 4th ed. (New York: AIP Press, Springer): the
+      quadratic limb-darkening law and the fixed shape `LIMB_DARKENING_600NM`.
+
+    Examples
+    --------
+    >>> import numpy as np, sunpy.map, sunpy.data.test
+    >>> from sunpy_nn.enhance import normalise
+    >>> hmi = sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits"))
+    >>> norm = normalise(hmi, np.array(hmi.data, float), "intensity", "quiet_sun")
+    >>> norm.method, norm.scale > 0
+    ('quiet_sun', True)
     """
     if kind == "blos":
         if smap.unit is None or not smap.unit.is_equivalent(u.G):

@@ -170,9 +170,11 @@ def read_crisp(
     Raises
     ------
     ValueError
-        A truncated file (astropy's size check) or a truncated or corrupt compressed file, a header that is not
-        an LP or FITS header, sizes that disagree with the ``_sp`` cube, or LP coordinates of the wrong length
-        or unit (wavelengths without a spectral unit; times, pixel scale or centre in a unit that does not fit: a
+        An unknown ``lazy``; a truncated file (astropy's size check) or a truncated or corrupt compressed file; a
+        FITS file without an image of two or more axes, or whose ``-TAB`` axes lack their ``WCS-TAB`` table; an
+        ``UNCERT`` or ``MASK`` extension of another shape than the data; a header that is not an LP or FITS header,
+        sizes that disagree with the ``_sp`` cube, or LP coordinates of the wrong length or unit (wavelengths
+        without a spectral unit; times, pixel scale or centre in a unit that does not fit: a
         `~astropy.units.UnitConversionError`).
     FileNotFoundError
         The file, or the ``_sp`` companion of an LP cube, is missing.
@@ -299,12 +301,17 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
 
     Raises
     ------
+    TypeError
+        ``cube`` is not an `~ndcube.NDCube` (for a FITS output; `write_lp` also writes arrays).
     ValueError
         A coordinate the file cannot hold (a spatial frame other than helioprojective, Stokes parameters out of
-        I, Q, U, V order, user-added ``extra_coords``/``global_coords``), no wavelength or time, or an output name
-        that is not an uncompressed FITS or LP file. Nothing is written then.
+        I, Q, U, V order, user-added ``extra_coords``/``global_coords``), no wavelength or time, axes that cannot be
+        identified (`~sunpy_nn.cube.find_axes`), or an output name that is not an uncompressed FITS or LP file.
+        Nothing is written then.
     FileExistsError, FileNotFoundError, PermissionError
         The output exists (without ``overwrite``), its folder does not exist or cannot be written.
+    NotADirectoryError, IsADirectoryError
+        The output's folder is a file, or the output is a folder.
 
     Notes
     -----

@@ -60,7 +60,37 @@ class LPHeader:
     The 512-byte ASCII header of a CRISPEX LP cube.
 
     ``nx, ny`` are the frame size and ``nt`` the number of frames (``n_scans * ns * nw`` for an image cube; for
-    the ``_sp`` spectral cube ``nx`` is the number of wavelengths and ``ny`` the number of scans).
+    the ``_sp`` spectral cube ``nx`` is the number of wavelengths and ``ny`` the number of scans). Made by
+    `read_lp_header` or `parse`; each parameter is kept as the attribute of the same name (the object is
+    immutable).
+
+    Parameters
+    ----------
+    datatype : int
+        IDL type code of the values: 1 byte (uint8), 2 integer (int16), 3 long (int32), 4 float (float32),
+        5 double (float64).
+    nx, ny : int
+        Frame size in pixels (``x`` fastest in the file); for an ``_sp`` cube the number of wavelengths and of
+        scans.
+    nt : int
+        Number of frames; for an ``_sp`` cube ``nx * ny * ns`` of the image cube (one frame per pixel and Stokes
+        parameter).
+    endian : {"l", "b"}
+        Byte order of the values: little- or big-endian.
+    stokes : tuple of str, optional
+        Stokes parameters of the cube in file order, e.g. ``("I", "Q", "U", "V")``; `None` when the header names
+        none (one Stokes parameter).
+    dims : int
+        The header's ``dims`` (3 for the cubes CRISPEX reads).
+
+    Examples
+    --------
+    >>> from sunpy_nn.io import LPHeader
+    >>> head = LPHeader(4, 6, 8, 60, stokes=("I", "Q", "U", "V"))
+    >>> head.ns, head.dtype, head.data_bytes
+    (4, dtype('float32'), 11520)
+    >>> LPHeader.parse(head.to_bytes()) == head
+    True
     """
 
     datatype: int
@@ -87,7 +117,15 @@ class LPHeader:
         return self.nx * self.ny * self.nt * self.dtype.itemsize
 
     def to_bytes(self) -> bytes:
-        """The header as CRISPEX writes it: ASCII, NUL-padded to 512 bytes."""
+        """
+        The header as CRISPEX writes it: ASCII, NUL-padded to 512 bytes.
+
+        Returns
+        -------
+        bytes
+            512 bytes, e.g. ``datatype=4 (float), dims=3, nx=6, ny=8, nt=60, endian=l`` (preceded by
+            ``stokes=[I,Q,U,V], ns=4 :`` where the header names Stokes parameters) and NUL bytes.
+        """
         text = (
             f"datatype={self.datatype} ({_LP_TYPE_NAMES[self.datatype]}), dims={self.dims}, "
             f"nx={self.nx}, ny={self.ny}, nt={self.nt}, endian={self.endian}"
@@ -98,7 +136,28 @@ class LPHeader:
 
     @classmethod
     def parse(cls, raw: bytes, source: str = "LP cube") -> LPHeader:
-        """Parse the 512 header bytes; a `ValueError` names what is missing or wrong."""
+        """
+        Parse the 512 header bytes; a `ValueError` names what is missing or wrong.
+
+        Parameters
+        ----------
+        raw : bytes
+            The start of the file: at least its first 512 bytes (more are ignored).
+        source : str
+            What the bytes came from (e.g. the file name), for the error messages.
+
+        Returns
+        -------
+        `LPHeader`
+            The header.
+
+        Raises
+        ------
+        ValueError
+            Fewer than 512 bytes, bytes that are not ASCII, a header without ``datatype``, ``nx``, ``ny`` or
+            ``nt``, non-integer or non-positive sizes, an unknown ``datatype`` or ``endian``, or a Stokes list that
+            cannot be read or disagrees with ``ns``.
+        """
         if len(raw) < _LP_HEADER_BYTES:
             raise ValueError(f"{source} is {len(raw)} bytes long, shorter than the 512-byte LP cube header")
         try:
@@ -138,6 +197,23 @@ class LPHeader:
 def read_lp_header(path: str | Path) -> LPHeader:
     """
     Read the header of a CRISPEX LP cube.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The LP cube (``*.fcube``, ``*.icube``, or their ``_sp`` companions).
+
+    Returns
+    -------
+    `LPHeader`
+        The header: frame size, number of frames, data type, byte order and Stokes parameters.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file does not start with a valid LP header (see `LPHeader.parse`).
 
     Examples
     --------
@@ -374,9 +450,10 @@ def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True
     Raises
     ------
     ValueError
-        Another extension; coordinates the companion cannot hold (see `write_crisp`); masked pixels in an
-        ``.icube`` (an LP cube has no mask: in an ``.fcube`` they are written as NaN).
-    FileExistsError, FileNotFoundError, PermissionError
+        Another extension; an array that is neither 4-D nor 5-D; coordinates the companion cannot hold (see
+        `write_crisp`); masked pixels in an ``.icube`` (an LP cube has no mask: in an ``.fcube`` they are written as
+        NaN).
+    FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError
         As `write_crisp`. A companion left from an earlier cube of that name is replaced (or refused without
         ``overwrite``), never left to describe the new data.
     """

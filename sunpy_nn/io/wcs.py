@@ -141,6 +141,31 @@ class TabularWCS(WCS):
     ('WCS-TAB', 1) not found"``. This subclass keeps the table extensions it was built from (as FITS bytes) and
     rebuilds itself from the current header plus those tables, so cubes from `read_crisp` can go to dask
     worker processes, `multiprocessing` or a file. It is an astropy WCS in every other respect.
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header`, optional
+        The header with the ``-TAB`` axes, as for `astropy.wcs.WCS`.
+    *args
+        Passed to `astropy.wcs.WCS` (e.g. ``fobj``, the `~astropy.io.fits.HDUList` holding the tables).
+    tables : bytes, optional
+        The binary-table extensions the tabulated axes read (``WCS-TAB``), as the bytes of a FITS file (a primary
+        HDU followed by the tables): kept and restored on unpickling. `None`: none kept, a plain astropy WCS.
+    **kwargs
+        Passed to `astropy.wcs.WCS` (e.g. ``fobj=hdulist``, ``preserve_units=True``).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> import numpy as np, astropy.units as u, tempfile, pathlib
+    >>> from sunpy_nn.io import TabularWCS, read_crisp, write_crisp, write_lp
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = write_lp(np.ones((1, 1, 3, 8, 8), np.float32), tmp / "c.fcube")
+    >>> cube = read_crisp(tmp / "c.fcube", wavelengths=[630.1, 630.15, 630.2] * u.nm, pixel_scale=0.059,
+    ...                   times=[0.0] * u.s, date_ref="2020-06-01T08:00:00")
+    >>> back = read_crisp(write_crisp(cube, tmp / "c.fits"))  # tabulated axes, as SSTRED writes them
+    >>> isinstance(back.wcs, TabularWCS), pickle.loads(pickle.dumps(back.wcs)).wcs.ctype[2]
+    (True, 'WAVE-TAB')
     """
 
     # Pickles name the class by its module: the path it had before the split, so that pickles written before and

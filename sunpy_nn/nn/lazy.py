@@ -17,7 +17,26 @@ __all__ = ["is_dask", "lazy_tiled"]
 
 
 def is_dask(x) -> bool:
-    """True for a dask array (without importing dask when it is not installed)."""
+    """
+    Whether ``x`` is a dask array (recognised without importing dask, which need not be installed).
+
+    Parameters
+    ----------
+    x : object
+        Anything: an array, a cube's data, a scalar.
+
+    Returns
+    -------
+    bool
+        `True` for an object of a dask module that has ``chunks`` (a `dask.array.Array`), `False` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.nn.lazy import is_dask
+    >>> is_dask(np.zeros(3))
+    False
+    """
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks")
 
 

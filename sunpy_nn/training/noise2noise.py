@@ -65,8 +65,35 @@ def _neighbour_pair(patch: np.ndarray, rng: np.random.Generator) -> tuple[np.nda
 
 def temporal_neighbours(t: int, n_t: int, k: int) -> list[int]:
     """
-    The ``2k`` scans that temporal mode takes as input for scan ``t``: ``t-k..t+k`` without ``t``, the window
-    shifted inward at the ends of the series (so it needs ``n_t >= 2k + 1``), in time order.
+    The ``2k`` scans that temporal mode takes as input for scan ``t``, in time order.
+
+    They are ``t-k..t+k`` without ``t``, the window shifted inward at the ends of the series (so it needs
+    ``n_t >= 2k + 1``).
+
+    Parameters
+    ----------
+    t : int
+        The scan to predict, ``0 <= t < n_t``.
+    n_t : int
+        Number of scans in the series.
+    k : int
+        Temporal half-window (``Denoiser(temporal=k)``).
+
+    Returns
+    -------
+    list of int
+        The ``2k`` scan indices.
+
+    Raises
+    ------
+    ValueError
+        Fewer than ``2k + 1`` scans, or ``t`` outside ``[0, n_t)``.
+
+    Examples
+    --------
+    >>> from sunpy_nn.training import temporal_neighbours
+    >>> temporal_neighbours(5, 10, 2), temporal_neighbours(0, 10, 2)
+    ([3, 4, 6, 7], [1, 2, 3, 4])
     """
     if n_t < 2 * k + 1 or not 0 <= t < n_t:
         raise ValueError(f"temporal={k} needs at least {2 * k + 1} scans and 0 <= t < {n_t}; got t={t}, {n_t} scans")
@@ -120,6 +147,19 @@ class Noise2NoisePairs:
     ------
     ValueError
         A patch (twice ``shuffle`` times its size for neighbour sub-sampling) larger than the image region.
+
+    References
+    ----------
+    - Lehtinen, J., Munkberg, J., Hasselgren, J., et al. 2018, "Noise2Noise: Learning Image Restoration without
+      Clean Data", ICML, PMLR 80, 2965: pairs of noisy images of the same signal.
+    - Diaz Baso, C. J., de la Cruz Rodriguez, J., & Danilovic, S. 2019, "Solar image denoising with convolutional
+      neural networks", A&A, 629, A99, doi:10.1051/0004-6361/201936069: pairs of consecutive scans of a time
+      series (their Sect. 2.1), patches random in time, wavelength and Stokes parameter with their augmentations
+      (Sect. 3.2), and a training set balanced towards strong signals (Sect. 3.2.2).
+    - Huang, T., Li, S., Jia, X., Lu, H., & Liu, J. 2021, "Neighbor2Neighbor: Self-Supervised Denoising from Single
+      Noisy Images", CVPR: the pairs of a single scan.
+    - Zhou, Y., Jiao, J., Huang, H., et al. 2020, "When AWGN-based Denoiser Meets Real Noises", AAAI: pixel-shuffle
+      down-sampling.
 
     Attributes
     ----------
@@ -188,7 +228,17 @@ class Noise2NoisePairs:
         return 3 if self.symmetric else 2  # (temporal mode trains on cubes in memory only: no pool)
 
     def refresh(self) -> None:
-        """Load a new random pool of frames from a lazy cube (nothing to do for an in-memory one)."""
+        """
+        Load a new random pool of frames from a lazy cube (nothing to do for an in-memory one).
+
+        The pool holds stacks of consecutive scans (one Stokes parameter, one wavelength or all of them in spectral
+        mode, the columns of ``x_range``) drawn with the generator of the pairs, in at most ``pool_bytes``.
+
+        Raises
+        ------
+        ValueError
+            A frame read into the pool holds infinite values.
+        """
         if not is_dask(self.data):
             return
         import dask
@@ -247,7 +297,26 @@ class Noise2NoisePairs:
         return np.ascontiguousarray(window[:, py :: self.shuffle, px :: self.shuffle])
 
     def draw(self) -> tuple[np.ndarray, np.ndarray]:
-        """One augmented training pair ``(input, target)``, arrays ``(C, P, P)`` (input: ``2 temporal C`` channels)."""
+        """
+        One augmented training pair ``(input, target)``.
+
+        With probability ``signal_fraction`` the pair is drawn among patches whose pair-averaged, 3x3-smoothed
+        signal exceeds twice the noise somewhere; after 50 attempts without one, any pair is taken.
+
+        Returns
+        -------
+        input : `numpy.ndarray`
+            ``(C, P, P)`` (``2 temporal C`` channels in temporal mode), in units of the noise, with ``P`` the
+            ``patch_size`` and ``C`` 1 in image mode or the number of wavelengths in spectral mode.
+        target : `numpy.ndarray`
+            ``(C, P, P)``, in units of the noise.
+
+        Raises
+        ------
+        ValueError
+            No pair without masked (NaN) pixels was found in 200 attempts: too much of the cube is masked for the
+            patch size.
+        """
         d, rng = self.data, self.rng
         n_w, ny = d.shape[2], d.shape[3]
         want_signal = rng.random() < self.signal_fraction
@@ -428,10 +497,13 @@ def train_noise2noise(
 
     References
     ----------
-    J. Lehtinen, J. Munkberg, J. Hasselgren, S. Laine, T. Karras, M. Aittala, T. Aila, "Noise2Noise: Learning Image
-    Restoration without Clean Data", ICML, PMLR 80, 2965 (2018). C. J. Díaz Baso, J. de la Cruz Rodríguez,
-    S. Danilovic, "Solar image denoising with convolutional neural networks", A&A 629, A99 (2019),
-    doi:10.1051/0004-6361/201936069.
+    - Lehtinen, J., Munkberg, J., Hasselgren, J., et al. 2018, "Noise2Noise: Learning Image Restoration without
+      Clean Data", ICML, PMLR 80, 2965: training on pairs of noisy images.
+    - Diaz Baso, C. J., de la Cruz Rodriguez, J., & Danilovic, S. 2019, "Solar image denoising with convolutional
+      neural networks", A&A, 629, A99, doi:10.1051/0004-6361/201936069: Noise2Noise on spectropolarimetric time
+      series (their Sect. 2.1), and the aleatoric loss of their Eq. (1) (Sect. 3.1.1).
+    - Kendall, A., & Gal, Y. 2017, "What Uncertainties Do We Need in Bayesian Deep Learning for Computer Vision?",
+      NeurIPS, 30: the aleatoric loss.
 
     Examples
     --------
