@@ -1,0 +1,80 @@
+"""
+The documentation's measured figures come from files that code writes (issue #17): those files exist, and none is
+older than the code that writes it.
+
+Each generated file records the sunpy_nn version that made it (``0.1.devN+g<commit>``). A file is stale when its
+generating script changed in a commit that the recorded commit does not contain: the script may now write other
+figures, so the page could show numbers that the code in this checkout no longer produces. Regenerate with the
+command the page names (``python benchmarks/<script>.py --docs``). The validation report also records the SHA-256
+of the weights it measured, which must be the shipped ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+# generated file -> (the script that writes it, how to read the version it records)
+GENERATED = {
+    "docs/_static/validation/summary.json": ("benchmarks/validate_enhance.py", lambda d: d["sunpy_nn_version"]),
+}
+
+_DIRECTIVE = re.compile(r"^\s*\.\. (?:include|image|figure|literalinclude)::\s*(\S+)", re.MULTILINE)
+
+
+def _pages() -> list[Path]:
+    skipped = {"_build", "api", "generated"}  # built or generated pages, not written by hand
+    return sorted(p for p in DOCS.rglob("*.rst") if not skipped & set(p.parts[len(DOCS.parts) :]))
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_every_included_file_exists(page):
+    missing = [t for t in _DIRECTIVE.findall(page.read_text()) if not (page.parent / t).resolve().exists()]
+    assert not missing, f"{page.relative_to(ROOT)} includes files that do not exist: {missing}"
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def _have_history() -> bool:
+    return shutil.which("git") is not None and _git("rev-parse", "--git-dir").returncode == 0
+
+
+@pytest.mark.parametrize("path", sorted(GENERATED))
+def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
+    if not _have_history():
+        pytest.skip("needs the git history of a development checkout (absent from an sdist)")
+    script, version_of = GENERATED[path]
+    version = version_of(json.loads((ROOT / path).read_text()))
+    recorded = re.search(r"\+g([0-9a-f]{7,40})", version)
+    assert recorded, f"{path} records no commit in its version {version!r}; regenerate it with {script} --docs"
+    if _git("cat-file", "-e", recorded.group(1) + "^{commit}").returncode != 0:
+        pytest.skip(f"commit {recorded.group(1)} is not in this clone's history (a shallow clone)")
+    changed = _git("log", "-1", "--format=%H", "--", script).stdout.strip()
+    fresh = _git("merge-base", "--is-ancestor", changed, recorded.group(1)).returncode == 0
+    assert fresh, (
+        f"{path} was made by {script} at {recorded.group(1)}, before its change {changed[:10]}; "
+        f"regenerate it with `python {script} --docs`"
+    )
+
+
+def test_the_validation_report_measured_the_shipped_weights():
+    from sunpy_nn.data import available_models, model_card
+
+    summary = json.loads((DOCS / "_static" / "validation" / "summary.json").read_text())
+    shipped = {name: model_card(name)["sha256"] for name in available_models()}
+    for versions in summary["weights"].values():
+        for info in versions.values():
+            assert shipped.get(info["name"]) == info["sha256"], (
+                f"the validation report measured {info['name']} with SHA-256 {info['sha256'][:12]}, but the shipped "
+                f"file has {str(shipped.get(info['name']))[:12]}; rerun `python benchmarks/validate_enhance.py --docs`"
+            )
