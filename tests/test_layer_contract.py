@@ -183,3 +183,13 @@ def test_import_linter_fails_on_a_module_outside_the_contract(tmp_path):
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
     assert "sunpy_nn.newroom" in result.stdout
+
+
+def test_no_module_over_600_lines():
+    # One room, one job (issue #15): a module that grows past this does several and should be split.
+    long = {
+        p.relative_to(PACKAGE).as_posix(): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert not long, f"modules over 600 lines: {long}"
