@@ -49,7 +49,32 @@ def resolve_scheduler(scheduler=None):
     """
     What runs a batch: ``("serial", None)``, ``("client", client)`` or ``(name, None)`` for dask's local schedulers.
 
-    `None` uses the active `distributed.Client` when there is one, else runs serially in this process.
+    Parameters
+    ----------
+    scheduler : {None, "serial", "threads", "processes", "synchronous", "distributed"} or `distributed.Client`
+        `None` uses the active `distributed.Client` when there is one, else runs serially in this process;
+        ``"distributed"`` needs an active client; any object with ``submit`` and ``gather`` is taken as a client.
+
+    Returns
+    -------
+    tuple of (str, `distributed.Client` or None)
+        The mode (``"serial"``, ``"client"``, ``"threads"``, ``"processes"`` or ``"synchronous"``) and the client
+        for ``"client"`` (`None` otherwise).
+
+    Raises
+    ------
+    ValueError
+        ``scheduler`` is an unknown name, or ``"distributed"`` without an active `distributed.Client`.
+    TypeError
+        ``scheduler`` is neither a string nor a client.
+    ImportError
+        ``"threads"``, ``"processes"`` or ``"synchronous"`` without dask installed.
+
+    Examples
+    --------
+    >>> from sunpy_nn.batch import resolve_scheduler
+    >>> resolve_scheduler("serial")
+    ('serial', None)
     """
     if scheduler is None:
         client = _current_client()
@@ -87,7 +112,18 @@ def _check_errors(errors: str) -> None:
 # ------------------------------------------------------------------------------------------------------ failures
 @dataclass(frozen=True)
 class MapFailure:
-    """One map of a batch that failed: its position, what it was, and the error."""
+    """
+    One map of a batch that failed: its position, what it was, and the error.
+
+    Parameters
+    ----------
+    index : int
+        Position of the item in the batch's input (from 0).
+    source : str
+        How the item is named in messages: its path, or its position, name and date.
+    error : str
+        The exception the task raised, as ``"Type: message"``.
+    """
 
     index: int
     source: str
@@ -98,8 +134,17 @@ class BatchError(RuntimeError):
     """
     Some maps of a batch failed; all others were processed.
 
-    ``results`` holds the successful results in input order (`None` where a map failed) and ``failures`` a
-    `MapFailure` for each map that failed. ``unit`` is what an item is called in the message.
+    Raised by `run_batch` with ``errors="raise"`` after all items are done. The arguments are kept as attributes
+    of the same names.
+
+    Parameters
+    ----------
+    results : list
+        The results in input order, one per item, `None` where an item failed.
+    failures : list of `MapFailure`
+        One for each item that failed, in input order.
+    unit : str
+        What an item is called in the message (e.g. ``"map"``, ``"cube"``).
     """
 
     def __init__(self, results: list, failures: list[MapFailure], unit: str = "map"):
@@ -253,7 +298,8 @@ def run_batch(
     Returns
     -------
     list
-        The results of the items that succeeded, in input order (a task's `None` result is left out too).
+        The results of the items that succeeded, in input order (a task that succeeds with `None` keeps its place;
+        failed items are left out).
 
     Raises
     ------

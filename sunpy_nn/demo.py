@@ -367,7 +367,7 @@ def run_demo(
       the granulation contrast and, for the magnetogram, the unsigned flux.
     * **Denoising**: a CRISP-like cube of 4 scans x 4 Stokes x 7 wavelengths x 96 x 96 px (quick: 3 x 4 x 5 x 64 x
       64) with noise 3e-3 Ic; a `~sunpy_nn.Denoiser` is trained on it (image mode, Q/U/V, a short training of
-      3,000 patches; quick: 500) and its output compared with the truth: rms error before and after, noise
+      3,000 patches; quick: 1,000) and its output compared with the truth: rms error before and after, noise
       estimates, and the fraction of pixels whose error is within the predicted 1-sigma uncertainty.
 
     Parameters
@@ -389,6 +389,11 @@ def run_demo(
         The figures of merit: ``results["enhance"]["intensity"]``, ``results["enhance"]["blos"]``,
         ``results["denoise"]``, and ``results["files"]``, the files written. The same is written to
         ``summary.json``.
+
+    Raises
+    ------
+    RuntimeError
+        ``device="cuda"`` on a machine where torch sees no GPU (`~sunpy_nn.nn.resolve_device`).
 
     Notes
     -----

@@ -1,18 +1,22 @@
 """
-Image-quality metrics for validating Enhance and other restorations.
+Image-quality metrics for validating Enhance and other restorations (numpy in, numpy or floats out).
 
-Numpy in, numpy (or float) out. The functions follow the conventions of solar image restoration:
+Spatial power spectra (`azimuthal_power_spectrum`) and granulation contrast (`rms_contrast`); the similarity to a
+reference (`psnr`, `ssim`); how well an x2 enhanced image, degraded back with HMI's PSF, reproduces the observation
+(`forward_consistency`); a denoiser's error by signal strength and the reliability of its error bars
+(`binned_rms_error`, `coverage`); the noise level of a stack of frames, which the denoiser scales by
+(`estimate_noise`).
 
-* `azimuthal_power_spectrum`: the azimuthally averaged spatial power spectrum, normalised so that white noise of
-  variance ``s**2`` has a flat spectrum at ``s**2``;
-* `rms_contrast`: the rms intensity contrast ``std(I) / mean(I)`` (granulation contrast);
-* `psnr` and `ssim`: peak signal-to-noise ratio and the structural similarity index of Wang et al. (2004),
-  against a reference image;
-* `binned_rms_error` and `coverage`: a denoiser's error by signal strength and the reliability of its error bars;
-* `estimate_noise`: a robust noise level of a stack of frames (temporal, spatial or cross-calibrated), as the
-  denoiser scales its Stokes parameters by;
-* `forward_consistency`: how well an x2 enhanced image, degraded back with HMI's PSF and binned 2x2, reproduces
-  the observed image (Diaz Baso & Asensio Ramos 2018, Sect. 5).
+Examples
+--------
+>>> import numpy as np
+>>> from sunpy_nn.metrics import psnr, ssim
+>>> ref = np.linspace(0, 1, 100).reshape(10, 10)
+>>> round(psnr(ref + 0.01, ref), 6), psnr(ref, ref), ssim(ref, ref)  # an offset of 1 % of the range: MSE = 1e-4
+(40.0, inf, 1.0)
+>>> noisy = ref + np.random.default_rng(2).normal(0, 0.1, ref.shape)
+>>> bool(psnr(noisy, ref) < 40), bool(0 < ssim(noisy, ref) < 1)
+(True, True)
 """
 
 from __future__ import annotations
@@ -68,35 +72,36 @@ def _data_range(reference: np.ndarray, data_range: float | None) -> float:
     return float(data_range)
 
 
-# --------------------------------------------------------------------------------------------- power spectrum
 def azimuthal_power_spectrum(image, *, apodize: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """
     Azimuthally averaged spatial power spectrum of an image.
 
-    The mean is subtracted, the image is optionally apodised, and the squared modulus of its 2-D FFT is
-    averaged over annuli of width ``1 / min(ny, nx)`` in spatial frequency. The normalisation is
-    ``P(k) = |FFT(w (I - <I>))|^2 / (N <w^2>)`` with ``N = ny nx`` and ``w`` the apodisation window (1 without
-    apodisation): by Parseval's theorem the mean of the 2-D spectrum is the variance of the image, so white noise
-    of variance ``s**2`` has a flat spectrum at ``s**2`` with or without apodisation. To compare images with
-    different pixel sizes on a physical axis, divide ``freq`` by the pixel scale and multiply ``power`` by the
-    pixel area (a power spectral density in units**2 arcsec**2).
+    The mean is subtracted, the image is optionally apodised, and ``P(k) = |FFT(w (I - <I>))|^2 / (N <w^2>)``
+    (``N = ny nx``, ``w`` the window, 1 without apodisation) is averaged over annuli of width ``1 / min(ny, nx)`` in
+    spatial frequency. By Parseval's theorem the mean of the 2-D spectrum is the variance of the image: white noise of
+    variance ``s**2`` is flat at ``s**2``, with or without apodisation. On a physical axis (images with different
+    pixels), divide ``freq`` by the pixel scale and multiply ``power`` by the pixel area (units**2 arcsec**2).
 
     Parameters
     ----------
     image : array_like
-        2-D image with finite values (any units; rectangular images are allowed).
+        2-D image ``(ny, nx)`` with finite values (any units; rectangular images are allowed).
     apodize : bool
-        Multiply the mean-subtracted image by a separable split-cosine-bell (Tukey) window that tapers 10 % of
-        each axis at each end, which suppresses the leakage of power from the image edges (a non-periodic image
-        has a jump at its borders) to high frequencies.
+        Multiply the mean-subtracted image by a split-cosine-bell (Tukey) window that tapers 10 % of each axis at each
+        end: it stops the jump at the borders of a non-periodic image leaking power to high frequencies.
 
     Returns
     -------
     freq : `numpy.ndarray`
-        Spatial frequency of each annulus in cycles per pixel (``pix^-1``): ``1/n, 2/n, ..., 0.5`` with
-        ``n = min(ny, nx)``. The zero frequency is left out.
+        Spatial frequency of each annulus in cycles per pixel (``pix^-1``), shape ``(n // 2,)``: ``1/n, 2/n, ..., 0.5``
+        with ``n = min(ny, nx)`` (the zero frequency left out).
     power : `numpy.ndarray`
-        Mean power in each annulus, in the image's units squared.
+        Mean power in each annulus, same shape, in the image's units squared.
+
+    Raises
+    ------
+    ValueError
+        ``image`` is not 2-D, has non-finite values, or is smaller than 4 x 4 pixels.
 
     Examples
     --------
@@ -104,10 +109,8 @@ def azimuthal_power_spectrum(image, *, apodize: bool = True) -> tuple[np.ndarray
     >>> from sunpy_nn.metrics import azimuthal_power_spectrum
     >>> noise = np.random.default_rng(0).normal(0, 2.0, (256, 256))  # white noise, variance 4
     >>> freq, power = azimuthal_power_spectrum(noise)
-    >>> float(freq[0]), float(freq[-1]), len(freq)  # cycles per pixel
-    (0.00390625, 0.5, 128)
-    >>> bool(abs(power.mean() - 4) < 0.2)
-    True
+    >>> float(freq[0]), float(freq[-1]), len(freq), bool(abs(power.mean() - 4) < 0.2)
+    (0.00390625, 0.5, 128, True)
     """
     data = _as_float_image(image)
     if not np.isfinite(data).all():
@@ -131,31 +134,35 @@ def azimuthal_power_spectrum(image, *, apodize: bool = True) -> tuple[np.ndarray
     return freq, sums[1:] / np.maximum(counts[1:], 1)
 
 
-# --------------------------------------------------------------------------------------------------- contrast
 def rms_contrast(image, mask=None) -> float:
     """
     Rms contrast of an image, ``std(I) / mean(I)`` (a fraction, not a percentage).
 
-    Computed over the finite pixels of ``image`` (and inside ``mask`` if given), with the population standard
-    deviation (``ddof=0``). For a continuum image of the quiet Sun this is the granulation contrast.
+    Over the finite pixels of ``image`` (inside ``mask`` if given), with the population standard deviation
+    (``ddof=0``). For a continuum image of the quiet Sun this is the granulation contrast.
 
     Parameters
     ----------
     image : array_like
-        Intensity image (any positive units: the contrast does not depend on them).
+        Intensity image of any shape (any positive units: the contrast does not depend on them).
     mask : array_like of bool, optional
         Pixels to use, same shape as ``image``.
 
     Returns
     -------
     float
+        The contrast, dimensionless (0.07 is 7 %).
+
+    Raises
+    ------
+    ValueError
+        ``mask`` has another shape than ``image``, or no finite pixel is left to use.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sunpy_nn.metrics import rms_contrast
-    >>> x = np.arange(100) / 100
-    >>> img = 1 + 0.05 * np.sin(2 * np.pi * 4 * x)[None, :] * np.ones((10, 1))  # 4 whole periods
+    >>> img = 1 + 0.05 * np.sin(2 * np.pi * 4 * np.arange(100) / 100) * np.ones((10, 1))  # 4 whole periods along x
     >>> round(rms_contrast(img), 6), round(float(0.05 / np.sqrt(2)), 6)
     (0.035355, 0.035355)
     """
@@ -172,34 +179,33 @@ def rms_contrast(image, mask=None) -> float:
     return float(values.std() / values.mean())
 
 
-# ------------------------------------------------------------------------------------------------- PSNR, SSIM
 def psnr(estimate, reference, data_range: float | None = None) -> float:
     """
-    Peak signal-to-noise ratio of an estimate against a reference image, in dB.
-
-    ``PSNR = 10 log10(data_range^2 / MSE)`` with ``MSE`` the mean squared difference over the pixels where both
-    images are finite.
+    Peak signal-to-noise ratio ``10 log10(data_range^2 / MSE)`` of an estimate against a reference image, in dB.
 
     Parameters
     ----------
     estimate, reference : array_like
-        2-D images of the same shape.
+        2-D images ``(ny, nx)`` of the same shape and unit; ``MSE`` is their mean squared difference over the pixels
+        where both are finite.
     data_range : float, optional
-        The peak-to-peak range of the signal. Default: ``max - min`` of the reference's finite pixels (so the
-        value does not depend on the units, only on the reference).
+        Peak-to-peak range of the signal, in the images' unit (default: ``max - min`` of the reference's finite pixels).
 
     Returns
     -------
     float
         PSNR in dB; ``inf`` for identical images.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.metrics import psnr
-    >>> ref = np.linspace(0, 1, 100).reshape(10, 10)
-    >>> round(psnr(ref + 0.01, ref), 6)  # an offset of 1 % of the range: MSE = 1e-4
-    40.0
+    Raises
+    ------
+    ValueError
+        An image is not 2-D, the shapes differ, no pixel is finite in both, or the data range is not positive (a
+        constant reference without ``data_range``).
+
+    References
+    ----------
+    Huynh-Thu, Q., & Ghanbari, M. 2008, "Scope of validity of PSNR in image/video quality assessment", Electron.
+    Lett., 44, 800.
     """
     est, ref = _finite_pair(estimate, reference)
     use = np.isfinite(est) & np.isfinite(ref)
@@ -227,21 +233,19 @@ def ssim(
     """
     Mean structural similarity index (SSIM) of Wang et al. (2004) between two images.
 
-    At every pixel the local means ``mu``, variances ``s^2`` and covariance ``s_xy`` inside a sliding window give
-    ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))`` with
-    ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2`` and ``L = data_range``. The result is the mean of this map after removing
-    a border of ``(win_size - 1) // 2`` pixels, where the window would reach beyond the image. With the uniform
-    window the (co)variances use the sample normalisation ``N / (N - 1)``; with the Gaussian window (``sigma =
-    1.5`` pixels, the paper's choice, truncated at 3.5 sigma: an 11 x 11 window) they use plain weighted moments.
-    These are the conventions of ``skimage.metrics.structural_similarity``, which computes it: this function
-    only checks the input and chooses the data range.
+    Local means ``mu``, variances ``s^2`` and covariance ``s_xy`` in a sliding window give, at every pixel,
+    ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))`` with ``C1 = (k1 L)^2``,
+    ``C2 = (k2 L)^2`` and ``L = data_range``, averaged without a border of ``(win_size - 1) // 2`` pixels. Computed by
+    ``skimage.metrics.structural_similarity``: sample (co)variances for the uniform window, weighted moments for the
+    Gaussian one (``sigma = 1.5`` pixels, the paper's, truncated at 3.5 sigma: 11 x 11).
 
     Parameters
     ----------
     estimate, reference : array_like
-        2-D images of the same shape, finite values, at least ``win_size`` pixels along each axis.
+        2-D images ``(ny, nx)`` of the same shape and unit, finite values, at least ``win_size`` (Gaussian window: 11)
+        pixels along each axis.
     data_range : float, optional
-        Dynamic range ``L`` of the signal. Default: ``max - min`` of the reference.
+        Dynamic range ``L`` of the signal, in the images' unit. Default: ``max - min`` of the reference.
     win_size : int
         Odd side of the uniform window (ignored with ``gaussian_weights=True``).
     gaussian_weights : bool
@@ -252,18 +256,18 @@ def ssim(
     Returns
     -------
     float
-        Mean SSIM; 1 for identical images, lower for less similar ones (it can be negative).
+        Mean SSIM, dimensionless; 1 for identical images, lower for less similar ones (it can be negative).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.metrics import ssim
-    >>> ref = np.random.default_rng(1).random((64, 64))
-    >>> ssim(ref, ref)
-    1.0
-    >>> noisy = ref + np.random.default_rng(2).normal(0, 0.1, ref.shape)
-    >>> bool(0 < ssim(noisy, ref) < 1)
-    True
+    Raises
+    ------
+    ValueError
+        An image is not 2-D or not finite, the shapes differ, the data range is not positive, ``win_size`` is not an
+        odd integer >= 3, or the images are smaller than the window.
+
+    References
+    ----------
+    Wang, Z., Bovik, A. C., Sheikh, H. R., & Simoncelli, E. P. 2004, "Image quality assessment: from error visibility
+    to structural similarity", IEEE Trans. Image Process., 13, 600.
     """
     est, ref = _finite_pair(estimate, reference)
     if not (np.isfinite(est).all() and np.isfinite(ref).all()):
@@ -291,7 +295,6 @@ def ssim(
     )
 
 
-# ------------------------------------------------------------------------------------------ forward consistency
 def _scale_arcsec(scale) -> float:
     """A pixel's size in arcsec: positive, also when read from a mirrored map (``CDELT1 < 0``, ``smap.scale``)."""
     if hasattr(scale, "unit"):
@@ -305,19 +308,10 @@ def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSE
     """
     Mean relative difference between an x2 enhanced image degraded back to the observation and the observation.
 
-    The enhanced image ``E`` (``2 ny x 2 nx`` pixels of ``pixel_scale / 2``) is convolved with ``psf``
-    (default: the modified HMI PSF of Diaz Baso & Asensio Ramos 2018, ``hmi_psf(pixel_scale / 2,
-    modified=True)`` with its default 4.4 arcsec kernel), with symmetric (mirror) extension beyond the image
-    edges, then binned 2 x 2 (flux-conserving: each output pixel is the mean of its four sub-pixels) to the
-    original ``ny x nx`` grid, giving ``D``. The result is
-
-    ``sum_m |D - O| / sum_m |O|``, i.e. ``mean(|D - O|) / mean(|O|)`` over the pixels ``m``
-
-    where ``O`` is the original image and ``m`` are the pixels inside ``mask`` where ``O`` and all four sub-pixels
-    of ``E`` are finite. Dividing by the mean of ``|O|`` rather than pixel by pixel keeps the measure finite for
-    signed data (magnetograms, whose field crosses zero); pass a mask such as ``abs(original) > 500`` (Gauss)
-    to evaluate it on strong fields only. NaN pixels of ``E`` are filled with their nearest finite neighbour for
-    the convolution.
+    The enhanced image ``E`` is convolved with ``psf`` (mirrored beyond the edges, NaN pixels filled with their
+    nearest finite neighbour) and binned 2 x 2 (means) to the grid of the original ``O``, giving ``D``: the result is
+    ``mean(|D - O|) / mean(|O|)`` over the pixels inside ``mask`` where ``O`` and the four sub-pixels of ``E`` are
+    finite (finite for signed data too; pass e.g. ``abs(original) > 500`` (G) as ``mask`` for strong fields).
 
     Parameters
     ----------
@@ -326,27 +320,40 @@ def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSE
     original : array_like
         The observed image, shape ``(ny, nx)``, in the same units.
     pixel_scale : float or `~astropy.units.Quantity`
-        Pixel scale of ``original`` (arcsec per pixel if a float); its sign is ignored.
+        Pixel scale of ``original``, for the default ``psf``: an angle per pixel or an angle, or a float in arcsec per
+        pixel; its sign is ignored.
     psf : `numpy.ndarray`, optional
-        PSF sampled on the enhanced grid (``pixel_scale / 2``), centred at ``(ny // 2, nx // 2)``, unit sum.
+        2-D PSF on the enhanced grid (``pixel_scale / 2``), centred at its ``(py // 2, px // 2)``, unit sum. Default:
+        the modified HMI PSF, ``hmi_psf(pixel_scale / 2, modified=True)`` (its default 4.4 arcsec kernel).
     mask : array_like of bool, optional
-        Pixels of the original grid to compare.
+        Pixels of the original grid to compare, shape ``(ny, nx)``.
 
     Returns
     -------
     float
-        The mean relative difference (a fraction: 0.03 is 3 %).
+        The mean relative difference, dimensionless (0.03 is 3 %).
+
+    Raises
+    ------
+    ValueError
+        An image is not 2-D, ``enhanced`` is not twice the size of ``original`` or has no finite pixel, ``mask`` has
+        another shape, no pixel is left to compare, ``original`` is zero over them, or the default PSF gets a zero or
+        non-finite ``pixel_scale``.
+    astropy.units.UnitsError
+        With the default PSF, ``pixel_scale`` is a quantity that is neither an angle per pixel nor an angle.
+
+    References
+    ----------
+    Diaz Baso, C. J., & Asensio Ramos, A. 2018, "Enhancing SDO/HMI images using deep learning", A&A, 614, A5,
+    doi:10.1051/0004-6361/201731344: the check, and the modified HMI PSF.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sunpy_nn.metrics import forward_consistency
-    >>> original = np.ones((40, 40))
-    >>> flat = np.ones((80, 80))  # the x2 version of a flat field
-    >>> round(forward_consistency(flat, original), 12)
-    0.0
-    >>> round(forward_consistency(1.02 * flat, original), 12)  # 2 % too bright
-    0.02
+    >>> original, flat = np.ones((40, 40)), np.ones((80, 80))  # a flat field and its x2 version
+    >>> round(forward_consistency(flat, original), 12), round(forward_consistency(1.02 * flat, original), 12)
+    (0.0, 0.02)
     """
     enh = _as_float_image(enhanced, "enhanced")
     orig = _as_float_image(original, "original")
@@ -380,7 +387,6 @@ def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSE
     return float(np.abs(degraded[use] - orig[use]).mean() / denominator)
 
 
-# -------------------------------------------------------------------------------------------- denoising errors
 #: Bins of ``|truth| / sigma`` of issue 14's strong-signal report: below the noise, 1-3, 3-10 and above 10 sigma.
 SIGNAL_BINS = (0.0, 1.0, 3.0, 10.0, np.inf)
 
@@ -475,7 +481,6 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
     return [float(np.mean(err < kk * unc)) for kk in np.atleast_1d(k)]
 
 
-# ------------------------------------------------------------------------------------------------- noise levels
 # Immerkaer (1996)'s kernel, the difference of two Laplacians, scaled to unit gain on white noise (its norm is 6).
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64) / 6
 NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
@@ -505,8 +510,8 @@ def _estimate(stacks, method: str, references=None) -> float:
     """
     `estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube).
 
-    ``references``: a list of references (each a list of stacks) for ``"cross-calibrated"``; the median of the
-    usable ones (a constant reference is skipped) is returned, with the frames' filtered statistic computed once.
+    ``references``: a list of references (each a list of stacks) for ``"cross-calibrated"``: the median of the usable
+    ones (a constant one is skipped), with the frames' filtered statistic computed once.
     """
     stacks = [np.asarray(st, dtype=np.float64) for st in stacks]
     n_t = max(len(st) for st in stacks)
@@ -539,39 +544,37 @@ def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.nd
     """
     Robust noise standard deviation of a stack of frames ``(time, wavelength, y, x)`` of one Stokes parameter.
 
-    All estimates are ``1.4826 MAD`` (the standard deviation of Gaussian noise, robust to the few pixels where
-    the signal dominates), in the unit of ``frames``. NaN pixels are ignored.
+    All estimates are ``1.4826 MAD`` (the standard deviation of Gaussian noise, robust to the few pixels where the
+    signal dominates). NaN pixels are ignored.
 
     Parameters
     ----------
     frames : array_like
         Frames of one Stokes parameter, ``(time, wavelength, y, x)`` (or any ``(..., y, x)`` for ``"spatial"``).
     method : {"auto", "temporal", "spatial", "cross-calibrated"}
-        - ``"temporal"``: the difference of consecutive scans over ``sqrt(2)``. Exact for white and for spatially
-          correlated noise where the signal barely changes between scans (Q, U, V), but biased high where it
-          evolves: granulation makes Stokes I's estimate ~1.5 times too large at a 28 s cadence.
-        - ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on each image. Needs one scan only,
-          but assumes white noise: spatially correlated (e.g. MOMFBD-restored) noise is underestimated.
-        - ``"cross-calibrated"``: for a Stokes parameter that evolves (I): the scan differences of ``frames``
-          and of ``reference`` (a polarisation parameter with the same noise correlation) are high-pass
-          filtered with Immerkaer's kernel, where the evolution of granulation has little power, and the
-          ratio of the two filtered estimates scales the temporal estimate of ``reference``. Unbiased for white
-          and correlated noise alike, as long as both parameters share the spatial noise correlation (the same
-          camera and restoration).
-        - ``"auto"``: ``"cross-calibrated"`` with ``reference`` and two or more scans, ``"temporal"`` with two
-          or more scans, ``"spatial"`` with one.
+        ``"temporal"``: the differences of consecutive scans over ``sqrt(2)``; exact for white and correlated noise
+        where the signal barely changes between scans (Q, U, V), biased high where it evolves (granulation makes Stokes
+        I's ~1.5 times too large at a 28 s cadence). ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on
+        each image; one scan suffices, but it assumes white noise (correlated, e.g. MOMFBD-restored, noise comes out
+        too low). ``"cross-calibrated"``, for a parameter that evolves (I): the scan differences of ``frames`` and of
+        ``reference`` are high-pass filtered with Immerkaer's kernel, where the evolution of granulation has little
+        power, and the ratio of the two filtered estimates scales the temporal estimate of ``reference``: unbiased for
+        white and correlated noise alike, as long as both share the spatial noise correlation (the same camera and
+        restoration). ``"auto"``: cross-calibrated with ``reference`` and two or more scans, else temporal with two or
+        more scans, spatial with one.
     reference : array_like, optional
         Frames of a polarisation Stokes parameter of the same cube (same time axis), for ``"cross-calibrated"``.
 
     Returns
     -------
     float
-        The noise standard deviation.
+        The noise standard deviation, in the unit of ``frames``.
 
     Raises
     ------
     ValueError
-        No finite pixel, an unknown method, or a temporal method with a single scan.
+        No finite pixel, an unknown method, a single scan (of ``frames`` or ``reference``) for a temporal method, or
+        ``"cross-calibrated"`` without a usable ``reference`` (none given, or its scan differences are constant).
 
     References
     ----------

@@ -35,6 +35,18 @@ def format_percent(x: float | None, digits: int = 2) -> str:
     """
     A fraction as a percentage, or ``"n/a"`` for None.
 
+    Parameters
+    ----------
+    x : float or None
+        The fraction (0.07 for 7 %).
+    digits : int
+        Decimals of the percentage.
+
+    Returns
+    -------
+    str
+        E.g. ``"7.12 %"``.
+
     Examples
     --------
     >>> from sunpy_nn.report import format_percent
@@ -48,6 +60,18 @@ def format_number(x: float | None, spec: str = ".3f") -> str:
     """
     A number with a format ``spec``, or ``"n/a"`` for None and non-finite floats.
 
+    Parameters
+    ----------
+    x : float or None
+        The number.
+    spec : str
+        A `format` specification (e.g. ``".3f"``, ``"+.2f"``, ``".3g"``).
+
+    Returns
+    -------
+    str
+        The formatted number, or ``"n/a"``.
+
     Examples
     --------
     >>> from sunpy_nn.report import format_number
@@ -60,6 +84,16 @@ def format_number(x: float | None, spec: str = ".3f") -> str:
 def status_text(met: bool | None) -> str:
     """
     ``"MET"``, ``"NOT MET"``, or ``"n/a"`` (not evaluated) for a target.
+
+    Parameters
+    ----------
+    met : bool or None
+        Whether the target is met; None when it was not evaluated (e.g. ``target_cell(...)["met"]``).
+
+    Returns
+    -------
+    str
+        The status as the reports print it.
 
     Examples
     --------
@@ -106,6 +140,16 @@ def target_cell(value: object, text: Callable[[object], str], met: Callable[[obj
 def rst_escape(text: str) -> str:
     """
     Escape what reStructuredText would read as markup (``|B|`` is a substitution reference, ``_`` a link).
+
+    Parameters
+    ----------
+    text : str
+        Plain text for a table cell or title.
+
+    Returns
+    -------
+    str
+        ``text`` with a backslash before each ``\\``, ``|``, ``*``, backquote and ``_``.
 
     Examples
     --------
@@ -167,6 +211,20 @@ def text_table(title: str, header: Sequence, rows: Sequence[Sequence]) -> str:
     """
     A plain-text table for a terminal: a title, the header between rules, the first column left-aligned.
 
+    Parameters
+    ----------
+    title : str
+        The line above the table.
+    header : sequence
+        The column titles.
+    rows : sequence of sequence
+        The cells, one sequence per row with as many cells as ``header``, converted with `str`.
+
+    Returns
+    -------
+    str
+        The table's lines joined by newlines, starting with an empty line; the other columns right-aligned.
+
     Examples
     --------
     >>> from sunpy_nn.report import text_table
@@ -204,13 +262,15 @@ def jsonable(obj: object, *, drop_private: bool = False) -> object:
     Parameters
     ----------
     obj : object
-        The results.
+        The results: nested dicts, lists and tuples of numbers, strings and numpy scalars.
     drop_private : bool
         Leave out the dict entries whose key starts with ``_`` (images and spectra kept for the figures).
 
     Returns
     -------
     object
+        The copy (dicts, lists, Python numbers, strings, None); other objects (e.g. arrays) are passed through as
+        they are.
 
     Examples
     --------

@@ -2,11 +2,23 @@
 Validation science shared by the benchmarks, the docs and the tests (numpy in, numpy, floats or dicts out).
 
 The image metrics (PSNR, SSIM, power spectra, forward consistency, contrast, coverage) are in `sunpy_nn.metrics`;
-these functions measure what a restoration must keep: regions (`interior_mask`, `held_out_box`,
-`upsample_nearest`), spatial frequencies (`band_power_ratio`, `band_mean_power`, `mean_power_spectrum`),
-magnetogram signs (`sign_flip_fraction`), the continuum (`quiet_sun_mask`, `darkest_levels`), the limb
-(`limb_geometry`, `limb_distance`, `off_limb_levels`, `limb_profile`), denoising errors (`rms`,
-`stokes_error_summary`).
+these measure what a restoration must keep: regions (`interior_mask`, `held_out_box`, `upsample_nearest`), spatial
+frequencies (`band_power_ratio`, `band_mean_power`, `mean_power_spectrum`), magnetogram signs (`sign_flip_fraction`),
+the continuum (`quiet_sun_mask`, `darkest_levels`), the limb (`limb_geometry`, `limb_distance`, `off_limb_levels`,
+`limb_profile`), denoising errors (`rms`, `stokes_error_summary`).
+
+Examples
+--------
+>>> import numpy as np
+>>> from sunpy_nn.validation import held_out_box, interior_mask, rms, upsample_nearest
+>>> upsample_nearest(np.array([[1, 0]])).tolist()
+[[1, 1, 0, 0], [1, 1, 0, 0]]
+>>> int(interior_mask((10, 8), 2).sum())  # 6 x 4
+24
+>>> held_out_box((50, 40), (300, 400), ratio=10.0, border=4)  # scene columns 300-400 are input columns 30-40
+(4, 46, 34, 36)
+>>> rms(np.array([3.0, -4.0, 3.0, -4.0], np.float32))  # sqrt(12.5)
+3.5355339059327378
 """
 
 from __future__ import annotations
@@ -39,7 +51,6 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------------------------------------------------ regions
 def upsample_nearest(mask: np.ndarray, factor: int = 2) -> np.ndarray:
     """
     Repeat each pixel of a 2-D array into a ``factor x factor`` block: an input-grid mask on the output grid.
@@ -47,20 +58,14 @@ def upsample_nearest(mask: np.ndarray, factor: int = 2) -> np.ndarray:
     Parameters
     ----------
     mask : `numpy.ndarray`
-        2-D array (any dtype).
+        2-D array ``(ny, nx)`` (any dtype).
     factor : int
         The output pixels per input pixel along each axis.
 
     Returns
     -------
     `numpy.ndarray`
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.validation import upsample_nearest
-    >>> upsample_nearest(np.array([[1, 0]])).tolist()
-    [[1, 1, 0, 0], [1, 1, 0, 0]]
+        ``(factor * ny, factor * nx)``, the dtype of ``mask``.
     """
     return np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
 
@@ -79,12 +84,7 @@ def interior_mask(shape: tuple[int, int], border: int) -> np.ndarray:
     Returns
     -------
     `numpy.ndarray`
-
-    Examples
-    --------
-    >>> from sunpy_nn.validation import interior_mask
-    >>> int(interior_mask((10, 8), 2).sum())  # 6 x 4
-    24
+        Boolean, of shape ``shape``: `True` inside.
     """
     m = np.zeros(shape, bool)
     m[border : shape[0] - border, border : shape[1] - border] = True
@@ -97,10 +97,9 @@ def held_out_box(
     """
     The input pixels that see only held-out scene columns, less a border: where a restoration is scored.
 
-    Input pixel ``k`` covers the scene columns ``[k, k + 1) * ratio``: the box keeps the input columns wholly
-    inside the held-out ``columns``, less ``border`` pixels along every edge so that neither the training region
-    nor the frame's edges reach the scores (through the PSF or a network's field of view). On an x2 output grid
-    the box is ``2 r0 : 2 r1, 2 c0 : 2 c1``.
+    Input pixel ``k`` covers the scene columns ``[k, k + 1) * ratio``: the box keeps the input columns wholly inside
+    the held-out ``columns``, less ``border`` pixels along every edge so that neither the training region nor the
+    frame's edges reach the scores (through the PSF or a network's field of view).
 
     Parameters
     ----------
@@ -116,13 +115,7 @@ def held_out_box(
     Returns
     -------
     r0, r1, c0, c1 : int
-        Rows ``r0:r1`` and columns ``c0:c1`` of the input.
-
-    Examples
-    --------
-    >>> from sunpy_nn.validation import held_out_box
-    >>> held_out_box((50, 40), (300, 400), ratio=10.0, border=4)  # scene columns 300-400 are input columns 30-40
-    (4, 46, 34, 36)
+        Rows ``r0:r1`` and columns ``c0:c1`` of the input (``2 r0 : 2 r1, 2 c0 : 2 c1`` on an x2 output grid).
     """
     lo, hi = columns
     # 1e-9: a column edge that falls on a pixel edge up to rounding counts as that edge
@@ -130,7 +123,6 @@ def held_out_box(
     return border, input_shape[0] - border, c0 + border, c1 - border
 
 
-# ------------------------------------------------------------------------------------------- spatial frequencies
 def _band_key(lo: float, hi: float) -> str:
     return f"{lo:g}-{hi:g}"
 
@@ -218,6 +210,11 @@ def mean_power_spectrum(frames: Iterable[ArrayLike]) -> tuple[np.ndarray, np.nda
     freq, power : `numpy.ndarray`
         As `sunpy_nn.metrics.azimuthal_power_spectrum`; ``power`` is the mean over the frames.
 
+    Raises
+    ------
+    ValueError
+        A frame is not 2-D, not finite, or smaller than 4 x 4 pixels (`~sunpy_nn.metrics.azimuthal_power_spectrum`).
+
     Examples
     --------
     >>> import numpy as np
@@ -231,7 +228,6 @@ def mean_power_spectrum(frames: Iterable[ArrayLike]) -> tuple[np.ndarray, np.nda
     return spectra[0][0], np.mean([p for _, p in spectra], axis=0)
 
 
-# --------------------------------------------------------------------------------------------------- magnetograms
 def sign_flip_fraction(estimate: ArrayLike, reference: ArrayLike, threshold: float) -> float:
     """
     Fraction of the pixels where ``|reference| > threshold`` whose sign ``estimate`` changes.
@@ -263,7 +259,6 @@ def sign_flip_fraction(estimate: ArrayLike, reference: ArrayLike, threshold: flo
     return float((np.sign(estimate) != np.sign(reference))[np.abs(reference) > threshold].mean())
 
 
-# ------------------------------------------------------------------------------------------------------ continuum
 def quiet_sun_mask(image: np.ndarray, threshold: float = 0.9, distance: int = 6, border: int = 5) -> np.ndarray:
     """
     The quiet Sun of a continuum image in I/Ic: no darker pixel nearby, away from the edges.
@@ -275,7 +270,7 @@ def quiet_sun_mask(image: np.ndarray, threshold: float = 0.9, distance: int = 6,
     Parameters
     ----------
     image : `numpy.ndarray`
-        Continuum intensity normalised to the quiet Sun (I/Ic).
+        2-D continuum intensity normalised to the quiet Sun (I/Ic).
     threshold : float
         Intensity below which a pixel is not quiet Sun.
     distance : int
@@ -286,6 +281,7 @@ def quiet_sun_mask(image: np.ndarray, threshold: float = 0.9, distance: int = 6,
     Returns
     -------
     `numpy.ndarray`
+        Boolean, of the image's shape: `True` on the quiet Sun.
 
     Examples
     --------
@@ -341,7 +337,6 @@ def darkest_levels(
     return res
 
 
-# ------------------------------------------------------------------------------------------------------- the limb
 def limb_geometry(image: np.ndarray, radius: float, threshold: float = 0.15) -> tuple[float, float, float]:
     """
     Disk centre of a limb cut-out whose disk lies to the right (east limb on the left), from a circle fit.
@@ -408,6 +403,7 @@ def limb_distance(shape: tuple[int, int], centre: tuple[float, float], radius: f
     Returns
     -------
     `numpy.ndarray`
+        Float64 ``(factor * ny, factor * nx)``, in input pixels.
 
     Examples
     --------
@@ -532,17 +528,19 @@ def limb_profile(image: np.ndarray, distance: np.ndarray, level: float = 1.0, re
     return edge
 
 
-# ------------------------------------------------------------------------------------------------------ denoising
 def rms(a: ArrayLike) -> float:
     """
     Root mean square of an array, accumulated in float64.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.validation import rms
-    >>> rms(np.array([3.0, -4.0, 3.0, -4.0], np.float32))  # sqrt(12.5)
-    3.5355339059327378
+    Parameters
+    ----------
+    a : array_like
+        Values of any shape (NaN propagates).
+
+    Returns
+    -------
+    float
+        ``sqrt(mean(a**2))``, in the unit of ``a``.
     """
     return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
 
@@ -558,7 +556,7 @@ def stokes_error_summary(
     estimate, truth : array_like
         Canonical ``(time, stokes I/Q/U/V, wavelength, y, x)`` arrays (any axes after Stokes), same shape.
     sigma : float
-        The injected noise standard deviation.
+        The injected noise standard deviation, in the unit of ``truth``.
     uncertainty : array_like, optional
         The estimate's standard uncertainty, same shape.
     k : sequence of float, optional
@@ -571,6 +569,11 @@ def stokes_error_summary(
         error by ``|truth| / sigma`` (`sunpy_nn.metrics.binned_rms_error`); with ``uncertainty``: ``coverage``
         (``1sigma`` and ``2sigma``, `sunpy_nn.metrics.coverage`), and ``reliability`` (the coverage at each ``k``)
         when ``k`` is given.
+
+    Raises
+    ------
+    ValueError
+        The shapes differ, or ``sigma`` is not a positive number (`~sunpy_nn.metrics.binned_rms_error`).
 
     Examples
     --------

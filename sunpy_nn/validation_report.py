@@ -340,6 +340,8 @@ def summary_rst(summary: dict, figure_prefix: str = "") -> str:
     Returns
     -------
     str
+        The file's lines joined by newlines: a comment that it is generated, the run (date, version, run time,
+        threads), one line per weights file, the targets met per version, the tables, and the figures with captions.
     """
     lines = [
         ".. This file is written by benchmarks/validate_enhance.py; do not edit it by hand.",

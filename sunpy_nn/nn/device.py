@@ -68,8 +68,27 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """
     Turn a user's ``device`` argument into a `torch.device`.
 
-    ``None`` picks the best available device: CUDA when a GPU is present, else Apple's MPS, else the CPU.
-    Asking for ``"cuda"`` on a machine without a usable GPU raises an error that says so.
+    Parameters
+    ----------
+    device : str or `torch.device`, optional
+        E.g. ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``. `None` picks the best available device: CUDA when a
+        GPU is present, else Apple's MPS, else the CPU.
+
+    Returns
+    -------
+    `torch.device`
+        The device to run on.
+
+    Raises
+    ------
+    RuntimeError
+        A CUDA device is asked for on a machine where torch sees no usable GPU (the message says so).
+
+    Examples
+    --------
+    >>> from sunpy_nn.nn import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
     """
     if device is None:
         if torch.cuda.is_available():
@@ -103,6 +122,23 @@ def bf16_is_native(device: str | torch.device = "cpu") -> bool:
 
     On the CPU: AVX512-BF16 or AMX-BF16, from ``torch.backends.cpu.get_cpu_capability()`` or ``/proc/cpuinfo``
     (oneDNN emulates bfloat16 elsewhere, which is slower than float32). On CUDA: compute capability 8.0 or newer.
+
+    Parameters
+    ----------
+    device : str or `torch.device`
+        The device asked about (e.g. ``"cpu"``, ``"cuda"``).
+
+    Returns
+    -------
+    bool
+        `True` if it runs bfloat16 natively; `False` otherwise, on any other device type (e.g. MPS), and for
+        ``"cuda"`` on a machine without a GPU.
+
+    Examples
+    --------
+    >>> from sunpy_nn.nn import bf16_is_native
+    >>> bf16_is_native("cpu") in (True, False)  # depends on the CPU
+    True
     """
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -357,6 +393,25 @@ def threads_per_task(n_tasks: int, cpus: int | None = None) -> int:
     The host's budget is the user's count when the user chose one (`user_threads`), else ``cpus`` when given
     (another host), else the thread policy's choice for this process; each task gets ``budget // n_tasks``, at
     least 1. Used by `~sunpy_nn.batch.run_batch`.
+
+    Parameters
+    ----------
+    n_tasks : int
+        Tasks that run at once on the host (values below 1 count as 1).
+    cpus : int, optional
+        The host's thread budget, for another host than this process's (default: the user's count, else the
+        thread policy's choice for this process).
+
+    Returns
+    -------
+    int
+        torch threads per task, at least 1.
+
+    Examples
+    --------
+    >>> from sunpy_nn.nn.device import threads_per_task
+    >>> threads_per_task(3, cpus=8), threads_per_task(16, cpus=8)
+    (2, 1)
     """
     if cpus is None:
         chosen = user_threads()
@@ -418,6 +473,11 @@ def configure_threads(n_threads: int | None = None) -> int:
     -------
     int
         The number of threads in force.
+
+    Raises
+    ------
+    ValueError
+        ``n_threads`` is negative.
 
     Examples
     --------

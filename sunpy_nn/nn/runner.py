@@ -32,7 +32,26 @@ log = logging.getLogger(__name__)
 
 
 def default_batch_size(device: torch.device) -> int:
-    """Tiles per forward pass: 1 on the CPU (measured fastest: small working sets stay in cache), 4 on a GPU."""
+    """
+    Tiles per forward pass: 1 on the CPU (measured fastest: small working sets stay in cache), 4 on a GPU.
+
+    Parameters
+    ----------
+    device : `torch.device`
+        Where the network runs.
+
+    Returns
+    -------
+    int
+        4 on CUDA, 1 on any other device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sunpy_nn.nn import default_batch_size
+    >>> default_batch_size(torch.device("cpu")), default_batch_size(torch.device("cuda"))
+    (1, 4)
+    """
     return 4 if device.type == "cuda" else 1
 
 
@@ -43,6 +62,30 @@ def default_tile_size(device: torch.device, n_filters: int = 64, scale: int = 1,
     One float32 feature map of ``n_filters`` channels at the output resolution, for the whole batch, is kept to
     64 MiB on the CPU (256-pixel tiles for Enhance: measured 1.5x faster than 512-pixel tiles in batches of 4,
     with a tenth of the memory) and 1 GiB on a GPU.
+
+    Parameters
+    ----------
+    device : `torch.device`
+        Where the network runs.
+    n_filters : int
+        The network's ``n_filters``, the channels of its full-resolution feature maps (64 for Enhance, 32 for the
+        denoiser's U-Net).
+    scale : int
+        Output pixels per input pixel along each axis (2 for Enhance).
+    batch_size : int, optional
+        Tiles per forward pass (default: `default_batch_size`).
+
+    Returns
+    -------
+    int
+        Tile edge in input pixels, a multiple of 8 in ``[64, 2048]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sunpy_nn.nn import default_tile_size
+    >>> default_tile_size(torch.device("cpu"), n_filters=64, scale=2)
+    256
     """
     batch_size = batch_size or default_batch_size(device)
     budget = (1 << 30) if device.type == "cuda" else (64 << 20)
@@ -59,7 +102,32 @@ def optimized_tile_size(
     On the CPU, one float32 feature map of ``n_filters`` channels at the *input* resolution is kept to 96 MiB
     (624 px for Enhance, whose optimised network runs its upsampling stage in strips of rows, 880 px for the
     denoiser's U-Net): larger tiles than `default_tile_size`, so that halos cost less (Enhance on a 4096 px disk:
-    9 % extra pixels instead of 27 %). On a GPU, as `default_tile_size`. ``scale`` is accepted for symmetry.
+    9 % extra pixels instead of 27 %). On a GPU, as `default_tile_size`.
+
+    Parameters
+    ----------
+    device : `torch.device`
+        Where the network runs.
+    n_filters : int
+        The network's ``n_filters``, the channels of its full-resolution feature maps (64 for Enhance, 32 for the
+        denoiser's U-Net).
+    scale : int
+        Output pixels per input pixel along each axis (2 for Enhance); used on a GPU only (accepted on the CPU for
+        symmetry).
+    batch_size : int, optional
+        Tiles per forward pass (default: `default_batch_size`).
+
+    Returns
+    -------
+    int
+        Tile edge in input pixels, a multiple of 8 in ``[64, 2048]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sunpy_nn.nn import optimized_tile_size
+    >>> optimized_tile_size(torch.device("cpu"), n_filters=64, scale=2)
+    624
     """
     if device.type == "cuda":
         return default_tile_size(device, n_filters, scale, batch_size)
@@ -84,11 +152,40 @@ def tile_windows(size: int, window: int, halo: int, align: int = 1) -> list[tupl
     """
     Split one axis of ``size`` pixels into equal windows whose cores tile the axis exactly.
 
-    Returns ``(window_start, core_start, core_stop)`` triples. Every window has length ``min(window, size)``
-    and lies inside ``[0, size)``. Each core lies at least ``halo`` pixels inside its window, except on a side
-    where the window touches the image border: there the network sees the same border as in whole-image
-    inference. With ``halo`` at least the network's receptive-field radius, the cores are therefore identical
-    to whole-image inference. Window starts are multiples of ``align`` (needed for networks that pool).
+    Every window has length ``min(window, size)`` and lies inside ``[0, size)``. Each core lies at least ``halo``
+    pixels inside its window, except on a side where the window touches the image border: there the network sees
+    the same border as in whole-image inference. With ``halo`` at least the network's receptive-field radius, the
+    cores are therefore identical to whole-image inference. Window starts are multiples of ``align`` (needed for
+    networks that pool).
+
+    Parameters
+    ----------
+    size : int
+        Length of the axis, in pixels.
+    window : int
+        Window length in pixels, halo included.
+    halo : int
+        Pixels each core keeps from its window's edges (except at the image border).
+    align : int
+        Window starts, and ``window`` and ``size`` when the axis needs more than one window, are multiples of this.
+
+    Returns
+    -------
+    list of tuple of (int, int, int)
+        ``(window_start, core_start, core_stop)`` per window, in pixels, in order along the axis; the cores
+        ``[core_start, core_stop)`` cover ``[0, size)`` without overlap.
+
+    Raises
+    ------
+    ValueError
+        ``window`` or ``size`` is not a multiple of ``align``, or the window is too small to hold a core inside
+        a halo of ``halo`` pixels on each side (only where ``size > window``).
+
+    Examples
+    --------
+    >>> from sunpy_nn.nn import tile_windows
+    >>> tile_windows(100, 40, 5)
+    [(0, 0, 30), (25, 30, 60), (55, 60, 90), (60, 90, 100)]
     """
     if size <= window:
         return [(0, 0, size)]
@@ -247,7 +344,16 @@ def run_tiled(
     -------
     `numpy.ndarray`
         ``(C_out, scale*H, scale*W)`` float32, or ``(scale*H, scale*W)`` if the input was 2-D and
-        ``C_out == 1``.
+        ``C_out == 1``; NaN where ``valid`` left tiles out.
+
+    Raises
+    ------
+    ValueError
+        ``image`` is not 2-D or 3-D, ``precision`` is not `None` or one of `PRECISIONS`, ``H`` or ``W`` is not a
+        multiple of ``align`` (where it needs more than one tile), or ``tile_size`` is too small for the halo
+        (`tile_windows`).
+    RuntimeError
+        ``device="cuda"`` on a machine where torch sees no GPU (`~sunpy_nn.nn.resolve_device`).
 
     Notes
     -----
