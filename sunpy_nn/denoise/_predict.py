@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 _SEEDED_MC = threading.Lock()
 
 
+def _seeded_mc_turn() -> threading.Lock:
+    """The lock of seeded Monte-Carlo blocks, through a module function: a block shipped to a dask worker process
+    (pickled by value) refers to it by name and takes that process's lock, instead of trying to pickle this one."""
+    return _SEEDED_MC
+
+
 class _PredictMixin:
     """
     `Denoiser.predict`'s work, with the trained network and settings (``model``, ``mode``, ``noise``,
@@ -173,7 +179,7 @@ class _PredictMixin:
             if mc:  # a private copy: dropout switched on here must not affect blocks running in other threads
                 net = copy.deepcopy(model)
                 if seed is not None:
-                    seeded = _SEEDED_MC
+                    seeded = _seeded_mc_turn()
             with seeded:
                 if mc and seed is not None:
                     torch.manual_seed(seed + int(np.ravel_multi_index(loc[:3], (n_t, n_sel, n_w // w_chunk))))
