@@ -11,6 +11,7 @@ are switched on only when ``SUNPY_NN_DOCS_INTERSPHINX=1`` is set or the build ru
 
 import datetime
 import os
+import sys
 
 import matplotlib
 
@@ -35,6 +36,9 @@ version = f"{_version.base_version}.dev{_version.dev}" if _version.is_devrelease
 on_rtd = os.environ.get("READTHEDOCS", "") == "True"
 use_intersphinx = on_rtd or os.environ.get("SUNPY_NN_DOCS_INTERSPHINX", "") == "1"
 
+# Local extensions: docs/_ext (the Raises/References sections that numpydoc's validation does not check).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
+
 extensions = [
     "sphinx_automodapi.automodapi",
     "sphinx_automodapi.smart_resolver",
@@ -46,6 +50,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx_changelog",
     "sphinx_gallery.gen_gallery",
+    "docstring_sections",
 ]
 if use_intersphinx:
     extensions.append("sphinx.ext.intersphinx")
@@ -75,6 +80,14 @@ automodsumm_inherited_members = False
 numpydoc_show_class_members = False
 # Cross-referencing of parameter types is left to the backtick roles written in the docstrings.
 numpydoc_xref_param_type = False
+# Every public callable documents its parameters and what it returns (the build fails otherwise, with -W):
+# GL08 a docstring, SS01 a summary, PR01/PR02 each parameter once and no unknown one, PR07 with a description,
+# RT01/RT03 a Returns section with a description, YD01 a Yields section for generators. The Raises and References
+# sections that numpydoc does not check are checked by the local extension ``docstring_sections`` below.
+numpydoc_validation_checks = {"GL08", "SS01", "PR01", "PR02", "PR07", "RT01", "RT03", "YD01"}
+# Private names, torch's hooks that the networks override (documented by their class), and constants (ALL_CAPS data,
+# documented by their comment; a Quantity constant would otherwise be validated against Quantity's constructor).
+numpydoc_validation_exclude = {r"\._[a-z]", r"\.forward$", r"\.extra_repr$", r"\.[A-Z][A-Z0-9_]*$"}
 
 # -- sphinx-gallery -------------------------------------------------------------------------------------------
 # Every ``examples/*.py`` is executed at build time (not only ``plot_*`` files), and a failing example fails the

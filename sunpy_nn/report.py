@@ -179,7 +179,7 @@ def rst_list_table(
     escape : bool
         Escape the header and cells with `rst_escape`; False for cells that carry markup.
     strip : bool
-        Drop the trailing blank of each line (an empty cell is ``-``); False keeps ``- `` as written.
+        Drop the trailing blank of each line (an empty cell is ``-``); False keeps the dash's trailing space.
 
     Returns
     -------
