@@ -406,7 +406,7 @@ def run_demo(
 
     torch's thread count follows the package's thread policy (`sunpy_nn.nn.device.apply_thread_policy`): unless
     you chose one, as many threads as the CPUs this process may use that other processes leave free (torch's
-    threads wait for each other actively, which was measured 15-25x slower on busy cores).
+    threads wait for each other actively: up to 4.7x slower on busy cores, in the performance guide).
 
     Examples
     --------

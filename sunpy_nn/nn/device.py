@@ -8,9 +8,9 @@ runner (`sunpy_nn.batch`) and the demo alike. They live here, below all of them,
 them. Nothing here imports sunpy or astropy.
 
 **The thread policy.** torch's intra-op threads wait for each other actively: on CPUs that other processes keep
-busy, a thread that loses its core stalls all the others, and two threads on a busy 2-core machine were measured
-5-25x slower than one. So, unless the user has chosen, the package picks the count itself, once per process, when a
-network first runs:
+busy, a thread that loses its core stalls all the others: on a 2-core machine at load 4, two threads ran the
+Noise2Noise training step 4.7x slower than one (the performance guide's measurement). So, unless the user has
+chosen, the package picks the count itself, once per process, when a network first runs:
 
 1. **The user's choice wins, always.** A count set with ``configure_threads(n)``, with ``torch.set_num_threads`` (a
    count other than torch's own default, or other than the one this package set last), or through the
