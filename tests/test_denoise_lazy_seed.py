@@ -1,4 +1,4 @@
-"""A seeded Monte-Carlo uncertainty of a lazy cube is the same however dask's threads interleave its blocks."""
+"""The denoiser's reproducibility and its errors: seeded Monte-Carlo uncertainty of lazy cubes, untrained use."""
 
 import numpy as np
 import pytest
@@ -23,3 +23,8 @@ def test_seeded_mc_dropout_of_a_lazy_cube_is_reproducible_under_threads():
     # Before the blocks took turns, their dropout draws mixed between threads: the runs differed by far more.
     for other in runs[1:]:
         assert_close_ulps(other, runs[0])
+
+
+def test_provenance_of_an_untrained_denoiser_says_what_to_do():
+    with pytest.raises(ValueError, match=r"not trained: call fit\(cube\) or Denoiser.load\(path\)"):
+        Denoiser().provenance()

@@ -404,6 +404,11 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             the cube it was trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration``
             (the factor of each Stokes parameter's aleatoric uncertainty) and ``fit`` (the training settings).
 
+        Raises
+        ------
+        ValueError
+            The denoiser is not trained (neither fitted nor loaded): it has made nothing yet.
+
         Examples
         --------
         >>> from sunpy_nn import Denoiser
@@ -417,6 +422,8 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         """
         from sunpy_nn import __version__
 
+        if self.model is None:
+            raise ValueError("This Denoiser is not trained: call fit(cube) or Denoiser.load(path) first")
         model = {"weights_sha256": _weights_sha256(self.model)}
         if self.source is not None:
             model = {"file": self.source["file"], "file_sha256": self.source["sha256"], **model}
