@@ -427,7 +427,10 @@ def _run(output_dir, seed: int, quick: bool, device, progress: bool) -> dict:
     out = Path(output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     settings = SETTINGS[quick]
-    results: dict = {"quick": quick, "seed": seed, "enhance": {}}
+    from sunpy_nn import __version__
+
+    # The version that made it: the docs page built from a committed summary checks that it is not stale.
+    results: dict = {"sunpy_nn_version": __version__, "quick": quick, "seed": seed, "enhance": {}}
     arrays = {}
     for offset, kind in enumerate(("intensity", "blos")):
         results["enhance"][kind], arrays[kind] = _enhance_part(

@@ -11,6 +11,7 @@ import sunpy.map
 from astropy.io import fits
 from astropy.wcs import WCS
 
+import sunpy_nn
 from sunpy_nn.demo import run_demo
 from sunpy_nn.io import read_crisp
 
@@ -56,7 +57,9 @@ def test_files_written_and_readable(demo):
     results, out = demo
     for name in results["files"]:
         assert (out / name).is_file(), name
-    assert json.loads((out / "summary.json").read_text())["denoise"]["cube_shape"] == [3, 4, 5, 64, 64]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["denoise"]["cube_shape"] == [3, 4, 5, 64, 64]
+    assert summary["sunpy_nn_version"] == sunpy_nn.__version__  # which code made it (the docs page checks it)
     for name in ("enhance_continuum", "enhance_magnetogram", "denoise_stokes_v", "denoise_profiles"):
         data = (out / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
