@@ -51,6 +51,7 @@ extensions = [
     "sphinx_changelog",
     "sphinx_gallery.gen_gallery",
     "docstring_sections",
+    "generated_pages",
 ]
 if use_intersphinx:
     extensions.append("sphinx.ext.intersphinx")

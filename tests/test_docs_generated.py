@@ -25,6 +25,7 @@ DOCS = ROOT / "docs"
 # generated file -> (the script that writes it, how to read the version it records)
 GENERATED = {
     "docs/_static/validation/summary.json": ("benchmarks/validate_enhance.py", lambda d: d["sunpy_nn_version"]),
+    "docs/_static/demo/summary.json": ("sunpy_nn/demo.py", lambda d: d["sunpy_nn_version"]),
 }
 
 _DIRECTIVE = re.compile(r"^\s*\.\. (?:include|image|figure|literalinclude)::\s*(\S+)", re.MULTILINE)
@@ -35,8 +36,23 @@ def _pages() -> list[Path]:
     return sorted(p for p in DOCS.rglob("*.rst") if not skipped & set(p.parts[len(DOCS.parts) :]))
 
 
+@pytest.fixture(scope="module")
+def build_time_files():
+    """Write what the docs build writes before reading pages (``docs/_ext/generated_pages.py``), as the build does."""
+    import sys
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import generated_pages
+    finally:
+        sys.path.pop(0)
+    generated_pages.write_demo_page_files(SimpleNamespace(srcdir=str(DOCS)))
+    return generated_pages
+
+
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
-def test_every_included_file_exists(page):
+def test_every_included_file_exists(page, build_time_files):
     missing = [t for t in _DIRECTIVE.findall(page.read_text()) if not (page.parent / t).resolve().exists()]
     assert not missing, f"{page.relative_to(ROOT)} includes files that do not exist: {missing}"
 
@@ -56,14 +72,14 @@ def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
     script, version_of = GENERATED[path]
     version = version_of(json.loads((ROOT / path).read_text()))
     recorded = re.search(r"\+g([0-9a-f]{7,40})", version)
-    assert recorded, f"{path} records no commit in its version {version!r}; regenerate it with {script} --docs"
+    assert recorded, f"{path} records no commit in its version {version!r}; regenerate it"
     if _git("cat-file", "-e", recorded.group(1) + "^{commit}").returncode != 0:
         pytest.skip(f"commit {recorded.group(1)} is not in this clone's history (a shallow clone)")
     changed = _git("log", "-1", "--format=%H", "--", script).stdout.strip()
     fresh = _git("merge-base", "--is-ancestor", changed, recorded.group(1)).returncode == 0
     assert fresh, (
         f"{path} was made by {script} at {recorded.group(1)}, before its change {changed[:10]}; "
-        f"regenerate it with `python {script} --docs`"
+        "regenerate it (the page that includes it names the command)"
     )
 
 
@@ -78,3 +94,14 @@ def test_the_validation_report_measured_the_shipped_weights():
                 f"the validation report measured {info['name']} with SHA-256 {info['sha256'][:12]}, but the shipped "
                 f"file has {str(shipped.get(info['name']))[:12]}; rerun `python benchmarks/validate_enhance.py --docs`"
             )
+
+
+def test_the_demo_page_quotes_its_summary(build_time_files):
+    summary = json.loads((DOCS / "_static" / "demo" / "summary.json").read_text())
+    figures = build_time_files.demo_figures(summary)
+    assert figures["demo_gain_intensity"] == f"{summary['enhance']['intensity']['gain_db_over_bicubic']:+.1f} dB"
+    page = (DOCS / "guide" / "demo.rst").read_text()
+    used = set(re.findall(r"\|(demo_[a-z0-9_]+)\|", page))
+    assert used and used <= set(figures)  # every substitution the page uses is written from the summary
+    output = (DOCS / "guide" / "generated" / "demo_output.txt").read_text()
+    assert f"{summary['enhance']['blos']['gain_db_over_bicubic']:+.2f} dB" in output
