@@ -152,9 +152,7 @@ def _temporal_arg(value: str) -> int | str:
 def _denoise(args: argparse.Namespace) -> int:
     import astropy.units as u
 
-    from sunpy_nn import __version__
     from sunpy_nn.denoise import Denoiser, auto_temporal
-    from sunpy_nn.header import append_history
     from sunpy_nn.io import write_crisp
     from sunpy_nn.io.crisp import _check_output
     from sunpy_nn.nn import resolve_device
@@ -227,11 +225,8 @@ def _denoise(args: argparse.Namespace) -> int:
         compile=args.compile,
         progress=not args.quiet,
     )
-    append_history(
-        result.meta,
-        f"sunpy_nn {__version__}: Noise2Noise denoising ({denoiser.mode}, temporal={denoiser.temporal}), "
-        f"stokes={args.stokes}",
-    )
+    # The result's provenance record (software, method, mode, temporal, Stokes, model and its SHA-256) becomes the
+    # file's HISTORY in write_crisp, as for a result of the Python API: nothing to add here.
     write_crisp(result, out, overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.input} -> {out}: noise levels {result.meta['sunpy_nn']['noise']}")
     return 0

@@ -119,3 +119,14 @@ def test_the_output_is_the_same_as_from_the_cube_read_in_memory(tmp_path, crisp_
     with fits.open(tmp_path / "out.fits") as hdul:
         np.testing.assert_array_equal(hdul[0].data, expected.data)
         np.testing.assert_array_equal(hdul["UNCERT"].data, expected.uncertainty.array)
+
+
+def test_the_written_history_says_each_thing_once(tmp_path, crisp_fits):
+    out = tmp_path / "out.fits"
+    assert main(["denoise", str(crisp_fits), "-o", str(out), *TRAIN]) == 0
+    with fits.open(out) as hdul:
+        history = [str(card) for card in hdul[0].header.get("HISTORY", [])]
+    assert sum("sunpy_nn software:" in line for line in history) == 1
+    assert sum("sunpy_nn method: Noise2Noise" in line for line in history) == 1
+    assert sum("sunpy_nn mode:" in line for line in history) == 1
+    assert not any("Noise2Noise denoising (" in line for line in history)  # the CLI's own summary repeated it all
