@@ -44,7 +44,9 @@ print(type(continuum).__name__, continuum.data.shape, continuum.unit, "|", magne
 big_continuum = enhance_map(continuum, progress=False)
 big_magnetogram = enhance_map(magnetogram, progress=False)
 print(big_continuum.data.shape, big_continuum.scale)
-print([line for line in big_continuum.meta["history"].splitlines() if "enhance_map:" in line][-1][:150], "...")
+# The provenance record, as HISTORY lines "sunpy_nn key: value": software, method, model and its SHA-256, settings.
+# A long value continues on the following lines, indented by two spaces.
+print("\n".join(line for line in big_continuum.meta["history"].splitlines() if line.startswith(("sunpy_nn ", "  "))))
 
 ###############################################################################
 # The originals and the enhanced maps
