@@ -7,7 +7,9 @@ it, at ``builder-inited``, this writes into ``docs/guide/generated/``:
 
 - ``demo_output.txt``: what the demo printed, by the demo's own report code;
 - ``demo_figures.inc``: reStructuredText substitutions (``|demo_gain_intensity|`` ...) for the figures that the
-  demo page's text quotes.
+  demo page's text quotes;
+- ``validation_figures.inc``: the same for the figures of the validation report
+  (``docs/_static/validation/summary.json``) that the Enhance guide quotes (``|val_umbra_v2|`` ...).
 
 Files are rewritten only when their text changes, so an unchanged build stays incremental.
 """
@@ -64,6 +66,35 @@ def demo_figures(summary: dict) -> dict[str, str]:
     }
 
 
+def _span(values, fmt: str, scale: float = 1.0) -> str:
+    low, high = (f"{min(values) * scale:{fmt}}", f"{max(values) * scale:{fmt}}")
+    return low if low == high else f"{low}-{high}"
+
+
+def validation_figures(summary: dict) -> dict[str, str]:
+    """The figures of the validation report (``docs/_static/validation/summary.json``) that the Enhance guide quotes."""
+    held_out = summary["held_out"]
+
+    def band(kind: str, name: str, version: str) -> list[float]:
+        return [c["power_ratio_bands"][name][version] for c in held_out if c["kind"] == kind]
+
+    umbra = summary["continuum"]["sunspot"]["darkest_1pct"]
+    limb = {name: summary["limb"][name]["off_limb"]["v2"]["bands"] for name in ("limb_cutout", "full_disk")}
+    return {
+        "val_limb_cutout_v2": f"{limb['limb_cutout']['0-2 px outside']['mean_abs']:.1g}",
+        "val_limb_full_disk_v2": f"{limb['full_disk']['0-1 px outside']['mean_abs']:.1g}",
+        "val_power_restored_v2": _span(band("intensity", "1-1.5", "v2"), ".0f", 100) + " %",
+        "val_power_excess_v2": _span(band("intensity", "1.5-2", "v2"), ".1f"),
+        "val_power_excess_v1": _span(band("intensity", "1.5-2", "v1"), ".1f"),
+        "val_power_excess_blos_v2": _span(band("blos", "1.5-2", "v2"), ".1f"),
+        "val_power_excess_blos_v1": _span(band("blos", "1.5-2", "v1"), ".0f"),
+        "val_umbra_input": f"{umbra['input']:.3f}",
+        "val_umbra_v2": f"{umbra['v2']:.3f}",
+        "val_umbra_rl": f"{umbra['rl']:.3f}",
+        "val_umbra_v1": f"{umbra['v1']:.3f}",
+    }
+
+
 def write_demo_page_files(app) -> None:
     source = Path(app.srcdir)
     summary = json.loads((source / "_static" / "demo" / "summary.json").read_text())
@@ -72,6 +103,9 @@ def write_demo_page_files(app) -> None:
     _write(out / "demo_output.txt", demo_output(summary))
     subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in demo_figures(summary).items())
     _write(out / "demo_figures.inc", ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + subs)
+    validation = json.loads((source / "_static" / "validation" / "summary.json").read_text())
+    subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in validation_figures(validation).items())
+    _write(out / "validation_figures.inc", ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + subs)
 
 
 def setup(app):
