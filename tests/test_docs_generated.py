@@ -107,12 +107,13 @@ def test_the_demo_page_quotes_its_summary(build_time_files):
     assert f"{summary['enhance']['blos']['gain_db_over_bicubic']:+.2f} dB" in output
 
 
-def test_the_enhance_guide_quotes_the_validation_report(build_time_files):
+def test_the_enhance_and_validation_pages_quote_the_validation_report(build_time_files):
     summary = json.loads((DOCS / "_static" / "validation" / "summary.json").read_text())
     figures = build_time_files.validation_figures(summary)
     umbra = summary["continuum"]["sunspot"]["darkest_1pct"]
     assert figures["val_umbra_v2"] == f"{umbra['v2']:.3f}" and figures["val_umbra_input"] == f"{umbra['input']:.3f}"
-    page = (DOCS / "guide" / "enhance.rst").read_text()
-    used = set(re.findall(r"\|(val_[a-z0-9_]+)\|", page))
-    assert used and used <= set(figures)
+    for name in ("enhance.rst", "validation.rst"):
+        used = set(re.findall(r"\|(val_[a-z0-9_]+)\|", (DOCS / "guide" / name).read_text()))
+        assert used and used <= set(figures), name
+    assert figures["val_targets_v2"] == str(sum(t["v2"]["met"] for t in summary["targets"]))
     assert (DOCS / "guide" / "generated" / "validation_figures.inc").read_text().count("replace::") == len(figures)
