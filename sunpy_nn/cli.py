@@ -59,6 +59,12 @@ def _train_enhance(args: argparse.Namespace) -> int:
     from sunpy_nn.data import save_weights
     from sunpy_nn.training import train_enhance
 
+    suffix = Path(args.output).suffix
+    if suffix and suffix != ".pt":  # checked before the training, not after it
+        raise ValueError(
+            f"--output {args.output} ends in {suffix}, but the weights are written as a torch .pt file: "
+            f"name it {Path(args.output).with_suffix('.pt')}"
+        )
     images = [_load_training_image(p, args.normalise) for p in args.images]
     model, history = train_enhance(
         images,

@@ -121,3 +121,18 @@ def test_cli_wording():
         "Pass --kind intensity or --kind blos; --normalisation quiet_sun; --weights a file; meta['bunit'] = 'G'"
     )
     assert _cli_wording("sigma=3, kind='blos'", {}) == "sigma=3, kind='blos'"
+
+
+def test_train_refuses_an_output_that_is_not_a_pt_file_before_training(tmp_path, capsys, monkeypatch):
+    import sunpy_nn.training
+
+    def no_training(*args, **kwargs):  # the refusal must come first
+        raise AssertionError("trained before checking --output")
+
+    monkeypatch.setattr(sunpy_nn.training, "train_enhance", no_training)
+    image = tmp_path / "scene.npy"
+    np.save(image, np.ones((64, 64), np.float32))
+    args = ["train-enhance", str(image), "--kind", "intensity", "--pixel-scale", "0.06"]
+    code = main([*args, "-o", str(tmp_path / "weights.h5")])
+    assert code == 2
+    assert "ends in .h5" in capsys.readouterr().err and not (tmp_path / "weights.h5.pt").exists()
