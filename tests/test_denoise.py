@@ -264,7 +264,7 @@ def test_cli_denoise_fits_round_trip(tmp_path, capsys):
         np.testing.assert_array_equal(hdul[0].data[:, 0], cube.data[:, 0])  # Stokes I untouched
         assert not np.array_equal(hdul[0].data[:, 3], cube.data[:, 3])
         assert "Noise2Noise" in str(hdul[0].header["HISTORY"])
-        assert "temporal=1" in str(hdul[0].header["HISTORY"])  # 3 scans: 'auto' takes a half-window of 1
+        assert "sunpy_nn temporal: 1" in str(hdul[0].header["HISTORY"])  # 3 scans: 'auto' takes a half-window of 1
     # more scans than the series has: a clear error before training
     args = ["denoise", str(path), "-o", str(tmp_path / "t.fits"), "--temporal", "2", "--epochs", "1", "-q"]
     assert main(args) == 2
