@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-competitor", action="store_true", help="no busy-loop process")
     parser.add_argument("--networks", default=",".join(NETWORKS), help="enhance, unet or both (default)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="also write docs/_static/performance/threads_<cpu class>_<competitor|idle>.json for the performance guide",
+    )
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 3)
@@ -140,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         time.sleep(1.0)  # let it take its CPU before the first measurement
         bench._row("competitor", f"1 busy-loop process (pid {competitor.pid})")
+    import sunpy_nn
+
     result: dict = {
+        "sunpy_nn_version": sunpy_nn.__version__,  # which code made it (a docs table made from it checks this)
+        "date": time.strftime("%Y-%m-%d %H:%M"),
         "cpu": cpu,
         "competitor": competitor is not None,
         "rounds": rounds,
@@ -198,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=float))
     bench._row("results written to", str(path))
+    if args.docs:
+        case = "competitor" if result["competitor"] else "idle"
+        docs = ROOT / "docs" / "_static" / "performance" / f"threads_{cpu['class'].lower()}_{case}.json"
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        bench._row("for the docs", str(docs))
     return 0
 
 
