@@ -26,6 +26,10 @@ DOCS = ROOT / "docs"
 GENERATED = {
     "docs/_static/validation/summary.json": ("benchmarks/validate_enhance.py", lambda d: d["sunpy_nn_version"]),
     "docs/_static/demo/summary.json": ("sunpy_nn/demo.py", lambda d: d["sunpy_nn_version"]),
+    **{
+        str(p.relative_to(ROOT)): ("benchmarks/threads.py", lambda d: d["sunpy_nn_version"])
+        for p in sorted((ROOT / "docs" / "_static" / "performance").glob("threads_*.json"))
+    },
 }
 
 _DIRECTIVE = re.compile(r"^\s*\.\. (?:include|image|figure|literalinclude)::\s*(\S+)", re.MULTILINE)
@@ -117,3 +121,14 @@ def test_the_enhance_and_validation_pages_quote_the_validation_report(build_time
         assert used and used <= set(figures), name
     assert figures["val_targets_v2"] == str(sum(t["v2"]["met"] for t in summary["targets"]))
     assert (DOCS / "guide" / "generated" / "validation_figures.inc").read_text().count("replace::") == len(figures)
+
+
+def test_the_performance_guide_shows_every_thread_measurement(build_time_files):
+    results = sorted((DOCS / "_static" / "performance").glob("threads_*.json"))
+    assert results  # one file per CPU class and case, from `python benchmarks/threads.py --docs`
+    table = (DOCS / "guide" / "generated" / "performance_threads.inc").read_text()
+    for path in results:
+        data = json.loads(path.read_text())
+        for network in data["networks"].values():
+            assert f"{network['ratio_default_over_best_fixed']:.2f}" in table
+    assert "generated/performance_threads.inc" in (DOCS / "guide" / "performance.rst").read_text()

@@ -8,6 +8,8 @@ it, at ``builder-inited``, this writes into ``docs/guide/generated/``:
 - ``demo_output.txt``: what the demo printed, by the demo's own report code;
 - ``demo_figures.inc``: reStructuredText substitutions (``|demo_gain_intensity|`` ...) for the figures that the
   demo page's text quotes;
+- ``performance_threads.inc``: the table of ``docs/_static/performance/threads_*.json``
+  (``python benchmarks/threads.py --docs``), one row per CPU class, case and network;
 - ``validation_figures.inc``: the same for the figures of the validation report
   (``docs/_static/validation/summary.json``) that the Enhance guide quotes (``|val_umbra_v2|`` ...).
 
@@ -143,6 +145,37 @@ def validation_figures(summary: dict) -> dict[str, str]:
     }
 
 
+def threads_table(results: list[dict]) -> str:
+    """An RST table of ``benchmarks/threads.py --docs`` results: per CPU class and case, times and the ratio."""
+    lines = [
+        ".. list-table:: The thread policy against fixed counts (``python benchmarks/threads.py --quick --docs``)",
+        "   :header-rows: 1",
+        "",
+        "   * - CPU class (CPUs)",
+        "     - other load",
+        "     - network",
+        "     - 1 thread",
+        "     - 2 threads",
+        "     - default (threads chosen)",
+        "     - default / best fixed",
+    ]
+    for r in results:
+        case = "one busy-loop process" if r["competitor"] else "none"
+        for name, n in r["networks"].items():
+            t = n["median_s"]
+            chosen = ", ".join(str(c) for c in n["default_threads"])
+            lines += [
+                f"   * - {r['cpu']['class']} ({r['cpu']['usable_cpus']}), {r['date']}",
+                f"     - {case}",
+                "     - Enhance 400 x 400" if name == "enhance" else "     - U-Net 800 x 800",
+                f"     - {t['1']:.2f} s",
+                f"     - {t['2']:.2f} s",
+                f"     - {t['default']:.2f} s ({chosen})",
+                f"     - {n['ratio_default_over_best_fixed']:.2f}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
 def write_demo_page_files(app) -> None:
     source = Path(app.srcdir)
     summary = json.loads((source / "_static" / "demo" / "summary.json").read_text())
@@ -154,6 +187,11 @@ def write_demo_page_files(app) -> None:
     validation = json.loads((source / "_static" / "validation" / "summary.json").read_text())
     subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in validation_figures(validation).items())
     _write(out / "validation_figures.inc", ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + subs)
+    threads = [json.loads(p.read_text()) for p in sorted((source / "_static" / "performance").glob("threads_*.json"))]
+    _write(
+        out / "performance_threads.inc",
+        ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + threads_table(threads),
+    )
 
 
 def setup(app):
