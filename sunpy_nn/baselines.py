@@ -22,7 +22,7 @@ from sunpy_nn.header import (
     superres_meta,
 )
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, HMI_PSF_RADIUS, _arcsec, hmi_psf
-from sunpy_nn.utils import fill_nearest
+from sunpy_nn.utils import fill_nearest, upsample_nearest
 
 __all__ = ["pca_denoise", "richardson_lucy"]
 
@@ -83,12 +83,8 @@ def _richardson_lucy_array(
         offset = -up.min() + 0.1 * (np.abs(up).max() or 1.0)  # RL needs positive data
     out = _rl(up + offset, psf, iterations) - offset
     if missing.any():
-        out[_upsampled(missing, upsample)] = np.nan
+        out[upsample_nearest(missing, upsample)] = np.nan
     return out
-
-
-def _upsampled(mask: np.ndarray, factor: int) -> np.ndarray:
-    return np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
 
 
 def richardson_lucy(
@@ -189,7 +185,7 @@ def richardson_lucy(
         psf = hmi_psf(new_scale, modified=modified, shape=(n, n))
     out = _richardson_lucy_array(fill_nearest(data, missing), np.asarray(psf, float), iterations, upsample, missing)
     if zeros is not None:
-        out[_upsampled(zeros, upsample)] = 0
+        out[upsample_nearest(zeros, upsample)] = 0
     if not is_map:
         return out
     smap = map_or_array
@@ -197,7 +193,7 @@ def richardson_lucy(
     settings = {"upsample": upsample, "iterations": iterations, "pixel_scale_arcsec": pixel_scale}
     settings["psf"] = "given" if psf_given else f"hmi_psf(modified={modified})"
     provenance(meta, method=_RL_METHOD, settings=settings, history=True)  # Map.save writes the meta as FITS
-    out_mask = None if smap.mask is None else _upsampled(np.asarray(smap.mask, bool), upsample)
+    out_mask = None if smap.mask is None else upsample_nearest(np.asarray(smap.mask, bool), upsample)
     return smap._new_instance(out, meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=out_mask)
 
 

@@ -50,7 +50,9 @@ def _rms(a) -> float:
 
 
 def _nearest(a: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+    from sunpy_nn.utils import upsample_nearest
+
+    return upsample_nearest(a)
 
 
 def _bicubic(a: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 from sunpy.util.exceptions import SunpyUserWarning
 
-__all__ = ["SunpyNNUserWarning", "WeightsError", "fill_nearest", "sha256sum"]
+__all__ = ["SunpyNNUserWarning", "WeightsError", "fill_nearest", "sha256sum", "upsample_nearest"]
 
 
 def __getattr__(name: str):
@@ -121,3 +121,22 @@ def _check_real(name: str, value, low: float, high: float, *, low_open: bool = F
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be a finite number in {interval}, not {value!r}")
     return float(value)
+
+
+def upsample_nearest(mask: np.ndarray, factor: int = 2) -> np.ndarray:
+    """
+    Repeat each pixel of a 2-D array into a ``factor x factor`` block: an input-grid mask on the output grid.
+
+    Parameters
+    ----------
+    mask : `numpy.ndarray`
+        2-D array ``(ny, nx)`` (any dtype).
+    factor : int
+        The output pixels per input pixel along each axis.
+
+    Returns
+    -------
+    `numpy.ndarray`
+        ``(factor * ny, factor * nx)``, the dtype of ``mask``.
+    """
+    return np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 from scipy import ndimage, optimize
 
 from sunpy_nn.metrics import azimuthal_power_spectrum, binned_rms_error, coverage
+from sunpy_nn.utils import upsample_nearest
 
 __all__ = [
     "band_mean_power",
@@ -47,27 +48,7 @@ __all__ = [
     "rms",
     "sign_flip_fraction",
     "stokes_error_summary",
-    "upsample_nearest",
 ]
-
-
-def upsample_nearest(mask: np.ndarray, factor: int = 2) -> np.ndarray:
-    """
-    Repeat each pixel of a 2-D array into a ``factor x factor`` block: an input-grid mask on the output grid.
-
-    Parameters
-    ----------
-    mask : `numpy.ndarray`
-        2-D array ``(ny, nx)`` (any dtype).
-    factor : int
-        The output pixels per input pixel along each axis.
-
-    Returns
-    -------
-    `numpy.ndarray`
-        ``(factor * ny, factor * nx)``, the dtype of ``mask``.
-    """
-    return np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
 
 
 def interior_mask(shape: tuple[int, int], border: int) -> np.ndarray:

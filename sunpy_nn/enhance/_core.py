@@ -22,7 +22,7 @@ from sunpy_nn.enhance._normalise import _apply_profile, _mirrored_axis, normalis
 from sunpy_nn.header import _off_disk_zeros, _update_stats, provenance, superres_meta
 from sunpy_nn.nn import resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
-from sunpy_nn.utils import SunpyNNUserWarning, fill_nearest
+from sunpy_nn.utils import SunpyNNUserWarning, fill_nearest, upsample_nearest
 
 # What Enhance does, as its results' provenance records it.
 _METHOD = "Enhance (Diaz Baso & Asensio Ramos 2018)"
@@ -143,7 +143,7 @@ def enhance_array(
         **run,
     )
     if missing.any():
-        out[np.repeat(np.repeat(missing, 2, axis=0), 2, axis=1)] = np.nan
+        out[upsample_nearest(missing)] = np.nan
     return out
 
 
@@ -241,7 +241,7 @@ def _enhance_one(
     if np.issubdtype(smap.data.dtype, np.floating) and smap.data.dtype.itemsize > 4:
         out = out.astype(smap.data.dtype)
     if zeros is not None:
-        out[np.repeat(np.repeat(zeros, 2, axis=0), 2, axis=1)] = 0
+        out[upsample_nearest(zeros)] = 0
 
     from sunpy_nn import __version__
 
@@ -270,5 +270,5 @@ def _enhance_one(
     meta["keycomments"] = comments
     mask = None
     if smap.mask is not None:
-        mask = np.repeat(np.repeat(np.asarray(smap.mask, bool), 2, axis=0), 2, axis=1)
+        mask = upsample_nearest(np.asarray(smap.mask, bool))
     return smap._new_instance(out, meta, plot_settings=copy.deepcopy(smap.plot_settings), mask=mask)
