@@ -43,6 +43,9 @@ minutes on 2 CPU cores (an estimate from per-patch timings, not a measurement). 
 (`time.perf_counter`) on whatever else the machine is doing: the load average is printed. The options
 ``--threads N`` (torch threads) and ``--mc-samples N`` (MC-dropout passes of the "total" check: default 10,
 quick 3) and ``--progress`` (progress bars) complete the list.
+
+The scene of part a is built by ``benchmarks/_denoise_quality_scene.py`` and the figures are drawn by
+``benchmarks/_denoise_quality_figures.py``; this script runs `denoise_cube` and the PCA baseline and measures.
 """
 
 from __future__ import annotations
@@ -58,42 +61,54 @@ import warnings
 from pathlib import Path
 
 import astropy.units as u
-import matplotlib
 import numpy as np
 import torch
+from _denoise_quality_figures import calibration_figure, crisp_figures, power_figure, profiles_figure, stokes_v_figure
+from _denoise_quality_scene import (
+    MURAM_SCALE,
+    NOISE,
+    build_truth,
+    correlated_noise,
+    describe_scene,
+    make_cube,
+    white_noise,
+)
 from astropy.wcs import WCS
 from ndcube import NDCube
-from scipy import ndimage
 
 import sunpy_nn
 from sunpy_nn import denoise_cube
 from sunpy_nn.baselines import pca_denoise
-from sunpy_nn.data.synthetic import random_field, synthetic_blos
 from sunpy_nn.denoise import Denoiser, estimate_noise, find_axes
 from sunpy_nn.metrics import azimuthal_power_spectrum, coverage
 from sunpy_nn.nn import resolve_device
-from sunpy_nn.report import jsonable
+from sunpy_nn.report import format_number as fmt
+from sunpy_nn.report import jsonable, text_table
 from sunpy_nn.validation import band_mean_power, mean_power_spectrum, rms
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results" / "denoise_quality"
 
-NOISE = 3e-3  # injected noise, I/Ic
-MURAM_SCALE = 0.0662  # arcsec/pix of the MURaM snapshot (also the synthetic cube's pixel)
 CRISP_SCALE = 0.059  # arcsec/pix assumed for the CRISP image (its file carries no WCS)
-LAMBDA0 = 6302.4936  # Fe I line centre, Angstrom
-LINE_SIGMA = 0.065  # Gaussian line width, Angstrom (FWHM ~0.15 A)
-LINE_DEPTH = 0.65  # line depth relative to the local continuum
-DOPPLER = 0.02  # Angstrom of blueshift per unit rms of granular contrast (~1 km/s), clipped at 3 rms
-SPECTRAL_RANGE = 0.28  # wavelengths sampled over +-this, Angstrom
-CADENCE = 28.0  # s between scans
-V_PEAK, QU_PEAK = 15.0, 8.0  # strongest V and Q/U, in units of the noise
 STOKES = ("Q", "U", "V")
 FULL = {"n_wave": 15, "n_scans": 8, "size": 256, "crisp": 800}
 QUICK = {"n_wave": 5, "n_scans": 4, "size": 96, "crisp": 256}
 QUICK_FIT = {"epochs": 3, "patches_per_epoch": 500, "patch_size": 32, "lr": 1e-3}
 CRISP_BANDS = ((0, 0.05), (0.05, 0.15), (0.15, 0.3), (0.3, 0.35), (0.35, 0.5))  # pix^-1
+STOKES_TABLE = (  # (column, key of the per-Stokes results, format) of the console's error table
+    ("rms in", "rms_input", ".2e"),
+    ("rms N2N", "rms_n2n", ".2e"),
+    ("x better", "gain", ".1f"),
+    ("rms PCA", "rms_pca", ".2e"),
+    ("resid std", "residual_std", ".2e"),
+    ("/noise", "residual_std_over_noise", ".3f"),
+    ("strong N2N", "rms_n2n_strong_pixels", ".2e"),
+    ("strong PCA", "rms_pca_strong_pixels", ".2e"),
+    ("<1 sig", "frac_within_1sigma", ".1%"),
+    ("<2 sig", "frac_within_2sigma", ".1%"),
+    ("med sig", "median_sigma", ".2e"),
+)
 BUDGET_S = 600.0  # issue 4: the default denoise_cube on 15 x 3 x 8 x 256 x 256 within 10 minutes on 2 cores
 
 
@@ -109,125 +124,6 @@ def _row(label: str, value: str) -> None:
 def _bar(ok: bool, quick: bool) -> str:
     verdict = "PASS" if ok else "FAIL"
     return f"{verdict} (quick mode: indicative only)" if quick else verdict
-
-
-def _save(fig, out: Path, name: str) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(out / name, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    print(f"  wrote {out / name}", flush=True)
-
-
-# ----------------------------------------------------------------------------------------------- synthetic cube
-def make_wcs(n_wave: int, step: float) -> WCS:
-    """5-D FITS WCS of a cube with numpy axes (wavelength, stokes, time, y, x): FITS axes are the reverse."""
-    w = WCS(naxis=5)
-    w.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "UTC", "STOKES", "WAVE"]
-    w.wcs.cunit = ["arcsec", "arcsec", "s", "", "nm"]
-    w.wcs.cdelt = [MURAM_SCALE, MURAM_SCALE, CADENCE, 1, step / 10]
-    w.wcs.crval = [0, 0, 0, 1, (LAMBDA0 - SPECTRAL_RANGE) / 10]
-    w.wcs.crpix = [1, 1, 1, 1, 1]
-    w.wcs.mjdref = [58595.0, 0.375]  # 2019-04-22T09:00 UTC: a time reference (else ERFA "dubious year" warnings)
-    w.wcs.timesys = "UTC"
-    return w
-
-
-def build_truth(data: Path, n_wave: int, n_scans: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
-    """
-    The clean cube, canonical ``(time, stokes I/Q/U/V, wavelength, y, x)`` float32 in I/Ic, the wavelength offsets
-    (Angstrom) and a description of the scene.
-    """
-    rng = np.random.default_rng(seed)
-    muram = np.load(data / "enhance" / "muram_qs_continuum_1000.npy", mmap_mode="r")
-    margin = 8  # room for the sub-pixel drift; cropped after shifting
-    n = size + 2 * margin
-    y0 = (muram.shape[0] - n) // 2
-    x0 = (muram.shape[1] - n) // 2
-    ic = np.array(muram[y0 : y0 + n, x0 : x0 + n], dtype=np.float64)
-    ic /= ic.mean()
-    blos = synthetic_blos(ic, MURAM_SCALE, seed=seed + 1).astype(np.float64)  # kG, network + 30 % plage
-    contrast = (ic - 1) / ic.std()
-    # Transverse field: a fraction of the smoothed |B| (inclined flux-tube canopies) plus a weak horizontal
-    # internetwork field on granular scales; a smooth random azimuth.
-    b_perp = 0.6 * ndimage.gaussian_filter(np.abs(blos), 1.5) + 0.15 * np.abs(
-        random_field(ic.shape, MURAM_SCALE, 0.3, rng)
-    )
-    azimuth = np.pi * random_field(ic.shape, MURAM_SCALE, 1.5, rng)
-    wl = np.linspace(-SPECTRAL_RANGE, SPECTRAL_RANGE, n_wave)  # Angstrom from line centre
-    shift = -DOPPLER * np.clip(contrast, -3, 3)  # bright granules are blueshifted, dark lanes redshifted
-    x = (wl[:, None, None] - shift[None]) / LINE_SIGMA
-    g = np.exp(-0.5 * x**2)
-    stokes_i = ic * (1 - LINE_DEPTH * g)
-    d1 = ic * LINE_DEPTH * g * x / LINE_SIGMA  # dI/dlambda
-    d2 = ic * LINE_DEPTH * g * (1 - x**2) / LINE_SIGMA**2  # d2I/dlambda2
-    v = -blos * d1  # weak-field approximation, scaled below
-    q = -(b_perp**2) * np.cos(2 * azimuth) * d2
-    uu = -(b_perp**2) * np.sin(2 * azimuth) * d2
-    inner = np.s_[:, margin:-margin, margin:-margin]
-    v *= V_PEAK * NOISE / np.percentile(np.abs(v[inner]).max(axis=0), 99.95)
-    qu_scale = QU_PEAK * NOISE / np.percentile(np.maximum(np.abs(q[inner]), np.abs(uu[inner])).max(axis=0), 99.95)
-    q *= qu_scale
-    uu *= qu_scale
-    base = np.stack([stokes_i, q, uu, v])  # (4, W, n, n)
-
-    # Time evolution: a random walk of 0.1-0.2 px steps, and a smooth +-3 % amplitude modulation of Q/U/V.
-    f1 = random_field(ic.shape, MURAM_SCALE, 1.0, rng)
-    f2 = random_field(ic.shape, MURAM_SCALE, 1.0, rng)
-    truth = np.empty((n_scans, 4, n_wave, size, size), np.float32)
-    offset = np.zeros(2)
-    steps = []
-    for t in range(n_scans):
-        if t:
-            step = rng.uniform(0.1, 0.2) * np.array([math.sin(a := rng.uniform(0, 2 * math.pi)), math.cos(a)])
-            offset = offset + step
-            steps.append(float(np.hypot(*step)))
-        amp = 1 + 0.03 * (f1 * math.cos(0.5 * t) + f2 * math.sin(0.5 * t))
-        for s in range(4):
-            factor = 1.0 if s == 0 else (amp if s == 3 else amp**2)
-            for w in range(n_wave):
-                img = ndimage.shift(base[s, w] * factor, offset, order=3, mode="nearest")
-                truth[t, s, w] = img[margin:-margin, margin:-margin]
-    maxv = np.abs(truth[:, 3]).max(axis=1)
-    maxqu = np.maximum(np.abs(truth[:, 1]), np.abs(truth[:, 2])).max(axis=1)
-    scene = {
-        "shape_canonical": list(truth.shape),
-        "wavelength_offsets_A": wl.tolist(),
-        "blos_kG_max": float(np.abs(blos).max()),
-        "blos_kG_rms": float(blos.std()),
-        "v_max_over_noise": float(np.abs(truth[:, 3]).max() / NOISE),
-        "qu_max_over_noise": float(max(np.abs(truth[:, 1]).max(), np.abs(truth[:, 2]).max()) / NOISE),
-        "fraction_pixels_max_abs_v_above_1_sigma": float((maxv > NOISE).mean()),
-        "fraction_pixels_max_abs_v_above_3_sigma": float((maxv > 3 * NOISE).mean()),
-        "fraction_pixels_max_abs_qu_above_1_sigma": float((maxqu > NOISE).mean()),
-        "drift_step_px_mean": float(np.mean(steps)) if steps else 0.0,
-        "drift_total_px": float(np.hypot(*offset)),
-    }
-    return truth, wl, scene
-
-
-def make_cube(truth: np.ndarray, wl: np.ndarray, noise: np.ndarray) -> NDCube:
-    """An NDCube with numpy axes (wavelength, stokes, time, y, x) from canonical truth + noise."""
-    data = np.transpose(truth + noise, (2, 1, 0, 3, 4)).astype(np.float32)
-    step = float(wl[1] - wl[0]) if len(wl) > 1 else 0.01
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return NDCube(
-            data,
-            wcs=make_wcs(len(wl), step),
-            unit=u.dimensionless_unscaled,
-            meta={"OBSERVER": "synthetic CRISP-like", "BUNIT": "I/Ic"},
-        )
-
-
-def white_noise(shape, rng) -> np.ndarray:
-    return rng.normal(0, NOISE, shape).astype(np.float32)
-
-
-def correlated_noise(shape, rng, sigma_px: float = 1.0) -> np.ndarray:
-    """White noise convolved with a Gaussian of ``sigma_px`` in y and x only, rescaled to ``NOISE`` rms."""
-    n = ndimage.gaussian_filter(rng.standard_normal(shape), (0, 0, 0, sigma_px, sigma_px), mode="wrap")
-    return (n * (NOISE / n.std())).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------- running
@@ -276,132 +172,6 @@ def run_denoise_cube(cube: NDCube, quick: bool, progress: bool) -> tuple[NDCube,
 
 def canonical(cube: NDCube, array=None) -> np.ndarray:
     return find_axes(cube).to_canonical(np.asarray(cube.data if array is None else array, dtype=np.float64))
-
-
-# ----------------------------------------------------------------------------------------------------- figures
-def _extent(n: int, scale: float):
-    return [0, n * scale, 0, n * scale]
-
-
-def fig_stokes_v(out: Path, name: str, title: str, truth, noisy, den, pca, sig, w: int, wl) -> None:
-    import matplotlib.pyplot as plt
-
-    t = 0
-    panels = [
-        ("truth", truth[t, 3, w]),
-        ("noisy input", noisy[t, 3, w]),
-        ("Noise2Noise", den[t, 3, w]),
-        ("PCA baseline", pca[t, 3, w]),
-    ]
-    vmax = max(np.abs(truth[t, 3, w]).max(), 3 * NOISE)
-    ext = _extent(truth.shape[-1], MURAM_SCALE)
-    fig, axs = plt.subplots(1, 6, figsize=(24, 4.2), constrained_layout=True)
-    for ax, (label, img) in zip(axs[:4], panels, strict=True):
-        im = ax.imshow(img, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=ext)
-        ax.set_title(label)
-    fig.colorbar(im, ax=axs[:4], shrink=0.85, label="Stokes V / $I_c$")
-    err = den[t, 3, w] - truth[t, 3, w]
-    im = axs[4].imshow(err, origin="lower", cmap="RdBu_r", vmin=-3 * NOISE, vmax=3 * NOISE, extent=ext)
-    axs[4].set_title(f"N2N - truth (rms {rms(err):.1e})")
-    fig.colorbar(im, ax=axs[4], shrink=0.85, label="error / $I_c$ (scale $\\pm$3 noise)")
-    im = axs[5].imshow(sig[t, 3, w], origin="lower", cmap="viridis", extent=ext)
-    axs[5].set_title("N2N uncertainty $\\sigma$ (aleatoric)")
-    fig.colorbar(im, ax=axs[5], shrink=0.85, label="$\\sigma$ / $I_c$")
-    for ax in axs:
-        ax.set_xlabel("x (arcsec)")
-    axs[0].set_ylabel("y (arcsec)")
-    fig.suptitle(
-        f"{title}: Stokes V at $\\Delta\\lambda$ = {wl[w] * 1000:+.0f} m$\\AA$, scan 0 (noise {NOISE:g} $I_c$)"
-    )
-    _save(fig, out, name)
-
-
-def pick_pixels(truth) -> list[tuple[str, int, int]]:
-    """Strongest V, strongest Q/U, and a weak-V pixel (max |V| about 3 sigma), in scan 0."""
-    maxv = np.abs(truth[0, 3]).max(axis=0)
-    maxqu = np.maximum(np.abs(truth[0, 1]), np.abs(truth[0, 2])).max(axis=0)
-    strong = np.unravel_index(np.argmax(maxv), maxv.shape)
-    qu = np.unravel_index(np.argmax(maxqu), maxqu.shape)
-    weak = np.unravel_index(np.argmin(np.abs(maxv - 3 * NOISE)), maxv.shape)
-    return [("strongest V", *strong), ("strongest Q/U", *qu), ("weak V (~3 sigma)", *weak)]
-
-
-def fig_profiles(out: Path, name: str, title: str, truth, noisy, den, pca, sig, wl) -> None:
-    import matplotlib.pyplot as plt
-
-    pixels = pick_pixels(truth)
-    dl = wl * 1000  # mÅ
-    fig, axs = plt.subplots(len(pixels), 3, figsize=(14, 3.2 * len(pixels)), constrained_layout=True, squeeze=False)
-    for row, (label, y, x) in enumerate(pixels):
-        for col, s in enumerate((1, 2, 3)):
-            ax = axs[row, col]
-            tr, dn, sg = truth[0, s, :, y, x], den[0, s, :, y, x], sig[0, s, :, y, x]
-            ax.plot(dl, noisy[0, s, :, y, x], "o", color="0.6", ms=4, label="noisy input")
-            ax.plot(dl, tr, "k-", lw=2, label="truth")
-            ax.fill_between(dl, dn - sg, dn + sg, color="C0", alpha=0.3, label="N2N $\\pm 1\\sigma$")
-            ax.plot(dl, dn, "C0-", label="Noise2Noise")
-            ax.plot(dl, pca[0, s, :, y, x], "C1--", label="PCA")
-            ax.axhline(0, color="0.8", lw=0.5)
-            ax.set_title(f"{label} (x={x}, y={y} px): Stokes {'IQUV'[s]}")
-            ax.set_xlabel("$\\Delta\\lambda$ (m$\\AA$ from 630.25 nm)")
-            ax.set_ylabel(f"Stokes {'IQUV'[s]} / $I_c$")
-    axs[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{title}: profiles in scan 0, uncertainty band = returned aleatoric $\\sigma$")
-    _save(fig, out, name)
-
-
-def fig_power_synthetic(out: Path, name: str, title: str, truth, noisy, den, pca, w: int) -> dict:
-    import matplotlib.pyplot as plt
-
-    sel = np.s_[:, 3, w]
-    curves = {
-        "truth": truth[sel],
-        "noisy input": noisy[sel],
-        "Noise2Noise": den[sel],
-        "PCA": pca[sel],
-        "removed residual (input - N2N)": noisy[sel] - den[sel],
-        "injected noise (input - truth)": noisy[sel] - truth[sel],
-        "N2N error (N2N - truth)": den[sel] - truth[sel],
-    }
-    styles = [("k", "-"), ("0.6", "-"), ("C0", "-"), ("C1", "--"), ("C2", "-"), ("C3", ":"), ("C4", "-")]
-    fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
-    result = {}
-    for (label, frames), (color, ls) in zip(curves.items(), styles, strict=True):
-        f, p = mean_power_spectrum(frames)
-        result[label] = p.tolist()
-        ax.loglog(f / MURAM_SCALE, p, color=color, ls=ls, label=label)
-    result["freq_per_arcsec"] = (f / MURAM_SCALE).tolist()
-    _plain_log_ticks(ax)
-    ax.set_xlabel("spatial frequency (arcsec$^{-1}$)")
-    ax.set_ylabel("azimuthal power ($(I/I_c)^2$, mean of the 2-D spectrum = variance)")
-    ax.set_title(f"{title}: Stokes V power spectra, all scans")
-    ax.legend(fontsize=8)
-    _save(fig, out, name)
-    return result
-
-
-def _plain_log_ticks(ax) -> None:
-    from matplotlib.ticker import NullFormatter
-
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def fig_calibration(out: Path, name: str, z_sets: dict) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    bins = np.linspace(-5, 5, 101)
-    for label, z in z_sets.items():
-        ax.hist(np.clip(z, -5, 5), bins=bins, density=True, histtype="step", label=label)
-    xx = np.linspace(-5, 5, 400)
-    ax.plot(xx, np.exp(-0.5 * xx**2) / math.sqrt(2 * math.pi), "k--", label="N(0, 1): calibrated")
-    ax.set_xlabel("(denoised - truth) / returned $\\sigma$ (dimensionless)")
-    ax.set_ylabel("probability density")
-    ax.set_yscale("log")
-    ax.set_ylim(1e-4, 1)
-    ax.set_title("Calibration of the uncertainty, Stokes Q/U/V")
-    ax.legend(fontsize=8)
-    _save(fig, out, name)
 
 
 # ------------------------------------------------------------------------------------------------ synthetic part
@@ -466,12 +236,7 @@ def evaluate_synthetic(label: str, cube: NDCube, truth: np.ndarray, args, out: P
         )
         res["cpu_budget_pass"] = budget_ok
 
-    print()
-    print(
-        f"  {'Stokes':<7s}{'rms in':>10s}{'rms N2N':>10s}{'x better':>9s}{'rms PCA':>10s}{'resid std':>11s}"
-        f"{'/noise':>8s}{'strong N2N':>11s}{'strong PCA':>11s}{'<1 sig':>8s}{'<2 sig':>8s}{'med sig':>10s}"
-    )
-    z_all = []
+    z_all, table = [], []
     for s in (1, 2, 3):
         name = "IQUV"[s]
         err_in = noisy[:, s] - truth[:, s]
@@ -496,14 +261,8 @@ def evaluate_synthetic(label: str, cube: NDCube, truth: np.ndarray, args, out: P
             "frames_averaged_equivalent": float((NOISE / rms(err)) ** 2),
         }
         res["stokes"][name] = r
-        strong_n2n = f"{r['rms_n2n_strong_pixels']:.2e}" if strong.any() else "n/a"
-        strong_pca = f"{r['rms_pca_strong_pixels']:.2e}" if strong.any() else "n/a"
-        print(
-            f"  {name:<7s}{r['rms_input']:>10.2e}{r['rms_n2n']:>10.2e}{r['rms_input'] / r['rms_n2n']:>9.1f}"
-            f"{r['rms_pca']:>10.2e}{r['residual_std']:>11.2e}{r['residual_std_over_noise']:>8.3f}"
-            f"{strong_n2n:>11s}{strong_pca:>11s}"
-            f"{r['frac_within_1sigma']:>8.1%}{r['frac_within_2sigma']:>8.1%}{r['median_sigma']:>10.2e}"
-        )
+        table.append([name, *(fmt((r | {"gain": r["rms_input"] / r["rms_n2n"]})[k], f) for _, k, f in STOKES_TABLE)])
+    print(text_table(f"{label}: errors against the truth", ["Stokes"] + [h for h, _, _ in STOKES_TABLE], table))
     print(
         "  (rms in I/Ic over all pixels, scans and wavelengths; 'strong' = pixels with |truth| > 3 x noise; "
         "'<1 sig', '<2 sig': fraction of |N2N - truth| below 1 and 2 returned sigma, ideal 68.3 % / 95.4 %)"
@@ -566,22 +325,36 @@ def evaluate_synthetic(label: str, cube: NDCube, truth: np.ndarray, args, out: P
         f"median sigma {c['total_2_scans']['median_sigma']:.2e} ({t_tot:.1f} s)",
     )
 
-    # figures
-    wl = np.asarray(args.wl)
+    # Stokes V power spectra, over all scans, at the wavelength of the strongest V
     w = int(np.argmax([rms(truth[:, 3, i]) for i in range(truth.shape[2])]))
-    key = label.split()[0].lower()
-    fig_stokes_v(out, f"{key}_stokes_v.png", label, truth, noisy, den, pca, sig, w, wl)
-    fig_profiles(out, f"{key}_profiles.png", label, truth, noisy, den, pca, sig, wl)
-    res["power_spectra_stokes_v"] = fig_power_synthetic(out, f"{key}_power.png", label, truth, noisy, den, pca, w)
+    sel = np.s_[:, 3, w]
+    curves = {
+        "truth": truth[sel],
+        "noisy input": noisy[sel],
+        "Noise2Noise": den[sel],
+        "PCA": pca[sel],
+        "removed residual (input - N2N)": noisy[sel] - den[sel],
+        "injected noise (input - truth)": noisy[sel] - truth[sel],
+        "N2N error (N2N - truth)": den[sel] - truth[sel],
+    }
+    spectra = {}
+    for name, frames in curves.items():
+        f, p = mean_power_spectrum(frames)
+        spectra[name] = p.tolist()
+    spectra["freq_per_arcsec"] = (f / MURAM_SCALE).tolist()
+    res["power_spectra_stokes_v"] = spectra
     res["power_spectra_wavelength_index"] = w
+
+    wl, key = np.asarray(args.wl), label.split()[0].lower()
+    stokes_v_figure(out, f"{key}_stokes_v.png", label, truth, noisy, den, pca, sig, w, wl, NOISE, MURAM_SCALE)
+    profiles_figure(out, f"{key}_profiles.png", label, truth, noisy, den, pca, sig, wl, NOISE)
+    power_figure(out, f"{key}_power.png", label, spectra)
     z_sets = {f"{label}, aleatoric": np.concatenate(z_all), f"{label}, total (2 scans)": z_tot.ravel()}
     return res, z_sets
 
 
 # ---------------------------------------------------------------------------------------------------- CRISP part
 def evaluate_crisp(args, out: Path) -> dict:
-    import matplotlib.pyplot as plt
-
     path = args.data / "denoise" / "crisp_stokes_800.npy"
     image = np.load(path).astype(np.float32)
     if args.quick:
@@ -656,53 +429,14 @@ def evaluate_crisp(args, out: Path) -> dict:
         "  and its aleatoric sigma cannot exceed it (log-variance <= 0 in noise units), so here the returned\n"
         "  uncertainty reflects that estimate, not the real error."
     )
-    print(f"\n  {'band (pix^-1)':<16s}{'P input':>11s}{'P output':>11s}{'P resid':>11s}{'out/in':>9s}{'resid/in':>10s}")
-    for key, b in bands.items():
-        print(
-            f"  {key:<16s}{b['input']:>11.2e}{b['output']:>11.2e}{b['residual']:>11.2e}"
-            f"{b['output'] / b['input']:>9.3f}{b['residual'] / b['input']:>10.3f}"
-        )
-    print("  (mean azimuthal power in (I/Ic)^2 per frequency band)")
+    ratios = ("output", "residual")  # over the input's power
+    rows = [
+        [k, *(f"{v:.2e}" for v in b.values()), *(f"{b[r] / b['input']:.3f}" for r in ratios)] for k, b in bands.items()
+    ]
+    header = ["band (pix^-1)", "P input", "P output", "P resid", "out/in", "resid/in"]
+    print(text_table("Mean azimuthal power in (I/Ic)^2 per frequency band", header, rows))
 
-    vmax = np.percentile(np.abs(image), 99.5)
-    rmax = 4 * resid.std()
-    # zoom: a 160 px (or smaller) box around the strongest smoothed signal
-    z = min(160, n // 2)
-    cy, cx = np.unravel_index(np.argmax(np.abs(ndimage.uniform_filter(den, 15))), den.shape)
-    y0, x0 = (int(np.clip(c - z // 2, 0, n - z)) for c in (cy, cx))
-    fig, axs = plt.subplots(2, 4, figsize=(20, 9.5), constrained_layout=True)
-    for row, (sl, ext, where) in enumerate(
-        [
-            (np.s_[:, :], [0, n, 0, n], "full field"),
-            (np.s_[y0 : y0 + z, x0 : x0 + z], [x0, x0 + z, y0, y0 + z], f"zoom {z} x {z} px"),
-        ]
-    ):
-        for col, (label, img) in enumerate([("input (real CRISP)", image), ("denoised", den)]):
-            im = axs[row, col].imshow(img[sl], origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=ext)
-            axs[row, col].set_title(f"{label}, {where}")
-        fig.colorbar(im, ax=axs[row, :2], shrink=0.85, label="polarisation / $I_c$")
-        im = axs[row, 2].imshow(resid[sl], origin="lower", cmap="RdBu_r", vmin=-rmax, vmax=rmax, extent=ext)
-        axs[row, 2].set_title(f"residual (input - output), {where}")
-        fig.colorbar(im, ax=axs[row, 2], shrink=0.85, label="residual / $I_c$ ($\\pm$4 std)")
-        im = axs[row, 3].imshow(sig[sl], origin="lower", cmap="viridis", extent=ext)
-        axs[row, 3].set_title(f"uncertainty $\\sigma$ (aleatoric), {where}")
-        fig.colorbar(im, ax=axs[row, 3], shrink=0.85, label="$\\sigma$ / $I_c$")
-        axs[row, 0].set_ylabel("y (pix)")
-    for ax in axs.ravel():
-        ax.set_xlabel("x (pix)")
-    fig.suptitle("Real SST/CRISP image, single scan (neighbour sub-sampling pairs; correlated noise)")
-    _save(fig, out, "crisp_images.png")
-
-    fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
-    ax.loglog(f, p_in, "0.5", label="input")
-    ax.loglog(f, p_out, "C0", label="denoised")
-    ax.loglog(f, p_res, "C2", label="residual (input - output)")
-    ax.set_xlabel("spatial frequency (pix$^{-1}$; CRISP ~0.059 arcsec/pix)")
-    ax.set_ylabel("azimuthal power ($(I/I_c)^2$)")
-    ax.set_title("Real CRISP image: power spectra")
-    _plain_log_ticks(ax)
-    ax.legend()
-    _save(fig, out, "crisp_power.png")
+    crisp_figures(out, image, den, sig, r["power_spectra"])
     return r
 
 
@@ -725,7 +459,6 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.mc_samples = args.mc_samples or (3 if args.quick else 10)
-    matplotlib.use("Agg")
     # Harmless: the WCS spectral axis has no observer/target, which ndcube's world coordinates mention each time.
     warnings.filterwarnings("ignore", message=".*cannot be converted to ICRS.*")
     out = args.out
@@ -750,21 +483,8 @@ def main(argv=None) -> int:
         f"{size['n_wave']} x 4 x {size['n_scans']} x "
         f"{size['size']} x {size['size']} ({time.perf_counter() - t0:.1f} s to build)",
     )
-    _row("line", f"Fe I {LAMBDA0 / 10:.2f} nm, Gaussian, depth {LINE_DEPTH}, sigma {LINE_SIGMA * 1000:.0f} mÅ")
-    _row("wavelengths (mÅ from line centre)", ", ".join(f"{v * 1000:+.0f}" for v in wl))
-    _row("pixel, cadence", f"{MURAM_SCALE} arcsec (MURaM), {CADENCE:.0f} s")
-    _row("B_los from synthetic_blos: max |B|, rms (kG)", f"{scene['blos_kG_max']:.2f}, {scene['blos_kG_rms']:.3f}")
-    _row("strongest |V| / noise, |Q|,|U| / noise", f"{scene['v_max_over_noise']:.1f}, {scene['qu_max_over_noise']:.1f}")
-    _row(
-        "pixels with max|V| over wavelength > 1 / 3 noise",
-        f"{scene['fraction_pixels_max_abs_v_above_1_sigma']:.1%} / "
-        f"{scene['fraction_pixels_max_abs_v_above_3_sigma']:.1%}",
-    )
-    _row("pixels with max|Q|,|U| > 1 noise", f"{scene['fraction_pixels_max_abs_qu_above_1_sigma']:.1%}")
-    _row(
-        "scan-to-scan drift (px per scan, total)",
-        f"{scene['drift_step_px_mean']:.2f}, {scene['drift_total_px']:.2f}; Q/U/V amplitude modulation +-3 %",
-    )
+    for label, value in describe_scene(scene, wl):
+        _row(label, value)
     summary: dict = {
         "quick": args.quick,
         "noise": NOISE,
@@ -783,7 +503,7 @@ def main(argv=None) -> int:
     _header("c. Correlated noise (white convolved with a Gaussian of sigma 1 px, 3e-3 rms): denoise_cube")
     cube_c = make_cube(truth, wl, correlated_noise(truth.shape, np.random.default_rng(2)))
     summary["correlated"], z_corr = evaluate_synthetic("Correlated-noise cube", cube_c, truth, args, out)
-    fig_calibration(out, "calibration.png", z_white | z_corr)
+    calibration_figure(out, "calibration.png", z_white | z_corr)
 
     _header("d. Real CRISP image (crisp_stokes_800.npy): denoise_cube on a single scan")
     summary["crisp"] = evaluate_crisp(args, out)

@@ -32,8 +32,9 @@ HMI PSF, `sunpy_nn.baselines.richardson_lucy`), Enhance v1 and Enhance v2. ``--w
 
 Writes ``summary.json`` (every number), ``summary.inc`` (the RST tables included by
 ``docs/guide/validation.rst``) and PNG figures. About 1-2 minutes on one CPU thread. The measurements are those
-of `sunpy_nn.metrics` and `sunpy_nn.validation`; the targets and tables are `sunpy_nn.validation_report`'s: this
-script loads the data, runs the methods, and draws the figures.
+of `sunpy_nn.metrics`, `sunpy_nn.validation` and `sunpy_nn.validation_report` (which also judges the targets and
+writes the tables); the figures are drawn by ``benchmarks/_validate_enhance_figures.py``. This script loads the
+data, runs the methods and calls those.
 """
 
 from __future__ import annotations
@@ -48,33 +49,25 @@ import warnings
 from pathlib import Path
 
 import astropy.units as u
-import matplotlib
 import numpy as np
 import torch
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from _validate_enhance_figures import blos_figure, continuum_figures, held_out_figures, limb_figure
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from scipy import ndimage
 
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
-from sunpy_nn.report import format_percent as pct
 from sunpy_nn.report import jsonable, text_table
-from sunpy_nn.validation import (
-    band_power_ratio,
-    darkest_levels,
-    held_out_box,
-    interior_mask,
-    limb_distance,
-    limb_geometry,
-    limb_profile,
-    off_limb_levels,
-    quiet_sun_mask,
-    sign_flip_fraction,
-    upsample_nearest,
+from sunpy_nn.validation import held_out_box, limb_distance, limb_geometry, limb_profile, off_limb_levels
+from sunpy_nn.validation_report import (
+    continuum_scores,
+    held_out_scores,
+    held_out_targets,
+    magnetogram_scores,
+    real_targets,
+    report_tables,
+    summary_rst,
 )
-from sunpy_nn.validation_report import FRAME_TITLES, METHODS, held_out_targets, real_targets, report_tables, summary_rst
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -89,7 +82,6 @@ FILES = {
     "sharp_blos": "sharp/hmi.sharp_cea_720s.377.20110215_020000_TAI.magnetogram.fits",
 }
 HMI_SCALE = HMI_PIXEL_SCALE_ARCSEC  # arcsec/px, the package's one value
-OUT_SCALE = HMI_SCALE / 2
 SEED = 20180501  # noise of degrade_scene
 BORDER = 4  # HMI pixels left out around the held-out columns (2 arcsec)
 RL_ITERATIONS = (10, 20, 40, 80)  # scanned on the held-out frames; the best PSNR is reported
@@ -100,39 +92,14 @@ PSF_BORDER = math.ceil(4.4 / HMI_SCALE)  # HMI pixels within the PSF kernel radi
 KM_PER_ARCSEC = 725.0  # at 1 au, disk centre
 PIXEL_AREA_CM2 = (HMI_SCALE * KM_PER_ARCSEC * 1e5) ** 2
 OBSTIME = "2014-01-01T00:00:00"  # observer date of the WCS built for cut-outs without one
-LABELS = {
-    "input": "HMI input",
-    "bicubic": "bicubic x2",
-    "rl": "Richardson-Lucy",
-    "v1": "Enhance v1",
-    "v2": "Enhance v2",
-}
-STYLES = {"input": "k:", "truth": "k-", "bicubic": "C0-", "rl": "C1-", "v1": "C2-", "v2": "C3-"}
-FIGURES: list[tuple[str, str]] = []  # (file name, caption)
+QS_EDGES = "5 px from the edges (no I/Ic < 0.9 pixel in the image)"  # the quiet-Sun masks, as summary.json says
+QS_MASK = 'I/Ic >= 0.9 and more than 6 px (3") from any darker pixel, 5 px from the edges'
 
 
-# ----------------------------------------------------------------------------------------------------- helpers
+# -------------------------------------------------------------------------------------------- data and methods
 def bicubic(a: np.ndarray) -> np.ndarray:
     """Bicubic x2 interpolation, pixel edges kept in place."""
     return ndimage.zoom(a, 2, order=3, grid_mode=True, mode="reflect")
-
-
-def save(fig, out: Path, name: str, caption: str) -> None:
-    fig.savefig(out / name, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    FIGURES.append((name, caption))
-
-
-def show(ax, img, scale, title, vmin=None, vmax=None, cmap="gray"):
-    ny, nx = img.shape
-    im = ax.imshow(img, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, extent=[0, nx * scale, 0, ny * scale])
-    ax.set_title(title, fontsize=8)
-    ax.tick_params(labelsize=7)
-    return im
-
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    print(text_table(title, header, rows))
 
 
 def hmi_map(data: np.ndarray, unit, reference_pixel=None):
@@ -165,7 +132,6 @@ def read_sharp(path: Path):
     return sunpy.map.Map(data, header)
 
 
-# ----------------------------------------------------------------------------------------------------- weights
 def load_network(spec: str | None, kind: str, version: str) -> tuple[torch.nn.Module | None, dict]:
     """
     The network for a ``--weights-<kind>-<version>`` option: a registered name, a ``.pt`` weight file or a training
@@ -211,186 +177,18 @@ def load_network(spec: str | None, kind: str, version: str) -> tuple[torch.nn.Mo
     }
 
 
-# ---------------------------------------------------------------------------------------- 1. held-out frames
-def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
-    """One frame under one detector model: every method on the whole degraded frame, scored on the held-out part."""
+def run_map(smap, kind: str, nets: dict) -> dict:
+    """Richardson-Lucy and Enhance v1/v2 through enhance_map on one map (the user path)."""
+    from sunpy_nn import enhance_map
     from sunpy_nn.baselines import richardson_lucy
-    from sunpy_nn.metrics import azimuthal_power_spectrum, psnr, ssim
-    from sunpy_nn.training.degradation import degrade_scene
 
-    y0, y1, x0, x1 = source.valid
-    scene = source.image[y0:y1, x0:x1]
-    low, truth = degrade_scene(scene, source.pixel_scale, kind=source.kind, detector=detector, seed=SEED)
-    held = tuple(c - x0 for c in source.columns("validation"))
-    r0, r1, c0, c1 = held_out_box(low.shape, held, HMI_SCALE / source.pixel_scale, BORDER)
-    box_in = np.s_[r0:r1, c0:c1]
-    box = np.s_[2 * r0 : 2 * r1, 2 * c0 : 2 * c1]
-    tgt = truth[box]
-    drange = float(tgt.max() - tgt.min())
-
-    outputs = {"bicubic": bicubic(low)}
-    rl_scan, rl_best = {}, None
-    for n in (*RL_ITERATIONS, RL_EXTRA):
-        rl = richardson_lucy(low, iterations=n, pixel_scale=HMI_SCALE)
-        rl_scan[n] = psnr(rl[box], tgt, drange)
-        if n in RL_ITERATIONS and (rl_best is None or rl_scan[n] > rl_scan[rl_best]):
-            rl_best, outputs["rl"] = n, rl
+    outs = {"rl": richardson_lucy(smap, iterations=RL_REAL).data.astype(np.float64)}
     for version, net in nets.items():
         if net is not None:
-            outputs[version] = enhance(low, net)
-
-    scores, spectra = {}, {}
-    f, p = azimuthal_power_spectrum(tgt)
-    spectra["truth"] = (f / OUT_SCALE, p * OUT_SCALE**2)
-    f, p = azimuthal_power_spectrum(low[box_in])
-    spectra["input"] = (f / HMI_SCALE, p * HMI_SCALE**2)
-    for key, img in outputs.items():
-        scores[key] = {
-            "psnr_db": psnr(img[box], tgt, drange),
-            "ssim": ssim(img[box], tgt, drange),
-            "mean_bias": float(np.mean(img[box] - tgt)),  # a level offset costs PSNR but hardly SSIM
-        }
-        f, p = azimuthal_power_spectrum(img[box])
-        spectra[key] = (f / OUT_SCALE, p * OUT_SCALE**2)
-    # Power against the truth's in two bands above HMI's Nyquist frequency (0.99 arcsec^-1).
-    f_t, p_t = spectra["truth"]
-    ratios = {key: band_power_ratio(f_t, spectra[key][1], p_t, POWER_BANDS) for key in outputs}
-    names = [f"{a:g}-{b:g}" for a, b in POWER_BANDS]
-    bands = {band: {k: r[band] for k, r in ratios.items() if band in r} for band in names}
-    signs = None
-    if source.kind == "blos":
-        # The real-HMI sign-flip check compares against the input; here the truth says which flips are right.
-        low_up = upsample_nearest(low)[box]
-        signs = {
-            "truth_flips_vs_input": sign_flip_fraction(tgt, low_up, 0.1),  # 100 G in kG
-            "flips_vs_input": {k: sign_flip_fraction(img[box], low_up, 0.1) for k, img in outputs.items()},
-            "wrong_sign_vs_truth": {k: sign_flip_fraction(img[box], tgt, 0.1) for k, img in outputs.items()},
-        }
-    for version in ("v1", "v2"):
-        if version in scores:
-            scores[version]["gain_vs_bicubic_db"] = scores[version]["psnr_db"] - scores["bicubic"]["psnr_db"]
-            scores[version]["gain_vs_rl_db"] = scores[version]["psnr_db"] - scores["rl"]["psnr_db"]
-    return {
-        "frame": source.name,
-        "kind": source.kind,
-        "detector": detector,
-        "scene_pixel_scale": source.pixel_scale,
-        "input_shape": list(low.shape),
-        "compared_input_pixels": {"rows": [r0, r1], "columns": [c0, c1]},
-        "compared_arcsec": [(r1 - r0) * HMI_SCALE, (c1 - c0) * HMI_SCALE],
-        "data_range": drange,
-        "rl_psnr_by_iterations": {str(k): v for k, v in rl_scan.items()},
-        "rl_best_iterations": rl_best,
-        "rl_psnr_extra_iterations_info": {"iterations": RL_EXTRA, "psnr_db": rl_scan[RL_EXTRA]},
-        "scores": scores,
-        "signs_over_100G": signs,
-        "power_ratio_bands": bands,
-        "_spectra": spectra,
-        "_images": {"input": low, "truth": truth, **outputs},
-        "_box": (r0, r1, c0, c1),
-    }
+            outs[version] = enhance_map(smap, kind=kind, weights=net, progress=False).data.astype(np.float64)
+    return outs
 
 
-def held_out_section(nets: dict, enhance, out: Path) -> list[dict]:
-    from sunpy_nn.training.sources import load_reference_sources
-
-    sources = load_reference_sources(DATA, "intensity") + load_reference_sources(DATA, "blos", synthetic_blos_images=0)
-    order = ["sst_sunspot", "imax_quiet_sun", "muram_quiet_sun", "gst_niris"]
-    sources = sorted((s for s in sources if s.name in order), key=lambda s: order.index(s.name))
-    cases = [held_out_case(s, det, nets[s.kind], enhance) for s in sources for det in ("point", "area")]
-
-    held_out_figures(cases, out)
-    return cases
-
-
-def held_out_figures(cases: list[dict], out: Path) -> None:
-    present = [m for m in METHODS if any(m in c["scores"] for c in cases)]
-    point = [c for c in cases if c["detector"] == "point"]
-    cols = ["input", *present, "truth"]
-    fig, axes = plt.subplots(len(point), len(cols), figsize=(2.4 * len(cols), 2.6 * len(point)), squeeze=False)
-    for row, c in zip(axes, point, strict=True):
-        imgs = c["_images"]
-        r0, r1, c0, c1 = c["_box"]
-        vmin, vmax = np.percentile(imgs["truth"], [0.5, 99.5])
-        for ax, key in zip(row, cols, strict=True):
-            if key not in imgs:  # e.g. v2 weights for one kind only
-                ax.axis("off")
-                continue
-            scale = HMI_SCALE if key == "input" else OUT_SCALE
-            title = "truth (28 cm)" if key == "truth" else LABELS[key]
-            if key == "rl":
-                title += f" ({c['rl_best_iterations']} it.)"
-            if key in c["scores"]:
-                title += f"\n{c['scores'][key]['psnr_db']:.2f} dB, SSIM {c['scores'][key]['ssim']:.3f}"
-            elif key == "input":
-                title = f"{FRAME_TITLES[c['frame']]}\n{title} (point)"
-            show(ax, imgs[key], scale, title, vmin, vmax, cmap="gray")
-            ax.add_patch(
-                plt.Rectangle(
-                    (c0 * HMI_SCALE, r0 * HMI_SCALE),
-                    (c1 - c0) * HMI_SCALE,
-                    (r1 - r0) * HMI_SCALE,
-                    fill=False,
-                    ec="y",
-                    lw=0.8,
-                )
-            )
-    fig.tight_layout()
-    save(
-        fig,
-        out,
-        "held_out_images.png",
-        "Each frame degraded with the point detector: the HMI-like input, every method and the 28 cm truth (axes in "
-        "arcsec). Yellow: the held-out box where the scores are computed; left of it is what training used.",
-    )
-
-    frames = list(dict.fromkeys(c["frame"] for c in cases))
-    for kind_of_plot in ("spectra", "ratio"):
-        fig, axes = plt.subplots(2, len(frames), figsize=(4.2 * len(frames), 7), squeeze=False)
-        for c in cases:
-            ax = axes[("point", "area").index(c["detector"]), frames.index(c["frame"])]
-            sp = c["_spectra"]
-            p_t = sp["truth"][1]
-            keys = (["input", "truth"] if kind_of_plot == "spectra" else []) + [m for m in present if m in sp]
-            for key in keys:
-                f_m, p_m = sp[key]
-                label = "truth (28 cm)" if key == "truth" else LABELS[key]
-                if key == "rl":
-                    label += f" ({c['rl_best_iterations']} it.)"
-                if kind_of_plot == "spectra":
-                    ax.loglog(f_m, p_m, STYLES[key], label=label, lw=1.8 if key == "v2" else 1.2)
-                else:
-                    ax.loglog(f_m, p_m / p_t, STYLES[key], label=label, lw=1.8 if key == "v2" else 1.2)
-            if kind_of_plot == "ratio":
-                ax.axhline(1, color="k", lw=0.7)
-                ax.set_ylim(1e-2, 1e2)
-            ax.set_xlim(0.05, 2.2)
-            ax.axvline(1 / (2 * HMI_SCALE), color="0.5", ls="--", lw=0.7)
-            ax.set_title(f"{FRAME_TITLES[c['frame']]}, {c['detector']} detector", fontsize=9)
-            ax.set_xlabel("spatial frequency [arcsec$^{-1}$]", fontsize=8)
-            ax.tick_params(labelsize=7)
-        axes[0, 0].legend(fontsize=7)
-        axes[0, 0].set_ylabel("PSD [units$^2$ arcsec$^2$]" if kind_of_plot == "spectra" else "PSD / PSD(truth)")
-        axes[1, 0].set_ylabel(axes[0, 0].get_ylabel())
-        fig.tight_layout()
-        if kind_of_plot == "spectra":
-            save(
-                fig,
-                out,
-                "held_out_power_spectra.png",
-                "Azimuthal power spectral densities inside the held-out boxes (top: point detector, bottom: area "
-                "detector). Dashed: HMI's Nyquist frequency.",
-            )
-        else:
-            save(
-                fig,
-                out,
-                "held_out_power_ratio.png",
-                "The same spectra divided by the truth's: 1 is the 28 cm telescope's power at each frequency.",
-            )
-
-
-# ------------------------------------------------------------------------------------ 3./4. real HMI continuum
 def locate(small: np.ndarray, big: np.ndarray) -> tuple[tuple[int, int], float]:
     """Offset (y, x) of the window of ``big`` most like ``small``, and their normalised cross-correlation there."""
     from scipy.signal import fftconvolve
@@ -405,16 +203,58 @@ def locate(small: np.ndarray, big: np.ndarray) -> tuple[tuple[int, int], float]:
     return (int(iy), int(ix)), float(ncc[iy, ix])
 
 
-def run_map(smap, kind: str, nets: dict, **kw) -> dict:
-    """Enhance v1/v2 through enhance_map, and Richardson-Lucy on the same map."""
-    from sunpy_nn import enhance_map
+# ---------------------------------------------------------------------------------------- 1. held-out frames
+def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
+    """One frame under one detector model: every method on the whole degraded frame, scored on the held-out part."""
     from sunpy_nn.baselines import richardson_lucy
+    from sunpy_nn.metrics import psnr
+    from sunpy_nn.training.degradation import degrade_scene
 
-    outs = {"rl": richardson_lucy(smap, iterations=RL_REAL).data.astype(np.float64)}
-    for version, net in nets.items():
-        if net is not None:
-            outs[version] = enhance_map(smap, kind=kind, weights=net, progress=False, **kw).data.astype(np.float64)
-    return outs
+    y0, y1, x0, x1 = source.valid
+    low, truth = degrade_scene(
+        source.image[y0:y1, x0:x1], source.pixel_scale, kind=source.kind, detector=detector, seed=SEED
+    )
+    held = tuple(c - x0 for c in source.columns("validation"))
+    r0, r1, c0, c1 = held_out_box(low.shape, held, HMI_SCALE / source.pixel_scale, BORDER)
+    box = np.s_[2 * r0 : 2 * r1, 2 * c0 : 2 * c1]
+    tgt = truth[box]
+    drange = float(tgt.max() - tgt.min())
+    rl = {n: richardson_lucy(low, iterations=n, pixel_scale=HMI_SCALE) for n in (*RL_ITERATIONS, RL_EXTRA)}
+    rl_scan = {n: psnr(img[box], tgt, drange) for n, img in rl.items()}
+    rl_best = max(RL_ITERATIONS, key=rl_scan.get)  # the first of the best
+    outputs = {"bicubic": bicubic(low), "rl": rl[rl_best]}
+    outputs |= {version: enhance(low, net) for version, net in nets.items() if net is not None}
+    scored = held_out_scores(
+        {k: img[box] for k, img in outputs.items()}, tgt, low[r0:r1, c0:c1], source.kind, HMI_SCALE, POWER_BANDS
+    )
+    return {
+        "frame": source.name,
+        "kind": source.kind,
+        "detector": detector,
+        "scene_pixel_scale": source.pixel_scale,
+        "input_shape": list(low.shape),
+        "compared_input_pixels": {"rows": [r0, r1], "columns": [c0, c1]},
+        "compared_arcsec": [(r1 - r0) * HMI_SCALE, (c1 - c0) * HMI_SCALE],
+        "data_range": scored["data_range"],
+        "rl_psnr_by_iterations": {str(k): v for k, v in rl_scan.items()},
+        "rl_best_iterations": rl_best,
+        "rl_psnr_extra_iterations_info": {"iterations": RL_EXTRA, "psnr_db": rl_scan[RL_EXTRA]},
+        "scores": scored["scores"],
+        "signs_over_100G": scored["signs_over_100G"],
+        "power_ratio_bands": scored["power_ratio_bands"],
+        "_spectra": scored["spectra"],
+        "_images": {"input": low, "truth": truth, **outputs},
+        "_box": (r0, r1, c0, c1),
+    }
+
+
+def held_out_section(nets: dict, enhance) -> list[dict]:
+    from sunpy_nn.training.sources import load_reference_sources
+
+    sources = load_reference_sources(DATA, "intensity") + load_reference_sources(DATA, "blos", synthetic_blos_images=0)
+    order = ["sst_sunspot", "imax_quiet_sun", "muram_quiet_sun", "gst_niris"]
+    sources = sorted((s for s in sources if s.name in order), key=lambda s: order.index(s.name))
+    return [held_out_case(s, det, nets[s.kind], enhance) for s in sources for det in ("point", "area")]
 
 
 def flat_fields(nets: dict, enhance) -> dict:
@@ -431,194 +271,47 @@ def flat_fields(nets: dict, enhance) -> dict:
     return res
 
 
-def continuum_section(nets: dict, out: Path) -> dict:
+# ------------------------------------------------------------------------------ 3./4. real HMI continuum, fields
+def continuum_section(nets: dict) -> tuple[dict, dict]:
     from sunpy_nn.enhance import normalise
-    from sunpy_nn.metrics import forward_consistency, rms_contrast
 
-    res = {}
-
-    def score(x, outs, level, name, file):
-        fc_mask = interior_mask(x.shape, PSF_BORDER)
-        qs = quiet_sun_mask(x / level)
-        r = {
-            "file": file,
-            "quiet_sun_level": level,
-            "quiet_sun_pixels": int(qs.sum()),
-            "contrast": {"input": rms_contrast(x, qs)},
-            "forward_consistency": {},
-        }
-        for key, img in outs.items():
-            r["contrast"][key] = rms_contrast(img, upsample_nearest(qs))
-            r["forward_consistency"][key] = forward_consistency(img, x, mask=fc_mask)
-        r.update(darkest_levels(x, outs, level))
-        res[name] = r
-        return r
-
-    # quiet Sun (raw DN/s)
-    qs_raw = np.load(DATA / FILES["qs"]).astype(np.float64)
-    qs_map = hmi_map(qs_raw, u.Unit("DN/s"))
-    qs_outs = run_map(qs_map, "intensity", nets)
-    level = normalise(qs_map, qs_raw, "intensity").scale
-    r = score(qs_raw, qs_outs, level, "quiet_sun", FILES["qs"])
-    r["quiet_sun_mask"] = "5 px from the edges (no I/Ic < 0.9 pixel in the image)"
-    # sunspot cut-out (already I/Ic)
-    spot = fits.getdata(DATA / FILES["sunspot"]).astype(np.float64)
-    spot_outs = run_map(hmi_map(spot, u.dimensionless_unscaled), "intensity", nets)
-    r = score(spot, spot_outs, 1.0, "sunspot", FILES["sunspot"])
-    r["quiet_sun_mask"] = 'I/Ic >= 0.9 and more than 6 px (3") from any darker pixel, 5 px from the edges'
-    # SHARP continuum of NOAA 11158 (DN/s, CEA)
-    sharp = read_sharp(DATA / FILES["sharp_continuum"])
-    sharp_outs = run_map(sharp, "intensity", nets)
-    level = normalise(sharp, np.asarray(sharp.data, np.float64), "intensity").scale
-    r = score(np.asarray(sharp.data, np.float64), sharp_outs, level, "sharp", FILES["sharp_continuum"])
-    r["quiet_sun_mask"] = 'I/Ic >= 0.9 and more than 6 px (3") from any darker pixel, 5 px from the edges'
-    r["note"] = "CEA remap at 0.03 deg/px (about 0.5 arcsec): the HMI PSF applies only approximately"
-    offset, ncc = locate(spot, np.asarray(sharp.data, np.float64))
-    r["sunspot_cutout_match"] = {"offset_yx_px": list(offset), "normalised_cross_correlation": ncc}
+    qs = np.load(DATA / FILES["qs"]).astype(np.float64)  # raw DN/s
+    spot = fits.getdata(DATA / FILES["sunspot"]).astype(np.float64)  # already I/Ic
+    sharp = read_sharp(DATA / FILES["sharp_continuum"])  # NOAA 11158, DN/s, CEA
+    cases = {  # name: (data, map, file, quiet-Sun level or None for normalise's, how the quiet-Sun mask is made)
+        "quiet_sun": (qs, hmi_map(qs, u.Unit("DN/s")), "qs", None, QS_EDGES),
+        "sunspot": (spot, hmi_map(spot, u.dimensionless_unscaled), "sunspot", 1.0, QS_MASK),
+        "sharp": (np.asarray(sharp.data, np.float64), sharp, "sharp_continuum", None, QS_MASK),
+    }
+    res, images = {}, {}
+    for name, (x, smap, file, level, mask) in cases.items():
+        outs = run_map(smap, "intensity", nets)
+        level = normalise(smap, x, "intensity").scale if level is None else level
+        res[name] = {"file": FILES[file], **continuum_scores(x, outs, level, PSF_BORDER), "quiet_sun_mask": mask}
+        images[name] = (x, outs)
+    res["sharp"]["note"] = "CEA remap at 0.03 deg/px (about 0.5 arcsec): the HMI PSF applies only approximately"
+    offset, ncc = locate(spot, images["sharp"][0])
+    res["sharp"]["sunspot_cutout_match"] = {"offset_yx_px": list(offset), "normalised_cross_correlation": ncc}
     print(f"The sunspot cut-out matches the SHARP at offset {offset} with a correlation of {ncc:.2f}: the same spot.")
-
-    continuum_figures(
-        out, res, {"quiet_sun": (qs_raw, qs_outs), "sunspot": (spot, spot_outs), "sharp": (sharp.data, sharp_outs)}
-    )
-    return res
+    return res, images
 
 
-def continuum_figures(out: Path, res: dict, images: dict) -> None:
-    from sunpy_nn.metrics import azimuthal_power_spectrum
-
-    keys = [k for k in ("rl", "v1", "v2") if k in images["sunspot"][1]]
-    label = {"rl": f"RL {RL_REAL} it.", "v1": "Enhance v1", "v2": "Enhance v2"}
-    # umbrae: zoom on the darkest pixel of each sunspot
-    fig, axes = plt.subplots(2, len(keys) + 2, figsize=(3.2 * (len(keys) + 2), 6.4), squeeze=False)
-    for row, name in zip(axes, ("sunspot", "sharp"), strict=True):
-        x, outs = images[name]
-        x = np.asarray(x, np.float64)
-        level = res[name]["quiet_sun_level"]
-        iy, ix = np.unravel_index(np.argmin(ndimage.uniform_filter(x, 5)), x.shape)
-        h = 30
-        ys, xs = slice(max(iy - h, 0), iy + h), slice(max(ix - h, 0), ix + h)
-        yo, xo = slice(2 * ys.start, 2 * ys.stop), slice(2 * xs.start, 2 * xs.stop)
-        title = {"sunspot": "HMI sunspot cut-out", "sharp": "SHARP 11158"}[name]
-        show(row[0], x[ys, xs] / level, HMI_SCALE, f"{title}: input", 0.1, 1.1)
-        for ax, k in zip(row[1 : len(keys) + 1], keys, strict=True):
-            show(ax, outs[k][yo, xo] / level, OUT_SCALE, label[k], 0.1, 1.1)
-        ax = row[-1]
-        d = res[name]
-        for j, q in enumerate(("1", "0.1")):
-            vals = [d[f"darkest_{q}pct"][k] for k in ("input", *keys)]
-            bars = ax.bar(np.arange(len(vals)) + (j - 0.5) * 0.4, vals, 0.4, label=f"darkest {q} %")
-            ax.bar_label(bars, fmt="%.3f", fontsize=6)
-        ax.set_xticks(np.arange(len(keys) + 1), ["input", *[label[k] for k in keys]], fontsize=7, rotation=20)
-        ax.set_ylabel("mean I/Ic over the input's darkest pixels", fontsize=8)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    save(
-        fig,
-        out,
-        "umbrae.png",
-        "Umbrae of the two real HMI sunspots (60 x 60 input pixels around the darkest point, I/Ic from 0.1 to 1.1) "
-        "and the mean intensity over the darkest 1 % and 0.1 % of the input's pixels after each method.",
-    )
-    # quiet Sun: images and spectra
-    x, outs = images["quiet_sun"]
-    level = res["quiet_sun"]["quiet_sun_level"]
-    fig, axes = plt.subplots(1, len(keys) + 2, figsize=(3.6 * (len(keys) + 2), 3.6))
-    vmin, vmax = np.percentile(outs[keys[-1]] / level, [0.5, 99.5])
-    show(
-        axes[0],
-        x / level,
-        HMI_SCALE,
-        f"HMI quiet Sun, contrast {pct(res['quiet_sun']['contrast']['input'])}",
-        vmin,
-        vmax,
-    )
-    for ax, k in zip(axes[1:-1], keys, strict=True):
-        show(ax, outs[k] / level, OUT_SCALE, f"{label[k]}, contrast {pct(res['quiet_sun']['contrast'][k])}", vmin, vmax)
-    ax = axes[-1]
-    b = 5
-    for img, scale, key in ((x, HMI_SCALE, "input"), *((outs[k], OUT_SCALE, k) for k in keys)):
-        f = 1 if key == "input" else 2
-        fr, p = azimuthal_power_spectrum(img[f * b : -f * b, f * b : -f * b] / level)
-        ax.loglog(fr / scale, p * scale**2, STYLES[key], label=LABELS[key] if key != "rl" else label["rl"])
-    ax.axvline(1 / (2 * HMI_SCALE), color="0.5", ls="--", lw=0.7)
-    ax.set_xlabel("spatial frequency [arcsec$^{-1}$]", fontsize=8)
-    ax.set_ylabel("PSD [(I/I$_c$)$^2$ arcsec$^2$]", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save(
-        fig,
-        out,
-        "real_quiet_sun.png",
-        "Real HMI quiet Sun through enhance_map, with the azimuthal power spectra (dashed: HMI's Nyquist frequency).",
-    )
-
-
-# -------------------------------------------------------------------------------------- 4. real magnetograms
-def blos_section(nets: dict, out: Path) -> dict:
-    from sunpy_nn.metrics import forward_consistency
-
-    res = {}
+def blos_section(nets: dict) -> tuple[dict, dict]:
     b200 = fits.getdata(DATA / FILES["blos"]).astype(np.float64)
     maps = {
         "blos_200": (hmi_map(b200, u.G), FILES["blos"]),
         "sharp": (read_sharp(DATA / FILES["sharp_blos"]), FILES["sharp_blos"]),
     }
-    images = {}
+    res, images = {}, {}
     for name, (smap, file) in maps.items():
         b = np.asarray(smap.data, np.float64)  # Gauss (Mx/cm^2 for the SHARP: the same number)
         outs = {"bicubic": bicubic(b), **run_map(smap, "blos", nets)}
         images[name] = (b, outs)
-        bu = upsample_nearest(b)
-        strong = np.abs(bu) > 100
-        m500 = (np.abs(b) > 500) & interior_mask(b.shape, PSF_BORDER)
-        r = {
-            "file": file,
-            "unit": smap.unit.to_string(),
-            "pixels_over_100G_output": int(strong.sum()),
-            "pixels_over_500G_input_interior": int(m500.sum()),
-            "unsigned_flux_mx": {"input": float(np.abs(b).sum() * PIXEL_AREA_CM2)},
-            "flux_ratio": {},
-            "sign_flip_fraction": {},
-            "forward_consistency_over_500G": {},
-            "median_out_over_in_0.8_1.2_kG": {},
-        }
-        kg = (np.abs(bu) > 800) & (np.abs(bu) < 1200)
-        for key, img in outs.items():
-            r["unsigned_flux_mx"][key] = float(np.abs(img).sum() * PIXEL_AREA_CM2 / 4)
-            r["flux_ratio"][key] = r["unsigned_flux_mx"][key] / r["unsigned_flux_mx"]["input"]
-            r["sign_flip_fraction"][key] = sign_flip_fraction(img, bu, 100)
-            r["forward_consistency_over_500G"][key] = forward_consistency(img, b, mask=m500)
-            r["median_out_over_in_0.8_1.2_kG"][key] = float(np.median(img[kg] / bu[kg])) if kg.any() else None
-        res[name] = r
-
+        scores = magnetogram_scores(b, outs, PIXEL_AREA_CM2, PSF_BORDER)
+        res[name] = {"file": file, "unit": smap.unit.to_string(), **scores}
     offset, ncc = locate(b200, images["sharp"][0])
     res["blos_200"]["sharp_match"] = {"offset_yx_px": list(offset), "normalised_cross_correlation": ncc}
-    keys = ["bicubic", "rl", *[v for v in ("v1", "v2") if v in images["blos_200"][1]]]
-
-    b, outs = images["blos_200"]
-    fig, axes = plt.subplots(1, len(keys) + 1, figsize=(3.4 * (len(keys) + 1), 3.6))
-    show(axes[0], b, HMI_SCALE, "HMI B$_{LOS}$ (hmi_blos_200)", -1500, 1500, cmap="RdBu_r")
-    for ax, k in zip(axes[1:], keys, strict=True):
-        r = res["blos_200"]
-        show(
-            ax,
-            outs[k],
-            OUT_SCALE,
-            f"{LABELS[k] if k != 'rl' else f'RL {RL_REAL} it.'}\nflux x{r['flux_ratio'][k]:.3f}, "
-            f"flips {pct(r['sign_flip_fraction'][k])}",
-            -1500,
-            1500,
-            cmap="RdBu_r",
-        )
-    fig.tight_layout()
-    save(
-        fig,
-        out,
-        "real_blos.png",
-        "Real HMI line-of-sight magnetogram (G, from -1500 to 1500) through each method, with the unsigned flux "
-        "ratio and the fraction of sign flips where the input has more than 100 G.",
-    )
-    return res
+    return res, images
 
 
 # -------------------------------------------------------------------------------------------------- 5. limb
@@ -670,7 +363,7 @@ def limb_case(smap, data: np.ndarray, nets: dict, file: str, bands_px, note: str
     return res
 
 
-def limb_section(nets: dict, out: Path) -> dict:
+def limb_section(nets: dict) -> dict:
     import sunpy.data.test
     import sunpy.map
 
@@ -699,56 +392,6 @@ def limb_section(nets: dict, out: Path) -> dict:
         note="sunpy's 100 x 100 full-disk test map at 20.7 arcsec/px (41 times HMI's pixel): only the response to "
         "zeros beyond a limb is meaningful; NaN off-disk pixels set to 0",
     )
-    keys = [k for k in ("rl", "v1", "v2") if k in res["limb_cutout"]["_images"]]
-    label = {"input": "HMI input", "rl": f"RL {RL_REAL} it.", "v1": "Enhance v1", "v2": "Enhance v2"}
-    r = res["limb_cutout"]
-
-    # figure
-    imgs = r["_images"]
-    fig, axes = plt.subplots(2, len(keys) + 1, figsize=(3.6 * (len(keys) + 1), 7.2), squeeze=False)
-    xc, yc = r["disk_centre_px"]
-    row0 = 170
-    col0 = max(int(xc - r["radius_px"] * math.cos(math.asin((row0 + 30 - yc) / r["radius_px"]))) - 15, 0)
-    zoom = np.s_[row0 : row0 + 60, col0 : col0 + 60]
-    zoom_out = np.s_[2 * row0 : 2 * row0 + 120, 2 * col0 : 2 * col0 + 120]
-    s = r["disk_centre_intensity"]
-    for ax, k in zip(axes[0], ("input", *keys), strict=True):
-        img = imgs[k][zoom] if k == "input" else imgs[k][zoom_out]
-        show(ax, img / s, HMI_SCALE if k == "input" else OUT_SCALE, f"{label[k]} (zoom at the limb)", -0.05, 0.6)
-    ax = axes[1, 0]
-    for k in ("input", *keys):
-        e = r["edge"][k]
-        ax.plot(np.array(e["distance_px"]) * HMI_SCALE, np.array(e["profile"], float), STYLES[k], label=label[k])
-    ax.axvline(0, color="0.5", lw=0.6)
-    ax.axhline(0, color="0.5", lw=0.6)
-    ax.set_xlabel("distance inside the limb [arcsec]", fontsize=8)
-    ax.set_ylabel("mean I/I$_c$", fontsize=8)
-    ax.set_title("Profile across the limb (limb cut-out)", fontsize=9)
-    ax.legend(fontsize=7)
-    ax = axes[1, 1]
-    f = res["full_disk"]
-    for k in ("input", *keys):
-        if k not in f["edge"]:
-            continue
-        e = f["edge"][k]
-        ax.plot(np.array(e["distance_px"]), np.array(e["profile"], float), STYLES[k], label=label[k])
-    ax.axvline(0, color="0.5", lw=0.6)
-    ax.axhline(0, color="0.5", lw=0.6)
-    ax.set_xlabel('distance inside the limb [input pixels of 20.7"]', fontsize=8)
-    ax.set_title("Profile across the limb (full-disk test map)", fontsize=9)
-    for ax in axes[1, 2:]:
-        ax.axis("off")
-    fig.tight_layout()
-    save(
-        fig,
-        out,
-        "limb.png",
-        "Top: the real HMI limb cut-out near the limb after each method, with off-disk pixels set to 0 "
-        "(I/Ic of the disk centre, -0.05 to 0.6). Bottom: mean profiles across the limb, of the cut-out and of "
-        "sunpy's 20.7\"/px full-disk test map.",
-    )
-    for v in res.values():
-        v.pop("_images")
     return res
 
 
@@ -782,8 +425,9 @@ def main(argv=None) -> int:
             nets[kind][v], weights[kind][v] = load_network(getattr(args, f"weights_{kind}_{v}"), kind, v)
             info = weights[kind][v]
             print(f"{kind} {v}: {info['name'] or 'SKIPPED: ' + info['note']}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    for old in args.out.glob("*.png"):
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):
         old.unlink()
     timing = {"enhance_s": 0.0}
 
@@ -794,11 +438,15 @@ def main(argv=None) -> int:
         return result
 
     print(f"sunpy_nn {__version__}; torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    held = held_out_section(nets, enhance, args.out)
+    held = held_out_section(nets, enhance)
+    figures = held_out_figures(held, out)
     flats = flat_fields(nets, enhance)
-    cont = continuum_section(nets["intensity"], args.out)
-    blos = blos_section(nets["blos"], args.out)
-    limb = limb_section(nets["intensity"], args.out)
+    cont, images = continuum_section(nets["intensity"])
+    figures += continuum_figures(cont, images, out, RL_REAL)
+    blos, images = blos_section(nets["blos"])
+    figures += blos_figure(blos["blos_200"], *images["blos_200"], out, RL_REAL)
+    limb = limb_section(nets["intensity"])
+    figures += limb_figure(limb, out, RL_REAL)
     targets = held_out_targets(held) + real_targets(cont, blos, limb, RL_REAL)
     runtime = time.perf_counter() - t0
     summary = jsonable(
@@ -827,28 +475,28 @@ def main(argv=None) -> int:
             "continuum": cont,
             "blos": blos,
             "limb": limb,
-            "figures": FIGURES,
+            "figures": figures,
         },
-        drop_private=True,
+        drop_private=True,  # the images, spectra and boxes kept for the figures
     )
     for title, header, rows in report_tables(summary):
-        table(title, header, rows)
-    with open(args.out / "summary.json", "w") as f:
+        print(text_table(title, header, rows))
+    with open(out / "summary.json", "w") as f:
         json.dump(summary, f, indent=1)
-    (args.out / "summary.inc").write_text(summary_rst(summary))
+    (out / "summary.inc").write_text(summary_rst(summary))
     if args.docs:
         DOCS_DIR.mkdir(parents=True, exist_ok=True)
         for old in DOCS_DIR.glob("*.png"):
             old.unlink()
-        for name, _ in FIGURES:
-            shutil.copy(args.out / name, DOCS_DIR / name)
-        shutil.copy(args.out / "summary.json", DOCS_DIR / "summary.json")
+        for name, _ in figures:
+            shutil.copy(out / name, DOCS_DIR / name)
+        shutil.copy(out / "summary.json", DOCS_DIR / "summary.json")
         (DOCS_DIR / "summary.inc").write_text(summary_rst(summary, "/_static/validation/"))
     for v in ("v1", "v2"):
         met = [t[v]["met"] for t in targets if t[v]["met"] is not None]
         print(f"Enhance {v}: {sum(met)} of {len(met)} targets met" if met else f"Enhance {v}: not evaluated")
     print(
-        f"Wrote {len(FIGURES)} figures, summary.json and summary.inc to {args.out}"
+        f"Wrote {len(figures)} figures, summary.json and summary.inc to {out}"
         + (f" and {DOCS_DIR}" if args.docs else "")
         + f" in {runtime:.0f} s (Enhance on the held-out frames {timing['enhance_s']:.1f} s)."
     )

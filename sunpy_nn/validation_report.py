@@ -1,22 +1,41 @@
 """
-The validation report of the Enhance weights: its targets and the tables the docs include.
+The validation report of the Enhance weights: what it scores, its targets and the tables the docs include.
 
-``benchmarks/validate_enhance.py`` measures (with `sunpy_nn.metrics` and `sunpy_nn.validation`) and collects every
-number in a summary dict, written as ``summary.json``; these functions judge it against `TARGETS` and write the
-tables of ``docs/guide/validation.rst`` (its ``summary.inc``), so that the docs' numbers and the console's come from
-one writer. The summary's sections are those of the benchmark: ``held_out`` (one dict per frame and detector
-model), ``flat_fields``, ``continuum``, ``blos``, ``limb``, ``weights``, ``settings``, ``targets`` and ``figures``.
+``benchmarks/validate_enhance.py`` loads the data, runs the methods and scores their outputs with these functions
+(`held_out_scores`, `continuum_scores`, `magnetogram_scores`, built on `sunpy_nn.metrics` and
+`sunpy_nn.validation`), and collects every number in a summary dict, written as ``summary.json``; the others judge it
+against `TARGETS` and write the tables of ``docs/guide/validation.rst`` (its ``summary.inc``), so that the docs'
+numbers and the console's come from one writer. The summary's sections are those of the benchmark: ``held_out`` (one
+dict per frame and detector model), ``flat_fields``, ``continuum``, ``blos``, ``limb``, ``weights``, ``settings``,
+``targets`` and ``figures``.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
+import numpy as np
+
+from sunpy_nn.metrics import azimuthal_power_spectrum, forward_consistency, psnr, rms_contrast, ssim
 from sunpy_nn.report import format_number as fmt
 from sunpy_nn.report import format_percent as pct
 from sunpy_nn.report import rst_escape, rst_list_table, status_text, target_cell
+from sunpy_nn.utils import upsample_nearest
+from sunpy_nn.validation import band_power_ratio, darkest_levels, interior_mask, quiet_sun_mask, sign_flip_fraction
 
-__all__ = ["FRAME_TITLES", "METHODS", "TARGETS", "held_out_targets", "real_targets", "report_tables", "summary_rst"]
+__all__ = [
+    "FRAME_TITLES",
+    "METHODS",
+    "TARGETS",
+    "continuum_scores",
+    "held_out_scores",
+    "held_out_targets",
+    "magnetogram_scores",
+    "real_targets",
+    "report_tables",
+    "summary_rst",
+]
 
 #: The held-out frames (names of `sunpy_nn.training.sources.load_reference_sources`) and their titles, in order.
 FRAME_TITLES = {
@@ -39,6 +58,170 @@ TARGETS = {
     "limb_ringing": 0.02,  # I/Ic, largest inward drop of the mean profile across the limb
 }
 _COLUMNS = ["bicubic x2", "Richardson-Lucy (best)", "Enhance v1", "Enhance v2"]
+
+
+# ------------------------------------------------------------------------------------------------- measurements
+def held_out_scores(
+    outputs: dict[str, np.ndarray], truth: np.ndarray, low: np.ndarray, kind: str, input_scale: float, bands: Sequence
+) -> dict:
+    """
+    Scores of each method inside one held-out box against the truth: PSNR, SSIM, bias, spectra and signs.
+
+    Parameters
+    ----------
+    outputs : dict
+        Method name to its x2 output inside the box (twice the input box on each axis).
+    truth : numpy.ndarray
+        The truth inside the box, same shape as each output.
+    low : numpy.ndarray
+        The degraded input inside the box.
+    kind : {"intensity", "blos"}
+        What the images are: a magnetogram (kG) also gets its signs checked.
+    input_scale : float
+        Pixel scale of ``low`` in arcsec (the outputs' is half of it).
+    bands : sequence of (float, float)
+        Spatial-frequency bands in arcsec^-1 of `sunpy_nn.validation.band_power_ratio`.
+
+    Returns
+    -------
+    dict
+        ``data_range`` (of the truth, for PSNR and SSIM); ``scores``: per method ``psnr_db``, ``ssim`` and
+        ``mean_bias``, and for ``v1`` and ``v2`` ``gain_vs_bicubic_db`` and ``gain_vs_rl_db`` (when those methods are
+        there); ``signs_over_100G`` (magnetograms: sign flips against the input and against the truth where
+        ``|B| > 0.1 kG``; else None); ``power_ratio_bands`` (band to method to power over the truth's); and
+        ``spectra``: method, ``input`` and ``truth`` to (frequency in arcsec^-1, PSD in units^2 arcsec^2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.validation_report import held_out_scores
+    >>> truth = np.random.default_rng(0).normal(1.0, 0.1, (32, 32))
+    >>> r = held_out_scores({"bicubic": truth + 0.01}, truth, truth[::2, ::2], "intensity", 0.5, [(0.5, 1.0)])
+    >>> round(r["scores"]["bicubic"]["mean_bias"], 6), r["signs_over_100G"]
+    (0.01, None)
+    """
+    output_scale = input_scale / 2
+    drange = float(truth.max() - truth.min())
+    scores, spectra = {}, {}
+    f, p = azimuthal_power_spectrum(truth)
+    spectra["truth"] = (f / output_scale, p * output_scale**2)
+    f, p = azimuthal_power_spectrum(low)
+    spectra["input"] = (f / input_scale, p * input_scale**2)
+    for key, img in outputs.items():
+        scores[key] = {
+            "psnr_db": psnr(img, truth, drange),
+            "ssim": ssim(img, truth, drange),
+            "mean_bias": float(np.mean(img - truth)),  # a level offset costs PSNR but hardly SSIM
+        }
+        f, p = azimuthal_power_spectrum(img)
+        spectra[key] = (f / output_scale, p * output_scale**2)
+    # Power against the truth's in bands above HMI's Nyquist frequency (0.99 arcsec^-1).
+    f_t, p_t = spectra["truth"]
+    ratios = {key: band_power_ratio(f_t, spectra[key][1], p_t, bands) for key in outputs}
+    names = [f"{a:g}-{b:g}" for a, b in bands]
+    signs = None
+    if kind == "blos":
+        # The real-HMI sign-flip check compares against the input; here the truth says which flips are right.
+        low_up = upsample_nearest(low)
+        signs = {
+            "truth_flips_vs_input": sign_flip_fraction(truth, low_up, 0.1),  # 100 G in kG
+            "flips_vs_input": {k: sign_flip_fraction(img, low_up, 0.1) for k, img in outputs.items()},
+            "wrong_sign_vs_truth": {k: sign_flip_fraction(img, truth, 0.1) for k, img in outputs.items()},
+        }
+    for version in ("v1", "v2"):
+        if version in scores and "bicubic" in scores and "rl" in scores:
+            scores[version]["gain_vs_bicubic_db"] = scores[version]["psnr_db"] - scores["bicubic"]["psnr_db"]
+            scores[version]["gain_vs_rl_db"] = scores[version]["psnr_db"] - scores["rl"]["psnr_db"]
+    return {
+        "data_range": drange,
+        "scores": scores,
+        "signs_over_100G": signs,
+        "power_ratio_bands": {band: {k: r[band] for k, r in ratios.items() if band in r} for band in names},
+        "spectra": spectra,
+    }
+
+
+def continuum_scores(image: np.ndarray, outputs: dict[str, np.ndarray], level: float, border: int) -> dict:
+    """
+    Scores of real HMI continuum through each method: quiet-Sun contrast, forward consistency and the umbra.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The HMI continuum image, in any unit.
+    outputs : dict
+        Method name to its x2 output, in the unit of ``image``.
+    level : float
+        The quiet-Sun level of ``image`` (I/Ic = ``image / level``).
+    border : int
+        Input pixels left out at the edges for the forward consistency (the PSF kernel's radius).
+
+    Returns
+    -------
+    dict
+        ``quiet_sun_level``, ``quiet_sun_pixels`` (of `sunpy_nn.validation.quiet_sun_mask`), ``contrast`` (input and
+        each method: `sunpy_nn.metrics.rms_contrast` there), ``forward_consistency`` (each method,
+        `sunpy_nn.metrics.forward_consistency`), and the ``darkest_1pct`` and ``darkest_0.1pct`` levels of
+        `sunpy_nn.validation.darkest_levels`.
+    """
+    qs = quiet_sun_mask(image / level)
+    fc_mask = interior_mask(image.shape, border)
+    r = {
+        "quiet_sun_level": level,
+        "quiet_sun_pixels": int(qs.sum()),
+        "contrast": {"input": rms_contrast(image, qs)},
+        "forward_consistency": {},
+    }
+    for key, img in outputs.items():
+        r["contrast"][key] = rms_contrast(img, upsample_nearest(qs))
+        r["forward_consistency"][key] = forward_consistency(img, image, mask=fc_mask)
+    r.update(darkest_levels(image, outputs, level))
+    return r
+
+
+def magnetogram_scores(blos: np.ndarray, outputs: dict[str, np.ndarray], pixel_area_cm2: float, border: int) -> dict:
+    """
+    Scores of a real HMI magnetogram through each method: unsigned flux, sign flips and forward consistency.
+
+    Parameters
+    ----------
+    blos : numpy.ndarray
+        The line-of-sight field in G (or Mx/cm^2).
+    outputs : dict
+        Method name to its x2 output, in G.
+    pixel_area_cm2 : float
+        Area of one input pixel on the Sun, cm^2 (an output pixel is a quarter of it).
+    border : int
+        Input pixels left out at the edges for the forward consistency (the PSF kernel's radius).
+
+    Returns
+    -------
+    dict
+        ``pixels_over_100G_output``, ``pixels_over_500G_input_interior``, and per method (the flux also for
+        ``input``): ``unsigned_flux_mx``, ``flux_ratio`` (over the input's), ``sign_flip_fraction`` (where the
+        input has ``|B| > 100 G``), ``forward_consistency_over_500G`` and ``median_out_over_in_0.8_1.2_kG`` (the
+        median output over input where the input has 0.8-1.2 kG; None without such pixels).
+    """
+    bu = upsample_nearest(blos)
+    strong = np.abs(bu) > 100
+    m500 = (np.abs(blos) > 500) & interior_mask(blos.shape, border)
+    r = {
+        "pixels_over_100G_output": int(strong.sum()),
+        "pixels_over_500G_input_interior": int(m500.sum()),
+        "unsigned_flux_mx": {"input": float(np.abs(blos).sum() * pixel_area_cm2)},
+        "flux_ratio": {},
+        "sign_flip_fraction": {},
+        "forward_consistency_over_500G": {},
+        "median_out_over_in_0.8_1.2_kG": {},
+    }
+    kg = (np.abs(bu) > 800) & (np.abs(bu) < 1200)
+    for key, img in outputs.items():
+        r["unsigned_flux_mx"][key] = float(np.abs(img).sum() * pixel_area_cm2 / 4)
+        r["flux_ratio"][key] = r["unsigned_flux_mx"][key] / r["unsigned_flux_mx"]["input"]
+        r["sign_flip_fraction"][key] = sign_flip_fraction(img, bu, 100)
+        r["forward_consistency_over_500G"][key] = forward_consistency(img, blos, mask=m500)
+        r["median_out_over_in_0.8_1.2_kG"][key] = float(np.median(img[kg] / bu[kg])) if kg.any() else None
+    return r
 
 
 # ------------------------------------------------------------------------------------------------------ targets

@@ -22,9 +22,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
-# generated file -> (the script that writes it, how to read the version it records)
+# generated file -> (the script that writes it, or a tuple of it and the modules that shape what it writes: a change
+# to any makes the file stale; how to read the version it records)
 GENERATED = {
-    "docs/_static/validation/summary.json": ("benchmarks/validate_enhance.py", lambda d: d["sunpy_nn_version"]),
+    "docs/_static/validation/summary.json": (
+        # the script, its figures, and the report module that scores its numbers and writes its tables
+        ("benchmarks/validate_enhance.py", "benchmarks/_validate_enhance_figures.py", "sunpy_nn/validation_report.py"),
+        lambda d: d["sunpy_nn_version"],
+    ),
     "docs/_static/demo/summary.json": ("sunpy_nn/demo.py", lambda d: d["sunpy_nn_version"]),
     **{
         str(p.relative_to(ROOT)): ("benchmarks/threads.py", lambda d: d["sunpy_nn_version"])
@@ -73,16 +78,17 @@ def _have_history() -> bool:
 def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
     if not _have_history():
         pytest.skip("needs the git history of a development checkout (absent from an sdist)")
-    script, version_of = GENERATED[path]
+    scripts, version_of = GENERATED[path]
+    scripts = (scripts,) if isinstance(scripts, str) else scripts
     version = version_of(json.loads((ROOT / path).read_text()))
     recorded = re.search(r"\+g([0-9a-f]{7,40})", version)
     assert recorded, f"{path} records no commit in its version {version!r}; regenerate it"
     if _git("cat-file", "-e", recorded.group(1) + "^{commit}").returncode != 0:
         pytest.skip(f"commit {recorded.group(1)} is not in this clone's history (a shallow clone)")
-    changed = _git("log", "-1", "--format=%H", "--", script).stdout.strip()
+    changed = _git("log", "-1", "--format=%H", "--", *scripts).stdout.strip()
     fresh = _git("merge-base", "--is-ancestor", changed, recorded.group(1)).returncode == 0
     assert fresh, (
-        f"{path} was made by {script} at {recorded.group(1)}, before its change {changed[:10]}; "
+        f"{path} was made by {', '.join(scripts)} at {recorded.group(1)}, before their change {changed[:10]}; "
         "regenerate it (the page that includes it names the command)"
     )
 
