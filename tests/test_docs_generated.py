@@ -31,6 +31,10 @@ GENERATED = {
         lambda d: d["sunpy_nn_version"],
     ),
     "docs/_static/demo/summary.json": ("sunpy_nn/demo.py", lambda d: d["sunpy_nn_version"]),
+    "docs/_static/training/intensity_augmentation.json": (
+        "benchmarks/intensity_augmentation.py",
+        lambda d: d["sunpy_nn_version"],
+    ),
     **{
         str(p.relative_to(ROOT)): ("benchmarks/threads.py", lambda d: d["sunpy_nn_version"])
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("threads_*.json"))

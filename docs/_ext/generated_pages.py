@@ -11,7 +11,9 @@ it, at ``builder-inited``, this writes into ``docs/guide/generated/``:
 - ``performance_threads.inc``: the table of ``docs/_static/performance/threads_*.json``
   (``python benchmarks/threads.py --docs``), one row per CPU class, case and network;
 - ``validation_figures.inc``: the same for the figures of the validation report
-  (``docs/_static/validation/summary.json``) that the Enhance guide quotes (``|val_umbra_v2|`` ...).
+  (``docs/_static/validation/summary.json``) that the validation, Enhance and training guides quote
+  (``|val_umbra_v2|`` ...);
+- ``training_figures.inc``: the training guide's table and figures (``docs/_ext/generated_training.py``).
 
 Files are rewritten only when their text changes, so an unchanged build stays incremental.
 """
@@ -23,6 +25,8 @@ import io
 import json
 import math
 from pathlib import Path
+
+from generated_training import write_training_files
 
 
 def _write(path: Path, text: str) -> None:
@@ -74,6 +78,12 @@ def _span(values, fmt: str, scale: float = 1.0) -> str:
     return low if low == high else f"{low}-{high}"
 
 
+def _signed_span(values, unit: str = " dB") -> str:
+    """A range of signed values: "+0.1 to +2.2 dB", or "+1.2 dB" when they round to one value."""
+    low, high = f"{min(values):+.1f}", f"{max(values):+.1f}"
+    return (low if low == high else f"{low} to {high}") + unit
+
+
 def _bound(x: float) -> str:
     """``x`` rounded up to one significant figure: a bound that ``x`` stays within (0.0014 -> "0.002")."""
     if x <= 0:
@@ -106,8 +116,28 @@ def validation_figures(summary: dict) -> dict[str, str]:
     def pct(x: float, fmt: str = ".2f") -> str:
         return f"{100 * x:{fmt}} %"
 
+    def gains(version: str, detector: str, against: str) -> str:  # over every held-out frame, for one detector
+        cases = [c for c in held_out if c["detector"] == detector]
+        return _signed_span([c["scores"][version][f"gain_vs_{against}_db"] for c in cases])
+
+    threads = summary["threads"]
+    match = {  # the normalised cross-correlation of the HMI cut-outs with a window of the SHARP
+        "continuum": summary["continuum"]["sharp"]["sunspot_cutout_match"],
+        "blos": summary["blos"]["blos_200"]["sharp_match"],
+    }
+    boxes = [c["compared_arcsec"] for c in held_out]  # (height, width) of each held-out box
     figures = {
         "val_date": summary["date"].split()[0],
+        "val_runtime": f"{summary['runtime_s']:.0f} s on {threads} CPU thread{'s' if threads > 1 else ''}",
+        "val_box_width": _span([w for _, w in boxes], ".1f") + '"',
+        "val_box_height": _span([h for h, _ in boxes], ".1f") + '"',
+        **{f"val_sharp_corr_{k}": f"{m['normalised_cross_correlation']:.2f}" for k, m in match.items()},
+        **{
+            f"val_{v}_{against}_{detector}": gains(v, detector, against)
+            for v in ("v1", "v2")
+            for against in ("bicubic", "rl")
+            for detector in ("point", "area")
+        },
         "val_targets_total": str(len(targets)),
         "val_targets_v2": str(sum(t["v2"]["met"] for t in targets)),
         "val_targets_v1": str(sum(t["v1"]["met"] for t in targets)),
@@ -192,6 +222,7 @@ def write_demo_page_files(app) -> None:
         out / "performance_threads.inc",
         ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + threads_table(threads),
     )
+    write_training_files(source, out, _write)
 
 
 def setup(app):
