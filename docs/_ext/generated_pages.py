@@ -24,6 +24,8 @@ import json
 import math
 from pathlib import Path
 
+from generated_performance import write_performance_files
+
 
 def _write(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
@@ -192,6 +194,7 @@ def write_demo_page_files(app) -> None:
         out / "performance_threads.inc",
         ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + threads_table(threads),
     )
+    write_performance_files(source, out)  # the performance and scaling guides (generated_performance.py)
 
 
 def setup(app):
