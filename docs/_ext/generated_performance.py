@@ -351,9 +351,12 @@ def scaling_figures(dask: dict, runs: list[dict]) -> dict[str, str]:
         "scal_enhance_kmacs": f"{macs['enhance'] / 1e3:.0f}" if macs else MISSING,
         "scal_full_disk_out_mib": f"{model['full_disk_out_mib']:.0f} MiB",
         "scal_day_out_gib": f"{model['day_out_gib']:.0f} GiB",
-        "scal_fulldisk_rss": f"{run['fulldisk']['peak_rss_mib']:.0f} MiB" if run else MISSING,
-        "scal_rss_class": run["cpu"]["class"] if run else MISSING,
-        "scal_fulldisk_tile": f"{run['fulldisk']['tile_size']} px" if run else MISSING,
+        "scal_fulldisk_rss": (
+            f"{run['fulldisk']['peak_rss_mib']:.0f} MiB ({run['fulldisk']['tile_size']} px tiles, on the "
+            f"{run['cpu']['class']} CPU of the performance guide)"
+            if run
+            else MISSING
+        ),
     }
 
 
