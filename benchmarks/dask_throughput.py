@@ -6,17 +6,28 @@ Prints maps/minute for each, the per-map cost and the transfer sizes that go int
 
     python benchmarks/dask_throughput.py                # 6 maps of 1024 x 1024 (about 2 minutes on 2 cores)
     python benchmarks/dask_throughput.py --size 512     # quicker
+    python benchmarks/dask_throughput.py --docs         # also docs/_static/scaling/dask_throughput.json
+
+With ``--docs`` the results (with the sunpy_nn version, the date and the CPU) are also written to
+``docs/_static/scaling/dask_throughput.json``, from which the docs build writes the scaling guide's table and
+scaling model. Leave torch's threads to the package (no ``OMP_NUM_THREADS``): the serial run is meant to use
+every core.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+# The package of this checkout, whether or not (or wherever else) sunpy_nn is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import astropy.units as u
 import numpy as np
@@ -25,7 +36,21 @@ import torch
 from astropy.coordinates import SkyCoord
 from sunpy.coordinates import frames
 
+import sunpy_nn
 from sunpy_nn import SunpyNNUserWarning, enhance_map
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "_static" / "scaling" / "dask_throughput.json"
+FULL_DISK = 4096  # edge of an HMI full disk (input pixels)
+MAPS_PER_DAY = 1920  # HMI's 45 s cadence
+
+
+def _cpu_info() -> dict:
+    """The CPU as ``benchmarks/run.py`` reports it: model, flags, class (AVX2 or AVX-512), usable CPUs."""
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cpu_info()
 
 
 def make_maps(folder: Path, n: int, size: int) -> list[Path]:
@@ -56,11 +81,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--maps", type=int, default=6)
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--docs", action="store_true", help=f"also write {DOCS.relative_to(ROOT)} for the docs")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
+    cpu = _cpu_info()
     print(f"{args.maps} maps of {args.size}x{args.size}, {cores} cores, torch {torch.__version__}")
+    print(f"CPU: {cpu['model']} ({cpu['class']} class)")
     warnings.simplefilter("ignore", SunpyNNUserWarning)
-    results: dict = {"maps": args.maps, "size": args.size, "cores": cores, "load_avg_start": os.getloadavg()[0]}
+    results: dict = {
+        "sunpy_nn_version": sunpy_nn.__version__,  # which code made it (the docs table made from it checks this)
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu,
+        "torch": torch.__version__,
+        "maps": args.maps,
+        "size": args.size,
+        "cores": cores,
+        "load_avg_start": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         files = make_maps(tmp, args.maps, args.size)
@@ -101,20 +138,22 @@ def main() -> None:
     for k, dt in times.items():
         print(f"  {k:<16s} {60 * args.maps / dt:7.2f} maps/min   {dt / args.maps:6.2f} s/map")
     mpix = args.size**2 / 1e6
-    per_mpix_core = times["serial"] / args.maps / mpix * cores
+    # core-seconds: the serial run's time times the torch threads it ran on (its cores)
+    serial_cores = results["serial_threads"]
+    per_mpix_core = times["serial"] / args.maps / mpix * serial_cores
     print("\nscaling model")
     print(
-        f"  per-map cost: {times['serial'] / args.maps:.2f} s for {mpix:.2f} Mpix on {cores} cores "
+        f"  per-map cost: {times['serial'] / args.maps:.2f} s for {mpix:.2f} Mpix on {serial_cores} cores "
         f"= {per_mpix_core:.2f} core-s per input Mpix"
     )
-    full_disk = per_mpix_core * 4096**2 / 1e6
+    full_disk = per_mpix_core * FULL_DISK**2 / 1e6
     print(
-        f"  full disk (4096^2, 16.8 Mpix): {full_disk:.0f} core-s; 1,920 maps (one day at 45 s cadence): "
-        f"{1920 * full_disk / 3600:.0f} core-hours"
+        f"  full disk ({FULL_DISK}^2, {FULL_DISK**2 / 1e6:.1f} Mpix): {full_disk:.0f} core-s; {MAPS_PER_DAY} maps "
+        f"(one day at 45 s cadence): {MAPS_PER_DAY * full_disk / 3600:.0f} core-hours"
     )
     print(
         f"  transfer per map: input file {in_bytes / 2**20:.1f} MiB, output file {out_bytes / 2**20:.1f} MiB "
-        f"(x4 pixels; a full-disk output is {4 * 8192**2 / 2**20:.0f} MiB in float32)"
+        f"(x4 pixels; a full-disk output is {4 * (2 * FULL_DISK) ** 2 / 2**20:.0f} MiB in float32)"
     )
     results.update(
         times=times,
@@ -131,6 +170,10 @@ def main() -> None:
         f"\nload average {results['load_avg_start']:.2f} -> {results['load_avg_end']:.2f}; "
         f"wrote {out / 'dask_throughput.json'}"
     )
+    if args.docs:
+        DOCS.parent.mkdir(parents=True, exist_ok=True)
+        DOCS.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"for the docs: {DOCS}")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ Run from the repository root::
     python benchmarks/run.py            # everything, about 5-8 minutes on 2 idle CPU cores
     python benchmarks/run.py --quick    # no full disk, no torch.compile, fewer repeats: about 2 minutes
     python benchmarks/run.py --no-compile --full-size 2048
+    python benchmarks/run.py --docs     # also the copy the performance guide's tables are made from
 
-It prints, in this order, and writes the same figures as JSON to ``benchmarks/results/run-<time>.json``:
+It prints, in this order, and writes the same figures as JSON to ``benchmarks/results/run-<time>.json`` (with
+``--docs`` also to ``docs/_static/performance/run_<CPU class>.json``, read by the docs build: one table per CPU
+class):
 
 0. the CPU: its model, the flags that decide torch's kernels (avx2, avx512f, avx512_bf16, amx), its class
    (AVX2 or AVX-512: never compare figures across classes), the usable CPUs and torch's threads (and who set them);
@@ -23,8 +26,8 @@ It prints, in this order, and writes the same figures as JSON to ``benchmarks/re
 3. Enhance on a 4096x4096 full disk through ``run_tiled(precision="float32")`` in a fresh process: time, peak RSS,
    minor page faults and the tiling overhead: the run's time against the sum of its tiles, that is the image's
    pixels at the per-pixel time of one tile-sized forward pass (halos and bookkeeping included);
-4. Noise2Noise training throughput (patches/s, the training step of ``Denoiser.fit``), and its FLOP rate
-   (3x the forward FLOPs) against the U-Net's inference FLOP rate;
+4. Noise2Noise training throughput (patches/s) of the training step of ``Denoiser.fit`` (channels-last, fused
+   Adam) and of variants, and its FLOP rate (3x the forward FLOPs) against the U-Net's inference FLOP rate;
 5. the classical baselines ``richardson_lucy`` (400x400) and ``pca_denoise`` (800x800, 13 wavelengths);
 
 and a summary of the targets of issue #8, each "met" or "NOT MET".
@@ -64,12 +67,15 @@ from sunpy_nn.nn import (
     runner,
     tile_windows,
 )
-from sunpy_nn.nn.runner import _balanced_window, optimized_tile_size
+from sunpy_nn.nn.runner import _balanced_window, default_tile_size, optimized_tile_size
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "_static" / "performance"
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 ENHANCE_SIZE, UNET_SIZE = 400, 800
+#: The training step of ``Denoiser.fit`` (``sunpy_nn.training.noise2noise``): channels-last with the fused Adam step.
+FIT_CONFIG = "batch 10 of 52x52, channels-last, fused Adam (as in fit)"
 
 RESULT: dict = {}
 
@@ -204,10 +210,11 @@ def _enhance_model() -> tuple[EnhanceNet, str]:
 
 
 def _unet() -> UNet:
-    # The Denoiser's network in image mode (see sunpy_nn.denoise.Denoiser._build).
+    """The network of a default `~sunpy_nn.Denoiser` in image mode (one channel), random weights."""
+    from sunpy_nn import Denoiser
+
     torch.manual_seed(0)
-    net = UNet(1, 1, 32, 2, padding="reflect", variance_head=True, dropout=0.01, log_var_offset=0.0)
-    return net.eval()
+    return Denoiser()._build(1).eval()  # the Denoiser's own builder: its configuration, whatever it becomes
 
 
 def unet_macs_per_pixel(net: UNet) -> float:
@@ -227,6 +234,32 @@ def unet_macs_per_pixel(net: UNet) -> float:
             level = 0
         macs += m.kernel_size[0] * m.kernel_size[1] * m.in_channels * m.out_channels / 4**level
     return macs
+
+
+def tiling_geometry(size: int, halo: int, n_filters: int = 64, scale: int = 2) -> dict:
+    """
+    How ``run_tiled`` cuts a ``size`` x ``size`` image on the CPU: the optimised path and the generic one.
+
+    Plain arithmetic on the tile settings (nothing is timed): tile edge, window (after balancing, on the optimised
+    path), number of tiles and the pixels computed, halos included, per image pixel.
+    """
+    dev = torch.device("cpu")
+    plans = {}
+    for name, tile, balanced in (
+        ("optimised", optimized_tile_size(dev, n_filters, scale), True),
+        ("generic", default_tile_size(dev, n_filters, scale), False),
+    ):
+        window = min(tile, size)
+        if balanced:
+            window = _balanced_window(size, window, halo, 1)
+        n_tiles = len(tile_windows(size, window, halo)) ** 2
+        plans[name] = {
+            "tile_size": tile,
+            "window": window,
+            "n_tiles": n_tiles,
+            "computed_pixels_ratio": n_tiles * window**2 / size**2,
+        }
+    return {"size": size, "halo": halo, **plans}
 
 
 # ------------------------------------------------------------------------------------------------------------ parts
@@ -252,6 +285,7 @@ def part_peak(dev: torch.device, repeats: int) -> dict:
             rate = flops / t / 1e9
             lay = "channels-last" if layout == torch.channels_last else "NCHW"
             _row(f"conv 64->64 3x3 on {s}x{s}, {name}, {lay}", f"{rate:.0f} GFLOP/s")
+            peak[f"conv_{name}_{'channels_last' if layout == torch.channels_last else 'nchw'}"] = rate
             best = max(best, rate)
         peak[f"conv_{name}"] = best
     conv_peaks = f"{peak['conv_float32']:.0f} / {peak['conv_bfloat16']:.0f} GFLOP/s"
@@ -478,10 +512,11 @@ def part_training(dev: torch.device, repeats: int, infer, infer_flops: float) ->
     """Training steps and one inference call (``infer``, ``infer_flops``) in turns, so that they share the load."""
     _header("4. Noise2Noise training throughput (the training step of Denoiser.fit)")
     macs = unet_macs_per_pixel(_unet())
+    # (label, batch, patch, channels-last, fused Adam); the paper's batches are ten 52x52 patches
     configs = (
-        ("paper settings: batch 10 of 52x52 (NCHW, as in fit)", 10, 52, False, False),
+        ("batch 10 of 52x52, NCHW", 10, 52, False, False),
         ("batch 10 of 52x52, channels-last", 10, 52, True, False),
-        ("batch 10 of 52x52, channels-last, fused Adam", 10, 52, True, True),
+        (FIT_CONFIG, 10, 52, True, True),
         ("batch 10 of 128x128, channels-last, fused Adam", 10, 128, True, True),
     )
     steps = {c[0]: _train_step_factory(_unet(), dev, c[1], c[2], c[3], c[4]) for c in configs}
@@ -499,7 +534,7 @@ def part_training(dev: torch.device, repeats: int, infer, infer_flops: float) ->
             t, _ = _median(step, dev, 2, warmup=0)
             times[name].append(t)
     res = {}
-    for label, batch, patch, _, _ in configs:
+    for label, batch, patch, channels_last, fused in configs:
         flops = 3 * 2 * macs * batch * patch * patch  # forward + backward = 3x the forward FLOPs
         ratios = [r / (flops / t / 1e9) for r, t in zip(infer_rates, times[label], strict=True)]
         t = statistics.median(times[label])
@@ -507,6 +542,11 @@ def part_training(dev: torch.device, repeats: int, infer, infer_flops: float) ->
             "patches_s": batch / t,
             "gflops": flops / t / 1e9,
             "vs_inference": statistics.median(ratios),
+            "batch": batch,
+            "patch": patch,
+            "channels_last": channels_last,
+            "fused_adam": fused,
+            "as_in_fit": label == FIT_CONFIG,
         }
         _row(
             label,
@@ -515,6 +555,7 @@ def part_training(dev: torch.device, repeats: int, infer, infer_flops: float) ->
         )
     _row("U-Net inference in the same rounds", f"{statistics.median(infer_rates):.0f} GFLOP/s (float32, optimised)")
     RESULT["training"] = res
+    RESULT["training_inference_gflops"] = statistics.median(infer_rates)
     return res
 
 
@@ -558,6 +599,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the thread policy)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help="also write docs/_static/performance/run_<cpu class>.json, from which the performance guide is made",
+    )
     parser.add_argument("--_fulldisk", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     configure_threads(args.threads)
@@ -566,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     dev = resolve_device(args.device)
+    if args.docs and dev.type != "cpu":
+        parser.error("--docs: the performance guide's tables are per CPU class; run it with --device cpu")
     repeats = args.repeats or (3 if args.quick else 5)
     compile_ = not (args.quick or args.no_compile)
     t_start = time.perf_counter()
@@ -575,6 +623,21 @@ def main(argv: list[str] | None = None) -> int:
     print_cpu(cpu)
     _row("device / native bfloat16", f"{dev} / {bf16_is_native(dev)}")
     _row("load average at start (1, 5, 15 min)", _load())
+    import sunpy_nn
+
+    RESULT["sunpy_nn_version"] = sunpy_nn.__version__  # which code made it (the docs tables made from it check this)
+    RESULT["date"] = time.strftime("%Y-%m-%d %H:%M")
+    RESULT["cpu"] = cpu
+    RESULT["threads"] = torch.get_num_threads()
+    RESULT["settings"] = {
+        "quick": args.quick,
+        "compile": compile_,
+        "fulldisk": not (args.quick or args.no_fulldisk) and dev.type == "cpu",
+        "repeats": repeats,
+        "enhance_size": ENHANCE_SIZE,
+        "unet_size": UNET_SIZE,
+        "full_size": args.full_size,
+    }
     RESULT["environment"] = {
         "torch": torch.__version__,
         "cpu": cpu["model"],
@@ -598,6 +661,13 @@ def main(argv: list[str] | None = None) -> int:
     _header(f"2a. Enhance {ENHANCE_SIZE}x{ENHANCE_SIZE} ({weights}; {source}), median of {repeats} runs")
     from sunpy_nn.nn import FastEnhance
 
+    # multiply-adds per input pixel: the original Enhance, the optimised one (cheaper upsampling) and the U-Net
+    RESULT["macs_per_pixel"] = {
+        "enhance": net.flops_per_pixel,
+        "enhance_optimised": FastEnhance(net).flops_per_pixel,
+        "unet": unet_macs_per_pixel(_unet()),
+    }
+    RESULT["tiling"] = tiling_geometry(args.full_size, net.receptive_radius, net.n_filters)
     enh = part_network(
         "enhance", net, img, net.flops_per_pixel, FastEnhance(net).flops_per_pixel, dev, repeats, compile_
     )
@@ -644,11 +714,11 @@ def main(argv: list[str] | None = None) -> int:
         best_u["fraction_of_conv_peak"] >= 0.70,
         f"{best_u['fraction_of_conv_peak']:.0%} ({best_u['time_s']:.3f} s)",
     )
-    paper = next(iter(train.values()))
+    fit = train[FIT_CONFIG]
     _target(
         "training FLOP rate within 1.5x of the inference FLOP rate",
-        paper["vs_inference"] <= 1.5,
-        f"{paper['vs_inference']:.2f}x (paper settings); best setting "
+        fit["vs_inference"] <= 1.5,
+        f"{fit['vs_inference']:.2f}x (the step of Denoiser.fit); best setting "
         f"{min(v['vs_inference'] for v in train.values()):.2f}x",
     )
     for name, t in RESULT["targets"].items():
@@ -661,6 +731,11 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(RESULT, indent=2, default=float))
     _row("results written to", str(path))
+    if args.docs:
+        docs = DOCS / f"run_{cpu['class'].lower()}.json"
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(json.dumps(RESULT, indent=2, default=float) + "\n")
+        _row("for the docs", str(docs))
     return 0
 
 

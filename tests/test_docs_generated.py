@@ -39,6 +39,11 @@ GENERATED = {
         str(p.relative_to(ROOT)): ("benchmarks/threads.py", lambda d: d["sunpy_nn_version"])
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("threads_*.json"))
     },
+    **{
+        str(p.relative_to(ROOT)): ("benchmarks/run.py", lambda d: d["sunpy_nn_version"])
+        for p in sorted((ROOT / "docs" / "_static" / "performance").glob("run_*.json"))
+    },
+    "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
 }
 
 _DIRECTIVE = re.compile(r"^\s*\.\. (?:include|image|figure|literalinclude)::\s*(\S+)", re.MULTILINE)

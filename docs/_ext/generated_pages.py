@@ -27,6 +27,7 @@ import math
 from pathlib import Path
 
 from generated_training import write_training_files
+from generated_performance import write_performance_files
 
 
 def _write(path: Path, text: str) -> None:
@@ -223,6 +224,7 @@ def write_demo_page_files(app) -> None:
         ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + threads_table(threads),
     )
     write_training_files(source, out, _write)
+    write_performance_files(source, out)  # the performance and scaling guides (generated_performance.py)
 
 
 def setup(app):

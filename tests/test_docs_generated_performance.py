@@ -1,0 +1,233 @@
+"""
+The performance and scaling guides quote ``benchmarks/run.py --docs`` and ``benchmarks/dask_throughput.py --docs``
+through ``docs/_ext/generated_performance.py`` (issues #16 and #17): its functions, on made-up results, and the
+pages against the committed JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def gen():
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import generated_performance
+    finally:
+        sys.path.pop(0)
+    return generated_performance
+
+
+def _mode(time_s: float, error: float, precision: str = "float32", setup: float = 1.0, compiled: bool = False):
+    return {
+        "time_s": time_s,
+        "speedup_vs_eager": 2.0 / time_s,
+        "gflops_executed": 100.0 / time_s,
+        "fraction_of_conv_peak": 0.5 / time_s,
+        "conv_peak_gflops_same_rounds": 400.0 if precision == "float32" else 800.0,
+        "error": error,
+        "guard_ok": error <= 1e-3,
+        "chosen_precision": precision,
+        "compiled": compiled,
+        "setup_s": setup,
+    }
+
+
+def _network(compile_: bool) -> dict:
+    modes = {"float32 eager": _mode(2.0, 0.0), "float32": _mode(1.0, 9.0e-7)}
+    if compile_:
+        modes["float32 + compile"] = _mode(0.8, 9.0e-7, setup=21.0, compiled=True)
+    return modes | {"bfloat16": _mode(0.5, 1.1e-2, "bfloat16"), "auto": _mode(1.0, 9.3e-6)}
+
+
+def _run(cpu_class: str = "AVX-512", quick: bool = False) -> dict:
+    """A made-up ``run.py --docs`` result with the structure the script writes."""
+    flags = {"avx2": True, "avx512f": cpu_class == "AVX-512", "avx512_bf16": cpu_class == "AVX-512", "amx": False}
+    result = {
+        "sunpy_nn_version": "0.1.dev1+gabcdef1",
+        "date": "2026-01-01 12:00",
+        "cpu": {
+            "model": "Test CPU",
+            "flags": flags,
+            "class": cpu_class,
+            "usable_cpus": 2,
+            "threads_set_by": "the package's thread policy",
+        },
+        "threads": 2,
+        "settings": {"quick": quick, "repeats": 5, "enhance_size": 400, "unet_size": 800, "full_size": 4096},
+        "environment": {"torch": "2.13.0", "load_start": "0.10, 0.2, 0.3", "load_end": "1.00, 1.0, 1.0", "wall_s": 300},
+        "peak_gflops": {
+            "matmul_float32": 200.0,
+            "matmul_bfloat16": 900.0,
+            "conv_float32_nchw": 240.0,
+            "conv_float32_channels_last": 386.0,
+            "conv_bfloat16_nchw": 300.0,
+            "conv_bfloat16_channels_last": 1028.0,
+            "conv_float32": 386.0,
+            "conv_bfloat16": 1028.0,
+        },
+        "macs_per_pixel": {"enhance": 553792, "enhance_optimised": 471872, "unet": 173984.0},
+        "tiling": {
+            "size": 4096,
+            "halo": 13,
+            "optimised": {"tile_size": 624, "window": 612, "n_tiles": 49, "computed_pixels_ratio": 1.0939},
+            "generic": {"tile_size": 256, "window": 256, "n_tiles": 324, "computed_pixels_ratio": 1.265625},
+        },
+        "enhance": _network(not quick),
+        "unet": _network(not quick),
+        "training": {
+            "batch 10 of 52x52, NCHW": {"patches_s": 63.0, "gflops": 177.0, "vs_inference": 1.83},
+            "batch 10 of 52x52, channels-last, fused Adam (as in fit)": {
+                "patches_s": 73.0,
+                "gflops": 206.0,
+                "vs_inference": 1.58,
+                "as_in_fit": True,
+            },
+        },
+        "training_inference_gflops": 325.0,
+        "baselines": {"richardson_lucy_s": 0.5, "pca_denoise_s": 0.42},
+        "targets": {"full-disk tiling overhead <= 15 %": {"met": True, "detail": "0.2%"}},
+    }
+    if not quick:
+        result["fulldisk"] = {
+            "size": 4096,
+            "time_s": 40.0,
+            "peak_rss_mib": 1560.0,
+            "minor_page_faults": 256000,
+            "system_cpu_s": 0.3,
+            "tile_size": 612,
+            "n_tiles": 49,
+            "tiling_overhead": 0.002,
+            "computed_pixels_ratio": 1.094,
+        }
+    return result
+
+
+def _dask(cpu_class: str = "AVX-512") -> dict:
+    """A made-up ``dask_throughput.py --docs`` result."""
+    return {
+        "sunpy_nn_version": "0.1.dev1+gabcdef1",
+        "date": "2026-01-01 12:00",
+        "cpu": {"model": "Test CPU", "class": cpu_class},
+        "torch": "2.13.0",
+        "maps": 6,
+        "size": 1024,
+        "cores": 2,
+        "load_avg_start": 0.1,
+        "load_avg_end": 1.0,
+        "serial_threads": 2,
+        "times": {"serial": 18.0, "threads": 22.5, "cluster_first": 22.6, "cluster": 22.2},
+        "startup": 2.9,
+        "in_bytes": 4 * 2**20 + 5760,
+        "out_bytes": 16 * 2**20 + 5760,
+        "core_s_per_mpix": 18.0 / 6 / 1.048576 * 2,
+    }
+
+
+def test_class_key_and_bound(gen):
+    assert gen.class_key("AVX-512") == "avx512" and gen.class_key("AVX2") == "avx2"
+    assert gen._bound(9.3e-6) == "1e-5" and gen._bound(9.0e-7) == "9e-7" and gen._bound(2.0e-3) == "2e-3"
+
+
+def test_run_figures_name_the_cpu_class_and_come_from_the_result(gen):
+    figures = gen.run_figures(_run())
+    assert all(key.startswith("perf_avx512_") for key in figures)
+    assert figures["perf_avx512_enh_f32_speedup"] == "2.00x"
+    assert figures["perf_avx512_enh_compile_speedup"] == "2.50x"
+    assert figures["perf_avx512_enh_bf16_over_f32"] == "2.00x"  # 1.0 s against 0.5 s
+    assert figures["perf_avx512_enh_bf16_error"] == "1.1 %"
+    assert figures["perf_avx512_float32_error"] == "1e-5"  # the largest float32 error, rounded up
+    assert figures["perf_avx512_fulldisk_rss"] == "1560 MiB"
+    assert figures["perf_avx512_train_fit_vs_inference"] == "1.58x"  # the step of Denoiser.fit, not the first
+    assert figures["perf_avx512_compile_setup"] == "21 s"
+    # bfloat16 against float32 convolutions: the peak and the rounds of both networks
+    assert figures["perf_avx512_conv_bf16_over_f32"] == "2.0-2.7x"
+    assert gen.run_figures(_run("AVX2"))["perf_avx2_bf16_units"] == "no native bfloat16"
+
+
+def test_a_quick_run_leaves_what_it_did_not_measure_marked(gen):
+    figures = gen.run_figures(_run(quick=True))
+    for name in ("fulldisk_time", "fulldisk_rss", "enh_compile_speedup", "compile_setup"):
+        assert figures[f"perf_avx512_{name}"] == gen.MISSING
+    tables = gen.run_tables(_run(quick=True))
+    assert "``--quick``" in tables and "No full disk" in tables and "compile=True" not in tables
+
+
+def test_common_figures_are_arithmetic_on_the_settings(gen):
+    figures = gen.common_figures(_run())
+    assert figures["perf_halo_generic"] == "27 %" and figures["perf_halo_optimised"] == "9 %"
+    assert figures["perf_enhance_kmacs"] == "554" and figures["perf_unet_kmacs"] == "174"
+
+
+def test_run_tables_one_section_per_cpu_class(gen):
+    text = gen.run_tables(_run())
+    assert text.startswith("AVX-512 CPU\n-----------\n")
+    assert "Test CPU (AVX-512 class; flags: avx2, avx512f, avx512_bf16)" in text
+    assert text.count(".. list-table::") == 5  # peak, Enhance, U-Net, full disk, training
+    assert "0.800 s" in text and "1.1e-02 (fails the guard)" in text and "1,560" not in text
+    assert "* met: full-disk tiling overhead <= 15 %: 0.2%" in text
+    assert "(``Denoiser.fit``)" in text
+
+
+def test_scaling_model_arithmetic(gen):
+    dask = _dask()
+    model = gen.scaling_model(dask)
+    assert model["core_s_per_mpix"] == pytest.approx(18.0 / 6 / 1.048576 * 2)
+    assert model["full_disk_core_s"] == pytest.approx(model["core_s_per_mpix"] * 16.777216)
+    assert model["core_hours_day"] == pytest.approx(1920 * model["full_disk_core_s"] / 3600)
+    assert model["full_disk_out_mib"] == pytest.approx(16 * (16 * 2**20 + 5760) / 2**20)
+    assert model["day_out_gib"] == pytest.approx(1920 * model["full_disk_out_mib"] / 1024)
+
+
+def test_scaling_figures_and_section(gen):
+    figures = gen.scaling_figures(_dask("AVX2"), [_run("AVX-512")])
+    assert figures["scal_startup"] == "2.9 s" and figures["scal_cpu_class"] == "AVX2"
+    assert figures["scal_fulldisk_rss"] == "1560 MiB (612 px tiles, on the AVX-512 CPU of the performance guide)"
+    assert gen.scaling_figures(_dask(), [_run(quick=True)])["scal_fulldisk_rss"] == gen.MISSING
+    text = gen.dask_section(_dask(), [_run()])
+    model = gen.scaling_model(_dask())
+    assert f"**{model['core_hours_day']:.0f} core-hours**" in text
+    assert f"{60 * model['core_hours_day'] / 320:.0f} minutes on 10 such nodes" in text
+    assert "1.25x the throughput" in text and "memory bandwidth" in text  # 22.5 s against 18.0 s
+    slower = copy.deepcopy(_dask())
+    slower["times"]["threads"] = 12.0
+    assert "memory bandwidth" not in gen.dask_section(slower, [])
+
+
+def test_the_pages_quote_only_what_the_committed_json_defines(gen, tmp_path):
+    gen.write_performance_files(DOCS, tmp_path)
+    for page, inc in (("performance.rst", "performance_figures.inc"), ("scaling.rst", "scaling_figures.inc")):
+        defined = set(re.findall(r"^\.\. \|([a-z0-9_]+)\| replace::", (tmp_path / inc).read_text(), re.MULTILINE))
+        text = (DOCS / "guide" / page).read_text()
+        used = set(re.findall(r"\|((?:perf|scal)_[a-z0-9_]+)\|", text))
+        assert used and used <= defined, (page, sorted(used - defined))
+        assert f".. include:: generated/{inc}" in text
+    runs = gen.load_runs(DOCS / "_static")
+    assert runs, "no docs/_static/performance/run_*.json: run `python benchmarks/run.py --docs`"
+    tables = (tmp_path / "performance_tables.inc").read_text()
+    for result in runs:
+        assert f"{result['cpu']['class']} CPU\n" in tables
+        assert f"{result['enhance']['float32']['time_s']:.3f} s" in tables
+    dask = json.loads((DOCS / "_static" / "scaling" / "dask_throughput.json").read_text())
+    assert f"{dask['startup']:.1f} s" in (tmp_path / "scaling_dask_throughput.inc").read_text()
+
+
+def test_run_py_tile_geometry_matches_the_runner():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    geometry = bench.tiling_geometry(1000, 13)
+    for plan in (geometry["optimised"], geometry["generic"]):
+        assert plan["computed_pixels_ratio"] == pytest.approx(plan["n_tiles"] * plan["window"] ** 2 / 1000**2)
+        assert plan["computed_pixels_ratio"] >= 1
