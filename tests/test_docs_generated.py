@@ -26,6 +26,11 @@ DOCS = ROOT / "docs"
 GENERATED = {
     "docs/_static/validation/summary.json": ("benchmarks/validate_enhance.py", lambda d: d["sunpy_nn_version"]),
     "docs/_static/demo/summary.json": ("sunpy_nn/demo.py", lambda d: d["sunpy_nn_version"]),
+    # files from before the versions per part record "version"
+    "docs/_static/denoise_science/summary.json": (
+        "benchmarks/denoise_science.py",
+        lambda d: d.get("sunpy_nn_version", d.get("version")),
+    ),
     **{
         str(p.relative_to(ROOT)): ("benchmarks/threads.py", lambda d: d["sunpy_nn_version"])
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("threads_*.json"))
