@@ -101,7 +101,7 @@ def _header(summary: dict) -> list[str]:
     walls = {p: summary[p]["wall_s"] for p in parts if "wall_s" in summary[p] and p != "timing"}
     if walls:
         cost = ", ".join(f"{p} {w / 60:.0f}" for p, w in walls.items())
-        lines[0] += f" Minutes of one core per part: {cost}."
+        lines[0] += f" Wall minutes per part (one torch thread each): {cost}."
     return [*lines, ""]
 
 
