@@ -5,10 +5,14 @@ temporal mode, Stokes I noise estimation, and what one scan with correlated nois
 
 Run from the repository root::
 
-    python benchmarks/denoise_science.py                 # all parts, 2 workers: ~30 minutes on 2 cores
+    python benchmarks/denoise_science.py                 # all parts, 2 workers
     python benchmarks/denoise_science.py --parts white correlated --jobs 1
     python benchmarks/denoise_science.py --timing        # also the 10-minute budget run (15 x 4 x 8 x 256^2)
-    python benchmarks/denoise_science.py --docs          # also write the docs page's tables and figures
+    python benchmarks/denoise_science.py --docs          # also update the docs' copy of the results and figures
+    python benchmarks/denoise_science.py --quick         # smoke test of the script (numbers meaningless)
+
+Each synthetic part trains two denoisers (about 17 minutes of one idle core), the CRISP part two (about 15);
+``--docs --timing --jobs 2`` takes about 55 minutes on two idle cores. ``--quick`` shrinks the budget run too.
 
 Every denoiser is trained with the defaults of `sunpy_nn.denoise_cube` (``seed=0``), without any tuning per
 cube, in single-scan mode (the default) and in temporal mode (``temporal=2``). Cubes:
@@ -18,8 +22,10 @@ correlated over ~1 px (a Gaussian of sigma 1 px), a fast-evolving version (0.5-1
 poor alignment) and the earlier weak-signal cube (``v_peak=15``). The real CRISP image
 (``../shared/data/denoise/crisp_stokes_800.npy``, one MOMFBD-restored scan) is denoised with neighbour
 sub-sampling, plain and with pixel shuffling. Results: ``benchmarks/results/denoise_science/``
-(``summary.json``, figures); with ``--docs``, ``docs/guide/generated/denoise_science.rst`` and
-``docs/_static/denoise_science/``.
+(``summary.json``, figures); with ``--docs`` also ``docs/_static/denoise_science/`` (a partial run replaces its
+parts only). Every part records the sunpy_nn version that measured it, and the file's ``sunpy_nn_version`` is the
+oldest of them. The docs build writes the guide's tables and quoted figures from that ``summary.json``
+(``docs/_ext/generated_denoise.py``, which also prints the tables here).
 """
 
 from __future__ import annotations
@@ -38,7 +44,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results" / "denoise_science"
-DOCS_RST = ROOT / "docs" / "guide" / "generated" / "denoise_science.rst"
 DOCS_FIG = ROOT / "docs" / "_static" / "denoise_science"
 NOISE = 3e-3
 K_GRID = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
@@ -166,9 +171,9 @@ def run_timing() -> dict:
     from sunpy_nn.data.synthetic import synthetic_crisp_cube
 
     torch.set_num_threads(2)
-    cube, _ = synthetic_crisp_cube(256, n_wavelengths=15, n_scans=8, seed=0)
+    cube, _ = synthetic_crisp_cube(48 if QUICK else 256, n_wavelengths=3 if QUICK else 15, n_scans=8, seed=0)
     t0 = time.perf_counter()
-    res = denoise_cube(cube, seed=0, progress=False)
+    res = denoise_cube(cube, seed=0, progress=False, epochs=1 if QUICK else None)
     return {
         "part": "timing",
         "shape": list(cube.data.shape),
@@ -181,111 +186,24 @@ def run_timing() -> dict:
 
 
 def _run(part: str) -> dict:
-    if part == "crisp":
-        return run_crisp()
-    if part == "timing":
-        return run_timing()
-    return run_synthetic(part)
+    """One part, with the version that measured it and its wall time (parts of a file may come from other runs)."""
+    import sunpy_nn
+
+    t0 = time.perf_counter()
+    res = run_crisp() if part == "crisp" else run_timing() if part == "timing" else run_synthetic(part)
+    return res | {"sunpy_nn_version": sunpy_nn.__version__, "wall_s": time.perf_counter() - t0}
 
 
-# ------------------------------------------------------------------------------------------------------- report
-def _fmt(x: float) -> str:
-    return f"{x:.2f}"
+def _merge(previous: dict, results: dict) -> dict:
+    """The docs' summary after a run: its parts replace the previous ones; the file is as old as its oldest part."""
+    from generated_denoise import oldest_version
 
-
-def report(results: dict) -> str:
-    """The docs' tables (reStructuredText) from the results: every number on the page comes from here."""
-    from sunpy_nn.report import rst_list_table
-
-    lines = [
-        ".. This file is written by benchmarks/denoise_science.py --docs; do not edit it by hand.",
-        "",
-        f"Measured with sunpy_nn {results['version']} on {results['machine']} (``{results['command']}``).",
-        "",
-    ]
-    for part in ("white", "correlated", "fast", "weak"):
-        r = results.get(part)
-        if r is None:
-            continue
-        title = {
-            "white": "White noise",
-            "correlated": "Noise correlated over ~1 px",
-            "fast": "Fast evolution (0.5-1 px drift per scan)",
-            "weak": "Weak signals (the earlier benchmark cube)",
-        }[part]
-        lines += [
-            title,
-            "~" * len(title),
-            "",
-            (
-                f"Stokes V above 3 sigma in {r['cube']['fraction_of_pixels_with_strong_v']:.0%} of the pixels. "
-                "Rms error in units of the noise, overall and by ``|truth| / sigma``; coverage: fraction of errors "
-                "within 1 and 2 sigma (ideal 0.68 and 0.95)."
-            ),
-            "",
-        ]
-        rows = [
-            [
-                row["method"],
-                *(_fmt(row[f"rms_{s}"]) for s in "QUV"),
-                *(_fmt(b["rms"]) for b in row["bins"]),
-                f"{row['coverage']['1sigma']:.2f} / {row['coverage']['2sigma']:.2f}" if "coverage" in row else "",
-            ]
-            for row in r["rows"]
-        ]
-        header = ["Method", "Q", "U", "V", "0-1 sigma", "1-3", "3-10", "> 10", "within 1 / 2 sigma"]
-        lines += rst_list_table("", header, rows, escape=False, strip=False)
-        gain = r["temporal_gain"]
-        lines += [
-            (
-                f"Temporal mode lowers the rms error by {gain['Q']:.0%} (Q), {gain['U']:.0%} (U) and "
-                f"{gain['V']:.0%} (V) against single-scan mode."
-            ),
-            "",
-        ]
-        if part in ("white", "correlated"):
-            ne = r["noise_estimates"]["I"]
-            lines += [
-                (
-                    f"Stokes I noise over the injected 3e-3: temporal differences {ne['temporal']:.2f}, spatial "
-                    f"(Immerkaer) {ne['spatial']:.2f}, used by the denoiser ({ne['method_used']}) {ne['used']:.2f}."
-                ),
-                "",
-            ]
-    c = results.get("crisp")
-    if c and "skipped" not in c:
-        lines += [
-            "Real CRISP image, one scan",
-            "~~~~~~~~~~~~~~~~~~~~~~~~~~",
-            "",
-            (
-                f"Immerkaer noise of the input: {c['immerkaer_input']:.3g}. Power of the output over the input by "
-                "spatial frequency (px^-1); 1 means nothing removed."
-            ),
-            "",
-        ]
-        bands = list(c["runs"][0]["power_ratio_output_over_input_per_band_per_pix"])
-        rows = [
-            [run["pairs"] + (f", pixel shuffle {run['shuffle']}" if run["shuffle"] > 1 else "")]
-            + [f"{run['immerkaer_output']:.3g}", f"{run['std_removed']:.3g}"]
-            + [f"{v:.2f}" for v in run["power_ratio_output_over_input_per_band_per_pix"].values()]
-            for run in c["runs"]
-        ]
-        header = ["Pairs", "Immerkaer noise after", "std removed", *bands]
-        lines += rst_list_table("", header, rows, escape=False, strip=False)
-    t = results.get("timing")
-    if t:
-        lines += [
-            "Budget",
-            "~~~~~~",
-            "",
-            (
-                f"Default ``denoise_cube`` on {' x '.join(map(str, t['shape']))} (temporal={t['temporal']}), "
-                f"{t['threads']} threads: {t['denoise_cube_s']:.0f} s (budget {t['budget_s']:.0f} s)."
-            ),
-            "",
-        ]
-    return "\n".join(lines)
+    old_version = previous.pop("sunpy_nn_version", None) or previous.pop("version", None)
+    for value in previous.values():
+        if isinstance(value, dict) and "part" in value and "sunpy_nn_version" not in value:
+            value["sunpy_nn_version"] = old_version  # a file from before the versions per part
+    merged = previous | results
+    return merged | {"sunpy_nn_version": oldest_version(merged)}
 
 
 def figures(results: dict, out: Path) -> None:
@@ -347,9 +265,13 @@ def main() -> None:
         p.error("--quick figures are meaningless: not for the docs")
     import sunpy_nn
 
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # the tables are the docs build's (generated_denoise)
+    from generated_denoise import science_tables
+
     OUT.mkdir(parents=True, exist_ok=True)
     results = {
-        "version": sunpy_nn.__version__,
+        "sunpy_nn_version": sunpy_nn.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "command": "python benchmarks/denoise_science.py " + " ".join(sys.argv[1:]),
     }
@@ -359,23 +281,20 @@ def main() -> None:
             results[res["part"]] = res
             print(json.dumps(res, indent=1, default=float)[:4000], flush=True)
     if args.timing:  # alone, on both cores
-        results["timing"] = run_timing()
+        results["timing"] = _run("timing")
         print(json.dumps(results["timing"], indent=1, default=float), flush=True)
     results["wall_s"] = time.perf_counter() - t0
     (OUT / "summary.json").write_text(json.dumps(results, indent=1, default=float))
-    text = report(results)
-    print(text)
+    print(science_tables(results))
     figures(results, OUT)
     if args.docs:
-        DOCS_RST.parent.mkdir(parents=True, exist_ok=True)
         previous = {}
         if (DOCS_FIG / "summary.json").exists():  # a partial run updates its parts only
             previous = json.loads((DOCS_FIG / "summary.json").read_text())
-        merged = previous | results
-        DOCS_RST.write_text(report(merged))
+        merged = _merge(previous, results)
         figures(merged, DOCS_FIG)
         (DOCS_FIG / "summary.json").write_text(json.dumps(merged, indent=1, default=float))
-        print(f"wrote {DOCS_RST} and {DOCS_FIG}")
+        print(f"wrote {DOCS_FIG}; the docs build writes the guide's tables from its summary.json")
 
 
 if __name__ == "__main__":

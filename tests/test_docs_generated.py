@@ -35,6 +35,11 @@ GENERATED = {
         "benchmarks/intensity_augmentation.py",
         lambda d: d["sunpy_nn_version"],
     ),
+    # files from before the versions per part record "version"
+    "docs/_static/denoise_science/summary.json": (
+        "benchmarks/denoise_science.py",
+        lambda d: d.get("sunpy_nn_version", d.get("version")),
+    ),
     **{
         str(p.relative_to(ROOT)): ("benchmarks/threads.py", lambda d: d["sunpy_nn_version"])
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("threads_*.json"))

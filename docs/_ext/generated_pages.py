@@ -26,8 +26,10 @@ import json
 import math
 from pathlib import Path
 
-from generated_training import write_training_files
+# sibling modules in docs/_ext, on the path of the docs build and of the tests that import this
+import generated_denoise
 from generated_performance import write_performance_files
+from generated_training import write_training_files
 
 
 def _write(path: Path, text: str) -> None:
@@ -218,6 +220,7 @@ def write_demo_page_files(app) -> None:
     validation = json.loads((source / "_static" / "validation" / "summary.json").read_text())
     subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in validation_figures(validation).items())
     _write(out / "validation_figures.inc", ".. Written by docs/_ext/generated_pages.py; do not edit.\n\n" + subs)
+    generated_denoise.write_denoise_files(source, out)  # the denoise guide's tables and figures
     threads = [json.loads(p.read_text()) for p in sorted((source / "_static" / "performance").glob("threads_*.json"))]
     _write(
         out / "performance_threads.inc",

@@ -1,0 +1,224 @@
+"""
+The denoise guide's measured figures, written at docs-build time from the science benchmark's results (issue #17).
+
+``docs/_static/denoise_science/summary.json`` is written by ``python benchmarks/denoise_science.py --docs``: one
+entry per part (``white``, ``correlated``, ``fast``, ``weak``, ``crisp``, ``timing``), each with the sunpy_nn
+version that measured it. From it, `write_denoise_files` (called by ``generated_pages.write_demo_page_files``)
+writes into ``docs/guide/generated/``:
+
+- ``denoise_science.inc``: the tables of the guide's "Measured quality" section (`science_tables`);
+- ``denoise_figures.inc``: the substitutions (``|den_aligned_temporal_gain|`` ...) for the figures that the
+  guide's prose quotes (`denoise_figures`).
+
+Both are pure functions of the summary, so the page and the tables cannot disagree with the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+# The parts whose synthetic scenes drift 0.1-0.2 px per scan (synthetic_crisp_cube's default): temporal mode's case.
+ALIGNED = ("white", "correlated", "weak")
+# The CRISP power bands (px^-1) where the solar signal is, for the power a denoiser removes.
+SIGNAL_BANDS = ("0.05-0.15", "0.15-0.3")
+TITLES = {
+    "white": "White noise",
+    "correlated": "Noise correlated over ~1 px",
+    "fast": "Fast evolution (0.5-1 px drift per scan)",
+    "weak": "Weak signals (the earlier benchmark cube)",
+}
+
+
+def _span(values, fmt: str, scale: float = 1.0, unit: str = "") -> str:
+    """``"low-high"`` of ``values`` (one figure when both round alike), with ``unit``."""
+    low, high = (f"{min(values) * scale:{fmt}}", f"{max(values) * scale:{fmt}}")
+    return (low if low == high else f"{low}-{high}") + unit
+
+
+def _rows(summary: dict, part: str) -> dict[str, dict]:
+    """The rows of one synthetic part by role: ``input``, ``single``, ``temporal``, ``pca`` (the script's order)."""
+    return dict(zip(("input", "single", "temporal", "pca"), summary[part]["rows"], strict=True))
+
+
+def part_version(summary: dict, part: str) -> str:
+    """The sunpy_nn version that measured ``part`` (files written before versions were per part: the file's)."""
+    return summary[part].get("sunpy_nn_version") or summary.get("sunpy_nn_version") or summary["version"]
+
+
+def _dev(version: str) -> int:
+    found = re.search(r"dev(\d+)", version)
+    return int(found.group(1)) if found else 0
+
+
+def oldest_version(summary: dict) -> str:
+    """The oldest version among the parts (by its ``devN`` commit count): the file is as fresh as its oldest part."""
+    parts = [p for p in summary if isinstance(summary[p], dict) and "part" in summary[p]]
+    return min((part_version(summary, p) for p in parts), key=_dev)
+
+
+def denoise_figures(summary: dict) -> dict[str, str]:
+    """
+    The figures that the denoise guide's prose quotes, formatted as it quotes them.
+
+    Parameters
+    ----------
+    summary : dict
+        The contents of ``docs/_static/denoise_science/summary.json``.
+
+    Returns
+    -------
+    dict of str
+        Substitution name (``den_...``) to its text.
+    """
+    gains = [summary[p]["temporal_gain"][s] for p in ALIGNED for s in "QUV"]
+    fast = summary["fast"]
+    runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}
+    return {
+        "den_aligned_temporal_gain": _span(gains, ".0f", 100, " %"),
+        "den_fast_qu_loss": _span([-fast["temporal_gain"][s] for s in "QU"], ".0f", 100, " %"),
+        "den_fast_within_1_sigma": f"{100 * _rows(summary, 'fast')['temporal']['coverage']['1sigma']:.0f} %",
+        "den_single_within_1_sigma": _span(
+            [_rows(summary, p)["single"]["coverage"]["1sigma"] for p in ALIGNED], ".0f", 100, " %"
+        ),
+        "den_i_temporal_aligned": _span([summary[p]["noise_estimates"]["I"]["temporal"] for p in ALIGNED], ".1f"),
+        "den_i_temporal_fast": f"{fast['noise_estimates']['I']['temporal']:.1f}",
+        "den_crisp_plain_removed": _span([1 - runs[1][b] for b in SIGNAL_BANDS], ".0f", 100, " %"),
+        "den_crisp_shuffle_removed": _span([1 - runs[2][b] for b in SIGNAL_BANDS], ".0f", 100, " %"),
+        "den_version": oldest_version(summary),
+    }
+
+
+def _header(summary: dict) -> list[str]:
+    parts = [p for p in (*TITLES, "crisp", "timing") if p in summary]
+    versions = {part_version(summary, p) for p in parts}
+    if len(versions) == 1:
+        measured = f"Measured with sunpy_nn {versions.pop()}"
+    else:  # a partial run updated some parts only
+        measured = "Measured with " + "; ".join(f"sunpy_nn {part_version(summary, p)} ({p})" for p in parts)
+    lines = [f"{measured} on {summary['machine']} (``{summary['command']}``)."]
+    walls = {p: summary[p]["wall_s"] for p in parts if "wall_s" in summary[p] and p != "timing"}
+    if walls:
+        cost = ", ".join(f"{p} {w / 60:.0f}" for p, w in walls.items())
+        lines[0] += f" Wall minutes per part (one torch thread each): {cost}."
+    return [*lines, ""]
+
+
+def science_tables(summary: dict) -> str:
+    """
+    The tables of the guide's "Measured quality" section, as reStructuredText.
+
+    Parameters
+    ----------
+    summary : dict
+        The contents of ``docs/_static/denoise_science/summary.json``; the parts it lacks are left out.
+
+    Returns
+    -------
+    str
+        The text to include.
+    """
+    from sunpy_nn.report import rst_list_table
+
+    lines = _header(summary)
+    for part, title in TITLES.items():
+        r = summary.get(part)
+        if r is None:
+            continue
+        lines += [
+            title,
+            "~" * len(title),
+            "",
+            (
+                f"Stokes V above 3 sigma in {r['cube']['fraction_of_pixels_with_strong_v']:.0%} of the pixels. "
+                "Rms error in units of the noise, overall and by ``|truth| / sigma``; coverage: fraction of errors "
+                "within 1 and 2 sigma (ideal 0.68 and 0.95)."
+            ),
+            "",
+        ]
+        rows = [
+            [
+                row["method"],
+                *(f"{row[f'rms_{s}']:.2f}" for s in "QUV"),
+                *(f"{b['rms']:.2f}" for b in row["bins"]),
+                f"{row['coverage']['1sigma']:.2f} / {row['coverage']['2sigma']:.2f}" if "coverage" in row else "",
+            ]
+            for row in r["rows"]
+        ]
+        header = ["Method", "Q", "U", "V", "0-1 sigma", "1-3", "3-10", "> 10", "within 1 / 2 sigma"]
+        lines += rst_list_table("", header, rows, escape=False, strip=False)
+        gain = r["temporal_gain"]
+        lines += [
+            (
+                f"Temporal mode lowers the rms error by {gain['Q']:.0%} (Q), {gain['U']:.0%} (U) and "
+                f"{gain['V']:.0%} (V) against single-scan mode."
+            ),
+            "",
+        ]
+        if part in ("white", "correlated", "fast"):
+            ne = r["noise_estimates"]["I"]
+            lines += [
+                (
+                    f"Stokes I noise over the injected 3e-3: temporal differences {ne['temporal']:.2f}, spatial "
+                    f"(Immerkaer) {ne['spatial']:.2f}, used by the denoiser ({ne['method_used']}) {ne['used']:.2f}."
+                ),
+                "",
+            ]
+    c = summary.get("crisp")
+    if c and "skipped" not in c:
+        lines += [
+            "Real CRISP image, one scan",
+            "~~~~~~~~~~~~~~~~~~~~~~~~~~",
+            "",
+            (
+                f"Immerkaer noise of the input: {c['immerkaer_input']:.3g}. Power of the output over the input by "
+                "spatial frequency (px^-1); 1 means nothing removed."
+            ),
+            "",
+        ]
+        bands = list(c["runs"][0]["power_ratio_output_over_input_per_band_per_pix"])
+        rows = [
+            [run["pairs"] + (f", pixel shuffle {run['shuffle']}" if run["shuffle"] > 1 else "")]
+            + [f"{run['immerkaer_output']:.3g}", f"{run['std_removed']:.3g}"]
+            + [f"{v:.2f}" for v in run["power_ratio_output_over_input_per_band_per_pix"].values()]
+            for run in c["runs"]
+        ]
+        header = ["Pairs", "Immerkaer noise after", "std removed", *bands]
+        lines += rst_list_table("", header, rows, escape=False, strip=False)
+    t = summary.get("timing")
+    if t:
+        lines += [
+            "Budget",
+            "~~~~~~",
+            "",
+            (
+                f"Default ``denoise_cube`` on {' x '.join(map(str, t['shape']))} (temporal={t['temporal']}), "
+                f"{t['threads']} threads: {t['denoise_cube_s']:.0f} s (budget {t['budget_s']:.0f} s)."
+            ),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _write(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def write_denoise_files(source: Path, out: Path) -> None:
+    """
+    Write ``denoise_science.inc`` and ``denoise_figures.inc`` into ``out`` from the docs' science summary.
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        The docs source folder (``docs/``).
+    out : pathlib.Path
+        The folder of generated includes (``docs/guide/generated/``).
+    """
+    summary = json.loads((source / "_static" / "denoise_science" / "summary.json").read_text())
+    note = ".. Written by docs/_ext/generated_denoise.py from _static/denoise_science/summary.json; do not edit.\n\n"
+    _write(out / "denoise_science.inc", note + science_tables(summary))
+    subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in denoise_figures(summary).items())
+    _write(out / "denoise_figures.inc", note + subs)

@@ -1,0 +1,157 @@
+"""
+The denoise guide quotes ``docs/_static/denoise_science/summary.json`` through ``docs/_ext/generated_denoise.py``
+(issue #17): the substitutions and tables are the file's figures, and the words around them fit those figures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+SUMMARY = DOCS / "_static" / "denoise_science" / "summary.json"
+
+
+@pytest.fixture(scope="module")
+def gen():
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        import generated_denoise
+    finally:
+        sys.path.pop(0)
+    return generated_denoise
+
+
+@pytest.fixture(scope="module")
+def summary() -> dict:
+    return json.loads(SUMMARY.read_text())
+
+
+def _row(method: str, rms: float, coverage: tuple[float, float] | None = None) -> dict:
+    row = {"method": method, **{f"rms_{s}": rms for s in "QUV"}, "bins": [{"rms": rms}] * 4}
+    return row | ({"coverage": {"1sigma": coverage[0], "2sigma": coverage[1]}} if coverage else {})
+
+
+def _part(name: str, gain: float, i_temporal: float, single_1sigma: float, version: str) -> dict:
+    return {
+        "part": name,
+        "sunpy_nn_version": version,
+        "cube": {"fraction_of_pixels_with_strong_v": 0.2},
+        "rows": [
+            _row("noisy input", 1.0),
+            _row("single", 0.3, (single_1sigma, 0.95)),
+            _row("temporal", 0.2, (0.3, 0.5)),
+            _row("pca", 0.6),
+        ],
+        "temporal_gain": {"Q": gain, "U": gain + 0.01, "V": gain + 0.02},
+        "noise_estimates": {"I": {"temporal": i_temporal, "spatial": 1.0, "used": 1.0, "method_used": "x"}},
+    }
+
+
+def _fake() -> dict:
+    bands = {"0-0.05": 1.0, "0.05-0.15": 0.75, "0.15-0.3": 0.7, "0.3-0.5": 0.8}
+    shuffled = {"0-0.05": 0.9, "0.05-0.15": 0.02, "0.15-0.3": 0.03, "0.3-0.5": 0.3}
+    runs = [
+        {"shuffle": s, "pairs": "neighbour", "immerkaer_output": 1e-4, "std_removed": 2e-4}
+        | {"power_ratio_output_over_input_per_band_per_pix": b}
+        for s, b in ((1, bands), (2, shuffled))
+    ]
+    return {
+        "sunpy_nn_version": "0.1.dev7+gabc1234",
+        "machine": "x86_64, 2 CPUs",
+        "command": "python benchmarks/denoise_science.py --docs",
+        "white": _part("white", 0.25, 1.5, 0.75, "0.1.dev9+gbbb2222"),
+        "correlated": _part("correlated", 0.38, 1.54, 0.78, "0.1.dev9+gbbb2222"),
+        "fast": _part("fast", -0.25, 4.33, 0.65, "0.1.dev9+gbbb2222"),
+        "weak": _part("weak", 0.3, 1.46, 0.77, "0.1.dev7+gabc1234"),
+        "crisp": {"part": "crisp", "immerkaer_input": 1e-4, "runs": runs, "sunpy_nn_version": "0.1.dev9+gbbb2222"},
+    }
+
+
+def test_figures_of_a_summary(gen):
+    figures = gen.denoise_figures(_fake())
+    assert figures["den_aligned_temporal_gain"] == "25-40 %"  # white Q 0.25 .. correlated V 0.40
+    assert figures["den_fast_qu_loss"] == "24-25 %"
+    assert figures["den_fast_within_1_sigma"] == "30 %"
+    assert figures["den_single_within_1_sigma"] == "75-78 %"
+    assert figures["den_i_temporal_aligned"] == "1.5"  # 1.46 .. 1.54 round alike
+    assert figures["den_i_temporal_fast"] == "4.3"
+    assert figures["den_crisp_plain_removed"] == "25-30 %"
+    assert figures["den_crisp_shuffle_removed"] == "97-98 %"
+    assert figures["den_version"] == "0.1.dev7+gabc1234"  # the oldest part's
+
+
+def test_tables_of_a_summary(gen):
+    text = gen.science_tables(_fake())
+    assert "sunpy_nn 0.1.dev7+gabc1234 (weak)" in text and "sunpy_nn 0.1.dev9+gbbb2222 (white)" in text
+    assert text.count(".. list-table::") == 5  # four synthetic cubes and the CRISP image
+    assert "Temporal mode lowers the rms error by -25% (Q)" in text
+    assert "temporal differences 4.33" in text  # the fast cube's Stokes I estimate, which the page quotes
+    assert "Budget" not in text  # no timing part, no budget section
+
+
+def test_versions(gen, summary):
+    fake = _fake()
+    assert gen.oldest_version(fake) == "0.1.dev7+gabc1234"
+    del fake["weak"]["sunpy_nn_version"]  # a file from before the versions per part: the file's version
+    assert gen.part_version(fake, "weak") == "0.1.dev7+gabc1234"
+    assert gen.oldest_version(summary)  # the committed file has one
+
+
+def test_the_script_merges_a_partial_run(gen):
+    spec = importlib.util.spec_from_file_location("denoise_science", ROOT / "benchmarks" / "denoise_science.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    previous = _fake()
+    previous["version"] = previous.pop("sunpy_nn_version")
+    for part in ("white", "correlated", "fast", "weak", "crisp"):
+        del previous[part]["sunpy_nn_version"]
+    new = _part("white", 0.3, 1.5, 0.7, "0.1.dev20+gccc3333")
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        merged = script._merge(previous, {"sunpy_nn_version": "0.1.dev20+gccc3333", "white": new})
+    finally:
+        sys.path.pop(0)
+    assert "version" not in merged
+    assert merged["white"]["sunpy_nn_version"] == "0.1.dev20+gccc3333"
+    assert merged["fast"]["sunpy_nn_version"] == "0.1.dev7+gabc1234"  # kept from the older run
+    assert merged["sunpy_nn_version"] == "0.1.dev7+gabc1234"  # as fresh as its oldest part
+
+
+def test_the_page_quotes_the_summary(gen, summary, tmp_path):
+    figures = gen.denoise_figures(summary)
+    page = (DOCS / "guide" / "denoise.rst").read_text()
+    used = set(re.findall(r"\|(den_[a-z0-9_]+)\|", page))
+    assert used and used <= set(figures)
+    assert "generated/denoise_figures.inc" in page and "generated/denoise_science.inc" in page
+    gen.write_denoise_files(DOCS, tmp_path)
+    assert (tmp_path / "denoise_figures.inc").read_text().count("replace::") == len(figures)
+    gain = summary["white"]["temporal_gain"]["Q"]
+    assert f"lowers the rms error by {gain:.0%} (Q)" in (tmp_path / "denoise_science.inc").read_text()
+
+
+def test_the_words_around_the_figures_fit_them(summary):
+    # what the denoise guide says about each quoted figure; regenerated results that contradict it fail here
+    def rows(part):
+        return dict(zip(("input", "single", "temporal", "pca"), summary[part]["rows"], strict=True))
+
+    aligned = ("white", "correlated", "weak")
+    assert all(summary[p]["temporal_gain"][s] > 0 for p in aligned for s in "QUV")  # "lowered the rms error"
+    assert all(summary["fast"]["temporal_gain"][s] < 0 for s in "QU")  # "raised the error of Q and U"
+    assert rows("fast")["temporal"]["coverage"]["1sigma"] < 0.5  # "error bars far too narrow"
+    assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
+    i_noise = {p: summary[p]["noise_estimates"]["I"]["temporal"] for p in (*aligned, "fast")}
+    assert min(i_noise.values()) > 1.2 and i_noise["fast"] > max(i_noise[p] for p in aligned)  # "too large"
+    white = rows("white")  # "the error above 3 sigma falls below the input's and below a spectral PCA's"
+    for i in (2, 3):
+        assert white["single"]["bins"][i]["rms"] < min(white["input"]["bins"][i]["rms"], white["pca"]["bins"][i]["rms"])
+    # "with correlated noise, with weak signals and under fast evolution the strongest bins stay at or above the noise"
+    assert all(rows(p)["single"]["bins"][3]["rms"] > 0.95 for p in ("correlated", "weak", "fast"))
+    runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}
+    assert max(runs[2][b] for b in ("0.05-0.15", "0.15-0.3")) < 0.1  # shuffle=2 "removed almost all the power"
