@@ -21,7 +21,13 @@ the original) on an 800x800 CRISP image. Variants, built from the same weights:
   concatenated copy is never made;
 - ``all three``: head as matmul + sub-pixel up + fused skip;
 - ``batch folding``: ``run_tiled`` with 4 tiles of 464 px in one batch;
-- ``compile``: ``prepare_model(..., compile=True)`` (inductor; its compile time is printed).
+- ``compile``: ``prepare_model(..., compile=True)`` (inductor; its compile time is printed);
+- ``no heap reuse``: ``run_tiled`` as before issue #16 for a single tile, without ``runner._reuse_freed_memory``
+  (glibc's mmap off while the network runs, so that freed activations are reused instead of faulted in page by
+  page); ``run_tiled`` now uses it for one tile too.
+
+``--network enhance`` times Enhance 400x400 (shipped weights) through ``current``, ``run_tiled`` and ``no heap
+reuse``; ``--variants a,b`` keeps only those (``current`` always runs: it is the reference of the ratios).
 
 Every variant's error against the float32 eager network is printed against the 1e-3 guard; times are medians over
 alternating rounds (the order rotates each round) and the ratio is the median of per-round ratios to ``current``.
@@ -30,6 +36,7 @@ alternating rounds (the order rotates each round) and the ratio is the median of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -42,7 +49,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from sunpy_nn.nn import ACCURACY_BOUND, FastUNet, UNet, configure_threads, prepare_model, relative_error, run_tiled
+from sunpy_nn.nn import (
+    ACCURACY_BOUND,
+    FastUNet,
+    UNet,
+    configure_threads,
+    prepare_model,
+    relative_error,
+    run_tiled,
+    runner,
+)
 from sunpy_nn.nn.unet import log_variance
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -119,35 +135,56 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--size", type=int, default=800)
+    parser.add_argument("--network", choices=["unet", "enhance"], default="unet")
+    parser.add_argument("--size", type=int, default=None, help="image edge (default 800 for the U-Net, 400 Enhance)")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variant")
+    parser.add_argument("--variants", default=None, help="comma-separated variants to keep (default: all)")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
-    path = SHARED / "denoise" / "keras_sst_bayes_weights.hdf5"
-    if path.exists():
+    args.size = args.size or (800 if args.network == "unet" else 400)
+    if args.network == "enhance":
+        from sunpy_nn.enhance import load_enhance_model
+
+        net, weights = load_enhance_model(None, "intensity")[0].eval(), "shipped enhance_intensity"
+        img = (1.0 + 0.04 * np.random.default_rng(0).standard_normal((args.size, args.size))).astype(np.float32)
+        tiled = {"scale": 2, "halo": net.receptive_radius, "precision": "float32", "progress": False}
+    elif (SHARED / "denoise" / "keras_sst_bayes_weights.hdf5").exists():
         from sunpy_nn.io.keras import load_keras_unet
 
-        net, weights = load_keras_unet(path), path.name
+        net, weights = load_keras_unet(SHARED / "denoise" / "keras_sst_bayes_weights.hdf5"), "original Keras weights"
         img = np.load(SHARED / "denoise" / "crisp_stokes_800.npy").astype(np.float32)[: args.size, : args.size]
     else:
         torch.manual_seed(0)
         net, weights = UNet(1, 1, 32, 2, padding="zeros", variance_head=True).eval(), "RANDOM weights"
         img = (2e-3 * np.random.default_rng(1).standard_normal((args.size, args.size))).astype(np.float32)
     x = torch.from_numpy(img)[None, None]
-    tiled = {"halo": net.receptive_radius, "align": net.align, "precision": "float32", "progress": False}
-    variants = {
-        "current": prepare_model(net, precision="float32"),
-        "run_tiled": lambda t: run_tiled(net, img, **tiled),
-        "NCHW": FastUNet(net, channels_last=False),
-        "head as matmul": LeverUNet(net, True, False, False),
-        "sub-pixel up": LeverUNet(net, False, True, False),
-        "fused skip": LeverUNet(net, False, False, True),
-        "all three": LeverUNet(net, True, True, True),
-        "batch folding": lambda t: run_tiled(net, img, tile_size=464, batch_size=4, **tiled),
-    }
-    if not args.no_compile:
-        variants["compile"] = prepare_model(net, precision="float32", compile=True)
-    print(f"U-Net {args.size}x{args.size}, {weights}, {args.threads} thread(s), torch {torch.__version__}")
+    if args.network == "unet":
+        tiled = {"halo": net.receptive_radius, "align": net.align, "precision": "float32", "progress": False}
+
+    def no_reuse(t):
+        keep, runner._reuse_freed_memory = runner._reuse_freed_memory, contextlib.nullcontext
+        try:
+            return run_tiled(net, img, **tiled)
+        finally:
+            runner._reuse_freed_memory = keep
+
+    variants = {"current": prepare_model(net, precision="float32"), "run_tiled": lambda t: run_tiled(net, img, **tiled)}
+    if args.network == "unet":
+        variants |= {
+            "NCHW": FastUNet(net, channels_last=False),
+            "head as matmul": LeverUNet(net, True, False, False),
+            "sub-pixel up": LeverUNet(net, False, True, False),
+            "fused skip": LeverUNet(net, False, False, True),
+            "all three": LeverUNet(net, True, True, True),
+            "batch folding": lambda t: run_tiled(net, img, tile_size=464, batch_size=4, **tiled),
+        }
+        if not args.no_compile and (not args.variants or "compile" in args.variants):
+            variants["compile"] = prepare_model(net, precision="float32", compile=True)
+    variants["no heap reuse"] = no_reuse
+    if args.variants:
+        keep = {"current", "run_tiled", *args.variants.split(",")}
+        variants = {k: v for k, v in variants.items() if k in keep}
+    print(f"{args.network} {args.size}x{args.size}, {weights}, {args.threads} thread(s), torch {torch.__version__}")
     errors, times = {}, {name: [] for name in variants}
     with torch.inference_mode():
         ref = net(x)
@@ -163,12 +200,15 @@ def main(argv: list[str] | None = None) -> int:
                 variants[name](x)
                 times[name].append(time.perf_counter() - t0)
     print(f"median of {args.repeats} alternating rounds; ratio = time / time of 'current' in the same round")
+    # (and the same against run_tiled, the baseline of "no heap reuse" and "batch folding")
     for name in variants:
         ratio = statistics.median(a / b for a, b in zip(times[name], times["current"], strict=True))
         guard = "within" if errors[name] <= ACCURACY_BOUND else "FAILS"
         rounds = ", ".join(f"{a / b:.2f}" for a, b in zip(times[name], times["current"], strict=True))
+        vs_tiled = statistics.median(a / b for a, b in zip(times[name], times["run_tiled"], strict=True))
         print(
-            f"  {name:<16s} {statistics.median(times[name]):7.3f} s  ratio {ratio:.2f} (rounds: {rounds}); "
+            f"  {name:<16s} {statistics.median(times[name]):7.3f} s  ratio {ratio:.2f} (rounds: {rounds}; "
+            f"{vs_tiled:.2f} of run_tiled); "
             f"error {errors[name]:.1e}, {guard} the {ACCURACY_BOUND:g} guard",
             flush=True,
         )
