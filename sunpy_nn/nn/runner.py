@@ -230,8 +230,10 @@ def _reuse_freed_memory() -> Iterator[None]:
     glibc serves allocations above 32 MiB (an Enhance activation of a 512 px tile is 64-256 MiB) with fresh
     mmap()s, so every layer of every tile page-faults its output in again: 470,000 minor faults and ~0.35 s of
     system time per 512 px tile, ~15 % on top of the computation. With mmap off and trimming deferred, the
-    second tile reuses the first tile's pages (0 faults). Afterwards the defaults are restored and the heap is
-    trimmed. Elsewhere than glibc this does nothing.
+    second tile reuses the first tile's pages (0 faults), and within one tile later layers reuse the memory of
+    earlier ones: a single-tile 800 px U-Net went from 585,000 to 167,000 faults and 0.75x the time, Enhance on
+    400 px to 0.83x (issue #16, ``benchmarks/unet_levers.py``). Afterwards the defaults are restored and the heap
+    is trimmed. Elsewhere than glibc this does nothing.
     """
     libc = None
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
@@ -411,7 +413,7 @@ def run_tiled(
     elif result is not None and valid is not None:
         result[...] = np.nan
     bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress or len(tiles) == 1, leave=False)
-    keep = _reuse_freed_memory() if optimised and dev.type == "cpu" and len(tiles) > 1 else contextlib.nullcontext()
+    keep = _reuse_freed_memory() if optimised and dev.type == "cpu" else contextlib.nullcontext()
     with torch.inference_mode(), keep:
         for batch in _batches(tiles, batch_size):
             stack = np.stack([img[:, r[0] : r[0] + wy, c[0] : c[0] + wx] for r, c in batch])
