@@ -45,6 +45,10 @@ GENERATED = {
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("threads_*.json"))
     },
     **{
+        str(p.relative_to(ROOT)): ("benchmarks/keras_originals.py", lambda d: d["sunpy_nn_version"])
+        for p in sorted((ROOT / "docs" / "_static" / "performance").glob("keras_*.json"))
+    },
+    **{
         str(p.relative_to(ROOT)): ("benchmarks/run.py", lambda d: d["sunpy_nn_version"])
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("run_*.json"))
     },

@@ -28,6 +28,8 @@ import math
 import re
 from pathlib import Path
 
+from generated_keras import keras_table
+
 #: What a substitution reads when the run behind it did not measure that figure.
 MISSING = "not measured in this run"
 HEADER = ".. Written by docs/_ext/generated_performance.py; do not edit.\n\n"
@@ -449,6 +451,9 @@ def load_runs(static: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((static / "performance").glob("run_*.json"))]
 
 
+NO_KERAS = "No Keras comparison is committed yet: run ``python benchmarks/keras_originals.py --docs``.\n"
+
+
 def write_performance_files(source: Path, out: Path) -> None:
     """Write the performance and scaling guides' generated files into ``out`` from the JSON under ``source``."""
     static = Path(source) / "_static"
@@ -458,6 +463,8 @@ def write_performance_files(source: Path, out: Path) -> None:
         figures |= run_figures(result)
     _write(out / "performance_figures.inc", _substitutions(figures))
     _write(out / "performance_tables.inc", HEADER + "\n".join(run_tables(r) for r in runs))
+    keras = [json.loads(p.read_text()) for p in sorted((static / "performance").glob("keras_*.json"))]
+    _write(out / "performance_keras.inc", HEADER + (keras_table(keras) if keras else NO_KERAS))
     dask = json.loads((static / "scaling" / "dask_throughput.json").read_text())
     _write(out / "scaling_figures.inc", _substitutions(scaling_figures(dask, runs)))
     _write(out / "scaling_dask_throughput.inc", HEADER + dask_section(dask, runs))
