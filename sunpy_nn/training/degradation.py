@@ -1,9 +1,10 @@
 """
 The randomised ("blind") HMI degradation that Enhance v2 is trained with, and its pair builder.
 
-A network trained on one fixed degradation operator only works under that operator: measured on held-out real
-scenes, Enhance v1 (trained with HMI's modified PSF and full pixel-area integration) beat bicubic by 5.4-6.6 dB
-under its own operator, but by only 0.9-1.2 dB when the same blurred scene was sampled at pixel centres. Real
+A network trained on one fixed degradation operator only works under that operator: issue #12 reported that Enhance
+v1 (trained with HMI's modified PSF and full pixel-area integration) lost most of its gain over bicubic when a
+held-out blurred scene was sampled at pixel centres instead (the validation report in the docs has this package's
+own measurement of v1 and v2 under both detector models). Real
 HMI lies somewhere between, with a PSF known to some ten per cent. Following the blind degradation practice of
 modern super-resolution (e.g. Zhang et al. 2021, BSRGAN; Wang et al. 2021, Real-ESRGAN), every training pair
 draws its own PSF, detector, noise, sampling phase, rotation and pixel scale from ranges around HMI's.
