@@ -123,3 +123,40 @@ def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tup
         fails its SHA-256 check or does not fit `~sunpy_nn.nn.EnhanceNet` (from `~sunpy_nn.data.load_weights`).
     """
     return _load(_resolve(weights, kind))
+
+
+def load_training_checkpoint(path: str | Path) -> tuple[EnhanceNet, dict]:
+    """
+    The best network of a ``checkpoint.pt`` of `sunpy_nn.training.train_enhance` (``depth=5, n_filters=64``).
+
+    Parameters
+    ----------
+    path : str or path
+        The checkpoint, whose ``best_state`` is the state of the epoch with the lowest validation loss so far.
+
+    Returns
+    -------
+    model : `~sunpy_nn.nn.EnhanceNet`
+        The network, in ``eval()`` mode.
+    info : dict
+        ``best_epoch``, ``epochs_done`` and ``val_loss`` (per epoch) of its training history.
+
+    Raises
+    ------
+    sunpy_nn.utils.WeightsError
+        The file is not such a checkpoint.
+    """
+    import torch
+
+    blob = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    if not (isinstance(blob, dict) and "best_state" in blob):
+        raise WeightsError(f"{path} is not a training checkpoint of sunpy_nn.training (it has no best_state)")
+    net = EnhanceNet(depth=5, n_filters=64)
+    net.load_state_dict(blob["best_state"])
+    history = blob.get("history", {})
+    epochs = len(history.get("train_loss", []))
+    return net.eval(), {
+        "best_epoch": history.get("best_epoch"),
+        "epochs_done": epochs,
+        "val_loss": history.get("val_loss"),
+    }
