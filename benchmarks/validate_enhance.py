@@ -33,16 +33,14 @@ HMI PSF, `sunpy_nn.baselines.richardson_lucy`), Enhance v1 and Enhance v2. ``--w
 Writes ``summary.json`` (every number), ``summary.inc`` (the RST tables included by
 ``docs/guide/validation.rst``) and PNG figures. About 1-2 minutes on one CPU thread. The measurements are those
 of `sunpy_nn.metrics`, `sunpy_nn.validation` and `sunpy_nn.validation_report` (which also judges the targets and
-writes the tables); the figures are drawn by ``benchmarks/_validate_enhance_figures.py``. This script loads the
-data, runs the methods and calls those.
+writes the tables and files); the maps come from `sunpy_nn.validation_maps`; the figures are drawn by
+``benchmarks/_validate_enhance_figures.py``. This script loads the data, runs the methods and calls those.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shutil
 import sys
 import time
 import warnings
@@ -52,13 +50,22 @@ import astropy.units as u
 import numpy as np
 import torch
 from _validate_enhance_figures import blos_figure, continuum_figures, held_out_figures, limb_figure
-from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from scipy import ndimage
 
+from sunpy_nn import __version__, enhance_map
+from sunpy_nn.baselines import richardson_lucy
+from sunpy_nn.data import available_models
+from sunpy_nn.enhance import enhance_array, load_enhance_model, normalise
+from sunpy_nn.enhance._models import load_training_checkpoint
+from sunpy_nn.metrics import psnr
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
 from sunpy_nn.report import jsonable, text_table
+from sunpy_nn.training.degradation import degrade_scene
+from sunpy_nn.training.sources import load_reference_sources
+from sunpy_nn.utils import WeightsError, sha256sum
 from sunpy_nn.validation import held_out_box, limb_distance, limb_geometry, limb_profile, off_limb_levels
+from sunpy_nn.validation_maps import OBSTIME, disk_geometry, hmi_cutout_map, locate_cutout, read_sharp
 from sunpy_nn.validation_report import (
     continuum_scores,
     held_out_scores,
@@ -66,7 +73,7 @@ from sunpy_nn.validation_report import (
     magnetogram_scores,
     real_targets,
     report_tables,
-    summary_rst,
+    write_report,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +98,6 @@ RL_REAL = 20  # Richardson-Lucy iterations on real HMI (the paper used 20-30)
 PSF_BORDER = math.ceil(4.4 / HMI_SCALE)  # HMI pixels within the PSF kernel radius of an edge
 KM_PER_ARCSEC = 725.0  # at 1 au, disk centre
 PIXEL_AREA_CM2 = (HMI_SCALE * KM_PER_ARCSEC * 1e5) ** 2
-OBSTIME = "2014-01-01T00:00:00"  # observer date of the WCS built for cut-outs without one
 QS_EDGES = "5 px from the edges (no I/Ic < 0.9 pixel in the image)"  # the quiet-Sun masks, as summary.json says
 QS_MASK = 'I/Ic >= 0.9 and more than 6 px (3") from any darker pixel, 5 px from the edges'
 
@@ -102,67 +108,28 @@ def bicubic(a: np.ndarray) -> np.ndarray:
     return ndimage.zoom(a, 2, order=3, grid_mode=True, mode="reflect")
 
 
-def hmi_map(data: np.ndarray, unit, reference_pixel=None):
-    """A sunpy map of an HMI cut-out that has no WCS: 0.504"/px, seen from Earth, centred on the disk centre
-    unless ``reference_pixel`` (0-based x, y of the disk centre) says where that is."""
-    import sunpy.map
-    from sunpy.coordinates import frames
-
-    centre = SkyCoord(0 * u.arcsec, 0 * u.arcsec, obstime=OBSTIME, observer="earth", frame=frames.Helioprojective)
-    header = sunpy.map.make_fitswcs_header(
-        data,
-        centre,
-        reference_pixel=None if reference_pixel is None else u.Quantity(reference_pixel, u.pix),
-        scale=[HMI_SCALE, HMI_SCALE] * u.arcsec / u.pix,
-        instrument="HMI",
-        observatory="SDO",
-        wavelength=6173 * u.AA,
-        unit=unit,
-    )
-    return sunpy.map.Map(data, header)
-
-
-def read_sharp(path: Path):
-    """A SHARP file as an HMIMap (HDU 1, RICE-compressed; one header card needs astropy's silentfix)."""
-    import sunpy.map
-
-    with fits.open(path) as hdul:
-        hdul.verify("silentfix")
-        data, header = hdul[1].data.astype(np.float64), hdul[1].header
-    return sunpy.map.Map(data, header)
-
-
 def load_network(spec: str | None, kind: str, version: str) -> tuple[torch.nn.Module | None, dict]:
     """
     The network for a ``--weights-<kind>-<version>`` option: a registered name, a ``.pt`` weight file or a training
     ``checkpoint.pt``. Returns ``(None, info)`` with the reason when there is none (the column is then skipped).
     """
-    from sunpy_nn.data import available_models
-    from sunpy_nn.enhance import load_enhance_model
-    from sunpy_nn.nn import EnhanceNet
-    from sunpy_nn.utils import sha256sum
-
     if spec is None:
         spec = f"enhance_{kind}_{version}"
         if spec not in available_models():
             return None, {"name": None, "note": f"{spec} is not registered"}
     path = Path(spec).expanduser()
     if path.suffix == ".pt" and path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(blob, dict) and "best_state" in blob:  # a training checkpoint of sunpy_nn.training
-            net = EnhanceNet(depth=5, n_filters=64)
-            net.load_state_dict(blob["best_state"])
-            history = blob.get("history", {})
-            epochs = len(history.get("train_loss", []))
-            best = history.get("best_epoch")
-            return net.eval(), {
-                "name": f"{kind} {version} checkpoint, best epoch {best} of {epochs} done",
+        try:
+            net, ck = load_training_checkpoint(path)
+        except WeightsError:  # a plain weight file
+            pass
+        else:
+            return net, {
+                "name": f"{kind} {version} checkpoint, best epoch {ck['best_epoch']} of {ck['epochs_done']} done",
                 "path": str(path.resolve()),
                 "sha256": sha256sum(path),
                 "checkpoint": True,
-                "best_epoch": best,
-                "epochs_done": epochs,
-                "val_loss": history.get("val_loss"),
+                **ck,
                 "file_time": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
                 "architecture": "depth 5, 64 filters",
             }
@@ -179,9 +146,6 @@ def load_network(spec: str | None, kind: str, version: str) -> tuple[torch.nn.Mo
 
 def run_map(smap, kind: str, nets: dict) -> dict:
     """Richardson-Lucy and Enhance v1/v2 through enhance_map on one map (the user path)."""
-    from sunpy_nn import enhance_map
-    from sunpy_nn.baselines import richardson_lucy
-
     outs = {"rl": richardson_lucy(smap, iterations=RL_REAL).data.astype(np.float64)}
     for version, net in nets.items():
         if net is not None:
@@ -189,27 +153,9 @@ def run_map(smap, kind: str, nets: dict) -> dict:
     return outs
 
 
-def locate(small: np.ndarray, big: np.ndarray) -> tuple[tuple[int, int], float]:
-    """Offset (y, x) of the window of ``big`` most like ``small``, and their normalised cross-correlation there."""
-    from scipy.signal import fftconvolve
-
-    a = (small - small.mean()) / small.std()
-    ones = np.ones_like(a)
-    s1 = fftconvolve(big, ones, mode="valid")
-    s2 = fftconvolve(big**2, ones, mode="valid")
-    std = np.sqrt(np.maximum(s2 / a.size - (s1 / a.size) ** 2, 1e-30))
-    ncc = fftconvolve(big, a[::-1, ::-1], mode="valid") / (a.size * std)
-    iy, ix = np.unravel_index(np.argmax(ncc), ncc.shape)
-    return (int(iy), int(ix)), float(ncc[iy, ix])
-
-
 # ---------------------------------------------------------------------------------------- 1. held-out frames
 def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
     """One frame under one detector model: every method on the whole degraded frame, scored on the held-out part."""
-    from sunpy_nn.baselines import richardson_lucy
-    from sunpy_nn.metrics import psnr
-    from sunpy_nn.training.degradation import degrade_scene
-
     y0, y1, x0, x1 = source.valid
     low, truth = degrade_scene(
         source.image[y0:y1, x0:x1], source.pixel_scale, kind=source.kind, detector=detector, seed=SEED
@@ -249,8 +195,6 @@ def held_out_case(source, detector: str, nets: dict, enhance) -> dict:
 
 
 def held_out_section(nets: dict, enhance) -> list[dict]:
-    from sunpy_nn.training.sources import load_reference_sources
-
     sources = load_reference_sources(DATA, "intensity") + load_reference_sources(DATA, "blos", synthetic_blos_images=0)
     order = ["sst_sunspot", "imax_quiet_sun", "muram_quiet_sun", "gst_niris"]
     sources = sorted((s for s in sources if s.name in order), key=lambda s: order.index(s.name))
@@ -273,14 +217,12 @@ def flat_fields(nets: dict, enhance) -> dict:
 
 # ------------------------------------------------------------------------------ 3./4. real HMI continuum, fields
 def continuum_section(nets: dict) -> tuple[dict, dict]:
-    from sunpy_nn.enhance import normalise
-
     qs = np.load(DATA / FILES["qs"]).astype(np.float64)  # raw DN/s
     spot = fits.getdata(DATA / FILES["sunspot"]).astype(np.float64)  # already I/Ic
     sharp = read_sharp(DATA / FILES["sharp_continuum"])  # NOAA 11158, DN/s, CEA
     cases = {  # name: (data, map, file, quiet-Sun level or None for normalise's, how the quiet-Sun mask is made)
-        "quiet_sun": (qs, hmi_map(qs, u.Unit("DN/s")), "qs", None, QS_EDGES),
-        "sunspot": (spot, hmi_map(spot, u.dimensionless_unscaled), "sunspot", 1.0, QS_MASK),
+        "quiet_sun": (qs, hmi_cutout_map(qs, u.Unit("DN/s")), "qs", None, QS_EDGES),
+        "sunspot": (spot, hmi_cutout_map(spot, u.dimensionless_unscaled), "sunspot", 1.0, QS_MASK),
         "sharp": (np.asarray(sharp.data, np.float64), sharp, "sharp_continuum", None, QS_MASK),
     }
     res, images = {}, {}
@@ -290,16 +232,18 @@ def continuum_section(nets: dict) -> tuple[dict, dict]:
         res[name] = {"file": FILES[file], **continuum_scores(x, outs, level, PSF_BORDER), "quiet_sun_mask": mask}
         images[name] = (x, outs)
     res["sharp"]["note"] = "CEA remap at 0.03 deg/px (about 0.5 arcsec): the HMI PSF applies only approximately"
-    offset, ncc = locate(spot, images["sharp"][0])
-    res["sharp"]["sunspot_cutout_match"] = {"offset_yx_px": list(offset), "normalised_cross_correlation": ncc}
-    print(f"The sunspot cut-out matches the SHARP at offset {offset} with a correlation of {ncc:.2f}: the same spot.")
+    res["sharp"]["sunspot_cutout_match"] = m = locate_cutout(spot, images["sharp"][0])
+    print(
+        f"The sunspot cut-out matches the SHARP at offset {tuple(m['offset_yx_px'])} with a correlation of "
+        f"{m['normalised_cross_correlation']:.2f}: the same spot."
+    )
     return res, images
 
 
 def blos_section(nets: dict) -> tuple[dict, dict]:
     b200 = fits.getdata(DATA / FILES["blos"]).astype(np.float64)
     maps = {
-        "blos_200": (hmi_map(b200, u.G), FILES["blos"]),
+        "blos_200": (hmi_cutout_map(b200, u.G), FILES["blos"]),
         "sharp": (read_sharp(DATA / FILES["sharp_blos"]), FILES["sharp_blos"]),
     }
     res, images = {}, {}
@@ -309,23 +253,14 @@ def blos_section(nets: dict) -> tuple[dict, dict]:
         images[name] = (b, outs)
         scores = magnetogram_scores(b, outs, PIXEL_AREA_CM2, PSF_BORDER)
         res[name] = {"file": file, "unit": smap.unit.to_string(), **scores}
-    offset, ncc = locate(b200, images["sharp"][0])
-    res["blos_200"]["sharp_match"] = {"offset_yx_px": list(offset), "normalised_cross_correlation": ncc}
+    res["blos_200"]["sharp_match"] = locate_cutout(b200, images["sharp"][0])
     return res, images
 
 
 # -------------------------------------------------------------------------------------------------- 5. limb
 def limb_case(smap, data: np.ndarray, nets: dict, file: str, bands_px, note: str = "") -> dict:
     """Off-disk pixels set to 0, Enhance through enhance_map, the off-limb level and the profile across the limb."""
-    from sunpy_nn import enhance_map
-    from sunpy_nn.baselines import richardson_lucy
-    from sunpy_nn.enhance import normalise
-
-    scale_arcsec = smap.scale[0].to_value(u.arcsec / u.pix)
-    xc, yc = (
-        float(c) for c in smap.wcs.world_to_pixel(SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=smap.coordinate_frame))
-    )
-    radius = smap.rsun_obs.to_value(u.arcsec) / scale_arcsec
+    scale_arcsec, (xc, yc), radius = disk_geometry(smap)
     dist = limb_distance(data.shape, (xc, yc), radius)  # input pixels inside the limb (negative: outside)
     data = np.where(dist < 0, 0.0, np.nan_to_num(data))
     smap = smap._new_instance(data, smap.meta)
@@ -369,10 +304,10 @@ def limb_section(nets: dict) -> dict:
 
     res = {}
     limb = fits.getdata(DATA / FILES["limb"]).astype(np.float64)
-    probe = hmi_map(limb, u.dimensionless_unscaled)
+    probe = hmi_cutout_map(limb, u.dimensionless_unscaled)
     radius = probe.rsun_obs.to_value(u.arcsec) / HMI_SCALE
     xc, yc, rms = limb_geometry(limb, radius)
-    smap = hmi_map(limb, u.dimensionless_unscaled, reference_pixel=(xc, yc))
+    smap = hmi_cutout_map(limb, u.dimensionless_unscaled, reference_pixel=(xc, yc))
     res["limb_cutout"] = limb_case(
         smap,
         limb,
@@ -414,9 +349,6 @@ def main(argv=None) -> int:
     if missing:
         sys.exit(f"validate_enhance: {DATA} lacks {', '.join(missing)} (the shared data beside the checkout)")
     torch.set_num_threads(args.threads)
-    from sunpy_nn import __version__
-    from sunpy_nn.enhance import enhance_array
-
     t0 = time.perf_counter()
     nets, weights = {}, {}
     for kind in ("intensity", "blos"):
@@ -481,17 +413,7 @@ def main(argv=None) -> int:
     )
     for title, header, rows in report_tables(summary):
         print(text_table(title, header, rows))
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=1)
-    (out / "summary.inc").write_text(summary_rst(summary))
-    if args.docs:
-        DOCS_DIR.mkdir(parents=True, exist_ok=True)
-        for old in DOCS_DIR.glob("*.png"):
-            old.unlink()
-        for name, _ in figures:
-            shutil.copy(out / name, DOCS_DIR / name)
-        shutil.copy(out / "summary.json", DOCS_DIR / "summary.json")
-        (DOCS_DIR / "summary.inc").write_text(summary_rst(summary, "/_static/validation/"))
+    write_report(summary, out, DOCS_DIR if args.docs else None)
     for v in ("v1", "v2"):
         met = [t[v]["met"] for t in targets if t[v]["met"] is not None]
         print(f"Enhance {v}: {sum(met)} of {len(met)} targets met" if met else f"Enhance {v}: not evaluated")

@@ -13,7 +13,10 @@ dict per frame and detector model), ``flat_fields``, ``continuum``, ``blos``, ``
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +38,7 @@ __all__ = [
     "real_targets",
     "report_tables",
     "summary_rst",
+    "write_report",
 ]
 
 #: The held-out frames (names of `sunpy_nn.training.sources.load_reference_sources`) and their titles, in order.
@@ -550,3 +554,33 @@ def summary_rst(summary: dict, figure_prefix: str = "") -> str:
     for name, cap in summary["figures"]:
         lines += [f".. figure:: {figure_prefix}{name}", "   :width: 100%", "", f"   {rst_escape(cap)}", ""]
     return "\n".join(lines)
+
+
+def write_report(summary: dict, out: str | Path, docs_dir: str | Path | None = None) -> None:
+    """
+    Write the report: ``summary.json`` and ``summary.inc`` in ``out`` (beside its figures), and optionally the docs'
+    copy of all three.
+
+    Parameters
+    ----------
+    summary : dict
+        The benchmark's summary, JSON-ready (`sunpy_nn.report.jsonable`); its ``figures`` name PNG files in ``out``.
+    out : str or path
+        The benchmark's output folder.
+    docs_dir : str or path, optional
+        The docs' folder (``docs/_static/validation``): its PNG files are replaced by the summary's figures, and the
+        summary is written there with figure paths under ``/_static/validation/``.
+    """
+    out = Path(out)
+    with open(out / "summary.json", "w") as f:
+        json.dump(summary, f, indent=1)
+    (out / "summary.inc").write_text(summary_rst(summary))
+    if docs_dir is not None:
+        docs = Path(docs_dir)
+        docs.mkdir(parents=True, exist_ok=True)
+        for old in docs.glob("*.png"):  # a figure no longer drawn must not linger in the docs
+            old.unlink()
+        for name, _ in summary["figures"]:
+            shutil.copy(out / name, docs / name)
+        shutil.copy(out / "summary.json", docs / "summary.json")
+        (docs / "summary.inc").write_text(summary_rst(summary, "/_static/validation/"))

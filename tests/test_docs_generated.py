@@ -26,8 +26,14 @@ DOCS = ROOT / "docs"
 # to any makes the file stale; how to read the version it records)
 GENERATED = {
     "docs/_static/validation/summary.json": (
-        # the script, its figures, and the report module that scores its numbers and writes its tables
-        ("benchmarks/validate_enhance.py", "benchmarks/_validate_enhance_figures.py", "sunpy_nn/validation_report.py"),
+        # the script, its figures, the report module that scores its numbers and writes its tables, and the maps
+        # module that builds its maps and locates its cut-outs
+        (
+            "benchmarks/validate_enhance.py",
+            "benchmarks/_validate_enhance_figures.py",
+            "sunpy_nn/validation_report.py",
+            "sunpy_nn/validation_maps.py",
+        ),
         lambda d: d["sunpy_nn_version"],
     ),
     "docs/_static/demo/summary.json": ("sunpy_nn/demo.py", lambda d: d["sunpy_nn_version"]),
