@@ -5,8 +5,8 @@ The image metrics (PSNR, SSIM, power spectra, forward consistency, contrast, cov
 these measure what a restoration must keep: regions (`interior_mask`, `held_out_box`, `upsample_nearest`), spatial
 frequencies (`band_power_ratio`, `band_mean_power`, `mean_power_spectrum`), magnetogram signs (`sign_flip_fraction`),
 the continuum (`quiet_sun_mask`, `darkest_levels`), the limb (`limb_geometry`, `limb_distance`, `off_limb_levels`,
-`limb_profile`), denoising errors (`rms`, `stokes_error_summary`). Its siblings: `sunpy_nn.validation_denoise`
-(a denoising benchmark's measurements) and `sunpy_nn.validation_maps` (maps of WCS-less cut-outs and SHARP files).
+`limb_profile`), denoising errors (`rms`, `stokes_error_summary`). Its siblings: ``sunpy_nn.validation_denoise``
+(a denoising benchmark's measurements) and ``sunpy_nn.validation_maps`` (maps of WCS-less cut-outs and SHARP files).
 
 Examples
 --------
