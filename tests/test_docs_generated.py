@@ -55,7 +55,16 @@ GENERATED = {
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("keras_*.json"))
     },
     **{
-        str(p.relative_to(ROOT)): ("benchmarks/run.py", lambda d: d["sunpy_nn_version"])
+        # the script and its helpers, which time, count and report what it writes
+        str(p.relative_to(ROOT)): (
+            (
+                "benchmarks/run.py",
+                "benchmarks/_run_inputs.py",
+                "benchmarks/_run_report.py",
+                "benchmarks/_run_fulldisk.py",
+            ),
+            lambda d: d["sunpy_nn_version"],
+        )
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("run_*.json"))
     },
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
