@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _run_report import _cpu_model  # benchmarks/ is on the path of a script run from it
 
 from sunpy_nn.nn import EnhanceNet, default_batch_size, default_tile_size, resolve_device, run_tiled, tile_windows
 
@@ -163,16 +164,6 @@ def _report_contention(start: tuple[float, float, float, float] | None) -> None:
     _row("CPU steal time (hypervisor)", f"{steal:.0f} s")
     if others > 0.05 * wall * n or steal > 0.05 * wall * n:
         print("  !! the machine was busy with other work during the benchmark: the timings are pessimistic", flush=True)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _cpu_count() -> int:
