@@ -13,18 +13,18 @@ the original) on an 800x800 CRISP image. Variants, built from the same weights:
 - ``current``: `sunpy_nn.nn.prepare_model` float32 (`~sunpy_nn.nn.FastUNet`, channels-last), the reference of the
   ratios; ``run_tiled``: the same through ``run_tiled(precision="float32")`` (one tile at 800 px);
 - ``NCHW``: `~sunpy_nn.nn.FastUNet` without channels-last;
-- ``head as matmul``: the two 1-channel 3x3 convolutions on the input (U-Net and variance head) as a matrix product
-  on the 9 shifted copies of the input (oneDNN runs 1-channel convolutions far below peak, and returns them NCHW);
-- ``sub-pixel up``: "nearest x2 upsampling + 2x2 convolution" as one 2x2 convolution on the coarse grid with 4x the
-  output channels, then a pixel shuffle (no upsampled copy, no padded copy);
-- ``fused skip``: the convolution after each skip concatenation as two convolutions summed (split weights), so the
-  concatenated copy is never made;
-- ``all three``: head as matmul + sub-pixel up + fused skip;
+- ``no levers``: `~sunpy_nn.nn.FastUNet` without the three rewrites it now makes by default (``levers=False``): the
+  1-channel 3x3 convolutions on the input (U-Net and variance head) as a matrix product on the 9 shifted copies of
+  the input; "nearest x2 upsampling + 2x2 convolution" as one 2x2 convolution on the coarse grid with 4x the
+  output channels, then a pixel shuffle; the convolution after each skip concatenation as two convolutions summed;
 - ``batch folding``: ``run_tiled`` with 4 tiles of 464 px in one batch;
 - ``compile``: ``prepare_model(..., compile=True)`` (inductor; its compile time is printed);
 - ``no heap reuse``: ``run_tiled`` as before issue #16 for a single tile, without ``runner._reuse_freed_memory``
   (glibc's mmap off while the network runs, so that freed activations are reused instead of faulted in page by
   page); ``run_tiled`` now uses it for one tile too.
+
+``--series N`` then times a series of N frames through ``run_tiled``, each call on its own against all of them inside
+one `~sunpy_nn.nn.keep_freed_memory` context (as `Denoiser.predict` holds it), in alternating rounds.
 
 ``--network enhance`` times Enhance 400x400 (shipped weights) through ``current``, ``run_tiled`` and ``no heap
 reuse``; ``--variants a,b`` keeps only those (``current`` always runs: it is the reference of the ratios).
@@ -47,88 +47,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from sunpy_nn.nn import (
     ACCURACY_BOUND,
     FastUNet,
     UNet,
     configure_threads,
+    keep_freed_memory,
     prepare_model,
     relative_error,
     run_tiled,
     runner,
 )
-from sunpy_nn.nn.unet import log_variance
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _head_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
-    """ReLU(3x3 convolution of a 1-channel ``x``) as (9 shifted copies) @ (9 x C_out), channels-last output."""
-    n, _, h, w = x.shape
-    xp = F.pad(x, (1, 1, 1, 1), mode="reflect" if mode == "reflect" else "constant")[:, 0]
-    shifts = torch.stack([xp[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=-1)
-    y = torch.relu_(torch.addmm(bias, shifts.reshape(-1, 9), weight.reshape(weight.shape[0], 9).t()))
-    return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels-last
-
-
-def _subpixel_2x2(w: torch.Tensor) -> torch.Tensor:
-    """The 2x2 kernel after nearest x2 upsampling as a 2x2 kernel on the coarse grid, C_out x 4 phases (a, b)."""
-    k = torch.zeros(w.shape[0], 2, 2, w.shape[1], 2, 2, dtype=w.dtype)
-    for a in (0, 1):
-        for b in (0, 1):
-            for ky in (0, 1):
-                for kx in (0, 1):  # upsampled row 2i + a + ky is coarse row i + (a + ky) // 2
-                    k[:, a, b, :, (a + ky) // 2, (b + kx) // 2] += w[:, :, ky, kx]
-    return k.reshape(4 * w.shape[0], w.shape[1], 2, 2)  # channel 4c + 2a + b, as pixel_shuffle reads it
-
-
-class LeverUNet(FastUNet):
-    """`~sunpy_nn.nn.FastUNet` with the levers switched on one by one (image mode, no residual)."""
-
-    def __init__(self, net: UNet, head: bool, subpixel: bool, fused: bool) -> None:
-        super().__init__(net)
-        self.head, self.subpixel, self.fused = head, subpixel, fused
-        if subpixel:
-            for conv in self.up:
-                conv.weight = _subpixel_2x2(conv.weight).contiguous(memory_format=torch.channels_last)
-                conv.bias = conv.bias.repeat_interleave(4)
-
-    def _first(self, conv, x):
-        if self.head and x.shape[1] == 1:
-            return _head_matmul(x, conv.weight, conv.bias, self.padding)
-        return torch.relu_(conv(x))
-
-    def _up(self, conv, y):
-        if not self.subpixel:
-            return super()._up(conv, y)
-        y = F.pad(y, (0, 1, 0, 1), mode="replicate" if self.padding == "reflect" else "constant")
-        return F.pixel_shuffle(torch.relu_(conv(y)), 2)
-
-    def _merge(self, merge, skip, up):
-        if not self.fused:
-            return self._chain(merge, torch.cat([skip, up], dim=1))
-        c, n = merge[0], skip.shape[1]
-        pad = (1, 1, 1, 1) if self.padding == "reflect" else None
-        s, u = (F.pad(t, pad, mode="reflect") if pad else t for t in (skip, up))
-        p = 0 if pad else 1
-        y = F.conv2d(s, c.weight[:, :n], c.bias, padding=p).add_(F.conv2d(u, c.weight[:, n:], None, padding=p))
-        return self._chain(merge[1:], torch.relu_(y))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last).float()
-        skips, y = [], x
-        for block in self.down:
-            y = self._chain(block[1:], self._first(block[0], y))
-            skips.append(y)
-            y = F.max_pool2d(y, 2)
-        y = self._chain(self.bottom, y)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
-            y = self._merge(merge, skip, self._up(up, y))
-        y = self.out(y).float()
-        v = self._chain(self.var_body[1:], self._first(self.var_body[0], x))
-        return torch.cat([y, log_variance(self.var_out(v), self.variance, self.log_var_offset)], 1).contiguous()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=None, help="image edge (default 800 for the U-Net, 400 Enhance)")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variant")
     parser.add_argument("--variants", default=None, help="comma-separated variants to keep (default: all)")
+    parser.add_argument("--series", type=int, default=0, help="also time a series of this many frames")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
     args.size = args.size or (800 if args.network == "unet" else 400)
@@ -172,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.network == "unet":
         variants |= {
             "NCHW": FastUNet(net, channels_last=False),
-            "head as matmul": LeverUNet(net, True, False, False),
-            "sub-pixel up": LeverUNet(net, False, True, False),
-            "fused skip": LeverUNet(net, False, False, True),
-            "all three": LeverUNet(net, True, True, True),
+            "no levers": FastUNet(net, levers=False),
             "batch folding": lambda t: run_tiled(net, img, tile_size=464, batch_size=4, **tiled),
         }
         if not args.no_compile and (not args.variants or "compile" in args.variants):
@@ -212,7 +142,37 @@ def main(argv: list[str] | None = None) -> int:
             f"error {errors[name]:.1e}, {guard} the {ACCURACY_BOUND:g} guard",
             flush=True,
         )
+    if args.series:
+        _series(lambda: run_tiled(net, img, **tiled), args.series, args.repeats)
     return 0
+
+
+def _series(call, n: int, repeats: int) -> None:
+    """Per-frame time of ``n`` calls, each on its own against all inside one kept heap, in alternating rounds."""
+
+    def alone():
+        for _ in range(n):
+            call()
+
+    def kept():
+        with keep_freed_memory():
+            for _ in range(n):
+                call()
+
+    times = {"alone": [], "kept": []}
+    with torch.inference_mode():
+        for r in range(repeats):
+            for name, fn in (("alone", alone), ("kept", kept))[:: 1 if r % 2 == 0 else -1]:
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) / n)
+    ratio = statistics.median(a / b for a, b in zip(times["kept"], times["alone"], strict=True))
+    print(
+        f"series of {n} frames, median of {repeats} alternating rounds: per frame "
+        f"{statistics.median(times['alone']):.3f} s each call alone, {statistics.median(times['kept']):.3f} s in one "
+        f"kept heap (ratio {ratio:.2f})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -327,9 +327,12 @@ def run_batch(
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)
     log.info("%s: %d %ss, scheduler %s", desc, len(items), unit, mode if client is None else client)
     if mode == "serial":
-        for i, item in enumerate(items):
-            outcomes[i] = _run_one(item, i, job)
-            bar.update()
+        from sunpy_nn.nn.runner import keep_freed_memory
+
+        with keep_freed_memory():  # one heap for all items in this process, not trimmed between them (issue #16)
+            for i, item in enumerate(items):
+                outcomes[i] = _run_one(item, i, job)
+                bar.update()
     elif mode == "client":
         from distributed import as_completed
 
@@ -346,6 +349,7 @@ def run_batch(
         from dask.callbacks import Callback
 
         from sunpy_nn.nn.device import _threads_during
+        from sunpy_nn.nn.runner import keep_freed_memory
 
         job_d = dask.delayed(job, pure=True)
         tasks = [dask.delayed(_run_one, pure=False)(item, i, job_d) for i, item in enumerate(items)]
@@ -357,7 +361,8 @@ def run_batch(
 
         # dask threads share this process's torch threads: each task's share for the batch, then all as it was
         share = _threads_during(job.threads["local"]) if mode == "threads" else contextlib.nullcontext()
-        with share, _Bar():
+        keep = keep_freed_memory() if mode in ("threads", "synchronous") else contextlib.nullcontext()
+        with share, keep, _Bar():
             results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers)
         for index, *rest in results:
             outcomes[index] = (index, *rest)

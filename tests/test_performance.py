@@ -107,6 +107,35 @@ def test_fast_unet_equals_unet(padding, channels):
     assert_close_ulps(out, ref, channel_axis=1)
 
 
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+@pytest.mark.parametrize("channels", [1, 4, 10])  # 10: beyond the matrix-product head (at most 8 channels)
+def test_fast_unet_levers_on_the_denoisers_configuration(padding, channels):
+    """The three rewrites of issue #16 (few-channel heads as matrix products, sub-pixel up-convolution, fused skip
+    concatenation) on the configuration `Denoiser` builds: residual output, softplus variance head seeing the output."""
+    torch.manual_seed(1)
+    net = UNet(
+        channels,
+        channels,
+        8,
+        2,
+        padding=padding,
+        variance_head=True,
+        dropout=0.01,
+        log_var_offset=0.0,
+        residual=True,
+        variance="softplus",
+        variance_sees_output=True,
+    ).eval()
+    x = torch.randn(2, channels, 40, 56)
+    with torch.inference_mode():
+        ref = net(x)
+        fast = FastUNet(net)
+        out, plain = fast(x), FastUNet(net, levers=False)(x)
+    assert fast.levers and out.shape == ref.shape == (2, channels + 1, 40, 56)
+    assert_close_ulps(out, ref, channel_axis=1)
+    assert_close_ulps(out, plain, channel_axis=1)
+
+
 def test_prepare_model_leaves_the_original_alone():
     net = random_enhance_net(depth=1, n_filters=8)
     before = {k: v.clone() for k, v in net.state_dict().items()}

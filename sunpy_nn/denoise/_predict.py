@@ -12,7 +12,7 @@ import torch
 from ndcube import NDCube
 from tqdm.auto import tqdm
 
-from sunpy_nn.nn import PRECISIONS, UNet, resolve_device
+from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.training.noise2noise import temporal_neighbours
 from sunpy_nn.utils import _check_int
@@ -106,29 +106,31 @@ class _PredictMixin:
             for w in (range(n_w) if self.mode == "image" else [None])
         ]
         mc_net = self.model if uncertainty == "total" else None
-        for t, k, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
-            s = selected[k]
-            sel, out_sel = (np.s_[t, s], np.s_[t, k]) if w is None else (np.s_[t, s, w : w + 1], np.s_[t, k, w : w + 1])
-            context = None
-            if self.temporal:
+        # One heap for the whole series: not trimmed and faulted in again between frames (issue #16).
+        with keep_freed_memory():
+            for t, k, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
+                s = selected[k]
                 waves = slice(None) if w is None else slice(w, w + 1)
-                context = np.concatenate([canon[u, s, waves] for u in temporal_neighbours(t, n_t, self.temporal)])
-            den[out_sel], sd[out_sel] = self._denoise_frames(
-                canon[sel],
-                context,
-                self.noise[labels[s]],
-                self.calibration.get(labels[s], 1.0),
-                dev,
-                tile_size,
-                n_out,
-                self.model,
-                mc_net,
-                mc_samples,
-                precision,
-                compile,
-                # scan t's own noise variance in the network's units (the training noise): 1 on the fitted cube
-                (noise[labels[s]] / self.noise[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
-            )
+                sel, out_sel = np.s_[t, s, waves], np.s_[t, k, waves]
+                context = None
+                if self.temporal:
+                    context = np.concatenate([canon[u, s, waves] for u in temporal_neighbours(t, n_t, self.temporal)])
+                den[out_sel], sd[out_sel] = self._denoise_frames(
+                    canon[sel],
+                    context,
+                    self.noise[labels[s]],
+                    self.calibration.get(labels[s], 1.0),
+                    dev,
+                    tile_size,
+                    n_out,
+                    self.model,
+                    mc_net,
+                    mc_samples,
+                    precision,
+                    compile,
+                    # scan t's own noise variance in the network's units (the training noise): 1 on the fitted cube
+                    (noise[labels[s]] / self.noise[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
+                )
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
 
     def _tile_size(self, tile_size: int | None) -> int | None:

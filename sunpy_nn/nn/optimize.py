@@ -71,6 +71,22 @@ def _subpixel_weights(w: torch.Tensor) -> torch.Tensor:
     return torch.cat(blocks)
 
 
+def _subpixel_2x2(w: torch.Tensor) -> torch.Tensor:
+    """
+    Turn the 2x2 kernel of "nearest x2 upsampling, pad one pixel after, then 2x2 convolution" into one 2x2 kernel on
+    the coarse grid with ``4 C_out`` output channels, ordered as `torch.nn.functional.pixel_shuffle` reads them
+    (channel ``4 c + 2 a + b`` is output phase ``(a, b)`` of channel ``c``): upsampled row ``2 i + a + k`` is
+    coarse row ``i + (a + k) // 2``.
+    """
+    k = torch.zeros(w.shape[0], 2, 2, w.shape[1], 2, 2, dtype=w.dtype)
+    for a in (0, 1):
+        for b in (0, 1):
+            for ky in (0, 1):
+                for kx in (0, 1):
+                    k[:, a, b, :, (a + ky) // 2, (b + kx) // 2] += w[:, :, ky, kx]
+    return k.reshape(4 * w.shape[0], w.shape[1], 2, 2)
+
+
 class _Conv(nn.Module):
     """A fixed convolution in a given dtype; 3x3 with reflection or zero padding, or unpadded."""
 
@@ -86,6 +102,29 @@ class _Conv(nn.Module):
             # from thin reflected strips was tried: the strip operations cost more than the copy in NHWC).
             return F.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"), self.weight, self.bias)
         return F.conv2d(x, self.weight, self.bias, padding=self.pad)
+
+
+#: Largest input channel count whose 3x3 convolution runs as a matrix product on shifted copies (`_shifted_matmul`).
+_MATMUL_MAX_CHANNELS = 8
+
+
+def _matmul_weight(w: torch.Tensor) -> torch.Tensor:
+    """A ``(C_out, C_in, 3, 3)`` kernel as the ``(9 C_in, C_out)`` matrix that `_shifted_matmul` multiplies by."""
+    return w.permute(2, 3, 1, 0).reshape(9 * w.shape[1], w.shape[0]).contiguous()
+
+
+def _shifted_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
+    """
+    ReLU(3x3 "same" convolution) of a few-channel ``x`` as (9 shifted copies) @ (9 C_in x C_out).
+
+    oneDNN runs convolutions with 1-8 input channels far below peak (a 1 -> 32 convolution at 800 px took as long
+    as a 32 -> 32 one); the matrix product writes channels-last output directly.
+    """
+    n, c, h, w = x.shape
+    xp = F.pad(x, (1, 1, 1, 1), mode="reflect" if mode == "reflect" else "constant").permute(0, 2, 3, 1)
+    shifts = torch.cat([xp[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=-1)
+    y = torch.relu_(torch.addmm(bias, shifts.reshape(-1, 9 * c), weight))
+    return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels-last
 
 
 def _to_layout(module: nn.Module, channels_last: bool) -> nn.Module:
@@ -133,7 +172,7 @@ class FastEnhance(nn.Module):
         wh, bh = _fold_bn(net.head, None)
         # The first convolution has one input channel, which oneDNN runs ~50x below peak: as a (9 -> f) matrix
         # product on the 9 shifted copies of the input instead, producing channels-last output directly.
-        self.register_buffer("head_weight", wh.reshape(wh.shape[0], 9).t().contiguous())
+        self.register_buffer("head_weight", _matmul_weight(wh))
         self.register_buffer("head_bias", bh)
         self.blocks = nn.ModuleList()
         for block in net.blocks:
@@ -169,10 +208,7 @@ class FastEnhance(nn.Module):
         n, _, h, w = x.shape
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        xp = F.pad(x.float(), (1, 1, 1, 1), mode="reflect")[:, 0]
-        shifts = torch.stack([xp[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=-1)
-        x0 = torch.relu_(torch.addmm(self.head_bias, shifts.reshape(-1, 9), self.head_weight))
-        x0 = x0.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels-last
+        x0 = _shifted_matmul(x.float(), self.head_weight, self.head_bias, "reflect")
         if not self.channels_last:
             x0 = x0.contiguous()
         bd = self.body_dtype
@@ -199,11 +235,18 @@ class FastEnhance(nn.Module):
 # ----------------------------------------------------------------------------------------------------------- U-Net
 class FastUNet(nn.Module):
     """
-    Inference-only `~sunpy_nn.nn.UNet`: channels-last layout, zero padding inside the
-    convolution, in-place ReLUs, and an optional dtype.
+    Inference-only `~sunpy_nn.nn.UNet`: channels-last layout, zero padding inside the convolution, in-place ReLUs,
+    and an optional dtype; with ``levers`` (the default) also the three exact rewrites of issue #16:
 
-    Monte-Carlo dropout is not supported (use the original module for that); the output equals
-    ``UNet.eval()(x)`` to rounding in float32.
+    - the first convolutions of the network and of its variance head, which see few channels, as matrix products
+      on the 9 shifted copies of their input;
+    - "nearest x2 upsampling + 2x2 convolution" as one 2x2 convolution on the coarse grid with four times the output
+      channels followed by a pixel shuffle, so that neither the upsampled nor the padded copy is made;
+    - the convolution after each skip concatenation as two convolutions summed (its weights split between the skip
+      and the upsampled features), so that the concatenated copy is not made.
+
+    Monte-Carlo dropout is not supported (use the original module for that); the output equals ``UNet.eval()(x)``
+    to rounding in float32.
 
     Parameters
     ----------
@@ -213,11 +256,15 @@ class FastUNet(nn.Module):
         Dtype of all convolutions (their input, weights and output); the output is returned as float32.
     channels_last : bool
         Keep activations in channels-last (NHWC) layout.
+    levers : bool
+        Use the three rewrites above (``False``: the layer-by-layer form, for comparisons).
     """
 
-    def __init__(self, net: UNet, dtype: torch.dtype = torch.float32, channels_last: bool = True) -> None:
+    def __init__(
+        self, net: UNet, dtype: torch.dtype = torch.float32, channels_last: bool = True, levers: bool = True
+    ) -> None:
         super().__init__()
-        self.dtype, self.channels_last = dtype, channels_last
+        self.dtype, self.channels_last, self.levers = dtype, channels_last, levers
         self.depth, self.n_filters = net.depth, net.n_filters
         self.align, self.receptive_radius = net.align, net.receptive_radius
         self.in_channels, self.out_channels = net.in_channels, net.out_channels
@@ -238,6 +285,14 @@ class FastUNet(nn.Module):
         if net.variance_head:
             self.var_body = nn.ModuleList(conv(c) for c in net.var_body)
             self.var_out = _Conv(*_fold_bn(net.var_out, None), 0, "zeros", dtype)
+        if levers:
+            for up in self.up:
+                up.weight, up.bias = _subpixel_2x2(up.weight), up.bias.repeat_interleave(4)
+            for merge in self.merge:  # split at the skip's channels: the encoder features come first
+                first = merge[0]
+                n_skip = first.weight.shape[1] // 2
+                first.skip_weight = first.weight[:, :n_skip].contiguous()
+                first.weight = first.weight[:, n_skip:].contiguous()
         _to_layout(self, channels_last)
 
     @staticmethod
@@ -246,11 +301,30 @@ class FastUNet(nn.Module):
             y = torch.relu_(c(y))
         return y
 
+    def _first(self, conv: _Conv, x: torch.Tensor) -> torch.Tensor:
+        """ReLU(conv(x)) for the first convolution of a chain, as a matrix product when it sees few channels."""
+        if self.levers and x.shape[1] <= _MATMUL_MAX_CHANNELS and conv.weight.shape[-1] == 3:
+            return _shifted_matmul(x, _matmul_weight(conv.weight), conv.bias, self.padding)
+        return torch.relu_(conv(x))
+
     def _up(self, conv: _Conv, y: torch.Tensor) -> torch.Tensor:
         # The 2x2 "same" convolution pads one pixel after; of the nearest-upsampled image, reflection = replication.
+        mode = "replicate" if self.padding == "reflect" else "constant"
+        if self.levers:
+            return F.pixel_shuffle(torch.relu_(conv(F.pad(y, (0, 1, 0, 1), mode=mode))), 2)
         y = F.interpolate(y, scale_factor=2, mode="nearest")
-        y = F.pad(y, (0, 1, 0, 1), mode="replicate" if self.padding == "reflect" else "constant")
-        return torch.relu_(conv(y))
+        return torch.relu_(conv(F.pad(y, (0, 1, 0, 1), mode=mode)))
+
+    def _merge(self, merge, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if not self.levers:
+            return self._chain(merge, torch.cat([skip, up], dim=1))
+        c = merge[0]
+        if c.mode == "reflect":  # reflection cannot be fused into the convolution: pad both inputs
+            skip, up, pad = F.pad(skip, (1,) * 4, mode="reflect"), F.pad(up, (1,) * 4, mode="reflect"), 0
+        else:
+            pad = 1
+        y = F.conv2d(skip, c.skip_weight, c.bias, padding=pad).add_(F.conv2d(up, c.weight, None, padding=pad))
+        return self._chain(merge[1:], torch.relu_(y))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``, float32."""
@@ -261,19 +335,19 @@ class FastUNet(nn.Module):
         skips = []
         y = x
         for block in self.down:
-            y = self._chain(block, y)
+            y = self._chain(block[1:], self._first(block[0], y))
             skips.append(y)
             y = F.max_pool2d(y, 2)
         y = self._chain(self.bottom, y)
         for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
-            y = self._chain(merge, torch.cat([skip, self._up(up, y)], dim=1))
+            y = self._merge(merge, skip, self._up(up, y))
         y = self.out(y).float()
         if self.residual:
             y = y + _mean_of_groups(x32, self.out_channels)
         if self.variance_head:
             v_in = torch.cat([x, y.to(self.dtype)], dim=1) if self.variance_sees_output else x
-            log_var = log_variance(self.var_out(self._chain(self.var_body, v_in)), self.variance, self.log_var_offset)
-            y = torch.cat([y, log_var], dim=1)
+            v = self._chain(self.var_body[1:], self._first(self.var_body[0], v_in))
+            y = torch.cat([y, log_variance(self.var_out(v), self.variance, self.log_var_offset)], dim=1)
         return y.contiguous()
 
 

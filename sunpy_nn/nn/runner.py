@@ -8,6 +8,7 @@ import ctypes.util
 import logging
 import math
 import platform
+import threading
 import weakref
 from collections.abc import Iterator
 
@@ -22,6 +23,7 @@ from sunpy_nn.nn.optimize import prepare_model
 __all__ = [
     "default_batch_size",
     "default_tile_size",
+    "keep_freed_memory",
     "optimized_tile_size",
     "resolve_device",
     "run_tiled",
@@ -217,40 +219,86 @@ def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device) -> int
         return int(model.eval().to(dev)(probe).shape[1])
 
 
-# glibc's mallopt parameters (malloc.h) and their defaults.
+# glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
-_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
+# Restored afterwards. Any mallopt() call switches glibc's adaptive mmap threshold off for good, so its defaults
+# (128 KiB) would stay fixed and every later array above 128 KiB would be mmap()ed afresh; these are instead the
+# values the adaptive threshold settles at once large blocks have been freed (32 MiB on 64-bit, trimming above twice
+# that), which is where it stood while the networks ran.
+_GLIBC_AFTER = {_M_TRIM_THRESHOLD: 64 << 20, _M_MMAP_THRESHOLD: 32 << 20, _M_MMAP_MAX: 65536}
+
+
+class _HeapKeeper:
+    """The process's count of open `keep_freed_memory` contexts, over all threads."""
+
+    lock = threading.Lock()
+    depth = 0
+    libc = None
+
+
+def _glibc():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 -- both must exist
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 @contextlib.contextmanager
-def _reuse_freed_memory() -> Iterator[None]:
+def keep_freed_memory() -> Iterator[None]:
     """
-    Keep freed memory in the process while tiles run, instead of returning it to the OS after every tensor.
+    Keep memory that tensors free inside the process while networks run, instead of returning it to the OS.
 
-    glibc serves allocations above 32 MiB (an Enhance activation of a 512 px tile is 64-256 MiB) with fresh
-    mmap()s, so every layer of every tile page-faults its output in again: 470,000 minor faults and ~0.35 s of
-    system time per 512 px tile, ~15 % on top of the computation. With mmap off and trimming deferred, the
-    second tile reuses the first tile's pages (0 faults), and within one tile later layers reuse the memory of
-    earlier ones: a single-tile 800 px U-Net went from 585,000 to 167,000 faults and 0.75x the time, Enhance on
-    400 px to 0.83x (issue #16, ``benchmarks/unet_levers.py``). Afterwards the defaults are restored and the heap
-    is trimmed. Elsewhere than glibc this does nothing.
+    glibc serves allocations above 32 MiB (an Enhance activation of a 512 px tile is 64-256 MiB) with fresh mmap()s,
+    so every layer of every tile page-faults its output in again: 470,000 minor faults and ~0.35 s of system time
+    per 512 px tile, ~15 % on top of the computation. Inside this context mmap is off and trimming deferred, so
+    later layers, tiles and frames reuse the pages of earlier ones (0 faults from the second frame on).
+    `run_tiled` opens it for each call; `Denoiser.predict <sunpy_nn.denoise.Denoiser.predict>`, `denoise_cube
+    <sunpy_nn.denoise_cube>` and `~sunpy_nn.enhance.enhance_array` hold it over all their frames and tiles, so that
+    the heap is not trimmed and faulted in again between frames. Wrap your own loop over many calls in it for the
+    same gain.
+
+    The contexts nest and may be open in several threads at once (dask): the process's setting changes when the
+    first opens and is restored, and the heap trimmed, when the last closes. Elsewhere than glibc (macOS, Windows,
+    musl) it does nothing. The peak memory is unchanged (the largest frame's working set); what stays allocated
+    after the last context closes is trimmed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.nn import UNet, keep_freed_memory, run_tiled
+    >>> net = UNet(1, 1, 4, 2).eval()
+    >>> frames = np.zeros((3, 64, 64), np.float32)
+    >>> with keep_freed_memory():  # one heap for the whole series
+    ...     out = [run_tiled(net, f, halo=net.receptive_radius, align=net.align, progress=False) for f in frames]
+    >>> len(out), out[0].shape
+    (3, (64, 64))
     """
-    libc = None
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            ok = libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-        except (OSError, AttributeError):
-            libc, ok = None, False
-        if not ok:
-            libc = None
+    with _HeapKeeper.lock:
+        if _HeapKeeper.depth == 0:
+            libc = _glibc()
+            if libc is not None and not (libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)):
+                libc = None
+            _HeapKeeper.libc = libc
+        _HeapKeeper.depth += 1
     try:
         yield
     finally:
-        if libc is not None:
-            for param, value in _GLIBC_DEFAULTS.items():
-                libc.mallopt(param, value)
-            libc.malloc_trim(0)
+        with _HeapKeeper.lock:
+            _HeapKeeper.depth -= 1
+            libc = _HeapKeeper.libc
+            if _HeapKeeper.depth == 0 and libc is not None:
+                for param, value in _GLIBC_AFTER.items():
+                    libc.mallopt(param, value)
+                libc.malloc_trim(0)
+                _HeapKeeper.libc = None
+
+
+# run_tiled's own context (a name the tests and benchmarks can replace).
+_reuse_freed_memory = keep_freed_memory
 
 
 # Optimised copies per original model: rebuilding one per call (Denoiser.predict calls run_tiled once per frame)
