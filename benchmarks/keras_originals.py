@@ -33,6 +33,17 @@ the median over rounds of (our time / Keras time), so below 1 means the package 
 4. Enhance training, batch 32 of 50x50 inputs (the paper's): the step of `~sunpy_nn.training.train_enhance` (MSE +
    1e-6 L2 on the kernels, Adam) against Keras ``train_on_batch`` with ``kernel_regularizer=L2(1e-6)``: patches/s.
 
+For the two inference cases the run also reports a roofline floor: the FLOPs (2 x multiply-adds) of every
+convolution of the paper's network on the case's image (`conv_flops`: forward hooks on ``torch.nn.Conv2d`` of the
+eager `~sunpy_nn.nn.EnhanceNet` or `~sunpy_nn.nn.UNet`, whole image, biases and element-wise operations not
+counted: what Keras computes), divided by this CPU's measured float32 peak at the run's thread count (`measure_peak`:
+the faster of a 2048 x 2048 matrix product and a 64 -> 64 3x3 channels-last convolution on 512 x 512, best of
+several). ``floor_s`` is the least time in which any exact float32 direct-convolution implementation of the paper's
+network could run at that peak, ``floor_ratio`` that time over Keras' time: a target of #16 below it needs fewer
+multiply-adds or lower precision, not faster kernels. The JSON also records what the package's own path computes
+(`module_flops`: the optimised module on the whole image, e.g. Enhance's sub-pixel up-convolution, with its own
+floor; and the timed call itself, tiles and halos included) and the achieved GFLOP/s of both sides.
+
 Both frameworks run on ``--threads`` threads (torch through `sunpy_nn.nn.configure_threads`; TensorFlow intra-op,
 with one inter-op thread so that it never runs two operations at once). The CPU, its class (AVX2 or AVX-512, from
 ``benchmarks/run.py``: never compare figures across classes), the versions and the load average go into the JSON
@@ -42,6 +53,7 @@ with one inter-op thread so that it never runs two operations at once). The CPU,
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import os
@@ -56,10 +68,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import sunpy_nn
 from sunpy_nn.enhance import enhance_array
-from sunpy_nn.nn import ACCURACY_BOUND, EnhanceNet, UNet, configure_threads, relative_error, run_tiled
+from sunpy_nn.nn import (
+    ACCURACY_BOUND,
+    EnhanceNet,
+    UNet,
+    configure_threads,
+    prepare_model,
+    relative_error,
+    run_tiled,
+)
 from sunpy_nn.training.enhance import _l2_penalty
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +89,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: Issue #16: our time at most this fraction of the Keras original's (None: report only).
 TARGETS = {"enhance": 0.5, "unet": 0.7, "train_n2n": None, "train_enhance": None}
 L2_CONTINUUM = 1e-6  # the paper's kernel regularisation for continuum images
+PEAK_MM = 2048  # edge of the square float32 matrices whose product measures the peak
+PEAK_CONV = (64, 512)  # channels and image edge of the 3x3 channels-last convolution that measures the peak
 keras = None  # imported in main(), after the thread settings
 
 
@@ -223,6 +246,141 @@ def _unet_weights() -> tuple[UNet, str]:
     return net, "RANDOM weights (no ../shared/data: the original Keras file is absent)"
 
 
+# ------------------------------------------------------------------------------------------------------ roofline
+def conv_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    """
+    FLOPs (2 x multiply-adds) of every `torch.nn.Conv2d` of ``net`` on an input of ``shape``, by forward hooks.
+
+    Each convolution counts ``2 x output elements x in_channels / groups x kh x kw``; biases, activations and other
+    element-wise operations are not counted. Runs a copy of ``net`` on the meta device (no arithmetic).
+
+    Parameters
+    ----------
+    net : `torch.nn.Module`
+        The network, run in ``eval()`` mode.
+    shape : tuple of int
+        Input shape ``(N, C, H, W)``.
+
+    Returns
+    -------
+    int
+        The FLOPs of one forward pass.
+    """
+    count = 0
+
+    def hook(module, inputs, output):
+        nonlocal count
+        kh, kw = module.kernel_size
+        count += 2 * output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    meta = copy.deepcopy(net).to("meta").eval()
+    for m in meta.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        meta(torch.empty(shape, device="meta"))
+    return count
+
+
+def module_flops(module: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    """FLOPs of the convolutions and matrix products ``module`` runs on ``shape`` (torch's counter, meta device)."""
+    meta = copy.deepcopy(module).to("meta").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta(torch.empty(shape, device="meta"))
+    return counter.get_total_flops()
+
+
+def _best(fn, repeats: int) -> float:
+    fn()  # warm-up: oneDNN's kernel selection, the first allocation
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def measure_peak(repeats: int = 5) -> dict:
+    """
+    This CPU's float32 peak at torch's current thread count: a large matrix product and a large 3x3 convolution.
+
+    Parameters
+    ----------
+    repeats : int
+        Timings of each after a warm-up; the best is kept (the least disturbed by other processes).
+
+    Returns
+    -------
+    dict
+        ``mm_gflops`` and ``conv_gflops``; ``gflops``, the larger, and ``source`` (``"mm"`` or ``"conv"``), which
+        it is; what each measured (``mm``, ``conv``), ``threads`` and ``repeats``.
+    """
+    g = torch.Generator().manual_seed(0)
+    n = PEAK_MM
+    a, b, c = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g), torch.empty(n, n)
+    ch, edge = PEAK_CONV
+    x = torch.randn(1, ch, edge, edge, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(ch, ch, 3, 3, generator=g).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        mm = 2 * n**3 / _best(lambda: torch.mm(a, b, out=c), repeats) / 1e9
+        conv = 2 * ch * ch * 9 * edge * edge / _best(lambda: F.conv2d(x, w, padding=1), repeats) / 1e9
+    return {
+        "gflops": max(mm, conv),
+        "source": "mm" if mm >= conv else "conv",
+        "mm_gflops": mm,
+        "conv_gflops": conv,
+        "mm": f"torch.mm {n} x {n} @ {n} x {n} float32",
+        "conv": f"F.conv2d {ch} -> {ch} 3x3 on {edge} x {edge}, channels-last float32",
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+    }
+
+
+def roofline(case: dict, peak: dict) -> dict:
+    """
+    The floor of a timed inference case at ``peak``: new keys for its JSON entry.
+
+    Parameters
+    ----------
+    case : dict
+        A case with ``gflop`` (the paper network's), ``gflop_optimised``, ``gflop_executed``, ``ours_s`` and
+        ``keras_s``.
+    peak : dict
+        `measure_peak`'s result (``gflops`` and ``source``).
+
+    Returns
+    -------
+    dict
+        ``floor_s`` (``gflop`` at the peak), ``floor_ratio`` (over Keras' time), ``floor_peak`` (which peak),
+        ``ours_gflops`` and ``keras_gflops`` (``gflop`` over each side's time: the useful work rate),
+        ``floor_optimised_s`` and ``floor_optimised_ratio`` (the same for the optimised module's FLOPs) and
+        ``executed_gflops`` (the FLOPs the timed call ran over its time: how fast our kernels ran).
+    """
+    p = peak["gflops"]
+    return {
+        "floor_s": case["gflop"] / p,
+        "floor_ratio": case["gflop"] / p / case["keras_s"],
+        "floor_peak": peak["source"],
+        "ours_gflops": case["gflop"] / case["ours_s"],
+        "keras_gflops": case["gflop"] / case["keras_s"],
+        "floor_optimised_s": case["gflop_optimised"] / p,
+        "floor_optimised_ratio": case["gflop_optimised"] / p / case["keras_s"],
+        "executed_gflops": case["gflop_executed"] / case["ours_s"],
+    }
+
+
+def _counted(net: torch.nn.Module, shape: tuple[int, ...], executed: int, paper: str) -> dict:
+    """The FLOP counts of a case (GFLOP): the paper network's, the optimised module's, what our timed call ran."""
+    optimised = prepare_model(net, device="cpu", precision="float32").module
+    return {
+        "gflop": conv_flops(net, shape) / 1e9,
+        "gflop_network": f"{paper} (the paper's network, eager; convolutions only, whole image)",
+        "gflop_optimised": module_flops(optimised, shape) / 1e9,
+        "gflop_optimised_network": f"{type(optimised).__name__} (the package's optimised module, whole image)",
+        "gflop_executed": executed / 1e9,
+    }
+
+
 # --------------------------------------------------------------------------------------------------------- cases
 def golden_check(row) -> dict | None:
     """The Keras rebuild against the original network's saved output (the 2019 code's own prediction)."""
@@ -252,11 +410,13 @@ def case_enhance(bench, size: int, repeats: int, row) -> dict:
     model, convs, bns = keras_enhance(net.depth, net.n_filters)
     copy_weights(net, convs, bns)
     x = img[None, :, :, None]
-    ours = enhance_array(img, net, progress=False)
+    with FlopCounterMode(display=False) as counter:  # untimed: the call that checks agreement
+        ours = enhance_array(img, net, progress=False)
     agree = agreement(ours, model.predict_on_batch(x)[0, :, :, 0])
+    flops = _counted(net, (1, 1, size, size), counter.get_total_flops(), "EnhanceNet")
     timing = side_by_side(lambda: enhance_array(img, net, progress=False), lambda: model.predict_on_batch(x), repeats)
     row("Enhance: data / weights", f"{source} / {weights}")
-    return _case("enhance", f"Enhance {size} x {size}", timing, kind="time", size=size, agreement=agree)
+    return _case("enhance", f"Enhance {size} x {size}", timing, kind="time", size=size, agreement=agree, **flops)
 
 
 def case_unet(size: int, repeats: int, row) -> dict:
@@ -269,10 +429,13 @@ def case_unet(size: int, repeats: int, row) -> dict:
     def ours():
         return run_tiled(net, img, halo=net.receptive_radius, align=net.align, precision="float32", progress=False)
 
-    agree = agreement(ours(), model.predict_on_batch(x)[0].transpose(2, 0, 1))
+    with FlopCounterMode(display=False) as counter:  # untimed: the call that checks agreement
+        out = ours()
+    agree = agreement(out, model.predict_on_batch(x)[0].transpose(2, 0, 1))
+    flops = _counted(net, (1, 1, size, size), counter.get_total_flops(), "UNet")
     timing = side_by_side(ours, lambda: model.predict_on_batch(x), repeats)
     row("U-Net: data / weights", f"{source} / {weights}")
-    return _case("unet", f"U-Net {size} x {size}", timing, kind="time", size=size, agreement=agree)
+    return _case("unet", f"U-Net {size} x {size}", timing, kind="time", size=size, agreement=agree, **flops)
 
 
 def _batch(n: int, shape: tuple, seed: int) -> np.ndarray:
@@ -357,6 +520,19 @@ def _report(row, case: dict) -> None:
     same = f"; outputs differ by {agree['relative']:.1e} of range" if agree else ""
     ours, theirs = _fmt(case, "ours"), _fmt(case, "keras")
     row(case["label"], f"ours {ours}, Keras {theirs}, ratio {case['ratio']:.2f} ({target}{met}){same}")
+    if "floor_s" in case:
+        row(
+            "  roofline",
+            f"{case['gflop']:.1f} GFLOP; peak {case['peak_gflops']:.0f} GFLOP/s ({case['floor_peak']}); "
+            f"floor {case['floor_s']:.3g} s = {case['floor_ratio']:.2f} of Keras; "
+            f"ours {case['ours_gflops']:.0f} GFLOP/s, Keras {case['keras_gflops']:.0f} GFLOP/s",
+        )
+        row(
+            "  roofline, the package's path",
+            f"optimised module {case['gflop_optimised']:.1f} GFLOP, floor {case['floor_optimised_ratio']:.2f} of "
+            f"Keras; the timed call ran {case['gflop_executed']:.1f} GFLOP (tiles and halos included) at "
+            f"{case['executed_gflops']:.0f} GFLOP/s",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,9 +583,17 @@ def main(argv: list[str] | None = None) -> int:
         ("train_n2n", lambda: case_train_n2n(*n2n, repeats)),
         ("train_enhance", lambda: case_train_enhance(*train_enh, repeats)),
     )
+    header("The float32 peak of this CPU, for the roofline floors (best of several)")
+    result["peak"] = peak = measure_peak(3 if args.quick else 5)
+    row(
+        "peak (the larger gives the floors)",
+        f"mm {peak['mm_gflops']:.0f} GFLOP/s, 3x3 conv {peak['conv_gflops']:.0f} GFLOP/s ({peak['threads']} thread(s))",
+    )
     header(f"1-4. Median of {repeats} alternating rounds, ratio = our time / Keras time")
     for key, run in cases:
         result["cases"][key] = case = run()
+        if "gflop" in case:
+            case.update(roofline(case, peak), peak_gflops=peak["gflops"])
         _report(row, case)
     result["load_end"] = bench._load()
     result["wall_s"] = time.perf_counter() - t_start

@@ -4,6 +4,10 @@ The table of ``docs/_static/performance/keras_*.json`` (``python benchmarks/kera
 `keras_table` turns those results into reStructuredText: one list-table per CPU class (AVX2, AVX-512), because a
 speed measured on one class says nothing about another. A pure function, so that a test can check it without
 TensorFlow and a Sphinx extension can write its output into a page at build time.
+
+The inference cases also show their roofline floor: the paper network's FLOPs at the CPU's measured float32 peak,
+over Keras' time, with a sentence after the table giving the peak. Results written before the benchmark measured
+the floor (no ``floor_ratio`` or ``peak``) show "n/a".
 """
 
 from __future__ import annotations
@@ -25,6 +29,41 @@ def _target(case: dict) -> tuple[str, str]:
     return f"at most {case['target']:g}", "yes" if case["met"] else "no"
 
 
+def _floor(case: dict) -> str:
+    return f"{case['floor_ratio']:.2f}" if case.get("floor_ratio") is not None else "n/a"
+
+
+def _peak_sentence(runs: list[dict]) -> str:
+    """What the floor column means, with the peak of each run that measured one."""
+    peaks = [r for r in runs if r.get("peak")]
+    if not peaks:
+        return "No roofline floor was measured for these runs (n/a): they predate it."
+    about = "; ".join(
+        f"{r['peak']['gflops']:.0f} GFLOP/s on {r['threads']} thread(s), "
+        f"from {'the matrix product' if r['peak']['source'] == 'mm' else 'the convolution'}"
+        for r in peaks
+    )
+    text = (
+        "The floor (roofline) is the paper network's convolution FLOPs at this CPU's measured float32 peak (the faster "
+        f"of a large matrix product and a large 3x3 convolution: {about}), over Keras' time: the lowest ratio any "
+        "exact float32 direct-convolution implementation of that network could reach on this CPU at that peak. A "
+        "target below it needs fewer multiply-adds (an exact rewrite of the network, or another algorithm such as "
+        "Winograd's) or lower precision, not faster kernels."
+    )
+    fewer = [
+        f"{case['label']}, {r['threads']} thread(s): {case['floor_optimised_ratio']:.2f}"
+        for r in peaks
+        for case in (r["cases"].get(key, {}) for key in CASES)
+        if "floor_optimised_ratio" in case and case["gflop_optimised"] < 0.99 * case["gflop"]  # not just rounding
+    ]
+    if fewer:
+        text += (
+            " The package's optimised network computes fewer FLOPs where an exact rewrite allows (Enhance's sub-pixel "
+            f"up-convolution); its floor: {'; '.join(fewer)}."
+        )
+    return text
+
+
 def keras_table(results: list[dict]) -> str:
     """
     The Keras comparison as reStructuredText: one list-table per CPU class.
@@ -35,14 +74,17 @@ def keras_table(results: list[dict]) -> str:
         The JSON written by ``benchmarks/keras_originals.py --docs``, one per file: ``cpu`` (with ``class`` and
         ``model``), ``threads``, ``date``, ``sunpy_nn_version``, ``torch_version``, ``tensorflow_version``,
         ``repeats`` and ``cases`` (each with ``label``, ``kind``, our and Keras' times or patches/s, ``ratio``,
-        ``target`` and ``met``).
+        ``target`` and ``met``). Optional, from runs that measured the roofline: ``peak`` (with ``gflops`` and
+        ``source``) and, in the inference cases, ``gflop``, ``floor_ratio`` and ``gflop_optimised`` with
+        ``floor_optimised_ratio``.
 
     Returns
     -------
     str
         A paragraph naming each run (CPU, threads, versions, date) then its class's table, with the columns case,
-        threads, ours, Keras, ratio (our time over Keras', below 1: the package is faster), the target of
-        issue #16 and whether it is met; classes in alphabetical order. Empty when ``results`` is.
+        threads, ours, Keras, ratio (our time over Keras', below 1: the package is faster), the roofline floor of
+        that ratio ("n/a" where not measured), the target of issue #16 and whether it is met, then a paragraph
+        giving the peak and what the floor means; classes in alphabetical order. Empty when ``results`` is.
     """
     by_class: dict[str, list[dict]] = {}
     for r in results:
@@ -67,6 +109,7 @@ def keras_table(results: list[dict]) -> str:
             "     - sunpy_nn",
             "     - Keras",
             "     - ratio (time, ours / Keras)",
+            "     - floor (roofline)",
             "     - target (#16)",
             "     - met",
         ]
@@ -82,8 +125,10 @@ def keras_table(results: list[dict]) -> str:
                     f"     - {_cell(case, 'ours')}",
                     f"     - {_cell(case, 'keras')}",
                     f"     - {case['ratio']:.2f}",
+                    f"     - {_floor(case)}",
                     f"     - {target}",
                     f"     - {met}",
                 ]
+        lines += ["", _peak_sentence(runs)]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
