@@ -351,16 +351,27 @@ def roofline(case: dict, peak: dict) -> dict:
     Returns
     -------
     dict
-        ``floor_s`` (``gflop`` at the peak), ``floor_ratio`` (over Keras' time), ``floor_peak`` (which peak),
+        ``peak_gflops`` (the larger of ``peak`` and the rate either side achieved: no implementation beats the peak,
+        so a faster side shows the peak was measured low), ``floor_s`` (``gflop`` at that rate), ``floor_ratio``
+        (over Keras' time), ``floor_peak`` (which peak),
         ``ours_gflops`` and ``keras_gflops`` (``gflop`` over each side's time: the useful work rate),
         ``floor_optimised_s`` and ``floor_optimised_ratio`` (the same for the optimised module's FLOPs) and
         ``executed_gflops`` (the FLOPs the timed call ran over its time: how fast our kernels ran).
     """
-    p = peak["gflops"]
+    # No implementation can beat the peak: a side that ran faster than the measured peak shows the peak was measured
+    # low (another process took the core for a moment), and its own rate is then the better estimate.
+    rates = {
+        peak["source"]: peak["gflops"],
+        "Keras' own rate": case["gflop"] / case["keras_s"],
+        "our own rate": case["gflop_executed"] / case["ours_s"],
+    }
+    source = max(rates, key=rates.get)
+    p = rates[source]
     return {
+        "peak_gflops": p,
         "floor_s": case["gflop"] / p,
         "floor_ratio": case["gflop"] / p / case["keras_s"],
-        "floor_peak": peak["source"],
+        "floor_peak": source,
         "ours_gflops": case["gflop"] / case["ours_s"],
         "keras_gflops": case["gflop"] / case["keras_s"],
         "floor_optimised_s": case["gflop_optimised"] / p,
@@ -593,7 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     for key, run in cases:
         result["cases"][key] = case = run()
         if "gflop" in case:
-            case.update(roofline(case, peak), peak_gflops=peak["gflops"])
+            # Measured again right after the case (a shared machine's speed drifts): the best of all measurements
+            again = measure_peak(3 if args.quick else 5)
+            if again["gflops"] > peak["gflops"]:
+                result["peak"] = peak = again
+            case.update(roofline(case, peak))
         _report(row, case)
     result["load_end"] = bench._load()
     result["wall_s"] = time.perf_counter() - t_start

@@ -112,6 +112,7 @@ def test_roofline_arithmetic(bench):
     case = {"gflop": 100.0, "gflop_optimised": 80.0, "gflop_executed": 90.0, "ours_s": 2.0, "keras_s": 1.6}
     got = bench.roofline(case, {"gflops": 125.0, "source": "mm"})
     want = {
+        "peak_gflops": 125.0,
         "floor_s": 0.8,  # 100 GFLOP at 125 GFLOP/s
         "floor_ratio": 0.5,  # 0.8 s of Keras' 1.6 s
         "floor_peak": "mm",
@@ -122,6 +123,10 @@ def test_roofline_arithmetic(bench):
         "executed_gflops": 45.0,
     }
     assert got == pytest.approx(want)
+    # a side faster than the measured peak shows the peak was measured low: its own rate sets the floor
+    got = bench.roofline(case, {"gflops": 40.0, "source": "mm"})
+    assert got["floor_peak"] == "Keras' own rate" and got["peak_gflops"] == pytest.approx(62.5)
+    assert got["floor_ratio"] == pytest.approx(1.0)  # Keras at the peak: nothing exact can be faster
 
 
 def test_measure_peak_reports_both_and_keeps_the_larger(bench, monkeypatch):
@@ -205,10 +210,12 @@ def test_keras_table_shows_the_roofline_floor():
     i = rows.index("* - Noise2Noise training, batch 10 of 52 x 52")
     assert rows[i + 5] == "- n/a"  # training is not floored
     text = " ".join(rows)
-    assert "3x3 convolution: 160 GFLOP/s on 1 thread(s), from the matrix product), over Keras' time" in text
+    assert "Enhance 400 x 400, 1 thread(s): 160 GFLOP/s, from the matrix product" in text
+    assert "U-Net 800 x 800, 1 thread(s): 160 GFLOP/s, from the matrix product" in text
     assert "lowest ratio any exact float32 direct-convolution implementation" in text
     # only Enhance computes fewer FLOPs in the package's optimised network
-    assert "its floor: Enhance 400 x 400, 1 thread(s): 0.59." in text and "U-Net 800 x 800, 1 thread(s)" not in text
+    assert "its floor: Enhance 400 x 400, 1 thread(s): 0.59." in text
+    assert "U-Net 800 x 800, 1 thread(s): 0." not in text
     assert "No roofline floor" not in text
 
 
@@ -221,5 +228,5 @@ def test_keras_table_is_valid_rst():
     )
     text = tree.astext()
     assert sum(1 for _ in tree.findall(lambda n: n.tagname == "table")) == 1
-    assert text.count("U-Net 800 x 800") == 2
+    assert text.count("U-Net 800 x 800") == 3  # two table rows and the peak of the run with a floor
     assert "floor (roofline)" in text and "direct-convolution" in text

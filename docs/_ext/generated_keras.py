@@ -38,14 +38,19 @@ def _peak_sentence(runs: list[dict]) -> str:
     peaks = [r for r in runs if r.get("peak")]
     if not peaks:
         return "No roofline floor was measured for these runs (n/a): they predate it."
+    names = {"mm": "the matrix product", "conv": "the convolution"}
     about = "; ".join(
-        f"{r['peak']['gflops']:.0f} GFLOP/s on {r['threads']} thread(s), "
-        f"from {'the matrix product' if r['peak']['source'] == 'mm' else 'the convolution'}"
+        f"{case['label']}, {r['threads']} thread(s): {case.get('peak_gflops', r['peak']['gflops']):.0f} GFLOP/s, "
+        f"from {names.get(case.get('floor_peak', r['peak']['source']), case.get('floor_peak'))}"
         for r in peaks
+        for case in (r["cases"].get(key, {}) for key in CASES)
+        if case.get("floor_ratio") is not None
     )
     text = (
-        "The floor (roofline) is the paper network's convolution FLOPs at this CPU's measured float32 peak (the faster "
-        f"of a large matrix product and a large 3x3 convolution: {about}), over Keras' time: the lowest ratio any "
+        "The floor (roofline) is the paper network's convolution FLOPs at this CPU's float32 peak, over Keras' time. "
+        "The peak is the fastest of a large matrix product and a large 3x3 convolution, measured before and after "
+        "each case, and of the rate either side reached in the case itself (no implementation beats the peak, so a "
+        f"faster side shows the peak was measured low on a shared machine): {about}. The floor is the lowest ratio any "
         "exact float32 direct-convolution implementation of that network could reach on this CPU at that peak. A "
         "target below it needs fewer multiply-adds (an exact rewrite of the network, or another algorithm such as "
         "Winograd's) or lower precision, not faster kernels."
