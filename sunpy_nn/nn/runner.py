@@ -266,6 +266,11 @@ def keep_freed_memory() -> Iterator[None]:
     musl) it does nothing. The peak memory is unchanged (the largest frame's working set); what stays allocated
     after the last context closes is trimmed.
 
+    Yields
+    ------
+    None
+        Control returns to the ``with`` block; nothing is bound by ``as``.
+
     Examples
     --------
     >>> import numpy as np
