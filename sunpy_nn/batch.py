@@ -326,9 +326,9 @@ def run_batch(
     outcomes: list = [None] * len(items)
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)
     log.info("%s: %d %ss, scheduler %s", desc, len(items), unit, mode if client is None else client)
-    if mode == "serial":
-        from sunpy_nn.nn.runner import keep_freed_memory
+    from sunpy_nn.nn.runner import keep_freed_memory  # not at the top: batch stays importable without torch
 
+    if mode == "serial":
         with keep_freed_memory():  # one heap for all items in this process, not trimmed between them (issue #16)
             for i, item in enumerate(items):
                 outcomes[i] = _run_one(item, i, job)
@@ -349,7 +349,6 @@ def run_batch(
         from dask.callbacks import Callback
 
         from sunpy_nn.nn.device import _threads_during
-        from sunpy_nn.nn.runner import keep_freed_memory
 
         job_d = dask.delayed(job, pure=True)
         tasks = [dask.delayed(_run_one, pure=False)(item, i, job_d) for i, item in enumerate(items)]

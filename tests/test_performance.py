@@ -134,6 +134,13 @@ def test_fast_unet_levers_on_the_denoisers_configuration(padding, channels):
     assert fast.levers and out.shape == ref.shape == (2, channels + 1, 40, 56)
     assert_close_ulps(out, ref, channel_axis=1)
     assert_close_ulps(out, plain, channel_axis=1)
+    # every rewritten weight is a registered buffer, so that .to(device) and .to(dtype) take it along (a plain
+    # tensor attribute would stay on the CPU when the module moves to a GPU)
+    loose = [(type(m).__name__, k) for m in fast.modules() for k, v in vars(m).items() if isinstance(v, torch.Tensor)]
+    assert not loose, loose
+    names = dict(fast.named_buffers())
+    assert "merge.0.0.skip_weight" in names and ("down.0.0.matmul_weight" in names) == (channels <= 8)
+    assert ("var_body.0.matmul_weight" in names) == (2 * channels <= 8)  # the head sees input and output
 
 
 def test_prepare_model_leaves_the_original_alone():

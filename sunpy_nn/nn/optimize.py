@@ -285,14 +285,19 @@ class FastUNet(nn.Module):
         if net.variance_head:
             self.var_body = nn.ModuleList(conv(c) for c in net.var_body)
             self.var_out = _Conv(*_fold_bn(net.var_out, None), 0, "zeros", dtype)
-        if levers:
-            for up in self.up:
-                up.weight, up.bias = _subpixel_2x2(up.weight), up.bias.repeat_interleave(4)
-            for merge in self.merge:  # split at the skip's channels: the encoder features come first
-                first = merge[0]
-                n_skip = first.weight.shape[1] // 2
-                first.skip_weight = first.weight[:, :n_skip].contiguous()
-                first.weight = first.weight[:, n_skip:].contiguous()
+        if levers:  # rewritten from the float32 weights, before any conversion to ``dtype``
+            for up, c in zip(self.up, net.up, strict=True):
+                w, b = _fold_bn(c.conv, None)
+                up.weight, up.bias = _subpixel_2x2(w).to(dtype), b.repeat_interleave(4).to(dtype)
+            for merge, block in zip(self.merge, net.merge, strict=True):
+                w = _fold_bn(block[0].conv, None)[0]
+                n_skip = w.shape[1] // 2  # split at the skip's channels: the encoder features come first
+                merge[0].register_buffer("skip_weight", w[:, :n_skip].contiguous().to(dtype))
+                merge[0].weight = w[:, n_skip:].contiguous().to(dtype)
+            # Few-channel first convolutions (network and variance head) as matrix products: their matrices
+            for first in (self.down[0][0], *([self.var_body[0]] if net.variance_head else [])):
+                if first.weight.shape[1] <= _MATMUL_MAX_CHANNELS and first.weight.shape[-1] == 3:
+                    first.register_buffer("matmul_weight", _matmul_weight(first.weight))
         _to_layout(self, channels_last)
 
     @staticmethod
@@ -303,8 +308,8 @@ class FastUNet(nn.Module):
 
     def _first(self, conv: _Conv, x: torch.Tensor) -> torch.Tensor:
         """ReLU(conv(x)) for the first convolution of a chain, as a matrix product when it sees few channels."""
-        if self.levers and x.shape[1] <= _MATMUL_MAX_CHANNELS and conv.weight.shape[-1] == 3:
-            return _shifted_matmul(x, _matmul_weight(conv.weight), conv.bias, self.padding)
+        if hasattr(conv, "matmul_weight"):
+            return _shifted_matmul(x, conv.matmul_weight, conv.bias, self.padding)
         return torch.relu_(conv(x))
 
     def _up(self, conv: _Conv, y: torch.Tensor) -> torch.Tensor:

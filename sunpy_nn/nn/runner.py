@@ -256,10 +256,10 @@ def keep_freed_memory() -> Iterator[None]:
     so every layer of every tile page-faults its output in again: 470,000 minor faults and ~0.35 s of system time
     per 512 px tile, ~15 % on top of the computation. Inside this context mmap is off and trimming deferred, so
     later layers, tiles and frames reuse the pages of earlier ones (0 faults from the second frame on).
-    `run_tiled` opens it for each call; `Denoiser.predict <sunpy_nn.denoise.Denoiser.predict>`, `denoise_cube
-    <sunpy_nn.denoise_cube>` and `~sunpy_nn.enhance.enhance_array` hold it over all their frames and tiles, so that
-    the heap is not trimmed and faulted in again between frames. Wrap your own loop over many calls in it for the
-    same gain.
+    `run_tiled` (so `~sunpy_nn.enhance_map` and `~sunpy_nn.enhance.enhance_array`) opens it for each call, over all
+    its tiles; `Denoiser.predict <sunpy_nn.denoise.Denoiser.predict>` (so `~sunpy_nn.denoise_cube`) and
+    `~sunpy_nn.batch.run_batch` on this process's schedulers hold it over all their frames and items, so that the heap
+    is not trimmed and faulted in again between frames. Wrap your own loop over many calls in it for the same gain.
 
     The contexts nest and may be open in several threads at once (dask): the process's setting changes when the
     first opens and is restored, and the heap trimmed, when the last closes. Elsewhere than glibc (macOS, Windows,
