@@ -4,8 +4,8 @@ Image-quality metrics for validating Enhance and other restorations (numpy in, n
 Spatial power spectra (`azimuthal_power_spectrum`) and granulation contrast (`rms_contrast`); the similarity to a
 reference (`psnr`, `ssim`); how well an x2 enhanced image, degraded back with HMI's PSF, reproduces the observation
 (`forward_consistency`); a denoiser's error by signal strength and the reliability of its error bars
-(`binned_rms_error`, `coverage`); the noise level of a stack of frames, which the denoiser scales by
-(`estimate_noise`).
+(`binned_rms_error`, `coverage`, `standardised_error`); the noise level of a stack of frames, which the denoiser
+scales by (`estimate_noise`).
 
 Examples
 --------
@@ -40,6 +40,7 @@ __all__ = [
     "psnr",
     "rms_contrast",
     "ssim",
+    "standardised_error",
 ]
 
 #: Fraction of each image axis that the split-cosine-bell (Tukey) apodisation window tapers (both ends together).
@@ -479,6 +480,56 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
         raise ValueError("no pixel is finite in estimate, truth and uncertainty")
     err, unc = np.abs(est[ok] - ref[ok]), unc[ok]
     return [float(np.mean(err < kk * unc)) for kk in np.atleast_1d(k)]
+
+
+def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
+    """
+    Moments of the standardised error ``z = (estimate - truth) / uncertainty``: whether an error bar is a standard
+    deviation, and how far the errors are from Gaussian.
+
+    ``rms`` is 1 when the uncertainty is the standard deviation of the errors (variance-calibrated: larger means
+    error bars too narrow, smaller too wide). ``kurtosis`` is 3 for Gaussian errors. `coverage` depends on both:
+    for errors with heavier tails than a Gaussian (kurtosis above 3), a variance-calibrated uncertainty holds
+    *more* than 68.3 % of them within 1 sigma. For Laplace errors (kurtosis 6), 75.7 % fall within 1 sigma and
+    94.1 % within 2, so a coverage above 68 % alone does not mean that the error bars are too wide.
+
+    Parameters
+    ----------
+    estimate, truth, uncertainty : array_like
+        Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
+
+    Returns
+    -------
+    dict
+        ``rms``: ``sqrt(mean(z^2))``; ``kurtosis``: ``mean(z^4) / mean(z^2)^2``; over the finite pixels with a
+        positive uncertainty.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, or no pixel is finite in all three with a positive uncertainty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.metrics import coverage, standardised_error
+    >>> err = np.random.default_rng(0).laplace(0, 2.0 / np.sqrt(2), 200_000)  # standard deviation 2
+    >>> sd = np.full_like(err, 2.0)
+    >>> z = standardised_error(err, np.zeros_like(err), sd)
+    >>> round(z["rms"], 2), round(z["kurtosis"])  # a standard deviation; Laplace errors
+    (1.0, 6)
+    >>> [round(c, 2) for c in coverage(err, np.zeros_like(err), sd)]  # a standard deviation, yet not 0.68
+    [0.76, 0.94]
+    """
+    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in (estimate, truth, uncertainty))
+    if not est.shape == ref.shape == unc.shape:
+        raise ValueError(f"shapes differ: estimate {est.shape}, truth {ref.shape}, uncertainty {unc.shape}")
+    ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc) & (unc > 0)
+    if not ok.any():
+        raise ValueError("no pixel is finite in estimate, truth and uncertainty with a positive uncertainty")
+    z2 = ((est[ok] - ref[ok]) / unc[ok]) ** 2
+    m2 = float(np.mean(z2))
+    return {"rms": math.sqrt(m2), "kurtosis": float(np.mean(z2**2)) / m2**2 if m2 > 0 else math.nan}
 
 
 # Immerkaer (1996)'s kernel, the difference of two Laplacians, scaled to unit gain on white noise (its norm is 6).

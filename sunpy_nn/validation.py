@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage, optimize
 
-from sunpy_nn.metrics import azimuthal_power_spectrum, binned_rms_error, coverage
+from sunpy_nn.metrics import azimuthal_power_spectrum, binned_rms_error, coverage, standardised_error
 from sunpy_nn.utils import upsample_nearest
 
 __all__ = [
@@ -549,8 +549,9 @@ def stokes_error_summary(
     dict
         ``rms_Q``, ``rms_U``, ``rms_V`` (rms error over ``sigma``, NaN pixels ignored); ``bins``: the Q/U/V rms
         error by ``|truth| / sigma`` (`sunpy_nn.metrics.binned_rms_error`); with ``uncertainty``: ``coverage``
-        (``1sigma`` and ``2sigma``, `sunpy_nn.metrics.coverage`), and ``reliability`` (the coverage at each ``k``)
-        when ``k`` is given.
+        (``1sigma`` and ``2sigma``, `sunpy_nn.metrics.coverage`), ``z`` (``rms`` and ``kurtosis`` of the error over
+        the uncertainty, `sunpy_nn.metrics.standardised_error`: 1 and 3 for a standard deviation of Gaussian
+        errors), and ``reliability`` (the coverage at each ``k``) when ``k`` is given.
 
     Raises
     ------
@@ -575,6 +576,7 @@ def stokes_error_summary(
     if uncertainty is not None:
         unc = np.asarray(uncertainty)[:, 1:]
         res["coverage"] = dict(zip(("1sigma", "2sigma"), coverage(est[:, 1:], ref[:, 1:], unc), strict=True))
+        res["z"] = standardised_error(est[:, 1:], ref[:, 1:], unc)
         if k is not None:
             res["reliability"] = coverage(est[:, 1:], ref[:, 1:], unc, k=k)
     return res

@@ -35,7 +35,9 @@ def summary() -> dict:
 
 def _row(method: str, rms: float, coverage: tuple[float, float] | None = None) -> dict:
     row = {"method": method, **{f"rms_{s}": rms for s in "QUV"}, "bins": [{"rms": rms}] * 4}
-    return row | ({"coverage": {"1sigma": coverage[0], "2sigma": coverage[1]}} if coverage else {})
+    if coverage:
+        row |= {"coverage": {"1sigma": coverage[0], "2sigma": coverage[1]}, "z": {"rms": 1.0, "kurtosis": 4 + rms}}
+    return row
 
 
 def _part(name: str, gain: float, i_temporal: float, single_1sigma: float, version: str) -> dict:
@@ -80,6 +82,8 @@ def test_figures_of_a_summary(gen):
     assert figures["den_fast_qu_loss"] == "24-25 %"
     assert figures["den_fast_within_1_sigma"] == "30 %"
     assert figures["den_single_within_1_sigma"] == "75-78 %"
+    assert figures["den_single_z_rms"] == "1.00"
+    assert figures["den_single_z_kurtosis"] == "4"  # 4.3 for every single-scan row
     assert figures["den_i_temporal_aligned"] == "1.5"  # 1.46 .. 1.54 round alike
     assert figures["den_i_temporal_fast"] == "4.3"
     assert figures["den_crisp_plain_removed"] == "25-30 %"
@@ -93,6 +97,7 @@ def test_tables_of_a_summary(gen):
     assert text.count(".. list-table::") == 5  # four synthetic cubes and the CRISP image
     assert "Temporal mode lowers the rms error by -25% (Q)" in text
     assert "temporal differences 4.33" in text  # the fast cube's Stokes I estimate, which the page quotes
+    assert "- 0.75 / 0.95\n     - 1.00 / 4.3\n" in text  # coverage, then z of the single scan
     assert "Budget" not in text  # no timing part, no budget section
 
 
@@ -146,6 +151,9 @@ def test_the_words_around_the_figures_fit_them(summary):
     assert all(summary["fast"]["temporal_gain"][s] < 0 for s in "QU")  # "raised the error of Q and U"
     assert rows("fast")["temporal"]["coverage"]["1sigma"] < 0.5  # "error bars far too narrow"
     assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
+    # "the calibration matches the variance" (rms of z near 1), "heavier-tailed than a Gaussian" (kurtosis above 3)
+    assert all(0.85 < rows(p)["single"]["z"]["rms"] < 1.15 for p in aligned)
+    assert all(rows(p)["single"]["z"]["kurtosis"] > 3.5 for p in aligned)
     i_noise = {p: summary[p]["noise_estimates"]["I"]["temporal"] for p in (*aligned, "fast")}
     assert min(i_noise.values()) > 1.2 and i_noise["fast"] > max(i_noise[p] for p in aligned)  # "too large"
     white = rows("white")  # "the error above 3 sigma falls below the input's and below a spectral PCA's"

@@ -10,6 +10,7 @@ from sunpy_nn.metrics import (
     psnr,
     rms_contrast,
     ssim,
+    standardised_error,
 )
 from sunpy_nn.psf import degrade, hmi_psf
 
@@ -230,3 +231,30 @@ def test_coverage_of_gaussian_errors_and_of_wrong_error_bars():
     assert wide[0] == pytest.approx(0.866, abs=0.005)  # P(|z| < 1.5)
     with pytest.raises(ValueError, match="shapes differ"):
         coverage(err, zero[:5], np.ones_like(err))
+
+
+def test_standardised_error_tells_a_standard_deviation_of_heavy_tailed_errors_from_too_wide_error_bars():
+    rng = np.random.default_rng(2)
+    zero = np.zeros(200_000)
+    gauss = rng.normal(0, 2.0, zero.size)
+    z = standardised_error(gauss, zero, np.full_like(gauss, 2.0))
+    assert z["rms"] == pytest.approx(1.0, abs=0.01) and z["kurtosis"] == pytest.approx(3.0, abs=0.1)
+    # error bars 1.5x too wide: rms 1/1.5, and coverage alone says the same
+    assert standardised_error(gauss, zero, np.full_like(gauss, 3.0))["rms"] == pytest.approx(1 / 1.5, abs=0.01)
+    # Laplace errors with their true standard deviation: coverage 0.76 within 1 sigma, yet rms(z) = 1, kurtosis 6
+    lap = rng.laplace(0, 2.0 / np.sqrt(2), zero.size)
+    sd = np.full_like(lap, 2.0)
+    z = standardised_error(lap, zero, sd)
+    assert z["rms"] == pytest.approx(1.0, abs=0.01) and z["kurtosis"] == pytest.approx(6.0, abs=0.5)
+    assert coverage(lap, zero, sd) == pytest.approx([1 - np.exp(-np.sqrt(2)), 1 - np.exp(-2 * np.sqrt(2))], abs=0.005)
+    # pixels without a finite, positive uncertainty are left out
+    sd_bad = sd.copy()
+    sd_bad[:10] = 0.0
+    sd_bad[10:20] = np.nan
+    assert standardised_error(lap, zero, sd_bad)["rms"] == pytest.approx(
+        standardised_error(lap[20:], zero[20:], sd[20:])["rms"]
+    )
+    with pytest.raises(ValueError, match="shapes differ"):
+        standardised_error(lap, zero[:5], sd)
+    with pytest.raises(ValueError, match="positive uncertainty"):
+        standardised_error(lap, zero, np.zeros_like(lap))
