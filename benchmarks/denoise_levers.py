@@ -1,0 +1,187 @@
+#!/usr/bin/env python
+"""
+Levers tried on the denoiser's error and uncertainty (issue 14), measured on the science benchmark's cubes and not
+adopted: what each would change against the default `sunpy_nn.denoise_cube`.
+
+Run from the repository root::
+
+    python benchmarks/denoise_levers.py                      # white and correlated cubes, 2 workers
+    python benchmarks/denoise_levers.py --parts white --jobs 2
+    python benchmarks/denoise_levers.py --quick              # smoke test of the script (numbers meaningless)
+
+The cubes are ``benchmarks/denoise_science.py``'s (6 scans x IQUV x 9 tunings x 128 x 128, noise 3e-3, kG fields).
+Every denoiser is trained with ``seed=0`` on one torch thread. Levers:
+
+- ``default``: `sunpy_nn.denoise_cube`'s defaults (single scan, 10 epochs of 1,000 patches), the reference;
+- ``self-ensemble``: the default denoiser, its prediction averaged over the 8 rotations and flips of each frame and
+  both signs (16 passes);
+- ``recalibrated``: the default denoiser, its aleatoric sigma re-scaled by deciles of the predicted sigma, truth-free
+  (Noise2Noise pairs, as the calibration of `sunpy_nn.Denoiser.fit`) and with the truth (an oracle: the best any
+  re-scaling by the predicted sigma can do);
+- ``20 epochs``: twice the training;
+- ``spectral``: ``Denoiser(mode="spectral")``, all tunings as channels;
+- ``no drift``: the same scene without the 0.1-0.2 px drift between scans (``drift=(0, 0)``): the most that aligning
+  the scans could gain.
+
+Reported for Q, U, V together, in units of the noise: the rms error, the rms error by ``|truth| / sigma`` (0-1, 1-3,
+3-10, > 10), the coverage within 1 and 2 sigma and the rms and kurtosis of error / sigma
+(`sunpy_nn.metrics.standardised_error`). Results: ``benchmarks/results/denoise_levers.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+OUT = ROOT / "benchmarks" / "results" / "denoise_levers.json"
+PARTS = ("white", "correlated")
+JOBS = ("default", "20 epochs", "spectral", "no drift")
+
+
+def _cube(part: str, drift: bool = True):
+    import denoise_science as ds
+
+    if drift:
+        return ds._cube(part)
+    from sunpy_nn.data.synthetic import synthetic_crisp_cube
+
+    kw = {"v_peak": 60.0, "qu_peak": 30.0, "seed": 1} | ds.CUBES[part] | {"drift": (0.0, 0.0)}
+    return synthetic_crisp_cube(48 if ds.QUICK else 128, n_wavelengths=3 if ds.QUICK else 9, n_scans=6, **kw)
+
+
+def _row(label: str, data, sd, truth, seconds: float | None = None) -> dict:
+    from denoise_science import NOISE
+
+    from sunpy_nn.validation import stokes_error_summary
+
+    r = stokes_error_summary(np.asarray(data, np.float64), truth, NOISE, sd)
+    out = {"lever": label, "rms_QUV": [r[f"rms_{s}"] for s in "QUV"], "bins": [b["rms"] for b in r["bins"]]}
+    out |= {"coverage": [r["coverage"]["1sigma"], r["coverage"]["2sigma"]], "z": r["z"]}
+    return out | ({"seconds": seconds} if seconds is not None else {})
+
+
+def _self_ensemble(den) -> None:
+    """Average the denoiser's frames over the 8 rotations and flips and both signs (Q, U, V are signed)."""
+    plain = den._run_one
+
+    def run(frame, *args):
+        means, variances = [], []
+        for k in range(4):
+            for flip in (False, True):
+                for sign in (1.0, -1.0):
+                    f = np.rot90(frame, k, axes=(1, 2))
+                    f = f[:, :, ::-1] if flip else f
+                    m, lv = plain(np.ascontiguousarray(sign * f), *args)
+                    m, v = sign * m, np.exp(lv)
+                    m, v = (m[:, :, ::-1], v[:, :, ::-1]) if flip else (m, v)
+                    means.append(np.rot90(m, -k, axes=(1, 2)))
+                    variances.append(np.rot90(v, -k, axes=(1, 2)))
+        return np.mean(means, 0).astype(np.float32), np.log(np.mean(variances, 0)).astype(np.float32)
+
+    den._run_one = run
+
+
+def _recalibrated(den, cube, truth, res) -> dict[str, np.ndarray]:
+    """The aleatoric sigma re-scaled by deciles of the predicted variance: truth-free and with the truth."""
+    from sunpy_nn.training.noise2noise import Noise2NoisePairs, _calibration_frames, _frame_pair
+
+    _, canon, labels, selected = den._prepare(cube, ("Q", "U", "V"))
+    sigma = np.array([den.noise.get(lab) or 1.0 for lab in labels], np.float32)
+    normed = canon / sigma[None, :, None, None, None]
+    signed = [lab != "I" for lab in labels]
+    patch = den.fit_settings["patch_size"]
+    x_split = round(canon.shape[4] * 0.9)
+    sampler = Noise2NoisePairs(normed, selected, signed, den.mode, patch, (0, x_split), np.random.default_rng(0), False)
+    rng = np.random.default_rng(0)
+    combos, a = _calibration_frames(sampler, rng)
+    out = {m: res.uncertainty.array.copy() for m in ("truth-free", "oracle")}
+    for s in selected:
+        r2, e2, var, target_noise = [], [], [], []
+        for t, w in combos:
+            inp, y, base = _frame_pair(sampler, t, s, w, rng)
+            f, log_var = den._run_one(
+                np.asarray(inp, np.float32), None, None, den.model.out_channels, den.model, "float32", False
+            )
+            r2.append(((y - f) ** 2).ravel())
+            target_noise.append((a * (y - base) ** 2).ravel())
+            e2.append(((f - truth[t, s, w] / sigma[s]) ** 2).ravel())
+            var.append(np.broadcast_to(np.exp(log_var), f.shape).ravel())
+        r2, e2, var, target_noise = map(np.concatenate, (r2, e2, var, target_noise))
+        # the target's noise, removed as one mean over all pixels: per decile it would be biased by the selection
+        r2 = r2 - target_noise.mean()
+        edges = np.quantile(var, np.linspace(0, 1, 11))
+        decile = np.clip(np.searchsorted(edges, var, side="right") - 1, 0, 9)
+        centre = np.log([np.median(var[decile == b]) for b in range(10)])
+        raw = (res.uncertainty.array[:, s] / (den.noise[labels[s]] * den.calibration[labels[s]])) ** 2
+        for name, err in (("truth-free", r2), ("oracle", e2)):
+            factor = [max(err[decile == b].sum(), 1e-12) / var[decile == b].sum() for b in range(10)]
+            out[name][:, s] = np.sqrt(raw * np.interp(np.log(raw), centre, factor)) * den.noise[labels[s]]
+    return out
+
+
+def run(job: tuple[str, str]) -> list[dict]:
+    import denoise_science as ds
+    import torch
+
+    from sunpy_nn import Denoiser
+
+    torch.set_num_threads(1)
+    part, lever = job
+    epochs = 1 if ds.QUICK else 10
+    cube, truth = _cube(part, drift=lever != "no drift")
+    t0 = time.perf_counter()
+    den = Denoiser(mode="spectral" if lever == "spectral" else "image")
+    den.fit(cube, stokes=("Q", "U", "V"), epochs=2 * epochs if lever == "20 epochs" else epochs, seed=0, progress=False)
+    res = den.predict(cube, stokes=("Q", "U", "V"), progress=False)
+    rows = [_row(lever, res.data, res.uncertainty.array, truth, time.perf_counter() - t0)]
+    if lever == "default":
+        for name, sd in _recalibrated(den, cube, truth, res).items():
+            rows.append(_row(f"recalibrated ({name})", res.data, sd, truth))
+        _self_ensemble(den)
+        t1 = time.perf_counter()
+        tta = den.predict(cube, stokes=("Q", "U", "V"), progress=False)
+        rows.append(_row("self-ensemble", tta.data, tta.uncertainty.array, truth, time.perf_counter() - t1))
+    return [{"part": part} | row for row in rows]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument("--levers", nargs="+", choices=JOBS, default=list(JOBS), help="trainings to run")
+    p.add_argument("--jobs", type=int, default=2, help="trainings in parallel, one torch thread each")
+    p.add_argument("--quick", action="store_true", help="smoke test: tiny cubes and one epoch (numbers meaningless)")
+    args = p.parse_args()
+    if args.quick:
+        os.environ["SUNPY_NN_BENCH_QUICK"] = "1"  # read by denoise_science, also in the worker processes
+    import sunpy_nn
+
+    rows = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for result in pool.map(run, [(part, lever) for part in args.parts for lever in args.levers]):
+            for row in result:
+                rows.append(row)
+                cov, z = row["coverage"], row["z"]
+                rms = " ".join(f"{v:.3f}" for v in row["rms_QUV"])
+                bins = " ".join(f"{v:.2f}" for v in row["bins"])
+                print(
+                    f"{row['part']:<10} {row['lever']:<26} rms Q/U/V {rms}  by |truth|/sigma {bins}  within 1/2 sigma "
+                    f"{cov[0]:.3f}/{cov[1]:.3f}  z rms {z['rms']:.2f} kurtosis {z['kurtosis']:.1f}",
+                    flush=True,
+                )
+    if not args.quick:
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps({"sunpy_nn_version": sunpy_nn.__version__, "rows": rows}, indent=1))
+        print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
