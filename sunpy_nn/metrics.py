@@ -26,8 +26,10 @@ import math
 
 import astropy.units as u
 import numpy as np
-from scipy import ndimage, signal
+from scipy import signal
 
+# The noise estimation lives in its own module (one job each); it is part of this module's public API.
+from sunpy_nn.noise import NOISE_METHODS, _estimate, _high_pass, _mad_sigma, _scan_differences, estimate_noise  # noqa: F401
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, hmi_psf
 from sunpy_nn.utils import fill_nearest
 
@@ -530,122 +532,3 @@ def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
     z2 = ((est[ok] - ref[ok]) / unc[ok]) ** 2
     m2 = float(np.mean(z2))
     return {"rms": math.sqrt(m2), "kurtosis": float(np.mean(z2**2)) / m2**2 if m2 > 0 else math.nan}
-
-
-# Immerkaer (1996)'s kernel, the difference of two Laplacians, scaled to unit gain on white noise (its norm is 6).
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64) / 6
-NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
-
-
-def _mad_sigma(d: np.ndarray) -> float:
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        raise ValueError("Cannot estimate the noise: no finite pixels")
-    return float(1.4826 * np.median(np.abs(d - np.median(d))))
-
-
-def _high_pass(images: np.ndarray) -> np.ndarray:
-    """Immerkaer's filter on every image of a (..., y, x) stack, border pixels dropped."""
-    flat = np.asarray(images, dtype=np.float64).reshape(-1, *images.shape[-2:])
-    return np.stack([ndimage.convolve(f, _IMMERKAER, mode="reflect")[1:-1, 1:-1] for f in flat])
-
-
-def _scan_differences(stacks) -> np.ndarray:
-    """Differences of consecutive scans over sqrt(2) (unit gain on white noise) of (time, ..., y, x) stacks."""
-    return np.concatenate(
-        [((st[1:] - st[:-1]) / math.sqrt(2)).reshape(-1, *st.shape[-2:]) for st in stacks if len(st) >= 2]
-    )
-
-
-def _estimate(stacks, method: str, references=None) -> float:
-    """
-    `estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube).
-
-    ``references``: a list of references (each a list of stacks) for ``"cross-calibrated"``: the median of the usable
-    ones (a constant one is skipped), with the frames' filtered statistic computed once.
-    """
-    stacks = [np.asarray(st, dtype=np.float64) for st in stacks]
-    n_t = max(len(st) for st in stacks)
-    if method == "auto":
-        method = "spatial" if n_t < 2 else ("cross-calibrated" if references else "temporal")
-    if method in ("temporal", "cross-calibrated") and n_t < 2:
-        raise ValueError(f"method={method!r} needs at least 2 scans; use method='spatial' for a single scan")
-    if method == "spatial":
-        return _mad_sigma(_high_pass(np.concatenate([st.reshape(-1, *st.shape[-2:]) for st in stacks])))
-    d = _scan_differences(stacks)
-    if method == "temporal":
-        return _mad_sigma(d)
-    if not references:
-        raise ValueError("method='cross-calibrated' needs reference= frames of a polarisation Stokes parameter")
-    own_hp = _mad_sigma(_high_pass(d))
-    estimates = []
-    for reference in references:
-        if max(len(st) for st in reference) < 2:
-            raise ValueError("method='cross-calibrated' needs at least 2 scans of the reference too")
-        d_ref = _scan_differences([np.asarray(st, dtype=np.float64) for st in reference])
-        ref_hp = _mad_sigma(_high_pass(d_ref))
-        if ref_hp > 0:  # a constant reference cannot calibrate
-            estimates.append(_mad_sigma(d_ref) * own_hp / ref_hp)
-    if not estimates:
-        raise ValueError("No reference is usable for method='cross-calibrated': their scan differences are constant")
-    return float(np.median(estimates))
-
-
-def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.ndarray | None = None) -> float:
-    """
-    Robust noise standard deviation of a stack of frames ``(time, wavelength, y, x)`` of one Stokes parameter.
-
-    All estimates are ``1.4826 MAD`` (the standard deviation of Gaussian noise, robust to the few pixels where the
-    signal dominates). NaN pixels are ignored.
-
-    Parameters
-    ----------
-    frames : array_like
-        Frames of one Stokes parameter, ``(time, wavelength, y, x)`` (or any ``(..., y, x)`` for ``"spatial"``).
-    method : {"auto", "temporal", "spatial", "cross-calibrated"}
-        ``"temporal"``: the differences of consecutive scans over ``sqrt(2)``; exact for white and correlated noise
-        where the signal barely changes between scans (Q, U, V), biased high where it evolves (granulation makes Stokes
-        I's ~1.5 times too large at a 28 s cadence). ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on
-        each image; one scan suffices, but it assumes white noise (correlated, e.g. MOMFBD-restored, noise comes out
-        too low). ``"cross-calibrated"``, for a parameter that evolves (I): the scan differences of ``frames`` and of
-        ``reference`` are high-pass filtered with Immerkaer's kernel, where the evolution of granulation has little
-        power, and the ratio of the two filtered estimates scales the temporal estimate of ``reference``: unbiased for
-        white and correlated noise alike, as long as both share the spatial noise correlation (the same camera and
-        restoration). ``"auto"``: cross-calibrated with ``reference`` and two or more scans, else temporal with two or
-        more scans, spatial with one.
-    reference : array_like, optional
-        Frames of a polarisation Stokes parameter of the same cube (same time axis), for ``"cross-calibrated"``.
-
-    Returns
-    -------
-    float
-        The noise standard deviation, in the unit of ``frames``.
-
-    Raises
-    ------
-    ValueError
-        No finite pixel, an unknown method, a single scan (of ``frames`` or ``reference``) for a temporal method, or
-        ``"cross-calibrated"`` without a usable ``reference`` (none given, or its scan differences are constant).
-
-    References
-    ----------
-    J. Immerkaer, "Fast noise variance estimation", Computer Vision and Image Understanding 64, 300 (1996).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.metrics import estimate_noise
-    >>> frames = np.random.default_rng(0).normal(0, 3e-3, (4, 2, 64, 64))
-    >>> round(estimate_noise(frames) / 3e-3, 1)
-    1.0
-    """
-    if method not in NOISE_METHODS:
-        raise ValueError(f"method must be one of {NOISE_METHODS}, not {method!r}")
-    frames = np.asarray(frames, dtype=np.float64)
-    if method != "spatial" and frames.ndim < 3:
-        frames = frames[None]  # one image: a single scan
-    if reference is not None:
-        reference = np.asarray(reference, dtype=np.float64)
-        if reference.ndim < 3:
-            reference = reference[None]
-    return _estimate([frames], method, None if reference is None else [[reference]])

@@ -7,8 +7,8 @@ import warnings
 
 import numpy as np
 
-from sunpy_nn.metrics import _estimate, _high_pass, _mad_sigma, _scan_differences
 from sunpy_nn.nn.lazy import is_dask
+from sunpy_nn.noise import _estimate, _high_pass, _mad_sigma, _scan_differences
 from sunpy_nn.utils import SunpyNNUserWarning
 
 __all__ = ["NOISE_MISMATCH"]
