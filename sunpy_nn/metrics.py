@@ -474,14 +474,22 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
     >>> [round(c, 2) for c in coverage(err, np.zeros_like(err), np.full_like(err, 2.0))]
     [0.68, 0.95]
     """
+    err, unc = _errors_and_uncertainties(estimate, truth, uncertainty)
+    return [float(np.mean(np.abs(err) < kk * unc)) for kk in np.atleast_1d(k)]
+
+
+def _errors_and_uncertainties(estimate, truth, uncertainty, positive: bool = False):
+    """The errors and uncertainties (float64) of the pixels finite in all three (and ``positive`` uncertainty)."""
     est, ref, unc = (np.asarray(a, dtype=np.float64) for a in (estimate, truth, uncertainty))
     if not est.shape == ref.shape == unc.shape:
         raise ValueError(f"shapes differ: estimate {est.shape}, truth {ref.shape}, uncertainty {unc.shape}")
-    ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc)
+    ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc) & ((unc > 0) if positive else True)
     if not ok.any():
-        raise ValueError("no pixel is finite in estimate, truth and uncertainty")
-    err, unc = np.abs(est[ok] - ref[ok]), unc[ok]
-    return [float(np.mean(err < kk * unc)) for kk in np.atleast_1d(k)]
+        raise ValueError(
+            "no pixel is finite in estimate, truth and uncertainty"
+            + (" with a positive uncertainty" if positive else "")
+        )
+    return est[ok] - ref[ok], unc[ok]
 
 
 def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
@@ -523,12 +531,7 @@ def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
     >>> [round(c, 2) for c in coverage(err, np.zeros_like(err), sd)]  # a standard deviation, yet not 0.68
     [0.76, 0.94]
     """
-    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in (estimate, truth, uncertainty))
-    if not est.shape == ref.shape == unc.shape:
-        raise ValueError(f"shapes differ: estimate {est.shape}, truth {ref.shape}, uncertainty {unc.shape}")
-    ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc) & (unc > 0)
-    if not ok.any():
-        raise ValueError("no pixel is finite in estimate, truth and uncertainty with a positive uncertainty")
-    z2 = ((est[ok] - ref[ok]) / unc[ok]) ** 2
+    err, unc = _errors_and_uncertainties(estimate, truth, uncertainty, positive=True)
+    z2 = (err / unc) ** 2
     m2 = float(np.mean(z2))
     return {"rms": math.sqrt(m2), "kurtosis": float(np.mean(z2**2)) / m2**2 if m2 > 0 else math.nan}

@@ -247,6 +247,9 @@ def test_standardised_error_tells_a_standard_deviation_of_heavy_tailed_errors_fr
     z = standardised_error(lap, zero, sd)
     assert z["rms"] == pytest.approx(1.0, abs=0.01) and z["kurtosis"] == pytest.approx(6.0, abs=0.5)
     assert coverage(lap, zero, sd) == pytest.approx([1 - np.exp(-np.sqrt(2)), 1 - np.exp(-2 * np.sqrt(2))], abs=0.005)
+    # in units of sigma: the same errors in other units (G instead of kG) give the same moments
+    in_gauss = standardised_error(1e3 * lap, zero, 1e3 * sd)
+    assert in_gauss == pytest.approx(z, rel=1e-9)
     # pixels without a finite, positive uncertainty are left out
     sd_bad = sd.copy()
     sd_bad[:10] = 0.0
