@@ -44,13 +44,61 @@ def _cpu_model() -> str:
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx")
 
 
+#: The environment that caps the instruction set of the kernels of torch (ATen, oneDNN, MKL) and TensorFlow (oneDNN),
+#: so that an AVX-512 CPU runs the AVX2 kernels: ``--isa avx2`` of ``run.py`` and ``keras_originals.py``. Each library
+#: reads its variable once, when it starts, hence `cap_isa` starts the script again.
+ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def add_isa_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--isa`` option of the benchmarks that compare kernels: run an AVX-512 CPU's AVX2 kernels."""
+    parser.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        default=None,
+        help="cap torch's and TensorFlow's kernels to this instruction set (an AVX-512 CPU measured with AVX2 "
+        "kernels: its CPU class becomes 'AVX2-capped', never 'AVX2')",
+    )
+
+
+def cap_isa(isa: str | None) -> None:
+    """Start this script again with the kernels capped to ``isa`` (`ISA_CAPS`), unless they already are."""
+    if isa is None:
+        return
+    env = ISA_CAPS[isa]
+    if all(os.environ.get(k) == v for k, v in env.items()):
+        return
+    print(f"re-running with {' '.join(f'{k}={v}' for k, v in env.items())}", flush=True)
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
+
+
+def cpu_class(present: dict, capability: str, cap: dict) -> str:
+    """
+    The class of the kernels that run: ``"AVX-512"``, ``"AVX2"`` or the machine's name; with any variable of a
+    cap set (``cap``), the class of torch's kernels plus ``"-capped"`` (``"AVX2-capped"`` for `ISA_CAPS`'s avx2):
+    AVX2 code on an AVX-512 server (other clocks, caches and memory than an AVX2 laptop) never shares a table
+    with real AVX2 CPUs.
+    """
+    hardware = "AVX-512" if present["avx512f"] else "AVX2" if present["avx2"] else platform.machine() or "other"
+    if not cap:
+        return hardware
+    kernels = {"AVX512": "AVX-512", "AVX2": "AVX2"}.get(capability.upper(), capability)
+    return f"{kernels}-capped"
+
+
 def cpu_info() -> dict:
-    """The CPU: model, the flags of `CPU_FLAGS` (``amx``: any AMX extension), its class, torch's view, the CPUs."""
+    """
+    The CPU: model, the flags of `CPU_FLAGS` (``amx``: any AMX extension), its class (`cpu_class`), torch's view,
+    the variables that cap the kernels' instruction set (``isa_cap``), the CPUs.
+    """
     from sunpy_nn.nn.device import _STATE, _cpu_flags, _usable_cpus, user_threads
 
     flags = _cpu_flags()
     present = {f: f in flags for f in CPU_FLAGS[:-1]}
     present["amx"] = any(f.startswith("amx") for f in flags)
+    capability = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "n/a"
+    cap = {k: os.environ[k] for k in _CAP_VARIABLES if k in os.environ}
     chosen = user_threads()
     if chosen is not None:
         set_by = chosen[1]
@@ -62,8 +110,9 @@ def cpu_info() -> dict:
         "model": _cpu_model(),
         "flags": present,
         "amx_flags": sorted(f for f in flags if f.startswith("amx")),
-        "class": "AVX-512" if present["avx512f"] else "AVX2" if present["avx2"] else platform.machine() or "other",
-        "torch_capability": torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "n/a",
+        "class": cpu_class(present, capability, cap),
+        "torch_capability": capability,
+        "isa_cap": cap,
         "logical_cpus": os.cpu_count(),
         "usable_cpus": _usable_cpus(),
         "threads": torch.get_num_threads(),
@@ -76,6 +125,8 @@ def print_cpu(info: dict) -> None:
     amx = f" ({' '.join(info['amx_flags'])})" if info["amx_flags"] else ""
     _row("CPU", f"{info['model']} ({info['class']} class)")
     _row("CPU flags", f"{flags}{amx}; torch CPU capability {info['torch_capability']}")
+    if info.get("isa_cap"):
+        _row("kernels capped by", " ".join(f"{k}={v}" for k, v in info["isa_cap"].items()))
     _row(
         "CPUs / usable / torch threads",
         f"{info['logical_cpus']} / {info['usable_cpus']} / {info['threads']} (set by {info['threads_set_by']})",
@@ -108,6 +159,7 @@ def make_parser(description: str) -> argparse.ArgumentParser:
         action="store_true",
         help="also write docs/_static/performance/run_<cpu class>.json, from which the performance guide is made",
     )
+    add_isa_option(parser)
     parser.add_argument("--_fulldisk", action="store_true", help=argparse.SUPPRESS)
     return parser
 

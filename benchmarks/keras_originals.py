@@ -9,6 +9,7 @@ Run from the repository root; tensorflow-cpu is a benchmark-only extra, never a 
     python benchmarks/keras_originals.py --threads 2 --repeats 7
     python benchmarks/keras_originals.py --quick      # smoke run: small sizes, one round
     python benchmarks/keras_originals.py --docs       # also docs/_static/performance/keras_<cpu class>.json
+    python benchmarks/keras_originals.py --isa avx2   # an AVX-512 CPU's AVX2 kernels (class "AVX2-capped")
 
 Both networks are rebuilt in Keras 3 from the published layer tables: Enhance's "keepsize" network (Diaz Baso &
 Asensio Ramos 2018, A&A 614, A5, its 1-pixel reflection padding before every 3x3 convolution) and the denoiser's
@@ -553,7 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes and batches, one round")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results")
     parser.add_argument("--docs", action="store_true", help="also write docs/_static/performance/keras_<class>.json")
+    bench = _bench_run()
+    bench.add_isa_option(parser)
     args = parser.parse_args(argv)
+    bench.cap_isa(args.isa)  # before TensorFlow starts and any kernel runs
     if args.docs and args.quick:
         parser.error("--docs records full runs only, not --quick")
     repeats = args.repeats or (1 if args.quick else 5)
@@ -562,7 +566,6 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     tf = _import_keras(args.threads)
     configure_threads(args.threads)
-    bench = _bench_run()
     row, header = bench._row, bench._header
     cpu = bench.cpu_info()
     result = {

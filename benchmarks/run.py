@@ -8,6 +8,7 @@ Run from the repository root::
     python benchmarks/run.py --quick    # no full disk, no torch.compile, fewer repeats: about 2 minutes
     python benchmarks/run.py --no-compile --full-size 2048
     python benchmarks/run.py --docs     # also the copy the performance guide's tables are made from
+    python benchmarks/run.py --isa avx2 # an AVX-512 CPU's AVX2 kernels (CPU class "AVX2-capped")
 
 It prints, in this order, and writes the same figures as JSON to ``benchmarks/results/run-<time>.json`` (with
 ``--docs`` also to ``docs/_static/performance/run_<CPU class>.json``, read by the docs build: one table per CPU
@@ -77,6 +78,7 @@ from _run_report import (  # noqa: F401
     _header,
     _load,
     _row,
+    cap_isa,
     cpu_info,
     environment,
     make_parser,
@@ -272,6 +274,7 @@ def part_baselines(repeats: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__.split("\n\n")[0].strip())
     args = parser.parse_args(argv)
+    cap_isa(args.isa)  # before any kernel runs
     configure_threads(args.threads)
     if args._fulldisk:
         part_fulldisk_child(args.full_size, args.tile_size)

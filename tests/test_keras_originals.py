@@ -189,6 +189,55 @@ def test_keras_table_one_table_per_cpu_class():
     assert _generated_keras().keras_table([]) == ""
 
 
+def test_keras_table_keeps_capped_kernels_apart_from_real_cpus_of_their_class():
+    """An AVX-512 CPU run with AVX2 kernels (``--isa avx2``) gets its own table, which names the cap."""
+    capped = _result("AVX2-capped", 1, 0.62, "Server")
+    capped["cpu"]["isa_cap"] = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    table = _generated_keras().keras_table([_result("AVX2", 1, 0.8, "Laptop"), capped])
+    assert table.count(".. list-table::") == 2
+    avx2, avx2_capped = table.split("Measured on ")[1:]
+    assert "Server" not in avx2 and "capped" not in avx2
+    assert avx2_capped.startswith("Server with its kernels capped (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2)")
+    assert "AVX2-capped class" in avx2_capped and "- yes" in avx2_capped  # 0.62 meets the 0.7 target
+
+
+def test_cpu_class_of_capped_kernels():
+    """The class is that of the kernels that run; a cap never makes a server pass for a real AVX2 CPU."""
+    report = _load("run_report", ROOT / "benchmarks" / "_run_report.py")
+    avx512 = {"avx2": True, "avx512f": True}
+    assert report.cpu_class(avx512, "AVX512", {}) == "AVX-512"
+    assert report.cpu_class({"avx2": True, "avx512f": False}, "AVX2", {}) == "AVX2"
+    assert report.cpu_class(avx512, "AVX2", report.ISA_CAPS["avx2"]) == "AVX2-capped"
+    # only oneDNN capped: torch's own kernels still AVX-512, but the run is marked as capped all the same
+    assert report.cpu_class(avx512, "AVX512", {"ONEDNN_MAX_CPU_ISA": "AVX2"}) == "AVX-512-capped"
+
+
+@pytest.mark.skipif(
+    "avx2" not in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else True,
+    reason="capping kernels to AVX2 needs an x86-64 CPU with AVX2 (read from /proc/cpuinfo)",
+)
+def test_cap_isa_restarts_the_script_with_avx2_kernels(tmp_path):
+    script = tmp_path / "capped.py"
+    script.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        "import _run_report as report\n"
+        "report.cap_isa('avx2')\n"
+        "info = report.cpu_info()\n"
+        "print(json.dumps({k: info[k] for k in ('class', 'torch_capability', 'isa_cap')}))\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("re-running with ONEDNN_MAX_CPU_ISA=AVX2")  # said before it starts again
+    info = json.loads(proc.stdout.splitlines()[-1])
+    assert info["torch_capability"] == "AVX2" and info["class"] == "AVX2-capped"
+    assert info["isa_cap"] == {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    }
+
+
 def _with_floor(result: dict) -> dict:
     """A result of a run that measured the roofline: the peak, and the floors of two inference cases."""
     result["peak"] = {"gflops": 160.4, "source": "mm", "mm_gflops": 160.4, "conv_gflops": 150.0}

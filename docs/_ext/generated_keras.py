@@ -17,6 +17,14 @@ CASES = ("enhance", "unet", "train_n2n", "train_enhance")
 TITLE = "the package against the Keras originals (``python benchmarks/keras_originals.py --docs``)"
 
 
+def cpu_name(cpu: dict) -> str:
+    """The CPU's model, and the variables that capped its kernels' instruction set, if the run had any."""
+    cap = cpu.get("isa_cap")
+    if not cap:
+        return cpu["model"]
+    return f"{cpu['model']} with its kernels capped ({', '.join(f'{k}={v}' for k, v in cap.items())})"
+
+
 def _cell(case: dict, side: str) -> str:
     if case["kind"] == "throughput":
         return f"{case[f'{side}_patches_s']:.1f} patches/s"
@@ -98,7 +106,7 @@ def keras_table(results: list[dict]) -> str:
     for cls in sorted(by_class):
         runs = sorted(by_class[cls], key=lambda r: (r["threads"], r["date"]))
         about = "; ".join(
-            f"{r['cpu']['model']}, {r['threads']} thread(s), median of {r['repeats']} alternating rounds, "
+            f"{cpu_name(r['cpu'])}, {r['threads']} thread(s), median of {r['repeats']} alternating rounds, "
             f"sunpy_nn {r['sunpy_nn_version']}, torch {r['torch_version']}, TensorFlow {r['tensorflow_version']}, "
             f"{r['date']}"
             for r in runs

@@ -28,7 +28,7 @@ import math
 import re
 from pathlib import Path
 
-from generated_keras import keras_table
+from generated_keras import cpu_name, keras_table
 
 #: What a substitution reads when the run behind it did not measure that figure.
 MISSING = "not measured in this run"
@@ -87,7 +87,7 @@ def _bound(x: float) -> str:
 def _cpu_line(result: dict) -> str:
     cpu = result["cpu"]
     flags = ", ".join(name for name, present in cpu["flags"].items() if present) or "none of the listed"
-    return f"{cpu['model']} ({cpu['class']} class; flags: {flags})"
+    return f"{cpu_name(cpu)} ({cpu['class']} class; flags: {flags})"
 
 
 def _bf16_units(cpu: dict) -> str:
@@ -135,7 +135,7 @@ def run_figures(result: dict) -> dict[str, str]:
     ]
     compile_setup = [net[m]["setup_s"] for net in (enh, unet) for m in net if m.endswith("compile")]
     figures = {
-        "cpu": result["cpu"]["model"],
+        "cpu": cpu_name(result["cpu"]),
         "threads": str(result["threads"]),
         "bf16_units": _bf16_units(result["cpu"]),
         "float32_error": _bound(max(net[m]["error"] for net in (enh, unet) for m in ("float32", "auto"))),
