@@ -180,6 +180,27 @@ def test_run_tables_one_section_per_cpu_class(gen):
     assert "(``Denoiser.fit``)" in text
 
 
+def test_keras_figures_per_class_and_threads(gen):
+    """The guide quotes the Keras ratios by CPU class and threads: a capped run never stands in for another class."""
+    capped = {
+        "cpu": {"class": "AVX2-capped"},
+        "threads": 1,
+        "cases": {
+            "unet": {"ratio": 0.6249, "floor_ratio": 0.2551},
+            "train_n2n": {"ratio": 1.17, "floor_ratio": None},
+        },
+    }
+    real = copy.deepcopy(capped) | {"cpu": {"class": "AVX-512"}, "threads": 2}
+    figures = gen.keras_figures([capped, real])
+    assert (
+        figures["perf_keras_avx2capped_1t_unet"] == "0.62" and figures["perf_keras_avx2capped_1t_unet_floor"] == "0.26"
+    )
+    assert figures["perf_keras_avx512_2t_unet"] == "0.62" and "perf_keras_avx2capped_1t_train_n2n_floor" not in figures
+    assert set(figures) == {
+        f"perf_keras_{c}_{case}" for c in ("avx2capped_1t", "avx512_2t") for case in ("unet", "unet_floor", "train_n2n")
+    }
+
+
 def test_scaling_model_arithmetic(gen):
     dask = _dask()
     model = gen.scaling_model(dask)

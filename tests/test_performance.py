@@ -306,6 +306,21 @@ def test_bf16_is_native_is_a_bool_and_false_for_missing_cuda():
         assert bf16_is_native("cuda") is False
 
 
+def test_bf16_is_not_native_where_onednn_is_capped_below_it(monkeypatch):
+    """A CPU with AVX512-BF16 whose oneDNN is capped to AVX2 emulates bfloat16: "auto" must not pick it."""
+    monkeypatch.setattr("sunpy_nn.nn.device._cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert bf16_is_native("cpu") is True
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert bf16_is_native("cpu") is False
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert bf16_is_native("cpu") is True
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE")  # oneDNN's older name of the variable
+    assert bf16_is_native("cpu") is False
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_cuda_float32_within_guard():
     x = torch.from_numpy(_hmi("intensity"))[None, None]

@@ -451,6 +451,21 @@ def load_runs(static: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((static / "performance").glob("run_*.json"))]
 
 
+def keras_figures(results: list[dict]) -> dict[str, str]:
+    """
+    The ratios of ``keras_originals.py --docs`` that the guide's prose quotes: ``perf_keras_<class>_<threads>t_<case>``
+    (our time over Keras', two decimals) and ``..._floor`` (the roofline floor of that ratio, where measured).
+    """
+    figures = {}
+    for r in results:
+        key = f"perf_keras_{class_key(r['cpu']['class'])}_{r['threads']}t_"
+        for case, c in r["cases"].items():
+            figures[f"{key}{case}"] = f"{c['ratio']:.2f}"
+            if c.get("floor_ratio") is not None:
+                figures[f"{key}{case}_floor"] = f"{c['floor_ratio']:.2f}"
+    return figures
+
+
 NO_KERAS = "No Keras comparison is committed yet: run ``python benchmarks/keras_originals.py --docs``.\n"
 
 
@@ -461,9 +476,10 @@ def write_performance_files(source: Path, out: Path) -> None:
     figures = common_figures(runs[0]) if runs else {}
     for result in runs:
         figures |= run_figures(result)
+    keras = [json.loads(p.read_text()) for p in sorted((static / "performance").glob("keras_*.json"))]
+    figures |= keras_figures(keras)
     _write(out / "performance_figures.inc", _substitutions(figures))
     _write(out / "performance_tables.inc", HEADER + "\n".join(run_tables(r) for r in runs))
-    keras = [json.loads(p.read_text()) for p in sorted((static / "performance").glob("keras_*.json"))]
     _write(out / "performance_keras.inc", HEADER + (keras_table(keras) if keras else NO_KERAS))
     dask = json.loads((static / "scaling" / "dask_throughput.json").read_text())
     _write(out / "scaling_figures.inc", _substitutions(scaling_figures(dask, runs)))

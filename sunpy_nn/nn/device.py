@@ -116,12 +116,20 @@ def _cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+#: oneDNN's instruction-set caps (``ONEDNN_MAX_CPU_ISA``) below the first with native bfloat16 (AVX512_CORE_BF16).
+_ISAS_WITHOUT_BF16 = frozenset(
+    ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_MIC")
+)
+
+
 def bf16_is_native(device: str | torch.device = "cpu") -> bool:
     """
     Whether ``device`` computes bfloat16 convolutions natively (faster than float32).
 
     On the CPU: AVX512-BF16 or AMX-BF16, from ``torch.backends.cpu.get_cpu_capability()`` or ``/proc/cpuinfo``
-    (oneDNN emulates bfloat16 elsewhere, which is slower than float32). On CUDA: compute capability 8.0 or newer.
+    (oneDNN emulates bfloat16 elsewhere, which is slower than float32), unless ``ONEDNN_MAX_CPU_ISA`` (or
+    ``DNNL_MAX_CPU_ISA``) caps oneDNN's kernels to an instruction set without it (e.g. ``AVX2``). On CUDA:
+    compute capability 8.0 or newer.
 
     Parameters
     ----------
@@ -144,6 +152,9 @@ def bf16_is_native(device: str | torch.device = "cpu") -> bool:
     if dev.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
     if dev.type != "cpu":
+        return False
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", ""))
+    if cap.strip().upper() in _ISAS_WITHOUT_BF16:  # the CPU may have it, but oneDNN is told not to use it
         return False
     capability = ""
     with contextlib.suppress(AttributeError, RuntimeError):
