@@ -78,6 +78,7 @@ from _run_report import (  # noqa: F401
     _header,
     _load,
     _row,
+    add_isa_option,
     cap_isa,
     cpu_info,
     environment,
