@@ -6,6 +6,7 @@ spatial (Immerkaer 1996) and cross-calibrated, which the denoiser scales its cub
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -29,6 +30,33 @@ def _high_pass(images: np.ndarray) -> np.ndarray:
     """Immerkaer's filter on every image of a (..., y, x) stack, border pixels dropped."""
     flat = np.asarray(images, dtype=np.float64).reshape(-1, *images.shape[-2:])
     return np.stack([ndimage.convolve(f, _IMMERKAER, mode="reflect")[1:-1, 1:-1] for f in flat])
+
+
+@functools.lru_cache(maxsize=1)
+def _correlation_table() -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian correlation sigmas (px) and the ratio of Immerkaer-filtered to plain noise std that each gives."""
+    sigmas = np.linspace(0.0, 4.0, 161)
+    delta = np.zeros((49, 49))
+    delta[24, 24] = 1.0
+    ratios = []
+    for s in sigmas:
+        kernel = ndimage.gaussian_filter(delta, s) if s > 0 else delta  # white noise through it: correlated noise
+        ratios.append(math.sqrt((ndimage.convolve(kernel, _IMMERKAER) ** 2).sum() / (kernel**2).sum()))
+    return sigmas, np.array(ratios)
+
+
+def _gaussian_correlation(differences: np.ndarray) -> float:
+    """
+    The spatial correlation of the noise in scan ``differences``, as the sigma (px) of a Gaussian through which
+    white noise would have passed: from the ratio of their Immerkaer-filtered to their plain robust std (1 for
+    white noise, 0.08 for a Gaussian of 1 px), the statistics of the cross-calibrated estimate. 0 for white noise.
+    """
+    plain = _mad_sigma(differences)
+    ratio = _mad_sigma(_high_pass(differences)) / plain if plain > 0 else 1.0
+    sigmas, ratios = _correlation_table()
+    if not ratio < ratios[0]:
+        return 0.0
+    return float(np.interp(ratio, ratios[::-1], sigmas[::-1]))  # the ratio falls as the correlation grows
 
 
 def _scan_differences(stacks) -> np.ndarray:

@@ -81,6 +81,8 @@ def test_figures_of_a_summary(gen):
     assert figures["den_aligned_temporal_gain"] == "25-40 %"  # white Q 0.25 .. correlated V 0.40
     assert figures["den_fast_qu_loss"] == "24-25 %"
     assert figures["den_fast_within_1_sigma"] == "30 %"
+    assert figures["den_fast_within_2_sigma"] == "50 %"
+    assert figures["den_temporal_z_rms"] == "1.00"  # z rms 1.0 in every temporal row of the fake
     assert figures["den_single_within_1_sigma"] == "75-78 %"
     assert figures["den_single_z_rms"] == "1.00"
     assert figures["den_single_z_kurtosis"] == "4"  # 4.3 for every single-scan row

@@ -79,6 +79,8 @@ def denoise_figures(summary: dict) -> dict[str, str]:
         "den_aligned_temporal_gain": _span(gains, ".0f", 100, " %"),
         "den_fast_qu_loss": _span([-fast["temporal_gain"][s] for s in "QU"], ".0f", 100, " %"),
         "den_fast_within_1_sigma": f"{100 * _rows(summary, 'fast')['temporal']['coverage']['1sigma']:.0f} %",
+        "den_fast_within_2_sigma": f"{100 * _rows(summary, 'fast')['temporal']['coverage']['2sigma']:.0f} %",
+        "den_temporal_z_rms": _span([_rows(summary, p)["temporal"]["z"]["rms"] for p in (*ALIGNED, "fast")], ".2f"),
         "den_single_within_1_sigma": _span(
             [_rows(summary, p)["single"]["coverage"]["1sigma"] for p in ALIGNED], ".0f", 100, " %"
         ),

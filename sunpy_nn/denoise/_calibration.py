@@ -23,8 +23,10 @@ class _CalibrationMixin:
         noise variance ``v_y`` is removed with the pair itself, ``a E[(y - x)^2]`` with ``a = v_y / (v_x + v_y)``,
         so that the global noise estimate does not enter. The factor makes the mean predicted variance equal that
         error. In temporal mode the target is scan t itself and its noise variance, 1 in noise units, is
-        subtracted: the factor then depends on the noise estimate (0.2 % in the noise moves it by ~5 %), but it
-        still corrects a variance head that a short training left far off.
+        subtracted, and so is the neighbours' noise propagated into the prediction (`_propagated_variance`), which
+        prediction adds to the head's variance: the factor scales the head to the rest of the error. It depends on
+        the noise estimate (0.2 % in the noise moves it by ~5 %), but it still corrects a variance head that a short
+        training left far off.
 
         Pixels: whole frames of a sample of scans and wavelengths, borders included (the network is worse there,
         and the factor is an average over the field of view). The narrow held-out validation strip lies at the
@@ -46,6 +48,12 @@ class _CalibrationMixin:
                 # cannot be removed with the pair: subtracted.
                 target_noise = 1.0 if sampler.temporal else a * (y - base) ** 2
                 r2 = (y - f) ** 2 - target_noise
+                if sampler.temporal:  # the neighbours' noise in f, which prediction adds to the head's variance
+                    r2 = r2 - self._propagated_variance(
+                        np.asarray(inp, np.float32),
+                        self.noise_correlation.get(labels[s], 0.0),
+                        lambda a: self._run_one(a, dev, None, n_out, None, "float32", False)[0],
+                    )
                 var = np.broadcast_to(np.exp(log_var), f.shape)  # one variance for all channels
                 ok = np.isfinite(r2) & np.isfinite(var)
                 num += float(r2[ok].sum())

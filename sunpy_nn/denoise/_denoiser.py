@@ -84,7 +84,10 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
     aleatoric error of the denoised value with the loss of the paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with
     ``s^2 = s_net^2 + s_noise^2`` (on a detached ``f``, so the denoised image keeps its Noise2Noise optimum). After
     training, one factor per Stokes parameter (``calibration``) matches it to the error measured on Noise2Noise
-    pairs. The epistemic part comes from Monte-Carlo dropout.
+    pairs. In temporal mode the noise that the neighbouring scans propagate into the prediction is measured by
+    noise injection (the network on the input plus and minus noise of the cube's spatial correlation,
+    ``noise_correlation``) and added to the head's variance, which alone missed it (the head learns against scan
+    t's noise, many times larger). The epistemic part comes from Monte-Carlo dropout.
 
     References
     ----------
@@ -155,6 +158,9 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         self.noise: dict[str, float] = {}
         #: How each noise level was estimated (`estimate_noise`'s method).
         self.noise_methods: dict[str, str] = {}
+        #: Temporal mode: the spatial correlation of each Stokes parameter's noise (a Gaussian sigma in px, 0: white)
+        #: with which the neighbours' propagated noise is measured; `None` for a temporal denoiser saved before it was.
+        self.noise_correlation: dict[str, float] | None = {}
         self.n_wavelengths: int | None = None
         self.history: dict = {"train_loss": [], "val_loss": [], "epoch_time": []}
         self.fit_settings: dict = {}
@@ -276,8 +282,9 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         -------
         `Denoiser`
             ``self``, trained; ``history`` holds the losses per epoch, ``calibration`` the factor of each Stokes
-            parameter's uncertainty (measured on Noise2Noise pairs after training) and ``noise_methods`` how each
-            noise level was estimated.
+            parameter's uncertainty (measured on Noise2Noise pairs after training), ``noise_methods`` how each
+            noise level was estimated and, in temporal mode, ``noise_correlation`` the spatial correlation of each
+            Stokes parameter's noise (a Gaussian sigma in px, 0 for white noise, from the scan differences).
 
         Raises
         ------
@@ -402,7 +409,9 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             saved to since training; ``weights_sha256``, the SHA-256 of the weights themselves), ``architecture``
             (the U-Net's constructor arguments), ``noise`` (the noise level of each Stokes parameter, in the unit of
             the cube it was trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration``
-            (the factor of each Stokes parameter's aleatoric uncertainty) and ``fit`` (the training settings).
+            (the factor of each Stokes parameter's aleatoric uncertainty), ``noise_correlation`` (temporal mode: the
+            Gaussian sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved
+            before it was measured) and ``fit`` (the training settings).
 
         Raises
         ------
@@ -440,6 +449,7 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "uncertainty_calibration": dict(self.calibration),
+            "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
             "fit": dict(self.fit_settings),
         }
 
@@ -454,12 +464,13 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
           ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
           and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
           ``format_version`` 2, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
-          parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``history`` (losses per
-          epoch) and ``fit_settings``. Being in this file, they are covered by its SHA-256.
+          parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``noise_correlation``
+          (temporal mode), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they are
+          covered by its SHA-256.
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
           parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
           settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
-          ``uncertainty_calibration``, ``training_recipe``, ``validation``).
+          ``uncertainty_calibration``, ``noise_correlation_px``, ``training_recipe``, ``validation``).
 
         Parameters
         ----------

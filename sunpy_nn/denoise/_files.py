@@ -49,6 +49,7 @@ class _FilesMixin:
                     "temporal": self.temporal,
                     "shuffle": self.shuffle,
                     "calibration": self.calibration,
+                    "noise_correlation": self.noise_correlation,
                     "history": self.history,
                     "fit_settings": self.fit_settings,
                 }
@@ -70,6 +71,7 @@ class _FilesMixin:
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "uncertainty_calibration": settings["calibration"],
+            "noise_correlation_px": settings["noise_correlation"],
             "training_recipe": settings["fit_settings"],
             "validation": {"val_loss_per_epoch": settings["history"]["val_loss"]},
         }
@@ -159,6 +161,10 @@ class _FilesMixin:
         den.noise, den.n_wavelengths = dict(settings["noise"]), settings["n_wavelengths"]
         den.noise_methods = dict(settings.get("noise_methods", {}))
         den.calibration = dict(settings.get("calibration", {}))
+        # Temporal denoisers saved before the propagated noise was measured were calibrated without it: None keeps
+        # their uncertainty as it was calibrated (the variance head's alone).
+        correlation = settings.get("noise_correlation")
+        den.noise_correlation = dict(correlation) if correlation is not None else (None if den.temporal else {})
         den.history, den.fit_settings = settings["history"], settings["fit_settings"]
         den.source = {"file": path.name, "sha256": sha256}
         return den

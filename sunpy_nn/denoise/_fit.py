@@ -22,8 +22,8 @@ _PAPER_PATCH = 52
 class _FitMixin:
     """
     `Denoiser.fit`'s work. It uses the denoiser's settings (``mode``, ``depth``, ``temporal``, ``shuffle``), and
-    sets ``model``, ``n_wavelengths``, ``noise``, ``noise_methods``, ``history``, ``fit_settings``, ``calibration``
-    and ``source``.
+    sets ``model``, ``n_wavelengths``, ``noise``, ``noise_methods``, ``noise_correlation``, ``history``,
+    ``fit_settings``, ``calibration`` and ``source``.
     """
 
     model: UNet | None
@@ -95,6 +95,7 @@ class _FitMixin:
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
         patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
         noise, noise_methods = self._noise_levels(canon, labels, selected)
+        correlation = self._noise_correlation(canon, labels, selected) if self.temporal else {}
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         normed = canon / sigma[None, :, None, None, None]
         rng = np.random.default_rng(seed)
@@ -138,7 +139,7 @@ class _FitMixin:
                 torch.manual_seed(seed)
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
-        self.noise, self.noise_methods = noise, noise_methods
+        self.noise, self.noise_methods, self.noise_correlation = noise, noise_methods, correlation
         history = train_noise2noise(
             self.model,
             train,

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from sunpy_nn.nn.lazy import is_dask
-from sunpy_nn.noise import _estimate, _high_pass, _mad_sigma, _scan_differences
+from sunpy_nn.noise import _estimate, _gaussian_correlation, _high_pass, _mad_sigma, _scan_differences
 from sunpy_nn.utils import SunpyNNUserWarning
 
 __all__ = ["NOISE_MISMATCH"]
@@ -105,6 +105,17 @@ class _NoiseMixin:
                 raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")
             out[labels[s]], methods[labels[s]] = sigma, method
         return out, methods
+
+    def _noise_correlation(self, canon, labels, selected) -> dict[str, float]:
+        """
+        The spatial correlation of each denoised Stokes parameter's noise, as a Gaussian sigma in px (0: white),
+        from its scan differences (`sunpy_nn.noise._gaussian_correlation`): temporal mode injects noise of this
+        correlation to measure the noise that the neighbouring scans propagate into its prediction.
+        """
+        return {
+            labels[s]: _gaussian_correlation(_scan_differences([np.asarray(canon[:, s], dtype=np.float64)]))
+            for s in selected
+        }
 
     def _warn_noise_mismatch(self, noise: dict, labels, selected) -> None:
         """Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at."""

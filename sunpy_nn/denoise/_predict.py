@@ -130,6 +130,7 @@ class _PredictMixin:
                     compile,
                     # scan t's own noise variance in the network's units (the training noise): 1 on the fitted cube
                     (noise[labels[s]] / self.noise[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
+                    None if self.noise_correlation is None else self.noise_correlation.get(labels[s], 0.0),
                 )
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
 
