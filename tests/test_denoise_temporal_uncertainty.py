@@ -124,3 +124,17 @@ def test_correlated_noise_is_injected_correlated(drifting, monkeypatch):
     seen.clear()
     den.predict(cube, stokes=["V"], progress=False)
     assert seen and set(seen) == {den.noise_correlation["V"]}
+
+
+def test_propagated_noise_scales_with_the_noise_of_the_cube(drifting, monkeypatch):
+    """On a cube noisier than the training one, the neighbours' propagated noise grows with it; the head does not."""
+    cube, _, den = drifting
+    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run: np.full((1, *inp.shape[1:]), 0.3))
+    sigma = den.noise["V"]
+    frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
+    args = (frames, context, sigma, den.calibration["V"], "cpu", None, 1, den.model, None, 0, "float32", False)
+    sd1 = den._denoise_frames(*args, 1.0, 0.0)[1] / sigma
+    sd4 = den._denoise_frames(*args, 4.0, 0.0)[1] / sigma
+    head = sd1**2 / (1 - sd1**2) - 0.3  # v = head + propagated, from v / (v + 1)
+    v4 = head + 4 * 0.3
+    np.testing.assert_allclose(sd4**2, 4 * v4 / (v4 + 4), rtol=1e-4)

@@ -89,9 +89,8 @@ class _FramesMixin:
 
         Temporal mode's variance head learns its prediction's error against scan t, whose noise (variance 1)
         dwarfs that error (a few per cent of it): trained and calibrated on it, the head misses the noise of the
-        neighbouring scans that passes through the network. Measured on a fast-evolving cube: 0.05 predicted for a
-        0.2 error (in noise units) where the signal is weak, on the fast-evolving cube of
-        ``benchmarks/denoise_science.py``.
+        neighbouring scans that passes through the network: 0.05 predicted for a 0.2 error (in noise units) where
+        the signal is weak, measured on the fast-evolving cube of ``benchmarks/denoise_science.py``.
         """
         rng = np.random.default_rng(0)  # fixed: the same input gives the same uncertainty
         total = None
@@ -133,7 +132,8 @@ class _FramesMixin:
         ``p + v / (v + n) (x - p)``, of variance ``v n / (v + n)``, where ``n`` (``frame_var``) is the frames' own
         noise variance in units of ``sigma``: 1 on the cube the denoiser was fitted on, ``(noise here / sigma)^2``
         on another cube. ``v`` is the noise the neighbours propagate into ``p`` (`_propagated_variance`, with the
-        noise's spatial ``correlation``) plus the calibrated head's; `None` (a temporal denoiser saved before
+        noise's spatial ``correlation``, times ``n``: the neighbours share scan t's noise) plus the calibrated
+        head's; `None` (a temporal denoiser saved before
         version 0.2): the head's alone, as it was calibrated.
         """
         x = frames / sigma
@@ -151,7 +151,8 @@ class _FramesMixin:
         mean, log_var = self._run(inp, dev, tile_size, n_out, model, precision, compile)
         var = np.exp(log_var) * scale**2 * np.ones_like(mean)
         if context is not None and correlation is not None:
-            var = var + self._propagated_variance(
+            # measured at the training noise; the neighbours have scan t's noise (frame_var in those units)
+            var = var + frame_var * self._propagated_variance(
                 inp, correlation, lambda a: self._run(a, dev, tile_size, n_out, model, precision, compile)[0]
             )
         if mc_net is not None:
