@@ -151,12 +151,14 @@ def tiling_geometry(size: int, halo: int, n_filters: int = 64, scale: int = 2) -
     return {"size": size, "halo": halo, **plans}
 
 
-def _modes(compile_: bool) -> list[tuple[str, dict]]:
+def _modes(compile_: bool, bf16: bool = True) -> list[tuple[str, dict]]:
+    """The modes timed; ``bf16=False`` leaves out ``"bfloat16"`` (emulated where not native: slow and useless)."""
     modes = [("float32", {"precision": "float32"})]
     if compile_:
         modes.append(("float32 + compile", {"precision": "float32", "compile": True}))
-    modes += [("bfloat16", {"precision": "bfloat16"}), ("auto", {"precision": "auto"})]
-    return modes
+    if bf16:
+        modes.append(("bfloat16", {"precision": "bfloat16"}))
+    return [*modes, ("auto", {"precision": "auto"})]
 
 
 def _conv_probe(dev: torch.device, dtype: torch.dtype):

@@ -160,6 +160,13 @@ def make_parser(description: str) -> argparse.ArgumentParser:
         help="also write docs/_static/performance/run_<cpu class>.json, from which the performance guide is made",
     )
     add_isa_option(parser)
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="time bfloat16 (the peak and the bfloat16 mode): auto (default) only where it is native; emulated "
+        "bfloat16 runs at a few GFLOP/s and would take most of an hour",
+    )
     parser.add_argument("--_fulldisk", action="store_true", help=argparse.SUPPRESS)
     return parser
 
@@ -197,9 +204,10 @@ def print_start(cpu: dict, dev: torch.device) -> None:
 
 def print_same_rounds(peak_rounds: dict, setup: dict) -> None:
     """The conv peak measured in the rounds of ``part_network`` and each mode's setup time."""
+    bf16 = f"{statistics.median(peak_rounds['bfloat16']):.0f}" if "bfloat16" in peak_rounds else "not measured"
     _row(
         "conv peak in the same rounds (float32 / bf16)",
-        f"{statistics.median(peak_rounds['float32']):.0f} / {statistics.median(peak_rounds['bfloat16']):.0f} GFLOP/s"
+        f"{statistics.median(peak_rounds['float32']):.0f} / {bf16} GFLOP/s"
         f"; setup (prepare + first call): " + ", ".join(f"{k} {v:.1f} s" for k, v in setup.items()),
     )
 

@@ -94,7 +94,7 @@ from _run_report import (  # noqa: F401
 )
 from torch.nn import functional as F
 
-from sunpy_nn.nn import configure_threads, prepare_model, relative_error, resolve_device
+from sunpy_nn.nn import bf16_is_native, configure_threads, prepare_model, relative_error, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "_static" / "performance"
@@ -103,11 +103,15 @@ RESULT: dict = {}
 
 
 # ------------------------------------------------------------------------------------------------------------ parts
-def part_peak(dev: torch.device, repeats: int) -> dict:
+def _precisions(bf16: bool) -> tuple[tuple[str, torch.dtype], ...]:
+    return (("float32", torch.float32),) + ((("bfloat16", torch.bfloat16),) if bf16 else ())
+
+
+def part_peak(dev: torch.device, repeats: int, bf16: bool = True) -> dict:
     _header("1. Measured peak of this machine (median of several runs)")
     peak = {}
     n = 2048
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+    for name, dtype in _precisions(bf16):
         a = torch.randn(n, n, device=dev).to(dtype)
         b = torch.randn(n, n, device=dev).to(dtype)
         t, _ = _median(lambda a=a, b=b: a @ b, dev, repeats)
@@ -115,7 +119,7 @@ def part_peak(dev: torch.device, repeats: int) -> dict:
         _row(f"matmul {n}^3, {name}", f"{peak[f'matmul_{name}']:.0f} GFLOP/s")
     s = ENHANCE_SIZE
     flops = 2 * 64 * 64 * 9 * s * s
-    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+    for name, dtype in _precisions(bf16):
         best = 0.0
         for layout in (torch.contiguous_format, torch.channels_last):
             x = torch.randn(1, 64, s, s, device=dev).to(dtype).contiguous(memory_format=layout)
@@ -128,7 +132,11 @@ def part_peak(dev: torch.device, repeats: int) -> dict:
             peak[f"conv_{name}_{'channels_last' if layout == torch.channels_last else 'nchw'}"] = rate
             best = max(best, rate)
         peak[f"conv_{name}"] = best
-    conv_peaks = f"{peak['conv_float32']:.0f} / {peak['conv_bfloat16']:.0f} GFLOP/s"
+    conv_peaks = (
+        f"{peak['conv_float32']:.0f} / {peak['conv_bfloat16']:.0f} GFLOP/s"
+        if bf16
+        else (f"{peak['conv_float32']:.0f} GFLOP/s / bfloat16 not measured (not native)")
+    )
     _row("=> measured conv peak float32 / bfloat16", conv_peaks)
     RESULT["peak_gflops"] = peak
     return peak
@@ -143,9 +151,10 @@ def part_network(
     dev: torch.device,
     repeats: int,
     compile_: bool,
+    bf16: bool = True,
 ) -> dict:
     """
-    Time one network in every mode on one image; returns the per-mode results.
+    Time one network in every mode on one image (``bf16=False``: no bfloat16 mode); returns the per-mode results.
 
     The modes and the peak convolution run in turns (round-robin), ``repeats`` rounds: on a shared machine the
     load drifts, and each mode's fraction of the peak is the median over rounds of its rate against the peak
@@ -155,13 +164,13 @@ def part_network(
     npix = img.size
     models: dict = {"float32 eager": net}
     setup: dict = {}
-    for name, kw in _modes(compile_):
+    for name, kw in _modes(compile_, bf16):
         t0 = time.perf_counter()
         models[name] = prepare_model(net, device=dev, example=x, **kw)
         with torch.inference_mode():
             models[name](x)  # the first call compiles
         setup[name] = time.perf_counter() - t0
-    probes = {p: _conv_probe(dev, getattr(torch, p)) for p in ("float32", "bfloat16")}
+    probes = {p: _conv_probe(dev, dtype) for p, dtype in _precisions(bf16)}
     times: dict = {name: [] for name in models}
     peak_rounds: dict = {p: [] for p in probes}
     outputs = {}
@@ -193,7 +202,7 @@ def part_network(
             compiled=bool(getattr(model, "compiled", False)),
             setup_s=setup.get(name, 0.0),
         )
-        print_network_row(name, res[name], dict(_modes(compile_)).get(name, {}))
+        print_network_row(name, res[name], dict(_modes(compile_, bf16)).get(name, {}))
     print_same_rounds(peak_rounds, setup)
     RESULT[label] = res
     return res
@@ -286,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--docs: the performance guide's tables are per CPU class; run it with --device cpu")
     repeats = args.repeats or (3 if args.quick else 5)
     compile_ = not (args.quick or args.no_compile)
+    bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and bf16_is_native(dev))
     t_start = time.perf_counter()
     cpu = cpu_info()
     print_start(cpu, dev)
@@ -303,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "enhance_size": ENHANCE_SIZE,
         "unet_size": UNET_SIZE,
         "full_size": args.full_size,
+        "bf16": bf16,  # False: bfloat16 not timed (not native here, or --bf16 no)
     }
     RESULT["environment"] = environment(cpu, dev, args)
 
@@ -311,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.quick or args.no_fulldisk) and dev.type == "cpu":
         fulldisk = part_fulldisk(args.full_size, args.tile_size)
 
-    part_peak(dev, repeats)
+    part_peak(dev, repeats, bf16)
 
     net, weights = _enhance_model()
     img, source = _hmi_image(ENHANCE_SIZE)
@@ -326,13 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     RESULT["tiling"] = tiling_geometry(args.full_size, net.receptive_radius, net.n_filters)
     enh = part_network(
-        "enhance", net, img, net.flops_per_pixel, FastEnhance(net).flops_per_pixel, dev, repeats, compile_
+        "enhance", net, img, net.flops_per_pixel, FastEnhance(net).flops_per_pixel, dev, repeats, compile_, bf16
     )
     unet = _unet()
     img, source = _crisp_image(UNET_SIZE)
     macs = unet_macs_per_pixel(unet)
     _header(f"2b. Denoiser U-Net {UNET_SIZE}x{UNET_SIZE} (random weights; {source}), median of {repeats} runs")
-    un = part_network("unet", unet, img, macs, macs, dev, repeats, compile_)
+    un = part_network("unet", unet, img, macs, macs, dev, repeats, compile_, bf16)
 
     fast_unet = prepare_model(unet, device=dev, precision="float32")
     x_unet = torch.from_numpy(img)[None, None].to(dev)

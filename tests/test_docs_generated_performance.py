@@ -164,6 +164,26 @@ def test_a_quick_run_leaves_what_it_did_not_measure_marked(gen):
     assert "``--quick``" in tables and "No full disk" in tables and "compile=True" not in tables
 
 
+def test_a_run_without_native_bfloat16_leaves_it_untimed(gen):
+    """``run.py --bf16 auto`` on kernels without native bfloat16 (AVX2, or capped to it) times float32 only."""
+    result = _run("AVX2-capped")
+    result["cpu"]["isa_cap"] = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    result["environment"]["bf16_native"] = False
+    result["settings"]["bf16"] = False
+    result["peak_gflops"] = {k: v for k, v in result["peak_gflops"].items() if "bfloat16" not in k}
+    for net in ("enhance", "unet"):
+        del result[net]["bfloat16"]
+    figures = gen.run_figures(result)
+    for name in ("enh_bf16_over_f32", "enh_bf16_error", "unet_bf16_over_f32", "unet_bf16_error", "conv_bf16_over_f32"):
+        assert figures[f"perf_avx2capped_{name}"] == gen.MISSING
+    assert figures["perf_avx2capped_bf16_units"] == "no native bfloat16 in the kernels that ran"
+    assert figures["perf_avx2capped_enh_f32_speedup"] == "2.00x"  # float32 as before
+    tables = gen.run_tables(result)
+    assert "bfloat16 was not timed" in tables and "- not timed" in tables
+    assert "with its kernels capped (ONEDNN_MAX_CPU_ISA=AVX2)" in tables
+    assert '* - ``"bfloat16"``' not in tables and '* - ``"bfloat16"``' in gen.run_tables(_run())  # no bfloat16 row
+
+
 def test_common_figures_are_arithmetic_on_the_settings(gen):
     figures = gen.common_figures(_run())
     assert figures["perf_halo_generic"] == "27 %" and figures["perf_halo_optimised"] == "9 %"

@@ -129,29 +129,38 @@ def run_figures(result: dict) -> dict[str, str]:
     best_unet = max(
         (v for k, v in unet.items() if k != "float32 eager" and v["guard_ok"]), key=lambda v: v["fraction_of_conv_peak"]
     )
-    conv_ratios = [peak["conv_bfloat16"] / peak["conv_float32"]] + [
-        net["bfloat16"]["conv_peak_gflops_same_rounds"] / net["float32"]["conv_peak_gflops_same_rounds"]
-        for net in (enh, unet)
-    ]
+    bf16 = "conv_bfloat16" in peak  # False: a run that did not time bfloat16 (not native there)
+    conv_ratios = (
+        [peak["conv_bfloat16"] / peak["conv_float32"]]
+        + [
+            net["bfloat16"]["conv_peak_gflops_same_rounds"] / net["float32"]["conv_peak_gflops_same_rounds"]
+            for net in (enh, unet)
+        ]
+        if bf16
+        else []
+    )
     compile_setup = [net[m]["setup_s"] for net in (enh, unet) for m in net if m.endswith("compile")]
     figures = {
         "cpu": cpu_name(result["cpu"]),
         "threads": str(result["threads"]),
-        "bf16_units": _bf16_units(result["cpu"]),
+        # a run with its kernels capped below bfloat16 has the flags but not the units (bf16_native: as run)
+        "bf16_units": _bf16_units(result["cpu"])
+        if result["environment"].get("bf16_native", True)
+        else ("no native bfloat16 in the kernels that ran"),
         "float32_error": _bound(max(net[m]["error"] for net in (enh, unet) for m in ("float32", "auto"))),
         "enh_f32_time": mode(enh, "float32", "time_s", lambda t: f"{t:.2f} s"),
         "enh_f32_speedup": mode(enh, "float32", "speedup_vs_eager", _x),
         "enh_f32_share": mode(enh, "float32", "fraction_of_conv_peak", _pct),
         "enh_compile_speedup": mode(enh, "float32 + compile", "speedup_vs_eager", _x),
-        "enh_bf16_over_f32": faster(enh, "bfloat16", "float32"),
-        "enh_bf16_error": _error_pct(enh["bfloat16"]["error"]),
+        "enh_bf16_over_f32": faster(enh, "bfloat16", "float32") if bf16 else MISSING,
+        "enh_bf16_error": _error_pct(enh["bfloat16"]["error"]) if bf16 else MISSING,
         "unet_f32_time": mode(unet, "float32", "time_s", lambda t: f"{t:.2f} s"),
         "unet_f32_speedup": mode(unet, "float32", "speedup_vs_eager", _x),
         "unet_compile_speedup": mode(unet, "float32 + compile", "speedup_vs_eager", _x),
         "unet_best_share": _pct(best_unet["fraction_of_conv_peak"]),
-        "unet_bf16_over_f32": faster(unet, "bfloat16", "float32"),
-        "unet_bf16_error": _error_pct(unet["bfloat16"]["error"]),
-        "conv_bf16_over_f32": _span(conv_ratios, ".1f", "x"),
+        "unet_bf16_over_f32": faster(unet, "bfloat16", "float32") if bf16 else MISSING,
+        "unet_bf16_error": _error_pct(unet["bfloat16"]["error"]) if bf16 else MISSING,
+        "conv_bf16_over_f32": _span(conv_ratios, ".1f", "x") if bf16 else MISSING,
         "compile_setup": _span(compile_setup, ".0f", " s") if compile_setup else MISSING,
     }
     _, fit = _fit_config(result)
@@ -232,17 +241,28 @@ def run_tables(result: dict) -> str:
     enh, unet = result["enhance"], result["unet"]
 
     def rounds(net: dict, precision: str) -> str:
-        return f"{net[precision]['conv_peak_gflops_same_rounds']:.0f}"
+        return f"{net[precision]['conv_peak_gflops_same_rounds']:.0f}" if precision in net else NOT_TIMED
 
+    def rate(key: str) -> str:
+        return f"{peak[key]:.0f}" if key in peak else NOT_TIMED
+
+    if "conv_bfloat16" not in peak:
+        lines += [
+            (
+                "bfloat16 was not timed (``--bf16 auto``): this CPU's kernels have no native bfloat16, so it is "
+                'emulated, at a few GFLOP/s; ``precision="auto"`` runs float32 here.'
+            ),
+            "",
+        ]
     lines += _list_table(
         f"Measured peak, GFLOP/s ({cpu['class']}, {threads})",
         ["operation", "float32", "bfloat16"],
-        [["matrix product 2048\\ :sup:`3`", f"{peak['matmul_float32']:.0f}", f"{peak['matmul_bfloat16']:.0f}"]]
+        [["matrix product 2048\\ :sup:`3`", rate("matmul_float32"), rate("matmul_bfloat16")]]
         + [
             [
                 f"64 -> 64 3x3 convolution on {settings['enhance_size']} x {settings['enhance_size']}, {lay}",
-                f"{peak[f'conv_float32_{suffix}']:.0f}",
-                f"{peak[f'conv_bfloat16_{suffix}']:.0f}",
+                rate(f"conv_float32_{suffix}"),
+                rate(f"conv_bfloat16_{suffix}"),
             ]
             for lay, suffix in (("NCHW", "nchw"), ("channels-last", "channels_last"))
             if f"conv_float32_{suffix}" in peak
@@ -466,6 +486,8 @@ def keras_figures(results: list[dict]) -> dict[str, str]:
     return figures
 
 
+#: A table cell of what a run did not time (bfloat16 where it is not native).
+NOT_TIMED = "not timed"
 NO_KERAS = "No Keras comparison is committed yet: run ``python benchmarks/keras_originals.py --docs``.\n"
 
 
