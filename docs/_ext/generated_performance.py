@@ -249,8 +249,8 @@ def run_tables(result: dict) -> str:
     if "conv_bfloat16" not in peak:
         lines += [
             (
-                "bfloat16 was not timed (``--bf16 auto``): this CPU's kernels have no native bfloat16, so it is "
-                'emulated, at a few GFLOP/s; ``precision="auto"`` runs float32 here.'
+                "bfloat16 was not timed: ``run.py --bf16 auto`` times it only where the kernels run it natively, "
+                'and these emulate it, at a few GFLOP/s; ``precision="auto"`` runs float32 here.'
             ),
             "",
         ]
