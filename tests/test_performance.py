@@ -286,6 +286,47 @@ def test_compile_failure_falls_back_with_a_logged_warning(monkeypatch, caplog):
     assert "falling back to eager" in caplog.text
 
 
+@pytest.mark.parametrize("wrong", [lambda y: y + 0.5 * (y.amax() - y.amin()), lambda y: y * float("nan")])
+def test_a_miscompiled_network_falls_back_to_eager(monkeypatch, caplog, wrong):
+    """A compiled network whose output is off (seen: 0.8 of the range, NaN) is dropped on its first call."""
+
+    def miscompile(module, **kwargs):
+        return lambda x: wrong(module(x))
+
+    monkeypatch.setattr(torch, "compile", miscompile)
+    net = random_enhance_net(depth=1, n_filters=8)
+    fast = prepare_model(net, precision="float32", compile=True)
+    x = torch.randn(1, 1, 20, 20)
+    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.optimize"), torch.inference_mode():
+        out = fast(x)
+        assert relative_error(out, net(x)) < 1e-5  # the eager network's output, not the compiled one
+        assert relative_error(fast(x), net(x)) < 1e-5
+    assert not fast.compiled
+    assert "off the eager network's" in caplog.text
+
+
+def test_a_correct_compiled_network_is_checked_once(monkeypatch):
+    calls = []
+
+    def counting_compile(module, **kwargs):
+        def run(x):
+            calls.append("compiled")
+            return module(x)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    fast = prepare_model(random_enhance_net(depth=1, n_filters=8), precision="float32", compile=True)
+    eager_calls = []
+    fast.module.register_forward_hook(lambda *args: eager_calls.append(1))
+    x = torch.randn(1, 1, 20, 20)
+    with torch.inference_mode():
+        for _ in range(3):
+            fast(x)
+    assert fast.compiled and len(calls) == 3
+    assert len(eager_calls) == 3 + 1  # the compiled stand-in runs the module, plus one eager check on the first call
+
+
 def test_compiled_enhance_within_guard(shipped):
     # The real compiler (inductor): skipped where it cannot build (no C++ compiler), which the fallback covers.
     net = shipped["intensity"]

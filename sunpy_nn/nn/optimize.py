@@ -373,6 +373,11 @@ class _Autocast(nn.Module):
             return self.net(x).float()
 
 
+#: How far a compiled bfloat16 network may be from the eager bfloat16 one (fraction of the range): both round to
+#: bfloat16, in different orders, so only a gross error (a miscompilation) is caught.
+_COMPILED_BF16_BOUND = 0.05
+
+
 class PreparedModel(nn.Module):
     """
     The network returned by `prepare_model`: an optimised module, optionally compiled.
@@ -397,7 +402,9 @@ class PreparedModel(nn.Module):
     Attributes
     ----------
     compiled : bool
-        Whether the forward pass runs through `torch.compile` (false until `enable_compile`, and after a fallback).
+        Whether the forward pass runs through `torch.compile` (false until `enable_compile`, and after a fallback:
+        when compilation fails, or when the first compiled output is farther from the eager network's than the
+        accuracy guard, ``ACCURACY_BOUND`` of the range in float32).
     """
 
     def __init__(self, module: nn.Module, original: nn.Module, precision: str, max_error: float | None) -> None:
@@ -406,6 +413,7 @@ class PreparedModel(nn.Module):
         self.precision, self.max_error = precision, max_error
         self.compiled = False
         self._compiled_forward = None
+        self._verified = False  # whether a compiled output has been checked against the eager module
         for name in ("receptive_radius", "scale", "align", "n_filters", "depth", "out_channels"):
             if hasattr(original, name):
                 setattr(self, name, getattr(original, name))
@@ -421,10 +429,29 @@ class PreparedModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._compiled_forward is not None:
             try:
-                return self._compiled_forward(x)
+                out = self._compiled_forward(x)
             except Exception as err:  # e.g. no C++ compiler: inductor fails at the first call
                 log.warning("torch.compile failed (%s: %s); falling back to eager mode", type(err).__name__, err)
                 self._compiled_forward, self.compiled = None, False
+            else:
+                if self._verified:
+                    return out
+                # The first compiled output is checked against the eager module: with its kernels capped to AVX2
+                # (ATEN_CPU_CAPABILITY) on an AVX-512 CPU, inductor's code returned 0.8 of the range off, and NaN.
+                ref = self.module(x)
+                bound = ACCURACY_BOUND if self.precision == "float32" else _COMPILED_BF16_BOUND
+                error = relative_error(out.float(), ref.float())
+                if not error <= bound:  # NaN too
+                    log.warning(
+                        "torch.compile's output is %.3g of the range off the eager network's (bound %g): "
+                        "falling back to eager mode",
+                        error,
+                        bound,
+                    )
+                    self._compiled_forward, self.compiled = None, False
+                    return ref
+                self._verified = True
+                return out
         return self.module(x)
 
 
