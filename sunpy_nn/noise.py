@@ -45,14 +45,12 @@ def _correlation_table() -> tuple[np.ndarray, np.ndarray]:
     return sigmas, np.array(ratios)
 
 
-def _gaussian_correlation(differences: np.ndarray) -> float:
+def _gaussian_correlation(ratio: float) -> float:
     """
-    The spatial correlation of the noise in scan ``differences``, as the sigma (px) of a Gaussian through which
-    white noise would have passed: from the ratio of their Immerkaer-filtered to their plain robust std (1 for
-    white noise, 0.08 for a Gaussian of 1 px), the statistics of the cross-calibrated estimate. 0 for white noise.
+    The spatial correlation of noise, as the sigma (px) of a Gaussian through which white noise would have passed,
+    from ``ratio``, the Immerkaer-filtered over the plain robust std of its scan differences (1 for white noise,
+    0.08 for a Gaussian of 1 px): the two statistics of the cross-calibrated estimate. 0 for white noise.
     """
-    plain = _mad_sigma(differences)
-    ratio = _mad_sigma(_high_pass(differences)) / plain if plain > 0 else 1.0
     sigmas, ratios = _correlation_table()
     if not ratio < ratios[0]:
         return 0.0

@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from sunpy_nn import Denoiser
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
-from sunpy_nn.noise import _gaussian_correlation
+from sunpy_nn.noise import _gaussian_correlation, _high_pass, _mad_sigma
 
 NOISE = 3e-3
 
@@ -29,7 +29,28 @@ def _noise(shape, correlation: float = 0.0, seed: int = 0) -> np.ndarray:
 def test_noise_correlation_is_read_from_the_scan_differences(correlation):
     # the synthetic cube's correlated noise: white noise through a Gaussian of this sigma, rescaled
     frames = _noise((6, 96, 96), correlation)
-    assert _gaussian_correlation(frames) == pytest.approx(correlation, abs=0.1)
+    ratio = _mad_sigma(_high_pass(frames)) / _mad_sigma(frames)
+    assert _gaussian_correlation(ratio) == pytest.approx(correlation, abs=0.1)
+
+
+@pytest.mark.parametrize("correlation", [0.0, 1.0])
+def test_noise_correlation_of_every_stokes_parameter(correlation):
+    """Stokes I's own scan differences carry the evolution of granulation: it takes the references' correlation."""
+    cube, _ = synthetic_crisp_cube(64, n_wavelengths=3, n_scans=6, noise_correlation=correlation, seed=3)
+    canon = np.asarray(cube.data, np.float64)
+    found: dict[str, float] = {}
+    Denoiser()._noise_levels(canon, list("IQUV"), [0, 1, 2, 3], correlation=found)
+    assert set(found) == set("IQUV")
+    for lab in "IQUV":
+        assert found[lab] == pytest.approx(correlation, abs=0.35), (lab, found)
+    own_i = _gaussian_correlation(
+        _mad_sigma(_high_pass(np.diff(canon[:, 0], axis=0))) / _mad_sigma(np.diff(canon[:, 0], axis=0))
+    )
+    assert found["I"] < own_i  # the evolution would read as correlation (0.48 px for white noise)
+    # nothing is asked, nothing is filled; one scan: no scan differences, no correlation
+    none: dict[str, float] = {}
+    Denoiser()._noise_levels(canon[:1], list("IQUV"), [1], correlation=none)
+    assert none == {}
 
 
 def _box(a: np.ndarray) -> np.ndarray:

@@ -94,8 +94,11 @@ class _FitMixin:
         nx = canon.shape[4]
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
         patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
-        noise, noise_methods = self._noise_levels(canon, labels, selected)
-        correlation = self._noise_correlation(canon, labels, selected) if self.temporal else {}
+        # temporal mode injects noise of the cube's spatial correlation to measure the neighbours' propagated noise
+        correlation: dict[str, float] = {}
+        noise, noise_methods = self._noise_levels(
+            canon, labels, selected, correlation=correlation if self.temporal else None
+        )
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         normed = canon / sigma[None, :, None, None, None]
         rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ from sunpy_nn.utils import fill_nearest
 
 #: Noise injection of temporal mode (`_FramesMixin._propagated_variance`): antithetic pairs of draws of this fraction
 #: of the noise (small enough for the network to stay near its training noise, large enough for float32), how many,
-#: and the window (px) the squared differences are averaged over (two draws alone scatter by ~70 % per pixel).
+#: and the window (px) the squared differences are averaged over (two draws alone scatter by ~100 % per pixel).
 INJECTION = 0.5
 INJECTION_DRAWS = 2
 PROPAGATION_WINDOW = 5

@@ -22,11 +22,16 @@ class _NoiseMixin:
 
     noise: dict[str, float]
 
-    def _noise_levels(self, canon, labels, selected, sampled=False) -> tuple[dict, dict]:
+    def _noise_levels(self, canon, labels, selected, sampled=False, correlation=None) -> tuple[dict, dict]:
         """
         Noise level of every Stokes parameter, and the method of each; a
         `ValueError` when a denoised one (``selected``) has none, e.g. a constant image. Pass-through Stokes
         parameters may have zero noise.
+
+        ``correlation``: a dict that, with two or more scans, receives the spatial correlation of each selected
+        Stokes parameter's noise (`sunpy_nn.noise._gaussian_correlation`, a Gaussian sigma in px) from the same
+        statistics of the scan differences: for Q, U and V their own; for Stokes I the median of the references',
+        because the evolution of granulation inflates its plain differences and would read as correlation.
 
         With two or more scans, polarisation parameters (Q, U, V) use the temporal estimate and Stokes I the
         cross-calibrated one (`estimate_noise`), so that the evolution of granulation does not bias it; with one
@@ -104,18 +109,12 @@ class _NoiseMixin:
             if s in selected and not sigma > 0:
                 raise ValueError(f"The noise level of Stokes {labels[s]} is {sigma}: is the cube constant?")
             out[labels[s]], methods[labels[s]] = sigma, method
+        if correlation is not None and n_t >= 2:
+            for s in selected:
+                usable = [r for r in polarisation if r != s and high_pass_sigma(r) > 0] if labels[s] == "I" else []
+                ratios = [high_pass[r] / temporal[r] for r in usable] or [high_pass_sigma(s) / temporal_sigma(s)]
+                correlation[labels[s]] = _gaussian_correlation(float(np.median(ratios)))
         return out, methods
-
-    def _noise_correlation(self, canon, labels, selected) -> dict[str, float]:
-        """
-        The spatial correlation of each denoised Stokes parameter's noise, as a Gaussian sigma in px (0: white),
-        from its scan differences (`sunpy_nn.noise._gaussian_correlation`): temporal mode injects noise of this
-        correlation to measure the noise that the neighbouring scans propagate into its prediction.
-        """
-        return {
-            labels[s]: _gaussian_correlation(_scan_differences([np.asarray(canon[:, s], dtype=np.float64)]))
-            for s in selected
-        }
 
     def _warn_noise_mismatch(self, noise: dict, labels, selected) -> None:
         """Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at."""
