@@ -327,6 +327,27 @@ def test_a_correct_compiled_network_is_checked_once(monkeypatch):
     assert len(eager_calls) == 3 + 1  # the compiled stand-in runs the module, plus one eager check on the first call
 
 
+def test_each_new_shape_is_checked_and_a_miscompiled_one_falls_back(monkeypatch, caplog):
+    """dynamic=False compiles new kernels for each input shape (e.g. a tiled run's edge tiles): each is checked."""
+
+    def miscompile_large(module, **kwargs):
+        return lambda x: module(x) * (1.0 if x.shape[-1] < 32 else float("nan"))
+
+    monkeypatch.setattr(torch, "compile", miscompile_large)
+    net = random_enhance_net(depth=1, n_filters=8)
+    fast = prepare_model(net, precision="float32", compile=True)
+    eager_calls = []
+    fast.module.register_forward_hook(lambda *args: eager_calls.append(1))
+    small, large = torch.randn(1, 1, 20, 20), torch.randn(1, 1, 20, 40)
+    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.optimize"), torch.inference_mode():
+        fast(small), fast(small)
+        assert fast.compiled and len(eager_calls) == 2 + 1  # one check for the first shape only
+        out = fast(large)
+        assert torch.isfinite(out).all() and relative_error(out, net(large)) < 1e-5
+    assert not fast.compiled
+    assert "off eager" in caplog.text
+
+
 def test_compiled_enhance_within_guard(shipped):
     # The real compiler (inductor): skipped where it cannot build (no C++ compiler), which the fallback covers.
     net = shipped["intensity"]

@@ -402,8 +402,8 @@ class PreparedModel(nn.Module):
     ----------
     compiled : bool
         Whether the forward pass runs through `torch.compile` (false until `enable_compile`, and after a fallback:
-        when compilation fails, or when the first compiled output is farther from the eager network's than the
-        accuracy guard, ``ACCURACY_BOUND`` of the range in float32).
+        when compilation fails, or when the first compiled output of any input shape is farther from the eager
+        network's than the accuracy guard, ``ACCURACY_BOUND`` of the range in float32).
     """
 
     def __init__(self, module: nn.Module, original: nn.Module, precision: str, max_error: float | None) -> None:
@@ -412,7 +412,7 @@ class PreparedModel(nn.Module):
         self.precision, self.max_error = precision, max_error
         self.compiled = False
         self._compiled_forward = None
-        self._verified = False  # whether a compiled output has been checked against the eager module
+        self._verified: set = set()  # input signatures whose compiled output matched the eager module
         for name in ("receptive_radius", "scale", "align", "n_filters", "depth", "out_channels"):
             if hasattr(original, name):
                 setattr(self, name, getattr(original, name))
@@ -433,15 +433,15 @@ class PreparedModel(nn.Module):
                 log.warning("torch.compile failed (%s: %s); falling back to eager mode", type(err).__name__, err)
                 self._compiled_forward, self.compiled = None, False
             else:
-                if self._verified:
+                if (key := (tuple(x.shape), x.dtype, x.device)) in self._verified:
                     return out
-                # The first compiled output is checked against the eager module: with its kernels capped to AVX2
-                # (ATEN_CPU_CAPABILITY) on an AVX-512 CPU, inductor's code returned 0.8 of the range off, and NaN.
+                # Each shape compiles its own kernels (dynamic=False): its first output is checked against eager
+                # (inductor under an AVX2 cap on an AVX-512 CPU returned 0.8 of the range off, and NaN).
                 ref = self.module(x)
                 bound = ACCURACY_BOUND if self.precision == "float32" else _COMPILED_BF16_BOUND
                 error = relative_error(out.float(), ref.float())
-                self._verified = error <= bound  # False for NaN too
-                if self._verified:
+                if error <= bound:  # False for NaN too
+                    self._verified.add(key)
                     return out
                 log.warning("torch.compile is %.3g of the range off eager (bound %g): running eagerly", error, bound)
                 self._compiled_forward, self.compiled = None, False
