@@ -575,8 +575,10 @@ def stokes_error_summary(
     res["bins"] = binned_rms_error(est[:, 1:], ref[:, 1:], sigma)
     if uncertainty is not None:
         unc = np.asarray(uncertainty)[:, 1:]
-        res["coverage"] = dict(zip(("1sigma", "2sigma"), coverage(est[:, 1:], ref[:, 1:], unc), strict=True))
+        # One pass over the errors for the two coverages and the reliability curve.
+        fractions = coverage(est[:, 1:], ref[:, 1:], unc, k=[1.0, 2.0, *np.atleast_1d(k if k is not None else [])])
+        res["coverage"] = dict(zip(("1sigma", "2sigma"), fractions[:2], strict=True))
         res["z"] = standardised_error(est[:, 1:], ref[:, 1:], unc)
         if k is not None:
-            res["reliability"] = coverage(est[:, 1:], ref[:, 1:], unc, k=k)
+            res["reliability"] = fractions[2:]
     return res

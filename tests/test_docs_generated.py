@@ -68,6 +68,10 @@ GENERATED = {
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("run_*.json"))
     },
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
+    **{
+        str(p.relative_to(ROOT)): (("benchmarks/gpu.py", "benchmarks/_run_inputs.py"), lambda d: d["sunpy_nn_version"])
+        for p in sorted((ROOT / "docs" / "_static" / "performance").glob("gpu_*.json"))
+    },
 }
 
 _DIRECTIVE = re.compile(r"^\s*\.\. (?:include|image|figure|literalinclude)::\s*(\S+)", re.MULTILINE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -221,6 +222,17 @@ def test_keras_figures_per_class_and_threads(gen):
     }
 
 
+def test_keras_figures_floor_of_the_packages_own_path(gen):
+    """Only where the package's path runs fewer multiply-adds (Enhance's sub-pixel upsampling) has it its own floor."""
+    case = {"ratio": 0.58, "floor_ratio": 0.58, "gflop": 177.2, "floor_optimised_ratio": 0.494}
+    run = {"cpu": {"class": "AVX2-capped"}, "threads": 1}
+    figures = gen.keras_figures(
+        [run | {"cases": {"enhance": case | {"gflop_optimised": 151.4}, "unet": case | {"gflop_optimised": 177.2}}}]
+    )
+    assert figures["perf_keras_avx2capped_1t_enhance_floor_optimised"] == "0.49"
+    assert "perf_keras_avx2capped_1t_unet_floor_optimised" not in figures
+
+
 def test_scaling_model_arithmetic(gen):
     dask = _dask()
     model = gen.scaling_model(dask)
@@ -272,3 +284,63 @@ def test_run_py_tile_geometry_matches_the_runner():
     for plan in (geometry["optimised"], geometry["generic"]):
         assert plan["computed_pixels_ratio"] == pytest.approx(plan["n_tiles"] * plan["window"] ** 2 / 1000**2)
         assert plan["computed_pixels_ratio"] >= 1
+
+
+def _gpu_run() -> dict:
+    timing = {"time_s": 10.0, "peak_mib": 3000.0, "error": 2.5e-4}
+    return {
+        "sunpy_nn_version": "0.1.dev1+gabc",
+        "date": "2026-12-01 12:00",
+        "device": {
+            "name": "NVIDIA H200",
+            "memory_gib": 139.8,
+            "capability": "9.0",
+            "torch": "2.13.0",
+            "cuda": "12.8",
+            "cudnn": 91000,
+            "tf32_convolutions": True,
+        },
+        "tests": {"summary": "2 passed, 1090 deselected in 9.0s"},
+        "fulldisk": {"size": 4096, "float32": timing | {"mpix_s": 1.68}, "bfloat16": timing | {"mpix_s": 3.2}},
+        "cube": {
+            "shape": [15, 4, 8, 1024],
+            "float32": timing | {"frames_s": 48.0},
+            "bfloat16": timing | {"frames_s": 90},
+        },
+        "training": {
+            "enhance": {
+                "label": "Enhance, batch 32 of 50 x 50",
+                "float32": {"patches_s": 900.4},
+                "bfloat16": {"patches_s": 2000},
+            }
+        },
+    }
+
+
+def test_gpu_section_without_and_with_a_run(gen):
+    """Until a GPU run is committed the guide says so and how to make one; a run gives one column per precision."""
+    assert "python benchmarks/gpu.py --docs" in gen.gpu_section([]) and "No GPU measurement" in gen.gpu_section([])
+    text = gen.gpu_section([_gpu_run()])
+    assert ".. list-table:: GPU: NVIDIA H200" in text and "may use TF32" in text and "2 passed" in text
+    assert "10.00 s (1.7 Mpix/s, peak 3000 MiB); error 2.5e-04" in text  # full disk, float32
+    assert "10.00 s (90.0 frames/s, peak 3000 MiB); error 2.5e-04" in text  # the cube, bfloat16
+    assert "     - 900 patches/s\n     - 2000 patches/s" in text
+
+
+def test_gpu_check_dry_run_writes_what_the_docs_read(tmp_path, gen):
+    """The prepared GPU script runs end to end on the CPU (its --dry-run) and writes what `gpu_section` reads."""
+    import subprocess
+
+    out = tmp_path / "gpu.json"
+    script = DOCS.parent / "benchmarks" / "gpu.py"
+    cmd = [sys.executable, str(script), "--dry-run", "--tiny", "--repeats", "1", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["dry_run"] and result["tests"] == {"skipped_run": True}
+    for part in ("fulldisk", "cube"):
+        assert result[part]["float32"]["error"] < 1e-5  # the CPU against itself
+        assert result[part]["bfloat16"]["error"] < 0.05  # rounding, not a wrong network
+    assert all(case[p]["loss_finite"] for case in result["training"].values() for p in ("float32", "bfloat16"))
+    result["device"] |= {"memory_gib": 0.0, "capability": "-", "cuda": None, "cudnn": None}
+    assert "list-table" in gen.gpu_section([result])

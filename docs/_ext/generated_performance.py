@@ -14,6 +14,7 @@ Outputs, in ``docs/guide/generated/`` (`write_performance_files`, called by ``ge
   per CPU class (``|perf_avx512_enh_f32_speedup|``) and ``|perf_...|`` for what does not depend on the CPU
   (FLOPs per pixel, tile geometry);
 - ``performance_tables.inc``: per CPU class, the tables of ``benchmarks/run.py`` and its targets;
+- ``performance_gpu.inc``: the GPU runs of ``benchmarks/gpu.py --docs`` (``gpu_<device>.json``), `gpu_section`;
 - ``scaling_figures.inc``: substitutions of the scaling guide (``|scal_...|``);
 - ``scaling_dask_throughput.inc``: the throughput table and the scaling model computed from it.
 
@@ -28,6 +29,7 @@ import math
 import re
 from pathlib import Path
 
+from generated_gpu import gpu_section
 from generated_keras import cpu_name, keras_table
 
 #: What a substitution reads when the run behind it did not measure that figure.
@@ -474,7 +476,8 @@ def load_runs(static: Path) -> list[dict]:
 def keras_figures(results: list[dict]) -> dict[str, str]:
     """
     The ratios of ``keras_originals.py --docs`` that the guide's prose quotes: ``perf_keras_<class>_<threads>t_<case>``
-    (our time over Keras', two decimals) and ``..._floor`` (the roofline floor of that ratio, where measured).
+    (our time over Keras', two decimals), ``..._floor`` (the roofline floor of that ratio, where measured) and
+    ``..._floor_optimised`` (the floor of the package's own path, where it runs fewer multiply-adds).
     """
     figures = {}
     for r in results:
@@ -483,6 +486,8 @@ def keras_figures(results: list[dict]) -> dict[str, str]:
             figures[f"{key}{case}"] = f"{c['ratio']:.2f}"
             if c.get("floor_ratio") is not None:
                 figures[f"{key}{case}_floor"] = f"{c['floor_ratio']:.2f}"
+            if c.get("floor_optimised_ratio") is not None and c["gflop_optimised"] < 0.99 * c["gflop"]:
+                figures[f"{key}{case}_floor_optimised"] = f"{c['floor_optimised_ratio']:.2f}"
     return figures
 
 
@@ -503,6 +508,8 @@ def write_performance_files(source: Path, out: Path) -> None:
     _write(out / "performance_figures.inc", _substitutions(figures))
     _write(out / "performance_tables.inc", HEADER + "\n".join(run_tables(r) for r in runs))
     _write(out / "performance_keras.inc", HEADER + (keras_table(keras) if keras else NO_KERAS))
+    gpu = [json.loads(p.read_text()) for p in sorted((static / "performance").glob("gpu_*.json"))]
+    _write(out / "performance_gpu.inc", HEADER + gpu_section(gpu))
     dask = json.loads((static / "scaling" / "dask_throughput.json").read_text())
     _write(out / "scaling_figures.inc", _substitutions(scaling_figures(dask, runs)))
     _write(out / "scaling_dask_throughput.inc", HEADER + dask_section(dask, runs))

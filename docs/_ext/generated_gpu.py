@@ -1,0 +1,80 @@
+"""
+The performance guide's GPU section, written at docs-build time from ``benchmarks/gpu.py --docs`` (issue #16).
+
+Input: ``docs/_static/performance/gpu_<device>.json``, one per GPU model (none until a GPU run is committed).
+Output: ``docs/guide/generated/performance_gpu.inc`` (`gpu_section`), written by ``generated_performance.py``.
+The function is pure: a list of JSON dicts in, reStructuredText out.
+"""
+
+from __future__ import annotations
+
+#: What the section says while no GPU run is committed.
+NO_GPU = (
+    "No GPU measurement is committed yet: no GPU was at hand for the sessions that wrote this guide. The check is "
+    "prepared: on a CUDA machine, ``python benchmarks/gpu.py --docs`` runs the CUDA tests and this benchmark in one "
+    "command (``--dry-run`` checks the script on a CPU first), and the next docs build shows its table here.\n"
+)
+PRECISIONS = ("float32", "bfloat16")
+
+
+def _time_row(label: str, part: dict, rate: str, unit: str, digits: str) -> list[str]:
+    cells = []
+    for p in PRECISIONS:
+        r = part[p]
+        peak = f", peak {r['peak_mib']:.0f} MiB" if r.get("peak_mib") is not None else ""
+        cells.append(f"{r['time_s']:.2f} s ({r[rate]:{digits}} {unit}{peak}); error {r['error']:.1e}")
+    return [f"   * - {label}", *(f"     - {c}" for c in cells)]
+
+
+def gpu_section(results: list[dict]) -> str:
+    """
+    The GPU runs as reStructuredText: per device, what was measured and one table, or `NO_GPU` when there is none.
+
+    Parameters
+    ----------
+    results : list of dict
+        The JSON of ``benchmarks/gpu.py --docs``: ``device`` (``name``, ``memory_gib``, ``capability``, ``torch``,
+        ``cuda``, ``cudnn``, ``tf32_convolutions``), ``tests`` (``summary``), ``fulldisk`` and ``cube`` (per
+        precision ``time_s``, ``mpix_s`` or ``frames_s``, ``peak_mib``, ``error``; and the sizes), ``training``
+        (per case a ``label`` and per precision ``patches_s``), ``sunpy_nn_version`` and ``date``.
+
+    Returns
+    -------
+    str
+        Per run a paragraph (device, versions, TF32, the CUDA tests' summary) and a list-table with one column per
+        precision; the error is against float32 on the CPU, as a fraction of the output range (guard 1e-3).
+    """
+    if not results:
+        return NO_GPU
+    blocks = []
+    for r in sorted(results, key=lambda r: (r["device"]["name"], r["date"])):
+        d, fd, cube = r["device"], r["fulldisk"], r["cube"]
+        tf32 = "may use TF32" if d.get("tf32_convolutions") else "in full float32 (TF32 off)"
+        n_w, n_s, n_t, edge = cube["shape"]
+        lines = [
+            (
+                f"Measured on {d['name']} ({d['memory_gib']:.0f} GiB, compute capability {d['capability']}), torch "
+                f"{d['torch']}, CUDA {d['cuda']}, cuDNN {d['cudnn']}, sunpy_nn {r['sunpy_nn_version']}, {r['date']}; "
+                f"float32 convolutions {tf32}. CUDA tests: {r['tests'].get('summary', 'not run')}."
+            ),
+            "",
+            f".. list-table:: GPU: {d['name']}",
+            "   :header-rows: 1",
+            "",
+            "   * - case",
+            *(f"     - {p}" for p in PRECISIONS),
+            *_time_row(f"Enhance, {fd['size']} x {fd['size']} full disk", fd, "mpix_s", "Mpix/s", ".1f"),
+            *_time_row(f"U-Net, {n_w} x {n_s} x {n_t} x {edge}^2 cube", cube, "frames_s", "frames/s", ".1f"),
+        ]
+        for case in r["training"].values():
+            lines += [f"   * - {case['label']} (training)"]
+            lines += [f"     - {case[p]['patches_s']:.0f} patches/s" for p in PRECISIONS]
+        lines += [
+            "",
+            (
+                "The error is the largest difference from float32 on the CPU over a 512 x 512 crop, as a fraction of "
+                "the output range (the accuracy guard is 1e-3)."
+            ),
+        ]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
