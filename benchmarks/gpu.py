@@ -24,6 +24,9 @@ It prints, in this order, and writes the same figures as JSON to ``benchmarks/re
 4. training throughput in patches/s, float32 and bfloat16 (``torch.autocast``): the Noise2Noise step of
    ``Denoiser.fit`` (batch 10 of 52 x 52) and the Enhance step of ``train_enhance`` (batch 32 of 50 x 50).
 
+On a GPU machine without internet access, fetch the package's dependencies first with ``gpu_wheels.py`` (its
+docstring gives the command for the GPU machine).
+
 ``--dry-run`` runs every part on the CPU with a 256 x 256 disk, a 2 x 4 x 1 x 128 x 128 cube and two training
 steps of batch 2, and skips the CUDA tests: it checks the script, not the speed.
 """

@@ -344,3 +344,14 @@ def test_gpu_check_dry_run_writes_what_the_docs_read(tmp_path, gen):
     assert all(case[p]["loss_finite"] for case in result["training"].values() for p in ("float32", "bfloat16"))
     result["device"] |= {"memory_gib": 0.0, "capability": "-", "cuda": None, "cudnn": None}
     assert "list-table" in gen.gpu_section([result])
+
+
+def test_gpu_wheels_requirements_leave_torch_to_the_gpu_machine():
+    """The wheels carried to a GPU machine: the package's requirements and the tests' plugin, never torch."""
+    spec = importlib.util.spec_from_file_location("gpu_wheels", DOCS.parent / "benchmarks" / "gpu_wheels.py")
+    gpu_wheels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_wheels)
+    names = {gpu_wheels._name(r) for r in gpu_wheels.requirements()}
+    assert "torch" not in names and {"sunpy", "ndcube", "reproject", "dask", "pytest-doctestplus"} <= names
+    assert gpu_wheels._name("sunpy[map]>=6.0") == "sunpy"
+    assert gpu_wheels._name("Pytest_DoctestPlus") == "pytest-doctestplus"
