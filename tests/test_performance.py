@@ -383,6 +383,7 @@ def test_bf16_is_not_native_where_onednn_is_capped_below_it(monkeypatch):
     assert bf16_is_native("cpu") is False
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 def test_cuda_float32_within_guard():
     x = torch.from_numpy(_hmi("intensity"))[None, None]
