@@ -146,3 +146,24 @@ def test_cuda_matches_cpu():
     cpu = run_tiled(NET, img, device="cpu", **kw)
     gpu = run_tiled(random_enhance_net(depth=2, n_filters=16), img, device="cuda", **kw)
     assert np.abs(cpu - gpu).max() <= 5e-3 * np.ptp(cpu)  # cuDNN may use TF32 for fp32 convolutions
+
+
+@pytest.mark.parametrize("tile", [0, 1, 16])
+def test_a_tile_size_without_a_useful_core_is_raised_not_run_pixel_by_pixel(tile, caplog):
+    """tile_size=16 with a 7 px halo once meant a 2 px core (2500 tiles for 100 x 100 px); 0 or 1 meant 10,000."""
+    import logging
+
+    from sunpy_nn.nn.runner import smallest_tile
+
+    calls = []
+    hook = NET.register_forward_pre_hook(lambda _, args: calls.append(args[0].shape[0]))
+    img = np.random.default_rng(1).normal(size=(100, 100)).astype(np.float32)
+    halo = NET.receptive_radius
+    try:
+        with caplog.at_level(logging.INFO, logger="sunpy_nn.nn.runner"):
+            out = run_tiled(NET, img, scale=2, halo=halo, tile_size=tile, progress=False)
+    finally:
+        hook.remove()
+    n_tiles = len(tile_windows(100, smallest_tile(halo), halo)) ** 2
+    assert sum(calls) == n_tiles == 49 and f"using {smallest_tile(halo)}" in caplog.text  # a 15 px core
+    assert_close_ulps(out, _whole(NET, img), 64)

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
+from sunpy_nn.nn.runner import smallest_tile
 from sunpy_nn.training.noise2noise import temporal_neighbours
 from sunpy_nn.utils import _check_int
 
@@ -138,10 +139,10 @@ class _PredictMixin:
         """A tile edge the network can use: tiles need its receptive radius on each side plus a core."""
         if tile_size is None:
             return None
-        # A tile is its core plus the receptive radius on each side: below 2 * radius + 2 * align it has no core,
-        # and near that, tiny cores make thousands of tiles. The smallest used has a core as wide as both halos.
-        align, radius = self.model.align, self.model.receptive_radius
-        smallest = -(-(4 * radius + align) // align) * align
+        # A tile is its core plus the receptive radius on each side: tiny cores make thousands of tiles. The
+        # lazy path cuts its chunks with it too, so it follows run_tiled's rule here.
+        radius = self.model.receptive_radius
+        smallest = smallest_tile(radius, self.model.align)
         if tile_size < smallest:
             log.info(
                 "tile_size=%d is too small for this network's tiles (its receptive radius of %d px on each side "

@@ -138,6 +138,22 @@ def optimized_tile_size(
     return int(max(64, min(2048, edge)) // 8 * 8)
 
 
+def smallest_tile(halo: int, align: int = 1) -> int:
+    """
+    The smallest tile edge `run_tiled` uses: a core as wide as both halos, so that at most 4x the pixels are computed.
+
+    A tile of ``2 * halo + align`` pixels is valid but has a one-pixel core: a 4096 px disk would take 16 million
+    tiles. A ``tile_size`` below this one is raised to it (the result does not depend on the tile size).
+
+    Examples
+    --------
+    >>> from sunpy_nn.nn.runner import smallest_tile
+    >>> smallest_tile(13), smallest_tile(30, align=4)
+    (53, 124)
+    """
+    return -(-(4 * int(halo) + align) // align) * align
+
+
 def _balanced_window(size: int, window: int, halo: int, align: int) -> int:
     """The smallest window that tiles ``size`` in as many windows as ``window`` does: less overlap at the end."""
     if size <= window:
@@ -369,7 +385,8 @@ def run_tiled(
     halo : int
         Overlap on each side of a tile, in input pixels; at least the network's receptive-field radius.
     tile_size : int, optional
-        Tile edge in input pixels, halo included. Default: from `default_tile_size`.
+        Tile edge in input pixels, halo included. Default: from `default_tile_size`. One below `smallest_tile`
+        (a core as wide as both halos) is raised to it, with a log line: the result does not depend on it.
     batch_size : int, optional
         Tiles per forward pass (default: `default_batch_size`).
     device : str or `torch.device`, optional
@@ -405,8 +422,7 @@ def run_tiled(
     ------
     ValueError
         ``image`` is not 2-D or 3-D, ``precision`` is not `None` or one of `PRECISIONS`, ``H`` or ``W`` is not a
-        multiple of ``align`` (where it needs more than one tile), or ``tile_size`` is too small for the halo
-        (`tile_windows`).
+        multiple of ``align`` (where it needs more than one tile).
     RuntimeError
         ``device="cuda"`` on a machine where torch sees no GPU (`~sunpy_nn.nn.resolve_device`).
 
@@ -442,8 +458,11 @@ def run_tiled(
         tile_size = optimized_tile_size(dev, getattr(model, "n_filters", 64), scale, batch_size)
     elif tile_size is None:
         tile_size = default_tile_size(dev, getattr(model, "n_filters", 64), scale, batch_size)
-    tile_size = max(int(tile_size), 2 * halo + align)
-    tile_size = -(-tile_size // align) * align
+    if int(tile_size) < (smallest := smallest_tile(halo, align)):
+        # a tiny core makes a tile per pixel or so: hours instead of seconds, for the same result
+        log.info("tile_size=%d leaves no useful core inside a halo of %d px: using %d", tile_size, halo, smallest)
+        tile_size = smallest
+    tile_size = -(-int(tile_size) // align) * align
     wy, wx = min(tile_size, ny), min(tile_size, nx)
     if optimised:  # equal windows that just cover the axis, instead of a last window overlapping its neighbour
         wy, wx = _balanced_window(ny, wy, halo, align), _balanced_window(nx, wx, halo, align)
