@@ -67,7 +67,8 @@ def enhance_map(
         Where the network runs; `None` picks a GPU when there is one.
     tile_size : int, optional
         Tile edge in input pixels (halo included). Larger tiles are a little faster and use more memory; the
-        result does not depend on it. Below 53 px (four receptive radii and one) it is raised to that.
+        result does not depend on it. Below `~sunpy_nn.nn.runner.smallest_tile` (53 px for the paper's network) it is
+        raised to that.
     normalisation : {"auto", "quiet_sun", "limb_darkening", "none"}
         How continuum images are brought to I/Ic (see `sunpy_nn.enhance.normalise`); magnetograms are always
         converted from Gauss to kG. The normalisation is undone on output.
