@@ -8,16 +8,19 @@ Run from the repository root::
     python benchmarks/gpu_wheels.py --have installed.txt  # the GPU machine's own package list (one name a line)
 
 The requirements are the package's own (``pyproject.toml``: its dependencies and the ``keras``, ``dask`` and
-``plot`` extras, which the test suite imports) and ``pytest-doctestplus`` (the tests' options need it), without
+``plot`` extras, which the test suite imports), ``pytest-doctestplus`` (the tests' options need it) and
+``numpydoc`` (a test module imports it), without
 torch: the GPU machine brings its CUDA build. pip resolves them for the target Python and platform; then every
 wheel of a project the GPU machine already holds is dropped (``--have``; by default
 ``benchmarks/gpu_image_packages.txt``, the package list of the CUDA PyTorch image this project's GPU machines run,
 as read on 2026-11-17), so that what travels stays small. On the GPU machine::
 
     python3 -m venv --system-site-packages /tmp/v && /tmp/v/bin/python -m pip install -q --no-index --no-deps .whl/*.whl
+    PYTHONPATH=$PWD /tmp/v/bin/python -c "import sunpy.map, ndcube, reproject, dask.distributed, sunpy_nn"
     PYTHONPATH=$PWD /tmp/v/bin/python benchmarks/gpu.py --docs
 
-The virtual environment sees the image's packages (torch, numpy, scipy, ...) and adds the wheels.
+The virtual environment sees the image's packages (torch, numpy, scipy, ...) and adds the wheels; the import line
+fails at once, before any GPU time goes into the benchmark, if an image package is too old for a wheel.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def requirements() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     reqs = [*project["dependencies"], *(r for e in ("keras", "dask", "plot") for r in extras[e])]
-    reqs += [r for r in extras["tests"] if _name(r) == "pytest-doctestplus"]
+    reqs += [r for r in extras["tests"] if _name(r) in ("pytest-doctestplus", "numpydoc")]  # the tests import them
     return [r for r in reqs if _name(r) != "torch"]
 
 

@@ -325,6 +325,39 @@ def test_gpu_section_without_and_with_a_run(gen):
     assert "10.00 s (1.7 Mpix/s, peak 3000 MiB); error 2.5e-04" in text  # full disk, float32
     assert "10.00 s (90.0 frames/s, peak 3000 MiB); error 2.5e-04" in text  # the cube, bfloat16
     assert "     - 900 patches/s\n     - 2000 patches/s" in text
+    run = _gpu_run()
+    run["fulldisk"]["bfloat16"]["error"] = 8e-3
+    run["cube"] |= {"weights": "random (the Denoiser's U-Net)", "data": "synthetic"}
+    run["tests"]["returncode"] = 1
+    text = gen.gpu_section([run])
+    assert "error 8.0e-03 (above the guard)" in text and text.count("above the guard") == 1
+    assert "U-Net: random (the Denoiser's U-Net) on synthetic" in text and "(they FAILED)" in text
+
+
+def _load_gpu_script():
+    spec = importlib.util.spec_from_file_location("gpu_check", DOCS.parent / "benchmarks" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_reads_the_cuda_tests_summary_and_survives_their_timeout():
+    """The GPU run's first part, without a GPU: a stand-in for the pytest subprocess."""
+    import subprocess
+    from types import SimpleNamespace
+
+    gpu = _load_gpu_script()
+    cuda = SimpleNamespace(type="cuda")
+    done = SimpleNamespace(returncode=0, stdout="....\n4 passed, 1 skipped, 1020 deselected in 12.3s\n")
+    res = gpu.part_tests(cuda, run=lambda cmd, **kw: done)
+    assert res["passed"] == 4 and res["skipped"] == 1 and res["returncode"] == 0
+    assert res["command"].endswith("tests/test_cuda.py tests/test_performance.py tests/test_runner.py")
+
+    def hang(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+
+    res = gpu.part_tests(cuda, run=hang)
+    assert res["returncode"] is None and "timed out" in res["summary"]
 
 
 def test_gpu_check_dry_run_writes_what_the_docs_read(tmp_path, gen):
@@ -338,9 +371,11 @@ def test_gpu_check_dry_run_writes_what_the_docs_read(tmp_path, gen):
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["dry_run"] and result["tests"] == {"skipped_run": True}
+    assert "failed" not in result
     for part in ("fulldisk", "cube"):
         assert result[part]["float32"]["error"] < 1e-5  # the CPU against itself
         assert result[part]["bfloat16"]["error"] < 0.05  # rounding, not a wrong network
+    assert result["cube"]["float32"]["error_log_variance"] < 1e-5  # its own channel's range
     assert all(case[p]["loss_finite"] for case in result["training"].values() for p in ("float32", "bfloat16"))
     result["device"] |= {"memory_gib": 0.0, "capability": "-", "cuda": None, "cudnn": None}
     assert "list-table" in gen.gpu_section([result])
@@ -355,3 +390,20 @@ def test_gpu_wheels_requirements_leave_torch_to_the_gpu_machine():
     assert "torch" not in names and {"sunpy", "ndcube", "reproject", "dask", "pytest-doctestplus"} <= names
     assert gpu_wheels._name("sunpy[map]>=6.0") == "sunpy"
     assert gpu_wheels._name("Pytest_DoctestPlus") == "pytest-doctestplus"
+
+
+def test_gpu_check_records_a_failed_part_and_runs_the_others(tmp_path, monkeypatch):
+    """GPU time is short: one part's exception must not lose the others' figures, and --docs is then not written."""
+    gpu = _load_gpu_script()
+
+    def broken(*args):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(gpu, "part_fulldisk", lambda *args: {"measured": True})
+    monkeypatch.setattr(gpu, "part_cube", broken)
+    monkeypatch.setattr(gpu, "part_training", lambda *args: {"measured": True})
+    out = tmp_path / "gpu.json"
+    result = gpu.main(["--dry-run", "--tiny", "--json", str(out)])
+    written = json.loads(out.read_text())
+    assert written["fulldisk"] == written["training"] == {"measured": True} and "cube" not in written
+    assert "CUDA out of memory" in written["failed"]["cube"] and result["failed"].keys() == {"cube"}

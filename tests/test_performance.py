@@ -325,6 +325,10 @@ def test_a_correct_compiled_network_is_checked_once(monkeypatch):
             fast(x)
     assert fast.compiled and len(calls) == 3
     assert len(eager_calls) == 3 + 1  # the compiled stand-in runs the module, plus one eager check on the first call
+    fast.enable_compile()  # a new compiled function: its outputs are checked again
+    with torch.inference_mode():
+        fast(x)
+    assert len(eager_calls) == 4 + 2
 
 
 def test_each_new_shape_is_checked_and_a_miscompiled_one_falls_back(monkeypatch, caplog):

@@ -219,9 +219,10 @@ class FastEnhance(nn.Module):
         y = self.body(y.to(bd)).float().add_(x0)
         # Reflection padding of the upsampled image equals edge replication before upsampling.
         y = F.pad(y.to(self.tail_dtype), (1, 1, 1, 1), mode="replicate")
-        # The upsampling stage has 4x the channels of the body: run it in strips of rows so that its activations
-        # stay small (below glibc's mmap threshold, so their memory is reused instead of faulted in per tile).
-        rows = max(8, (16 << 20) // max(1, 4 * self.n_filters * (w + 1) * y.element_size() * n))
+        # The upsampling stage has 4x the channels of the body: on the CPU in strips of rows so that its activations
+        # stay below glibc's mmap threshold (memory reused, not faulted in per tile); a GPU takes it whole.
+        budget = (16 << 20) if y.device.type == "cpu" else (1 << 62)
+        rows = max(8, budget // max(1, 4 * self.n_filters * (w + 1) * y.element_size() * n))
         z = torch.empty(n, 4, h + 1, w + 1, dtype=self.tail_dtype, device=y.device)
         for r0 in range(0, h + 1, rows):
             r1 = min(r0 + rows, h + 1)
@@ -410,8 +411,7 @@ class PreparedModel(nn.Module):
         super().__init__()
         self.module = module
         self.precision, self.max_error = precision, max_error
-        self.compiled = False
-        self._compiled_forward = None
+        self.compiled, self._compiled_forward = False, None
         self._verified: set = set()  # input signatures whose compiled output matched the eager module
         for name in ("receptive_radius", "scale", "align", "n_filters", "depth", "out_channels"):
             if hasattr(original, name):
@@ -420,7 +420,7 @@ class PreparedModel(nn.Module):
     def enable_compile(self) -> None:
         """Run the forward pass through `torch.compile`; failures fall back to eager mode with a logged warning."""
         try:
-            self._compiled_forward = torch.compile(self.module, dynamic=False)
+            self._compiled_forward, self._verified = torch.compile(self.module, dynamic=False), set()
             self.compiled = True
         except Exception as err:  # any failure of the optional compiler means eager mode
             log.warning("torch.compile is not available (%s: %s); running eagerly", type(err).__name__, err)
@@ -433,7 +433,7 @@ class PreparedModel(nn.Module):
                 log.warning("torch.compile failed (%s: %s); falling back to eager mode", type(err).__name__, err)
                 self._compiled_forward, self.compiled = None, False
             else:
-                if (key := (tuple(x.shape), x.dtype, x.device)) in self._verified:
+                if (key := (tuple(x.shape), x.stride(), x.dtype, x.device)) in self._verified:
                     return out
                 # Each shape compiles its own kernels (dynamic=False): its first output is checked against eager
                 # (inductor under an AVX2 cap on an AVX-512 CPU returned 0.8 of the range off, and NaN).
