@@ -637,6 +637,19 @@ def test_saved_output_has_no_integer_keywords(tmp_path, hmi_full_disk):
     assert "blank" in hmi_full_disk.meta  # the input's header is untouched
 
 
+def test_saving_shipped_weights_output_keeps_the_whole_sha_without_warnings(tmp_path):
+    """A new user's save warned twice ("Card is too long") and cut SNNSHA's comment to "S": the SHA has no comment."""
+    from sunpy_nn.data.synthetic import synthetic_hmi_map
+
+    hmi, _ = synthetic_hmi_map((64, 64), seed=0)
+    out = quiet(enhance_map, hmi, progress=False)  # the shipped weights: a real 64-character SHA-256
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out.save(tmp_path / "big.fits")
+    header = sunpy.map.Map(tmp_path / "big.fits").meta
+    assert header["snnsha"] == out.meta["snnsha"] and len(header["snnsha"]) == 64
+
+
 def test_normalisation_description_signs():
     from sunpy_nn.enhance import Normalisation
 

@@ -260,10 +260,10 @@ def _enhance_one(
     meta["snnkind"] = kind
     meta["snnnorm"] = norm.method
     comments = dict(meta.get("keycomments", {}))
+    comments.pop("SNNSHA", None)  # a 64-character value leaves no room for a comment: saving warned and cut it to "S"
     comments.update(
         SNNVERS="sunpy_nn version that enhanced the data",
         SNNMODEL="Enhance model name",
-        SNNSHA="SHA-256 of the Enhance weight file",
         SNNKIND="Enhance data kind",
         SNNNORM="normalisation applied for the network",
     )
