@@ -462,6 +462,21 @@ def test_reused_denoiser_warns_when_the_noise_differs(tmp_path):
         untrained_denoiser(noise=NOISE * 1.3).predict(cube, progress=False)  # within a factor 2: no warning
 
 
+def test_denoise_cube_takes_a_saved_denoisers_path(tmp_path):
+    """As enhance_map(weights=path): a new user's denoise_cube(cube, denoiser="file.pt") was an AttributeError."""
+    cube = noisy_cube(TRUTH[:2, :, :1, :32, :32])
+    den = untrained_denoiser(noise=NOISE)
+    path = den.save(tmp_path / "den.pt")
+    expected = den.predict(cube, stokes=["V"], seed=0, progress=False)
+    for given in (path, str(path)):
+        out = denoise_cube(cube, denoiser=given, stokes=["V"], seed=0, progress=False)
+        np.testing.assert_array_equal(out.data, expected.data)
+    with pytest.raises(TypeError, match="a trained Denoiser or the path"):
+        denoise_cube(cube, denoiser=3, progress=False)
+    with pytest.raises(ValueError, match=r"^epochs applies only when training"):
+        denoise_cube(cube, denoiser=path, epochs=3, progress=False)
+
+
 # ---------------------------------------------------------------------------------- the command line fails early
 @pytest.fixture
 def small_fits(tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ndcube import NDCube
 
 from sunpy_nn.cube import find_axes
@@ -45,7 +48,7 @@ def auto_temporal(cube: NDCube, *, in_memory: bool | None = None) -> int:
 def denoise_cube(
     cube: NDCube,
     *,
-    denoiser: Denoiser | None = None,
+    denoiser: Denoiser | str | Path | None = None,
     mode: str | None = None,
     temporal: int | str | None = None,
     epochs: int | None = None,
@@ -68,9 +71,10 @@ def denoise_cube(
         axes are optional), e.g. from `sunpy_nn.io.read_crisp`. NaN and masked pixels are not used for training
         and stay NaN in the denoised Stokes parameters. A dask-backed cube gives a lazy result (see
         `Denoiser.predict`).
-    denoiser : `Denoiser`, optional
-        A trained denoiser to use instead of training one (``mode``, ``epochs`` and ``patch_size`` then do not
-        apply and are refused). It warns when this cube's noise differs from its training noise by more than 2x.
+    denoiser : `Denoiser`, str or `pathlib.Path`, optional
+        A trained denoiser to use instead of training one, or the file `Denoiser.save` wrote (read with
+        `Denoiser.load`); ``mode``, ``epochs`` and ``patch_size`` then do not apply and are refused. It warns when
+        this cube's noise differs from its training noise by more than 2x.
     mode : {"image", "spectral"}, optional
         See `Denoiser` (default ``"image"``).
     temporal : int or "auto", optional
@@ -109,7 +113,9 @@ def denoise_cube(
     Raises
     ------
     TypeError
-        ``cube`` is not an `ndcube.NDCube`.
+        ``cube`` is not an `ndcube.NDCube`, or ``denoiser`` neither a `Denoiser` nor a path.
+    WeightsError
+        ``denoiser`` is a path whose file is missing, corrupt or not a saved denoiser (`Denoiser.load`).
     ValueError
         An argument out of range, or a training option given with ``denoiser`` (all checked before training); a cube
         whose axes cannot be identified (`~sunpy_nn.cube.find_axes`), without the Stokes parameters asked for, with
@@ -142,6 +148,13 @@ def denoise_cube(
     1
     """
     predict_args = (stokes, None, uncertainty, 20, device, seed, precision, compile, progress)
+    if isinstance(denoiser, str | os.PathLike):
+        denoiser = Denoiser.load(denoiser)
+    elif denoiser is not None and not isinstance(denoiser, Denoiser):
+        raise TypeError(
+            f"denoiser must be a trained Denoiser or the path of one saved with Denoiser.save, not "
+            f"{type(denoiser).__name__}"
+        )
     if denoiser is not None:
         given = {"epochs": epochs, "patch_size": patch_size, "temporal": temporal}
         given = [k for k, v in given.items() if v is not None]
@@ -149,7 +162,8 @@ def denoise_cube(
             given.append(f"mode={mode!r} (the denoiser's is {denoiser.mode!r})")
         if given:
             raise ValueError(
-                f"{', '.join(given)} apply only when training, and denoiser= is given: it is used as it is. "
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only when training, and denoiser= "
+                "is given: it is used as it is. "
                 "Leave them out, or continue its training first: denoiser.fit(cube, epochs=...)"
             )
         return denoiser.predict(
