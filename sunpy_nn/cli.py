@@ -187,8 +187,9 @@ def _denoise(args: argparse.Namespace) -> int:
         ]
         if training:
             raise ValueError(
-                f"{', '.join(training)} apply only when training; with --denoiser the trained denoiser is used as "
-                "it is. Leave them out, or leave out --denoiser to train on this cube."
+                f"{', '.join(training)} {'applies' if len(training) == 1 else 'apply'} only when training; with "
+                "--denoiser the trained denoiser is used as it is. Leave them out, or leave out --denoiser to train on "
+                "this cube."
             )
         denoiser = Denoiser.load(args.denoiser)
     else:

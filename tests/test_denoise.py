@@ -80,6 +80,21 @@ def trained():
 
 
 # -------------------------------------------------------------------------------------------------------- axes
+def test_a_wcs_in_numpy_axis_order_is_refused_with_the_reason():
+    """A new user's WCS with its axes in numpy's order made the 'spatial' axes 4 x 4 px: torch failed deep inside."""
+    from astropy.wcs import WCS
+    from ndcube import NDCube
+
+    cube = noisy_cube(TRUTH[:2, :, :, :32, :32])  # (time, Stokes, wavelength, y, x)
+    wrong = WCS(naxis=5)
+    wrong.wcs.ctype = ["UTC", "STOKES", "WAVE", "HPLT-TAN", "HPLN-TAN"]  # numpy's order: FITS wants the reverse
+    flipped = NDCube(cube.data, wcs=wrong)
+    with pytest.raises(ValueError, match=r"spatial axes .* are 2 x 4 px.*reverse of numpy's order"):
+        denoise_cube(flipped, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="reverse of numpy's order"):
+        untrained_denoiser(noise=NOISE).predict(flipped, progress=False)
+
+
 @pytest.mark.parametrize("order", list(itertools.permutations(["time", "stokes", "wavelength", "y", "x"]))[::17])
 def test_axes_found_in_any_order(order):
     cube = noisy_cube(TRUTH[:2, :, :, :16, :16], order)
@@ -440,9 +455,9 @@ def test_arguments_are_checked_before_any_work(monkeypatch):
         denoise_cube(cube, epochs=0, progress=False)
     with pytest.raises(ValueError, match="precision"):
         denoise_cube(cube, precision="fp8", progress=False)
-    with pytest.raises(ValueError, match=r"epochs.*apply only when training"):
+    with pytest.raises(ValueError, match=r"epochs.*applies only when training"):
         denoise_cube(cube, denoiser=den, epochs=3, progress=False)
-    with pytest.raises(ValueError, match=r"mode='spectral'.*apply only when training"):
+    with pytest.raises(ValueError, match=r"mode='spectral'.*applies only when training"):
         denoise_cube(cube, denoiser=den, mode="spectral", progress=False)
 
 

@@ -195,6 +195,14 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         if not isinstance(cube, NDCube):
             raise TypeError(f"Denoiser works on ndcube.NDCube objects, not {type(cube).__name__}")
         axes = find_axes(cube)
+        ny, nx, smallest = cube.data.shape[axes.y], cube.data.shape[axes.x], 2 * 2**self.depth
+        if min(ny, nx) < smallest:  # e.g. a WCS written in numpy's axis order: torch failed deep inside on 4 x 4 px
+            raise ValueError(
+                f"The cube's spatial axes (numpy axes {axes.y} and {axes.x}, by its WCS: {axes}) are {ny} x {nx} px; "
+                f"the denoiser needs at least {smallest} x {smallest}. If the image is larger, the WCS names the axes "
+                "in the wrong order: a WCS lists them in the reverse of numpy's order (ctype[0] is the last numpy "
+                "axis, x); see sunpy_nn.cube.find_axes"
+            )
         if is_dask(cube.data):
             import dask.array as da
 
