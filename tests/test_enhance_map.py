@@ -655,3 +655,25 @@ def test_normalisation_description_signs():
 
     text = Normalisation("intensity", "limb_darkening", 2.0, (0.5, -0.23), (0.0, 0.0), 10.0).describe()
     assert text.endswith("(1 - 0.5000(1-mu) + 0.2300(1-mu)^2)") and "- -" not in text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kind": "continuum"}, r"kind must be one of .*a continuum image is 'intensity'"),
+        ({"output_dir": "out"}, "output_dir is for many maps"),
+        ({"errors": "bogus"}, "errors must be 'raise' or 'warn'"),
+        ({"scheduler": "bogus"}, "scheduler must be one of"),
+        ({"num_workers": -3}, "num_workers must be a positive"),
+    ],
+)
+def test_options_of_one_map_are_checked_not_ignored(kwargs, message, tmp_path, monkeypatch):
+    """A new user's enhance_map(m, output_dir=...) returned a map, wrote nothing and said nothing; kind='continuum'
+    (HMI's own CONTENT word) asked for weights that do not exist instead of naming the kinds."""
+    from sunpy_nn.data.synthetic import synthetic_hmi_map
+
+    monkeypatch.chdir(tmp_path)
+    hmi, _ = synthetic_hmi_map((32, 32), seed=0)
+    with pytest.raises(ValueError, match=message):
+        enhance_map(hmi, weights=NET, progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()

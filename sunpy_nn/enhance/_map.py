@@ -15,7 +15,7 @@ from sunpy.map import GenericMap, MapSequence
 from torch import nn
 
 from sunpy_nn.enhance._batch import _enhance_maps
-from sunpy_nn.enhance._checks import detect_kind
+from sunpy_nn.enhance._checks import KINDS, detect_kind
 from sunpy_nn.enhance._core import _enhance_one, _Options
 from sunpy_nn.enhance._models import load_enhance_model
 
@@ -80,7 +80,7 @@ def enhance_map(
         Workers of the ``"threads"`` and ``"processes"`` schedulers (default: one per core).
     output_dir : str or `~pathlib.Path`, optional
         For many maps: write each result to ``output_dir/<input name>_enhanced.fits`` on the worker and return
-        the paths, so that the results never all sit in this process's memory.
+        the paths, so that the results never all sit in this process's memory. Refused for a single map.
     overwrite : bool
         Replace existing files in ``output_dir``.
     errors : {"raise", "warn"}
@@ -117,7 +117,8 @@ def enhance_map(
     TypeError
         ``smap`` is neither a map, a `~sunpy.map.MapSequence` nor a list (one file path must be given in a list).
     ValueError
-        An empty sequence of maps; an unknown ``kind``, ``normalisation``, ``precision`` or ``errors``. Data that
+        An empty sequence of maps; an unknown ``kind``, ``normalisation``, ``precision``, ``errors`` or
+        ``scheduler``; ``num_workers`` below 1; ``output_dir`` with a single map. Data that
         are not 2-D, all NaN, contain infinities, are smaller than 8 x 8 pixels, have the wrong unit for their kind,
         or whose kind cannot be determined. A map observed outside the visible and near infrared
         (`~sunpy_nn.enhance.PHOTOSPHERIC_WAVELENGTHS`: an AIA EUV image, for example) unless ``kind`` is given.
@@ -172,7 +173,13 @@ def enhance_map(
     >>> big.data.shape, type(big).__name__, big.meta["snnkind"]
     ((200, 200), 'HMIMap', 'intensity')
     """
+    if kind is not None and kind not in KINDS:  # before the weights are looked up for it
+        raise ValueError(
+            f"kind must be one of {KINDS} (a continuum image is 'intensity', a line-of-sight magnetogram 'blos'), "
+            f"not {kind!r}"
+        )
     options = _Options(kind, device, tile_size, normalisation, precision, compile)
+    _check_batch_options(scheduler, num_workers, errors)
     if isinstance(smap, MapSequence | list | tuple):
         if len(smap) == 0:
             raise ValueError("enhance_map got an empty sequence of maps")
@@ -192,9 +199,25 @@ def enhance_map(
         raise TypeError(f"enhance_map needs a sunpy Map, a MapSequence or a list of files, not one path: [{smap!r}]")
     if not isinstance(smap, GenericMap):
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
+    if output_dir is not None:  # silently returning a map where a file was asked for would lose the result
+        raise ValueError(
+            "output_dir is for many maps (a list of files or maps, or a MapSequence); for one map, save the result "
+            "yourself: enhance_map(smap).save(path), or pass [smap] to get the file written"
+        )
     kind = kind or detect_kind(smap)
     model, info = load_enhance_model(weights, kind)
     return _enhance_one(smap, kind, model, info, options, progress)
+
+
+def _check_batch_options(scheduler, num_workers: int | None, errors: str) -> None:
+    """The options of many maps are checked for one map too: a typo must not pass until the first list."""
+    from sunpy_nn.batch import SCHEDULERS, _check_errors
+
+    _check_errors(errors)
+    if isinstance(scheduler, str) and scheduler not in (*SCHEDULERS, "serial"):
+        raise ValueError(f"scheduler must be one of {(*SCHEDULERS, 'serial')} or a dask Client, not {scheduler!r}")
+    if num_workers is not None and int(num_workers) < 1:
+        raise ValueError(f"num_workers must be a positive number of workers, not {num_workers!r}")
 
 
 def enhance_batch(items: Sequence, **options: Any) -> list:
