@@ -205,6 +205,10 @@ def test_nan_pixels_excluded_and_kept():
     out = den.predict(cube, progress=False)
     assert np.isnan(out.data[:, 1:, :, :10, :10]).all()
     assert np.isfinite(out.data[:, 1:, :, 10:, 10:]).all()
+    # The uncertainty is NaN where the data are, Stokes I (not denoised, its noise level elsewhere) included.
+    sd = out.uncertainty.array
+    assert np.isnan(sd[:, :, :, :10, :10]).all() and np.isfinite(sd[:, :, :, 10:, 10:]).all()
+    assert np.unique(sd[:, 0, :, 10:, 10:]).size == 1  # one noise level (this cube's estimate)
 
 
 def test_bad_input():

@@ -88,8 +88,9 @@ class _ResultMixin:
                     planes.append(sd[:, index[s]])
                 elif given is not None:
                     planes.append(given[:, s])
-                else:
-                    planes.append(_full(original[:, s].shape, noise[labels[s]], dtype, lazy))
+                else:  # the noise level where there is a value; NaN where the data are NaN, as in Q, U and V
+                    plane = _full(original[:, s].shape, noise[labels[s]], dtype, lazy)
+                    planes.append(np.where(np.isnan(original[:, s]), np.nan, plane).astype(dtype))
             unc = StdDevUncertainty(axes.from_canonical(_assemble(planes, dtype, lazy)), unit=cube.unit)
         meta = copy.deepcopy(cube.meta) if cube.meta is not None else {}
         # The one provenance convention (sunpy_nn.header): software, method, model name and SHA-256, settings.
