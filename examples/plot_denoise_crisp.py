@@ -33,8 +33,8 @@ print(cube)
 # Train on the cube and denoise it
 # --------------------------------
 # ``denoise_cube(cube)`` trains with the paper's settings (10 epochs of 1,000 patches of 52 pixels; a few minutes
-# on a CPU). To keep this page fast we train a `~sunpy_nn.Denoiser` briefly with a larger learning rate, and pass
-# it in. Stokes Q, U and V are denoised; Stokes I passes through unchanged unless ``stokes=`` lists it.
+# on a CPU). To keep this page fast we train a `~sunpy_nn.Denoiser` briefly, on fewer and smaller patches, and
+# pass it in. Stokes Q, U and V are denoised; Stokes I passes through unchanged unless ``stokes=`` lists it.
 
 denoiser = Denoiser(mode="image").fit(
     cube, epochs=4, patches_per_epoch=400, patch_size=32, lr=1e-3, seed=0, progress=False

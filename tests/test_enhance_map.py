@@ -677,3 +677,11 @@ def test_options_of_one_map_are_checked_not_ignored(kwargs, message, tmp_path, m
     with pytest.raises(ValueError, match=message):
         enhance_map(hmi, weights=NET, progress=False, **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_complex_data_are_refused_not_cut_to_their_real_part():
+    from sunpy_nn.data.synthetic import synthetic_hmi_map
+
+    hmi, _ = synthetic_hmi_map((32, 32), seed=0)
+    with pytest.raises(TypeError, match="real numbers; this map's data are complex128"):
+        enhance_map(sunpy.map.Map(hmi.data.astype(complex), hmi.meta), weights=NET, progress=False)

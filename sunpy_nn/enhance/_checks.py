@@ -107,6 +107,8 @@ def _check_map(smap: GenericMap) -> None:
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
     if smap.data.ndim != 2:
         raise ValueError(f"Enhance works on 2-D maps; this map's data are {smap.data.ndim}-D {smap.data.shape}")
+    if not np.issubdtype(smap.data.dtype, np.number) or np.iscomplexobj(smap.data):  # complex: the real part went in
+        raise TypeError(f"Enhance needs real numbers; this map's data are {smap.data.dtype}")
     if min(smap.data.shape) < MIN_SIZE:
         raise ValueError(
             f"The image is {smap.data.shape[0]}x{smap.data.shape[1]} px; Enhance needs at least {MIN_SIZE}x{MIN_SIZE} "

@@ -115,7 +115,8 @@ def enhance_map(
     Raises
     ------
     TypeError
-        ``smap`` is neither a map, a `~sunpy.map.MapSequence` nor a list (one file path must be given in a list).
+        ``smap`` is neither a map, a `~sunpy.map.MapSequence` nor a list (one file path must be given in a list), or
+        its data are not real numbers (complex, for example).
     ValueError
         An empty sequence of maps; an unknown ``kind``, ``normalisation``, ``precision``, ``errors`` or
         ``scheduler``; ``num_workers`` below 1; ``output_dir`` with a single map. Data that
@@ -168,8 +169,10 @@ def enhance_map(
     >>> from sunpy_nn.nn import EnhanceNet
     >>> hmi = sunpy.map.Map(sunpy.data.test.get_test_filepath("resampled_hmi.fits"))
     >>> net = EnhanceNet(depth=1, n_filters=8)  # an untrained network, for illustration only
-    >>> import warnings; warnings.simplefilter("ignore")  # this test map is 20 arcsec/pix, not HMI's 0.504
-    >>> big = enhance_map(hmi, weights=net, progress=False)
+    >>> import warnings
+    >>> with warnings.catch_warnings():  # this test map is 20 arcsec/pix, not HMI's 0.504: enhance_map warns
+    ...     warnings.simplefilter("ignore")
+    ...     big = enhance_map(hmi, weights=net, progress=False)
     >>> big.data.shape, type(big).__name__, big.meta["snnkind"]
     ((200, 200), 'HMIMap', 'intensity')
     """
