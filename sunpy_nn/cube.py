@@ -188,7 +188,8 @@ def stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
     -------
     list of str
         One symbol per plane along the Stokes axis, in array order (a WCS value outside 1-4 is given as its number,
-        as a string); ``["?"]`` when the cube has no Stokes axis.
+        as a string). Without a Stokes axis: the one the cube was sliced to, when its WCS kept it (``cube[:, 3]``
+        of a CRISP cube gives ``["V"]``), else ``["?"]``.
 
     Examples
     --------
@@ -204,7 +205,11 @@ def stokes_labels(cube: NDCube, axes: CubeAxes) -> list[str]:
     >>> stokes_labels(cube, find_axes(cube))
     ['Q', 'U', 'V']
     """
-    if axes.stokes is None:
+    if axes.stokes is None:  # a cube sliced to one Stokes parameter (cube[:, 3]) keeps its value as a dropped axis
+        dropped = getattr(cube.wcs.low_level_wcs, "dropped_world_dimensions", None) or {}
+        for ptype, value in zip(dropped.get("world_axis_physical_types", ()), dropped.get("value", ()), strict=False):
+            if ptype == "phys.polarization.stokes":
+                return [STOKES_SYMBOLS.get(round(float(value)), str(value))]
         return ["?"]
     n = cube.data.shape[axes.stokes]
     try:  # world values along the Stokes axis only, through the low-level WCS (cheap, no time conversions)

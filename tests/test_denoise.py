@@ -18,6 +18,8 @@ from sunpy_nn.baselines import pca_denoise
 from sunpy_nn.denoise import estimate_noise, find_axes
 from sunpy_nn.utils import WeightsError, sha256sum
 
+from .helpers import assert_close_ulps
+
 NOISE = 3e-3
 CTYPES = {"x": "HPLN-TAN", "y": "HPLT-TAN", "wavelength": "WAVE", "stokes": "STOKES", "time": "UTC"}
 CUNITS = {"x": "arcsec", "y": "arcsec", "wavelength": "nm", "stokes": "", "time": "s"}
@@ -80,6 +82,20 @@ def trained():
 
 
 # -------------------------------------------------------------------------------------------------------- axes
+def test_a_cube_sliced_to_one_stokes_parameter_keeps_its_name():
+    """cube[:, 3] drops the Stokes axis; its WCS keeps V. A new user got "no noise level for Stokes ['?']"."""
+    from sunpy_nn.cube import stokes_labels
+
+    cube = noisy_cube(TRUTH[:2, :, :1, :32, :32])
+    den = untrained_denoiser(noise=NOISE)
+    for s, name in enumerate("IQUV"):
+        one = cube[:, s]
+        assert stokes_labels(one, find_axes(one)) == [name]
+    whole = den.predict(cube, stokes=["V"], seed=0, progress=False)
+    alone = denoise_cube(cube[:, 3], denoiser=den, seed=0, progress=False)
+    assert_close_ulps(alone.data, np.asarray(whole.data)[:, 3], 64)
+
+
 def test_a_wcs_in_numpy_axis_order_is_refused_with_the_reason():
     """A new user's WCS with its axes in numpy's order made the 'spatial' axes 4 x 4 px: torch failed deep inside."""
     from astropy.wcs import WCS
