@@ -497,6 +497,42 @@ def test_reused_denoiser_warns_when_the_noise_differs(tmp_path):
         untrained_denoiser(noise=NOISE * 1.3).predict(cube, progress=False)  # within a factor 2: no warning
 
 
+def test_a_reused_denoiser_converts_its_noise_levels_to_the_cubes_unit(tmp_path):
+    """Trained on I/Ic and applied to I/Ic in percent, it scaled the data by the training noise in the wrong unit."""
+    from sunpy_nn import SunpyNNUserWarning
+
+    cube = noisy_cube(TRUTH[:2, :, :1, :32, :32])
+    den = untrained_denoiser(noise=NOISE)
+    den.unit = ""  # as fit records it for a dimensionless training cube (I/Ic)
+    ref = den.predict(cube, seed=0, progress=False)
+    percent = NDCube(np.asarray(cube.data) * 100, wcs=cube.wcs, unit=u.percent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SunpyNNUserWarning)  # the same noise, once converted: no warning either
+        out = den.predict(percent, seed=0, progress=False)
+    span = np.nanmax(np.abs(ref.data[:, 1:]))
+    np.testing.assert_allclose(out.data[:, 1:] / 100, ref.data[:, 1:], rtol=0, atol=1e-6 * span)
+    np.testing.assert_allclose(out.uncertainty.array[:, 1:] / 100, ref.uncertainty.array[:, 1:], rtol=1e-5)
+    with pytest.warns(SunpyNNUserWarning, match=r"in ct and the denoiser was trained on a cube in .*does not convert"):
+        den.predict(NDCube(np.asarray(cube.data) * 1e3, wcs=cube.wcs, unit=u.ct), stokes=["V"], progress=False)
+    # The unit is saved; a file saved before it was kept (unit None) uses its levels as they are, without a word.
+    assert Denoiser.load(den.save(tmp_path / "den2.pt")).unit == ""
+    den.unit = None
+    assert den._trained_noise(u.ct) == den.noise
+
+
+def test_fit_records_the_training_cubes_unit():
+    cube = noisy_cube(TRUTH[:2, :, :1, :32, :32])
+    den = Denoiser(n_filters=8).fit(
+        NDCube(np.asarray(cube.data), wcs=cube.wcs, unit=u.percent),
+        epochs=1,
+        patches_per_epoch=10,
+        patch_size=16,
+        seed=0,
+        progress=False,
+    )
+    assert den.unit == "%" and u.Unit(den.unit) == u.percent
+
+
 def test_denoise_cube_takes_a_saved_denoisers_path(tmp_path):
     """As enhance_map(weights=path): a new user's denoise_cube(cube, denoiser="file.pt") was an AttributeError."""
     cube = noisy_cube(TRUTH[:2, :, :1, :32, :32])

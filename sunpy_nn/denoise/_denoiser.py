@@ -161,6 +161,9 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         #: Temporal mode: the spatial correlation of each Stokes parameter's noise (a Gaussian sigma in px, 0: white)
         #: with which the neighbours' propagated noise is measured; `None` for a temporal denoiser saved before it was.
         self.noise_correlation: dict[str, float] | None = {}
+        #: The unit of the training cube, in which `noise` is (`None`: unknown, in files saved before it was kept);
+        #: prediction converts the noise levels to a cube's unit (`_trained_noise`).
+        self.unit: str | None = None
         self.n_wavelengths: int | None = None
         self.history: dict = {"train_loss": [], "val_loss": [], "epoch_time": []}
         self.fit_settings: dict = {}
@@ -458,6 +461,7 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             "shuffle": self.shuffle,
             "uncertainty_calibration": dict(self.calibration),
             "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
+            "unit": self.unit,
             "fit": dict(self.fit_settings),
         }
 

@@ -50,6 +50,7 @@ class _FilesMixin:
                     "shuffle": self.shuffle,
                     "calibration": self.calibration,
                     "noise_correlation": self.noise_correlation,
+                    "unit": self.unit,
                     "history": self.history,
                     "fit_settings": self.fit_settings,
                 }
@@ -72,6 +73,7 @@ class _FilesMixin:
             "shuffle": self.shuffle,
             "uncertainty_calibration": settings["calibration"],
             "noise_correlation_px": settings["noise_correlation"],
+            "unit": settings["unit"],
             "training_recipe": settings["fit_settings"],
             "validation": {"val_loss_per_epoch": settings["history"]["val_loss"]},
         }
@@ -165,6 +167,7 @@ class _FilesMixin:
         # their uncertainty as it was calibrated (the variance head's alone).
         correlation = settings.get("noise_correlation")
         den.noise_correlation = dict(correlation) if correlation is not None else (None if den.temporal else {})
+        den.unit = settings.get("unit")  # None in files saved before the unit was kept: levels used as they are
         den.history, den.fit_settings = settings["history"], settings["fit_settings"]
         den.source = {"file": path.name, "sha256": sha256}
         return den

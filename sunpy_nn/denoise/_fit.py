@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import astropy.units as u
 import numpy as np
 import torch
 from ndcube import NDCube
@@ -143,6 +144,7 @@ class _FitMixin:
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
         self.noise, self.noise_methods, self.noise_correlation = noise, noise_methods, correlation
+        self.unit = u.dimensionless_unscaled.to_string() if cube.unit is None else u.Unit(cube.unit).to_string()
         history = train_noise2noise(
             self.model,
             train,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import astropy.units as u
 import numpy as np
 
 from sunpy_nn.nn.lazy import is_dask
@@ -116,11 +117,38 @@ class _NoiseMixin:
                 correlation[labels[s]] = _gaussian_correlation(float(np.median(ratios)))
         return out, methods
 
-    def _warn_noise_mismatch(self, noise: dict, labels, selected) -> None:
-        """Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at."""
+    def _trained_noise(self, unit) -> dict[str, float]:
+        """
+        The training noise levels in ``unit`` (a cube's; `None` reads as dimensionless): the network's scale. Where
+        the training unit is unknown (files saved before it was kept) they are used as they are; where it does not
+        convert, too, with a warning: the denoiser cannot know this cube's scale.
+        """
+        if self.unit is None:
+            return dict(self.noise)
+        here, there = (u.dimensionless_unscaled if x is None else u.Unit(x) for x in (unit, self.unit))
+        try:
+            factor = there.to(here)
+        except u.UnitConversionError:
+            warnings.warn(
+                f"This cube is in {here or 'no unit'} and the denoiser was trained on a cube in {there or 'no unit'}, "
+                "which does not convert: it scales the data by its training noise levels as they are, so the result "
+                "is only right if both cubes are normalised alike. Convert the cube to the training cube's unit, or "
+                "refit: Denoiser().fit(cube), or denoiser.fit(cube) to continue from its weights.",
+                SunpyNNUserWarning,
+                stacklevel=4,
+            )
+            return dict(self.noise)
+        return {lab: sigma * factor for lab, sigma in self.noise.items()}
+
+    def _warn_noise_mismatch(self, noise: dict, labels, selected, trained_noise: dict | None = None) -> None:
+        """
+        Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at
+        (``trained_noise``: in this cube's unit, `_trained_noise`; default the training levels as they are).
+        """
+        trained_noise = self.noise if trained_noise is None else trained_noise
         for s in selected:
             lab = labels[s]
-            trained, here = self.noise[lab], noise.get(lab)
+            trained, here = trained_noise[lab], noise.get(lab)
             if here is None or not trained > 0:
                 continue
             ratio = here / trained if here > 0 else math.inf

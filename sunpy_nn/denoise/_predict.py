@@ -81,7 +81,8 @@ class _PredictMixin:
             )
         if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
             noise = self._noise_levels(canon, labels, (), sampled=True)[0]
-        self._warn_noise_mismatch(noise, labels, selected)
+        trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
+        self._warn_noise_mismatch(noise, labels, selected, trained)
         if is_dask(canon):
             if self.temporal or self.shuffle > 1:
                 raise ValueError(
@@ -91,7 +92,7 @@ class _PredictMixin:
                     f"{'temporal=0' if self.temporal else 'shuffle=1'} for lazy cubes"
                 )
             den, sd = self._predict_lazy(
-                canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile
+                canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained
             )
             return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
         if seed is not None:
@@ -119,7 +120,7 @@ class _PredictMixin:
                 den[out_sel], sd[out_sel] = self._denoise_frames(
                     canon[sel],
                     context,
-                    self.noise[labels[s]],
+                    trained[labels[s]],
                     self.calibration.get(labels[s], 1.0),
                     dev,
                     tile_size,
@@ -130,7 +131,7 @@ class _PredictMixin:
                     precision,
                     compile,
                     # scan t's own noise variance in the network's units (the training noise): 1 on the fitted cube
-                    (noise[labels[s]] / self.noise[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
+                    (noise[labels[s]] / trained[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
                     None if self.noise_correlation is None else self.noise_correlation.get(labels[s], 0.0),
                 )
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
@@ -154,7 +155,9 @@ class _PredictMixin:
             return smallest
         return int(tile_size)
 
-    def _predict_lazy(self, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile):
+    def _predict_lazy(
+        self, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained
+    ):
         """
         `predict` of a dask-backed cube: lazy denoised values and uncertainties of the selected Stokes parameters
         (canonical order), computed block by block when used.
@@ -168,7 +171,7 @@ class _PredictMixin:
         w_chunk = n_w if self.mode == "spectral" else 1
         canon = canon[:, list(selected)].rechunk((1, 1, w_chunk, ny, nx))
         model, n_out = self.model, self.model.out_channels
-        noise, mc = dict(self.noise), uncertainty == "total"
+        noise, mc = dict(trained), uncertainty == "total"
 
         def block(b: np.ndarray, loc: tuple) -> np.ndarray:
             label = labels[selected[loc[1]]]
