@@ -116,6 +116,35 @@ def test_output_dir_bounds_client_memory(cluster_client, map_files, tmp_path):
         enhance_map(big[:1], weights=weights, kind="blos", output_dir=tmp_path / "out", progress=False)
 
 
+def test_inputs_with_the_same_file_name_are_refused_before_any_work(map_files, tmp_path):
+    """a/hmi.fits and b/hmi.fits wrote one file, holding b's map, and returned its path for both (a new user)."""
+    files, weights = map_files
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "hmi.fits").write_bytes(files[0].read_bytes())
+    same = [tmp_path / "a" / "hmi.fits", tmp_path / "b" / "hmi.fits"]
+    with pytest.raises(ValueError, match=r"same file in .*hmi_enhanced.fits"):
+        enhance_map(same, weights=weights, kind="blos", output_dir=tmp_path / "out", overwrite=True, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_output_is_refused_before_its_map_is_enhanced(map_files, tmp_path, monkeypatch):
+    """Resuming a batch recomputed every map, then refused to save it: the check now comes first."""
+    from sunpy_nn.enhance import _batch
+
+    files, weights = map_files
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "hmi_m_0_enhanced.fits").write_bytes(b"")
+    calls = []
+    real = _batch._enhance_one
+    monkeypatch.setattr(_batch, "_enhance_one", lambda *a: calls.append(1) or real(*a))
+    with pytest.raises(BatchError, match="exists: pass overwrite=True") as err:
+        enhance_map(
+            files[:2], weights=weights, kind="blos", output_dir=tmp_path / "out", scheduler="serial", progress=False
+        )
+    assert len(calls) == 1 and err.value.results[0] is None and err.value.results[1].endswith("hmi_m_1_enhanced.fits")
+
+
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
 def test_local_schedulers_equal_serial(map_files, scheduler):
     files, weights = map_files

@@ -65,6 +65,9 @@ class _EnhanceTask:
     overwrite: bool = False
 
     def __call__(self, item, index: int):
+        path = None if self.output_dir is None else Path(self.output_dir) / _output_name(item, index)
+        if path is not None and path.exists() and not self.overwrite:  # before reading and enhancing, not after
+            raise FileExistsError(f"{path} exists: pass overwrite=True to replace it")
         smap = Map(item) if isinstance(item, str | Path) else item
         if not isinstance(smap, GenericMap):
             raise TypeError(f"{_source_name(item, index)} is not one 2-D map but {type(smap).__name__}")
@@ -74,9 +77,8 @@ class _EnhanceTask:
             raise weights.with_traceback(None)  # a fresh traceback for each map that meets it
         model, info = _load(weights)
         out = _enhance_one(smap, kind, model, info, self.options, False)
-        if self.output_dir is None:
+        if path is None:
             return out
-        path = Path(self.output_dir) / _output_name(item, index)
         out.save(path, overwrite=self.overwrite)
         return str(path)
 
@@ -101,6 +103,17 @@ def _enhance_maps(
     """
     _check_errors(errors)  # before output_dir is created: nothing is made for a call that is refused
     if output_dir is not None:
+        # Inputs with the same file name (a/hmi.fits, b/hmi.fits, x.fits and x.fits.gz) would write one file, the
+        # last map's, under both names: refused before any work.
+        names: dict[str, list] = {}
+        for i, item in enumerate(items):
+            names.setdefault(_output_name(item, i), []).append(str(item) if isinstance(item, str | Path) else i)
+        clashes = {name: given for name, given in names.items() if len(given) > 1}
+        if clashes:
+            raise ValueError(
+                f"These inputs would be written to the same file in {output_dir}: {clashes}. Give them different "
+                "file names, or enhance them in separate calls with different output_dir"
+            )
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     if options.device is not None:
         options = replace(options, device=str(options.device))  # a worker builds its own torch.device
