@@ -147,7 +147,8 @@ def find_axes(cube: NDCube) -> CubeAxes:
     >>> find_axes(NDCube(np.zeros((4, 7, 32, 32)), wcs=wcs))
     CubeAxes(time=None, stokes=0, wavelength=1, y=2, x=3, ndim=4)
     """
-    types = cube.array_axis_physical_types
+    # An axis without a physical type (CTYPE '') is None in ndcube's tuples: read it as no type, not a crash.
+    types = [tuple(p for p in t if p) for t in cube.array_axis_physical_types]
     found: dict[str, int] = {}
     spatial, unknown = [], []
     for i, t in enumerate(types):

@@ -122,6 +122,13 @@ def test_axes_found_in_any_order(order):
     np.testing.assert_array_equal(axes.from_canonical(axes.to_canonical(cube.data)), cube.data)
 
 
+def test_a_wcs_without_physical_types_gets_the_documented_error():
+    """CTYPE '' (a plain FITS image read as a cube) made find_axes fail on None: 'expected str instance'."""
+    cube = NDCube(np.zeros((3, 32, 32)), wcs=WCS(naxis=3))
+    with pytest.raises(ValueError, match=r"Cannot find the axes of this cube.*physical types \[\(\), \(\), \(\)\]"):
+        find_axes(cube)
+
+
 def test_optional_axes():
     cube = NDCube(np.zeros((16, 16)), wcs=make_wcs(["y", "x"]))
     axes = find_axes(cube)
