@@ -16,10 +16,20 @@ def _enhance(args: argparse.Namespace) -> int:
     import sunpy.map
 
     from sunpy_nn.enhance import enhance_map
+    from sunpy_nn.enhance._batch import _output_name
 
-    out = Path(args.output) if args.output else Path(args.input).with_name(Path(args.input).stem + "_enhanced.fits")
+    # Everything about the output is checked before the map is read and enhanced (minutes for a full disk).
+    if Path(args.input).is_dir():
+        raise ValueError(f"{args.input} is a folder: give one FITS file (for many, use enhance_map in Python)")
+    out = Path(args.output) if args.output else Path(args.input).with_name(_output_name(args.input, 0))
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder: give the output file's name, e.g. {out / _output_name(args.input, 0)}")
+    if out.suffix.lower() not in (".fits", ".fts", ".fit"):
+        raise ValueError(f"{out}: the output is a FITS file; give it the extension .fits")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out}: the folder {out.parent} does not exist; create it first")
     if out.exists() and not args.overwrite:
-        raise SystemExit(f"sunpy-nn: {out} exists; pass --overwrite to replace it")
+        raise ValueError(f"{out} exists; pass --overwrite to replace it")
     smap = sunpy.map.Map(args.input)
     result = enhance_map(
         smap,
@@ -481,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     import sunpy  # noqa: F401  (sunpy's logger takes over warnings.showwarning when imported: before ours below)
+    from sunpy.map.mapbase import MapMetaValidationError
 
     from sunpy_nn.utils import WeightsError
 
@@ -496,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = show
         try:
             return args.func(args)
-        except (WeightsError, ValueError, TypeError, OSError) as exc:
+        except (WeightsError, ValueError, TypeError, OSError, RuntimeError, MapMetaValidationError) as exc:
+            # RuntimeError: device="cuda" without a GPU, sunpy's "No maps loaded"; MapMetaValidationError: a FITS
+            # file without the WCS a map needs. Anything else is a bug, and keeps its traceback.
             print(f"sunpy-nn {args.command}: error: {_cli_wording(str(exc), options)}", file=sys.stderr)
             return 2
         finally:

@@ -48,9 +48,39 @@ def test_enhance_fits_round_trip(tmp_path, hmi_file, capsys):
         sep = src.wcs.pixel_to_world(x, y).separation(back.wcs.pixel_to_world(2 * x + 0.5, 2 * y + 0.5))
         assert sep < 1e-6 * u.arcsec
     assert back.meta["snnmodel"] == "w" and back.meta["snnsha"] == expected.meta["snnsha"]
-    # refuses to overwrite without --overwrite
-    with pytest.raises(SystemExit, match="--overwrite"):
-        main(["enhance", str(hmi_file), "-o", str(out), "--weights", str(weights)])
+    # refuses to overwrite without --overwrite: an error line and exit status 2, as every other error
+    capsys.readouterr()
+    assert main(["enhance", str(hmi_file), "-o", str(out), "--weights", str(weights)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_enhance_checks_its_output_before_the_map_is_read(tmp_path, hmi_file, capsys, monkeypatch):
+    """A new user's -o nodir/out.fits, -o out.png or a folder failed only after the map was enhanced."""
+    import sunpy.map as smap_module
+
+    read = []
+    monkeypatch.setattr(smap_module, "Map", lambda *a, **k: read.append(a) or pytest.fail("the map was read"))
+    (tmp_path / "adir").mkdir()
+    for output, message in [
+        (tmp_path / "nodir" / "out.fits", "does not exist; create it first"),
+        (tmp_path / "out.png", "give it the extension .fits"),
+        (tmp_path / "adir", "is a folder: give the output file's name"),
+    ]:
+        assert main(["enhance", str(hmi_file), "-o", str(output), "--overwrite"]) == 2
+        assert message in capsys.readouterr().err
+    assert (
+        main(["enhance", str(tmp_path / "adir")]) == 2 and "is a folder: give one FITS file" in capsys.readouterr().err
+    )
+    assert not read
+
+
+def test_enhance_without_a_wcs_or_a_gpu_is_an_error_line_not_a_traceback(tmp_path, capsys):
+    from astropy.io import fits
+
+    plain = tmp_path / "plain.fits"
+    fits.writeto(plain, np.ones((32, 32), np.float32))  # no WCS: sunpy's MapMetaValidationError
+    assert main(["enhance", str(plain), "-o", str(tmp_path / "o.fits")]) == 2
+    assert "sunpy-nn enhance: error:" in capsys.readouterr().err
 
 
 def test_errors_are_reported_not_raised(tmp_path, hmi_file, capsys, monkeypatch):
