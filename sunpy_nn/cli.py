@@ -170,7 +170,7 @@ def _denoise(args: argparse.Namespace) -> int:
 
     from sunpy_nn.denoise import Denoiser, auto_temporal
     from sunpy_nn.io import write_crisp
-    from sunpy_nn.io.crisp import _check_output
+    from sunpy_nn.io.crisp import _check_output, _check_writable
     from sunpy_nn.nn import resolve_device
 
     # Every argument is checked before the cube is read and the network trained (minutes): a run never fails in
@@ -221,6 +221,7 @@ def _denoise(args: argparse.Namespace) -> int:
         cube = _read_cube(args, lazy=False if in_memory else "dask")
     elif in_memory:
         cube = _in_memory(cube)
+    _check_writable(cube)  # the result keeps this cube's WCS: a cube write_crisp cannot write fails now, not after fit
     if not args.denoiser:
         denoiser.fit(
             cube,

@@ -130,3 +130,20 @@ def test_the_written_history_says_each_thing_once(tmp_path, crisp_fits):
     assert sum("sunpy_nn method: Noise2Noise" in line for line in history) == 1
     assert sum("sunpy_nn mode:" in line for line in history) == 1
     assert not any("Noise2Noise denoising (" in line for line in history)  # the CLI's own summary repeated it all
+
+
+def test_a_cube_the_writer_cannot_write_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    """A wideband series (no wavelength axis) trained for minutes, then failed in write_crisp (a new user)."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=3)
+    wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "UTC"]
+    wcs.wcs.cunit = ["arcsec", "arcsec", "s"]
+    wcs.wcs.cdelt = [0.06, 0.06, 20.0]
+    wcs.wcs.dateobs = "2020-06-01T08:00:00"
+    data = 1 + 3e-3 * np.random.default_rng(0).standard_normal((4, 32, 32)).astype(np.float32)
+    fits.writeto(tmp_path / "wb.fits", data, wcs.to_header())
+    monkeypatch.setattr(Denoiser, "fit", lambda *a, **k: pytest.fail("trained before the output was known writable"))
+    rc = main(["denoise", str(tmp_path / "wb.fits"), "-o", str(tmp_path / "out.fits"), "--stokes", "all", *TRAIN])
+    assert rc == 2 and "write_crisp needs the wavelength of every tuning" in capsys.readouterr().err
+    assert not (tmp_path / "out.fits").exists()

@@ -265,6 +265,12 @@ def _read_solarnet(path: Path, lazy, unit) -> NDCube:
 
 
 # ----------------------------------------------------------------------------------------------------- write
+def _check_writable(cube: NDCube) -> None:
+    """What `write_crisp` needs of a cube's axes and coordinates, checked without writing: before minutes of work."""
+    axes = find_axes(cube)
+    _coordinate_header(cube, axes, _canonical_shape(cube, axes))
+
+
 def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtype=None, progress: bool = False) -> Path:
     """
     Write an `~ndcube.NDCube` as a SOLARNET FITS cube in SSTRED's layout.
