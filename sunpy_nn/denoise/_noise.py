@@ -140,12 +140,11 @@ class _NoiseMixin:
             return dict(self.noise)
         return {lab: sigma * factor for lab, sigma in self.noise.items()}
 
-    def _warn_noise_mismatch(self, noise: dict, labels, selected, trained_noise: dict | None = None) -> None:
+    def _warn_noise_mismatch(self, noise: dict, labels, selected, trained_noise: dict) -> None:
         """
         Warn when a Stokes parameter to denoise has a noise far from the one the network was trained at
-        (``trained_noise``: in this cube's unit, `_trained_noise`; default the training levels as they are).
+        (``trained_noise``: in this cube's unit, `_trained_noise`).
         """
-        trained_noise = self.noise if trained_noise is None else trained_noise
         for s in selected:
             lab = labels[s]
             trained, here = trained_noise[lab], noise.get(lab)

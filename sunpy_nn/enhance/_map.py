@@ -214,11 +214,10 @@ def enhance_map(
 
 def _check_batch_options(scheduler, num_workers: int | None, errors: str) -> None:
     """The options of many maps are checked for one map too: a typo must not pass until the first list."""
-    from sunpy_nn.batch import SCHEDULERS, _check_errors
+    from sunpy_nn.batch import _check_errors, resolve_scheduler
 
     _check_errors(errors)
-    if isinstance(scheduler, str) and scheduler not in (*SCHEDULERS, "serial"):
-        raise ValueError(f"scheduler must be one of {(*SCHEDULERS, 'serial')} or a dask Client, not {scheduler!r}")
+    resolve_scheduler(scheduler)  # the batch runner's own check of the name (and of a client for "distributed")
     if num_workers is not None and int(num_workers) < 1:
         raise ValueError(f"num_workers must be a positive number of workers, not {num_workers!r}")
 

@@ -221,8 +221,7 @@ class FastEnhance(nn.Module):
         y = F.pad(y.to(self.tail_dtype), (1, 1, 1, 1), mode="replicate")
         # The upsampling stage has 4x the channels of the body: on the CPU in strips of rows so that its activations
         # stay below glibc's mmap threshold (memory reused, not faulted in per tile); a GPU takes it whole.
-        budget = (16 << 20) if y.device.type == "cpu" else (1 << 62)
-        rows = max(8, budget // max(1, 4 * self.n_filters * (w + 1) * y.element_size() * n))
+        rows = max(8, (16 << 20) // max(1, 4 * self.n_filters * (w + 1) * y.element_size() * n)) if y.is_cpu else h + 1
         z = torch.empty(n, 4, h + 1, w + 1, dtype=self.tail_dtype, device=y.device)
         for r0 in range(0, h + 1, rows):
             r1 = min(r0 + rows, h + 1)
