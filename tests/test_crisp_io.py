@@ -409,6 +409,24 @@ def test_solarnet_round_trip(tmp_path, cube_data):
         assert abs((a[3] - b[3]).to_value(u.s)) < 1e-5
 
 
+@pytest.mark.parametrize("unit", [u.dimensionless_unscaled, u.percent, None])
+def test_dimensionless_cube_reads_back_dimensionless(tmp_path, cube_data, unit):
+    # The fix: I/Ic (dimensionless) was written as BUNIT = '' and read back as no unit (None)
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits")
+    cube = NDCube(cube.data, wcs=cube.wcs, unit=unit, meta=cube.meta)
+    back = read_crisp(write_crisp(cube, tmp_path / "out.fits", progress=False), lazy=False)
+    assert back.unit == unit if unit is not None else back.unit is None
+    header = fits.getheader(tmp_path / "out.fits")
+    assert ("BUNIT" in header) == (unit is not None)  # no unit stays no unit
+    # a file whose BUNIT says '' is dimensionless, as astropy reads it
+    assert read_crisp(tmp_path / "out.fits", unit="").unit == u.dimensionless_unscaled
+    # the LP writer's WCS companion too
+    write_lp(back, tmp_path / "c.fcube")
+    lp = read_crisp(tmp_path / "c.fcube")
+    assert lp.unit == unit if unit is not None else lp.unit is None
+
+
 def test_write_gnomonic_cube_in_other_axis_order(tmp_path):
     """A cube with a TAN WCS and axes (stokes, wavelength, y, x): written as SSTRED does, coordinates kept."""
     w = WCS(naxis=4)

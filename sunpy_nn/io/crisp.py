@@ -30,7 +30,7 @@ import zlib  # noqa: F401
 from dataclasses import dataclass  # noqa: F401
 from pathlib import Path
 
-import astropy.units as u
+import astropy.units as u  # noqa: F401 (a name of this module before the split)
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import StdDevUncertainty
@@ -47,6 +47,7 @@ from sunpy_nn.io.fitsfile import (  # noqa: F401 (and every name this module had
     _FITS_SUFFIXES,
     _STRUCTURAL,
     _add_history,
+    _bunit_card,
     _canonical_shape,
     _check_fits_size,
     _check_lazy,
@@ -62,6 +63,7 @@ from sunpy_nn.io.fitsfile import (  # noqa: F401 (and every name this module had
     _open_fits,
     _replacing,
     _stream_compression,
+    _unit_from_bunit,
     _write_hdu_frame,
 )
 from sunpy_nn.io.lp import (  # noqa: F401 (and every name this module had before the split)
@@ -249,9 +251,9 @@ def _read_solarnet(path: Path, lazy, unit) -> NDCube:
         hdul.close()  # a memory map stays valid while its array is referenced; dask chunks reopen the file
     bunit = unit if unit is not None else header.get("BUNIT")
     parsed = None
-    if bunit:
+    if bunit is not None:
         try:
-            parsed = u.Unit(bunit)
+            parsed = _unit_from_bunit(bunit)  # '' (how FITS writes I/Ic) is dimensionless, not "no unit"
         except ValueError:
             warnings.warn(
                 f"{path}: BUNIT {bunit!r} is not a unit astropy knows; the cube has no unit",
@@ -372,7 +374,7 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     header["SOLARNET"] = (0.5, "partially SOLARNET compliant")
     header["OBS_HDU"] = 1
     if cube.unit is not None:
-        header["BUNIT"] = cube.unit.to_string("fits")
+        header["BUNIT"] = _bunit_card(cube.unit)
     _add_history(header, meta)
 
     def image_header(name: str, bitpix: int) -> fits.Header:
@@ -391,7 +393,7 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
         uheader = image_header("UNCERT", header["BITPIX"])
         uheader["UTYPE"] = ("StdDevUncertainty", "one standard deviation of the data")
         if cube.unit is not None:
-            uheader["BUNIT"] = cube.unit.to_string("fits")
+            uheader["BUNIT"] = _bunit_card(cube.unit)
     mask = _mask_array(cube)
     if mask is not None:
         mheader = image_header("MASK", 8)

@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from ndcube import NDCube
@@ -286,6 +287,24 @@ def _header_from_meta(meta) -> fits.Header:
         except (ValueError, TypeError):  # e.g. non-ASCII strings
             log.debug("not writing meta key %s", k)
     return header
+
+
+def _bunit_card(unit: u.UnitBase) -> str | tuple[str, str]:
+    """BUNIT of a cube's unit. FITS writes dimensionless as '' (the comment says so; `_unit_from_bunit` reads it)."""
+    text = unit.to_string("fits")
+    return text if text else (text, "dimensionless (e.g. I/Ic)")
+
+
+def _unit_from_bunit(bunit) -> u.UnitBase | None:
+    """
+    The unit of a BUNIT value: '' is dimensionless (as astropy reads it; how `_bunit_card` writes I/Ic), no value
+    none. A string astropy does not know raises its ValueError.
+    """
+    if bunit is None:
+        return None
+    if isinstance(bunit, str) and not bunit.strip():
+        return u.dimensionless_unscaled
+    return u.Unit(bunit)
 
 
 def _mask_array(cube: NDCube):

@@ -25,11 +25,13 @@ from sunpy_nn.cube import STOKES_CODES, STOKES_SYMBOLS, find_axes, stokes_labels
 from sunpy_nn.io.fitsfile import (
     _STRUCTURAL,
     _add_history,
+    _bunit_card,
     _canonical_shape,
     _frame_getter,
     _header_from_meta,
     _mask_array,
     _replacing,
+    _unit_from_bunit,
 )
 from sunpy_nn.io.wcs import (
     _SPECTRAL_PHYSICAL,
@@ -376,7 +378,7 @@ def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit
     if note:
         meta["sunpy_nn_note"] = note
     wcs = _wcs(header, tables)
-    return NDCube(data, wcs=wcs, unit=u.Unit(unit) if unit else None, meta=meta)
+    return NDCube(data, wcs=wcs, unit=_unit_from_bunit(unit), meta=meta)
 
 
 # ----------------------------------------------------------------------------------------------------- write
@@ -549,7 +551,7 @@ def _companion_hdul(cube: NDCube, axes, shape5) -> fits.HDUList:
     header["DATE-BEG"] = (_isot(time.min()), "[UTC] first scan")
     header["DATE-END"] = (_isot(time.max()), "[UTC] last scan")
     if cube.unit is not None:
-        header["BUNIT"] = cube.unit.to_string("fits")
+        header["BUNIT"] = _bunit_card(cube.unit)
     _add_history(header, cube.meta)
     for i, n in enumerate(shape5[::-1], 1):
         header[f"LPNAXIS{i}"] = (n, "size of this axis of the LP cube described")
