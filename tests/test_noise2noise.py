@@ -1,5 +1,7 @@
 """The Noise2Noise pairs and training loop of `sunpy_nn.training.noise2noise`, and how `Denoiser.fit` uses them."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from sunpy_nn import Denoiser
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
 from sunpy_nn.nn import UNet
 from sunpy_nn.training import Noise2NoisePairs, temporal_neighbours, train_noise2noise
+from sunpy_nn.utils import SunpyNNUserWarning
 
 from .test_denoise import TRUTH, noisy_cube
 
@@ -143,3 +146,16 @@ def test_denoiser_fit_is_train_noise2noise_on_its_pairs():
     assert history["train_loss"] == den.history["train_loss"]
     for key, value in den.model.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_a_validation_strip_too_narrow_for_patches_is_said_not_skipped_silently():
+    # The fix: val_fraction=0.1 of a 32 px field (3 columns) trained without validation and said nothing
+    cube = noisy_cube(TRUTH[:3, :, :1, :32, :32])
+    fit = {"epochs": 1, "patches_per_epoch": 10, "patch_size": 16, "seed": 0, "progress": False}
+    with pytest.warns(SunpyNNUserWarning, match=r"val_fraction=0.1 holds out 3 of 32 columns.*without validation"):
+        den = Denoiser(n_filters=4, depth=1).fit(cube, device="cpu", val_fraction=0.1, **fit)
+    assert den.history["val_loss"] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SunpyNNUserWarning)  # a strip that holds patches validates, silently
+        den = Denoiser(n_filters=4, depth=1).fit(cube, device="cpu", val_fraction=0.5, **fit)
+    assert len(den.history["val_loss"]) == 1

@@ -245,7 +245,7 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         lr: float = 1e-3,
         loss: str = "l2",
         stokes=("Q", "U", "V"),
-        val_fraction: float = 0.1,
+        val_fraction: float | None = None,
         pairs: str = "auto",
         seed: int | None = None,
         device=None,
@@ -275,8 +275,10 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             Loss of the denoised image (the paper: L2, whose minimiser with noisy targets is the clean image).
         stokes : tuple of str or None
             Stokes parameters to train on (`None`: all).
-        val_fraction : float
-            Fraction of the field of view (its right edge) held out for the validation loss.
+        val_fraction : float, optional
+            Fraction of the field of view (its right edge) held out for the validation loss; 0.1 by default. A strip
+            too narrow for validation patches of 16 px (32 px for neighbour sub-sampling) gives no validation loss:
+            silently by default, with a `~sunpy_nn.SunpyNNUserWarning` when ``val_fraction`` is given.
         pairs : {"auto", "time", "neighbour"}
             Training pairs: scans (``"time"``, Noise2Noise: scan t against the mean of scans t-1 and t+1, or the
             other scan of two; in temporal mode the neighbouring scans against scan t), neighbour sub-sampling of

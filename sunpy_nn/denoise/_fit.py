@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import astropy.units as u
 import numpy as np
@@ -12,7 +13,7 @@ from ndcube import NDCube
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
-from sunpy_nn.utils import _check_int, _check_real
+from sunpy_nn.utils import SunpyNNUserWarning, _check_int, _check_real
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class _FitMixin:
         lr: float,
         loss: str,
         stokes,
-        val_fraction: float,
+        val_fraction: float | None,
         pairs: str,
         seed: int | None,
         device,
@@ -58,7 +59,8 @@ class _FitMixin:
                     f"patch_size must be a multiple of {2**self.depth} (the U-Net of depth {self.depth} halves it "
                     f"{self.depth} times), not {patch_size}"
                 )
-        val_fraction = _check_real("val_fraction", val_fraction, 0.0, 1.0)
+        asked_validation = val_fraction is not None  # the default is silent where the strip is too narrow
+        val_fraction = 0.1 if val_fraction is None else _check_real("val_fraction", val_fraction, 0.0, 1.0)
         if seed is not None:
             seed = _check_int("seed", seed, 0)
         dev = resolve_device(device)
@@ -132,6 +134,14 @@ class _FitMixin:
                 neighbour,
                 temporal=self.temporal,
                 shuffle=self.shuffle,
+            )
+        elif val_fraction > 0 and asked_validation:  # asked for, but the strip holds no patch: say so
+            warnings.warn(
+                f"val_fraction={val_fraction:g} holds out {nx - x_split} of {nx} columns, too narrow for validation "
+                f"patches of 16 px{' (twice that for neighbour sub-sampling)' if neighbour else ''}: training "
+                "without validation. Use a larger val_fraction, or val_fraction=0 to train on the whole field.",
+                SunpyNNUserWarning,
+                stacklevel=3,
             )
         if train.self_supervised_single:
             log.info("Training with neighbour sub-sampling pairs (Neighbor2Neighbor)")
