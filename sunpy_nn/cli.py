@@ -291,10 +291,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sunpy_nn {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    # -v after the command too (sunpy-nn denoise -v ...): SUPPRESS keeps a -v given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (-v info, -vv debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
         "enhance",
+        parents=[verbose],
         help="x2 deconvolution and super-resolution of an HMI map (FITS in, FITS out)",
         description="Enhance an SDO/HMI continuum image or magnetogram: twice the pixels, deconvolved, with a WCS "
         "that keeps every pixel edge in place. The output reads back with sunpy.map.Map as the same kind of map.",
@@ -318,6 +324,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train-enhance",
+        parents=[verbose],
         help="train an Enhance network on your own high-resolution images",
         description="Train Enhance with the paper's recipe on high-resolution images (simulation snapshots): "
         "pairs are degraded with HMI's PSF and resampled to 0.504 arcsec/pix (input) and with a 28 cm Airy "
@@ -346,6 +353,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "denoise",
+        parents=[verbose],
         help="Noise2Noise denoising of a CRISP cube (SOLARNET FITS or LP cube), trained on the cube itself",
         description="Denoise a SOLARNET FITS cube (SSTRED's layout, or any FITS cube whose WCS has two spatial "
         "axes and optional wavelength, Stokes and time axes) or a CRISPEX LP cube (*.fcube/*.icube beside its "
@@ -387,6 +395,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser(
         "demo",
+        parents=[verbose],
         help="run both methods on built-in synthetic data and report figures of merit",
         description="Enhance a synthetic HMI-like map and denoise a synthetic CRISP-like cube, print the gain "
         "against the known truth, and write FITS and PNG comparison images to OUTPUT_DIR.",

@@ -166,3 +166,19 @@ def test_train_refuses_an_output_that_is_not_a_pt_file_before_training(tmp_path,
     code = main([*args, "-o", str(tmp_path / "weights.h5")])
     assert code == 2
     assert "ends in .h5" in capsys.readouterr().err and not (tmp_path / "weights.h5.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["demo"], 0),
+        (["-v", "demo"], 1),
+        (["demo", "-v"], 1),  # the fix: -v after the command was "unrecognized arguments"
+        (["denoise", "-vv", "in.fits", "-o", "out.fits"], 2),
+        (["-vv", "enhance", "in.fits"], 2),  # a -v before the command is kept
+    ],
+)
+def test_verbose_before_or_after_the_command(argv, level):
+    from sunpy_nn.cli import _build_parser
+
+    assert _build_parser().parse_args(argv).verbose == level
