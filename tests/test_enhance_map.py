@@ -502,6 +502,7 @@ def test_euv_map_is_refused_unless_kind_is_given():
         out = enhance_map(aia, kind="intensity", weights=NET, progress=False)
     messages = " | ".join(str(w.message) for w in record)
     assert "trained for SDO/HMI" in messages and "AIA" in messages and "171 Angstrom" in messages
+    assert "comes from SDO AIA 3." in messages  # once: it said "SDO AIA 3 AIA" (instrument and detector)
     assert out.data.shape == (256, 256)
 
 

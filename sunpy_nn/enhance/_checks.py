@@ -44,7 +44,8 @@ def _instrument_name(smap: GenericMap) -> str:
     parts = []
     for value in (smap.observatory, smap.instrument, smap.detector):
         text = "" if value is None else str(value).strip()
-        if text and text not in parts:
+        # skip what the name already says: AIA's instrument "AIA 3" and detector "AIA" made "SDO AIA 3 AIA"
+        if text and not set(text.split()) <= set(" ".join(parts).split()):
             parts.append(text)
     return " ".join(parts)
 
