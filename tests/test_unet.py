@@ -97,3 +97,12 @@ def test_mc_dropout_varies_only_when_enabled():
 def test_bad_configuration():
     with pytest.raises(ValueError, match="padding"):
         UNet(padding="same")
+
+
+@pytest.mark.parametrize("shape", [(30, 32), (32, 18), (33, 33)])
+def test_sizes_that_are_not_multiples_of_the_alignment_are_named(shape):
+    # was a bare "Sizes of tensors must match" from torch.cat inside the decoder
+    net = UNet(1, 1, 4, 2)
+    with pytest.raises(ValueError, match=rf"multiples of 4, not \({shape[0]}, {shape[1]}\): pad them"):
+        net(torch.zeros(1, 1, *shape))
+    assert net(torch.zeros(1, 1, 32, 36)).shape == (1, 1, 32, 36)

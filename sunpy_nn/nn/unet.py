@@ -294,6 +294,11 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``."""
+        if x.shape[-2] % self.align or x.shape[-1] % self.align:  # else a shape error deep inside torch.cat
+            raise ValueError(
+                f"The U-Net of depth {len(self.down)} needs images whose sides are multiples of {self.align}, not "
+                f"{tuple(x.shape[-2:])}: pad them (sunpy_nn.nn.run_tiled and Denoiser do), or crop them"
+            )
         skips = []
         y = x
         for block in self.down:
