@@ -480,11 +480,13 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
           ``format_version`` 2, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
           parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``noise_correlation``
           (temporal mode), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they are
-          covered by its SHA-256.
+          covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same ``seed`` on
+          the same machine write the same bytes.
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
           parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
           settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
-          ``uncertainty_calibration``, ``noise_correlation_px``, ``training_recipe``, ``validation``).
+          ``uncertainty_calibration``, ``noise_correlation_px``, ``training_recipe``, ``validation``), and the
+          seconds each epoch took (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
 
         Parameters
         ----------

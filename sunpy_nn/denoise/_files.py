@@ -51,7 +51,8 @@ class _FilesMixin:
                     "calibration": self.calibration,
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
-                    "history": self.history,
+                    # wall-clock times would make two identical seeded trainings differ in SHA-256: in the card
+                    "history": {k: v for k, v in self.history.items() if k != "epoch_time"},
                     "fit_settings": self.fit_settings,
                 }
             )
@@ -76,6 +77,7 @@ class _FilesMixin:
             "unit": settings["unit"],
             "training_recipe": settings["fit_settings"],
             "validation": {"val_loss_per_epoch": settings["history"]["val_loss"]},
+            "epoch_time_s": list(self.history.get("epoch_time", [])),  # this machine's; not in the hashed file
         }
         path = save_weights(self.model, weight_path(path), card=card, extra=settings)
         # save_weights hashed the file for its model card: read the hash there rather than hash the file again
@@ -142,6 +144,8 @@ class _FilesMixin:
                 f"{path} is a torch file but not a Denoiser file (nor a sunpy_nn weight file): save one with "
                 "Denoiser.save"
             )
+        if "epoch_time" not in settings["history"]:  # kept in the card since version 0.2 (see _settings)
+            settings["history"]["epoch_time"] = list(card.get("epoch_time_s", []))
         log.info("Loaded the denoiser %s (sha256 %s)", path, digest[:12])
         return cls._restore(model, settings, path, digest)
 
