@@ -293,7 +293,14 @@ class UNet(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``."""
+        """
+        ``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``.
+
+        Raises
+        ------
+        ValueError
+            ``H`` or ``W`` is not a multiple of `align` (``2**depth``).
+        """
         if x.shape[-2] % self.align or x.shape[-1] % self.align:  # else a shape error deep inside torch.cat
             raise ValueError(
                 f"The U-Net of depth {len(self.down)} needs images whose sides are multiples of {self.align}, not "
