@@ -291,10 +291,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sunpy_nn {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
-    # -v after the command too (sunpy-nn denoise -v ...): SUPPRESS keeps a -v given before it
+    # -v after the command too (sunpy-nn denoise -v ...), counted apart and added (main) to any given before it
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="log more (-v info, -vv debug)"
+        "-v", "--verbose", action="count", default=0, dest="verbose_after", help="log more (-v info, -vv debug)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         text = _cli_wording(str(message), options)
         print(f"sunpy-nn {args.command}: warning: {category.__name__}: {text}", file=sys.stderr)
 
-    logger, handler, old_level = _configure_logging(args.verbose)
+    logger, handler, old_level = _configure_logging(args.verbose + getattr(args, "verbose_after", 0))
     with warnings.catch_warnings():
         warnings.showwarning = show
         try:

@@ -176,9 +176,22 @@ def test_train_refuses_an_output_that_is_not_a_pt_file_before_training(tmp_path,
         (["demo", "-v"], 1),  # the fix: -v after the command was "unrecognized arguments"
         (["denoise", "-vv", "in.fits", "-o", "out.fits"], 2),
         (["-vv", "enhance", "in.fits"], 2),  # a -v before the command is kept
+        (["-v", "demo", "-v"], 2),  # and added to one after it
     ],
 )
 def test_verbose_before_or_after_the_command(argv, level):
     from sunpy_nn.cli import _build_parser
 
-    assert _build_parser().parse_args(argv).verbose == level
+    args = _build_parser().parse_args(argv)
+    assert args.verbose + args.verbose_after == level
+
+
+def test_main_logs_at_the_level_of_every_v(monkeypatch, tmp_path):
+    import sunpy_nn.cli as cli
+
+    seen = []
+    real = cli._configure_logging
+    monkeypatch.setattr(cli, "_configure_logging", lambda verbose: seen.append(verbose) or real(verbose))
+    missing = str(tmp_path / "missing.fits")
+    assert cli.main(["-v", "enhance", missing, "-o", str(tmp_path / "o.fits"), "-v"]) == 2  # the file is missing
+    assert seen == [2]

@@ -230,3 +230,10 @@ def test_files_that_hold_no_denoiser(small, tmp_path):
     path = small.save(tmp_path / "den.pt")
     path.with_suffix(".json").unlink()
     assert Denoiser.load(path).noise == small.noise
+
+
+def test_a_file_without_its_card_keeps_one_time_per_epoch(small, tmp_path):
+    path = small.save(tmp_path / "den.pt")
+    path.with_suffix(".json").unlink()
+    history = Denoiser.load(path).history
+    assert len(history["epoch_time"]) == len(history["train_loss"]) and np.isnan(history["epoch_time"]).all()

@@ -506,6 +506,24 @@ def test_euv_map_is_refused_unless_kind_is_given():
     assert out.data.shape == (256, 256)
 
 
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        (("SDO", "AIA 3", "AIA"), "SDO AIA 3"),
+        (("SDO", "AIA", "AIA 3"), "SDO AIA AIA 3"),  # the detector adds the telescope number
+        (("SDO/AIA", "aia", None), "SDO/AIA"),  # case and "/" do not make a new name
+        (("SDO", "HMI", "HMI"), "SDO HMI"),
+        ((None, None, None), ""),
+    ],
+)
+def test_instrument_name_says_each_word_once(names, said):
+    from types import SimpleNamespace
+
+    from sunpy_nn.enhance._checks import _instrument_name
+
+    assert _instrument_name(SimpleNamespace(observatory=names[0], instrument=names[1], detector=names[2])) == said
+
+
 def test_quantity_wavelength_in_the_photosphere_gets_the_instrument_warning():
     data = 5e4 * (1 + 0.04 * np.random.default_rng(0).standard_normal((40, 40)))
     obs = SkyCoord(0 * u.arcsec, 0 * u.arcsec, obstime="2014-03-01", observer="earth", frame=frames.Helioprojective)

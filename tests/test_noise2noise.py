@@ -152,10 +152,13 @@ def test_a_validation_strip_too_narrow_for_patches_is_said_not_skipped_silently(
     # The fix: val_fraction=0.1 of a 32 px field (3 columns) trained without validation and said nothing
     cube = noisy_cube(TRUTH[:3, :, :1, :32, :32])
     fit = {"epochs": 1, "patches_per_epoch": 10, "patch_size": 16, "seed": 0, "progress": False}
-    with pytest.warns(SunpyNNUserWarning, match=r"val_fraction=0.1 holds out 3 of 32 columns.*without validation"):
+    narrow = r"without validation: val_fraction=0.1 holds out 3 of 32 columns.* need 16"
+    with pytest.warns(SunpyNNUserWarning, match=narrow):
         den = Denoiser(n_filters=4, depth=1).fit(cube, device="cpu", val_fraction=0.1, **fit)
     assert den.history["val_loss"] == []
     with warnings.catch_warnings():
         warnings.simplefilter("error", SunpyNNUserWarning)  # a strip that holds patches validates, silently
         den = Denoiser(n_filters=4, depth=1).fit(cube, device="cpu", val_fraction=0.5, **fit)
     assert len(den.history["val_loss"]) == 1
+    with pytest.warns(SunpyNNUserWarning, match=r"cannot exceed patch_size=8, below their 16 px"):  # not the strip
+        Denoiser(n_filters=4, depth=1).fit(cube, device="cpu", val_fraction=0.5, **(fit | {"patch_size": 8}))

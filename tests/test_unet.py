@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sunpy_nn.io.keras import load_keras_unet
-from sunpy_nn.nn import UNet, run_tiled
+from sunpy_nn.nn import UNet, prepare_model, run_tiled
 from sunpy_nn.utils import WeightsError
 
 from .helpers import assert_close_ulps, shared_file
@@ -103,6 +103,9 @@ def test_bad_configuration():
 def test_sizes_that_are_not_multiples_of_the_alignment_are_named(shape):
     # was a bare "Sizes of tensors must match" from torch.cat inside the decoder
     net = UNet(1, 1, 4, 2)
-    with pytest.raises(ValueError, match=rf"multiples of 4, not \({shape[0]}, {shape[1]}\): pad them"):
+    with pytest.raises(ValueError, match=rf"multiples of 4 \(2\*\*depth\), not \({shape[0]}, {shape[1]}\): pad them"):
         net(torch.zeros(1, 1, *shape))
     assert net(torch.zeros(1, 1, 32, 36)).shape == (1, 1, 32, 36)
+    fast = prepare_model(net.eval(), device="cpu")  # the optimised copy that run_tiled uses
+    with pytest.raises(ValueError, match=r"multiples of 4 \(2\*\*depth\)"):
+        fast(torch.zeros(1, 1, *shape))

@@ -277,8 +277,9 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             Stokes parameters to train on (`None`: all).
         val_fraction : float, optional
             Fraction of the field of view (its right edge) held out for the validation loss; 0.1 by default. A strip
-            too narrow for validation patches of 16 px (32 px for neighbour sub-sampling) gives no validation loss:
-            silently by default, with a `~sunpy_nn.SunpyNNUserWarning` when ``val_fraction`` is given.
+            too narrow for validation patches of 16 px (``2 shuffle`` times that for neighbour sub-sampling), or a
+            ``patch_size`` below 16, gives no validation loss: silently by default, with a warning when
+            ``val_fraction`` is given.
         pairs : {"auto", "time", "neighbour"}
             Training pairs: scans (``"time"``, Noise2Noise: scan t against the mean of scans t-1 and t+1, or the
             other scan of two; in temporal mode the neighbouring scans against scan t), neighbour sub-sampling of
@@ -309,6 +310,12 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             constant Stokes parameter to denoise.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
+
+        Warns
+        -----
+        sunpy_nn.SunpyNNUserWarning
+            A ``val_fraction`` was given but leaves no room for validation patches: training goes on without a
+            validation loss.
         """
         return self._fit(
             cube,
@@ -481,7 +488,7 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
           parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``noise_correlation``
           (temporal mode), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they are
           covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same ``seed`` on
-          the same machine write the same bytes.
+          the same machine, saved under the same file name (which names the model inside), write the same bytes.
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
           parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
           settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,

@@ -144,8 +144,11 @@ class _FilesMixin:
                 f"{path} is a torch file but not a Denoiser file (nor a sunpy_nn weight file): save one with "
                 "Denoiser.save"
             )
-        if "epoch_time" not in settings["history"]:  # kept in the card since version 0.2 (see _settings)
-            settings["history"]["epoch_time"] = list(card.get("epoch_time_s", []))
+        history = settings["history"]
+        if "epoch_time" not in history:  # in the card for files saved since the times left the hashed file
+            times = list(card.get("epoch_time_s", []))
+            # without the card: unknown (NaN), one per epoch, so that a warm start keeps the lists aligned
+            history["epoch_time"] = times if times else [float("nan")] * len(history.get("train_loss", []))
         log.info("Loaded the denoiser %s (sha256 %s)", path, digest[:12])
         return cls._restore(model, settings, path, digest)
 

@@ -136,10 +136,16 @@ class _FitMixin:
                 shuffle=self.shuffle,
             )
         elif val_fraction > 0 and asked_validation:  # asked for, but the strip holds no patch: say so
+            per = 2 * self.shuffle if neighbour else 1  # columns per pixel of a pair (neighbour sub-sampling)
+            why = (
+                f"the validation patches cannot exceed patch_size={patch_size}, below their 16 px: use a patch_size of "
+                "at least 16"
+                if patch_size < 16
+                else f"val_fraction={val_fraction:g} holds out {nx - x_split} of {nx} columns, and validation patches "
+                f"of 16 px need {per * -(-16 // align) * align}: use a larger val_fraction"
+            )
             warnings.warn(
-                f"val_fraction={val_fraction:g} holds out {nx - x_split} of {nx} columns, too narrow for validation "
-                f"patches of 16 px{' (twice that for neighbour sub-sampling)' if neighbour else ''}: training "
-                "without validation. Use a larger val_fraction, or val_fraction=0 to train on the whole field.",
+                f"Training without validation: {why}, or val_fraction=0 to train on the whole field.",
                 SunpyNNUserWarning,
                 stacklevel=3,
             )

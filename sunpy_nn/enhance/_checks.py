@@ -45,7 +45,8 @@ def _instrument_name(smap: GenericMap) -> str:
     for value in (smap.observatory, smap.instrument, smap.detector):
         text = "" if value is None else str(value).strip()
         # skip what the name already says: AIA's instrument "AIA 3" and detector "AIA" made "SDO AIA 3 AIA"
-        if text and not set(text.split()) <= set(" ".join(parts).split()):
+        said = set(" ".join(parts).replace("/", " ").upper().split())
+        if text and not set(text.replace("/", " ").upper().split()) <= said:
             parts.append(text)
     return " ".join(parts)
 

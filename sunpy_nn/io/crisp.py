@@ -152,7 +152,8 @@ def read_crisp(
         Quantity in a unit that does not fit is a `~astropy.units.UnitConversionError` (a `ValueError`) naming the
         parameter. When none is given, the companion ``<cube>.wcs.fits`` written by `write_lp` is used if present.
     unit : str or `~astropy.units.Unit`, optional
-        Data unit; default BUNIT (FITS) or none (LP).
+        Data unit; default BUNIT (FITS, or the LP cube's companion ``<cube>.wcs.fits``), else none. An empty BUNIT
+        (or ``unit=""``) is dimensionless, as FITS writes I/Ic.
     n_wavelengths : int, optional
         LP cubes only: the number of wavelengths when the ``_sp`` cube is missing.
     stokes : tuple of str, optional

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from sunpy_nn.nn.device import PRECISIONS, bf16_is_native, configure_threads, resolve_device
 from sunpy_nn.nn.enhance_net import EnhanceNet
-from sunpy_nn.nn.unet import UNet, _mean_of_groups, log_variance
+from sunpy_nn.nn.unet import UNet, _check_sides, _mean_of_groups, log_variance
 
 __all__ = [
     "ACCURACY_BOUND",
@@ -333,6 +333,7 @@ class FastUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``, float32."""
+        _check_sides(x, self.align)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x32 = x.float()  # the residual adds the float32 input, whatever the arithmetic of the convolutions

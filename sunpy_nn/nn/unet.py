@@ -72,6 +72,15 @@ def _mean_of_groups(x: torch.Tensor, n: int) -> torch.Tensor:
     return x.unflatten(1, (-1, n)).mean(dim=1)
 
 
+def _check_sides(x: torch.Tensor, align: int) -> None:
+    """A U-Net (or its optimised copy) input's sides must be multiples of ``align``: else a shape error deep inside."""
+    if x.shape[-2] % align or x.shape[-1] % align:
+        raise ValueError(
+            f"The U-Net needs images whose sides are multiples of {align} (2**depth), not {tuple(x.shape[-2:])}: pad "
+            "them (sunpy_nn.nn.run_tiled and Denoiser do), or crop them"
+        )
+
+
 class UNet(nn.Module):
     """
     U-Net of the Noise2Noise denoiser, with an optional variance head for aleatoric uncertainty.
@@ -122,7 +131,8 @@ class UNet(nn.Module):
     ------
     ValueError
         ``variance`` or ``padding`` is unknown, ``depth`` or ``n_filters`` is not positive, or ``residual=True``
-        with ``in_channels`` not a multiple of ``out_channels``.
+        with ``in_channels`` not a multiple of ``out_channels``; when called, an image whose sides are not
+        multiples of `align`.
 
     Notes
     -----
@@ -301,11 +311,7 @@ class UNet(nn.Module):
         ValueError
             ``H`` or ``W`` is not a multiple of `align` (``2**depth``).
         """
-        if x.shape[-2] % self.align or x.shape[-1] % self.align:  # else a shape error deep inside torch.cat
-            raise ValueError(
-                f"The U-Net of depth {len(self.down)} needs images whose sides are multiples of {self.align}, not "
-                f"{tuple(x.shape[-2:])}: pad them (sunpy_nn.nn.run_tiled and Denoiser do), or crop them"
-            )
+        _check_sides(x, self.align)
         skips = []
         y = x
         for block in self.down:
