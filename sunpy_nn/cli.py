@@ -177,6 +177,16 @@ def _denoise(args: argparse.Namespace) -> int:
     # the writer at the end.
     out = Path(args.output)
     _check_output(out, overwrite=args.overwrite)
+    if out.suffix.lower() == ".icube":  # write_lp would refuse the denoised floats, but only after the training
+        raise ValueError(
+            f"{out}: an .icube holds 16-bit integers and the denoised values are not integers; write a .fits file "
+            "(with the uncertainty) or an .fcube"
+        )
+    if out.suffix.lower() == ".fcube" and args.uncertainty != "none":
+        raise ValueError(
+            f"{out}: an LP cube has no place for the uncertainty; write a .fits file to keep it, or pass "
+            "--uncertainty none"
+        )
     if not Path(args.input).exists():
         raise FileNotFoundError(f"{args.input} does not exist")
     stokes = None if [s.lower() for s in args.stokes] == ["all"] else tuple(s.upper() for s in args.stokes)
@@ -246,7 +256,8 @@ def _denoise(args: argparse.Namespace) -> int:
     # The result's provenance record (software, method, mode, temporal, Stokes, model and its SHA-256) becomes the
     # file's HISTORY in write_crisp, as for a result of the Python API: nothing to add here.
     write_crisp(result, out, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"{args.input} -> {out}: noise levels {result.meta['sunpy_nn']['noise']}")
+    # the noise measured in this cube (the denoiser's "noise" are its training cube's, when it was loaded)
+    print(f"{args.input} -> {out}: noise levels {result.meta['sunpy_nn']['noise_of_input']}")
     return 0
 
 
@@ -358,11 +369,14 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Denoise a SOLARNET FITS cube (SSTRED's layout, or any FITS cube whose WCS has two spatial "
         "axes and optional wavelength, Stokes and time axes) or a CRISPEX LP cube (*.fcube/*.icube beside its "
         "*_sp cube; give its coordinates with --wavelengths, --times and --pixel-scale unless a companion "
-        "*.wcs.fits file is present). The output is a SOLARNET FITS cube (or an LP cube when OUTPUT ends in "
-        ".fcube) with the header kept and the uncertainty in an 'UNCERT' extension.",
+        "*.wcs.fits file is present). The output is a SOLARNET FITS cube with the header kept and the "
+        "uncertainty in an 'UNCERT' extension, or, when OUTPUT ends in .fcube, an LP cube without uncertainty "
+        "(--uncertainty none).",
     )
     d.add_argument("input", help="SOLARNET/FITS cube, or LP cube (*.fcube, *.icube)")
-    d.add_argument("-o", "--output", required=True, help="output .fits (or .fcube) file")
+    d.add_argument(
+        "-o", "--output", required=True, help="output .fits file (or .fcube, with --uncertainty none: no room for it)"
+    )
     d.add_argument("--wavelengths", help="LP cubes: wavelengths, comma-separated or a text/.npy file")
     d.add_argument("--wavelength-unit", default="nm", help="unit of --wavelengths (default nm)")
     d.add_argument("--times", help="LP cubes: ISO times of the scans, comma-separated or a text file")

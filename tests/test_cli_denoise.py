@@ -1,5 +1,6 @@
 """``sunpy-nn denoise`` reads its cube once, also in temporal mode (issue 15)."""
 
+import ast
 import gzip
 
 import numpy as np
@@ -147,3 +148,40 @@ def test_a_cube_the_writer_cannot_write_is_refused_before_training(tmp_path, cap
     rc = main(["denoise", str(tmp_path / "wb.fits"), "-o", str(tmp_path / "out.fits"), "--stokes", "all", *TRAIN])
     assert rc == 2 and "write_crisp needs the wavelength of every tuning" in capsys.readouterr().err
     assert not (tmp_path / "out.fits").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "says"),
+    [
+        ("out.icube", [], "an .icube holds 16-bit integers and the denoised values are not integers"),
+        ("out.fcube", [], "no place for the uncertainty; write a .fits file to keep it, or pass --uncertainty none"),
+    ],
+)
+def test_lp_outputs_that_would_lose_numbers_are_refused_before_training(
+    tmp_path, capsys, monkeypatch, name, extra, says
+):
+    # a new user's .icube came out all zeros (I/Ic rounded), an .fcube without its uncertainty, both after training
+    monkeypatch.setattr(Denoiser, "fit", lambda *a, **k: pytest.fail("trained before the output was refused"))
+    rc = main(["denoise", str(tmp_path / "missing.fits"), "-o", str(tmp_path / name), *TRAIN])
+    assert rc == 2 and says in capsys.readouterr().err
+
+
+def test_an_fcube_without_uncertainty_and_the_cubes_own_noise_in_the_summary(tmp_path, crisp_fits, capsys):
+    # the summary printed the denoiser's training noise: with --denoiser, another cube's levels
+    den = Denoiser(n_filters=4, depth=1).fit(
+        read_crisp(crisp_fits, lazy=False), epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False
+    )
+    den.save(tmp_path / "den.pt")
+    cube = noisy_cube(TRUTH[:3, :, :1, :24, :24], seed=5)
+    louder = NDCube(TRUTH[:3, :, :1, :24, :24] + 3 * (cube.data - TRUTH[:3, :, :1, :24, :24]), wcs=cube.wcs)
+    louder.wcs.wcs.dateobs = "2020-06-01T08:00:00"
+    loud = write_crisp(louder, tmp_path / "loud.fits")
+    out = tmp_path / "out.fcube"
+    assert (
+        main(["denoise", str(loud), "-o", str(out), "--uncertainty", "none", "--denoiser", str(tmp_path / "den.pt")])
+        == 0
+    )
+    assert read_crisp(out).uncertainty is None
+    printed = ast.literal_eval(capsys.readouterr().out.split("noise levels ", 1)[1])  # the dict as printed
+    for s in "QUV":
+        assert printed[s] == pytest.approx(3 * den.noise[s], rel=0.25)  # this cube's noise, not the denoiser's

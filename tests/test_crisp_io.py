@@ -13,6 +13,7 @@ from astropy.wcs import WCS
 from ndcube import NDCube
 
 from sunpy_nn.io import LPHeader, read_crisp, read_lp_header, write_crisp, write_lp
+from sunpy_nn.utils import SunpyNNUserWarning
 
 NT, NS, NW, NY, NX = 3, 4, 5, 20, 24
 DATEREF = "2019-04-16T00:00:00"
@@ -953,3 +954,28 @@ def test_truncated_zip_file_is_reported(tmp_path, cube_data):
     (tmp_path / "cut.fits.zip").write_bytes(raw[: len(raw) // 2])  # its central directory (at the end) is lost
     with pytest.raises(ValueError, match=r"truncated or corrupt.*Copy or download"):
         read_crisp(tmp_path / "cut.fits.zip")
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda d: d, "not integers"),  # I/Ic: rounding wrote 0 and 1 (a new user's whole cube)
+        (lambda d: np.where(d > 1.0005, np.nan, np.rint(1000 * d)), "NaN or infinite"),
+        (lambda d: np.rint(1e5 * d), "outside the int16 range"),
+    ],
+)
+def test_icube_refuses_values_int16_cannot_hold(tmp_path, cube_data, change, says):
+    with pytest.raises(ValueError, match=rf"{says}.*write an \.fcube"):
+        write_lp(change(cube_data.astype(np.float64)), tmp_path / "c.icube")
+    assert list(tmp_path.iterdir()) == []  # nothing left written
+    counts = np.rint(1000 * cube_data)  # raw counts are written exactly
+    raw = np.fromfile(write_lp(counts, tmp_path / "c.icube"), dtype="<i2", offset=512)
+    np.testing.assert_array_equal(raw.reshape(counts.shape), counts)
+
+
+def test_lp_cube_says_it_drops_the_uncertainty(tmp_path, cube_data):
+    make_sstred_file(tmp_path / "nb.fits", cube_data)
+    cube = read_crisp(tmp_path / "nb.fits", lazy=False)
+    cube = NDCube(cube.data, wcs=cube.wcs, unit=cube.unit, meta=cube.meta, uncertainty=StdDevUncertainty(cube.data))
+    with pytest.warns(SunpyNNUserWarning, match="no place for the uncertainty, which is not written"):
+        write_lp(cube, tmp_path / "c.fcube")

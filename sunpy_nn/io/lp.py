@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from sunpy_nn.io.wcs import (
     _tabulated_wcs_hdus,
     _wcs,
 )
+from sunpy_nn.utils import SunpyNNUserWarning
 
 __all__ = ["LPHeader", "read_lp_header", "write_lp"]
 
@@ -426,6 +428,26 @@ def _check_output(path: str | Path, *, overwrite: bool = False) -> list[Path]:
     return targets
 
 
+def _int16_frame(f: np.ndarray, path: Path, where: tuple[int, int, int]) -> np.ndarray:
+    """A frame for an .icube: integers in the int16 range only. Rounding I/Ic or denoised values would write zeros."""
+    f = np.asarray(f)
+    problem = (
+        "NaN or infinite values"
+        if not np.isfinite(f).all()
+        else f"values outside the int16 range ({f.min():g} .. {f.max():g})"
+        if f.size and (f.min() < -32768 or f.max() > 32767)
+        else "values that are not integers (I/Ic, or denoised values?)"
+        if np.abs(f - np.rint(f)).max(initial=0) > 1e-3
+        else None
+    )
+    if problem:
+        raise ValueError(
+            f"{path}: frame (scan, Stokes, tuning) {where} has {problem}, which an .icube (16-bit integers) cannot "
+            "hold; write an .fcube (float32) or a .fits file"
+        )
+    return np.rint(f)
+
+
 def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True) -> Path:
     """
     Write a CRISPEX LP cube (``.fcube`` float32 or ``.icube`` int16) and its ``_sp`` spectral companion.
@@ -454,7 +476,13 @@ def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True
     ValueError
         Another extension; an array that is neither 4-D nor 5-D; coordinates the companion cannot hold (see
         `write_crisp`); masked pixels in an ``.icube`` (an LP cube has no mask: in an ``.fcube`` they are written as
-        NaN).
+        NaN); for an ``.icube`` (16-bit integers, as raw counts), values that are not integers, NaN or infinite, or
+        outside the int16 range: write an ``.fcube`` or a FITS file for them. Nothing is left written.
+
+    Warns
+    -----
+    sunpy_nn.SunpyNNUserWarning
+        The cube has an uncertainty, which an LP cube cannot hold: it is not written (`write_crisp` keeps it).
     FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError
         As `write_crisp`. A companion left from an earlier cube of that name is replaced (or refused without
         ``overwrite``), never left to describe the new data.
@@ -482,6 +510,13 @@ def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True
         data = cube.data
         if mask is not None:
             log.info("%s: an LP cube has no mask; masked pixels are written as NaN", path.name)
+        if cube.uncertainty is not None:
+            warnings.warn(
+                f"{path.name}: an LP cube has no place for the uncertainty, which is not written; write a .fits file "
+                "(write_crisp: an UNCERT extension) to keep it",
+                SunpyNNUserWarning,
+                stacklevel=2,
+            )
         get_data = _frame_getter(data, axes, cube.data.ndim)
         get_mask = None if mask is None else _frame_getter(mask, axes, cube.data.ndim)
 
@@ -522,7 +557,7 @@ def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True
             for is_ in range(ns):
                 for iw in range(nw):
                     f = frame(it, is_, iw)
-                    frames[iw + is_ * nw + it * nw * ns] = np.rint(f) if integer else f
+                    frames[iw + is_ * nw + it * nw * ns] = _int16_frame(f, path, (it, is_, iw)) if integer else f
         out.flush()
         if sp:
             sp_head = LPHeader(head.datatype, nw, nt, nx * ny * ns, "l", head.stokes)
