@@ -146,7 +146,8 @@ def test_a_cube_the_writer_cannot_write_is_refused_before_training(tmp_path, cap
     fits.writeto(tmp_path / "wb.fits", data, wcs.to_header())
     monkeypatch.setattr(Denoiser, "fit", lambda *a, **k: pytest.fail("trained before the output was known writable"))
     rc = main(["denoise", str(tmp_path / "wb.fits"), "-o", str(tmp_path / "out.fits"), "--stokes", "all", *TRAIN])
-    assert rc == 2 and "write_crisp needs the wavelength of every tuning" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs the wavelength of every tuning" in err and "add a wavelength axis to the WCS" in err
     assert not (tmp_path / "out.fits").exists()
 
 

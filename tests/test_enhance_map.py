@@ -2,6 +2,7 @@
 
 import copy
 import warnings
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
@@ -383,6 +384,13 @@ def test_not_2d():
         enhance_array(np.ones((3, 20, 20)), NET)
     with pytest.raises(TypeError, match="sunpy Map"):
         enhance_map(np.ones((20, 20)), weights=NET)
+
+
+@pytest.mark.parametrize("path", ["hmi.fits", Path("hmi.fits")])
+def test_one_file_path_is_told_how_to_pass_it(path):
+    # it said "not one path: ['hmi.fits']", which read as if the list were refused
+    with pytest.raises(TypeError, match=r"not one file path: pass sunpy.map.Map\('hmi.fits'\) .* \['hmi.fits'\] for a"):
+        enhance_map(path, weights=NET)
 
 
 def field(shape=(20, 20), seed=0):

@@ -199,7 +199,10 @@ def enhance_map(
         )
         return MapSequence(out) if isinstance(smap, MapSequence) and output_dir is None and out else out
     if isinstance(smap, str | Path):
-        raise TypeError(f"enhance_map needs a sunpy Map, a MapSequence or a list of files, not one path: [{smap!r}]")
+        raise TypeError(
+            f"enhance_map takes a sunpy Map, a MapSequence or a list of files, not one file path: pass "
+            f"sunpy.map.Map({str(smap)!r}) for one map, or [{str(smap)!r}] for a batch of one"
+        )
     if not isinstance(smap, GenericMap):
         raise TypeError(f"enhance_map needs a sunpy Map or MapSequence, not {type(smap).__name__}")
     if output_dir is not None:  # silently returning a map where a file was asked for would lose the result

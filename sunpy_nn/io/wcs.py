@@ -356,7 +356,10 @@ def _world(cube: NDCube, axes, shape5) -> dict:
         spectral = next((v for v in dropped.values() if _is_spectral(v)), None)
     if spectral is None:
         raise ValueError(
-            "write_crisp needs the wavelength of every tuning; this cube's WCS gives none (add a wavelength axis)"
+            "A CRISP FITS cube (SSTRED's layout, as write_crisp and sunpy-nn denoise write it) needs the wavelength "
+            "of every tuning, and this cube's WCS gives none (a WAVELNTH keyword is not a WCS coordinate): add a "
+            "wavelength axis to the WCS (a length-1 axis for one tuning), or denoise it with sunpy_nn.denoise_cube "
+            "in Python and save the result yourself"
         )
     if fwcs is not None and fwcs.wcs.spec >= 0:
         spec_type = fwcs.wcs.ctype[fwcs.wcs.spec][:4].rstrip("-")
