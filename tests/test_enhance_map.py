@@ -712,3 +712,13 @@ def test_complex_data_are_refused_not_cut_to_their_real_part():
     hmi, _ = synthetic_hmi_map((32, 32), seed=0)
     with pytest.raises(TypeError, match="real numbers; this map's data are complex128"):
         enhance_map(sunpy.map.Map(hmi.data.astype(complex), hmi.meta), weights=NET, progress=False)
+
+
+@pytest.mark.parametrize(("unit", "says"), [(u.K, "a temperature"), (u.m / u.s, "a velocity")])
+def test_continuum_in_a_temperature_or_velocity_unit_is_refused(unit, says):
+    # a brightness-temperature map was enhanced as if it were an intensity: umbrae at ~0.7 instead of ~0.2 I/Ic
+    data = 5800 * (1 + 0.01 * np.random.default_rng(0).standard_normal((40, 40)))
+    obs = SkyCoord(0 * u.arcsec, 0 * u.arcsec, obstime="2014-03-01", observer="earth", frame=frames.Helioprojective)
+    header = sunpy.map.make_fitswcs_header(data, obs, scale=[0.504, 0.504] * u.arcsec / u.pix, unit=unit)
+    with pytest.raises(ValueError, match=rf"in {unit}, {says}.*not an intensity: convert it"):
+        enhance_map(sunpy.map.Map(data, header), kind="intensity", weights=NET, progress=False)

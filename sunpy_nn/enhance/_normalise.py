@@ -177,7 +177,8 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     Raises
     ------
     ValueError
-        A magnetogram whose unit is not a magnetic field (Gauss, Mx/cm^2, kG...) or a continuum image in one; an
+        A magnetogram whose unit is not a magnetic field (Gauss, Mx/cm^2, kG...) or a continuum image in one, or in
+        a temperature or velocity unit; an
         unknown ``method``; ``"limb_darkening"`` for a map without helioprojective coordinates, square pixels or
         observer information; fewer than 16 valid on-disk pixels; a quiet-Sun or disk-centre level that is not
         positive.
@@ -209,6 +210,15 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
         return Normalisation(kind, "kG", float((1 * u.kG).to_value(smap.unit)))
     if smap.unit is not None and smap.unit.is_equivalent(u.G):
         raise ValueError(f"kind='intensity' but the map is in {smap.unit}, a magnetic field: pass kind='blos'")
+    for other, what in ((u.K, "a temperature (brightness temperature?)"), (u.m / u.s, "a velocity (Dopplergram?)")):
+        if smap.unit is not None and smap.unit.is_equivalent(other, equivalencies=u.temperature()):
+            # a brightness temperature is not proportional to intensity (Planck): umbrae would reach the network
+            # at ~0.7 of the quiet Sun instead of ~0.2 I/Ic
+            raise ValueError(
+                f"kind='intensity' but the map is in {smap.unit}, {what}, not an intensity: convert it to an "
+                "intensity first (for a brightness temperature, through the Planck function at the map's "
+                "wavelength), or set smap.meta['bunit'] if the data are intensities in another unit"
+            )
     if method not in {"auto", "quiet_sun", "limb_darkening", "none"}:
         raise ValueError(f"normalisation must be 'auto', 'quiet_sun', 'limb_darkening' or 'none', not {method!r}")
     if method == "none":
