@@ -30,7 +30,17 @@ def _enhance(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: the folder {out.parent} does not exist; create it first")
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it")
-    smap = sunpy.map.Map(args.input)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        smap = sunpy.map.Map(args.input)
+    for w in caught:
+        if "more than 2 dimensions" in str(w.message):  # sunpy kept the first 2-D frame of a cube
+            raise ValueError(
+                f"{args.input} holds an array of more than two dimensions (a cube?), of which sunpy reads only the "
+                "first frame: sunpy-nn enhance takes one 2-D map (an HMI continuum image or magnetogram); for a "
+                "CRISP cube, use sunpy-nn denoise"
+            )
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # the others, as they were
     result = enhance_map(
         smap,
         kind=args.kind,

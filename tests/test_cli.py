@@ -195,3 +195,17 @@ def test_main_logs_at_the_level_of_every_v(monkeypatch, tmp_path):
     missing = str(tmp_path / "missing.fits")
     assert cli.main(["-v", "enhance", missing, "-o", str(tmp_path / "o.fits"), "-v"]) == 2  # the file is missing
     assert seen == [2]
+
+
+def test_enhance_names_a_cube_given_as_a_map(tmp_path, capsys):
+    # sunpy kept the first frame of a 5-D CRISP file; the error then said only that the kind was unclear
+    from sunpy_nn.cli import main
+    from sunpy_nn.data.synthetic import synthetic_crisp_cube
+    from sunpy_nn.io import write_crisp
+
+    cube, _ = synthetic_crisp_cube(16, n_wavelengths=2, n_scans=2, seed=0)
+    path = write_crisp(cube, tmp_path / "crisp.fits")
+    assert main(["enhance", str(path), "-o", str(tmp_path / "out.fits")]) == 2
+    err = capsys.readouterr().err
+    assert "more than two dimensions (a cube?)" in err and "use sunpy-nn denoise" in err
+    assert not (tmp_path / "out.fits").exists()
