@@ -519,8 +519,10 @@ def test_a_reused_denoiser_converts_its_noise_levels_to_the_cubes_unit(tmp_path)
     span = np.nanmax(np.abs(ref.data[:, 1:]))
     np.testing.assert_allclose(out.data[:, 1:] / 100, ref.data[:, 1:], rtol=0, atol=1e-6 * span)
     np.testing.assert_allclose(out.uncertainty.array[:, 1:] / 100, ref.uncertainty.array[:, 1:], rtol=1e-5)
-    with pytest.warns(SunpyNNUserWarning, match=r"in ct and the denoiser was trained on a cube in .*does not convert"):
+    trained_on = r"in ct and the denoiser was trained on a cube in no unit \(dimensionless\), which does not convert"
+    with pytest.warns(SunpyNNUserWarning, match=trained_on):  # it said "in , which"
         den.predict(NDCube(np.asarray(cube.data) * 1e3, wcs=cube.wcs, unit=u.ct), stokes=["V"], progress=False)
+    assert den.provenance()["unit"] == "dimensionless"  # a HISTORY line "sunpy_nn unit:" said nothing
     # The unit is saved; a file saved before it was kept (unit None) uses its levels as they are, without a word.
     assert Denoiser.load(den.save(tmp_path / "den2.pt")).unit == ""
     den.unit = None

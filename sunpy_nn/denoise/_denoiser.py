@@ -470,7 +470,7 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             "shuffle": self.shuffle,
             "uncertainty_calibration": dict(self.calibration),
             "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
-            "unit": self.unit,
+            "unit": "dimensionless" if self.unit == "" else self.unit,  # '' read as an empty HISTORY line
             "fit": dict(self.fit_settings),
         }
 

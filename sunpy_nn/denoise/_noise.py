@@ -130,7 +130,8 @@ class _NoiseMixin:
             factor = there.to(here)
         except u.UnitConversionError:
             warnings.warn(
-                f"This cube is in {here or 'no unit'} and the denoiser was trained on a cube in {there or 'no unit'}, "
+                f"This cube is in {here.to_string() or 'no unit (dimensionless)'} and the denoiser was trained on a "
+                f"cube in {there.to_string() or 'no unit (dimensionless)'}, "
                 "which does not convert: it scales the data by its training noise levels as they are, so the result "
                 "is only right if both cubes are normalised alike. Convert the cube to the training cube's unit, or "
                 "refit: Denoiser().fit(cube), or denoiser.fit(cube) to continue from its weights.",
