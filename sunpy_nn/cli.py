@@ -30,17 +30,14 @@ def _enhance(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: the folder {out.parent} does not exist; create it first")
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        smap = sunpy.map.Map(args.input)
-    for w in caught:
-        if "more than 2 dimensions" in str(w.message):  # sunpy kept the first 2-D frame of a cube
-            raise ValueError(
-                f"{args.input} holds an array of more than two dimensions (a cube?), of which sunpy reads only the "
-                "first frame: sunpy-nn enhance takes one 2-D map (an HMI continuum image or magnetogram); for a "
-                "CRISP cube, use sunpy-nn denoise"
-            )
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # the others, as they were
+    smap = sunpy.map.Map(args.input)
+    extra = [int(smap.meta.get(f"naxis{i}", 1)) for i in range(3, int(smap.meta.get("naxis", 2)) + 1)]
+    if any(n > 1 for n in extra):  # sunpy kept the first 2-D frame of a cube (and warned that it truncates)
+        raise ValueError(
+            f"{args.input} holds an array of {len(extra) + 2} dimensions (a cube?), of which sunpy reads only the "
+            "first frame: sunpy-nn enhance takes one 2-D map (an HMI continuum image or magnetogram); for a CRISP "
+            "cube, use sunpy-nn denoise"
+        )
     result = enhance_map(
         smap,
         kind=args.kind,
@@ -241,7 +238,11 @@ def _denoise(args: argparse.Namespace) -> int:
         cube = _read_cube(args, lazy=False if in_memory else "dask")
     elif in_memory:
         cube = _in_memory(cube)
-    _check_writable(cube)  # the result keeps this cube's WCS: a cube write_crisp cannot write fails now, not after fit
+    try:  # the result keeps this cube's WCS: a cube write_crisp cannot write fails now, not after fit
+        _check_writable(cube)
+    except ValueError as exc:
+        hint = "or denoise it in Python (sunpy_nn.denoise_cube) and save the result yourself"
+        raise ValueError(f"{exc}; {hint}") from exc
     if not args.denoiser:
         denoiser.fit(
             cube,

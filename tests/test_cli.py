@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sunpy.data.test
 import sunpy.map
+from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
 from sunpy.map.sources import HMIMap
 
@@ -207,5 +208,20 @@ def test_enhance_names_a_cube_given_as_a_map(tmp_path, capsys):
     path = write_crisp(cube, tmp_path / "crisp.fits")
     assert main(["enhance", str(path), "-o", str(tmp_path / "out.fits")]) == 2
     err = capsys.readouterr().err
-    assert "more than two dimensions (a cube?)" in err and "use sunpy-nn denoise" in err
+    assert "holds an array of 5 dimensions (a cube?)" in err and "use sunpy-nn denoise" in err
     assert not (tmp_path / "out.fits").exists()
+
+
+def test_enhance_takes_one_image_stored_with_a_length_1_axis(tmp_path, hmi_file):
+    # (1, ny, nx): sunpy warns that it truncates, but nothing is lost, so it is not refused as a cube
+    with fits.open(hmi_file) as hdul:
+        hdu = hdul[-1]
+        header = hdu.header.copy()
+        data = hdu.data[None]
+    header["NAXIS"], header["NAXIS3"] = 3, 1
+    fits.writeto(tmp_path / "one.fits", data, header)
+    weights = save_weights(random_enhance_net(depth=1, n_filters=8), tmp_path / "w.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["enhance", str(tmp_path / "one.fits"), "-o", str(tmp_path / "out.fits"), "--weights", str(weights)])
+    assert rc == 0 and sunpy.map.Map(tmp_path / "out.fits").data.shape == (200, 200)

@@ -148,6 +148,7 @@ def test_a_cube_the_writer_cannot_write_is_refused_before_training(tmp_path, cap
     rc = main(["denoise", str(tmp_path / "wb.fits"), "-o", str(tmp_path / "out.fits"), "--stokes", "all", *TRAIN])
     err = capsys.readouterr().err
     assert rc == 2 and "needs the wavelength of every tuning" in err and "add a wavelength axis to the WCS" in err
+    assert "sunpy_nn.denoise_cube" in err  # the command line adds the Python way
     assert not (tmp_path / "out.fits").exists()
 
 

@@ -431,7 +431,8 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             the cube it was trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration``
             (the factor of each Stokes parameter's aleatoric uncertainty), ``noise_correlation`` (temporal mode: the
             Gaussian sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved
-            before it was measured) and ``fit`` (the training settings).
+            before it was measured), ``unit`` (the training cube's unit, ``"dimensionless"`` for I/Ic; `None` for a
+            file saved before it was kept) and ``fit`` (the training settings).
 
         Raises
         ------

@@ -178,10 +178,9 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     ------
     ValueError
         A magnetogram whose unit is not a magnetic field (Gauss, Mx/cm^2, kG...) or a continuum image in one, or in
-        a temperature or velocity unit; an
-        unknown ``method``; ``"limb_darkening"`` for a map without helioprojective coordinates, square pixels or
-        observer information; fewer than 16 valid on-disk pixels; a quiet-Sun or disk-centre level that is not
-        positive.
+        a temperature or velocity unit; an unknown ``method``; ``"limb_darkening"`` for a map without
+        helioprojective coordinates, square pixels or observer information; fewer than 16 valid on-disk pixels; a
+        quiet-Sun or disk-centre level that is not positive.
 
     References
     ----------

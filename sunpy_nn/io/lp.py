@@ -434,8 +434,8 @@ def _int16_frame(f: np.ndarray, path: Path, where: tuple[int, int, int]) -> np.n
     problem = (
         "NaN or infinite values"
         if not np.isfinite(f).all()
-        else f"values outside the int16 range ({f.min():g} .. {f.max():g})"
-        if f.size and (f.min() < -32768 or f.max() > 32767)
+        else f"values outside the int16 range ({f.min():.10g} .. {f.max():.10g})"
+        if f.size and (np.rint(f.min()) < -32768 or np.rint(f.max()) > 32767)
         else "values that are not integers (I/Ic, or denoised values?)"
         if np.abs(f - np.rint(f)).max(initial=0) > 1e-3
         else None
@@ -478,14 +478,14 @@ def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True
         `write_crisp`); masked pixels in an ``.icube`` (an LP cube has no mask: in an ``.fcube`` they are written as
         NaN); for an ``.icube`` (16-bit integers, as raw counts), values that are not integers, NaN or infinite, or
         outside the int16 range: write an ``.fcube`` or a FITS file for them. Nothing is left written.
+    FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError
+        As `write_crisp`. A companion left from an earlier cube of that name is replaced (or refused without
+        ``overwrite``), never left to describe the new data.
 
     Warns
     -----
     sunpy_nn.SunpyNNUserWarning
         The cube has an uncertainty, which an LP cube cannot hold: it is not written (`write_crisp` keeps it).
-    FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError
-        As `write_crisp`. A companion left from an earlier cube of that name is replaced (or refused without
-        ``overwrite``), never left to describe the new data.
     """
     path = Path(path)
     if path.suffix.lower() not in _LP_SUFFIXES:

@@ -356,10 +356,9 @@ def _world(cube: NDCube, axes, shape5) -> dict:
         spectral = next((v for v in dropped.values() if _is_spectral(v)), None)
     if spectral is None:
         raise ValueError(
-            "A CRISP FITS cube (SSTRED's layout, as write_crisp and sunpy-nn denoise write it) needs the wavelength "
-            "of every tuning, and this cube's WCS gives none (a WAVELNTH keyword is not a WCS coordinate): add a "
-            "wavelength axis to the WCS (a length-1 axis for one tuning), or denoise it with sunpy_nn.denoise_cube "
-            "in Python and save the result yourself"
+            "A CRISP cube file (SSTRED's FITS layout, or an LP cube's coordinate companion) needs the wavelength of "
+            "every tuning, and this cube's WCS gives none: add a wavelength axis to the WCS (a length-1 axis for one "
+            "tuning)"
         )
     if fwcs is not None and fwcs.wcs.spec >= 0:
         spec_type = fwcs.wcs.ctype[fwcs.wcs.spec][:4].rstrip("-")
