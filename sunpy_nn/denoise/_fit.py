@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # Smallest training patch: the U-Net's bottom level needs 2 x 2 pixels (2 * 2**depth), the paper's is 52.
 _PAPER_PATCH = 52
+# Smallest validation patch: a narrower held-out strip gives no validation loss.
+_MIN_VAL_PATCH = 16
 
 
 class _FitMixin:
@@ -122,7 +124,7 @@ class _FitMixin:
         # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
         align = 2**self.depth
         val_size = min(patch_size, (nx - x_split) // (2 * self.shuffle if neighbour else 1) // align * align)
-        if val_fraction > 0 and val_size >= 16:
+        if val_fraction > 0 and val_size >= _MIN_VAL_PATCH:
             val = Noise2NoisePairs(
                 normed,
                 selected,
@@ -137,12 +139,13 @@ class _FitMixin:
             )
         elif val_fraction > 0 and asked_validation:  # asked for, but the strip holds no patch: say so
             per = 2 * self.shuffle if neighbour else 1  # columns per pixel of a pair (neighbour sub-sampling)
+            least = _MIN_VAL_PATCH
             why = (
-                f"the validation patches cannot exceed patch_size={patch_size}, below their 16 px: use a patch_size of "
-                "at least 16"
-                if patch_size < 16
+                f"the validation patches cannot exceed patch_size={patch_size}, below their {least} px: use a "
+                f"patch_size of at least {least}"
+                if patch_size < least
                 else f"val_fraction={val_fraction:g} holds out {nx - x_split} of {nx} columns, and validation patches "
-                f"of 16 px need {per * -(-16 // align) * align}: use a larger val_fraction"
+                f"of {least} px need {per * -(-least // align) * align}: use a larger val_fraction"
             )
             warnings.warn(
                 f"Training without validation: {why}, or val_fraction=0 to train on the whole field.",

@@ -210,9 +210,9 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     if smap.unit is not None and smap.unit.is_equivalent(u.G):
         raise ValueError(f"kind='intensity' but the map is in {smap.unit}, a magnetic field: pass kind='blos'")
     for other, what in ((u.K, "a temperature (brightness temperature?)"), (u.m / u.s, "a velocity (Dopplergram?)")):
-        if smap.unit is not None and smap.unit.is_equivalent(other, equivalencies=u.temperature()):
-            # a brightness temperature is not proportional to intensity (Planck): umbrae would reach the network
-            # at ~0.7 of the quiet Sun instead of ~0.2 I/Ic
+        if smap.unit is not None and smap.unit.is_equivalent(other, equivalencies=u.temperature()):  # K, deg_C
+            # a brightness temperature is not proportional to intensity (Planck): a 4000 K umbra would reach the
+            # network at 0.67 of a 6000 K quiet Sun instead of its 0.14 I/Ic at 617.3 nm
             raise ValueError(
                 f"kind='intensity' but the map is in {smap.unit}, {what}, not an intensity: convert it to an "
                 "intensity first (for a brightness temperature, through the Planck function at the map's "

@@ -431,13 +431,14 @@ def _check_output(path: str | Path, *, overwrite: bool = False) -> list[Path]:
 def _int16_frame(f: np.ndarray, path: Path, where: tuple[int, int, int]) -> np.ndarray:
     """A frame for an .icube: integers in the int16 range only. Rounding I/Ic or denoised values would write zeros."""
     f = np.asarray(f)
+    rounded = np.rint(f)
     problem = (
         "NaN or infinite values"
         if not np.isfinite(f).all()
         else f"values outside the int16 range ({f.min():.10g} .. {f.max():.10g})"
-        if f.size and (np.rint(f.min()) < -32768 or np.rint(f.max()) > 32767)
+        if rounded.size and (rounded.min() < -32768 or rounded.max() > 32767)
         else "values that are not integers (I/Ic, or denoised values?)"
-        if np.abs(f - np.rint(f)).max(initial=0) > 1e-3
+        if np.abs(f - rounded).max(initial=0) > 1e-3
         else None
     )
     if problem:
@@ -445,7 +446,7 @@ def _int16_frame(f: np.ndarray, path: Path, where: tuple[int, int, int]) -> np.n
             f"{path}: frame (scan, Stokes, tuning) {where} has {problem}, which an .icube (16-bit integers) cannot "
             "hold; write an .fcube (float32) or a .fits file"
         )
-    return np.rint(f)
+    return rounded
 
 
 def write_lp(cube, path: str | Path, *, overwrite: bool = False, sp: bool = True) -> Path:
