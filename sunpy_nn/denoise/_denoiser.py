@@ -17,6 +17,7 @@ from sunpy_nn.denoise._frames import _FramesMixin
 from sunpy_nn.denoise._noise import _NoiseMixin
 from sunpy_nn.denoise._predict import _PredictMixin
 from sunpy_nn.denoise._result import _ResultMixin, _weights_sha256
+from sunpy_nn.denoise._spectral import _SpectralMixin
 from sunpy_nn.nn import UNet
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.utils import _check_int, _check_real
@@ -27,7 +28,9 @@ __all__ = ["Denoiser"]
 # -------------------------------------------------------------------------------------------------------- Denoiser
 # The work of each method is done in the mixin of its job, one private module each (see sunpy_nn.denoise); the
 # public methods and their documentation are here.
-class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _FramesMixin, _ResultMixin, _FilesMixin):
+class Denoiser(
+    _FitMixin, _CalibrationMixin, _NoiseMixin, _SpectralMixin, _PredictMixin, _FramesMixin, _ResultMixin, _FilesMixin
+):
     """
     A Noise2Noise denoiser for spectropolarimetric cubes that learns from the observation itself.
 
@@ -55,12 +58,17 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         denoises each of the ``shuffle x shuffle`` phase images (pixels ``shuffle`` apart), whose noise is nearly
         white. 1 (default): none. On a real MOMFBD-restored CRISP image it removed solar structure with the noise
         (the denoising guide): use it only where the scene is oversampled well beyond the noise correlation.
+    spectral_pca : bool, optional
+        Image mode: denoise each Stokes parameter's spectral principal components instead of its tunings (an
+        orthonormal rotation of the wavelength axis, fitted on the training cube and stored with the model; see
+        Notes). Default (`None`): on in image mode for in-memory cubes with two or more wavelengths; off for
+        dask-backed cubes, whose frames are read one at a time.
 
     Raises
     ------
     ValueError
-        An unknown mode or padding, a non-positive size, a dropout outside [0, 1), or ``temporal`` and
-        ``shuffle`` together.
+        An unknown mode or padding, a non-positive size, a dropout outside [0, 1), ``temporal`` and
+        ``shuffle`` together, or ``spectral_pca=True`` in spectral mode.
 
     Notes
     -----
@@ -79,6 +87,17 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
 
     **Scaling.** Each Stokes parameter is divided by its noise level (`estimate_noise`: temporal for Q, U, V,
     cross-calibrated for I, spatial for one scan), stored with the model and multiplied back on output.
+
+    **Spectral principal components.** In image mode each Stokes parameter's spectra are first rotated onto their
+    principal components (eigenvectors of the second-moment matrix of the training cube's spectra in noise units;
+    spectral PCA as in Rees et al. 2000). An orthonormal rotation keeps white noise white and at the same level,
+    but concentrates the solar signal in a few leading components, far above the noise, and leaves almost pure
+    noise in the others, which the network removes nearly entirely. The denoised components are rotated back, and
+    their variances with them (``sum_c basis[w, c]^2 var_c``, errors taken as independent). Measured on kG cubes
+    (the denoising guide), it lowers the Q/U/V rms error by 15-25 %. A spectrum NaN at some wavelengths is filled
+    there from its fitted leading components before the rotation (gappy PCA), and is NaN there again on output.
+    The basis fixes the number of wavelengths (and assumes the same spectral line and sampling) of the cubes the
+    denoiser applies to.
 
     **Uncertainty.** The variance head (softplus, fed the input and the detached denoised image) learns the
     aleatoric error of the denoised value with the loss of the paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with
@@ -101,6 +120,10 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
       Noisy Images", CVPR: the pairs of a single scan.
     - Zhou, Y., Jiao, J., Huang, H., et al. 2020, "When AWGN-based Denoiser Meets Real Noises", AAAI: pixel-shuffle
       down-sampling.
+    - Rees, D. E., Lopez Ariste, A., Thatcher, J., & Semel, M. 2000, "Fast inversion of spectral lines using
+      principal component analysis", A&A, 355, 759: spectral principal components of Stokes profiles.
+    - Connolly, A. J., & Szalay, A. S. 1999, "A robust classification of galaxy spectra: dealing with noisy and
+      incomplete data", AJ, 117, 2052: gappy PCA.
     - Gal, Y., & Ghahramani, Z. 2016, "Dropout as a Bayesian Approximation: Representing Model Uncertainty in Deep
       Learning", ICML, PMLR 48, 1050: Monte-Carlo dropout.
 
@@ -136,6 +159,7 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         residual: bool | None = None,
         temporal: int = 0,
         shuffle: int = 1,
+        spectral_pca: bool | None = None,
     ) -> None:
         if mode not in ("image", "spectral"):
             raise ValueError(f"mode must be 'image' or 'spectral', not {mode!r}")
@@ -152,6 +176,19 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         self.shuffle = _check_int("shuffle", shuffle, 1)
         if self.temporal and self.shuffle > 1:
             raise ValueError("shuffle is for single scans (neighbour sub-sampling); temporal mode needs no shuffle")
+        if spectral_pca not in (None, True, False):
+            raise ValueError(f"spectral_pca must be None, True or False, not {spectral_pca!r}")
+        if spectral_pca and mode == "spectral":
+            raise ValueError(
+                "spectral_pca is for image mode: in spectral mode the network already sees all wavelengths; use "
+                "mode='image' or spectral_pca=None"
+            )
+        #: Whether to denoise spectral principal components (`None`: decided by `fit`, see the class notes).
+        self.spectral_pca = spectral_pca
+        #: The fitted spectral basis of each Stokes parameter, ``(wavelength, component)``; empty: tunings as they are.
+        self.spectral_basis: dict[str, np.ndarray] = {}
+        #: The mean square of each principal component on the training cube, in units of the noise squared.
+        self.spectral_eigenvalues: dict[str, list[float]] = {}
         #: Factor on the aleatoric uncertainty of each Stokes parameter, from held-out Noise2Noise pairs (`fit`).
         self.calibration: dict[str, float] = {}
         self.model: UNet | None = None
@@ -431,8 +468,10 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             the cube it was trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration``
             (the factor of each Stokes parameter's aleatoric uncertainty), ``noise_correlation`` (temporal mode: the
             Gaussian sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved
-            before it was measured), ``unit`` (the training cube's unit, ``"dimensionless"`` for I/Ic; `None` for a
-            file saved before it was kept) and ``fit`` (the training settings).
+            before it was measured), ``spectral_pca`` (the eigenvalues of each Stokes parameter's spectral principal
+            components, in units of the noise squared; `None` when the tunings are denoised as they are), ``unit``
+            (the training cube's unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept) and
+            ``fit`` (the training settings).
 
         Raises
         ------
@@ -471,6 +510,8 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
             "shuffle": self.shuffle,
             "uncertainty_calibration": dict(self.calibration),
             "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
+            # the eigenvalues of the spectral basis per Stokes parameter (noise units squared); None: the tunings
+            "spectral_pca": {k: list(v) for k, v in self.spectral_eigenvalues.items()} or None,
             "unit": "dimensionless" if self.unit == "" else self.unit,  # '' read as an empty HISTORY line
             "fit": dict(self.fit_settings),
         }
@@ -485,15 +526,17 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
         * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
           ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
           and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
-          ``format_version`` 2, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
+          ``format_version`` 3, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
           parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``noise_correlation``
-          (temporal mode), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they are
+          (temporal mode), ``spectral_basis`` and ``spectral_eigenvalues`` (per Stokes parameter; empty without
+          ``spectral_pca``), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they are
           covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same ``seed`` on
           the same machine, saved under the same file name (which names the model inside), write the same bytes.
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
           parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
           settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
-          ``uncertainty_calibration``, ``noise_correlation_px``, ``training_recipe``, ``validation``), and the
+          ``uncertainty_calibration``, ``noise_correlation_px``, ``spectral_pca_eigenvalues``, ``training_recipe``,
+          ``validation``), and the
           seconds each epoch took (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
 
         Parameters
@@ -538,7 +581,8 @@ class Denoiser(_FitMixin, _CalibrationMixin, _NoiseMixin, _PredictMixin, _Frames
 
         Notes
         -----
-        The format is described in `save`. Format 1, written before, is one `torch.save` dict: ``format``
+        The format is described in `save`. Files of format 2 have no spectral basis (their networks denoise the
+        tunings). Format 1, written before, is one `torch.save` dict: ``format``
         ``"sunpy_nn-denoiser"``, ``format_version`` 1, ``config``, ``state_dict`` and the settings at its top level
         (``history`` and ``fit_settings`` as JSON strings); its model card has no ``format`` entry.
         """

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 from sunpy_nn.data.registry import FORMAT as _WEIGHTS_FORMAT
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the spectral basis (spectral_pca); 2 reads as without one
 
 _D = TypeVar("_D", bound="_FilesMixin")  # the Denoiser
 
@@ -51,6 +52,8 @@ class _FilesMixin:
                     "calibration": self.calibration,
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
+                    "spectral_basis": {lab: b.tolist() for lab, b in self.spectral_basis.items()},
+                    "spectral_eigenvalues": self.spectral_eigenvalues,
                     # wall-clock times would make two identical seeded trainings differ in SHA-256: in the card
                     "history": {k: v for k, v in self.history.items() if k != "epoch_time"},
                     "fit_settings": self.fit_settings,
@@ -75,6 +78,8 @@ class _FilesMixin:
             "uncertainty_calibration": settings["calibration"],
             "noise_correlation_px": settings["noise_correlation"],
             "unit": settings["unit"],
+            # the basis itself is in the hashed file; its eigenvalues say how much signal each component holds
+            "spectral_pca_eigenvalues": settings["spectral_eigenvalues"] or None,
             "training_recipe": settings["fit_settings"],
             "validation": {"val_loss_per_epoch": settings["history"]["val_loss"]},
             "epoch_time_s": list(self.history.get("epoch_time", [])),  # this machine's; not in the hashed file
@@ -125,6 +130,11 @@ class _FilesMixin:
                     f"{path} holds a U-Net but no denoiser settings: it is not a Denoiser file (save one with "
                     "Denoiser.save)"
                 )
+            if int(settings.get("format_version", 0)) > FORMAT_VERSION:
+                raise WeightsError(
+                    f"{path} is a denoiser file of format {settings['format_version']}, written by a newer sunpy_nn; "
+                    f"this one reads formats up to {FORMAT_VERSION}: upgrade sunpy_nn (pip install -U sunpy_nn)"
+                )
         elif kind == FORMAT:  # format 1
             model = _build({"architecture": "UNet", **dict(blob["config"])}, UNet, path)
             _load_state(model, blob["state_dict"], path)
@@ -174,6 +184,12 @@ class _FilesMixin:
         # their uncertainty as it was calibrated (the variance head's alone).
         correlation = settings.get("noise_correlation")
         den.noise_correlation = dict(correlation) if correlation is not None else (None if den.temporal else {})
+        # files before format 3 have no basis: their networks denoise the tunings themselves
+        den.spectral_basis = {
+            lab: np.asarray(b, np.float64) for lab, b in (settings.get("spectral_basis") or {}).items()
+        }
+        den.spectral_eigenvalues = dict(settings.get("spectral_eigenvalues") or {})
+        den.spectral_pca = bool(den.spectral_basis)
         den.unit = settings.get("unit")  # None in files saved before the unit was kept: levels used as they are
         den.history, den.fit_settings = settings["history"], settings["fit_settings"]
         den.source = {"file": path.name, "sha256": sha256}

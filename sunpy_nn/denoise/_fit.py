@@ -106,6 +106,8 @@ class _FitMixin:
         )
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         normed = canon / sigma[None, :, None, None, None]
+        basis, eigenvalues = self._spectral_fit(normed, labels, selected)
+        normed = self._to_components(normed, labels, selected, basis)
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
         train = Noise2NoisePairs(
@@ -163,6 +165,7 @@ class _FitMixin:
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
         self.noise, self.noise_methods, self.noise_correlation = noise, noise_methods, correlation
+        self.spectral_basis, self.spectral_eigenvalues = basis, eigenvalues
         self.unit = u.dimensionless_unscaled.to_string() if cube.unit is None else u.Unit(cube.unit).to_string()
         history = train_noise2noise(
             self.model,
@@ -192,6 +195,7 @@ class _FitMixin:
             "pairs": train.description,
             "temporal": self.temporal,
             "shuffle": self.shuffle,
+            "spectral_pca": bool(basis),
         }
         self.calibration = self._calibrate(labels, selected, train, dev)
         self.fit_settings["calibration"] = dict(self.calibration)
@@ -223,6 +227,13 @@ class _FitMixin:
         return size
 
     def _check_compatible(self, n_w: int) -> None:
+        basis = next(iter(self.spectral_basis.values()), None)
+        if basis is not None and len(basis) != n_w:
+            raise ValueError(
+                f"This denoiser works on the spectral principal components of {len(basis)} wavelengths (spectral_pca), "
+                f"the cube has {n_w}: train a denoiser on this cube, or one with spectral_pca=False to apply to any "
+                "number of wavelengths"
+            )
         if self.mode == "spectral" and self.n_wavelengths != n_w:
             raise ValueError(
                 f"This spectral-mode denoiser was trained on {self.n_wavelengths} wavelengths, the cube has {n_w}: "

@@ -83,6 +83,7 @@ class _PredictMixin:
             noise = self._noise_levels(canon, labels, (), sampled=True)[0]
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
         self._warn_noise_mismatch(noise, labels, selected, trained)
+        work = self._to_components(canon, labels, selected)  # spectral components, when the denoiser has a basis
         if is_dask(canon):
             if self.temporal or self.shuffle > 1:
                 raise ValueError(
@@ -92,8 +93,9 @@ class _PredictMixin:
                     f"{'temporal=0' if self.temporal else 'shuffle=1'} for lazy cubes"
                 )
             den, sd = self._predict_lazy(
-                canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained
+                work, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained
             )
+            den, sd = self._from_components(den, sd, canon, labels, selected)
             return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
         if seed is not None:
             torch.manual_seed(seed)
@@ -116,9 +118,9 @@ class _PredictMixin:
                 sel, out_sel = np.s_[t, s, waves], np.s_[t, k, waves]
                 context = None
                 if self.temporal:
-                    context = np.concatenate([canon[u, s, waves] for u in temporal_neighbours(t, n_t, self.temporal)])
+                    context = np.concatenate([work[u, s, waves] for u in temporal_neighbours(t, n_t, self.temporal)])
                 den[out_sel], sd[out_sel] = self._denoise_frames(
-                    canon[sel],
+                    work[sel],
                     context,
                     trained[labels[s]],
                     self.calibration.get(labels[s], 1.0),
@@ -134,6 +136,7 @@ class _PredictMixin:
                     (noise[labels[s]] / trained[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
                     None if self.noise_correlation is None else self.noise_correlation.get(labels[s], 0.0),
                 )
+        den, sd = self._from_components(den, sd, canon, labels, selected)
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
 
     def _tile_size(self, tile_size: int | None) -> int | None:

@@ -1,0 +1,145 @@
+"""
+The denoiser's spectral principal components (``spectral_pca``, issue 14) and the calibration of its uncertainty.
+"""
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+from ndcube import NDCube
+
+from sunpy_nn import Denoiser, WeightsError
+from sunpy_nn.data.synthetic import synthetic_crisp_cube
+from sunpy_nn.denoise._calibration import _z_scale
+from sunpy_nn.denoise._spectral import _fill_gaps, from_basis, pca_basis, to_basis, variance_from_basis
+
+SHORT = {"epochs": 1, "patches_per_epoch": 20, "patch_size": 16, "seed": 0, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def kg_cube():
+    return synthetic_crisp_cube(48, n_wavelengths=5, n_scans=3, seed=0, v_peak=40, qu_peak=20)[0]
+
+
+@pytest.fixture(scope="module")
+def small(kg_cube):
+    return Denoiser(n_filters=8).fit(kg_cube, **SHORT)
+
+
+def test_basis_is_orthonormal_and_pure_noise_has_unit_eigenvalues():
+    noise = np.random.default_rng(0).standard_normal((4, 7, 40, 40))
+    basis, values = pca_basis(noise)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(7), atol=1e-12)
+    # 6400 spectra per component: eigenvalues of white noise of unit variance within a few per cent of 1
+    np.testing.assert_allclose(values, 1.0, atol=0.1)
+    assert np.all(np.diff(values) <= 0)
+    # signed alike on every machine: the largest entry of each column is positive
+    assert np.all(basis[np.abs(basis).argmax(axis=0), np.arange(7)] > 0)
+
+
+def test_rotation_keeps_white_noise_white_and_round_trips():
+    rng = np.random.default_rng(1)
+    profile = np.sin(np.linspace(0, np.pi, 9))[None, :, None, None]
+    frames = 50 * rng.standard_normal((3, 1, 32, 32)) * profile + rng.standard_normal((3, 9, 32, 32))
+    basis, values = pca_basis(frames)
+    assert values[0] > 100 and values[1] < 1.2  # the signal in one component
+    comps = to_basis(frames, basis)
+    assert abs(comps[:, 1:].std() - 1.0) < 0.03  # the noise stays white, of the same level
+    back = from_basis(comps, basis)
+    span = np.abs(frames).max()
+    np.testing.assert_allclose(back, frames, atol=span * 1e-6)  # float32 round trip: ulps of the range
+    sd = variance_from_basis(np.ones_like(comps), basis)
+    np.testing.assert_allclose(sd, 1.0, rtol=1e-6)  # orthonormal: unit variances stay unit variances
+
+
+def test_gappy_fill_restores_a_profile_in_the_span_of_the_basis():
+    rng = np.random.default_rng(2)
+    basis = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    coef = rng.standard_normal((2, 6, 4, 4))
+    coef[:, 2:] = 0  # in the span of the two leading components
+    frames = np.einsum("wc,tcyx->twyx", basis, coef)
+    holed = frames.copy()
+    holed[0, 3, 1, 1] = np.nan
+    holed[1, :, 2, 2] = np.nan  # NaN at every wavelength: stays NaN
+    filled = _fill_gaps(holed, basis, 2)
+    assert filled[0, 3, 1, 1] == pytest.approx(frames[0, 3, 1, 1], abs=1e-10)
+    assert np.isnan(filled[1, :, 2, 2]).all()
+    assert np.isnan(holed[0, 3, 1, 1])  # the input is not modified
+
+
+def test_denoiser_fits_a_basis_by_default_and_not_when_asked(kg_cube, small):
+    assert sorted(small.spectral_basis) == ["Q", "U", "V"]
+    assert small.fit_settings["spectral_pca"] is True
+    record = small.provenance()["spectral_pca"]
+    assert record["V"][0] > 10 * record["V"][-1]  # the kG signal in the leading component
+    off = Denoiser(n_filters=8, spectral_pca=False).fit(kg_cube, **SHORT)
+    assert off.spectral_basis == {} and off.provenance()["spectral_pca"] is None
+
+
+def test_nan_at_one_tuning_stays_there_and_does_not_spread(kg_cube, small):
+    data = np.array(kg_cube.data)
+    data[0, 3, 2, 5, 5] = np.nan
+    data[1, 3, :, 7, 7] = np.nan
+    cube = NDCube(data, wcs=kg_cube.wcs, unit=kg_cube.unit)
+    out = small.predict(cube, progress=False)
+    assert np.isnan(out.data).sum() == 1 + data.shape[2]
+    assert np.isnan(out.data[0, 3, 2, 5, 5]) and np.isfinite(np.delete(out.data[0, 3, :, 5, 5], 2)).all()
+    assert np.isnan(out.uncertainty.array[0, 3, 2, 5, 5])
+    np.testing.assert_array_equal(out.data[:, 0], data[:, 0])  # Stokes I is not denoised: bit for bit
+    assert np.isnan(cube.data[0, 3, 2, 5, 5]) and np.isfinite(cube.data[0, 3, 1, 5, 5])  # input untouched
+
+
+def test_lazy_prediction_equals_the_in_memory_one(kg_cube, small):
+    lazy = NDCube(da.from_array(np.asarray(kg_cube.data), chunks=(1, 1, 1, 48, 48)), wcs=kg_cube.wcs)
+    eager = small.predict(kg_cube, progress=False)
+    out = small.predict(lazy, progress=False)
+    assert isinstance(out.data, da.Array)
+    span = np.ptp(eager.data[:, 1:])
+    np.testing.assert_allclose(out.data.compute(), eager.data, atol=span * 1e-6)
+    np.testing.assert_allclose(out.uncertainty.array.compute(), eager.uncertainty.array, rtol=1e-5)
+
+
+def test_a_lazy_cube_trains_without_a_basis_unless_asked(kg_cube):
+    lazy = NDCube(da.from_array(np.asarray(kg_cube.data), chunks=(1, 1, 1, 48, 48)), wcs=kg_cube.wcs)
+    assert Denoiser(n_filters=4).fit(lazy, **SHORT).spectral_basis == {}
+    with pytest.raises(ValueError, match="in memory"):
+        Denoiser(n_filters=4, spectral_pca=True).fit(lazy, **SHORT)
+
+
+def test_spectral_pca_refused_in_spectral_mode():
+    with pytest.raises(ValueError, match="image mode"):
+        Denoiser(mode="spectral", spectral_pca=True)
+    with pytest.raises(ValueError, match="True or False"):
+        Denoiser(spectral_pca="yes")
+
+
+def test_another_number_of_wavelengths_is_refused(kg_cube, small):
+    with pytest.raises(ValueError, match=r"5 wavelengths.*has 3"):
+        small.predict(kg_cube[:, :, :3], progress=False)
+
+
+def test_basis_round_trips_through_a_file_and_a_newer_format_is_refused(kg_cube, small, tmp_path):
+    path = small.save(tmp_path / "pca.pt")
+    back = Denoiser.load(path)
+    for lab, basis in small.spectral_basis.items():
+        np.testing.assert_array_equal(back.spectral_basis[lab], basis)
+    np.testing.assert_array_equal(
+        back.predict(kg_cube, progress=False).data, small.predict(kg_cube, progress=False).data
+    )
+    blob = torch.load(path, weights_only=True)
+    blob["extra"]["format_version"] = 99
+    torch.save(blob, tmp_path / "newer.pt")
+    with pytest.raises(WeightsError, match="newer sunpy_nn"):
+        Denoiser.load(tmp_path / "newer.pt")
+
+
+def test_z_scale_recovers_the_factor_of_a_known_error():
+    rng = np.random.default_rng(3)
+    head = rng.uniform(0.01, 1.0, 200_000)
+    prop = rng.uniform(0.0, 0.2, head.size)
+    true_k = 1.7
+    err = rng.standard_normal(head.size) * np.sqrt(true_k**2 * head + prop)
+    # the squared error as the pairs measure it: plus the target's noise, minus its estimate
+    r2 = err**2 + rng.standard_normal(head.size) ** 2 * 0.5 - 0.5
+    assert _z_scale(r2, head, prop) == pytest.approx(true_k, rel=0.03)
+    assert _z_scale(r2, head, np.zeros_like(head)) > true_k  # without the propagated part the head must do more
