@@ -1,5 +1,5 @@
 """
-The denoiser's spectral principal components (``spectral_pca``, issue 14) and the calibration of its uncertainty.
+The denoiser's spectral principal components (``spectral_pca``, issue 14).
 """
 
 import dask.array as da
@@ -10,7 +10,6 @@ from ndcube import NDCube
 
 from sunpy_nn import Denoiser, WeightsError
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
-from sunpy_nn.denoise._calibration import _z_scale
 from sunpy_nn.denoise._spectral import _fill_gaps, from_basis, pca_basis, to_basis, variance_from_basis
 
 SHORT = {"epochs": 1, "patches_per_epoch": 20, "patch_size": 16, "seed": 0, "progress": False}
@@ -131,15 +130,3 @@ def test_basis_round_trips_through_a_file_and_a_newer_format_is_refused(kg_cube,
     torch.save(blob, tmp_path / "newer.pt")
     with pytest.raises(WeightsError, match="newer sunpy_nn"):
         Denoiser.load(tmp_path / "newer.pt")
-
-
-def test_z_scale_recovers_the_factor_of_a_known_error():
-    rng = np.random.default_rng(3)
-    head = rng.uniform(0.01, 1.0, 200_000)
-    prop = rng.uniform(0.0, 0.2, head.size)
-    true_k = 1.7
-    err = rng.standard_normal(head.size) * np.sqrt(true_k**2 * head + prop)
-    # the squared error as the pairs measure it: plus the target's noise, minus its estimate
-    r2 = err**2 + rng.standard_normal(head.size) ** 2 * 0.5 - 0.5
-    assert _z_scale(r2, head, prop) == pytest.approx(true_k, rel=0.03)
-    assert _z_scale(r2, head, np.zeros_like(head)) > true_k  # without the propagated part the head must do more
