@@ -187,3 +187,19 @@ def test_an_fcube_without_uncertainty_and_the_cubes_own_noise_in_the_summary(tmp
     printed = ast.literal_eval(capsys.readouterr().out.split("noise levels ", 1)[1])  # the dict as printed
     for s in "QUV":
         assert printed[s] == pytest.approx(3 * den.noise[s], rel=0.25)  # this cube's noise, not the denoiser's
+
+
+def test_spectral_pca_by_default_and_off_on_request(tmp_path, capsys):
+    cube = noisy_cube(TRUTH[:3, :, :3, :24, :24])
+    cube.wcs.wcs.dateobs = "2020-06-01T08:00:00"
+    path = write_crisp(cube, tmp_path / "in3.fits")
+    for options, expected in (([], True), (["--no-spectral-pca"], False)):
+        out = tmp_path / f"out{len(options)}.fits"
+        assert main(["denoise", str(path), "-o", str(out), *TRAIN, *options]) == 0
+        with fits.open(out) as hdul:
+            history = [str(card) for card in hdul[0].header.get("HISTORY", [])]
+        # the eigenvalues of each Stokes parameter's components, or None
+        assert any("sunpy_nn spectral_pca.V:" in line for line in history) is expected
+        assert any("sunpy_nn spectral_pca: None" in line for line in history) is not expected
+    code = main(["denoise", str(path), "-o", str(tmp_path / "x.fits"), "--denoiser", "d.pt", "--no-spectral-pca"])
+    assert code != 0 and "--no-spectral-pca applies only when training" in capsys.readouterr().err

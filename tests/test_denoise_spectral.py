@@ -98,11 +98,42 @@ def test_lazy_prediction_equals_the_in_memory_one(kg_cube, small):
     np.testing.assert_allclose(out.uncertainty.array.compute(), eager.uncertainty.array, rtol=1e-5)
 
 
-def test_a_lazy_cube_trains_without_a_basis_unless_asked(kg_cube):
+def test_a_lazy_cube_trains_with_a_basis_from_a_sample_and_whole_spectra(kg_cube, small):
     lazy = NDCube(da.from_array(np.asarray(kg_cube.data), chunks=(1, 1, 1, 48, 48)), wcs=kg_cube.wcs)
-    assert Denoiser(n_filters=4).fit(lazy, **SHORT).spectral_basis == {}
-    with pytest.raises(ValueError, match="in memory"):
-        Denoiser(n_filters=4, spectral_pca=True).fit(lazy, **SHORT)
+    den = Denoiser(n_filters=8).fit(lazy, **SHORT)
+    for lab, basis in small.spectral_basis.items():
+        # the leading component from a sample of scans and pixels: the one of the whole cube
+        assert abs(basis[:, 0] @ den.spectral_basis[lab][:, 0]) > 0.99
+    out = den.predict(lazy, progress=False)
+    assert np.isfinite(out.data.compute()).all()
+
+
+class _CountingArray:
+    """An array that counts the chunks dask reads from it."""
+
+    def __init__(self, array):
+        self.array, self.reads = array, 0
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return self.array[key]
+
+
+def test_a_lazy_pool_of_whole_spectra_reads_each_stack_once():
+    from sunpy_nn.training import Noise2NoisePairs
+
+    source = _CountingArray(np.random.default_rng(0).standard_normal((40, 1, 5, 32, 32)))
+    data = da.from_array(source, chunks=(1, 1, 5, 32, 32))  # a chunk: one scan, all wavelengths
+    source.reads = 0  # dask's look at the array's type
+    # a pool of 10 stacks of 3 scans (symmetric pairs) of one wavelength
+    kw = {"patch_size": 8, "x_range": (0, 32), "neighbour": False, "pool_bytes": 10 * 3 * 32 * 32 * 4}
+    whole = Noise2NoisePairs(data, [0], [True], "image", rng=np.random.default_rng(0), whole_spectra=True, **kw)
+    assert len(whole.pool) == 10 and all(st.shape == (3, 1, 32, 32) for _, st in whole.pool)
+    assert source.reads <= 2 * 3  # two stacks of all five wavelengths read, three scans each
+    source.reads = 0
+    single = Noise2NoisePairs(data, [0], [True], "image", rng=np.random.default_rng(0), **kw)
+    assert len(single.pool) == 10 and source.reads > 3 * 3  # a stack per wavelength drawn: many more scans read
 
 
 def test_spectral_pca_refused_in_spectral_mode():

@@ -87,7 +87,7 @@ def denoise_cube(
     spectral_pca : bool, optional
         Denoise each Stokes parameter's spectral principal components instead of its tunings (`Denoiser`; it
         lowered the rms error by 15-25 % on kG cubes, see the denoising guide). Default (`None`): on in image mode
-        for cubes in memory with two or more wavelengths.
+        with two or more wavelengths.
     epochs : int, optional
         Training epochs of 1,000 patches (default 10).
     patch_size : int, optional

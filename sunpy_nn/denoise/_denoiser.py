@@ -61,8 +61,7 @@ class Denoiser(
     spectral_pca : bool, optional
         Image mode: denoise each Stokes parameter's spectral principal components instead of its tunings (an
         orthonormal rotation of the wavelength axis, fitted on the training cube and stored with the model; see
-        Notes). Default (`None`): on in image mode for in-memory cubes with two or more wavelengths; off for
-        dask-backed cubes, whose frames are read one at a time.
+        Notes). Default (`None`): on in image mode with two or more wavelengths.
 
     Raises
     ------
@@ -96,6 +95,8 @@ class Denoiser(
     their variances with them (``sum_c basis[w, c]^2 var_c``, errors taken as independent). Measured on kG cubes
     (the denoising guide), it lowers the Q/U/V rms error by 15-25 %. A spectrum NaN at some wavelengths is filled
     there from its fitted leading components before the rotation (gappy PCA), and is NaN there again on output.
+    A dask-backed cube is rotated lazily: its basis comes from a sample (4 scans, every other pixel), and the
+    training pool reads whole spectra.
     The basis fixes the number of wavelengths (and assumes the same spectral line and sampling) of the cubes the
     denoiser applies to.
 

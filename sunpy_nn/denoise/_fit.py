@@ -121,6 +121,7 @@ class _FitMixin:
             neighbour,
             temporal=self.temporal,
             shuffle=self.shuffle,
+            whole_spectra=bool(basis),
         )
         val = None
         # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
@@ -138,6 +139,7 @@ class _FitMixin:
                 neighbour,
                 temporal=self.temporal,
                 shuffle=self.shuffle,
+                whole_spectra=bool(basis),
             )
         elif val_fraction > 0 and asked_validation:  # asked for, but the strip holds no patch: say so
             per = 2 * self.shuffle if neighbour else 1  # columns per pixel of a pair (neighbour sub-sampling)

@@ -34,19 +34,17 @@ class _SpectralMixin:
                     f"Stokes {missing}: continue training on those, or train a new Denoiser()"
                 )
             return self.spectral_basis, self.spectral_eigenvalues
-        n_w = normed.shape[2]
-        lazy = is_dask(normed)
-        if self.spectral_pca and lazy:
-            raise ValueError(
-                "spectral_pca=True needs the cube in memory (its basis is fitted on whole spectra, and the lazy path "
-                "reads one frame at a time): compute it first (cube.data.compute()), or use spectral_pca=None"
-            )
-        use = (self.mode == "image" and not lazy) if self.spectral_pca is None else self.spectral_pca
+        n_t, n_w = normed.shape[0], normed.shape[2]
+        use = self.mode == "image" if self.spectral_pca is None else self.spectral_pca
         if not use or n_w < 2:
             return {}, {}
         basis, eigen = {}, {}
         for s in selected:
-            basis[labels[s]], values = pca_basis(normed[:, s])
+            frames = normed[:, s]
+            if is_dask(frames):  # a sample, as for the noise levels: a few scans, every other pixel
+                scans = np.unique(np.linspace(0, n_t - 1, min(4, n_t)).round().astype(int))
+                frames = np.asarray(frames[scans][..., ::2, ::2])
+            basis[labels[s]], values = pca_basis(frames)
             eigen[labels[s]] = [float(v) for v in values]
         return basis, eigen
 

@@ -142,6 +142,10 @@ class Noise2NoisePairs:
         Temporal mode: the ``2 temporal`` neighbouring scans are the input and scan t the target (0: off).
     shuffle : int
         Pixel-shuffle down-sampling of the neighbour sub-sampling pairs (1: off).
+    whole_spectra : bool
+        A lazy cube's pool holds all wavelengths of each stack it reads (image mode): for a cube whose wavelength
+        axis is computed from all wavelengths at once (spectral principal components), so that each frame read
+        serves a pair instead of one wavelength of many reads.
 
     Raises
     ------
@@ -185,8 +189,10 @@ class Noise2NoisePairs:
         pool_bytes: int | None = None,
         temporal: int = 0,
         shuffle: int = 1,
+        whole_spectra: bool = False,
     ) -> None:
         self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
+        self.whole_spectra = whole_spectra and mode == "image"
         self.temporal, self.shuffle = temporal, shuffle
         self.p, self.x_range, self.rng, self.signal_fraction = patch_size, x_range, rng, signal_fraction
         self.n_t = data.shape[0]
@@ -246,12 +252,15 @@ class Noise2NoisePairs:
         rng, d = self.rng, self.data
         n_pairs = self._frames_per_draw()
         keys = set()
-        for _ in range(4 * self.pool_entries):
-            if len(keys) == self.pool_entries:
+        n_w = d.shape[2]
+        # whole spectra: each stack read gives one entry per wavelength
+        n_keys = max(1, self.pool_entries // n_w) if self.whole_spectra else self.pool_entries
+        for _ in range(4 * n_keys):
+            if len(keys) == n_keys:
                 break
             t = int(rng.integers(0, self.n_t - n_pairs + 1))
             s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
-            w = None if self.mode == "spectral" else int(rng.integers(0, d.shape[2]))
+            w = None if self.mode == "spectral" or self.whole_spectra else int(rng.integers(0, n_w))
             keys.add((t, s, w))
         keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
         x0, x1 = self.x_range
@@ -261,7 +270,14 @@ class Noise2NoisePairs:
         for st in stacks:
             if np.isinf(st).any():
                 raise ValueError("The cube has infinite values: replace them with NaN or mask them")
-        self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
+        if self.whole_spectra:
+            self.pool = [
+                (s, np.ascontiguousarray(st[:, w : w + 1]))
+                for (_, s, _), st in zip(keys, stacks, strict=True)
+                for w in range(n_w)
+            ]
+        else:
+            self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
         log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
 
     def _window(self, t, s, w, y0, x0):
