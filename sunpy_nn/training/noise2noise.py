@@ -253,8 +253,11 @@ class Noise2NoisePairs:
         n_pairs = self._frames_per_draw()
         keys = set()
         n_w = d.shape[2]
-        # whole spectra: each stack read gives one entry per wavelength
-        n_keys = max(1, self.pool_entries // n_w) if self.whole_spectra else self.pool_entries
+        # Whole spectra: each stack read gives several entries (wavelengths); at least two stacks per Stokes
+        # parameter, so that an epoch does not train on one Stokes parameter alone.
+        n_keys = self.pool_entries
+        if self.whole_spectra:
+            n_keys = min(self.pool_entries, max(2 * len(self.stokes_idx), self.pool_entries // n_w))
         for _ in range(4 * n_keys):
             if len(keys) == n_keys:
                 break
@@ -270,11 +273,12 @@ class Noise2NoisePairs:
         for st in stacks:
             if np.isinf(st).any():
                 raise ValueError("The cube has infinite values: replace them with NaN or mask them")
-        if self.whole_spectra:
+        if self.whole_spectra:  # as many wavelengths of each stack as the pool holds, drawn at random
+            keep = min(n_w, max(1, self.pool_entries // len(keys)))
             self.pool = [
                 (s, np.ascontiguousarray(st[:, w : w + 1]))
                 for (_, s, _), st in zip(keys, stacks, strict=True)
-                for w in range(n_w)
+                for w in sorted(rng.choice(n_w, keep, replace=False).tolist())
             ]
         else:
             self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
