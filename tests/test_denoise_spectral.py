@@ -10,7 +10,7 @@ from ndcube import NDCube
 
 from sunpy_nn import Denoiser, WeightsError
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
-from sunpy_nn.denoise._spectral import _fill_gaps, from_basis, pca_basis, to_basis, variance_from_basis
+from sunpy_nn.denoise._spectral import _fill_gaps, from_basis, pca_basis, sd_from_basis, to_basis
 
 SHORT = {"epochs": 1, "patches_per_epoch": 20, "patch_size": 16, "seed": 0, "progress": False}
 
@@ -47,23 +47,35 @@ def test_rotation_keeps_white_noise_white_and_round_trips():
     back = from_basis(comps, basis)
     span = np.abs(frames).max()
     np.testing.assert_allclose(back, frames, atol=span * 1e-6)  # float32 round trip: ulps of the range
-    sd = variance_from_basis(np.ones_like(comps), basis)
+    sd = sd_from_basis(np.ones_like(comps), basis)
     np.testing.assert_allclose(sd, 1.0, rtol=1e-6)  # orthonormal: unit variances stay unit variances
 
 
 def test_gappy_fill_restores_a_profile_in_the_span_of_the_basis():
     rng = np.random.default_rng(2)
     basis = np.linalg.qr(rng.standard_normal((6, 6)))[0]
-    coef = rng.standard_normal((2, 6, 4, 4))
+    coef = rng.standard_normal((2, 6, 4, 4)) * 30
     coef[:, 2:] = 0  # in the span of the two leading components
     frames = np.einsum("wc,tcyx->twyx", basis, coef)
+    prior = np.array([900.0, 900.0, 1.0, 1.0, 1.0, 1.0])  # the two leading hold signal, the others pure noise
     holed = frames.copy()
     holed[0, 3, 1, 1] = np.nan
     holed[1, :, 2, 2] = np.nan  # NaN at every wavelength: stays NaN
-    filled = _fill_gaps(holed, basis, 2)
-    assert filled[0, 3, 1, 1] == pytest.approx(frames[0, 3, 1, 1], abs=1e-10)
+    filled = _fill_gaps(holed, basis, prior)
+    assert filled[0, 3, 1, 1] == pytest.approx(frames[0, 3, 1, 1], abs=0.01 * np.abs(frames).max())
     assert np.isnan(filled[1, :, 2, 2]).all()
     assert np.isnan(holed[0, 3, 1, 1])  # the input is not modified
+
+
+def test_gappy_fill_of_a_noisy_spectrum_with_few_values_stays_bounded():
+    # 9 tunings, 3 left: an unregularised fit gave fills of thousands of sigma; the prior keeps them near the noise
+    rng = np.random.default_rng(4)
+    basis = np.linalg.qr(rng.standard_normal((9, 9)))[0]
+    prior = np.array([55.0, 5.0, 1.08] + [1.0] * 6)  # a Stokes V of kG fields (in noise units squared)
+    noise = rng.standard_normal((1, 9, 40, 50))
+    noise[:, 3:] = np.nan
+    filled = _fill_gaps(noise, basis, prior)
+    assert np.isfinite(filled).all() and np.abs(filled[:, 3:]).max() < 10 * np.sqrt(prior[0])
 
 
 def test_denoiser_fits_a_basis_by_default_and_not_when_asked(kg_cube, small):
@@ -73,6 +85,29 @@ def test_denoiser_fits_a_basis_by_default_and_not_when_asked(kg_cube, small):
     assert record["V"][0] > 10 * record["V"][-1]  # the kG signal in the leading component
     off = Denoiser(n_filters=8, spectral_pca=False).fit(kg_cube, **SHORT)
     assert off.spectral_basis == {} and off.provenance()["spectral_pca"] is None
+
+
+def test_a_gap_leaves_the_spectrum_out_of_training_and_a_tuning_without_data_leaves_the_basis_out(kg_cube, small):
+    data = np.array(kg_cube.data)
+    data[0, 3, 2, 5, 5] = np.nan
+    comps = small._to_components(data, ["I", "Q", "U", "V"], [1, 2, 3], fill=False)
+    others = np.ones((48, 48), bool)
+    others[5, 5] = False
+    assert np.isnan(comps[0, 3, :, 5, 5]).all() and np.isfinite(comps[0, 3][:, others]).all()
+    data[:, :, 1] = np.nan  # one tuning without data anywhere
+    cube = NDCube(data, wcs=kg_cube.wcs, unit=kg_cube.unit)
+    assert Denoiser(n_filters=4).fit(cube, **SHORT).spectral_basis == {}  # the default falls back to the tunings
+    with pytest.raises(ValueError, match="Too few pixels with a value at all 5 wavelengths"):
+        Denoiser(n_filters=4, spectral_pca=True).fit(cube, **SHORT)
+
+
+def test_a_stokes_parameter_without_basis_is_refused_by_name(kg_cube):
+    den = Denoiser(n_filters=4).fit(kg_cube, stokes=("V",), **SHORT)
+    with pytest.raises(ValueError, match=r"spectral components of Stokes \['V'\].*no basis for Stokes \['Q', 'U'\]"):
+        den.predict(kg_cube, progress=False)
+    assert np.isfinite(den.predict(kg_cube, stokes=("V",), progress=False).data).all()
+    with pytest.raises(ValueError, match="no basis for Stokes"):
+        den.fit(kg_cube, stokes=("Q", "V"), **SHORT)  # a warm start keeps its basis
 
 
 def test_nan_at_one_tuning_stays_there_and_does_not_spread(kg_cube, small):

@@ -85,9 +85,9 @@ def denoise_cube(
         raised it for Q and U and gave error bars far too narrow where the scene moved 0.5-1 px per scan; see the
         denoising guide). ``"auto"``: `auto_temporal`. Default (`None`): 0, single-scan mode.
     spectral_pca : bool, optional
-        Denoise each Stokes parameter's spectral principal components instead of its tunings (`Denoiser`; it
-        lowered the rms error by 15-25 % on kG cubes, see the denoising guide). Default (`None`): on in image mode
-        with two or more wavelengths.
+        Denoise each Stokes parameter's spectral principal components instead of its tunings (`Denoiser`; the
+        gain measured on kG cubes is in the denoising guide). Default (`None`): on in image mode with two or more
+        wavelengths.
     epochs : int, optional
         Training epochs of 1,000 patches (default 10).
     patch_size : int, optional

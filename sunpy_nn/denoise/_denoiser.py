@@ -92,9 +92,11 @@ class Denoiser(
     spectral PCA as in Rees et al. 2000). An orthonormal rotation keeps white noise white and at the same level,
     but concentrates the solar signal in a few leading components, far above the noise, and leaves almost pure
     noise in the others, which the network removes nearly entirely. The denoised components are rotated back, and
-    their variances with them (``sum_c basis[w, c]^2 var_c``, errors taken as independent). Measured on kG cubes
-    (the denoising guide), it lowers the Q/U/V rms error by 15-25 %. A spectrum NaN at some wavelengths is filled
-    there from its fitted leading components before the rotation (gappy PCA), and is NaN there again on output.
+    their variances with them (``sum_c basis[w, c]^2 var_c``, errors taken as independent); the figures are in the
+    denoising guide. A spectrum NaN at some wavelengths is left out of training; for prediction it is filled there
+    from the components fitted to its other wavelengths (gappy PCA, regularised by the components' eigenvalues),
+    and is NaN there again on output. The rotation assumes noise of one level at every tuning (the tunings already
+    shared one noise scale per Stokes parameter).
     A dask-backed cube is rotated lazily: its basis comes from a sample (4 scans, every other pixel), and the
     training pool reads whole spectra.
     The basis fixes the number of wavelengths (and assumes the same spectral line and sampling) of the cubes the
@@ -344,8 +346,10 @@ class Denoiser(
             ``cube`` is not an `ndcube.NDCube`.
         ValueError
             An argument out of range (checked before anything is read), a patch size that does not fit the image,
-            a cube without the needed axes or scans, Stokes parameters the cube does not have, infinite values, or a
-            constant Stokes parameter to denoise.
+            a cube without the needed axes or scans, Stokes parameters the cube does not have, infinite values, a
+            constant Stokes parameter to denoise, ``spectral_pca=True`` with too few spectra complete at every
+            wavelength, or (a warm start) Stokes parameters or a number of wavelengths the denoiser's spectral basis
+            does not have.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 
@@ -437,8 +441,8 @@ class Denoiser(
             ``cube`` is not an `ndcube.NDCube`.
         ValueError
             An argument out of range (checked before any work), the denoiser is not trained, a cube the denoiser
-            cannot apply to (other Stokes parameters, or another number of wavelengths in spectral mode), or
-            infinite values.
+            cannot apply to (other Stokes parameters, or another number of wavelengths in spectral mode or with a
+            spectral basis), or infinite values.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 

@@ -107,7 +107,8 @@ class _FitMixin:
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         normed = canon / sigma[None, :, None, None, None]
         basis, eigenvalues = self._spectral_fit(normed, labels, selected)
-        normed = self._to_components(normed, labels, selected, basis)
+        # a spectrum with a gap is left out of the pairs (NaN in every component): a filled value is no measurement
+        normed = self._to_components(normed, labels, selected, basis, fill=False)
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
         train = Noise2NoisePairs(

@@ -79,6 +79,7 @@ class _PredictMixin:
                 f"The denoiser has no noise level for Stokes {missing_noise} (trained on {list(self.noise)}): "
                 "denoise only those it was trained on (stokes=...), or fit it on this cube"
             )
+        self._check_basis(labels, selected, "denoise only those (stokes=...)")
         if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
             noise = self._noise_levels(canon, labels, (), sampled=True)[0]
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit

@@ -251,38 +251,50 @@ class Noise2NoisePairs:
 
         rng, d = self.rng, self.data
         n_pairs = self._frames_per_draw()
-        keys = set()
-        n_w = d.shape[2]
-        # Whole spectra: each stack read gives several entries (wavelengths); at least two stacks per Stokes
-        # parameter, so that an epoch does not train on one Stokes parameter alone.
-        n_keys = self.pool_entries
-        if self.whole_spectra:
-            n_keys = min(self.pool_entries, max(2 * len(self.stokes_idx), self.pool_entries // n_w))
-        for _ in range(4 * n_keys):
-            if len(keys) == n_keys:
-                break
-            t = int(rng.integers(0, self.n_t - n_pairs + 1))
-            s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
-            w = None if self.mode == "spectral" or self.whole_spectra else int(rng.integers(0, n_w))
-            keys.add((t, s, w))
-        keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
         x0, x1 = self.x_range
-        stacks = dask.compute(
-            *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, x0:x1] for t, s, w in keys]
-        )
-        for st in stacks:
-            if np.isinf(st).any():
-                raise ValueError("The cube has infinite values: replace them with NaN or mask them")
-        if self.whole_spectra:  # as many wavelengths of each stack as the pool holds, drawn at random
-            keep = min(n_w, max(1, self.pool_entries // len(keys)))
-            self.pool = [
-                (s, np.ascontiguousarray(st[:, w : w + 1]))
-                for (_, s, _), st in zip(keys, stacks, strict=True)
-                for w in sorted(rng.choice(n_w, keep, replace=False).tolist())
-            ]
+        if self.whole_spectra:
+            self.pool = self._whole_spectra_pool(n_pairs)
         else:
+            keys = set()
+            for _ in range(4 * self.pool_entries):
+                if len(keys) == self.pool_entries:
+                    break
+                t = int(rng.integers(0, self.n_t - n_pairs + 1))
+                s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
+                w = None if self.mode == "spectral" else int(rng.integers(0, d.shape[2]))
+                keys.add((t, s, w))
+            keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
+            stacks = dask.compute(
+                *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, x0:x1] for t, s, w in keys]
+            )
+            for st in stacks:
+                _check_finite_or_nan(st)
             self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
         log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
+
+    def _whole_spectra_pool(self, n_pairs: int) -> list:
+        """
+        The pool of a lazy cube whose wavelengths are computed together (``whole_spectra``): stacks of all
+        wavelengths, at least two per Stokes parameter (drawn in turn, so that an epoch does not train on one Stokes
+        parameter alone), read one at a time (only one stack's spectra in memory beyond the pool), of which as many
+        wavelengths as the pool holds are kept, drawn at random.
+        """
+        rng, d = self.rng, self.data
+        n_w = d.shape[2]
+        n_keys = min(self.pool_entries, max(2 * len(self.stokes_idx), self.pool_entries // n_w))
+        keep = min(n_w, max(1, self.pool_entries // n_keys))
+        keys = set()
+        for i in range(4 * n_keys):
+            if len(keys) == n_keys:
+                break
+            keys.add((int(rng.integers(0, self.n_t - n_pairs + 1)), int(self.stokes_idx[i % len(self.stokes_idx)])))
+        x0, x1 = self.x_range
+        pool = []
+        for t, s in sorted(keys):
+            stack = np.asarray(d[t : t + n_pairs, s, :, :, x0:x1])
+            _check_finite_or_nan(stack)
+            pool += [(s, np.ascontiguousarray(stack[:, w : w + 1])) for w in sorted(rng.choice(n_w, keep, False))]
+        return pool
 
     def _window(self, t, s, w, y0, x0):
         sl = np.s_[y0 : y0 + self.span, x0 : x0 + self.span]
@@ -392,6 +404,11 @@ class Noise2NoisePairs:
 
 
 # ------------------------------------------------------------------------------------------------- whole frames
+def _check_finite_or_nan(frames: np.ndarray) -> None:
+    if np.isinf(frames).any():
+        raise ValueError("The cube has infinite values: replace them with NaN or mask them")
+
+
 def _calibration_frames(pairs: Noise2NoisePairs, rng: np.random.Generator) -> tuple[list[tuple], float]:
     """
     The whole frames ``(scan, wavelength)`` whose pairs calibrate the uncertainty (`~sunpy_nn.Denoiser.fit`), and
