@@ -162,7 +162,7 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     )
     assert all(0.85 < rows(p)["temporal"]["z"]["rms"] < 1.25 for p in (*aligned, "fast"))
     assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
-    # "the calibration matches the variance" (rms of z near 1), "heavier-tailed than a Gaussian" (kurtosis above 3)
+    # "the calibration matches the mean variance" (rms of z near 1), "heavier-tailed than a Gaussian" (kurtosis > 3)
     assert all(0.85 < rows(p)["single"]["z"]["rms"] < 1.15 for p in aligned)
     assert all(rows(p)["single"]["z"]["kurtosis"] > 3.5 for p in aligned)
     i_noise = {p: summary[p]["noise_estimates"]["I"]["temporal"] for p in (*aligned, "fast")}
@@ -170,7 +170,13 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     white = rows("white")  # "the error above 3 sigma falls below the input's and below a spectral PCA's"
     for i in (2, 3):
         assert white["single"]["bins"][i]["rms"] < min(white["input"]["bins"][i]["rms"], white["pca"]["bins"][i]["rms"])
-    # "with correlated noise, with weak signals and under fast evolution the strongest bins stay at or above the noise"
-    assert all(rows(p)["single"]["bins"][3]["rms"] > 0.95 for p in ("correlated", "weak", "fast"))
+    # "with correlated noise the strongest bin stays near the noise, and under fast evolution far above it"
+    assert (
+        0.85 < rows("correlated")["single"]["bins"][3]["rms"] < 1.15 and rows("fast")["single"]["bins"][3]["rms"] > 1.5
+    )
+    # "the components lower the rms error": against the tunings, in every part
+    assert all(summary[p]["spectral_pca_gain"][s] > 0 for p in ("white", "correlated", "weak", "fast") for s in "QUV")
+    # "somewhat too wide": the rms of z below 1 in single-scan mode on the aligned cubes
+    assert all(rows(p)["single"]["z"]["rms"] < 1 for p in aligned)
     runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}
     assert max(runs[2][b] for b in ("0.05-0.15", "0.15-0.3")) < 0.1  # shuffle=2 "removed almost all the power"

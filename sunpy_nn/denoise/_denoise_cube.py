@@ -81,7 +81,7 @@ def denoise_cube(
         See `Denoiser` (default ``"image"``).
     temporal : int or "auto", optional
         Temporal mode (`Denoiser`): the ``2 temporal`` neighbouring scans predict each scan, for well-aligned
-        series whose scenes change little from scan to scan (it lowered the error by 25-40 % on such cubes, but
+        series whose scenes change little from scan to scan (it lowered the error by 13-39 % on such cubes, but
         raised it for Q and U and gave error bars far too narrow where the scene moved 0.5-1 px per scan; see the
         denoising guide). ``"auto"``: `auto_temporal`. Default (`None`): 0, single-scan mode.
     spectral_pca : bool, optional
