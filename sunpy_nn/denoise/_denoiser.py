@@ -89,18 +89,16 @@ class Denoiser(
 
     **Spectral principal components.** In image mode each Stokes parameter's spectra are first rotated onto their
     principal components (eigenvectors of the second-moment matrix of the training cube's spectra in noise units;
-    spectral PCA as in Rees et al. 2000). An orthonormal rotation keeps white noise white and at the same level,
-    but concentrates the solar signal in a few leading components, far above the noise, and leaves almost pure
-    noise in the others, which the network removes nearly entirely. The denoised components are rotated back, and
-    their variances with them (``sum_c basis[w, c]^2 var_c``, errors taken as independent); the figures are in the
-    denoising guide. A spectrum NaN at some wavelengths is left out of training; for prediction it is filled there
-    from the components fitted to its other wavelengths (gappy PCA, regularised by the components' eigenvalues),
-    and is NaN there again on output. The rotation assumes noise of one level at every tuning (the tunings already
-    shared one noise scale per Stokes parameter).
-    A dask-backed cube is rotated lazily: its basis comes from a sample (4 scans, every other pixel), and the
-    training pool reads whole spectra.
-    The basis fixes the number of wavelengths (and assumes the same spectral line and sampling) of the cubes the
-    denoiser applies to.
+    spectral PCA as in Rees et al. 2000). An orthonormal rotation keeps noise independent between tunings and of one
+    level so, but concentrates the solar signal in a few leading components, far above the noise, and leaves almost pure
+    noise in the others, which the network removes nearly entirely. The denoised components are rotated back, and their
+    variances with them (``sum_c basis[w, c]^2 var_c``, errors taken as independent); the figures are in the denoising
+    guide. A spectrum NaN at some wavelengths is left out of training; for prediction it is filled there from the
+    components fitted to its other wavelengths (gappy PCA, regularised by the components' eigenvalues), and is NaN there
+    again on output. The rotation assumes noise of one level at every tuning (the tunings already shared one noise scale
+    per Stokes parameter). A dask-backed cube is rotated lazily: its basis comes from a sample (4 scans, every other
+    pixel), and the training pool reads whole spectra. The basis fixes the number of wavelengths (and assumes the same
+    spectral line and sampling) of the cubes the denoiser applies to.
 
     **Uncertainty.** The variance head (softplus, fed the input and the detached denoised image) learns the
     aleatoric error of the denoised value with the loss of the paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with
