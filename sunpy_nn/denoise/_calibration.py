@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 
 import numpy as np
 
+from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _calibration_frames, _frame_pair
 
 log = logging.getLogger(__name__)
@@ -51,12 +53,16 @@ class _CalibrationMixin:
             basis = self.spectral_basis.get(labels[s]) if sampler.mode == "image" else None
             correlation = self.noise_correlation.get(labels[s], 0.0) if sampler.temporal else 0.0
             r2s, heads, props = [], [], []
+            pairs = sampler
+            if basis is not None and is_dask(sampler.data):  # each scan's spectra read once, not once per component
+                pairs = copy.copy(sampler)
+                pairs.data = _ScanCache(sampler.data)
             for frames in _frame_groups(combos, basis, rng):
                 state = rng.bit_generator.state
                 parts = []
                 for t, w in frames:
                     rng.bit_generator.state = state  # the same neighbour sub-sampling for every component of a scan
-                    inp, y, base = _frame_pair(sampler, t, s, w, rng)
+                    inp, y, base = _frame_pair(pairs, t, s, w, rng)
                     f, log_var = run(inp)  # with pixel shuffling the pair is already made of one phase image
                     # the neighbours' noise in f, which prediction adds to the head's variance (temporal mode)
                     prop = self._propagated_variance(inp, correlation, lambda x: run(x)[0]) if sampler.temporal else 0
@@ -96,3 +102,16 @@ def _frame_groups(combos: list, basis, rng: np.random.Generator) -> list[list]:
     n_pick = max(1, min(len(times), len(combos) // n_w))
     picked = sorted(rng.choice(times, n_pick, replace=False).tolist())
     return [[(t, w) for w in range(n_w)] for t in picked]
+
+
+class _ScanCache:
+    """A lazy cube's frames for `_frame_pair`: each (scan, Stokes parameter) computed once, all wavelengths at once."""
+
+    def __init__(self, data) -> None:
+        self.data, self.shape, self.cache = data, data.shape, {}
+
+    def __getitem__(self, key):
+        t, s, *rest = key
+        if (t, s) not in self.cache:
+            self.cache[(t, s)] = np.asarray(self.data[t, s])
+        return self.cache[(t, s)][tuple(rest)]

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn import resolve_device
 from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.nn.lazy import is_dask
+from sunpy_nn.training._lazy_pool import check_finite_or_nan, whole_spectra_pool
 from sunpy_nn.utils import _check_int, _check_real
 
 __all__ = ["LOSSES", "Noise2NoisePairs", "temporal_neighbours", "train_noise2noise"]
@@ -253,7 +254,7 @@ class Noise2NoisePairs:
         n_pairs = self._frames_per_draw()
         x0, x1 = self.x_range
         if self.whole_spectra:
-            self.pool = self._whole_spectra_pool(n_pairs)
+            self.pool = whole_spectra_pool(self, n_pairs)
         else:
             keys = set()
             for _ in range(4 * self.pool_entries):
@@ -268,33 +269,9 @@ class Noise2NoisePairs:
                 *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, x0:x1] for t, s, w in keys]
             )
             for st in stacks:
-                _check_finite_or_nan(st)
+                check_finite_or_nan(st)
             self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
         log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
-
-    def _whole_spectra_pool(self, n_pairs: int) -> list:
-        """
-        The pool of a lazy cube whose wavelengths are computed together (``whole_spectra``): stacks of all
-        wavelengths, at least two per Stokes parameter (drawn in turn, so that an epoch does not train on one Stokes
-        parameter alone), read one at a time (only one stack's spectra in memory beyond the pool), of which as many
-        wavelengths as the pool holds are kept, drawn at random.
-        """
-        rng, d = self.rng, self.data
-        n_w = d.shape[2]
-        n_keys = min(self.pool_entries, max(2 * len(self.stokes_idx), self.pool_entries // n_w))
-        keep = min(n_w, max(1, self.pool_entries // n_keys))
-        keys = set()
-        for i in range(4 * n_keys):
-            if len(keys) == n_keys:
-                break
-            keys.add((int(rng.integers(0, self.n_t - n_pairs + 1)), int(self.stokes_idx[i % len(self.stokes_idx)])))
-        x0, x1 = self.x_range
-        pool = []
-        for t, s in sorted(keys):
-            stack = np.asarray(d[t : t + n_pairs, s, :, :, x0:x1])
-            _check_finite_or_nan(stack)
-            pool += [(s, np.ascontiguousarray(stack[:, w : w + 1])) for w in sorted(rng.choice(n_w, keep, False))]
-        return pool
 
     def _window(self, t, s, w, y0, x0):
         sl = np.s_[y0 : y0 + self.span, x0 : x0 + self.span]
@@ -404,11 +381,6 @@ class Noise2NoisePairs:
 
 
 # ------------------------------------------------------------------------------------------------- whole frames
-def _check_finite_or_nan(frames: np.ndarray) -> None:
-    if np.isinf(frames).any():
-        raise ValueError("The cube has infinite values: replace them with NaN or mask them")
-
-
 def _calibration_frames(pairs: Noise2NoisePairs, rng: np.random.Generator) -> tuple[list[tuple], float]:
     """
     The whole frames ``(scan, wavelength)`` whose pairs calibrate the uncertainty (`~sunpy_nn.Denoiser.fit`), and

@@ -1,0 +1,36 @@
+"""The training pool of a lazy cube whose wavelengths are computed together (`Noise2NoisePairs`, ``whole_spectra``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_finite_or_nan(frames: np.ndarray) -> None:
+    """A `ValueError` for frames with infinite values (NaN marks masked pixels)."""
+    if np.isinf(frames).any():
+        raise ValueError("The cube has infinite values: replace them with NaN or mask them")
+
+
+def whole_spectra_pool(pairs, n_pairs: int) -> list:
+    """
+    The pool of a lazy cube whose wavelengths are computed together (``whole_spectra``): stacks of all
+    wavelengths, at least one per Stokes parameter (drawn in turn, so that an epoch does not train on one Stokes
+    parameter alone), read one at a time (only one stack's spectra in memory beyond the pool), of which as many
+    wavelengths as the pool holds are kept, drawn at random.
+    """
+    rng, d = pairs.rng, pairs.data
+    n_w = d.shape[2]
+    n_keys = min(pairs.pool_entries, max(len(pairs.stokes_idx), pairs.pool_entries // n_w))
+    keep = min(n_w, max(1, pairs.pool_entries // n_keys))
+    keys = set()
+    for i in range(4 * n_keys):
+        if len(keys) == n_keys:
+            break
+        keys.add((int(rng.integers(0, pairs.n_t - n_pairs + 1)), int(pairs.stokes_idx[i % len(pairs.stokes_idx)])))
+    x0, x1 = pairs.x_range
+    pool = []
+    for t, s in sorted(keys):
+        stack = np.asarray(d[t : t + n_pairs, s, :, :, x0:x1])
+        check_finite_or_nan(stack)
+        pool += [(s, np.ascontiguousarray(stack[:, w : w + 1])) for w in sorted(rng.choice(n_w, keep, False))]
+    return pool
