@@ -244,25 +244,8 @@ def from_basis(components, basis: np.ndarray):
 
 def sd_from_basis(sd, basis: np.ndarray):
     """
-    The standard deviation at each tuning from the components', their errors taken as independent:
-    ``sqrt(sum_c basis[w, c]^2 sd_c^2)``.
-
-    Parameters
-    ----------
-    sd : `numpy.ndarray` or `dask.array.Array`
-        ``(time, component, y, x)``, the standard deviation of each component.
-    basis : `numpy.ndarray`
-        ``(wavelength, component)``, orthonormal.
-
-    Returns
-    -------
-    `numpy.ndarray` or `dask.array.Array`
-        ``(time, wavelength, y, x)``, float32.
+    The standard deviation at each tuning from the components' ``sd`` (``(time, component, y, x)``), their errors
+    taken as independent: ``sqrt(sum_c basis[w, c]^2 sd_c^2)``, as `from_basis` returns it (the same shapes and
+    types).
     """
-    if is_dask(sd):
-        import dask.array as da
-
-        var = sd.rechunk({1: -1}).astype(np.float64) ** 2
-        return da.sqrt(da.einsum("wc,tcyx->twyx", basis**2, var)).astype(np.float32)
-    var = np.asarray(sd, np.float64) ** 2
-    return np.sqrt(np.einsum("wc,tcyx->twyx", basis**2, var)).astype(np.float32)
+    return np.sqrt(from_basis(sd**2, basis**2))
