@@ -123,6 +123,21 @@ def test_nan_at_one_tuning_stays_there_and_does_not_spread(kg_cube, small):
     assert np.isnan(cube.data[0, 3, 2, 5, 5]) and np.isfinite(cube.data[0, 3, 1, 5, 5])  # input untouched
 
 
+def test_the_basis_and_its_gap_fill_do_not_depend_on_the_data_unit(kg_cube, small):
+    # trained on I/Ic; the same cube in percent, with a gap at one tuning, gives the same result times 100
+    import astropy.units as u
+
+    data = np.array(kg_cube.data)
+    data[0, 3, 2, 5, 5] = np.nan
+    ref = small.predict(NDCube(data, wcs=kg_cube.wcs, unit=u.dimensionless_unscaled), progress=False)
+    out = small.predict(NDCube(data * 100, wcs=kg_cube.wcs, unit=u.percent), progress=False)
+    span = np.nanmax(np.abs(ref.data[:, 1:]))
+    np.testing.assert_allclose(out.data[:, 1:] / 100, ref.data[:, 1:], rtol=0, atol=1e-5 * span)
+    np.testing.assert_allclose(out.uncertainty.array[:, 1:] / 100, ref.uncertainty.array[:, 1:], rtol=1e-4)
+    filled = ref.data[0, 3, :, 5, 5]  # the gap's spectrum: its other tunings denoised, the gap NaN, in both units
+    assert np.isnan(filled[2]) and np.isfinite(np.delete(filled, 2)).all()
+
+
 def test_lazy_prediction_equals_the_in_memory_one(kg_cube, small):
     lazy = NDCube(da.from_array(np.asarray(kg_cube.data), chunks=(1, 1, 1, 48, 48)), wcs=kg_cube.wcs)
     eager = small.predict(kg_cube, progress=False)

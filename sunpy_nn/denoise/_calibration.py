@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from sunpy_nn.denoise._spectral import from_basis
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _calibration_frames, _frame_pair
 
@@ -67,11 +68,13 @@ class _CalibrationMixin:
                     # the neighbours' noise in f, which prediction adds to the head's variance (temporal mode)
                     prop = self._propagated_variance(inp, correlation, lambda x: run(x)[0]) if sampler.temporal else 0
                     head = np.broadcast_to(np.exp(log_var), f.shape)  # one variance for all channels
-                    parts.append([np.asarray(v, np.float64) * np.ones(f.shape) for v in (y, base, f, head, prop)])
+                    parts.append(
+                        [np.broadcast_to(np.asarray(v, np.float64), f.shape) for v in (y, base, f, head, prop)]
+                    )
                 y, base, f, head, prop = (np.concatenate(v) for v in zip(*parts, strict=True))
-                if basis is not None:  # back at the tunings, where the uncertainty is used
-                    y, base, f = (np.einsum("wc,cyx->wyx", basis, v) for v in (y, base, f))
-                    head, prop = (np.einsum("wc,cyx->wyx", basis**2, v) for v in (head, prop))
+                if basis is not None:  # back at the tunings, where the uncertainty is used: as predict rotates them
+                    y, base, f = (from_basis(v[None], basis)[0].astype(np.float64) for v in (y, base, f))
+                    head, prop = (from_basis(v[None], basis**2)[0].astype(np.float64) for v in (head, prop))
                 # The target's noise variance, removed with the pair; in temporal mode scan t's own, 1 in noise units,
                 # cannot be removed with the pair: subtracted.
                 target_noise = 1.0 if sampler.temporal else a * (y - base) ** 2

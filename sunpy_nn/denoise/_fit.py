@@ -108,7 +108,7 @@ class _FitMixin:
         normed = canon / sigma[None, :, None, None, None]
         basis, eigenvalues = self._spectral_fit(normed, labels, selected)
         # a spectrum with a gap is left out of the pairs (NaN in every component): a filled value is no measurement
-        normed = self._to_components(normed, labels, selected, basis, fill=False)
+        normed = self._to_components(normed, labels, selected, basis, fill=False, own=not is_dask(normed))
         rng = np.random.default_rng(seed)
         signed = [lab != "I" for lab in labels]
         train = Noise2NoisePairs(

@@ -63,11 +63,12 @@ class _SpectralMixin:
                 f"basis for Stokes {missing}: {fix}, or train a new Denoiser() on them"
             )
 
-    def _to_components(self, data, labels, selected, basis=None, fill=True):
+    def _to_components(self, data, labels, selected, basis=None, fill=True, own=False):
         """
         A copy of canonical ``data`` with the selected Stokes parameters as component images (``data`` itself when
         there is no basis). ``fill``: partly NaN spectra are filled first (prediction); otherwise they are NaN in
-        every component (training: a filled value is no measurement).
+        every component (training: a filled value is no measurement). ``own``: ``data`` is a float32 array of the
+        caller's own (fit's scaled cube), rotated in place rather than copied.
         """
         basis = self.spectral_basis if basis is None else basis
         if not basis:
@@ -82,7 +83,7 @@ class _SpectralMixin:
             import dask.array as da
 
             return da.stack([rotated(s) if s in selected else data[:, s] for s in range(data.shape[1])], axis=1)
-        out = np.array(data, dtype=np.float32)  # never the caller's array
+        out = data if own else np.array(data, dtype=np.float32)  # never the user's array
         for s in selected:
             out[:, s] = rotated(s)
         return out
