@@ -16,7 +16,8 @@ Each synthetic part trains three denoisers (about 25 minutes of one idle core), 
 
 Every denoiser is trained with the defaults of `sunpy_nn.denoise_cube` (``seed=0``), without any tuning per
 cube, in single-scan mode (the default), in single-scan mode on the tunings themselves (``spectral_pca=False``, as
-in the paper) and in temporal mode (``temporal=2``). Cubes:
+in the paper) and in temporal mode (``temporal=2``). Single-scan rows also report the coverage with one
+calibration factor per Stokes parameter instead of one per tuning (``one_factor``: the same run, rescaled). Cubes:
 `sunpy_nn.data.synthetic.synthetic_crisp_cube` with 6 scans x IQUV x 9 tunings x 128 x 128, noise 3e-3 and kG
 fields (``v_peak=60``: Stokes V above 3 sigma in about a fifth of the pixels), with white noise and with noise
 correlated over ~1 px (a Gaussian of sigma 1 px), a fast-evolving version (0.5-1 px drift per scan: evolution or
@@ -103,6 +104,14 @@ def run_synthetic(part: str) -> dict:
         row = _evaluate(name, np.asarray(res.data, np.float64), res.uncertainty.array, truth)
         row["time_s"] = time.perf_counter() - t0
         row["calibration"] = res.meta["sunpy_nn"]["uncertainty_calibration"]
+        per_tuning = res.meta["sunpy_nn"].get("uncertainty_calibration_per_tuning")
+        if per_tuning:  # the same run with one factor per Stokes parameter, as before the factors per tuning
+            row["calibration_per_tuning"] = per_tuning
+            one = np.array(res.uncertainty.array, np.float64)
+            for i, lab in ((1, "Q"), (2, "U"), (3, "V")):
+                one[:, i] *= row["calibration"][lab] / np.asarray(per_tuning[lab])[None, :, None, None]
+            alt = _evaluate(name, np.asarray(res.data, np.float64), one, truth)
+            row["one_factor"] = {key: alt[key] for key in ("coverage", "z", "reliability")}
         row["noise"] = res.meta["sunpy_nn"]["noise"]
         row["noise_methods"] = res.meta["sunpy_nn"]["noise_methods"]
         rows.append(row)

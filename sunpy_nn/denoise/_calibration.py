@@ -18,9 +18,12 @@ log = logging.getLogger(__name__)
 class _CalibrationMixin:
     """`Denoiser.calibration`, measured by `Denoiser.fit` with the trained network (``model``)."""
 
-    def _calibrate(self, labels, selected, sampler: Noise2NoisePairs, dev) -> dict[str, float]:
+    def _calibrate(
+        self, labels, selected, sampler: Noise2NoisePairs, dev
+    ) -> tuple[dict[str, float], dict[str, list[float]]]:
         """
-        Factor on the aleatoric standard deviation of each Stokes parameter, from Noise2Noise pairs.
+        Factor on the aleatoric standard deviation of each Stokes parameter, and of each of its tunings, from
+        Noise2Noise pairs.
 
         With independent noise, ``E[(y - f(x))^2] = E[(f(x) - s)^2] + v_y`` needs no clean data; the target's
         noise variance ``v_y`` is removed with the pair itself, ``a E[(y - x)^2]`` with ``a = v_y / (v_x + v_y)``,
@@ -36,6 +39,12 @@ class _CalibrationMixin:
         basis (``spectral_pca``) all components of a scan are rotated back and the factor is measured at the
         tunings, where the uncertainty is used.
 
+        Per tuning (image mode, one scan: ``temporal=0``): the same criterion at each tuning, which prediction uses
+        instead of the one factor. The head's error varies less across the line than the error does: on the white
+        cube of ``benchmarks/denoise_science.py``, the one factor left the uncertainty 1.45x too wide in the
+        continuum and about right in the line core. Its frames are whole scans, enough for 2^18 pixels per tuning
+        (two scans at most of a lazy cube); a tuning with fewer than 10^4 valid pixels keeps the one factor.
+
         Pixels: whole frames of a sample of scans and wavelengths, borders included (the network is worse there,
         and the factor is an average over the field of view). The narrow held-out validation strip lies at the
         right border only and gave factors up to 20 % too large; the network (~1e5 weights) does not fit the
@@ -45,20 +54,24 @@ class _CalibrationMixin:
         rng = np.random.default_rng(0)
         combos, a = _calibration_frames(sampler, rng)
         n_out = self.model.out_channels
+        per_tuning = sampler.mode == "image" and not sampler.temporal
+        frame_px = int(np.prod(sampler.data.shape[-2:]))
+        lazy = is_dask(sampler.data)
 
         def run(inp):
             return self._run_one(np.asarray(inp, np.float32), dev, None, n_out, None, "float32", False)
 
-        out = {}
+        out, tunings = {}, {}
         for s in selected:
             basis = self.spectral_basis.get(labels[s]) if sampler.mode == "image" else None
             correlation = self.noise_correlation.get(labels[s], 0.0) if sampler.temporal else 0.0
-            r2s, heads, props = [], [], []
+            r2s, heads, props, waves = [], [], [], []
             pairs = sampler
-            if basis is not None and is_dask(sampler.data):  # each scan's spectra read once, not once per component
+            if basis is not None and lazy:  # each scan's spectra read once, not once per component
                 pairs = copy.copy(sampler)
                 pairs.data = _ScanCache(sampler.data)
-            for frames in _frame_groups(combos, basis, rng):
+            groups = _frame_groups(combos, basis, rng, sampler.data.shape[2] if per_tuning else 0, frame_px, lazy)
+            for frames in groups:
                 state = rng.bit_generator.state
                 parts = []
                 for t, w in frames:
@@ -83,27 +96,72 @@ class _CalibrationMixin:
                 r2s.append(r2[ok])
                 heads.append(head[ok])
                 props.append(prop[ok])
-            # the head's share of the measured error, the propagated part being the neighbours' noise
-            num = float(sum(r.sum() for r in r2s) - sum(p.sum() for p in props))
-            den = float(sum(h.sum() for h in heads))
-            scale = math.sqrt(max(num, 0.0) / den) if den > 0 else 1.0
-            # A factor far from 1 means the variance head learnt little; keep it within a sane range.
-            out[labels[s]] = float(min(max(scale, 0.05), 20.0))
+                # the tuning of each pixel: the rows of a scan's group, or the frame's own wavelength
+                rows = np.arange(len(frames)) if basis is not None else np.array([w for _, w in frames])
+                waves.append(np.broadcast_to(rows[:, None, None], r2.shape)[ok])
+            r2, head, prop = (np.concatenate(v) for v in (r2s, heads, props))
+            out[labels[s]] = _factor(r2, head, prop)
             log.info("Stokes %s: uncertainty calibration factor %.3f", labels[s], out[labels[s]])
-        return out
+            if per_tuning:
+                wave = np.concatenate(waves)
+                tunings[labels[s]] = [
+                    _factor(r2[m], head[m], prop[m]) if m.sum() >= _MIN_TUNING_PX else out[labels[s]]
+                    for m in (wave == w for w in range(sampler.data.shape[2]))
+                ]
+                log.info("Stokes %s: factors per tuning %s", labels[s], np.round(tunings[labels[s]], 3).tolist())
+        return out, tunings
+
+    def _per_tuning(self, sd, labels, selected):
+        """
+        The uncertainty at the tunings (canonical ``(time, selected Stokes, wavelength, y, x)``) with each tuning's
+        factor (`calibration_tunings`) instead of its Stokes parameter's (`calibration`), which prediction applied.
+        With ``uncertainty="total"`` the Monte-Carlo dropout part is scaled by the same ratio.
+        """
+        if not self.calibration_tunings:
+            return sd
+        ratio = np.ones((1, len(selected), sd.shape[2], 1, 1), np.float32)
+        for k, s in enumerate(selected):
+            factors = self.calibration_tunings.get(labels[s])
+            if factors is not None:
+                ratio[0, k, :, 0, 0] = np.asarray(factors) / self.calibration.get(labels[s], 1.0)
+        if is_dask(sd):
+            return sd * ratio
+        sd *= ratio  # prediction's own array
+        return sd
 
 
-def _frame_groups(combos: list, basis, rng: np.random.Generator) -> list[list]:
+_MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
+_TUNING_PX = 2**18  # pixels per tuning for the factors per tuning (about +-3 % in the factor on white noise)
+
+
+def _factor(r2: np.ndarray, head: np.ndarray, prop: np.ndarray) -> float:
+    """The factor that makes the mean calibrated variance of the head the measured error (less propagated noise)."""
+    # the head's share of the measured error, the propagated part being the neighbours' noise
+    num, den = float(r2.sum() - prop.sum()), float(head.sum())
+    scale = math.sqrt(max(num, 0.0) / den) if den > 0 else 1.0
+    # A factor far from 1 means the variance head learnt little; keep it within a sane range.
+    return float(min(max(scale, 0.05), 20.0))
+
+
+def _frame_groups(combos: list, basis, rng: np.random.Generator, n_tunings: int, frame_px: int, lazy: bool) -> list:
     """
     The frames ``(scan, wavelength)`` to calibrate on, in groups rotated back together: one frame each, or, with a
     spectral basis, all components of a scan (as many scans as keep the number of frames that of ``combos``).
+
+    With ``n_tunings`` (factors per tuning: the number of wavelengths; else 0), all wavelengths of whole scans of
+    ``combos``: enough for `_TUNING_PX` pixels per tuning (two scans at most of a lazy cube, which is read).
     """
-    if basis is None:
+    if basis is None and not n_tunings:
         return [[c] for c in combos]
-    n_w = len(basis)
+    n_w = len(basis) if basis is not None else n_tunings
     times = sorted({t for t, _ in combos})
-    n_pick = max(1, min(len(times), len(combos) // n_w))
-    picked = sorted(rng.choice(times, n_pick, replace=False).tolist())
+    n_pick = len(combos) // n_w
+    if n_tunings:
+        need = -(-_TUNING_PX // frame_px)
+        n_pick = max(n_pick, min(need, 2) if lazy else need)
+    picked = sorted(rng.choice(times, max(1, min(len(times), n_pick)), replace=False).tolist())
+    if basis is None:
+        return [[(t, w)] for t in picked for w in range(n_w)]
     return [[(t, w) for w in range(n_w)] for t in picked]
 
 

@@ -192,6 +192,8 @@ class Denoiser(
         self.spectral_eigenvalues: dict[str, list[float]] = {}
         #: Factor on the aleatoric uncertainty of each Stokes parameter, from held-out Noise2Noise pairs (`fit`).
         self.calibration: dict[str, float] = {}
+        #: One scan (``temporal=0``, image mode): the factor at each tuning, used instead of ``calibration``.
+        self.calibration_tunings: dict[str, list[float]] = {}
         self.model: UNet | None = None
         self.noise: dict[str, float] = {}
         #: How each noise level was estimated (`estimate_noise`'s method).
@@ -512,6 +514,7 @@ class Denoiser(
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "uncertainty_calibration": dict(self.calibration),
+            "uncertainty_calibration_per_tuning": dict(self.calibration_tunings) or None,
             "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
             # the eigenvalues of the spectral basis per Stokes parameter (noise units squared); None: the tunings
             "spectral_pca": {k: list(v) for k, v in self.spectral_eigenvalues.items()} or None,

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-FORMAT_VERSION = 3  # 3: the spectral basis (spectral_pca); 2 reads as without one
+FORMAT_VERSION = 4  # 4: factors per tuning; 3: the spectral basis (spectral_pca); older read as without them
 
 _D = TypeVar("_D", bound="_FilesMixin")  # the Denoiser
 
@@ -50,6 +50,7 @@ class _FilesMixin:
                     "temporal": self.temporal,
                     "shuffle": self.shuffle,
                     "calibration": self.calibration,
+                    "calibration_tunings": self.calibration_tunings,
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
                     "spectral_basis": {lab: b.tolist() for lab, b in self.spectral_basis.items()},
@@ -76,6 +77,7 @@ class _FilesMixin:
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "uncertainty_calibration": settings["calibration"],
+            "uncertainty_calibration_per_tuning": settings["calibration_tunings"] or None,
             "noise_correlation_px": settings["noise_correlation"],
             "unit": settings["unit"],
             # the basis itself is in the hashed file; its eigenvalues say how much signal each component holds
@@ -180,6 +182,8 @@ class _FilesMixin:
         den.noise, den.n_wavelengths = dict(settings["noise"]), settings["n_wavelengths"]
         den.noise_methods = dict(settings.get("noise_methods", {}))
         den.calibration = dict(settings.get("calibration", {}))
+        # files before format 4: one factor per Stokes parameter, at every tuning
+        den.calibration_tunings = dict(settings.get("calibration_tunings") or {})
         # Temporal denoisers saved before the propagated noise was measured were calibrated without it: None keeps
         # their uncertainty as it was calibrated (the variance head's alone).
         correlation = settings.get("noise_correlation")

@@ -200,8 +200,9 @@ class _FitMixin:
             "shuffle": self.shuffle,
             "spectral_pca": bool(basis),
         }
-        self.calibration = self._calibrate(labels, selected, train, dev)
+        self.calibration, self.calibration_tunings = self._calibrate(labels, selected, train, dev)
         self.fit_settings["calibration"] = dict(self.calibration)
+        self.fit_settings["calibration_tunings"] = dict(self.calibration_tunings)
         return self
 
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:

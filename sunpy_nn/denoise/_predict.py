@@ -97,6 +97,7 @@ class _PredictMixin:
                 work, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained
             )
             den, sd = self._from_components(den, sd, canon, labels, selected)
+            sd = self._per_tuning(sd, labels, selected)
             return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
         if seed is not None:
             torch.manual_seed(seed)
@@ -138,6 +139,7 @@ class _PredictMixin:
                     None if self.noise_correlation is None else self.noise_correlation.get(labels[s], 0.0),
                 )
         den, sd = self._from_components(den, sd, canon, labels, selected)
+        sd = self._per_tuning(sd, labels, selected)
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
 
     def _tile_size(self, tile_size: int | None) -> int | None:
