@@ -122,7 +122,10 @@ def _recalibrated(den, cube, truth, res) -> dict[str, np.ndarray]:
         edges = np.quantile(var, np.linspace(0, 1, 11))
         decile = np.clip(np.searchsorted(edges, var, side="right") - 1, 0, 9)
         centre = np.log([np.median(var[decile == b]) for b in range(10)])
-        raw = (res.uncertainty.array[:, s] / (den.noise[labels[s]] * den.calibration[labels[s]])) ** 2
+        # the head's own variance: prediction applied the factor of each tuning (single scan) or the one factor
+        n_w = res.uncertainty.array.shape[2]
+        factor_w = np.asarray(den.calibration_tunings.get(labels[s], [den.calibration[labels[s]]] * n_w))
+        raw = (res.uncertainty.array[:, s] / (den.noise[labels[s]] * factor_w[None, :, None, None])) ** 2
         for name, err in (("truth-free", r2), ("oracle", e2)):
             factor = [max(err[decile == b].sum(), 1e-12) / var[decile == b].sum() for b in range(10)]
             out[name][:, s] = np.sqrt(raw * np.interp(np.log(raw), centre, factor)) * den.noise[labels[s]]

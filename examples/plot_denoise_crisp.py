@@ -105,13 +105,15 @@ axes[0, 0].legend(fontsize=8)
 # does not include the error of the network itself (add it with ``uncertainty="total"``, Monte-Carlo dropout)
 # nor systematic errors such as weak, fine structure that the network smoothed away everywhere.
 #
-# After training, `~sunpy_nn.Denoiser.fit` scales it by one factor per Stokes parameter, measured on
-# Noise2Noise pairs without clean data (``denoiser.calibration``), so that its mean variance matches the error.
+# After training, `~sunpy_nn.Denoiser.fit` scales it by one factor per Stokes parameter and tuning, measured on
+# Noise2Noise pairs without clean data (``denoiser.calibration_tunings``), so that its mean variance matches the
+# error at each tuning.
 # The errors are heavier-tailed than a normal distribution, so the fractions printed below can still differ from
 # 68 % and 95 %; check the calibration on synthetic data that resemble yours before you rely on it.
 
 z = ((den[:, 1:] - truth[:, 1:]) / sigma[:, 1:]).ravel()
-print(f"calibration factors: { {k: round(v, 2) for k, v in denoiser.calibration.items()} }")
+for stokes, factors in denoiser.calibration_tunings.items():
+    print(f"Stokes {stokes} calibration factor per tuning: {np.round(factors, 2).tolist()}")
 print(f"fraction of errors within 1 sigma: {np.mean(np.abs(z) < 1):.2f} (0.68 if calibrated and Gaussian)")
 print(f"fraction of errors within 2 sigma: {np.mean(np.abs(z) < 2):.2f} (0.95 if calibrated and Gaussian)")
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")

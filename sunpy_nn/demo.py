@@ -205,6 +205,7 @@ def _denoise_part(settings: dict, seed: int, device, progress: bool, out: Path) 
         "predict_seconds": round(t2 - t1, 1),
         "fit_settings": dict(settings["fit"]) | {"temporal": temporal},
         "uncertainty_calibration": dict(den.calibration),
+        "uncertainty_calibration_per_tuning": {k: list(v) for k, v in den.calibration_tunings.items()},
     }
     for key in (
         "noise_estimated_input",

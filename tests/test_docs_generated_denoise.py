@@ -33,10 +33,14 @@ def summary() -> dict:
     return json.loads(SUMMARY.read_text())
 
 
-def _row(method: str, rms: float, coverage: tuple[float, float] | None = None) -> dict:
+def _row(method: str, rms: float, coverage: tuple[float, float] | None = None, per_tuning: bool = False) -> dict:
     row = {"method": method, **{f"rms_{s}": rms for s in "QUV"}, "bins": [{"rms": rms}] * 4}
     if coverage:
         row |= {"coverage": {"1sigma": coverage[0], "2sigma": coverage[1]}, "z": {"rms": 1.0, "kurtosis": 4 + rms}}
+    if per_tuning:  # single scan: the factors per tuning, and the same run with one factor
+        row["calibration"] = dict.fromkeys("QUV", 0.9)
+        row["calibration_per_tuning"] = dict.fromkeys("QUV", [0.63, 0.9, 1.08])
+        row["one_factor"] = {"coverage": {"1sigma": coverage[0] + 0.05, "2sigma": 0.97}, "z": {"rms": 0.9}}
     return row
 
 
@@ -47,8 +51,8 @@ def _part(name: str, gain: float, i_temporal: float, single_1sigma: float, versi
         "cube": {"fraction_of_pixels_with_strong_v": 0.2},
         "rows": [
             _row("noisy input", 1.0),
-            _row("single", 0.3, (single_1sigma, 0.95)),
-            _row("tunings", 0.36, (single_1sigma, 0.95)),
+            _row("single", 0.3, (single_1sigma, 0.95), per_tuning=True),
+            _row("tunings", 0.36, (single_1sigma, 0.95), per_tuning=True),
             _row("temporal", 0.2, (0.3, 0.5)),
             _row("pca", 0.6),
         ],
@@ -89,6 +93,10 @@ def test_figures_of_a_summary(gen):
     assert figures["den_single_within_1_sigma"] == "75-78 %"
     assert figures["den_single_z_rms"] == "1.00"
     assert figures["den_single_z_kurtosis"] == "4"  # 4.3 for every single-scan row
+    assert figures["den_single_within_2_sigma"] == "95 %"
+    assert figures["den_one_factor_within_1_sigma"] == "80-83 %"  # the same runs with one factor: 0.05 more
+    assert figures["den_one_factor_z_rms"] == "0.90"
+    assert figures["den_tuning_factor_ratio"] == "0.70-1.20"  # 0.63 / 0.9 .. 1.08 / 0.9
     assert figures["den_i_temporal_aligned"] == "1.5"  # 1.46 .. 1.54 round alike
     assert figures["den_i_temporal_fast"] == "4.3"
     assert figures["den_crisp_plain_removed"] == "25-30 %"

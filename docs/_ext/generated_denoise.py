@@ -95,6 +95,24 @@ def denoise_figures(summary: dict) -> dict[str, str]:
             [_rows(summary, p)["single"]["coverage"]["1sigma"] for p in ALIGNED], ".0f", 100, " %"
         ),
         "den_single_z_rms": _span([_rows(summary, p)["single"]["z"]["rms"] for p in ALIGNED], ".2f"),
+        "den_single_within_2_sigma": _span(
+            [_rows(summary, p)["single"]["coverage"]["2sigma"] for p in ALIGNED], ".0f", 100, " %"
+        ),
+        # the same runs with one calibration factor per Stokes parameter instead of one per tuning
+        "den_one_factor_within_1_sigma": _span(
+            [_rows(summary, p)["single"]["one_factor"]["coverage"]["1sigma"] for p in ALIGNED], ".0f", 100, " %"
+        ),
+        "den_one_factor_z_rms": _span([_rows(summary, p)["single"]["one_factor"]["z"]["rms"] for p in ALIGNED], ".2f"),
+        "den_tuning_factor_ratio": _span(
+            [
+                f / row["calibration"][s]
+                for p in ALIGNED
+                for row in [_rows(summary, p)["single"]]
+                for s in "QUV"
+                for f in row["calibration_per_tuning"][s]
+            ],
+            ".2f",
+        ),
         "den_single_z_kurtosis": _span([_rows(summary, p)["single"]["z"]["kurtosis"] for p in ALIGNED], ".0f"),
         "den_i_temporal_aligned": _span([summary[p]["noise_estimates"]["I"]["temporal"] for p in ALIGNED], ".1f"),
         "den_i_temporal_fast": f"{fast['noise_estimates']['I']['temporal']:.1f}",

@@ -56,6 +56,8 @@ class _CalibrationMixin:
         n_out = self.model.out_channels
         per_tuning = sampler.mode == "image" and not sampler.temporal
         frame_px = int(np.prod(sampler.data.shape[-2:]))
+        if sampler.self_supervised_single:  # neighbour sub-sampling pairs: a quarter of a (pixel-shuffled) frame
+            frame_px //= 4 * sampler.shuffle**2
         lazy = is_dask(sampler.data)
 
         def run(inp):
@@ -96,9 +98,9 @@ class _CalibrationMixin:
                 r2s.append(r2[ok])
                 heads.append(head[ok])
                 props.append(prop[ok])
-                # the tuning of each pixel: the rows of a scan's group, or the frame's own wavelength
-                rows = np.arange(len(frames)) if basis is not None else np.array([w for _, w in frames])
-                waves.append(np.broadcast_to(rows[:, None, None], r2.shape)[ok])
+                if per_tuning:  # the tuning of each pixel: the rows of a scan's group, or the frame's own wavelength
+                    rows = np.arange(len(frames)) if basis is not None else np.array([w for _, w in frames])
+                    waves.append(np.broadcast_to(rows[:, None, None].astype(np.int16), r2.shape)[ok])
             r2, head, prop = (np.concatenate(v) for v in (r2s, heads, props))
             out[labels[s]] = _factor(r2, head, prop)
             log.info("Stokes %s: uncertainty calibration factor %.3f", labels[s], out[labels[s]])
@@ -122,8 +124,17 @@ class _CalibrationMixin:
         ratio = np.ones((1, len(selected), sd.shape[2], 1, 1), np.float32)
         for k, s in enumerate(selected):
             factors = self.calibration_tunings.get(labels[s])
-            if factors is not None:
-                ratio[0, k, :, 0, 0] = np.asarray(factors) / self.calibration.get(labels[s], 1.0)
+            if factors is None:
+                continue
+            if len(factors) != sd.shape[2]:  # a denoiser of the tunings applied to another sampling: one factor
+                log.info(
+                    "Stokes %s: %d tunings where the factors per tuning are for %d; using its one factor",
+                    labels[s],
+                    sd.shape[2],
+                    len(factors),
+                )
+                continue
+            ratio[0, k, :, 0, 0] = np.asarray(factors) / self.calibration.get(labels[s], 1.0)
         if is_dask(sd):
             return sd * ratio
         sd *= ratio  # prediction's own array

@@ -100,14 +100,15 @@ class Denoiser(
     pixel), and the training pool reads whole spectra. The basis fixes the number of wavelengths (and assumes the same
     spectral line and sampling) of the cubes the denoiser applies to.
 
-    **Uncertainty.** The variance head (softplus, fed the input and the detached denoised image) learns the
-    aleatoric error of the denoised value with the loss of the paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with
-    ``s^2 = s_net^2 + s_noise^2`` (on a detached ``f``, so the denoised image keeps its Noise2Noise optimum). After
-    training, one factor per Stokes parameter (``calibration``) matches it to the error measured on Noise2Noise
-    pairs. In temporal mode the noise that the neighbouring scans propagate into the prediction is measured by
-    noise injection (the network on the input plus and minus noise of the cube's spatial correlation,
-    ``noise_correlation``) and added to the head's variance, which alone missed it (the head learns against scan
-    t's noise, many times larger). The epistemic part comes from Monte-Carlo dropout.
+    **Uncertainty.** The variance head (softplus, fed the input and the detached denoised image) learns the aleatoric
+    error of the denoised value with the loss of the paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with ``s^2 = s_net^2
+    + s_noise^2`` (on a detached ``f``, so the denoised image keeps its Noise2Noise optimum). After training, one factor
+    per Stokes parameter (``calibration``) matches it to the error measured on Noise2Noise pairs; in single-scan image
+    mode one factor per tuning (``calibration_tunings``), as the head's error varies less across the line than the error
+    does. In temporal mode the noise that the neighbouring scans propagate into the prediction is measured by noise
+    injection (the network on the input plus and minus noise of the cube's spatial correlation, ``noise_correlation``)
+    and added to the head's variance, which alone missed it (the head learns against scan t's noise, many times larger).
+    The epistemic part comes from Monte-Carlo dropout.
 
     References
     ----------
@@ -190,7 +191,7 @@ class Denoiser(
         self.spectral_basis: dict[str, np.ndarray] = {}
         #: The mean square of each principal component on the training cube, in units of the noise squared.
         self.spectral_eigenvalues: dict[str, list[float]] = {}
-        #: Factor on the aleatoric uncertainty of each Stokes parameter, from held-out Noise2Noise pairs (`fit`).
+        #: Factor on the aleatoric uncertainty of each Stokes parameter, from Noise2Noise pairs after training (`fit`).
         self.calibration: dict[str, float] = {}
         #: One scan (``temporal=0``, image mode): the factor at each tuning, used instead of ``calibration``.
         self.calibration_tunings: dict[str, list[float]] = {}
@@ -336,7 +337,8 @@ class Denoiser(
         -------
         `Denoiser`
             ``self``, trained; ``history`` holds the losses per epoch, ``calibration`` the factor of each Stokes
-            parameter's uncertainty (measured on Noise2Noise pairs after training), ``noise_methods`` how each
+            parameter's uncertainty (measured on Noise2Noise pairs after training; ``calibration_tunings`` that of
+            each tuning, single-scan image mode), ``noise_methods`` how each
             noise level was estimated and, in temporal mode, ``noise_correlation`` the spatial correlation of each
             Stokes parameter's noise (a Gaussian sigma in px, 0 for white noise, from the scan differences).
 
@@ -467,16 +469,17 @@ class Denoiser(
         -------
         dict
             A new dict: ``software`` (``"sunpy_nn <version>"``), ``method``, ``mode``, ``model`` (``file`` and
-            ``file_sha256`` of the weight file it was loaded from or saved to, `None` for a file it has not been
-            saved to since training; ``weights_sha256``, the SHA-256 of the weights themselves), ``architecture``
-            (the U-Net's constructor arguments), ``noise`` (the noise level of each Stokes parameter, in the unit of
-            the cube it was trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration``
-            (the factor of each Stokes parameter's aleatoric uncertainty), ``noise_correlation`` (temporal mode: the
-            Gaussian sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved
-            before it was measured), ``spectral_pca`` (the eigenvalues of each Stokes parameter's spectral principal
-            components, in units of the noise squared; `None` when the tunings are denoised as they are), ``unit``
-            (the training cube's unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept) and
-            ``fit`` (the training settings).
+            ``file_sha256`` of the weight file it was loaded from or saved to, `None` for a file it has not been saved
+            to since training; ``weights_sha256``, the SHA-256 of the weights themselves), ``architecture`` (the U-Net's
+            constructor arguments), ``noise`` (the noise level of each Stokes parameter, in the unit of the cube it was
+            trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration`` (the factor of each
+            Stokes parameter's aleatoric uncertainty), ``uncertainty_calibration_per_tuning`` (single-scan image mode:
+            the factor of each tuning, used instead; `None` in other modes and in files before format 4),
+            ``noise_correlation`` (temporal mode: the Gaussian sigma in px of each Stokes parameter's noise correlation;
+            `None` for a temporal denoiser saved before it was measured), ``spectral_pca`` (the eigenvalues of each
+            Stokes parameter's spectral principal components, in units of the noise squared; `None` when the tunings are
+            denoised as they are), ``unit`` (the training cube's unit, ``"dimensionless"`` for I/Ic; `None` for a file
+            saved before it was kept) and ``fit`` (the training settings).
 
         Raises
         ------
@@ -514,7 +517,7 @@ class Denoiser(
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "uncertainty_calibration": dict(self.calibration),
-            "uncertainty_calibration_per_tuning": dict(self.calibration_tunings) or None,
+            "uncertainty_calibration_per_tuning": {k: list(v) for k, v in self.calibration_tunings.items()} or None,
             "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
             # the eigenvalues of the spectral basis per Stokes parameter (noise units squared); None: the tunings
             "spectral_pca": {k: list(v) for k, v in self.spectral_eigenvalues.items()} or None,
@@ -532,18 +535,18 @@ class Denoiser(
         * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
           ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
           and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
-          ``format_version`` 3, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes
-          parameter), ``temporal``, ``shuffle``, ``calibration`` (the uncertainty factors), ``noise_correlation``
-          (temporal mode), ``spectral_basis`` and ``spectral_eigenvalues`` (per Stokes parameter; empty without
-          ``spectral_pca``), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they are
-          covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same ``seed`` on
-          the same machine, saved under the same file name (which names the model inside), write the same bytes.
-        * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of
-          parameters, the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the
-          settings again to read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
-          ``uncertainty_calibration``, ``noise_correlation_px``, ``spectral_pca_eigenvalues``, ``training_recipe``,
-          ``validation``), and the
-          seconds each epoch took (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
+          ``format_version`` 4, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
+          ``temporal``, ``shuffle``, ``calibration`` and ``calibration_tunings`` (the uncertainty factors),
+          ``noise_correlation`` (temporal mode), ``spectral_basis`` and ``spectral_eigenvalues`` (per Stokes parameter;
+          empty without ``spectral_pca``), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they
+          are covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same ``seed`` on the
+          same machine, saved under the same file name (which names the model inside), write the same bytes.
+        * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of parameters,
+          the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the settings again to
+          read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
+          ``uncertainty_calibration``, ``uncertainty_calibration_per_tuning``, ``noise_correlation_px``,
+          ``spectral_pca_eigenvalues``, ``training_recipe``, ``validation``), and the seconds each epoch took
+          (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
 
         Parameters
         ----------

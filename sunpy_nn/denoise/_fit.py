@@ -27,7 +27,7 @@ class _FitMixin:
     """
     `Denoiser.fit`'s work. It uses the denoiser's settings (``mode``, ``depth``, ``temporal``, ``shuffle``), and
     sets ``model``, ``n_wavelengths``, ``noise``, ``noise_methods``, ``noise_correlation``, ``history``,
-    ``fit_settings``, ``calibration`` and ``source``.
+    ``fit_settings``, ``calibration``, ``calibration_tunings`` and ``source``.
     """
 
     model: UNet | None
@@ -202,7 +202,7 @@ class _FitMixin:
         }
         self.calibration, self.calibration_tunings = self._calibrate(labels, selected, train, dev)
         self.fit_settings["calibration"] = dict(self.calibration)
-        self.fit_settings["calibration_tunings"] = dict(self.calibration_tunings)
+        self.fit_settings["calibration_tunings"] = {k: list(v) for k, v in self.calibration_tunings.items()}
         return self
 
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:

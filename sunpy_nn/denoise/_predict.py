@@ -34,7 +34,7 @@ def _seeded_mc_turn() -> threading.Lock:
 class _PredictMixin:
     """
     `Denoiser.predict`'s work, with the trained network and settings (``model``, ``mode``, ``noise``,
-    ``calibration``, ``temporal``, ``shuffle``, ``dropout``).
+    ``calibration``, ``calibration_tunings``, ``temporal``, ``shuffle``, ``dropout``).
     """
 
     model: UNet | None
