@@ -39,7 +39,7 @@ def _row(method: str, rms: float, coverage: tuple[float, float] | None = None, p
         row |= {"coverage": {"1sigma": coverage[0], "2sigma": coverage[1]}, "z": {"rms": 1.0, "kurtosis": 4 + rms}}
     if per_tuning:  # single scan: the factors per tuning, and the same run with one factor
         row["calibration"] = dict.fromkeys("QUV", 0.9)
-        row["calibration_per_tuning"] = dict.fromkeys("QUV", [0.63, 0.9, 1.08])
+        row["calibration_per_tuning"] = {key: [0.63, 0.9, 1.08] for key in "QUV"}
         row["one_factor"] = {"coverage": {"1sigma": coverage[0] + 0.05, "2sigma": 0.97}, "z": {"rms": 0.9}}
     return row
 
