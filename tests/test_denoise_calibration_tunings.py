@@ -97,3 +97,39 @@ def test_calibration_frames_are_whole_scans_with_enough_pixels():
     assert groups == [[(t, w) for w in range(3)] for t in (1, 2, 3, 4)]
     # one factor (temporal mode): the sampled frames as they are
     assert _frame_groups(combos, None, rng, 0, 2**16, lazy=False) == [[c] for c in combos]
+
+
+def test_lazy_calibration_reads_each_scan_once(monkeypatch):
+    """The factors per tuning of a lazy cube: whole scans, each read once for all its tunings."""
+    from sunpy_nn.denoise import _calibration
+
+    from .test_dask import CountingArray
+
+    def reads(cache: bool) -> int:
+        source = CountingArray(np.asarray(CUBE.data))
+        lazy = NDCube(da.from_array(source, chunks=(1, 1, 1, 64, 64), asarray=False), wcs=CUBE.wcs, unit=CUBE.unit)
+        den = Denoiser(n_filters=4, depth=1, spectral_pca=False)
+        calls = []
+        real = _calibration._CalibrationMixin._calibrate
+
+        def counted(self, *args):
+            before = source.read
+            out = real(self, *args)
+            calls.append(source.read - before)
+            return out
+
+        monkeypatch.setattr(_calibration._CalibrationMixin, "_calibrate", counted)
+        if not cache:
+            monkeypatch.setattr(_calibration, "_ScanCache", lambda data: data)
+        import dask
+
+        with dask.config.set(scheduler="threads"):  # reads in this process, where they are counted
+            den.fit(lazy, **QUICK)
+        assert {lab: len(f) for lab, f in den.calibration_tunings.items()} == dict.fromkeys("QUV", 3)
+        return calls[0]
+
+    frame = CUBE.data[0, 0, 0].nbytes
+    once = reads(cache=True)
+    # two scans of 3 tunings, with the scans before and after each (symmetric pairs): at most 4 scans per Stokes
+    assert 0 < once <= 3 * 4 * 3 * frame
+    assert once < reads(cache=False)  # frame by frame, the neighbouring scans are read again for every tuning

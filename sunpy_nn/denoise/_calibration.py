@@ -69,7 +69,7 @@ class _CalibrationMixin:
             correlation = self.noise_correlation.get(labels[s], 0.0) if sampler.temporal else 0.0
             r2s, heads, props, waves = [], [], [], []
             pairs = sampler
-            if basis is not None and lazy:  # each scan's spectra read once, not once per component
+            if lazy and (basis is not None or per_tuning):  # each scan read once, not once per component or tuning
                 pairs = copy.copy(sampler)
                 pairs.data = _ScanCache(sampler.data)
             groups = _frame_groups(combos, basis, rng, sampler.data.shape[2] if per_tuning else 0, frame_px, lazy)
