@@ -386,3 +386,7 @@ def test_the_network_sees_the_same_numbers_whatever_the_data_scale(strong_cube):
     np.testing.assert_allclose(
         out_b.uncertainty.array[:, 1:], 1000 * out_a.uncertainty.array[:, 1:], rtol=0, atol=1e-4 * span
     )
+    # the calibration factors, per tuning too (4 scans x 64^2 px: measured, not the one factor), have no unit
+    assert a.calibration_tunings and set(a.calibration_tunings) == set(b.calibration_tunings)
+    for lab, factors in a.calibration_tunings.items():
+        np.testing.assert_allclose(b.calibration_tunings[lab], factors, rtol=1e-3)

@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +185,12 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     )
     # "the components lower the rms error": against the tunings, in every part
     assert all(summary[p]["spectral_pca_gain"][s] > 0 for p in ("white", "correlated", "weak", "fast") for s in "QUV")
+    # "too wide in the continuum and too narrow in the line core ... on the fast-evolving cube the other way round"
+    for part in (*aligned, "fast"):
+        row = rows(part)["single"]
+        ratios = np.array([np.asarray(row["calibration_per_tuning"][s]) / row["calibration"][s] for s in "QUV"])
+        continuum, core = ratios[:, [0, -1]].mean(), ratios[:, ratios.shape[1] // 2].mean()
+        assert (continuum < 1 < core) if part != "fast" else (continuum > 1 > core), part
     # "somewhat too wide": the rms of z below 1 in single-scan mode on the aligned cubes
     assert all(rows(p)["single"]["z"]["rms"] < 1 for p in aligned)
     runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}

@@ -40,10 +40,10 @@ class _CalibrationMixin:
         tunings, where the uncertainty is used.
 
         Per tuning (image mode, one scan: ``temporal=0``): the same criterion at each tuning, which prediction uses
-        instead of the one factor. The head's error varies less across the line than the error does: on the white
-        cube of ``benchmarks/denoise_science.py``, the one factor left the uncertainty 1.45x too wide in the
-        continuum and about right in the line core. Its frames are whole scans, enough for 2^18 pixels per tuning
-        (two scans at most of a lazy cube); a tuning with fewer than 10^4 valid pixels keeps the one factor.
+        instead of the one factor. The head's error varies less across the line than the error does: on the slowly
+        evolving cubes of ``benchmarks/denoise_science.py`` the factors per tuning came out 0.59-1.24 times the one
+        factor, lowest in the continuum. Its frames are whole scans, enough for 2^18 pixels per tuning (two scans
+        at most of a lazy cube); a tuning with fewer than 10^4 valid pixels keeps the one factor.
 
         Pixels: whole frames of a sample of scans and wavelengths, borders included (the network is worse there,
         and the factor is an average over the field of view). The narrow held-out validation strip lies at the
@@ -100,15 +100,16 @@ class _CalibrationMixin:
                 props.append(prop[ok])
                 if per_tuning:  # the tuning of each pixel: the rows of a scan's group, or the frame's own wavelength
                     rows = np.arange(len(frames)) if basis is not None else np.array([w for _, w in frames])
-                    waves.append(np.broadcast_to(rows[:, None, None].astype(np.int16), r2.shape)[ok])
+                    waves.append(np.broadcast_to(rows[:, None, None], r2.shape)[ok])
             r2, head, prop = (np.concatenate(v) for v in (r2s, heads, props))
-            out[labels[s]] = _factor(r2, head, prop)
+            out[labels[s]] = _factor(r2.sum() - prop.sum(), head.sum())
             log.info("Stokes %s: uncertainty calibration factor %.3f", labels[s], out[labels[s]])
-            if per_tuning:
-                wave = np.concatenate(waves)
+            if per_tuning:  # the same sums, per tuning
+                wave, n_w = np.concatenate(waves), sampler.data.shape[2]
+                num, den = np.bincount(wave, r2 - prop, n_w), np.bincount(wave, head, n_w)
+                count = np.bincount(wave, minlength=n_w)
                 tunings[labels[s]] = [
-                    _factor(r2[m], head[m], prop[m]) if m.sum() >= _MIN_TUNING_PX else out[labels[s]]
-                    for m in (wave == w for w in range(sampler.data.shape[2]))
+                    _factor(num[w], den[w]) if count[w] >= _MIN_TUNING_PX else out[labels[s]] for w in range(n_w)
                 ]
                 log.info("Stokes %s: factors per tuning %s", labels[s], np.round(tunings[labels[s]], 3).tolist())
         return out, tunings
@@ -142,13 +143,14 @@ class _CalibrationMixin:
 
 
 _MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
-_TUNING_PX = 2**18  # pixels per tuning for the factors per tuning (about +-3 % in the factor on white noise)
+_TUNING_PX = 2**18  # pixels per tuning wanted: a factor's sampling error falls as 1 / sqrt(pixels)
 
 
-def _factor(r2: np.ndarray, head: np.ndarray, prop: np.ndarray) -> float:
-    """The factor that makes the mean calibrated variance of the head the measured error (less propagated noise)."""
-    # the head's share of the measured error, the propagated part being the neighbours' noise
-    num, den = float(r2.sum() - prop.sum()), float(head.sum())
+def _factor(num: float, den: float) -> float:
+    """
+    The factor that makes the mean calibrated variance of the head the measured error: ``num``, the sum of the
+    squared errors less the propagated noise (the head's share), over ``den``, the sum of the head's variances.
+    """
     scale = math.sqrt(max(num, 0.0) / den) if den > 0 else 1.0
     # A factor far from 1 means the variance head learnt little; keep it within a sane range.
     return float(min(max(scale, 0.05), 20.0))
