@@ -11,19 +11,22 @@ Run from the repository root::
     python benchmarks/denoise_science.py --docs          # also update the docs' copy of the results and figures
     python benchmarks/denoise_science.py --quick         # smoke test of the script (numbers meaningless)
 
-Each synthetic part trains three denoisers (about 25 minutes of one idle core), the CRISP part two (about 15);
-``--docs --timing --jobs 2`` takes about 70 minutes on two idle cores. ``--quick`` shrinks the budget run too.
+Each synthetic part trains three denoisers (about 25 minutes of one idle core; the fast part five, the evolving
+part two), the CRISP part two (about 15); ``--docs --timing --jobs 2`` takes about 85 minutes on two idle cores.
+``--quick`` shrinks the budget run too.
 
-Every denoiser is trained with the defaults of `sunpy_nn.denoise_cube` (``seed=0``), without any tuning per
-cube, in single-scan mode (the default), in single-scan mode on the tunings themselves (``spectral_pca=False``, as
-in the paper) and in temporal mode (``temporal=2``). Single-scan rows also report the coverage with one
+Every denoiser is trained with the defaults of `sunpy_nn.denoise_cube` (``seed=0``, scans aligned), without any
+tuning per cube, in single-scan mode (the default), in single-scan mode on the tunings themselves
+(``spectral_pca=False``, as in the paper) and in temporal mode (``temporal=2``); on the fast part also both modes
+without the alignment of the scans (``align=False``). Single-scan rows also report the coverage with one
 calibration factor per Stokes parameter instead of one per tuning (``one_factor``: the same run, rescaled). Cubes:
 `sunpy_nn.data.synthetic.synthetic_crisp_cube` with 6 scans x IQUV x 9 tunings x 128 x 128, noise 3e-3 and kG
 fields (``v_peak=60``: Stokes V above 3 sigma in about a fifth of the pixels), with white noise and with noise
-correlated over ~1 px (a Gaussian of sigma 1 px), a fast-evolving version (0.5-1 px drift per scan: evolution or
-poor alignment) and the earlier weak-signal cube (``v_peak=15``). The real CRISP image
-(``../shared/data/denoise/crisp_stokes_800.npy``, one MOMFBD-restored scan) is denoised with neighbour
-sub-sampling, plain and with pixel shuffling. Results: ``benchmarks/results/denoise_science/``
+correlated over ~1 px (a Gaussian of sigma 1 px), a fast-moving version (0.5-1 px drift per scan: motion or
+poor alignment, which the alignment undoes), an evolving version (``evolution=0.3``: field amplitudes that
+change ~15 % from scan to scan, which no alignment undoes) and the earlier weak-signal cube (``v_peak=15``).
+The real CRISP image (``../shared/data/denoise/crisp_stokes_800.npy``, one MOMFBD-restored scan) is denoised with
+neighbour sub-sampling, plain and with pixel shuffling. Results: ``benchmarks/results/denoise_science/``
 (``summary.json``, figures); with ``--docs`` also ``docs/_static/denoise_science/`` (a partial run replaces its
 parts only). Every part records the sunpy_nn version that measured it, and the file's ``sunpy_nn_version`` is the
 oldest of them. The docs build writes the guide's tables and quoted figures from that ``summary.json``
@@ -50,14 +53,36 @@ DOCS_FIG = ROOT / "docs" / "_static" / "denoise_science"
 NOISE = 3e-3
 K_GRID = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
 CRISP_BANDS = ((0, 0.05), (0.05, 0.15), (0.15, 0.3), (0.3, 0.5))  # pix^-1
-PARTS = ("white", "correlated", "fast", "weak", "crisp")
+PARTS = ("fast", "white", "correlated", "weak", "evolving", "crisp")  # longest first: two workers finish together
 QUICK = os.environ.get("SUNPY_NN_BENCH_QUICK") == "1"  # smoke test of the script: tiny cubes, one epoch
 CUBES = {
     "white": {"noise_correlation": 0.0},
     "correlated": {"noise_correlation": 1.0},
     "fast": {"drift": (0.5, 1.0)},
     "weak": {"v_peak": 15.0, "qu_peak": 8.0},  # the package's earlier benchmark cube: signals mostly at the noise
+    "evolving": {"evolution": 0.3},  # field amplitudes that change ~15 % from scan to scan: no alignment undoes it
 }
+# The rows of a synthetic part: (temporal, spectral_pca, align, method); some parts leave some out (_runs).
+SINGLE = "single scan (temporal=0, the default)"
+TUNINGS = "single scan, the tunings (spectral_pca=False)"
+TEMPORAL = "temporal mode (temporal=2)"
+UNALIGNED_SINGLE = "single scan, scans not aligned (align=False)"
+UNALIGNED_TEMPORAL = "temporal mode, scans not aligned (align=False)"
+
+
+def _runs(part: str) -> list[tuple]:
+    """The denoisers trained on a synthetic part, in the order of its rows."""
+    runs = [(0, None, True, SINGLE)]
+    if part != "evolving":  # (the gain of the spectral basis is measured on the other four)
+        runs.append((0, False, True, TUNINGS))
+    runs.append((2, None, True, TEMPORAL))
+    if part == "fast":  # what the alignment of the scans does where they moved 0.5-1 px
+        runs += [(0, None, False, UNALIGNED_SINGLE), (2, None, False, UNALIGNED_TEMPORAL)]
+    return runs
+
+
+def _row(rows: list[dict], method: str) -> dict:
+    return next(r for r in rows if r["method"] == method)
 
 
 def _cube(part: str):
@@ -91,15 +116,16 @@ def run_synthetic(part: str) -> dict:
     strong = np.abs(truth[:, 3]).max(axis=1) > 3 * NOISE
     out["cube"]["fraction_of_pixels_with_strong_v"] = float(strong.mean())
     rows = [_evaluate("noisy input", data, None, truth)]
-    runs = (
-        (0, None, "single scan (temporal=0, the default)"),
-        (0, False, "single scan, the tunings (spectral_pca=False)"),
-        (2, None, "temporal mode (temporal=2)"),
-    )
-    for temporal, pca, name in runs:
+    for temporal, pca, align, name in _runs(part):
         t0 = time.perf_counter()
         res = denoise_cube(
-            cube, temporal=temporal, spectral_pca=pca, seed=0, progress=False, epochs=1 if QUICK else None
+            cube,
+            temporal=temporal,
+            spectral_pca=pca,
+            align=align,
+            seed=0,
+            progress=False,
+            epochs=1 if QUICK else None,
         )
         row = _evaluate(name, np.asarray(res.data, np.float64), res.uncertainty.array, truth)
         row["time_s"] = time.perf_counter() - t0
@@ -112,14 +138,22 @@ def run_synthetic(part: str) -> dict:
                 one[:, i] *= row["calibration"][lab] / np.asarray(per_tuning[lab])[None, :, None, None]
             alt = _evaluate(name, np.asarray(res.data, np.float64), one, truth)
             row["one_factor"] = {key: alt[key] for key in ("coverage", "z", "reliability")}
+        row["scan_shifts"] = res.meta["sunpy_nn"]["fit"]["scan_shifts"]
         row["noise"] = res.meta["sunpy_nn"]["noise"]
         row["noise_methods"] = res.meta["sunpy_nn"]["noise_methods"]
         rows.append(row)
     rows.append(_evaluate("spectral PCA (baselines.pca_denoise)", np.asarray(pca_denoise(cube).data), None, truth))
     out["rows"] = rows
-    single, tunings, temporal = rows[1], rows[2], rows[3]
+    single, temporal = _row(rows, SINGLE), _row(rows, TEMPORAL)
     out["temporal_gain"] = {s: 1 - temporal[f"rms_{s}"] / single[f"rms_{s}"] for s in "QUV"}
-    out["spectral_pca_gain"] = {s: 1 - single[f"rms_{s}"] / tunings[f"rms_{s}"] for s in "QUV"}
+    if part != "evolving":
+        tunings = _row(rows, TUNINGS)
+        out["spectral_pca_gain"] = {s: 1 - single[f"rms_{s}"] / tunings[f"rms_{s}"] for s in "QUV"}
+    if part == "fast":  # the gain of aligning the scans, in each mode
+        out["align_gain"] = {
+            mode: {s: 1 - _row(rows, a)[f"rms_{s}"] / _row(rows, b)[f"rms_{s}"] for s in "QUV"}
+            for mode, a, b in (("single", SINGLE, UNALIGNED_SINGLE), ("temporal", TEMPORAL, UNALIGNED_TEMPORAL))
+        }
     out["noise_estimates"] = {
         lab: {
             "temporal": estimate_noise(data[:, i], method="temporal") / NOISE,
@@ -240,8 +274,9 @@ def figures(results: dict, out: Path) -> None:
         r = results.get(part)
         if not r:
             continue
-        # single scan (the default) and temporal mode: the second and the second-to-last rows
-        for row, colour in zip((r["rows"][1], r["rows"][-2]), ("tab:blue", "tab:red"), strict=True):
+        for row, colour in zip(
+            (_row(r["rows"], SINGLE), _row(r["rows"], TEMPORAL)), ("tab:blue", "tab:red"), strict=True
+        ):
             ax.plot(k, row["reliability"], style, color=colour, marker="o", ms=3, label=f"{part}: {row['method']}")
     ax.set_xlabel("k (multiples of the predicted sigma)")
     ax.set_ylabel("fraction of errors within k sigma")

@@ -211,7 +211,7 @@ def _denoise(args: argparse.Namespace) -> int:
             f"--{k.replace('_', '-')}"
             for k in ("mode", "epochs", "patches", "patch_size", "temporal")
             if getattr(args, k) is not None
-        ] + (["--no-spectral-pca"] if args.no_spectral_pca else [])
+        ] + [flag for flag, on in (("--no-spectral-pca", args.no_spectral_pca), ("--no-align", args.no_align)) if on]
         if training:
             raise ValueError(
                 f"{', '.join(training)} {'applies' if len(training) == 1 else 'apply'} only when training; with "
@@ -220,7 +220,9 @@ def _denoise(args: argparse.Namespace) -> int:
             )
         denoiser = Denoiser.load(args.denoiser)
     else:
-        denoiser = Denoiser(mode=args.mode or "image", spectral_pca=False if args.no_spectral_pca else None)
+        denoiser = Denoiser(
+            mode=args.mode or "image", spectral_pca=False if args.no_spectral_pca else None, align=not args.no_align
+        )
         if args.patch_size is not None and args.patch_size % 2**denoiser.depth:
             raise ValueError(f"--patch-size must be a multiple of {2**denoiser.depth}, not {args.patch_size}")
     denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
@@ -406,6 +408,12 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="denoise the tunings themselves, not each Stokes parameter's spectral principal components (the "
         "default in image mode): a denoiser that applies to other lines and wavelength grids, at a higher error",
+    )
+    d.add_argument(
+        "--no-align",
+        action="store_true",
+        help="train on the scans as they are, without registering them onto one another (by default their "
+        "sub-pixel shifts are measured on Stokes I and undone for the training pairs and temporal mode)",
     )
     d.add_argument("--epochs", type=_int_at_least(1), help="training epochs of --patches patches (default 10)")
     d.add_argument("--patches", type=_int_at_least(10), help="training patches per epoch (default 1000)")

@@ -125,3 +125,16 @@ def test_crisp_cube_physics(crisp):
     # Consecutive scans differ (drift, evolution) but little: Noise2Noise pairs.
     change = np.std(truth[1, 3] - truth[0, 3])
     assert 0 < change < 0.5 * np.std(truth[0, 3])
+
+
+def test_crisp_cube_evolution_changes_the_field_amplitude_not_its_place():
+    """``evolution`` scales the Q/U/V amplitudes from scan to scan; the default is the cube as it always was."""
+    _, slow = synthetic_crisp_cube(32, n_wavelengths=3, n_scans=3, seed=4, drift=(0.0, 0.0))
+    _, same = synthetic_crisp_cube(32, n_wavelengths=3, n_scans=3, seed=4, drift=(0.0, 0.0), evolution=0.03)
+    _, fast = synthetic_crisp_cube(32, n_wavelengths=3, n_scans=3, seed=4, drift=(0.0, 0.0), evolution=0.3)
+    np.testing.assert_array_equal(slow, same)
+    np.testing.assert_array_equal(fast[:, 0], slow[:, 0])  # Stokes I does not evolve
+    change = [np.std(c[1, 3] - c[0, 3]) / np.std(c[0, 3]) for c in (slow, fast)]
+    assert 5 < change[1] / change[0] < 15  # ten times the amplitude change
+    with pytest.raises(ValueError, match="evolution"):
+        synthetic_crisp_cube(32, evolution=-0.1)

@@ -2,8 +2,8 @@
 The denoise guide's measured figures, written at docs-build time from the science benchmark's results (issue #17).
 
 ``docs/_static/denoise_science/summary.json`` is written by ``python benchmarks/denoise_science.py --docs``: one
-entry per part (``white``, ``correlated``, ``fast``, ``weak``, ``crisp``, ``timing``), each with the sunpy_nn
-version that measured it. From it, `write_denoise_files` (called by ``generated_pages.write_demo_page_files``)
+entry per part (``white``, ``correlated``, ``fast``, ``weak``, ``evolving``, ``crisp``, ``timing``), each with the
+sunpy_nn version that measured it. From it, `write_denoise_files` (called by ``generated_pages.write_demo_page_files``)
 writes into ``docs/guide/generated/``:
 
 - ``denoise_science.inc``: the tables of the guide's "Measured quality" section (`science_tables`);
@@ -26,8 +26,9 @@ SIGNAL_BANDS = ("0.05-0.15", "0.15-0.3")
 TITLES = {
     "white": "White noise",
     "correlated": "Noise correlated over ~1 px",
-    "fast": "Fast evolution (0.5-1 px drift per scan)",
+    "fast": "Fast motion (0.5-1 px drift per scan)",
     "weak": "Weak signals (the earlier benchmark cube)",
+    "evolving": "Fast evolution (field amplitudes ~15 % different from scan to scan)",
 }
 
 
@@ -37,16 +38,25 @@ def _span(values, fmt: str, scale: float = 1.0, unit: str = "") -> str:
     return (low if low == high else f"{low}-{high}") + unit
 
 
+# The rows' roles, by the method each row names (benchmarks/denoise_science.py).
+ROLES = {
+    "noisy input": "input",
+    "single scan (temporal=0, the default)": "single",
+    "single scan, the tunings (spectral_pca=False)": "tunings",
+    "temporal mode (temporal=2)": "temporal",
+    "spectral PCA (baselines.pca_denoise)": "pca",
+    "single scan, scans not aligned (align=False)": "single_unaligned",
+    "temporal mode, scans not aligned (align=False)": "temporal_unaligned",
+}
+
+
 def _rows(summary: dict, part: str) -> dict[str, dict]:
     """
-    The rows of one synthetic part by role, in the script's order: ``input``, ``single``, ``tunings`` (single scan
-    with ``spectral_pca=False``; parts measured before it was the default have none), ``temporal``, ``pca``.
+    The rows of one synthetic part by role: ``input``, ``single``, ``tunings`` (single scan with
+    ``spectral_pca=False``), ``temporal``, ``pca``, and on the fast part ``single_unaligned`` and
+    ``temporal_unaligned`` (``align=False``); parts leave some out.
     """
-    rows = summary[part]["rows"]
-    roles = (
-        ("input", "single", "tunings", "temporal", "pca") if len(rows) == 5 else ("input", "single", "temporal", "pca")
-    )
-    return dict(zip(roles, rows, strict=True))
+    return {ROLES[row["method"]]: row for row in summary[part]["rows"]}
 
 
 def part_version(summary: dict, part: str) -> str:
@@ -202,6 +212,19 @@ def science_tables(summary: dict) -> str:
             ),
             "",
         ]
+        if "align_gain" in r:
+            gain = r["align_gain"]
+            lines += [
+                (
+                    "Aligning the scans (the default) lowers the rms error by "
+                    + " and ".join(
+                        f"{gain[m]['Q']:.0%} (Q), {gain[m]['U']:.0%} (U) and {gain[m]['V']:.0%} (V) in {m} mode"
+                        for m in ("single", "temporal")
+                    )
+                    + " against the scans as they are."
+                ),
+                "",
+            ]
         if "spectral_pca_gain" in r:
             gain = r["spectral_pca_gain"]
             lines += [

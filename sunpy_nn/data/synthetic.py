@@ -460,6 +460,7 @@ def synthetic_crisp_cube(
     cadence: float = 28.0,
     noise_correlation: float = 0.0,
     drift: tuple[float, float] = (0.1, 0.2),
+    evolution: float = 0.03,
     seed: int | None = None,
 ):
     """
@@ -472,8 +473,8 @@ def synthetic_crisp_cube(
     with a smooth transverse field and azimuth. The amplitudes make the strongest V (99.95th percentile)
     ``v_peak`` times the noise and the strongest Q/U ``qu_peak`` times: most of the field of view is at the
     noise level, as in CRISP data. The scene drifts by 0.1-0.2 px and its Q/U/V amplitudes change by
-    ±3 % from scan to scan, so consecutive scans differ as real ones do. Gaussian white noise of ``noise``
-    (units of the continuum) is added to every Stokes parameter.
+    up to ±3 % over the series (``evolution``), so consecutive scans differ as real ones do. Gaussian white noise
+    of ``noise`` (units of the continuum) is added to every Stokes parameter.
 
     Parameters
     ----------
@@ -498,7 +499,12 @@ def synthetic_crisp_cube(
         rescaled to ``noise`` rms, as image restoration (MOMFBD) leaves it.
     drift : tuple of float
         Range of the scene's random-walk shift between consecutive scans, in pixels: (0.1, 0.2) by default; larger
-        values emulate fast evolution or a poor alignment of the scans.
+        values emulate a poor alignment of the scans, or fast evolution that moves the scene.
+    evolution : float
+        Amplitude of the evolution of the field: the Q/U/V amplitudes are ``1 + evolution (f1 cos 0.5t + f2 sin
+        0.5t)`` with ``f1``, ``f2`` random fields of unit rms on the scale of the granulation and ``t`` the scan
+        index (about ``evolution / 2`` changes from one scan to the next). 0.03 by default; 0.3 emulates field
+        that changes faster than the cadence follows, which no alignment undoes.
     seed : int, optional
         Random seed of the scene, its evolution and the noise.
 
@@ -514,7 +520,7 @@ def synthetic_crisp_cube(
     Raises
     ------
     ValueError
-        A negative ``noise_correlation``, or a ``drift`` range that is not ``0 <= low <= high``.
+        A negative ``noise_correlation`` or ``evolution``, or a ``drift`` range that is not ``0 <= low <= high``.
 
     Examples
     --------
@@ -531,6 +537,8 @@ def synthetic_crisp_cube(
         raise ValueError(f"noise_correlation is a Gaussian sigma in pixels, 0 or more, not {noise_correlation!r}")
     if not 0 <= drift[0] <= drift[1]:
         raise ValueError(f"drift must be (low, high) pixels per scan with 0 <= low <= high, not {drift!r}")
+    if not evolution >= 0:
+        raise ValueError(f"evolution is a relative amplitude, 0 or more, not {evolution!r}")
     rng = np.random.default_rng(seed)
     sigma_line, depth, doppler, half_range = 0.065, 0.65, 0.02, 0.28  # Angstrom, -, Angstrom per rms, Angstrom
     margin = max(8, math.ceil(drift[1] * n_scans) + 4)  # room for the drift; cropped after shifting
@@ -571,7 +579,7 @@ def synthetic_crisp_cube(
         if t:
             angle = rng.uniform(0, 2 * math.pi)
             offset = offset + rng.uniform(*drift) * np.array([math.sin(angle), math.cos(angle)])
-        amp = 1 + 0.03 * (f1 * math.cos(0.5 * t) + f2 * math.sin(0.5 * t))
+        amp = 1 + evolution * (f1 * math.cos(0.5 * t) + f2 * math.sin(0.5 * t))
         for s in range(4):
             factor = 1.0 if s == 0 else (amp if s == 3 else amp**2)
             for w in range(n_wavelengths):

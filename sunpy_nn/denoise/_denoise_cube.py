@@ -52,6 +52,7 @@ def denoise_cube(
     mode: str | None = None,
     temporal: int | str | None = None,
     spectral_pca: bool | None = None,
+    align: bool | None = None,
     epochs: int | None = None,
     patch_size: int | None = None,
     uncertainty: str | None = "aleatoric",
@@ -74,8 +75,8 @@ def denoise_cube(
         `Denoiser.predict`).
     denoiser : `Denoiser`, str or `pathlib.Path`, optional
         A trained denoiser to use instead of training one, or the file `Denoiser.save` wrote (read with
-        `Denoiser.load`); ``mode``, ``temporal``, ``spectral_pca``, ``epochs`` and ``patch_size`` then do not
-        apply and are refused. It warns when
+        `Denoiser.load`); ``mode``, ``temporal``, ``spectral_pca``, ``align``, ``epochs`` and ``patch_size`` then
+        do not apply and are refused. It warns when
         this cube's noise differs from its training noise by more than 2x.
     mode : {"image", "spectral"}, optional
         See `Denoiser` (default ``"image"``).
@@ -88,6 +89,9 @@ def denoise_cube(
         Denoise each Stokes parameter's spectral principal components instead of its tunings (`Denoiser`; the
         gain measured on kG cubes is in the denoising guide). Default (`None`): on in image mode with two or more
         wavelengths.
+    align : bool, optional
+        Register the scans onto one another (sub-pixel shifts measured on Stokes I) for the training pairs and
+        temporal mode's neighbours (`Denoiser`). Default (`None`): `True`.
     epochs : int, optional
         Training epochs of 1,000 patches (default 10).
     patch_size : int, optional
@@ -162,7 +166,13 @@ def denoise_cube(
             f"{type(denoiser).__name__}"
         )
     if denoiser is not None:
-        given = {"epochs": epochs, "patch_size": patch_size, "temporal": temporal, "spectral_pca": spectral_pca}
+        given = {
+            "epochs": epochs,
+            "patch_size": patch_size,
+            "temporal": temporal,
+            "spectral_pca": spectral_pca,
+            "align": align,
+        }
         given = [k for k, v in given.items() if v is not None]
         if mode is not None and mode != denoiser.mode:
             given.append(f"mode={mode!r} (the denoiser's is {denoiser.mode!r})")
@@ -186,7 +196,12 @@ def denoise_cube(
         temporal = 0
     elif temporal == "auto":
         temporal = auto_temporal(cube)
-    denoiser = Denoiser(mode="image" if mode is None else mode, temporal=temporal, spectral_pca=spectral_pca)
+    denoiser = Denoiser(
+        mode="image" if mode is None else mode,
+        temporal=temporal,
+        spectral_pca=spectral_pca,
+        align=True if align is None else align,
+    )
     # the prediction's arguments are checked before the (long) training
     denoiser._check_predict_args(uncertainty, 20, None, seed, precision, trained=False)  # before training
     denoiser.fit(

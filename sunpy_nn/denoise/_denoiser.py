@@ -9,17 +9,16 @@ import numpy as np
 import torch
 from ndcube import NDCube
 
-from sunpy_nn.cube import find_axes, stokes_labels
 from sunpy_nn.denoise._calibration import _CalibrationMixin
 from sunpy_nn.denoise._files import _FilesMixin
 from sunpy_nn.denoise._fit import _FitMixin
 from sunpy_nn.denoise._frames import _FramesMixin
+from sunpy_nn.denoise._input import _InputMixin
 from sunpy_nn.denoise._noise import _NoiseMixin
 from sunpy_nn.denoise._predict import _PredictMixin
 from sunpy_nn.denoise._result import _ResultMixin, _weights_sha256
 from sunpy_nn.denoise._spectral import _SpectralMixin
 from sunpy_nn.nn import UNet
-from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.utils import _check_int, _check_real
 
 __all__ = ["Denoiser"]
@@ -29,7 +28,15 @@ __all__ = ["Denoiser"]
 # The work of each method is done in the mixin of its job, one private module each (see sunpy_nn.denoise); the
 # public methods and their documentation are here.
 class Denoiser(
-    _FitMixin, _CalibrationMixin, _NoiseMixin, _SpectralMixin, _PredictMixin, _FramesMixin, _ResultMixin, _FilesMixin
+    _FitMixin,
+    _CalibrationMixin,
+    _NoiseMixin,
+    _SpectralMixin,
+    _PredictMixin,
+    _FramesMixin,
+    _InputMixin,
+    _ResultMixin,
+    _FilesMixin,
 ):
     """
     A Noise2Noise denoiser for spectropolarimetric cubes that learns from the observation itself.
@@ -58,6 +65,9 @@ class Denoiser(
         denoises each of the ``shuffle x shuffle`` phase images (pixels ``shuffle`` apart), whose noise is nearly
         white. 1 (default): none. On a real MOMFBD-restored CRISP image it removed solar structure with the noise
         (the denoising guide): use it only where the scene is oversampled well beyond the noise correlation.
+    align : bool
+        Register the scans of a time series onto one another (sub-pixel shifts measured on Stokes I, see Notes)
+        before they are paired for training, and temporal mode's neighbouring scans onto scan t. Default: `True`.
     spectral_pca : bool, optional
         Image mode: denoise each Stokes parameter's spectral principal components instead of its tunings (an
         orthonormal rotation of the wavelength axis, fitted on the training cube and stored with the model; see
@@ -78,6 +88,18 @@ class Denoiser(
     I), and in spectral mode wavelength reversal, are the augmentations. Half of the pairs are drawn among
     patches whose pair-averaged, 3x3-smoothed signal exceeds twice the noise somewhere, so that the rare strong
     signals are learnt.
+
+    **Alignment** (``align``). A residual image motion of 0.1-0.2 px between scans (seeing, tracking, the
+    reduction's alignment) makes a pair's scans differ at every gradient: kG Stokes V by 0.17 of the noise (rms)
+    on the white-noise cube of ``benchmarks/denoise_science.py``, 0.03 once aligned. So each scan's shift onto its
+    predecessor is measured on Stokes I averaged over the tunings (windowed cross-correlation, to 0.01 px, with
+    `skimage.registration.phase_cross_correlation`), and the scans are shifted onto the middle one by a Fourier
+    phase ramp, which keeps the noise's variance and power spectrum. `fit` trains on the aligned scans
+    (``fit_settings["scan_shifts"]``); temporal `predict` shifts each neighbouring scan onto scan t, and leaves scan
+    t and the output where they were. A cube without Stokes I or of one scan is not aligned, nor a dask-backed one
+    (its Stokes I would be read whole, where a lazy fit reads a sample: compute it first). A shift is global, so
+    differential motion (e.g. seeing across the field) stays; a scan whose Stokes I correlates with the one before
+    by less than 0.5 (no structure above the noise) keeps its place, with a logged warning.
 
     **One scan.** Without a time axis (or with a single scan), pairs come from neighbour sub-sampling
     (Neighbor2Neighbor, Huang et al. 2021): two half-resolution images made of adjacent pixels of each 2x2 cell.
@@ -161,6 +183,7 @@ class Denoiser(
         residual: bool | None = None,
         temporal: int = 0,
         shuffle: int = 1,
+        align: bool = True,
         spectral_pca: bool | None = None,
     ) -> None:
         if mode not in ("image", "spectral"):
@@ -178,6 +201,10 @@ class Denoiser(
         self.shuffle = _check_int("shuffle", shuffle, 1)
         if self.temporal and self.shuffle > 1:
             raise ValueError("shuffle is for single scans (neighbour sub-sampling); temporal mode needs no shuffle")
+        if align not in (True, False):
+            raise ValueError(f"align must be True or False, not {align!r}")
+        #: Whether the scans of a time series are registered onto one another (`fit`, and temporal `predict`).
+        self.align = bool(align)
         if spectral_pca not in (None, True, False):
             raise ValueError(f"spectral_pca must be None, True or False, not {spectral_pca!r}")
         if spectral_pca and mode == "spectral":
@@ -234,45 +261,6 @@ class Denoiser(
         with torch.no_grad():
             net.var_out.bias.fill_(math.log(math.expm1(0.1)))
         return net
-
-    def _prepare(self, cube: NDCube, stokes):
-        if not isinstance(cube, NDCube):
-            raise TypeError(f"Denoiser works on ndcube.NDCube objects, not {type(cube).__name__}")
-        axes = find_axes(cube)
-        ny, nx, smallest = cube.data.shape[axes.y], cube.data.shape[axes.x], 2 * 2**self.depth
-        if min(ny, nx) < smallest:  # e.g. a WCS written in numpy's axis order: torch failed deep inside on 4 x 4 px
-            raise ValueError(
-                f"The cube's spatial axes (numpy axes {axes.y} and {axes.x}, by its WCS: {axes}) are {ny} x {nx} px; "
-                f"the denoiser needs at least {smallest} x {smallest}. If the image is larger, the WCS names the axes "
-                "in the wrong order: a WCS lists them in the reverse of numpy's order (ctype[0] is the last numpy "
-                "axis, x); see sunpy_nn.cube.find_axes"
-            )
-        if is_dask(cube.data):
-            import dask.array as da
-
-            # Lazy: nothing is read here; frames are read (and checked for infinities) when they are used.
-            data = cube.data.astype(np.float32)
-            if cube.mask is not None and np.any(cube.mask):
-                data = da.where(cube.mask, np.nan, data)
-        else:
-            data = np.asarray(cube.data, dtype=np.float32)
-            if cube.mask is not None and np.any(cube.mask):
-                data = np.where(np.asarray(cube.mask, bool), np.nan, data)
-            if np.isinf(data).any():
-                raise ValueError(
-                    f"The cube has {int(np.isinf(data).sum())} infinite values: replace them with NaN or mask them"
-                )
-        canon = axes.to_canonical(data)
-        labels = stokes_labels(cube, axes)
-        if axes.stokes is None:
-            selected = [0]
-        else:
-            stokes = tuple(labels) if stokes is None else tuple(stokes)
-            unknown = [s for s in stokes if s not in labels]
-            if unknown:
-                raise ValueError(f"Stokes {unknown} not in this cube, which has {labels}; choose from these")
-            selected = [labels.index(s) for s in stokes]
-        return axes, canon, labels, selected
 
     # ---------------------------------------------------------------------- fit
     def fit(
@@ -472,7 +460,8 @@ class Denoiser(
             ``file_sha256`` of the weight file it was loaded from or saved to, `None` for a file it has not been saved
             to since training; ``weights_sha256``, the SHA-256 of the weights themselves), ``architecture`` (the U-Net's
             constructor arguments), ``noise`` (the noise level of each Stokes parameter, in the unit of the cube it was
-            trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``uncertainty_calibration`` (the factor of each
+            trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``align`` (whether the scans were registered onto
+            one another; the shifts are in ``fit["scan_shifts"]``), ``uncertainty_calibration`` (the factor of each
             Stokes parameter's aleatoric uncertainty), ``uncertainty_calibration_per_tuning`` (single-scan image mode:
             the factor of each tuning, used instead; `None` in other modes and in files before format 4),
             ``noise_correlation`` (temporal mode: the Gaussian sigma in px of each Stokes parameter's noise correlation;
@@ -516,6 +505,7 @@ class Denoiser(
             "noise_methods": dict(self.noise_methods),
             "temporal": self.temporal,
             "shuffle": self.shuffle,
+            "align": self.align,
             "uncertainty_calibration": dict(self.calibration),
             "uncertainty_calibration_per_tuning": {k: list(v) for k, v in self.calibration_tunings.items()} or None,
             "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
@@ -535,15 +525,15 @@ class Denoiser(
         * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
           ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
           and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
-          ``format_version`` 4, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
-          ``temporal``, ``shuffle``, ``calibration`` and ``calibration_tunings`` (the uncertainty factors),
+          ``format_version`` 5, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
+          ``temporal``, ``shuffle``, ``align``, ``calibration`` and ``calibration_tunings`` (the uncertainty factors),
           ``noise_correlation`` (temporal mode), ``spectral_basis`` and ``spectral_eigenvalues`` (per Stokes parameter;
           empty without ``spectral_pca``), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they
           are covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same ``seed`` on the
           same machine, saved under the same file name (which names the model inside), write the same bytes.
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of parameters,
           the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the settings again to
-          read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``,
+          read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``, ``align``,
           ``uncertainty_calibration``, ``uncertainty_calibration_per_tuning``, ``noise_correlation_px``,
           ``spectral_pca_eigenvalues``, ``training_recipe``, ``validation``), and the seconds each epoch took
           (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).

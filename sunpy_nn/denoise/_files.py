@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-FORMAT_VERSION = 4  # 4: factors per tuning; 3: the spectral basis (spectral_pca); older read as without them
+FORMAT_VERSION = 5  # 5: align; 4: factors per tuning; 3: the spectral basis (spectral_pca); older read as without them
 
 _D = TypeVar("_D", bound="_FilesMixin")  # the Denoiser
 
@@ -49,6 +49,7 @@ class _FilesMixin:
                     "noise_methods": self.noise_methods,
                     "temporal": self.temporal,
                     "shuffle": self.shuffle,
+                    "align": self.align,
                     "calibration": self.calibration,
                     "calibration_tunings": self.calibration_tunings,
                     "noise_correlation": self.noise_correlation,
@@ -76,6 +77,7 @@ class _FilesMixin:
             "noise_methods": settings["noise_methods"],
             "temporal": self.temporal,
             "shuffle": self.shuffle,
+            "align": self.align,
             "uncertainty_calibration": settings["calibration"],
             "uncertainty_calibration_per_tuning": settings["calibration_tunings"] or None,
             "noise_correlation_px": settings["noise_correlation"],
@@ -177,6 +179,8 @@ class _FilesMixin:
             residual=config["residual"],  # format 1 files before the residual form: False, the U-Net's default
             temporal=int(settings.get("temporal", 0)),
             shuffle=int(settings.get("shuffle", 1)),
+            # files before format 5 were trained on the scans as they were: their temporal neighbours stay so
+            align=bool(settings.get("align", False)),
         )
         den.model = model.eval()
         den.noise, den.n_wavelengths = dict(settings["noise"]), settings["n_wavelengths"]

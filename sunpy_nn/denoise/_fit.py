@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from ndcube import NDCube
 
+from sunpy_nn.denoise._align import align_scans, cube_shifts
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
@@ -106,6 +107,11 @@ class _FitMixin:
         )
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         normed = canon / sigma[None, :, None, None, None]
+        # scans registered onto one another, so that a pair's scans show the same signal at the same pixel
+        shifts = cube_shifts(canon, labels) if self.align and not neighbour else None
+        if shifts is not None:
+            log.info("Scans aligned for the pairs: shifts up to %.2f px", float(np.abs(shifts).max()))
+            normed = align_scans(normed, shifts)
         basis, eigenvalues = self._spectral_fit(normed, labels, selected)
         # a spectrum with a gap is left out of the pairs (NaN in every component): a filled value is no measurement
         normed = self._to_components(normed, labels, selected, basis, fill=False, own=not is_dask(normed))
@@ -199,6 +205,8 @@ class _FitMixin:
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "spectral_pca": bool(basis),
+            # (y, x) px that registered each scan onto the middle one; None: not aligned
+            "scan_shifts": None if shifts is None else np.round(shifts, 3).tolist(),
         }
         self.calibration, self.calibration_tunings = self._calibrate(labels, selected, train, dev)
         self.fit_settings["calibration"] = dict(self.calibration)

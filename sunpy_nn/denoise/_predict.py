@@ -12,6 +12,7 @@ import torch
 from ndcube import NDCube
 from tqdm.auto import tqdm
 
+from sunpy_nn.denoise._align import cube_shifts, shift_frames
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import smallest_tile
@@ -112,6 +113,8 @@ class _PredictMixin:
             for w in (range(n_w) if self.mode == "image" else [None])
         ]
         mc_net = self.model if uncertainty == "total" else None
+        # temporal mode: each neighbouring scan is registered onto scan t, as in training
+        shifts = cube_shifts(canon, labels) if self.temporal and self.align else None
         # One heap for the whole series: not trimmed and faulted in again between frames (issue #16).
         with keep_freed_memory():
             for t, k, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
@@ -120,7 +123,14 @@ class _PredictMixin:
                 sel, out_sel = np.s_[t, s, waves], np.s_[t, k, waves]
                 context = None
                 if self.temporal:
-                    context = np.concatenate([work[u, s, waves] for u in temporal_neighbours(t, n_t, self.temporal)])
+                    context = np.concatenate(
+                        [
+                            work[u, s, waves]
+                            if shifts is None
+                            else shift_frames(work[u, s, waves], shifts[u] - shifts[t])
+                            for u in temporal_neighbours(t, n_t, self.temporal)
+                        ]
+                    )
                 den[out_sel], sd[out_sel] = self._denoise_frames(
                     work[sel],
                     context,

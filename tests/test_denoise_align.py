@@ -1,0 +1,180 @@
+"""The registration of the scans onto one another (``Denoiser(align=True)``): shifts, the shift itself, its use."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from sunpy_nn import Denoiser
+from sunpy_nn.data.synthetic import synthetic_crisp_cube
+from sunpy_nn.denoise import _predict
+from sunpy_nn.denoise._align import align_scans, cube_shifts, scan_shifts, shift_frames
+
+QUICK = {"epochs": 1, "patches_per_epoch": 20, "patch_size": 16, "seed": 0, "progress": False}
+# (y, x) px that move each scan of the scene: registering scan t onto the middle one (index 2) undoes it
+MOVES = np.array([[0.0, 0.0], [0.3, -0.2], [0.9, 0.4], [1.6, -0.7], [2.05, 0.15]])
+
+
+def _scene(size: int = 96, seed: int = 0) -> np.ndarray:
+    """A granulation-like smooth random scene, larger than ``size`` by a border that shifting needs."""
+    rng = np.random.default_rng(seed)
+    return ndimage.gaussian_filter(rng.standard_normal((size + 32, size + 32)), 2.0) * 20
+
+
+def _moved_scans(noise: float = 0.01, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """Scans ``(5, size, size)`` of one scene moved by `MOVES` plus white noise, and the noise-free scans."""
+    scene = _scene(size)
+    clean = np.stack([ndimage.shift(scene, m, order=5, mode="nearest")[16:-16, 16:-16] for m in MOVES])
+    noisy = clean + noise * np.random.default_rng(1).standard_normal(clean.shape)
+    return noisy, clean
+
+
+def test_scan_shifts_find_the_motion_to_a_hundredth_of_a_pixel():
+    images, _ = _moved_scans()
+    found = scan_shifts(images)
+    assert found.shape == (5, 2)
+    np.testing.assert_allclose(found, MOVES[2] - MOVES, atol=0.02)
+    np.testing.assert_array_equal(found[2], 0.0)  # the middle scan is the reference
+
+
+def test_scan_shifts_leave_out_nan_pixels_and_empty_scans():
+    images, _ = _moved_scans()
+    images[1, 10:30, 10:40] = np.nan
+    images[4] = np.nan  # no valid pixel: no shift to measure, 0 from the one before
+    found = scan_shifts(images)
+    np.testing.assert_allclose(found[:4], (MOVES[2] - MOVES)[:4], atol=0.04)  # a hole in one scan: 0.03 off
+    np.testing.assert_allclose(found[4], found[3], atol=1e-12)
+
+
+def test_shifted_scans_lie_on_the_reference():
+    """Shifting each noise-free scan by its measured shift puts it on the middle scan (away from the border)."""
+    images, clean = _moved_scans(noise=0.0)
+    aligned = np.stack([shift_frames(c, s) for c, s in zip(clean, scan_shifts(images), strict=True)])
+    core = np.s_[:, 8:-8, 8:-8]
+    span = np.ptp(clean[2])
+    before = np.abs(clean - clean[2])[core].max()
+    after = np.abs(aligned - clean[2])[core].max()  # NaN only in the bands the shifts brought in (< 3 px)
+    assert after < 0.02 * span < before
+
+
+def test_the_shift_keeps_white_noise_white_and_of_its_variance():
+    noise = np.random.default_rng(3).standard_normal((200, 64, 64)).astype(np.float32)
+    out = shift_frames(noise, (0.5, -0.3))
+    inner = out[:, 3:-3, 3:-3]
+    assert inner.dtype == np.float32
+    assert abs(inner.var() - 1) < 0.02  # unitary, away from the reflected border
+    lag = np.mean(inner[:, :, 1:] * inner[:, :, :-1]) / inner.var()
+    assert abs(lag) < 0.02  # still white: no interpolation smoothing
+
+
+def test_a_zero_shift_is_a_copy_and_nan_moves_with_the_frame():
+    frames = np.random.default_rng(0).standard_normal((2, 32, 32)).astype(np.float32)
+    same = shift_frames(frames, (0.0, 0.0))
+    np.testing.assert_array_equal(same, frames)
+    assert same is not frames
+    frames[0, 10:12, 5:9] = np.nan
+    kept = frames.copy()
+    out = shift_frames(frames, (3.0, 0.0))
+    np.testing.assert_array_equal(frames, kept)  # the caller's frames untouched
+    assert np.isnan(out[:, :3]).all()  # the rows the shift brought in from the other border
+    rows = np.where(np.isnan(out[0, 3:]).any(axis=1))[0] + 3
+    assert set(rows) >= {13, 14} and rows.min() >= 12 and rows.max() <= 15
+    assert np.isfinite(out[1, 3:]).all()  # another channel's pixels are not lost
+    small = shift_frames(frames[1], (0.04, -0.3))
+    assert np.isfinite(small[:, :-1]).all() and np.isnan(small[:, -1]).all()  # below 0.05 px: no band
+
+
+def test_a_lazy_cube_is_not_aligned_and_says_so(caplog):
+    images, _ = _moved_scans(size=32)
+    data = np.repeat(images[:3, None, None], 2, axis=1).repeat(2, axis=2)
+    with caplog.at_level("INFO", logger="sunpy_nn.denoise._align"):
+        assert cube_shifts(da.from_array(data, chunks=(1, 1, 1, 32, 32)), ["I", "V"]) is None
+    assert "not aligned: compute the cube first" in caplog.text
+    assert cube_shifts(data, ["I", "V"]) is not None  # the same cube in memory is
+
+
+def test_align_scans_shifts_each_scan_in_place():
+    cube = np.random.default_rng(0).standard_normal((3, 2, 2, 40, 40)).astype(np.float32)
+    shifts = np.array([[0.4, -0.1], [0.0, 0.0], [-1.3, 0.6]])
+    expected = [shift_frames(cube[t], shifts[t]) for t in range(3)]
+    out = align_scans(cube, shifts)
+    assert out is cube
+    for t in range(3):
+        np.testing.assert_array_equal(out[t], expected[t])
+
+
+def test_cube_shifts_need_stokes_i_and_two_scans():
+    images, _ = _moved_scans(size=32)
+    data = np.repeat(images[:3, None, None], 2, axis=1).repeat(2, axis=2)  # (3, 2, 2, 32, 32)
+    assert cube_shifts(data, ["Q", "V"]) is None
+    assert cube_shifts(data[:1], ["I", "V"]) is None
+    assert cube_shifts(data, ["I", "V"]).shape == (3, 2)
+
+
+@pytest.fixture(scope="module")
+def drifting():
+    """A CRISP-like cube whose scene drifts by 1-1.5 px per scan (a poor alignment), and its noise-free scans."""
+    return synthetic_crisp_cube(48, n_wavelengths=3, n_scans=5, seed=2, drift=(1.0, 1.5))
+
+
+def test_fit_trains_on_the_aligned_scans(drifting):
+    cube, truth = drifting
+    den = Denoiser(n_filters=4, depth=1).fit(cube, **QUICK)
+    shifts = np.array(den.fit_settings["scan_shifts"])
+    expected = scan_shifts(truth[:, 0].mean(axis=1))  # those of the noise-free Stokes I
+    assert np.abs(shifts).max() > 1.5  # the drift is there to find
+    np.testing.assert_allclose(shifts, expected, atol=0.03)
+    assert den.provenance()["align"] is True
+    off = Denoiser(n_filters=4, depth=1, align=False).fit(cube, **QUICK)
+    assert off.fit_settings["scan_shifts"] is None and off.provenance()["align"] is False
+
+
+def test_temporal_predict_registers_each_neighbour_onto_scan_t(drifting, monkeypatch):
+    cube, _ = drifting
+    den = Denoiser(n_filters=4, depth=1, temporal=1).fit(cube, **QUICK)
+    shifts = cube_shifts(np.asarray(cube.data), ["I", "Q", "U", "V"])
+    seen = []
+    real = _predict.shift_frames
+    monkeypatch.setattr(_predict, "shift_frames", lambda f, s: seen.append(np.asarray(s)) or real(f, s))
+    out = den.predict(cube, stokes=("V",), progress=False)
+    assert np.isfinite(out.data[:, 3]).all()
+    # scan 0's neighbours are scans 1 and 2 (temporal_neighbours), each moved onto scan 0
+    np.testing.assert_allclose(seen[0], shifts[1] - shifts[0])
+    np.testing.assert_allclose(seen[1], shifts[2] - shifts[0])
+    assert len(seen) == 2 * cube.data.shape[0] * cube.data.shape[2]  # 2 neighbours, every scan and tuning
+    seen.clear()
+    den.align = False
+    den.predict(cube, stokes=("V",), progress=False)
+    assert seen == []
+
+
+def test_align_is_saved_and_older_files_read_as_not_aligned(drifting, tmp_path):
+    cube, _ = drifting
+    den = Denoiser(n_filters=4, depth=1, align=False).fit(cube, **QUICK)
+    assert Denoiser.load(den.save(tmp_path / "off")).align is False
+    den.align = True
+    assert Denoiser.load(den.save(tmp_path / "on")).align is True
+    settings = den._settings()
+    del settings["align"]  # as files before format 5 were written
+    restored = Denoiser._restore(den.model, settings, tmp_path / "old.pt", "0" * 64)
+    assert restored.align is False
+
+
+def test_align_must_be_a_bool():
+    with pytest.raises(ValueError, match="align must be True or False"):
+        Denoiser(align="yes")
+
+
+def test_structureless_stokes_i_is_not_aligned(caplog):
+    """Noise alone correlates by chance: its 'shifts' would move the scans at random. They are taken as 0."""
+    images = np.random.default_rng(5).standard_normal((4, 64, 64))
+    images[2:] += _scene(64)[16:-16, 16:-16]  # scans 2 and 3 show the Sun
+    with caplog.at_level("WARNING", logger="sunpy_nn.denoise._align"):
+        found = scan_shifts(images)
+    assert "Scans [1, 2] were not aligned" in caplog.text
+    np.testing.assert_array_equal(found[:3], 0.0)
+    np.testing.assert_allclose(found[3], 0.0, atol=0.1)  # scan 3 is scan 2 moved by nothing (noise of 1 here)
+    flat = np.ones((3, 2, 2, 32, 32)) + 0.01 * np.random.default_rng(0).standard_normal((3, 2, 2, 32, 32))
+    assert cube_shifts(flat, ["I", "V"]) is None  # nothing measured: not aligned at all
