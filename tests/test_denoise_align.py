@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
 import pytest
+from ndcube import NDCube
 from scipy import ndimage
 
 from sunpy_nn import Denoiser
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
-from sunpy_nn.denoise import _predict
+from sunpy_nn.denoise import _fit
 from sunpy_nn.denoise._align import align_scans, cube_shifts, scan_shifts, shift_frames
 
 QUICK = {"epochs": 1, "patches_per_epoch": 20, "patch_size": 16, "seed": 0, "progress": False}
@@ -119,8 +122,11 @@ def drifting():
     return synthetic_crisp_cube(48, n_wavelengths=3, n_scans=5, seed=2, drift=(1.0, 1.5))
 
 
-def test_fit_trains_on_the_aligned_scans(drifting):
+def test_fit_trains_on_the_aligned_scans(drifting, monkeypatch):
     cube, truth = drifting
+    seen = []
+    real = _fit.Noise2NoisePairs
+    monkeypatch.setattr(_fit, "Noise2NoisePairs", lambda data, *a, **k: seen.append(data) or real(data, *a, **k))
     den = Denoiser(n_filters=4, depth=1).fit(cube, **QUICK)
     shifts = np.array(den.fit_settings["scan_shifts"])
     expected = scan_shifts(truth[:, 0].mean(axis=1))  # those of the noise-free Stokes I
@@ -130,24 +136,54 @@ def test_fit_trains_on_the_aligned_scans(drifting):
     off = Denoiser(n_filters=4, depth=1, align=False).fit(cube, **QUICK)
     assert off.fit_settings["scan_shifts"] is None and off.provenance()["align"] is False
 
+    def change(data):  # Stokes I (granulation, in noise units) from one scan to the next, inside the NaN bands
+        return np.nanstd(np.diff(data[:, 0], axis=0)[..., 6:-6, 6:-6])
+
+    aligned, raw = seen[0], seen[-1]  # the pairs' cube of each fit
+    assert np.isnan(aligned[..., :1, :]).any() or np.isnan(aligned[..., -1:, :]).any()  # bands brought in
+    assert change(aligned) < 0.3 * change(raw)  # the pairs' scans lie on one another
+    np.testing.assert_array_equal(np.asarray(cube.data), np.asarray(drifting[0].data))  # the caller's cube kept
+
 
 def test_temporal_predict_registers_each_neighbour_onto_scan_t(drifting, monkeypatch):
+    cube, truth = drifting
+    den = Denoiser(n_filters=4, depth=1, temporal=1, spectral_pca=False).fit(cube, **QUICK)
+    clean = NDCube(truth, wcs=cube.wcs, unit=cube.unit)  # noise-free: neighbours differ by the drift alone
+    seen = []
+    real = Denoiser._denoise_frames
+
+    def spy(self, frames, context, *args, **kw):
+        seen.append((frames, context))
+        return real(self, frames, context, *args, **kw)
+
+    monkeypatch.setattr(Denoiser, "_denoise_frames", spy)
+
+    def mismatch():  # rms of neighbour - scan t, V, away from the bands
+        d = [c - f for f, c in seen]
+        return np.sqrt(np.nanmean(np.square(np.stack(d)[..., 6:-6, 6:-6])))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the noise-free cube's noise is far from the training noise
+        den.predict(clean, stokes=("V",), progress=False)
+        aligned = mismatch()
+        seen.clear()
+        den.align = False
+        den.predict(clean, stokes=("V",), progress=False)
+    assert aligned < 0.2 * mismatch()
+
+
+def test_temporal_mode_returns_scan_t_where_no_neighbour_has_data(drifting):
     cube, _ = drifting
     den = Denoiser(n_filters=4, depth=1, temporal=1).fit(cube, **QUICK)
-    shifts = cube_shifts(np.asarray(cube.data), ["I", "Q", "U", "V"])
-    seen = []
-    real = _predict.shift_frames
-    monkeypatch.setattr(_predict, "shift_frames", lambda f, s: seen.append(np.asarray(s)) or real(f, s))
-    out = den.predict(cube, stokes=("V",), progress=False)
-    assert np.isfinite(out.data[:, 3]).all()
-    # scan 0's neighbours are scans 1 and 2 (temporal_neighbours), each moved onto scan 0
-    np.testing.assert_allclose(seen[0], shifts[1] - shifts[0])
-    np.testing.assert_allclose(seen[1], shifts[2] - shifts[0])
-    assert len(seen) == 2 * cube.data.shape[0] * cube.data.shape[2]  # 2 neighbours, every scan and tuning
-    seen.clear()
-    den.align = False
-    den.predict(cube, stokes=("V",), progress=False)
-    assert seen == []
+    data = np.array(cube.data)
+    data[1:3, 3, :, 20:30, 20:30] = np.nan  # scan 0's neighbours (1 and 2) miss this patch of V
+    out = den.predict(NDCube(data, wcs=cube.wcs, unit=cube.unit), stokes=("V",), progress=False)
+    patch = np.s_[0, 3, :, 22:28, 22:28]
+    np.testing.assert_allclose(out.data[patch], data[patch], rtol=0, atol=1e-5 * np.ptp(data[0, 3]))
+    sd = out.uncertainty.array[patch]  # the noise of V in this cube (estimated anew: 1 % from the training's)
+    np.testing.assert_allclose(sd, sd.flat[0], rtol=1e-5)
+    assert sd.flat[0] == pytest.approx(den.noise["V"], rel=0.02)
+    assert np.isfinite(out.data[0, 3]).all()
 
 
 def test_align_is_saved_and_older_files_read_as_not_aligned(drifting, tmp_path):

@@ -38,7 +38,8 @@ def scan_shifts(images: np.ndarray) -> np.ndarray:
     ----------
     images : `numpy.ndarray`
         ``(scan, y, x)``: one image per scan with structure well above its noise (Stokes I averaged over the
-        tunings). NaN pixels are left out (set to the image's mean).
+        tunings). NaN pixels are left out (set to the image's mean); pad derotated corners with NaN, not zeros,
+        which would dominate the correlation and hold the shifts near 0.
 
     Returns
     -------
@@ -116,9 +117,10 @@ def shift_frames(frames: np.ndarray, shift) -> np.ndarray:
     good a Noise2Noise target or network input as the scan itself (an interpolating spline smooths noise, a
     reflected border changed its variance by 2-3 % well inside the frame). The smooth part, which holds the jumps
     between opposite borders that would otherwise ring across the frame, is shifted by a cubic spline. The
-    ``ceil(|shift|)`` rows and columns that the shift brings in from the opposite border (from 0.05 px on) are NaN,
-    as are the frames' own NaN pixels, shifted (filled from their nearest neighbours for the shift), with every pixel
-    whose bilinear neighbourhood touches one. Returns float32 frames.
+    ``ceil(|shift| - 0.05)`` rows and columns that the shift brings in from the opposite border are NaN, as are the
+    frames' own NaN pixels, shifted (each plane filled from its own nearest valid pixels for the shift), with every
+    pixel whose bilinear neighbourhood touches one; a plane without any valid pixel stays NaN. Returns float32
+    frames.
     """
     shift = np.asarray(shift, np.float64)
     frames = np.asarray(frames, np.float32)
@@ -127,9 +129,14 @@ def shift_frames(frames: np.ndarray, shift) -> np.ndarray:
     lead = frames.ndim - 2
     full = (0,) * lead + tuple(shift)
     missing = ~np.isfinite(frames)
-    if missing.any():
-        flat = (-1, *frames.shape[-2:])
-        frames = fill_nearest(frames.reshape(flat), missing.reshape(flat).any(0)).reshape(missing.shape)
+    if missing.any():  # each plane filled from its own valid pixels; a plane without any stays NaN (zeros here)
+        planes = frames.reshape(-1, *frames.shape[-2:]).copy()
+        for plane, hole in zip(planes, missing.reshape(planes.shape), strict=True):
+            if hole.all():
+                plane[...] = 0.0
+            elif hole.any():
+                plane[...] = fill_nearest(plane[None], hole)[0]
+        frames = planes.reshape(missing.shape)
     ny, nx = frames.shape[-2:]
     # odd sizes (one edge row or column added): no Nyquist frequency, whose sub-pixel shift a real image cannot
     # hold (an even size lost ~1.5 % of white noise per shifted axis)
@@ -164,15 +171,21 @@ def align_scans(data: np.ndarray, shifts: np.ndarray) -> np.ndarray:
 def cube_shifts(canon, labels) -> np.ndarray | None:
     """
     `scan_shifts` of a cube ``(scan, Stokes, wavelength, y, x)`` in memory, measured on its Stokes I averaged over
-    the tunings; `None` for one scan, without Stokes I, where no step could be measured, or for a dask cube (its
-    Stokes I would be read whole, while a lazy fit reads a fixed sample of the series: see `Denoiser`).
+    the tunings (a cube without a Stokes axis: its own); `None` for one scan, without Stokes I, where no step could
+    be measured, or for a dask cube (its Stokes I would be read whole, while a lazy fit reads a fixed sample of the
+    series: see `Denoiser`), with a logged warning for the last three.
     """
-    if canon.shape[0] < 2 or "I" not in labels:
+    if canon.shape[0] < 2:
+        return None
+    # a cube without a Stokes axis (label "?") is an intensity series
+    intensity = labels.index("I") if "I" in labels else 0 if list(labels) == ["?"] else None
+    if intensity is None:
+        log.warning("The scans are not aligned: the cube has no Stokes I (%s) to measure their shifts on", labels)
         return None
     if is_dask(canon):
-        log.info("A dask-backed cube's scans are not aligned: compute the cube first to align them")
+        log.warning("A dask-backed cube's scans are not aligned: compute the cube first to align them")
         return None
-    with np.errstate(invalid="ignore"):
-        images = np.asarray(canon[:, labels.index("I")], np.float64).mean(axis=1)  # NaN pixels: left out
+    with np.errstate(invalid="ignore"):  # accumulated in float64 without a float64 copy; NaN pixels: left out
+        images = np.mean(canon[:, intensity], axis=1, dtype=np.float64)
     shifts = scan_shifts(images)
     return shifts if shifts.any() else None

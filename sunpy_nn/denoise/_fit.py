@@ -100,18 +100,23 @@ class _FitMixin:
         nx = canon.shape[4]
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
         patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
+        # Scans registered onto one another (sub-pixel shifts of Stokes I), so that a pair's scans show the same
+        # signal at the same pixel; the noise is estimated on them too, where a misalignment would read as noise.
+        shifts = cube_shifts(canon, labels) if self.align and not neighbour else None
+        if shifts is not None:
+            log.info("Scans aligned for the pairs: shifts up to %.2f px", float(np.abs(shifts).max()))
+            canon = align_scans(np.array(canon, np.float32), shifts)  # a copy: the caller's cube stays as it is
         # temporal mode injects noise of the cube's spatial correlation to measure the neighbours' propagated noise
         correlation: dict[str, float] = {}
         noise, noise_methods = self._noise_levels(
             canon, labels, selected, correlation=correlation if self.temporal else None
         )
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
-        normed = canon / sigma[None, :, None, None, None]
-        # scans registered onto one another, so that a pair's scans show the same signal at the same pixel
-        shifts = cube_shifts(canon, labels) if self.align and not neighbour else None
-        if shifts is not None:
-            log.info("Scans aligned for the pairs: shifts up to %.2f px", float(np.abs(shifts).max()))
-            normed = align_scans(normed, shifts)
+        if shifts is not None:  # the aligned copy is this fit's own
+            canon /= sigma[None, :, None, None, None]
+            normed = canon
+        else:
+            normed = canon / sigma[None, :, None, None, None]
         basis, eigenvalues = self._spectral_fit(normed, labels, selected)
         # a spectrum with a gap is left out of the pairs (NaN in every component): a filled value is no measurement
         normed = self._to_components(normed, labels, selected, basis, fill=False, own=not is_dask(normed))

@@ -134,15 +134,19 @@ class _FramesMixin:
         on another cube. ``v`` is the noise the neighbours propagate into ``p`` (`_propagated_variance`, with the
         noise's spatial ``correlation``, times ``n``: the neighbours share scan t's noise) plus the calibrated
         head's; `None` (a temporal denoiser saved before
-        version 0.2): the head's alone, as it was calibrated.
+        version 0.2): the head's alone, as it was calibrated. Where no neighbour has data (a mask, or the border
+        that the aligned neighbours of a drifting series lack), the frames come back as they are, with their noise.
         """
         x = frames / sigma
         inp = x
+        alone = None
         if context is not None:
             # A pixel missing in one neighbouring scan takes the mean of the others there (scan t's value where all
             # are missing), so that a hole in one scan does not spread to its neighbours.
             inp = context / sigma
             groups = inp.reshape(-1, *x.shape)
+            # no neighbour has data here (a mask, or the border that aligned neighbours of a drifting series lack)
+            alone = ~np.isfinite(groups).any(axis=0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: the mean is NaN, filled below
                 fill = np.nanmean(groups, axis=0)
@@ -166,5 +170,7 @@ class _FramesMixin:
             var = var + np.stack(draws).var(axis=0)
         if context is not None:  # NaN where scan t is NaN: missing pixels stay missing
             gain = var / (var + frame_var)
+            if alone.any():  # a prediction from copies of scan t is no independent estimate: scan t as it is
+                gain = np.where(alone, 1.0, gain)
             mean, var = mean + gain * (x - mean), gain * frame_var + 0 * x
         return mean * sigma, np.sqrt(var) * sigma

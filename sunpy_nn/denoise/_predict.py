@@ -115,6 +115,7 @@ class _PredictMixin:
         mc_net = self.model if uncertainty == "total" else None
         # temporal mode: each neighbouring scan is registered onto scan t, as in training
         shifts = cube_shifts(canon, labels) if self.temporal and self.align else None
+        moved: dict[tuple, list] = {}
         # One heap for the whole series: not trimmed and faulted in again between frames (issue #16).
         with keep_freed_memory():
             for t, k, w in tqdm(frames, desc="denoising", unit="frame", disable=not progress):
@@ -123,14 +124,14 @@ class _PredictMixin:
                 sel, out_sel = np.s_[t, s, waves], np.s_[t, k, waves]
                 context = None
                 if self.temporal:
-                    context = np.concatenate(
-                        [
-                            work[u, s, waves]
-                            if shifts is None
-                            else shift_frames(work[u, s, waves], shifts[u] - shifts[t])
-                            for u in temporal_neighbours(t, n_t, self.temporal)
-                        ]
-                    )
+                    near = temporal_neighbours(t, n_t, self.temporal)
+                    if shifts is None:
+                        context = np.concatenate([work[u, s, waves] for u in near])
+                    else:  # all wavelengths of a neighbour at once, kept for the frames of this scan
+                        if (t, s) not in moved:
+                            moved.clear()
+                            moved[t, s] = [shift_frames(work[u, s], shifts[u] - shifts[t]) for u in near]
+                        context = np.concatenate([m[waves] for m in moved[t, s]])
                 den[out_sel], sd[out_sel] = self._denoise_frames(
                     work[sel],
                     context,
