@@ -203,3 +203,17 @@ def test_spectral_pca_by_default_and_off_on_request(tmp_path, capsys):
         assert any("sunpy_nn spectral_pca: None" in line for line in history) is not expected
     code = main(["denoise", str(path), "-o", str(tmp_path / "x.fits"), "--denoiser", "d.pt", "--no-spectral-pca"])
     assert code != 0 and "--no-spectral-pca applies only when training" in capsys.readouterr().err
+
+
+def test_no_align_trains_on_the_scans_as_they_are(tmp_path, capsys):
+    cube = noisy_cube(TRUTH[:3, :, :3, :24, :24])
+    cube.wcs.wcs.dateobs = "2020-06-01T08:00:00"
+    path = write_crisp(cube, tmp_path / "in3.fits")
+    for options, expected in (([], "True"), (["--no-align"], "False")):
+        out = tmp_path / f"out{len(options)}.fits"
+        assert main(["denoise", str(path), "-o", str(out), *TRAIN, *options]) == 0
+        with fits.open(out) as hdul:
+            history = [str(card) for card in hdul[0].header.get("HISTORY", [])]
+        assert any(f"sunpy_nn align: {expected}" in line for line in history), [h for h in history if "align" in h]
+    code = main(["denoise", str(path), "-o", str(tmp_path / "x.fits"), "--denoiser", "d.pt", "--no-align"])
+    assert code != 0 and "--no-align applies only when training" in capsys.readouterr().err

@@ -144,6 +144,9 @@ class Denoiser(
       Noisy Images", CVPR: the pairs of a single scan.
     - Zhou, Y., Jiao, J., Huang, H., et al. 2020, "When AWGN-based Denoiser Meets Real Noises", AAAI: pixel-shuffle
       down-sampling.
+    - Guizar-Sicairos, M., Thurman, S. T., & Fienup, J. R. 2008, "Efficient subpixel image registration
+      algorithms", Optics Letters, 33, 156: the shifts of the scans (`skimage.registration.phase_cross_correlation`).
+    - Moisan, L. 2011, "Periodic plus smooth image decomposition", J. Math. Imaging Vis., 39, 161: the shift itself.
     - Rees, D. E., Lopez Ariste, A., Thatcher, J., & Semel, M. 2000, "Fast inversion of spectral lines using
       principal component analysis", A&A, 355, 759: spectral principal components of Stokes profiles.
     - Connolly, A. J., & Szalay, A. S. 1999, "A robust classification of galaxy spectra: dealing with noisy and
