@@ -399,9 +399,9 @@ def _build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--temporal",
         type=_temporal_arg,
-        help="temporal mode: the 2K neighbouring scans predict each scan, for well-aligned series that change "
-        "little between scans; 'auto': 2 with 5 or more scans, 1 with 3-4. It reads the cube into memory. Default "
-        "0: single-scan mode, frame by frame",
+        help="temporal mode: the 2K neighbouring scans, aligned onto each scan, predict it, for series whose field "
+        "changes little between scans; 'auto': 2 with 5 or more scans, 1 with 3-4. It reads the cube into memory. "
+        "Default 0: single-scan mode, frame by frame",
     )
     d.add_argument(
         "--no-spectral-pca",

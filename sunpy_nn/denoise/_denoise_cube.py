@@ -81,9 +81,9 @@ def denoise_cube(
     mode : {"image", "spectral"}, optional
         See `Denoiser` (default ``"image"``).
     temporal : int or "auto", optional
-        Temporal mode (`Denoiser`): the ``2 temporal`` neighbouring scans predict each scan, for well-aligned
-        series whose scenes change little from scan to scan (it lowered the error by 13-39 % on such cubes, but
-        raised it for Q and U and gave error bars far too narrow where the scene moved 0.5-1 px per scan; see the
+        Temporal mode (`Denoiser`): the ``2 temporal`` neighbouring scans, aligned onto each scan, predict it, for
+        series whose field changes little from scan to scan (it lowered the error by 16-34 % on such cubes, also
+        where the scene moved 0.5-1 px per scan, but not where the field changed ~15 % per scan; see the
         denoising guide). ``"auto"``: `auto_temporal`. Default (`None`): 0, single-scan mode.
     spectral_pca : bool, optional
         Denoise each Stokes parameter's spectral principal components instead of its tunings (`Denoiser`; the
