@@ -473,7 +473,7 @@ def synthetic_crisp_cube(
     with a smooth transverse field and azimuth. The amplitudes make the strongest V (99.95th percentile)
     ``v_peak`` times the noise and the strongest Q/U ``qu_peak`` times: most of the field of view is at the
     noise level, as in CRISP data. The scene drifts by 0.1-0.2 px and its Q/U/V amplitudes change by
-    up to ±3 % over the series (``evolution``), so consecutive scans differ as real ones do. Gaussian white noise
+    3 % rms over the series (``evolution``), so consecutive scans differ as real ones do. Gaussian white noise
     of ``noise`` (units of the continuum) is added to every Stokes parameter.
 
     Parameters
@@ -501,10 +501,8 @@ def synthetic_crisp_cube(
         Range of the scene's random-walk shift between consecutive scans, in pixels: (0.1, 0.2) by default; larger
         values emulate a poor alignment of the scans, or fast evolution that moves the scene.
     evolution : float
-        Amplitude of the evolution of the field: the Q/U/V amplitudes are ``1 + evolution (f1 cos 0.5t + f2 sin
-        0.5t)`` with ``f1``, ``f2`` random fields of unit rms on the scale of the granulation and ``t`` the scan
-        index (about ``evolution / 2`` changes from one scan to the next). 0.03 by default; 0.3 emulates field
-        that changes faster than the cadence follows, which no alignment undoes.
+        Q/U/V amplitudes ``1 + evolution (f1 cos 0.5t + f2 sin 0.5t)`` (``f1``, ``f2``: unit-rms granulation-scale
+        fields, ``t``: scan index). 0.03 by default; 0.3 emulates a field that changes faster than the cadence.
     seed : int, optional
         Random seed of the scene, its evolution and the noise.
 
@@ -592,15 +590,9 @@ def synthetic_crisp_cube(
     data = (truth + noise * white).astype(np.float32)
     step = float(wl[1] - wl[0]) if n_wavelengths > 1 else 0.01
     wcs = _crisp_wcs(n_wavelengths, step, center, date, cadence)
-    meta = {
-        "instrume": "CRISP (synthetic)",
-        "telescop": "SST (synthetic)",
-        "line": "Fe I 630.25 nm",
-        "bunit": "I/Ic",
-        "noise": noise,
-        "noise_correlation_px": noise_correlation,
-        "origin": "sunpy_nn.data.synthetic.synthetic_crisp_cube (synthetic data, not an observation)",
-    }
+    meta = {"instrume": "CRISP (synthetic)", "telescop": "SST (synthetic)", "line": "Fe I 630.25 nm", "bunit": "I/Ic"}
+    meta |= {"noise": noise, "noise_correlation_px": noise_correlation}
+    meta["origin"] = "sunpy_nn.data.synthetic.synthetic_crisp_cube (synthetic data, not an observation)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy's notes on the non-standard 'UTC' time axis
         cube = NDCube(data, wcs=wcs, unit=u.dimensionless_unscaled, meta=meta)
