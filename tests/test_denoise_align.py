@@ -84,7 +84,9 @@ def test_a_zero_shift_is_a_copy_and_nan_moves_with_the_frame():
     assert np.isnan(out[:, :3]).all()  # the rows the shift brought in from the other border
     rows = np.where(np.isnan(out[0, 3:]).any(axis=1))[0] + 3
     assert set(rows) >= {13, 14} and rows.min() >= 12 and rows.max() <= 15
-    assert np.isfinite(out[1, 3:]).all()  # another channel's pixels are not lost
+    assert np.isfinite(out[1, 3:]).all()  # another channel's pixels are not lost ...
+    alone = shift_frames(frames[1:], (3.0, 0.0))  # ... nor changed: plane 1 shifts as if plane 0 had no hole
+    np.testing.assert_allclose(out[1], alone[0], rtol=0, atol=1e-5 * np.nanmax(np.abs(alone)))
     small = shift_frames(frames[1], (0.04, -0.3))
     assert np.isfinite(small[:, :-1]).all() and np.isnan(small[:, -1]).all()  # below 0.05 px: no band
 
@@ -106,6 +108,12 @@ def test_align_scans_shifts_each_scan_in_place():
     assert out is cube
     for t in range(3):
         np.testing.assert_array_equal(out[t], expected[t])
+
+
+def test_the_shifts_do_not_depend_on_the_unit_of_the_data():
+    images, _ = _moved_scans()
+    data = np.repeat(images[:, None, None], 2, axis=1).repeat(2, axis=2)
+    np.testing.assert_array_equal(cube_shifts(1000 * data, ["I", "V"]), cube_shifts(data, ["I", "V"]))
 
 
 def test_cube_shifts_need_stokes_i_and_two_scans():
