@@ -12,7 +12,7 @@ import torch
 from ndcube import NDCube
 from tqdm.auto import tqdm
 
-from sunpy_nn.denoise._align import cube_shifts, shift_frames
+from sunpy_nn.denoise._align import EDGE_PX, cube_shifts, shift_frames
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import smallest_tile
@@ -130,7 +130,7 @@ class _PredictMixin:
                     else:  # all wavelengths of a neighbour at once, kept for the frames of this scan
                         if (t, s) not in moved:
                             moved.clear()
-                            moved[t, s] = [shift_frames(work[u, s], shifts[u] - shifts[t]) for u in near]
+                            moved[t, s] = [shift_frames(work[u, s], shifts[u] - shifts[t], EDGE_PX) for u in near]
                         context = np.concatenate([m[waves] for m in moved[t, s]])
                 den[out_sel], sd[out_sel] = self._denoise_frames(
                     work[sel],
