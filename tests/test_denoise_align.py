@@ -92,19 +92,38 @@ def test_a_zero_shift_is_a_copy_and_nan_moves_with_the_frame():
     assert np.isfinite(small[:, :-1]).all() and np.isnan(small[:, -1]).all()  # below 0.05 px: no band
 
 
-def test_narrow_bands_repeat_the_frames_own_edge_and_wide_ones_stay_nan():
+@pytest.mark.parametrize("shift", [(0.6, -1.4), (-1.7, 1.2), (1.3, 0.3), (-0.4, -2.0)])
+def test_narrow_bands_repeat_the_frames_own_edge(shift):
     frames = np.random.default_rng(4).standard_normal((2, 40, 40)).astype(np.float32)
-    plain = shift_frames(frames, (0.6, -1.4))
-    out = shift_frames(frames, (0.6, -1.4), edge=2)
-    assert np.isnan(plain[:, 0]).all() and np.isnan(plain[:, :, -2:]).all()  # bands of 1 and 2 px
+    plain = shift_frames(frames, shift)
+    np.testing.assert_array_equal(plain, shift_frames(frames, shift, edge=0))  # edge=0: the default
+    out = shift_frames(frames, shift, edge=2)
+    bands = [int(np.ceil(abs(s) - 0.05)) for s in shift]
+    # the band of each axis: at the start for a positive shift, at the end for a negative one
+    outer = [slice(0, b) if s > 0 else slice(40 - b, 40) for s, b in zip(shift, bands, strict=True)]
+    nearest = [slice(b, b + 1) if s > 0 else slice(39 - b, 40 - b) for s, b in zip(shift, bands, strict=True)]
+    inner = [slice(b, 40) if s > 0 else slice(0, 40 - b) for s, b in zip(shift, bands, strict=True)]
+    assert np.isnan(plain[:, outer[0]]).all() and np.isnan(plain[:, :, outer[1]]).all()
     assert np.isfinite(out).all()
-    inner = np.s_[:, 1:, :-2]
-    np.testing.assert_array_equal(out[inner], plain[inner])  # what the shift brought in: unchanged
-    np.testing.assert_array_equal(out[:, 0, :-2], out[:, 1, :-2])  # the band repeats the nearest row ...
-    np.testing.assert_array_equal(out[:, :, -2], out[:, :, -3])  # ... and column
-    np.testing.assert_array_equal(out[:, :, -1], out[:, :, -3])
+    np.testing.assert_array_equal(out[:, inner[0], inner[1]], plain[:, inner[0], inner[1]])  # brought in: unchanged
+    rows = np.broadcast_to(out[:, nearest[0]], out[:, outer[0]].shape)
+    np.testing.assert_array_equal(out[:, outer[0]], rows)  # the band repeats the nearest row ...
+    cols = np.broadcast_to(out[:, :, nearest[1]], out[:, :, outer[1]].shape)
+    np.testing.assert_array_equal(out[:, :, outer[1]], cols)  # ... and column (corners: the corner pixel)
+
+
+def test_wide_bands_and_holes_at_the_border_stay_nan():
+    frames = np.random.default_rng(5).standard_normal((1, 40, 40)).astype(np.float32)
     wide = shift_frames(frames, (2.5, 0.0), edge=2)  # a 3-px band: no edge to repeat that far
     assert np.isnan(wide[:, :3]).all() and np.isfinite(wide[:, 3:]).all()
+    holed = frames.copy()
+    holed[0, 0, 10] = np.nan  # a hole in the row next to the band: repeated as a hole, never filled with data
+    out = shift_frames(holed, (0.6, 0.0), edge=2)
+    assert np.isnan(out[0, :2, 10]).all() and np.isfinite(out[0, :, 20]).all()
+    tiny = shift_frames(frames[:, :2, :8], (-2.0, 0.0), edge=2)  # the band is the whole frame: nothing to repeat
+    assert np.isnan(tiny).all()
+    huge = shift_frames(frames[:, :4, :8], (-6.0, 0.0))  # a band wider than the frame: all of it NaN
+    assert np.isnan(huge).all()
 
 
 def test_a_lazy_cube_is_not_aligned_and_says_so(caplog):

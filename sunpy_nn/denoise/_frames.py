@@ -134,8 +134,9 @@ class _FramesMixin:
         on another cube. ``v`` is the noise the neighbours propagate into ``p`` (`_propagated_variance`, with the
         noise's spatial ``correlation``, times ``n``: the neighbours share scan t's noise) plus the calibrated
         head's; `None` (a temporal denoiser saved before
-        version 0.2): the head's alone, as it was calibrated. Where no neighbour has data (a mask, or the border
-        that the aligned neighbours of a drifting series lack), the frames come back as they are, with their noise.
+        version 0.2): the head's alone, as it was calibrated. Where no neighbour has data (a mask, or a border band
+        wider than ``EDGE_PX`` (`_align`) in every aligned neighbour of a drifting series), the frames
+        come back as they are, with their noise.
         """
         x = frames / sigma
         inp = x
@@ -145,7 +146,7 @@ class _FramesMixin:
             # are missing), so that a hole in one scan does not spread to its neighbours.
             inp = context / sigma
             groups = inp.reshape(-1, *x.shape)
-            # no neighbour has data here (a mask, or the border that aligned neighbours of a drifting series lack)
+            # no neighbour has data here (a mask, or border bands wider than EDGE_PX in every aligned neighbour)
             alone = ~np.isfinite(groups).any(axis=0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: the mean is NaN, filled below
