@@ -8,6 +8,7 @@ import warnings
 import astropy.units as u
 import numpy as np
 
+from sunpy_nn.denoise._align import scan_shifts, shift_frames
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.noise import _estimate, _gaussian_correlation, _high_pass, _mad_sigma, _scan_differences
 from sunpy_nn.utils import SunpyNNUserWarning
@@ -23,7 +24,7 @@ class _NoiseMixin:
 
     noise: dict[str, float]
 
-    def _noise_levels(self, canon, labels, selected, sampled=False, correlation=None) -> tuple[dict, dict]:
+    def _noise_levels(self, canon, labels, selected, sampled=False, correlation=None, align=False) -> tuple[dict, dict]:
         """
         Noise level of every Stokes parameter, and the method of each; a
         `ValueError` when a denoised one (``selected``) has none, e.g. a constant image. Pass-through Stokes
@@ -39,7 +40,10 @@ class _NoiseMixin:
         scan, all use the spatial one.
 
         A lazy cube (or ``sampled=True``) is sampled: a few pairs of scans at a few wavelengths, the same frames
-        whether the data are in memory or not, so eager and lazy results agree.
+        whether the data are in memory or not, so eager and lazy results agree. With ``align`` (and ``sampled``),
+        the first scan of each sampled pair is first registered onto the second (`scan_shifts` on their Stokes I at
+        the sampled wavelengths, read for this), as `fit` estimates on the aligned scans: a drift between the scans
+        of a pair would read as noise.
 
         The scan differences of each Stokes parameter are computed once: the temporal estimates of Q, U and V and
         their high-pass filtered statistics, the references of Stokes I's cross-calibrated estimate, come from the
@@ -63,7 +67,24 @@ class _NoiseMixin:
             if n_t < 2:
                 return [np.asarray(canon[:, s, :8])]
             starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int))
-            return [np.asarray(canon[t : t + 2, s][:, waves]) for t in starts]
+            pairs = [np.asarray(canon[t : t + 2, s][:, waves]) for t in starts]
+            if intensity is None:
+                return pairs
+            for i, t in enumerate(starts):
+                pairs[i] = np.stack([shift_frames(pairs[i][0], pair_shift(t, waves)), pairs[i][1]])
+            return pairs
+
+        # the sampled pairs are registered on Stokes I (a cube without a Stokes axis: its own), if at all
+        intensity = None
+        if align and n_t >= 2 and (sampled or is_dask(canon)):
+            intensity = labels.index("I") if "I" in labels else 0 if list(labels) == ["?"] else None
+        shift_cache = {}
+
+        def pair_shift(t, waves):  # registers scan t onto scan t + 1: measured once per pair
+            if t not in shift_cache:
+                images = np.asarray(canon[t : t + 2, intensity][:, waves], np.float64).mean(axis=1)
+                shift_cache[t] = scan_shifts(images)[0]
+            return shift_cache[t]
 
         # Statistics of the scan differences, kept (a number each) so that no difference is computed twice; the
         # differences themselves are dropped at once (as large as the cube's frames of one Stokes parameter).

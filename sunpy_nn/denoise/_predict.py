@@ -82,7 +82,7 @@ class _PredictMixin:
             )
         self._check_basis(labels, selected, "denoise only those (stokes=...)")
         if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
-            noise = self._noise_levels(canon, labels, (), sampled=True)[0]
+            noise = self._noise_levels(canon, labels, (), sampled=True, align=self.align)[0]
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
         self._warn_noise_mismatch(noise, labels, selected, trained)
         work = self._to_components(canon, labels, selected)  # spectral components, when the denoiser has a basis
