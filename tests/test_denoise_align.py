@@ -286,7 +286,8 @@ def test_structureless_stokes_i_is_not_aligned(caplog):
 
 def test_predict_estimates_a_drifting_cubes_noise_on_aligned_scans():
     """`predict` on a cube it was not given the noise of estimates it, as `fit` does, on the aligned scans: a drift of
-    1-1.5 px per scan between strong fields would otherwise read as noise (4-11 % too much here)."""
+    1-1.5 px per scan between strong fields would otherwise read as noise (4-11 % too much here). A lazy cube's fit
+    samples the same pairs."""
     cube, _ = synthetic_crisp_cube(48, n_wavelengths=3, n_scans=5, seed=3, drift=(1.0, 1.5), v_peak=60, qu_peak=30)
     injected = cube.meta["noise"]
     measured = {}
@@ -304,3 +305,5 @@ def test_predict_estimates_a_drifting_cubes_noise_on_aligned_scans():
         # the same sampled frames and pair shifts in memory or not
         assert measured["lazy"][label] == pytest.approx(measured[False][label], rel=1e-6)
         assert measured["lazy aligned"][label] == pytest.approx(measured[True][label], rel=1e-6)
+    lazy_fit = Denoiser(n_filters=4, depth=1).fit(lazy, **QUICK)  # a lazy fit samples the same aligned pairs
+    assert lazy_fit.noise == pytest.approx(measured["lazy aligned"], rel=1e-6)

@@ -108,8 +108,9 @@ class _FitMixin:
             canon = align_scans(np.array(canon, np.float32), shifts)  # a copy: the caller's cube stays as it is
         # temporal mode injects noise of the cube's spatial correlation to measure the neighbours' propagated noise
         correlation: dict[str, float] = {}
+        # (a lazy cube's sampled pairs of scans are registered on their Stokes I instead: align=)
         noise, noise_methods = self._noise_levels(
-            canon, labels, selected, correlation=correlation if self.temporal else None
+            canon, labels, selected, correlation=correlation if self.temporal else None, align=self.align
         )
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         if shifts is not None:  # the aligned copy is this fit's own

@@ -67,24 +67,24 @@ class _NoiseMixin:
             if n_t < 2:
                 return [np.asarray(canon[:, s, :8])]
             starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int))
-            pairs = [np.asarray(canon[t : t + 2, s][:, waves]) for t in starts]
+            pairs = read_pairs(s, starts, waves)
             if intensity is None:
                 return pairs
-            for i, t in enumerate(starts):
-                pairs[i] = np.stack([shift_frames(pairs[i][0], pair_shift(t, waves)), pairs[i][1]])
-            return pairs
+            if not shift_cache:  # registers scan t onto scan t + 1, for each pair: on their Stokes I
+                for t, pair in zip(starts, read_pairs(intensity, starts, waves), strict=True):
+                    shift_cache[t] = scan_shifts(pair.astype(np.float64).mean(axis=1))[0]
+            return [np.stack([shift_frames(p[0], shift_cache[t]), p[1]]) for t, p in zip(starts, pairs, strict=True)]
 
         # the sampled pairs are registered on Stokes I (a cube without a Stokes axis: its own), if at all
         intensity = None
         if align and n_t >= 2 and (sampled or is_dask(canon)):
             intensity = labels.index("I") if "I" in labels else 0 if list(labels) == ["?"] else None
-        shift_cache = {}
+        shift_cache, read = {}, {}
 
-        def pair_shift(t, waves):  # registers scan t onto scan t + 1: measured once per pair
-            if t not in shift_cache:
-                images = np.asarray(canon[t : t + 2, intensity][:, waves], np.float64).mean(axis=1)
-                shift_cache[t] = scan_shifts(images)[0]
-            return shift_cache[t]
+        def read_pairs(s, starts, waves):  # Stokes I's pairs serve its own estimate and the shifts: read once
+            if s not in read:
+                read[s] = [np.asarray(canon[t : t + 2, s][:, waves]) for t in starts]
+            return read.pop(s) if s != intensity else read[s]
 
         # Statistics of the scan differences, kept (a number each) so that no difference is computed twice; the
         # differences themselves are dropped at once (as large as the cube's frames of one Stokes parameter).
