@@ -113,6 +113,7 @@ def test_figures_of_a_summary(gen):
     assert figures["den_evolving_temporal_change"] == "+10 %, +9 % and +8 %"
     assert figures["den_evolving_within_1_sigma"] == "70 %" and figures["den_evolving_within_2_sigma"] == "96 %"
     assert figures["den_temporal_z_rms"] == "1.00"  # z rms 1.0 in every temporal row of the fake
+    assert figures["den_temporal_within_1_sigma"] == "30 %"  # the fake's temporal rows: 0.3 within 1 sigma
     assert figures["den_single_within_1_sigma"] == "75-78 %"
     assert figures["den_single_z_rms"] == "1.00"
     assert figures["den_single_z_kurtosis"] == "4"  # 4.3 for every single-scan row
@@ -199,6 +200,8 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     assert 0.63 < evolving["temporal"]["coverage"]["1sigma"] < 0.8 and evolving["temporal"]["coverage"]["2sigma"] > 0.92
     assert evolving["single"]["coverage"]["1sigma"] < 0.63 and evolving["single"]["coverage"]["2sigma"] < 0.92
     assert all(0.8 < rows(p)["temporal"]["z"]["rms"] < 1.25 for p in (*aligned, "fast"))
+    # temporal mode's bars are "about the right size overall ..., not in shape": more than 68 % within 1 sigma
+    assert all(rows(p)["temporal"]["coverage"]["1sigma"] > 0.68 for p in (*aligned, "fast"))
     assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
     # "the calibration matches the mean variance" (rms of z near 1), "heavier-tailed than a Gaussian" (kurtosis > 3)
     assert all(0.85 < rows(p)["single"]["z"]["rms"] < 1.15 for p in aligned)

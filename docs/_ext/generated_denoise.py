@@ -121,6 +121,9 @@ def denoise_figures(summary: dict) -> dict[str, str]:
         "den_evolving_within_1_sigma": f"{100 * _rows(summary, 'evolving')['temporal']['coverage']['1sigma']:.0f} %",
         "den_evolving_within_2_sigma": f"{100 * _rows(summary, 'evolving')['temporal']['coverage']['2sigma']:.0f} %",
         "den_temporal_z_rms": _span([_rows(summary, p)["temporal"]["z"]["rms"] for p in (*ALIGNED, "fast")], ".2f"),
+        "den_temporal_within_1_sigma": _span(
+            [_rows(summary, p)["temporal"]["coverage"]["1sigma"] for p in (*ALIGNED, "fast")], ".0f", 100, " %"
+        ),
         "den_single_within_1_sigma": _span(
             [_rows(summary, p)["single"]["coverage"]["1sigma"] for p in ALIGNED], ".0f", 100, " %"
         ),
