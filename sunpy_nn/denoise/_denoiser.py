@@ -96,8 +96,10 @@ class Denoiser(
     `skimage.registration.phase_cross_correlation`), and the scans are shifted onto the middle one by a Fourier
     phase ramp, which keeps the noise's variance and power spectrum. `fit` trains on the aligned scans
     (``fit_settings["scan_shifts"]``); temporal `predict` shifts each neighbouring scan onto scan t, and leaves scan
-    t and the output where they were. A cube without Stokes I or of one scan is not aligned, nor a dask-backed one
-    (its Stokes I would be read whole, where a lazy fit reads a sample: compute it first). A shift is global, so
+    t and the output where they were (bands of up to 2 px that a shift brings in repeat the neighbour's own edge).
+    The noise that `predict` estimates, and a lazy fit's, comes from sampled pairs of scans registered on their
+    Stokes I. A cube without Stokes I or of one scan is not aligned, nor a dask-backed one (its Stokes I would be
+    read whole, where a lazy fit reads a sample: compute it first). A shift is global, so
     differential motion (e.g. seeing across the field) stays; a scan whose Stokes I correlates with the one before
     by less than 0.5 (no structure above the noise) keeps its place, with a logged warning.
 
