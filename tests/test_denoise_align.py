@@ -305,5 +305,8 @@ def test_predict_estimates_a_drifting_cubes_noise_on_aligned_scans():
         # the same sampled frames and pair shifts in memory or not
         assert measured["lazy"][label] == pytest.approx(measured[False][label], rel=1e-6)
         assert measured["lazy aligned"][label] == pytest.approx(measured[True][label], rel=1e-6)
+    in_mjy = NDCube(np.asarray(cube.data) * 1e3, wcs=cube.wcs, unit="1e-3")  # another unit: the same registration
+    scaled = den.predict(in_mjy, stokes=("V",), progress=False).meta["sunpy_nn"]["noise_of_input"]
+    assert scaled == pytest.approx({k: 1e3 * v for k, v in measured[True].items()}, rel=1e-4)
     lazy_fit = Denoiser(n_filters=4, depth=1).fit(lazy, **QUICK)  # a lazy fit samples the same aligned pairs
     assert lazy_fit.noise == pytest.approx(measured["lazy aligned"], rel=1e-6)

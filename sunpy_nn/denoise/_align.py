@@ -185,6 +185,12 @@ def align_scans(data: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return data
 
 
+def intensity_index(labels) -> int | None:
+    """The Stokes index whose images register the scans: Stokes I's, 0 for a cube without a Stokes axis (label
+    "?": an intensity series), or `None` (no Stokes I)."""
+    return labels.index("I") if "I" in labels else 0 if list(labels) == ["?"] else None
+
+
 def cube_shifts(canon, labels) -> np.ndarray | None:
     """
     `scan_shifts` of a cube ``(scan, Stokes, wavelength, y, x)`` in memory, measured on its Stokes I averaged over
@@ -194,8 +200,7 @@ def cube_shifts(canon, labels) -> np.ndarray | None:
     """
     if canon.shape[0] < 2:
         return None
-    # a cube without a Stokes axis (label "?") is an intensity series
-    intensity = labels.index("I") if "I" in labels else 0 if list(labels) == ["?"] else None
+    intensity = intensity_index(labels)
     if intensity is None:
         log.warning("The scans are not aligned: the cube has no Stokes I (%s) to measure their shifts on", labels)
         return None

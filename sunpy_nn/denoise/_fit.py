@@ -108,7 +108,7 @@ class _FitMixin:
             canon = align_scans(np.array(canon, np.float32), shifts)  # a copy: the caller's cube stays as it is
         # temporal mode injects noise of the cube's spatial correlation to measure the neighbours' propagated noise
         correlation: dict[str, float] = {}
-        # (a lazy cube's sampled pairs of scans are registered on their Stokes I instead: align=)
+        # in memory the scans are aligned above; a lazy cube's sampled pairs are registered on their Stokes I (align)
         noise, noise_methods = self._noise_levels(
             canon, labels, selected, correlation=correlation if self.temporal else None, align=self.align
         )

@@ -8,7 +8,7 @@ import warnings
 import astropy.units as u
 import numpy as np
 
-from sunpy_nn.denoise._align import scan_shifts, shift_frames
+from sunpy_nn.denoise._align import intensity_index, scan_shifts, shift_frames
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.noise import _estimate, _gaussian_correlation, _high_pass, _mad_sigma, _scan_differences
 from sunpy_nn.utils import SunpyNNUserWarning
@@ -76,9 +76,7 @@ class _NoiseMixin:
             return [np.stack([shift_frames(p[0], shift_cache[t]), p[1]]) for t, p in zip(starts, pairs, strict=True)]
 
         # the sampled pairs are registered on Stokes I (a cube without a Stokes axis: its own), if at all
-        intensity = None
-        if align and n_t >= 2 and (sampled or is_dask(canon)):
-            intensity = labels.index("I") if "I" in labels else 0 if list(labels) == ["?"] else None
+        intensity = intensity_index(labels) if align and n_t >= 2 and (sampled or is_dask(canon)) else None
         shift_cache, read = {}, {}
 
         def read_pairs(s, starts, waves):  # Stokes I's pairs serve its own estimate and the shifts: read once
