@@ -93,7 +93,8 @@ def _self_ensemble(den) -> None:
 
 def _recalibrated(den, cube, truth, res) -> dict[str, np.ndarray]:
     """The aleatoric sigma re-scaled by deciles of the predicted variance: truth-free and with the truth."""
-    from sunpy_nn.training.noise2noise import Noise2NoisePairs, _calibration_frames, _frame_pair
+    from sunpy_nn.training._whole_frames import _calibration_frames, _frame_pair
+    from sunpy_nn.training.noise2noise import Noise2NoisePairs
 
     _, canon, labels, selected = den._prepare(cube, ("Q", "U", "V"))
     sigma = np.array([den.noise.get(lab) or 1.0 for lab in labels], np.float32)

@@ -213,9 +213,9 @@ def test_lazy_cube_prediction_is_lazy_and_equal(cluster_client, small_denoiser):
 
 
 def test_training_on_lazy_cube_reads_part_of_it(monkeypatch):
-    # 48 scans: training reads a fixed sample (noise levels, pools of frames, the calibration frames), whatever
-    # the length of the series, so the part read falls with the length
-    big = np.concatenate([TRUTH] * 8)
+    # 96 scans: training reads a fixed sample (noise levels, pools of frames, the calibration frames, and Stokes I
+    # of the scans these hold, to register them), whatever the length of the series, so the part read falls with it
+    big = np.concatenate([TRUTH] * 16)
     cube = noisy_cube(big)
     source = CountingArray(np.asarray(cube.data))
     lazy_cube = NDCube(da.from_array(source, chunks=(1, 1, 1, 64, 64), asarray=False), wcs=cube.wcs, unit=cube.unit)

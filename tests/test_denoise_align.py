@@ -310,3 +310,82 @@ def test_predict_estimates_a_drifting_cubes_noise_on_aligned_scans():
     assert scaled == pytest.approx({k: 1e3 * v for k, v in measured[True].items()}, rel=1e-4)
     lazy_fit = Denoiser(n_filters=4, depth=1).fit(lazy, **QUICK)  # a lazy fit samples the same aligned pairs
     assert lazy_fit.noise == pytest.approx(measured["lazy aligned"], rel=1e-6)
+
+
+@pytest.mark.parametrize("spectral_pca", [False, True])
+def test_a_lazy_fit_registers_the_stacks_of_scans_it_reads(drifting, monkeypatch, caplog, spectral_pca):
+    """A dask-backed cube is not aligned whole (`cube_shifts` would read all of Stokes I): the stacks of scans that
+    its training reads (the pool, the validation pairs, the calibration pairs; whole spectra with ``spectral_pca``)
+    are registered as they are read, on the shifts of the noise-free scenes, and its pairs' scans lie on one
+    another as an aligned cube's do, up to the border of their columns."""
+    from sunpy_nn.training._whole_frames import _frame_pair
+
+    cube, truth = drifting
+    lazy = NDCube(da.from_array(np.asarray(cube.data), chunks=(1, 1, 1, 48, 48)), wcs=cube.wcs, unit=cube.unit)
+    seen = []
+    real = _fit.Noise2NoisePairs
+    monkeypatch.setattr(_fit, "Noise2NoisePairs", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    fits = {}
+    for align in (True, False):
+        kw = QUICK | {"stokes": ("I", "V"), "patch_size": 16, "val_fraction": 0.45}
+        fits[align] = Denoiser(n_filters=4, depth=1, align=align, spectral_pca=spectral_pca).fit(lazy, **kw)
+    (train, val), (raw, raw_val) = seen[:2], seen[2:]
+    assert train.register is not None and val.register is train.register and raw.register is None
+    # the steps measured (scan t onto t + 1) are those of the noise-free Stokes I, at the tunings used
+    steps = fits[True].fit_settings["scan_steps"]
+    expected = -np.diff(scan_shifts(truth[:, 0].mean(axis=1)), axis=0)
+    assert len(steps) >= 2 and "scan_steps" not in fits[False].fit_settings
+    for t, step in steps.items():
+        np.testing.assert_allclose(step, expected[int(t)], atol=0.05)
+    assert "were not aligned" not in caplog.text  # every step measured
+
+    def change(pairs):  # Stokes I (in noise units) from one scan to the next in the pool, inside the bands
+        stacks = [st for s, st in pairs.pool if s == 0]
+        return np.sqrt(np.nanmean([np.nanmean(np.diff(st, axis=0)[..., 6:-6, 6:-6] ** 2) for st in stacks]))
+
+    assert change(train) < 0.5 * change(raw)
+    assert change(val) < 0.5 * change(raw_val)
+    # the columns beyond the crop were read, so its inner border holds data, as in memory (the frame's own border,
+    # x = 0 for the training columns and the last one for the validation strip, has the bands a shift brings in)
+    for pairs, inner_border in ((train, -1), (val, 0)):
+        x0, x1 = pairs.x_range
+        assert all(st.shape[-1] == x1 - x0 and np.isfinite(st[..., 6:-6, inner_border]).all() for _, st in pairs.pool)
+    if spectral_pca:
+        return
+    rng = np.random.default_rng(0)  # the calibration's whole-frame pairs: scan t against its neighbours' mean
+    x, y, _ = _frame_pair(train, 2, 0, 1, rng)
+    x_raw, y_raw, _ = _frame_pair(raw, 2, 0, 1, rng)
+    inner = np.s_[..., 6:-6, 6:-6]
+    # the pair's noise (variance 1 + 1/2 in noise units) aside, what is left of the scans' difference is the drift
+    excess = np.nanvar((x - y)[inner]) - 1.5, np.nanvar((x_raw - y_raw)[inner]) - 1.5
+    assert excess[0] < 0.05 * excess[1]
+    # scan t itself stays where it is (in the noise units of each fit: the aligned one's noise is lower)
+    np.testing.assert_allclose(x * fits[True].noise["I"], x_raw * fits[False].noise["I"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(lazy.data), np.asarray(cube.data))  # the caller's cube kept
+
+
+def test_stack_registration_composes_the_steps_as_scan_shifts_does():
+    from sunpy_nn.denoise._align import StackRegistration
+
+    images, _ = _moved_scans(size=48)
+    data = np.repeat(images[:, None, None], 4, axis=2)  # (scan, Stokes I, 4 tunings, y, x)
+    register = StackRegistration(da.from_array(data, chunks=(1, 1, 1, 48, 48)), 0)
+    assert register.waves == [0, 2, 3]  # up to 3 tunings spread over the line
+    for t, n in ((0, 3), (1, 3), (2, 3), (1, 2), (0, 5)):
+        np.testing.assert_allclose(register.shifts(t, n), scan_shifts(images[t : t + n]), atol=1e-9)
+    stack = np.asarray(data[1:4, 0])
+    (moved,) = register([1], [stack])
+    np.testing.assert_array_equal(moved[1], stack[1].astype(np.float32))  # the middle scan is the reference
+    np.testing.assert_allclose(moved[0], shift_frames(stack[0], register.shifts(1, 3)[0]))
+    assert register([], []) == []
+
+
+def test_stack_registration_warns_once_for_the_steps_it_could_not_measure(caplog):
+    from sunpy_nn.denoise._align import StackRegistration
+
+    flat = np.random.default_rng(0).standard_normal((6, 1, 3, 32, 32))  # noise alone: no step to measure
+    register = StackRegistration(da.from_array(flat, chunks=(1, 1, 1, 32, 32)), 0)
+    with caplog.at_level("WARNING", logger="sunpy_nn.denoise._align"):
+        register.measure([0, 3], 3)
+    assert [r.getMessage().split(" were")[0] for r in caplog.records] == ["Scans [1, 2, 4, 5]"]
+    assert all(not step.any() for step in register.steps.values())  # taken as 0

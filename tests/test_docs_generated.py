@@ -67,6 +67,11 @@ GENERATED = {
         )
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("run_*.json"))
     },
+    # the script, and the science benchmark whose cube and scoring it uses
+    "docs/_static/denoise_science/lazy_align.json": (
+        ("benchmarks/denoise_lazy_align.py", "benchmarks/denoise_science.py"),
+        lambda d: d["sunpy_nn_version"],
+    ),
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
     **{
         str(p.relative_to(ROOT)): (("benchmarks/gpu.py", "benchmarks/_run_inputs.py"), lambda d: d["sunpy_nn_version"])

@@ -169,7 +169,8 @@ def test_the_script_merges_a_partial_run(gen):
 
 
 def test_the_page_quotes_the_summary(gen, summary, tmp_path):
-    figures = gen.denoise_figures(summary)
+    lazy = json.loads((DOCS / "_static" / "denoise_science" / "lazy_align.json").read_text())
+    figures = gen.denoise_figures(summary) | gen.lazy_align_figures(lazy)
     page = (DOCS / "guide" / "denoise.rst").read_text()
     used = set(re.findall(r"\|(den_[a-z0-9_]+)\|", page))
     assert used and used <= set(figures)
@@ -228,3 +229,10 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     assert all(0.94 < rows(p)["single"]["z"]["rms"] < 1.06 for p in aligned)
     runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}
     assert max(runs[2][b] for b in ("0.05-0.15", "0.15-0.3")) < 0.1  # shuffle=2 "removed almost all the power"
+
+
+def test_the_words_around_the_lazy_figures_fit_them():
+    # "Aligning the scans": registering a dask-backed cube's stacks "lowered the rms error of Q, U and V"
+    lazy = json.loads((DOCS / "_static" / "denoise_science" / "lazy_align.json").read_text())
+    assert all(lazy["gain"][s] > 0 for s in "QUV")
+    assert [row["key"] for row in lazy["rows"]] == ["memory", "lazy", "lazy_unaligned"]

@@ -155,6 +155,20 @@ def denoise_figures(summary: dict) -> dict[str, str]:
     }
 
 
+def lazy_align_figures(result: dict) -> dict[str, str]:
+    """
+    The figures of ``docs/_static/denoise_science/lazy_align.json`` (``benchmarks/denoise_lazy_align.py``) that the
+    denoise guide quotes: the gain of registering a lazy cube's stacks of scans, and the rms errors of its runs.
+    """
+    rms = {row["key"]: "/".join(f"{row[f'rms_{s}']:.3f}" for s in "QUV") for row in result["rows"]}
+    return {
+        "den_lazy_align_gain": _span(list(result["gain"].values()), ".0f", 100, " %"),
+        "den_lazy_align_rms": rms["lazy"],
+        "den_lazy_align_rms_memory": rms["memory"],
+        "den_lazy_align_rms_unaligned": rms["lazy_unaligned"],
+    }
+
+
 def _header(summary: dict) -> list[str]:
     parts = [p for p in (*TITLES, "crisp", "timing") if p in summary]
     versions = {part_version(summary, p) for p in parts}
@@ -321,5 +335,9 @@ def write_denoise_files(source: Path, out: Path) -> None:
     summary = json.loads((source / "_static" / "denoise_science" / "summary.json").read_text())
     note = ".. Written by docs/_ext/generated_denoise.py from _static/denoise_science/summary.json; do not edit.\n\n"
     _write(out / "denoise_science.inc", note + science_tables(summary))
-    subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in denoise_figures(summary).items())
+    figures = denoise_figures(summary)
+    lazy = source / "_static" / "denoise_science" / "lazy_align.json"  # python benchmarks/denoise_lazy_align.py --docs
+    if lazy.exists():
+        figures |= lazy_align_figures(json.loads(lazy.read_text()))
+    subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in figures.items())
     _write(out / "denoise_figures.inc", note + subs)

@@ -62,6 +62,18 @@ def scan_shifts(images: np.ndarray) -> np.ndarray:
     weights the noisy high frequencies as much as the granulation and failed on smooth scenes). On the benchmark
     cubes (noise 3e-3 of the continuum) the shifts came out within 0.01 px of those of the noise-free scenes.
     """
+    steps, unmeasured = _steps(images)
+    if unmeasured:
+        _warn_unmeasured(unmeasured)
+    to_first = np.cumsum(steps, axis=0)  # registers scan t onto scan 0
+    return to_first - to_first[len(steps) // 2]
+
+
+def _steps(images) -> tuple[np.ndarray, list[int]]:
+    """
+    ``(scan, 2)`` shifts registering each scan of ``images`` onto the one before it (row 0: zeros), and the scans
+    whose step could not be measured (taken as 0): `scan_shifts`' cross-correlation.
+    """
     images = np.asarray(images, np.float64)
     n_t = images.shape[0]
     window = np.outer(np.hanning(images.shape[1]), np.hanning(images.shape[2]))
@@ -80,15 +92,16 @@ def scan_shifts(images: np.ndarray) -> np.ndarray:
                 steps[t] = found[0]
                 continue
         unmeasured.append(t)
-    if unmeasured:
-        log.warning(
-            "Scans %s were not aligned onto the scan before them: their Stokes I images correlate by less than %g "
-            "(no structure above the noise, or a scene that changed), so their shift was taken as 0",
-            unmeasured,
-            MIN_CORRELATION,
-        )
-    to_first = np.cumsum(steps, axis=0)  # registers scan t onto scan 0
-    return to_first - to_first[n_t // 2]
+    return steps, unmeasured
+
+
+def _warn_unmeasured(scans: list[int]) -> None:
+    log.warning(
+        "Scans %s were not aligned onto the scan before them: their Stokes I images correlate by less than %g "
+        "(no structure above the noise, or a scene that changed), so their shift was taken as 0",
+        scans,
+        MIN_CORRELATION,
+    )
 
 
 def _periodic_smooth(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,8 +208,8 @@ def cube_shifts(canon, labels) -> np.ndarray | None:
     """
     `scan_shifts` of a cube ``(scan, Stokes, wavelength, y, x)`` in memory, measured on its Stokes I averaged over
     the tunings (a cube without a Stokes axis: its own); `None` for one scan, without Stokes I, where no step could
-    be measured, or for a dask cube (its Stokes I would be read whole, while a lazy fit reads a fixed sample of the
-    series: see `Denoiser`), with a logged warning for the last three.
+    be measured, or for a dask cube (its Stokes I would be read whole; a lazy fit registers the stacks of scans it
+    reads instead: `StackRegistration`), with a logged warning for the last three.
     """
     if canon.shape[0] < 2:
         return None
@@ -211,3 +224,79 @@ def cube_shifts(canon, labels) -> np.ndarray | None:
         images = np.mean(canon[:, intensity], axis=1, dtype=np.float64)
     shifts = scan_shifts(images)
     return shifts if shifts.any() else None
+
+
+class StackRegistration:
+    """
+    Registers the stacks of consecutive scans that a lazy (dask) cube's training reads (`Noise2NoisePairs`'s
+    ``register``): each scan onto the stack's middle one (``n // 2``, as `scan_shifts` does for a series), as `fit`
+    aligns a cube in memory onto its middle scan, so that a pair's scans show the same signal at the same pixel.
+
+    The shift of each step (scan t onto scan t + 1) is measured once, as `scan_shifts` measures it, on the two
+    scans' Stokes I averaged over up to 3 tunings spread over the line (``waves``: those of the noise's sampled
+    pairs, whose steps `fit` passes in ``steps``): only for the scans that the pool and the calibration read,
+    `BATCH` steps' images at a time, never the whole series. Shifts add up along a stack.
+
+    Parameters
+    ----------
+    data
+        The canonical cube ``(scan, Stokes, wavelength, y, x)``, dask-backed, in any unit.
+    intensity : int
+        The Stokes index whose images register the scans (`intensity_index`).
+    """
+
+    #: Steps whose images are computed together (at most twice as many frames of Stokes I in memory, in float64).
+    BATCH = 8
+
+    def __init__(self, data, intensity: int) -> None:
+        self.data, self.intensity = data, intensity
+        n_w = data.shape[2]
+        self.waves = np.unique(np.linspace(0, n_w - 1, min(3, n_w)).round().astype(int)).tolist()
+        self.steps: dict[int, np.ndarray] = {}  # t: the shift that registers scan t onto scan t + 1
+
+    def measure(self, first, n: int) -> None:
+        """The steps of the stacks of ``n`` scans from each scan of ``first`` that are not measured yet."""
+        import dask
+
+        need = sorted({u for t in first for u in range(t, t + n - 1)} - self.steps.keys())
+        unmeasured = []
+        for b in range(0, len(need), self.BATCH):
+            batch = need[b : b + self.BATCH]
+            scans = sorted({v for u in batch for v in (u, u + 1)})
+            # the mean over the tunings inside dask: one image per scan in memory
+            lazy = [self.data[v, self.intensity, self.waves].astype(np.float64).mean(axis=0) for v in scans]
+            images = dict(zip(scans, dask.compute(*lazy), strict=True))
+            for u in batch:
+                step, failed = _steps(np.stack([images[u], images[u + 1]]))
+                self.steps[u] = -step[1]  # registers scan u onto scan u + 1
+                unmeasured += [u + 1] if failed else []
+        if unmeasured:  # one warning for the lot
+            _warn_unmeasured(unmeasured)
+
+    def shifts(self, t: int, n: int) -> np.ndarray:
+        """``(n, 2)`` shifts (y, x) that register scans ``t .. t + n - 1`` onto scan ``t + n // 2``."""
+        self.measure([t], n)
+        steps = np.array([self.steps[u] for u in range(t, t + n - 1)]).reshape(-1, 2)
+        to_first = np.concatenate([np.zeros((1, 2)), np.cumsum(-steps, axis=0)])  # scan t + i onto scan t
+        return to_first - to_first[n // 2]
+
+    def margin(self, first, n: int) -> int:
+        """Columns (px) to read beyond a crop on each side, so that shifting the stacks brings in data, not NaN."""
+        self.measure(first, n)
+        widest = max((np.abs(self.shifts(t, n)[:, 1]).max() for t in first), default=0.0)
+        return math.ceil(widest) + 1
+
+    def __call__(self, first, stacks: list[np.ndarray], crop: slice | None = None) -> list[np.ndarray]:
+        """
+        The ``stacks`` (``(n, ..., y, x)``, scans ``t .. t + n - 1`` for each ``t`` of ``first``), registered: new
+        arrays, NaN where a shift brings in no data (`shift_frames`), then cut to the columns ``crop``.
+        """
+        if not stacks:
+            return []
+        self.measure(first, stacks[0].shape[0])
+        out = []
+        for t, stack in zip(first, stacks, strict=True):
+            shifts = self.shifts(t, stack.shape[0])
+            moved = np.stack([shift_frames(frame, s) for frame, s in zip(stack, shifts, strict=True)])
+            out.append(moved if crop is None else np.ascontiguousarray(moved[..., crop]))
+        return out

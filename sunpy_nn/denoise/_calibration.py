@@ -10,7 +10,8 @@ import numpy as np
 
 from sunpy_nn.denoise._spectral import from_basis
 from sunpy_nn.nn.lazy import is_dask
-from sunpy_nn.training.noise2noise import Noise2NoisePairs, _calibration_frames, _frame_pair
+from sunpy_nn.training._whole_frames import _calibration_frames, _frame_pair
+from sunpy_nn.training.noise2noise import Noise2NoisePairs
 
 log = logging.getLogger(__name__)
 

@@ -90,18 +90,19 @@ class Denoiser(
     signals are learnt.
 
     **Alignment** (``align``). A residual image motion of 0.1-0.2 px between scans (seeing, tracking, the
-    reduction's alignment) makes a pair's scans differ at every gradient: kG Stokes V by 0.17 of the noise (rms)
-    on the white-noise cube of ``benchmarks/denoise_science.py``, 0.03 once aligned. So each scan's shift onto its
+    reduction's alignment) makes a pair's scans differ at every gradient: kG Stokes V by 0.17 of the noise (rms) on
+    the white-noise cube of ``benchmarks/denoise_science.py``, 0.03 once aligned. So each scan's shift onto its
     predecessor is measured on Stokes I averaged over the tunings (windowed cross-correlation, to 0.01 px, with
     `skimage.registration.phase_cross_correlation`), and the scans are shifted onto the middle one by a Fourier
     phase ramp, which keeps the noise's variance and power spectrum. `fit` trains on the aligned scans
     (``fit_settings["scan_shifts"]``); temporal `predict` shifts each neighbouring scan onto scan t, and leaves scan
     t and the output where they were (bands of up to 2 px that a shift brings in repeat the neighbour's own edge).
     The noise that `predict` estimates, and a lazy fit's, comes from sampled pairs of scans registered on their
-    Stokes I. A cube without Stokes I or of one scan is not aligned, nor a dask-backed one (its Stokes I would be
-    read whole, where a lazy fit reads a sample: compute it first). A shift is global, so
-    differential motion (e.g. seeing across the field) stays; a scan whose Stokes I correlates with the one before
-    by less than 0.5 (no structure above the noise) keeps its place, with a logged warning.
+    Stokes I. A dask-backed cube is not read whole: the stacks of consecutive scans that its training reads (the
+    pool, the calibration pairs) are registered as they are read, each step measured once on the two scans' Stokes I
+    at up to 3 tunings (``fit_settings["scan_steps"]``). A cube without Stokes I or of one scan is not aligned. A
+    shift is global, so differential motion (e.g. seeing across the field) stays; a scan whose Stokes I correlates
+    with the one before by less than 0.5 (no structure above the noise) keeps its place, with a logged warning.
 
     **One scan.** Without a time axis (or with a single scan), pairs come from neighbour sub-sampling
     (Neighbor2Neighbor, Huang et al. 2021): two half-resolution images made of adjacent pixels of each 2x2 cell.
@@ -466,14 +467,15 @@ class Denoiser(
             to since training; ``weights_sha256``, the SHA-256 of the weights themselves), ``architecture`` (the U-Net's
             constructor arguments), ``noise`` (the noise level of each Stokes parameter, in the unit of the cube it was
             trained on), ``noise_methods``, ``temporal``, ``shuffle``, ``align`` (whether the scans were registered onto
-            one another; the shifts are in ``fit["scan_shifts"]``), ``uncertainty_calibration`` (the factor of each
-            Stokes parameter's aleatoric uncertainty), ``uncertainty_calibration_per_tuning`` (single-scan image mode:
-            the factor of each tuning, used instead; `None` in other modes and in files before format 4),
-            ``noise_correlation`` (temporal mode: the Gaussian sigma in px of each Stokes parameter's noise correlation;
-            `None` for a temporal denoiser saved before it was measured), ``spectral_pca`` (the eigenvalues of each
-            Stokes parameter's spectral principal components, in units of the noise squared; `None` when the tunings are
-            denoised as they are), ``unit`` (the training cube's unit, ``"dimensionless"`` for I/Ic; `None` for a file
-            saved before it was kept) and ``fit`` (the training settings).
+            one another; the shifts are in ``fit["scan_shifts"]``, a lazy fit's steps in ``fit["scan_steps"]``),
+            ``uncertainty_calibration`` (the factor of each Stokes parameter's aleatoric uncertainty),
+            ``uncertainty_calibration_per_tuning`` (single-scan image mode: the factor of each tuning, used instead;
+            `None` in other modes and in files before format 4), ``noise_correlation`` (temporal mode: the Gaussian
+            sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved before it was
+            measured), ``spectral_pca`` (the eigenvalues of each Stokes parameter's spectral principal components, in
+            units of the noise squared; `None` when the tunings are denoised as they are), ``unit`` (the training cube's
+            unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept) and ``fit`` (the training
+            settings).
 
         Raises
         ------

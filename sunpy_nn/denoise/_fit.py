@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from ndcube import NDCube
 
-from sunpy_nn.denoise._align import align_scans, cube_shifts
+from sunpy_nn.denoise._align import StackRegistration, align_scans, cube_shifts, intensity_index
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
@@ -102,7 +102,18 @@ class _FitMixin:
         patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
         # Scans registered onto one another (sub-pixel shifts of Stokes I), so that a pair's scans show the same
         # signal at the same pixel; the noise is estimated on them too, where a misalignment would read as noise.
-        shifts = cube_shifts(canon, labels) if self.align and not neighbour else None
+        lazy = is_dask(canon)
+        shifts = cube_shifts(canon, labels) if self.align and not neighbour and not lazy else None
+        # a lazy cube is not read whole: the stacks of scans its training reads are registered as they are read
+        register = None
+        if self.align and not neighbour and lazy:
+            intensity = intensity_index(labels)
+            if intensity is None:
+                log.warning(
+                    "The scans are not aligned: the cube has no Stokes I (%s) to measure their shifts on", labels
+                )
+            else:
+                register = StackRegistration(canon, intensity)
         if shifts is not None:
             log.info("Scans aligned for the pairs: shifts up to %.2f px", float(np.abs(shifts).max()))
             canon = align_scans(np.array(canon, np.float32), shifts)  # a copy: the caller's cube stays as it is
@@ -110,7 +121,12 @@ class _FitMixin:
         correlation: dict[str, float] = {}
         # in memory the scans are aligned above; a lazy cube's sampled pairs are registered on their Stokes I (align)
         noise, noise_methods = self._noise_levels(
-            canon, labels, selected, correlation=correlation if self.temporal else None, align=self.align
+            canon,
+            labels,
+            selected,
+            correlation=correlation if self.temporal else None,
+            align=self.align,
+            steps=None if register is None else register.steps,  # the sampled pairs' steps serve the registration
         )
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
         if shifts is not None:  # the aligned copy is this fit's own
@@ -135,6 +151,7 @@ class _FitMixin:
             temporal=self.temporal,
             shuffle=self.shuffle,
             whole_spectra=bool(basis),
+            register=register,
         )
         val = None
         # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
@@ -153,6 +170,7 @@ class _FitMixin:
                 temporal=self.temporal,
                 shuffle=self.shuffle,
                 whole_spectra=bool(basis),
+                register=register,
             )
         elif val_fraction > 0 and asked_validation:  # asked for, but the strip holds no patch: say so
             per = 2 * self.shuffle if neighbour else 1  # columns per pixel of a pair (neighbour sub-sampling)
@@ -217,6 +235,10 @@ class _FitMixin:
         self.calibration, self.calibration_tunings = self._calibrate(labels, selected, train, dev)
         self.fit_settings["calibration"] = dict(self.calibration)
         self.fit_settings["calibration_tunings"] = {k: list(v) for k, v in self.calibration_tunings.items()}
+        if register is not None:  # a lazy fit: (y, x) px that registered scan t onto scan t + 1, for the scans read
+            self.fit_settings["scan_steps"] = {
+                str(t): np.round(v, 3).tolist() for t, v in sorted(register.steps.items())
+            }
         return self
 
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:

@@ -24,7 +24,9 @@ class _NoiseMixin:
 
     noise: dict[str, float]
 
-    def _noise_levels(self, canon, labels, selected, sampled=False, correlation=None, align=False) -> tuple[dict, dict]:
+    def _noise_levels(
+        self, canon, labels, selected, sampled=False, correlation=None, align=False, steps=None
+    ) -> tuple[dict, dict]:
         """
         Noise level of every Stokes parameter, and the method of each; a
         `ValueError` when a denoised one (``selected``) has none, e.g. a constant image. Pass-through Stokes
@@ -43,7 +45,8 @@ class _NoiseMixin:
         whether the data are in memory or not, so eager and lazy results agree. With ``align`` (and ``sampled``),
         the first scan of each sampled pair is first registered onto the second (`scan_shifts` on their Stokes I at
         the sampled wavelengths, read for this), as `fit` estimates on the aligned scans: a drift between the scans
-        of a pair would read as noise.
+        of a pair would read as noise. ``steps``: a dict that receives those shifts (scan t onto scan t + 1, by t),
+        for a lazy fit's `StackRegistration`, which measures its steps on the same wavelengths.
 
         The scan differences of each Stokes parameter are computed once: the temporal estimates of Q, U and V and
         their high-pass filtered statistics, the references of Stokes I's cross-calibrated estimate, come from the
@@ -77,7 +80,7 @@ class _NoiseMixin:
 
         # the sampled pairs are registered on Stokes I (a cube without a Stokes axis: its own), if at all
         intensity = intensity_index(labels) if align and n_t >= 2 and (sampled or is_dask(canon)) else None
-        shift_cache, read = {}, {}
+        shift_cache, read = ({} if steps is None else steps), {}
 
         def read_pairs(s, starts, waves):  # Stokes I's pairs serve its own estimate and the shifts: read once
             if s not in read:

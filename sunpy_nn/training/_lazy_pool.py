@@ -27,10 +27,27 @@ def whole_spectra_pool(pairs, n_pairs: int) -> list:
         if len(keys) == n_keys:
             break
         keys.add((int(rng.integers(0, pairs.n_t - n_pairs + 1)), int(pairs.stokes_idx[i % len(pairs.stokes_idx)])))
-    x0, x1 = pairs.x_range
     pool = []
     for t, s in sorted(keys):
-        stack = np.asarray(d[t : t + n_pairs, s, :, :, x0:x1])
+        a, b, crop = read_columns(pairs, [t], n_pairs)
+        stack = np.asarray(d[t : t + n_pairs, s, :, :, a:b])
         check_finite_or_nan(stack)
+        if pairs.register is not None:  # a pair's scans registered onto one another, as a cube in memory is
+            stack = pairs.register([t], [stack], crop)[0]
         pool += [(s, np.ascontiguousarray(stack[:, w : w + 1])) for w in sorted(rng.choice(n_w, keep, False))]
     return pool
+
+
+def read_columns(pairs, first: list[int], n_pairs: int) -> tuple[int, int, slice | None]:
+    """
+    The columns ``[a, b)`` to read for the stacks of ``n_pairs`` scans from each scan of ``first``, and the part of
+    them that is the pairs' ``x_range`` (`None` when they are the same): with a registration (``pairs.register``),
+    as many more columns on each side as the shifts bring in, so that the crop holds data, not NaN bands, as the
+    crop of a cube aligned whole does.
+    """
+    x0, x1 = pairs.x_range
+    if pairs.register is None:
+        return x0, x1, None
+    m = pairs.register.margin(first, n_pairs)
+    a, b = max(x0 - m, 0), min(x1 + m, pairs.data.shape[4])
+    return a, b, slice(x0 - a, x0 - a + x1 - x0)

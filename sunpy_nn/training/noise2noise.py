@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn import resolve_device
 from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.nn.lazy import is_dask
-from sunpy_nn.training._lazy_pool import check_finite_or_nan, whole_spectra_pool
+from sunpy_nn.training._lazy_pool import check_finite_or_nan, read_columns, whole_spectra_pool
 from sunpy_nn.utils import _check_int, _check_real
 
 __all__ = ["LOSSES", "Noise2NoisePairs", "temporal_neighbours", "train_noise2noise"]
@@ -147,6 +147,11 @@ class Noise2NoisePairs:
         A lazy cube's pool holds all wavelengths of each stack it reads (image mode): for a cube whose wavelength
         axis is computed from all wavelengths at once (spectral principal components), so that each frame read
         serves a pair instead of one wavelength of many reads.
+    register : callable, optional
+        A lazy cube's registration of its scans (``register(first, stacks)``: the stacks of consecutive scans
+        ``(n, ..., y, x)`` read from each scan of ``first``, returned registered onto one another, NaN where a shift
+        brings in no data; `~sunpy_nn.Denoiser` gives one that measures the shifts on Stokes I): applied to the
+        frames of the pool and of the calibration pairs of scans. A cube in memory comes aligned (`None`).
 
     Raises
     ------
@@ -191,7 +196,9 @@ class Noise2NoisePairs:
         temporal: int = 0,
         shuffle: int = 1,
         whole_spectra: bool = False,
+        register=None,
     ) -> None:
+        self.register = register
         self.data, self.stokes_idx, self.signed, self.mode = data, stokes_idx, signed, mode
         self.whole_spectra = whole_spectra and mode == "image"
         self.temporal, self.shuffle = temporal, shuffle
@@ -252,7 +259,6 @@ class Noise2NoisePairs:
 
         rng, d = self.rng, self.data
         n_pairs = self._frames_per_draw()
-        x0, x1 = self.x_range
         if self.whole_spectra:
             self.pool = whole_spectra_pool(self, n_pairs)
         else:
@@ -265,11 +271,15 @@ class Noise2NoisePairs:
                 w = None if self.mode == "spectral" else int(rng.integers(0, d.shape[2]))
                 keys.add((t, s, w))
             keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
+            first = [k[0] for k in keys]
+            a, b, crop = read_columns(self, first, n_pairs)
             stacks = dask.compute(
-                *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, x0:x1] for t, s, w in keys]
+                *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, a:b] for t, s, w in keys]
             )
             for st in stacks:
                 check_finite_or_nan(st)
+            if self.register is not None:  # a pair's scans registered onto one another, as a cube in memory is
+                stacks = self.register(first, list(stacks), crop)
             self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
         log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
 
@@ -378,53 +388,6 @@ class Noise2NoisePairs:
             f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of the "
             "cube is masked; use a smaller patch_size (--patch-size on the command line)"
         )
-
-
-# ------------------------------------------------------------------------------------------------- whole frames
-def _calibration_frames(pairs: Noise2NoisePairs, rng: np.random.Generator) -> tuple[list[tuple], float]:
-    """
-    The whole frames ``(scan, wavelength)`` whose pairs calibrate the uncertainty (`~sunpy_nn.Denoiser.fit`), and
-    ``a = v_y / (v_x + v_y)`` of these pairs, the part of ``E[(y - x)^2]`` that is the target's noise variance.
-
-    A sample drawn with ``rng``: enough frames for millions of pixels, yet a small part of a long series (or of a
-    lazy cube). The wavelength is None in spectral mode (all wavelengths).
-    """
-    data = pairs.data
-    n_t, n_w = data.shape[0], data.shape[2]
-    if pairs.symmetric:
-        times, a = list(range(1, n_t - 1)), 1 / 3
-    elif pairs.temporal or pairs.self_supervised_single:
-        times, a = list(range(n_t)), 0.5
-    else:
-        times, a = [0, 1], 0.5
-    waves = [None] if pairs.mode == "spectral" else list(range(n_w))
-    combos = [(t, w) for t in times for w in waves]
-    n_pick = min(len(combos), 2 if is_dask(data) else 24)
-    return [combos[i] for i in sorted(rng.choice(len(combos), n_pick, replace=False))], a
-
-
-def _frame_pair(pairs: Noise2NoisePairs, t: int, s: int, w: int | None, rng: np.random.Generator):
-    """
-    The pair of `Noise2NoisePairs` made of whole frames (scan ``t``, Stokes ``s``, wavelength ``w`` or all for
-    None), not augmented: ``(input, target, base)``, where ``base`` is the frame whose difference to the target
-    holds the pair's noise (scan t, or the input of a neighbour sub-sampling pair).
-    """
-    data = pairs.data
-    ws = slice(None) if w is None else slice(w, w + 1)
-    x = np.asarray(data[t, s, ws])
-    if pairs.temporal:
-        inp = np.concatenate([np.asarray(data[u, s, ws]) for u in temporal_neighbours(t, pairs.n_t, pairs.temporal)])
-        return inp, x, x
-    if pairs.self_supervised_single:
-        d = pairs.shuffle  # the network sees one phase of the pixel-shuffled image
-        sub = x[:, ::d, ::d]
-        inp, y = _neighbour_pair(sub[:, : sub.shape[1] // 2 * 2, : sub.shape[2] // 2 * 2], rng)
-        return inp, y, inp
-    if pairs.symmetric:
-        y = 0.5 * (np.asarray(data[t - 1, s, ws]) + np.asarray(data[t + 1, s, ws]))
-    else:
-        y = np.asarray(data[1 - t, s, ws])
-    return x, y, x
 
 
 # --------------------------------------------------------------------------------------------------- training loop
