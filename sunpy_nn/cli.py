@@ -144,7 +144,7 @@ def _read_cube(args: argparse.Namespace, lazy: bool | str = "dask"):
     if args.center is not None:
         kw["center"] = args.center * u.arcsec
     # Lazy: training reads a pool of frames, prediction and writing go frame by frame; never the whole cube.
-    # Temporal mode needs the neighbouring scans of every frame: the cube is read into memory then.
+    # Training in temporal mode needs the neighbouring scans of every frame: the cube is read into memory then.
     return read_crisp(args.input, lazy=lazy, **kw)
 
 
@@ -226,8 +226,9 @@ def _denoise(args: argparse.Namespace) -> int:
         if args.patch_size is not None and args.patch_size % 2**denoiser.depth:
             raise ValueError(f"--patch-size must be a multiple of {2**denoiser.depth}, not {args.patch_size}")
     denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
-    # The cube is read once: lazily, unless temporal mode (or pixel shuffling) needs it in memory; with
-    # --temporal auto, its number of scans decides, so it is read lazily first and then computed in memory.
+    # The cube is read once: lazily, unless training in temporal mode (or pixel shuffling) needs it in memory;
+    # with --temporal auto, its number of scans decides, so it is read lazily first and then computed in memory.
+    # A trained temporal denoiser (--denoiser) predicts a lazy cube scan by scan.
     cube = None
     if not args.denoiser:
         if args.temporal == "auto":
@@ -235,7 +236,7 @@ def _denoise(args: argparse.Namespace) -> int:
             denoiser.temporal = auto_temporal(cube, in_memory=True)
         else:
             denoiser.temporal = 0 if args.temporal is None else int(args.temporal)
-    in_memory = bool(denoiser.temporal or denoiser.shuffle > 1)
+    in_memory = bool((denoiser.temporal and not args.denoiser) or denoiser.shuffle > 1)
     if cube is None:
         cube = _read_cube(args, lazy=False if in_memory else "dask")
     elif in_memory:

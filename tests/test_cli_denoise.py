@@ -57,14 +57,20 @@ def test_the_cube_is_read_once(tmp_path, crisp_fits, reads, options, lazy):
     assert reads == [(str(crisp_fits), lazy)]
 
 
-def test_a_temporal_denoiser_reads_the_cube_once_in_memory(tmp_path, crisp_fits, reads):
-    den = Denoiser(n_filters=4, depth=1, temporal=1).fit(
-        read_crisp(crisp_fits, lazy=False), epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False
-    )
+def test_a_trained_temporal_denoiser_predicts_the_cube_lazily(tmp_path, crisp_fits, reads):
+    """With ``--denoiser``, temporal mode needs no training, and prediction goes scan by scan: the cube is read
+    once, lazily, and the result is the in-memory prediction's."""
+    cube = read_crisp(crisp_fits, lazy=False)
+    den = Denoiser(n_filters=4, depth=1, temporal=1).fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, seed=0)
     path = den.save(tmp_path / "temporal.pt")
     reads.clear()
-    assert main(["denoise", str(crisp_fits), "-o", str(tmp_path / "out.fits"), "--denoiser", str(path), "-q"]) == 0
-    assert reads == [(str(crisp_fits), False)]
+    out = tmp_path / "out.fits"
+    assert main(["denoise", str(crisp_fits), "-o", str(out), "--denoiser", str(path), "-q"]) == 0
+    assert reads == [(str(crisp_fits), "dask")]
+    want = den.predict(cube, progress=False)
+    got = read_crisp(out, lazy=False)
+    scale = np.nanmax(np.abs(want.data))
+    np.testing.assert_allclose(got.data, want.data, rtol=0, atol=1e-5 * scale)
 
 
 def assert_same_cube(a: NDCube, b: NDCube) -> None:

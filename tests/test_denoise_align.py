@@ -389,3 +389,30 @@ def test_stack_registration_warns_once_for_the_steps_it_could_not_measure(caplog
         register.measure([0, 3], 3)
     assert [r.getMessage().split(" were")[0] for r in caplog.records] == ["Scans [1, 2, 4, 5]"]
     assert all(not step.any() for step in register.steps.values())  # taken as 0
+
+
+@pytest.mark.parametrize("spectral_pca", [False, True])
+def test_a_lazy_cube_is_denoised_in_temporal_mode_as_in_memory(drifting, spectral_pca):
+    """A temporal-mode denoiser (trained in memory) predicts a dask-backed series lazily, scan by scan, with each
+    neighbour registered onto scan t by the shifts of the cube in memory: the same values and uncertainties, NaN
+    where the input is, and seeded Monte-Carlo dropout reproducible."""
+    cube, _ = drifting
+    den = Denoiser(n_filters=4, depth=1, temporal=1, spectral_pca=spectral_pca).fit(cube, **QUICK)
+    assert np.abs(den.fit_settings["scan_shifts"]).max() > 1.5  # the neighbours must be moved
+    data = np.asarray(cube.data).copy()
+    data[2, 3, 1, 10:14, 20:25] = np.nan  # a masked patch of Stokes V
+    eager = den.predict(NDCube(data, wcs=cube.wcs, unit=cube.unit), progress=False)
+    lazy_cube = NDCube(da.from_array(data, chunks=(1, 1, 1, 48, 48)), wcs=cube.wcs, unit=cube.unit)
+    lazy = den.predict(lazy_cube, progress=False)
+    assert isinstance(lazy.data, da.Array) and isinstance(lazy.uncertainty.array, da.Array)
+    for got, want in ((lazy.data, eager.data), (lazy.uncertainty.array, eager.uncertainty.array)):
+        got = np.asarray(got)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        scale = np.nanmax(np.abs(want[:, 1:]))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)  # ulps of the output's range
+    assert np.isnan(np.asarray(lazy.data)[2, 3, 1, 10:14, 20:25]).all()
+    if spectral_pca:
+        return
+    draws = [den.predict(lazy_cube, stokes=("V",), uncertainty="total", mc_samples=2, seed=4, progress=False)]
+    draws.append(den.predict(lazy_cube, stokes=("V",), uncertainty="total", mc_samples=2, seed=4, progress=False))
+    np.testing.assert_array_equal(*(np.asarray(d.uncertainty.array) for d in draws))

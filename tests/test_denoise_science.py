@@ -308,10 +308,12 @@ def test_temporal_and_shuffle_are_refused_where_they_cannot_work(strong_cube):
         Denoiser(temporal=1, shuffle=2)
     with pytest.raises(ValueError, match="for single scans"):
         Denoiser(shuffle=2).fit(cube, progress=False)
-    den = Denoiser(n_filters=4, temporal=1).fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, progress=False)
     lazy = NDCube(da.from_array(np.asarray(cube.data)), wcs=cube.wcs)
-    with pytest.raises(ValueError, match="compute the cube first"):
-        den.predict(lazy, progress=False)
+    with pytest.raises(ValueError, match=r"temporal mode trains on a cube in memory.*predict the whole dask-backed"):
+        Denoiser(n_filters=4, temporal=1).fit(lazy, epochs=1, patches_per_epoch=10, patch_size=16, progress=False)
+    single = Denoiser(n_filters=4, shuffle=2).fit(cube[0], epochs=1, patches_per_epoch=10, patch_size=8, progress=False)
+    with pytest.raises(ValueError, match="pixel-shuffling denoiser needs whole frames"):
+        single.predict(NDCube(da.from_array(np.asarray(cube.data[0])), wcs=cube[0].wcs), progress=False)
 
 
 def test_pixel_shuffle_single_scan_round_trip(tmp_path):

@@ -204,6 +204,11 @@ def intensity_index(labels) -> int | None:
     return labels.index("I") if "I" in labels else 0 if list(labels) == ["?"] else None
 
 
+def warn_no_intensity(labels) -> None:
+    """The logged warning of a series that cannot be aligned for want of Stokes I."""
+    log.warning("The scans are not aligned: the cube has no Stokes I (%s) to measure their shifts on", labels)
+
+
 def cube_shifts(canon, labels) -> np.ndarray | None:
     """
     `scan_shifts` of a cube ``(scan, Stokes, wavelength, y, x)`` in memory, measured on its Stokes I averaged over
@@ -215,7 +220,7 @@ def cube_shifts(canon, labels) -> np.ndarray | None:
         return None
     intensity = intensity_index(labels)
     if intensity is None:
-        log.warning("The scans are not aligned: the cube has no Stokes I (%s) to measure their shifts on", labels)
+        warn_no_intensity(labels)
         return None
     if is_dask(canon):
         log.warning("A dask-backed cube's scans are not aligned: compute the cube first to align them")
@@ -243,15 +248,19 @@ class StackRegistration:
         The canonical cube ``(scan, Stokes, wavelength, y, x)``, dask-backed, in any unit.
     intensity : int
         The Stokes index whose images register the scans (`intensity_index`).
+    all_tunings : bool
+        Measure on Stokes I averaged over all tunings instead, as `cube_shifts` does (temporal prediction of a lazy
+        cube, which reads the whole cube anyway): the steps, and so the shifts, are those of the cube in memory.
     """
 
     #: Steps whose images are computed together (at most twice as many frames of Stokes I in memory, in float64).
     BATCH = 8
 
-    def __init__(self, data, intensity: int) -> None:
+    def __init__(self, data, intensity: int, all_tunings: bool = False) -> None:
         self.data, self.intensity = data, intensity
         n_w = data.shape[2]
-        self.waves = np.unique(np.linspace(0, n_w - 1, min(3, n_w)).round().astype(int)).tolist()
+        spread = np.linspace(0, n_w - 1, n_w if all_tunings else min(3, n_w))
+        self.waves = np.unique(spread.round().astype(int)).tolist()
         self.steps: dict[int, np.ndarray] = {}  # t: the shift that registers scan t onto scan t + 1
 
     def measure(self, first, n: int) -> None:

@@ -17,7 +17,8 @@ __all__ = ["auto_temporal", "denoise_cube"]
 def auto_temporal(cube: NDCube, *, in_memory: bool | None = None) -> int:
     """
     The temporal half-window of ``denoise_cube(temporal="auto")``: 2 for five or more scans, 1 for three or
-    four, 0 (single-scan mode) for fewer, or when the cube is dask-backed (the lazy path works scan by scan).
+    four, 0 (single-scan mode) for fewer, or when the cube is dask-backed (temporal mode trains on a cube in memory;
+    a denoiser trained on part of the series in memory predicts a dask-backed series lazily).
 
     Parameters
     ----------

@@ -344,8 +344,9 @@ class Denoiser(
             An argument out of range (checked before anything is read), a patch size that does not fit the image,
             a cube without the needed axes or scans, Stokes parameters the cube does not have, infinite values, a
             constant Stokes parameter to denoise, ``spectral_pca=True`` with too few spectra complete at every
-            wavelength, or (a warm start) Stokes parameters or a number of wavelengths the denoiser's spectral basis
-            does not have.
+            wavelength, (a warm start) Stokes parameters or a number of wavelengths the denoiser's spectral basis
+            does not have, or a dask-backed cube in temporal mode or with pixel shuffling (fit on a part of the
+            series in memory; a temporal denoiser then predicts the dask-backed series lazily).
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 
@@ -394,7 +395,11 @@ class Denoiser(
         cube : `ndcube.NDCube`
             The cube (the one trained on, or another of the same instrument setup). When its data is a dask
             array, the result is lazy: its data and uncertainty are dask arrays computed frame by frame (and,
-            with ``tile_size``, in overlapping spatial tiles), equal to the in-memory result.
+            with ``tile_size``, in overlapping spatial tiles), equal to the in-memory result. In temporal mode,
+            scan by scan (each Stokes parameter's wavelengths together) from the frames of scan t and of its
+            neighbours, which are read by their neighbours' blocks too; the shifts that register the neighbours
+            are those of the cube in memory, measured first on Stokes I averaged over the tunings, read scan by
+            scan.
         stokes : tuple of str or None
             Stokes parameters to denoise (`None`: all); the others are returned as they are, bit for bit.
         tile_size : int, optional
@@ -438,7 +443,7 @@ class Denoiser(
         ValueError
             An argument out of range (checked before any work), the denoiser is not trained, a cube the denoiser
             cannot apply to (other Stokes parameters, or another number of wavelengths in spectral mode or with a
-            spectral basis), or infinite values.
+            spectral basis), infinite values, or a dask-backed cube for a pixel-shuffling denoiser.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from ndcube import NDCube
 
-from sunpy_nn.denoise._align import StackRegistration, align_scans, cube_shifts, intensity_index
+from sunpy_nn.denoise._align import StackRegistration, align_scans, cube_shifts, intensity_index, warn_no_intensity
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
@@ -79,11 +79,16 @@ class _FitMixin:
                 f"least {2 * self.temporal + 1} scans; this cube has {canon.shape[0]}. Use a smaller temporal, or "
                 "temporal=0 (single-scan mode)"
             )
-        if (self.temporal or self.shuffle > 1) and is_dask(canon):
+        if self.temporal and is_dask(canon):
             raise ValueError(
-                f"{'temporal mode' if self.temporal else 'pixel shuffling'} needs the cube in memory (the lazy path "
-                "works frame by frame): compute it first (cube.data.compute()), or use "
-                f"{'temporal=0' if self.temporal else 'shuffle=1'}"
+                "temporal mode trains on a cube in memory (its pairs need every scan's neighbours): fit it on a part "
+                "of the series held in memory (the cube sliced to 10-20 scans along its time axis, its data "
+                "computed), then predict the whole dask-backed series lazily with it; or use temporal=0"
+            )
+        if self.shuffle > 1 and is_dask(canon):
+            raise ValueError(
+                "pixel shuffling needs the cube in memory (the lazy path works frame by frame): compute it first "
+                "(cube.data.compute()), or use shuffle=1"
             )
         if self.temporal and pairs == "neighbour":
             raise ValueError("pairs='neighbour' is for single scans; temporal mode trains on the scans themselves")
@@ -109,9 +114,7 @@ class _FitMixin:
         if self.align and not neighbour and lazy:
             intensity = intensity_index(labels)
             if intensity is None:
-                log.warning(
-                    "The scans are not aligned: the cube has no Stokes I (%s) to measure their shifts on", labels
-                )
+                warn_no_intensity(labels)
             else:
                 register = StackRegistration(canon, intensity)
         if shifts is not None:

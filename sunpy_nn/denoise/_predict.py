@@ -12,7 +12,14 @@ import torch
 from ndcube import NDCube
 from tqdm.auto import tqdm
 
-from sunpy_nn.denoise._align import EDGE_PX, cube_shifts, shift_frames
+from sunpy_nn.denoise._align import (
+    EDGE_PX,
+    StackRegistration,
+    cube_shifts,
+    intensity_index,
+    shift_frames,
+    warn_no_intensity,
+)
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import smallest_tile
@@ -87,16 +94,16 @@ class _PredictMixin:
         self._warn_noise_mismatch(noise, labels, selected, trained)
         work = self._to_components(canon, labels, selected)  # spectral components, when the denoiser has a basis
         if is_dask(canon):
-            if self.temporal or self.shuffle > 1:
+            if self.shuffle > 1:
                 raise ValueError(
-                    f"A {'temporal-mode' if self.temporal else 'pixel-shuffling'} denoiser needs "
-                    f"{'the neighbouring scans of every frame' if self.temporal else 'whole frames'}, which the lazy "
-                    "(dask) path does not gather: compute the cube first (cube.data.compute()), or use "
-                    f"{'temporal=0' if self.temporal else 'shuffle=1'} for lazy cubes"
+                    "A pixel-shuffling denoiser needs whole frames, which the lazy (dask) path does not gather: "
+                    "compute the cube first (cube.data.compute()), or use shuffle=1 for lazy cubes"
                 )
-            den, sd = self._predict_lazy(
-                work, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained
-            )
+            args = (work, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained)
+            if self.temporal:
+                den, sd = self._predict_lazy_temporal(*args, canon, noise)
+            else:
+                den, sd = self._predict_lazy(*args)
             den, sd = self._from_components(den, sd, canon, labels, selected)
             sd = self._per_tuning(sd, labels, selected)
             return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
@@ -171,6 +178,92 @@ class _PredictMixin:
             )
             return smallest
         return int(tile_size)
+
+    def _predict_lazy_temporal(
+        self,
+        work,
+        labels,
+        selected,
+        uncertainty,
+        mc_samples,
+        tile_size,
+        dev,
+        seed,
+        precision,
+        compile,
+        trained,
+        canon,
+        noise,
+    ):
+        """
+        Temporal `predict` of a dask-backed cube: lazy denoised values and uncertainties of the selected Stokes
+        parameters (canonical order), one block per scan and Stokes parameter (all wavelengths), each computed from
+        the frames of scan t and of its ``2 temporal`` neighbours when used, as in memory: the neighbours shifted
+        onto scan t by the shifts that `cube_shifts` measures on the cube in memory (Stokes I averaged over the
+        tunings, read step by step, `StackRegistration` with ``all_tunings``), so the result equals the in-memory
+        one. Each scan is read by the blocks of its neighbours too (``2 temporal + 1`` times in all).
+        """
+        import dask
+        import dask.array as da
+
+        n_t, _, n_w, ny, nx = work.shape
+        shifts = None
+        if self.align and n_t > 1:
+            intensity = intensity_index(labels)
+            if intensity is None:
+                warn_no_intensity(labels)
+            else:
+                shifts = StackRegistration(canon, intensity, all_tunings=True).shifts(0, n_t)
+                shifts = shifts if shifts.any() else None
+        mc = uncertainty == "total"
+        n_out, model = self.model.out_channels, self.model
+        waves = [slice(w, w + 1) for w in range(n_w)] if self.mode == "image" else [slice(None)]
+
+        def block(t: int, k: int, frames: np.ndarray, *near: np.ndarray) -> np.ndarray:
+            label = labels[selected[k]]
+            if shifts is not None:  # each neighbour registered onto scan t, as in training
+                near = [
+                    shift_frames(m, shifts[u] - shifts[t], EDGE_PX) for u, m in zip(neighbours[t], near, strict=True)
+                ]
+            net, seeded = (copy.deepcopy(model), _seeded_mc_turn()) if mc else (None, contextlib.nullcontext())
+            out = np.empty((2, n_w, ny, nx), np.float32)
+            with seeded if seed is not None else contextlib.nullcontext():
+                if mc and seed is not None:
+                    torch.manual_seed(seed + t * len(selected) + k)
+                for ws in waves:
+                    out[0, ws], out[1, ws] = self._denoise_frames(
+                        np.asarray(frames[ws], np.float32),
+                        np.concatenate([m[ws] for m in near]),
+                        trained[label],
+                        self.calibration.get(label, 1.0),
+                        dev,
+                        tile_size,
+                        n_out,
+                        model,
+                        net,
+                        mc_samples,
+                        precision,
+                        compile,
+                        (noise[label] / trained[label]) ** 2 if noise.get(label) else 1.0,
+                        None if self.noise_correlation is None else self.noise_correlation.get(label, 0.0),
+                    )
+            return out
+
+        neighbours = [temporal_neighbours(t, n_t, self.temporal) for t in range(n_t)]
+        frames = [
+            [
+                da.from_delayed(
+                    dask.delayed(block)(t, k, work[t, s], *[work[u, s] for u in neighbours[t]]),
+                    (2, n_w, ny, nx),
+                    np.float32,
+                )
+                for k, s in enumerate(selected)
+            ]
+            for t in range(n_t)
+        ]
+        result = da.stack([da.stack(row, axis=1) for row in frames], axis=1)  # (2, time, Stokes, wavelength, y, x)
+        log.info("denoising lazily in temporal mode: %d blocks", n_t * len(selected))
+        return result[0], result[1]
 
     def _predict_lazy(
         self, canon, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained
