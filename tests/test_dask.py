@@ -255,3 +255,31 @@ def test_cluster_workers_take_their_thread_share(cluster_client):
 
     out = run_batch(range(4), threads, progress=False)  # on the active client
     assert set(out) == {threads_per_task(2)}
+
+
+@pytest.mark.parametrize("temporal", [0, 1])
+def test_writing_a_lazy_result_runs_the_network_once_per_frame(tmp_path, monkeypatch, temporal):
+    """`write_crisp` computes a scan's wavelengths together: a lazy result whose tunings come from one computation
+    (spectral components rotated back, a temporal block) runs the network as often as in memory, not once more per
+    tuning; the file holds the in-memory result."""
+    from sunpy_nn import Denoiser
+    from sunpy_nn.data.synthetic import synthetic_crisp_cube
+    from sunpy_nn.io import read_crisp, write_crisp
+
+    cube, _ = synthetic_crisp_cube(32, n_wavelengths=4, n_scans=3, seed=2)
+    den = Denoiser(n_filters=4, depth=1, temporal=temporal, spectral_pca=True).fit(
+        cube, epochs=1, patches_per_epoch=20, patch_size=16, seed=0, progress=False
+    )
+    calls = []
+    real = Denoiser._denoise_frames
+    monkeypatch.setattr(Denoiser, "_denoise_frames", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    eager = den.predict(cube, stokes=("V",), progress=False)
+    in_memory, calls[:] = len(calls), []
+    lazy = NDCube(da.from_array(np.asarray(cube.data), chunks=(1, 1, 1, 32, 32)), wcs=cube.wcs, unit=cube.unit)
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):  # in this process, where the network's runs are counted
+        path = write_crisp(den.predict(lazy, stokes=("V",), progress=False), tmp_path / "out.fits", progress=False)
+    assert len(calls) == in_memory == 3 * 4  # scans x components of Stokes V
+    back = read_crisp(path, lazy=False)
+    assert_close_ulps(np.asarray(back.data), eager.data, 64)

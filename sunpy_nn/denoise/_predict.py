@@ -200,8 +200,8 @@ class _PredictMixin:
         parameters (canonical order), one block per scan and Stokes parameter (all wavelengths), each computed from
         the frames of scan t and of its ``2 temporal`` neighbours when used, as in memory: the neighbours shifted
         onto scan t by the shifts that `cube_shifts` measures on the cube in memory (Stokes I averaged over the
-        tunings, read step by step, `StackRegistration` with ``all_tunings``), so the result equals the in-memory
-        one. Each scan is read by the blocks of its neighbours too (``2 temporal + 1`` times in all).
+        tunings, read 8 steps at a time when `predict` is called, `StackRegistration` with ``all_tunings``), so the
+        result equals the in-memory one. Each scan's frames are one task, which its neighbours' blocks share.
         """
         import dask
         import dask.array as da
@@ -220,6 +220,9 @@ class _PredictMixin:
         waves = [slice(w, w + 1) for w in range(n_w)] if self.mode == "image" else [slice(None)]
 
         def block(t: int, k: int, frames: np.ndarray, *near: np.ndarray) -> np.ndarray:
+            frames, near = frames[0], [m[0] for m in near]  # (W, y, x) each: a scan's chunk
+            if np.isinf(frames).any():
+                raise ValueError("The cube has infinite values: replace them with NaN or mask them")
             label = labels[selected[k]]
             if shifts is not None:  # each neighbour registered onto scan t, as in training
                 near = [
@@ -250,10 +253,12 @@ class _PredictMixin:
             return out
 
         neighbours = [temporal_neighbours(t, n_t, self.temporal) for t in range(n_t)]
+        # one task per scan's frames, shared by the blocks of its neighbours: each scan read (and rotated) once
+        scans = {s: work[:, s].rechunk((1, n_w, ny, nx)).to_delayed().ravel() for s in selected}
         frames = [
             [
                 da.from_delayed(
-                    dask.delayed(block)(t, k, work[t, s], *[work[u, s] for u in neighbours[t]]),
+                    dask.delayed(block)(t, k, scans[s][t], *[scans[s][u] for u in neighbours[t]]),
                     (2, n_w, ny, nx),
                     np.float32,
                 )

@@ -281,7 +281,8 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     The data go in the primary HDU in numpy order ``(scan, stokes, tuning, y, x)``; the helioprojective,
     wavelength and time coordinates of the four field-of-view corners of every tuning and scan go in a
     ``WCS-TAB`` table (as SSTRED writes them), the uncertainty (if any) in an ``UNCERT`` image extension. Frames
-    are written one at a time, so memory-mapped and dask-backed cubes are never loaded whole. The file reads
+    are written one scan and Stokes parameter (all its tunings) at a time, so memory-mapped and dask-backed cubes
+    are never loaded whole, and a lazy result whose tunings come from one computation is computed once. The file reads
     back with `read_crisp` into the same data and world coordinates; a cube with a curved (e.g. gnomonic)
     spatial projection is written with corner-interpolated (linear) coordinates, which over a CRISP field of
     view of 1 arcmin differ from the projection by far less than a pixel.
@@ -399,8 +400,10 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     if mask is not None:
         mheader = image_header("MASK", 8)
         mheader["COMMENT"] = "1 where the data are masked (invalid), 0 elsewhere"
-    # The file's layout first (headers, space for the data, the table), then the frames in place: data and
-    # uncertainty of a frame are computed together, so a lazy cube's frames are computed once and never all held.
+    # The file's layout first (headers, space for the data, the table), then the frames in place. The frames of one
+    # scan and Stokes parameter (all its wavelengths: data, uncertainty, mask) are computed together: a lazy result
+    # whose wavelengths come from one computation (a denoised scan's spectral components rotated back, a temporal
+    # block) is computed once, not once per wavelength, and the cube is never held whole.
     big = np.dtype(dtype).newbyteorder(">")
     with _replacing(path) as tmp:
         data_offset = _write_hdu_frame(tmp, header, shape5, big, append=False)
@@ -418,15 +421,18 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
             getters.append(_frame_getter(mask, axes, cube.data.ndim, False))
         from tqdm.auto import tqdm
 
-        frames = [(it, is_, iw) for it in range(nt) for is_ in range(ns) for iw in range(nw)]
-        for it, is_, iw in tqdm(frames, desc="write_crisp", unit="frame", disable=not progress):
-            parts = [get(it, is_, iw) for get in getters]
-            if any(hasattr(p, "compute") for p in parts):
-                import dask
+        bar = tqdm(total=nt * ns * nw, desc="write_crisp", unit="frame", disable=not progress)
+        for it in range(nt):
+            for is_ in range(ns):
+                parts = [get(it, is_, iw) for iw in range(nw) for get in getters]
+                if any(hasattr(p, "compute") for p in parts):
+                    import dask
 
-                parts = dask.compute(*parts)
-            for out, part in zip(outs, parts, strict=True):
-                out[it, is_, iw] = part
+                    parts = dask.compute(*parts)
+                for k, part in enumerate(parts):
+                    outs[k % len(outs)][it, is_, k // len(outs)] = part
+                bar.update(nw)
+        bar.close()
         for out in outs:
             out.flush()
         del outs
