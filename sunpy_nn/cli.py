@@ -144,25 +144,7 @@ def _read_cube(args: argparse.Namespace, lazy: bool | str = "dask"):
     if args.center is not None:
         kw["center"] = args.center * u.arcsec
     # Lazy: training reads a pool of frames, prediction and writing go frame by frame; never the whole cube.
-    # Training in temporal mode needs the neighbouring scans of every frame: the cube is read into memory then.
     return read_crisp(args.input, lazy=lazy, **kw)
-
-
-def _in_memory(cube):
-    """
-    A cube of `_read_cube` (dask-backed) with its data, uncertainty and mask computed: the cube that
-    ``read_crisp(lazy=False)`` gives, without reading the file's headers and tables again.
-    """
-    import dask
-    import numpy as np
-    from ndcube import NDCube
-
-    unc = cube.uncertainty
-    data, unc_array, mask = dask.compute(cube.data, None if unc is None else unc.array, cube.mask)
-    data = np.asarray(data, dtype=data.dtype.newbyteorder("="))  # as read_crisp: in the machine's byte order
-    if unc is not None:
-        unc = type(unc)(np.asarray(unc_array, dtype=unc_array.dtype.newbyteorder("=")), unit=unc.unit)
-    return cube.to_nddata(data=data, uncertainty=unc, mask=mask, nddata_type=NDCube)
 
 
 def _temporal_arg(value: str) -> int | str:
@@ -226,21 +208,14 @@ def _denoise(args: argparse.Namespace) -> int:
         if args.patch_size is not None and args.patch_size % 2**denoiser.depth:
             raise ValueError(f"--patch-size must be a multiple of {2**denoiser.depth}, not {args.patch_size}")
     denoiser._check_predict_args(uncertainty, 20, None, args.seed, precision, trained=bool(args.denoiser))
-    # The cube is read once: lazily, unless training in temporal mode (or pixel shuffling) needs it in memory;
-    # with --temporal auto, its number of scans decides, so it is read lazily first and then computed in memory.
-    # A trained temporal denoiser (--denoiser) predicts a lazy cube scan by scan.
-    cube = None
+    # The cube is read once, lazily (temporal mode trains on stacks of scans and predicts scan by scan), unless a
+    # pixel-shuffling denoiser (--denoiser) needs whole frames in memory.
+    cube = _read_cube(args, lazy=False if denoiser.shuffle > 1 else "dask")
     if not args.denoiser:
         if args.temporal == "auto":
-            cube = _read_cube(args)
-            denoiser.temporal = auto_temporal(cube, in_memory=True)
+            denoiser.temporal = auto_temporal(cube)
         else:
             denoiser.temporal = 0 if args.temporal is None else int(args.temporal)
-    in_memory = bool((denoiser.temporal and not args.denoiser) or denoiser.shuffle > 1)
-    if cube is None:
-        cube = _read_cube(args, lazy=False if in_memory else "dask")
-    elif in_memory:
-        cube = _in_memory(cube)
     try:  # the result keeps this cube's WCS: a cube write_crisp cannot write fails now, not after fit
         _check_writable(cube)
     except ValueError as exc:

@@ -421,3 +421,39 @@ def test_a_lazy_cube_is_denoised_in_temporal_mode_as_in_memory(drifting, mode, s
     ratio = total[0] / aleatoric  # the dropout's spread added to the aleatoric error, in quadrature
     # (small: dropout at rate 0.01 and one epoch; 2.7e-4 at most here, as in memory)
     assert np.nanmin(ratio) > 1 - 1e-5 and np.nanmax(ratio) > 1 + 5e-5, (np.nanmin(ratio), np.nanmax(ratio))
+
+
+def test_a_lazy_cube_trains_in_temporal_mode_on_registered_stacks(drifting, monkeypatch):
+    """Temporal mode trains on a dask-backed cube too: the pool holds scan t between its neighbours, registered onto
+    it, and the calibration's whole-frame pairs register the neighbours onto scan t (at the ends of the series
+    too, where the window is shifted inward)."""
+    from sunpy_nn.training._whole_frames import _frame_pair
+
+    cube, _ = drifting
+    lazy = NDCube(da.from_array(np.asarray(cube.data), chunks=(1, 1, 1, 48, 48)), wcs=cube.wcs, unit=cube.unit)
+    seen = []
+    real = _fit.Noise2NoisePairs
+    monkeypatch.setattr(_fit, "Noise2NoisePairs", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    kw = QUICK | {"stokes": ("I", "V"), "val_fraction": 0}
+    den = Denoiser(n_filters=4, depth=1, temporal=1, spectral_pca=False).fit(lazy, **kw)
+    Denoiser(n_filters=4, depth=1, temporal=1, spectral_pca=False, align=False).fit(lazy, **kw)
+    pairs, raw_pairs = seen
+    assert den.fit_settings["pairs"].startswith("temporal") and all(st.shape[0] == 3 for _, st in pairs.pool)
+
+    def mismatch(x, y):  # neighbours - scan t, Stokes I in noise units, inside the bands, less the pair's noise
+        return np.nanvar((x.reshape(-1, *y.shape) - y)[..., 6:-6, 6:-6]) - 2.0
+
+    x, y = pairs.draw()
+    assert x.shape[0] == 2 * y.shape[0]
+
+    def change(p):  # Stokes I from one scan to the next in the pool, inside the bands
+        stacks = [st for s, st in p.pool if s == 0]
+        return np.sqrt(np.nanmean([np.nanmean(np.diff(st, axis=0)[..., 6:-6, 6:-6] ** 2) for st in stacks]))
+
+    assert change(pairs) < 0.5 * change(raw_pairs)
+    for t in (0, 2, 4):  # the first scan's neighbours are scans 1 and 2
+        rng = np.random.default_rng(0)
+        registered, unregistered = _frame_pair(pairs, t, 0, 1, rng)[:2], _frame_pair(raw_pairs, t, 0, 1, rng)[:2]
+        assert mismatch(*registered) < 0.05 * mismatch(*unregistered)
+    out = den.predict(lazy, stokes=("V",), progress=False)
+    assert np.isfinite(np.asarray(out.data)).all()

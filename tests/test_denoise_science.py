@@ -297,7 +297,7 @@ def test_auto_temporal_follows_the_series():
 
     cube, _ = synthetic_crisp_cube(16, n_wavelengths=1, n_scans=6, seed=0)
     lazy = NDCube(da.from_array(np.asarray(cube.data)), wcs=cube.wcs)
-    assert auto_temporal(lazy) == 0  # the lazy path works scan by scan
+    assert auto_temporal(lazy) == auto_temporal(lazy, in_memory=False) == 2  # temporal mode works lazily too
 
 
 def test_temporal_and_shuffle_are_refused_where_they_cannot_work(strong_cube):
@@ -308,9 +308,6 @@ def test_temporal_and_shuffle_are_refused_where_they_cannot_work(strong_cube):
         Denoiser(temporal=1, shuffle=2)
     with pytest.raises(ValueError, match="for single scans"):
         Denoiser(shuffle=2).fit(cube, progress=False)
-    lazy = NDCube(da.from_array(np.asarray(cube.data)), wcs=cube.wcs)
-    with pytest.raises(ValueError, match=r"temporal mode trains on a cube in memory.*predict the whole dask-backed"):
-        Denoiser(n_filters=4, temporal=1).fit(lazy, epochs=1, patches_per_epoch=10, patch_size=16, progress=False)
     single = Denoiser(n_filters=4, shuffle=2).fit(cube[0], epochs=1, patches_per_epoch=10, patch_size=8, progress=False)
     with pytest.raises(ValueError, match="pixel-shuffling denoiser needs whole frames"):
         single.predict(NDCube(da.from_array(np.asarray(cube.data[0])), wcs=cube[0].wcs), progress=False)

@@ -295,10 +295,13 @@ class StackRegistration:
         widest = max((np.abs(self.shifts(t, n)[:, 1]).max() for t in first), default=0.0)
         return math.ceil(widest) + 1
 
-    def __call__(self, first, stacks: list[np.ndarray], crop: slice | None = None) -> list[np.ndarray]:
+    def __call__(
+        self, first, stacks: list[np.ndarray], crop: slice | None = None, reference: int | None = None
+    ) -> list[np.ndarray]:
         """
-        The ``stacks`` (``(n, ..., y, x)``, scans ``t .. t + n - 1`` for each ``t`` of ``first``), registered: new
-        arrays, NaN where a shift brings in no data (`shift_frames`), then cut to the columns ``crop``.
+        The ``stacks`` (``(n, ..., y, x)``, scans ``t .. t + n - 1`` for each ``t`` of ``first``), registered onto
+        the scan at index ``reference`` of each (`None`: the middle one, ``n // 2``): new arrays, NaN where a shift
+        brings in no data (`shift_frames`), then cut to the columns ``crop``.
         """
         if not stacks:
             return []
@@ -306,6 +309,8 @@ class StackRegistration:
         out = []
         for t, stack in zip(first, stacks, strict=True):
             shifts = self.shifts(t, stack.shape[0])
+            if reference is not None:
+                shifts = shifts - shifts[reference]
             moved = np.stack([shift_frames(frame, s) for frame, s in zip(stack, shifts, strict=True)])
             out.append(moved if crop is None else np.ascontiguousarray(moved[..., crop]))
         return out

@@ -9,7 +9,6 @@ from ndcube import NDCube
 
 from sunpy_nn.cube import find_axes
 from sunpy_nn.denoise._denoiser import Denoiser
-from sunpy_nn.nn.lazy import is_dask
 
 __all__ = ["auto_temporal", "denoise_cube"]
 
@@ -17,16 +16,15 @@ __all__ = ["auto_temporal", "denoise_cube"]
 def auto_temporal(cube: NDCube, *, in_memory: bool | None = None) -> int:
     """
     The temporal half-window of ``denoise_cube(temporal="auto")``: 2 for five or more scans, 1 for three or
-    four, 0 (single-scan mode) for fewer, or when the cube is dask-backed (temporal mode trains on a cube in memory;
-    a denoiser trained on part of the series in memory predicts a dask-backed series lazily).
+    four, 0 (single-scan mode) for fewer, whether the cube is in memory or dask-backed.
 
     Parameters
     ----------
     cube : `ndcube.NDCube`
         The cube to denoise.
     in_memory : bool, optional
-        Whether the cube will be denoised in memory (`None`: as it is now; `True`: the command line reads a
-        dask-backed file into memory for temporal mode).
+        Whether the cube will be denoised in memory. It no longer changes the result: before version 0.2 a
+        dask-backed cube got 0, when temporal mode needed the cube in memory.
 
     Returns
     -------
@@ -40,8 +38,7 @@ def auto_temporal(cube: NDCube, *, in_memory: bool | None = None) -> int:
     """
     axes = find_axes(cube)
     n_t = 1 if axes.time is None else cube.data.shape[axes.time]
-    lazy = is_dask(cube.data) if in_memory is None else not in_memory
-    if lazy or n_t < 3:
+    if n_t < 3:
         return 0
     return 1 if n_t < 5 else 2
 

@@ -297,7 +297,8 @@ class Denoiser(
         cube : `ndcube.NDCube`
             The observation, with two spatial axes and optional wavelength, Stokes and time axes. Masked and NaN
             pixels are never used. A dask-backed cube is not loaded: training reads a random pool of whole frames
-            (256 MB) anew each epoch, and the noise levels come from a few pairs of scans.
+            (256 MB; stacks of consecutive scans, registered) anew each epoch, and the noise levels come from a few
+            pairs of scans. In temporal mode the pool's targets are the scans with neighbours on both sides.
         epochs, patches_per_epoch, batch_size, lr
             Training length (epochs of ``patches_per_epoch`` patches, at least one batch) and the paper's
             settings (batches of 10 and Adam; the paper's learning rate is 1e-4). The default 1e-3, cosine-annealed
@@ -345,8 +346,7 @@ class Denoiser(
             a cube without the needed axes or scans, Stokes parameters the cube does not have, infinite values, a
             constant Stokes parameter to denoise, ``spectral_pca=True`` with too few spectra complete at every
             wavelength, (a warm start) Stokes parameters or a number of wavelengths the denoiser's spectral basis
-            does not have, or a dask-backed cube in temporal mode or with pixel shuffling (fit on a part of the
-            series in memory; a temporal denoiser then predicts the dask-backed series lazily).
+            does not have, or a dask-backed cube with pixel shuffling.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 

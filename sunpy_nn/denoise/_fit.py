@@ -79,12 +79,6 @@ class _FitMixin:
                 f"least {2 * self.temporal + 1} scans; this cube has {canon.shape[0]}. Use a smaller temporal, or "
                 "temporal=0 (single-scan mode)"
             )
-        if self.temporal and is_dask(canon):
-            raise ValueError(
-                "temporal mode trains on a cube in memory (its pairs need every scan's neighbours): fit it on a part "
-                "of the series held in memory (the cube sliced to 10-20 scans along its time axis, its data "
-                "computed), then predict the whole dask-backed series lazily with it; or use temporal=0"
-            )
         if self.shuffle > 1 and is_dask(canon):
             raise ValueError(
                 "pixel shuffling needs the cube in memory (the lazy path works frame by frame): compute it first "

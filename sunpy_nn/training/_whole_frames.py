@@ -40,8 +40,15 @@ def _frame_pair(pairs: Noise2NoisePairs, t: int, s: int, w: int | None, rng: np.
     ws = slice(None) if w is None else slice(w, w + 1)
     x = np.asarray(data[t, s, ws])
     if pairs.temporal:
-        inp = np.concatenate([np.asarray(data[u, s, ws]) for u in temporal_neighbours(t, pairs.n_t, pairs.temporal)])
-        return inp, x, x
+        near = temporal_neighbours(t, pairs.n_t, pairs.temporal)
+        if pairs.register is None:
+            inp = np.concatenate([np.asarray(data[u, s, ws]) for u in near])
+            return inp, x, x
+        # a lazy cube's scans (consecutive, t among them), registered onto scan t as the pool's are
+        first = min(near[0], t)
+        stack = np.stack([np.asarray(data[u, s, ws]) if u != t else x for u in range(first, max(near[-1], t) + 1)])
+        stack = pairs.register([first], [stack], None, t - first)[0]
+        return np.concatenate([stack[u - first] for u in near]), stack[t - first], stack[t - first]
     if pairs.self_supervised_single:
         d = pairs.shuffle  # the network sees one phase of the pixel-shuffled image
         sub = x[:, ::d, ::d]

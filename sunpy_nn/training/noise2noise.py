@@ -113,8 +113,9 @@ class Noise2NoisePairs:
     changes (not for Stokes parameters that are not ``signed``) and, in spectral mode, wavelength reversal are the
     augmentations; a fraction ``signal_fraction`` of the pairs show structure above twice the noise.
 
-    A lazy (dask) array is never loaded whole: pairs come from a pool of whole frames (a frame and the next scan's)
-    that fits in ``pool_bytes`` and is drawn anew by `refresh` (each epoch).
+    A lazy (dask) array is never loaded whole: pairs come from a pool of whole frames (a frame and the next scans';
+    in temporal mode scan t between its ``2 temporal`` neighbours, so only scans with neighbours on both sides are
+    targets) that fits in ``pool_bytes`` and is drawn anew by `refresh` (each epoch).
 
     Parameters
     ----------
@@ -150,8 +151,10 @@ class Noise2NoisePairs:
     register : callable, optional
         A lazy cube's registration of its scans (``register(first, stacks)``: the stacks of consecutive scans
         ``(n, ..., y, x)`` read from each scan of ``first``, returned registered onto one another, NaN where a shift
-        brings in no data; `~sunpy_nn.Denoiser` gives one that measures the shifts on Stokes I): applied to the
-        frames of the pool and of the calibration pairs of scans. A cube in memory comes aligned (`None`).
+        brings in no data; ``register(first, stacks, crop, reference)`` onto the scan at index ``reference`` of each
+        stack instead of the middle one, then cut to the columns ``crop``; `~sunpy_nn.Denoiser` gives one that
+        measures the shifts on Stokes I): applied to the frames of the pool and of the calibration pairs. A cube in
+        memory comes aligned (`None`).
 
     Raises
     ------
@@ -239,7 +242,9 @@ class Noise2NoisePairs:
         """Consecutive scans one training pair is made of."""
         if self.self_supervised_single:
             return 1
-        return 3 if self.symmetric else 2  # (temporal mode trains on cubes in memory only: no pool)
+        if self.temporal:  # scan t in the middle of its neighbours
+            return 2 * self.temporal + 1
+        return 3 if self.symmetric else 2
 
     def refresh(self) -> None:
         """
@@ -301,6 +306,10 @@ class Noise2NoisePairs:
             return None
         if self.self_supervised_single:
             x, y = _neighbour_pair(self._phase(windows[0]), rng)
+        elif self.temporal:  # the neighbours in time order (or reversed: the time-reversal augmentation) -> scan t
+            k = self.temporal
+            near = [*range(k), *range(k + 1, 2 * k + 1)]
+            x, y = np.concatenate([windows[u] for u in (near[::-1] if rng.random() < 0.5 else near)]), windows[k]
         elif self.symmetric:
             x, y = windows[1], 0.5 * (windows[0] + windows[2])
         else:
