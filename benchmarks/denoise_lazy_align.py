@@ -13,9 +13,10 @@ Run from the repository root::
 
 The cube is the fast part of ``benchmarks/denoise_science.py`` (6 scans x IQUV x 9 tunings x 128 x 128, noise
 3e-3, kG fields, a drift of 0.5-1 px per scan), denoised with the defaults of `sunpy_nn.denoise_cube` in
-single-scan mode and in temporal mode (``seed=0``). Prints the Q/U/V rms error in units of the noise and the coverage within 1 and 2
-sigma of each run, and writes ``benchmarks/results/denoise_lazy_align.json`` (with ``--docs`` also
-``docs/_static/denoise_science/lazy_align.json``, from which the docs build quotes the gain in the denoising guide).
+single-scan mode and in temporal mode (``seed=0``). Prints the Q/U/V rms error in units of the noise and the
+coverage within 1 and 2 sigma of each run, and writes ``benchmarks/results/denoise_lazy_align.json`` (with
+``--docs`` also ``docs/_static/denoise_science/lazy_align.json``, from which the docs build quotes the figures in
+the denoising guide).
 """
 
 from __future__ import annotations
