@@ -376,7 +376,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--temporal",
         type=_temporal_arg,
         help="temporal mode: the 2K neighbouring scans, aligned onto each scan, predict it, for series whose field "
-        "changes little between scans; 'auto': 2 with 5 or more scans, 1 with 3-4. It reads the cube into memory. "
+        "changes little between scans; 'auto': 2 with 5 or more scans, 1 with 3-4. The cube is read lazily, as in "
+        "single-scan mode. "
         "Default 0: single-scan mode, frame by frame",
     )
     d.add_argument(

@@ -340,7 +340,7 @@ def test_a_lazy_fit_registers_the_stacks_of_scans_it_reads(drifting, monkeypatch
     assert "were not aligned" not in caplog.text  # every step measured
 
     def change(pairs):  # Stokes I (in noise units) from one scan to the next in the pool, inside the bands
-        stacks = [st for s, st in pairs.pool if s == 0]
+        stacks = [st for s, st, _ in pairs.pool if s == 0]
         return np.sqrt(np.nanmean([np.nanmean(np.diff(st, axis=0)[..., 6:-6, 6:-6] ** 2) for st in stacks]))
 
     assert change(train) < 0.5 * change(raw)
@@ -349,7 +349,8 @@ def test_a_lazy_fit_registers_the_stacks_of_scans_it_reads(drifting, monkeypatch
     # x = 0 for the training columns and the last one for the validation strip, has the bands a shift brings in)
     for pairs, inner_border in ((train, -1), (val, 0)):
         x0, x1 = pairs.x_range
-        assert all(st.shape[-1] == x1 - x0 and np.isfinite(st[..., 6:-6, inner_border]).all() for _, st in pairs.pool)
+        stacks = [st for _, st, _ in pairs.pool]
+        assert all(st.shape[-1] == x1 - x0 and np.isfinite(st[..., 6:-6, inner_border]).all() for st in stacks)
     if spectral_pca:
         return
     rng = np.random.default_rng(0)  # the calibration's whole-frame pairs: scan t against its neighbours' mean
@@ -438,7 +439,7 @@ def test_a_lazy_cube_trains_in_temporal_mode_on_registered_stacks(drifting, monk
     den = Denoiser(n_filters=4, depth=1, temporal=1, spectral_pca=False).fit(lazy, **kw)
     Denoiser(n_filters=4, depth=1, temporal=1, spectral_pca=False, align=False).fit(lazy, **kw)
     pairs, raw_pairs = seen
-    assert den.fit_settings["pairs"].startswith("temporal") and all(st.shape[0] == 3 for _, st in pairs.pool)
+    assert den.fit_settings["pairs"].startswith("temporal") and all(st.shape[0] == 3 for _, st, _ in pairs.pool)
 
     def mismatch(x, y):  # neighbours - scan t, Stokes I in noise units, inside the bands, less the pair's noise
         return np.nanvar((x.reshape(-1, *y.shape) - y)[..., 6:-6, 6:-6]) - 2.0
@@ -447,7 +448,7 @@ def test_a_lazy_cube_trains_in_temporal_mode_on_registered_stacks(drifting, monk
     assert x.shape[0] == 2 * y.shape[0]
 
     def change(p):  # Stokes I from one scan to the next in the pool, inside the bands
-        stacks = [st for s, st in p.pool if s == 0]
+        stacks = [st for s, st, _ in p.pool if s == 0]
         return np.sqrt(np.nanmean([np.nanmean(np.diff(st, axis=0)[..., 6:-6, 6:-6] ** 2) for st in stacks]))
 
     assert change(pairs) < 0.5 * change(raw_pairs)
@@ -455,5 +456,29 @@ def test_a_lazy_cube_trains_in_temporal_mode_on_registered_stacks(drifting, monk
         rng = np.random.default_rng(0)
         registered, unregistered = _frame_pair(pairs, t, 0, 1, rng)[:2], _frame_pair(raw_pairs, t, 0, 1, rng)[:2]
         assert mismatch(*registered) < 0.05 * mismatch(*unregistered)
+        np.testing.assert_array_equal(registered[1], np.asarray(pairs.data[t, 0, 1:2]))  # onto scan t, unmoved
     out = den.predict(lazy, stokes=("V",), progress=False)
     assert np.isfinite(np.asarray(out.data)).all()
+
+
+def test_a_lazy_temporal_pool_draws_every_scan_as_target_between_its_neighbours():
+    """The pool's pairs are those of a cube in memory: scan t the target, its neighbours (the window shifted inward
+    at the ends of the series) the input in time order or reversed; the first and last scans are targets too."""
+    from sunpy_nn.training.noise2noise import Noise2NoisePairs
+
+    n_t = 7
+    cube = np.broadcast_to(np.arange(n_t, dtype=np.float32)[:, None, None, None, None], (n_t, 1, 2, 16, 16)).copy()
+    lazy = da.from_array(cube, chunks=(1, 1, 1, 16, 16))
+    pairs = Noise2NoisePairs(
+        lazy, [0], [True], "image", 8, (0, 16), np.random.default_rng(0), False, temporal=2, signal_fraction=0
+    )
+    targets = set()
+    for _ in range(10):
+        pairs.refresh()
+        for _ in range(20):
+            x, y = pairs.draw()
+            t = abs(float(y.flat[0]))  # signs may be flipped (an augmentation), the same for x and y
+            near = [abs(float(c.flat[0])) for c in x]
+            assert near in (temporal_neighbours(int(t), n_t, 2), temporal_neighbours(int(t), n_t, 2)[::-1])
+            targets.add(int(t))
+    assert targets == set(range(n_t))

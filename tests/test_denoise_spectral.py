@@ -179,7 +179,7 @@ def test_a_lazy_pool_of_whole_spectra_reads_each_stack_once():
     # a pool of 10 stacks of 3 scans (symmetric pairs) of one wavelength
     kw = {"patch_size": 8, "x_range": (0, 32), "neighbour": False, "pool_bytes": 10 * 3 * 32 * 32 * 4}
     whole = Noise2NoisePairs(data, [0], [True], "image", rng=np.random.default_rng(0), whole_spectra=True, **kw)
-    assert len(whole.pool) == 10 and all(st.shape == (3, 1, 32, 32) for _, st in whole.pool)
+    assert len(whole.pool) == 10 and all(st.shape == (3, 1, 32, 32) for _, st, _ in whole.pool)
     assert source.reads <= 2 * 3  # two stacks of all five wavelengths read, three scans each
     source.reads = 0
     single = Noise2NoisePairs(data, [0], [True], "image", rng=np.random.default_rng(0), **kw)
@@ -191,7 +191,7 @@ def test_a_lazy_pool_of_whole_spectra_reads_each_stack_once():
     pairs = Noise2NoisePairs(
         data, [0, 1, 2], [True] * 3, "image", rng=np.random.default_rng(0), whole_spectra=True, **kw
     )
-    assert len(pairs.pool) == 6 and len({s for s, _ in pairs.pool}) == 3
+    assert len(pairs.pool) == 6 and len({s for s, _, _ in pairs.pool}) == 3
 
 
 def test_spectral_pca_refused_in_spectral_mode():

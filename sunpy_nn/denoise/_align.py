@@ -289,28 +289,33 @@ class StackRegistration:
         to_first = np.concatenate([np.zeros((1, 2)), np.cumsum(-steps, axis=0)])  # scan t + i onto scan t
         return to_first - to_first[n // 2]
 
-    def margin(self, first, n: int) -> int:
-        """Columns (px) to read beyond a crop on each side, so that shifting the stacks brings in data, not NaN."""
+    def _onto(self, t: int, n: int, reference: int | None) -> np.ndarray:
+        """`shifts` onto the scan at index ``reference`` of the stack (`None`: the middle one)."""
+        shifts = self.shifts(t, n)
+        return shifts if reference is None else shifts - shifts[reference]
+
+    def margin(self, first, n: int, reference=None) -> int:
+        """Columns (px) to read beyond a crop on each side, so that shifting the stacks (onto ``reference``, as in
+        `__call__`) brings in data, not NaN."""
         self.measure(first, n)
-        widest = max((np.abs(self.shifts(t, n)[:, 1]).max() for t in first), default=0.0)
+        refs = reference if isinstance(reference, list | tuple) else [reference] * len(first)
+        widest = max((np.abs(self._onto(t, n, r)[:, 1]).max() for t, r in zip(first, refs, strict=True)), default=0)
         return math.ceil(widest) + 1
 
-    def __call__(
-        self, first, stacks: list[np.ndarray], crop: slice | None = None, reference: int | None = None
-    ) -> list[np.ndarray]:
+    def __call__(self, first, stacks: list[np.ndarray], crop: slice | None = None, reference=None) -> list[np.ndarray]:
         """
         The ``stacks`` (``(n, ..., y, x)``, scans ``t .. t + n - 1`` for each ``t`` of ``first``), registered onto
-        the scan at index ``reference`` of each (`None`: the middle one, ``n // 2``): new arrays, NaN where a shift
-        brings in no data (`shift_frames`), then cut to the columns ``crop``.
+        the scan at index ``reference`` of each (one index for all, or one per stack; `None`: the middle one,
+        ``n // 2``): new arrays, NaN where a shift brings in no data (`shift_frames`), then cut to the columns
+        ``crop``.
         """
         if not stacks:
             return []
         self.measure(first, stacks[0].shape[0])
+        refs = reference if isinstance(reference, list | tuple) else [reference] * len(stacks)
         out = []
-        for t, stack in zip(first, stacks, strict=True):
-            shifts = self.shifts(t, stack.shape[0])
-            if reference is not None:
-                shifts = shifts - shifts[reference]
+        for t, stack, ref in zip(first, stacks, refs, strict=True):
+            shifts = self._onto(t, stack.shape[0], ref)
             moved = np.stack([shift_frames(frame, s) for frame, s in zip(stack, shifts, strict=True)])
             out.append(moved if crop is None else np.ascontiguousarray(moved[..., crop]))
         return out

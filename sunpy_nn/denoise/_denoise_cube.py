@@ -13,7 +13,7 @@ from sunpy_nn.denoise._denoiser import Denoiser
 __all__ = ["auto_temporal", "denoise_cube"]
 
 
-def auto_temporal(cube: NDCube, *, in_memory: bool | None = None) -> int:
+def auto_temporal(cube: NDCube) -> int:
     """
     The temporal half-window of ``denoise_cube(temporal="auto")``: 2 for five or more scans, 1 for three or
     four, 0 (single-scan mode) for fewer, whether the cube is in memory or dask-backed.
@@ -22,9 +22,6 @@ def auto_temporal(cube: NDCube, *, in_memory: bool | None = None) -> int:
     ----------
     cube : `ndcube.NDCube`
         The cube to denoise.
-    in_memory : bool, optional
-        Whether the cube will be denoised in memory. It no longer changes the result: before version 0.2 a
-        dask-backed cube got 0, when temporal mode needed the cube in memory.
 
     Returns
     -------

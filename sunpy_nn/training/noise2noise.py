@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn import resolve_device
 from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.nn.lazy import is_dask
-from sunpy_nn.training._lazy_pool import check_finite_or_nan, read_columns, whole_spectra_pool
+from sunpy_nn.training._lazy_pool import check_finite_or_nan, read_columns, stack_start, whole_spectra_pool
 from sunpy_nn.utils import _check_int, _check_real
 
 __all__ = ["LOSSES", "Noise2NoisePairs", "temporal_neighbours", "train_noise2noise"]
@@ -114,8 +114,8 @@ class Noise2NoisePairs:
     augmentations; a fraction ``signal_fraction`` of the pairs show structure above twice the noise.
 
     A lazy (dask) array is never loaded whole: pairs come from a pool of whole frames (a frame and the next scans';
-    in temporal mode scan t between its ``2 temporal`` neighbours, so only scans with neighbours on both sides are
-    targets) that fits in ``pool_bytes`` and is drawn anew by `refresh` (each epoch).
+    in temporal mode scan t and its ``2 temporal`` neighbours, the window shifted inward at the ends of the series
+    as in memory) that fits in ``pool_bytes`` and is drawn anew by `refresh` (each epoch).
 
     Parameters
     ----------
@@ -271,21 +271,21 @@ class Noise2NoisePairs:
             for _ in range(4 * self.pool_entries):
                 if len(keys) == self.pool_entries:
                     break
-                t = int(rng.integers(0, self.n_t - n_pairs + 1))
+                t, target = stack_start(self, n_pairs, rng)
                 s = int(self.stokes_idx[rng.integers(0, len(self.stokes_idx))])
                 w = None if self.mode == "spectral" else int(rng.integers(0, d.shape[2]))
-                keys.add((t, s, w))
-            keys = sorted(keys, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))
-            first = [k[0] for k in keys]
-            a, b, crop = read_columns(self, first, n_pairs)
+                keys.add((t, s, w, target))
+            keys = sorted(keys, key=lambda k: tuple(-1 if v is None else v for v in k))
+            first, targets = [k[0] for k in keys], [k[3] for k in keys]
+            a, b, crop = read_columns(self, first, n_pairs, targets)
             stacks = dask.compute(
-                *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, a:b] for t, s, w in keys]
+                *[d[t : t + n_pairs, s, slice(None) if w is None else slice(w, w + 1), :, a:b] for t, s, w, _ in keys]
             )
             for st in stacks:
                 check_finite_or_nan(st)
             if self.register is not None:  # a pair's scans registered onto one another, as a cube in memory is
-                stacks = self.register(first, list(stacks), crop)
-            self.pool = [(s, np.ascontiguousarray(st)) for (_, s, _), st in zip(keys, stacks, strict=True)]
+                stacks = self.register(first, list(stacks), crop, targets)
+            self.pool = [(k[1], np.ascontiguousarray(st), k[3]) for k, st in zip(keys, stacks, strict=True)]
         log.debug("training pool: %d frame stacks loaded from the lazy cube", len(self.pool))
 
     def _window(self, t, s, w, y0, x0):
@@ -297,7 +297,7 @@ class Noise2NoisePairs:
     def _draw_pool(self):
         """A pair from the in-memory pool of a lazy cube: (x, y, s) or None when it holds masked pixels."""
         rng = self.rng
-        s, stack = self.pool[int(rng.integers(0, len(self.pool)))]
+        s, stack, target = self.pool[int(rng.integers(0, len(self.pool)))]
         ny = stack.shape[2]
         y0 = int(rng.integers(0, ny - self.span + 1))
         x0 = int(rng.integers(0, stack.shape[3] - self.span + 1))
@@ -307,9 +307,8 @@ class Noise2NoisePairs:
         if self.self_supervised_single:
             x, y = _neighbour_pair(self._phase(windows[0]), rng)
         elif self.temporal:  # the neighbours in time order (or reversed: the time-reversal augmentation) -> scan t
-            k = self.temporal
-            near = [*range(k), *range(k + 1, 2 * k + 1)]
-            x, y = np.concatenate([windows[u] for u in (near[::-1] if rng.random() < 0.5 else near)]), windows[k]
+            near = [u for u in range(len(windows)) if u != target]
+            x, y = np.concatenate([windows[u] for u in (near[::-1] if rng.random() < 0.5 else near)]), windows[target]
         elif self.symmetric:
             x, y = windows[1], 0.5 * (windows[0] + windows[2])
         else:
