@@ -298,7 +298,7 @@ class Denoiser(
             The observation, with two spatial axes and optional wavelength, Stokes and time axes. Masked and NaN
             pixels are never used. A dask-backed cube is not loaded: training reads a random pool of whole frames
             (256 MB; stacks of consecutive scans, registered) anew each epoch, and the noise levels come from a few
-            pairs of scans. In temporal mode the pool's targets are the scans with neighbours on both sides.
+            pairs of scans. In temporal mode a stack holds scan t and its neighbours, registered onto scan t.
         epochs, patches_per_epoch, batch_size, lr
             Training length (epochs of ``patches_per_epoch`` patches, at least one batch) and the paper's
             settings (batches of 10 and Adam; the paper's learning rate is 1e-4). The default 1e-3, cosine-annealed
