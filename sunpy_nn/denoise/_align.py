@@ -211,24 +211,35 @@ def warn_no_intensity(labels) -> None:
 
 def cube_shifts(canon, labels) -> np.ndarray | None:
     """
-    `scan_shifts` of a cube ``(scan, Stokes, wavelength, y, x)`` in memory, measured on its Stokes I averaged over
-    the tunings (a cube without a Stokes axis: its own); `None` for one scan, without Stokes I, where no step could
-    be measured, or for a dask cube (its Stokes I would be read whole; a lazy fit registers the stacks of scans it
-    reads instead: `StackRegistration`), with a logged warning for the last three.
+    `scan_shifts` of a cube ``(scan, Stokes, wavelength, y, x)``, measured on its Stokes I averaged over the
+    tunings (a cube without a Stokes axis: its own); `None` for one scan, without Stokes I (with a logged warning)
+    or where no step could be measured. A dask cube's Stokes I is read step by step (`StackRegistration` with
+    ``all_tunings``), with the same shifts; a lazy fit, which must not read all of it, registers the stacks of scans
+    it reads instead.
     """
     if canon.shape[0] < 2:
         return None
+    if is_dask(canon):
+        register = registration(canon, labels, all_tunings=True)
+        shifts = None if register is None else register.shifts(0, canon.shape[0])
+    else:
+        intensity = intensity_index(labels)
+        if intensity is None:
+            warn_no_intensity(labels)
+            return None
+        with np.errstate(invalid="ignore"):  # accumulated in float64 without a float64 copy; NaN pixels: left out
+            images = np.mean(canon[:, intensity], axis=1, dtype=np.float64)
+        shifts = scan_shifts(images)
+    return shifts if shifts is not None and shifts.any() else None
+
+
+def registration(canon, labels, all_tunings: bool = False) -> StackRegistration | None:
+    """A `StackRegistration` of the cube on its Stokes I, or `None` (with a logged warning) without Stokes I."""
     intensity = intensity_index(labels)
     if intensity is None:
         warn_no_intensity(labels)
         return None
-    if is_dask(canon):
-        log.warning("A dask-backed cube's scans are not aligned: compute the cube first to align them")
-        return None
-    with np.errstate(invalid="ignore"):  # accumulated in float64 without a float64 copy; NaN pixels: left out
-        images = np.mean(canon[:, intensity], axis=1, dtype=np.float64)
-    shifts = scan_shifts(images)
-    return shifts if shifts.any() else None
+    return StackRegistration(canon, intensity, all_tunings)
 
 
 class StackRegistration:

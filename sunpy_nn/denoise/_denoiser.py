@@ -397,9 +397,8 @@ class Denoiser(
             array, the result is lazy: its data and uncertainty are dask arrays computed frame by frame (and,
             with ``tile_size``, in overlapping spatial tiles), equal to the in-memory result. In temporal mode,
             scan by scan (each Stokes parameter's wavelengths together) from the frames of scan t and of its
-            neighbours, which are read by their neighbours' blocks too; the shifts that register the neighbours
-            are those of the cube in memory, measured first on Stokes I averaged over the tunings, read scan by
-            scan.
+            neighbours, each scan read once; the shifts that register the neighbours are those of the cube in
+            memory, measured when `predict` is called on Stokes I averaged over the tunings, 8 steps at a time.
         stokes : tuple of str or None
             Stokes parameters to denoise (`None`: all); the others are returned as they are, bit for bit.
         tile_size : int, optional

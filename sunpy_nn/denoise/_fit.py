@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from ndcube import NDCube
 
-from sunpy_nn.denoise._align import StackRegistration, align_scans, cube_shifts, intensity_index, warn_no_intensity
+from sunpy_nn.denoise._align import align_scans, cube_shifts, registration
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
@@ -104,13 +104,7 @@ class _FitMixin:
         lazy = is_dask(canon)
         shifts = cube_shifts(canon, labels) if self.align and not neighbour and not lazy else None
         # a lazy cube is not read whole: the stacks of scans its training reads are registered as they are read
-        register = None
-        if self.align and not neighbour and lazy:
-            intensity = intensity_index(labels)
-            if intensity is None:
-                warn_no_intensity(labels)
-            else:
-                register = StackRegistration(canon, intensity)
+        register = registration(canon, labels) if self.align and not neighbour and lazy else None
         if shifts is not None:
             log.info("Scans aligned for the pairs: shifts up to %.2f px", float(np.abs(shifts).max()))
             canon = align_scans(np.array(canon, np.float32), shifts)  # a copy: the caller's cube stays as it is

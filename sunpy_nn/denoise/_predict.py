@@ -12,14 +12,7 @@ import torch
 from ndcube import NDCube
 from tqdm.auto import tqdm
 
-from sunpy_nn.denoise._align import (
-    EDGE_PX,
-    StackRegistration,
-    cube_shifts,
-    intensity_index,
-    shift_frames,
-    warn_no_intensity,
-)
+from sunpy_nn.denoise._align import EDGE_PX, cube_shifts, shift_frames
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import smallest_tile
@@ -93,6 +86,8 @@ class _PredictMixin:
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
         self._warn_noise_mismatch(noise, labels, selected, trained)
         work = self._to_components(canon, labels, selected)  # spectral components, when the denoiser has a basis
+        # temporal mode: each neighbouring scan is registered onto scan t, as in training
+        shifts = cube_shifts(canon, labels) if self.temporal and self.align else None
         if is_dask(canon):
             if self.shuffle > 1:
                 raise ValueError(
@@ -101,7 +96,7 @@ class _PredictMixin:
                 )
             args = (work, labels, selected, uncertainty, mc_samples, tile_size, dev, seed, precision, compile, trained)
             if self.temporal:
-                den, sd = self._predict_lazy_temporal(*args, canon, noise)
+                den, sd = self._predict_lazy_temporal(*args, shifts, noise)
             else:
                 den, sd = self._predict_lazy(*args)
             den, sd = self._from_components(den, sd, canon, labels, selected)
@@ -120,8 +115,6 @@ class _PredictMixin:
             for w in (range(n_w) if self.mode == "image" else [None])
         ]
         mc_net = self.model if uncertainty == "total" else None
-        # temporal mode: each neighbouring scan is registered onto scan t, as in training
-        shifts = cube_shifts(canon, labels) if self.temporal and self.align else None
         moved: dict[tuple, list] = {}
         # One heap for the whole series: not trimmed and faulted in again between frames (issue #16).
         with keep_freed_memory():
@@ -192,29 +185,20 @@ class _PredictMixin:
         precision,
         compile,
         trained,
-        canon,
+        shifts,
         noise,
     ):
         """
         Temporal `predict` of a dask-backed cube: lazy denoised values and uncertainties of the selected Stokes
         parameters (canonical order), one block per scan and Stokes parameter (all wavelengths), each computed from
         the frames of scan t and of its ``2 temporal`` neighbours when used, as in memory: the neighbours shifted
-        onto scan t by the shifts that `cube_shifts` measures on the cube in memory (Stokes I averaged over the
-        tunings, read 8 steps at a time when `predict` is called, `StackRegistration` with ``all_tunings``), so the
-        result equals the in-memory one. Each scan's frames are one task, which its neighbours' blocks share.
+        onto scan t by ``shifts`` (`cube_shifts`, the same as in memory; `None`: not aligned), so the result equals
+        the in-memory one. Each scan's frames are one task, which its neighbours' blocks share.
         """
         import dask
         import dask.array as da
 
         n_t, _, n_w, ny, nx = work.shape
-        shifts = None
-        if self.align and n_t > 1:
-            intensity = intensity_index(labels)
-            if intensity is None:
-                warn_no_intensity(labels)
-            else:
-                shifts = StackRegistration(canon, intensity, all_tunings=True).shifts(0, n_t)
-                shifts = shifts if shifts.any() else None
         mc = uncertainty == "total"
         n_out, model = self.model.out_channels, self.model
         waves = [slice(w, w + 1) for w in range(n_w)] if self.mode == "image" else [slice(None)]
@@ -228,10 +212,11 @@ class _PredictMixin:
                 near = [
                     shift_frames(m, shifts[u] - shifts[t], EDGE_PX) for u, m in zip(neighbours[t], near, strict=True)
                 ]
-            net, seeded = (copy.deepcopy(model), _seeded_mc_turn()) if mc else (None, contextlib.nullcontext())
+            net = copy.deepcopy(model) if mc else None  # dropout switched on in a private copy
+            seeded = mc and seed is not None
             out = np.empty((2, n_w, ny, nx), np.float32)
-            with seeded if seed is not None else contextlib.nullcontext():
-                if mc and seed is not None:
+            with _seeded_mc_turn() if seeded else contextlib.nullcontext():
+                if seeded:
                     torch.manual_seed(seed + t * len(selected) + k)
                 for ws in waves:
                     out[0, ws], out[1, ws] = self._denoise_frames(
