@@ -194,6 +194,7 @@ def _denoise(args: argparse.Namespace) -> int:
             for k in ("mode", "epochs", "patches", "patch_size", "temporal")
             if getattr(args, k) is not None
         ] + [flag for flag, on in (("--no-spectral-pca", args.no_spectral_pca), ("--no-align", args.no_align)) if on]
+        training += ["--noise-per-tuning"] if args.noise_per_tuning is not None else []
         if training:
             raise ValueError(
                 f"{', '.join(training)} {'applies' if len(training) == 1 else 'apply'} only when training; with "
@@ -203,7 +204,10 @@ def _denoise(args: argparse.Namespace) -> int:
         denoiser = Denoiser.load(args.denoiser)
     else:
         denoiser = Denoiser(
-            mode=args.mode or "image", spectral_pca=False if args.no_spectral_pca else None, align=not args.no_align
+            mode=args.mode or "image",
+            spectral_pca=False if args.no_spectral_pca else None,
+            align=not args.no_align,
+            noise_per_tuning={"auto": None, "on": True, "off": False}[args.noise_per_tuning or "auto"],
         )
         if args.patch_size is not None and args.patch_size % 2**denoiser.depth:
             raise ValueError(f"--patch-size must be a multiple of {2**denoiser.depth}, not {args.patch_size}")
@@ -385,6 +389,13 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="denoise the tunings themselves, not each Stokes parameter's spectral principal components (the "
         "default in image mode): a denoiser that applies to other lines and wavelength grids, at a higher error",
+    )
+    d.add_argument(
+        "--noise-per-tuning",
+        choices=("auto", "on", "off"),
+        help="a noise level for each tuning (photon noise is lower in a line's core than in the continuum), measured "
+        "on the scan differences: 'auto' (default) where the tunings' levels differ by more than 25 %%, 'on' always "
+        "(two or more scans), 'off' one level per Stokes parameter",
     )
     d.add_argument(
         "--no-align",

@@ -17,7 +17,7 @@ from sunpy_nn.denoise._denoise_cube import auto_temporal, denoise_cube
 from sunpy_nn.denoise._denoiser import Denoiser
 from sunpy_nn.denoise._files import FORMAT, FORMAT_VERSION  # noqa: F401
 from sunpy_nn.denoise._fit import _PAPER_PATCH  # noqa: F401
-from sunpy_nn.denoise._noise import NOISE_MISMATCH  # noqa: F401
+from sunpy_nn.denoise._noise import NOISE_MISMATCH, NOISE_TUNING_SPREAD  # noqa: F401
 from sunpy_nn.denoise._result import _assemble, _full, _stddev, _weights_sha256  # noqa: F401
 from sunpy_nn.noise import NOISE_METHODS, _estimate, estimate_noise  # noqa: F401
 from sunpy_nn.training.noise2noise import temporal_neighbours

@@ -48,6 +48,7 @@ def denoise_cube(
     temporal: int | str | None = None,
     spectral_pca: bool | None = None,
     align: bool | None = None,
+    noise_per_tuning: bool | None = None,
     epochs: int | None = None,
     patch_size: int | None = None,
     uncertainty: str | None = "aleatoric",
@@ -70,9 +71,9 @@ def denoise_cube(
         `Denoiser.predict`).
     denoiser : `Denoiser`, str or `pathlib.Path`, optional
         A trained denoiser to use instead of training one, or the file `Denoiser.save` wrote (read with
-        `Denoiser.load`); ``mode``, ``temporal``, ``spectral_pca``, ``align``, ``epochs`` and ``patch_size`` then
-        do not apply and are refused. It warns when
-        this cube's noise differs from its training noise by more than 2x.
+        `Denoiser.load`); ``mode``, ``temporal``, ``spectral_pca``, ``align``, ``noise_per_tuning``, ``epochs`` and
+        ``patch_size`` then do not apply and are refused. It warns when this cube's noise differs from its training
+        noise by more than 2x.
     mode : {"image", "spectral"}, optional
         See `Denoiser` (default ``"image"``).
     temporal : int or "auto", optional
@@ -87,6 +88,10 @@ def denoise_cube(
     align : bool, optional
         Register the scans onto one another (sub-pixel shifts measured on Stokes I) for the training pairs and
         temporal mode's neighbours (`Denoiser`). Default (`None`): `True`.
+    noise_per_tuning : bool, optional
+        Give each tuning its own noise level (`Denoiser`): photon noise is lower in a line's core than in the
+        continuum. Default (`None`): where the tunings' levels, measured on the scan differences, differ by more than
+        25 % (``sunpy_nn.denoise.NOISE_TUNING_SPREAD``).
     epochs : int, optional
         Training epochs of 1,000 patches (default 10).
     patch_size : int, optional
@@ -167,6 +172,7 @@ def denoise_cube(
             "temporal": temporal,
             "spectral_pca": spectral_pca,
             "align": align,
+            "noise_per_tuning": noise_per_tuning,
         }
         given = [k for k, v in given.items() if v is not None]
         if mode is not None and mode != denoiser.mode:
@@ -196,6 +202,7 @@ def denoise_cube(
         temporal=temporal,
         spectral_pca=spectral_pca,
         align=True if align is None else align,
+        noise_per_tuning=noise_per_tuning,
     )
     # the prediction's arguments are checked before the (long) training
     denoiser._check_predict_args(uncertainty, 20, None, seed, precision, trained=False)  # before training

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from ndcube import NDCube
 
 from sunpy_nn.denoise._calibration import _CalibrationMixin
@@ -72,12 +70,18 @@ class Denoiser(
         Image mode: denoise each Stokes parameter's spectral principal components instead of its tunings (an
         orthonormal rotation of the wavelength axis, fitted on the training cube and stored with the model; see
         Notes). Default (`None`): on in image mode with two or more wavelengths.
+    noise_per_tuning : bool, optional
+        Give each tuning of a Stokes parameter its own noise level (see Notes, **Scaling**), as photon noise does:
+        it is lower in the core of a line than in the continuum. Default (`None`): where the tunings' levels differ
+        by more than ``sunpy_nn.denoise.NOISE_TUNING_SPREAD`` (1.25); `True`: always, with two or more scans; `False`:
+        one level.
 
     Raises
     ------
     ValueError
         An unknown mode or padding, a non-positive size, a dropout outside [0, 1), ``temporal`` and
-        ``shuffle`` together, or ``spectral_pca=True`` in spectral mode.
+        ``shuffle`` together, ``spectral_pca=True`` in spectral mode, or ``noise_per_tuning`` not `None`, `True` or
+        `False`.
 
     Notes
     -----
@@ -110,7 +114,14 @@ class Denoiser(
     to pixel; spatially correlated noise (e.g. after MOMFBD) is partly kept, so prefer a time series then.
 
     **Scaling.** Each Stokes parameter is divided by its noise level (`estimate_noise`: temporal for Q, U, V,
-    cross-calibrated for I, spatial for one scan), stored with the model and multiplied back on output.
+    cross-calibrated for I, spatial for one scan), stored with the model and multiplied back on output. With two or
+    more scans, the level of each tuning relative to the median one is measured first (the robust std of the
+    Immerkaer-filtered differences of consecutive scans, which leaves out most of the solar signal and its
+    evolution); where these differ (``noise_per_tuning``), each tuning is divided by its relative level
+    (``noise_tunings``) before anything else, so that the network, the spectral basis and the calibration see noise
+    of one level, and the denoised values and their uncertainty are multiplied by it on output. ``noise`` is then
+    the level of the median tuning. A single scan keeps one level: a spatial estimate reads the line's structure as
+    noise.
 
     **Spectral principal components.** In image mode each Stokes parameter's spectra are first rotated onto their
     principal components (eigenvectors of the second-moment matrix of the training cube's spectra in noise units;
@@ -191,6 +202,7 @@ class Denoiser(
         shuffle: int = 1,
         align: bool = True,
         spectral_pca: bool | None = None,
+        noise_per_tuning: bool | None = None,
     ) -> None:
         if mode not in ("image", "spectral"):
             raise ValueError(f"mode must be 'image' or 'spectral', not {mode!r}")
@@ -220,6 +232,12 @@ class Denoiser(
             )
         #: Whether to denoise spectral principal components (`None`: decided by `fit`, see the class notes).
         self.spectral_pca = spectral_pca
+        if noise_per_tuning not in (None, True, False):
+            raise ValueError(f"noise_per_tuning must be None, True or False, not {noise_per_tuning!r}")
+        #: Whether each tuning gets its own noise level (`None`: where they differ, see the class notes).
+        self.noise_per_tuning = noise_per_tuning
+        #: The noise of each tuning relative to ``noise`` (`fit`), per Stokes parameter that has one (see Notes).
+        self.noise_tunings: dict[str, list[float]] = {}
         #: The fitted spectral basis of each Stokes parameter, ``(wavelength, component)``; empty: tunings as they are.
         self.spectral_basis: dict[str, np.ndarray] = {}
         #: The mean square of each principal component on the training cube, in units of the noise squared.
@@ -243,30 +261,6 @@ class Denoiser(
         self.fit_settings: dict = {}
         #: The file the weights were loaded from or saved to, and its SHA-256 (None once training changes them).
         self.source: dict | None = None
-
-    # ------------------------------------------------------------------ helpers
-    def _build(self, n_wavelengths: int) -> UNet:
-        channels = n_wavelengths if self.mode == "spectral" else 1
-        # Temporal mode: the 2k neighbouring scans as input channels; the residual's base is their mean.
-        n_in = channels * (2 * self.temporal if self.temporal else 1)
-        # Softplus variance (in noise units): free to go below and above the noise level, where the paper's
-        # -abs(x) - offset is capped at the offset and has vanishing gradients near it. Starts at 0.1.
-        net = UNet(
-            n_in,
-            channels,
-            self.n_filters,
-            self.depth,
-            padding=self.padding,
-            variance_head=True,
-            dropout=self.dropout,
-            log_var_offset=0.0,
-            residual=self.residual,
-            variance="softplus",
-            variance_sees_output=True,
-        )
-        with torch.no_grad():
-            net.var_out.bias.fill_(math.log(math.expm1(0.1)))
-        return net
 
     # ---------------------------------------------------------------------- fit
     def fit(
@@ -478,8 +472,9 @@ class Denoiser(
             sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved before it was
             measured), ``spectral_pca`` (the eigenvalues of each Stokes parameter's spectral principal components, in
             units of the noise squared; `None` when the tunings are denoised as they are), ``unit`` (the training cube's
-            unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept) and ``fit`` (the training
-            settings).
+            unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept), ``noise_per_tuning``
+            (the noise of each tuning relative to ``noise``, which is then the median tuning's, for the Stokes
+            parameters that have one; `None`: one level each) and ``fit`` (the training settings).
 
         Raises
         ------
@@ -523,6 +518,7 @@ class Denoiser(
             # the eigenvalues of the spectral basis per Stokes parameter (noise units squared); None: the tunings
             "spectral_pca": {k: list(v) for k, v in self.spectral_eigenvalues.items()} or None,
             "unit": "dimensionless" if self.unit == "" else self.unit,  # '' read as an empty HISTORY line
+            "noise_per_tuning": {k: list(v) for k, v in self.noise_tunings.items()} or None,
             "fit": dict(self.fit_settings),
         }
 
@@ -536,16 +532,17 @@ class Denoiser(
         * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
           ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
           and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
-          ``format_version`` 5, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
-          ``temporal``, ``shuffle``, ``align``, ``calibration`` and ``calibration_tunings`` (the uncertainty factors),
+          ``format_version`` 6, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
+          ``noise_per_tuning`` and ``noise_tunings`` (the setting, and each tuning's relative noise), ``temporal``,
+          ``shuffle``, ``align``, ``calibration`` and ``calibration_tunings`` (the uncertainty factors),
           ``noise_correlation`` (temporal mode), ``spectral_basis`` and ``spectral_eigenvalues`` (per Stokes parameter;
           empty without ``spectral_pca``), ``history`` (losses per epoch) and ``fit_settings``. Being in this file, they
           are covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same ``seed`` on the
           same machine, saved under the same file name (which names the model inside), write the same bytes.
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of parameters,
           the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the settings again to
-          read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``temporal``, ``shuffle``, ``align``,
-          ``uncertainty_calibration``, ``uncertainty_calibration_per_tuning``, ``noise_correlation_px``,
+          read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``noise_per_tuning``, ``temporal``, ``shuffle``,
+          ``align``, ``uncertainty_calibration``, ``uncertainty_calibration_per_tuning``, ``noise_correlation_px``,
           ``spectral_pca_eigenvalues``, ``training_recipe``, ``validation``), and the seconds each epoch took
           (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-FORMAT_VERSION = 5  # 5: align; 4: factors per tuning; 3: the spectral basis (spectral_pca); older read as without them
+FORMAT_VERSION = 6  # 6: noise per tuning; 5: align; 4: factors per tuning; 3: the spectral basis; older: without
 
 _D = TypeVar("_D", bound="_FilesMixin")  # the Denoiser
 
@@ -47,6 +47,8 @@ class _FilesMixin:
                     "n_wavelengths": self.n_wavelengths,
                     "noise": self.noise,
                     "noise_methods": self.noise_methods,
+                    "noise_per_tuning": self.noise_per_tuning,
+                    "noise_tunings": self.noise_tunings,
                     "temporal": self.temporal,
                     "shuffle": self.shuffle,
                     "align": self.align,
@@ -75,6 +77,7 @@ class _FilesMixin:
             "mode": self.mode,
             "noise": settings["noise"],
             "noise_methods": settings["noise_methods"],
+            "noise_per_tuning": settings["noise_tunings"] or None,  # relative to "noise", the median tuning's
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "align": self.align,
@@ -181,10 +184,12 @@ class _FilesMixin:
             shuffle=int(settings.get("shuffle", 1)),
             # files before format 5 were trained on the scans as they were: their temporal neighbours stay so
             align=bool(settings.get("align", False)),
+            noise_per_tuning=settings.get("noise_per_tuning"),
         )
         den.model = model.eval()
         den.noise, den.n_wavelengths = dict(settings["noise"]), settings["n_wavelengths"]
         den.noise_methods = dict(settings.get("noise_methods", {}))
+        den.noise_tunings = dict(settings.get("noise_tunings") or {})  # files before format 6: one level
         den.calibration = dict(settings.get("calibration", {}))
         # files before format 4: one factor per Stokes parameter, at every tuning
         den.calibration_tunings = dict(settings.get("calibration_tunings") or {})

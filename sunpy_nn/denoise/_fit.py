@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 import astropy.units as u
@@ -86,6 +87,12 @@ class _FitMixin:
             )
         if self.temporal and pairs == "neighbour":
             raise ValueError("pairs='neighbour' is for single scans; temporal mode trains on the scans themselves")
+        if self.noise_per_tuning and canon.shape[0] < 2:
+            raise ValueError(
+                "noise_per_tuning=True measures each tuning's noise on the differences of consecutive scans, and this "
+                "cube has one scan (a spatial estimate would read the line's structure as noise): use "
+                "noise_per_tuning=None or False"
+            )
         neighbour = not self.temporal and (pairs == "neighbour" or canon.shape[0] < 2)
         if self.shuffle > 1 and not neighbour:
             raise ValueError(
@@ -108,6 +115,15 @@ class _FitMixin:
         if shifts is not None:
             log.info("Scans aligned for the pairs: shifts up to %.2f px", float(np.abs(shifts).max()))
             canon = align_scans(np.array(canon, np.float32), shifts)  # a copy: the caller's cube stays as it is
+        # Each tuning divided by its noise relative to the median tuning, where these differ: the network, the
+        # spectral basis and the calibration then see noise of one level (noise_per_tuning).
+        profile = self._tuning_profile(canon, labels, selected, register)
+        factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile)
+        if factors is not None:
+            if shifts is not None:  # the aligned copy is this fit's own
+                canon /= factors
+            else:
+                canon = canon / factors
         # temporal mode injects noise of the cube's spatial correlation to measure the neighbours' propagated noise
         correlation: dict[str, float] = {}
         # in memory the scans are aligned above; a lazy cube's sampled pairs are registered on their Stokes I (align)
@@ -189,6 +205,7 @@ class _FitMixin:
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
         self.noise, self.noise_methods, self.noise_correlation = noise, noise_methods, correlation
+        self.noise_tunings = profile
         self.spectral_basis, self.spectral_eigenvalues = basis, eigenvalues
         self.unit = u.dimensionless_unscaled.to_string() if cube.unit is None else u.Unit(cube.unit).to_string()
         history = train_noise2noise(
@@ -231,6 +248,29 @@ class _FitMixin:
                 str(t): np.round(v, 3).tolist() for t, v in sorted(register.steps.items())
             }
         return self
+
+    def _build(self, n_wavelengths: int) -> UNet:
+        channels = n_wavelengths if self.mode == "spectral" else 1
+        # Temporal mode: the 2k neighbouring scans as input channels; the residual's base is their mean.
+        n_in = channels * (2 * self.temporal if self.temporal else 1)
+        # Softplus variance (in noise units): free to go below and above the noise level, where the paper's
+        # -abs(x) - offset is capped at the offset and has vanishing gradients near it. Starts at 0.1.
+        net = UNet(
+            n_in,
+            channels,
+            self.n_filters,
+            self.depth,
+            padding=self.padding,
+            variance_head=True,
+            dropout=self.dropout,
+            log_var_offset=0.0,
+            residual=self.residual,
+            variance="softplus",
+            variance_sees_output=True,
+        )
+        with torch.no_grad():
+            net.var_out.bias.fill_(math.log(math.expm1(0.1)))
+        return net
 
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
         """The training patch edge: as given, or the paper's 52 or the largest that fits the training region."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 
@@ -13,10 +14,18 @@ from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.noise import _estimate, _gaussian_correlation, _high_pass, _mad_sigma, _scan_differences
 from sunpy_nn.utils import SunpyNNUserWarning
 
-__all__ = ["NOISE_MISMATCH"]
+log = logging.getLogger(__name__)
+
+__all__ = ["NOISE_MISMATCH", "NOISE_TUNING_SPREAD"]
 
 # A reused denoiser warns when a cube's noise differs from the noise it was trained at by more than this factor.
 NOISE_MISMATCH = 2.0
+
+# ``noise_per_tuning=None``: a Stokes parameter's tunings get noise levels of their own where these differ by more
+# than this factor (largest over smallest). On the uniform-noise cubes of benchmarks/denoise_science.py the estimates
+# spread by up to 1.09 (strong, changing signals in the scan differences); photon noise differs 1.5-2x between the
+# continuum and the core of a deep line.
+NOISE_TUNING_SPREAD = 1.25
 
 
 class _NoiseMixin:
@@ -138,6 +147,69 @@ class _NoiseMixin:
                 ratios = [high_pass[r] / temporal[r] for r in usable] or [high_pass_sigma(s) / temporal_sigma(s)]
                 correlation[labels[s]] = _gaussian_correlation(float(np.median(ratios)))
         return out, methods
+
+    def _tuning_profile(self, canon, labels, selected, register=None) -> dict[str, list[float]]:
+        """
+        The noise of each tuning of each selected Stokes parameter relative to its median tuning (``noise_tunings``;
+        see `Denoiser`'s ``noise_per_tuning``): the robust std of Immerkaer-filtered differences of consecutive scans
+        at each tuning. The filter keeps the noise and drops most of the solar signal, so that signals that change
+        from scan to scan, strongest in the line core, do not read as noise there. A Stokes parameter whose profile
+        spreads by less than `NOISE_TUNING_SPREAD` keeps one level (``noise_per_tuning=None``).
+
+        Pairs of consecutive scans spread over the series, at all wavelengths: up to 8 of the cube in memory, which
+        `fit` has aligned, and 4 of a lazy cube, each registered by ``register`` (the fit's `StackRegistration`,
+        which keeps the steps it measures for the training).
+        """
+        n_t, n_w = canon.shape[0], canon.shape[2]
+        if self.noise_per_tuning is False or n_w < 2 or n_t < 2:
+            return {}
+        lazy = is_dask(canon)
+        starts = np.unique(np.linspace(0, n_t - 2, min(4 if lazy else 8, n_t - 1)).round().astype(int)).tolist()
+        profile = {}
+        for s in selected:
+            stacks = [np.asarray(canon[t : t + 2, s], np.float32) for t in starts]
+            if lazy and register is not None:
+                stacks = register(starts, stacks)
+            try:
+                sigma = np.array(
+                    [
+                        _mad_sigma(_high_pass(_scan_differences([np.asarray(st[:, w], np.float64) for st in stacks])))
+                        for w in range(n_w)
+                    ]
+                )
+            except ValueError:  # a tuning without finite pixels: one level
+                continue
+            if not np.all(sigma > 0):  # a constant tuning: one level
+                continue
+            relative = sigma / np.median(sigma)
+            spread = relative.max() / relative.min()
+            if self.noise_per_tuning or spread > NOISE_TUNING_SPREAD:
+                profile[labels[s]] = [float(v) for v in relative]
+                log.info("Stokes %s: noise per tuning, relative %s", labels[s], np.round(relative, 3).tolist())
+        return profile
+
+    def _tuning_factors(self, labels, indices, n_w: int, profile: dict | None = None) -> np.ndarray | None:
+        """
+        ``(1, len(indices), n_w, 1, 1)`` float32 factors of the Stokes parameters ``indices`` (of ``labels``): each
+        one's relative noise in ``profile`` (default ``noise_tunings``; 1 where it has none), or `None` where no
+        factor differs from 1. A profile for another number of tunings is not used (logged).
+        """
+        profile = self.noise_tunings if profile is None else profile
+        factors = np.ones((1, len(indices), n_w, 1, 1), np.float32)
+        for k, s in enumerate(indices):
+            relative = profile.get(labels[s])
+            if relative is None:
+                continue
+            if len(relative) != n_w:
+                log.info(
+                    "Stokes %s: %d tunings where the noise profile is for %d; using one noise level",
+                    labels[s],
+                    n_w,
+                    len(relative),
+                )
+                continue
+            factors[0, k, :, 0, 0] = relative
+        return factors if (factors != 1).any() else None
 
     def _trained_noise(self, unit) -> dict[str, float]:
         """

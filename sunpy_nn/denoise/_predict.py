@@ -81,6 +81,11 @@ class _PredictMixin:
                 "denoise only those it was trained on (stokes=...), or fit it on this cube"
             )
         self._check_basis(labels, selected, "denoise only those (stokes=...)")
+        # each denoised Stokes parameter's tunings divided by their relative noise, as in training (noise_tunings)
+        profile = {labels[s]: self.noise_tunings[labels[s]] for s in selected if labels[s] in self.noise_tunings}
+        factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile)
+        if factors is not None:
+            canon = canon / factors  # a new array: the caller's cube stays as it is
         if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
             noise = self._noise_levels(canon, labels, (), sampled=True, align=self.align)[0]
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
@@ -101,6 +106,7 @@ class _PredictMixin:
                 den, sd = self._predict_lazy(*args)
             den, sd = self._from_components(den, sd, canon, labels, selected)
             sd = self._per_tuning(sd, labels, selected)
+            den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
             return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
         if seed is not None:
             torch.manual_seed(seed)
@@ -151,6 +157,7 @@ class _PredictMixin:
                 )
         den, sd = self._from_components(den, sd, canon, labels, selected)
         sd = self._per_tuning(sd, labels, selected)
+        den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
         return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
 
     def _tile_size(self, tile_size: int | None) -> int | None:
@@ -321,3 +328,15 @@ class _PredictMixin:
         )
         log.info("denoising lazily: %d blocks", result.npartitions)
         return result[0], result[1]
+
+
+def _scaled_back(den, sd, factors):
+    """The denoised values and uncertainties (selected Stokes parameters) times each tuning's relative noise level
+    (``factors``, `Denoiser._tuning_factors`; `None`: one level), by which prediction divided the cube."""
+    if factors is None:
+        return den, sd
+    if is_dask(den):
+        return den * factors, sd * factors
+    den *= factors  # prediction's own arrays
+    sd *= factors
+    return den, sd

@@ -1,0 +1,160 @@
+"""Noise that differs between the tunings (photon noise: lower in the line core): a level per tuning (issue 14)."""
+
+import logging
+
+import dask.array as da
+import numpy as np
+import pytest
+from astropy.io import fits
+from ndcube import NDCube
+
+from sunpy_nn import Denoiser, denoise_cube
+from sunpy_nn.cli import main
+from sunpy_nn.data.synthetic import synthetic_crisp_cube
+from sunpy_nn.denoise import NOISE_TUNING_SPREAD
+from sunpy_nn.io import write_crisp
+
+# the noise of each tuning relative to the continuum's: about sqrt(I / Ic) of a deep line, as photon noise
+PROFILE = np.array([1.0, 0.8, 0.5, 0.8, 1.0])
+FIT = {"epochs": 1, "patches_per_epoch": 20, "patch_size": 16, "seed": 0, "progress": False}
+
+
+def photon_cube(profile=PROFILE, n=48, scans=4, seed=0, lazy=False):
+    """A synthetic CRISP cube whose noise at each tuning is the continuum's times ``profile``, and its truth."""
+    cube, truth = synthetic_crisp_cube(n, n_wavelengths=len(profile), n_scans=scans, seed=seed)
+    noise = np.asarray(cube.data) - truth
+    data = (truth + noise * np.asarray(profile)[None, None, :, None, None]).astype(np.float32)
+    if lazy:
+        data = da.from_array(data, chunks=(1, 1, len(profile), n, n))
+    return NDCube(data, wcs=cube.wcs, unit=cube.unit, meta=cube.meta), truth
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    cube, truth = photon_cube()
+    return Denoiser(n_filters=8).fit(cube, **FIT), cube, truth
+
+
+def test_the_noise_of_each_tuning_is_measured(fitted):
+    den, _, _ = fitted
+    expected = PROFILE / np.median(PROFILE)  # relative to the median tuning, whose level is ``noise``
+    assert sorted(den.noise_tunings) == ["Q", "U", "V"]  # the Stokes parameters it denoises (the default)
+    for lab in "QUV":
+        np.testing.assert_allclose(den.noise_tunings[lab], expected, rtol=0.08)
+    # ``noise`` is the median tuning's level: 0.8 of the continuum's
+    _, truth = photon_cube()
+    continuum = synthetic_crisp_cube(48, n_wavelengths=5, n_scans=4, seed=0)[0]
+    injected = np.std(np.asarray(continuum.data)[:, 3] - truth[:, 3])
+    assert den.noise["V"] == pytest.approx(0.8 * injected, rel=0.08)
+
+
+def test_uniform_noise_keeps_one_level():
+    cube, _ = synthetic_crisp_cube(48, n_wavelengths=5, n_scans=4, seed=0)
+    auto = Denoiser(n_filters=8).fit(cube, **FIT)
+    off = Denoiser(n_filters=8, noise_per_tuning=False).fit(cube, **FIT)
+    assert auto.noise_tunings == {} and off.noise_tunings == {}
+    a, b = (d.predict(cube, progress=False) for d in (auto, off))
+    np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))  # the same code path: nothing scaled
+    assert a.meta["sunpy_nn"]["noise_per_tuning"] is None
+    # forced on, the measured profile of uniform noise is flat: below the spread that switches it on by itself
+    forced = Denoiser(n_filters=8, noise_per_tuning=True).fit(cube, **FIT)
+    for lab in "QUV":
+        relative = np.asarray(forced.noise_tunings[lab])
+        np.testing.assert_allclose(relative, 1.0, atol=0.08)  # 3 differences of 48 x 48 px per tuning
+        assert relative.max() / relative.min() < NOISE_TUNING_SPREAD
+
+
+def test_the_uncertainty_and_the_removed_noise_follow_each_tuning(fitted):
+    den, cube, _ = fitted
+    before = np.array(cube.data, copy=True)
+    out = den.predict(cube, progress=False)
+    np.testing.assert_array_equal(np.asarray(cube.data), before)  # the caller's cube is not scaled
+    sd = np.asarray(out.uncertainty.array)
+    removed = np.asarray(cube.data) - np.asarray(out.data)
+    for s in (1, 2, 3):
+        # each tuning's uncertainty and the noise removed there scale with its noise (the continuum's at tuning 0)
+        ratio_sd = np.median(sd[:, s], axis=(0, 2, 3)) / np.median(sd[:, s, 0])
+        ratio_removed = np.std(removed[:, s], axis=(0, 2, 3)) / np.std(removed[:, s, 0])
+        np.testing.assert_allclose(ratio_sd, PROFILE, rtol=0.2)
+        # (a short training also removes some of the core's strong signal with the noise)
+        assert ratio_removed[2] < 0.75 and ratio_removed[1] < 0.9 and ratio_removed[3] < 0.9
+    record = out.meta["sunpy_nn"]["noise_per_tuning"]
+    assert record["V"] == den.noise_tunings["V"]
+
+
+def test_without_a_level_per_tuning_the_core_keeps_the_continuum_scale(fitted):
+    # the same cube with one level: the uncertainty no longer follows the noise of the core (what this mends)
+    _, cube, _ = fitted
+    one = Denoiser(n_filters=8, noise_per_tuning=False).fit(cube, **FIT)
+    sd = np.asarray(one.predict(cube, progress=False).uncertainty.array)
+    assert one.noise_tunings == {}
+    core_over_continuum = np.median(sd[:, 3, 2]) / np.median(sd[:, 3, 0])
+    assert core_over_continuum > 0.5 * 1.3
+
+
+def test_a_lazy_cube_gets_the_same_profile_and_result(fitted):
+    den, cube, _ = fitted
+    lazy, _ = photon_cube(lazy=True)
+    denl = Denoiser(n_filters=8).fit(lazy, **FIT)  # 4 pairs of scans, registered on their Stokes I
+    for lab in "QUV":
+        np.testing.assert_allclose(denl.noise_tunings[lab], den.noise_tunings[lab], rtol=0.08)
+    eager = den.predict(cube, progress=False)
+    result = den.predict(lazy, progress=False)
+    assert isinstance(result.data, da.Array)
+    ref = np.asarray(eager.data)
+    span = np.nanmax(ref) - np.nanmin(ref)
+    np.testing.assert_allclose(np.asarray(result.data), ref, rtol=0, atol=1e-5 * span)
+    ref_sd = np.asarray(eager.uncertainty.array)
+    np.testing.assert_allclose(np.asarray(result.uncertainty.array), ref_sd, rtol=0, atol=1e-5 * np.nanmax(ref_sd))
+
+
+def test_the_profile_is_saved_and_loaded(fitted, tmp_path):
+    den, cube, _ = fitted
+    path = den.save(tmp_path / "photon.pt")
+    back = Denoiser.load(path)
+    assert back.noise_tunings == den.noise_tunings and back.noise_per_tuning is None
+    assert back.provenance()["noise_per_tuning"] == den.provenance()["noise_per_tuning"]
+    a, b = (np.asarray(d.predict(cube, progress=False).data) for d in (den, back))
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.nanmax(np.abs(a)))
+
+
+def test_a_profile_for_other_tunings_is_not_used(caplog, tmp_path):
+    cube, _ = photon_cube()
+    den = Denoiser(n_filters=8, spectral_pca=False).fit(cube, **FIT)
+    assert den.noise_tunings
+    three, _ = synthetic_crisp_cube(48, n_wavelengths=3, n_scans=4, seed=1)
+    with caplog.at_level(logging.INFO, logger="sunpy_nn.denoise"):
+        out = den.predict(three, progress=False)
+    assert "the noise profile is for 5" in caplog.text
+    flat = Denoiser.load(den.save(tmp_path / "den.pt"))
+    flat.noise_tunings = {}  # the same network with one level: the same result on 3 tunings
+    np.testing.assert_array_equal(np.asarray(flat.predict(three, progress=False).data), np.asarray(out.data))
+
+
+def test_bad_settings_are_refused_before_training():
+    with pytest.raises(ValueError, match="noise_per_tuning must be None, True or False"):
+        Denoiser(noise_per_tuning="yes")
+    one_scan, _ = synthetic_crisp_cube(32, n_wavelengths=3, n_scans=1, seed=0)
+    with pytest.raises(ValueError, match=r"has one scan.*noise_per_tuning=None or False"):
+        Denoiser(noise_per_tuning=True).fit(one_scan, **FIT)
+    cube, _ = photon_cube()
+    den = Denoiser(n_filters=4).fit(cube, **FIT)
+    with pytest.raises(ValueError, match="noise_per_tuning applies only when training"):
+        denoise_cube(cube, denoiser=den, noise_per_tuning=True)
+
+
+def test_the_command_line_option(tmp_path, capsys):
+    cube, _ = photon_cube(n=32, scans=3)
+    cube.wcs.wcs.dateobs = "2020-06-01T08:00:00"
+    path = write_crisp(cube, tmp_path / "photon.fits")
+    train = ["--epochs", "1", "--patches", "10", "--patch-size", "16", "--seed", "0", "-q"]
+    for option, expected in (("auto", True), ("off", False)):
+        out = tmp_path / f"out_{option}.fits"
+        assert main(["denoise", str(path), "-o", str(out), *train, "--noise-per-tuning", option]) == 0
+        with fits.open(out) as hdul:
+            history = [str(card) for card in hdul[0].header.get("HISTORY", [])]
+        assert any("sunpy_nn noise_per_tuning.V:" in line for line in history) is expected
+    code = main(
+        ["denoise", str(path), "-o", str(tmp_path / "x.fits"), "--denoiser", "d.pt", "--noise-per-tuning", "on"]
+    )
+    assert code != 0 and "--noise-per-tuning applies only when training" in capsys.readouterr().err
