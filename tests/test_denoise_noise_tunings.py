@@ -77,7 +77,7 @@ def test_the_uncertainty_and_the_removed_noise_follow_each_tuning(fitted):
         ratio_removed = np.std(removed[:, s], axis=(0, 2, 3)) / np.std(removed[:, s, 0])
         np.testing.assert_allclose(ratio_sd, PROFILE, rtol=0.2)
         # (a short training also removes some of the core's strong signal with the noise)
-        assert ratio_removed[2] < 0.75 and ratio_removed[1] < 0.9 and ratio_removed[3] < 0.9
+        assert ratio_removed[2] < min(ratio_removed[1], ratio_removed[3]) < 0.95
     record = out.meta["sunpy_nn"]["noise_per_tuning"]
     assert record["V"] == den.noise_tunings["V"]
 
