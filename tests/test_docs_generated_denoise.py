@@ -170,7 +170,8 @@ def test_the_script_merges_a_partial_run(gen):
 
 def test_the_page_quotes_the_summary(gen, summary, tmp_path):
     lazy = json.loads((DOCS / "_static" / "denoise_science" / "lazy_align.json").read_text())
-    figures = gen.denoise_figures(summary) | gen.lazy_align_figures(lazy)
+    tuning = json.loads((DOCS / "_static" / "denoise_science" / "tuning_noise.json").read_text())
+    figures = gen.denoise_figures(summary) | gen.lazy_align_figures(lazy) | gen.tuning_noise_figures(tuning)
     page = (DOCS / "guide" / "denoise.rst").read_text()
     used = set(re.findall(r"\|(den_[a-z0-9_]+)\|", page))
     assert used and used <= set(figures)
@@ -240,3 +241,19 @@ def test_the_words_around_the_lazy_figures_fit_them():
     # "temporal mode ... on the dask-backed cube as in memory": within 10 % of it
     rows = {row["key"]: row for row in lazy["rows"]}
     assert all(rows["lazy_temporal"][f"rms_{s}"] < 1.1 * rows["memory_temporal"][f"rms_{s}"] for s in "QUV")
+
+
+def test_the_words_around_the_tuning_noise_figures_fit_them():
+    # "Noise scaling": with photon-like noise, a level per tuning lowered the rms error of Q, U and V, and the
+    # coverage within 1 sigma at each tuning is closer to 68 % (its spread over the tunings narrower)
+    result = json.loads((DOCS / "_static" / "denoise_science" / "tuning_noise.json").read_text())
+    rows = {row["key"]: row for row in result["rows"]}
+    assert list(rows) == ["per_tuning", "one_level"]
+    assert all(result["gain"][s] > 0 for s in "QUV")
+    per, one = (np.asarray(rows[k]["coverage_1sigma_per_tuning"]) for k in ("per_tuning", "one_level"))
+    assert np.abs(per - 0.68).max() < np.abs(one - 0.68).max() and per.min() > one.min()
+    # "measured to within a few per cent"; "the uniform-noise cubes ... spread by at most ..., below 1.25"
+    assert max(result["profile_error"].values()) < 0.05
+    spreads = [v for part in result["uniform_spread"].values() for v in part.values()]
+    assert max(spreads) < 1.25 and rows["one_level"]["noise_per_tuning"] is None
+    assert sorted(rows["per_tuning"]["noise_per_tuning"]) == ["Q", "U", "V"]

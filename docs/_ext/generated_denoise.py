@@ -172,6 +172,30 @@ def lazy_align_figures(result: dict) -> dict[str, str]:
     }
 
 
+def tuning_noise_figures(result: dict) -> dict[str, str]:
+    """
+    The figures of ``docs/_static/denoise_science/tuning_noise.json`` (``benchmarks/denoise_tuning_noise.py``) that
+    the denoise guide quotes: the rms errors and the coverage within 1 sigma at each tuning with a noise level per
+    tuning and with one level, the error of the measured noise profile, and the spread of the profiles measured on
+    uniform noise.
+    """
+    rows = {row["key"]: row for row in result["rows"]}
+    rms = {key: "/".join(f"{row[f'rms_{s}']:.3f}" for s in "QUV") for key, row in rows.items()}
+    coverage = {key: _span(row["coverage_1sigma_per_tuning"], ".2f") for key, row in rows.items()}
+    core = min(rows["per_tuning"]["injected_profile"]) / max(rows["per_tuning"]["injected_profile"])
+    spreads = [v for part in result["uniform_spread"].values() for v in part.values()]
+    return {
+        "den_tuning_noise_rms": rms["per_tuning"],
+        "den_tuning_noise_rms_one": rms["one_level"],
+        "den_tuning_noise_coverage": coverage["per_tuning"],
+        "den_tuning_noise_coverage_one": coverage["one_level"],
+        "den_tuning_noise_gain": _span(list(result["gain"].values()), ".0f", 100, " %"),
+        "den_tuning_noise_profile_error": f"{100 * max(result['profile_error'].values()):.0f} %",
+        "den_tuning_noise_core": f"{core:.2f}",
+        "den_tuning_noise_uniform_spread": f"{max(spreads):.2f}",
+    }
+
+
 def _header(summary: dict) -> list[str]:
     parts = [p for p in (*TITLES, "crisp", "timing") if p in summary]
     versions = {part_version(summary, p) for p in parts}
@@ -342,5 +366,8 @@ def write_denoise_files(source: Path, out: Path) -> None:
     lazy = source / "_static" / "denoise_science" / "lazy_align.json"  # python benchmarks/denoise_lazy_align.py --docs
     if lazy.exists():
         figures |= lazy_align_figures(json.loads(lazy.read_text()))
+    tuning = source / "_static" / "denoise_science" / "tuning_noise.json"  # benchmarks/denoise_tuning_noise.py --docs
+    if tuning.exists():
+        figures |= tuning_noise_figures(json.loads(tuning.read_text()))
     subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in figures.items())
     _write(out / "denoise_figures.inc", note + subs)
