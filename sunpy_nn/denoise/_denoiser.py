@@ -117,11 +117,12 @@ class Denoiser(
     cross-calibrated for I, spatial for one scan), stored with the model and multiplied back on output. With two or
     more scans, the level of each tuning relative to the median one is measured first (the robust std of the
     Immerkaer-filtered differences of consecutive scans, which leaves out most of the solar signal and its
-    evolution); where these differ (``noise_per_tuning``), each tuning is divided by its relative level
-    (``noise_tunings``) before anything else, so that the network, the spectral basis and the calibration see noise
-    of one level, and the denoised values and their uncertainty are multiplied by it on output. ``noise`` is then
-    the level of the median tuning. A single scan keeps one level: a spatial estimate reads the line's structure as
-    noise.
+    evolution; Q, U and V share the median of their profiles); where these differ (``noise_per_tuning``), each tuning
+    is divided by its relative level (``noise_tunings``) before anything else, so that the network, the spectral
+    basis and the calibration see noise of one level, and the denoised values and their uncertainty are multiplied
+    by it on output. ``noise`` is then the level of the median tuning. A single scan keeps one level (a spatial
+    estimate reads the line's structure as noise), a warm start the profile of its first fit, and Stokes parameters
+    not denoised their one level.
 
     **Spectral principal components.** In image mode each Stokes parameter's spectra are first rotated onto their
     principal components (eigenvectors of the second-moment matrix of the training cube's spectra in noise units;
@@ -131,10 +132,10 @@ class Denoiser(
     variances with them (``sum_c basis[w, c]^2 var_c``, errors taken as independent); the figures are in the denoising
     guide. A spectrum NaN at some wavelengths is left out of training; for prediction it is filled there from the
     components fitted to its other wavelengths (gappy PCA, regularised by the components' eigenvalues), and is NaN there
-    again on output. The rotation assumes noise of one level at every tuning (the tunings already shared one noise scale
-    per Stokes parameter). A dask-backed cube is rotated lazily: its basis comes from a sample (4 scans, every other
-    pixel), and the training pool reads whole spectra. The basis fixes the number of wavelengths (and assumes the same
-    spectral line and sampling) of the cubes the denoiser applies to.
+    again on output. The rotation assumes noise of one level at every tuning (hence the levels per tuning of
+    **Scaling**). A dask-backed cube is rotated lazily: its basis comes from a sample (4 scans, every other pixel), and
+    the training pool reads whole spectra. The basis fixes the number of wavelengths (and assumes the same spectral
+    line and sampling) of the cubes the denoiser applies to.
 
     **Uncertainty.** The variance head (softplus, fed the input and the detached denoised image) learns the aleatoric
     error of the denoised value with the loss of the paper, ``(f - y)^2 / (2 s^2) + log(s^2) / 2`` with ``s^2 = s_net^2
@@ -340,7 +341,7 @@ class Denoiser(
             a cube without the needed axes or scans, Stokes parameters the cube does not have, infinite values, a
             constant Stokes parameter to denoise, ``spectral_pca=True`` with too few spectra complete at every
             wavelength, (a warm start) Stokes parameters or a number of wavelengths the denoiser's spectral basis
-            does not have, or a dask-backed cube with pixel shuffling.
+            does not have, a dask-backed cube with pixel shuffling, or ``noise_per_tuning=True`` with one scan.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 
@@ -472,9 +473,10 @@ class Denoiser(
             sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved before it was
             measured), ``spectral_pca`` (the eigenvalues of each Stokes parameter's spectral principal components, in
             units of the noise squared; `None` when the tunings are denoised as they are), ``unit`` (the training cube's
-            unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept), ``noise_per_tuning``
-            (the noise of each tuning relative to ``noise``, which is then the median tuning's, for the Stokes
-            parameters that have one; `None`: one level each) and ``fit`` (the training settings).
+            unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept), ``noise_tunings`` (the
+            noise of each tuning relative to ``noise``, which is then the median tuning's, for the Stokes parameters
+            that have one; `None`: one level each; a result records the profile its prediction applied) and ``fit``
+            (the training settings).
 
         Raises
         ------
@@ -518,7 +520,7 @@ class Denoiser(
             # the eigenvalues of the spectral basis per Stokes parameter (noise units squared); None: the tunings
             "spectral_pca": {k: list(v) for k, v in self.spectral_eigenvalues.items()} or None,
             "unit": "dimensionless" if self.unit == "" else self.unit,  # '' read as an empty HISTORY line
-            "noise_per_tuning": {k: list(v) for k, v in self.noise_tunings.items()} or None,
+            "noise_tunings": {k: list(v) for k, v in self.noise_tunings.items()} or None,
             "fit": dict(self.fit_settings),
         }
 

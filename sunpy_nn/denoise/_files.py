@@ -77,7 +77,7 @@ class _FilesMixin:
             "mode": self.mode,
             "noise": settings["noise"],
             "noise_methods": settings["noise_methods"],
-            "noise_per_tuning": settings["noise_tunings"] or None,  # relative to "noise", the median tuning's
+            "noise_tunings": settings["noise_tunings"] or None,  # relative to "noise", the median tuning's
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "align": self.align,

@@ -27,9 +27,9 @@ _MIN_VAL_PATCH = 16
 
 class _FitMixin:
     """
-    `Denoiser.fit`'s work. It uses the denoiser's settings (``mode``, ``depth``, ``temporal``, ``shuffle``), and
-    sets ``model``, ``n_wavelengths``, ``noise``, ``noise_methods``, ``noise_correlation``, ``history``,
-    ``fit_settings``, ``calibration``, ``calibration_tunings`` and ``source``.
+    `Denoiser.fit`'s work. It uses the denoiser's settings (``mode``, ``depth``, ``temporal``, ``shuffle``,
+    ``noise_per_tuning``), and sets ``model``, ``n_wavelengths``, ``noise``, ``noise_methods``, ``noise_tunings``,
+    ``noise_correlation``, ``history``, ``fit_settings``, ``calibration``, ``calibration_tunings`` and ``source``.
     """
 
     model: UNet | None
@@ -119,11 +119,13 @@ class _FitMixin:
         # spectral basis and the calibration then see noise of one level (noise_per_tuning).
         profile = self._tuning_profile(canon, labels, selected, register)
         factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile)
+        own = shifts is not None  # the aligned copy is this fit's own
         if factors is not None:
-            if shifts is not None:  # the aligned copy is this fit's own
+            if own:
                 canon /= factors
             else:
-                canon = canon / factors
+                canon = canon / factors  # a new array (lazy for a dask cube)
+                own = not is_dask(canon)
         # temporal mode injects noise of the cube's spatial correlation to measure the neighbours' propagated noise
         correlation: dict[str, float] = {}
         # in memory the scans are aligned above; a lazy cube's sampled pairs are registered on their Stokes I (align)
@@ -136,7 +138,7 @@ class _FitMixin:
             steps=None if register is None else register.steps,  # the sampled pairs' steps serve the registration
         )
         sigma = np.array([noise[lab] or 1.0 for lab in labels], dtype=np.float32)  # (0: a constant pass-through)
-        if shifts is not None:  # the aligned copy is this fit's own
+        if own:  # one copy of the cube, scaled in place
             canon /= sigma[None, :, None, None, None]
             normed = canon
         else:

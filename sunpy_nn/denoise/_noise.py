@@ -153,22 +153,26 @@ class _NoiseMixin:
         The noise of each tuning of each selected Stokes parameter relative to its median tuning (``noise_tunings``;
         see `Denoiser`'s ``noise_per_tuning``): the robust std of Immerkaer-filtered differences of consecutive scans
         at each tuning. The filter keeps the noise and drops most of the solar signal, so that signals that change
-        from scan to scan, strongest in the line core, do not read as noise there. A Stokes parameter whose profile
-        spreads by less than `NOISE_TUNING_SPREAD` keeps one level (``noise_per_tuning=None``).
+        from scan to scan, strongest in the line core, do not read as noise there. Q, U and V share one profile, the
+        median of theirs: demodulated from the same exposures, their photon noise follows ``sqrt(I)`` alike, and the
+        median is less noisy. A profile that spreads by less than `NOISE_TUNING_SPREAD` is one level
+        (``noise_per_tuning=None``). A warm start (a trained network) keeps the profile it learnt in, as it keeps the
+        spectral basis.
 
-        Pairs of consecutive scans spread over the series, at all wavelengths: up to 8 of the cube in memory, which
-        `fit` has aligned, and 4 of a lazy cube, each registered by ``register`` (the fit's `StackRegistration`,
-        which keeps the steps it measures for the training).
+        4 pairs of consecutive scans spread over the series, at all wavelengths, in memory (where `fit` has aligned
+        the cube) and lazily alike; a lazy cube's pairs are registered by ``register`` (the fit's
+        `StackRegistration`, which keeps the steps it measures for the training).
         """
         n_t, n_w = canon.shape[0], canon.shape[2]
+        if self.model is not None:
+            return {labels[s]: list(self.noise_tunings[labels[s]]) for s in selected if labels[s] in self.noise_tunings}
         if self.noise_per_tuning is False or n_w < 2 or n_t < 2:
             return {}
-        lazy = is_dask(canon)
-        starts = np.unique(np.linspace(0, n_t - 2, min(4 if lazy else 8, n_t - 1)).round().astype(int)).tolist()
-        profile = {}
+        starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int)).tolist()
+        relative = {}
         for s in selected:
             stacks = [np.asarray(canon[t : t + 2, s], np.float32) for t in starts]
-            if lazy and register is not None:
+            if register is not None and is_dask(canon):
                 stacks = register(starts, stacks)
             try:
                 sigma = np.array(
@@ -179,13 +183,17 @@ class _NoiseMixin:
                 )
             except ValueError:  # a tuning without finite pixels: one level
                 continue
-            if not np.all(sigma > 0):  # a constant tuning: one level
-                continue
-            relative = sigma / np.median(sigma)
-            spread = relative.max() / relative.min()
-            if self.noise_per_tuning or spread > NOISE_TUNING_SPREAD:
-                profile[labels[s]] = [float(v) for v in relative]
-                log.info("Stokes %s: noise per tuning, relative %s", labels[s], np.round(relative, 3).tolist())
+            if np.all(sigma > 0):  # (a constant tuning: one level)
+                relative[labels[s]] = sigma / np.median(sigma)
+        polarisation = [lab for lab in relative if lab in ("Q", "U", "V")]
+        if len(polarisation) > 1:
+            shared = np.median([relative[lab] for lab in polarisation], axis=0)
+            relative |= dict.fromkeys(polarisation, shared / np.median(shared))
+        profile = {}
+        for lab, values in relative.items():
+            if self.noise_per_tuning or values.max() / values.min() > NOISE_TUNING_SPREAD:
+                profile[lab] = [float(v) for v in values]
+                log.info("Stokes %s: noise per tuning, relative %s", lab, np.round(values, 3).tolist())
         return profile
 
     def _tuning_factors(self, labels, indices, n_w: int, profile: dict | None = None) -> np.ndarray | None:

@@ -84,6 +84,7 @@ class _PredictMixin:
         # each denoised Stokes parameter's tunings divided by their relative noise, as in training (noise_tunings)
         profile = {labels[s]: self.noise_tunings[labels[s]] for s in selected if labels[s] in self.noise_tunings}
         factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile)
+        profile = {lab: p for lab, p in profile.items() if len(p) == canon.shape[2]}  # those applied
         if factors is not None:
             canon = canon / factors  # a new array: the caller's cube stays as it is
         if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
@@ -107,7 +108,7 @@ class _PredictMixin:
             den, sd = self._from_components(den, sd, canon, labels, selected)
             sd = self._per_tuning(sd, labels, selected)
             den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
-            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
+            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile)
         if seed is not None:
             torch.manual_seed(seed)
         n_t, _, n_w, ny, nx = canon.shape
@@ -158,7 +159,7 @@ class _PredictMixin:
         den, sd = self._from_components(den, sd, canon, labels, selected)
         sd = self._per_tuning(sd, labels, selected)
         den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
-        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise)
+        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile)
 
     def _tile_size(self, tile_size: int | None) -> int | None:
         """A tile edge the network can use: tiles need its receptive radius on each side plus a core."""

@@ -68,10 +68,11 @@ def _weights_sha256(model) -> str:
 class _ResultMixin:
     """`Denoiser.predict`'s output cube, with the denoiser's `~Denoiser.provenance`."""
 
-    def _result(self, cube, axes, den, sd, labels, selected, uncertainty, noise) -> NDCube:
+    def _result(self, cube, axes, den, sd, labels, selected, uncertainty, noise, tunings=None) -> NDCube:
         """
         The output cube: denoised Stokes parameters from ``den``/``sd`` (canonical, selected Stokes only), the
         others and everything else (mask, meta and its type, psf, extra and global coordinates) from ``cube``.
+        ``tunings``: the noise profiles prediction applied (`None`: none), recorded as ``noise_tunings``.
         """
         lazy = is_dask(den)
         n_s = len(labels)
@@ -108,7 +109,9 @@ class _ResultMixin:
             settings={k: v for k, v in record.items() if k != "software"}
             | {
                 "denoised_stokes": [labels[s] for s in selected],
+                # a denoised Stokes parameter's level is its median tuning's where it has a level per tuning
                 "noise_of_input": {labels[s]: noise[labels[s]] for s in range(n_s)},
+                "noise_tunings": tunings or None,
                 "uncertainty": uncertainty,
             },
         )
