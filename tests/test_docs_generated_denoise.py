@@ -244,14 +244,19 @@ def test_the_words_around_the_lazy_figures_fit_them():
 
 
 def test_the_words_around_the_tuning_noise_figures_fit_them():
-    # "Noise scaling": with photon-like noise, a level per tuning lowered the rms error of Q, U and V, and the
-    # coverage within 1 sigma at each tuning is closer to 68 % (its spread over the tunings narrower)
+    # "Noise scaling": with photon-like noise, a level per tuning lowered the rms error of Q, U and V; with one level
+    # "the error bars were too narrow, most in the line core", and a level per tuning brings them closer to the ideal
     result = json.loads((DOCS / "_static" / "denoise_science" / "tuning_noise.json").read_text())
     rows = {row["key"]: row for row in result["rows"]}
     assert list(rows) == ["per_tuning", "one_level"]
     assert all(result["gain"][s] > 0 for s in "QUV")
-    per, one = (np.asarray(rows[k]["coverage_1sigma_per_tuning"]) for k in ("per_tuning", "one_level"))
-    assert np.abs(per - 0.68).max() < np.abs(one - 0.68).max() and per.min() > one.min()
+    per, one = rows["per_tuning"], rows["one_level"]
+    core = int(np.argmin(per["injected_profile"]))
+    coverage = {k: np.asarray(rows[k]["coverage_1sigma_per_tuning"]) for k in rows}
+    assert coverage["one_level"][core] == coverage["one_level"].min() < 0.63  # too narrow, most in the core
+    assert abs(coverage["per_tuning"][core] - 0.68) < abs(coverage["one_level"][core] - 0.68)
+    assert one["z"]["rms"] > 1.1 and abs(per["z"]["rms"] - 1) < abs(one["z"]["rms"] - 1)
+    assert one["coverage"]["2sigma"] < per["coverage"]["2sigma"] < 0.98
     # "measured to within a few per cent"; "the uniform-noise cubes ... spread by at most ..., below 1.25"
     assert max(result["profile_error"].values()) < 0.05
     spreads = [v for part in result["uniform_spread"].values() for v in part.values()]
