@@ -13,6 +13,7 @@ from sunpy_nn.cli import main
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
 from sunpy_nn.denoise import NOISE_TUNING_SPREAD
 from sunpy_nn.io import write_crisp
+from sunpy_nn.utils import SunpyNNUserWarning
 
 # the noise of each tuning relative to the continuum's: about sqrt(I / Ic) of a deep line, as photon noise
 PROFILE = np.array([1.0, 0.8, 0.5, 0.8, 1.0])
@@ -202,3 +203,25 @@ def test_temporal_mode_and_nan_pixels():
     np.testing.assert_array_equal(np.asarray(holed.data), data)  # not scaled in place (align=False: no copy)
     ratio = np.nanmedian(sd[:, 3], axis=(0, 2, 3)) / np.nanmedian(sd[:, 3, 0])
     np.testing.assert_allclose(ratio, PROFILE, rtol=0.25)
+
+
+def _profile_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if "varies across its tunings" in str(w.message)]
+
+
+def test_a_reused_denoiser_warns_when_the_profiles_differ(fitted, recwarn):
+    den, _, _ = fitted
+    uniform, _ = synthetic_crisp_cube(48, n_wavelengths=5, n_scans=4, seed=3)
+    other_photon, _ = photon_cube(seed=4)
+    den.predict(other_photon, progress=False)  # the same instrument setup: no warning
+    assert _profile_warnings(recwarn) == []
+    with pytest.warns(SunpyNNUserWarning, match=r"Stokes Q: this cube's noise varies across its tunings.*Refit"):
+        den.predict(uniform, progress=False)  # trained with a profile, applied to one level
+    one = Denoiser(n_filters=4).fit(uniform, **FIT)
+    recwarn.clear()
+    with pytest.warns(SunpyNNUserWarning, match="trained with one level"):
+        one.predict(other_photon, progress=False)
+    recwarn.clear()
+    Denoiser(n_filters=4, noise_per_tuning=False).fit(uniform, **FIT).predict(other_photon, progress=False)
+    denoise_cube(other_photon, epochs=1, patch_size=16, seed=0, progress=False)  # fit and predict on one cube
+    assert _profile_warnings(recwarn) == []

@@ -445,7 +445,9 @@ class Denoiser(
         -----
         SunpyNNUserWarning
             The cube's noise differs from the noise the denoiser was trained at by more than a factor of 2
-            (``NOISE_MISMATCH``) for a Stokes parameter it denoises: the network expects that noise; refit it.
+            (``NOISE_MISMATCH``) for a Stokes parameter it denoises: the network expects that noise; refit it. Or
+            its noise varies across the tunings otherwise than the training cube's (``noise_tunings``, or one
+            level) by more than ``NOISE_TUNING_SPREAD`` (unless ``noise_per_tuning=False``): refit it.
         """
         return self._predict(
             cube, stokes, tile_size, uncertainty, mc_samples, device, seed, precision, compile, progress

@@ -9,7 +9,7 @@ import warnings
 import astropy.units as u
 import numpy as np
 
-from sunpy_nn.denoise._align import intensity_index, scan_shifts, shift_frames
+from sunpy_nn.denoise._align import intensity_index, registration, scan_shifts, shift_frames
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.noise import _estimate, _gaussian_correlation, _high_pass, _mad_sigma, _scan_differences
 from sunpy_nn.utils import SunpyNNUserWarning
@@ -151,28 +151,43 @@ class _NoiseMixin:
     def _tuning_profile(self, canon, labels, selected, register=None) -> dict[str, list[float]]:
         """
         The noise of each tuning of each selected Stokes parameter relative to its median tuning (``noise_tunings``;
-        see `Denoiser`'s ``noise_per_tuning``): the robust std of Immerkaer-filtered differences of consecutive scans
-        at each tuning. The filter keeps the noise and drops most of the solar signal, so that signals that change
-        from scan to scan, strongest in the line core, do not read as noise there. Q, U and V share one profile, the
-        median of theirs: demodulated from the same exposures, their photon noise follows ``sqrt(I)`` alike, and the
-        median is less noisy. A profile that spreads by less than `NOISE_TUNING_SPREAD` is one level
-        (``noise_per_tuning=None``). A warm start (a trained network) keeps the profile it learnt in, as it keeps the
-        spectral basis.
-
-        4 pairs of consecutive scans spread over the series, at all wavelengths, in memory (where `fit` has aligned
-        the cube) and lazily alike; a lazy cube's pairs are registered by ``register`` (the fit's
-        `StackRegistration`, which keeps the steps it measures for the training).
+        see `Denoiser`'s ``noise_per_tuning``), as `_relative_noise` measures it, where it spreads by more than
+        `NOISE_TUNING_SPREAD` (``noise_per_tuning=None``) or always (``True``); none with ``False``. A warm start (a
+        trained network) keeps the profile it learnt in, as it keeps the spectral basis.
         """
-        n_t, n_w = canon.shape[0], canon.shape[2]
         if self.model is not None:
             return {labels[s]: list(self.noise_tunings[labels[s]]) for s in selected if labels[s] in self.noise_tunings}
-        if self.noise_per_tuning is False or n_w < 2 or n_t < 2:
+        if self.noise_per_tuning is False:
+            return {}
+        profile = {}
+        for lab, values in self._relative_noise(canon, labels, selected, register).items():
+            if self.noise_per_tuning or values.max() / values.min() > NOISE_TUNING_SPREAD:
+                profile[lab] = [float(v) for v in values]
+                log.info("Stokes %s: noise per tuning, relative %s", lab, np.round(values, 3).tolist())
+        return profile
+
+    @staticmethod
+    def _relative_noise(canon, labels, selected, register=None) -> dict[str, np.ndarray]:
+        """
+        The noise of each tuning of each selected Stokes parameter relative to its median tuning: the robust std of
+        Immerkaer-filtered differences of consecutive scans at each tuning (none for one scan or one tuning). The
+        filter keeps the noise and drops most of the solar signal, so that signals that change from scan to scan,
+        strongest in the line core, do not read as noise there. Q, U and V share one profile, the median of theirs:
+        demodulated from the same exposures, their photon noise follows ``sqrt(I)`` alike, and the median is less
+        noisy.
+
+        4 pairs of consecutive scans spread over the series, at all wavelengths, in memory and lazily alike, each
+        registered by ``register`` (a `StackRegistration`, which keeps the steps it measures) where given; `fit`
+        has aligned a cube in memory already.
+        """
+        n_t, n_w = canon.shape[0], canon.shape[2]
+        if n_w < 2 or n_t < 2:
             return {}
         starts = np.unique(np.linspace(0, n_t - 2, min(4, n_t - 1)).round().astype(int)).tolist()
         relative = {}
         for s in selected:
             stacks = [np.asarray(canon[t : t + 2, s], np.float32) for t in starts]
-            if register is not None and is_dask(canon):
+            if register is not None:
                 stacks = register(starts, stacks)
             try:
                 sigma = np.array(
@@ -189,12 +204,33 @@ class _NoiseMixin:
         if len(polarisation) > 1:
             shared = np.median([relative[lab] for lab in polarisation], axis=0)
             relative |= dict.fromkeys(polarisation, shared / np.median(shared))
-        profile = {}
-        for lab, values in relative.items():
-            if self.noise_per_tuning or values.max() / values.min() > NOISE_TUNING_SPREAD:
-                profile[lab] = [float(v) for v in values]
-                log.info("Stokes %s: noise per tuning, relative %s", lab, np.round(values, 3).tolist())
-        return profile
+        return relative
+
+    def _warn_profile_mismatch(self, canon, labels, selected) -> None:
+        """
+        Warn when a reused denoiser meets a cube whose noise varies across the tunings otherwise than its training
+        cube's (``noise_tunings``, or one level): by more than `NOISE_TUNING_SPREAD` in their ratio. Its uncertainty
+        per tuning, and the network's input scale at each tuning, assume the training cube's profile. ``canon``: the
+        cube as it came; its sampled pairs are registered on Stokes I (``align``).
+        """
+        if self.noise_per_tuning is False or canon.shape[0] < 2 or canon.shape[2] < 2:  # (one level asked for)
+            return
+        register = registration(canon, labels) if self.align else None
+        for lab, measured in self._relative_noise(canon, labels, selected, register).items():
+            stored = self.noise_tunings.get(lab)
+            if stored is not None and len(stored) != len(measured):
+                continue  # another number of tunings: the stored profile is not applied (logged)
+            ratio = measured / (1.0 if stored is None else np.asarray(stored))
+            if ratio.max() / ratio.min() > NOISE_TUNING_SPREAD:
+                trained = "one level" if stored is None else f"{np.round(stored, 2).tolist()}"
+                warnings.warn(
+                    f"Stokes {lab}: this cube's noise varies across its tunings as {np.round(measured, 2).tolist()} "
+                    f"(relative to its median tuning), and the denoiser was trained with {trained}: the network's "
+                    "scale and the uncertainty at each tuning assume the training cube's. Refit it on this cube: "
+                    "Denoiser().fit(cube), or denoiser.fit(cube) to continue from its weights.",
+                    SunpyNNUserWarning,
+                    stacklevel=4,
+                )
 
     def _tuning_factors(self, labels, indices, n_w: int, profile: dict | None = None) -> np.ndarray | None:
         """

@@ -81,14 +81,17 @@ class _PredictMixin:
                 "denoise only those it was trained on (stokes=...), or fit it on this cube"
             )
         self._check_basis(labels, selected, "denoise only those (stokes=...)")
+        raw = canon
         # each denoised Stokes parameter's tunings divided by their relative noise, as in training (noise_tunings)
         profile = {labels[s]: self.noise_tunings[labels[s]] for s in selected if labels[s] in self.noise_tunings}
         factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile)
         profile = {lab: p for lab, p in profile.items() if len(p) == canon.shape[2]}  # those applied
         if factors is not None:
             canon = canon / factors  # a new array: the caller's cube stays as it is
-        if noise is None:  # this cube's noise: for the warning, and the uncertainty of what is not denoised
+        if noise is None:  # this cube's noise: for the warnings, and the uncertainty of what is not denoised
             noise = self._noise_levels(canon, labels, (), sampled=True, align=self.align)[0]
+            # (on the cube as it came: its own noise profile against the one the denoiser was trained with)
+            self._warn_profile_mismatch(raw, labels, selected)
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
         self._warn_noise_mismatch(noise, labels, selected, trained)
         work = self._to_components(canon, labels, selected)  # spectral components, when the denoiser has a basis
