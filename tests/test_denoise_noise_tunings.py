@@ -225,3 +225,11 @@ def test_a_reused_denoiser_warns_when_the_profiles_differ(fitted, recwarn):
     Denoiser(n_filters=4, noise_per_tuning=False).fit(uniform, **FIT).predict(other_photon, progress=False)
     denoise_cube(other_photon, epochs=1, patch_size=16, seed=0, progress=False)  # fit and predict on one cube
     assert _profile_warnings(recwarn) == []
+
+
+def test_photon_noise_of_the_synthetic_cube_is_measured():
+    # noise that follows each pixel's sqrt(I): the profile is that of the tunings' mean sqrt(I)
+    cube, truth = synthetic_crisp_cube(48, n_wavelengths=5, n_scans=4, seed=6, photon_noise=True)
+    den = Denoiser(n_filters=4).fit(cube, **FIT)
+    expected = np.sqrt(truth[:, 0]).mean(axis=(0, 2, 3))
+    np.testing.assert_allclose(den.noise_tunings["V"], expected / np.median(expected), rtol=0.06)

@@ -138,3 +138,18 @@ def test_crisp_cube_evolution_changes_the_field_amplitude_not_its_place():
     assert 5 < change[1] / change[0] < 15  # ten times the amplitude change
     with pytest.raises(ValueError, match="evolution"):
         synthetic_crisp_cube(32, evolution=-0.1)
+
+
+def test_photon_noise_follows_the_square_root_of_stokes_i():
+    cube, truth = synthetic_crisp_cube(48, n_wavelengths=7, n_scans=2, seed=3, photon_noise=True)
+    noise = np.asarray(cube.data, np.float64) - truth
+    expected = 3e-3 * np.sqrt(truth[:, 0].mean(axis=(0, 2, 3)))  # the mean intensity of each tuning
+    for s in range(4):
+        np.testing.assert_allclose(noise[:, s].std(axis=(0, 2, 3)), expected, rtol=0.04)
+    assert cube.meta["photon_noise"] is True
+    # darker pixels are less noisy: the umbra-like dark quartile of the continuum against the bright one
+    ic = truth[:, 0, 0]
+    dark, bright = ic < np.quantile(ic, 0.25), ic > np.quantile(ic, 0.75)
+    assert noise[:, 3, 0][dark].std() < noise[:, 3, 0][bright].std()
+    plain, _ = synthetic_crisp_cube(48, n_wavelengths=7, n_scans=2, seed=3)
+    assert plain.meta["photon_noise"] is False

@@ -26,6 +26,7 @@ import astropy.units as u
 import numpy as np
 from scipy import ndimage
 
+from sunpy_nn.data._crisp_wcs import CRISP_SCALE, FE_6302, _crisp_wcs  # noqa: F401 (FE_6302: public before)
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
 
 __all__ = ["granulation", "random_field", "synthetic_blos", "synthetic_crisp_cube", "synthetic_hmi_map"]
@@ -418,35 +419,6 @@ def synthetic_hmi_map(
 
 
 # --------------------------------------------------------------------------------------------- CRISP-like cube
-CRISP_SCALE = 0.059  # arcsec/pix of SST/CRISP
-FE_6302 = 6302.4932  # Angstrom, Fe I 630.25 nm (Lande g = 2.5)
-
-
-def _crisp_wcs(n_wave: int, step: float, center: tuple[float, float], date: str, cadence: float):
-    """5-D FITS WCS for numpy axes (time, stokes, wavelength, y, x): FITS axes are the reverse."""
-    from astropy.time import Time
-    from astropy.wcs import WCS
-
-    w = WCS(naxis=5)
-    w.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE", "STOKES", "UTC"]
-    w.wcs.cunit = ["arcsec", "arcsec", "Angstrom", "", "s"]
-    w.wcs.cdelt = [CRISP_SCALE, CRISP_SCALE, step, 1, cadence]
-    w.wcs.crval = [center[0], center[1], FE_6302 - step * (n_wave - 1) / 2, 1, 0]
-    w.wcs.crpix = [1, 1, 1, 1, 1]
-    w.wcs.dateobs = w.wcs.dateref = date
-    mjd = Time(date, scale="utc").mjd
-    w.wcs.mjdref = [math.floor(mjd), mjd - math.floor(mjd)]  # the time axis counts seconds from ``date``
-    w.wcs.mjdobs = mjd
-    w.wcs.timesys = "UTC"
-    w.wcs.specsys = "TOPOCENT"
-    # An Earth observer, so that the spatial axes become helioprojective coordinates with an observer.
-    w.wcs.aux.hgln_obs = 0.0
-    w.wcs.aux.hglt_obs = -5.0
-    w.wcs.aux.dsun_obs = 1.5e11
-    w.wcs.set()
-    return w
-
-
 def synthetic_crisp_cube(
     size: int = 96,
     *,
@@ -461,6 +433,7 @@ def synthetic_crisp_cube(
     noise_correlation: float = 0.0,
     drift: tuple[float, float] = (0.1, 0.2),
     evolution: float = 0.03,
+    photon_noise: bool = False,
     seed: int | None = None,
 ):
     """
@@ -474,7 +447,8 @@ def synthetic_crisp_cube(
     ``v_peak`` times the noise and the strongest Q/U ``qu_peak`` times: most of the field of view is at the
     noise level, as in CRISP data. The scene drifts by 0.1-0.2 px and its Q/U/V amplitudes change by
     3 % rms over the series (``evolution``), so consecutive scans differ as real ones do. Gaussian white noise
-    of ``noise`` (units of the continuum) is added to every Stokes parameter.
+    of ``noise`` (units of the continuum) is added to every Stokes parameter, or, with ``photon_noise``, noise that
+    scales as the square root of each pixel's Stokes I, as photon noise does.
 
     Parameters
     ----------
@@ -503,6 +477,10 @@ def synthetic_crisp_cube(
     evolution : float
         Q/U/V amplitudes ``1 + evolution (f1 cos 0.5t + f2 sin 0.5t)`` (``f1``, ``f2``: unit-rms granulation-scale
         fields, ``t``: scan index). 0.03 by default; 0.3 emulates a field that changes faster than the cadence.
+    photon_noise : bool
+        Noise of ``noise * sqrt(I / Ic)`` at each pixel, tuning and scan, in all four Stokes parameters (photon
+        noise, demodulated alike into Q, U and V): about 0.6 of the continuum's in the line core, ``sqrt(1 - 0.65)``
+        for the line depth of 0.65. Default: `False`, the same ``noise`` everywhere.
     seed : int, optional
         Random seed of the scene, its evolution and the noise.
 
@@ -587,11 +565,13 @@ def synthetic_crisp_cube(
     if noise_correlation > 0:
         white = ndimage.gaussian_filter(white, (0, 0, 0, noise_correlation, noise_correlation))
         white /= white.std()
+    if photon_noise:  # each pixel's Stokes I sets the noise of all four Stokes parameters there
+        white *= np.sqrt(np.clip(truth[:, :1], 0, None))
     data = (truth + noise * white).astype(np.float32)
     step = float(wl[1] - wl[0]) if n_wavelengths > 1 else 0.01
     wcs = _crisp_wcs(n_wavelengths, step, center, date, cadence)
     meta = {"instrume": "CRISP (synthetic)", "telescop": "SST (synthetic)", "line": "Fe I 630.25 nm", "bunit": "I/Ic"}
-    meta |= {"noise": noise, "noise_correlation_px": noise_correlation}
+    meta |= {"noise": noise, "noise_correlation_px": noise_correlation, "photon_noise": bool(photon_noise)}
     meta["origin"] = "sunpy_nn.data.synthetic.synthetic_crisp_cube (synthetic data, not an observation)"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy's notes on the non-standard 'UTC' time axis
