@@ -233,3 +233,13 @@ def test_photon_noise_of_the_synthetic_cube_is_measured():
     den = Denoiser(n_filters=4).fit(cube, **FIT)
     expected = np.sqrt(truth[:, 0]).mean(axis=(0, 2, 3))
     np.testing.assert_allclose(den.noise_tunings["V"], expected / np.median(expected), rtol=0.06)
+
+
+def test_spectral_mode_scales_its_channels(fitted):
+    # all tunings as channels: each channel divided by its level, the uncertainty multiplied back
+    _, cube, _ = fitted
+    den = Denoiser("spectral", n_filters=8).fit(cube, **FIT)
+    assert den.noise_tunings["V"] and den.spectral_basis == {}
+    sd = np.asarray(den.predict(cube, progress=False).uncertainty.array)
+    ratio = np.median(sd[:, 3], axis=(0, 2, 3)) / np.median(sd[:, 3, 0])
+    np.testing.assert_allclose(ratio, PROFILE, rtol=0.25)
