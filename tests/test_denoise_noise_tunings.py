@@ -243,3 +243,27 @@ def test_spectral_mode_scales_its_channels(fitted):
     sd = np.asarray(den.predict(cube, progress=False).uncertainty.array)
     ratio = np.median(sd[:, 3], axis=(0, 2, 3)) / np.median(sd[:, 3, 0])
     np.testing.assert_allclose(ratio, PROFILE, rtol=0.25)
+
+
+def test_stokes_i_not_denoised_gets_the_noise_of_each_tuning(fitted):
+    den, cube, _ = fitted
+    out = den.predict(cube, progress=False)  # Q, U and V denoised; Stokes I passes through
+    sd_i = np.asarray(out.uncertainty.array)[:, 0]
+    np.testing.assert_array_equal(np.asarray(out.data)[:, 0], np.asarray(cube.data)[:, 0])  # its values as they were
+    # its uncertainty: the level of each tuning (photon noise in I as in Q, U and V), not one level for all
+    np.testing.assert_allclose(sd_i[0, :, 0, 0] / sd_i[0, 0, 0, 0], PROFILE, rtol=0.08)
+    assert len(out.meta["sunpy_nn"]["noise_tunings_of_input"]["I"]) == len(PROFILE)
+    # the same through denoise_cube (fit and predict on the cube), and one level with noise_per_tuning=False
+    flat = Denoiser(n_filters=4, noise_per_tuning=False).fit(cube, **FIT).predict(cube, progress=False)
+    sd_flat = np.asarray(flat.uncertainty.array)[:, 0]
+    assert np.ptp(sd_flat[0, :, 0, 0]) == 0 and flat.meta["sunpy_nn"]["noise_tunings_of_input"] is None
+    uniform, _ = synthetic_crisp_cube(48, n_wavelengths=5, n_scans=4, seed=3)
+    plain = Denoiser(n_filters=4).fit(uniform, **FIT).predict(uniform, progress=False)
+    assert np.ptp(np.asarray(plain.uncertainty.array)[0, 0, :, 0, 0]) == 0  # one level: as before
+
+
+def test_denoise_cube_shapes_the_uncertainty_of_stokes_i():
+    cube, _ = photon_cube()
+    out = denoise_cube(cube, epochs=1, patch_size=16, seed=0, progress=False)
+    sd_i = np.asarray(out.uncertainty.array)[0, 0, :, 0, 0]
+    np.testing.assert_allclose(sd_i / sd_i[0], PROFILE, rtol=0.08)

@@ -117,8 +117,9 @@ def denoise_cube(
         under ``meta["sunpy_nn"]``), extra and global coordinates, and the denoised data in the cube's unit. Its
         ``uncertainty`` is a `~astropy.nddata.StdDevUncertainty`: one standard deviation of each denoised value, in
         the cube's unit (the aleatoric error, or with ``uncertainty="total"`` also the epistemic one; Stokes
-        parameters not denoised keep the cube's own uncertainty, or get the noise level estimated on the cube; no
-        uncertainty with ``uncertainty=None``; see `Denoiser.predict`). The input cube is not modified.
+        parameters not denoised keep the cube's own uncertainty, or get the noise level estimated on the cube, per
+        tuning where the tunings' levels differ; no uncertainty with ``uncertainty=None``; see `Denoiser.predict`).
+        The input cube is not modified.
 
     Raises
     ------

@@ -120,9 +120,8 @@ class Denoiser(
     evolution; Q, U and V share the median of their profiles); where these differ (``noise_per_tuning``), each tuning
     is divided by its relative level (``noise_tunings``) before anything else, so that the network, the spectral
     basis and the calibration see noise of one level, and the denoised values and their uncertainty are multiplied
-    by it on output. ``noise`` is then the level of the median tuning. A single scan keeps one level (a spatial
-    estimate reads the line's structure as noise), a warm start the profile of its first fit, and Stokes parameters
-    not denoised their one level.
+    by it on output (and the uncertainty of Stokes parameters not denoised by their own). ``noise`` is then the median
+    tuning's level. A single scan keeps one level (a spatial estimate reads the line as noise), a warm start its own.
 
     **Spectral principal components.** In image mode each Stokes parameter's spectra are first rotated onto their
     principal components (eigenvectors of the second-moment matrix of the training cube's spectra in noise units;
@@ -404,7 +403,8 @@ class Denoiser(
             `None`: no uncertainty. ``"aleatoric"``: the variance head's error of the denoised value.
             ``"total"``: also the epistemic part from ``mc_samples`` Monte-Carlo dropout passes, added in
             quadrature (needs a network with dropout). Stokes parameters that are not denoised keep the cube's
-            own uncertainty, or, when it has none, get the noise level estimated on this cube (`estimate_noise`).
+            own uncertainty, or, when it has none, get the noise level estimated on this cube (`estimate_noise`),
+            per tuning where the tunings' levels differ (see the class notes, **Scaling**).
         mc_samples : int
             Forward passes for the epistemic uncertainty (at least 2 for ``"total"``).
         device : str, optional

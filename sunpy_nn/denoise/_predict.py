@@ -88,10 +88,13 @@ class _PredictMixin:
         profile = {lab: p for lab, p in profile.items() if len(p) == canon.shape[2]}  # those applied
         if factors is not None:
             canon = canon / factors  # a new array: the caller's cube stays as it is
-        if noise is None:  # this cube's noise: for the warnings, and the uncertainty of what is not denoised
+        reused = noise is None  # (fit passes the noise levels it measured on this very cube)
+        if reused:  # this cube's noise: for the warnings, and the uncertainty of what is not denoised
             noise = self._noise_levels(canon, labels, (), sampled=True, align=self.align)[0]
-            # (on the cube as it came: its own noise profile against the one the denoiser was trained with)
-            self._warn_profile_mismatch(raw, labels, selected)
+        # this cube's own noise profiles, on the cube as it came: a reused denoiser's check, and the uncertainty per
+        # tuning of the Stokes parameters not denoised
+        through = [s for s in range(len(labels)) if s not in selected and uncertainty and cube.uncertainty is None]
+        passing = self._cube_profiles(raw, labels, selected, reused, through)
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
         self._warn_noise_mismatch(noise, labels, selected, trained)
         work = self._to_components(canon, labels, selected)  # spectral components, when the denoiser has a basis
@@ -111,7 +114,7 @@ class _PredictMixin:
             den, sd = self._from_components(den, sd, canon, labels, selected)
             sd = self._per_tuning(sd, labels, selected)
             den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
-            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile)
+            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile, passing)
         if seed is not None:
             torch.manual_seed(seed)
         n_t, _, n_w, ny, nx = canon.shape
@@ -162,7 +165,7 @@ class _PredictMixin:
         den, sd = self._from_components(den, sd, canon, labels, selected)
         sd = self._per_tuning(sd, labels, selected)
         den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
-        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile)
+        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile, passing)
 
     def _tile_size(self, tile_size: int | None) -> int | None:
         """A tile edge the network can use: tiles need its receptive radius on each side plus a core."""

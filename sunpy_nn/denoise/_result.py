@@ -68,12 +68,15 @@ def _weights_sha256(model) -> str:
 class _ResultMixin:
     """`Denoiser.predict`'s output cube, with the denoiser's `~Denoiser.provenance`."""
 
-    def _result(self, cube, axes, den, sd, labels, selected, uncertainty, noise, tunings=None) -> NDCube:
+    def _result(self, cube, axes, den, sd, labels, selected, uncertainty, noise, tunings=None, passing=None) -> NDCube:
         """
         The output cube: denoised Stokes parameters from ``den``/``sd`` (canonical, selected Stokes only), the
         others and everything else (mask, meta and its type, psf, extra and global coordinates) from ``cube``.
-        ``tunings``: the noise profiles prediction applied (`None`: none), recorded as ``noise_tunings``.
+        ``tunings``: the noise profiles prediction applied (`None`: none), recorded as ``noise_tunings``;
+        ``passing``: the cube's own profiles of Stokes parameters not denoised, whose uncertainty (the noise level,
+        where the cube has none) they shape across the tunings, recorded as ``noise_tunings_of_input``.
         """
+        passing = passing or {}
         lazy = is_dask(den)
         n_s = len(labels)
         index = {s: k for k, s in enumerate(selected)}
@@ -91,6 +94,8 @@ class _ResultMixin:
                     planes.append(given[:, s])
                 else:  # the noise level where there is a value; NaN where the data are NaN, as in Q, U and V
                     plane = _full(original[:, s].shape, noise[labels[s]], dtype, lazy)
+                    if labels[s] in passing:  # photon noise, say: the level of each tuning
+                        plane = plane * np.asarray(passing[labels[s]], dtype)[:, None, None]
                     planes.append(np.where(np.isnan(original[:, s]), np.nan, plane).astype(dtype))
             unc = StdDevUncertainty(axes.from_canonical(_assemble(planes, dtype, lazy)), unit=cube.unit)
         meta = copy.deepcopy(cube.meta) if cube.meta is not None else {}
@@ -112,6 +117,7 @@ class _ResultMixin:
                 # a denoised Stokes parameter's level is its median tuning's where it has a level per tuning
                 "noise_of_input": {labels[s]: noise[labels[s]] for s in range(n_s)},
                 "noise_tunings": tunings or None,
+                "noise_tunings_of_input": passing or None,
                 "uncertainty": uncertainty,
             },
         )
