@@ -1,6 +1,9 @@
 """Noise that differs between the tunings (photon noise: lower in the line core): a level per tuning (issue 14)."""
 
 import logging
+import os
+import subprocess
+import sys
 
 import dask.array as da
 import numpy as np
@@ -215,7 +218,10 @@ def test_a_reused_denoiser_warns_when_the_profiles_differ(fitted, recwarn):
     other_photon, _ = photon_cube(seed=4)
     den.predict(other_photon, progress=False)  # the same instrument setup: no warning
     assert _profile_warnings(recwarn) == []
-    with pytest.warns(SunpyNNUserWarning, match=r"Stokes Q: this cube's noise varies across its tunings.*Refit"):
+    with pytest.warns(
+        SunpyNNUserWarning,
+        match=r"Stokes Q: this cube.s noise varies across its tunings.*Train a denoiser on this cube",
+    ):
         den.predict(uniform, progress=False)  # trained with a profile, applied to one level
     one = Denoiser(n_filters=4).fit(uniform, **FIT)
     recwarn.clear()
@@ -267,3 +273,19 @@ def test_denoise_cube_shapes_the_uncertainty_of_stokes_i():
     out = denoise_cube(cube, epochs=1, patch_size=16, seed=0, progress=False)
     sd_i = np.asarray(out.uncertainty.array)[0, 0, :, 0, 0]
     np.testing.assert_allclose(sd_i / sd_i[0], PROFILE, rtol=0.08)
+
+
+def test_a_cube_in_memory_needs_no_dask(tmp_path):
+    # dask is optional: the registration of the sampled pairs of a cube in memory must not import it
+    (tmp_path / "dask").mkdir()
+    (tmp_path / "dask" / "__init__.py").write_text("raise ImportError('dask is not installed here')\n")
+    script = (
+        "from sunpy_nn import denoise_cube\n"
+        "from sunpy_nn.data.synthetic import synthetic_crisp_cube\n"
+        "cube, _ = synthetic_crisp_cube(32, n_wavelengths=5, n_scans=3, seed=0, photon_noise=True)\n"
+        "out = denoise_cube(cube, epochs=1, patch_size=16, seed=0, progress=False)\n"
+        "assert out.meta['sunpy_nn']['noise_tunings'] and out.meta['sunpy_nn']['noise_tunings_of_input']\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

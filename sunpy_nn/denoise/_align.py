@@ -276,8 +276,6 @@ class StackRegistration:
 
     def measure(self, first, n: int) -> None:
         """The steps of the stacks of ``n`` scans from each scan of ``first`` that are not measured yet."""
-        import dask
-
         need = sorted({u for t in first for u in range(t, t + n - 1)} - self.steps.keys())
         unmeasured = []
         for b in range(0, len(need), self.BATCH):
@@ -285,7 +283,11 @@ class StackRegistration:
             scans = sorted({v for u in batch for v in (u, u + 1)})
             # the mean over the tunings inside dask: one image per scan in memory
             lazy = [self.data[v, self.intensity, self.waves].astype(np.float64).mean(axis=0) for v in scans]
-            images = dict(zip(scans, dask.compute(*lazy), strict=True))
+            if is_dask(self.data):
+                import dask  # (an optional dependency: a cube in memory registers its sampled pairs without it)
+
+                lazy = dask.compute(*lazy)
+            images = dict(zip(scans, lazy, strict=True))
             for u in batch:
                 step, failed = _steps(np.stack([images[u], images[u + 1]]))
                 self.steps[u] = -step[1]  # registers scan u onto scan u + 1

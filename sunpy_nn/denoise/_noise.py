@@ -226,7 +226,8 @@ class _NoiseMixin:
         indices = [*(selected if reused else []), *passing]
         if self.noise_per_tuning is False or not indices or canon.shape[0] < 2 or canon.shape[2] < 2:
             return {}
-        register = registration(canon, labels) if self.align else None
+        # (without Stokes I the pairs stay as they are, as the noise levels' do)
+        register = registration(canon, labels) if self.align and intensity_index(labels) is not None else None
         measured = self._relative_noise(canon, labels, indices, register)
         if reused:
             self._warn_profile_mismatch(measured, labels, selected)
@@ -255,8 +256,8 @@ class _NoiseMixin:
                     f"Stokes {lab}: this cube's noise varies across its tunings as "
                     f"{np.round(measured_here, 2).tolist()} (relative to its median tuning), and the denoiser was "
                     f"trained with {trained}: the network's scale and the uncertainty at each tuning assume the "
-                    "training cube's. Refit it on this cube: Denoiser().fit(cube), or denoiser.fit(cube) to continue "
-                    "from its weights.",
+                    "training cube's. Train a denoiser on this cube: Denoiser().fit(cube) (a warm start keeps the "
+                    "profile it was trained with).",
                     SunpyNNUserWarning,
                     stacklevel=5,
                 )

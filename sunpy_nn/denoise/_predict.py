@@ -13,6 +13,7 @@ from ndcube import NDCube
 from tqdm.auto import tqdm
 
 from sunpy_nn.denoise._align import EDGE_PX, cube_shifts, shift_frames
+from sunpy_nn.denoise._result import _stddev
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import smallest_tile
@@ -93,7 +94,8 @@ class _PredictMixin:
             noise = self._noise_levels(canon, labels, (), sampled=True, align=self.align)[0]
         # this cube's own noise profiles, on the cube as it came: a reused denoiser's check, and the uncertainty per
         # tuning of the Stokes parameters not denoised
-        through = [s for s in range(len(labels)) if s not in selected and uncertainty and cube.uncertainty is None]
+        own_sd = _stddev(cube, axes) is not None if uncertainty else True  # (the cube's own: kept as it is)
+        through = [s for s in range(len(labels)) if s not in selected and not own_sd]
         passing = self._cube_profiles(raw, labels, selected, reused, through)
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
         self._warn_noise_mismatch(noise, labels, selected, trained)
