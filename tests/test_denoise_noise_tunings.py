@@ -269,10 +269,17 @@ def test_stokes_i_not_denoised_gets_the_noise_of_each_tuning(fitted):
 
 
 def test_denoise_cube_shapes_the_uncertainty_of_stokes_i():
-    cube, _ = photon_cube()
+    # a line whose core is deep among many continuum-like tunings, as the benchmark's photon-like cube
+    cube, truth = photon_cube([1.0, 1.0, 1.0, 0.8, 0.6, 0.8, 1.0, 1.0, 1.0], n=64, scans=5)
+    injected = np.std(np.asarray(cube.data, np.float64)[:, 0] - truth[:, 0], axis=(0, 2, 3))
     out = denoise_cube(cube, epochs=1, patch_size=16, seed=0, progress=False)
     sd_i = np.asarray(out.uncertainty.array)[0, 0, :, 0, 0]
-    np.testing.assert_allclose(sd_i / sd_i[0], PROFILE, rtol=0.08)
+    # the level of each tuning; a robust level pooled over these unequal tunings is 8 % low (13 % over the 3 tunings
+    # prediction samples), and was before the pass-through tunings were scaled for it
+    np.testing.assert_allclose(sd_i, injected, rtol=0.05)
+    den = Denoiser(n_filters=4).fit(cube, **FIT)  # reused: prediction estimates the levels on sampled pairs
+    sd_reused = np.asarray(den.predict(cube, progress=False).uncertainty.array)[0, 0, :, 0, 0]
+    np.testing.assert_allclose(sd_reused, injected, rtol=0.05)
 
 
 def test_a_cube_in_memory_needs_no_dask(tmp_path):

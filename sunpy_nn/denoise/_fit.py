@@ -116,9 +116,10 @@ class _FitMixin:
             log.info("Scans aligned for the pairs: shifts up to %.2f px", float(np.abs(shifts).max()))
             canon = align_scans(np.array(canon, np.float32), shifts)  # a copy: the caller's cube stays as it is
         # Each tuning divided by its noise relative to the median tuning, where these differ: the network, the
-        # spectral basis and the calibration then see noise of one level (noise_per_tuning).
-        profile = self._tuning_profile(canon, labels, selected, register)
-        factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile)
+        # spectral basis and the calibration then see noise of one level (noise_per_tuning), and the noise level of
+        # every Stokes parameter is its median tuning's (a robust level pooled over unequal tunings is not).
+        profile, passing = self._tuning_profiles(canon, labels, selected, register)
+        factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile | passing)
         own = shifts is not None  # the aligned copy is this fit's own
         if factors is not None:
             if own:

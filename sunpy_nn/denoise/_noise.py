@@ -149,22 +149,31 @@ class _NoiseMixin:
         return out, methods
 
     def _tuning_profile(self, canon, labels, selected, register=None) -> dict[str, list[float]]:
+        """The profiles of the selected Stokes parameters of `_tuning_profiles` (``noise_tunings``)."""
+        return self._tuning_profiles(canon, labels, selected, register, others=False)[0]
+
+    def _tuning_profiles(self, canon, labels, selected, register=None, others=True) -> tuple[dict, dict]:
         """
-        The noise of each tuning of each selected Stokes parameter relative to its median tuning (``noise_tunings``;
-        see `Denoiser`'s ``noise_per_tuning``), as `_relative_noise` measures it, where it spreads by more than
-        `NOISE_TUNING_SPREAD` (``noise_per_tuning=None``) or always (``True``); none with ``False``. A warm start (a
-        trained network) keeps the profile it learnt in, as it keeps the spectral basis.
+        The noise of each tuning relative to its median tuning, as `_relative_noise` measures it, where it spreads by
+        more than `NOISE_TUNING_SPREAD` (``noise_per_tuning=None``) or always (``True``); none with ``False``: of
+        each selected Stokes parameter (``noise_tunings``, see `Denoiser`'s ``noise_per_tuning``), and of each of the
+        others, whose noise levels it makes the median tuning's too. A warm start (a trained network) keeps the
+        profile it learnt in, as it keeps the spectral basis.
         """
-        if self.model is not None:
-            return {labels[s]: list(self.noise_tunings[labels[s]]) for s in selected if labels[s] in self.noise_tunings}
         if self.noise_per_tuning is False:
-            return {}
-        profile = {}
-        for lab, values in self._relative_noise(canon, labels, selected, register).items():
+            return {}, {}
+        others = [s for s in range(len(labels)) if s not in selected] if others else []
+        warm = self.model is not None
+        measured = self._relative_noise(canon, labels, others if warm else [*selected, *others], register)
+        profile, passing = {}, {}
+        for lab, values in measured.items():
             if self.noise_per_tuning or values.max() / values.min() > NOISE_TUNING_SPREAD:
-                profile[lab] = [float(v) for v in values]
+                (passing if lab in [labels[s] for s in others] else profile)[lab] = [float(v) for v in values]
                 log.info("Stokes %s: noise per tuning, relative %s", lab, np.round(values, 3).tolist())
-        return profile
+        if warm:
+            stored = self.noise_tunings
+            profile = {labels[s]: list(stored[labels[s]]) for s in selected if labels[s] in stored}
+        return profile, passing
 
     @staticmethod
     def _relative_noise(canon, labels, selected, register=None) -> dict[str, np.ndarray]:

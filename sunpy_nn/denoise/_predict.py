@@ -83,25 +83,26 @@ class _PredictMixin:
             )
         self._check_basis(labels, selected, "denoise only those (stokes=...)")
         raw = canon
-        # each denoised Stokes parameter's tunings divided by their relative noise, as in training (noise_tunings)
-        profile = {labels[s]: self.noise_tunings[labels[s]] for s in selected if labels[s] in self.noise_tunings}
-        factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile)
-        profile = {lab: p for lab, p in profile.items() if len(p) == canon.shape[2]}  # those applied
-        if factors is not None:
-            canon = canon / factors  # a new array: the caller's cube stays as it is
         reused = noise is None  # (fit passes the noise levels it measured on this very cube)
-        if reused:  # this cube's noise: for the warnings, and the uncertainty of what is not denoised
-            noise = self._noise_levels(canon, labels, (), sampled=True, align=self.align)[0]
         # this cube's own noise profiles, on the cube as it came: a reused denoiser's check, and the uncertainty per
         # tuning of the Stokes parameters not denoised
         own_sd = _stddev(cube, axes) is not None if uncertainty else True  # (the cube's own: kept as it is)
         through = [s for s in range(len(labels)) if s not in selected and not own_sd]
         passing = self._cube_profiles(raw, labels, selected, reused, through)
+        # each denoised Stokes parameter's tunings divided by their relative noise, as in training (noise_tunings),
+        # and those passing through by theirs, so that their noise levels are their median tuning's
+        profile = {labels[s]: self.noise_tunings[labels[s]] for s in selected if labels[s] in self.noise_tunings}
+        factors = self._tuning_factors(labels, range(len(labels)), canon.shape[2], profile | passing)
+        profile = {lab: p for lab, p in profile.items() if len(p) == canon.shape[2]}  # those applied
+        if factors is not None:
+            canon = canon / factors  # a new array: the caller's cube stays as it is
+        if reused:  # this cube's noise: for the warnings, and the uncertainty of what is not denoised
+            noise = self._noise_levels(canon, labels, (), sampled=True, align=self.align)[0]
         trained = self._trained_noise(cube.unit)  # the training noise in this cube's unit
         self._warn_noise_mismatch(noise, labels, selected, trained)
         work = self._to_components(canon, labels, selected)  # spectral components, when the denoiser has a basis
         # temporal mode: each neighbouring scan is registered onto scan t, as in training
-        shifts = cube_shifts(canon, labels) if self.temporal and self.align else None
+        shifts = cube_shifts(raw, labels) if self.temporal and self.align else None
         if is_dask(canon):
             if self.shuffle > 1:
                 raise ValueError(
