@@ -296,3 +296,13 @@ def test_a_cube_in_memory_needs_no_dask(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_profile_does_not_depend_on_the_unit(fitted):
+    # a ratio of noise levels: the same for the cube in percent of Ic (x100)
+    den, cube, _ = fitted
+    percent = NDCube(np.asarray(cube.data) * 100, wcs=cube.wcs, unit=cube.unit, meta=cube.meta)
+    other = Denoiser(n_filters=8).fit(percent, **FIT)
+    for lab in "QUV":
+        np.testing.assert_allclose(other.noise_tunings[lab], den.noise_tunings[lab], rtol=1e-5)
+        assert other.noise[lab] == pytest.approx(100 * den.noise[lab], rel=1e-5)
