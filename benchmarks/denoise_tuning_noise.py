@@ -7,19 +7,19 @@ class of data (CRISP's noise is photon noise, its Q, U and V noise about ``sqrt(
 
 Run from the repository root::
 
-    python benchmarks/denoise_tuning_noise.py            # about 10 minutes on two idle cores (2 fits, 2 workers)
+    python benchmarks/denoise_tuning_noise.py            # about 30 minutes on two idle cores (4 fits, 2 workers)
     python benchmarks/denoise_tuning_noise.py --docs     # also update the docs' copy, which the guide quotes
     python benchmarks/denoise_tuning_noise.py --quick    # smoke test of the script (numbers meaningless)
 
 The cube is the white part of ``benchmarks/denoise_science.py`` (6 scans x IQUV x 9 tunings x 128 x 128, kG
 fields), with the noise of each tuning scaled from 3e-3 in the continuum by ``sqrt(I / Ic)`` of the cube's mean
 Stokes I profile (0.61 of the continuum's in the line core). Errors are in units of each tuning's own noise. Prints,
-per run, the Q/U/V rms error, the coverage within 1 and 2 sigma (all tunings) and the lowest and highest coverage
-within 1 sigma at a tuning, the noise profile the default run measured against the injected one, and the spread of
-the profiles measured on the science benchmark's five uniform-noise cubes (which keep one level); writes
-``benchmarks/results/denoise_tuning_noise.json`` (with ``--docs`` also
-``docs/_static/denoise_science/tuning_noise.json``, from which the docs build quotes the figures in the denoising
-guide).
+per run (single-scan and temporal mode, ``temporal=2``), the Q/U/V rms error, the coverage within 1 and 2 sigma (all
+tunings), the lowest and highest coverage within 1 sigma at a tuning and the rms of error / sigma, the noise profile
+the default run measured against the injected one, and the spread of the profiles measured on the science
+benchmark's five uniform-noise cubes (which keep one level); writes ``benchmarks/results/denoise_tuning_noise.json``
+(with ``--docs`` also ``docs/_static/denoise_science/tuning_noise.json``, from which the docs build quotes the
+figures in the denoising guide).
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 OUT = Path(__file__).parent / "results" / "denoise_tuning_noise.json"
 DOCS = Path(__file__).parents[1] / "docs" / "_static" / "denoise_science" / "tuning_noise.json"
-RUNS = {  # key: (method, noise_per_tuning)
-    "per_tuning": ("a level per tuning (noise_per_tuning=None, the default)", None),
-    "one_level": ("one level per Stokes parameter (noise_per_tuning=False)", False),
+RUNS = {  # key: (method, noise_per_tuning, temporal)
+    "temporal_per_tuning": ("temporal mode (temporal=2), a level per tuning", None, 2),
+    "temporal_one_level": ("temporal mode (temporal=2), one level", False, 2),
+    "per_tuning": ("a level per tuning (noise_per_tuning=None, the default)", None, 0),
+    "one_level": ("one level per Stokes parameter (noise_per_tuning=False)", False, 0),
 }
 
 
@@ -68,9 +70,11 @@ def run(key: str, quick: bool) -> dict:
 
     torch.set_num_threads(1)
     cube, truth, sigma = photon_cube(quick)
-    name, per_tuning = RUNS[key]
+    name, per_tuning, temporal = RUNS[key]
     t0 = time.perf_counter()
-    res = denoise_cube(cube, noise_per_tuning=per_tuning, seed=0, progress=False, epochs=1 if quick else None)
+    res = denoise_cube(
+        cube, noise_per_tuning=per_tuning, temporal=temporal, seed=0, progress=False, epochs=1 if quick else None
+    )
     scale = sigma[None, None, :, None, None]  # errors in units of each tuning's own noise
     est, sd = np.asarray(res.data, np.float64) / scale, np.asarray(res.uncertainty.array, np.float64) / scale
     row = {"key": key} | denoise_science._evaluate(name, est, sd, truth / scale, sigma=1.0)
@@ -115,12 +119,18 @@ def main() -> None:
         rows = list(pool.map(run, RUNS, [args.quick] * len(RUNS)))
     flags = sorted(f for f in _cpu_flags() if f.startswith(("avx", "amx")))
     print(f"sunpy_nn {sunpy_nn.__version__}, {platform.processor() or platform.machine()}, flags {flags}")
-    print(f"{'run':56s} {'rms Q/U/V':>17s} {'within 1/2 sigma':>17s} {'1 sigma by tuning':>18s} {'time':>6s}")
+    print(
+        f"{'run':56s} {'rms Q/U/V':>17s} {'within 1/2 sigma':>17s} {'1 sigma by tuning':>18s} {'z rms':>6s}",
+        f"{'time':>6s}",
+    )
     for r in rows:
         rms = "/".join(f"{r[f'rms_{s}']:.3f}" for s in "QUV")
         cov = f"{r['coverage']['1sigma']:.3f}/{r['coverage']['2sigma']:.3f}"
         per = r["coverage_1sigma_per_tuning"]
-        print(f"{r['method']:56s} {rms:>17s} {cov:>17s} {min(per):>8.3f}-{max(per):.3f} {r['time_s']:5.0f}s")
+        print(
+            f"{r['method']:56s} {rms:>17s} {cov:>17s} {min(per):>8.3f}-{max(per):.3f} {r['z']['rms']:6.2f} "
+            f"{r['time_s']:5.0f}s"
+        )
     default = next(r for r in rows if r["key"] == "per_tuning")
     injected = np.asarray(default["injected_profile"])
     error = {}
@@ -129,15 +139,20 @@ def main() -> None:
         shown = np.round(measured, 3).tolist()
         print(f"Stokes {lab}: measured profile {shown}, largest error {100 * error[lab]:.1f} %")
     print(f"injected profile {np.round(injected, 3).tolist()}")
-    one = next(r for r in rows if r["key"] == "one_level")
-    gain = {s: 1 - default[f"rms_{s}"] / one[f"rms_{s}"] for s in "QUV"}
+    by_key = {r["key"]: r for r in rows}
+    gain, temporal_gain = (
+        {s: 1 - by_key[a][f"rms_{s}"] / by_key[b][f"rms_{s}"] for s in "QUV"}
+        for a, b in (("per_tuning", "one_level"), ("temporal_per_tuning", "temporal_one_level"))
+    )
     print("gain of a level per tuning: " + ", ".join(f"{s} {100 * g:.0f} %" for s, g in gain.items()))
+    print("the same in temporal mode: " + ", ".join(f"{s} {100 * g:.0f} %" for s, g in temporal_gain.items()))
     spreads = uniform_spreads(args.quick)
     widest = max(v for part in spreads.values() for v in part.values())
     print(f"uniform noise (the science benchmark's cubes): measured profiles spread by up to {widest:.3f}")
     if not args.quick:
         result = {"sunpy_nn_version": sunpy_nn.__version__, "machine": platform.machine(), "cpu_flags": flags}
-        result |= {"rows": rows, "gain": gain, "profile_error": error, "uniform_spread": spreads}
+        result |= {"rows": rows, "gain": gain, "temporal_gain": temporal_gain, "profile_error": error}
+        result["uniform_spread"] = spreads
         text = json.dumps(result, indent=1, default=float)
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(text)
