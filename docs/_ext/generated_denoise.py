@@ -177,7 +177,8 @@ def tuning_noise_figures(result: dict) -> dict[str, str]:
     The figures of ``docs/_static/denoise_science/tuning_noise.json`` (``benchmarks/denoise_tuning_noise.py``) that
     the denoise guide quotes, with a noise level per tuning and with one level: the rms errors, the coverage within
     1 sigma at the line core (the tuning of the lowest noise) and within 2 sigma overall, and the rms of error /
-    sigma; the error of the measured noise profile, and the spread of the profiles measured on uniform noise.
+    sigma, in single-scan and in temporal mode (``_temporal``); the error of the measured noise profile, and the
+    spread of the profiles measured on uniform noise.
     """
     rows = {row["key"]: row for row in result["rows"]}
     rms = {key: "/".join(f"{row[f'rms_{s}']:.3f}" for s in "QUV") for key, row in rows.items()}
@@ -186,14 +187,22 @@ def tuning_noise_figures(result: dict) -> dict[str, str]:
     at_core = injected.index(min(injected))  # the tuning of the lowest noise: the line core
     spreads = [v for part in result["uniform_spread"].values() for v in part.values()]
     figures = {}
-    for key, suffix in (("per_tuning", ""), ("one_level", "_one")):
+    for key, suffix in (
+        ("per_tuning", ""),
+        ("one_level", "_one"),
+        ("temporal_per_tuning", "_temporal"),
+        ("temporal_one_level", "_temporal_one"),
+    ):
         row = rows[key]
+        figures[f"den_tuning_noise_1sigma{suffix}"] = f"{row['coverage']['1sigma']:.2f}"
         figures[f"den_tuning_noise_rms{suffix}"] = rms[key]
         figures[f"den_tuning_noise_core_coverage{suffix}"] = f"{row['coverage_1sigma_per_tuning'][at_core]:.2f}"
         figures[f"den_tuning_noise_2sigma{suffix}"] = f"{row['coverage']['2sigma']:.2f}"
         figures[f"den_tuning_noise_z{suffix}"] = f"{row['z']['rms']:.2f}"
     return figures | {
         "den_tuning_noise_gain": _span(list(result["gain"].values()), ".0f", 100, " %"),
+        "den_tuning_noise_temporal_gain": _span(list(result["temporal_gain"].values()), ".0f", 100, " %"),
+        "den_tuning_noise_temporal_width_one": f"{1 / rows['temporal_one_level']['z']['rms']:.2f}",
         "den_tuning_noise_profile_error": f"{100 * max(result['profile_error'].values()):.0f} %",
         "den_tuning_noise_core": f"{core:.2f}",
         "den_tuning_noise_uniform_spread": f"{max(spreads):.2f}",
