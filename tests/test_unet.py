@@ -141,3 +141,37 @@ def test_variance_head_gradients_are_never_subnormal(variance, raw):
     s2 = torch.exp(out[:, 1:]) + 1.0
     (((out[:, :1].detach() - 0.5) ** 2) / (2 * s2) + 0.5 * torch.log(s2)).mean().backward()
     assert not any(_subnormal(p.grad) for p in net.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_sparse_dropout_is_bernoulli_dropout(layout):
+    # The CPU dropout draws the gaps between dropped elements: it must still drop each element independently with
+    # probability p and scale the rest by 1 / (1 - p), in the layout it was given, with the gradient of dropout.
+    from sunpy_nn.nn.unet import sparse_dropout
+
+    p, shape = 0.01, (8, 32, 64, 64)  # 1,048,576 elements
+    x = torch.ones(shape)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        x = torch.ones(8, 32, 64, 128)[..., ::2]  # neither layout: torch's own dropout
+    x.requires_grad_(True)
+    torch.manual_seed(3)
+    y = sparse_dropout(x, p)
+    dropped = (y == 0).detach().flatten()
+    n = dropped.numel()
+    assert abs(dropped.sum().item() - n * p) < 5 * np.sqrt(n * p * (1 - p))
+    assert torch.equal(y[y != 0].detach(), torch.full_like(y[y != 0].detach(), 1 / (1 - p)))
+    if layout == "channels_last":
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    if layout != "strided":  # independent trials: pairs of neighbours both dropped p^2 of the time, halves alike
+        both = (dropped[1:] & dropped[:-1]).sum().item()
+        assert abs(both - n * p**2) < 5 * np.sqrt(n * p**2)
+        halves = dropped.view(2, -1).sum(1).double()
+        assert abs(halves[0] - halves[1]) < 5 * np.sqrt(n * p)
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, y.detach() == 0) and torch.allclose(x.grad[x.grad != 0], torch.tensor(1 / (1 - p)))
+    # the global generator seeds it: the same seed, the same drops; another seed, others
+    torch.manual_seed(3)
+    assert torch.equal(sparse_dropout(x.detach(), p) == 0, y.detach() == 0)
+    assert not torch.equal(sparse_dropout(x.detach(), p) == 0, y.detach() == 0)
