@@ -179,3 +179,21 @@ def test_sparse_dropout_is_bernoulli_dropout(layout):
     torch.manual_seed(3)
     assert torch.equal(sparse_dropout(x.detach(), p) == 0, y.detach() == 0)
     assert not torch.equal(sparse_dropout(x.detach(), p) == 0, y.detach() == 0)
+
+
+def test_the_network_trains_with_the_sparse_dropout_on_cpu(monkeypatch):
+    # every dropout layer of a training U-Net on CPU goes through sparse_dropout (and none in eval mode)
+    import sunpy_nn.nn.unet as unet
+
+    calls = []
+    monkeypatch.setattr(unet, "sparse_dropout", lambda x, p: calls.append(p) or x)
+    net = UNet(1, 1, n_filters=4, depth=2, variance_head=True, dropout=0.01)
+    net(torch.zeros(1, 1, 16, 16))
+    n_layers = sum(1 for m in net.modules() if isinstance(m, unet._Conv) and m.dropout > 0)
+    assert len(calls) == n_layers > 0 and set(calls) == {0.01}
+    calls.clear()
+    net.eval()(torch.zeros(1, 1, 16, 16))
+    assert calls == []
+    net.mc_dropout(True)
+    net(torch.zeros(1, 1, 16, 16))
+    assert len(calls) == n_layers  # Monte-Carlo dropout at inference too

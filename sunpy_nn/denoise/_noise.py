@@ -165,10 +165,10 @@ class _NoiseMixin:
         others = [s for s in range(len(labels)) if s not in selected] if others else []
         warm = self.model is not None
         measured = self._relative_noise(canon, labels, others if warm else [*selected, *others], register)
-        profile, passing = {}, {}
+        profile, passing, other_labels = {}, {}, {labels[s] for s in others}
         for lab, values in measured.items():
             if self.noise_per_tuning or values.max() / values.min() > NOISE_TUNING_SPREAD:
-                (passing if lab in [labels[s] for s in others] else profile)[lab] = [float(v) for v in values]
+                (passing if lab in other_labels else profile)[lab] = [float(v) for v in values]
                 log.info("Stokes %s: noise per tuning, relative %s", lab, np.round(values, 3).tolist())
         if warm:
             stored = self.noise_tunings

@@ -86,8 +86,8 @@ class _PredictMixin:
         reused = noise is None  # (fit passes the noise levels it measured on this very cube)
         # this cube's own noise profiles, on the cube as it came: a reused denoiser's check, and the uncertainty per
         # tuning of the Stokes parameters not denoised
-        own_sd = _stddev(cube, axes) is not None if uncertainty else True  # (the cube's own: kept as it is)
-        through = [s for s in range(len(labels)) if s not in selected and not own_sd]
+        given = _stddev(cube, axes) if uncertainty else None  # the cube's own, kept as it is: converted once
+        through = [s for s in range(len(labels)) if s not in selected] if uncertainty and given is None else []
         passing = self._cube_profiles(raw, labels, selected, reused, through)
         # each denoised Stokes parameter's tunings divided by their relative noise, as in training (noise_tunings),
         # and those passing through by theirs, so that their noise levels are their median tuning's
@@ -117,7 +117,7 @@ class _PredictMixin:
             den, sd = self._from_components(den, sd, canon, labels, selected)
             sd = self._per_tuning(sd, labels, selected)
             den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
-            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile, passing)
+            return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile, passing, given)
         if seed is not None:
             torch.manual_seed(seed)
         n_t, _, n_w, ny, nx = canon.shape
@@ -168,7 +168,7 @@ class _PredictMixin:
         den, sd = self._from_components(den, sd, canon, labels, selected)
         sd = self._per_tuning(sd, labels, selected)
         den, sd = _scaled_back(den, sd, None if factors is None else factors[:, selected])
-        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile, passing)
+        return self._result(cube, axes, den, sd, labels, selected, uncertainty, noise, profile, passing, given)
 
     def _tile_size(self, tile_size: int | None) -> int | None:
         """A tile edge the network can use: tiles need its receptive radius on each side plus a core."""

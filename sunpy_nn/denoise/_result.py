@@ -68,13 +68,17 @@ def _weights_sha256(model) -> str:
 class _ResultMixin:
     """`Denoiser.predict`'s output cube, with the denoiser's `~Denoiser.provenance`."""
 
-    def _result(self, cube, axes, den, sd, labels, selected, uncertainty, noise, tunings=None, passing=None) -> NDCube:
+    def _result(
+        self, cube, axes, den, sd, labels, selected, uncertainty, noise, tunings=None, passing=None, given=None
+    ) -> NDCube:
         """
         The output cube: denoised Stokes parameters from ``den``/``sd`` (canonical, selected Stokes only), the
         others and everything else (mask, meta and its type, psf, extra and global coordinates) from ``cube``.
         ``tunings``: the noise profiles prediction applied (`None`: none), recorded as ``noise_tunings``;
         ``passing``: the cube's own profiles of Stokes parameters not denoised, whose uncertainty (the noise level,
-        where the cube has none) they shape across the tunings, recorded as ``noise_tunings_of_input``.
+        where the cube has none) they shape across the tunings, recorded as ``noise_tunings_of_input``;
+        ``given``: the cube's own uncertainty as `_stddev` gives it (canonical), kept for the Stokes parameters not
+        denoised (`None`: none).
         """
         passing = passing or {}
         lazy = is_dask(den)
@@ -85,7 +89,6 @@ class _ResultMixin:
         data = _assemble([den[:, index[s]] if s in index else original[:, s] for s in range(n_s)], dtype, lazy)
         unc = None
         if uncertainty:
-            given = _stddev(cube, axes)
             planes = []
             for s in range(n_s):
                 if s in index:
