@@ -21,10 +21,13 @@ the original) on an 800x800 CRISP image. Variants, built from the same weights:
 - ``compile``: ``prepare_model(..., compile=True)`` (inductor; its compile time is printed);
 - ``no heap reuse``: ``run_tiled`` as before issue #16 for a single tile, without ``runner._reuse_freed_memory``
   (glibc's mmap off while the network runs, so that freed activations are reused instead of faulted in page by
-  page); ``run_tiled`` now uses it for one tile too.
+  page) and with the memory kept by earlier calls released first; ``run_tiled`` now uses it for one tile too.
 
-``--series N`` then times a series of N frames through ``run_tiled``, each call on its own against all of them inside
-one `~sunpy_nn.nn.keep_freed_memory` context (as `Denoiser.predict` holds it), in alternating rounds.
+The other variants run as a user's consecutive calls do: the memory of one call is kept for the next (the linger,
+``sunpy_nn.nn.heap.HEAP_LINGER_S``). ``--series N`` then times a series of N frames through ``run_tiled`` in
+alternating rounds three ways: the memory released after each call (each call faults its pages in again, as before
+the linger), consecutive calls (the linger) and all of them inside one `~sunpy_nn.nn.keep_freed_memory` context (as
+`Denoiser.predict` holds it).
 
 ``--network enhance`` times Enhance 400x400 (shipped weights) through ``current``, ``run_tiled`` and ``no heap
 reuse``; ``--variants a,b`` keeps only those (``current`` always runs: it is the reference of the ratios).
@@ -56,6 +59,7 @@ from sunpy_nn.nn import (
     keep_freed_memory,
     prepare_model,
     relative_error,
+    release_freed_memory,
     run_tiled,
     runner,
 )
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         tiled = {"halo": net.receptive_radius, "align": net.align, "precision": "float32", "progress": False}
 
     def no_reuse(t):
+        release_freed_memory()  # an earlier variant's linger would keep the heap for this one too
         keep, runner._reuse_freed_memory = runner._reuse_freed_memory, contextlib.nullcontext
         try:
             return run_tiled(net, img, **tiled)
@@ -148,9 +153,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _series(call, n: int, repeats: int) -> None:
-    """Per-frame time of ``n`` calls, each on its own against all inside one kept heap, in alternating rounds."""
+    """
+    Per-frame time of ``n`` calls in alternating rounds: each call's memory released after it (as before the linger
+    of `sunpy_nn.nn.heap.HEAP_LINGER_S`), consecutive calls as they come (the linger keeps it between them) and all
+    inside one kept heap.
+    """
+
+    def released():
+        for _ in range(n):
+            call()
+            release_freed_memory()
 
     def alone():
+        release_freed_memory()
         for _ in range(n):
             call()
 
@@ -159,18 +174,20 @@ def _series(call, n: int, repeats: int) -> None:
             for _ in range(n):
                 call()
 
-    times = {"alone": [], "kept": []}
+    times = {"released": [], "alone": [], "kept": []}
     with torch.inference_mode():
         for r in range(repeats):
-            for name, fn in (("alone", alone), ("kept", kept))[:: 1 if r % 2 == 0 else -1]:
+            order = (("released", released), ("alone", alone), ("kept", kept))
+            for name, fn in order[r % 3 :] + order[: r % 3]:
                 t0 = time.perf_counter()
                 fn()
                 times[name].append((time.perf_counter() - t0) / n)
-    ratio = statistics.median(a / b for a, b in zip(times["kept"], times["alone"], strict=True))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = {k: statistics.median(a / b for a, b in zip(times[k], times["released"], strict=True)) for k in times}
     print(
-        f"series of {n} frames, median of {repeats} alternating rounds: per frame "
-        f"{statistics.median(times['alone']):.3f} s each call alone, {statistics.median(times['kept']):.3f} s in one "
-        f"kept heap (ratio {ratio:.2f})",
+        f"series of {n} frames, median of {repeats} alternating rounds: per frame {med['released']:.3f} s with the "
+        f"memory released after each call, {med['alone']:.3f} s consecutive calls (the linger; ratio "
+        f"{ratio['alone']:.2f}), {med['kept']:.3f} s in one kept heap (ratio {ratio['kept']:.2f})",
         flush=True,
     )
 

@@ -7,7 +7,15 @@ import contextlib
 import numpy as np
 import pytest
 
-from sunpy_nn.nn import UNet, run_tiled, runner
+from sunpy_nn.nn import UNet, heap, release_freed_memory, run_tiled, runner
+
+
+@pytest.fixture(autouse=True)
+def _no_linger_across_tests():
+    """A linger left by another test would keep its (real or fake) glibc settings into this one."""
+    release_freed_memory()
+    yield
+    release_freed_memory()
 
 
 @pytest.mark.parametrize(
@@ -62,28 +70,29 @@ def test_keep_freed_memory_is_counted_over_nesting_and_threads(monkeypatch):
     import threading
 
     fake = _FakeLibc()
-    monkeypatch.setattr(runner, "_glibc", lambda: fake)
+    monkeypatch.setattr(heap, "_glibc", lambda: fake)
+    monkeypatch.setattr(heap, "HEAP_LINGER_S", 0.0)  # restored as the last context closes
     inner_open, release = threading.Event(), threading.Event()
 
     def worker():
-        with runner.keep_freed_memory():
+        with heap.keep_freed_memory():
             inner_open.set()
             release.wait(10)
 
-    with runner.keep_freed_memory():
-        with runner.keep_freed_memory():
+    with heap.keep_freed_memory():
+        with heap.keep_freed_memory():
             pass
         t = threading.Thread(target=worker)
         t.start()
         inner_open.wait(10)
     # the first context closed while the thread's is open: nothing restored yet
-    assert fake.calls == [("mallopt", runner._M_MMAP_MAX, 0), ("mallopt", runner._M_TRIM_THRESHOLD, 1 << 30)]
+    assert fake.calls == [("mallopt", heap._M_MMAP_MAX, 0), ("mallopt", heap._M_TRIM_THRESHOLD, 1 << 30)]
     release.set()
     t.join(10)
     # restored once, when the last one closed, to the values glibc's adaptive threshold settles at, then trimmed
-    assert fake.calls[2:] == [("mallopt", p, v) for p, v in runner._GLIBC_AFTER.items()] + [("trim", 0)]
-    assert runner._GLIBC_AFTER[runner._M_MMAP_THRESHOLD] == 32 << 20  # not glibc's fixed 128 KiB start value
-    assert runner._HeapKeeper.depth == 0
+    assert fake.calls[2:] == [("mallopt", p, v) for p, v in heap._GLIBC_AFTER.items()] + [("trim", 0)]
+    assert heap._GLIBC_AFTER[heap._M_MMAP_THRESHOLD] == 32 << 20  # not glibc's fixed 128 KiB start value
+    assert heap._HeapKeeper.depth == 0
 
 
 def test_denoiser_keeps_one_heap_over_all_frames(monkeypatch):
@@ -100,11 +109,91 @@ def test_denoiser_keeps_one_heap_over_all_frames(monkeypatch):
 
     @contextlib.contextmanager
     def recording():
-        depths.append(runner._HeapKeeper.depth)  # open contexts when a frame's network starts
+        depths.append(heap._HeapKeeper.depth)  # open contexts when a frame's network starts
         with keep():
             yield
 
     monkeypatch.setattr(runner, "_reuse_freed_memory", recording)
     den.predict(cube, stokes="V", progress=False)
     assert len(depths) >= 6 and min(depths) >= 1, depths  # 3 scans x 2 tunings, each inside the outer context
-    assert runner._HeapKeeper.depth == 0
+    assert heap._HeapKeeper.depth == 0
+
+
+_KEEP = [("mallopt", heap._M_MMAP_MAX, 0), ("mallopt", heap._M_TRIM_THRESHOLD, 1 << 30)]
+_RESTORE = [("mallopt", p, v) for p, v in heap._GLIBC_AFTER.items()] + [("trim", 0)]
+
+
+def test_freed_memory_lingers_after_the_last_context_for_the_next_call(monkeypatch):
+    """Consecutive calls (maps of a loop) reuse the kept memory: restored only HEAP_LINGER_S after the last one."""
+    fake = _FakeLibc()
+    monkeypatch.setattr(heap, "_glibc", lambda: fake)
+    monkeypatch.setattr(heap, "HEAP_LINGER_S", 0.3)
+    with heap.keep_freed_memory():
+        pass
+    pending = heap._HeapKeeper.timer
+    assert fake.calls == _KEEP and pending is not None  # kept past the close
+    with heap.keep_freed_memory():  # the next call, within the linger: no new settings, the pending release cancelled
+        assert heap._HeapKeeper.timer is None
+    assert fake.calls == _KEEP
+    pending.join(2)  # the cancelled release ran out without restoring
+    assert fake.calls == _KEEP
+    heap._HeapKeeper.timer.join(2)  # the second close's release restores, once
+    assert fake.calls == _KEEP + _RESTORE
+    assert heap._HeapKeeper.libc is None and heap._HeapKeeper.timer is None
+
+
+def test_a_stale_release_restores_nothing(monkeypatch):
+    """A release scheduled before a context opened again does nothing, even if that context already closed."""
+    fake = _FakeLibc()
+    monkeypatch.setattr(heap, "_glibc", lambda: fake)
+    monkeypatch.setattr(heap, "HEAP_LINGER_S", 60.0)
+    with heap.keep_freed_memory():
+        pass
+    stale = heap._HeapKeeper.generation
+    with heap.keep_freed_memory():
+        pass
+    heap._release(stale)  # as the first close's timer would, had its cancel come too late
+    assert fake.calls == _KEEP
+    heap._release(heap._HeapKeeper.generation)
+    assert fake.calls == _KEEP + _RESTORE
+    release_freed_memory()  # nothing left to restore: no second restore
+    assert fake.calls == _KEEP + _RESTORE
+
+
+def test_release_freed_memory_and_a_forked_child_restore_at_once(monkeypatch):
+    fake = _FakeLibc()
+    monkeypatch.setattr(heap, "_glibc", lambda: fake)
+    monkeypatch.setattr(heap, "HEAP_LINGER_S", 60.0)
+    with heap.keep_freed_memory():
+        with heap.keep_freed_memory():
+            release_freed_memory()  # contexts open: nothing to release yet
+        assert fake.calls == _KEEP
+    release_freed_memory()
+    assert fake.calls == _KEEP + _RESTORE and heap._HeapKeeper.timer is None
+    with heap.keep_freed_memory():
+        pass
+    heap._after_fork_in_child()  # what os.register_at_fork runs in a child forked during the linger
+    assert fake.calls == _KEEP + _RESTORE + _KEEP + _RESTORE
+
+
+@pytest.mark.skipif(heap._glibc() is None, reason="glibc's heap only: elsewhere keep_freed_memory does nothing")
+def test_a_second_call_within_the_linger_faults_in_no_new_pages():
+    """The measurable effect, on this process's real heap: the second call reuses the first call's pages."""
+    import resource
+
+    net = UNet(1, 1, 8, 2, padding="zeros").eval()
+    img = np.random.default_rng(2).standard_normal((512, 512)).astype(np.float32)
+    kw = {"halo": net.receptive_radius, "align": net.align, "precision": "float32", "progress": False}
+
+    def faults() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        run_tiled(net, img, **kw)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    release_freed_memory()
+    first = faults()  # 8 x 512^2 float32 activations: 8 MiB each, ~2,000 pages each
+    second = faults()
+    assert first > 5_000, first
+    assert second < 0.2 * first, (first, second)
+    release_freed_memory()
+    assert faults() > 0.3 * first  # released: faulted in again

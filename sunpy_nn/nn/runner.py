@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import math
-import platform
-import threading
 import weakref
 from collections.abc import Iterator
 
@@ -18,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sunpy_nn.nn.device import PRECISIONS, apply_thread_policy, resolve_device
+from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.optimize import prepare_model
 
 __all__ = [
@@ -233,89 +230,6 @@ def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device) -> int
     with torch.inference_mode():
         probe = torch.from_numpy(np.ascontiguousarray(img[:, :8, :8])).to(dev)[None]
         return int(model.eval().to(dev)(probe).shape[1])
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
-# Restored afterwards. Any mallopt() call switches glibc's adaptive mmap threshold off for good, so its defaults
-# (128 KiB) would stay fixed and every later array above 128 KiB would be mmap()ed afresh; these are instead the
-# values the adaptive threshold settles at once large blocks have been freed (32 MiB on 64-bit, trimming above twice
-# that), which is where it stood while the networks ran.
-_GLIBC_AFTER = {_M_TRIM_THRESHOLD: 64 << 20, _M_MMAP_THRESHOLD: 32 << 20, _M_MMAP_MAX: 65536}
-
-
-class _HeapKeeper:
-    """The process's count of open `keep_freed_memory` contexts, over all threads."""
-
-    lock = threading.Lock()
-    depth = 0
-    libc = None
-
-
-def _glibc():
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018 -- both must exist
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-@contextlib.contextmanager
-def keep_freed_memory() -> Iterator[None]:
-    """
-    Keep memory that tensors free inside the process while networks run, instead of returning it to the OS.
-
-    glibc serves allocations above 32 MiB (an Enhance activation of a 512 px tile is 64-256 MiB) with fresh mmap()s,
-    so every layer of every tile page-faults its output in again: 470,000 minor faults and ~0.35 s of system time
-    per 512 px tile, ~15 % on top of the computation. Inside this context mmap is off and trimming deferred, so
-    later layers, tiles and frames reuse the pages of earlier ones (0 faults from the second frame on).
-    `run_tiled` (so `~sunpy_nn.enhance_map` and `~sunpy_nn.enhance.enhance_array`) opens it for each call, over all
-    its tiles; `Denoiser.predict <sunpy_nn.denoise.Denoiser.predict>` (so `~sunpy_nn.denoise_cube`) and
-    `~sunpy_nn.batch.run_batch` on this process's schedulers hold it over all their frames and items, so that the heap
-    is not trimmed and faulted in again between frames. Wrap your own loop over many calls in it for the same gain.
-
-    The contexts nest and may be open in several threads at once (dask): the process's setting changes when the
-    first opens and is restored, and the heap trimmed, when the last closes. Elsewhere than glibc (macOS, Windows,
-    musl) it does nothing. The peak memory is unchanged (the largest frame's working set); what stays allocated
-    after the last context closes is trimmed.
-
-    Yields
-    ------
-    None
-        Control returns to the ``with`` block; nothing is bound by ``as``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.nn import UNet, keep_freed_memory, run_tiled
-    >>> net = UNet(1, 1, 4, 2).eval()
-    >>> frames = np.zeros((3, 64, 64), np.float32)
-    >>> with keep_freed_memory():  # one heap for the whole series
-    ...     out = [run_tiled(net, f, halo=net.receptive_radius, align=net.align, progress=False) for f in frames]
-    >>> len(out), out[0].shape
-    (3, (64, 64))
-    """
-    with _HeapKeeper.lock:
-        if _HeapKeeper.depth == 0:
-            libc = _glibc()
-            if libc is not None and not (libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)):
-                libc = None
-            _HeapKeeper.libc = libc
-        _HeapKeeper.depth += 1
-    try:
-        yield
-    finally:
-        with _HeapKeeper.lock:
-            _HeapKeeper.depth -= 1
-            libc = _HeapKeeper.libc
-            if _HeapKeeper.depth == 0 and libc is not None:
-                for param, value in _GLIBC_AFTER.items():
-                    libc.mallopt(param, value)
-                libc.malloc_trim(0)
-                _HeapKeeper.libc = None
 
 
 # run_tiled's own context (a name the tests and benchmarks can replace).
