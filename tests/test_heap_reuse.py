@@ -192,8 +192,9 @@ def test_a_second_call_within_the_linger_faults_in_no_new_pages():
 
     release_freed_memory()
     first = faults()  # 8 x 512^2 float32 activations: 8 MiB each, ~2,000 pages each
-    second = faults()
+    later = [faults() for _ in range(4)]  # each as many as the first if the memory were given back after each call
     assert first > 5_000, first
-    assert second < 0.2 * first, (first, second)
+    # the median: now and then glibc grows the heap by a block or two (seen: 4,600 of a first call's 14,000)
+    assert np.median(later) < 0.2 * first, (first, later)
     release_freed_memory()
     assert faults() > 0.3 * first  # released: faulted in again

@@ -72,7 +72,19 @@ def _release(generation: int) -> None:
 
 
 def release_freed_memory() -> None:
-    """Return the memory kept by `keep_freed_memory` now, instead of `HEAP_LINGER_S` after the last context."""
+    """
+    Give the memory kept by `keep_freed_memory` back to the OS now, instead of 5 s after the last context closed.
+
+    Contexts still open (in any thread) keep it until the last closes. Elsewhere than glibc it does nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sunpy_nn.nn import UNet, release_freed_memory, run_tiled
+    >>> net = UNet(1, 1, 4, 2).eval()
+    >>> out = run_tiled(net, np.zeros((64, 64), np.float32), halo=net.receptive_radius, align=net.align)
+    >>> release_freed_memory()  # e.g. before a memory-hungry step of your own
+    """
     with _HeapKeeper.lock:
         if _HeapKeeper.timer is not None:
             _HeapKeeper.timer.cancel()
@@ -107,11 +119,12 @@ def keep_freed_memory() -> Iterator[None]:
     `~sunpy_nn.batch.run_batch` on this process's schedulers hold it over all their frames and items. Wrap your own
     loop over many calls in it for the same gain.
 
-    The memory is still kept for `HEAP_LINGER_S` (5 s) after the last context closes, so that consecutive calls
-    (maps of a loop) reuse it too; then glibc's settings are restored and the heap trimmed, unless another context
-    opened meanwhile. `release_freed_memory` returns it at once. The contexts nest and may be open in several
-    threads at once (dask). The peak memory is unchanged (the largest frame's working set), and while it is kept,
-    other large arrays of the process reuse it. A forked child (multiprocessing) gets glibc's settings back.
+    The memory is still kept for 5 s (``sunpy_nn.nn.heap.HEAP_LINGER_S``) after the last context closes, so that
+    consecutive calls (maps of a loop) reuse it too; then glibc's settings are restored and the heap trimmed, unless
+    another context opened meanwhile. `release_freed_memory` gives it back at once. The contexts nest and may be
+    open in several threads at once (dask). The peak memory is unchanged (the largest frame's working set), and
+    while it is kept, other large arrays of the process reuse it. A forked child (multiprocessing) gets glibc's
+    settings back.
     Elsewhere than glibc (macOS, Windows, musl) it does nothing.
 
     Yields
