@@ -32,7 +32,8 @@ the median over rounds of (our time / Keras time), so below 1 means the package 
    (channels-last, fused Adam, L2 + aleatoric loss; the paper's network, dropout 0.01) against Keras
    ``train_on_batch`` with the same network, loss and Adam: patches/s;
 4. Enhance training, batch 32 of 50x50 inputs (the paper's): the step of `~sunpy_nn.training.train_enhance` (MSE +
-   1e-6 L2 on the kernels, Adam) against Keras ``train_on_batch`` with ``kernel_regularizer=L2(1e-6)``: patches/s.
+   1e-6 L2 on the kernels, channels-last, fused Adam) against Keras ``train_on_batch`` with
+   ``kernel_regularizer=L2(1e-6)``: patches/s.
 
 For the two inference cases the run also reports a roofline floor: the FLOPs (2 x multiply-adds) of every
 convolution of the paper's network on the case's image (`conv_flops`: forward hooks on ``torch.nn.Conv2d`` of the
@@ -505,8 +506,10 @@ def case_train_enhance(batch: int, patch: int, steps: int, repeats: int) -> dict
     copy_weights(net, convs, bns)
     x = 1.0 + 0.05 * _batch(batch, (patch, patch), 2)
     y = 1.0 + 0.05 * _batch(batch, (2 * patch, 2 * patch), 3)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)  # as train_enhance: plain Adam, NCHW
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    # As train_enhance: channels-last, fused Adam.
+    net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4, fused=True)
+    tx, ty = (torch.from_numpy(a).contiguous(memory_format=torch.channels_last) for a in (x, y))
 
     def ours():
         mse = F.mse_loss(net(tx), ty)

@@ -106,6 +106,25 @@ def test_training_learns_and_keeps_best_epoch():
     assert hist["best_epoch"] == int(np.argmin(hist["val_loss"])) + 1
     assert hist["recipe"]["l2"] == 1e-6 and hist["recipe"]["optimizer"] == "Adam"
     assert isinstance(model, EnhanceNet) and not model.training
+    # trained channels-last (faster on CPU), returned in the standard layout: saved weights and hashes as before
+    assert all(p.is_contiguous() for p in model.parameters() if p.ndim == 4)
+
+
+def test_training_runs_channels_last_with_the_fused_adam(monkeypatch):
+    seen = {}
+    adam = torch.optim.Adam
+
+    def recording(params, **kw):
+        params = list(params)
+        seen["fused"] = kw.get("fused")
+        # 3x3 kernels of several input channels (a one-channel or 1x1 kernel is in both layouts at once)
+        wide = [p for p in params if p.ndim == 4 and p.shape[1] > 1 and p.shape[-1] > 1]
+        seen["layout"] = [p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in wide]
+        return adam(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", recording)
+    train_enhance(IMG, epochs=1, **KW)
+    assert seen["fused"] is True and seen["layout"] and all(seen["layout"])
 
 
 def test_checkpoint_resume_equals_uninterrupted(tmp_path):

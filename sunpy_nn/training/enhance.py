@@ -476,10 +476,15 @@ def train_enhance(
         model = EnhanceNet(depth=depth, n_filters=n_filters)
         with torch.no_grad():  # start at the mean level (1 for I/Ic) rather than spend steps climbing to it
             model.tail.bias.fill_(float(train.targets.mean()))
-    model = model.to(dev)
     if schedule not in {"constant", "cosine"}:
         raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    # channels-last and the fused Adam step, as train_noise2noise: 1.47x patches/s measured on CPU (AMD EPYC, one
+    # thread, batch 32 of 50 x 50: python benchmarks/keras_originals.py)
+    model = model.to(dev, memory_format=torch.channels_last)
+    try:
+        opt = torch.optim.Adam(model.parameters(), lr=lr, fused=dev.type in ("cpu", "cuda"))
+    except (RuntimeError, TypeError):
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(train) / batch_size)
 
     def lr_at(step: int) -> float:
@@ -587,4 +592,4 @@ def train_enhance(
         "seed": seed,
         "device": str(dev),
     }
-    return model.eval().cpu(), history
+    return model.eval().cpu().to(memory_format=torch.contiguous_format), history
