@@ -198,3 +198,45 @@ def test_a_second_call_within_the_linger_faults_in_no_new_pages():
     assert np.median(later) < 0.2 * first, (first, later)
     release_freed_memory()
     assert faults() > 0.3 * first  # released: faulted in again
+
+
+def test_training_keeps_one_heap_over_all_its_steps(monkeypatch):
+    """Every training step of both networks runs inside a kept heap (no activation faulted in again per step)."""
+    from sunpy_nn.data.synthetic import synthetic_crisp_cube
+    from sunpy_nn.denoise import Denoiser
+    from sunpy_nn.nn import EnhanceNet
+    from sunpy_nn.training import train_enhance
+
+    depths = []
+
+    def record(module, args):
+        if module.training:
+            depths.append(heap._HeapKeeper.depth)
+
+    net = EnhanceNet(depth=1, n_filters=4)
+    net.register_forward_pre_hook(record)
+    img = np.random.default_rng(3).standard_normal((640, 640)).astype(np.float32) * 0.05 + 1
+    kw = {
+        "n_patches": 8,
+        "n_validation": 4,
+        "input_size": 16,
+        "validation_size": 16,
+        "batch_size": 4,
+        "pixel_scale": 0.0662,
+    }
+    train_enhance(img, kind="intensity", epochs=2, model=net, seed=0, progress=False, **kw)
+    assert len(depths) >= 4 and min(depths) >= 1, depths  # 2 epochs x 2 batches, each inside the context
+
+    depths.clear()
+    forward = UNet.forward
+
+    def recorded(self, x):
+        record(self, (x,))
+        return forward(self, x)
+
+    monkeypatch.setattr(UNet, "forward", recorded)
+    cube = synthetic_crisp_cube(32, n_scans=3, n_wavelengths=2, seed=0)[0]
+    Denoiser(n_filters=4, depth=1).fit(
+        cube, stokes="V", epochs=2, patches_per_epoch=20, patch_size=16, seed=0, progress=False
+    )
+    assert len(depths) >= 4 and min(depths) >= 1, depths  # the Noise2Noise steps of Denoiser.fit
