@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -37,7 +38,8 @@ def test_freed_memory_is_reused_whenever_the_optimised_path_runs(monkeypatch, si
     monkeypatch.setattr(runner, "_reuse_freed_memory", recording)
     out = run_tiled(net, img, tile_size=tile_size, **kw)
     assert len(calls) == entered  # a single tile too since issue #16, not only several
-    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-6 * np.ptp(reference))
+    # a few float32 ulps of the values: tilings (and buffer alignment) pick other oneDNN kernels
+    np.testing.assert_allclose(out, reference, rtol=0, atol=1e-5 * np.ptp(reference))
 
 
 def test_reuse_context_restores_and_changes_nothing():
@@ -48,7 +50,7 @@ def test_reuse_context_restores_and_changes_nothing():
     with runner._reuse_freed_memory():  # nested inside run_tiled's own: still the same result
         inside = run_tiled(net, img, **kw)
     # same path, same tiling; a tolerance of the output's range all the same (CPUs here differ)
-    np.testing.assert_allclose(inside, before, rtol=0, atol=1e-6 * np.ptp(before))
+    np.testing.assert_allclose(inside, before, rtol=0, atol=1e-5 * np.ptp(before))
 
 
 class _FakeLibc:
@@ -134,10 +136,11 @@ def test_freed_memory_lingers_after_the_last_context_for_the_next_call(monkeypat
     assert fake.calls == _KEEP and pending is not None  # kept past the close
     with heap.keep_freed_memory():  # the next call, within the linger: no new settings, the pending release cancelled
         assert heap._HeapKeeper.timer is None
+    second = heap._HeapKeeper.timer  # taken at once: it may fire (and clear the attribute) before the joins
     assert fake.calls == _KEEP
     pending.join(2)  # the cancelled release ran out without restoring
     assert fake.calls == _KEEP
-    heap._HeapKeeper.timer.join(2)  # the second close's release restores, once
+    second.join(2)  # the second close's release restores, once
     assert fake.calls == _KEEP + _RESTORE
     assert heap._HeapKeeper.libc is None and heap._HeapKeeper.timer is None
 
@@ -156,11 +159,11 @@ def test_a_stale_release_restores_nothing(monkeypatch):
     assert fake.calls == _KEEP
     heap._release(heap._HeapKeeper.generation)
     assert fake.calls == _KEEP + _RESTORE
-    release_freed_memory()  # nothing left to restore: no second restore
-    assert fake.calls == _KEEP + _RESTORE
+    release_freed_memory()  # nothing left to restore: no second restore, only a trim
+    assert fake.calls == _KEEP + _RESTORE + [("trim", 0)]
 
 
-def test_release_freed_memory_and_a_forked_child_restore_at_once(monkeypatch):
+def test_release_freed_memory_restores_at_once(monkeypatch):
     fake = _FakeLibc()
     monkeypatch.setattr(heap, "_glibc", lambda: fake)
     monkeypatch.setattr(heap, "HEAP_LINGER_S", 60.0)
@@ -168,36 +171,111 @@ def test_release_freed_memory_and_a_forked_child_restore_at_once(monkeypatch):
         with heap.keep_freed_memory():
             release_freed_memory()  # contexts open: nothing to release yet
         assert fake.calls == _KEEP
+    pending = heap._HeapKeeper.timer
     release_freed_memory()
     assert fake.calls == _KEEP + _RESTORE and heap._HeapKeeper.timer is None
-    with heap.keep_freed_memory():
-        pass
-    heap._after_fork_in_child()  # what os.register_at_fork runs in a child forked during the linger
-    assert fake.calls == _KEEP + _RESTORE + _KEEP + _RESTORE
+    pending.join(2)  # cancelled: it ends without a second restore
+    release_freed_memory()  # nothing kept: only a trim of what the heap holds free
+    assert fake.calls == _KEEP + _RESTORE + [("trim", 0)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX only")
+@pytest.mark.parametrize("open_at_fork", [False, True])
+def test_a_forked_child_gets_glibc_settings_back(monkeypatch, open_at_fork):
+    """
+    A child forked during the linger, or while another thread's context is open (that thread does not exist in
+    the child, so its context never closes there), restores glibc's settings at once and counts afresh.
+    """
+    import threading
+
+    fake = _FakeLibc()
+    monkeypatch.setattr(heap, "_glibc", lambda: fake)
+    monkeypatch.setattr(heap, "HEAP_LINGER_S", 60.0)
+    opened, done = threading.Event(), threading.Event()
+
+    def worker():
+        with heap.keep_freed_memory():
+            opened.set()
+            done.wait(10)
+
+    t = threading.Thread(target=worker)
+    if open_at_fork:
+        t.start()
+        opened.wait(10)
+    else:
+        with heap.keep_freed_memory():
+            pass
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, without pytest's exit handlers
+        try:
+            state = [heap._HeapKeeper.depth, heap._HeapKeeper.libc is None, fake.calls[len(_KEEP) :] == _RESTORE]
+            os.write(write, repr(state).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    report = os.read(read, 1000).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    done.set()
+    if open_at_fork:
+        t.join(10)
+    assert report == "[0, True, True]", report
+    # the parent is untouched: still kept (the linger, or the thread's context until it closed)
+    assert heap._HeapKeeper.depth == 0 and heap._HeapKeeper.libc is fake and fake.calls == _KEEP
+
+
+_FAULTS_SCRIPT = """
+import json, resource
+import numpy as np
+from sunpy_nn.nn import UNet, release_freed_memory, run_tiled
+
+net = UNet(1, 1, 8, 2, padding="zeros").eval()
+img = np.random.default_rng(2).standard_normal((512, 512)).astype(np.float32)
+kw = {"halo": net.receptive_radius, "align": net.align, "precision": "float32", "progress": False}
+
+
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    run_tiled(net, img, **kw)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+run_tiled(net, img[:64, :64], **kw)  # imports, the optimised copy, torch's one-time buffers
+release_freed_memory()
+first = faults()
+later = [faults() for _ in range(4)]
+release_freed_memory()
+print(json.dumps({"first": first, "later": later, "released": faults()}))
+"""
+
+
+def _thp_always() -> bool:
+    try:
+        return "[always]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return False
 
 
 @pytest.mark.skipif(heap._glibc() is None, reason="glibc's heap only: elsewhere keep_freed_memory does nothing")
+@pytest.mark.skipif(_thp_always(), reason="transparent huge pages 'always': the heap faults in 2 MiB pages, far fewer")
 def test_a_second_call_within_the_linger_faults_in_no_new_pages():
-    """The measurable effect, on this process's real heap: the second call reuses the first call's pages."""
-    import resource
+    """
+    The measurable effect on a real heap: calls within the linger reuse the first call's pages. In a fresh process,
+    so that the free memory other tests left in this one's heap does not serve the first call.
+    """
+    import json
+    import subprocess
+    import sys
 
-    net = UNet(1, 1, 8, 2, padding="zeros").eval()
-    img = np.random.default_rng(2).standard_normal((512, 512)).astype(np.float32)
-    kw = {"halo": net.receptive_radius, "align": net.align, "precision": "float32", "progress": False}
-
-    def faults() -> int:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        run_tiled(net, img, **kw)
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-    release_freed_memory()
-    first = faults()  # 8 x 512^2 float32 activations: 8 MiB each, ~2,000 pages each
-    later = [faults() for _ in range(4)]  # each as many as the first if the memory were given back after each call
-    assert first > 5_000, first
-    # the median: now and then glibc grows the heap by a block or two (seen: 4,600 of a first call's 14,000)
-    assert np.median(later) < 0.2 * first, (first, later)
-    release_freed_memory()
-    assert faults() > 0.3 * first  # released: faulted in again
+    out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True, check=True)
+    f = json.loads(out.stdout.strip().splitlines()[-1])
+    # 8 x 512^2 float32 activations: 8 MiB each, ~2,000 pages each (measured: 14,000-18,500 for the first call)
+    assert f["first"] > 5_000, f
+    # each later call as many as the first if the memory were given back after each call; the median, because now
+    # and then glibc grows the heap by a block or two (seen: 4,600 of a first call's 14,000)
+    assert np.median(f["later"]) < 0.2 * f["first"], f
+    assert f["released"] > 0.3 * f["first"], f  # given back: faulted in again
 
 
 def test_training_keeps_one_heap_over_all_its_steps(monkeypatch):

@@ -116,6 +116,8 @@ def test_training_runs_channels_last_with_the_fused_adam(monkeypatch):
 
     def recording(params, **kw):
         params = list(params)
+        if seen:  # torch < 2.4 has no fused CPU step: the fallback's second call is not what was asked for
+            return adam(params, **kw)
         seen["fused"] = kw.get("fused")
         # 3x3 kernels of several input channels (a one-channel or 1x1 kernel is in both layouts at once)
         wide = [p for p in params if p.ndim == 4 and p.shape[1] > 1 and p.shape[-1] > 1]

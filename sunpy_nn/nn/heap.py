@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 import threading
@@ -42,8 +43,10 @@ class _HeapKeeper:
     libc = None  # while glibc's settings are changed: contexts open, or the linger after the last one
     generation = 0  # counts the openings from depth 0; a pending release made stale by a later one does nothing
     timer: threading.Timer | None = None
+    pid = os.getpid()  # the process whose contexts these are (a forked child starts afresh)
 
 
+@functools.cache  # find_library runs ldconfig: once per process, not at every call
 def _glibc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
@@ -73,9 +76,10 @@ def _release(generation: int) -> None:
 
 def release_freed_memory() -> None:
     """
-    Give the memory kept by `keep_freed_memory` back to the OS now, instead of 5 s after the last context closed.
+    Give the memory kept by `keep_freed_memory` back to the OS now, instead of when its linger ends.
 
-    Contexts still open (in any thread) keep it until the last closes. Elsewhere than glibc it does nothing.
+    The linger is ``sunpy_nn.nn.heap.HEAP_LINGER_S`` (5 s) after the last context closed. Contexts still open (in any
+    thread) keep the memory until the last closes. Elsewhere than glibc it does nothing.
 
     Examples
     --------
@@ -89,20 +93,35 @@ def release_freed_memory() -> None:
         if _HeapKeeper.timer is not None:
             _HeapKeeper.timer.cancel()
         if _HeapKeeper.depth == 0:
-            _restore()
+            if _HeapKeeper.libc is not None:
+                _restore()
+            elif (libc := _glibc()) is not None:  # no linger pending: still trim what the heap holds free
+                libc.malloc_trim(0)
+
+
+def _before_fork() -> None:
+    # No fork lands between a mallopt() and the bookkeeping that records it (ctypes releases the GIL).
+    _HeapKeeper.lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _HeapKeeper.lock.release()
 
 
 def _after_fork_in_child() -> None:
-    # The child has only the forking thread: no timer, and a lock another thread may have held. A linger in
-    # progress ends at once, so the child's heap is glibc's again.
+    # The child has only the forking thread: no timer, and no other thread to close the contexts open at the fork
+    # (the forking thread's own skip their close: _HeapKeeper.pid). glibc's settings come back at once, so the child's
+    # heap is glibc's again; a child of a process that never kept its heap makes no mallopt() call.
     _HeapKeeper.lock = threading.Lock()
     _HeapKeeper.timer = None
-    if _HeapKeeper.depth == 0:
-        _restore()
+    _HeapKeeper.depth = 0
+    _HeapKeeper.generation += 1
+    _HeapKeeper.pid = os.getpid()
+    _restore()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
@@ -122,9 +141,9 @@ def keep_freed_memory() -> Iterator[None]:
     The memory is still kept for 5 s (``sunpy_nn.nn.heap.HEAP_LINGER_S``) after the last context closes, so that
     consecutive calls (maps of a loop) reuse it too; then glibc's settings are restored and the heap trimmed, unless
     another context opened meanwhile. `release_freed_memory` gives it back at once. The contexts nest and may be
-    open in several threads at once (dask). The peak memory is unchanged (the largest frame's working set), and
-    while it is kept, other large arrays of the process reuse it. A forked child (multiprocessing) gets glibc's
-    settings back.
+    open in several threads at once (dask). The peak memory of the networks is unchanged (the largest frame's working
+    set); while it is kept, large arrays of the thread that ran them reuse it, but other threads' allocations come on
+    top (`release_freed_memory` gives it back first). A forked child (multiprocessing) gets glibc's settings back.
     Elsewhere than glibc (macOS, Windows, musl) it does nothing.
 
     Yields
@@ -155,16 +174,27 @@ def keep_freed_memory() -> Iterator[None]:
                     libc = None
                 _HeapKeeper.libc = libc
         _HeapKeeper.depth += 1
+        pid = _HeapKeeper.pid
     try:
         yield
     finally:
         with _HeapKeeper.lock:
-            _HeapKeeper.depth -= 1
-            if _HeapKeeper.depth == 0 and _HeapKeeper.libc is not None:
-                if HEAP_LINGER_S > 0:
-                    timer = threading.Timer(HEAP_LINGER_S, _release, (_HeapKeeper.generation,))
-                    timer.daemon = True  # never holds up the interpreter's exit
-                    _HeapKeeper.timer = timer
-                    timer.start()
-                else:
-                    _restore()
+            if _HeapKeeper.pid == pid:  # else opened before a fork, closed in the child: the count starts afresh there
+                _HeapKeeper.depth -= 1
+                if _HeapKeeper.depth == 0 and _HeapKeeper.libc is not None:
+                    _close_last()
+
+
+def _close_last() -> None:
+    """The last context closed: keep the memory for the linger, or give it back now; the caller holds the lock."""
+    if HEAP_LINGER_S <= 0:
+        _restore()
+        return
+    timer = threading.Timer(HEAP_LINGER_S, _release, (_HeapKeeper.generation,))
+    timer.daemon = True  # never holds up the interpreter's exit
+    try:
+        timer.start()
+    except RuntimeError:  # no new thread (a thread limit, or interpreter shutdown): give it back now
+        _restore()
+        return
+    _HeapKeeper.timer = timer

@@ -353,7 +353,8 @@ def train_enhance(
     pairs : tuple of `EnhancePairs`, optional
         Ready-made (training, validation) pairs instead of ``images``.
     model : `~sunpy_nn.nn.EnhanceNet`, optional
-        Start from this network (fine-tuning) instead of a new ``EnhanceNet(depth, n_filters)``.
+        Start from this network (fine-tuning) instead of a new ``EnhanceNet(depth, n_filters)``. It is trained in
+        place (pass a ``copy.deepcopy`` to keep the original) and is the network returned.
     depth, n_filters : int
         Residual blocks and filters of a new network (paper: 5 and 64); ignored when ``model`` is given.
     device : str, optional
@@ -500,6 +501,7 @@ def train_enhance(
     if ckpt is not None and ckpt.exists():
         blob = torch.load(ckpt, map_location=dev, weights_only=False)
         model.load_state_dict(blob["model"])
+        # (a checkpoint of a version before the fused step resumes with plain Adam: its saved settings win)
         opt.load_state_dict(blob["optimizer"])
         history, best_state, best_val = blob["history"], blob["best_state"], blob["best_val"]
         start_epoch = len(history["train_loss"])
