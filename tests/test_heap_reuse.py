@@ -53,6 +53,14 @@ def test_reuse_context_restores_and_changes_nothing():
     np.testing.assert_allclose(inside, before, rtol=0, atol=1e-5 * np.ptp(before))
 
 
+def _fake_glibc(monkeypatch, linger: float) -> _FakeLibc:
+    """A recording glibc in place of this process's, and the linger of the test."""
+    fake = _FakeLibc()
+    monkeypatch.setattr(heap, "_glibc", lambda: fake)
+    monkeypatch.setattr(heap, "HEAP_LINGER_S", linger)
+    return fake
+
+
 class _FakeLibc:
     """Records the mallopt/malloc_trim calls `keep_freed_memory` makes, instead of changing this process's heap."""
 
@@ -71,9 +79,7 @@ class _FakeLibc:
 def test_keep_freed_memory_is_counted_over_nesting_and_threads(monkeypatch):
     import threading
 
-    fake = _FakeLibc()
-    monkeypatch.setattr(heap, "_glibc", lambda: fake)
-    monkeypatch.setattr(heap, "HEAP_LINGER_S", 0.0)  # restored as the last context closes
+    fake = _fake_glibc(monkeypatch, 0.0)  # restored as the last context closes
     inner_open, release = threading.Event(), threading.Event()
 
     def worker():
@@ -127,9 +133,7 @@ _RESTORE = [("mallopt", p, v) for p, v in heap._GLIBC_AFTER.items()] + [("trim",
 
 def test_freed_memory_lingers_after_the_last_context_for_the_next_call(monkeypatch):
     """Consecutive calls (maps of a loop) reuse the kept memory: restored only HEAP_LINGER_S after the last one."""
-    fake = _FakeLibc()
-    monkeypatch.setattr(heap, "_glibc", lambda: fake)
-    monkeypatch.setattr(heap, "HEAP_LINGER_S", 0.3)
+    fake = _fake_glibc(monkeypatch, 0.3)
     with heap.keep_freed_memory():
         pass
     pending = heap._HeapKeeper.timer
@@ -145,11 +149,24 @@ def test_freed_memory_lingers_after_the_last_context_for_the_next_call(monkeypat
     assert heap._HeapKeeper.libc is None and heap._HeapKeeper.timer is None
 
 
+def test_only_a_cpu_device_keeps_memory(monkeypatch):
+    """A GPU's activations are not in this heap: keep_freed_memory("cuda") leaves glibc alone."""
+    import torch
+
+    fake = _fake_glibc(monkeypatch, 0.0)
+    for device in ("cuda", "cuda:1", torch.device("mps")):
+        with heap.keep_freed_memory(device):
+            assert heap._HeapKeeper.depth == 0
+    assert fake.calls == []
+    for device in ("cpu", torch.device("cpu"), None):
+        with heap.keep_freed_memory(device):
+            assert heap._HeapKeeper.depth == 1
+    assert fake.calls == 3 * (_KEEP + _RESTORE)
+
+
 def test_a_stale_release_restores_nothing(monkeypatch):
     """A release scheduled before a context opened again does nothing, even if that context already closed."""
-    fake = _FakeLibc()
-    monkeypatch.setattr(heap, "_glibc", lambda: fake)
-    monkeypatch.setattr(heap, "HEAP_LINGER_S", 60.0)
+    fake = _fake_glibc(monkeypatch, 60.0)
     with heap.keep_freed_memory():
         pass
     stale = heap._HeapKeeper.generation
@@ -164,9 +181,7 @@ def test_a_stale_release_restores_nothing(monkeypatch):
 
 
 def test_release_freed_memory_restores_at_once(monkeypatch):
-    fake = _FakeLibc()
-    monkeypatch.setattr(heap, "_glibc", lambda: fake)
-    monkeypatch.setattr(heap, "HEAP_LINGER_S", 60.0)
+    fake = _fake_glibc(monkeypatch, 60.0)
     with heap.keep_freed_memory():
         with heap.keep_freed_memory():
             release_freed_memory()  # contexts open: nothing to release yet
@@ -188,9 +203,7 @@ def test_a_forked_child_gets_glibc_settings_back(monkeypatch, open_at_fork):
     """
     import threading
 
-    fake = _FakeLibc()
-    monkeypatch.setattr(heap, "_glibc", lambda: fake)
-    monkeypatch.setattr(heap, "HEAP_LINGER_S", 60.0)
+    fake = _fake_glibc(monkeypatch, 60.0)
     opened, done = threading.Event(), threading.Event()
 
     def worker():

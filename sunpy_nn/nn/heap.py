@@ -90,9 +90,9 @@ def release_freed_memory() -> None:
     >>> release_freed_memory()  # e.g. before a memory-hungry step of your own
     """
     with _HeapKeeper.lock:
-        if _HeapKeeper.timer is not None:
-            _HeapKeeper.timer.cancel()
         if _HeapKeeper.depth == 0:
+            if _HeapKeeper.timer is not None:
+                _HeapKeeper.timer.cancel()
             if _HeapKeeper.libc is not None:
                 _restore()
             elif (libc := _glibc()) is not None:  # no linger pending: still trim what the heap holds free
@@ -125,7 +125,7 @@ if hasattr(os, "register_at_fork"):
 
 
 @contextlib.contextmanager
-def keep_freed_memory() -> Iterator[None]:
+def keep_freed_memory(device=None) -> Iterator[None]:
     """
     Keep memory that tensors free inside the process while networks run, instead of returning it to the OS.
 
@@ -146,6 +146,12 @@ def keep_freed_memory() -> Iterator[None]:
     top (`release_freed_memory` gives it back first). A forked child (multiprocessing) gets glibc's settings back.
     Elsewhere than glibc (macOS, Windows, musl) it does nothing.
 
+    Parameters
+    ----------
+    device : str or `torch.device`, optional
+        The device the networks run on: only ``"cpu"`` keeps memory (a GPU's activations are not in this heap);
+        `None` (the default): keep it.
+
     Yields
     ------
     None
@@ -162,6 +168,9 @@ def keep_freed_memory() -> Iterator[None]:
     >>> len(out), out[0].shape
     (3, (64, 64))
     """
+    if device is not None and str(device).split(":")[0] != "cpu":
+        yield
+        return
     with _HeapKeeper.lock:
         if _HeapKeeper.depth == 0:
             _HeapKeeper.generation += 1

@@ -8,7 +8,6 @@ Airy pattern of a 28 cm telescope and resampled to half HMI's pixel.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -510,7 +509,7 @@ def train_enhance(
     t_start = time.perf_counter()
     # One heap for all steps: a batch's 64-channel activations (82 MB at 32 x 100^2) would otherwise be fresh mmap()s
     # faulted in at every step (0.2-0.8 s of system time per 2-s step, measured on CPU).
-    with keep_freed_memory() if dev.type == "cpu" else contextlib.nullcontext():
+    with keep_freed_memory(dev):
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
             # Frozen: batch normalisation uses its running statistics, as in evaluation (gradients still flow).

@@ -8,7 +8,6 @@ pairs here, trains with `train_noise2noise`, and calibrates the uncertainty.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -527,7 +526,7 @@ def train_noise2noise(
     bar = tqdm(total=epochs * patches_per_epoch, desc="Noise2Noise", unit="patch", disable=not progress)
     step, n_steps = 0, epochs * n_batches
     # One heap for all steps, as train_enhance: no activation is faulted in again at every step.
-    with keep_freed_memory() if dev.type == "cpu" else contextlib.nullcontext():
+    with keep_freed_memory(dev):
         for epoch in range(epochs):
             t0 = time.perf_counter()
             if epoch > 0 and hasattr(pairs, "refresh"):
