@@ -422,6 +422,15 @@ def one_frame(n):
     return NDCube(data.astype(np.float32), wcs=make_wcs(["y", "x"]))
 
 
+def test_default_patch_fits_a_deeper_unet():
+    # The paper's 52 px is not a multiple of 2**3: a depth-3 U-Net trains on 48-px patches, where it once failed.
+    data = np.random.default_rng(3).normal(0.0, NOISE, (128, 128)).astype(np.float32)
+    den = Denoiser(n_filters=2, depth=3).fit(
+        NDCube(data, wcs=make_wcs(["y", "x"])), epochs=1, patches_per_epoch=10, seed=0, progress=False
+    )
+    assert den.fit_settings["patch_size"] == 48
+
+
 def test_denoise_cube_adapts_to_a_small_frame(caplog):
     with caplog.at_level("INFO", logger="sunpy_nn.denoise"):
         out = denoise_cube(one_frame(64), epochs=1, seed=0, progress=False)

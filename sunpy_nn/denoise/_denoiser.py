@@ -299,8 +299,9 @@ class Denoiser(
             to zero over the training, converges within the default 10,000 patches, which 1e-4 does not (rms
             error 0.25 against 0.22 x the noise for Q, measured in ``benchmarks/denoise_science.py``).
         patch_size : int, optional
-            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52, or the largest
-            that fits a smaller image (said in the log; with neighbour sub-sampling a patch needs twice its size).
+            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52 rounded down to a
+            multiple of ``2**depth`` (48 at depth 3 and 4, 64 at depth 5), or the largest that fits a smaller image
+            (said in the log; with neighbour sub-sampling a patch needs twice its size).
         loss : {"l2", "l1"}
             Loss of the denoised image (the paper: L2, whose minimiser with noisy targets is the clean image).
         stokes : tuple of str or None

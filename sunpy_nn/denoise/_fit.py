@@ -288,12 +288,14 @@ class _FitMixin:
                 f"at least {2 * align} px. Use a larger field of view, val_fraction=0 (all of it for training), or "
                 "train on a larger cube of the same instrument and apply the denoiser to this one."
             )
-        size = min(_PAPER_PATCH, largest)
-        if size < _PAPER_PATCH:
+        # The paper's 52 px, rounded down to the U-Net's alignment (48 at depth 3 and 4), at least two steps of it.
+        paper = max(_PAPER_PATCH // align * align, 2 * align)
+        size = min(paper, largest)
+        if size < paper:
             log.info(
                 "patch_size=%d: the paper's %d-pixel patches%s do not fit the %d x %d px training region",
                 size,
-                _PAPER_PATCH,
+                paper,
                 " (twice that for neighbour sub-sampling)" if neighbour else "",
                 ny,
                 width,
