@@ -279,7 +279,7 @@ def test_compile_failure_falls_back_with_a_logged_warning(monkeypatch, caplog):
     fast = prepare_model(net, precision="float32", compile=True)
     assert fast.compiled
     x = torch.randn(1, 1, 20, 20)
-    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.optimize"), torch.inference_mode():
+    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.prepared"), torch.inference_mode():
         out = fast(x)
         assert relative_error(out, net(x)) < 1e-5
     assert not fast.compiled
@@ -297,12 +297,36 @@ def test_a_miscompiled_network_falls_back_to_eager(monkeypatch, caplog, wrong):
     net = random_enhance_net(depth=1, n_filters=8)
     fast = prepare_model(net, precision="float32", compile=True)
     x = torch.randn(1, 1, 20, 20)
-    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.optimize"), torch.inference_mode():
+    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.prepared"), torch.inference_mode():
         out = fast(x)
         assert relative_error(out, net(x)) < 1e-5  # the eager network's output, not the compiled one
         assert relative_error(fast(x), net(x)) < 1e-5
     assert not fast.compiled
     assert "off eager" in caplog.text
+
+
+def test_monte_carlo_dropout_is_not_compiled(monkeypatch, caplog):
+    """Its compiled draws differ from eager ones, so the accuracy check would always fail: it stays eager."""
+
+    def no_compile(module, **kwargs):
+        raise AssertionError("torch.compile called for a network with Monte-Carlo dropout")
+
+    monkeypatch.setattr(torch, "compile", no_compile)
+    net = UNet(n_filters=4, depth=1, dropout=0.5).eval().mc_dropout()
+    with caplog.at_level(logging.INFO, logger="sunpy_nn.nn.prepared"):
+        fast = prepare_model(net, precision="float32", compile=True)
+    assert not fast.compiled and "Monte-Carlo dropout" in caplog.text
+    x = torch.randn(1, 1, 16, 16)
+    with torch.inference_mode():
+        torch.manual_seed(3)
+        out = fast(x)
+        torch.manual_seed(3)
+        again = fast(x)
+    assert torch.equal(out, again)  # the same seed, the same eager draws
+    net.mc_dropout(False)
+    assert prepare_model(net, precision="float32").compiled is False  # no compile asked: unchanged
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: module)
+    assert prepare_model(net, precision="float32", compile=True).compiled  # deterministic again: compiled
 
 
 def test_a_correct_compiled_network_is_checked_once(monkeypatch):
@@ -343,7 +367,7 @@ def test_each_new_shape_is_checked_and_a_miscompiled_one_falls_back(monkeypatch,
     eager_calls = []
     fast.module.register_forward_hook(lambda *args: eager_calls.append(1))
     small, large = torch.randn(1, 1, 20, 20), torch.randn(1, 1, 20, 40)
-    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.optimize"), torch.inference_mode():
+    with caplog.at_level(logging.WARNING, logger="sunpy_nn.nn.prepared"), torch.inference_mode():
         fast(small), fast(small)
         assert fast.compiled and len(eager_calls) == 2 + 1  # one check for the first shape only
         out = fast(large)

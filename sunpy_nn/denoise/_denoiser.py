@@ -417,7 +417,8 @@ class Denoiser(
             to the plain network to about 1e-5 of the data range).
         compile : bool
             Compile the network with `torch.compile` (where that fails, a warning is logged and the network runs
-            uncompiled).
+            uncompiled). The Monte-Carlo dropout passes of ``uncertainty="total"`` always run uncompiled: their
+            random draws cannot be checked against eager mode.
         progress : bool
             Show a progress bar over frames.
 

@@ -1,0 +1,167 @@
+"""
+The prepared network that `sunpy_nn.nn.prepare_model` returns: the optimised module, optionally compiled, whose
+compiled output is checked against eager mode; and the accuracy measure of the optimised modes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+__all__ = ["ACCURACY_BOUND", "PreparedModel", "relative_error"]
+
+log = logging.getLogger(__name__)
+
+#: Largest difference from float32 eager inference, as a fraction of the reference output's range, that an
+#: optimised mode may make (the accuracy guard of ``precision="auto"`` and of the tests).
+ACCURACY_BOUND = 1e-3
+
+
+class _Autocast(nn.Module):
+    """Any other network under `torch.autocast` in ``dtype`` (float32 output), channels-last."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype, channels_last: bool) -> None:
+        super().__init__()
+        self.net, self.dtype, self.channels_last = net, dtype, channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype == torch.float32:
+            return self.net(x)
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self.net(x).float()
+
+
+def _draws_at_random(module: nn.Module) -> bool:
+    """Whether the forward pass drops activations at random: Monte-Carlo dropout, or dropout in training mode."""
+    for m in module.modules():
+        if getattr(m, "mc", False) and getattr(m, "dropout", 0.0) > 0:
+            return True
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+            return True
+    return False
+
+
+#: How far compiled bfloat16 may be from eager bfloat16 (of the range): rounding differs, a miscompilation is caught.
+_COMPILED_BF16_BOUND = 0.05
+
+
+class PreparedModel(nn.Module):
+    """
+    The network returned by `prepare_model`: an optimised module, optionally compiled.
+
+    The attributes the tiled runner needs (``receptive_radius``, ``scale``, ``align``, ``n_filters``, ``depth``,
+    ``out_channels``) are copied from the original where it has them. Use `prepare_model` rather than building one.
+
+    Parameters
+    ----------
+    module : `torch.nn.Module`
+        The optimised network that computes the forward pass (kept as ``module``).
+    original : `torch.nn.Module`
+        The network it was built from; only its attributes above are read.
+    precision : str
+        The precision actually used, ``"float32"`` or ``"bfloat16"`` (what ``"auto"`` resolved to); kept as
+        ``precision``.
+    max_error : float or None
+        The error of the chosen precision against float32 eager inference on the probe, as a fraction of the
+        reference output's range (only measured by ``precision="auto"`` on hardware with native bfloat16); kept as
+        ``max_error``.
+
+    Attributes
+    ----------
+    compiled : bool
+        Whether the forward pass runs through `torch.compile` (false until `enable_compile`, and after a fallback:
+        when compilation fails, or when the first compiled output of any input shape is farther from the eager
+        network's than the accuracy guard, ``ACCURACY_BOUND`` of the range in float32; always false with
+        Monte-Carlo dropout, whose random draws cannot be checked).
+    """
+
+    def __init__(self, module: nn.Module, original: nn.Module, precision: str, max_error: float | None) -> None:
+        super().__init__()
+        self.module = module
+        self.precision, self.max_error = precision, max_error
+        self.compiled, self._compiled_forward = False, None
+        self._verified: set = set()  # input signatures whose compiled output matched the eager module
+        for name in ("receptive_radius", "scale", "align", "n_filters", "depth", "out_channels"):
+            if hasattr(original, name):
+                setattr(self, name, getattr(original, name))
+
+    def enable_compile(self) -> None:
+        """
+        Run the forward pass through `torch.compile`; failures fall back to eager mode with a logged warning.
+
+        A network that draws random numbers in its forward pass (Monte-Carlo dropout, `sunpy_nn.nn.UNet.mc_dropout`)
+        stays eager, with a logged note: its compiled output cannot be checked against eager mode, whose draws differ.
+        """
+        if _draws_at_random(self.module):
+            log.info("torch.compile is not used with Monte-Carlo dropout (its draws cannot be checked): running eager")
+            self._compiled_forward, self.compiled = None, False
+            return
+        try:
+            self._compiled_forward, self._verified = torch.compile(self.module, dynamic=False), set()
+            self.compiled = True
+        except Exception as err:  # any failure of the optional compiler means eager mode
+            log.warning("torch.compile is not available (%s: %s); running eagerly", type(err).__name__, err)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._compiled_forward is not None:
+            try:
+                out = self._compiled_forward(x)
+            except Exception as err:  # e.g. no C++ compiler: inductor fails at the first call
+                log.warning("torch.compile failed (%s: %s); falling back to eager mode", type(err).__name__, err)
+                self._compiled_forward, self.compiled = None, False
+            else:
+                if (key := (tuple(x.shape), x.stride(), x.dtype, x.device)) in self._verified:
+                    return out
+                # Each shape compiles its own kernels (dynamic=False): its first output is checked against eager
+                # (inductor under an AVX2 cap on an AVX-512 CPU returned 0.8 of the range off, and NaN).
+                ref = self.module(x)
+                bound = ACCURACY_BOUND if self.precision == "float32" else _COMPILED_BF16_BOUND
+                error = relative_error(out.float(), ref.float())
+                if error <= bound:  # False for NaN too
+                    self._verified.add(key)
+                    return out
+                log.warning("torch.compile is %.3g of the range off eager (bound %g): running eagerly", error, bound)
+                self._compiled_forward, self.compiled = None, False
+                return ref
+        return self.module(x)
+
+
+def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """
+    Largest absolute difference between ``output`` and ``reference`` as a fraction of the reference's range.
+
+    For ``(N, C, H, W)`` tensors the range is taken per channel (a denoised image and its log-variance have very
+    different ranges) and the largest of the per-channel fractions is returned.
+
+    Parameters
+    ----------
+    output : `torch.Tensor`
+        The tensor to judge, e.g. an optimised network's output; same shape as ``reference``.
+    reference : `torch.Tensor`
+        The reference, e.g. float32 eager inference: ``(N, C, H, W)``, or any shape (one range over all of it).
+
+    Returns
+    -------
+    float
+        ``max |output - reference| / (max(reference) - min(reference))`` (dimensionless), the largest over channels;
+        compare it with `ACCURACY_BOUND`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sunpy_nn.nn import relative_error
+    >>> reference = torch.tensor([0.0, 1.0, 2.0])
+    >>> round(relative_error(reference + 0.01, reference), 6)  # 0.01 off a range of 2
+    0.005
+    """
+    out, ref = output.float(), reference.float()
+    if ref.ndim == 4:
+        out, ref = out.transpose(0, 1).flatten(1), ref.transpose(0, 1).flatten(1)
+    else:
+        out, ref = out.reshape(1, -1), ref.reshape(1, -1)
+    span = (ref.max(dim=1).values - ref.min(dim=1).values).clamp_min(torch.finfo(torch.float32).tiny)
+    return float(((out - ref).abs().max(dim=1).values / span).max())
