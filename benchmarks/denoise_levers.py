@@ -8,7 +8,7 @@ Run from the repository root::
     python benchmarks/denoise_levers.py                      # white and correlated cubes, 2 workers
     python benchmarks/denoise_levers.py --parts white --jobs 2
     python benchmarks/denoise_levers.py --quick              # smoke test of the script (numbers meaningless)
-    python benchmarks/denoise_levers.py --parts white --levers "PCA default" "PCA 48 filters" "PCA depth 3"
+    python benchmarks/denoise_levers.py --parts white --levers "PCA default" "PCA 48 filters" "PCA depth 3" --docs
 
 The cubes are ``benchmarks/denoise_science.py``'s (6 scans x IQUV x 9 tunings x 128 x 128, noise 3e-3, kG fields).
 Every denoiser is trained with ``seed=0`` on one torch thread. Levers:
@@ -36,7 +36,8 @@ Levers on the spectral principal components (``spectral_pca``, the default since
 
 Reported for Q, U, V together, in units of the noise: the rms error, the rms error by ``|truth| / sigma`` (0-1, 1-3,
 3-10, > 10), the coverage within 1 and 2 sigma and the rms and kurtosis of error / sigma
-(`sunpy_nn.metrics.standardised_error`). Results: ``benchmarks/results/denoise_levers.json``.
+(`sunpy_nn.metrics.standardised_error`). Results: ``benchmarks/results/denoise_levers.json``; with ``--docs`` (which
+needs the three ``PCA`` levers) also ``docs/_static/denoise_science/levers.json``, which the denoising guide quotes.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = ROOT / "benchmarks" / "results" / "denoise_levers.json"
+DOCS = ROOT / "docs" / "_static" / "denoise_science" / "levers.json"
+DOCS_LEVERS = ("PCA default", "PCA 48 filters", "PCA depth 3")  # what the guide quotes
 PARTS = ("white", "correlated")
 JOBS = ("default", "20 epochs", "spectral", "no drift", "PCA default", "PCA 48 filters", "PCA depth 3")
 
@@ -204,7 +207,10 @@ def main() -> None:
     p.add_argument("--levers", nargs="+", choices=JOBS, default=list(JOBS), help="trainings to run")
     p.add_argument("--jobs", type=int, default=2, help="trainings in parallel, one torch thread each")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny cubes and one epoch (numbers meaningless)")
+    p.add_argument("--docs", action="store_true", help="also write the docs' copy (needs the three PCA levers)")
     args = p.parse_args()
+    if args.docs and (args.quick or not set(DOCS_LEVERS) <= set(args.levers) or "white" not in args.parts):
+        p.error(f"--docs needs the white part and the levers {DOCS_LEVERS}, without --quick")
     if args.quick:
         os.environ["SUNPY_NN_BENCH_QUICK"] = "1"  # read by denoise_science, also in the worker processes
     import sunpy_nn
@@ -227,8 +233,13 @@ def main() -> None:
                     print(f"{'':<10} {label}: rms error of the leading components, network / Wiener oracle: {pairs}")
     if not args.quick:
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps({"sunpy_nn_version": sunpy_nn.__version__, "rows": rows}, indent=1))
+        result = {"sunpy_nn_version": sunpy_nn.__version__, "command": " ".join(["python", *sys.argv]), "rows": rows}
+        text = json.dumps(result, indent=1)
+        OUT.write_text(text)
         print(f"wrote {OUT}")
+        if args.docs:
+            DOCS.write_text(text)
+            print(f"wrote {DOCS}")
 
 
 if __name__ == "__main__":
