@@ -77,6 +77,11 @@ GENERATED = {
         ("benchmarks/denoise_tuning_noise.py", "benchmarks/denoise_science.py"),
         lambda d: d["sunpy_nn_version"],
     ),
+    # the script, and the science benchmark whose cubes and scoring it uses
+    "docs/_static/denoise_science/levers.json": (
+        ("benchmarks/denoise_levers.py", "benchmarks/denoise_science.py"),
+        lambda d: d["sunpy_nn_version"],
+    ),
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
     **{
         str(p.relative_to(ROOT)): (("benchmarks/gpu.py", "benchmarks/_run_inputs.py"), lambda d: d["sunpy_nn_version"])

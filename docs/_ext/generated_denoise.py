@@ -209,6 +209,30 @@ def tuning_noise_figures(result: dict) -> dict[str, str]:
     }
 
 
+def levers_figures(result: dict) -> dict[str, str]:
+    """
+    The figures of ``docs/_static/denoise_science/levers.json`` (``benchmarks/denoise_levers.py --docs``) that the
+    denoise guide quotes, on the white cube and the spectral principal components: the single-scan rms error of Q, U
+    and V with the default U-Net, a wider and a deeper one, the wider one's training time against the default's, and
+    the network's rms error in the three leading components against a Wiener oracle's (V's first component, and the
+    span of the gain over all nine).
+    """
+    rows = {row["lever"]: row for row in result["rows"] if row["part"] == "white"}
+    default = rows["PCA default"]
+    comps = [c for label in "QUV" for c in default["wiener_oracle"][label]]
+    v0 = default["wiener_oracle"]["V"][0]
+    return {
+        **{
+            f"den_levers_rms_{key}": "/".join(f"{v:.3f}" for v in rows[lever]["rms_QUV"])
+            for key, lever in (("default", "PCA default"), ("48", "PCA 48 filters"), ("depth3", "PCA depth 3"))
+        },
+        "den_levers_time_48": f"{rows['PCA 48 filters']['seconds'] / default['seconds']:.1f}",
+        "den_levers_v0_network": f"{v0['network']:.2f}",
+        "den_levers_v0_wiener": f"{v0['wiener']:.2f}",
+        "den_levers_wiener_gain": _span([1 - c["network"] / c["wiener"] for c in comps], ".0f", 100, " %"),
+    }
+
+
 def _header(summary: dict) -> list[str]:
     parts = [p for p in (*TITLES, "crisp", "timing") if p in summary]
     versions = {part_version(summary, p) for p in parts}
@@ -382,5 +406,8 @@ def write_denoise_files(source: Path, out: Path) -> None:
     tuning = source / "_static" / "denoise_science" / "tuning_noise.json"  # benchmarks/denoise_tuning_noise.py --docs
     if tuning.exists():
         figures |= tuning_noise_figures(json.loads(tuning.read_text()))
+    levers = source / "_static" / "denoise_science" / "levers.json"  # python benchmarks/denoise_levers.py --docs
+    if levers.exists():
+        figures |= levers_figures(json.loads(levers.read_text()))
     subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in figures.items())
     _write(out / "denoise_figures.inc", note + subs)
