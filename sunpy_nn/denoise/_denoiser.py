@@ -299,9 +299,8 @@ class Denoiser(
             to zero over the training, converges within the default 10,000 patches, which 1e-4 does not (rms
             error 0.25 against 0.22 x the noise for Q, measured in ``benchmarks/denoise_science.py``).
         patch_size : int, optional
-            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52 rounded down to a
-            multiple of ``2**depth`` (48 at depth 3 and 4, 64 at depth 5), or the largest that fits a smaller image
-            (said in the log; with neighbour sub-sampling a patch needs twice its size).
+            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52 rounded down to one
+            (48 at depth 3), or the largest that fits a smaller image (logged; neighbour sub-sampling needs twice it).
         loss : {"l2", "l1"}
             Loss of the denoised image (the paper: L2, whose minimiser with noisy targets is the clean image).
         stokes : tuple of str or None
@@ -417,8 +416,7 @@ class Denoiser(
             to the plain network to about 1e-5 of the data range).
         compile : bool
             Compile the network with `torch.compile` (where that fails, a warning is logged and the network runs
-            uncompiled). The Monte-Carlo dropout passes of ``uncertainty="total"`` always run uncompiled: their
-            random draws cannot be checked against eager mode.
+            uncompiled; Monte-Carlo dropout passes always do, as their draws cannot be checked against eager mode).
         progress : bool
             Show a progress bar over frames.
 
