@@ -273,8 +273,8 @@ def test_the_words_around_the_tuning_noise_figures_fit_them():
 
 
 def test_the_words_around_the_levers_fit_them():
-    # "neither brought Stokes V to 0.2 of the noise", "at ... times the training time" (longer), and "in every one of
-    # the leading components the network's error is below the Wiener oracle's"
+    # "V ... above 0.2 of the noise" with all three U-Nets, "in ... times the time" (longer), and "in each leading
+    # component ... the network's rms error is ... below" the Wiener oracle's
     levers = json.loads((DOCS / "_static" / "denoise_science" / "levers.json").read_text())
     rows = {row["lever"]: row for row in levers["rows"] if row["part"] == "white"}
     assert all(rows[k]["rms_QUV"][2] > 0.2 for k in ("PCA default", "PCA 48 filters", "PCA depth 3"))

@@ -167,3 +167,33 @@ def test_a_tile_size_without_a_useful_core_is_raised_not_run_pixel_by_pixel(tile
     n_tiles = len(tile_windows(100, smallest_tile(halo), halo)) ** 2
     assert sum(calls) == n_tiles == 49 and f"using {smallest_tile(halo)}" in caplog.text  # a 15 px core
     assert_close_ulps(out, _whole(NET, img), 64)
+
+
+def test_monte_carlo_dropout_switched_around_each_frame_keeps_both_optimised_copies(monkeypatch):
+    # Denoiser.predict(uncertainty="total") switches dropout on and off around every frame of the same network:
+    # the optimised copy with dropout off (and its compilation) must be built once, not once per frame.
+    import sunpy_nn.nn.runner as runner
+    from sunpy_nn.nn import UNet
+
+    built = []
+    real = runner.prepare_model
+
+    def counting(model, **kwargs):
+        built.append(any(getattr(m, "mc", False) for m in model.modules()))
+        return real(model, **kwargs)
+
+    monkeypatch.setattr(runner, "prepare_model", counting)
+    net = UNet(n_filters=4, depth=1, dropout=0.1).eval()
+    image = np.random.default_rng(0).normal(size=(1, 32, 32)).astype(np.float32)
+    outs = []
+    for _ in range(3):
+        outs.append(run_tiled(net, image, halo=8, align=2, precision="float32"))
+        net.mc_dropout(True)
+        run_tiled(net, image, halo=8, align=2, precision="float32")
+        net.mc_dropout(False)
+    assert built == [False, True]
+    assert_close_ulps(outs[2], outs[0], ulps=4)  # the cached copy gives the same output
+    with torch.no_grad():
+        net.out.bias.add_(1.0)  # an in-place update invalidates the copy
+    run_tiled(net, image, halo=8, align=2, precision="float32")
+    assert built == [False, True, False]

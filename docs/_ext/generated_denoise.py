@@ -214,8 +214,8 @@ def levers_figures(result: dict) -> dict[str, str]:
     The figures of ``docs/_static/denoise_science/levers.json`` (``benchmarks/denoise_levers.py --docs``) that the
     denoise guide quotes, on the white cube and the spectral principal components: the single-scan rms error of Q, U
     and V with the default U-Net, a wider and a deeper one, the wider one's training time against the default's, and
-    the network's rms error in the three leading components against a Wiener oracle's (V's first component, and the
-    span of the gain over all nine).
+    the network's rms error in the three leading components against a Wiener oracle's (each frame's best
+    shift-invariant linear filter; V's first component, and the span of the gain over all nine).
     """
     rows = {row["lever"]: row for row in result["rows"] if row["part"] == "white"}
     default = rows["PCA default"]

@@ -299,8 +299,8 @@ class Denoiser(
             to zero over the training, converges within the default 10,000 patches, which 1e-4 does not (rms
             error 0.25 against 0.22 x the noise for Q, measured in ``benchmarks/denoise_science.py``).
         patch_size : int, optional
-            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52 rounded down to one
-            (48 at depth 3), or the largest that fits a smaller image (logged; neighbour sub-sampling needs twice it).
+            Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52 rounded down to one,
+            at least two (48 at depth 3, 64 at 5), or the largest that fits (logged; doubled for neighbour pairs).
         loss : {"l2", "l1"}
             Loss of the denoised image (the paper: L2, whose minimiser with noisy targets is the clean image).
         stokes : tuple of str or None

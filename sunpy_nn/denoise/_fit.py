@@ -276,7 +276,7 @@ class _FitMixin:
         return net
 
     def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
-        """The training patch edge: as given, or the paper's 52 or the largest that fits the training region."""
+        """The training patch edge: as given, or the paper's 52 (aligned to the U-Net) or the largest that fits."""
         if patch_size is not None:
             return patch_size  # checked against the image by Noise2NoisePairs, with the same message for both APIs
         align = 2**self.depth
@@ -293,7 +293,7 @@ class _FitMixin:
         size = min(paper, largest)
         if size < paper:
             log.info(
-                "patch_size=%d: the paper's %d-pixel patches%s do not fit the %d x %d px training region",
+                "patch_size=%d: the default %d-pixel patches%s do not fit the %d x %d px training region",
                 size,
                 paper,
                 " (twice that for neighbour sub-sampling)" if neighbour else "",

@@ -38,7 +38,8 @@ class _Autocast(nn.Module):
 def _draws_at_random(module: nn.Module) -> bool:
     """Whether the forward pass drops activations at random: Monte-Carlo dropout, or dropout in training mode."""
     for m in module.modules():
-        if getattr(m, "mc", False) and getattr(m, "dropout", 0.0) > 0:
+        rate = getattr(m, "dropout", 0.0)
+        if getattr(m, "mc", False) and isinstance(rate, (int, float)) and rate > 0:
             return True
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
             return True

@@ -242,13 +242,11 @@ _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _prepared(model: nn.Module, dev: torch.device, precision: str, compile: bool, example: torch.Tensor) -> nn.Module:
-    # Parameter versions change with every in-place update (training), which invalidates the copy; so does
-    # switching Monte-Carlo dropout (UNet.mc_dropout), which the optimised U-Net does not implement.
-    versions = (
-        tuple(t._version for t in (*model.parameters(), *model.buffers())),
-        tuple(bool(getattr(m, "mc", False)) for m in model.modules()),
-    )
-    key = (str(dev), precision, compile)
+    # Parameter versions change with every in-place update (training), which invalidates the copy. Monte-Carlo
+    # dropout (UNet.mc_dropout), which the optimised U-Net does not implement, gets a copy of its own: prediction
+    # switches it on and off around every frame, which must not rebuild (or recompile) either copy.
+    versions = tuple(t._version for t in (*model.parameters(), *model.buffers()))
+    key = (str(dev), precision, compile, tuple(bool(getattr(m, "mc", False)) for m in model.modules()))
     cache = _PREPARED.setdefault(model, {})
     entry = cache.get(key)
     if entry is None or entry[0] != versions:
