@@ -147,7 +147,7 @@ def _recalibrated(den, cube, truth, res) -> dict[str, np.ndarray]:
     return out
 
 
-def _wiener_oracle(den, cube, truth, res, n_components: int = 3) -> dict[str, list[dict]]:
+def _wiener_oracle(den, truth, res, n_components: int = 3) -> dict[str, list[dict]]:
     """
     Per Stokes parameter and leading spectral component: the network's rms error and that of a Wiener oracle, the
     best shift-invariant linear filter of each frame, built from that frame's true 2-D power spectrum (white noise of
@@ -183,7 +183,7 @@ def run(job: tuple[str, str]) -> list[dict]:
     cube, truth = _cube(part, drift=lever != "no drift")
     t0 = time.perf_counter()
     if lever.startswith("PCA"):
-        den = Denoiser(n_filters=48 if lever == "PCA 48 filters" else 32, depth=3 if lever == "PCA depth 3" else 2)
+        den = Denoiser(**{"PCA 48 filters": {"n_filters": 48}, "PCA depth 3": {"depth": 3}}.get(lever, {}))
     else:
         # on the tunings, as these levers were measured (the recalibration compares frames with the truth per tuning)
         den = Denoiser(mode="spectral" if lever == "spectral" else "image", spectral_pca=False)
@@ -191,7 +191,7 @@ def run(job: tuple[str, str]) -> list[dict]:
     res = den.predict(cube, stokes=("Q", "U", "V"), progress=False)
     rows = [_row(lever, res.data, res.uncertainty.array, truth, time.perf_counter() - t0)]
     if lever == "PCA default" and part == "white":  # the oracle assumes white noise
-        rows[0]["wiener_oracle"] = _wiener_oracle(den, cube, truth, res)
+        rows[0]["wiener_oracle"] = _wiener_oracle(den, truth, res)
     if lever == "default":
         for name, sd in _recalibrated(den, cube, truth, res).items():
             rows.append(_row(f"recalibrated ({name})", res.data, sd, truth))

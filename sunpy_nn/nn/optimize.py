@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from sunpy_nn.nn.device import PRECISIONS, bf16_is_native, configure_threads, resolve_device
 from sunpy_nn.nn.enhance_net import EnhanceNet
-from sunpy_nn.nn.prepared import ACCURACY_BOUND, PreparedModel, _Autocast, relative_error
+from sunpy_nn.nn.prepared import ACCURACY_BOUND, PreparedModel, _draws_at_random, relative_error
 from sunpy_nn.nn.unet import UNet, _check_sides, _mean_of_groups, log_variance
 
 __all__ = [
@@ -355,10 +355,26 @@ class FastUNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- generic / wrapper
+class _Autocast(nn.Module):
+    """Any other network under `torch.autocast` in ``dtype`` (float32 output), channels-last."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype, channels_last: bool) -> None:
+        super().__init__()
+        self.net, self.dtype, self.channels_last = net, dtype, channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.dtype == torch.float32:
+            return self.net(x)
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self.net(x).float()
+
+
 def _build(model: nn.Module, dtype: torch.dtype, channels_last: bool) -> nn.Module:
     if isinstance(model, EnhanceNet):
         return FastEnhance(model, body_dtype=dtype, tail_dtype=dtype, channels_last=channels_last)
-    if isinstance(model, UNet) and not any(getattr(m, "mc", False) for m in model.modules()):
+    if isinstance(model, UNet) and not _draws_at_random(model):  # the optimised U-Net has no Monte-Carlo dropout
         return FastUNet(model, dtype=dtype, channels_last=channels_last)
     net = copy.deepcopy(model).eval()
     if channels_last:

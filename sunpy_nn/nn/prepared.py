@@ -19,22 +19,6 @@ log = logging.getLogger(__name__)
 ACCURACY_BOUND = 1e-3
 
 
-class _Autocast(nn.Module):
-    """Any other network under `torch.autocast` in ``dtype`` (float32 output), channels-last."""
-
-    def __init__(self, net: nn.Module, dtype: torch.dtype, channels_last: bool) -> None:
-        super().__init__()
-        self.net, self.dtype, self.channels_last = net, dtype, channels_last
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if self.dtype == torch.float32:
-            return self.net(x)
-        with torch.autocast(x.device.type, dtype=self.dtype):
-            return self.net(x).float()
-
-
 def _draws_at_random(module: nn.Module) -> bool:
     """Whether the forward pass drops activations at random: Monte-Carlo dropout, or dropout in training mode."""
     for m in module.modules():

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn.device import PRECISIONS, apply_thread_policy, resolve_device
 from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.optimize import prepare_model
+from sunpy_nn.nn.prepared import _draws_at_random
 
 __all__ = [
     "default_batch_size",
@@ -246,7 +247,7 @@ def _prepared(model: nn.Module, dev: torch.device, precision: str, compile: bool
     # dropout (UNet.mc_dropout), which the optimised U-Net does not implement, gets a copy of its own: prediction
     # switches it on and off around every frame, which must not rebuild (or recompile) either copy.
     versions = tuple(t._version for t in (*model.parameters(), *model.buffers()))
-    key = (str(dev), precision, compile, tuple(bool(getattr(m, "mc", False)) for m in model.modules()))
+    key = (str(dev), precision, compile, _draws_at_random(model))
     cache = _PREPARED.setdefault(model, {})
     entry = cache.get(key)
     if entry is None or entry[0] != versions:
