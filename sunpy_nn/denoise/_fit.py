@@ -14,6 +14,7 @@ from ndcube import NDCube
 from sunpy_nn.denoise._align import align_scans, cube_shifts, registration
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
+from sunpy_nn.training._precision import check_precision_on_device, check_training_precision
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
 from sunpy_nn.utils import SunpyNNUserWarning, _check_int, _check_real
 
@@ -43,6 +44,7 @@ class _FitMixin:
         batch_size: int,
         lr: float,
         loss: str,
+        precision: str,
         stokes,
         val_fraction: float | None,
         pairs: str,
@@ -54,6 +56,7 @@ class _FitMixin:
         epochs, patches_per_epoch, batch_size, lr = _check_training_args(
             epochs, patches_per_epoch, batch_size, lr, loss
         )
+        precision = check_training_precision(precision)
         if pairs not in ("auto", "time", "neighbour"):
             raise ValueError(f"pairs must be 'auto', 'time' or 'neighbour', not {pairs!r}")
         if patch_size is not None:
@@ -68,6 +71,7 @@ class _FitMixin:
         if seed is not None:
             seed = _check_int("seed", seed, 0)
         dev = resolve_device(device)
+        check_precision_on_device(precision, dev)
         axes, canon, labels, selected = self._prepare(cube, stokes)
         if pairs == "time" and canon.shape[0] < 2:
             raise ValueError(
@@ -222,6 +226,7 @@ class _FitMixin:
             validation=val_pairs,
             progress=progress,
             device=dev,
+            precision=precision,
         )
         for key, values in history.items():
             self.history.setdefault(key, []).extend(values)
@@ -233,6 +238,7 @@ class _FitMixin:
             "batch_size": batch_size,
             "lr": lr,
             "loss": loss,
+            "precision": precision,
             "stokes": [labels[s] for s in selected],
             "val_fraction": val_fraction,
             "seed": seed,

@@ -24,6 +24,7 @@ from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training._lazy_pool import check_finite_or_nan, read_columns, stack_start, whole_spectra_pool
+from sunpy_nn.training._precision import check_precision_on_device, check_training_precision, training_autocast
 from sunpy_nn.utils import _check_int, _check_real
 
 __all__ = ["LOSSES", "Noise2NoisePairs", "temporal_neighbours", "train_noise2noise"]
@@ -432,6 +433,7 @@ def train_noise2noise(
     seed: int | None = None,
     progress: bool = True,
     device: str | torch.device | None = None,
+    precision: str = "float32",
 ) -> dict[str, list[float]]:
     """
     Train a denoising network on Noise2Noise pairs: noisy inputs against noisy targets of the same signal.
@@ -470,6 +472,11 @@ def train_noise2noise(
         Show a progress bar over the patches.
     device : str or `torch.device`, optional
         ``"cpu"``, ``"cuda"`` or `None` for the best available.
+    precision : {"float32", "bfloat16"}
+        Arithmetic of the forward and backward passes: float32, or bfloat16 mixed precision (`torch.autocast`; the
+        weights, Adam's state and the loss stay float32, so the trained network is a float32 one). bfloat16 is
+        faster where it is native (`~sunpy_nn.nn.bf16_is_native`: AMX or AVX512-BF16, a GPU of compute capability
+        8.0 or newer) and trains a slightly less accurate denoiser (``benchmarks/training_precision.py``).
 
     Returns
     -------
@@ -481,8 +488,8 @@ def train_noise2noise(
     Raises
     ------
     ValueError
-        An argument out of range, or an unknown loss (checked before training); a pair that cannot be drawn (too
-        much of the cube masked).
+        An argument out of range, an unknown loss or precision, bfloat16 on a GPU without it (checked before
+        training); a pair that cannot be drawn (too much of the cube masked).
 
     References
     ----------
@@ -510,9 +517,11 @@ def train_noise2noise(
     (2, 'symmetric: scan t -> mean of scans t-1 and t+1')
     """
     epochs, patches_per_epoch, batch_size, lr = _check_training_args(epochs, patches_per_epoch, batch_size, lr, loss)
+    precision = check_training_precision(precision)
     if seed is not None:
         torch.manual_seed(_check_int("seed", seed, 0))
     dev = resolve_device(device)
+    check_precision_on_device(precision, dev)
     if dev.type == "cpu":
         apply_thread_policy()  # the package's one thread policy, as where the networks run
     n_out = model.out_channels
@@ -537,7 +546,9 @@ def train_noise2noise(
                 batch = [pairs.draw() for _ in range(batch_size)]
                 x = torch.from_numpy(np.stack([p[0] for p in batch])).to(dev, memory_format=torch.channels_last)
                 y = torch.from_numpy(np.stack([p[1] for p in batch])).to(dev, memory_format=torch.channels_last)
-                out = model(x)
+                with training_autocast(precision, dev):
+                    out = model(x)
+                out = out.float()  # the loss in float32 (a no-op in float32)
                 mean, log_var = out[:, :n_out], out[:, n_out:]
                 l_data = total_loss = data_loss(mean, y)
                 if log_var.shape[1]:
