@@ -84,6 +84,14 @@ GENERATED = {
     ),
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
     **{
+        # the script, and the science benchmark whose cube it fits
+        str(p.relative_to(ROOT)): (
+            ("benchmarks/training_precision.py", "benchmarks/denoise_science.py"),
+            lambda d: d["sunpy_nn_version"],
+        )
+        for p in sorted((ROOT / "docs" / "_static" / "training").glob("precision_*.json"))
+    },
+    **{
         str(p.relative_to(ROOT)): (("benchmarks/gpu.py", "benchmarks/_run_inputs.py"), lambda d: d["sunpy_nn_version"])
         for p in sorted((ROOT / "docs" / "_static" / "performance").glob("gpu_*.json"))
     },

@@ -124,3 +124,38 @@ def test_words_of_the_augmentation_paragraph():
     assert results["without"]["x1.0"]["psnr_db"] > results["with"]["x1.0"]["psnr_db"]  # a cost, not a gain
     for factor in ("x0.3", "x0.2"):
         assert results["without"][factor]["psnr_db"] < 10 < results["with"][factor]["psnr_db"]
+
+
+def _precision_record() -> dict:
+    """A small record shaped like ``benchmarks/training_precision.py --docs`` output."""
+
+    def fit(precision: str, epochs: int, rms: float) -> dict:
+        return {
+            "precision": precision,
+            "epochs": epochs,
+            "rms_QUV": [rms, rms, rms + 0.04],
+            "coverage": [0.712, 0.951],
+            "fit_s": 100.0 * epochs / (2 if precision == "bfloat16" else 1),
+            "fit_predict_s": 0.0,
+        }
+
+    return {
+        "sunpy_nn_version": "0.1.dev1+gabcdef0",
+        "date": "2026-01-02 03:04",
+        "cpu": {"model": "Some Xeon", "class": "AVX-512", "flags": {"amx": True}},
+        "speed": {"float32": {"patches_s": 40.4}, "bfloat16": {"patches_s": 101.6}, "speedup": 2.51, "threads": 2},
+        "quality": [fit("float32", 10, 0.184), fit("bfloat16", 10, 0.186), fit("bfloat16", 20, 0.171)],
+    }
+
+
+def test_precision_table(training):
+    table = training.precision_table([_precision_record()])
+    assert table.startswith(".. list-table:: The default denoiser's training in float32 and bfloat16")
+    row = "   * - Some Xeon (AVX-512, AMX), 2026-01-02\n     - bfloat16, 20 epochs\n     - 102 (2 threads)\n"
+    assert row + "     - 1000 s\n     - 0.171/0.171/0.211\n     - 0.71/0.95\n" in table
+    assert table.count("   * - Some Xeon") == 3  # one row per fit
+    assert training.PRECISION_COMMAND in training.precision_table([])  # none measured: the command that measures
+
+
+def test_the_training_page_includes_the_precision_table():
+    assert "generated/training_precision_table.inc" in (DOCS / "guide" / "training.rst").read_text()

@@ -6,7 +6,9 @@ Called by ``generated_pages.write_demo_page_files``; it writes ``docs/guide/gene
 - substitutions (``|train_aug_cost|`` ...) and the table of ``docs/_static/training/intensity_augmentation.json``,
   which ``python benchmarks/intensity_augmentation.py --docs`` writes;
 - substitutions for what the model card of the shipped ``enhance_intensity_v2`` records (its darkening settings and
-  the SST umbra at the two wavelengths).
+  the SST umbra at the two wavelengths);
+- ``training_precision_table.inc``, the table of ``docs/_static/training/precision_<cpu>.json`` (one per CPU
+  measured), which ``python benchmarks/training_precision.py --docs`` writes.
 
 The functions that turn a JSON dict into text are pure, so tests can feed them small dicts.
 """
@@ -20,6 +22,8 @@ from pathlib import Path
 
 AUGMENTATION = Path("_static") / "training" / "intensity_augmentation.json"  # relative to docs/
 COMMAND = "python benchmarks/intensity_augmentation.py --docs"
+PRECISION = ("_static", "training", "precision_*.json")  # relative to docs/: one file per CPU measured
+PRECISION_COMMAND = "python benchmarks/training_precision.py --docs"
 LEVELS = {1.0: "quiet Sun", 0.5: "penumbra", 0.3: "umbra", 0.2: "dark umbra"}  # what a darkening factor stands for
 
 
@@ -103,6 +107,37 @@ def card_figures(card: dict) -> dict[str, str]:
     }
 
 
+def precision_table(records: list[dict]) -> str:
+    """An RST table of the denoiser trained in float32 and bfloat16: per CPU, the step's speed and the errors."""
+    if not records:
+        return f".. note::\n\n   The table is missing: run ``{PRECISION_COMMAND}``.\n"
+    title = (
+        "The default denoiser's training in float32 and bfloat16: patches/s of the Noise2Noise step (batches of 10 "
+        "of 52 x 52, the thread policy's threads), and the default denoiser fitted on the white-noise cube of "
+        "``benchmarks/denoise_science.py`` (seed 0, one thread per fit, two fits at once, prediction in float32): "
+        f"the fit's time, the rms error of Q/U/V in units of the noise and the coverage (``{PRECISION_COMMAND}``)"
+    )
+    lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
+    lines += [f"   * - {h}" if i == 0 else f"     - {h}" for i, h in enumerate(PRECISION_HEADER)]
+    for record in records:
+        cpu, speed = record["cpu"], record["speed"]
+        name = f"{cpu['model']} ({cpu['class']}{', AMX' if cpu['flags'].get('amx') else ''}), {record['date'][:10]}"
+        for q in record["quality"]:
+            cells = [
+                name,
+                f"{q['precision']}, {q['epochs']} epochs",
+                f"{speed[q['precision']]['patches_s']:.0f} ({speed['threads']} threads)",
+                f"{q['fit_s']:.0f} s",
+                "/".join(f"{v:.3f}" for v in q["rms_QUV"]),
+                "/".join(f"{v:.2f}" for v in q["coverage"]),
+            ]
+            lines += [f"   * - {c}" if i == 0 else f"     - {c}" for i, c in enumerate(cells)]
+    return "\n".join(lines) + "\n"
+
+
+PRECISION_HEADER = ("CPU", "training", "patches/s", "fit", "rms error Q/U/V", "within 1/2 sigma")
+
+
 def write_training_files(source: Path, out: Path, write: Callable[[Path, str], None]) -> None:
     """Write ``training_figures.inc`` into ``out`` (``docs/guide/generated``) from the files under ``source``."""
     from sunpy_nn.data import model_card
@@ -118,3 +153,5 @@ def write_training_files(source: Path, out: Path, write: Callable[[Path, str], N
     header = ".. Written by docs/_ext/generated_training.py; do not edit.\n\n"
     write(out / "training_figures.inc", header + subs)
     write(out / "training_augmentation_table.inc", header + table)
+    records = [json.loads(p.read_text()) for p in sorted(source.joinpath(*PRECISION[:-1]).glob(PRECISION[-1]))]
+    write(out / "training_precision_table.inc", header + precision_table(records))
