@@ -159,3 +159,20 @@ def test_precision_table(training):
 
 def test_the_training_page_includes_the_precision_table():
     assert "generated/training_precision_table.inc" in (DOCS / "guide" / "training.rst").read_text()
+
+
+def test_words_of_the_bfloat16_training_section():
+    # training.rst: "bfloat16 pays only where the hardware computes it natively ... the same number of epochs trains a
+    # slightly less accurate denoiser; where bfloat16 is much faster, the time it saves can buy more epochs instead"
+    paths = sorted((DOCS / "_static" / "training").glob("precision_*.json"))
+    assert paths, "no docs/_static/training/precision_*.json: run python benchmarks/training_precision.py --docs"
+    for path in paths:
+        record = json.loads(path.read_text())
+        fits = {(q["precision"], q["epochs"]): q for q in record["quality"]}
+        mean = {key: sum(q["rms_QUV"]) / 3 for key, q in fits.items()}
+        if record["cpu"]["flags"].get("amx") or record["cpu"]["flags"].get("avx512_bf16"):
+            assert record["speed"]["speedup"] > 1.2, path.name  # native: faster
+        assert mean["float32", 10] <= mean["bfloat16", 10] <= 1.05 * mean["float32", 10], path.name  # slightly worse
+        if record["speed"]["speedup"] >= 2:  # much faster: twice the epochs in no more time, and a lower error
+            assert fits["bfloat16", 20]["fit_s"] <= 1.1 * fits["float32", 10]["fit_s"], path.name
+            assert mean["bfloat16", 20] < mean["float32", 10], path.name
