@@ -173,6 +173,7 @@ def test_words_of_the_bfloat16_training_section():
         if record["cpu"]["flags"].get("amx") or record["cpu"]["flags"].get("avx512_bf16"):
             assert record["speed"]["speedup"] > 1.2, path.name  # native: faster
         assert mean["float32", 10] <= mean["bfloat16", 10] <= 1.05 * mean["float32", 10], path.name  # slightly worse
-        if record["speed"]["speedup"] >= 2:  # much faster: twice the epochs in no more time, and a lower error
+        if fits["bfloat16", 10]["fit_s"] <= 0.6 * fits["float32", 10]["fit_s"]:  # much faster: twice the epochs in
+            # no more time, and a lower error
             assert fits["bfloat16", 20]["fit_s"] <= 1.1 * fits["float32", 10]["fit_s"], path.name
             assert mean["bfloat16", 20] < mean["float32", 10], path.name
