@@ -84,9 +84,9 @@ GENERATED = {
     ),
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
     **{
-        # the script, and the science benchmark whose cube it fits
+        # the script, the science benchmark whose cube it fits, and the CPU report that names the file
         str(p.relative_to(ROOT)): (
-            ("benchmarks/training_precision.py", "benchmarks/denoise_science.py"),
+            ("benchmarks/training_precision.py", "benchmarks/denoise_science.py", "benchmarks/_run_report.py"),
             lambda d: d["sunpy_nn_version"],
         )
         for p in sorted((ROOT / "docs" / "_static" / "training").glob("precision_*.json"))

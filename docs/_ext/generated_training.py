@@ -107,14 +107,19 @@ def card_figures(card: dict) -> dict[str, str]:
     }
 
 
+PRECISION_HEADER = ("CPU", "training", "patches/s", "fit", "rms error Q/U/V", "within 1/2 sigma")
+
+
 def precision_table(records: list[dict]) -> str:
     """An RST table of the denoiser trained in float32 and bfloat16: per CPU, the step's speed and the errors."""
     if not records:
         return f".. note::\n\n   The table is missing: run ``{PRECISION_COMMAND}``.\n"
+    speed = records[0]["speed"]
     title = (
-        "The default denoiser's training in float32 and bfloat16: patches/s of the Noise2Noise step (batches of 10 "
-        "of 52 x 52, the thread policy's threads), and the default denoiser fitted on the white-noise cube of "
-        "``benchmarks/denoise_science.py`` (seed 0, one thread per fit, two fits at once, prediction in float32): "
+        "The default denoiser's training in float32 and bfloat16: patches/s of the Noise2Noise step (batches of "
+        f"{speed['batch']} of {speed['patch']} x {speed['patch']}, the thread policy's threads), and the default "
+        "denoiser fitted on the white-noise cube of ``benchmarks/denoise_science.py`` (seed 0, one thread per fit, "
+        "two fits at once, prediction in float32): "
         f"the fit's time, the rms error of Q/U/V in units of the noise and the coverage (``{PRECISION_COMMAND}``)"
     )
     lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
@@ -133,9 +138,6 @@ def precision_table(records: list[dict]) -> str:
             ]
             lines += [f"   * - {c}" if i == 0 else f"     - {c}" for i, c in enumerate(cells)]
     return "\n".join(lines) + "\n"
-
-
-PRECISION_HEADER = ("CPU", "training", "patches/s", "fit", "rms error Q/U/V", "within 1/2 sigma")
 
 
 def write_training_files(source: Path, out: Path, write: Callable[[Path, str], None]) -> None:

@@ -346,7 +346,7 @@ class Denoiser(
             have, infinite values, a constant Stokes parameter to denoise, ``spectral_pca=True`` with too few
             spectra complete at every wavelength, (a warm start) Stokes parameters or a number of wavelengths the
             denoiser's spectral basis does not have, a dask-backed cube with pixel shuffling,
-            ``noise_per_tuning=True`` with one scan, or bfloat16 on a GPU without it.
+            ``noise_per_tuning=True`` with one scan, or bfloat16 on a GPU that cannot run it.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 
@@ -356,8 +356,7 @@ class Denoiser(
             A ``val_fraction`` was given but leaves no room for validation patches: training goes on without a
             validation loss.
         """
-        training = (epochs, patches_per_epoch, patch_size, batch_size, lr, loss, precision)
-        return self._fit(cube, *training, stokes, val_fraction, pairs, seed, device, progress)
+        return self._fit(**{k: v for k, v in locals().items() if k != "self"})  # by name: _fit has the same names
 
     # ------------------------------------------------------------------ predict
     def predict(

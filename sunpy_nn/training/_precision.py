@@ -17,6 +17,7 @@ from sunpy_nn.nn.device import bf16_is_native
 
 log = logging.getLogger(__name__)
 
+_WARNED: set[str] = set()  # devices already warned about emulated bfloat16: once per process, not per call
 #: The arithmetic a training step may run in: ``"float32"`` (the default) or ``"bfloat16"`` autocast.
 TRAINING_PRECISIONS = ("float32", "bfloat16")
 
@@ -32,15 +33,16 @@ def check_training_precision(precision: object) -> str:
 
 def check_precision_on_device(precision: str, dev: torch.device) -> None:
     """
-    Before training: bfloat16 on a device that cannot run it (an error) or that only emulates it (a log warning:
-    it runs, slower than float32).
+    Before training: bfloat16 on a GPU that cannot run it at all (an error) or on a device that only emulates it (a
+    log warning, once per device and process: it runs, likely slower than float32).
     """
     if precision != "bfloat16" or bf16_is_native(dev):
         return
     if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(
-            f"{dev} cannot train in bfloat16 (compute capability 8.0 or newer needed): use precision='float32'"
-        )
+        raise ValueError(f"{dev} cannot run bfloat16 at all: use precision='float32'")
+    if str(dev) in _WARNED:
+        return
+    _WARNED.add(str(dev))
     log.warning(
         "bfloat16 is not native on %s (no AMX or AVX512-BF16 on this CPU, or a GPU older than compute capability 8.0): "
         "training in it is emulated and likely slower than precision='float32'",

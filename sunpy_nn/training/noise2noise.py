@@ -476,7 +476,7 @@ def train_noise2noise(
         Arithmetic of the forward and backward passes: float32, or bfloat16 mixed precision (`torch.autocast`; the
         weights, Adam's state and the loss stay float32, so the trained network is a float32 one). bfloat16 is
         faster where it is native (`~sunpy_nn.nn.bf16_is_native`: AMX or AVX512-BF16, a GPU of compute capability
-        8.0 or newer) and trains a slightly less accurate denoiser (``benchmarks/training_precision.py``).
+        8.0 or newer) and trains a slightly less accurate denoiser per epoch (``benchmarks/training_precision.py``).
 
     Returns
     -------
@@ -488,7 +488,7 @@ def train_noise2noise(
     Raises
     ------
     ValueError
-        An argument out of range, an unknown loss or precision, bfloat16 on a GPU without it (checked before
+        An argument out of range, an unknown loss or precision, bfloat16 on a GPU that cannot run it (checked before
         training); a pair that cannot be drawn (too much of the cube masked).
 
     References
@@ -518,10 +518,11 @@ def train_noise2noise(
     """
     epochs, patches_per_epoch, batch_size, lr = _check_training_args(epochs, patches_per_epoch, batch_size, lr, loss)
     precision = check_training_precision(precision)
-    if seed is not None:
-        torch.manual_seed(_check_int("seed", seed, 0))
+    seed = None if seed is None else _check_int("seed", seed, 0)
     dev = resolve_device(device)
     check_precision_on_device(precision, dev)
+    if seed is not None:  # after every check: a refused call leaves torch's random numbers alone
+        torch.manual_seed(seed)
     if dev.type == "cpu":
         apply_thread_policy()  # the package's one thread policy, as where the networks run
     n_out = model.out_channels
