@@ -133,3 +133,14 @@ def test_lazy_calibration_reads_each_scan_once(monkeypatch):
     # two scans of 3 tunings, with the scans before and after each (symmetric pairs): at most 4 scans per Stokes
     assert 0 < once <= 3 * 4 * 3 * frame
     assert once < reads(cache=False)  # frame by frame, the neighbouring scans are read again for every tuning
+
+
+def test_a_tuning_whose_error_is_not_resolved_keeps_the_pooled_factor():
+    from sunpy_nn.denoise._calibration import _MIN_TUNING_PX, _tuning_factors
+
+    den = np.full(5, 100.0)  # the head's summed variances
+    num = np.array([25.0, -3.0, 0.25, 0.26, 25.0])  # summed error variances: resolved, below zero, at the floor, above
+    count = np.array([_MIN_TUNING_PX] * 4 + [_MIN_TUNING_PX - 1])
+    factors = _tuning_factors(num, den, count, pooled=0.8)
+    assert factors[:2] == [0.5, 0.8] and factors[2] == 0.8  # at the floor (0.05**2 x 100): not resolved
+    assert factors[3] == pytest.approx(0.0026**0.5) and factors[4] == 0.8  # just above it; too few pixels

@@ -109,9 +109,7 @@ class _CalibrationMixin:
                 wave, n_w = np.concatenate(waves), sampler.data.shape[2]
                 num, den = np.bincount(wave, r2 - prop, n_w), np.bincount(wave, head, n_w)
                 count = np.bincount(wave, minlength=n_w)
-                tunings[labels[s]] = [
-                    _factor(num[w], den[w]) if count[w] >= _MIN_TUNING_PX else out[labels[s]] for w in range(n_w)
-                ]
+                tunings[labels[s]] = _tuning_factors(num, den, count, out[labels[s]])
                 log.info("Stokes %s: factors per tuning %s", labels[s], np.round(tunings[labels[s]], 3).tolist())
         return out, tunings
 
@@ -144,7 +142,25 @@ class _CalibrationMixin:
 
 
 _MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
+_MIN_FACTOR = 0.05  # the smallest factor: below it the variance head learnt little, or the error is not resolved
 _TUNING_PX = 2**18  # pixels per tuning wanted: a factor's sampling error falls as 1 / sqrt(pixels)
+
+
+def _tuning_factors(num: np.ndarray, den: np.ndarray, count: np.ndarray, pooled: float) -> list[float]:
+    """
+    The factor of each tuning from its sums (`_factor`), or the Stokes parameter's ``pooled`` one where the tuning's
+    own would be unreliable: fewer than `_MIN_TUNING_PX` pixels, or an error variance measured at or below the
+    factor's floor (0.05 of the head's: the network's error is not resolved above the pairs' noise there, and the
+    floor would make that tuning's sigma far too small; seen after 40 epochs on the white cube of
+    ``benchmarks/denoise_science.py``: one tuning of U at the floor, 63 % of its errors beyond 5 sigma).
+    """
+    out = []
+    for w in range(len(num)):
+        resolved = count[w] >= _MIN_TUNING_PX and num[w] > _MIN_FACTOR**2 * den[w]
+        out.append(_factor(num[w], den[w]) if resolved else pooled)
+        if count[w] >= _MIN_TUNING_PX and not resolved:
+            log.info("tuning %d: error not resolved above the noise, the pooled factor %.3f is used", w, pooled)
+    return out
 
 
 def _factor(num: float, den: float) -> float:
@@ -154,7 +170,7 @@ def _factor(num: float, den: float) -> float:
     """
     scale = math.sqrt(max(num, 0.0) / den) if den > 0 else 1.0
     # A factor far from 1 means the variance head learnt little; keep it within a sane range.
-    return float(min(max(scale, 0.05), 20.0))
+    return float(min(max(scale, _MIN_FACTOR), 20.0))
 
 
 def _frame_groups(combos: list, basis, rng: np.random.Generator, n_tunings: int, frame_px: int, lazy: bool) -> list:
