@@ -8,7 +8,8 @@ Run from the repository root::
     python benchmarks/denoise_levers.py                      # white and correlated cubes, 2 workers
     python benchmarks/denoise_levers.py --parts white --jobs 2
     python benchmarks/denoise_levers.py --quick              # smoke test of the script (numbers meaningless)
-    python benchmarks/denoise_levers.py --parts white --levers "PCA default" "PCA 48 filters" "PCA depth 3" --docs
+    python benchmarks/denoise_levers.py --parts white --docs --levers "PCA 40 epochs bfloat16" "PCA 48 filters" \
+        "PCA 20 epochs" "PCA depth 3" "PCA default"
 
 The cubes are ``benchmarks/denoise_science.py``'s (6 scans x IQUV x 9 tunings x 128 x 128, noise 3e-3, kG fields).
 Every denoiser is trained with ``seed=0`` on one torch thread. Levers:
@@ -32,12 +33,17 @@ Levers on the spectral principal components (``spectral_pca``, the default since
   that of the best shift-invariant linear filter of each frame, a Wiener filter built from the frame's true 2-D
   power spectrum (an oracle): how much more a single-scan network already draws from the scene's structure;
 - ``PCA 48 filters`` and ``PCA depth 3``: a wider or a deeper U-Net (``Denoiser(n_filters=48)``,
-  ``Denoiser(depth=3)``; 32 filters and depth 2 by default), the network's capacity as a lever for Stokes V.
+  ``Denoiser(depth=3)``; 32 filters and depth 2 by default), the network's capacity as a lever for Stokes V;
+- ``PCA 20 epochs`` and ``PCA 40 epochs bfloat16``: the default U-Net trained twice as long in float32, and four
+  times as long in bfloat16 mixed precision (``fit(epochs=40, precision="bfloat16")``: on a CPU with native
+  bfloat16 about the time of 20 float32 epochs), the training length as a lever.
 
 Reported for Q, U, V together, in units of the noise: the rms error, the rms error by ``|truth| / sigma`` (0-1, 1-3,
 3-10, > 10), the coverage within 1 and 2 sigma and the rms and kurtosis of error / sigma
-(`sunpy_nn.metrics.standardised_error`). Results: ``benchmarks/results/denoise_levers.json``; with ``--docs`` (which
-needs the three ``PCA`` levers) also ``docs/_static/denoise_science/levers.json``, which the denoising guide quotes.
+(`sunpy_nn.metrics.standardised_error`), and the time of training and prediction; the JSON also records the CPU (its
+model and the flags that decide the bfloat16 speed), as the times depend on it. Results:
+``benchmarks/results/denoise_levers.json``; with ``--docs`` (which needs the five ``PCA`` levers) also
+``docs/_static/denoise_science/levers.json``, which the denoising guide quotes.
 """
 
 from __future__ import annotations
@@ -57,9 +63,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = ROOT / "benchmarks" / "results" / "denoise_levers.json"
 DOCS = ROOT / "docs" / "_static" / "denoise_science" / "levers.json"
-DOCS_LEVERS = ("PCA default", "PCA 48 filters", "PCA depth 3")  # what the guide quotes
+DOCS_LEVERS = ("PCA default", "PCA 48 filters", "PCA depth 3", "PCA 20 epochs", "PCA 40 epochs bfloat16")  # quoted
 PARTS = ("white", "correlated")
-JOBS = ("default", "20 epochs", "spectral", "no drift", "PCA default", "PCA 48 filters", "PCA depth 3")
+JOBS = ("default", "20 epochs", "spectral", "no drift", *DOCS_LEVERS)
+# The training of the levers on the spectral components: (epochs in units of the default's, precision)
+TRAINING = {"PCA 20 epochs": (2, "float32"), "PCA 40 epochs bfloat16": (4, "bfloat16")}
 
 
 def _cube(part: str, drift: bool = True):
@@ -187,7 +195,8 @@ def run(job: tuple[str, str]) -> list[dict]:
     else:
         # on the tunings, as these levers were measured (the recalibration compares frames with the truth per tuning)
         den = Denoiser(mode="spectral" if lever == "spectral" else "image", spectral_pca=False)
-    den.fit(cube, stokes=("Q", "U", "V"), epochs=2 * epochs if lever == "20 epochs" else epochs, seed=0, progress=False)
+    times, precision = TRAINING.get(lever, (2 if lever == "20 epochs" else 1, "float32"))
+    den.fit(cube, stokes=("Q", "U", "V"), epochs=times * epochs, seed=0, precision=precision, progress=False)
     res = den.predict(cube, stokes=("Q", "U", "V"), progress=False)
     rows = [_row(lever, res.data, res.uncertainty.array, truth, time.perf_counter() - t0)]
     if lever == "PCA default" and part == "white":  # the oracle assumes white noise
@@ -200,6 +209,20 @@ def run(job: tuple[str, str]) -> list[dict]:
         tta = den.predict(cube, stokes=("Q", "U", "V"), progress=False)
         rows.append(_row("self-ensemble", tta.data, tta.uncertainty.array, truth, time.perf_counter() - t1))
     return [{"part": part} | row for row in rows]
+
+
+def _cpu() -> dict:
+    """The CPU that measured the times: its model and the flags that decide bfloat16's speed."""
+    from _run_report import _cpu_model
+
+    from sunpy_nn.nn.device import _cpu_flags
+
+    flags = _cpu_flags()
+    return {
+        "model": _cpu_model(),
+        "flags": sorted(f for f in flags if f.startswith(("avx", "amx"))),
+        "logical_cpus": os.cpu_count(),
+    }
 
 
 def main() -> None:
@@ -234,7 +257,12 @@ def main() -> None:
                     print(f"{'':<10} {label}: rms error of the leading components, network / Wiener oracle: {pairs}")
     if not args.quick:
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        result = {"sunpy_nn_version": sunpy_nn.__version__, "command": shlex.join(["python", *sys.argv]), "rows": rows}
+        result = {
+            "sunpy_nn_version": sunpy_nn.__version__,
+            "command": shlex.join(["python", *sys.argv]),
+            "cpu": _cpu(),
+            "rows": rows,
+        }
         text = json.dumps(result, indent=1)
         OUT.write_text(text)
         print(f"wrote {OUT}")
