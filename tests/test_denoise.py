@@ -2,6 +2,7 @@
 
 import copy
 import itertools
+import json
 import re
 import warnings
 
@@ -212,12 +213,32 @@ def test_save_load_and_warm_start(tmp_path, trained):
     a = trained.predict(CUBE[:1], progress=False).data
     np.testing.assert_array_equal(back.predict(CUBE[:1], progress=False).data, a)
     assert back.noise == trained.noise and back.history == trained.history
+    assert back.fit_settings == trained.fit_settings
     n_epochs = len(back.history["train_loss"])
-    back.fit(CUBE, epochs=1, patches_per_epoch=50, patch_size=32, seed=1, progress=False)  # fine-tuning
+    first = trained.fit_settings["fits"]
+    assert [f["epochs"] for f in first] == [n_epochs]
+    back.fit(CUBE, epochs=1, patches_per_epoch=50, patch_size=32, lr=5e-4, seed=1, progress=False)  # fine-tuning
     assert len(back.history["train_loss"]) == n_epochs + 1
+    # every fit's recipe on record, in order; the top level is the last fit's, with all epochs
+    fits = back.fit_settings["fits"]
+    assert fits[0] == first[0] and len(fits) == 2
+    assert (fits[1]["epochs"], fits[1]["lr"], fits[1]["seed"]) == (1, 5e-4, 1)
+    assert (back.fit_settings["epochs"], back.fit_settings["lr"]) == (n_epochs + 1, 5e-4)
+    again = Denoiser.load(back.save(tmp_path / "again.pt"))
+    assert again.fit_settings["fits"] == fits
+    card = json.loads((tmp_path / "again.json").read_text())
+    assert card["training_recipe"]["fits"] == fits
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(WeightsError, match="SHA-256"):
         Denoiser.load(path)
+
+
+def test_a_file_from_before_the_fits_were_kept_keeps_its_recipe_as_the_first_fit():
+    from sunpy_nn.denoise._fit import _earlier_fits
+
+    old = {"epochs": 10, "lr": 1e-3, "precision": "float32", "seed": 0, "scan_shifts": None, "calibration": {}}
+    assert _earlier_fits(old) == [{"epochs": 10, "lr": 1e-3, "precision": "float32", "seed": 0}]
+    assert _earlier_fits({}) == []  # untrained: this fit is the first
 
 
 def test_nan_pixels_excluded_and_kept():

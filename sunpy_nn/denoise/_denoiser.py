@@ -330,11 +330,13 @@ class Denoiser(
         Returns
         -------
         `Denoiser`
-            ``self``, trained; ``history`` holds the losses per epoch, ``calibration`` the factor of each Stokes
-            parameter's uncertainty (measured on Noise2Noise pairs after training; ``calibration_tunings`` that of
-            each tuning, single-scan image mode), ``noise_methods`` how each
-            noise level was estimated and, in temporal mode, ``noise_correlation`` the spatial correlation of each
-            Stokes parameter's noise (a Gaussian sigma in px, 0 for white noise, from the scan differences).
+            ``self``, trained; ``history`` holds the losses per epoch, ``fit_settings`` the training's settings
+            (``fit_settings["fits"]``: the recipe of every fit of this network, warm starts included, in order; its
+            other entries are the last fit's, with ``epochs`` counting all fits), ``calibration`` the factor of each
+            Stokes parameter's uncertainty (measured on Noise2Noise pairs after training; ``calibration_tunings``
+            that of each tuning, single-scan image mode), ``noise_methods`` how each noise level was estimated and,
+            in temporal mode, ``noise_correlation`` the spatial correlation of each Stokes parameter's noise (a
+            Gaussian sigma in px, 0 for white noise, from the scan differences).
 
         Raises
         ------

@@ -231,8 +231,8 @@ class _FitMixin:
         for key, values in history.items():
             self.history.setdefault(key, []).extend(values)
         self.model = self.model.cpu()
-        self.fit_settings = {
-            "epochs": len(self.history["train_loss"]),
+        recipe = {
+            "epochs": epochs,
             "patches_per_epoch": patches_per_epoch,
             "patch_size": patch_size,
             "batch_size": batch_size,
@@ -243,6 +243,13 @@ class _FitMixin:
             "val_fraction": val_fraction,
             "seed": seed,
             "pairs": train.description,
+        }
+        self.fit_settings = {
+            **recipe,
+            "epochs": len(self.history["train_loss"]),  # all fits of this network together
+            # every fit of this network in order, so that a warm start in another precision or with another learning
+            # rate is on record, not only the last one's settings
+            "fits": [*_earlier_fits(self.fit_settings), recipe],
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "spectral_pca": bool(basis),
@@ -321,3 +328,15 @@ class _FitMixin:
                 f"This spectral-mode denoiser was trained on {self.n_wavelengths} wavelengths, the cube has {n_w}: "
                 "use an image-mode denoiser or train a new one"
             )
+
+
+_RECIPE = ("epochs", "patches_per_epoch", "patch_size", "batch_size", "lr", "loss", "precision", "stokes")
+_RECIPE += ("val_fraction", "seed", "pairs")
+
+
+def _earlier_fits(settings: dict) -> list[dict]:
+    """The recipes of the fits before this one: ``settings["fits"]``, or from a file saved before they were kept, its
+    one recipe (the last fit's settings with all epochs), or none for an untrained denoiser."""
+    if "fits" in settings:
+        return list(settings["fits"])
+    return [{k: settings[k] for k in _RECIPE if k in settings}] if settings else []
