@@ -338,7 +338,8 @@ def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
     """
     Readable lines for a provenance dict (software, model, SHA-256, settings), at most ``width`` characters each.
 
-    Each value is one line ``sunpy_nn key: value``, nested dicts with dotted keys (``sunpy_nn model.file: ...``).
+    Each value is one line ``sunpy_nn key: value``, nested dicts with dotted keys (``sunpy_nn model.file: ...``),
+    and a list of dicts (a denoiser's fits) with numbered ones (``sunpy_nn fit.fits.0.epochs: 10``).
     A line that would be too long is split: ``sunpy_nn key:`` alone, then the value in pieces on the following
     lines, each indented by two spaces; joining the pieces without the indent gives the value back exactly. A piece
     ends before a space where the value has one (the space starts the next piece: FITS drops trailing blanks, not
@@ -377,6 +378,9 @@ def provenance_lines(provenance: dict, width: int = 72) -> list[str]:
         for key, value in d.items():
             if isinstance(value, dict) and value:
                 yield from leaves(value, f"{prefix}{key}.")
+            elif isinstance(value, list | tuple) and value and all(isinstance(v, dict) for v in value):
+                # records such as a denoiser's fits: one card per entry, not a Python repr
+                yield from leaves({str(i): v for i, v in enumerate(value)}, f"{prefix}{key}.")
             else:
                 yield f"{prefix}{key}", text(value)
 

@@ -79,7 +79,7 @@ GENERATED = {
     ),
     # the script, and the science benchmark whose cubes and scoring it uses
     "docs/_static/denoise_science/levers.json": (
-        ("benchmarks/denoise_levers.py", "benchmarks/denoise_science.py"),
+        ("benchmarks/denoise_levers.py", "benchmarks/denoise_science.py", "benchmarks/_run_report.py"),
         lambda d: d["sunpy_nn_version"],
     ),
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),

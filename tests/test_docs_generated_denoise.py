@@ -283,9 +283,14 @@ def test_the_words_around_the_levers_fit_them():
     longer = ("PCA 48 filters", "PCA 20 epochs", "PCA 40 epochs bfloat16")
     assert all(rows[k]["seconds"] > rows["PCA default"]["seconds"] for k in longer)
     assert all(a < b for a, b in zip(rows["PCA 20 epochs"]["rms_QUV"], rows["PCA default"]["rms_QUV"], strict=True))
-    longest = rows["PCA 40 epochs bfloat16"]["rms_QUV"]
-    assert longest[2] < 0.2
-    assert all(longest[i] < min(rows[k]["rms_QUV"][i] for k in ("PCA 48 filters", "PCA depth 3")) for i in range(3))
-    assert levers["cpu"]["model"]
+    # "the lowest errors of these levers, Stokes V at about 0.2 of the noise", "as well calibrated as by default"
+    longest = rows["PCA 40 epochs bfloat16"]
+    others = [row for lever, row in rows.items() if lever != "PCA 40 epochs bfloat16"]
+    assert all(longest["rms_QUV"][i] < min(row["rms_QUV"][i] for row in others) for i in range(3))
+    assert abs(longest["rms_QUV"][2] - 0.2) < 0.01
+    assert all(abs(a - b) < 0.02 for a, b in zip(longest["coverage"], rows["PCA default"]["coverage"], strict=True))
+    # "there four bfloat16 epochs cost less than two float32 ones", on a CPU with native bfloat16
+    assert longest["seconds"] < rows["PCA 20 epochs"]["seconds"]
+    assert levers["cpu"]["model"] and {"amx_bf16", "avx512_bf16"} & set(levers["cpu"]["flags"])
     oracle = rows["PCA default"]["wiener_oracle"]
     assert all(c["network"] < c["wiener"] for label in "QUV" for c in oracle[label])

@@ -42,6 +42,8 @@ def flat(record: dict, prefix: str = "") -> dict:
     for key, value in record.items():
         if isinstance(value, dict) and value:
             out |= flat(value, f"{prefix}{key}.")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            out |= flat({str(i): v for i, v in enumerate(value)}, f"{prefix}{key}.")
         else:
             out[f"{prefix}{key}"] = str(value)
     return out
@@ -208,6 +210,19 @@ def test_store_provenance_falls_back_to_history_where_a_dict_is_refused():
 def test_read_crisp_of_a_written_file_keeps_the_history(results, tmp_path):
     back = read_crisp(write_crisp(results["pca"], tmp_path / "again.fits"))
     assert read_history(back.meta["HISTORY"]) == results["records"]["write_crisp"]
+
+
+def test_a_list_of_records_gets_one_card_per_entry():
+    # a denoiser's fits: numbered entries, each read back as its own keys, not one Python repr
+    record = {"fit": {"fits": [{"epochs": 10, "precision": "float32"}, {"epochs": 1, "precision": "bfloat16"}]}}
+    assert provenance_lines(record) == [
+        "sunpy_nn fit.fits.0.epochs: 10",
+        "sunpy_nn fit.fits.0.precision: float32",
+        "sunpy_nn fit.fits.1.epochs: 1",
+        "sunpy_nn fit.fits.1.precision: bfloat16",
+    ]
+    assert read_history(provenance_lines(record)) == flat(record)
+    assert provenance_lines({"shifts": [[0.1, 0.2]]}) == ["sunpy_nn shifts: [[0.1, 0.2]]"]  # other lists as before
 
 
 def test_long_values_break_between_words_and_read_back_exactly(tmp_path):

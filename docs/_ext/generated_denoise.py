@@ -230,14 +230,16 @@ def levers_figures(result: dict) -> dict[str, str]:
         ("20ep", "PCA 20 epochs"),
         ("40ep_bf16", "PCA 40 epochs bfloat16"),
     )
-    longest = rows["PCA 40 epochs bfloat16"]
     cpu = result["cpu"]
     units = [name for name, flag in (("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_bf16")) if flag in cpu["flags"]]
     return {
         **{f"den_levers_rms_{key}": "/".join(f"{v:.3f}" for v in rows[lever]["rms_QUV"]) for key, lever in levers},
         **{f"den_levers_time_{key}": f"{rows[lever]['seconds'] / default['seconds']:.1f}" for key, lever in levers[1:]},
-        "den_levers_cov_40ep_bf16": f"{longest['coverage'][0]:.2f}/{longest['coverage'][1]:.2f}",
-        "den_levers_cpu": f"{cpu['model']} ({' and '.join(units) if units else 'no native bfloat16'})",
+        **{
+            f"den_levers_cov_{key}": f"{rows[lever]['coverage'][0]:.2f}/{rows[lever]['coverage'][1]:.2f}"
+            for key, lever in (levers[0], levers[-1])
+        },
+        "den_levers_cpu": f"{cpu['model']}, with {' and '.join(units) if units else 'no native bfloat16'}",
         "den_levers_v0_network": f"{v0['network']:.2f}",
         "den_levers_v0_wiener": f"{v0['wiener']:.2f}",
         "den_levers_wiener_gain": _span([1 - c["network"] / c["wiener"] for c in comps], ".0f", 100, " %"),

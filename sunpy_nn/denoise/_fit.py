@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
@@ -244,6 +245,7 @@ class _FitMixin:
             "seed": seed,
             "pairs": train.description,
         }
+        recipe = copy.deepcopy(recipe)  # its own lists, not the top level's
         self.fit_settings = {
             **recipe,
             "epochs": len(self.history["train_loss"]),  # all fits of this network together
@@ -336,7 +338,13 @@ _RECIPE += ("val_fraction", "seed", "pairs")
 
 def _earlier_fits(settings: dict) -> list[dict]:
     """The recipes of the fits before this one: ``settings["fits"]``, or from a file saved before they were kept, its
-    one recipe (the last fit's settings with all epochs), or none for an untrained denoiser."""
+    one recipe (the last fit's settings with all epochs, marked so: it may stand for several fits), or none for an
+    untrained denoiser."""
     if "fits" in settings:
-        return list(settings["fits"])
-    return [{k: settings[k] for k in _RECIPE if k in settings}] if settings else []
+        return copy.deepcopy(settings["fits"])
+    if not settings:
+        return []
+    return [{k: settings[k] for k in _RECIPE if k in settings} | {"recorded": _OLD_RECIPE}]
+
+
+_OLD_RECIPE = "the settings of the last fit with the epochs of all fits (saved before each fit was kept)"
