@@ -245,9 +245,8 @@ class _FitMixin:
             "seed": seed,
             "pairs": train.description,
         }
-        recipe = copy.deepcopy(recipe)  # its own lists, not the top level's
         self.fit_settings = {
-            **recipe,
+            **copy.deepcopy(recipe),  # lists of its own: the recipe in "fits" shares none with the top level
             "epochs": len(self.history["train_loss"]),  # all fits of this network together
             # every fit of this network in order, so that a warm start in another precision or with another learning
             # rate is on record, not only the last one's settings
