@@ -274,9 +274,8 @@ def test_the_words_around_the_tuning_noise_figures_fit_them():
 
 def test_the_words_around_the_levers_fit_them():
     # "V ... above 0.2 of the noise by default" with all three U-Nets, "in ... times the time" (longer); "The training
-    # length is the lever": twice the epochs lower every error, four (bfloat16) bring V below 0.2 and every error below
-    # the wider and the deeper U-Net's; the CPU named; and "in each leading component ... the network's rms error
-    # is ... below" the Wiener oracle's
+    # length is the lever": twice the epochs lower every error (the rest below); and "in each leading component ...
+    # the network's rms error is ... below" the Wiener oracle's
     levers = json.loads((DOCS / "_static" / "denoise_science" / "levers.json").read_text())
     rows = {row["lever"]: row for row in levers["rows"] if row["part"] == "white"}
     assert all(rows[k]["rms_QUV"][2] > 0.2 for k in ("PCA default", "PCA 48 filters", "PCA depth 3"))

@@ -250,7 +250,7 @@ class _FitMixin:
             "epochs": len(self.history["train_loss"]),  # all fits of this network together
             # every fit of this network in order, so that a warm start in another precision or with another learning
             # rate is on record, not only the last one's settings
-            "fits": [*_earlier_fits(self.fit_settings), recipe],
+            "fits": [*_earlier_fits(self.fit_settings, recipe.keys()), recipe],
             "temporal": self.temporal,
             "shuffle": self.shuffle,
             "spectral_pca": bool(basis),
@@ -331,19 +331,15 @@ class _FitMixin:
             )
 
 
-_RECIPE = ("epochs", "patches_per_epoch", "patch_size", "batch_size", "lr", "loss", "precision", "stokes")
-_RECIPE += ("val_fraction", "seed", "pairs")
-
-
-def _earlier_fits(settings: dict) -> list[dict]:
+def _earlier_fits(settings: dict, keys) -> list[dict]:
     """The recipes of the fits before this one: ``settings["fits"]``, or from a file saved before they were kept, its
-    one recipe (the last fit's settings with all epochs, marked so: it may stand for several fits), or none for an
-    untrained denoiser."""
+    one recipe (its entries among ``keys``, those of a recipe: the last fit's settings with all epochs, marked so, as
+    it may stand for several fits), or none for an untrained denoiser."""
     if "fits" in settings:
         return copy.deepcopy(settings["fits"])
     if not settings:
         return []
-    return [{k: settings[k] for k in _RECIPE if k in settings} | {"recorded": _OLD_RECIPE}]
+    return [{k: settings[k] for k in keys if k in settings} | {"recorded": _OLD_RECIPE}]
 
 
 _OLD_RECIPE = "the settings of the last fit with the epochs of all fits (saved before each fit was kept)"
