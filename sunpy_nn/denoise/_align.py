@@ -166,10 +166,10 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
     odd = np.pad(frames.astype(np.float64), [(0, 0)] * lead + [(0, 1 - ny % 2), (0, 1 - nx % 2)], mode="edge")
     periodic, smooth = _periodic_smooth(odd)
     spectrum = ndimage.fourier_shift(scipy.fft.fft2(periodic, axes=(-2, -1)), full)
-    out = scipy.fft.ifft2(spectrum, axes=(-2, -1)).real + ndimage.shift(smooth, full, order=3, mode="nearest")
+    out = scipy.fft.ifft2(spectrum, axes=(-2, -1)).real + _shift_planes(smooth, shift, order=3)
     out = out[..., :ny, :nx].astype(np.float32)
     if missing.any():
-        moved = ndimage.shift(missing.astype(np.float32), full, order=1, mode="nearest")
+        moved = _shift_planes(missing.astype(np.float32), shift, order=1)
         out[moved > 0] = np.nan
     for axis, s in zip((-2, -1), shift, strict=True):
         # what wrapped around from the other border (rounded: shifts are sums of 0.01-px steps, and float residue
@@ -186,6 +186,21 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
             else:
                 out[tuple(index)] = np.nan
     return out
+
+
+def _shift_planes(frames: np.ndarray, shift: np.ndarray, order: int) -> np.ndarray:
+    """
+    Each ``(y, x)`` plane of ``frames`` shifted by ``shift`` with a spline of ``order`` (`scipy.ndimage.shift`,
+    ``mode="nearest"``), plane by plane: an n-D `~scipy.ndimage.shift` also filters and interpolates along the
+    leading axes, whose shift is 0 (4^n taps for a cubic spline: for a scan of IQUV x tunings 16 times the work of
+    the 2-D one, to the same values within 1e-15 of their range). The n-D one took 136 s of `Denoiser.fit`'s 695 s
+    on the budget cube of issue #14 (15 tunings x 4 Stokes x 8 scans x 256 x 256, two threads, Intel Xeon).
+    """
+    planes = frames.reshape(-1, *frames.shape[-2:])
+    out = np.empty_like(planes)
+    for plane, moved in zip(planes, out, strict=True):
+        ndimage.shift(plane, shift, output=moved, order=order, mode="nearest")
+    return out.reshape(frames.shape)
 
 
 def align_scans(data: np.ndarray, shifts: np.ndarray) -> np.ndarray:
