@@ -92,6 +92,17 @@ def test_a_zero_shift_is_a_copy_and_nan_moves_with_the_frame():
     assert np.isfinite(small[:, :-1]).all() and np.isnan(small[:, -1]).all()  # below 0.05 px: no band
 
 
+@pytest.mark.parametrize("shape", [(17, 18), (3, 17, 18), (2, 1, 17, 18)])
+@pytest.mark.parametrize("order", [1, 3])
+def test_each_image_is_shifted_as_the_n_dimensional_spline_shifts_it(shape, order):
+    frames = np.cumsum(np.random.default_rng(7).standard_normal(shape), axis=-1)
+    shift = np.array([0.37, -1.23])
+    out = _align._shift_planes(frames, shift, order)
+    reference = ndimage.shift(frames, (0,) * (len(shape) - 2) + tuple(shift), order=order, mode="nearest")
+    assert out.shape == frames.shape and out.dtype == frames.dtype
+    assert np.abs(out - reference).max() < 1e-12 * np.ptp(reference)
+
+
 def test_a_scan_is_shifted_plane_by_plane_as_by_the_n_dimensional_spline():
     """A scan (Stokes x tunings x y x x) shifted plane by plane gives what one n-D cubic spline over it gave (which
     interpolates along the Stokes and tuning axes too, at their own nodes: 16x the work), holes included."""

@@ -138,6 +138,21 @@ def test_tables_of_a_summary(gen):
     assert "temporal differences 4.33" in text  # the fast cube's Stokes I estimate, which the page quotes
     assert "- 0.75 / 0.95\n     - 1.00 / 4.3\n" in text  # coverage, then z of the single scan
     assert "Budget" not in text  # no timing part, no budget section
+    timed = _fake() | {
+        "timing": {
+            "part": "timing",
+            "shape": [8, 4, 15, 256, 256],
+            "temporal": 0,
+            "threads": 2,
+            "denoise_cube_s": 200.4,
+            "budget_s": 600.0,
+            "sunpy_nn_version": "0.1.dev9+gccc3333",
+        }
+    }
+    text = gen.science_tables(timed | {"machine": "x86_64, 2 CPUs"})
+    # the budget run names the version and machine that timed it, and that its CPU model is not on record
+    assert "2 threads: 200 s (budget 600 s), with sunpy_nn 0.1.dev9+gccc3333 on x86_64, 2 CPUs." in text
+    assert "did not record the CPU model" in text
 
 
 def test_versions(gen, summary):
