@@ -103,30 +103,6 @@ def test_each_image_is_shifted_as_the_n_dimensional_spline_shifts_it(shape, orde
     assert np.abs(out - reference).max() < 1e-12 * np.ptp(reference)
 
 
-def test_a_scan_is_shifted_plane_by_plane_as_by_the_n_dimensional_spline():
-    """A scan (Stokes x tunings x y x x) shifted plane by plane gives what one n-D cubic spline over it gave (which
-    interpolates along the Stokes and tuning axes too, at their own nodes: 16x the work), holes included."""
-    rng = np.random.default_rng(6)
-    scan = np.cumsum(rng.standard_normal((3, 4, 33, 34)), axis=-1).astype(np.float32)
-    scan[1, 2, 5:8, 20:22] = np.nan
-    shift = np.array([0.37, -1.23])
-    out = shift_frames(scan, shift)
-    full = (0, 0, *shift)
-    filled = np.where(np.isfinite(scan), scan, 0.0)  # the hole's plane is filled from its own pixels: compare others
-    odd = np.pad(filled.astype(np.float64), [(0, 0), (0, 0), (0, 0), (0, 1)], mode="edge")  # 33 x 35: odd
-    periodic, smooth = _align._periodic_smooth(odd)
-    spectrum = ndimage.fourier_shift(np.fft.fft2(periodic, axes=(-2, -1)), full)
-    reference = np.fft.ifft2(spectrum, axes=(-2, -1)).real + ndimage.shift(smooth, full, order=3, mode="nearest")
-    reference = reference[..., :33, :34]
-    inner = np.s_[:, :, 1:, :-2]  # the 1 x 2 px bands the shift brings in are NaN
-    others = np.ones(scan.shape[:2], bool)
-    others[1, 2] = False
-    span = np.ptp(reference[others][:, 1:, :-2])
-    assert np.abs(out[inner][others] - reference[inner][others]).max() < 1e-5 * span  # float32 rounding
-    moved = ndimage.shift((~np.isfinite(scan)).astype(np.float32), full, order=1, mode="nearest") > 0
-    np.testing.assert_array_equal(np.isnan(out[inner]), moved[inner])  # the hole moved as before, nothing else
-
-
 @pytest.mark.parametrize("shift", [(0.6, -1.4), (-1.7, 1.2), (1.3, 0.3), (-0.4, -2.0)])
 def test_narrow_bands_repeat_the_frames_own_edge(shift):
     frames = np.random.default_rng(4).standard_normal((2, 40, 40)).astype(np.float32)
