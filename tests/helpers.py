@@ -92,3 +92,26 @@ def assert_close_ulps(actual, desired, ulps: int = FLOAT32_ULPS, channel_axis: i
         scale = np.spacing(np.float32(np.abs(d[ok]).max()))
         err = np.abs(a[ok] - d[ok]).max()
         assert err <= ulps * scale, f"channel {c}: max difference {err:.3g} = {err / scale:.1f} ulps > {ulps} ulps"
+
+
+def short_denoise_cube_training(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """
+    Shorten the training that `sunpy_nn.denoise_cube` runs to one batch of patches per epoch
+    (``patches_per_epoch=10``, where the caller does not set it) and return the keyword arguments of each
+    `sunpy_nn.Denoiser.fit` call, as it made them.
+
+    For tests of what ``denoise_cube`` passes on, checks and returns, not of what the network learns: its default
+    U-Net (32 filters) on the default 1000 patches per epoch took 10-70 s per test on two CPU cores.
+    """
+    from sunpy_nn import Denoiser
+
+    calls: list[dict] = []
+    fit = Denoiser.fit
+
+    def one_batch(self, *args, **kwargs):
+        calls.append(dict(kwargs))
+        kwargs.setdefault("patches_per_epoch", 10)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Denoiser, "fit", one_batch)
+    return calls

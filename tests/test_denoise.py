@@ -19,7 +19,7 @@ from sunpy_nn.baselines import pca_denoise
 from sunpy_nn.denoise import estimate_noise, find_axes
 from sunpy_nn.utils import WeightsError, sha256sum
 
-from .helpers import assert_close_ulps
+from .helpers import assert_close_ulps, short_denoise_cube_training
 
 NOISE = 3e-3
 CTYPES = {"x": "HPLN-TAN", "y": "HPLT-TAN", "wavelength": "WAVE", "stokes": "STOKES", "time": "UTC"}
@@ -273,7 +273,8 @@ def test_bad_input():
         Denoiser().fit(NDCube(bad, wcs=CUBE.wcs), progress=False)
 
 
-def test_denoise_cube_convenience():
+def test_denoise_cube_convenience(monkeypatch):
+    short_denoise_cube_training(monkeypatch)
     out = denoise_cube(CUBE[:3], epochs=1, seed=0, progress=False, stokes=("V",))
     assert out.meta["sunpy_nn"]["denoised_stokes"] == ["V"]
     np.testing.assert_array_equal(out.data[:, 1], CUBE[:3].data[:, 1])  # Q untouched
@@ -455,7 +456,8 @@ def test_default_patch_fits_a_deeper_unet():
     assert den.fit_settings["patch_size"] == 48
 
 
-def test_denoise_cube_adapts_to_a_small_frame(caplog):
+def test_denoise_cube_adapts_to_a_small_frame(caplog, monkeypatch):
+    short_denoise_cube_training(monkeypatch)
     with caplog.at_level("INFO", logger="sunpy_nn.denoise"):
         out = denoise_cube(one_frame(64), epochs=1, seed=0, progress=False)
     assert out.data.shape == (64, 64) and np.isfinite(out.data).all()

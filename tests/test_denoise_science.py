@@ -21,6 +21,8 @@ from sunpy_nn.denoise import estimate_noise, temporal_neighbours
 from sunpy_nn.nn import UNet
 from sunpy_nn.nn.optimize import FastUNet
 
+from .helpers import short_denoise_cube_training
+
 NOISE = 3e-3
 
 
@@ -276,9 +278,10 @@ def test_temporal_mode(strong_cube):
         Denoiser(temporal=3).fit(cube, progress=False)
 
 
-def test_denoise_cube_is_single_scan_unless_asked(strong_cube):
+def test_denoise_cube_is_single_scan_unless_asked(strong_cube, monkeypatch):
     from sunpy_nn import denoise_cube
 
+    short_denoise_cube_training(monkeypatch)
     cube, _ = strong_cube
     small = NDCube(np.asarray(cube.data)[:, :, :1, :32, :32], wcs=cube.wcs[:, :, :1, :32, :32])
     out = denoise_cube(small, epochs=1, patch_size=16, seed=0, progress=False)

@@ -14,6 +14,7 @@ from sunpy_nn.cli import main
 from sunpy_nn.training import train_noise2noise
 from sunpy_nn.training._precision import check_precision_on_device
 
+from .helpers import short_denoise_cube_training
 from .test_cli_denoise import TRAIN, crisp_fits  # noqa: F401 (a fixture)
 from .test_denoise import TRUTH, noisy_cube
 from .test_noise2noise import mse, pairs, unet
@@ -110,18 +111,12 @@ def test_denoiser_fit_trains_in_its_precision_and_saves_it(tmp_path, monkeypatch
 def test_denoise_cube_trains_in_train_precision_and_refuses_it_with_a_denoiser(monkeypatch):
     cube = noisy_cube(TRUTH[:3, :, :1, :32, :32])
     den = Denoiser(n_filters=4, depth=1).fit(cube, **FIT)
-    seen = []
-    fit = Denoiser.fit
-
-    def recording(self, *args, **kwargs):
-        seen.append(kwargs["precision"])
-        return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(Denoiser, "fit", recording)
+    calls = short_denoise_cube_training(monkeypatch)
     out = denoise_cube(cube, epochs=1, patch_size=16, train_precision="bfloat16", seed=0, progress=False)
-    assert seen == ["bfloat16"] and out.meta["sunpy_nn"]["fit"]["precision"] == "bfloat16"
+    assert [c["precision"] for c in calls] == ["bfloat16"]
+    assert out.meta["sunpy_nn"]["fit"]["precision"] == "bfloat16"
     denoise_cube(cube, epochs=1, patch_size=16, seed=0, progress=False)
-    assert seen[-1] == "float32"  # the default
+    assert calls[-1]["precision"] == "float32"  # the default
     with pytest.raises(ValueError, match=r"^train_precision applies only when training"):
         denoise_cube(cube, denoiser=den, train_precision="bfloat16")
 
