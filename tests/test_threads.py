@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def policy(monkeypatch):
     before, state = torch.get_num_threads(), dataclasses.replace(device._STATE)
     for var in device.THREAD_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
-    device._STATE.explicit = device._STATE.scoped = device._STATE.choice = None
+    device._STATE.explicit = device._STATE.scoped = device._STATE.choice = device._STATE.worker = None
     device._STATE.applied = before  # as if the package had set torch's current count: nobody chose
     calls = []
 
@@ -254,6 +255,35 @@ def test_a_worker_process_takes_its_share(policy):
     assert apply_thread_policy() == 2  # the policy's count of this worker from now on
     batch._set_threads({"local": 1}, os.getpid())  # in the caller's process: nothing
     assert torch.get_num_threads() == 2
+
+
+def _in_a_pool_thread():
+    with ThreadPoolExecutor(1) as pool:  # a thread other than the main thread, as dask's threaded scheduler runs
+        return pool.submit(lambda: (apply_thread_policy(), torch.get_num_threads())).result()
+
+
+def test_a_pool_thread_runs_torch_on_one_thread(policy, monkeypatch):
+    # each thread that runs torch keeps its own OpenMP team: the process's count in every dask thread
+    # oversubscribed the CPUs and slowed the main thread afterwards (benchmarks/thread_pools.py)
+    assert apply_thread_policy() == 3
+    assert _in_a_pool_thread() == (1, 1)
+    assert torch.get_num_threads() == 3 and user_threads() is None  # the main thread's count is its own
+    assert apply_thread_policy() == 3 and len(policy) == 1
+    configure_threads(2)  # the user's count, in every thread
+    assert _in_a_pool_thread() == (2, 2)
+    configure_threads()
+    torch.set_num_threads(2)  # a new thread starts with the count set last
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the environment's count, where it is set
+    assert _in_a_pool_thread() == (2, 2)
+
+
+def test_a_batch_worker_process_keeps_its_share_in_its_threads(policy):
+    job = batch._Job(_report_threads, {"local": 2}, client_pid=-1)  # a dask.distributed worker process
+    assert batch._run_one(0, 0, job)[2] == (2, None)
+    assert _in_a_pool_thread() == (2, 2)  # its task threads take the share, not one
+    device._STATE.worker = None
+    with device._threads_during(2):  # run_batch on this process's dask threads: the batch's split, not one
+        assert _in_a_pool_thread() == (2, 2)
 
 
 def test_training_applies_the_policy(policy):

@@ -24,6 +24,13 @@ chosen, the package picks the count itself, once per process, when a network fir
    leaves it free). Where ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands
    for the others' load.
 
+4. **One thread in other threads.** A network that runs in a thread other than the main thread (a block of a lazy
+   prediction on dask's threaded scheduler, a thread pool of your own) runs on one torch thread, unless the user
+   chose a count (``configure_threads(n)`` or the environment variables, which hold in every thread) or a batch
+   split the count (`~sunpy_nn.batch.run_batch`). Each such thread keeps an OpenMP team of its own for its life,
+   and once the teams outnumber the CPUs, GNU OpenMP sleeps at barriers instead of spinning, in every team: the
+   main thread's training stayed several times slower for the rest of the process (`_pool_thread_count`).
+
 The choice is cached per process (a forked worker decides again) and logged at debug level on the
 ``sunpy_nn.nn.device`` logger. ``configure_threads()`` without an argument decides again now (the machine got busy
 or idle), and hands a count set earlier by ``configure_threads(n)`` or ``torch.set_num_threads`` back to the policy.
@@ -181,6 +188,7 @@ class _ThreadState:
     explicit: int | None = None  # set by configure_threads(n)
     applied: int | None = None  # the count this package set last (its choice, or a batch's split)
     scoped: int | None = None  # a batch's split in force in this process (run_batch with dask threads)
+    worker: int | None = None  # a batch worker process's share (run_batch on dask processes or distributed)
     choice: tuple[int, int] | None = None  # (pid, n): the policy's choice, made once per process
 
 
@@ -386,6 +394,9 @@ def apply_thread_policy() -> int:
         torch's thread count after the call.
     """
     with _LOCK:
+        in_pool = threading.current_thread() is not threading.main_thread()
+        if in_pool and _STATE.scoped is None and _STATE.worker is None:
+            return _pool_thread_count()
         chosen = user_threads()
         if chosen is not None:
             log.debug("thread policy: %d torch thread(s), the user's choice (%s)", *chosen)
@@ -395,6 +406,31 @@ def apply_thread_policy() -> int:
         n = _policy_choice()
         _set(n)
         return n
+
+
+def _pool_thread_count() -> int:
+    """
+    The count in a thread other than the main thread (a dask task, a thread pool): the user's, else one.
+
+    OpenMP gives every thread that runs torch its own team of worker threads, kept for the thread's life (dask's
+    pool lives as long as the process). Once the teams hold more threads than there are CPUs, GNU OpenMP waits at
+    each barrier by sleeping instead of spinning, in every team, the main thread's too: after a lazy prediction on
+    dask's two threads with two torch threads each, the main thread's training ran 3.2x and its prediction 3.0x as
+    long as before it, for the rest of the process; with one torch thread per pool thread 1.03x and 1.17x, and the
+    lazy prediction took 3.9 s instead of 4.8 s (2-core Intel Xeon with AVX-512,
+    ``python benchmarks/thread_pools.py --rounds 2``, medians of two rounds). dask's
+    thread pools run one task per CPU, so one torch thread each fills the CPUs, as dask.distributed's workers do
+    (``OMP_NUM_THREADS=1``).
+    """
+    if _STATE.explicit is not None:  # configure_threads(n): the user's count, in every thread
+        if torch.get_num_threads() != _STATE.explicit:
+            torch.set_num_threads(_STATE.explicit)
+        return _STATE.explicit
+    if any(os.environ.get(var, "").strip() for var in THREAD_ENV_VARS):
+        return torch.get_num_threads()
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return 1
 
 
 def threads_per_task(n_tasks: int, cpus: int | None = None) -> int:
@@ -435,6 +471,7 @@ def _set_worker_threads(n: int) -> None:
     with _LOCK:
         _STATE.explicit = None  # the batch split the user's budget (if any): its share is what the user asked for
         _STATE.choice = (os.getpid(), n)
+        _STATE.worker = n
         _set(n)
 
 
