@@ -27,6 +27,7 @@ def policy(monkeypatch):
     for var in device.THREAD_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     device._STATE.explicit = device._STATE.scoped = device._STATE.choice = device._STATE.worker = None
+    device._STATE.pooled = False
     device._STATE.applied = before  # as if the package had set torch's current count: nobody chose
     calls = []
 
@@ -275,6 +276,14 @@ def test_a_pool_thread_runs_torch_on_one_thread(policy, monkeypatch):
     torch.set_num_threads(2)  # a new thread starts with the count set last
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the environment's count, where it is set
     assert _in_a_pool_thread() == (2, 2)
+
+
+def test_a_main_thread_that_ran_no_network_yet_is_not_taken_for_the_users_choice(policy):
+    device._STATE.applied = None  # nothing ran in the main thread yet
+    assert _in_a_pool_thread() == (1, 1)
+    torch.set_num_threads(1)  # what the main thread would start with now: the count set last, by rule 4
+    assert user_threads() is None
+    assert apply_thread_policy() == 3 == torch.get_num_threads()
 
 
 def test_a_batch_worker_process_keeps_its_share_in_its_threads(policy):

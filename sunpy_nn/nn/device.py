@@ -14,7 +14,8 @@ chosen, the package picks the count itself, once per process, when a network fir
 
 1. **The user's choice wins, always.** A count set with ``configure_threads(n)``, with ``torch.set_num_threads`` (a
    count other than torch's own default, or other than the one this package set last), or through the
-   ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` environment variables is never changed.
+   ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` environment variables is never changed (``torch.set_num_threads``
+   in the thread that set it: see rule 4 for the others).
 2. **Else the usable CPUs**: the physical cores in this process's affinity mask (``os.sched_getaffinity``; torch's
    own default counts the cores of the whole machine), capped by the cgroup CPU quota of a container
    (``cpu.max`` or ``cpu.cfs_quota_us``, rounded to the nearest whole CPU).
@@ -29,7 +30,9 @@ chosen, the package picks the count itself, once per process, when a network fir
    chose a count (``configure_threads(n)`` or the environment variables, which hold in every thread) or a batch
    split the count (`~sunpy_nn.batch.run_batch`). Each such thread keeps an OpenMP team of its own for its life,
    and once the teams outnumber the CPUs, GNU OpenMP sleeps at barriers instead of spinning, in every team: the
-   main thread's training stayed several times slower for the rest of the process (`_pool_thread_count`).
+   main thread's training stayed several times slower for the rest of the process (`_pool_thread_count`). The
+   price: a lazy array of fewer chunks than CPUs leaves CPUs idle; ``configure_threads(n)`` then gives every
+   thread ``n``.
 
 The choice is cached per process (a forked worker decides again) and logged at debug level on the
 ``sunpy_nn.nn.device`` logger. ``configure_threads()`` without an argument decides again now (the machine got busy
@@ -188,7 +191,8 @@ class _ThreadState:
     explicit: int | None = None  # set by configure_threads(n)
     applied: int | None = None  # the count this package set last (its choice, or a batch's split)
     scoped: int | None = None  # a batch's split in force in this process (run_batch with dask threads)
-    worker: int | None = None  # a batch worker process's share (run_batch on dask processes or distributed)
+    worker: int | None = None  # pid of a batch worker process given its share (run_batch: processes, distributed)
+    pooled: bool = False  # a thread other than the main one was set to one torch thread (rule 4)
     choice: tuple[int, int] | None = None  # (pid, n): the policy's choice, made once per process
 
 
@@ -361,6 +365,8 @@ def user_threads() -> tuple[int, str] | None:
     if _STATE.scoped is not None:
         return None if current == _STATE.scoped else (current, "torch.set_num_threads")
     expected = _STATE.applied if _STATE.applied is not None else _torch_default_threads()
+    if current == 1 and _STATE.applied is None and _STATE.pooled:  # a new thread's count, set last by rule 4
+        return None
     return None if current == expected else (current, "torch.set_num_threads")
 
 
@@ -395,7 +401,7 @@ def apply_thread_policy() -> int:
     """
     with _LOCK:
         in_pool = threading.current_thread() is not threading.main_thread()
-        if in_pool and _STATE.scoped is None and _STATE.worker is None:
+        if in_pool and _STATE.scoped is None and _STATE.worker != os.getpid():
             return _pool_thread_count()
         chosen = user_threads()
         if chosen is not None:
@@ -429,7 +435,8 @@ def _pool_thread_count() -> int:
     if any(os.environ.get(var, "").strip() for var in THREAD_ENV_VARS):
         return torch.get_num_threads()
     if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+        torch.set_num_threads(1)  # also the count that threads started from now on begin with (not this one's)
+        _STATE.pooled = True
     return 1
 
 
@@ -471,7 +478,7 @@ def _set_worker_threads(n: int) -> None:
     with _LOCK:
         _STATE.explicit = None  # the batch split the user's budget (if any): its share is what the user asked for
         _STATE.choice = (os.getpid(), n)
-        _STATE.worker = n
+        _STATE.worker = os.getpid()
         _set(n)
 
 
@@ -542,7 +549,7 @@ def configure_threads(n_threads: int | None = None) -> int:
             _set(n)
             log.debug("thread policy: %d torch thread(s), set by configure_threads", n)
             return n
-        _STATE.explicit = None
+        _STATE.explicit = _STATE.worker = None
         for var in THREAD_ENV_VARS:
             if os.environ.get(var, "").strip():
                 log.debug("thread policy: %d torch thread(s), the user's choice (%s)", torch.get_num_threads(), var)
