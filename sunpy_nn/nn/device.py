@@ -436,7 +436,7 @@ def _pool_thread_count() -> int:
         return torch.get_num_threads()
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)  # also the count that threads started from now on begin with (not this one's)
-        _STATE.pooled = True
+    _STATE.pooled = True
     return 1
 
 
