@@ -345,6 +345,11 @@ def _torch_default_threads() -> int:
     return cores if 0 < cores < logical else logical
 
 
+def _thread_env_var() -> str | None:
+    """The first of `THREAD_ENV_VARS` set in the environment (the user's count), or None."""
+    return next((var for var in THREAD_ENV_VARS if os.environ.get(var, "").strip()), None)
+
+
 def user_threads() -> tuple[int, str] | None:
     """
     The thread count the user chose, and how, or None when the thread policy decides.
@@ -359,9 +364,8 @@ def user_threads() -> tuple[int, str] | None:
     current = torch.get_num_threads()
     if _STATE.explicit is not None:
         return current, "configure_threads" if current == _STATE.explicit else "torch.set_num_threads"
-    for var in THREAD_ENV_VARS:
-        if os.environ.get(var, "").strip():
-            return current, var
+    if var := _thread_env_var():
+        return current, var
     if _STATE.scoped is not None:
         return None if current == _STATE.scoped else (current, "torch.set_num_threads")
     expected = _STATE.applied if _STATE.applied is not None else _torch_default_threads()
@@ -432,7 +436,7 @@ def _pool_thread_count() -> int:
         if torch.get_num_threads() != _STATE.explicit:
             torch.set_num_threads(_STATE.explicit)
         return _STATE.explicit
-    if any(os.environ.get(var, "").strip() for var in THREAD_ENV_VARS):
+    if _thread_env_var():
         return torch.get_num_threads()
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)  # also the count that threads started from now on begin with (not this one's)
@@ -550,10 +554,9 @@ def configure_threads(n_threads: int | None = None) -> int:
             log.debug("thread policy: %d torch thread(s), set by configure_threads", n)
             return n
         _STATE.explicit = _STATE.worker = None
-        for var in THREAD_ENV_VARS:
-            if os.environ.get(var, "").strip():
-                log.debug("thread policy: %d torch thread(s), the user's choice (%s)", torch.get_num_threads(), var)
-                return torch.get_num_threads()
+        if var := _thread_env_var():
+            log.debug("thread policy: %d torch thread(s), the user's choice (%s)", torch.get_num_threads(), var)
+            return torch.get_num_threads()
         n = _policy_choice(refresh=True)
         _set(n)
         return n
