@@ -175,6 +175,44 @@ def test_large_image_as_dask_array_equals_in_memory(cluster_client):
     assert_close_ulps(out, reference)  # NaN at the same places, values to rounding
 
 
+@pytest.mark.parametrize("cpus", [2, 4])
+def test_a_lazy_image_of_one_chunk_is_cut_into_one_block_per_cpu(monkeypatch, cpus):
+    # Rule 4 runs each dask thread on one torch thread: one chunk would leave all CPUs but one idle.
+    from sunpy_nn.nn import device
+
+    monkeypatch.setattr(device._STATE, "explicit", None)
+    monkeypatch.setattr(device, "_policy_choice", lambda refresh=False: cpus)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    img = np.random.default_rng(1).normal(1, 0.05, (600, 560)).astype(np.float32)
+    img[:40, :30] = np.nan
+    lazy = enhance_array(da.from_array(img), NET)  # dask makes this one chunk
+    assert da.from_array(img).npartitions == 1 and lazy.npartitions == cpus
+    assert_close_ulps(lazy.compute(scheduler="threads"), enhance_array(img, NET, progress=False))
+
+
+def test_lazy_blocks_follow_the_users_count_and_stop_at_the_smallest_block(monkeypatch):
+    from sunpy_nn.nn import device
+    from sunpy_nn.nn.lazy import MIN_EDGE, lazy_tiled
+
+    monkeypatch.setattr(device, "_policy_choice", lambda refresh=False: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+
+    def blocks(shape, **kwargs):
+        chunks = (1,) * (len(shape) - 2) + (-1, -1)
+        return lazy_tiled(da.zeros(shape, chunks=chunks), lambda b: b, depth=4, **kwargs).npartitions
+
+    monkeypatch.setattr(device._STATE, "explicit", None)
+    assert blocks((4096, 4096)) == 8
+    assert blocks((2, 4096, 4096)) == 8  # two leading blocks already: each cut in four
+    assert blocks((2 * MIN_EDGE - 2, 2 * MIN_EDGE - 2)) == 1  # halves would be smaller than MIN_EDGE
+    assert blocks((4096, 4096), tile=1024) == 16  # an explicit tile is kept
+    assert blocks((4096, 4096), fill_cpus=False) == 1
+    monkeypatch.setattr(device._STATE, "explicit", 4)  # configure_threads(4): 4 torch threads per block
+    assert blocks((4096, 4096)) == 2
+
+
 @pytest.fixture(scope="module")
 def small_denoiser():
     return Denoiser().fit(noisy_cube(TRUTH[:4]), epochs=1, patches_per_epoch=40, patch_size=32, seed=0, progress=False)

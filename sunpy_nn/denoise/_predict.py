@@ -280,8 +280,8 @@ class _PredictMixin:
         (canonical order), computed block by block when used.
 
         Blocks are one frame (one scan, Stokes parameter and wavelength; all wavelengths in spectral mode) and,
-        with ``tile_size``, spatial tiles extended by twice the U-Net's receptive radius, so the result equals the
-        in-memory one.
+        with ``tile_size`` (or where there are fewer frames than CPUs, without MC dropout: `lazy_tiled`), spatial
+        tiles extended by twice the U-Net's receptive radius, so the result equals the in-memory one.
         """
         n_t, _, n_w, ny, nx = canon.shape
         n_sel = len(selected)
@@ -335,6 +335,7 @@ class _PredictMixin:
             tile=tile_size,
             n_out=2,
             with_location=True,
+            fill_cpus=not mc,  # MC dropout draws per block: its result must not depend on the machine's CPUs
         )
         log.info("denoising lazily: %d blocks", result.npartitions)
         return result[0], result[1]

@@ -30,9 +30,9 @@ chosen, the package picks the count itself, once per process, when a network fir
    chose a count (``configure_threads(n)`` or the environment variables, which hold in every thread) or a batch
    split the count (`~sunpy_nn.batch.run_batch`). Each such thread keeps an OpenMP team of its own for its life,
    and once the teams outnumber the CPUs, GNU OpenMP sleeps at barriers instead of spinning, in every team: the
-   main thread's training stayed several times slower for the rest of the process (`_pool_thread_count`). The
-   price: a lazy array of fewer chunks than CPUs leaves CPUs idle; ``configure_threads(n)`` then gives every
-   thread ``n``.
+   main thread's training stayed several times slower for the rest of the process (`_pool_thread_count`). So that
+   a lazy array of fewer chunks than CPUs does not leave CPUs idle, `~sunpy_nn.nn.lazy.lazy_tiled` cuts it into
+   one block per CPU (`_pool_blocks`), down to blocks of 256 px; ``configure_threads(n)`` gives every thread ``n``.
 
 The choice is cached per process (a forked worker decides again) and logged at debug level on the
 ``sunpy_nn.nn.device`` logger. ``configure_threads()`` without an argument decides again now (the machine got busy
@@ -442,6 +442,20 @@ def _pool_thread_count() -> int:
         torch.set_num_threads(1)  # also the count that threads started from now on begin with (not this one's)
     _STATE.pooled = True
     return 1
+
+
+def _pool_blocks() -> int:
+    """
+    Blocks a lazy array needs at once so that dask's pool threads fill the CPUs under rule 4: the policy's count for
+    this process over each pool thread's torch threads (the user's count where the user chose one, else one).
+
+    A lazy array of fewer chunks than that left CPUs idle (one torch thread per chunk): `~sunpy_nn.nn.lazy.lazy_tiled`
+    cuts such an array finer. Giving the one pool thread more torch threads instead is no remedy: its team and the
+    main thread's then outnumber the CPUs, and every team sleeps at its barriers.
+    """
+    with _LOCK:
+        per_thread = _STATE.explicit or (torch.get_num_threads() if _thread_env_var() else 1)
+        return max(1, _policy_choice() // per_thread)
 
 
 def threads_per_task(n_tasks: int, cpus: int | None = None) -> int:

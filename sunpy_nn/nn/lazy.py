@@ -4,16 +4,24 @@ Lazy (dask-backed) arrays: `is_dask` and `lazy_tiled`, which runs an image-to-im
 One concept, one room: recognising a dask array and tiling it with the network's receptive field as overlap (so
 that results equal in-memory processing) is needed by Enhance (`sunpy_nn.enhance`) and the denoiser
 (`sunpy_nn.denoise`) alike, below the map batches of `sunpy_nn.batch`. This module imports numpy only, and dask
-only when a lazy array is processed.
+only when a lazy array is processed (torch too, for the thread policy: `_edges`).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 __all__ = ["is_dask", "lazy_tiled"]
+
+log = logging.getLogger(__name__)
+
+#: The smallest block edge (px) to which `lazy_tiled` cuts an array of too few chunks: at 8 x the overlap or more,
+#: the overlap adds at most about half a block's pixels.
+MIN_EDGE = 256
 
 
 def is_dask(x) -> bool:
@@ -61,6 +69,38 @@ def _split(size: int, edge: int, depth: int, align: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def _edges(array, tile: int | None, depth: int, fill_cpus: bool) -> list[int]:
+    """
+    Spatial chunk edges (y, x) for `lazy_tiled`: ``tile``, else the array's, halved (the longer first) while the
+    array has fewer blocks than dask's pool threads need to fill the CPUs (`~sunpy_nn.nn.device._pool_blocks`) and
+    the halves stay at least ``MIN_EDGE`` px and 8 x the overlap.
+    """
+    if tile is not None:
+        return [tile, tile]
+    edges = [max(array.chunks[a]) for a in (-2, -1)]
+    if not fill_cpus:
+        return edges
+    from sunpy_nn.nn.device import _pool_blocks  # torch: imported only where a network runs
+
+    wanted = _pool_blocks()
+    leading = math.prod(len(c) for c in array.chunks[:-2])
+    smallest = max(MIN_EDGE, 8 * depth)
+
+    def blocks() -> int:
+        return leading * math.prod(-(-array.shape[a] // e) for a, e in zip((-2, -1), edges, strict=True))
+
+    before = blocks()
+    while blocks() < wanted:
+        a = 0 if edges[0] >= edges[1] else 1
+        half = -(-edges[a] // 2)
+        if half < smallest:
+            break
+        edges[a] = half
+    if blocks() != before:
+        log.debug("lazy_tiled: %d block(s) cut into %d, one per CPU the pool threads may use", before, blocks())
+    return edges
+
+
 def lazy_tiled(
     array,
     fn: Callable[[np.ndarray], np.ndarray],
@@ -72,6 +112,7 @@ def lazy_tiled(
     n_out: int | None = None,
     dtype=np.float32,
     with_location: bool = False,
+    fill_cpus: bool = True,
 ):
     """
     Apply an image-to-image function lazily to a dask array, block by block with overlap, exactly.
@@ -95,13 +136,19 @@ def lazy_tiled(
     align : int
         Spatial chunk boundaries and the overlap are multiples of this (``2**depth`` for U-Nets).
     tile : int, optional
-        Spatial chunk edge; default: keep the array's chunks (rounded to ``align``).
+        Spatial chunk edge; default: keep the array's chunks (rounded to ``align``), cut finer where ``fill_cpus``
+        asks.
     n_out : int, optional
         Length of a new leading output axis (e.g. value and uncertainty).
     dtype : numpy dtype
         Output type.
     with_location : bool
         Call ``fn(block, chunk_location)`` with the block's chunk indices (e.g. to know its Stokes parameter).
+    fill_cpus : bool
+        Without ``tile``, cut an array of fewer blocks than the CPUs into one block per CPU (spatial halves, the
+        longer axis first, down to blocks of ``MIN_EDGE`` px and 8 x ``depth``): a block runs one torch thread on
+        dask's threads (`sunpy_nn.nn.device`, rule 4). `False` where ``fn``'s result depends on the blocks (e.g.
+        random draws seeded per block), so that it does not depend on the machine's CPUs.
 
     Returns
     -------
@@ -111,7 +158,8 @@ def lazy_tiled(
     import dask.array as da
 
     depth = -(-int(depth) // align) * align
-    spatial = tuple(_split(array.shape[a], tile or max(array.chunks[a]), depth, align) for a in (-2, -1))
+    edges = _edges(array, tile, depth, fill_cpus)
+    spatial = tuple(_split(array.shape[a], e, depth, align) for a, e in zip((-2, -1), edges, strict=True))
     if spatial != array.chunks[-2:]:
         array = array.rechunk(array.chunks[:-2] + spatial)
     lead = array.ndim - 2
