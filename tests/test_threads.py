@@ -263,11 +263,13 @@ def _in_a_pool_thread():
         return pool.submit(lambda: (apply_thread_policy(), torch.get_num_threads())).result()
 
 
-def test_a_pool_thread_runs_torch_on_one_thread(policy, monkeypatch):
+def test_a_pool_thread_runs_torch_on_one_thread(policy, monkeypatch, caplog):
     # each thread that runs torch keeps its own OpenMP team: the process's count in every dask thread
     # oversubscribed the CPUs and slowed the main thread afterwards (benchmarks/thread_pools.py)
     assert apply_thread_policy() == 3
-    assert _in_a_pool_thread() == (1, 1)
+    with caplog.at_level(logging.DEBUG, logger="sunpy_nn.nn.device"):
+        assert _in_a_pool_thread() == (1, 1)
+    assert "1 torch thread in thread" in caplog.text  # a GUI or server thread's user can see why
     assert torch.get_num_threads() == 3 and user_threads() is None  # the main thread's count is its own
     assert apply_thread_policy() == 3 and len(policy) == 1
     configure_threads(2)  # the user's count, in every thread

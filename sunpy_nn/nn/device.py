@@ -439,6 +439,11 @@ def _pool_thread_count() -> int:
     if _thread_env_var():
         return torch.get_num_threads()
     if torch.get_num_threads() != 1:
+        log.debug(
+            "thread policy: 1 torch thread in thread %r, not the main thread (configure_threads(n) sets a count for "
+            "every thread)",
+            threading.current_thread().name,
+        )
         torch.set_num_threads(1)  # also the count that threads started from now on begin with (not this one's)
     _STATE.pooled = True
     return 1

@@ -342,7 +342,8 @@ def run_tiled(
     Notes
     -----
     On the CPU, torch's thread count follows the package's thread policy (`~sunpy_nn.nn.device.apply_thread_policy`:
-    the user's choice if any, else the CPUs this process may use less those other processes keep busy).
+    the user's choice if any, else the CPUs this process may use less those other processes keep busy; one in a
+    thread other than the main thread, such as a dask task's).
 
     Examples
     --------
