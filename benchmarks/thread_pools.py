@@ -19,7 +19,7 @@ it); then the training and the in-memory prediction are timed again in the main 
 * ``one per pool thread``: the package as it is (`sunpy_nn.nn.device`: threads other than the main thread run torch
   on one thread unless the user chose a count, and `~sunpy_nn.nn.lazy.lazy_tiled` cuts an array of fewer chunks
   than CPUs into one block per CPU);
-* ``one per pool thread, uncut``: the same without the cut (``_pool_blocks`` replaced by 1), as at commit 57d4a75;
+* ``one per pool thread, uncut``: the same without the cut (``_pool_blocks`` replaced by 1), as at commit c77dc20;
 * ``as before``: each pool thread takes the process's count and nothing is cut, as before both changes
   (``_pool_thread_count`` replaced by the policy's choice for the process).
 

@@ -7,6 +7,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 import sunpy.map
+import torch
 from ndcube import NDCube
 
 da = pytest.importorskip("dask.array", reason="dask is an optional dependency: pip install 'sunpy-nn[dask]'")
@@ -175,42 +176,71 @@ def test_large_image_as_dask_array_equals_in_memory(cluster_client):
     assert_close_ulps(out, reference)  # NaN at the same places, values to rounding
 
 
-@pytest.mark.parametrize("cpus", [2, 4])
-def test_a_lazy_image_of_one_chunk_is_cut_into_one_block_per_cpu(monkeypatch, cpus):
-    # Rule 4 runs each dask thread on one torch thread: one chunk would leave all CPUs but one idle.
+def _cpus_for_the_policy(monkeypatch, n: int) -> None:
     from sunpy_nn.nn import device
 
-    monkeypatch.setattr(device._STATE, "explicit", None)
-    monkeypatch.setattr(device, "_policy_choice", lambda refresh=False: cpus)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(device, "choose_threads", lambda cpus=None, busy=None: n)
+    device._STATE.choice = None  # decided again (the policy fixture puts the state back)
+
+
+@pytest.mark.parametrize("cpus", [2, 4])
+def test_a_lazy_image_of_one_chunk_is_cut_into_one_block_per_cpu(policy, monkeypatch, cpus):
+    # Rule 4 runs each dask thread on one torch thread: one chunk would leave all CPUs but one idle.
     img = np.random.default_rng(1).normal(1, 0.05, (600, 560)).astype(np.float32)
-    img[:40, :30] = np.nan
+    img[280:320, 250:300] = np.nan  # missing pixels across the cuts (y=300, x=280): filled as in memory
+    reference = enhance_array(img, NET, progress=False)
+    _cpus_for_the_policy(monkeypatch, cpus)
     lazy = enhance_array(da.from_array(img), NET)  # dask makes this one chunk
     assert da.from_array(img).npartitions == 1 and lazy.npartitions == cpus
-    assert_close_ulps(lazy.compute(scheduler="threads"), enhance_array(img, NET, progress=False))
+    assert_close_ulps(lazy.compute(scheduler="threads"), reference)
 
 
-def test_lazy_blocks_follow_the_users_count_and_stop_at_the_smallest_block(monkeypatch):
+def test_lazy_blocks_follow_the_users_count_and_stop_at_the_smallest_block(policy, monkeypatch):
     from sunpy_nn.nn import device
     from sunpy_nn.nn.lazy import MIN_EDGE, lazy_tiled
 
-    monkeypatch.setattr(device, "_policy_choice", lambda refresh=False: 8)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    _cpus_for_the_policy(monkeypatch, 8)
 
-    def blocks(shape, **kwargs):
+    def blocks(shape, depth=4, **kwargs):
         chunks = (1,) * (len(shape) - 2) + (-1, -1)
-        return lazy_tiled(da.zeros(shape, chunks=chunks), lambda b: b, depth=4, **kwargs).npartitions
+        fn = lambda b: b  # noqa: E731
+        return lazy_tiled(da.zeros(shape, chunks=chunks), fn, depth=depth, fill_cpus=True, **kwargs).npartitions
 
-    monkeypatch.setattr(device._STATE, "explicit", None)
     assert blocks((4096, 4096)) == 8
     assert blocks((2, 4096, 4096)) == 8  # two leading blocks already: each cut in four
     assert blocks((2 * MIN_EDGE - 2, 2 * MIN_EDGE - 2)) == 1  # halves would be smaller than MIN_EDGE
+    assert blocks((1200, 1200), depth=75) == 4  # halves of 600 px hold 8 x the overlap of 75 px, not of 76
+    assert blocks((1200, 1200), depth=76) == 1
     assert blocks((4096, 4096), tile=1024) == 16  # an explicit tile is kept
-    assert blocks((4096, 4096), fill_cpus=False) == 1
-    monkeypatch.setattr(device._STATE, "explicit", 4)  # configure_threads(4): 4 torch threads per block
+    assert lazy_tiled(da.zeros((4096, 4096)), lambda b: b, depth=4).npartitions == 1  # by default, the chunks
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # 2 torch threads per block: half the blocks
+    torch.set_num_threads(2)
+    assert blocks((4096, 4096)) == 4
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    device._STATE.explicit = 4  # configure_threads(4): 4 torch threads per block
     assert blocks((4096, 4096)) == 2
+    device._STATE.explicit = None
+    with device._threads_during(2):  # a batch on this process's dask threads already shares the CPUs
+        assert blocks((4096, 4096)) == 1
+
+
+def test_lazy_denoising_with_mc_dropout_keeps_its_blocks_whatever_the_cpus(policy, monkeypatch, small_denoiser):
+    # MC dropout seeds its draws per block: cut by the CPUs, the same seed would give other values elsewhere
+    from sunpy_nn.denoise import _predict
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["fill_cpus"])
+        return real(*args, **kwargs)
+
+    real = _predict.lazy_tiled
+    monkeypatch.setattr(_predict, "lazy_tiled", spy)
+    cube = noisy_cube(TRUTH[:2])
+    lazy = NDCube(da.from_array(np.asarray(cube.data), chunks=(1, 1, 1, 64, 64)), wcs=cube.wcs, unit=cube.unit)
+    for uncertainty in ("total", "aleatoric"):
+        small_denoiser.predict(lazy, uncertainty=uncertainty, mc_samples=2, seed=0, progress=False)
+    assert seen == [False, True]
 
 
 @pytest.fixture(scope="module")

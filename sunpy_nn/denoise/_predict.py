@@ -280,8 +280,9 @@ class _PredictMixin:
         (canonical order), computed block by block when used.
 
         Blocks are one frame (one scan, Stokes parameter and wavelength; all wavelengths in spectral mode) and,
-        with ``tile_size`` (or where there are fewer frames than CPUs, without MC dropout: `lazy_tiled`), spatial
-        tiles extended by twice the U-Net's receptive radius, so the result equals the in-memory one.
+        with ``tile_size`` (or, without MC dropout, where large frames are fewer than the CPUs: `lazy_tiled`'s
+        ``fill_cpus``), spatial tiles extended by twice the U-Net's receptive radius, so the result equals the
+        in-memory one.
         """
         n_t, _, n_w, ny, nx = canon.shape
         n_sel = len(selected)

@@ -163,7 +163,7 @@ def _enhance_lazy(image, model: nn.Module, run: dict):
 
     # Twice the radius: missing pixels are filled from their nearest valid pixel, which for a pixel that reaches a
     # valid output (within one radius) lies within another radius; so the fill, and the output, match in memory.
-    return lazy_tiled(image, block, depth=2 * radius, scale=2)
+    return lazy_tiled(image, block, depth=2 * radius, scale=2, fill_cpus=True)  # the same values for any blocks
 
 
 # ------------------------------------------------------------------------------------------------------------ map

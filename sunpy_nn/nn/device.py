@@ -31,8 +31,9 @@ chosen, the package picks the count itself, once per process, when a network fir
    split the count (`~sunpy_nn.batch.run_batch`). Each such thread keeps an OpenMP team of its own for its life,
    and once the teams outnumber the CPUs, GNU OpenMP sleeps at barriers instead of spinning, in every team: the
    main thread's training stayed several times slower for the rest of the process (`_pool_thread_count`). So that
-   a lazy array of fewer chunks than CPUs does not leave CPUs idle, `~sunpy_nn.nn.lazy.lazy_tiled` cuts it into
-   one block per CPU (`_pool_blocks`), down to blocks of 256 px; ``configure_threads(n)`` gives every thread ``n``.
+   a lazy image of fewer chunks than CPUs does not leave CPUs idle, Enhance and denoising without MC dropout cut it
+   into one block per CPU (`_pool_blocks`, `~sunpy_nn.nn.lazy.lazy_tiled`), down to blocks of 256 px and 8 x the
+   network's overlap; ``configure_threads(n)`` gives every thread ``n``.
 
 The choice is cached per process (a forked worker decides again) and logged at debug level on the
 ``sunpy_nn.nn.device`` logger. ``configure_threads()`` without an argument decides again now (the machine got busy
@@ -459,6 +460,8 @@ def _pool_blocks() -> int:
     main thread's then outnumber the CPUs, and every team sleeps at its barriers.
     """
     with _LOCK:
+        if _STATE.scoped is not None or _STATE.worker == os.getpid():
+            return 1  # a batch's tasks already share the CPUs, each on more than one torch thread
         per_thread = _STATE.explicit or (torch.get_num_threads() if _thread_env_var() else 1)
         return max(1, _policy_choice() // per_thread)
 

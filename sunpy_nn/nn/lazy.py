@@ -75,7 +75,7 @@ def _edges(array, tile: int | None, depth: int, fill_cpus: bool) -> list[int]:
     array has fewer blocks than dask's pool threads need to fill the CPUs (`~sunpy_nn.nn.device._pool_blocks`) and
     the halves stay at least ``MIN_EDGE`` px and 8 x the overlap.
     """
-    if tile is not None:
+    if tile:
         return [tile, tile]
     edges = [max(array.chunks[a]) for a in (-2, -1)]
     if not fill_cpus:
@@ -112,7 +112,7 @@ def lazy_tiled(
     n_out: int | None = None,
     dtype=np.float32,
     with_location: bool = False,
-    fill_cpus: bool = True,
+    fill_cpus: bool = False,
 ):
     """
     Apply an image-to-image function lazily to a dask array, block by block with overlap, exactly.
@@ -147,8 +147,9 @@ def lazy_tiled(
     fill_cpus : bool
         Without ``tile``, cut an array of fewer blocks than the CPUs into one block per CPU (spatial halves, the
         longer axis first, down to blocks of ``MIN_EDGE`` px and 8 x ``depth``): a block runs one torch thread on
-        dask's threads (`sunpy_nn.nn.device`, rule 4). `False` where ``fn``'s result depends on the blocks (e.g.
-        random draws seeded per block), so that it does not depend on the machine's CPUs.
+        dask's threads (`sunpy_nn.nn.device`, rule 4). Only for an ``fn`` whose result does not depend on the
+        blocks (not, e.g., random draws seeded per block, or statistics of a block), since the blocks then depend on
+        the machine's CPUs and their load. Default: keep the chunks.
 
     Returns
     -------
