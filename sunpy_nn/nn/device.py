@@ -406,7 +406,7 @@ def apply_thread_policy() -> int:
     """
     with _LOCK:
         in_pool = threading.current_thread() is not threading.main_thread()
-        if in_pool and _STATE.scoped is None and _STATE.worker != os.getpid():
+        if in_pool and not _batch_split():
             return _pool_thread_count()
         chosen = user_threads()
         if chosen is not None:
@@ -433,21 +433,30 @@ def _pool_thread_count() -> int:
     thread pools run one task per CPU, so one torch thread each fills the CPUs, as dask.distributed's workers do
     (``OMP_NUM_THREADS=1``).
     """
+    n = _pool_threads()
+    if torch.get_num_threads() != n:
+        if n == 1:
+            log.debug(
+                "thread policy: 1 torch thread in thread %r, not the main thread (configure_threads(n) sets a count "
+                "for every thread)",
+                threading.current_thread().name,
+            )
+        torch.set_num_threads(n)  # also the count that threads started from now on begin with (not this one's)
+    if n == 1:
+        _STATE.pooled = True
+    return n
+
+
+def _pool_threads() -> int:
+    """Rule 4's count for a thread other than the main one: ``configure_threads(n)``'s, the environment's, else 1."""
     if _STATE.explicit is not None:  # configure_threads(n): the user's count, in every thread
-        if torch.get_num_threads() != _STATE.explicit:
-            torch.set_num_threads(_STATE.explicit)
         return _STATE.explicit
-    if _thread_env_var():
-        return torch.get_num_threads()
-    if torch.get_num_threads() != 1:
-        log.debug(
-            "thread policy: 1 torch thread in thread %r, not the main thread (configure_threads(n) sets a count for "
-            "every thread)",
-            threading.current_thread().name,
-        )
-        torch.set_num_threads(1)  # also the count that threads started from now on begin with (not this one's)
-    _STATE.pooled = True
-    return 1
+    return torch.get_num_threads() if _thread_env_var() else 1  # a thread starts with the environment's count
+
+
+def _batch_split() -> bool:
+    """Whether a batch split this process's threads: `run_batch` on its dask threads, or a worker process's share."""
+    return _STATE.scoped is not None or _STATE.worker == os.getpid()
 
 
 def _pool_blocks() -> int:
@@ -460,10 +469,9 @@ def _pool_blocks() -> int:
     main thread's then outnumber the CPUs, and every team sleeps at its barriers.
     """
     with _LOCK:
-        if _STATE.scoped is not None or _STATE.worker == os.getpid():
+        if _batch_split():
             return 1  # a batch's tasks already share the CPUs, each on more than one torch thread
-        per_thread = _STATE.explicit or (torch.get_num_threads() if _thread_env_var() else 1)
-        return max(1, _policy_choice() // per_thread)
+        return max(1, _policy_choice() // _pool_threads())
 
 
 def threads_per_task(n_tasks: int, cpus: int | None = None) -> int:

@@ -69,7 +69,7 @@ def _split(size: int, edge: int, depth: int, align: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def _edges(array, tile: int | None, depth: int, fill_cpus: bool) -> list[int]:
+def _edges(array, tile: int | None, depth: int, align: int, fill_cpus: bool) -> list[int]:
     """
     Spatial chunk edges (y, x) for `lazy_tiled`: ``tile``, else the array's, halved (the longer first) while the
     array has fewer blocks than dask's pool threads need to fill the CPUs (`~sunpy_nn.nn.device._pool_blocks`) and
@@ -86,8 +86,10 @@ def _edges(array, tile: int | None, depth: int, fill_cpus: bool) -> list[int]:
     leading = math.prod(len(c) for c in array.chunks[:-2])
     smallest = max(MIN_EDGE, 8 * depth)
 
-    def blocks() -> int:
-        return leading * math.prod(-(-array.shape[a] // e) for a, e in zip((-2, -1), edges, strict=True))
+    def blocks() -> int:  # as `_split` will cut them
+        return leading * math.prod(
+            len(_split(array.shape[a], e, depth, align)) for a, e in zip((-2, -1), edges, strict=True)
+        )
 
     before = blocks()
     while blocks() < wanted:
@@ -159,7 +161,7 @@ def lazy_tiled(
     import dask.array as da
 
     depth = -(-int(depth) // align) * align
-    edges = _edges(array, tile, depth, fill_cpus)
+    edges = _edges(array, tile, depth, align, fill_cpus)
     spatial = tuple(_split(array.shape[a], e, depth, align) for a, e in zip((-2, -1), edges, strict=True))
     if spatial != array.chunks[-2:]:
         array = array.rechunk(array.chunks[:-2] + spatial)
