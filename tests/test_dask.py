@@ -224,6 +224,67 @@ def test_lazy_blocks_follow_the_users_count_and_stop_at_the_smallest_block(polic
         assert blocks((4096, 4096)) == 1
 
 
+def test_lazy_blocks_are_cut_only_as_far_as_the_memory_holds_them(policy, monkeypatch):
+    # Each block running at once holds a network's workspace: the cut for the CPUs must not outgrow the memory.
+    from sunpy_nn.nn import lazy
+
+    _cpus_for_the_policy(monkeypatch, 8)
+    tile = lambda h, w: min(h, 624) * min(w, 624)  # noqa: E731  (bytes: a workspace bounded by a tile, as run_tiled's)
+
+    def blocks(free):
+        monkeypatch.setattr(lazy, "_available_memory", lambda: free)
+        return lazy.lazy_tiled(da.zeros((4096, 4096)), lambda b: b, depth=4, fill_cpus=True, workspace=tile).npartitions
+
+    assert blocks(None) == 8  # memory unknown: the CPUs decide
+    assert blocks(8 * 624 * 624 / lazy.MEMORY_SHARE) == 8
+    assert blocks(8 * 624 * 624 / lazy.MEMORY_SHARE - 1) == 4  # 8 blocks would take more than their share
+    assert blocks(2 * 624 * 624 / lazy.MEMORY_SHARE) == 2
+    assert blocks(1) == 1  # not even two fit: the chunk stays whole, as in memory
+
+
+def test_the_lazy_paths_give_the_cut_their_networks_workspace(policy, monkeypatch):
+    from sunpy_nn.nn import lazy
+    from sunpy_nn.nn.runner import PEAK_MAPS, _workspace_bytes
+
+    img = np.ones((600, 560), np.float32)
+    _cpus_for_the_policy(monkeypatch, 4)
+    monkeypatch.setattr(lazy, "_available_memory", lambda: 1)
+    assert enhance_array(da.from_array(img), NET).npartitions == 1  # no memory for a second block
+    monkeypatch.setattr(lazy, "_available_memory", lambda: 1 << 40)
+    assert enhance_array(da.from_array(img), NET).npartitions == 4
+    # The estimate: the network's peak feature maps at the size of a tile, or of a block smaller than a tile.
+    one_map = 4 * NET.n_filters  # bytes per pixel of one float32 feature map
+    assert _workspace_bytes(NET, (2048, 2048), tile_size=512) == PEAK_MAPS["EnhanceNet"] * one_map * 512 * 512
+    assert _workspace_bytes(NET, (300, 2048), tile_size=512) == PEAK_MAPS["EnhanceNet"] * one_map * 300 * 512
+    # the plain path holds its maps at the output resolution (scale 2: four times the pixels)
+    plain = _workspace_bytes(NET, (300, 300), scale=2, tile_size=512, optimised=False)
+    assert plain == 4 * _workspace_bytes(NET, (300, 300), scale=2, tile_size=512)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"memory.max": "4000\n", "memory.current": "1000\n", "memory.stat": "anon 1\ninactive_file 500\n"}, 3500),
+        ({"memory.max": "max\n", "memory.current": "1000\n"}, None),  # cgroup v2 without a limit
+        ({"memory/memory.limit_in_bytes": "2000\n", "memory/memory.usage_in_bytes": "1500\n"}, 500),  # v1
+        ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),  # v1 writes "no limit" as a huge number
+        ({}, None),
+    ],
+)
+def test_cgroup_memory_available(monkeypatch, tmp_path, files, expected):
+    from sunpy_nn.nn import device, lazy
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(device, "_CGROUP", tmp_path)
+    assert lazy._cgroup_available() == expected
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       8000 kB\nMemFree:        1000 kB\nMemAvailable:   3 kB\n")
+    monkeypatch.setattr(lazy, "_MEMINFO", meminfo)
+    assert lazy._available_memory() == min(3072, expected or 3072)  # the machine's, capped by the cgroup's
+
+
 def test_lazy_denoising_with_mc_dropout_keeps_its_blocks_whatever_the_cpus(policy, monkeypatch, small_denoiser):
     # MC dropout seeds its draws per block: cut by the CPUs, the same seed would give other values elsewhere
     from sunpy_nn.denoise import _predict
@@ -232,6 +293,7 @@ def test_lazy_denoising_with_mc_dropout_keeps_its_blocks_whatever_the_cpus(polic
 
     def spy(*args, **kwargs):
         seen.append(kwargs["fill_cpus"])
+        assert kwargs["workspace"](64, 64) > 0  # the cut without MC dropout is bounded by the U-Net's workspace
         return real(*args, **kwargs)
 
     real = _predict.lazy_tiled

@@ -16,7 +16,7 @@ from sunpy_nn.denoise._align import EDGE_PX, cube_shifts, shift_frames
 from sunpy_nn.denoise._result import _stddev
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
-from sunpy_nn.nn.runner import smallest_tile
+from sunpy_nn.nn.runner import _workspace_bytes, smallest_tile
 from sunpy_nn.training.noise2noise import temporal_neighbours
 from sunpy_nn.utils import _check_int
 
@@ -337,6 +337,9 @@ class _PredictMixin:
             n_out=2,
             with_location=True,
             fill_cpus=not mc,  # MC dropout draws per block: its result must not depend on the machine's CPUs
+            workspace=lambda h, w: _workspace_bytes(
+                model, (h, w), tile_size=tile_size, device=dev, optimised=precision is not None or compile
+            ),
         )
         log.info("denoising lazily: %d blocks", result.npartitions)
         return result[0], result[1]

@@ -22,6 +22,7 @@ from sunpy_nn.enhance._normalise import _apply_profile, _mirrored_axis, normalis
 from sunpy_nn.header import _off_disk_zeros, _update_stats, provenance, superres_meta
 from sunpy_nn.nn import resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
+from sunpy_nn.nn.runner import _workspace_bytes
 from sunpy_nn.utils import SunpyNNUserWarning, fill_nearest, upsample_nearest
 
 # What Enhance does, as its results' provenance records it.
@@ -161,9 +162,15 @@ def _enhance_lazy(image, model: nn.Module, run: dict):
             return np.full((2 * b.shape[0], 2 * b.shape[1]), np.nan, np.float32)
         return enhance_array(b, model, progress=False, **run)
 
+    def workspace(h: int, w: int) -> int:  # what a block holds while it runs: the cut stays within the memory
+        optimised = run["precision"] is not None or run["compile"]
+        settings = {k: run[k] for k in ("tile_size", "batch_size", "device")}
+        return _workspace_bytes(model, (h, w), scale=2, optimised=optimised, **settings)
+
     # Twice the radius: missing pixels are filled from their nearest valid pixel, which for a pixel that reaches a
     # valid output (within one radius) lies within another radius; so the fill, and the output, match in memory.
-    return lazy_tiled(image, block, depth=2 * radius, scale=2, fill_cpus=True)  # the same values for any blocks
+    # The same values for any blocks, so cut to fill the CPUs.
+    return lazy_tiled(image, block, depth=2 * radius, scale=2, fill_cpus=True, workspace=workspace)
 
 
 # ------------------------------------------------------------------------------------------------------------ map

@@ -33,7 +33,7 @@ chosen, the package picks the count itself, once per process, when a network fir
    main thread's training stayed several times slower for the rest of the process (`_pool_thread_count`). So that
    a lazy image of fewer chunks than CPUs does not leave CPUs idle, Enhance and denoising without MC dropout cut it
    into one block per CPU (`_pool_blocks`, `~sunpy_nn.nn.lazy.lazy_tiled`), down to blocks of 256 px and 8 x the
-   network's overlap; ``configure_threads(n)`` gives every thread ``n``.
+   network's overlap, while half the available memory holds them; ``configure_threads(n)`` gives every thread ``n``.
 
 The choice is cached per process (a forked worker decides again) and logged at debug level on the
 ``sunpy_nn.nn.device`` logger. ``configure_threads()`` without an argument decides again now (the machine got busy
@@ -226,18 +226,23 @@ def _physical_cores(cpus: set[int]) -> int:
     return len(cores) or len(cpus)
 
 
-def _cgroup_quota() -> float | None:
-    """The CPU quota of this process's cgroup in CPUs (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if unlimited."""
-    candidates = [_CGROUP / "cpu.max"]
+def _cgroup_files(v2: str, controller: str, v1: str, roots: tuple[str, ...]) -> list[Path]:
+    """Where this process's cgroup may keep a limit: v2's file ``v2``, v1's file ``v1`` of ``controller`` (its
+    own cgroup first, then the hierarchy's ``roots``)."""
+    candidates = [_CGROUP / v2]
     with contextlib.suppress(OSError):
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             hid, controllers, path = line.split(":", 2)
             if hid == "0":
-                candidates.append(_CGROUP / path.lstrip("/") / "cpu.max")
-            elif "cpu" in controllers.split(","):
-                candidates.append(_CGROUP / controllers / path.lstrip("/") / "cpu.cfs_quota_us")
-    candidates += [_CGROUP / "cpu" / "cpu.cfs_quota_us", _CGROUP / "cpu,cpuacct" / "cpu.cfs_quota_us"]
-    for path in candidates:
+                candidates.append(_CGROUP / path.lstrip("/") / v2)
+            elif controller in controllers.split(","):
+                candidates.append(_CGROUP / controllers / path.lstrip("/") / v1)
+    return candidates + [_CGROUP / root / v1 for root in roots]
+
+
+def _cgroup_quota() -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if unlimited."""
+    for path in _cgroup_files("cpu.max", "cpu", "cpu.cfs_quota_us", ("cpu", "cpu,cpuacct")):
         try:
             text = path.read_text().split()
             if path.name == "cpu.max":

@@ -9,9 +9,11 @@ only when a lazy array is processed (torch too, for the thread policy: `_edges`)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +24,12 @@ log = logging.getLogger(__name__)
 #: The smallest block edge (px) to which `lazy_tiled` cuts an array of too few chunks: at 8 x the overlap or more,
 #: the overlap adds at most about half a block's pixels.
 MIN_EDGE = 256
+
+#: The share of the available memory (`_available_memory`) that the blocks of such a cut may take while they run:
+#: the rest is left to the chunks dask holds and to other processes.
+MEMORY_SHARE = 0.5
+
+_MEMINFO = Path("/proc/meminfo")
 
 
 def is_dask(x) -> bool:
@@ -69,11 +77,50 @@ def _split(size: int, edge: int, depth: int, align: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def _edges(array, tile: int | None, depth: int, align: int, fill_cpus: bool) -> list[int]:
+def _meminfo_available() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (None where there is none: not Linux)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in _MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """The memory this process's cgroup (a container, a batch job) may still take: its limit less its usage, the
+    inactive page cache not counted (the kernel reclaims it); None where no limit is set or readable."""
+    from sunpy_nn.nn.device import _cgroup_files
+
+    for path in _cgroup_files("memory.max", "memory", "memory.limit_in_bytes", ("memory",)):
+        v2 = path.name == "memory.max"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            limit = path.read_text().split()[0]
+            if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as a huge number
+                return None
+            usage = int((path.parent / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text().split()[0])
+            cache = 0
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = dict(line.split() for line in (path.parent / "memory.stat").read_text().splitlines())
+                cache = int(stat.get("inactive_file" if v2 else "total_inactive_file", 0))
+            return max(0, int(limit) - usage + cache)
+    return None
+
+
+def _available_memory() -> int | None:
+    """Bytes this process may still allocate: the machine's available memory, capped by its cgroup's; None where
+    neither is known."""
+    known = [m for m in (_meminfo_available(), _cgroup_available()) if m is not None]
+    return min(known) if known else None
+
+
+def _edges(
+    array, tile: int | None, depth: int, align: int, fill_cpus: bool, workspace: Callable[[int, int], int] | None
+) -> list[int]:
     """
     Spatial chunk edges (y, x) for `lazy_tiled`: ``tile``, else the array's, halved (the longer first) while the
-    array has fewer blocks than dask's pool threads need to fill the CPUs (`~sunpy_nn.nn.device._pool_blocks`) and
-    the halves stay at least ``MIN_EDGE`` px and 8 x the overlap.
+    array has fewer blocks than dask's pool threads need to fill the CPUs (`~sunpy_nn.nn.device._pool_blocks`), the
+    halves stay at least ``MIN_EDGE`` px and 8 x the overlap, and the blocks' ``workspace`` (bytes of a block of
+    ``(h, w)`` px, overlap included), all running at once, stays within ``MEMORY_SHARE`` of `_available_memory`.
     """
     if tile:
         return [tile, tile]
@@ -85,21 +132,36 @@ def _edges(array, tile: int | None, depth: int, align: int, fill_cpus: bool) -> 
     wanted = _pool_blocks()
     leading = math.prod(len(c) for c in array.chunks[:-2])
     smallest = max(MIN_EDGE, 8 * depth)
+    free = _available_memory() if workspace is not None and wanted > 1 else None
+    shape = [array.shape[a] for a in (-2, -1)]
 
-    def blocks() -> int:  # as `_split` will cut them
-        return leading * math.prod(
-            len(_split(array.shape[a], e, depth, align)) for a, e in zip((-2, -1), edges, strict=True)
-        )
+    def blocks(edges: list[int]) -> int:  # as `_split` will cut them
+        return leading * math.prod(len(_split(n, e, depth, align)) for n, e in zip(shape, edges, strict=True))
 
-    before = blocks()
-    while blocks() < wanted:
+    def fits(edges: list[int]) -> bool:  # the blocks of this cut, all running at once, in their share of memory
+        if free is None:
+            return True
+        h, w = (min(n, e + 2 * depth) for n, e in zip(shape, edges, strict=True))
+        return blocks(edges) * workspace(h, w) <= MEMORY_SHARE * free
+
+    before = blocks(edges)
+    while blocks(edges) < wanted:
         a = 0 if edges[0] >= edges[1] else 1
-        half = -(-edges[a] // 2)
-        if half < smallest:
+        cut = list(edges)
+        cut[a] = -(-edges[a] // 2)
+        if cut[a] < smallest:
             break
-        edges[a] = half
-    if blocks() != before:
-        log.debug("lazy_tiled: %d block(s) cut into %d, one per CPU the pool threads may use", before, blocks())
+        if not fits(cut):
+            log.debug(
+                "lazy_tiled: not cut into %d blocks, which would take more than %g of the %.1f GB available",
+                blocks(cut),
+                MEMORY_SHARE,
+                free / 1e9,
+            )
+            break
+        edges = cut
+    if blocks(edges) != before:
+        log.debug("lazy_tiled: %d block(s) cut into %d, one per CPU the pool threads may use", before, blocks(edges))
     return edges
 
 
@@ -115,6 +177,7 @@ def lazy_tiled(
     dtype=np.float32,
     with_location: bool = False,
     fill_cpus: bool = False,
+    workspace: Callable[[int, int], int] | None = None,
 ):
     """
     Apply an image-to-image function lazily to a dask array, block by block with overlap, exactly.
@@ -152,6 +215,11 @@ def lazy_tiled(
         dask's threads (`sunpy_nn.nn.device`, rule 4). Only for an ``fn`` whose result does not depend on the
         blocks (not, e.g., random draws seeded per block, or statistics of a block), since the blocks then depend on
         the machine's CPUs and their load. Default: keep the chunks.
+    workspace : callable, optional
+        With ``fill_cpus``: ``workspace(h, w)``, the bytes ``fn`` takes on a block of ``h x w`` px (overlap
+        included). The array is then cut only so far that its blocks, all running at once, take at most
+        ``MEMORY_SHARE`` (half) of the memory available to this process (``/proc/meminfo``'s ``MemAvailable``, capped
+        by the limit of its cgroup: a container, a batch job). Default: the cut counts the CPUs only.
 
     Returns
     -------
@@ -161,7 +229,7 @@ def lazy_tiled(
     import dask.array as da
 
     depth = -(-int(depth) // align) * align
-    edges = _edges(array, tile, depth, align, fill_cpus)
+    edges = _edges(array, tile, depth, align, fill_cpus, workspace)
     spatial = tuple(_split(array.shape[a], e, depth, align) for a, e in zip((-2, -1), edges, strict=True))
     if spatial != array.chunks[-2:]:
         array = array.rechunk(array.chunks[:-2] + spatial)
