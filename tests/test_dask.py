@@ -183,8 +183,16 @@ def _cpus_for_the_policy(monkeypatch, n: int) -> None:
     device._STATE.choice = None  # decided again (the policy fixture puts the state back)
 
 
+@pytest.fixture
+def plenty_of_memory(monkeypatch):
+    """The cut's memory bound out of the way: the machine's free memory must not decide a test's block count."""
+    from sunpy_nn.nn import lazy
+
+    monkeypatch.setattr(lazy, "_available_memory", lambda: 1 << 50)
+
+
 @pytest.mark.parametrize("cpus", [2, 4])
-def test_a_lazy_image_of_one_chunk_is_cut_into_one_block_per_cpu(policy, monkeypatch, cpus):
+def test_a_lazy_image_of_one_chunk_is_cut_into_one_block_per_cpu(policy, monkeypatch, plenty_of_memory, cpus):
     # Rule 4 runs each dask thread on one torch thread: one chunk would leave all CPUs but one idle.
     img = np.random.default_rng(1).normal(1, 0.05, (600, 560)).astype(np.float32)
     img[280:320, 250:300] = np.nan  # missing pixels across the cuts (y=300, x=280): filled as in memory
@@ -233,7 +241,8 @@ def test_lazy_blocks_are_cut_only_as_far_as_the_memory_holds_them(policy, monkey
 
     def blocks(free):
         monkeypatch.setattr(lazy, "_available_memory", lambda: free)
-        return lazy.lazy_tiled(da.zeros((4096, 4096)), lambda b: b, depth=4, fill_cpus=True, workspace=tile).npartitions
+        image = da.zeros((4096, 4096), chunks=-1)
+        return lazy.lazy_tiled(image, lambda b: b, depth=4, fill_cpus=True, workspace=tile).npartitions
 
     assert blocks(None) == 8  # memory unknown: the CPUs decide
     assert blocks(8 * 624 * 624 / lazy.MEMORY_SHARE) == 8
@@ -259,6 +268,13 @@ def test_the_lazy_paths_give_the_cut_their_networks_workspace(policy, monkeypatc
     # the plain path holds its maps at the output resolution (scale 2: four times the pixels)
     plain = _workspace_bytes(NET, (300, 300), scale=2, tile_size=512, optimised=False)
     assert plain == 4 * _workspace_bytes(NET, (300, 300), scale=2, tile_size=512)
+    # On a GPU the maps are not in the host's memory: no bound, and no GPU needed to build the graph.
+    assert _workspace_bytes(NET, (2048, 2048), device="cuda") == 0
+    monkeypatch.setattr(lazy, "_available_memory", lambda: 1)
+    assert enhance_array(da.from_array(img), NET, device="cuda").npartitions == 4
+
+
+V1 = "memory/slurm/uid_1/job_7/step_0"  # the process's own v1 memory cgroup in these cases
 
 
 @pytest.mark.parametrize(
@@ -266,8 +282,19 @@ def test_the_lazy_paths_give_the_cut_their_networks_workspace(policy, monkeypatc
     [
         ({"memory.max": "4000\n", "memory.current": "1000\n", "memory.stat": "anon 1\ninactive_file 500\n"}, 3500),
         ({"memory.max": "max\n", "memory.current": "1000\n"}, None),  # cgroup v2 without a limit
-        ({"memory/memory.limit_in_bytes": "2000\n", "memory/memory.usage_in_bytes": "1500\n"}, 500),  # v1
+        ({"memory/memory.limit_in_bytes": "2000\n", "memory/memory.usage_in_bytes": "1500\n"}, 500),  # v1, its root
         ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),  # v1 writes "no limit" as a huge number
+        # SLURM (v1): the job's cgroup holds the limit, the step's below it none; its stat's inactive cache counts free
+        (
+            {
+                f"{V1}/memory.limit_in_bytes": "9223372036854771712\n",
+                f"{V1}/memory.usage_in_bytes": "100\n",
+                "memory/slurm/uid_1/job_7/memory.limit_in_bytes": "4000\n",
+                "memory/slurm/uid_1/job_7/memory.usage_in_bytes": "1000\n",
+                "memory/slurm/uid_1/job_7/memory.stat": "cache 9\ntotal_inactive_file 200\n",
+            },
+            3200,
+        ),
         ({}, None),
     ],
 )
@@ -278,6 +305,9 @@ def test_cgroup_memory_available(monkeypatch, tmp_path, files, expected):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     monkeypatch.setattr(device, "_CGROUP", tmp_path)
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text(f"4:memory:/{V1.split('/', 1)[1]}\n0::/\n")
+    monkeypatch.setattr(device, "_PROC_CGROUP", proc)
     assert lazy._cgroup_available() == expected
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       8000 kB\nMemFree:        1000 kB\nMemAvailable:   3 kB\n")
@@ -285,15 +315,38 @@ def test_cgroup_memory_available(monkeypatch, tmp_path, files, expected):
     assert lazy._available_memory() == min(3072, expected or 3072)  # the machine's, capped by the cgroup's
 
 
+def test_cgroup_v2_limit_of_a_parent_caps_the_memory(monkeypatch, tmp_path):
+    # cgroup v2 under SLURM or systemd: the job's (or the user slice's) cgroup sets the limit, the process's own none
+    from sunpy_nn.nn import device, lazy
+
+    own = tmp_path / "system.slice" / "slurmstepd.scope" / "job_7" / "step_0" / "user" / "task_0"
+    own.mkdir(parents=True)
+    (own / "memory.max").write_text("max\n")
+    (own / "memory.current").write_text("10\n")
+    job = own.parents[2]
+    (job / "memory.max").write_text("4000\n")
+    (job / "memory.current").write_text("1500\n")
+    (job / "memory.stat").write_text("anon 1000\ninactive_file 100\n")
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text(f"0::/{own.relative_to(tmp_path)}\n")
+    monkeypatch.setattr(device, "_CGROUP", tmp_path)
+    monkeypatch.setattr(device, "_PROC_CGROUP", proc)
+    assert lazy._cgroup_available() == 2600
+    (job / "memory.max").write_text("max\n")
+    assert lazy._cgroup_available() is None
+
+
 def test_lazy_denoising_with_mc_dropout_keeps_its_blocks_whatever_the_cpus(policy, monkeypatch, small_denoiser):
     # MC dropout seeds its draws per block: cut by the CPUs, the same seed would give other values elsewhere
     from sunpy_nn.denoise import _predict
+    from sunpy_nn.nn.runner import PEAK_MAPS
 
     seen = []
 
     def spy(*args, **kwargs):
         seen.append(kwargs["fill_cpus"])
-        assert kwargs["workspace"](64, 64) > 0  # the cut without MC dropout is bounded by the U-Net's workspace
+        unet = small_denoiser.model  # the cut is bounded by the U-Net's workspace (at 64 px, below a tile)
+        assert kwargs["workspace"](64, 64) == PEAK_MAPS["UNet"] * 4 * unet.n_filters * 64 * 64
         return real(*args, **kwargs)
 
     real = _predict.lazy_tiled

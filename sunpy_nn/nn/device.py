@@ -185,6 +185,7 @@ _IDLE_MARGIN = 0.3
 _PROBE_S = 0.1
 _SYS_CPU = Path("/sys/devices/system/cpu")
 _CGROUP = Path("/sys/fs/cgroup")
+_PROC_CGROUP = Path("/proc/self/cgroup")
 
 
 @dataclass
@@ -231,7 +232,7 @@ def _cgroup_files(v2: str, controller: str, v1: str, roots: tuple[str, ...]) -> 
     own cgroup first, then the hierarchy's ``roots``)."""
     candidates = [_CGROUP / v2]
     with contextlib.suppress(OSError):
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
+        for line in _PROC_CGROUP.read_text().splitlines():
             hid, controllers, path = line.split(":", 2)
             if hid == "0":
                 candidates.append(_CGROUP / path.lstrip("/") / v2)

@@ -78,36 +78,56 @@ def _split(size: int, edge: int, depth: int, align: int) -> tuple[int, ...]:
 
 
 def _meminfo_available() -> int | None:
-    """``MemAvailable`` of ``/proc/meminfo`` in bytes (None where there is none: not Linux)."""
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes; elsewhere (macOS, Windows) psutil's, where it is installed
+    (dask's distributed scheduler brings it); None otherwise."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in _MEMINFO.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
+    with contextlib.suppress(ImportError, AttributeError, OSError):
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    return None
+
+
+def _cgroup_limit_left(folder: Path, v2: bool) -> int | None:
+    """What one cgroup's memory limit leaves: its limit less its usage, the inactive page cache not counted (the
+    kernel reclaims it; as the kubelet's "working set"); None without a limit there."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        limit = (folder / ("memory.max" if v2 else "memory.limit_in_bytes")).read_text().split()[0]
+        if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as a huge number
+            return None
+        usage = int((folder / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text().split()[0])
+        cache = 0
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = dict(line.split()[:2] for line in (folder / "memory.stat").read_text().splitlines())
+            cache = int(stat.get("inactive_file" if v2 else "total_inactive_file", 0))
+        return max(0, int(limit) - usage + cache)
     return None
 
 
 def _cgroup_available() -> int | None:
-    """The memory this process's cgroup (a container, a batch job) may still take: its limit less its usage, the
-    inactive page cache not counted (the kernel reclaims it); None where no limit is set or readable."""
-    from sunpy_nn.nn.device import _cgroup_files
+    """The memory this process's cgroups (a container, a batch job) may still take: the least that the limits of its
+    cgroup and of every cgroup above it leave (SLURM and systemd set the limit on a parent: the job, a user's slice);
+    None where no limit is set or readable."""
+    from sunpy_nn.nn import device
 
-    for path in _cgroup_files("memory.max", "memory", "memory.limit_in_bytes", ("memory",)):
-        v2 = path.name == "memory.max"
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            limit = path.read_text().split()[0]
-            if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as a huge number
-                return None
-            usage = int((path.parent / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text().split()[0])
-            cache = 0
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = dict(line.split() for line in (path.parent / "memory.stat").read_text().splitlines())
-                cache = int(stat.get("inactive_file" if v2 else "total_inactive_file", 0))
-            return max(0, int(limit) - usage + cache)
-    return None
+    left = []
+    for path in device._cgroup_files("memory.max", "memory", "memory.limit_in_bytes", ("memory",)):
+        folder, v2 = path.parent, path.name == "memory.max"
+        top = device._CGROUP if v2 else device._CGROUP / path.relative_to(device._CGROUP).parts[0]
+        while True:
+            left.append(_cgroup_limit_left(folder, v2))
+            if folder == top or top not in folder.parents:
+                break
+            folder = folder.parent
+    known = [m for m in left if m is not None]
+    return min(known) if known else None
 
 
 def _available_memory() -> int | None:
-    """Bytes this process may still allocate: the machine's available memory, capped by its cgroup's; None where
+    """Bytes this process may still allocate: the machine's available memory, capped by its cgroups'; None where
     neither is known."""
     known = [m for m in (_meminfo_available(), _cgroup_available()) if m is not None]
     return min(known) if known else None

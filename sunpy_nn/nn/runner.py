@@ -164,10 +164,14 @@ def _workspace_bytes(
     optimised: bool = True,
 ) -> int:
     """
-    An estimate of the memory `run_tiled` takes on an image of ``shape`` (input px) with these settings: the
-    `PEAK_MAPS` of its network (the most of them for others) at the size of a tile (or of the image, when smaller).
+    An estimate of the host memory `run_tiled` takes on an image of ``shape`` (input px) with these settings: the
+    `PEAK_MAPS` of its network (the most of them for others) at the size of a tile (or of the image, when smaller);
+    0 on a GPU, whose own memory holds the maps. Measured on the optimised path; the plain path's maps at the output
+    resolution are an assumption.
     """
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(None) if device is None else device)  # not checked here: a GPU need not be here
+    if dev.type != "cpu":
+        return 0
     batch_size = max(1, int(batch_size or default_batch_size(dev)))
     tile = int(_tile_edge(model, dev, scale, tile_size, batch_size, optimised))
     pixels = min(tile, shape[0]) * min(tile, shape[1]) * (1 if optimised else scale * scale)
