@@ -466,3 +466,19 @@ def test_writing_a_lazy_result_runs_the_network_once_per_frame(tmp_path, monkeyp
     assert len(calls) == in_memory == 3 * 4  # scans x components of Stokes V
     back = read_crisp(path, lazy=False)
     assert_close_ulps(np.asarray(back.data), eager.data, 64)
+
+
+def test_available_memory_without_proc_meminfo_comes_from_psutil(monkeypatch, tmp_path):
+    # macOS and Windows have no /proc/meminfo: psutil's figure where it is installed, else unknown (the CPUs decide)
+    import sys
+    import types
+
+    from sunpy_nn.nn import lazy
+
+    monkeypatch.setattr(lazy, "_MEMINFO", tmp_path / "missing")
+    monkeypatch.setattr(lazy, "_cgroup_available", lambda: None)
+    fake = types.SimpleNamespace(virtual_memory=lambda: types.SimpleNamespace(available=12345))
+    monkeypatch.setitem(sys.modules, "psutil", fake)
+    assert lazy._available_memory() == 12345
+    monkeypatch.setitem(sys.modules, "psutil", None)  # not installed: import fails
+    assert lazy._available_memory() is None
