@@ -92,8 +92,8 @@ def _meminfo_available() -> int | None:
 
 
 def _cgroup_limit_left(folder: Path, v2: bool) -> int | None:
-    """What one cgroup's memory limit leaves: its limit less its usage, the inactive page cache not counted (the
-    kernel reclaims it; as the kubelet's "working set"); None without a limit there."""
+    """What one cgroup's memory limit leaves: its limit less its usage, the inactive page cache counted as free (the
+    kernel reclaims it; usage less that cache is the kubelet's "working set"); None without a limit there."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         limit = (folder / ("memory.max" if v2 else "memory.limit_in_bytes")).read_text().split()[0]
         if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as a huge number
@@ -239,7 +239,8 @@ def lazy_tiled(
         With ``fill_cpus``: ``workspace(h, w)``, the bytes ``fn`` takes on a block of ``h x w`` px (overlap
         included). The array is then cut only so far that its blocks, all running at once, take at most
         ``MEMORY_SHARE`` (half) of the memory available to this process (``/proc/meminfo``'s ``MemAvailable``, capped
-        by the limit of its cgroup: a container, a batch job). Default: the cut counts the CPUs only.
+        by what the limits of its cgroup and the cgroups above it leave: a container, a batch job; elsewhere psutil's
+        figure, where psutil is installed). Default, or where the memory is unknown: the cut counts the CPUs only.
 
     Returns
     -------
