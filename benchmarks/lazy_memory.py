@@ -4,7 +4,7 @@ Peak memory of a lazy image of one chunk, cut into one block per CPU, and the cu
 A dask image of fewer chunks than CPUs is cut into one block per CPU (`sunpy_nn.nn.lazy.lazy_tiled`, ``fill_cpus``);
 each block holds its network's working memory while it runs, so the cut stops where the blocks' estimated working
 memory (`sunpy_nn.nn.runner._workspace_bytes`) would exceed half the memory available. This script runs one case per
-fresh process and prints its block count and peak RSS (``resource``, Linux):
+fresh process and prints the CPU, its block count and its peak RSS in MiB (``resource``):
 
     python benchmarks/lazy_memory.py                      # the cases of the changelog (about 5 minutes on 2 cores)
     python benchmarks/lazy_memory.py --case enhance --cpus 8 --available-gb 3
@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _run_report as report  # the benchmarks' CPU report and peak RSS
 
 SIZE = 2048
 #: (network, CPUs, GB available) of the default run: the uncut and cut cases, with and without a bound.
@@ -70,7 +72,7 @@ def _case(network: str, cpus: int, available_gb: float | None) -> dict:
                 workspace=lambda h, w: _workspace_bytes(model, (h, w)),
             )
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = report._peak_rss_mib()
     t0 = time.perf_counter()
     blocks = 1
     if cpus == 0:
@@ -88,8 +90,8 @@ def _case(network: str, cpus: int, available_gb: float | None) -> dict:
         "cpus": cpus,
         "available_gb": available_gb,
         "blocks": blocks,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "baseline_mb": round(base),
+        "peak_rss_mib": round(report._peak_rss_mib()),
+        "baseline_mib": round(base),
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -105,8 +107,10 @@ def main() -> None:
         row = _case(args.case, args.cpus, args.available_gb)
         print(json.dumps(row) if args.json else row)
         return
-    print(f"{platform.processor() or platform.machine()}, {SIZE} x {SIZE} image as one dask chunk, fresh process each")
-    print(f"{'network':8} {'CPUs':>4} {'GB avail.':>9} {'blocks':>6} {'peak RSS MB':>11} {'baseline MB':>11} {'s':>6}")
+    report.print_cpu(report.cpu_info())
+    print(f"{SIZE} x {SIZE} image as one dask chunk, fresh process each")
+    head = f"{'network':8} {'CPUs':>4} {'GB avail.':>9} {'blocks':>6} {'peak RSS MiB':>12} {'baseline MiB':>12}"
+    print(f"{head} {'s':>6}")
     for network, cpus, gb in CASES:
         cmd = [sys.executable, __file__, "--case", network, "--cpus", str(cpus), "--json"]
         if gb is not None:
@@ -114,8 +118,8 @@ def main() -> None:
         row = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         gb_text = "memory" if cpus == 0 else ("machine" if gb is None else f"{gb:g}")
         print(
-            f"{network:8} {cpus or '-':>4} {gb_text:>9} {row['blocks']:>6} {row['peak_rss_mb']:>11} "
-            f"{row['baseline_mb']:>11} {row['seconds']:>6}"
+            f"{network:8} {cpus or '-':>4} {gb_text:>9} {row['blocks']:>6} {row['peak_rss_mib']:>12} "
+            f"{row['baseline_mib']:>12} {row['seconds']:>6}"
         )
 
 

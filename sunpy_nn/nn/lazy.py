@@ -152,7 +152,6 @@ def _edges(
     wanted = _pool_blocks()
     leading = math.prod(len(c) for c in array.chunks[:-2])
     smallest = max(MIN_EDGE, 8 * depth)
-    free = _available_memory() if workspace is not None and wanted > 1 else None
     shape = [array.shape[a] for a in (-2, -1)]
 
     def blocks(edges: list[int]) -> int:  # as `_split` will cut them
@@ -165,6 +164,7 @@ def _edges(
         return blocks(edges) * workspace(h, w) <= MEMORY_SHARE * free
 
     before = blocks(edges)
+    free = _available_memory() if workspace is not None and before < wanted else None  # read only where it may cut
     while blocks(edges) < wanted:
         a = 0 if edges[0] >= edges[1] else 1
         cut = list(edges)

@@ -147,10 +147,11 @@ def _tile_edge(
 
 
 #: Float32 feature maps of ``n_filters`` channels and a tile's size that a network holds at its peak while
-#: `run_tiled` runs a tile (the optimised path; the plain one holds them at the output resolution). Measured as the
-#: peak RSS over the process's baseline, a 2048 x 2048 image in memory and in 2 and 4 lazy blocks of one torch thread
-#: each: 3.6 maps for Enhance, 5.5 to 9.5 for the U-Net with its variance head.
-PEAK_MAPS = {"EnhanceNet": 4, "UNet": 10}
+#: `run_tiled` runs a tile (the optimised path; the plain one holds them at the output resolution), rounded up from
+#: the peak RSS per running block over the process's baseline, a 2048 x 2048 image in memory and in 2 to 8 lazy blocks
+#: of one torch thread each (``benchmarks/lazy_memory.py``): 4.0 to 4.4 maps for Enhance, 5.8 to 10.0 for the U-Net
+#: with its variance head.
+PEAK_MAPS = {"EnhanceNet": 5, "UNet": 10}
 
 
 def _workspace_bytes(
