@@ -426,7 +426,7 @@ def train_noise2noise(
     *,
     epochs: int = 10,
     patches_per_epoch: int = 1000,
-    batch_size: int = 10,
+    batch_size: int = 5,
     lr: float = 1e-3,
     loss: str = "l2",
     validation: Sequence[tuple[np.ndarray, np.ndarray]] = (),
@@ -457,7 +457,8 @@ def train_noise2noise(
         new pool of frames) and a ``target_noise_var`` (1 when absent).
     epochs, patches_per_epoch, batch_size : int
         Training length: ``epochs`` of ``patches_per_epoch`` pairs (at least one batch, rounded up to whole
-        batches), in batches of ``batch_size`` (10 in the paper).
+        batches), in batches of ``batch_size`` (the paper: 10; 5 by default: twice the optimiser steps for the same
+        patches, see `~sunpy_nn.Denoiser.fit`).
     lr : float
         Starting learning rate of Adam (1e-4 in the paper; 1e-3 with the cosine annealing converges within 10,000
         patches).
