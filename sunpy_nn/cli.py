@@ -405,7 +405,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "sub-pixel shifts are measured on Stokes I and undone for the training pairs and temporal mode)",
     )
     d.add_argument("--epochs", type=_int_at_least(1), help="training epochs of --patches patches (default 10)")
-    d.add_argument("--patches", type=_int_at_least(10), help="training patches per epoch (default 1000)")
+    d.add_argument("--patches", type=_int_at_least(5), help="training patches per epoch, batches of 5 (default 1000)")
     d.add_argument(
         "--patch-size",
         type=_int_at_least(8),

@@ -479,7 +479,8 @@ def test_arguments_are_checked_before_any_work(monkeypatch):
     bad_fit = [
         ({"epochs": 0}, "epochs must be an integer of at least 1"),
         ({"epochs": 2.5}, "epochs"),
-        ({"patches_per_epoch": -5}, "patches_per_epoch must be an integer of at least 10"),
+        ({"patches_per_epoch": -5}, "patches_per_epoch must be an integer of at least 5"),  # one default batch
+        ({"patches_per_epoch": 4}, "patches_per_epoch must be an integer of at least 5"),
         ({"patches_per_epoch": 5, "batch_size": 10}, "patches_per_epoch must be an integer of at least 10"),
         ({"batch_size": 0}, "batch_size"),
         ({"patch_size": 30}, "patch_size must be a multiple of 4"),

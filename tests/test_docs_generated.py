@@ -82,6 +82,16 @@ GENERATED = {
         ("benchmarks/denoise_levers.py", "benchmarks/denoise_science.py", "benchmarks/_run_report.py"),
         lambda d: d["sunpy_nn_version"],
     ),
+    # the script, the science benchmark whose cubes it fits and the levers' scoring and CPU report it uses
+    "docs/_static/denoise_science/batch.json": (
+        (
+            "benchmarks/denoise_batch.py",
+            "benchmarks/denoise_levers.py",
+            "benchmarks/denoise_science.py",
+            "benchmarks/_run_report.py",
+        ),
+        lambda d: d["sunpy_nn_version"],
+    ),
     "docs/_static/scaling/dask_throughput.json": ("benchmarks/dask_throughput.py", lambda d: d["sunpy_nn_version"]),
     **{
         # the script, the science benchmark whose cube it fits, and the CPU report that names the file

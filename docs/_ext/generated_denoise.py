@@ -246,6 +246,26 @@ def levers_figures(result: dict) -> dict[str, str]:
     }
 
 
+def batch_figures(result: dict) -> dict[str, str]:
+    """
+    The figures of ``docs/_static/denoise_science/batch.json`` (``benchmarks/denoise_batch.py --docs``) that the
+    denoise guide quotes, on the white cube: for batches of 10 (the paper's), 5 (the default) and 2, and 5 with twice
+    the epochs, the single-scan rms error of Q, U and V, the coverage within 1 and 2 sigma, the kurtosis of error /
+    sigma, the optimiser steps and the time against that of batches of 10 (training and prediction), and the CPU.
+    """
+    rows = {row["lever"]: row for row in result["rows"] if row["part"] == "white"}
+    keys = (("10", "batch 10"), ("5", "batch 5"), ("2", "batch 2"), ("5_20ep", "batch 5, 20 epochs"))
+    base = rows["batch 10"]["seconds"]
+    return {
+        **{f"den_batch_rms_{key}": "/".join(f"{v:.3f}" for v in rows[t]["rms_QUV"]) for key, t in keys},
+        **{f"den_batch_cov_{key}": f"{rows[t]['coverage'][0]:.2f}/{rows[t]['coverage'][1]:.2f}" for key, t in keys},
+        **{f"den_batch_kurtosis_{key}": f"{rows[t]['z']['kurtosis']:.1f}" for key, t in keys},
+        **{f"den_batch_steps_{key}": f"{rows[t]['steps']:,}" for key, t in keys},
+        **{f"den_batch_time_{key}": f"{rows[t]['seconds'] / base:.1f}" for key, t in keys[1:]},
+        "den_batch_cpu": f"{result['cpu']['model']} ({result['cpu']['logical_cpus']} CPUs)",
+    }
+
+
 def _header(summary: dict) -> list[str]:
     parts = [p for p in (*TITLES, "crisp", "timing") if p in summary]
     versions = {part_version(summary, p) for p in parts}
@@ -426,5 +446,8 @@ def write_denoise_files(source: Path, out: Path) -> None:
     levers = source / "_static" / "denoise_science" / "levers.json"  # python benchmarks/denoise_levers.py --docs
     if levers.exists():
         figures |= levers_figures(json.loads(levers.read_text()))
+    batch = source / "_static" / "denoise_science" / "batch.json"  # python benchmarks/denoise_batch.py --docs
+    if batch.exists():
+        figures |= batch_figures(json.loads(batch.read_text()))
     subs = "".join(f".. |{key}| replace:: {value}\n" for key, value in figures.items())
     _write(out / "denoise_figures.inc", note + subs)
