@@ -298,10 +298,11 @@ class Denoiser(
             Training length (epochs of ``patches_per_epoch`` patches, at least one batch) and Adam's settings.
             The paper used batches of 10 and a learning rate of 1e-4. The default 1e-3, cosine-annealed to zero over
             the training, converges within the default 10,000 patches, which 1e-4 does not (rms error 0.25 against
-            0.22 x the noise for Q, measured in ``benchmarks/denoise_science.py``). Batches of 5 (the default) take
-            twice the optimiser steps over the same patches in about the same time, and the number of steps, not
-            of patches, is what limits the error of a fit this short (Stokes V 0.216 against 0.226 x the noise with
-            batches of 10, ``benchmarks/denoise_levers.py``).
+            0.22 x the noise for Q, with batches of 10, measured in ``benchmarks/denoise_science.py``). Batches of 5
+            (the default) take twice the optimiser steps over the same patches, and the number of steps limits the
+            error of a fit this short: single-scan Stokes V 0.216 against 0.226 x the noise with batches of 10 on
+            the white cube of ``benchmarks/denoise_batch.py``, in the same time on one thread. Two threads speed up
+            small batches less: there a fit takes up to twice as long as with batches of 10.
         patch_size : int, optional
             Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52 rounded down to one,
             at least two (48 at depth 3, 64 at 5), or the largest that fits (logged; doubled for neighbour pairs).
