@@ -302,7 +302,8 @@ class Denoiser(
             (the default) take twice the optimiser steps over the same patches, and the number of steps limits the
             error of a fit this short: single-scan Stokes V 0.216 against 0.226 x the noise with batches of 10 on
             the white cube of ``benchmarks/denoise_batch.py``, in the same time on one thread. Two threads speed up
-            small batches less: there a fit takes up to twice as long as with batches of 10.
+            small batches a little less (the budget run of ``benchmarks/denoise_science.py``: 410 s against 359 s
+            with batches of 10, on a 2-core AMD EPYC).
         patch_size : int, optional
             Edge of the training patches, a multiple of ``2**depth`` (4). Default: the paper's 52 rounded down to one,
             at least two (48 at depth 3, 64 at 5), or the largest that fits (logged; doubled for neighbour pairs).
