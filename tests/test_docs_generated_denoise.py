@@ -326,5 +326,7 @@ def test_the_words_around_the_batch_sizes_fit_them():
     assert all(abs(a - b) < 0.02 for row in (five, two) for a, b in zip(row["coverage"], ten["coverage"], strict=True))
     # the default of the code is the batch size the page calls the default
     from sunpy_nn import Denoiser
+    from sunpy_nn.training import train_noise2noise
 
-    assert inspect.signature(Denoiser.fit).parameters["batch_size"].default == five["batch_size"] == 5
+    defaults = [inspect.signature(f).parameters["batch_size"].default for f in (Denoiser.fit, train_noise2noise)]
+    assert defaults == [five["batch_size"]] * 2 == [5, 5]
