@@ -81,8 +81,9 @@ def main() -> None:
         p.error("--docs needs the white part and all four trainings, without --quick")
     if args.quick:
         os.environ["SUNPY_NN_BENCH_QUICK"] = "1"  # read by denoise_science, also in the worker processes
-    import sunpy_nn
     from denoise_levers import _cpu
+
+    import sunpy_nn
 
     rows = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -94,7 +95,8 @@ def main() -> None:
                 + " ".join(f"{v:.3f}" for v in row["rms_QUV"])
                 + "  by |truth|/sigma "
                 + " ".join(f"{v:.2f}" for v in row["bins"])
-                + f"  within 1/2 sigma {cov[0]:.3f}/{cov[1]:.3f}  z kurtosis {z['kurtosis']:.1f}  {row['seconds']:.0f} s",
+                + f"  within 1/2 sigma {cov[0]:.3f}/{cov[1]:.3f}"
+                + f"  z kurtosis {z['kurtosis']:.1f}  {row['seconds']:.0f} s",
                 flush=True,
             )
     if not args.quick:
