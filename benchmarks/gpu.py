@@ -22,7 +22,8 @@ It prints, in this order, and writes the same figures as JSON to ``benchmarks/re
    wavelengths x 4 Stokes x 8 scans of 1024 x 1024 (480 frames), float32 and bfloat16: time, frames/s, peak GPU
    memory and the same accuracy check;
 4. training throughput in patches/s, float32 and bfloat16 (``torch.autocast``): the Noise2Noise step of
-   ``Denoiser.fit`` (batch 10 of 52 x 52) and the Enhance step of ``train_enhance`` (batch 32 of 50 x 50).
+   ``Denoiser.fit`` at the paper's batch (10 of 52 x 52; ``fit`` trains in batches of 5 by default) and the
+   Enhance step of ``train_enhance`` (batch 32 of 50 x 50).
 
 On a GPU machine without internet access, fetch the package's dependencies first with ``gpu_wheels.py`` (its
 docstring gives the command for the GPU machine).

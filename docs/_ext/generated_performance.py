@@ -476,8 +476,9 @@ def load_runs(static: Path) -> list[dict]:
 def keras_figures(results: list[dict]) -> dict[str, str]:
     """
     The ratios of ``keras_originals.py --docs`` that the guide's prose quotes: ``perf_keras_<class>_<threads>t_<case>``
-    (our time over Keras', two decimals), ``..._floor`` (the roofline floor of that ratio, where measured) and
-    ``..._floor_optimised`` (the floor of the package's own path, where it runs fewer multiply-adds).
+    (our time over Keras', two decimals), ``..._floor`` (the roofline floor of that ratio, where measured),
+    ``..._floor_optimised`` (the floor of the package's own path, where it runs fewer multiply-adds) and
+    ``..._peak_share`` (the FLOP rate of the package's timed call over the measured float32 peak, in per cent).
     """
     figures = {}
     for r in results:
@@ -488,6 +489,8 @@ def keras_figures(results: list[dict]) -> dict[str, str]:
                 figures[f"{key}{case}_floor"] = f"{c['floor_ratio']:.2f}"
             if c.get("floor_optimised_ratio") is not None and c["gflop_optimised"] < 0.99 * c["gflop"]:
                 figures[f"{key}{case}_floor_optimised"] = f"{c['floor_optimised_ratio']:.2f}"
+            if c.get("executed_gflops") and c.get("peak_gflops"):  # how much faster kernels could still gain
+                figures[f"{key}{case}_peak_share"] = f"{100 * c['executed_gflops'] / c['peak_gflops']:.0f} %"
     return figures
 
 
