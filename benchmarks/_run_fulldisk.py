@@ -37,7 +37,10 @@ def fulldisk_child(size: int, tile_size: int | None) -> None:
     # Warm up the prepared model (cached by run_tiled) on one tile, then time every forward pass of the run with
     # hooks on that cached model: "the sum of tiles", measured under the same load as the run itself.
     run_tiled(net, img[:window, :window], scale=2, halo=halo, precision="float32", tile_size=tile, progress=False)
-    prepared = runner._PREPARED[net][("cpu", "float32", False)][1]
+    # The one optimised copy run_tiled cached for this network; its cache key is the runner's to change (a key
+    # written out here broke this child when the runner's key grew a Monte-Carlo-dropout flag).
+    (entry,) = runner._PREPARED[net].values()
+    prepared = entry[1]
     forward_times: list[float] = []
     prepared.register_forward_pre_hook(lambda *_: forward_times.append(-time.perf_counter()))
     prepared.register_forward_hook(lambda *_: forward_times.append(time.perf_counter() + forward_times.pop()))
