@@ -237,4 +237,5 @@ def test_the_performance_guide_shows_every_thread_measurement(build_time_files):
         data = json.loads(path.read_text())
         for network in data["networks"].values():
             assert f"{network['ratio_default_over_best_fixed']:.2f}" in table
+        assert f"{data['rounds']} rounds of {data['repeats']} timed runs" in table  # what each median is over
     assert "generated/performance_threads.inc" in (DOCS / "guide" / "performance.rst").read_text()

@@ -181,7 +181,7 @@ def validation_figures(summary: dict) -> dict[str, str]:
 def threads_table(results: list[dict]) -> str:
     """An RST table of ``benchmarks/threads.py --docs`` results: per CPU class and case, times and the ratio."""
     lines = [
-        ".. list-table:: The thread policy against fixed counts (``python benchmarks/threads.py --quick --docs``)",
+        ".. list-table:: The thread policy against fixed counts (``python benchmarks/threads.py --docs``)",
         "   :header-rows: 1",
         "",
         "   * - CPU class (CPUs)",
@@ -206,6 +206,9 @@ def threads_table(results: list[dict]) -> str:
                 f"     - {t['default']:.2f} s ({chosen})",
                 f"     - {n['ratio_default_over_best_fixed']:.2f}",
             ]
+    runs = sorted({(r["rounds"], r["repeats"]) for r in results})
+    each = "; ".join(f"{a} rounds of {b} timed runs" for a, b in runs)
+    lines += ["", f"Each time is the median over {each}, each round in a fresh process per setting."]
     return "\n".join(lines) + "\n"
 
 
