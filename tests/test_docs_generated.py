@@ -107,12 +107,14 @@ GENERATED = {
     },
 }
 
-# Commits that changed a generating script without changing what it writes, each with the one script it touched and
-# why: files made before such a commit stay fresh. Only a fix that restores what the script wrote when those files
-# were made belongs here (test_output_neutral_commits_touch_only_their_script checks the touched files).
+# Commits that mended a generating script without changing what it wrote when it worked: commit -> (the one script it
+# touched, the commit since which the script was broken, why). A file made before the breakage stays fresh across the
+# mend; one made while the script was broken does not (the mend changes what it writes). Only such mends belong here;
+# test_output_neutral_commits_touch_only_their_script checks the entries.
 OUTPUT_NEUTRAL = {
-    "3df8030": (
+    "3df80303981ffea376ba83b70396d835c76913eb": (
         "benchmarks/_run_fulldisk.py",
+        "a191c41f839c09957eddccb7fd044d95f4d034be",
         (
             "the full-disk child's lookup of run_tiled's cached copy, broken by the runner's new cache key (a191c41, "
             "after the AVX-512 and AVX2-capped runs of 665f5c6 measured the full disk), mended: it times the same "
@@ -120,6 +122,11 @@ OUTPUT_NEUTRAL = {
         ),
     ),
 }
+
+
+def _contains(commit: str, ancestor: str) -> bool:
+    return _git("merge-base", "--is-ancestor", ancestor, commit).returncode == 0
+
 
 _DIRECTIVE = re.compile(r"^\s*\.\. (?:include|image|figure|literalinclude)::\s*(\S+)", re.MULTILINE)
 
@@ -169,9 +176,14 @@ def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
     assert recorded, f"{path} records no commit in its version {version!r}; regenerate it"
     if _git("cat-file", "-e", recorded.group(1) + "^{commit}").returncode != 0:
         pytest.skip(f"commit {recorded.group(1)} is not in this clone's history (a shallow clone)")
+    made = recorded.group(1)
     history = _git("log", "--format=%H", "--", *scripts).stdout.split()
-    changed = next(h for h in history if not any(h.startswith(c) for c in OUTPUT_NEUTRAL))
-    fresh = _git("merge-base", "--is-ancestor", changed, recorded.group(1)).returncode == 0
+    # the last change, passing over mends of a breakage that came after the file was made
+    changes = (h for h in history if not (h in OUTPUT_NEUTRAL and not _contains(made, OUTPUT_NEUTRAL[h][1])))
+    changed = next(changes, None)
+    if changed is None:
+        return
+    fresh = _contains(made, changed)
     assert fresh, (
         f"{path} was made by {', '.join(scripts)} at {recorded.group(1)}, before their change {changed[:10]}; "
         "regenerate it (the page that includes it names the command)"
@@ -179,18 +191,23 @@ def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
 
 
 def test_output_neutral_commits_touch_only_their_script():
-    """An exemption from freshness covers one script's fix, not a commit that changed other generating code too."""
+    """
+    An exemption from freshness covers one script's mend of a breakage: the commit exists, touched no generating code
+    but its script, and came after the commit that broke the script.
+    """
     if not _have_history():
         pytest.skip("needs the git history of a development checkout (absent from an sdist)")
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        pytest.skip("a shallow clone lacks the commits of the exemptions")
     producers = set()
     for scripts, _ in GENERATED.values():
         producers |= {scripts} if isinstance(scripts, str) else set(scripts)
-    for commit, (script, _why) in OUTPUT_NEUTRAL.items():
-        shown = _git("show", "--name-only", "--format=", commit)
-        if shown.returncode != 0:
-            pytest.skip(f"commit {commit} is not in this clone's history (a shallow clone)")
-        touched = set(shown.stdout.split())
+    for commit, (script, broken_since, _why) in OUTPUT_NEUTRAL.items():
+        for c in (commit, broken_since):
+            assert _git("rev-parse", "--verify", "--quiet", f"{c}^{{commit}}").stdout.strip() == c, f"no commit {c}"
+        touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
         assert touched & producers == {script}, (commit, sorted(touched & producers))
+        assert _contains(commit, broken_since) and commit != broken_since
 
 
 def test_the_validation_report_measured_the_shipped_weights():
@@ -237,5 +254,5 @@ def test_the_performance_guide_shows_every_thread_measurement(build_time_files):
         data = json.loads(path.read_text())
         for network in data["networks"].values():
             assert f"{network['ratio_default_over_best_fixed']:.2f}" in table
-        assert f"{data['rounds']} rounds of {data['repeats']} timed runs" in table  # what each median is over
+        assert f"{data['rounds']} rounds of {data['repeats']} timed runs" in table  # what each median is over (2 x 3)
     assert "generated/performance_threads.inc" in (DOCS / "guide" / "performance.rst").read_text()

@@ -199,7 +199,7 @@ def test_run_tables_one_section_per_cpu_class(gen):
     assert text.count(".. list-table::") == 5  # peak, Enhance, U-Net, full disk, training
     assert "0.800 s" in text and "1.1e-02 (fails the guard)" in text and "1,560" not in text
     assert "* met: full-disk tiling overhead <= 15 %: 0.2%" in text
-    assert "(``Denoiser.fit``)" in text
+    assert "(the step of ``Denoiser.fit``, at the paper's batch; fit's default is 5)" in text
 
 
 def test_keras_figures_per_class_and_threads(gen):
@@ -289,19 +289,23 @@ def test_the_pages_quote_only_what_the_committed_json_defines(gen, tmp_path):
 
 def test_the_avx2_paragraph_agrees_with_the_committed_keras_run():
     """
-    The guide's words on the AVX2 run: Enhance's target of 0.5 lies below the floor of the package's own path, the
-    U-Net's 0.7 a little (less than 0.1) above its floor, and both calls ran near the peak (at least 80 %).
+    The guide's words on the AVX2 run: neither target met; the U-Net's miss smaller than the spread of the package's
+    own times; Enhance's target "about" the floor of the package's own path (within 0.03); both calls near the peak.
     """
     path = DOCS / "_static" / "performance" / "keras_avx2.json"
     assert path.exists(), "no keras_avx2.json: run `python benchmarks/keras_originals.py --docs` on an AVX2-only CPU"
     run = json.loads(path.read_text())
     assert run["cpu"]["class"] == "AVX2" and run["threads"] == 1 and not run["cpu"]["isa_cap"]
     enhance, unet = run["cases"]["enhance"], run["cases"]["unet"]
-    assert enhance["target"] < enhance["floor_optimised_ratio"]
-    assert unet["floor_ratio"] < unet["target"] < unet["floor_ratio"] + 0.1
+    assert not enhance["met"] and not unet["met"]
+    times = unet["ours_times_s"]
+    assert unet["ratio"] / unet["target"] - 1 < (max(times) - min(times)) / sorted(times)[len(times) // 2]
+    assert unet["floor_ratio"] < unet["target"]
+    assert abs(enhance["target"] - enhance["floor_optimised_ratio"]) < 0.03
     assert all(c["executed_gflops"] >= 0.8 * c["peak_gflops"] for c in (enhance, unet))
     text = " ".join((DOCS / "guide" / "performance.rst").read_text().split())
-    assert "target of issue #16, 0.5, thus lies below" in text and "the U-Net's, 0.7, only a little above" in text
+    assert "Neither target was met in this run." in text and "a miss smaller than the spread" in text
+    assert "about the target itself" in text
 
 
 def test_run_py_full_disk_child_runs_and_counts_every_tile():
@@ -320,7 +324,7 @@ def test_run_py_full_disk_child_runs_and_counts_every_tile():
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     assert r["size"] == 384 and r["time_s"] > 0 and r["peak_rss_mib"] > 0
-    assert r["n_tiles"] > 1 and 0 < r["sum_of_tiles_s"] <= r["time_s"] * 1.5
+    assert r["n_tiles"] > 1 and 0 < r["sum_of_tiles_s"] <= r["time_s"]
 
 
 def test_run_py_tile_geometry_matches_the_runner():

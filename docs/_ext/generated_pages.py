@@ -207,7 +207,7 @@ def threads_table(results: list[dict]) -> str:
                 f"     - {n['ratio_default_over_best_fixed']:.2f}",
             ]
     runs = sorted({(r["rounds"], r["repeats"]) for r in results})
-    each = "; ".join(f"{a} rounds of {b} timed runs" for a, b in runs)
+    each = "; ".join(f"{a} round{'s' * (a != 1)} of {b} timed run{'s' * (b != 1)}" for a, b in runs)
     lines += ["", f"Each time is the median over {each}, each round in a fresh process per setting."]
     return "\n".join(lines) + "\n"
 
