@@ -269,6 +269,17 @@ def test_scaling_figures_and_section(gen):
     assert "memory bandwidth" not in gen.dask_section(slower, [])
 
 
+def test_committed_runs_have_every_part_they_asked_for(gen):
+    """
+    ``run.py`` only prints a failed full-disk child and writes its JSON without the part: a committed run that asked
+    for the full disk must have it (a run made while the child was broken would show "No full disk in this run.").
+    """
+    for result in gen.load_runs(DOCS / "_static"):
+        if result["settings"]["fulldisk"]:
+            disk = result.get("fulldisk")
+            assert disk and disk["size"] == result["settings"]["full_size"], (result["cpu"]["class"], "no full disk")
+
+
 def test_the_pages_quote_only_what_the_committed_json_defines(gen, tmp_path):
     gen.write_performance_files(DOCS, tmp_path)
     for page, inc in (("performance.rst", "performance_figures.inc"), ("scaling.rst", "scaling_figures.inc")):
