@@ -275,11 +275,12 @@ def test_the_words_around_the_tuning_noise_figures_fit_them():
     rows = {row["key"]: row for row in result["rows"]}
     assert list(rows) == ["temporal_per_tuning", "temporal_one_level", "per_tuning", "one_level"]
     assert all(result["gain"][s] > 0 for s in "QUV")
-    # temporal mode: "lower" with a level per tuning, and one level "made the error bars far too wide" (z rms well
-    # below 1), "against ... with a level per tuning (still a little wide)"
+    # temporal mode: "lower" with a level per tuning, and one level "made the error bars too wide" (z rms below
+    # 0.85), "against ... with a level per tuning (still a little wide)"
     assert all(result["temporal_gain"][s] > 0 for s in "QUV")
     t_per, t_one = rows["temporal_per_tuning"], rows["temporal_one_level"]
-    assert t_one["z"]["rms"] < 0.75 < t_per["z"]["rms"] < 1 and t_one["coverage"]["1sigma"] > 0.85
+    assert t_one["z"]["rms"] < min(0.85, t_per["z"]["rms"]) and t_per["z"]["rms"] < 1
+    assert t_one["coverage"]["1sigma"] > 0.85
     assert 0.68 < t_per["coverage"]["1sigma"] < t_one["coverage"]["1sigma"]
     per, one = rows["per_tuning"], rows["one_level"]
     core = int(np.argmin(per["injected_profile"]))
