@@ -3,10 +3,11 @@ How much temporal mode's error bars depend on the noise level the denoiser estim
 
 In temporal mode the target of the Noise2Noise pairs is scan t itself, so the calibration of the uncertainty
 subtracts scan t's noise variance, 1 in units of the estimated noise, from (y - f)^2, whose mean is only a few per
-cent above it: a noise level estimated 0.5 % low leaves 1 % of extra variance, a third of the network's own squared
-error. On the white cube of ``benchmarks/denoise_science.py`` temporal mode's bars came out ~1.15x too wide (1-sigma
-coverage 0.79). This script fits ``Denoiser(temporal=2)`` with the estimated noise levels and with the injected one
-(times ``--scales``) put in their place, and scores each as ``benchmarks/denoise_levers.py`` does.
+cent above it: a noise level estimated 0.5 % low leaves 1 % of extra variance, as large as half the squared error
+of temporal mode's output (rms ~0.14 of the noise). On the white cube of ``benchmarks/denoise_science.py``
+temporal mode's bars came out ~1.15x too wide (1-sigma coverage 0.79). This script fits ``Denoiser(temporal=2)``
+with the estimated noise levels and with the injected one (times ``--scales``) put in their place, and scores each
+as ``benchmarks/denoise_levers.py`` does.
 
 Run from the repository root::
 
@@ -44,13 +45,13 @@ def run(job: tuple[str, float | None]) -> dict:
     part, scale = job
     cube, truth = _cube(part)
     den = Denoiser(temporal=2)
-    used = {}
+    estimated = {}  # the levels the denoiser measured, over the injected one, where the injected one replaced them
     if scale is not None:  # the injected level (times scale) in place of the estimate, for Q, U and V
         estimate = den._noise_levels
 
         def injected(*args, **kwargs):
             noise, methods = estimate(*args, **kwargs)
-            used.update({k: v for k, v in noise.items() if k in "QUV"})
+            estimated.update({k: float(v) / ds.NOISE for k, v in noise.items() if k in "QUV"})
             return {k: (ds.NOISE * scale if k in "QUV" else v) for k, v in noise.items()}, methods
 
         den._noise_levels = injected
@@ -61,7 +62,7 @@ def run(job: tuple[str, float | None]) -> dict:
     label = "estimated" if scale is None else f"injected x {scale:g}"
     row = _row(label, res.data, res.uncertainty.array, truth, time.perf_counter() - t0)
     noise = {k: float(v) / ds.NOISE for k, v in den.noise.items() if k in "QUV"}
-    return {"part": part, "scale": scale, "noise_over_injected": noise, "estimate_over_injected": used} | row
+    return {"part": part, "scale": scale, "noise_over_injected": noise, "estimate_over_injected": estimated} | row
 
 
 def main() -> None:

@@ -178,9 +178,9 @@ def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
         pytest.skip(f"commit {recorded.group(1)} is not in this clone's history (a shallow clone)")
     made = recorded.group(1)
     history = _git("log", "--format=%H", "--", *scripts).stdout.split()
-    # the last change, passing over mends of a breakage that came after the file was made
-    changes = (h for h in history if not (h in OUTPUT_NEUTRAL and not _contains(made, OUTPUT_NEUTRAL[h][1])))
-    changed = next(changes, None)
+    # the last change, passing over mends of a breakage that came after the file was made (it was made by working code)
+    mended_after = {h for h, (_, broken_since, _) in OUTPUT_NEUTRAL.items() if not _contains(made, broken_since)}
+    changed = next((h for h in history if h not in mended_after), None)
     if changed is None:
         return
     fresh = _contains(made, changed)
