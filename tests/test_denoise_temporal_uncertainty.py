@@ -1,6 +1,6 @@
 """
 Temporal mode's uncertainty (issue 14): the noise that the neighbouring scans propagate into the prediction,
-measured by noise injection with the noise's own spatial correlation, is added to the variance head's.
+measured (by a parametric bootstrap) with the noise's own spatial correlation, is added to the variance head's.
 """
 
 from __future__ import annotations
@@ -132,9 +132,9 @@ def test_correlated_noise_is_injected_correlated(drifting, monkeypatch):
     seen = []
     original = Denoiser._propagated_variance
 
-    def spy(self, inp, correlation, run):
+    def spy(self, inp, correlation, run, mean=None):
         seen.append(correlation)
-        return original(self, inp, correlation, run)
+        return original(self, inp, correlation, run, mean)
 
     monkeypatch.setattr(Denoiser, "_propagated_variance", spy)
     den = Denoiser(n_filters=4, temporal=1).fit(
@@ -150,7 +150,9 @@ def test_correlated_noise_is_injected_correlated(drifting, monkeypatch):
 def test_propagated_noise_scales_with_the_noise_of_the_cube(drifting, monkeypatch):
     """On a cube noisier than the training one, the neighbours' propagated noise grows with it; the head does not."""
     cube, _, den = drifting
-    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run: np.full((1, *inp.shape[1:]), 0.3))
+    monkeypatch.setattr(
+        Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None: np.full((1, *inp.shape[1:]), 0.3)
+    )
     sigma = den.noise["V"]
     frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
     args = (frames, context, sigma, den.calibration["V"], "cpu", None, 1, den.model, None, 0, "float32", False)

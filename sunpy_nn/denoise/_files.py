@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-FORMAT_VERSION = 6  # 6: noise per tuning; 5: align; 4: factors per tuning; 3: the spectral basis; older: without
+#: 7: temporal factors by bins of the propagated variance; 6: noise per tuning; 5: align; 4: factors per tuning; 3: the
+#: spectral basis; older: without.
+FORMAT_VERSION = 7
 
 _D = TypeVar("_D", bound="_FilesMixin")  # the Denoiser
 
@@ -54,6 +56,7 @@ class _FilesMixin:
                     "align": self.align,
                     "calibration": self.calibration,
                     "calibration_tunings": self.calibration_tunings,
+                    "calibration_bins": self.calibration_bins,
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
                     "spectral_basis": {lab: b.tolist() for lab, b in self.spectral_basis.items()},
@@ -83,6 +86,7 @@ class _FilesMixin:
             "align": self.align,
             "uncertainty_calibration": settings["calibration"],
             "uncertainty_calibration_per_tuning": settings["calibration_tunings"] or None,
+            "uncertainty_calibration_bins": settings["calibration_bins"] or None,
             "noise_correlation_px": settings["noise_correlation"],
             "unit": settings["unit"],
             # the basis itself is in the hashed file; its eigenvalues say how much signal each component holds
@@ -193,6 +197,9 @@ class _FilesMixin:
         den.calibration = dict(settings.get("calibration", {}))
         # files before format 4: one factor per Stokes parameter, at every tuning
         den.calibration_tunings = dict(settings.get("calibration_tunings") or {})
+        den.calibration_bins = dict(settings.get("calibration_bins") or {})
+        if int(settings.get("format_version", 1)) < 7:  # its head was calibrated against the injected noise
+            den._propagation = "injection"
         # Temporal denoisers saved before the propagated noise was measured were calibrated without it: None keeps
         # their uncertainty as it was calibrated (the variance head's alone).
         correlation = settings.get("noise_correlation")

@@ -257,9 +257,13 @@ class _FitMixin:
             # (y, x) px that registered each scan onto the middle one; None: not aligned
             "scan_shifts": None if shifts is None else np.round(shifts, 3).tolist(),
         }
-        self.calibration, self.calibration_tunings = self._calibrate(labels, selected, train, dev)
+        self._propagation = "bootstrap"  # a warm start of a file before format 7 is calibrated anew, as now
+        self.calibration, self.calibration_tunings, self.calibration_bins = self._calibrate(
+            labels, selected, train, dev
+        )
         self.fit_settings["calibration"] = dict(self.calibration)
         self.fit_settings["calibration_tunings"] = {k: list(v) for k, v in self.calibration_tunings.items()}
+        self.fit_settings["calibration_bins"] = copy.deepcopy(self.calibration_bins)
         if register is not None:  # a lazy fit: (y, x) px that registered scan t onto scan t + 1, for the scans read
             self.fit_settings["scan_steps"] = {
                 str(t): np.round(v, 3).tolist() for t, v in sorted(register.steps.items())

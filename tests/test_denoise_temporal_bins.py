@@ -1,0 +1,147 @@
+"""
+Temporal mode's uncertainty (issue 14): the neighbours' propagated noise by a parametric bootstrap, and the variance
+head's calibration factors by bins of that propagated variance.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sunpy_nn import Denoiser
+from sunpy_nn.denoise import _calibration
+from sunpy_nn.denoise._calibration import _MIN_FACTOR, N_BINS, _bin_factors
+
+from .test_denoise_temporal_uncertainty import drifting  # noqa: F401 (a fixture)
+
+
+def _realisations(den, clean: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """The variance of the network's mean over noise realisations on noise-free neighbours (in noise units)."""
+    rng = np.random.default_rng(seed)
+    runs = [
+        den._run(clean + rng.standard_normal(clean.shape).astype(np.float32), "cpu", None, 1)[0] for _ in range(draws)
+    ]
+    return np.var(runs, axis=0, ddof=1)
+
+
+def test_bootstrap_measures_the_noise_that_passes_through_the_network(drifting):  # noqa: F811
+    """On a weak-signal frame (Stokes Q's continuum) the bootstrap gives the variance of the network's output over
+    noise realisations. (This short training leaves the network nearly linear, so the first-order noise injection
+    agrees here too; a well-trained one shrinks noise and fools it: ``benchmarks/denoise_temporal_noise.py``.)"""
+    _, truth, den = drifting
+    sigma = den.noise["Q"]
+    clean = (truth[[1, 3], 1, 0] / sigma).astype(np.float32)  # scan 2's neighbours, Q in the continuum
+    assert np.abs(clean).max() < 0.2  # weak: below a fifth of the noise
+    actual = float(_realisations(den, clean, 16, 1)[:, 4:-4, 4:-4].mean())
+    noisy = clean + np.random.default_rng(2).standard_normal(clean.shape).astype(np.float32)
+    boot = den._propagated_variance(noisy, 0.0, lambda a: den._run(a, "cpu", None, 1)[0])
+    assert boot.shape == (1, 64, 64)
+    assert float(boot[:, 4:-4, 4:-4].mean()) == pytest.approx(actual, rel=0.1)
+
+
+def _pairs(prop: np.ndarray, excess: np.ndarray, seed: int) -> np.ndarray:
+    """``(y - p)^2 - 1`` of pairs whose prediction errs with variance ``prop + excess`` (noise units)."""
+    rng = np.random.default_rng(seed)
+    error = rng.standard_normal(prop.shape) * np.sqrt(prop + excess)
+    return (error + rng.standard_normal(prop.shape)) ** 2 - 1
+
+
+def test_bin_factors_scale_the_head_only_where_the_error_exceeds_the_propagated_noise():
+    n = 600_000
+    prop = np.random.default_rng(0).uniform(0.002, 0.06, n)
+    excess = np.where(prop > 0.045, 0.1, 0.0)  # strong, moving structures: an error the noise does not explain
+    head = np.full(n, 0.02)
+    bins = _bin_factors(_pairs(prop, excess, 1), head, prop)
+    assert len(bins["edges"]) == N_BINS - 1 and len(bins["factors"]) == N_BINS
+    np.testing.assert_allclose(bins["edges"], np.quantile(prop, np.arange(1, N_BINS) / N_BINS))
+    top = np.digitize(prop, bins["edges"]) == N_BINS - 1
+    # the top bin: its head scaled to the excess there (its mean, 0.1 on 80 % of its pixels), to its sampling error
+    want = np.sqrt(excess[top].mean() / 0.02)
+    assert bins["factors"][-1] == pytest.approx(want, rel=0.1)
+    # the others: the error is the propagated noise alone, the head at the floor
+    assert bins["factors"][:3] == [_MIN_FACTOR] * 3
+
+
+def test_bin_factors_without_a_resolved_excess_leave_the_propagated_noise_alone():
+    prop = np.random.default_rng(3).uniform(0.002, 0.06, 200_000)
+    bins = _bin_factors(_pairs(prop, np.zeros_like(prop), 4), np.full(prop.shape, 0.02), prop)
+    assert bins["factors"] == [_MIN_FACTOR] * N_BINS
+    # nothing to bin (every pixel missing): the floor too, never an error
+    assert _bin_factors(np.array([]), np.array([]), np.array([]))["factors"] == [_MIN_FACTOR] * N_BINS
+
+
+def test_prediction_scales_the_head_by_the_bin_of_each_pixel(drifting, monkeypatch):  # noqa: F811
+    cube, _, den = drifting
+    prop = np.full((1, 64, 64), 0.001, np.float32)
+    prop[..., 32:] = 0.1  # the right half: strong propagated noise
+    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None: prop)
+    sigma = den.noise["V"]
+    frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
+    bins = {"edges": [0.01], "factors": [0.5, 2.0]}
+    args = (frames, context, sigma, bins, "cpu", None, 1, den.model, None, 0, "float32", False, 1.0, 0.0)
+    sd = den._denoise_frames(*args)[1] / sigma
+    head = np.exp(den._run(context / sigma, "cpu", None, 1)[1])
+    v = sd**2 / (1 - sd**2)  # from the combination's v / (v + 1)
+    np.testing.assert_allclose(v[..., :32], 0.25 * head[..., :32] + 0.001, rtol=1e-4)
+    np.testing.assert_allclose(v[..., 32:], 4.0 * head[..., 32:] + 0.1, rtol=1e-4)
+
+
+def test_fit_measures_the_bins_and_they_travel_with_the_weights(drifting, tmp_path):  # noqa: F811
+    _, _, den = drifting
+    assert set(den.calibration_bins) == {"Q", "U", "V"}
+    for bins in den.calibration_bins.values():
+        assert len(bins["edges"]) == N_BINS - 1 and np.all(np.diff(bins["edges"]) >= 0)
+        assert all(_MIN_FACTOR <= f <= 20 for f in bins["factors"])
+    assert den.calibration_tunings == {}  # single-scan mode's factors per tuning: not in temporal mode
+    prov = den.provenance()
+    assert prov["uncertainty_calibration_bins"] == den.calibration_bins
+    prov["uncertainty_calibration_bins"]["V"]["factors"][0] = -1.0  # a copy
+    assert den.calibration_bins["V"]["factors"][0] != -1.0
+    path = den.save(tmp_path / "t.pt")
+    again = Denoiser.load(path)
+    assert again.calibration_bins == den.calibration_bins and again._propagation == "bootstrap"
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["uncertainty_calibration_bins"] == den.calibration_bins
+
+
+def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calibrated_for(drifting):  # noqa: F811
+    """Their head was calibrated against the first-order noise injection: they keep it, and no bins."""
+    cube, _, den = drifting
+    settings = den._settings() | {"format_version": 6}
+    settings.pop("calibration_bins")
+    old = Denoiser._restore(copy.deepcopy(den.model), settings, Path("old.pt"), "0" * 64)  # its own network
+    assert old._propagation == "injection" and old.calibration_bins == {}
+    inp = np.random.default_rng(5).standard_normal((2, 64, 64)).astype(np.float32)
+
+    def run(a):
+        return den._run(a, "cpu", None, 1)[0]
+
+    np.testing.assert_array_equal(old._propagated_variance(inp, 0.0, run), old._injected_variance(inp, 0.0, run))
+    out = old.predict(cube, stokes=["V"], progress=False)
+    assert np.isfinite(out.uncertainty.array[:, 3]).all()
+    # a warm start is calibrated anew, against the bootstrap, with bins
+    old.fit(cube, stokes=["V"], epochs=1, patches_per_epoch=20, patch_size=32, seed=0, progress=False)
+    assert old._propagation == "bootstrap" and set(old.calibration_bins) == {"V"}
+
+
+def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drifting):  # noqa: F811
+    """Whole scans (every component of every scan, as prediction combines them), each Stokes parameter once."""
+    cube, _, _ = drifting
+    seen = []
+    real = _calibration._bin_factors
+
+    def spy(r2, head, prop):
+        seen.append(r2.size)
+        return real(r2, head, prop)
+
+    monkeypatch.setattr(_calibration, "_bin_factors", spy)
+    fresh = Denoiser(n_filters=4, temporal=1).fit(
+        cube, epochs=1, patches_per_epoch=20, patch_size=32, seed=0, progress=False
+    )
+    assert fresh.spectral_basis and len(seen) == 3
+    # every scan's 3 components of 64 x 64 px, less the border bands that the alignment of the drifting scans empties
+    assert 0.9 * cube.data.shape[0] * 3 * 64 * 64 < seen[0] <= cube.data.shape[0] * 3 * 64 * 64
