@@ -31,7 +31,7 @@ def _realisations(den, clean: np.ndarray, draws: int, seed: int) -> np.ndarray:
 def test_bootstrap_measures_the_noise_that_passes_through_the_network(drifting):  # noqa: F811
     """On a weak-signal frame (Stokes Q's continuum) the bootstrap gives the variance of the network's output over
     noise realisations. (This short training leaves the network nearly linear, so the first-order noise injection
-    agrees here too; a well-trained one shrinks noise and fools it: ``benchmarks/denoise_temporal_noise.py``.)"""
+    agrees here too; a well-trained one shrinks noise and fools it: ``benchmarks/denoise_propagation.py``.)"""
     _, truth, den = drifting
     sigma = den.noise["Q"]
     clean = (truth[[1, 3], 1, 0] / sigma).astype(np.float32)  # scan 2's neighbours, Q in the continuum

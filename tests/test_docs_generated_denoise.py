@@ -221,8 +221,6 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     assert 0.63 < evolving["temporal"]["coverage"]["1sigma"] < 0.8 and evolving["temporal"]["coverage"]["2sigma"] > 0.92
     assert evolving["single"]["coverage"]["1sigma"] < 0.63 and evolving["single"]["coverage"]["2sigma"] < 0.92
     assert all(0.8 < rows(p)["temporal"]["z"]["rms"] < 1.25 for p in (*aligned, "fast"))
-    # temporal mode's bars are "about the right size overall ..., not in shape": more than 68 % within 1 sigma
-    assert all(rows(p)["temporal"]["coverage"]["1sigma"] > 0.68 for p in (*aligned, "fast"))
     assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
     # "the calibration matches the mean variance" (rms of z near 1), "heavier-tailed than a Gaussian" (kurtosis > 3)
     assert all(0.85 < rows(p)["single"]["z"]["rms"] < 1.15 for p in aligned)

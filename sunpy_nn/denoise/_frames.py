@@ -104,11 +104,12 @@ class _FramesMixin:
         dwarfs that error (a few per cent of it): trained and calibrated on it, the head misses the noise of the
         neighbouring scans that passes through the network: 0.05 predicted for a 0.2 error (in noise units) where
         the signal is weak, measured on the fast-evolving cube of ``benchmarks/denoise_science.py``. The network is
-        not linear at its noise level: its slope at the noisy input (noise injection of 0.1-1 times the noise)
-        gave 1.9-2.8 times the variance of its output over noise realisations where a spectral component holds
-        only noise (0.0082-0.012 for 0.0044, white cube of ``benchmarks/denoise_science.py``, noise-free neighbours
-        plus 8 noise draws), and 10-25 % too much where it holds the signal; the bootstrap gave 0.0047, and 11 %
-        too little where the signal is (the prediction is smoother than the signal).
+        not linear at its noise level: its slope at the noisy input (noise injection, as before format 7) gave 1.8-1.9
+        times the variance of its output over noise realisations where a spectral component holds only noise
+        (0.0080-0.0083 for 0.0044-0.0046, noise units squared; white cube, Stokes V, noise-free neighbours plus 8
+        noise draws: ``python benchmarks/denoise_propagation.py``), and 11-41 % too much where it holds the signal;
+        the bootstrap gave 0.0047-0.0048 there, and 4-18 % too little where the signal is (the prediction is
+        smoother than the signal).
         """
         if getattr(self, "_propagation", "bootstrap") == "injection":
             return self._injected_variance(inp, correlation, run)
