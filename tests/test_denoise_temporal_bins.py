@@ -101,18 +101,18 @@ def test_fit_measures_the_bins_and_they_travel_with_the_weights(drifting, tmp_pa
     assert prov["uncertainty_calibration_bins"] == den.calibration_bins
     prov["uncertainty_calibration_bins"]["V"]["factors"][0] = -1.0  # a copy
     assert den.calibration_bins["V"]["factors"][0] != -1.0
-    path = den.save(tmp_path / "t.pt")
+    path = copy.deepcopy(den).save(tmp_path / "t.pt")  # a copy: saving sets the fixture's source
     again = Denoiser.load(path)
     assert again.calibration_bins == den.calibration_bins and again._propagation == "bootstrap"
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["uncertainty_calibration_bins"] == den.calibration_bins
 
 
-def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calibrated_for(drifting):  # noqa: F811
+def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calibrated_for(drifting, tmp_path):  # noqa: F811
     """Their head was calibrated against the first-order noise injection: they keep it, and no bins."""
     cube, _, den = drifting
     settings = den._settings() | {"format_version": 6}
-    settings.pop("calibration_bins")
+    settings.pop("calibration_bins"), settings.pop("propagation")  # not in files before format 7
     old = Denoiser._restore(copy.deepcopy(den.model), settings, Path("old.pt"), "0" * 64)  # its own network
     assert old._propagation == "injection" and old.calibration_bins == {}
     inp = np.random.default_rng(5).standard_normal((2, 64, 64)).astype(np.float32)
@@ -123,6 +123,12 @@ def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calib
     np.testing.assert_array_equal(old._propagated_variance(inp, 0.0, run), old._injected_variance(inp, 0.0, run))
     out = old.predict(cube, stokes=["V"], progress=False)
     assert np.isfinite(out.uncertainty.array[:, 3]).all()
+    # saved again (format 7), it still is what it was calibrated for
+    again = Denoiser.load(old.save(tmp_path / "old.pt"))
+    assert again._propagation == "injection" and again.calibration_bins == {}
+    np.testing.assert_array_equal(
+        again.predict(cube, stokes=["V"], progress=False).uncertainty.array, out.uncertainty.array
+    )
     # a warm start is calibrated anew, against the bootstrap, with bins
     old.fit(cube, stokes=["V"], epochs=1, patches_per_epoch=20, patch_size=32, seed=0, progress=False)
     assert old._propagation == "bootstrap" and set(old.calibration_bins) == {"V"}
@@ -145,3 +151,23 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     assert fresh.spectral_basis and len(seen) == 3
     # every scan's 3 components of 64 x 64 px, less the border bands that the alignment of the drifting scans empties
     assert 0.9 * cube.data.shape[0] * 3 * 64 * 64 < seen[0] <= cube.data.shape[0] * 3 * 64 * 64
+
+
+def test_predict_uses_the_bins(drifting):  # noqa: F811
+    """Bins whose factors are all c give the uncertainty of one factor c: prediction applies them, eager and lazy."""
+    import dask.array as da
+    from ndcube import NDCube
+
+    cube, _, den = drifting
+    den = copy.deepcopy(den)
+    edges = den.calibration_bins["V"]["edges"]
+    den.calibration_bins = {"V": {"edges": edges, "factors": [3.0] * N_BINS}}
+    binned = den.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3]
+    lazy = NDCube(da.from_array(np.asarray(cube.data), chunks=(1, 1, 1, 64, 64)), wcs=cube.wcs, unit=cube.unit)
+    binned_lazy = np.asarray(den.predict(lazy, stokes=["V"], progress=False).uncertainty.array[:, 3])
+    den.calibration_bins, den.calibration = {}, {**den.calibration, "V": 3.0}
+    one = den.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3]
+    np.testing.assert_allclose(binned, one, rtol=1e-6)
+    np.testing.assert_allclose(binned_lazy, one, rtol=0, atol=1e-5 * float(np.ptp(one)))
+    den.calibration["V"] = 0.05
+    assert float(np.mean(den.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3])) < float(np.mean(one))

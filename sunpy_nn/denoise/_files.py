@@ -57,6 +57,8 @@ class _FilesMixin:
                     "calibration": self.calibration,
                     "calibration_tunings": self.calibration_tunings,
                     "calibration_bins": self.calibration_bins,
+                    # "injection": a temporal file before format 7 saved again, whose head was calibrated against it
+                    "propagation": self._propagation,
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
                     "spectral_basis": {lab: b.tolist() for lab, b in self.spectral_basis.items()},
@@ -198,8 +200,10 @@ class _FilesMixin:
         # files before format 4: one factor per Stokes parameter, at every tuning
         den.calibration_tunings = dict(settings.get("calibration_tunings") or {})
         den.calibration_bins = dict(settings.get("calibration_bins") or {})
-        if int(settings.get("format_version", 1)) < 7:  # its head was calibrated against the injected noise
-            den._propagation = "injection"
+        # files before format 7: their head was calibrated against the injected noise
+        den._propagation = settings.get(
+            "propagation", "injection" if int(settings.get("format_version", 1)) < 7 else "bootstrap"
+        )
         # Temporal denoisers saved before the propagated noise was measured were calibrated without it: None keeps
         # their uncertainty as it was calibrated (the variance head's alone).
         correlation = settings.get("noise_correlation")

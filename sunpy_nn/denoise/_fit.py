@@ -31,7 +31,8 @@ class _FitMixin:
     """
     `Denoiser.fit`'s work. It uses the denoiser's settings (``mode``, ``depth``, ``temporal``, ``shuffle``,
     ``noise_per_tuning``), and sets ``model``, ``n_wavelengths``, ``noise``, ``noise_methods``, ``noise_tunings``,
-    ``noise_correlation``, ``history``, ``fit_settings``, ``calibration``, ``calibration_tunings`` and ``source``.
+    ``noise_correlation``, ``history``, ``fit_settings``, ``calibration``, ``calibration_tunings``,
+    ``calibration_bins`` and ``source``.
     """
 
     model: UNet | None
@@ -132,7 +133,7 @@ class _FitMixin:
             else:
                 canon = canon / factors  # a new array (lazy for a dask cube)
                 own = not is_dask(canon)
-        # temporal mode injects noise of the cube's spatial correlation to measure the neighbours' propagated noise
+        # temporal mode draws noise of the cube's spatial correlation to measure the neighbours' propagated noise
         correlation: dict[str, float] = {}
         # in memory the scans are aligned above; a lazy cube's sampled pairs are registered on their Stokes I (align)
         noise, noise_methods = self._noise_levels(

@@ -153,7 +153,9 @@ class _FramesMixin:
     ):
         """
         Denoised value and uncertainty (in data units) of ``(C, Y, X)`` frames of one Stokes parameter, of noise
-        ``sigma``; ``scale`` is the calibration factor of the aleatoric uncertainty (`Denoiser.calibration`).
+        ``sigma``; ``scale`` is the calibration factor of the aleatoric uncertainty (`Denoiser.calibration`), or in
+        temporal mode the factors by bins of the propagated variance (`Denoiser.calibration_bins`: ``edges``,
+        ``factors``).
 
         With ``mc_net`` (a network whose dropout may be switched on), the epistemic variance of ``mc_samples``
         Monte-Carlo dropout passes is added to the aleatoric one. In temporal mode, ``context`` holds the ``2k``

@@ -36,7 +36,7 @@ def _seeded_mc_turn() -> threading.Lock:
 class _PredictMixin:
     """
     `Denoiser.predict`'s work, with the trained network and settings (``model``, ``mode``, ``noise``,
-    ``calibration``, ``calibration_tunings``, ``temporal``, ``shuffle``, ``dropout``).
+    ``calibration``, ``calibration_tunings``, ``calibration_bins``, ``temporal``, ``shuffle``, ``dropout``).
     """
 
     model: UNet | None
