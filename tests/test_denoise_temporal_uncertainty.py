@@ -124,8 +124,8 @@ def test_noise_correlation_travels_with_the_weights(drifting, tmp_path):
     )
 
 
-def test_correlated_noise_is_injected_correlated(drifting, monkeypatch):
-    """A cube with spatially correlated noise: the fitted correlation is what calibration and prediction inject."""
+def test_correlated_noise_is_drawn_correlated(drifting, monkeypatch):
+    """A cube with spatially correlated noise: the fitted correlation is what calibration and prediction draw."""
     cube, truth, _ = drifting
     data = truth + NOISE * _noise(truth.shape, 1.0, seed=2)
     cube = NDCube(data.astype(np.float32), wcs=cube.wcs)
