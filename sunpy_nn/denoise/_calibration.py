@@ -133,6 +133,10 @@ class _CalibrationMixin:
             return self.calibration.get(label, 1.0)
         return self.calibration_bins.get(label) or self.calibration.get(label, 1.0)
 
+    def _bins_copy(self) -> dict[str, dict[str, list[float]]]:
+        """A copy of `calibration_bins` with lists of its own (for the provenance)."""
+        return {k: {n: list(v) for n, v in b.items()} for k, b in self.calibration_bins.items()}
+
     def _per_tuning(self, sd, labels, selected):
         """
         The uncertainty at the tunings (canonical ``(time, selected Stokes, wavelength, y, x)``) with each tuning's

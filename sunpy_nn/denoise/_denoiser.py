@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -142,11 +141,9 @@ class Denoiser(
     + s_noise^2`` (on a detached ``f``, so the denoised image keeps its Noise2Noise optimum). After training, one factor
     per Stokes parameter (``calibration``) matches it to the error measured on Noise2Noise pairs; in single-scan image
     mode one factor per tuning (``calibration_tunings``), as the head's error varies less across the line than the error
-    does. In temporal mode the noise that the neighbouring scans propagate into the prediction is measured by a
-    parametric bootstrap (the network on copies of its prediction plus noise of the cube's spatial correlation,
-    ``noise_correlation``) and added to the head's variance, which alone missed it (the head learns against scan t's
-    noise, many times larger); the head is scaled by bins of that propagated variance (``calibration_bins``), to the
-    error the propagated noise leaves over where that is resolved. The epistemic part comes from Monte-Carlo dropout.
+    does. In temporal mode the neighbours' noise that passes into the prediction is measured by a bootstrap (the network
+    on copies of its prediction plus noise of the cube's correlation, ``noise_correlation``) and added to the head's
+    variance, which is scaled by bins of it (``calibration_bins``). The epistemic part comes from Monte-Carlo dropout.
 
     References
     ----------
@@ -248,12 +245,8 @@ class Denoiser(
         self.calibration: dict[str, float] = {}
         #: One scan (``temporal=0``, image mode): the factor at each tuning, used instead of ``calibration``.
         self.calibration_tunings: dict[str, list[float]] = {}
-        #: Temporal mode: factors on the variance head by bins of the neighbours' propagated variance (``edges``,
-        #: ``factors``), used instead of ``calibration``; empty in files saved before format 7.
+        #: Temporal mode: the head's factors by bins of the propagated variance (``edges``, ``factors``), or empty.
         self.calibration_bins: dict[str, dict[str, list[float]]] = {}
-        # How temporal mode measures the neighbours' propagated noise: "bootstrap"; "injection" (noise injection,
-        # to first order) for temporal denoisers saved before format 7, whose head was calibrated against it.
-        self._propagation = "bootstrap"
         self.model: UNet | None = None
         self.noise: dict[str, float] = {}
         #: How each noise level was estimated (`estimate_noise`'s method).
@@ -347,10 +340,9 @@ class Denoiser(
             (``fit_settings["fits"]``: the recipe of every fit of this network, warm starts included, in order; its
             other entries are the last fit's, with ``epochs`` counting all fits), ``calibration`` the factor of each
             Stokes parameter's uncertainty (measured on Noise2Noise pairs after training; ``calibration_tunings``
-            that of each tuning, single-scan image mode; ``calibration_bins`` the head's by bins of the propagated
-            variance, temporal mode), ``noise_methods`` how each noise level was estimated and,
-            in temporal mode, ``noise_correlation`` the spatial correlation of each Stokes parameter's noise (a
-            Gaussian sigma in px, 0 for white noise, from the scan differences).
+            that of each tuning; ``calibration_bins``, temporal mode), ``noise_methods`` how each noise level was
+            estimated and, in temporal mode, ``noise_correlation`` the spatial correlation of each Stokes
+            parameter's noise (a Gaussian sigma in px, 0 for white noise, from the scan differences).
 
         Raises
         ------
@@ -479,16 +471,14 @@ class Denoiser(
             one another; the shifts are in ``fit["scan_shifts"]``, a lazy fit's steps in ``fit["scan_steps"]``),
             ``uncertainty_calibration`` (the factor of each Stokes parameter's aleatoric uncertainty),
             ``uncertainty_calibration_per_tuning`` (single-scan image mode: the factor of each tuning, used instead;
-            `None` in other modes and in files before format 4), ``uncertainty_calibration_bins`` (temporal mode: the
-            head's factors by bins of the neighbours' propagated variance, ``edges`` and ``factors``, used instead;
-            `None` in other modes and in files before format 7), ``noise_correlation`` (temporal mode: the Gaussian
-            sigma in px of each Stokes parameter's noise correlation; `None` for a temporal denoiser saved before it was
-            measured), ``spectral_pca`` (the eigenvalues of each Stokes parameter's spectral principal components, in
-            units of the noise squared; `None` when the tunings are denoised as they are), ``unit`` (the training cube's
-            unit, ``"dimensionless"`` for I/Ic; `None` for a file saved before it was kept), ``noise_tunings`` (the
-            noise of each tuning relative to ``noise``, which is then the median tuning's, for the Stokes parameters
-            that have one; `None`: one level each; a result records the profile its prediction applied) and ``fit``
-            (the training settings).
+            `None` in other modes and in files before format 4), ``uncertainty_calibration_bins`` (temporal mode:
+            ``calibration_bins``), ``noise_correlation`` (temporal mode: the Gaussian sigma in px of each Stokes
+            parameter's noise correlation; `None` for older temporal files), ``spectral_pca`` (the eigenvalues of each
+            Stokes parameter's spectral principal components, in units of the noise squared; `None` when the tunings are
+            denoised as they are), ``unit`` (the training cube's unit, ``"dimensionless"`` for I/Ic; `None` for a file
+            saved before it was kept), ``noise_tunings`` (the noise of each tuning relative to ``noise``, which is then
+            the median tuning's, for the Stokes parameters that have one; `None`: one level each; a result records the
+            profile its prediction applied) and ``fit`` (the training settings).
 
         Raises
         ------
@@ -528,7 +518,7 @@ class Denoiser(
             "align": self.align,
             "uncertainty_calibration": dict(self.calibration),
             "uncertainty_calibration_per_tuning": {k: list(v) for k, v in self.calibration_tunings.items()} or None,
-            "uncertainty_calibration_bins": copy.deepcopy(self.calibration_bins) or None,
+            "uncertainty_calibration_bins": self._bins_copy() or None,
             "noise_correlation": None if self.noise_correlation is None else dict(self.noise_correlation),
             # the eigenvalues of the spectral basis per Stokes parameter (noise units squared); None: the tunings
             "spectral_pca": {k: list(v) for k, v in self.spectral_eigenvalues.items()} or None,
@@ -549,18 +539,15 @@ class Denoiser(
           and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
           ``format_version`` 7, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
           ``noise_per_tuning`` and ``noise_tunings`` (the setting, and each tuning's relative noise), ``temporal``,
-          ``shuffle``, ``align``, ``calibration``, ``calibration_tunings`` and ``calibration_bins`` (the uncertainty
-          factors), ``noise_correlation`` (temporal mode), ``spectral_basis`` and ``spectral_eigenvalues`` (per Stokes
-          parameter; empty without ``spectral_pca``), ``history`` (losses per epoch) and ``fit_settings``. Being in this
-          file, they are covered by its SHA-256. Nothing in it depends on the clock, so two trainings with the same
-          ``seed`` on the same machine, saved under the same file name (which names the model inside), write the same
-          bytes.
+          ``shuffle``, ``align``, ``calibration``, ``calibration_tunings``, ``calibration_bins``, ``propagation``,
+          ``noise_correlation``, ``spectral_basis``, ``spectral_eigenvalues``, ``history`` and ``fit_settings``
+          (covered by the file's SHA-256; nothing depends on the clock: the same ``seed``, machine and file name
+          write the same bytes).
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of parameters,
           the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the settings again to
           read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``noise_per_tuning``, ``temporal``, ``shuffle``,
-          ``align``, ``uncertainty_calibration``, ``uncertainty_calibration_per_tuning``,
-          ``uncertainty_calibration_bins``, ``noise_correlation_px``, ``spectral_pca_eigenvalues``,
-          ``training_recipe``, ``validation``), and the seconds each epoch took
+          ``align``, ``uncertainty_calibration`` and its ``_per_tuning`` and ``_bins``, ``noise_correlation_px``,
+          ``spectral_pca_eigenvalues``, ``training_recipe``, ``validation``), and the seconds each epoch took
           (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
 
         Parameters

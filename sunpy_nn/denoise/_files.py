@@ -58,7 +58,7 @@ class _FilesMixin:
                     "calibration_tunings": self.calibration_tunings,
                     "calibration_bins": self.calibration_bins,
                     # "injection": a temporal file before format 7 saved again, whose head was calibrated against it
-                    "propagation": self._propagation,
+                    "propagation": getattr(self, "_propagation", "bootstrap"),
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
                     "spectral_basis": {lab: b.tolist() for lab, b in self.spectral_basis.items()},

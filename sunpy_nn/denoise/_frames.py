@@ -111,6 +111,7 @@ class _FramesMixin:
         the bootstrap gave 0.0047-0.0048 there, and 4-18 % too little where the signal is (the prediction is
         smoother than the signal).
         """
+        # "injection": a temporal file before format 7, whose head was calibrated against it (set by load)
         if getattr(self, "_propagation", "bootstrap") == "injection":
             return self._injected_variance(inp, correlation, run)
         rng = np.random.default_rng(0)  # fixed: the same input gives the same uncertainty
