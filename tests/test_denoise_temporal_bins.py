@@ -126,9 +126,9 @@ def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calib
     # saved again (format 7), it still is what it was calibrated for
     again = Denoiser.load(old.save(tmp_path / "old.pt"))
     assert again._propagation == "injection" and again.calibration_bins == {}
-    np.testing.assert_array_equal(
-        again.predict(cube, stokes=["V"], progress=False).uncertainty.array, out.uncertainty.array
-    )
+    sd = out.uncertainty.array[:, 3]
+    again_sd = again.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3]
+    np.testing.assert_allclose(again_sd, sd, rtol=0, atol=1e-5 * float(np.ptp(sd)))  # still the injection's
     # a warm start is calibrated anew, against the bootstrap, with bins
     old.fit(cube, stokes=["V"], epochs=1, patches_per_epoch=20, patch_size=32, seed=0, progress=False)
     assert old._propagation == "bootstrap" and set(old.calibration_bins) == {"V"}

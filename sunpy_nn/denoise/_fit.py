@@ -264,7 +264,7 @@ class _FitMixin:
         )
         self.fit_settings["calibration"] = dict(self.calibration)
         self.fit_settings["calibration_tunings"] = {k: list(v) for k, v in self.calibration_tunings.items()}
-        self.fit_settings["calibration_bins"] = copy.deepcopy(self.calibration_bins)
+        self.fit_settings["calibration_bins"] = self._bins_copy()
         if register is not None:  # a lazy fit: (y, x) px that registered scan t onto scan t + 1, for the scans read
             self.fit_settings["scan_steps"] = {
                 str(t): np.round(v, 3).tolist() for t, v in sorted(register.steps.items())
