@@ -167,10 +167,14 @@ def part_cube(dev: torch.device, shape: tuple[int, int, int, int]) -> dict:
     _header(f"3. The denoiser's U-Net over {n_w} x {n_s} x {n_t} x {edge}^2 ({n_frames} frames)")
     net = _unet().eval()
     base, source = _crisp_image(edge)
+    if base.shape[0] < edge:  # the real CRISP image is 800 x 800: mirror it out to the cube's edge
+        base = np.pad(base, ((0, edge - base.shape[0]), (0, edge - base.shape[1])), mode="symmetric")
+        source += f", mirrored out to {edge} x {edge}"
     # Distinct frames without holding the cube twice: each frame is the image shifted by its index.
     frames = [np.roll(base, (3 * i) % edge, axis=1) for i in range(min(n_frames, 16))]
     halo = net.receptive_radius
     res = {"shape": list(shape), "frames": n_frames, "data": source, "weights": "random (the Denoiser's U-Net)"}
+    res["frame_shape"] = list(frames[0].shape)
     for precision in PRECISIONS:
         kw = {"halo": halo, "align": net.align, "device": dev, "precision": precision, "progress": False}
         run_tiled(net, frames[0], **kw)  # warm-up: the prepared network is cached

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -442,6 +443,16 @@ def test_gpu_check_dry_run_writes_what_the_docs_read(tmp_path, gen):
     assert all(case[p]["loss_finite"] for case in result["training"].values() for p in ("float32", "bfloat16"))
     result["device"] |= {"memory_gib": 0.0, "capability": "-", "cuda": None, "cudnn": None}
     assert "list-table" in gen.gpu_section([result])
+
+
+def test_gpu_check_cube_frames_have_the_stated_edge(monkeypatch):
+    """An image smaller than the cube's edge (the real CRISP one is 800 x 800) is mirrored out, not timed smaller."""
+    gpu = _load_gpu_script()
+    small = np.arange(24 * 24, dtype=np.float32).reshape(24, 24)
+    monkeypatch.setattr(gpu, "_crisp_image", lambda n: (small[:n, :n], "small"))
+    monkeypatch.setattr(gpu, "PRECISIONS", ())
+    res = gpu.part_cube(gpu.torch.device("cpu"), (1, 1, 1, 40))
+    assert res["frame_shape"] == [40, 40] and "mirrored out to 40 x 40" in res["data"]
 
 
 def test_gpu_wheels_requirements_leave_torch_to_the_gpu_machine():
