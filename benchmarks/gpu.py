@@ -113,10 +113,16 @@ def part_tests(dev: torch.device, run=subprocess.run) -> dict:
     except subprocess.TimeoutExpired:
         _row("summary", f"timed out after {TESTS_TIMEOUT_S} s")
         return {"command": " ".join(cmd[1:]), "returncode": None, "summary": f"timed out after {TESTS_TIMEOUT_S} s"}
-    summary = (proc.stdout.strip().splitlines() or [""])[-1]
+    lines = proc.stdout.strip().splitlines()
+    summary = (lines or [""])[-1]
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected)", summary)}
+    # pytest's -ra lines name each failure and its error: what the next GPU run has to fix
+    failures = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
     _row("summary", summary)
-    return {"command": " ".join(cmd[1:]), "returncode": proc.returncode, "summary": summary, **counts}
+    for line in failures:
+        _row("", line[:200])
+    res = {"command": " ".join(cmd[1:]), "returncode": proc.returncode, "summary": summary, **counts}
+    return res | {"failures": failures} if failures else res
 
 
 def _peak_mib(dev: torch.device) -> float | None:

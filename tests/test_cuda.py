@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from sunpy_nn import denoise_cube, enhance_map
+from sunpy_nn import Denoiser, denoise_cube, enhance_map
 from sunpy_nn.data.synthetic import synthetic_crisp_cube, synthetic_hmi_map
+from sunpy_nn.nn import EnhanceNet, prepare_model, run_tiled
 
 pytestmark = [
     pytest.mark.cuda,
@@ -38,3 +39,41 @@ def test_denoise_cube_trains_and_predicts_on_the_gpu():
     assert (out.uncertainty.array > 0).all()
     # Stokes I is returned bit for bit (only Q, U, V were asked for).
     np.testing.assert_array_equal(out.data[:, 0], cube.data[:, 0])
+
+
+def _devices(net: torch.nn.Module) -> set[str]:
+    return {t.device.type for t in (*net.parameters(), *net.buffers())}
+
+
+@pytest.mark.parametrize("precision", [None, "float32", "bfloat16"])
+def test_run_tiled_on_the_gpu_never_moves_the_callers_network(precision):
+    """
+    A CPU network run on the GPU stays on the CPU (and still runs there), and a GPU network (one a Denoiser fitted on
+    the GPU) runs through the optimised path on either device: the first GPU check found both broken.
+    """
+    torch.manual_seed(0)
+    cpu_net = Denoiser()._build(1).eval()
+    img = np.random.default_rng(0).normal(size=(96, 80)).astype(np.float32)
+    kw = {"halo": cpu_net.receptive_radius, "align": cpu_net.align, "precision": precision, "progress": False}
+    ref = run_tiled(cpu_net, img, device="cpu", **kw)
+    gpu = run_tiled(cpu_net, img, device="cuda", **kw)
+    assert _devices(cpu_net) == {"cpu"}
+    gpu_net = Denoiser()._build(1).eval()
+    gpu_net.load_state_dict(cpu_net.state_dict())
+    gpu_net = gpu_net.cuda()
+    from_gpu = run_tiled(gpu_net, img, device="cuda", **kw)
+    back_on_cpu = run_tiled(gpu_net, img, device="cpu", **kw)
+    assert _devices(gpu_net) == {"cuda"}
+    bound = (0.05 if precision == "bfloat16" else 5e-3) * np.ptp(ref)  # cuDNN may use TF32 for float32
+    for out in (gpu, from_gpu, back_on_cpu):
+        assert np.abs(out - ref).max() <= bound
+
+
+def test_prepare_model_auto_on_the_gpu_leaves_the_network_on_the_cpu():
+    torch.manual_seed(0)
+    net = EnhanceNet(depth=2, n_filters=16).eval()
+    fast = prepare_model(net, device="cuda", precision="auto")
+    assert _devices(net) == {"cpu"} and fast.precision in ("float32", "bfloat16")
+    x = 1 + 0.1 * torch.rand(1, 1, 40, 40)
+    with torch.inference_mode():
+        assert (fast(x.cuda()).cpu() - net(x)).abs().max() <= 0.05 * float(net(x).max() - net(x).min())

@@ -420,6 +420,11 @@ def test_gpu_check_reads_the_cuda_tests_summary_and_survives_their_timeout():
     def hang(cmd, **kw):
         raise subprocess.TimeoutExpired(cmd, kw["timeout"])
 
+    failed = "F.\nFAILED tests/test_cuda.py::test_x - RuntimeError: Expected all tensors on the same device\n"
+    done = SimpleNamespace(returncode=1, stdout=failed + "1 failed, 1 passed in 3.1s\n")
+    res = gpu.part_tests(cuda, run=lambda cmd, **kw: done)
+    assert res["failed"] == 1 and res["failures"] == [failed.splitlines()[1]]
+
     res = gpu.part_tests(cuda, run=hang)
     assert res["returncode"] is None and "timed out" in res["summary"]
 

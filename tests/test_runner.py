@@ -197,3 +197,10 @@ def test_monte_carlo_dropout_switched_around_each_frame_keeps_both_optimised_cop
         net.out.bias.add_(1.0)  # an in-place update invalidates the copy
     run_tiled(net, image, halo=8, align=2, precision="float32")
     assert built == [False, True, False]
+
+
+def test_a_network_already_on_the_device_runs_itself_not_a_copy():
+    """`_on_device` copies only a network that is elsewhere (the GPU case is in test_cuda.py)."""
+    from sunpy_nn.nn.prepared import _on_device
+
+    assert _on_device(NET, torch.device("cpu")) is NET

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from sunpy_nn.nn.device import PRECISIONS, bf16_is_native, configure_threads, resolve_device
 from sunpy_nn.nn.enhance_net import EnhanceNet
-from sunpy_nn.nn.prepared import ACCURACY_BOUND, PreparedModel, _draws_at_random, relative_error
+from sunpy_nn.nn.prepared import ACCURACY_BOUND, PreparedModel, _draws_at_random, _on_device, relative_error
 from sunpy_nn.nn.unet import UNet, _check_sides, _mean_of_groups, log_variance
 
 __all__ = [
@@ -37,13 +37,18 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------------------------------- helpers
 def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights and bias of ``bn(conv(x))`` as one convolution (eval-mode batch normalisation)."""
-    w = conv.weight.detach().double()
-    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    """
+    Weights and bias of ``bn(conv(x))`` as one convolution (eval-mode batch normalisation), on the CPU: the optimised
+    copies are built there from a network on any device, then moved.
+    """
+    w = conv.weight.detach().cpu().double()
+    b = conv.bias.detach().cpu().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
     if bn is not None:
-        s = bn.weight.detach().double() / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+        stats = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
+        bn_w, bn_b, mean, var = (t.detach().cpu().double() for t in stats)
+        s = bn_w / torch.sqrt(var + bn.eps)
         w = w * s[:, None, None, None]
-        b = (b - bn.running_mean.detach().double()) * s + bn.bias.detach().double()
+        b = (b - mean) * s + bn_b
     return w.float(), b.float()
 
 
@@ -466,7 +471,7 @@ def prepare_model(
             candidate = _build(model, torch.bfloat16, channels_last).to(dev)
             with torch.inference_mode():
                 x = _probe(model, example).to(dev)
-                ref = model.to(dev)(x)
+                ref = _on_device(model, dev)(x)  # the caller's network stays where it is
                 max_error = relative_error(candidate(x), ref)
             if max_error <= ACCURACY_BOUND / 2:
                 chosen = "bfloat16"

@@ -5,6 +5,7 @@ compiled output is checked against eager mode; and the accuracy measure of the o
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import torch
@@ -28,6 +29,19 @@ def _draws_at_random(module: nn.Module) -> bool:
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
             return True
     return False
+
+
+def _on_device(model: nn.Module, dev: torch.device) -> nn.Module:
+    """
+    ``model`` itself where all its tensors are on ``dev``, else a copy there: a caller's network is never moved
+    (a CPU network moved to the GPU in place fails at the caller's next CPU call).
+    """
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    tensors = (*model.parameters(), *model.buffers())
+    if all(t.device.type == dev.type and (dev.index is None or t.device.index == dev.index) for t in tensors):
+        return model
+    return copy.deepcopy(model).to(dev)
 
 
 #: How far compiled bfloat16 may be from eager bfloat16 (of the range): rounding differs, a miscompilation is caught.

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn.device import PRECISIONS, apply_thread_policy, resolve_device
 from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.optimize import prepare_model
-from sunpy_nn.nn.prepared import _draws_at_random
+from sunpy_nn.nn.prepared import _draws_at_random, _on_device
 
 __all__ = [
     "default_batch_size",
@@ -274,7 +274,7 @@ def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device) -> int
     # A tiny probe forward pass; networks here map (N, C, h, w) to (N, C_out, s*h, s*w) for any h, w >= 8.
     with torch.inference_mode():
         probe = torch.from_numpy(np.ascontiguousarray(img[:, :8, :8])).to(dev)[None]
-        return int(model.eval().to(dev)(probe).shape[1])
+        return int(_on_device(model.eval(), dev)(probe).shape[1])
 
 
 # run_tiled's own context (a name the tests and benchmarks can replace).
@@ -334,7 +334,8 @@ def run_tiled(
     Parameters
     ----------
     model : `torch.nn.Module`
-        Network mapping ``(N, C, h, w)`` to ``(N, C_out, scale*h, scale*w)``. It is put in ``eval()`` mode.
+        Network mapping ``(N, C, h, w)`` to ``(N, C_out, scale*h, scale*w)``. It is put in ``eval()`` mode and
+        stays on its device: where that is not ``device``, a copy runs there.
     image : `numpy.ndarray`
         ``(H, W)`` or ``(C, H, W)`` input, finite values only.
     scale : int
@@ -428,11 +429,13 @@ def run_tiled(
         tiles = [(r, c) for r, c in tiles if valid[r[1] : r[2], c[1] : c[2]].any()]
     log.debug("run_tiled: %dx%d image, %d tiles of %dx%d (halo %d) on %s", ny, nx, len(tiles), wy, wx, halo, dev)
 
-    model = original = model.eval().to(dev)
-    if optimised:
+    original = model.eval()
+    if optimised:  # built from the caller's network wherever it is (and cached for it)
         r, c = tiles[0] if tiles else (rows[0], cols[0])
         example = torch.from_numpy(np.ascontiguousarray(img[:, r[0] : r[0] + wy, c[0] : c[0] + wx]))[None]
-        model = _prepared(model, dev, precision or "float32", compile, example)
+        model = _prepared(original, dev, precision or "float32", compile, example)
+    else:
+        model = _on_device(original, dev)  # a copy where it is elsewhere: the caller's network is never moved
     result = out
     if result is None and valid is not None and len(tiles) < len(rows) * len(cols):
         n_out = _n_out_channels(original, img, dev)
