@@ -389,12 +389,15 @@ def test_gpu_section_without_and_with_a_run(gen):
     assert "10.00 s (1.7 Mpix/s, peak 3000 MiB); error 2.5e-04" in text  # full disk, float32
     assert "10.00 s (90.0 frames/s, peak 3000 MiB); error 2.5e-04" in text  # the cube, bfloat16
     assert "     - 900 patches/s\n     - 2000 patches/s" in text
+    # bfloat16 against float32: times for inference (10 s each: 1.00x), rates for training (2000 / 900.4)
+    assert "Enhance's full disk 1.00x; the U-Net's cube 1.00x; Enhance, batch 32 of 50 x 50 training 2.22x" in text
     run = _gpu_run()
     run["fulldisk"]["bfloat16"]["error"] = 8e-3
     run["cube"] |= {"weights": "random (the Denoiser's U-Net)", "data": "synthetic"}
     run["tests"]["returncode"] = 1
     text = gen.gpu_section([run])
     assert "error 8.0e-03 (above the guard)" in text and text.count("above the guard") == 1
+    assert "Enhance's full disk 1.00x (outside the guard)" in text
     assert "U-Net: random (the Denoiser's U-Net) on synthetic" in text and "(they FAILED)" in text
 
 

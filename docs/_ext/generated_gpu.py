@@ -31,6 +31,23 @@ def _time_row(label: str, part: dict, rate: str, unit: str, digits: str) -> list
     return [f"   * - {label}", *(f"     - {c}" for c in cells)]
 
 
+def _bf16_sentence(r: dict) -> str:
+    """bfloat16's speed as a multiple of float32's, per case: where it pays on this device, and at what accuracy."""
+    cases = [("Enhance's full disk", r["fulldisk"], "time_s", True), ("the U-Net's cube", r["cube"], "time_s", True)]
+    cases += [(f"{c['label']} training", c, "patches_s", False) for c in r["training"].values()]
+    parts = []
+    for label, part, key, is_time in cases:
+        fp32, bf16 = part["float32"][key], part["bfloat16"][key]
+        ratio = fp32 / bf16 if is_time else bf16 / fp32  # times for inference, rates for training
+        guard = " (outside the guard)" if part["bfloat16"].get("error", 0.0) > GUARD else ""
+        parts.append(f"{label} {ratio:.2f}x{guard}")
+    return (
+        "bfloat16's speed as a multiple of float32's on this device (above 1: faster): "
+        + "; ".join(parts)
+        + ". Where it is below 1 or outside the guard, float32 (the default) is the choice here."
+    )
+
+
 def gpu_section(results: list[dict]) -> str:
     """
     The GPU runs as reStructuredText: per device, what was measured and one table, or `NO_GPU` when there is none.
@@ -84,5 +101,6 @@ def gpu_section(results: list[dict]) -> str:
                 "the output range (the accuracy guard is 1e-3)."
             ),
         ]
+        lines += ["", _bf16_sentence(r)]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
