@@ -90,6 +90,16 @@ def test_prediction_scales_the_head_by_the_bin_of_each_pixel(drifting, monkeypat
     np.testing.assert_allclose(v[..., 32:], 4.0 * head[..., 32:] + 0.1, rtol=1e-4)
 
 
+def test_bins_without_the_propagated_variance_are_refused_not_ignored(drifting):  # noqa: F811
+    # bins alone would leave the head unscaled (factor 1) where it was calibrated beside the propagated noise
+    cube, _, den = drifting
+    frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
+    bins = {"edges": [0.01], "factors": [0.5, 2.0]}
+    args = (frames, context, den.noise["V"], bins, "cpu", None, 1, den.model, None, 0, "float32", False, 1.0, None)
+    with pytest.raises(ValueError, match="need the neighbours and their correlation"):
+        den._denoise_frames(*args)
+
+
 def test_fit_measures_the_bins_and_they_travel_with_the_weights(drifting, tmp_path):  # noqa: F811
     _, _, den = drifting
     assert set(den.calibration_bins) == {"Q", "U", "V"}

@@ -188,6 +188,8 @@ class _FramesMixin:
             inp = np.where(np.isfinite(groups), groups, fill[None]).reshape(inp.shape)
         mean, log_var = self._run(inp, dev, tile_size, n_out, model, precision, compile)
         bins = scale if isinstance(scale, dict) else None  # temporal mode: factors by bins of the propagated variance
+        if bins and (context is None or correlation is None):  # the bins scale the head only beside prop
+            raise ValueError("factors by bins of the propagated variance need the neighbours and their correlation")
         var = np.exp(log_var) * (1.0 if bins else scale**2) * np.ones_like(mean)
         if context is not None and correlation is not None:
             # measured at the training noise; the neighbours have scan t's noise (frame_var in those units)
