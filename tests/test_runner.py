@@ -204,3 +204,20 @@ def test_a_network_already_on_the_device_runs_itself_not_a_copy():
     from sunpy_nn.nn.prepared import _on_device
 
     assert _on_device(NET, torch.device("cpu")) is NET
+
+
+def test_a_network_elsewhere_runs_through_one_cached_copy_and_stays_put():
+    """The copy branch, on the meta device (no GPU needed): the caller's network stays on the CPU, the copy is made
+    once per device and weights (not once per frame), and rebuilt after an in-place update of the weights."""
+    from sunpy_nn.nn.runner import _eager_on
+
+    net = random_enhance_net(depth=1, n_filters=8)
+    meta = torch.device("meta")
+    first = _eager_on(net, meta)
+    assert first is not net and next(first.parameters()).device.type == "meta"
+    assert next(net.parameters()).device.type == "cpu"
+    assert _eager_on(net, meta) is first
+    with torch.no_grad():
+        next(net.parameters()).add_(1.0)
+    assert _eager_on(net, meta) is not first
+    assert _eager_on(net, torch.device("cpu")) is net

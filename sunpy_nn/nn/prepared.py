@@ -36,12 +36,15 @@ def _on_device(model: nn.Module, dev: torch.device) -> nn.Module:
     ``model`` itself where all its tensors are on ``dev``, else a copy there: a caller's network is never moved
     (a CPU network moved to the GPU in place fails at the caller's next CPU call).
     """
+    return model if _is_on(model, dev) else copy.deepcopy(model).to(dev)
+
+
+def _is_on(model: nn.Module, dev: torch.device) -> bool:
+    """Whether all of ``model``'s tensors are on ``dev`` (``"cuda"``: the current CUDA device)."""
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
     tensors = (*model.parameters(), *model.buffers())
-    if all(t.device.type == dev.type and (dev.index is None or t.device.index == dev.index) for t in tensors):
-        return model
-    return copy.deepcopy(model).to(dev)
+    return all(t.device.type == dev.type and (dev.index is None or t.device.index == dev.index) for t in tensors)
 
 
 #: How far compiled bfloat16 may be from eager bfloat16 (of the range): rounding differs, a miscompilation is caught.

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn.device import PRECISIONS, apply_thread_policy, resolve_device
 from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.optimize import prepare_model
-from sunpy_nn.nn.prepared import _draws_at_random, _on_device
+from sunpy_nn.nn.prepared import _draws_at_random, _is_on, _on_device
 
 __all__ = [
     "default_batch_size",
@@ -274,7 +274,8 @@ def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device) -> int
     # A tiny probe forward pass; networks here map (N, C, h, w) to (N, C_out, s*h, s*w) for any h, w >= 8.
     with torch.inference_mode():
         probe = torch.from_numpy(np.ascontiguousarray(img[:, :8, :8])).to(dev)[None]
-        return int(_on_device(model.eval(), dev)(probe).shape[1])
+        # the network that runs, already on the device; a prepared one's module uncompiled (no compile per probe)
+        return int(getattr(model, "module", model)(probe).shape[1])
 
 
 # run_tiled's own context (a name the tests and benchmarks can replace).
@@ -286,18 +287,33 @@ _reuse_freed_memory = keep_freed_memory
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _prepared(model: nn.Module, dev: torch.device, precision: str, compile: bool, example: torch.Tensor) -> nn.Module:
+def _cached(model: nn.Module, key: tuple, build) -> nn.Module:
     # Parameter versions change with every in-place update (training), which invalidates the copy. Monte-Carlo
-    # dropout (UNet.mc_dropout), which the optimised U-Net does not implement, gets a copy of its own: prediction
-    # switches it on and off around every frame, which must not rebuild (or recompile) either copy.
+    # dropout (UNet.mc_dropout), which the optimised U-Net does not implement, gets a copy of its own (the key's
+    # last item): prediction switches it on and off around every frame, which must not rebuild either copy.
     versions = tuple(t._version for t in (*model.parameters(), *model.buffers()))
-    key = (str(dev), precision, compile, _draws_at_random(model))
     cache = _PREPARED.setdefault(model, {})
     entry = cache.get(key)
     if entry is None or entry[0] != versions:
-        entry = (versions, prepare_model(model, device=dev, precision=precision, compile=compile, example=example))
+        entry = (versions, build())
         cache[key] = entry
     return entry[1]
+
+
+def _prepared(model: nn.Module, dev: torch.device, precision: str, compile: bool, example: torch.Tensor) -> nn.Module:
+    return _cached(
+        model,
+        (str(dev), precision, compile, _draws_at_random(model)),
+        lambda: prepare_model(model, device=dev, precision=precision, compile=compile, example=example),
+    )
+
+
+def _eager_on(model: nn.Module, dev: torch.device) -> nn.Module:
+    """The caller's network itself on ``dev``, else its copy there, cached like the optimised copies: the network is
+    never moved, and a copy per frame (a fitted Denoiser's network is kept on the CPU) would cost a deep copy each."""
+    if _is_on(model, dev):
+        return model
+    return _cached(model, (str(dev), None, False, _draws_at_random(model)), lambda: _on_device(model, dev))
 
 
 def _batches(items: list, n: int) -> Iterator[list]:
@@ -435,10 +451,10 @@ def run_tiled(
         example = torch.from_numpy(np.ascontiguousarray(img[:, r[0] : r[0] + wy, c[0] : c[0] + wx]))[None]
         model = _prepared(original, dev, precision or "float32", compile, example)
     else:
-        model = _on_device(original, dev)  # a copy where it is elsewhere: the caller's network is never moved
+        model = _eager_on(original, dev)
     result = out
     if result is None and valid is not None and len(tiles) < len(rows) * len(cols):
-        n_out = _n_out_channels(original, img, dev)
+        n_out = _n_out_channels(model, img, dev)
         result = np.full((n_out, scale * ny, scale * nx), np.nan, dtype=np.float32)
     elif result is not None and valid is not None:
         result[...] = np.nan
@@ -458,7 +474,7 @@ def run_tiled(
             bar.update(len(batch))
     bar.close()
     if result is None:  # no tile had a valid pixel
-        result = np.full((_n_out_channels(original, img, dev), scale * ny, scale * nx), np.nan, dtype=np.float32)
+        result = np.full((_n_out_channels(model, img, dev), scale * ny, scale * nx), np.nan, dtype=np.float32)
     if squeeze and result.shape[0] == 1:
         return result[0]
     return result
