@@ -30,13 +30,22 @@ def policy(monkeypatch):
     device._STATE.__dict__.update(dataclasses.asdict(state))
 
 
-@pytest.fixture(autouse=True)
-def _cpu_unless_marked_cuda(request, monkeypatch):
-    """
-    Only the tests marked ``cuda`` see a GPU. The others assert CPU behaviour (results to a few ulps, bit-identical
-    files, glibc's heap, the CPU thread policy), and ``device=None`` would pick the GPU: on an NVIDIA H200 that made
-    43 of them fail without any bug (TF32 rounding, non-deterministic kernels). Subprocesses inherit the hiding.
-    """
-    if request.node.get_closest_marker("cuda") is None:
-        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+# Only the tests marked ``cuda`` see a GPU. The others assert CPU behaviour (results to a few ulps, bit-identical
+# files, glibc's heap, the CPU thread policy), and ``device=None`` would pick the GPU: on an NVIDIA H200 that made 43
+# of them fail without any bug (TF32 rounding, non-deterministic kernels). Decided per test before its fixtures are
+# set up, so that module-scoped ones (a fitted denoiser, a dask cluster's worker processes) run on the CPU too.
+_REAL_CUDA_AVAILABLE = torch.cuda.is_available
+_GPU_ALLOWED = [True]  # collection sees the real answer (the cuda tests' skipif)
+_USER_VISIBLE = os.environ.get("CUDA_VISIBLE_DEVICES")  # the caller's own choice, put back for the cuda tests
+torch.cuda.is_available = lambda: _GPU_ALLOWED[0] and _REAL_CUDA_AVAILABLE()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _GPU_ALLOWED[0] = item.get_closest_marker("cuda") is not None
+    if not _GPU_ALLOWED[0]:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # subprocesses and worker processes started now inherit it
+    elif _USER_VISIBLE is None:
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = _USER_VISIBLE
