@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import sys
 import time
@@ -54,48 +55,38 @@ def _variants(net: torch.nn.Module) -> dict:
     }
 
 
+def _time_variant(mod, x, ref, dev, repeats: int, cl: bool, autocast: bool, dtype) -> dict:
+    """One variant's median forward time, throughput and error against the eager float32 network."""
+    if cl:
+        mod, x = mod.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    amp = torch.autocast(dev.type, dtype=dtype) if autocast and dtype != torch.float32 else contextlib.nullcontext()
+
+    def run():
+        with torch.inference_mode(), amp:
+            return mod(x)
+
+    t, out = _median(run, dev, repeats, warmup=2)
+    mpix = x.shape[0] * x.shape[-1] * x.shape[-2] / 1e6
+    return {"ms": 1e3 * t, "mpix_s": mpix / t, "error": relative_error(out.float()[:, :1], ref)}
+
+
 def time_forward(net, x: torch.Tensor, dev: torch.device, repeats: int) -> list[dict]:
     rows = []
     with torch.inference_mode():
         ref = net.to(dev)(x).float()[:, :1]  # the image (the random log-variance head spans a tiny range)
-    for name, (factory, autocast) in _variants(net).items():
-        for precision, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
-            for cl in (False, True):
-                for bench in (False, True):
-                    torch.backends.cudnn.benchmark = bench
-                    try:
-                        mod = factory(dtype, cl).to(dev).eval()
-                        if cl:
-                            mod = mod.to(memory_format=torch.channels_last)
-                        xi = x.to(memory_format=torch.channels_last) if cl else x
-                        amp = (
-                            torch.autocast(dev.type, dtype=dtype)
-                            if autocast and dtype != torch.float32
-                            else contextlib.nullcontext()
-                        )
-
-                        def run(mod=mod, xi=xi, amp=amp):
-                            with torch.inference_mode(), amp:
-                                return mod(xi)
-
-                        t, out = _median(run, dev, repeats, warmup=2)
-                        err = relative_error(out.float()[:, :1], ref)
-                        row = {"net": name, "precision": precision, "channels_last": cl, "cudnn_benchmark": bench}
-                        row |= {"ms": 1e3 * t, "mpix_s": x.shape[0] * x.shape[-1] * x.shape[-2] / t / 1e6}
-                        row["error"] = err
-                    except Exception as err:  # a variant that fails is a finding, not the end of the run
-                        row = {"net": name, "precision": precision, "channels_last": cl, "cudnn_benchmark": bench}
-                        row["failed"] = f"{type(err).__name__}: {err}"[:300]
-                    rows.append(row)
-                    print(
-                        f"  {name:15s} {precision:8s} cl={cl!s:5s} bench={bench!s:5s} "
-                        + (
-                            f"{row['ms']:8.2f} ms {row['mpix_s']:8.1f} Mpix/s err {row['error']:.1e}"
-                            if "ms" in row
-                            else row["failed"]
-                        ),
-                        flush=True,
-                    )
+    combos = itertools.product(
+        _variants(net).items(), (("float32", torch.float32), ("bfloat16", torch.bfloat16)), (False, True), (False, True)
+    )
+    for (name, (factory, autocast)), (precision, dtype), cl, bench in combos:
+        torch.backends.cudnn.benchmark = bench
+        row = {"net": name, "precision": precision, "channels_last": cl, "cudnn_benchmark": bench}
+        try:
+            row |= _time_variant(factory(dtype, cl).to(dev).eval(), x, ref, dev, repeats, cl, autocast, dtype)
+            print(f"  {name:15s} {precision:8s} cl={cl!s:5s} bench={bench!s:5s} {row['ms']:8.2f} ms", flush=True)
+        except Exception as err:  # a variant that fails is a finding, not the end of the run
+            row["failed"] = f"{type(err).__name__}: {err}"[:300]
+            print(f"  {name:15s} {precision:8s} cl={cl!s:5s} bench={bench!s:5s} {row['failed']}", flush=True)
+        rows.append(row)
     torch.backends.cudnn.benchmark = False
     return rows
 
