@@ -216,10 +216,10 @@ def _denoise(args: argparse.Namespace) -> int:
     # pixel-shuffling denoiser (--denoiser) needs whole frames in memory.
     cube = _read_cube(args, lazy=False if denoiser.shuffle > 1 else "dask")
     if not args.denoiser:
-        if args.temporal == "auto":
+        if args.temporal in (None, "auto"):  # the default, as denoise_cube's
             denoiser.temporal = auto_temporal(cube)
         else:
-            denoiser.temporal = 0 if args.temporal is None else int(args.temporal)
+            denoiser.temporal = int(args.temporal)
     try:  # the result keeps this cube's WCS: a cube write_crisp cannot write fails now, not after fit
         _check_writable(cube)
     except ValueError as exc:
@@ -381,9 +381,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--temporal",
         type=_temporal_arg,
         help="temporal mode: the 2K neighbouring scans, aligned onto each scan, predict it, for series whose field "
-        "changes little between scans; 'auto': 2 with 5 or more scans, 1 with 3-4. The cube is read lazily, as in "
-        "single-scan mode. "
-        "Default 0: single-scan mode, frame by frame",
+        "changes little between scans; 0: single-scan mode, frame by frame. The cube is read lazily in both modes. "
+        "Default 'auto': 2 with 5 or more scans, 1 with 3-4, 0 with fewer (as denoise_cube)",
     )
     d.add_argument(
         "--no-spectral-pca",

@@ -180,12 +180,12 @@ def _write_cube(path: Path, cube, data, uncertainty=None) -> None:
 
 def _denoise_part(settings: dict, seed: int, device, progress: bool, out: Path) -> tuple[dict, dict]:
     from sunpy_nn.data.synthetic import synthetic_crisp_cube
-    from sunpy_nn.denoise import Denoiser, estimate_noise
+    from sunpy_nn.denoise import Denoiser, auto_temporal, estimate_noise
 
     cube, truth = synthetic_crisp_cube(**settings["cube"], seed=seed)
     noise = cube.meta["noise"]
     t0 = time.perf_counter()
-    temporal = 0  # as denoise_cube does by default: single-scan mode
+    temporal = auto_temporal(cube)  # as denoise_cube does by default
     den = Denoiser(mode="image", temporal=temporal).fit(
         cube, **settings["fit"], seed=seed, device=device, progress=progress
     )
