@@ -13,7 +13,8 @@ It prints, in this order, and writes the same figures as JSON to ``benchmarks/re
 
 0. the device: its name, memory, compute capability, the torch / CUDA / cuDNN versions, native bfloat16, and
    whether float32 convolutions and matrix products may use TF32 (torch's defaults: convolutions yes, matrix
-   products no); TF32 rounds the inputs to 10 mantissa bits, which the accuracy rows below measure;
+   products no; TF32 rounds the inputs to 10 mantissa bits), which training follows, and whether the package's
+   float32 inference may (no: it switches TF32 off, checked here on a probe network; the accuracy rows measure it);
 1. the CUDA tests (``pytest -m cuda``): how many passed, failed and were skipped;
 2. Enhance (shipped ``enhance_intensity`` weights) on a 4096 x 4096 full disk through ``run_tiled``, float32 and
    bfloat16: time, Mpix/s, peak GPU memory (``torch.cuda.max_memory_allocated``), and the error of each against
@@ -70,6 +71,21 @@ SIZES = {
 PRECISIONS = ("float32", "bfloat16")
 
 
+def _inference_tf32(dev: torch.device) -> bool:
+    """Whether ``run_tiled``'s float32 forward pass ran with TF32 allowed (a probe records the switches)."""
+    from sunpy_nn.nn import run_tiled
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
+            return x
+
+    run_tiled(Probe(), np.zeros((8, 8), np.float32), halo=0, device=dev, progress=False)
+    return any(seen)
+
+
 def device_info(dev: torch.device) -> dict:
     """What decides the figures: the device, the software, bfloat16 and TF32."""
     info = {
@@ -80,6 +96,7 @@ def device_info(dev: torch.device) -> dict:
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
     }
     if dev.type == "cuda":
+        info["inference_tf32"] = _inference_tf32(dev)
         props = torch.cuda.get_device_properties(dev)
         info |= {
             "name": props.name,

@@ -278,16 +278,18 @@ def test_temporal_mode(strong_cube):
         Denoiser(temporal=3).fit(cube, progress=False)
 
 
-def test_denoise_cube_is_single_scan_unless_asked(strong_cube, monkeypatch):
+def test_denoise_cube_is_temporal_by_default_where_the_scans_allow(strong_cube, monkeypatch):
     from sunpy_nn import denoise_cube
 
     short_denoise_cube_training(monkeypatch)
     cube, _ = strong_cube
     small = NDCube(np.asarray(cube.data)[:, :, :1, :32, :32], wcs=cube.wcs[:, :, :1, :32, :32])
     out = denoise_cube(small, epochs=1, patch_size=16, seed=0, progress=False)
-    assert out.meta["sunpy_nn"]["temporal"] == 0
-    out = denoise_cube(small, temporal="auto", epochs=1, patch_size=16, seed=0, progress=False)
-    assert out.meta["sunpy_nn"]["temporal"] == 2  # six scans
+    assert out.meta["sunpy_nn"]["temporal"] == 2  # six scans: the default is auto_temporal's
+    out = denoise_cube(small, temporal=0, epochs=1, patch_size=16, seed=0, progress=False)
+    assert out.meta["sunpy_nn"]["temporal"] == 0  # single-scan mode when asked
+    one_scan = NDCube(np.asarray(cube.data)[:1, :, :1, :32, :32], wcs=cube.wcs[:1, :, :1, :32, :32])
+    assert denoise_cube(one_scan, epochs=1, patch_size=16, seed=0, progress=False).meta["sunpy_nn"]["temporal"] == 0
 
 
 def test_auto_temporal_follows_the_series():

@@ -387,6 +387,11 @@ def test_gpu_section_without_and_with_a_run(gen):
     text = gen.gpu_section([_gpu_run()])
     assert ".. list-table:: GPU: NVIDIA H200" in text and "may use TF32" in text and "2 passed" in text
     assert "10.00 s (1.7 Mpix/s, peak 3000 MiB); error 2.5e-04" in text  # full disk, float32
+    run = _gpu_run()
+    run["device"]["inference_tf32"] = False  # a run that recorded the package's own switch
+    assert "in full float32 at inference (sunpy_nn switches TF32 off), in training may use TF32" in gen.gpu_section(
+        [run]
+    )
     assert "10.00 s (90.0 frames/s, peak 3000 MiB); error 2.5e-04" in text  # the cube, bfloat16
     assert "     - 900 patches/s\n     - 2000 patches/s" in text
     # bfloat16 against float32: times for inference (10 s each: 1.00x), rates for training (2000 / 900.4)

@@ -56,7 +56,8 @@ def gpu_section(results: list[dict]) -> str:
     ----------
     results : list of dict
         The JSON of ``benchmarks/gpu.py --docs``: ``device`` (``name``, ``memory_gib``, ``capability``, ``torch``,
-        ``cuda``, ``cudnn``, ``tf32_convolutions``), ``tests`` (``summary``), ``fulldisk`` and ``cube`` (per
+        ``cuda``, ``cudnn``, ``tf32_convolutions``: torch's setting, which training follows; ``inference_tf32``:
+        whether the package's float32 inference may use TF32), ``tests`` (``summary``), ``fulldisk`` and ``cube`` (per
         precision ``time_s``, ``mpix_s`` or ``frames_s``, ``peak_mib``, ``error``; and the sizes), ``training``
         (per case a ``label`` and per precision ``patches_s``), ``sunpy_nn_version`` and ``date``.
 
@@ -72,6 +73,8 @@ def gpu_section(results: list[dict]) -> str:
     for r in sorted(results, key=lambda r: (r["device"]["name"], r["date"])):
         d, fd, cube = r["device"], r["fulldisk"], r["cube"]
         tf32 = "may use TF32" if d.get("tf32_convolutions") else "in full float32 (TF32 off)"
+        if d.get("inference_tf32") is False:  # from the run that measured sunpy_nn's own switch (issue 16)
+            tf32 = f"in full float32 at inference (sunpy_nn switches TF32 off), in training {tf32.replace('in ', '')}"
         n_w, n_s, n_t, edge = cube["shape"]
         lines = [
             (

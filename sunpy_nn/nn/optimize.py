@@ -17,7 +17,14 @@ from torch.nn import functional as F
 
 from sunpy_nn.nn.device import PRECISIONS, bf16_is_native, configure_threads, resolve_device
 from sunpy_nn.nn.enhance_net import EnhanceNet
-from sunpy_nn.nn.prepared import ACCURACY_BOUND, PreparedModel, _draws_at_random, _on_device, relative_error
+from sunpy_nn.nn.prepared import (
+    ACCURACY_BOUND,
+    PreparedModel,
+    _draws_at_random,
+    _exact_float32,
+    _on_device,
+    relative_error,
+)
 from sunpy_nn.nn.unet import UNet, _check_sides, _mean_of_groups, log_variance
 
 __all__ = [
@@ -469,7 +476,7 @@ def prepare_model(
         chosen = "float32"
         if bf16_is_native(dev):
             candidate = _build(model, torch.bfloat16, channels_last).to(dev)
-            with torch.inference_mode():
+            with torch.inference_mode(), _exact_float32(dev):  # the reference is float32, not TF32
                 x = _probe(model, example).to(dev)
                 ref = _on_device(model, dev)(x)  # the caller's network stays where it is
                 max_error = relative_error(candidate(x), ref)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn.device import PRECISIONS, apply_thread_policy, resolve_device
 from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.optimize import prepare_model
-from sunpy_nn.nn.prepared import _draws_at_random, _is_on, _on_device
+from sunpy_nn.nn.prepared import _draws_at_random, _exact_float32, _is_on, _on_device
 
 __all__ = [
     "default_batch_size",
@@ -460,7 +460,7 @@ def run_tiled(
         result[...] = np.nan
     bar = tqdm(total=len(tiles), desc=desc, unit="tile", disable=not progress or len(tiles) == 1, leave=False)
     keep = _reuse_freed_memory() if optimised and dev.type == "cpu" else contextlib.nullcontext()
-    with torch.inference_mode(), keep:
+    with torch.inference_mode(), keep, _exact_float32(dev):  # float32 on a GPU too (no TF32), as on a CPU
         for batch in _batches(tiles, batch_size):
             stack = np.stack([img[:, r[0] : r[0] + wy, c[0] : c[0] + wx] for r, c in batch])
             pred = model(torch.from_numpy(stack).to(dev)).float().cpu().numpy()
