@@ -38,6 +38,10 @@ _REAL_CUDA_AVAILABLE = torch.cuda.is_available
 _GPU_ALLOWED = [True]  # collection sees the real answer (the cuda tests' skipif)
 _USER_VISIBLE = os.environ.get("CUDA_VISIBLE_DEVICES")  # the caller's own choice, put back for the cuda tests
 torch.cuda.is_available = lambda: _GPU_ALLOWED[0] and _REAL_CUDA_AVAILABLE()
+if _REAL_CUDA_AVAILABLE():
+    # CUDA reads CUDA_VISIBLE_DEVICES once, when it starts: started lazily after a CPU test hid the GPU, it saw no
+    # device, and a later cuda test in the same process failed ("Invalid device id"). Started now, it keeps the GPU.
+    torch.cuda.init()
 
 
 @pytest.hookimpl(tryfirst=True)

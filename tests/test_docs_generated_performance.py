@@ -494,3 +494,23 @@ def test_gpu_check_records_a_failed_part_and_runs_the_others(tmp_path, monkeypat
     written = json.loads(out.read_text())
     assert written["fulldisk"] == written["training"] == {"measured": True} and "cube" not in written
     assert "CUDA out of memory" in written["failed"]["cube"] and result["failed"].keys() == {"cube"}
+
+
+def test_the_words_after_the_gpu_table_fit_the_committed_run():
+    """docs/guide/performance.rst, after the GPU table: what it says of each case, checked against the JSON."""
+    runs = [json.loads(p.read_text()) for p in sorted((DOCS / "_static" / "performance").glob("gpu_*.json"))]
+    assert runs, "no GPU run committed: the guide's paragraph after the GPU table speaks of one"
+    for run in runs:
+        fd, cube, training = run["fulldisk"], run["cube"], run["training"]
+        # "sunpy_nn switches it off for its float32 inference, which is then float32 as on a CPU"
+        assert run["device"]["inference_tf32"] is False
+        assert fd["float32"]["error"] < 1e-5 and cube["float32"]["error"] < 1e-5
+        # "bfloat16 ran the U-Net's cube faster than float32 and within the accuracy guard"
+        assert cube["bfloat16"]["time_s"] < cube["float32"]["time_s"] and cube["bfloat16"]["error"] <= 1e-3
+        # "and both training steps slower"
+        assert all(case["bfloat16"]["patches_s"] < case["float32"]["patches_s"] for case in training.values())
+        # "its largest gain, Enhance's full disk, is outside the guard"
+        assert fd["bfloat16"]["error"] > 1e-3
+        gains = {"fulldisk": fd["float32"]["time_s"] / fd["bfloat16"]["time_s"]}
+        gains["cube"] = cube["float32"]["time_s"] / cube["bfloat16"]["time_s"]
+        assert max(gains, key=gains.get) == "fulldisk"
