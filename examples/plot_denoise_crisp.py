@@ -18,6 +18,7 @@ from scipy.special import erf
 
 from sunpy_nn import Denoiser, denoise_cube
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
+from sunpy_nn.denoise import auto_temporal
 
 ###############################################################################
 # The cube
@@ -33,10 +34,12 @@ print(cube)
 # Train on the cube and denoise it
 # --------------------------------
 # ``denoise_cube(cube)`` trains with the paper's settings (10 epochs of 1,000 patches of 52 pixels; a few minutes
-# on a CPU). To keep this page fast we train a `~sunpy_nn.Denoiser` briefly, on fewer and smaller patches, and
-# pass it in. Stokes Q, U and V are denoised; Stokes I passes through unchanged unless ``stokes=`` lists it.
+# on a CPU), in temporal mode where the series allows it (`~sunpy_nn.denoise.auto_temporal`: with these four scans,
+# each scan is predicted from its two neighbours). To keep this page fast we train a `~sunpy_nn.Denoiser` the
+# same way but briefly, on fewer and smaller patches, and pass it in. Stokes Q, U and V are denoised; Stokes I
+# passes through unchanged unless ``stokes=`` lists it.
 
-denoiser = Denoiser(mode="image").fit(
+denoiser = Denoiser(mode="image", temporal=auto_temporal(cube)).fit(
     cube, epochs=4, patches_per_epoch=400, patch_size=32, lr=1e-3, seed=0, progress=False
 )
 clean = denoise_cube(cube, denoiser=denoiser, uncertainty="aleatoric", progress=False)
@@ -105,15 +108,17 @@ axes[0, 0].legend(fontsize=8)
 # does not include the error of the network itself (add it with ``uncertainty="total"``, Monte-Carlo dropout)
 # nor systematic errors such as weak, fine structure that the network smoothed away everywhere.
 #
-# After training, `~sunpy_nn.Denoiser.fit` scales it by one factor per Stokes parameter and tuning, measured on
-# Noise2Noise pairs without clean data (``denoiser.calibration_tunings``), so that its mean variance matches the
-# error at each tuning.
+# After training, `~sunpy_nn.Denoiser.fit` calibrates it on Noise2Noise pairs, without clean data. In temporal
+# mode, as here, the network's own part is scaled in six bins of the noise it passes on from the neighbours
+# (``denoiser.calibration_bins``), so that the variance matches the error left over by that noise in each bin (a
+# single-scan denoiser, ``temporal=0``, has one factor per Stokes parameter and tuning instead,
+# ``denoiser.calibration_tunings``).
 # The errors are heavier-tailed than a normal distribution, so the fractions printed below can still differ from
 # 68 % and 95 %; check the calibration on synthetic data that resemble yours before you rely on it.
 
 z = ((den[:, 1:] - truth[:, 1:]) / sigma[:, 1:]).ravel()
-for stokes, factors in denoiser.calibration_tunings.items():
-    print(f"Stokes {stokes} calibration factor per tuning: {np.round(factors, 2).tolist()}")
+for stokes, bins in denoiser.calibration_bins.items():
+    print(f"Stokes {stokes} calibration factor per bin: {np.round(bins['factors'], 2).tolist()}")
 print(f"fraction of errors within 1 sigma: {np.mean(np.abs(z) < 1):.2f} (0.68 if calibrated and Gaussian)")
 print(f"fraction of errors within 2 sigma: {np.mean(np.abs(z) < 2):.2f} (0.95 if calibrated and Gaussian)")
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")

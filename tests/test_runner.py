@@ -247,3 +247,14 @@ def test_exact_float32_switches_tf32_off_on_cuda_only_and_restores_it():
         assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, True)
     finally:
         cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def test_cuda_and_cuda_0_share_one_cached_copy(monkeypatch):
+    """The cache key names the device with its index: ``"cuda"`` (the current device) and ``"cuda:0"`` built two
+    optimised copies before. Without a GPU: the current device is faked."""
+    from sunpy_nn.nn.prepared import _indexed
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert _indexed(torch.device("cuda")) == _indexed(torch.device("cuda:0")) == torch.device("cuda", 0)
+    assert _indexed(torch.device("cuda:1")) == torch.device("cuda", 1)
+    assert _indexed(torch.device("cpu")) == torch.device("cpu")

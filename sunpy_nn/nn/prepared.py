@@ -41,10 +41,16 @@ def _on_device(model: nn.Module, dev: torch.device) -> nn.Module:
     return model if _is_on(model, dev) else copy.deepcopy(model).to(dev)
 
 
+def _indexed(dev: torch.device) -> torch.device:
+    """``dev`` with its index: ``"cuda"`` is the current CUDA device (so that it and ``"cuda:0"`` are one device)."""
+    if dev.type == "cuda" and dev.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
 def _is_on(model: nn.Module, dev: torch.device) -> bool:
     """Whether all of ``model``'s tensors are on ``dev`` (``"cuda"``: the current CUDA device)."""
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
+    dev = _indexed(dev)
     tensors = (*model.parameters(), *model.buffers())
     return all(t.device.type == dev.type and (dev.index is None or t.device.index == dev.index) for t in tensors)
 

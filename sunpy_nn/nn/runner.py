@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from sunpy_nn.nn.device import PRECISIONS, apply_thread_policy, resolve_device
 from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.optimize import prepare_model
-from sunpy_nn.nn.prepared import _draws_at_random, _exact_float32, _is_on, _on_device
+from sunpy_nn.nn.prepared import _draws_at_random, _exact_float32, _indexed, _is_on, _on_device
 
 __all__ = [
     "default_batch_size",
@@ -303,7 +303,7 @@ def _cached(model: nn.Module, key: tuple, build) -> nn.Module:
 def _prepared(model: nn.Module, dev: torch.device, precision: str, compile: bool, example: torch.Tensor) -> nn.Module:
     return _cached(
         model,
-        (str(dev), precision, compile, _draws_at_random(model)),
+        (str(_indexed(dev)), precision, compile, _draws_at_random(model)),  # "cuda" and "cuda:0": one copy
         lambda: prepare_model(model, device=dev, precision=precision, compile=compile, example=example),
     )
 
@@ -313,7 +313,7 @@ def _eager_on(model: nn.Module, dev: torch.device) -> nn.Module:
     never moved, and a copy per frame (a fitted Denoiser's network is kept on the CPU) would cost a deep copy each."""
     if _is_on(model, dev):
         return model
-    return _cached(model, (str(dev), None, False, _draws_at_random(model)), lambda: _on_device(model, dev))
+    return _cached(model, (str(_indexed(dev)), None, False, _draws_at_random(model)), lambda: _on_device(model, dev))
 
 
 def _batches(items: list, n: int) -> Iterator[list]:
