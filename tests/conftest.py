@@ -41,7 +41,12 @@ torch.cuda.is_available = lambda: _GPU_ALLOWED[0] and _REAL_CUDA_AVAILABLE()
 if _REAL_CUDA_AVAILABLE():
     # CUDA reads CUDA_VISIBLE_DEVICES once, when it starts: started lazily after a CPU test hid the GPU, it saw no
     # device, and a later cuda test in the same process failed ("Invalid device id"). Started now, it keeps the GPU.
-    torch.cuda.init()
+    try:
+        torch.cuda.init()
+    except RuntimeError as err:  # a broken driver fails the cuda tests, not the whole session
+        import warnings
+
+        warnings.warn(f"CUDA did not start ({err}); the cuda tests will fail", stacklevel=1)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -154,6 +154,7 @@ def test_the_written_history_says_each_thing_once(tmp_path, crisp_fits):
     assert sum("sunpy_nn software:" in line for line in history) == 1
     assert sum("sunpy_nn method: Noise2Noise" in line for line in history) == 1
     assert sum("sunpy_nn mode:" in line for line in history) == 1
+    assert "sunpy_nn temporal: 1" in history  # no --temporal: auto_temporal's choice for three scans, as the API's
     assert not any("Noise2Noise denoising (" in line for line in history)  # the CLI's own summary repeated it all
 
 

@@ -278,16 +278,25 @@ def test_temporal_mode(strong_cube):
         Denoiser(temporal=3).fit(cube, progress=False)
 
 
-def test_denoise_cube_is_temporal_by_default_where_the_scans_allow(strong_cube, monkeypatch):
+def test_denoise_cube_is_temporal_by_default_where_the_scans_allow(strong_cube, monkeypatch, caplog):
+    import logging
+
     from sunpy_nn import denoise_cube
 
     short_denoise_cube_training(monkeypatch)
     cube, _ = strong_cube
     small = NDCube(np.asarray(cube.data)[:, :, :1, :32, :32], wcs=cube.wcs[:, :, :1, :32, :32])
-    out = denoise_cube(small, epochs=1, patch_size=16, seed=0, progress=False)
+    with caplog.at_level(logging.INFO, logger="sunpy_nn.denoise._denoise_cube"):
+        out = denoise_cube(small, epochs=1, patch_size=16, seed=0, progress=False)
     assert out.meta["sunpy_nn"]["temporal"] == 2  # six scans: the default is auto_temporal's
-    out = denoise_cube(small, temporal=0, epochs=1, patch_size=16, seed=0, progress=False)
+    assert "temporal=0 is the fast choice" in caplog.text  # the user is told what it costs
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sunpy_nn.denoise._denoise_cube"):
+        out = denoise_cube(small, temporal=0, epochs=1, patch_size=16, seed=0, progress=False)
     assert out.meta["sunpy_nn"]["temporal"] == 0  # single-scan mode when asked
+    assert "fast choice" not in caplog.text
+    with pytest.raises(TypeError, match="NDCube"):  # before auto_temporal reads the axes of what is not a cube
+        denoise_cube(np.asarray(cube.data), epochs=1)
     one_scan = NDCube(np.asarray(cube.data)[:1, :, :1, :32, :32], wcs=cube.wcs[:1, :, :1, :32, :32])
     # one scan: neighbour sub-sampling, whose window is twice the patch
     assert denoise_cube(one_scan, epochs=1, patch_size=8, seed=0, progress=False).meta["sunpy_nn"]["temporal"] == 0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sunpy_nn.nn import default_tile_size, resolve_device, run_tiled, tile_windows
+from sunpy_nn.nn import default_tile_size, prepare_model, resolve_device, run_tiled, tile_windows
 
 from .helpers import assert_close_ulps, random_enhance_net
 
@@ -252,9 +252,83 @@ def test_exact_float32_switches_tf32_off_on_cuda_only_and_restores_it():
 def test_cuda_and_cuda_0_share_one_cached_copy(monkeypatch):
     """The cache key names the device with its index: ``"cuda"`` (the current device) and ``"cuda:0"`` built two
     optimised copies before. Without a GPU: the current device is faked."""
+    import sunpy_nn.nn.runner as runner
     from sunpy_nn.nn.prepared import _indexed
 
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert _indexed(torch.device("cuda")) == _indexed(torch.device("cuda:0")) == torch.device("cuda", 0)
     assert _indexed(torch.device("cuda:1")) == torch.device("cuda", 1)
     assert _indexed(torch.device("cpu")) == torch.device("cpu")
+    built = []
+    monkeypatch.setattr(runner, "_on_device", lambda model, dev: built.append(str(dev)) or torch.nn.Identity())
+    net = random_enhance_net(depth=1, n_filters=8)
+    first = runner._eager_on(net, torch.device("cuda"))
+    assert runner._eager_on(net, torch.device("cuda:0")) is first and built == ["cuda"]  # one copy, built once
+
+
+def test_every_forward_pass_goes_through_the_float32_switch(monkeypatch):
+    """run_tiled and a prepared network's forward pass run under _exact_float32 (a no-op on
+    the CPU; on a GPU it switches TF32 off): recorded here without a GPU."""
+    import contextlib
+
+    import sunpy_nn.nn.optimize as optimize
+    import sunpy_nn.nn.prepared as prepared
+    import sunpy_nn.nn.runner as runner
+
+    seen = []
+
+    @contextlib.contextmanager
+    def recorder(dev):
+        seen.append(dev.type)
+        yield
+
+    for module in (runner, prepared, optimize):
+        monkeypatch.setattr(module, "_exact_float32", recorder)
+    net = random_enhance_net(depth=1, n_filters=8)
+    run_tiled(net, np.ones((24, 24), np.float32), scale=2, halo=net.receptive_radius, progress=False)
+    assert seen == ["cpu"]
+    fast = prepare_model(net, device="cpu", precision="float32")
+    fast(torch.ones(1, 1, 24, 24))
+    assert seen == ["cpu", "cpu"]
+
+
+def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings():
+    import threading
+
+    from sunpy_nn.nn.prepared import _exact_float32
+
+    cudnn, matmul, cuda = torch.backends.cudnn, torch.backends.cuda.matmul, torch.device("cuda", 0)
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        # two threads of a dask scheduler: the first to leave must not switch TF32 back on under the other
+        cudnn.allow_tf32 = True
+        entered, leave = threading.Event(), threading.Event()
+
+        def other():
+            with _exact_float32(cuda):
+                entered.set()
+                leave.wait(10)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        entered.wait(10)
+        with _exact_float32(cuda):
+            leave.set()
+            thread.join(10)
+            assert not cudnn.allow_tf32  # the other thread left; this one is still inside
+        assert cudnn.allow_tf32
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
+    if not hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+        return  # torch before 2.9 has only the settings above
+    before = cudnn.conv.fp32_precision, matmul.fp32_precision
+    try:
+        # a caller who set the newer settings unevenly, after which torch refuses to read the older ones
+        cudnn.conv.fp32_precision, matmul.fp32_precision = "ieee", "tf32"
+        with pytest.raises(RuntimeError):
+            _ = cudnn.allow_tf32
+        with _exact_float32(cuda):
+            assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+        assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "tf32")
+    finally:
+        cudnn.conv.fp32_precision, matmul.fp32_precision = before

@@ -74,7 +74,7 @@ def gpu_section(results: list[dict]) -> str:
         d, fd, cube = r["device"], r["fulldisk"], r["cube"]
         tf32 = "may use TF32" if d.get("tf32_convolutions") else "in full float32 (TF32 off)"
         if d.get("inference_tf32") is False:  # from the run that measured sunpy_nn's own switch (issue 16)
-            tf32 = f"in full float32 at inference (sunpy_nn switches TF32 off), in training {tf32.replace('in ', '')}"
+            tf32 = f"in full float32 at inference (sunpy_nn switches TF32 off), in training {tf32.removeprefix('in ')}"
         n_w, n_s, n_t, edge = cube["shape"]
         lines = [
             (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -55,23 +56,54 @@ def _is_on(model: nn.Module, dev: torch.device) -> bool:
     return all(t.device.type == dev.type and (dev.index is None or t.device.index == dev.index) for t in tensors)
 
 
+# Process-wide TF32 switches, shared by the threads of a dask scheduler: off from the first entry to the last exit.
+_TF32_LOCK = threading.Lock()
+_TF32_STATE: dict = {"depth": 0, "saved": None}
+
+
+def _tf32_off() -> tuple:
+    """Switch TF32 off for float32 convolutions and matrix products; returns what `_tf32_restore` puts back."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    try:
+        saved = ("allow_tf32", cudnn.allow_tf32, matmul.allow_tf32)
+    except RuntimeError:  # the caller used torch's newer fp32_precision settings, which forbid reading the old ones
+        saved = ("fp32_precision", cudnn.conv.fp32_precision, matmul.fp32_precision)
+        cudnn.conv.fp32_precision = matmul.fp32_precision = "ieee"
+        return saved
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    return saved
+
+
+def _tf32_restore(saved: tuple) -> None:
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    api, conv, mm = saved
+    if api == "allow_tf32":
+        cudnn.allow_tf32, matmul.allow_tf32 = conv, mm
+    else:
+        cudnn.conv.fp32_precision, matmul.fp32_precision = conv, mm
+
+
 @contextlib.contextmanager
 def _exact_float32(dev: torch.device) -> Iterator[None]:
     """
     float32 convolutions and matrix products in float32 on a CUDA device, not TF32 (cuDNN's default rounds their
     inputs to 10 mantissa bits: 2e-3 of the range off on real HMI, above `ACCURACY_BOUND`); a no-op elsewhere.
-    The caller's settings come back afterwards.
+    The settings are process-wide: threads inside share one switch, and the caller's come back when the last leaves.
     """
     if dev.type != "cuda":
         yield
         return
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = cudnn.allow_tf32, matmul.allow_tf32
-    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    with _TF32_LOCK:
+        if _TF32_STATE["depth"] == 0:
+            _TF32_STATE["saved"] = _tf32_off()
+        _TF32_STATE["depth"] += 1
     try:
         yield
     finally:
-        cudnn.allow_tf32, matmul.allow_tf32 = saved
+        with _TF32_LOCK:
+            _TF32_STATE["depth"] -= 1
+            if _TF32_STATE["depth"] == 0:
+                _tf32_restore(_TF32_STATE["saved"])
 
 
 #: How far compiled bfloat16 may be from eager bfloat16 (of the range): rounding differs, a miscompilation is caught.
