@@ -224,29 +224,40 @@ def test_a_network_elsewhere_runs_through_one_cached_copy_and_stays_put():
     assert _eager_on(net, torch.device("cpu")) is net
 
 
-def test_exact_float32_switches_tf32_off_on_cuda_only_and_restores_it():
+@pytest.fixture
+def tf32_settings():
+    """torch's process-wide TF32 settings, put back after the test: old and new ones, as they were."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    newer = hasattr(getattr(cudnn, "conv", None), "fp32_precision")  # torch 2.9 and later
+    before = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision) if newer else None
+    legacy = cudnn.allow_tf32, torch.get_float32_matmul_precision()
+    yield newer
+    cudnn.allow_tf32 = legacy[0]
+    torch.set_float32_matmul_precision(legacy[1])
+    if newer:
+        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = before
+
+
+def test_exact_float32_switches_tf32_off_on_cuda_only_and_restores_it(tf32_settings):
     # The switches are plain settings, so this runs without a GPU; test_cuda checks a forward pass under them.
     from sunpy_nn.nn.prepared import _exact_float32
 
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    saved = cudnn.allow_tf32, matmul.allow_tf32
-    try:
-        cudnn.allow_tf32 = matmul.allow_tf32 = True
-        with _exact_float32(torch.device("cpu")):
-            assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, True)
-        inside = []
+    cudnn = torch.backends.cudnn
+    cudnn.allow_tf32 = True
+    torch.set_float32_matmul_precision("high")  # TF32 for matrix products
+    with _exact_float32(torch.device("cpu")):
+        assert (cudnn.allow_tf32, torch.get_float32_matmul_precision()) == (True, "high")
+    inside = []
 
-        def fails_inside():
-            with _exact_float32(torch.device("cuda", 0)):
-                inside.append((cudnn.allow_tf32, matmul.allow_tf32))
-                raise KeyError("a failure inside")
+    def fails_inside():
+        with _exact_float32(torch.device("cuda", 0)):
+            inside.append((cudnn.allow_tf32, torch.get_float32_matmul_precision()))
+            raise KeyError("a failure inside")
 
-        with pytest.raises(KeyError):
-            fails_inside()
-        assert inside == [(False, False)]
-        assert (cudnn.allow_tf32, matmul.allow_tf32) == (True, True)
-    finally:
-        cudnn.allow_tf32, matmul.allow_tf32 = saved
+    with pytest.raises(KeyError):
+        fails_inside()
+    assert inside == [(False, "highest")]
+    assert (cudnn.allow_tf32, torch.get_float32_matmul_precision()) == (True, "high")
 
 
 def test_cuda_and_cuda_0_share_one_cached_copy(monkeypatch):
@@ -292,43 +303,41 @@ def test_every_forward_pass_goes_through_the_float32_switch(monkeypatch):
     assert seen == ["cpu", "cpu"]
 
 
-def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings():
+def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings(tf32_settings):
     import threading
 
     from sunpy_nn.nn.prepared import _exact_float32
 
     cudnn, matmul, cuda = torch.backends.cudnn, torch.backends.cuda.matmul, torch.device("cuda", 0)
-    saved = cudnn.allow_tf32, matmul.allow_tf32
-    try:
-        # two threads of a dask scheduler: the first to leave must not switch TF32 back on under the other
-        cudnn.allow_tf32 = True
-        entered, leave = threading.Event(), threading.Event()
+    # two threads of a dask scheduler: the first to leave must not switch TF32 back on under the other
+    cudnn.allow_tf32 = True
+    entered, leave = threading.Event(), threading.Event()
 
-        def other():
-            with _exact_float32(cuda):
-                entered.set()
-                leave.wait(10)
-
-        thread = threading.Thread(target=other)
-        thread.start()
-        entered.wait(10)
+    def other():
         with _exact_float32(cuda):
-            leave.set()
-            thread.join(10)
-            assert not cudnn.allow_tf32  # the other thread left; this one is still inside
-        assert cudnn.allow_tf32
-    finally:
-        cudnn.allow_tf32, matmul.allow_tf32 = saved
-    if not hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
+            entered.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert entered.wait(10)
+    with _exact_float32(cuda):
+        leave.set()
+        thread.join(10)
+        assert not thread.is_alive()
+        assert not cudnn.allow_tf32  # the other thread left; this one is still inside
+    assert cudnn.allow_tf32
+    # a caller's "medium" matrix products (no yes/no flag holds it) come back as they were
+    torch.set_float32_matmul_precision("medium")
+    with _exact_float32(cuda):
+        assert torch.get_float32_matmul_precision() == "highest"
+    assert torch.get_float32_matmul_precision() == "medium"
+    if not tf32_settings:
         return  # torch before 2.9 has only the settings above
-    before = cudnn.conv.fp32_precision, matmul.fp32_precision
-    try:
-        # a caller who set the newer settings unevenly, after which torch refuses to read the older ones
-        cudnn.conv.fp32_precision, matmul.fp32_precision = "ieee", "tf32"
-        with pytest.raises(RuntimeError):
-            _ = cudnn.allow_tf32
-        with _exact_float32(cuda):
-            assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
-        assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "tf32")
-    finally:
-        cudnn.conv.fp32_precision, matmul.fp32_precision = before
+    # a caller who set the newer settings unevenly, after which torch refuses to read the older ones
+    cudnn.conv.fp32_precision, matmul.fp32_precision = "ieee", "tf32"
+    with pytest.raises(RuntimeError):
+        _ = cudnn.allow_tf32
+    with _exact_float32(cuda):
+        assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+    assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "tf32")

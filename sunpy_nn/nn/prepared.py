@@ -64,23 +64,24 @@ _TF32_STATE: dict = {"depth": 0, "saved": None}
 def _tf32_off() -> tuple:
     """Switch TF32 off for float32 convolutions and matrix products; returns what `_tf32_restore` puts back."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    try:
-        saved = ("allow_tf32", cudnn.allow_tf32, matmul.allow_tf32)
+    try:  # matrix products by their precision, which "medium" (not a yes/no flag) needs to come back as it was
+        saved = ("allow_tf32", cudnn.allow_tf32, torch.get_float32_matmul_precision())
     except RuntimeError:  # the caller used torch's newer fp32_precision settings, which forbid reading the old ones
         saved = ("fp32_precision", cudnn.conv.fp32_precision, matmul.fp32_precision)
         cudnn.conv.fp32_precision = matmul.fp32_precision = "ieee"
         return saved
-    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
     return saved
 
 
 def _tf32_restore(saved: tuple) -> None:
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    api, conv, mm = saved
-    if api == "allow_tf32":
-        cudnn.allow_tf32, matmul.allow_tf32 = conv, mm
+    if saved[0] == "allow_tf32":
+        cudnn.allow_tf32 = saved[1]
+        torch.set_float32_matmul_precision(saved[2])
     else:
-        cudnn.conv.fp32_precision, matmul.fp32_precision = conv, mm
+        cudnn.conv.fp32_precision, matmul.fp32_precision = saved[1:]
 
 
 @contextlib.contextmanager
