@@ -58,3 +58,17 @@ def pytest_runtest_setup(item):
         os.environ.pop("CUDA_VISIBLE_DEVICES", None)
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = _USER_VISIBLE
+
+
+@pytest.fixture
+def tf32_settings():
+    """torch's process-wide TF32 settings, put back after the test: old and new ones, as they were."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    newer = hasattr(getattr(cudnn, "conv", None), "fp32_precision")  # torch 2.9 and later
+    before = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision) if newer else None
+    legacy = cudnn.allow_tf32, torch.get_float32_matmul_precision()
+    yield newer
+    cudnn.allow_tf32 = legacy[0]
+    torch.set_float32_matmul_precision(legacy[1])
+    if newer:
+        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = before

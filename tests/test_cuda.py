@@ -81,23 +81,16 @@ def test_prepare_model_auto_on_the_gpu_leaves_the_network_on_the_cpu():
         assert (fast(x.cuda()).cpu() - net(x)).abs().max() <= 0.05 * float(net(x).max() - net(x).min())
 
 
-def test_float32_inference_runs_without_tf32_and_restores_the_callers_setting():
-    from sunpy_nn.nn.prepared import _exact_float32
-
+def test_float32_inference_runs_without_tf32_and_restores_the_callers_setting(tf32_settings):
     seen = []
 
-    class Probe(torch.nn.Module):  # records the TF32 switches the forward pass runs under
+    class Probe(torch.nn.Module):  # records the TF32 settings the forward pass runs under
         def forward(self, x):
-            seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            seen.append((torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()))
             return x
 
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # a user who asked for TF32
-    try:
-        run_tiled(Probe(), np.zeros((8, 8), np.float32), halo=0, device="cuda", progress=False)
-        with _exact_float32(torch.device("cuda")):
-            pass
-        assert seen == [(False, False)]
-        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    torch.backends.cudnn.allow_tf32 = True  # a user who asked for TF32
+    torch.set_float32_matmul_precision("high")
+    run_tiled(Probe(), np.zeros((8, 8), np.float32), halo=0, device="cuda", progress=False)
+    assert seen == [(False, "highest")]
+    assert (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()) == (True, "high")

@@ -224,20 +224,6 @@ def test_a_network_elsewhere_runs_through_one_cached_copy_and_stays_put():
     assert _eager_on(net, torch.device("cpu")) is net
 
 
-@pytest.fixture
-def tf32_settings():
-    """torch's process-wide TF32 settings, put back after the test: old and new ones, as they were."""
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    newer = hasattr(getattr(cudnn, "conv", None), "fp32_precision")  # torch 2.9 and later
-    before = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision) if newer else None
-    legacy = cudnn.allow_tf32, torch.get_float32_matmul_precision()
-    yield newer
-    cudnn.allow_tf32 = legacy[0]
-    torch.set_float32_matmul_precision(legacy[1])
-    if newer:
-        cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = before
-
-
 def test_exact_float32_switches_tf32_off_on_cuda_only_and_restores_it(tf32_settings):
     # The switches are plain settings, so this runs without a GPU; test_cuda checks a forward pass under them.
     from sunpy_nn.nn.prepared import _exact_float32

@@ -33,9 +33,13 @@ def auto_temporal(cube: NDCube) -> int:
 
     Raises
     ------
+    TypeError
+        ``cube`` is not an `ndcube.NDCube`.
     ValueError
         The cube's axes cannot be identified (`find_axes`).
     """
+    if not isinstance(cube, NDCube):  # find_axes would fail on a missing attribute
+        raise TypeError(f"denoising works on ndcube.NDCube objects, not {type(cube).__name__}")
     axes = find_axes(cube)
     n_t = 1 if axes.time is None else cube.data.shape[axes.time]
     if n_t < 3:
@@ -207,8 +211,6 @@ def denoise_cube(
             compile=compile,
             progress=progress,
         )
-    if not isinstance(cube, NDCube):  # before auto_temporal reads its axes
-        raise TypeError(f"denoise_cube works on ndcube.NDCube objects, not {type(cube).__name__}")
     if temporal is None or temporal == "auto":  # measured better than one scan where scans exist (issue 14)
         temporal = auto_temporal(cube)
         if temporal:  # the user did not ask for it: say what it costs and how to avoid it
