@@ -8,7 +8,7 @@ import pytest
 from ndcube import NDCube
 
 from sunpy_nn import Denoiser
-from sunpy_nn.denoise._calibration import _frame_groups
+from sunpy_nn.denoise._calibration import _BINNED_PX, _TUNING_PX, _frame_groups
 
 from .test_denoise import CUBE
 
@@ -87,16 +87,21 @@ def test_calibration_frames_are_whole_scans_with_enough_pixels():
     rng = np.random.default_rng(0)
     combos = [(1, 0), (2, 2), (3, 1), (4, 0)]
     # factors per tuning, in memory: all tunings of as many scans as give 2^18 px per tuning (here all four)
-    groups = _frame_groups(combos, None, rng, 3, 2**16, lazy=False)
+    groups = _frame_groups(combos, None, rng, 3, -(-_TUNING_PX // 2**16), lazy=False)
     assert groups == [[(t, w)] for t in (1, 2, 3, 4) for w in range(3)]
     # a lazy cube is read: two scans at most
-    groups = _frame_groups(combos, None, rng, 3, 2**10, lazy=True)
+    groups = _frame_groups(combos, None, rng, 3, -(-_TUNING_PX // 2**10), lazy=True)
     assert len(groups) == 6 and len({t for [(t, _)] in groups}) == 2
     # with a spectral basis, one group per scan with all its components, rotated back together
-    groups = _frame_groups(combos, np.eye(3), rng, 3, 2**16, lazy=False)
+    groups = _frame_groups(combos, np.eye(3), rng, 3, -(-_TUNING_PX // 2**16), lazy=False)
     assert groups == [[(t, w) for w in range(3)] for t in (1, 2, 3, 4)]
+    # temporal mode's bins pool the tunings: half the pixels per tuning, two scans of 256^2 px (of four)
+    groups = _frame_groups(combos, np.eye(3), rng, 3, -(-_BINNED_PX // 2**16), lazy=False)
+    assert len(groups) == 2 and all(len(g) == 3 for g in groups)
+    # ... and all scans of a 128^2 cube
+    assert len(_frame_groups(combos, np.eye(3), rng, 3, -(-_BINNED_PX // 2**14), lazy=False)) == 4
     # one factor (temporal mode): the sampled frames as they are
-    assert _frame_groups(combos, None, rng, 0, 2**16, lazy=False) == [[c] for c in combos]
+    assert _frame_groups(combos, None, rng, 0, 1, lazy=False) == [[c] for c in combos]
 
 
 def test_lazy_calibration_reads_each_scan_once(monkeypatch):

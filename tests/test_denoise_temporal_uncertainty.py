@@ -10,6 +10,7 @@ import pytest
 from ndcube import NDCube
 from scipy import ndimage
 
+import sunpy_nn.denoise._frames as frames
 from sunpy_nn import Denoiser
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
 from sunpy_nn.noise import _gaussian_correlation, _high_pass, _mad_sigma
@@ -74,6 +75,24 @@ def test_propagated_variance_of_linear_networks(run, correlation, expected):
     assert float(var[:, 8:-8, 8:-8].mean()) == pytest.approx(expected, rel=0.06)
     # a fixed seed: the same input gives the same uncertainty
     np.testing.assert_array_equal(var, Denoiser()._propagated_variance(inp, correlation, run))
+
+
+@pytest.mark.parametrize("draws", [1, 2, 4])
+def test_propagated_variance_runs_the_network_once_per_draw(monkeypatch, draws):
+    """Each bootstrap draw is one run of the network per frame (what temporal mode costs); with the prediction given,
+    no other run. One draw measures the spread against the prediction itself: the same variance for a linear network."""
+    monkeypatch.setattr(frames, "BOOTSTRAP_DRAWS", draws)
+    calls = []
+
+    def run(a):
+        calls.append(a.shape)
+        return a.mean(axis=0, keepdims=True)  # the mean of 4 scans with independent noise: variance 1/4
+
+    inp = np.random.default_rng(1).normal(0, 3, (4, 128, 128)).astype(np.float32)
+    mean = run(inp)
+    var = Denoiser()._propagated_variance(inp, 0.0, run, mean)
+    assert len(calls) == 1 + draws
+    assert float(var[:, 8:-8, 8:-8].mean()) == pytest.approx(0.25, rel=0.06)
 
 
 def test_propagated_variance_keeps_missing_pixels_missing():

@@ -79,7 +79,9 @@ class _CalibrationMixin:
                 pairs = copy.copy(sampler)
                 pairs.data = _ScanCache(sampler.data)
             whole = per_tuning or (binned and sampler.mode == "image")  # whole scans: more pixels per bin
-            groups = _frame_groups(combos, basis, rng, sampler.data.shape[2] if whole else 0, frame_px, lazy)
+            # per tuning: _TUNING_PX at each; temporal mode's bins pool all tunings (or components): _BINNED_PX
+            need = -(-(_TUNING_PX if per_tuning else _BINNED_PX) // frame_px)  # scans
+            groups = _frame_groups(combos, basis, rng, sampler.data.shape[2] if whole else 0, need, lazy)
             for frames in groups:
                 state = rng.bit_generator.state
                 parts = []
@@ -172,6 +174,9 @@ BIN_SIGMAS = 2.0
 _MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
 _MIN_FACTOR = 0.05  # the smallest factor: below it the variance head learnt little, or the error is not resolved
 _TUNING_PX = 2**18  # pixels per tuning wanted: a factor's sampling error falls as 1 / sqrt(pixels)
+# Temporal mode's bins (of all tunings together): 2^17 px per tuning, at least 2^19 px per bin for 9 or more tunings
+# (its bootstrap runs the network five times per frame: two scans of a 256^2 cube, not four; issue 14's budget)
+_BINNED_PX = 2**17
 
 
 def _tuning_factors(num: np.ndarray, den: np.ndarray, count: np.ndarray, pooled: float) -> list[float]:
@@ -227,13 +232,14 @@ def _factor(num: float, den: float) -> float:
     return float(min(max(scale, _MIN_FACTOR), 20.0))
 
 
-def _frame_groups(combos: list, basis, rng: np.random.Generator, n_tunings: int, frame_px: int, lazy: bool) -> list:
+def _frame_groups(combos: list, basis, rng: np.random.Generator, n_tunings: int, need: int, lazy: bool) -> list:
     """
     The frames ``(scan, wavelength)`` to calibrate on, in groups rotated back together: one frame each, or, with a
     spectral basis, all components of a scan (as many scans as keep the number of frames that of ``combos``).
 
-    With ``n_tunings`` (factors per tuning: the number of wavelengths; else 0), all wavelengths of whole scans of
-    ``combos``: enough for `_TUNING_PX` pixels per tuning (two scans at most of a lazy cube, which is read).
+    With ``n_tunings`` (whole scans: the number of wavelengths; else 0), all wavelengths of whole scans of
+    ``combos``: ``need`` scans of them (as many as give `_TUNING_PX` pixels per tuning for the factors per tuning,
+    `_BINNED_PX` for temporal mode's bins), two at most of a lazy cube, which is read.
     """
     if basis is None and not n_tunings:
         return [[c] for c in combos]
@@ -241,7 +247,6 @@ def _frame_groups(combos: list, basis, rng: np.random.Generator, n_tunings: int,
     times = sorted({t for t, _ in combos})
     n_pick = len(combos) // n_w
     if n_tunings:
-        need = -(-_TUNING_PX // frame_px)
         n_pick = max(n_pick, min(need, 2) if lazy else need)
     picked = sorted(rng.choice(times, max(1, min(len(times), n_pick)), replace=False).tolist())
     if basis is None:
