@@ -57,6 +57,7 @@ from torch.nn import functional as F
 
 import sunpy_nn
 from sunpy_nn.nn import EnhanceNet, relative_error, run_tiled
+from sunpy_nn.nn.prepared import _tf32_allowed
 from sunpy_nn.training.enhance import PAPER_L2, _l2_penalty
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def _inference_tf32(dev: torch.device) -> bool:
 
     class Probe(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            seen.append(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
+            seen.append(any(_tf32_allowed()))  # either of torch's settings, as a user may have set them
             return x
 
     run_tiled(Probe(), np.zeros((8, 8), np.float32), halo=0, device=dev, progress=False)
@@ -92,9 +93,8 @@ def device_info(dev: torch.device) -> dict:
         "device": dev.type,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "tf32_convolutions": bool(torch.backends.cudnn.allow_tf32),
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
     }
+    info["tf32_convolutions"], info["tf32_matmul"] = _tf32_allowed()
     if dev.type == "cuda":
         info["inference_tf32"] = _inference_tf32(dev)
         props = torch.cuda.get_device_properties(dev)

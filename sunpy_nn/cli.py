@@ -158,6 +158,7 @@ def _denoise(args: argparse.Namespace) -> int:
     import astropy.units as u
 
     from sunpy_nn.denoise import Denoiser, auto_temporal
+    from sunpy_nn.denoise._denoise_cube import _log_temporal_default
     from sunpy_nn.io import write_crisp
     from sunpy_nn.io.crisp import _check_output, _check_writable
     from sunpy_nn.nn import resolve_device
@@ -218,6 +219,7 @@ def _denoise(args: argparse.Namespace) -> int:
     if not args.denoiser:
         if args.temporal in (None, "auto"):  # the default, as denoise_cube's
             denoiser.temporal = auto_temporal(cube)
+            _log_temporal_default(denoiser.temporal)
         else:
             denoiser.temporal = int(args.temporal)
     try:  # the result keeps this cube's WCS: a cube write_crisp cannot write fails now, not after fit

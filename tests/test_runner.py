@@ -292,7 +292,7 @@ def test_every_forward_pass_goes_through_the_float32_switch(monkeypatch):
 def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings(tf32_settings):
     import threading
 
-    from sunpy_nn.nn.prepared import _exact_float32
+    from sunpy_nn.nn.prepared import _exact_float32, _tf32_allowed
 
     cudnn, matmul, cuda = torch.backends.cudnn, torch.backends.cuda.matmul, torch.device("cuda", 0)
     # two threads of a dask scheduler: the first to leave must not switch TF32 back on under the other
@@ -312,7 +312,8 @@ def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings
         thread.join(10)
         assert not thread.is_alive()
         assert not cudnn.allow_tf32  # the other thread left; this one is still inside
-    assert cudnn.allow_tf32
+        assert _tf32_allowed() == (False, False)
+    assert cudnn.allow_tf32 and _tf32_allowed()[0]
     # a caller's "medium" matrix products (no yes/no flag holds it) come back as they were
     torch.set_float32_matmul_precision("medium")
     with _exact_float32(cuda):
@@ -324,6 +325,7 @@ def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings
     cudnn.conv.fp32_precision, matmul.fp32_precision = "ieee", "tf32"
     with pytest.raises(RuntimeError):
         _ = cudnn.allow_tf32
+    assert _tf32_allowed() == (False, True)  # what benchmarks/gpu.py records, read from the newer settings
     with _exact_float32(cuda):
         assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
     assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "tf32")

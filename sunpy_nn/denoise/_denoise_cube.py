@@ -47,6 +47,18 @@ def auto_temporal(cube: NDCube) -> int:
     return 1 if n_t < 5 else 2
 
 
+def _log_temporal_default(temporal: int) -> None:
+    """The log line of a temporal mode the user did not ask for (`denoise_cube`, ``sunpy-nn denoise``): what it costs
+    and how to avoid it."""
+    if temporal:
+        log.info(
+            "temporal mode (temporal=%d, from the number of scans): each scan predicted from its %d neighbours, "
+            "up to about twice the time of single-scan mode; temporal=0 is the fast choice",
+            temporal,
+            2 * temporal,
+        )
+
+
 def denoise_cube(
     cube: NDCube,
     *,
@@ -89,8 +101,8 @@ def denoise_cube(
         series whose field changes little from scan to scan (it lowered the error by 22-40 % on such cubes, also
         where the scene moved 0.5-1 px per scan; where the field changed ~15 % per scan it raised the rms error of Q
         and U by 9-23 % but halved that of the strongest signals and kept the error bars calibrated; see the
-        denoising guide). It runs the network five times per frame (up to about three times the time of
-        single-scan mode: on the guide's largest cube). ``0``: single-scan mode, each scan on its own, the fast
+        denoising guide). It runs the network three times per frame (up to about twice the time of single-scan
+        mode: on the guide's largest cube). ``0``: single-scan mode, each scan on its own, the fast
         choice. Default (`None`) and ``"auto"``: `auto_temporal`, 2 for five or more scans, 1 for three or four, 0
         for fewer.
     spectral_pca : bool, optional
@@ -213,13 +225,7 @@ def denoise_cube(
         )
     if temporal is None or temporal == "auto":  # measured better than one scan where scans exist (issue 14)
         temporal = auto_temporal(cube)
-        if temporal:  # the user did not ask for it: say what it costs and how to avoid it
-            log.info(
-                "temporal mode (temporal=%d, from the number of scans): each scan predicted from its %d neighbours, "
-                "up to about three times the time of single-scan mode; temporal=0 is the fast choice",
-                temporal,
-                2 * temporal,
-            )
+        _log_temporal_default(temporal)
     denoiser = Denoiser(
         mode="image" if mode is None else mode,
         temporal=temporal,

@@ -75,6 +75,16 @@ def _tf32_off() -> tuple:
     return saved
 
 
+def _tf32_allowed() -> tuple[bool, bool]:
+    """Whether float32 convolutions and matrix products may use TF32 now, read from torch's older flags or, where a
+    caller set the newer ``fp32_precision`` settings unevenly (torch then refuses to read the older ones), those."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    try:
+        return bool(cudnn.allow_tf32), bool(matmul.allow_tf32)
+    except RuntimeError:
+        return cudnn.conv.fp32_precision == "tf32", matmul.fp32_precision == "tf32"
+
+
 def _tf32_restore(saved: tuple) -> None:
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     if saved[0] == "allow_tf32":
