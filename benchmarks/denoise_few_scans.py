@@ -4,15 +4,17 @@ Temporal mode on short series (exploratory): what ``denoise_cube``'s default doe
 
 `sunpy_nn.denoise.auto_temporal` gives ``temporal=1`` (each scan predicted from its two neighbours) to series of
 three or four scans; the science benchmark (``benchmarks/denoise_science.py``) measures six-scan cubes with
-``temporal=2``. This script fits the white-noise cube of that benchmark (IQUV x 9 tunings x 128 x 128, noise 3e-3,
-kG fields, the same seed) cut to ``--scans`` scans, in single-scan mode (``temporal=0``) and with the default
-(``temporal=1``), and prints the rms error of Q, U and V in units of the noise, overall and above 3 sigma, and the
-fractions of errors within 1 and 2 sigma. Two fits at once, one torch thread each (about 12 minutes on two idle
-cores). Writes ``benchmarks/results/denoise_few_scans.json``; not a docs producer.
+``temporal=2``. This script fits cubes of that benchmark (``--parts``, the white-noise one by default: IQUV x 9
+tunings x 128 x 128, noise 3e-3, kG fields, the same seed) cut to ``--scans`` scans, in single-scan mode
+(``temporal=0``) and with the default (``temporal=1``), and prints the rms error of Q, U and V in units of the noise,
+overall and above 3 sigma, the fractions of errors within 1 and 2 sigma and the rms of error / sigma. ``--jobs``
+fits at once, one torch thread each (two fits: about 12 minutes on two idle cores), on the best device. Writes
+``benchmarks/results/denoise_few_scans.json``; not a docs producer.
 
 Run from the repository root::
 
     python benchmarks/denoise_few_scans.py --scans 4
+    python benchmarks/denoise_few_scans.py --scans 3 4 --parts white correlated evolving --jobs 12   # on a GPU
     python benchmarks/denoise_few_scans.py --quick     # smoke test of the script (numbers meaningless)
 """
 
@@ -33,17 +35,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 OUT = Path(__file__).parent / "results" / "denoise_few_scans.json"
 
 
-def fit(args: tuple[int, int]) -> dict:
-    """Score ``denoise_cube`` with ``temporal`` on the first ``n_scans`` scans of the science benchmark's white cube."""
+def fit(args: tuple[int, int, str]) -> dict:
+    """Score ``denoise_cube`` with ``temporal`` on the first ``n_scans`` scans of a science benchmark cube."""
     import denoise_science
     import torch
     from ndcube import NDCube
 
     from sunpy_nn import denoise_cube
 
-    temporal, n_scans = args
+    temporal, n_scans, part = args
     torch.set_num_threads(1)
-    cube, truth = denoise_science._cube("white")
+    cube, truth = denoise_science._cube(part)
     cube = NDCube(np.asarray(cube.data)[:n_scans], wcs=cube.wcs[:n_scans])
     truth = truth[:n_scans]
     t0 = time.perf_counter()
@@ -51,38 +53,44 @@ def fit(args: tuple[int, int]) -> dict:
     row = denoise_science._evaluate(
         f"temporal={temporal}", np.asarray(res.data, np.float64), res.uncertainty.array, truth
     )
-    return row | {"time_s": time.perf_counter() - t0, "n_scans": n_scans}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return row | {"time_s": time.perf_counter() - t0, "n_scans": n_scans, "part": part, "device": device}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scans", type=int, default=4, choices=(3, 4), help="scans of the series (auto_temporal: k=1)")
+    p.add_argument("--scans", type=int, nargs="+", default=[4], choices=(3, 4), help="scans (auto_temporal: k=1)")
+    p.add_argument("--parts", nargs="+", default=["white"], help="cubes of benchmarks/denoise_science.py")
+    p.add_argument("--jobs", type=int, default=2, help="fits at once (one torch thread each)")
+    p.add_argument("--out", type=Path, default=OUT, help="the JSON to write")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny cubes and one epoch (numbers meaningless)")
     args = p.parse_args()
     if args.quick:
         os.environ["SUNPY_NN_BENCH_QUICK"] = "1"  # read by denoise_science in the worker processes
     import sunpy_nn
 
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        rows = list(pool.map(fit, [(0, args.scans), (1, args.scans)]))
+    runs = [(temporal, n, part) for part in args.parts for n in args.scans for temporal in (0, 1)]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(fit, runs))
     result = {
         "sunpy_nn_version": sunpy_nn.__version__,
         "machine": f"{platform.machine()}, {platform.processor()}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "rows": rows,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
     if not args.quick:
-        OUT.write_text(json.dumps(result, indent=1, default=float))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1, default=float))
     for row in rows:
         strong = [b["rms"] for b in row["bins"] if b["low"] >= 3]
         print(
-            f"{row['method']:12s} {row['n_scans']} scans: rms Q/U/V "
+            f"{row['part']:10s} {row['method']:12s} {row['n_scans']} scans: rms Q/U/V "
             + "/".join(f"{row[f'rms_{s}']:.3f}" for s in "QUV")
             + f", above 3 sigma {strong[0]:.3f} / {strong[1]:.3f}, within 1/2 sigma "
-            + f"{row['coverage']['1sigma']:.3f} / {row['coverage']['2sigma']:.3f}, {row['time_s']:.0f} s"
+            + f"{row['coverage']['1sigma']:.3f} / {row['coverage']['2sigma']:.3f}, rms z {row['z']['rms']:.2f}, "
+            + f"{row['time_s']:.0f} s ({row['device']})"
         )
-    print("quick: nothing written" if args.quick else f"wrote {OUT}")
+    print("quick: nothing written" if args.quick else f"wrote {args.out}")
 
 
 if __name__ == "__main__":
