@@ -11,14 +11,16 @@ calibration: with four draws, the bootstrap took 172 s of the 391 s of the defau
 prediction itself, ``(f(p + e) - p)^2``, rather than across draws.
 
 This script fits the science benchmark's synthetic cubes (``benchmarks/denoise_science.py``: 6 scans x IQUV x 9
-tunings x 128 x 128, noise 3e-3, kG fields, the same seed) with ``temporal=2`` for each ``draws,window`` variant,
-and prints the rms error of Q, U and V in units of the noise, the rms by bins of |truth| / sigma, the fractions of
-errors within 1 and 2 sigma and the rms of error / sigma. One torch thread per fit, ``--jobs`` fits at once, on the
-best device (a GPU where there is one). Writes ``benchmarks/results/denoise_bootstrap.json``; not a docs producer.
+tunings x 128 x 128, noise 3e-3, kG fields, the same seed) with ``temporal=2`` for each ``draws,window`` variant
+(``draws,window,b``: the calibration's bins on ``2**b`` px per tuning; ``--size``: the cubes' edge), and prints the
+rms error of Q, U and V in units of the noise, the rms by bins of |truth| / sigma, the fractions of errors within 1
+and 2 sigma and the rms of error / sigma. One torch thread per fit, ``--jobs`` fits at once, on the best device (a
+GPU where there is one). Writes ``benchmarks/results/denoise_bootstrap.json``; not a docs producer.
 
 Run from the repository root::
 
     python benchmarks/denoise_bootstrap.py --parts white correlated --variants 4,5 2,7 1,7 --jobs 2
+    python benchmarks/denoise_bootstrap.py --parts white --size 256 --variants 2,7,17 2,7,18   # the bins' pixels
     python benchmarks/denoise_bootstrap.py --quick     # smoke test of the script (numbers meaningless)
 """
 
@@ -39,31 +41,63 @@ sys.path.insert(0, str(Path(__file__).parent))
 OUT = Path(__file__).parent / "results" / "denoise_bootstrap.json"
 
 
-def fit(args: tuple[str, int, int]) -> dict:
-    """Score ``denoise_cube(temporal=2)`` on a science part with ``draws`` bootstrap draws over ``window`` px."""
+def _one_draw(self, inp: np.ndarray, correlation: float, run, mean: np.ndarray | None = None) -> np.ndarray:
+    """`_propagated_variance` with one draw, measured against the prediction: ``(f(p + e) - p)^2``, window-averaged."""
+    from sunpy_nn.denoise._frames import _unit_noise, _window_mean
+
+    rng = np.random.default_rng(0)
+    mean = run(inp) if mean is None else mean
+    proxy = np.tile(np.asarray(mean, inp.dtype), (inp.shape[0] // mean.shape[0], 1, 1))
+    draw = run(proxy + _unit_noise(rng, inp.shape, correlation, inp.dtype))
+    return _window_mean((draw - mean) ** 2, self._bootstrap[1])
+
+
+def fit(args: tuple) -> dict:
+    """Score ``denoise_cube(temporal=2)`` on a science part (edge ``size``) with ``draws`` bootstrap draws over
+    ``window`` px, temporal mode's bins calibrated on ``2**binned`` px per tuning."""
     import denoise_science
     import torch
 
+    import sunpy_nn.denoise._calibration as calibration
     import sunpy_nn.denoise._frames as frames
     from sunpy_nn import denoise_cube
+    from sunpy_nn.data.synthetic import synthetic_crisp_cube
 
-    part, draws, window = args
+    part, draws, window, binned, size = args
     torch.set_num_threads(1)
-    frames.BOOTSTRAP_DRAWS, frames.PROPAGATION_WINDOW = draws, window
-    cube, truth = denoise_science._cube(part)
+    calibration._BINNED_PX = 2**binned
+    frames.BOOTSTRAP_DRAWS, frames.PROPAGATION_WINDOW = draws, window  # what fit gives the denoiser (_bootstrap)
+    if draws == 1:  # not the package's: the spread of one draw about the prediction itself
+        frames._FramesMixin._propagated_variance = _one_draw
+    if size == 128 or denoise_science.QUICK:
+        cube, truth = denoise_science._cube(part)
+    else:  # the part's cube at another edge: the same settings and seed
+        kw = {"v_peak": 60.0, "qu_peak": 30.0, "seed": 1} | denoise_science.CUBES[part]
+        cube, truth = synthetic_crisp_cube(size, n_wavelengths=9, n_scans=6, **kw)
     t0 = time.perf_counter()
     res = denoise_cube(cube, temporal=2, seed=0, progress=False, epochs=1 if denoise_science.QUICK else None)
     row = denoise_science._evaluate(
-        f"{draws} draws, {window} px", np.asarray(res.data, np.float64), res.uncertainty.array, truth
+        f"{draws} draws, {window} px, 2^{binned}", np.asarray(res.data, np.float64), res.uncertainty.array, truth
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return row | {"part": part, "draws": draws, "window": window, "time_s": time.perf_counter() - t0, "device": device}
+    return row | {
+        "part": part,
+        "draws": draws,
+        "window": window,
+        "binned_px": 2**binned,
+        "size": size,
+        "time_s": time.perf_counter() - t0,
+        "device": device,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", default=["white", "correlated"], help="synthetic parts of denoise_science")
-    p.add_argument("--variants", nargs="+", default=["4,5", "2,7", "1,7"], help="draws,window pairs")
+    p.add_argument(
+        "--variants", nargs="+", default=["4,5", "2,7", "1,7"], help="draws,window[,log2 of the bins' px per tuning]"
+    )
+    p.add_argument("--size", type=int, default=128, help="the cubes' edge (px; 128: the science benchmark's)")
     p.add_argument("--jobs", type=int, default=2, help="fits at once")
     p.add_argument("--out", type=Path, default=OUT, help="the JSON to write")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny cubes and one epoch (numbers meaningless)")
@@ -71,15 +105,17 @@ def main() -> None:
     if args.quick:
         os.environ["SUNPY_NN_BENCH_QUICK"] = "1"  # read by denoise_science in the worker processes
     import sunpy_nn
+    import sunpy_nn.denoise._calibration as calibration
 
-    runs = [(part, *map(int, v.split(","))) for part in args.parts for v in args.variants]
+    default = [str(int(np.log2(calibration._BINNED_PX)))]
+    runs = [(part, *map(int, (v.split(",") + default)[:3]), args.size) for part in args.parts for v in args.variants]
     rows = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for done in as_completed([pool.submit(fit, run) for run in runs]):  # printed as they end
             row = done.result()
             rows.append(row)
             print(
-                f"{row['part']:10s} {row['method']:14s} rms Q/U/V "
+                f"{row['part']:10s} {row['size']} px {row['method']:20s} rms Q/U/V "
                 + "/".join(f"{row[f'rms_{s}']:.3f}" for s in "QUV")
                 + ", by |truth|/sigma "
                 + "/".join(f"{b['rms']:.3f}" for b in row["bins"])
@@ -87,7 +123,8 @@ def main() -> None:
                 + f", rms z {row['z']['rms']:.3f}, {row['time_s']:.0f} s ({row['device']})",
                 flush=True,
             )
-    rows.sort(key=lambda r: runs.index((r["part"], r["draws"], r["window"])))
+    keys = ("part", "draws", "window", "binned_px", "size")
+    rows.sort(key=lambda r: [(p, d, w, 2**b, n) for p, d, w, b, n in runs].index(tuple(r[k] for k in keys)))
     result = {
         "sunpy_nn_version": sunpy_nn.__version__,
         "machine": f"{platform.machine()}, {platform.processor()}",

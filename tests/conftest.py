@@ -65,10 +65,12 @@ def tf32_settings():
     """torch's process-wide TF32 settings, put back after the test: old and new ones, as they were."""
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     newer = hasattr(getattr(cudnn, "conv", None), "fp32_precision")  # torch 2.9 and later
+    levels = (torch.backends.fp32_precision, cudnn.fp32_precision) if newer else None  # what "none" inherits
     before = (cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision) if newer else None
     legacy = cudnn.allow_tf32, torch.get_float32_matmul_precision()
     yield newer
     cudnn.allow_tf32 = legacy[0]
     torch.set_float32_matmul_precision(legacy[1])
     if newer:
+        torch.backends.fp32_precision, cudnn.fp32_precision = levels
         cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision, matmul.fp32_precision = before

@@ -181,3 +181,52 @@ def test_predict_uses_the_bins(drifting):  # noqa: F811
     np.testing.assert_allclose(binned_lazy, one, rtol=0, atol=1e-5 * float(np.ptp(one)))
     den.calibration["V"] = 0.05
     assert float(np.mean(den.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3])) < float(np.mean(one))
+
+
+def test_a_denoiser_keeps_the_bootstrap_it_was_calibrated_with(drifting, tmp_path):  # noqa: F811
+    """Prediction uses the draws and window of the calibration: saved from format 8, (4, 5) for files of format 7."""
+    from sunpy_nn.denoise import _frames
+    from sunpy_nn.utils import WeightsError
+
+    _, _, den = drifting
+    assert den._bootstrap == (_frames.BOOTSTRAP_DRAWS, _frames.PROPAGATION_WINDOW) == (2, 7)
+    again = Denoiser.load(copy.deepcopy(den).save(tmp_path / "t.pt"))
+    assert again._bootstrap == (2, 7)
+    settings = den._settings() | {"format_version": 7}
+    settings.pop("bootstrap")  # not in files of format 7
+    old = Denoiser._restore(copy.deepcopy(den.model), settings, Path("old.pt"), "0" * 64)
+    assert old._bootstrap == (4, 5) and old._propagation == "bootstrap"
+    calls = []
+
+    def run(a):
+        calls.append(1)
+        return a.mean(axis=0, keepdims=True)
+
+    inp = np.random.default_rng(6).standard_normal((4, 64, 64)).astype(np.float32)
+    mean = run(inp)
+    old._propagated_variance(inp, 0.0, run, mean)
+    assert len(calls) == 1 + 4  # its four draws, not the current two
+    for bad in ([1, 7], [2], "2,7", [2.0, 7]):
+        with pytest.raises(WeightsError, match="bootstrap setting"):
+            Denoiser._restore(copy.deepcopy(den.model), den._settings() | {"bootstrap": bad}, Path("b.pt"), "0" * 64)
+
+
+@pytest.mark.parametrize("temporal", [0, 1])
+def test_the_calibration_takes_the_scans_its_factors_need(monkeypatch, temporal):
+    """Factors per tuning want 2^18 px at each tuning, temporal mode's bins 2^17 (half the network runs of its
+    bootstrap on a 256^2 cube: two scans, not four)."""
+    from sunpy_nn.data.synthetic import synthetic_crisp_cube
+
+    seen = []
+    original = _calibration._frame_groups
+
+    def spy(combos, basis, rng, n_tunings, need, lazy):
+        seen.append((n_tunings, need))
+        return original(combos, basis, rng, n_tunings, need, lazy)
+
+    monkeypatch.setattr(_calibration, "_frame_groups", spy)
+    cube, _ = synthetic_crisp_cube(32, n_wavelengths=3, n_scans=4, seed=0)
+    den = Denoiser(n_filters=4, depth=1, temporal=temporal)
+    den.fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, stokes=["V"], seed=0, progress=False)
+    want = _calibration._BINNED_PX if temporal else _calibration._TUNING_PX
+    assert seen == [(3, -(-want // 32**2))]

@@ -326,6 +326,11 @@ def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings
     with pytest.raises(RuntimeError):
         _ = cudnn.allow_tf32
     assert _tf32_allowed() == (False, True)  # what benchmarks/gpu.py records, read from the newer settings
+    cudnn.conv.fp32_precision = "none"  # inherits cuDNN's, then torch's setting: none set, cuDNN's default (TF32)
+    assert _tf32_allowed() == (True, True)
+    cudnn.fp32_precision = "ieee"
+    assert _tf32_allowed() == (False, True)
+    cudnn.conv.fp32_precision = "ieee"
     with _exact_float32(cuda):
         assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
     assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "tf32")

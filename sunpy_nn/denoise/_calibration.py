@@ -79,8 +79,8 @@ class _CalibrationMixin:
                 pairs = copy.copy(sampler)
                 pairs.data = _ScanCache(sampler.data)
             whole = per_tuning or (binned and sampler.mode == "image")  # whole scans: more pixels per bin
-            # per tuning: _TUNING_PX at each; temporal mode's bins pool all tunings (or components): _BINNED_PX
-            need = -(-(_TUNING_PX if per_tuning else _BINNED_PX) // frame_px)  # scans
+            # whole scans, as many as give _TUNING_PX at each tuning (factors per tuning) or _BINNED_PX (bins)
+            need = -(-(_TUNING_PX if per_tuning else _BINNED_PX) // frame_px) if whole else 1
             groups = _frame_groups(combos, basis, rng, sampler.data.shape[2] if whole else 0, need, lazy)
             for frames in groups:
                 state = rng.bit_generator.state
@@ -174,8 +174,8 @@ BIN_SIGMAS = 2.0
 _MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
 _MIN_FACTOR = 0.05  # the smallest factor: below it the variance head learnt little, or the error is not resolved
 _TUNING_PX = 2**18  # pixels per tuning wanted: a factor's sampling error falls as 1 / sqrt(pixels)
-# Temporal mode's bins (of all tunings together): 2^17 px per tuning, at least 2^19 px per bin for 9 or more tunings
-# (its bootstrap runs the network five times per frame: two scans of a 256^2 cube, not four; issue 14's budget)
+# Temporal mode's bins pool the tunings (or components) of a Stokes parameter: 2^17 px at each, about 2^17.6 px per
+# bin for 9 tunings (N_BINS); its bootstrap runs the network three times per frame: two scans of a 256^2 cube, not four
 _BINNED_PX = 2**17
 
 

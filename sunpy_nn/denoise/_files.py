@@ -18,6 +18,7 @@ import torch
 
 from sunpy_nn.data.registry import FORMAT as _WEIGHTS_FORMAT
 from sunpy_nn.data.registry import _build, _load_state, model_card, save_weights, weight_path
+from sunpy_nn.denoise._frames import BOOTSTRAP_DRAWS, PROPAGATION_WINDOW
 from sunpy_nn.nn import UNet
 from sunpy_nn.utils import WeightsError
 
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-#: 7: temporal factors by bins of the propagated variance; 6: noise per tuning; 5: align; 4: factors per tuning; 3: the
-#: spectral basis; older: without.
-FORMAT_VERSION = 7
+#: 8: the bootstrap's draws and window; 7: temporal factors by bins of the propagated variance; 6: noise per tuning; 5:
+#: align; 4: factors per tuning; 3: the spectral basis; older: without.
+FORMAT_VERSION = 8
+#: The bootstrap of files of format 7, which did not save it (`_FramesMixin._propagated_variance`): draws, window (px).
+_FORMAT_7_BOOTSTRAP = (4, 5)
 
 _D = TypeVar("_D", bound="_FilesMixin")  # the Denoiser
 
@@ -59,6 +62,8 @@ class _FilesMixin:
                     "calibration_bins": self.calibration_bins,
                     # "injection": a temporal file before format 7 saved again, whose head was calibrated against it
                     "propagation": getattr(self, "_propagation", "bootstrap"),
+                    # the draws and window the calibration was measured with, which prediction uses
+                    "bootstrap": list(getattr(self, "_bootstrap", (BOOTSTRAP_DRAWS, PROPAGATION_WINDOW))),
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
                     "spectral_basis": {lab: b.tolist() for lab, b in self.spectral_basis.items()},
@@ -204,6 +209,7 @@ class _FilesMixin:
         den._propagation = settings.get(
             "propagation", "injection" if int(settings.get("format_version", 1)) < 7 else "bootstrap"
         )
+        den._bootstrap = _bootstrap_setting(settings.get("bootstrap") or _FORMAT_7_BOOTSTRAP, path)
         # Temporal denoisers saved before the propagated noise was measured were calibrated without it: None keeps
         # their uncertainty as it was calibrated (the variance head's alone).
         correlation = settings.get("noise_correlation")
@@ -218,3 +224,14 @@ class _FilesMixin:
         den.history, den.fit_settings = settings["history"], settings["fit_settings"]
         den.source = {"file": path.name, "sha256": sha256}
         return den
+
+
+def _bootstrap_setting(value, path) -> tuple[int, int]:
+    """A file's bootstrap (draws, window in px), checked: a corrupt one would fail deep inside prediction."""
+    ok = isinstance(value, list | tuple) and len(value) == 2 and all(type(v) is int for v in value)
+    if not ok or value[0] < 2 or value[1] < 1:
+        raise WeightsError(
+            f"{path}: its bootstrap setting {value!r} is not [draws >= 2, window >= 1]; the file is corrupt: save the "
+            "denoiser again, or train a new one"
+        )
+    return int(value[0]), int(value[1])

@@ -104,7 +104,9 @@ class _FramesMixin:
         if `None`; ``run`` is the network on an input: the mean) stands for the signal of every neighbouring scan,
         and ``run`` on `BOOTSTRAP_DRAWS` copies of it plus noise of unit variance and the cube's spatial correlation
         (``correlation``: a Gaussian sigma in px, 0 for white noise), drawn with a fixed seed, gives the variance
-        over the draws, averaged over `PROPAGATION_WINDOW` px windows. Returns ``(n_out, Y, X)``.
+        over the draws, averaged over `PROPAGATION_WINDOW` px windows. Returns ``(n_out, Y, X)``. A denoiser uses
+        the draws and window it was calibrated with (``_bootstrap``, set by fit and load: 4 draws over 5 px in files
+        of format 7, before the settings were saved).
 
         Temporal mode's variance head learns its prediction's error against scan t, whose noise (variance 1)
         dwarfs that error (a few per cent of it): trained and calibrated on it, the head misses the noise of the
@@ -115,7 +117,7 @@ class _FramesMixin:
         (0.0080-0.0083 for 0.0044-0.0046, noise units squared; white cube, Stokes V, noise-free neighbours plus 8
         noise draws: ``python benchmarks/denoise_propagation.py``), and 11-41 % too much where it holds the signal;
         the bootstrap gave 0.0047-0.0048 there, and 4-18 % too little where the signal is (the prediction is
-        smoother than the signal).
+        smoother than the signal); these with 4 draws over 5 px.
         """
         # "injection": a temporal file before format 7, whose head was calibrated against it (set by load)
         if getattr(self, "_propagation", "bootstrap") == "injection":
@@ -124,12 +126,9 @@ class _FramesMixin:
         if mean is None:
             mean = run(inp)
         proxy = np.tile(np.asarray(mean, inp.dtype), (inp.shape[0] // mean.shape[0], 1, 1))
-        draws = []
-        for _ in range(BOOTSTRAP_DRAWS):
-            draws.append(run(proxy + _unit_noise(rng, inp.shape, correlation, inp.dtype)))
-        if BOOTSTRAP_DRAWS == 1:  # (measured by benchmarks/denoise_bootstrap.py, not used): against the prediction
-            return _window_mean((draws[0] - mean) ** 2, PROPAGATION_WINDOW)
-        return _window_mean(np.var(draws, axis=0, ddof=1), PROPAGATION_WINDOW)
+        n_draws, window = getattr(self, "_bootstrap", (BOOTSTRAP_DRAWS, PROPAGATION_WINDOW))
+        draws = [run(proxy + _unit_noise(rng, inp.shape, correlation, inp.dtype)) for _ in range(n_draws)]
+        return _window_mean(np.var(draws, axis=0, ddof=1), window)
 
     def _injected_variance(self, inp: np.ndarray, correlation: float, run) -> np.ndarray:
         """

@@ -82,7 +82,12 @@ def _tf32_allowed() -> tuple[bool, bool]:
     try:
         return bool(cudnn.allow_tf32), bool(matmul.allow_tf32)
     except RuntimeError:
-        return cudnn.conv.fp32_precision == "tf32", matmul.fp32_precision == "tf32"
+        pass
+    # "none" inherits from the level above (cuDNN's, then torch's); all "none": torch's defaults (convolutions TF32)
+    overall = torch.backends.fp32_precision
+    conv = next((v for v in (cudnn.conv.fp32_precision, cudnn.fp32_precision, overall) if v != "none"), "tf32")
+    mm = next((v for v in (matmul.fp32_precision, overall) if v != "none"), "ieee")
+    return conv == "tf32", mm == "tf32"
 
 
 def _tf32_restore(saved: tuple) -> None:
