@@ -190,8 +190,10 @@ def test_a_denoiser_keeps_the_bootstrap_it_was_calibrated_with(drifting, tmp_pat
 
     _, _, den = drifting
     assert den._bootstrap == (_frames.BOOTSTRAP_DRAWS, _frames.PROPAGATION_WINDOW) == (2, 7)
-    again = Denoiser.load(copy.deepcopy(den).save(tmp_path / "t.pt"))
+    path = copy.deepcopy(den).save(tmp_path / "t.pt")
+    again = Denoiser.load(path)
     assert again._bootstrap == (2, 7)
+    assert json.loads(path.with_suffix(".json").read_text())["propagation_bootstrap"] == [2, 7]  # in the model card
     settings = den._settings() | {"format_version": 7}
     settings.pop("bootstrap")  # not in files of format 7
     old = Denoiser._restore(copy.deepcopy(den.model), settings, Path("old.pt"), "0" * 64)

@@ -540,15 +540,15 @@ class Denoiser(
           ``format_version`` 8, ``mode``, ``n_wavelengths``, ``noise`` and ``noise_methods`` (per Stokes parameter),
           ``noise_per_tuning`` and ``noise_tunings`` (the setting, and each tuning's relative noise), ``temporal``,
           ``shuffle``, ``align``, ``calibration``, ``calibration_tunings``, ``calibration_bins``, ``propagation``,
-          ``bootstrap`` (temporal mode's draws and window), ``noise_correlation``, ``spectral_basis``, ``spectral_eigenvalues``, ``history`` and ``fit_settings``
-          (covered by the file's SHA-256; nothing depends on the clock: the same ``seed``, machine and file name
-          write the same bytes).
+          ``bootstrap`` (temporal mode's draws and window), ``noise_correlation``, ``spectral_basis``,
+          ``spectral_eigenvalues``, ``history`` and ``fit_settings`` (covered by the file's SHA-256; nothing depends on
+          the clock: the same ``seed``, machine and file name write the same bytes).
         * ``<name>.json``, the model card: the SHA-256 of the ``.pt`` file, the architecture, the number of parameters,
           the sunpy_nn version, the denoiser's ``format`` and ``format_version`` as above, and the settings again to
           read (``kind``, ``mode``, ``noise``, ``noise_methods``, ``noise_per_tuning``, ``temporal``, ``shuffle``,
           ``align``, ``uncertainty_calibration`` and its ``_per_tuning`` and ``_bins``, ``noise_correlation_px``,
-          ``spectral_pca_eigenvalues``, ``training_recipe``, ``validation``), and the seconds each epoch took
-          (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
+          ``propagation_bootstrap``, ``spectral_pca_eigenvalues``, ``training_recipe``, ``validation``), and the
+          seconds each epoch took (``epoch_time_s``, which `load` restores as ``history["epoch_time"]``).
 
         Parameters
         ----------

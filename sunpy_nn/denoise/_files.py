@@ -95,6 +95,8 @@ class _FilesMixin:
             "uncertainty_calibration_per_tuning": settings["calibration_tunings"] or None,
             "uncertainty_calibration_bins": settings["calibration_bins"] or None,
             "noise_correlation_px": settings["noise_correlation"],
+            # temporal mode's propagated noise: the bootstrap's draws and window (px) the calibration was measured with
+            "propagation_bootstrap": settings["bootstrap"] if self.temporal else None,
             "unit": settings["unit"],
             # the basis itself is in the hashed file; its eigenvalues say how much signal each component holds
             "spectral_pca_eigenvalues": settings["spectral_eigenvalues"] or None,
