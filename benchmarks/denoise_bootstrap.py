@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -38,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _exploratory
+
 OUT = Path(__file__).parent / "results" / "denoise_bootstrap.json"
 
 
@@ -98,12 +99,7 @@ def main() -> None:
         "--variants", nargs="+", default=["4,5", "2,7", "1,7"], help="draws,window[,log2 of the bins' px per tuning]"
     )
     p.add_argument("--size", type=int, default=128, help="the cubes' edge (px; 128: the science benchmark's)")
-    p.add_argument("--jobs", type=int, default=2, help="fits at once")
-    p.add_argument("--out", type=Path, default=OUT, help="the JSON to write")
-    p.add_argument("--quick", action="store_true", help="smoke test: tiny cubes and one epoch (numbers meaningless)")
-    args = p.parse_args()
-    if args.quick:
-        os.environ["SUNPY_NN_BENCH_QUICK"] = "1"  # read by denoise_science in the worker processes
+    args = _exploratory.parse(p, OUT)
     import sunpy_nn
     import sunpy_nn.denoise._calibration as calibration
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -32,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _exploratory
+
 OUT = Path(__file__).parent / "results" / "denoise_few_scans.json"
 
 
@@ -61,12 +62,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scans", type=int, nargs="+", default=[4], choices=(3, 4), help="scans (auto_temporal: k=1)")
     p.add_argument("--parts", nargs="+", default=["white"], help="cubes of benchmarks/denoise_science.py")
-    p.add_argument("--jobs", type=int, default=2, help="fits at once (one torch thread each)")
-    p.add_argument("--out", type=Path, default=OUT, help="the JSON to write")
-    p.add_argument("--quick", action="store_true", help="smoke test: tiny cubes and one epoch (numbers meaningless)")
-    args = p.parse_args()
-    if args.quick:
-        os.environ["SUNPY_NN_BENCH_QUICK"] = "1"  # read by denoise_science in the worker processes
+    args = _exploratory.parse(p, OUT)
     import sunpy_nn
 
     runs = [(temporal, n, part) for part in args.parts for n in args.scans for temporal in (0, 1)]
