@@ -28,7 +28,7 @@ __all__ = ["run_demo"]
 
 log = logging.getLogger(__name__)
 
-#: Sizes and training lengths: the full demo takes a few minutes on 2 CPU cores, the quick one well under a minute.
+#: Sizes and training lengths: the full demo takes one to three minutes on 2 CPU cores, the quick one under a minute.
 SETTINGS = {
     False: {
         "map_shape": (128, 128),

@@ -151,7 +151,7 @@ def test_the_written_history_says_each_thing_once(tmp_path, crisp_fits, caplog):
     out = tmp_path / "out.fits"
     with caplog.at_level(logging.INFO, logger="sunpy_nn.denoise._denoise_cube"):
         assert main(["denoise", str(crisp_fits), "-o", str(out), *TRAIN]) == 0
-    assert "temporal=0 is the fast choice" in caplog.text  # the temporal default's cost is logged, as by the API
+    assert "temporal=0 asks for single-scan mode" in caplog.text  # the temporal default's cost is logged, as by the API
     with fits.open(out) as hdul:
         history = [str(card) for card in hdul[0].header.get("HISTORY", [])]
     assert sum("sunpy_nn software:" in line for line in history) == 1

@@ -289,12 +289,12 @@ def test_denoise_cube_is_temporal_by_default_where_the_scans_allow(strong_cube, 
     with caplog.at_level(logging.INFO, logger="sunpy_nn.denoise._denoise_cube"):
         out = denoise_cube(small, epochs=1, patch_size=16, seed=0, progress=False)
     assert out.meta["sunpy_nn"]["temporal"] == 2  # six scans: the default is auto_temporal's
-    assert "temporal=0 is the fast choice" in caplog.text  # the user is told what it costs
+    assert "temporal=0 asks for single-scan mode" in caplog.text  # the user is told what it costs
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sunpy_nn.denoise._denoise_cube"):
         out = denoise_cube(small, temporal=0, epochs=1, patch_size=16, seed=0, progress=False)
     assert out.meta["sunpy_nn"]["temporal"] == 0  # single-scan mode when asked
-    assert "fast choice" not in caplog.text
+    assert "asks for single-scan mode" not in caplog.text
     with pytest.raises(TypeError, match="NDCube"):  # before auto_temporal reads the axes of what is not a cube
         denoise_cube(np.asarray(cube.data), epochs=1)
     one_scan = NDCube(np.asarray(cube.data)[:1, :, :1, :32, :32], wcs=cube.wcs[:1, :, :1, :32, :32])

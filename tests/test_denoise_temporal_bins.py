@@ -188,7 +188,7 @@ def test_a_denoiser_keeps_the_bootstrap_it_was_calibrated_with(drifting, tmp_pat
     from sunpy_nn.denoise import _frames
     from sunpy_nn.utils import WeightsError
 
-    _, _, den = drifting
+    cube, _, den = drifting
     assert den._bootstrap == (_frames.BOOTSTRAP_DRAWS, _frames.PROPAGATION_WINDOW) == (2, 7)
     path = copy.deepcopy(den).save(tmp_path / "t.pt")
     again = Denoiser.load(path)
@@ -198,6 +198,10 @@ def test_a_denoiser_keeps_the_bootstrap_it_was_calibrated_with(drifting, tmp_pat
     settings.pop("bootstrap")  # not in files of format 7
     old = Denoiser._restore(copy.deepcopy(den.model), settings, Path("old.pt"), "0" * 64)
     assert old._bootstrap == (4, 5) and old._propagation == "bootstrap"
+    # fitted again (a warm start), it is calibrated with the current bootstrap
+    old.fit(cube, epochs=1, patches_per_epoch=10, patch_size=16, seed=0, progress=False)
+    assert old._bootstrap == (2, 7)
+    old._bootstrap = (4, 5)
     calls = []
 
     def run(a):
@@ -208,7 +212,7 @@ def test_a_denoiser_keeps_the_bootstrap_it_was_calibrated_with(drifting, tmp_pat
     mean = run(inp)
     old._propagated_variance(inp, 0.0, run, mean)
     assert len(calls) == 1 + 4  # its four draws, not the current two
-    for bad in ([1, 7], [2], "2,7", [2.0, 7]):
+    for bad in ([1, 7], [2], "2,7", [2.0, 7], [True, 7], [2, 0], [], None):  # None: a format-8 file without it
         with pytest.raises(WeightsError, match="bootstrap setting"):
             Denoiser._restore(copy.deepcopy(den.model), den._settings() | {"bootstrap": bad}, Path("b.pt"), "0" * 64)
 

@@ -249,8 +249,8 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         0.85 < rows("correlated")["single"]["bins"][3]["rms"] < 1.15
         and rows("evolving")["single"]["bins"][3]["rms"] > 1.5
     )
-    # temporal mode, the default: "kept the error above 3 sigma below the input's on every cube, and below a spectral
-    # PCA's except in the strongest bin of the evolving cube, where the two were equal"; "on every cube measured it
+    # temporal mode, the default: "kept the error above 3 sigma below the input's and below a spectral PCA's on every
+    # cube, also in the strongest bin of the evolving cube" (to the two digits printed); "on every cube measured it
     # gave the calibrated error bars and the lower error above 10 sigma, and on all but the evolving cube the lower
     # rms error (there, between 3 and 10 sigma, the higher one)"
     parts = (*aligned, "fast", "evolving")
@@ -258,14 +258,13 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         r = rows(p)
         assert all(r["temporal"]["bins"][i]["rms"] < r["input"]["bins"][i]["rms"] for i in (2, 3))
         assert all(r["temporal"]["bins"][i]["rms"] < r["pca"]["bins"][i]["rms"] for i in (2, 3))
-        # "calibrated": issue 14's 0.63-0.73 and 0.92-0.98, to the two digits the guide prints (the weak cube 0.732)
-        assert (
-            0.63 <= round(r["temporal"]["coverage"]["1sigma"], 2) <= 0.73
-            and 0.92 <= round(r["temporal"]["coverage"]["2sigma"], 2) <= 0.98
-        )
+        # "calibrated": issue 14's 0.63-0.73 and 0.92-0.98; the weak cube "just above" it (0.732), as the changelog says
+        assert 0.63 <= r["temporal"]["coverage"]["1sigma"] <= (0.735 if p == "weak" else 0.73)
+        assert 0.92 <= r["temporal"]["coverage"]["2sigma"] <= 0.98
         assert r["temporal"]["bins"][3]["rms"] < r["single"]["bins"][3]["rms"]
         assert all(r["temporal"][f"rms_{s}"] < r["single"][f"rms_{s}"] for s in "QUV") == (p != "evolving")
-    # "also in the strongest bin of the evolving cube" (below the PCA's: the loop above)
+    # "also in the strongest bin of the evolving cube": below the PCA's as printed (the loop above compares the values)
+    assert f"{evolving['temporal']['bins'][3]['rms']:.2f}" < f"{evolving['pca']['bins'][3]['rms']:.2f}"
     assert evolving["temporal"]["bins"][2]["rms"] > evolving["single"]["bins"][2]["rms"]
     assert evolving["single"]["bins"][3]["rms"] > evolving["input"]["bins"][3]["rms"]  # "worse than the noisy input"
     # "took ... in temporal mode (temporal= 2), within the 10-minute target"

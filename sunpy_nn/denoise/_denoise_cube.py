@@ -53,7 +53,7 @@ def _log_temporal_default(temporal: int) -> None:
     if temporal:
         log.info(
             "temporal mode (temporal=%d, from the number of scans): each scan predicted from its %d neighbours, "
-            "up to about twice the time of single-scan mode; temporal=0 is the fast choice",
+            "three network runs per frame at prediction; temporal=0 asks for single-scan mode (one run per frame)",
             temporal,
             2 * temporal,
         )
@@ -98,13 +98,13 @@ def denoise_cube(
         See `Denoiser` (default ``"image"``).
     temporal : int or "auto", optional
         Temporal mode (`Denoiser`): the ``2 temporal`` neighbouring scans, aligned onto each scan, predict it, for
-        series whose field changes little from scan to scan (it lowered the error by 22-40 % on such cubes, also
+        series whose field changes little from scan to scan (it lowered the error by 21-40 % on such cubes, also
         where the scene moved 0.5-1 px per scan; where the field changed ~15 % per scan it raised the rms error of Q
-        and U by 9-23 % but halved that of the strongest signals and kept the error bars calibrated; see the
-        denoising guide). It runs the network three times per frame (up to about twice the time of single-scan
-        mode: on the guide's largest cube). ``0``: single-scan mode, each scan on its own, the fast
-        choice. Default (`None`) and ``"auto"``: `auto_temporal`, 2 for five or more scans, 1 for three or four, 0
-        for fewer.
+        and U by 8-19 % but halved that of the strongest signals and kept the error bars calibrated; see the
+        denoising guide). It runs the network three times per frame at prediction, single-scan mode once; which of
+        the two is faster overall depends on the CPU (the guide's "It costs time"). ``0``: single-scan mode, each
+        scan on its own. Default (`None`) and ``"auto"``: `auto_temporal`, 2 for five or more scans, 1 for three or
+        four, 0 for fewer.
     spectral_pca : bool, optional
         Denoise each Stokes parameter's spectral principal components instead of its tunings (`Denoiser`; the
         gain measured on kG cubes is in the denoising guide). Default (`None`): on in image mode with two or more

@@ -41,6 +41,12 @@ class _FilesMixin:
 
     model: UNet | None
 
+    def _bootstrapped(self) -> bool:
+        """Whether prediction measures the neighbours' noise by the bootstrap (temporal mode, not a file calibrated
+        against noise injection or without the propagated noise)."""
+        propagation = getattr(self, "_propagation", "bootstrap")
+        return bool(self.temporal) and propagation == "bootstrap" and self.noise_correlation is not None
+
     def _settings(self) -> dict:
         """What `save` stores besides the network, as plain JSON values (they round-trip exactly)."""
         return json.loads(
@@ -96,7 +102,7 @@ class _FilesMixin:
             "uncertainty_calibration_bins": settings["calibration_bins"] or None,
             "noise_correlation_px": settings["noise_correlation"],
             # temporal mode's propagated noise: the bootstrap's draws and window (px) the calibration was measured with
-            "propagation_bootstrap": settings["bootstrap"] if self.temporal else None,
+            "propagation_bootstrap": settings["bootstrap"] if self._bootstrapped() else None,
             "unit": settings["unit"],
             # the basis itself is in the hashed file; its eigenvalues say how much signal each component holds
             "spectral_pca_eigenvalues": settings["spectral_eigenvalues"] or None,
@@ -211,7 +217,8 @@ class _FilesMixin:
         den._propagation = settings.get(
             "propagation", "injection" if int(settings.get("format_version", 1)) < 7 else "bootstrap"
         )
-        den._bootstrap = _bootstrap_setting(settings.get("bootstrap") or _FORMAT_7_BOOTSTRAP, path)
+        version = int(settings.get("format_version", 1))
+        den._bootstrap = _FORMAT_7_BOOTSTRAP if version < 8 else _bootstrap_setting(settings.get("bootstrap"), path)
         # Temporal denoisers saved before the propagated noise was measured were calibrated without it: None keeps
         # their uncertainty as it was calibrated (the variance head's alone).
         correlation = settings.get("noise_correlation")

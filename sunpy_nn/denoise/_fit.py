@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from ndcube import NDCube
 
+from sunpy_nn.denoise import _frames
 from sunpy_nn.denoise._align import align_scans, cube_shifts, registration
-from sunpy_nn.denoise._frames import BOOTSTRAP_DRAWS, PROPAGATION_WINDOW
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.training._precision import check_precision_on_device, check_training_precision
@@ -260,7 +260,8 @@ class _FitMixin:
             "scan_shifts": None if shifts is None else np.round(shifts, 3).tolist(),
         }
         self._propagation = "bootstrap"  # a warm start of a file before format 7 is calibrated anew, as now
-        self._bootstrap = (BOOTSTRAP_DRAWS, PROPAGATION_WINDOW)  # and of a file with other draws or window
+        # and a file with other draws or window (read now: benchmarks/denoise_bootstrap.py sets them)
+        self._bootstrap = (_frames.BOOTSTRAP_DRAWS, _frames.PROPAGATION_WINDOW)
         self.calibration, self.calibration_tunings, self.calibration_bins = self._calibrate(
             labels, selected, train, dev
         )
