@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from _run_report import _cpu_model as cpu_model  # noqa: F401 (the CPU model, for the JSON's machine)
+
 
 def parse(p: argparse.ArgumentParser, out: Path) -> argparse.Namespace:
     """``p``'s arguments plus ``--jobs``, ``--out`` (default ``out``) and ``--quick``, which shrinks the science cubes

@@ -123,7 +123,7 @@ def main() -> None:
     rows.sort(key=lambda r: [(p, d, w, 2**b, n) for p, d, w, b, n in runs].index(tuple(r[k] for k in keys)))
     result = {
         "sunpy_nn_version": sunpy_nn.__version__,
-        "machine": f"{platform.machine()}, {platform.processor()}",
+        "machine": f"{platform.machine()}, {_exploratory.cpu_model()}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "rows": rows,
     }

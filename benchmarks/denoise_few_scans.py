@@ -70,7 +70,7 @@ def main() -> None:
         rows = list(pool.map(fit, runs))
     result = {
         "sunpy_nn_version": sunpy_nn.__version__,
-        "machine": f"{platform.machine()}, {platform.processor()}",
+        "machine": f"{platform.machine()}, {_exploratory.cpu_model()}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "rows": rows,
     }

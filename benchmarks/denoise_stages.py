@@ -11,7 +11,8 @@ Run from the repository root::
 
     python benchmarks/denoise_stages.py                      # the default (temporal mode on eight scans)
     python benchmarks/denoise_stages.py --temporal 0         # single-scan mode
-    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/denoise_stages.py   # AVX2 kernels only
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python benchmarks/denoise_stages.py                  # AVX2 kernels only (on an AVX-512 CPU)
     python benchmarks/denoise_stages.py --size 64 --epochs 1 # a smoke test (figures meaningless)
 """
 
@@ -20,9 +21,11 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
-import platform
+import os
 import sys
 import time
+
+from _run_report import _CAP_VARIABLES, _cpu_model
 
 ACC: dict[str, float] = collections.defaultdict(float)
 CALLS: collections.Counter = collections.Counter()
@@ -74,7 +77,8 @@ def main() -> None:
     t0 = time.perf_counter()
     res = denoise_cube(cube, seed=0, progress=False, temporal=args.temporal, epochs=args.epochs)
     total = time.perf_counter() - t0
-    print(f"sunpy_nn {sunpy_nn.__version__}, {platform.machine()} {platform.processor()}, {args.threads} threads")
+    caps = ", ".join(f"{k}={os.environ[k]}" for k in _CAP_VARIABLES if k in os.environ)
+    print(f"sunpy_nn {sunpy_nn.__version__}, {_cpu_model()}{f' ({caps})' if caps else ''}, {args.threads} threads")
     print(f"denoise_cube on {' x '.join(map(str, cube.data.shape))} (temporal={res.meta['sunpy_nn']['temporal']}):")
     print(f"  {'total':22s} {total:8.1f} s")
     for key in ACC:
