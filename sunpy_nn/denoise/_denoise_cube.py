@@ -101,9 +101,9 @@ def denoise_cube(
         series whose field changes little from scan to scan (it lowered the error by 21-40 % on such cubes, also
         where the scene moved 0.5-1 px per scan; where the field changed ~15 % per scan it raised the rms error of Q
         and U by 8-19 % but halved that of the strongest signals and kept the error bars calibrated; see the
-        denoising guide). It runs the network three times per frame at prediction, single-scan mode once; which of
-        the two is faster overall depends on the CPU (the guide's "It costs time"). ``0``: single-scan mode, each
-        scan on its own. Default (`None`) and ``"auto"``: `auto_temporal`, 2 for five or more scans, 1 for three or
+        denoising guide). It runs the network three times per frame at prediction, single-scan mode once (both
+        train at about the same cost: the guide's "It costs time"). ``0``: single-scan mode, each scan on its own,
+        the faster choice. Default (`None`) and ``"auto"``: `auto_temporal`, 2 for five or more scans, 1 for three or
         four, 0 for fewer.
     spectral_pca : bool, optional
         Denoise each Stokes parameter's spectral principal components instead of its tunings (`Denoiser`; the
