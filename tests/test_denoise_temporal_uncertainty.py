@@ -78,10 +78,9 @@ def test_propagated_variance_of_linear_networks(run, correlation, expected):
 
 
 @pytest.mark.parametrize("draws", [2, 4])
-def test_propagated_variance_runs_the_network_once_per_draw(monkeypatch, draws):
+def test_propagated_variance_runs_the_network_once_per_draw(draws):
     """Each bootstrap draw is one run of the network per frame (what temporal mode costs); with the prediction given,
     no other run."""
-    monkeypatch.setattr(frames, "BOOTSTRAP_DRAWS", draws)
     calls = []
 
     def run(a):
@@ -90,7 +89,9 @@ def test_propagated_variance_runs_the_network_once_per_draw(monkeypatch, draws):
 
     inp = np.random.default_rng(1).normal(0, 3, (4, 128, 128)).astype(np.float32)
     mean = run(inp)
-    var = Denoiser()._propagated_variance(inp, 0.0, run, mean)
+    den = Denoiser()
+    den._bootstrap = (draws, frames.PROPAGATION_WINDOW)
+    var = den._propagated_variance(inp, 0.0, run, mean)
     assert len(calls) == 1 + draws
     assert float(var[:, 8:-8, 8:-8].mean()) == pytest.approx(0.25, rel=0.06)
 

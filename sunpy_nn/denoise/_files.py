@@ -18,7 +18,6 @@ import torch
 
 from sunpy_nn.data.registry import FORMAT as _WEIGHTS_FORMAT
 from sunpy_nn.data.registry import _build, _load_state, model_card, save_weights, weight_path
-from sunpy_nn.denoise._frames import BOOTSTRAP_DRAWS, PROPAGATION_WINDOW
 from sunpy_nn.nn import UNet
 from sunpy_nn.utils import WeightsError
 
@@ -40,6 +39,7 @@ class _FilesMixin:
     """`Denoiser`'s files: the network and the settings that `Denoiser.load` restores."""
 
     model: UNet | None
+    _bootstrap: tuple[int, int]  # (`_FramesMixin`)
 
     def _bootstrapped(self) -> bool:
         """Whether prediction measures the neighbours' noise by the bootstrap (temporal mode, not a file calibrated
@@ -69,7 +69,7 @@ class _FilesMixin:
                     # "injection": a temporal file before format 7 saved again, whose head was calibrated against it
                     "propagation": getattr(self, "_propagation", "bootstrap"),
                     # the draws and window the calibration was measured with, which prediction uses
-                    "bootstrap": list(getattr(self, "_bootstrap", (BOOTSTRAP_DRAWS, PROPAGATION_WINDOW))),
+                    "bootstrap": list(self._bootstrap),
                     "noise_correlation": self.noise_correlation,
                     "unit": self.unit,
                     "spectral_basis": {lab: b.tolist() for lab, b in self.spectral_basis.items()},

@@ -52,6 +52,9 @@ class _FramesMixin:
     """`Denoiser`'s network (``model``, ``shuffle``) on normalised ``(C, Y, X)`` frames: for training and prediction."""
 
     model: UNet | None
+    #: The bootstrap's (draws, window in px) this denoiser is calibrated with: set by fit and load (a class default
+    #: for a denoiser that has neither, whose prediction would fail first).
+    _bootstrap: tuple[int, int] = (BOOTSTRAP_DRAWS, PROPAGATION_WINDOW)
 
     def _run(
         self, frame: np.ndarray, dev, tile_size, n_out, model: UNet | None = None, precision="float32", compile=False
@@ -126,7 +129,7 @@ class _FramesMixin:
         if mean is None:
             mean = run(inp)
         proxy = np.tile(np.asarray(mean, inp.dtype), (inp.shape[0] // mean.shape[0], 1, 1))
-        n_draws, window = getattr(self, "_bootstrap", (BOOTSTRAP_DRAWS, PROPAGATION_WINDOW))
+        n_draws, window = self._bootstrap
         draws = [run(proxy + _unit_noise(rng, inp.shape, correlation, inp.dtype)) for _ in range(n_draws)]
         return _window_mean(np.var(draws, axis=0, ddof=1), window)
 
