@@ -12,9 +12,31 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def _enhance(args: argparse.Namespace) -> int:
-    import sunpy.map
+def _read_map(path: str):
+    """
+    The one map of a FITS file, as ``sunpy.map.Map`` reads it, or a `ValueError` that says what the file holds.
 
+    sunpy gives a list for a file of several 2-D image HDUs and raises its ``NoMapsInFileError`` (not an error the
+    command line reports) for a file of tables only: both were tracebacks.
+    """
+    import sunpy.map
+    from sunpy.util.exceptions import NoMapsInFileError
+
+    try:
+        smap = sunpy.map.Map(path)
+    except NoMapsInFileError:
+        raise ValueError(
+            f"{path} holds no image (only tables or 1-D data): give a FITS file with one 2-D image HDU"
+        ) from None
+    if isinstance(smap, list):
+        raise ValueError(
+            f"{path} holds {len(smap)} images; pass one file per image, or extract the HDU you want into a file of "
+            "its own (astropy.io.fits)"
+        )
+    return smap
+
+
+def _enhance(args: argparse.Namespace) -> int:
     from sunpy_nn.enhance import enhance_map
     from sunpy_nn.enhance._batch import _output_name
 
@@ -30,7 +52,7 @@ def _enhance(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: the folder {out.parent} does not exist; create it first")
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it")
-    smap = sunpy.map.Map(args.input)
+    smap = _read_map(args.input)
     extra = [int(smap.meta.get(f"naxis{i}", 1)) for i in range(3, int(smap.meta.get("naxis", 2)) + 1)]
     if any(n > 1 for n in extra):  # sunpy kept the first 2-D frame of a cube (and warned that it truncates)
         raise ValueError(
@@ -61,9 +83,7 @@ def _load_training_image(path: str, normalise: str):
     if path.endswith(".npy"):
         data, scale = np.load(path).astype(np.float64), None
     else:
-        import sunpy.map
-
-        smap = sunpy.map.Map(path)
+        smap = _read_map(path)
         data, scale = np.asarray(smap.data, dtype=np.float64), smap
     if normalise == "mean":
         data = data / data.mean()

@@ -5,6 +5,7 @@ import pickle
 import warnings
 
 import pytest
+import torch
 
 from sunpy_nn import enhance
 from sunpy_nn.batch import BatchError, MapFailure, run_batch
@@ -57,13 +58,25 @@ def test_run_batch_checks_its_arguments_first():
         run_batch([1], Halve(), scheduler="gpu")
 
 
+def cached(weights):
+    """The model cache's own network and provenance (`load_enhance_model` hands out copies)."""
+    from sunpy_nn.enhance._models import _load, _resolve
+
+    return _load(_resolve(weights, "blos"))
+
+
 def test_one_model_cache_loads_a_weight_file_once(tmp_path):
     weights = save_weights(random_enhance_net(depth=1, n_filters=4), tmp_path / "cached.pt")
     enhance._MODELS.clear()
     before = enhance._MODEL_LOADS
-    first = enhance.load_enhance_model(weights, "blos")
-    assert enhance.load_enhance_model(weights, "blos")[0] is first[0]
-    assert enhance.load_enhance_model(str(weights), "blos")[0] is first[0]
+    first = cached(weights)
+    assert cached(weights)[0] is first[0]
+    assert cached(str(weights))[0] is first[0]
+    # the public function hands out copies of the cached network (found there: no second load)
+    copy, _ = enhance.load_enhance_model(weights, "blos")
+    assert copy is not first[0] and all(
+        torch.equal(a, b) for a, b in zip(copy.state_dict().values(), first[0].state_dict().values(), strict=True)
+    )
     assert enhance._MODEL_LOADS - before == 1
     # a path with "~" is the same file and the same cache entry
     home = tmp_path / "home"
@@ -72,15 +85,15 @@ def test_one_model_cache_loads_a_weight_file_once(tmp_path):
     (home / "cached.json").symlink_to(weights.with_suffix(".json"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))
-        enhance.load_enhance_model("~/cached.pt", "blos")
-        enhance.load_enhance_model("~/cached.pt", "blos")
+        cached("~/cached.pt")
+        cached("~/cached.pt")
     assert enhance._MODEL_LOADS - before == 2  # one load for the "~" spelling, then cached
     before += 1
     # a rewritten file is loaded again (its modification time is set: a rewrite can fall in the same clock tick)
     save_weights(random_enhance_net(depth=1, n_filters=4, seed=1), weights)
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    assert enhance.load_enhance_model(weights, "blos")[0] is not first[0]
+    assert cached(weights)[0] is not first[0]
     assert enhance._MODEL_LOADS - before == 2
     # the batch runner and the single-map path share this cache: parallel has none of its own
     from sunpy_nn import parallel

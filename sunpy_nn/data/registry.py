@@ -10,6 +10,7 @@ ever downloaded.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -144,8 +145,8 @@ def model_card(name_or_path: str | Path) -> dict:
     Raises
     ------
     sunpy_nn.utils.WeightsError
-        There is no such registered model, or no ``.json`` model card beside the file; the message lists the
-        registered models.
+        There is no such registered model, or no ``.json`` model card beside the file (the message lists the
+        registered models), or the card is not a JSON object.
 
     Examples
     --------
@@ -158,8 +159,7 @@ def model_card(name_or_path: str | Path) -> dict:
     card_path = Path(path).with_suffix(".json")
     if not card_path.exists():
         raise WeightsError(f"No model card {card_path}; registered models: {available_models()}")
-    with open(card_path) as f:
-        return json.load(f)
+    return _read_card(card_path)
 
 
 def weight_path(path: str | Path) -> Path:
@@ -202,6 +202,21 @@ def _read_pt(path: Path) -> dict:
     if isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
         return {"format": FORMAT, "config": None, "state_dict": blob}  # a bare state_dict
     raise WeightsError(f"{path} is a torch file but neither a sunpy_nn weight file nor a state_dict")
+
+
+def _read_card(card_path: Path) -> dict:
+    """A model card (JSON object), or `WeightsError` naming the card when it is not one."""
+    try:
+        with open(card_path) as f:
+            card = json.load(f)
+    except (OSError, ValueError) as exc:  # unreadable, or not JSON (json.JSONDecodeError, UnicodeDecodeError)
+        raise WeightsError(
+            f"Could not read the model card {card_path}: {exc}. Restore it, or re-create the weights and card with "
+            "sunpy_nn.data.save_weights"
+        ) from exc
+    if not isinstance(card, dict):
+        raise WeightsError(f"The model card {card_path} is not a JSON object but a {type(card).__name__}: corrupt")
+    return card
 
 
 def _build(config: dict | None, default: type[nn.Module], path: Path) -> nn.Module:
@@ -252,14 +267,16 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
     Returns
     -------
     model : `torch.nn.Module`
-        The network, in ``eval()`` mode.
+        The network, in ``eval()`` mode (a network object in training mode comes back as a copy in ``eval()``
+        mode; the object itself is left as it was).
     info : `ModelInfo`
         Name, path, SHA-256 and model card, for provenance, and the settings stored with the weights (``extra``).
 
     Raises
     ------
     sunpy_nn.utils.WeightsError
-        The file is missing, corrupt or not a weight file, fails its SHA-256 check, or does not fit the
+        The file or its model card is missing (a registered model's card, or its SHA-256), corrupt or not a weight
+        file or JSON object, fails its SHA-256 check, or does not fit the
         architecture (the message lists the missing and unexpected keys); a network object is not an
         ``architecture``; a Keras file is given for another architecture than `~sunpy_nn.nn.EnhanceNet`.
 
@@ -274,7 +291,9 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
     if isinstance(weights, nn.Module):
         if not isinstance(weights, architecture):
             raise WeightsError(f"weights is a {type(weights).__name__}, but a {architecture.__name__} is needed")
-        return weights.eval(), ModelInfo(name=f"user {type(weights).__name__}", path=None, sha256=None)
+        # a network in training mode is copied, not switched: the caller's object stays as it was
+        model = copy.deepcopy(weights).eval() if weights.training else weights
+        return model, ModelInfo(name=f"user {type(weights).__name__}", path=None, sha256=None)
 
     registered = _find(str(weights)) if isinstance(weights, str) and not Path(weights).suffix else None
     path = registered or Path(weights).expanduser()
@@ -284,8 +303,12 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
     card_path = path.with_suffix(".json")
     card = {}
     if card_path.exists() and path.suffix == ".pt":
-        with open(card_path) as f:
-            card = json.load(f)
+        card = _read_card(card_path)
+        if registered and not card.get("sha256"):  # the check of registered models cannot be switched off
+            raise WeightsError(
+                f"{card_path}, the model card of the registered model {weights!r}, has no sha256 to check the weights "
+                "against: restore the card (or reinstall sunpy_nn, for the weights it ships)"
+            )
         if (verify or registered) and card.get("sha256") and card["sha256"] != digest:
             raise WeightsError(
                 f"SHA-256 of {path} is {digest}, but its model card {card_path.name} says {card['sha256']}: the file "
@@ -301,7 +324,13 @@ def load_weights(weights: str | Path | nn.Module, *, architecture: type[nn.Modul
         name, extra = f"keras:{path.name}", {}
     else:
         blob = _read_pt(path)
-        model = _build(blob.get("config") or card.get("architecture"), architecture, path)
+        config = blob.get("config") or card.get("architecture")
+        if not isinstance(blob.get("state_dict"), dict) or not (config is None or isinstance(config, dict)):
+            raise WeightsError(
+                f"{path} is a sunpy_nn weight file without a state_dict or with an architecture that is not a dict: "
+                "the file is corrupt; re-create it with sunpy_nn.data.save_weights"
+            )
+        model = _build(config, architecture, path)
         _load_state(model, blob["state_dict"], path)
         name = card.get("name") or blob.get("name") or path.stem
         extra = blob.get("extra") or {}

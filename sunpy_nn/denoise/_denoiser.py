@@ -53,8 +53,7 @@ class Denoiser(
         Border handling of the U-Net.
     residual : bool, optional
         The U-Net predicts a correction to its input, so that strong signals pass through; `False` is the paper's
-        network, which predicts the image. Default: `True` in image mode, `False` in spectral mode (where the
-        residual form was measured to train more slowly).
+        network (it predicts the image). Default: `True` in image mode, `False` in spectral mode (slower to train).
     temporal : int
         Temporal mode: scan t is predicted from the ``2 temporal`` scans around it (t excluded), and that
         prediction is combined with scan t by inverse-variance weighting. 0 (default): single-scan mode.
@@ -323,7 +322,7 @@ class Denoiser(
             single scans (``"neighbour"``), or ``"auto"``: scans when there are two or more, else neighbour
             sub-sampling.
         seed : int, optional
-            Seeds the weights, the pairs and the batch order.
+            Seeds the weights (of a new network), the dropout, the pairs and the batch order.
         device : str, optional
             ``"cpu"``, ``"cuda"`` or `None` for the best available.
         progress : bool
@@ -351,7 +350,7 @@ class Denoiser(
         ValueError
             An argument out of range or an unknown precision (checked before anything is read), a patch size that
             does not fit the image, a cube without the needed axes or scans, Stokes parameters the cube does not
-            have, infinite values, a constant Stokes parameter to denoise, ``spectral_pca=True`` with too few
+            have (or none, or one twice), infinite values, a constant one to denoise, ``spectral_pca=True`` with few
             spectra complete at every wavelength, (a warm start) Stokes parameters or a number of wavelengths the
             denoiser's spectral basis does not have, a dask-backed cube with pixel shuffling,
             ``noise_per_tuning=True`` with one scan, or bfloat16 on a GPU that cannot run it.
@@ -387,12 +386,13 @@ class Denoiser(
         Parameters
         ----------
         cube : `ndcube.NDCube`
-            The cube (the one trained on, or another of the same instrument setup). When its data is a dask
-            array, the result is lazy: its data and uncertainty are dask arrays computed frame by frame (and,
-            with ``tile_size``, in overlapping spatial tiles), equal to the in-memory result. In temporal mode,
-            scan by scan (each Stokes parameter's wavelengths together) from the frames of scan t and of its
-            neighbours, each scan read once; the shifts that register the neighbours are those of the cube in
-            memory, measured when `predict` is called on Stokes I averaged over the tunings, 8 steps at a time.
+            The cube (the one trained on, or another of the same instrument setup). When its data is a dask array, the
+            result is lazy: its data and uncertainty are dask arrays computed frame by frame (and, with ``tile_size``,
+            in overlapping spatial tiles), equal to the in-memory result (with ``uncertainty="total"``, up to the
+            dropout's draws: seeded block by block). In temporal mode, scan by scan (each Stokes parameter's wavelengths
+            together) from the frames of scan t and of its neighbours, each scan read once; the shifts that register the
+            neighbours are those of the cube in memory, measured when `predict` is called on Stokes I averaged over the
+            tunings, 8 steps at a time.
         stokes : tuple of str or None
             Stokes parameters to denoise (`None`: all); the others are returned as they are, bit for bit.
         tile_size : int, optional
@@ -436,7 +436,7 @@ class Denoiser(
             ``cube`` is not an `ndcube.NDCube`.
         ValueError
             An argument out of range (checked before any work), the denoiser is not trained, a cube the denoiser
-            cannot apply to (other Stokes parameters, or another number of wavelengths in spectral mode or with a
+            cannot apply to (Stokes parameters it was not fitted on, another number of wavelengths in spectral mode or a
             spectral basis), infinite values, or a dask-backed cube for a pixel-shuffling denoiser.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
@@ -588,7 +588,7 @@ class Denoiser(
         ------
         sunpy_nn.WeightsError
             The file is missing, corrupt or does not match its model card's SHA-256, holds no denoiser (e.g. an
-            Enhance network), or its network does not fit its settings.
+            Enhance network), or its network and settings do not fit (its channels, noise levels, basis, bins).
 
         Notes
         -----

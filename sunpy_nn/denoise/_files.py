@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 from pathlib import Path
 from typing import TypeVar
 
@@ -232,7 +233,49 @@ class _FilesMixin:
         den.unit = settings.get("unit")  # None in files saved before the unit was kept: levels used as they are
         den.history, den.fit_settings = settings["history"], settings["fit_settings"]
         den.source = {"file": path.name, "sha256": sha256}
+        _check_restored(den, path)
         return den
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _check_restored(den, path) -> None:
+    """
+    A loaded denoiser's settings against its network and one another, so that a corrupt or edited file fails here,
+    naming what does not fit, instead of deep inside prediction (or with a silently wrong result: a NaN noise level).
+    """
+    problems = []
+    n_w = den.n_wavelengths
+    if not (isinstance(n_w, int) and n_w >= 1):
+        raise WeightsError(f"{path}: its number of wavelengths {n_w!r} is not a positive integer; the file is corrupt")
+    channels = n_w if den.mode == "spectral" else 1
+    n_in = channels * (2 * den.temporal if den.temporal else 1)
+    got = (den.model.config["in_channels"], den.model.config["out_channels"])
+    if got != (n_in, channels):
+        problems.append(
+            f"its network takes {got[0]} and gives {got[1]} channels, where mode={den.mode!r}, temporal={den.temporal} "
+            f"and {n_w} wavelengths need {n_in} and {channels}"
+        )
+    bad = [k for k, v in den.noise.items() if not _positive(v)]
+    bad += [f"{k} (calibration)" for k, v in den.calibration.items() if not _positive(v)]
+    if bad:
+        problems.append(f"the noise levels or calibration factors of Stokes {bad} are not finite positive numbers")
+    for lab, basis in den.spectral_basis.items():
+        if basis.shape != (n_w, n_w) or not np.isfinite(basis).all():
+            problems.append(f"the spectral basis of Stokes {lab} is not a finite {n_w} x {n_w} matrix ({basis.shape})")
+    for lab, b in den.calibration_bins.items():
+        edges, factors = b.get("edges"), b.get("factors")
+        ok = isinstance(edges, list) and isinstance(factors, list) and len(factors) == len(edges) + 1
+        ok = ok and all(_positive(f) for f in factors) and bool(np.all(np.isfinite(edges)))
+        if not ok or np.any(np.diff(edges) < 0):
+            problems.append(f"the calibration bins of Stokes {lab} are not increasing edges and one more factor")
+    if problems:
+        raise WeightsError(
+            f"{path} does not fit together: {'; '.join(problems)}. The file is corrupt or was edited: save the "
+            "denoiser again from a trained one, or train a new one"
+        )
 
 
 def _bootstrap_setting(value, path) -> tuple[int, int]:

@@ -209,9 +209,11 @@ class _FitMixin:
         val_pairs = [val.draw() for _ in range(max(batch_size, patches_per_epoch // 10))] if val else []
         # Everything checked: only now does the denoiser change (a failed fit leaves it as it was).
         self.source = None  # the weights will differ from any file
+        train_seed = seed  # a warm start: seeds the training's dropout
         if self.model is None:
             if seed is not None:
-                torch.manual_seed(seed)
+                torch.manual_seed(seed)  # the initial weights, then the training's dropout, from one seed
+            train_seed = None
             self.model = self._build(n_w)
             self.n_wavelengths = n_w
         self.noise, self.noise_methods, self.noise_correlation = noise, noise_methods, correlation
@@ -230,6 +232,7 @@ class _FitMixin:
             progress=progress,
             device=dev,
             precision=precision,
+            seed=train_seed,
         )
         for key, values in history.items():
             self.history.setdefault(key, []).extend(values)

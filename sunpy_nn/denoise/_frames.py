@@ -39,6 +39,26 @@ def _window_mean(v: np.ndarray, size: int) -> np.ndarray:
         return np.where(ok, total / count, np.nan).astype(v.dtype)
 
 
+def _fill_channels(frame: np.ndarray, finite: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """
+    ``(C, Y, X)`` ``frame`` with each channel's missing pixels (not ``finite``) filled from its nearest valid pixel, so
+    that nothing missing spreads into valid pixels through the network; a channel without any data takes the mean
+    of the others at each pixel (filled alike where ``empty``: no channel has data).
+    """
+    if finite.all():
+        return frame
+    out = frame.copy()
+    for c in range(len(frame)):
+        miss = ~finite[c]
+        if miss.all():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels, filled next
+                out[c] = fill_nearest(np.nanmean(frame, axis=0), empty)
+        elif miss.any():
+            out[c] = fill_nearest(frame[c], miss)
+    return out
+
+
 def _unit_noise(rng: np.random.Generator, shape: tuple, correlation: float, dtype) -> np.ndarray:
     """Noise of unit variance, white or (``correlation`` > 0 px) through a Gaussian of that sigma, as the cube's."""
     eps = rng.standard_normal(shape)
@@ -77,10 +97,14 @@ class _FramesMixin:
     def _run_one(self, frame, dev, tile_size, n_out, model, precision, compile):
         """`_run` on one image, without pixel shuffling."""
         model = self.model if model is None else model
-        missing = ~np.isfinite(frame).all(axis=0)
-        if missing.all():
+        finite = np.isfinite(frame)
+        empty = ~finite.any(axis=0)  # no channel has data here
+        if empty.all():
             return np.full((n_out, *frame.shape[1:]), np.nan, frame.dtype), np.full_like(frame[:1], np.nan)
-        frame = fill_nearest(frame, missing)
+        # The input channels of output channel c (c, c + n_out, ...: the tunings of spectral mode, neighbour by
+        # neighbour in temporal mode) that all lack data there: a tuning missing at a pixel leaves the others.
+        gone = [~finite[c::n_out].any(axis=0) for c in range(n_out)] if not finite.all() else None
+        frame = _fill_channels(frame, finite, empty)
         a = model.align
         ny, nx = frame.shape[1:]
         py, px = (-ny) % a, (-nx) % a
@@ -96,8 +120,10 @@ class _FramesMixin:
             precision=precision,
             compile=compile,
         )[:, :ny, :nx]
-        if missing.any():
-            out[:, missing] = np.nan
+        if gone is not None:
+            for c in range(n_out):
+                out[c, gone[c]] = np.nan
+            out[n_out:, empty] = np.nan  # the variance head's one channel: where no tuning has data
         return out[:n_out], out[n_out:]
 
     def _propagated_variance(self, inp: np.ndarray, correlation: float, run, mean: np.ndarray | None = None):
@@ -200,7 +226,8 @@ class _FramesMixin:
         bins = scale if isinstance(scale, dict) else None  # temporal mode: factors by bins of the propagated variance
         if bins and (context is None or correlation is None):  # the bins scale the head only beside prop
             raise ValueError("factors by bins of the propagated variance need the neighbours and their correlation")
-        var = np.exp(log_var) * (1.0 if bins else scale**2) * np.ones_like(mean)
+        # NaN where the mean is (a tuning without data): the head has one channel for all of them
+        var = np.exp(log_var) * (1.0 if bins else scale**2) * (0 * mean + 1)
         if context is not None and correlation is not None:
             # measured at the training noise; the neighbours have scan t's noise (frame_var in those units)
             prop = self._propagated_variance(

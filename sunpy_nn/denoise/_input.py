@@ -49,6 +49,11 @@ class _InputMixin:
             selected = [0]
         else:
             stokes = tuple(labels) if stokes is None else tuple(stokes)
+            if not stokes or len(set(stokes)) < len(stokes):
+                raise ValueError(
+                    f"stokes must name each Stokes parameter to denoise once, e.g. ('Q', 'U', 'V'), not {stokes!r}; "
+                    f"this cube has {labels}"
+                )
             unknown = [s for s in stokes if s not in labels]
             if unknown:
                 raise ValueError(f"Stokes {unknown} not in this cube, which has {labels}; choose from these")

@@ -82,6 +82,14 @@ class _PredictMixin:
                 "denoise only those it was trained on (stokes=...), or fit it on this cube"
             )
         self._check_basis(labels, selected, "denoise only those (stokes=...)")
+        # the last fit's Stokes parameters: the ones calibrated (files without the record: not checked)
+        trained_on = self.fit_settings.get("stokes")
+        untrained = [labels[s] for s in selected if trained_on is not None and labels[s] not in trained_on]
+        if untrained:
+            raise ValueError(
+                f"The denoiser was trained and calibrated on Stokes {list(trained_on)}, not {untrained}: denoise only "
+                f"those (stokes={tuple(trained_on)!r}), or fit it on the others too"
+            )
         raw = canon
         reused = noise is None  # (fit passes the noise levels it measured on this very cube)
         # this cube's own noise profiles, on the cube as it came: a reused denoiser's check, and the uncertainty per

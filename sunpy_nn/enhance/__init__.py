@@ -39,7 +39,7 @@ from sunpy_nn.enhance._models import _MODELS as _MODELS
 from sunpy_nn.enhance._models import _MODELS_LOCK as _MODELS_LOCK
 from sunpy_nn.enhance._models import _weights_file as _weights_file
 from sunpy_nn.enhance._models import load_enhance_model
-from sunpy_nn.enhance._normalise import LIMB_DARKENING_600NM, Normalisation, normalise
+from sunpy_nn.enhance._normalise import LIMB_DARKENING_600NM, NORMALISATIONS, RELATIVE_MEDIAN, Normalisation, normalise
 from sunpy_nn.enhance._normalise import _apply_profile as _apply_profile
 from sunpy_nn.enhance._normalise import _mirrored_axis as _mirrored_axis
 from sunpy_nn.enhance._normalise import _robust_level as _robust_level
@@ -53,7 +53,9 @@ __all__ = [
     "MAX_FIELD",
     "MAX_NEGATIVE_FRACTION",
     "MIN_FIELD",
+    "NORMALISATIONS",
     "PHOTOSPHERIC_WAVELENGTHS",
+    "RELATIVE_MEDIAN",
     "Normalisation",
     "detect_kind",
     "enhance_array",

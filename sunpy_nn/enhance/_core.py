@@ -18,12 +18,12 @@ from torch import nn
 
 from sunpy_nn.data.registry import ModelInfo
 from sunpy_nn.enhance._checks import KINDS, MIN_SIZE, _check_map, _check_values, detect_kind
-from sunpy_nn.enhance._normalise import _apply_profile, _mirrored_axis, normalise
+from sunpy_nn.enhance._normalise import NORMALISATIONS, _apply_profile, _mirrored_axis, normalise
 from sunpy_nn.header import _off_disk_zeros, _update_stats, provenance, superres_meta
-from sunpy_nn.nn import resolve_device, run_tiled
+from sunpy_nn.nn import PRECISIONS, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import _workspace_bytes
-from sunpy_nn.utils import SunpyNNUserWarning, fill_nearest, upsample_nearest
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, upsample_nearest
 
 # What Enhance does, as its results' provenance records it.
 _METHOD = "Enhance (Diaz Baso & Asensio Ramos 2018)"
@@ -189,6 +189,20 @@ class _Options:
     precision: str | None = "float32"
     compile: bool = False
 
+    def __post_init__(self) -> None:
+        """The options checked once, before any map is read (a batch's typo found after normalising every map)."""
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r} (for magnetograms too)"
+            )
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be None or one of {PRECISIONS}, not {self.precision!r}")
+        if self.device is not None:  # parsed only: a batch's workers may have the GPU its client lacks
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError, ValueError) as exc:
+                raise ValueError(f"device must be None, 'cpu', 'cuda' or 'cuda:N', not {self.device!r}") from exc
+
 
 def _enhance_one(
     smap: GenericMap, kind: str, model: nn.Module, info: ModelInfo, options: _Options, progress: bool
@@ -200,6 +214,13 @@ def _enhance_one(
     kind = kind or detect_kind(smap)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    trained_for = info.card.get("kind")  # the model card's data kind (files without one: not checked)
+    if trained_for is not None and trained_for != kind:
+        raise WeightsError(
+            f"The weights {info.name} were trained on {trained_for!r} data, and this map is {kind!r}: pass weights "
+            f"for {kind!r} (weights=None takes the registered enhance_{kind}), or kind= if the map's kind was "
+            "detected wrongly"
+        )
     data = np.array(smap.data, dtype=np.float64)  # a copy; integers become float
     if smap.mask is not None and np.any(smap.mask):
         data[np.asarray(smap.mask, bool)] = np.nan

@@ -17,7 +17,7 @@ from torch import nn
 from sunpy_nn.enhance._batch import _enhance_maps
 from sunpy_nn.enhance._checks import KINDS, detect_kind
 from sunpy_nn.enhance._core import _enhance_one, _Options
-from sunpy_nn.enhance._models import load_enhance_model
+from sunpy_nn.enhance._models import _load, _resolve
 
 
 def enhance_map(
@@ -211,7 +211,7 @@ def enhance_map(
             "yourself: enhance_map(smap).save(path), or pass [smap] to get the file written"
         )
     kind = kind or detect_kind(smap)
-    model, info = load_enhance_model(weights, kind)
+    model, info = _load(_resolve(weights, kind))  # the cache's own network (load_enhance_model hands out copies)
     return _enhance_one(smap, kind, model, info, options, progress)
 
 

@@ -7,6 +7,7 @@ Private to `sunpy_nn.enhance`, which re-exports `load_enhance_model` (and the ca
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 from collections import OrderedDict
@@ -112,7 +113,8 @@ def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tup
     Returns
     -------
     model : `~sunpy_nn.nn.EnhanceNet`
-        The network, in ``eval()`` mode.
+        The network, in ``eval()`` mode: a copy of the cached one (``weights`` a network: that network, or a copy
+        in ``eval()`` mode of one in training mode).
     info : `~sunpy_nn.data.ModelInfo`
         Its name, file and SHA-256, for provenance.
 
@@ -122,7 +124,9 @@ def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tup
         No registered model ``enhance_<kind>`` (``weights`` `None`), or a name or file that is missing, corrupt,
         fails its SHA-256 check or does not fit `~sunpy_nn.nn.EnhanceNet` (from `~sunpy_nn.data.load_weights`).
     """
-    return _load(_resolve(weights, kind))
+    model, info = _load(_resolve(weights, kind))
+    # the cache's network is shared by every later map: altering it would change their results under the file's SHA
+    return (model if isinstance(weights, nn.Module) else copy.deepcopy(model)), info
 
 
 def load_training_checkpoint(path: str | Path) -> tuple[EnhanceNet, dict]:

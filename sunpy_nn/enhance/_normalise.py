@@ -144,6 +144,25 @@ def _robust_level(values: np.ndarray) -> float:
     return float(sigma_clipped_stats(values, sigma=3.0, maxiters=20)[1])
 
 
+#: The choices of ``normalisation`` (`normalise`).
+NORMALISATIONS = ("auto", "quiet_sun", "limb_darkening", "none")
+#: The range of the median of a continuum image that ``normalisation="none"`` takes as I/Ic: the quiet Sun is 1, an
+#: umbra at 617.3 nm about 0.1-0.3; data in DN/s (about 5e4 for HMI) or in percent are far outside.
+RELATIVE_MEDIAN = (0.02, 5.0)
+
+
+def _check_relative(data: np.ndarray) -> None:
+    """``normalisation="none"``: the data must be I/Ic already, or the network sees intensities it never saw."""
+    median = float(np.nanmedian(data[:: max(1, data.shape[0] // 512), :: max(1, data.shape[1] // 512)]))
+    low, high = RELATIVE_MEDIAN
+    if not low <= median <= high:
+        raise ValueError(
+            f"normalisation='none' takes the continuum image as I/Ic already, but its median is {median:.4g} (I/Ic "
+            f"is about 1 on the quiet Sun; {low:g}-{high:g} accepted): use normalisation='auto' or 'quiet_sun' to "
+            "bring it to I/Ic, or divide it by its quiet-Sun level first"
+        )
+
+
 def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto") -> Normalisation:
     """
     Work out the normalisation that brings a map into the network's units.
@@ -165,7 +184,8 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
         mu from below 0.5 to above 0.9, as a full disk does; otherwise only the level, with the law's shape
         fixed to `LIMB_DARKENING_600NM`). ``"auto"`` uses limb darkening where the map has helioprojective
         coordinates and observer information, and a quiet-Sun level otherwise. ``"none"`` leaves the data as
-        they are (already I/Ic). Magnetograms are always converted to kG.
+        they are (already I/Ic: a median outside `RELATIVE_MEDIAN` is refused). Magnetograms are always converted to
+        kG.
 
     Returns
     -------
@@ -178,7 +198,8 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     ------
     ValueError
         A magnetogram whose unit is not a magnetic field (Gauss, Mx/cm^2, kG...) or a continuum image in one, or in
-        a temperature or velocity unit; an unknown ``method``; ``"limb_darkening"`` for a map without
+        a temperature or velocity unit; an unknown ``method``; ``"none"`` for a continuum image whose median is not
+        that of I/Ic (`RELATIVE_MEDIAN`); ``"limb_darkening"`` for a map without
         helioprojective coordinates, square pixels or observer information; fewer than 16 valid on-disk pixels; a
         quiet-Sun or disk-centre level that is not positive.
 
@@ -199,6 +220,8 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     >>> norm.method, norm.scale > 0
     ('quiet_sun', True)
     """
+    if method not in NORMALISATIONS:  # for magnetograms too: a typo must not pass until the first continuum image
+        raise ValueError(f"normalisation must be 'auto', 'quiet_sun', 'limb_darkening' or 'none', not {method!r}")
     if kind == "blos":
         if smap.unit is None or not smap.unit.is_equivalent(u.G):
             raise ValueError(
@@ -218,9 +241,8 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
                 "intensity first (for a brightness temperature, through the Planck function at the map's "
                 "wavelength), or set smap.meta['bunit'] if the data are intensities in another unit"
             )
-    if method not in {"auto", "quiet_sun", "limb_darkening", "none"}:
-        raise ValueError(f"normalisation must be 'auto', 'quiet_sun', 'limb_darkening' or 'none', not {method!r}")
     if method == "none":
+        _check_relative(data)
         return Normalisation(kind, "none", 1.0)
     valid = np.isfinite(data)
     geometry = _disk_geometry(smap) if method != "quiet_sun" else None

@@ -137,12 +137,13 @@ def read_crisp(
         A FITS file (``.fits``, ``.fits.gz``, ``.fz``...), or an LP cube (``*.fcube``/``*.icube``; its
         ``*_sp.fcube``/``*_sp.icube`` companion must sit beside it unless ``n_wavelengths`` is given).
     lazy : {"auto", "memmap", "dask", True, False}
-        ``"auto"`` (default) memory-maps float data and LP cubes and wraps integer FITS data (e.g. BITPIX=16
-        with BSCALE/BZERO) and tile-compressed HDUs in a dask array that scales or decompresses frame by frame,
-        so a 20 GB cube does not enter memory on open. ``"dask"`` (or `True`) always returns a dask array with
-        one chunk per frame; `False` reads everything into memory. A whole-file compressed FITS (``.fits.gz``)
-        cannot be memory-mapped or read frame by frame: astropy decompresses it into memory in every mode (the
-        log says so; ``"dask"`` wraps the array). Whatever the mode, the values are those astropy reads.
+        ``"auto"`` (default) memory-maps float data (FITS, ``.fcube``) and wraps integer data (e.g. FITS
+        BITPIX=16 with BSCALE/BZERO, an ``.icube``) and tile-compressed HDUs in a dask array that scales, converts
+        or decompresses frame by frame, so a 20 GB cube does not enter memory on open. ``"dask"`` (or `True`)
+        always returns a dask array with one chunk per frame; `False` reads everything into memory. A whole-file
+        compressed FITS (``.fits.gz``) cannot be memory-mapped or read frame by frame: astropy decompresses it
+        into memory in every mode (the log says so; ``"dask"`` wraps the array). Whatever the mode, the values are
+        those astropy reads.
     wavelengths, times, pixel_scale, center, date_ref
         LP cubes only, which store no coordinates: wavelengths (`~astropy.units.Quantity` in any spectral unit,
         e.g. nm, Angstrom or Hz, one per tuning), times of the scans (`~astropy.time.Time`, or times since
@@ -173,11 +174,12 @@ def read_crisp(
     Raises
     ------
     ValueError
-        An unknown ``lazy``; a truncated file (astropy's size check) or a truncated or corrupt compressed file; a
-        FITS file without an image of two or more axes, or whose ``-TAB`` axes lack their ``WCS-TAB`` table; an
-        ``UNCERT`` or ``MASK`` extension of another shape than the data; a header that is not an LP or FITS header,
-        sizes that disagree with the ``_sp`` cube, or LP coordinates of the wrong length or unit (wavelengths
-        without a spectral unit; times, pixel scale or centre in a unit that does not fit: a
+        An unknown ``lazy``, or ``"memmap"`` for uncompressed integer data (FITS or ``.icube``: they are not
+        floating-point values on disk); a truncated file (astropy's size check) or a truncated or corrupt
+        compressed file; a FITS file without an image of two or more axes, or whose ``-TAB`` axes lack their
+        ``WCS-TAB`` table; an ``UNCERT`` or ``MASK`` extension of another shape than the data; a header that is
+        not an LP or FITS header, sizes that disagree with the ``_sp`` cube, or LP coordinates of the wrong length
+        or unit (wavelengths without a spectral unit; times, pixel scale or centre in a unit that does not fit: a
         `~astropy.units.UnitConversionError`).
     FileNotFoundError
         The file, or the ``_sp`` companion of an LP cube, is missing.

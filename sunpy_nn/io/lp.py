@@ -29,6 +29,7 @@ from sunpy_nn.io.fitsfile import (
     _bunit_card,
     _canonical_shape,
     _frame_getter,
+    _have_dask,
     _header_from_meta,
     _mask_array,
     _replacing,
@@ -343,15 +344,20 @@ def _read_lp(path, lazy, wavelengths, times, pixel_scale, center, date_ref, unit
         )
     n_scans = head.nt // (ns * n_wavelengths)
     shape5 = (n_scans, ns, n_wavelengths, head.ny, head.nx)
+    # Floats, as read_crisp gives FITS integers (float64 for 32-bit ones); an LP cube has no BSCALE, BZERO or BLANK.
+    integer, dtype = head.datatype in (1, 2, 3), np.dtype(np.float64 if head.datatype in (3, 5) else np.float32)
+    if integer and lazy == "memmap":
+        raise ValueError(f"{path} holds integers, not floats to memory-map; use lazy='dask' or lazy=False")
+    lazy = ("dask" if _have_dask() else False) if integer and lazy == "auto" else lazy  # frame by frame, as FITS
     flat = np.memmap(path, dtype=head.dtype, mode="r", offset=_LP_HEADER_BYTES, shape=(head.nt, head.ny, head.nx))
     # Fortran (nx, ny, nt) on disk is C (nt, ny, nx); frame iw + is*nw + it*nw*ns -> (it, is, iw).
     data = flat.reshape(shape5)
     if lazy is False:
-        data = np.array(data, dtype=head.dtype.newbyteorder("="))
+        data = np.array(data, dtype=dtype)  # in the machine's byte order
     elif lazy is True or lazy == "dask":
         import dask.array as da
 
-        data = da.from_array(data, chunks=(1, 1, 1, head.ny, head.nx))  # one chunk per frame of the memory map
+        data = da.from_array(data, chunks=(1, 1, 1, head.ny, head.nx)).astype(dtype)  # frame by frame, as floats
     meta = {"LPHEADER": head.to_bytes().rstrip(b"\0").decode(), "FILENAME": path.name}
     companion = _companion(path)
     if wavelengths is None and times is None and pixel_scale is None and companion.exists():
