@@ -77,6 +77,11 @@ def _enhance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _magnetic(smap) -> bool:
+    """Whether ``smap`` is a map in a magnetic unit (G, kG, Mx/cm^2, T)."""
+    return smap is not None and smap.unit is not None and smap.unit.is_equivalent("G")
+
+
 def _load_training_image(path: str, normalise: str):
     import numpy as np
 
@@ -87,8 +92,8 @@ def _load_training_image(path: str, normalise: str):
         data, scale = np.asarray(smap.data, dtype=np.float64), smap
     if normalise == "mean":
         data = data / data.mean()
-    elif normalise == "gauss-to-kg":
-        data = data / 1000.0
+    elif normalise == "gauss-to-kg" and not _magnetic(scale):
+        data = data / 1000.0  # a map in a magnetic unit is not divided here: train_enhance converts it to kG itself
     return data if scale is None else scale._new_instance(data, scale.meta)
 
 
@@ -362,16 +367,16 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pixel-scale", type=float, help="arcsec/pix of .npy images (e.g. 0.0662 for MURaM)")
     t.add_argument("--normalise", choices=["none", "mean", "gauss-to-kg"], default="none")
     t.add_argument("-o", "--output", required=True, help="weight file to write (.pt; a .json model card beside it)")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--epochs", type=_int_at_least(1), default=20)
+    t.add_argument("--batch-size", type=_int_at_least(1), default=32)
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
-    t.add_argument("--patches", type=int, default=50_000)
-    t.add_argument("--input-size", type=int, default=50, help="input patch edge in pixels (paper: 50)")
-    t.add_argument("--validation-size", type=int, default=30, help="input edge of validation patches")
-    t.add_argument("--validation", type=int, default=5_000)
-    t.add_argument("--depth", type=int, default=5)
-    t.add_argument("--filters", type=int, default=64)
+    t.add_argument("--patches", type=_int_at_least(1), default=50_000)
+    t.add_argument("--input-size", type=_int_at_least(4), default=50, help="input patch edge in pixels (paper: 50)")
+    t.add_argument("--validation-size", type=_int_at_least(4), default=30, help="input edge of validation patches")
+    t.add_argument("--validation", type=_int_at_least(1), default=5_000)
+    t.add_argument("--depth", type=_int_at_least(1), default=5)
+    t.add_argument("--filters", type=_int_at_least(1), default=64)
     t.add_argument("--device")
     t.add_argument("--seed", type=int)
     t.add_argument("--checkpoint-dir", help="resume from / write checkpoints to this folder")

@@ -131,7 +131,8 @@ def load_enhance_model(weights: str | Path | nn.Module | None, kind: str) -> tup
 
 def load_training_checkpoint(path: str | Path) -> tuple[EnhanceNet, dict]:
     """
-    The best network of a ``checkpoint.pt`` of `sunpy_nn.training.train_enhance` (``depth=5, n_filters=64``).
+    The best network of a ``checkpoint.pt`` of `sunpy_nn.training.train_enhance` (the architecture its recipe
+    records; ``depth=5, n_filters=64`` for checkpoints written before checkpoints kept their recipe).
 
     Parameters
     ----------
@@ -148,15 +149,23 @@ def load_training_checkpoint(path: str | Path) -> tuple[EnhanceNet, dict]:
     Raises
     ------
     sunpy_nn.utils.WeightsError
-        The file is not such a checkpoint.
+        The file is missing or unreadable, is not such a checkpoint, or its state does not fit its architecture.
     """
     import torch
 
-    blob = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
-    if not (isinstance(blob, dict) and "best_state" in blob):
+    from sunpy_nn.data.registry import _build, _load_state
+
+    try:
+        blob = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for missing, truncated or foreign files
+        first = (str(exc).splitlines() or [""])[0]  # torch's unpickling messages run over many lines
+        raise WeightsError(f"Could not read the checkpoint {path}: {type(exc).__name__}: {first}") from exc
+    if not (isinstance(blob, dict) and isinstance(blob.get("best_state"), dict)):
         raise WeightsError(f"{path} is not a training checkpoint of sunpy_nn.training (it has no best_state)")
-    net = EnhanceNet(depth=5, n_filters=64)
-    net.load_state_dict(blob["best_state"])
+    # the architecture its recipe records (checkpoints before sunpy_nn 0.2: the paper's network)
+    config = (blob.get("recipe") or {}).get("architecture") or {"depth": 5, "n_filters": 64}
+    net = _build(config, EnhanceNet, Path(path))
+    _load_state(net, blob["best_state"], Path(path))  # a WeightsError naming the keys that do not fit
     history = blob.get("history", {})
     epochs = len(history.get("train_loss", []))
     return net.eval(), {
