@@ -17,6 +17,7 @@ from sunpy_nn.header import (
     _data_kind,
     _drop_integer_keys,
     _off_disk_zeros,
+    _update_stats,
     pixel_scale_arcsec,
     provenance,
     superres_meta,
@@ -43,6 +44,15 @@ def _convolve_symmetric(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return signal.fftconvolve(np.pad(image, pad, mode="symmetric"), kernel, mode="valid")
 
 
+def _mirrored(psf: np.ndarray) -> np.ndarray:
+    """
+    The adjoint of convolving with ``psf`` (centre at ``shape // 2``), as a kernel centred the same way: ``psf``
+    flipped, with a zero row (column) in front along an even axis, whose flip moves the centre one pixel back.
+    """
+    ky, kx = psf.shape
+    return np.pad(psf[::-1, ::-1], ((1 - ky % 2, 0), (1 - kx % 2, 0)))
+
+
 def _rl(image: np.ndarray, psf: np.ndarray, iterations: int) -> np.ndarray:
     """
     Richardson-Lucy iterations with a mirror (symmetric) boundary in every convolution.
@@ -60,7 +70,7 @@ def _rl(image: np.ndarray, psf: np.ndarray, iterations: int) -> np.ndarray:
     iterations, but with a flat 4 x 6 box PSF a flat field is still off by 6 % at the border after 20 iterations,
     because the zero fill's disturbance travels one PSF radius per iteration (``changelog/15.feature.7.rst``).
     """
-    psf_mirror = psf[::-1, ::-1]
+    psf_mirror = _mirrored(psf)
     estimate = np.full_like(image, image.mean())
     eps = 1e-12 * image.max()
     for _ in range(iterations):
@@ -190,6 +200,7 @@ def richardson_lucy(
         return out
     smap = map_or_array
     meta = superres_meta(smap, upsample) if upsample > 1 else _drop_integer_keys(copy.deepcopy(smap.meta))
+    _update_stats(meta, out)  # as enhance_map: the JSOC statistics of this image, not of its input
     settings = {"upsample": upsample, "iterations": iterations, "pixel_scale_arcsec": pixel_scale}
     settings["psf"] = "given" if psf_given else f"hmi_psf(modified={modified})"
     provenance(meta, method=_RL_METHOD, settings=settings, history=True)  # Map.save writes the meta as FITS
@@ -210,10 +221,10 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
         A spectropolarimetric cube with a wavelength axis and two spatial axes, optionally Stokes and time axes, in
         any order and any unit (see `sunpy_nn.cube.find_axes`).
     n_components : int or "auto"
-        Components kept. ``"auto"`` keeps those whose eigenvalue exceeds the noise floor, the Marchenko-Pastur
-        upper edge ``sigma^2 (1 + sqrt(n_wavelengths / n_pixels))^2`` for white noise of the level ``sigma``
-        estimated per Stokes parameter (`sunpy_nn.metrics.estimate_noise`: from scan differences with two or more
-        scans, spatially with one).
+        Components kept (0 to the number of wavelengths). ``"auto"`` keeps those whose eigenvalue exceeds the noise
+        floor, the Marchenko-Pastur upper edge ``sigma^2 (1 + sqrt(n_wavelengths / n_pixels))^2`` for white noise of the
+        level ``sigma`` estimated per Stokes parameter (`sunpy_nn.metrics.estimate_noise`: from scan differences with
+        two or more scans, spatially with one).
     stokes : tuple of str or None
         Stokes parameters to denoise (symbols ``"I"``, ``"Q"``, ``"U"``, ``"V"``); the others pass through. `None`,
         or a cube without a Stokes axis: all planes.
@@ -225,13 +236,15 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
         the same WCS, mask, extra and global coordinates and metadata, plus its provenance
         (`sunpy_nn.header.provenance`: software, method and settings) under ``meta["sunpy_nn"]``, or as ``HISTORY``
         cards in a FITS header; ``meta["sunpy_nn"]["pca_components"]`` lists the components kept per (scan,
-        Stokes).
+        Stokes) (0 for a frame without two complete spectra, which comes back as it was). Masked pixels are left
+        out of the fit and come back as they were.
 
     Raises
     ------
     ValueError
         The cube's axes cannot be identified (`sunpy_nn.cube.find_axes`), it has no wavelength axis, a Stokes
-        parameter of ``stokes`` is not in it, or a denoised Stokes parameter has no finite pixel.
+        parameter of ``stokes`` is not in it, a denoised Stokes parameter has no finite pixel, or ``n_components``
+        is neither ``"auto"`` nor a number of components from 0 to the number of wavelengths.
 
     References
     ----------
@@ -260,7 +273,15 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     axes = find_axes(cube)
     if axes.wavelength is None:
         raise ValueError("pca_denoise needs a wavelength axis; this cube has none")
-    canon = axes.to_canonical(np.asarray(cube.data, dtype=np.float64)).copy()
+    given = axes.to_canonical(np.asarray(cube.data, dtype=np.float64))
+    canon = given.copy()
+    n_w = canon.shape[2]
+    if n_components != "auto" and not (isinstance(n_components, int | np.integer) and 0 <= n_components <= n_w):
+        raise ValueError(f"n_components must be 'auto' or a number of components from 0 to {n_w}, not {n_components!r}")
+    # masked pixels are missing for the fit, and come back as they were
+    masked = None if cube.mask is None else axes.to_canonical(np.broadcast_to(np.asarray(cube.mask, bool), cube.shape))
+    if masked is not None:
+        canon[masked] = np.nan
     labels = stokes_labels(cube, axes)
     chosen = (
         range(len(labels))
@@ -278,6 +299,9 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
             spectra = frame.reshape(nw, -1).T
             good = np.isfinite(spectra).all(axis=1)
             x = spectra[good]
+            if len(x) < 2:  # no complete spectra to fit components to (e.g. a scan missing): left as it is
+                kept[f"{t},{labels[s]}"] = 0
+                continue
             mean = x.mean(axis=0)
             u_, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
             eig = sv**2 / max(len(x) - 1, 1)
@@ -290,6 +314,8 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
             spectra[good] = rec
             canon[t, s] = spectra.T.reshape(frame.shape)
             kept[f"{t},{labels[s]}"] = k
+    if masked is not None:
+        canon[masked] = given[masked]
     # The meta keeps its type (issue 13, class 7: what was not asked for comes back as it was).
     meta = copy.deepcopy(cube.meta) if cube.meta is not None else {}
     # under meta["sunpy_nn"], or as HISTORY cards in a FITS header

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -242,14 +243,54 @@ class _Job:
     client_pid: int = field(default_factory=os.getpid)
 
 
+_CAPTURE_LOCK = threading.Lock()
+_CAPTURE: dict = {"tasks": 0, "saved": None}  # tasks running in this process, and the warnings state they replaced
+_TASK = threading.local()  # the running task's list of warnings, in each thread
+
+
+def _show(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` while tasks run: into the list of the task of this thread, else as before."""
+    caught = getattr(_TASK, "caught", None)
+    if caught is None:
+        _CAPTURE["saved"][1](message, category, filename, lineno, file, line)
+    else:
+        caught.append(str(message))
+
+
+@contextlib.contextmanager
+def _warnings_of_this_task():
+    """
+    The warnings the task running in this thread raises, each kept for it (``SunpyNNUserWarning`` every time): for
+    tasks running side by side on the threads of one process, where `warnings.catch_warnings` swaps the process's
+    filters and display for each and so mixes up and loses them. The first task to start replaces them, the last
+    to end puts them back.
+    """
+    with _CAPTURE_LOCK:
+        if _CAPTURE["tasks"] == 0:
+            _CAPTURE["saved"] = (warnings.filters, warnings.showwarning)
+            warnings.filters = list(warnings.filters)
+            warnings.simplefilter("always", SunpyNNUserWarning)
+            warnings.showwarning = _show
+        _CAPTURE["tasks"] += 1
+    _TASK.caught = caught = []
+    try:
+        yield caught
+    finally:
+        _TASK.caught = None
+        with _CAPTURE_LOCK:
+            _CAPTURE["tasks"] -= 1
+            if _CAPTURE["tasks"] == 0:
+                warnings.filters, warnings.showwarning = _CAPTURE["saved"]
+                warnings._filters_mutated()  # as catch_warnings does on exit: the filters' caches are stale
+
+
 def _run_one(item, index: int, job: _Job) -> tuple:
     """Run the task on one item, on a worker; errors are returned, not raised, so that the others go on."""
     try:
         _set_threads(job.threads, job.client_pid)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", SunpyNNUserWarning)
+        with _warnings_of_this_task() as caught:
             value = job.task(item, index)
-        return index, "ok", value, [str(w.message) for w in caught]
+        return index, "ok", value, caught
     except Exception as exc:
         return index, "error", f"{type(exc).__name__}: {exc}", []
 

@@ -128,6 +128,7 @@ def _train_enhance(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     card = {"kind": args.kind, "training_data": [str(p) for p in args.images], "training_recipe": history["recipe"]}
+    card["training_data_normalisation"] = args.normalise  # what the images were divided by before training
     card["validation"] = {"val_mse_per_epoch": history["val_loss"], "best_epoch": history["best_epoch"]}
     path = save_weights(model, args.output, card=card)
     print(f"best validation MSE {min(history['val_loss']):.4g} at epoch {history['best_epoch']}; wrote {path}")

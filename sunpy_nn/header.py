@@ -40,12 +40,12 @@ __all__ = [
     "superres_meta",
 ]
 
-#: HMI keywords given in pixels, which must follow a resampling like ``CRPIX`` does: a length (``R_SUN``, the solar
-#: radius) and a scale (``IMSCL_MP``, arcsec per pixel), with the factor of their change (2.0: they grow with the
-#: number of pixels; 0.5: they shrink).
-HMI_PIXEL_LENGTH_KEYS = {"r_sun": 2.0, "imscl_mp": 0.5}
-#: HMI keywords holding 0-based pixel positions (the disk centre).
-HMI_PIXEL_POSITION_KEYS = ("x0_mp", "y0_mp")
+#: HMI keywords given in pixels, which must follow a resampling like ``CRPIX`` does: lengths (``R_SUN`` and the limb
+#: fit's ``RSUN_LF``, the solar radius) and a scale (``IMSCL_MP``, arcsec per pixel), with the factor of their change
+#: (2.0: they grow with the number of pixels; 0.5: they shrink).
+HMI_PIXEL_LENGTH_KEYS = {"r_sun": 2.0, "rsun_lf": 2.0, "imscl_mp": 0.5}
+#: HMI keywords holding 0-based pixel positions (the disk centre, from the mapping and from the limb fit).
+HMI_PIXEL_POSITION_KEYS = ("x0_mp", "y0_mp", "x0_lf", "y0_lf")
 #: JSOC data statistics that would be stale after resampling and are not recomputed (skew, kurtosis, percentiles...).
 JSOC_STALE_STAT_KEYS = (
     "dataskew",

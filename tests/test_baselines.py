@@ -111,3 +111,70 @@ def test_pca_keeps_the_cube_dtype_and_passes_the_rest_through_bit_for_bit():
     assert np.array_equal(out.data[:, :3], data[:, :3])  # I, Q, U were not asked for
     assert not np.array_equal(out.data[:, 3], data[:, 3])
     assert np.array_equal(cube.data, data)  # the caller's cube is untouched
+
+
+@pytest.mark.parametrize("shape", [(10, 10), (9, 10), (10, 9), (11, 11)])
+def test_the_mirrored_psf_is_the_adjoint_of_the_blur_for_any_size(shape):
+    # <A x, y> = <x, A' y> for images that stay clear of the border (where the mirror extension plays no part): the
+    # Richardson-Lucy correction step must use the blur's adjoint; an even PSF flipped is centred a pixel off
+    from sunpy_nn.baselines import _convolve_symmetric, _mirrored
+
+    rng = np.random.default_rng(0)
+    psf = rng.random(shape)
+    x, y = np.zeros((64, 64)), np.zeros((64, 64))
+    x[20:44, 20:44], y[20:44, 20:44] = rng.random((24, 24)), rng.random((24, 24))
+    lhs = np.sum(_convolve_symmetric(x, psf) * y)
+    rhs = np.sum(x * _convolve_symmetric(y, _mirrored(psf)))
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+def _pca_cube(data, mask=None):
+    from ndcube import NDCube
+
+    from .test_denoise import make_wcs
+
+    return NDCube(data, wcs=make_wcs(["time", "stokes", "wavelength", "y", "x"]), mask=mask)
+
+
+def test_pca_leaves_a_frame_without_data_and_masked_pixels_as_they_were():
+    from sunpy_nn.baselines import pca_denoise
+
+    rng = np.random.default_rng(1)
+    data = (0.01 * rng.standard_normal((3, 4, 7, 24, 24))).astype(np.float32)
+    data[2, 3] = np.nan  # Stokes V of scan 2 missing
+    out = pca_denoise(_pca_cube(data))  # was a ZeroDivisionError
+    assert np.isnan(out.data[2, 3]).all() and np.isfinite(out.data[:2, 1:]).all()
+    assert out.meta["sunpy_nn"]["pca_components"]["2,V"] == 0
+    clean = data.copy()
+    clean[2, 3] = 0.0
+    mask = np.zeros(clean.shape, bool)
+    mask[:, 3, :, 5, 5] = True
+    outlier = clean.copy()
+    outlier[:, 3, :, 5, 5] = 50.0  # a masked outlier must not steer the components of the other pixels
+    a, b = pca_denoise(_pca_cube(clean, mask)), pca_denoise(_pca_cube(outlier, mask))
+    keep = ~mask
+    np.testing.assert_allclose(a.data[keep], b.data[keep], atol=1e-7)
+    assert np.array_equal(b.data[mask], outlier[mask])  # masked pixels come back as they were
+
+
+@pytest.mark.parametrize("n", [-1, 8, 2.5])
+def test_pca_refuses_a_number_of_components_that_does_not_exist(n):
+    from sunpy_nn.baselines import pca_denoise
+
+    data = np.zeros((2, 4, 7, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="n_components must be 'auto' or a number of components from 0 to 7"):
+        pca_denoise(_pca_cube(data), n_components=n)
+
+
+def test_the_richardson_lucy_map_carries_the_statistics_of_its_own_data():
+    import astropy.units as u
+
+    from .test_enhance_map import hmi_map
+
+    data = 1 + 0.05 * np.random.default_rng(2).standard_normal((24, 24))
+    data[:4] = np.nan
+    smap = hmi_map(data, unit=u.dimensionless_unscaled)
+    smap.meta.update({"totvals": 576, "missvals": 0, "datamax": 99.0})  # the input's (stale once upsampled)
+    out = richardson_lucy(smap, iterations=5, upsample=2)
+    assert out.meta["totvals"] == out.data.size and out.meta["missvals"] == int(np.isnan(out.data).sum()) > 0
+    assert out.meta["datamax"] == pytest.approx(float(np.nanmax(out.data)))

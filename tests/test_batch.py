@@ -46,6 +46,33 @@ def test_run_batch_collects_results_failures_and_warnings(scheduler):
     assert all(w.filename == __file__ for w in caught)  # pointing at the caller of run_batch
 
 
+class WarnSome:
+    """Warns for the items named "warn...", at staggered times, so that tasks on threads overlap."""
+
+    def __call__(self, item, index):
+        import time
+
+        time.sleep(0.02 * (index % 3))
+        if item.startswith("warn"):
+            warnings.warn(f"from {item}", SunpyNNUserWarning, stacklevel=2)
+        time.sleep(0.1)
+        return item
+
+
+def test_warnings_of_tasks_on_threads_reach_the_caller_each_under_its_item():
+    pytest.importorskip("dask")
+    items = ["warnA", "quiet1", "warnB", "quiet2", "quiet3", "warnC"]
+    filters, show = warnings.filters[:], warnings.showwarning
+    with pytest.warns(SunpyNNUserWarning) as caught:
+        run_batch(items, WarnSome(), scheduler="threads", num_workers=6, progress=False, unit="item")
+    messages = sorted(str(w.message) for w in caught)
+    # catch_warnings on each thread mixed them up (one item got another's) and lost them
+    assert messages == [f"{items[i]}: from {items[i]}" for i in (0, 2, 5)]
+    assert warnings.filters == filters and warnings.showwarning is show  # the caller's settings as they were
+    with pytest.warns(UserWarning, match="after the batch"):
+        warnings.warn("after the batch", UserWarning, stacklevel=2)
+
+
 def test_run_batch_keeps_a_none_result():
     # a generic runner: a task that succeeds with None is a success, not a failure
     assert run_batch([1, 2], lambda item, index: None, progress=False) == [None, None]

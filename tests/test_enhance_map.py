@@ -140,8 +140,10 @@ def test_superres_meta_scales_hmi_pixel_keywords():
     smap = hmi_map(np.ones((20, 20)), unit=u.G)
     meta = copy.deepcopy(smap.meta)
     meta.update({"r_sun": 1900.0, "x0_mp": 2047.3, "imscl_mp": 0.504, "dataskew": 0.1})
+    meta.update({"rsun_lf": 1900.5, "x0_lf": 2047.1, "y0_lf": 2048.2})  # the limb fit's, in pixels too
     new = superres_meta(sunpy.map.Map(smap.data, meta))
     assert new["r_sun"] == 3800.0 and new["imscl_mp"] == 0.252 and new["x0_mp"] == 2 * 2047.3 + 0.5
+    assert new["rsun_lf"] == 3801.0 and new["x0_lf"] == 2 * 2047.1 + 0.5 and new["y0_lf"] == 2 * 2048.2 + 0.5
     assert "dataskew" not in new  # stale statistics removed
 
 

@@ -95,3 +95,17 @@ def test_gauss_to_kg_converts_a_map_in_gauss_once(tmp_path):
     assert smap.unit == u.G and kg.std() == pytest.approx(field.std() / 1000, rel=1e-6)  # 0.3 kG, not 3e-4
     np.save(tmp_path / "blos.npy", field)  # an array has no unit: the option divides it
     assert _load_training_image(str(tmp_path / "blos.npy"), "gauss-to-kg").std() == pytest.approx(field.std() / 1000)
+
+
+def test_a_training_map_in_a_magnetic_unit_is_not_taken_for_intensity():
+    with pytest.raises(ValueError, match=r"kind='intensity' but a training Map is in G.*kind='blos'"):
+        _as_images(hmi_map(np.ones((64, 64)), unit=u.G), None, "intensity")
+
+
+@pytest.mark.parametrize(("patch_size", "x_range"), [(0, (0, 32)), (8, (0, 40)), (8, (20, 10))])
+def test_noise2noise_pairs_refuse_a_patch_or_range_outside_the_image(patch_size, x_range):
+    from sunpy_nn.training import Noise2NoisePairs
+
+    data = np.zeros((3, 1, 1, 32, 32), np.float32)
+    with pytest.raises(ValueError, match=r"x_range .* within the 32 columns"):
+        Noise2NoisePairs(data, [0], [True], "image", patch_size, x_range, np.random.default_rng(0), False)

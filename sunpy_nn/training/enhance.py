@@ -72,6 +72,8 @@ def _as_images(images, pixel_scale, kind: str) -> list[tuple[np.ndarray, float]]
                 data = data / (1 * u.kG).to_value(img.unit)
             elif kind == "blos" and img.unit not in (None, u.dimensionless_unscaled):
                 raise ValueError(f"a magnetogram Map for training must be in a magnetic unit (G, kG), not {img.unit}")
+            elif kind == "intensity" and img.unit is not None and img.unit.is_equivalent(u.G):
+                raise ValueError(f"kind='intensity' but a training Map is in {img.unit}, a magnetic field: kind='blos'")
         else:
             if pixel_scale is None:
                 raise ValueError("pixel_scale= is needed for plain arrays (e.g. 0.0662 * u.arcsec / u.pix for MURaM)")

@@ -161,7 +161,8 @@ class Noise2NoisePairs:
     Raises
     ------
     ValueError
-        A patch (twice ``shuffle`` times its size for neighbour sub-sampling) larger than the image region.
+        A patch (twice ``shuffle`` times its size for neighbour sub-sampling) larger than the image region, a
+        patch size below 1, or an ``x_range`` outside the image's columns.
 
     References
     ----------
@@ -226,6 +227,11 @@ class Noise2NoisePairs:
         self.self_supervised_single = neighbour
         self.span = 2 * shuffle * patch_size if self.self_supervised_single else patch_size
         ny = data.shape[3]
+        if int(patch_size) < 1 or not 0 <= x_range[0] < x_range[1] <= data.shape[4]:
+            raise ValueError(
+                f"patch_size must be positive and x_range (first, last + 1 column) within the {data.shape[4]} "
+                f"columns of the image, not {patch_size} and {tuple(x_range)}"
+            )
         if self.span > ny or self.span > x_range[1] - x_range[0]:
             raise ValueError(
                 f"patch_size={patch_size} (a {self.span}-pixel window) is larger than the image region "
