@@ -276,7 +276,8 @@ def ssim(
     if not (np.isfinite(est).all() and np.isfinite(ref).all()):
         raise ValueError("ssim needs finite values in both images: crop or fill NaN pixels first")
     rng = _data_range(ref, data_range)
-    if not gaussian_weights and (win_size < 3 or win_size % 2 == 0):
+    odd = isinstance(win_size, int | np.integer) and not isinstance(win_size, bool) and win_size % 2 == 1
+    if not gaussian_weights and (not odd or win_size < 3):
         raise ValueError(f"win_size must be an odd integer >= 3, got {win_size}")
     from skimage.metrics import structural_similarity  # imported here: it loads scikit-image
 

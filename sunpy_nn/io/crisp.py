@@ -30,7 +30,7 @@ import zlib  # noqa: F401
 from dataclasses import dataclass  # noqa: F401
 from pathlib import Path
 
-import astropy.units as u  # noqa: F401 (a name of this module before the split)
+import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.nddata import StdDevUncertainty
@@ -302,7 +302,8 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     overwrite : bool
         Replace an existing file.
     dtype : numpy dtype, optional
-        Data type of the written values: by default float64 for float64 data (its values unchanged), else float32.
+        Data type of the written values, float32 or float64: by default float64 for float64 data (its values
+        unchanged), else float32.
     progress : bool
         Show a progress bar over frames.
 
@@ -318,8 +319,9 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     ValueError
         A coordinate the file cannot hold (a spatial frame other than helioprojective, Stokes parameters out of
         I, Q, U, V order, user-added ``extra_coords``/``global_coords``), no wavelength or time, axes that cannot be
-        identified (`~sunpy_nn.cube.find_axes`), or an output name that is not an uncompressed FITS or LP file.
-        Nothing is written then.
+        identified (`~sunpy_nn.cube.find_axes`), an output name that is not an uncompressed FITS or LP file, a
+        ``dtype`` other than float32 or float64, fewer than 2 pixels along a spatial axis, or an uncertainty in a
+        unit that cannot be converted to the data's. Nothing is written then.
     FileExistsError, FileNotFoundError, PermissionError
         The output exists (without ``overwrite``), its folder does not exist or cannot be written.
     NotADirectoryError, IsADirectoryError
@@ -358,6 +360,10 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     axes = find_axes(cube)
     shape5 = _canonical_shape(cube, axes)
     nt, ns, nw, ny, nx = shape5
+    if min(ny, nx) < 2:  # a one-pixel axis's WCS crashed astropy on reading it back
+        raise ValueError(f"write_crisp needs at least 2 x 2 spatial pixels; this cube has {ny} x {nx}")
+    if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):  # integers wrapped and lost NaN
+        raise ValueError(f"dtype must be float32 or float64 (NaN marks missing data), not {np.dtype(dtype)}")
     cards, tab, time = _coordinate_header(cube, axes, shape5)
     meta = cube.meta if cube.meta is not None else {}
     if dtype is None:
@@ -392,8 +398,9 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
         h["EXTNAME"] = name
         return h
 
-    uheader = mheader = None
+    uheader = mheader = unc = None
     if cube.uncertainty is not None:
+        unc = _uncertainty_in_data_unit(cube)  # before anything is written
         uheader = image_header("UNCERT", header["BITPIX"])
         uheader["UTYPE"] = ("StdDevUncertainty", "one standard deviation of the data")
         if cube.unit is not None:
@@ -416,7 +423,6 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
         getters = [_frame_getter(cube.data, axes, cube.data.ndim, compute=False)]
         if unc_offset is not None:
             outs.append(np.memmap(tmp, dtype=big, mode="r+", offset=unc_offset, shape=shape5))
-            unc = cube.uncertainty.represent_as(StdDevUncertainty).array
             getters.append(_frame_getter(unc, axes, cube.data.ndim, False))
         if mask_offset is not None:
             outs.append(np.memmap(tmp, dtype="u1", mode="r+", offset=mask_offset, shape=shape5))
@@ -440,3 +446,15 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
         del outs
     log.info("wrote %s: %s frames of %dx%d", path, nt * ns * nw, nx, ny)
     return path
+
+
+def _uncertainty_in_data_unit(cube):
+    """The cube's standard deviations in the unit of its data (the file holds one ``BUNIT`` for both)."""
+    unc = cube.uncertainty.represent_as(StdDevUncertainty)
+    if unc.unit is None or cube.unit is None or unc.unit == cube.unit:
+        return unc.array
+    try:
+        factor = unc.unit.to(cube.unit)
+    except u.UnitConversionError as exc:
+        raise ValueError(f"The cube's uncertainty is in {unc.unit}, not a unit of its data ({cube.unit})") from exc
+    return unc.array * factor
