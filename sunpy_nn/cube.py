@@ -132,8 +132,8 @@ def find_axes(cube: NDCube) -> CubeAxes:
     Raises
     ------
     ValueError
-        The cube does not have exactly two spatial axes, or has an axis of another kind; the message lists the
-        physical types found.
+        The cube does not have exactly two spatial axes, has an axis of another kind, or two axes of one kind
+        (Stokes, spectral or time); the message lists the physical types found.
 
     Examples
     --------
@@ -149,20 +149,27 @@ def find_axes(cube: NDCube) -> CubeAxes:
     """
     # An axis without a physical type (CTYPE '') is None in ndcube's tuples: read it as no type, not a crash.
     types = [tuple(p for p in t if p) for t in cube.array_axis_physical_types]
-    found: dict[str, int] = {}
+    found: dict[str, list[int]] = {"stokes": [], "wavelength": [], "time": []}
     spatial, unknown = [], []
     for i, t in enumerate(types):
         joined = " ".join(t)
         if "phys.polarization.stokes" in t:
-            found["stokes"] = i
+            found["stokes"].append(i)
         elif any(s in joined for s in _SPECTRAL_TYPES):
-            found["wavelength"] = i
+            found["wavelength"].append(i)
         elif any(p.startswith("pos.") or ":pos." in p for p in t) and not any(s in t for s in ("time",)):
             spatial.append(i)
         elif "time" in t:
-            found["time"] = i
+            found["time"].append(i)
         else:
             unknown.append(i)
+    twice = [kind for kind, where in found.items() if len(where) > 1]
+    if twice:  # e.g. an extra coordinate of a spectral type on the time axis: one axis would be lost
+        raise ValueError(
+            f"Cannot find the axes of this cube: more than one array axis reads as {' and '.join(twice)} (an extra "
+            f"coordinate of that type on another axis?). Its array axes have the physical types {list(types)}."
+        )
+    found = {kind: where[0] if where else None for kind, where in found.items()}
     if len(spatial) != 2 or unknown:
         raise ValueError(
             "Cannot find the axes of this cube: it needs two spatial (pos.*) axes plus optional em.wl, "

@@ -51,3 +51,18 @@ def test_ssim_refuses_a_window_that_is_not_an_odd_integer(win_size):
     x = np.random.default_rng(0).random((32, 32))
     with pytest.raises(ValueError, match="win_size must be an odd integer"):
         ssim(x, x, data_range=1.0, win_size=win_size)
+
+
+def test_an_extra_coordinate_that_makes_two_axes_of_one_kind_is_refused_by_name():
+    from astropy.wcs import WCS
+
+    from sunpy_nn.cube import find_axes
+
+    wcs = WCS(naxis=4)
+    wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN", "WAVE", "UTC"]
+    wcs.wcs.cunit = ["arcsec", "arcsec", "nm", "s"]
+    cube = NDCube(np.ones((2, 3, 4, 5)), wcs=wcs)
+    cube.extra_coords.add("line_core", 0, [630.25, 630.26] * u.nm, physical_types="em.wl")
+    # the time axis read as a second spectral one, and the cube's time axis was lost without a word
+    with pytest.raises(ValueError, match="more than one array axis reads as wavelength"):
+        find_axes(cube)
