@@ -19,10 +19,20 @@ _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64) /
 NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
 
 
+#: The fewest finite values a robust noise level is taken from (a 3 x 3 image's Immerkaer filter leaves one, whose
+#: spread is 0: a level of 0 that later divisions would turn into infinities).
+MIN_NOISE_SAMPLES = 10
+
+
 def _mad_sigma(d: np.ndarray) -> float:
     d = d[np.isfinite(d)]
     if d.size == 0:
         raise ValueError("Cannot estimate the noise: no finite pixels")
+    if d.size < MIN_NOISE_SAMPLES:
+        raise ValueError(
+            f"Cannot estimate the noise from {d.size} values (at least {MIN_NOISE_SAMPLES} are needed): give larger "
+            "frames or more scans"
+        )
     return float(1.4826 * np.median(np.abs(d - np.median(d))))
 
 

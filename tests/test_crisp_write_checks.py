@@ -66,3 +66,12 @@ def test_an_extra_coordinate_that_makes_two_axes_of_one_kind_is_refused_by_name(
     # the time axis read as a second spectral one, and the cube's time axis was lost without a word
     with pytest.raises(ValueError, match="more than one array axis reads as wavelength"):
         find_axes(cube)
+
+
+@pytest.mark.parametrize(("frames", "method"), [(np.ones((3, 3)), "spatial"), (np.ones((2, 1, 1)), "temporal")])
+def test_a_noise_level_from_too_few_values_is_refused(frames, method):
+    from sunpy_nn.metrics import estimate_noise
+
+    frames = frames + np.random.default_rng(0).normal(0, 1e-3, frames.shape)
+    with pytest.raises(ValueError, match=r"Cannot estimate the noise from 1 values \(at least 10"):
+        estimate_noise(frames, method=method)  # the spread of one value, 0, was returned
