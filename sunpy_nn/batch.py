@@ -272,11 +272,12 @@ def _warnings_of_this_task():
             warnings.simplefilter("always", SunpyNNUserWarning)
             warnings.showwarning = _show
         _CAPTURE["tasks"] += 1
+    outer = getattr(_TASK, "caught", None)  # a batch run by a task of another batch: its list comes back after
     _TASK.caught = caught = []
     try:
         yield caught
     finally:
-        _TASK.caught = None
+        _TASK.caught = outer
         with _CAPTURE_LOCK:
             _CAPTURE["tasks"] -= 1
             if _CAPTURE["tasks"] == 0:

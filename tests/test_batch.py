@@ -73,6 +73,21 @@ def test_warnings_of_tasks_on_threads_reach_the_caller_each_under_its_item():
         warnings.warn("after the batch", UserWarning, stacklevel=2)
 
 
+class Nested:
+    """A task that runs a batch of its own, then warns: both warnings must reach the outer batch's caller."""
+
+    def __call__(self, item, index):
+        run_batch([0], Halve(), scheduler="serial", progress=False, unit="item", errors="warn")
+        warnings.warn(f"after {item}", SunpyNNUserWarning, stacklevel=2)
+        return item
+
+
+def test_a_batch_inside_a_task_keeps_the_outer_tasks_warnings():
+    with pytest.warns(SunpyNNUserWarning) as caught:
+        run_batch(["A"], Nested(), scheduler="serial", progress=False, unit="item")
+    assert sorted(str(w.message) for w in caught) == ["A: after A", "A: item 0 (int): zero"]
+
+
 def test_run_batch_keeps_a_none_result():
     # a generic runner: a task that succeeds with None is a success, not a failure
     assert run_batch([1, 2], lambda item, index: None, progress=False) == [None, None]

@@ -75,3 +75,8 @@ def test_a_noise_level_from_too_few_values_is_refused(frames, method):
     frames = frames + np.random.default_rng(0).normal(0, 1e-3, frames.shape)
     with pytest.raises(ValueError, match=r"Cannot estimate the noise from 1 values \(at least 10"):
         estimate_noise(frames, method=method)  # the spread of one value, 0, was returned
+
+
+def test_a_big_endian_float_dtype_is_written(tmp_path, cube_data):
+    back = read_crisp(write_crisp(_cube(tmp_path, cube_data), tmp_path / "out.fits", dtype=">f4"), lazy=False)
+    np.testing.assert_array_equal(back.data, cube_data)

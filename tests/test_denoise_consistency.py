@@ -103,3 +103,20 @@ def test_spectral_mode_keeps_the_tunings_a_missing_one_leaves():
     assert np.array_equal(np.isnan(sd), np.isnan(data))
     # the valid tunings there are denoised (the missing one filled from its nearest valid pixels for the network)
     assert np.isfinite(out.data[2, 3, [0, 2], 10:14, 20:24]).all()
+
+
+def test_spectral_mode_fills_a_missing_tuning_the_same_in_tiles_of_a_lazy_cube():
+    da = pytest.importorskip("dask.array", reason="dask is an optional dependency: pip install 'sunpy-nn[dask]'")
+    from sunpy_nn.data.synthetic import synthetic_crisp_cube
+
+    cube = synthetic_crisp_cube(size=256, n_wavelengths=3, n_scans=2, seed=0, drift=(0.0, 0.0))[0]
+    den = Denoiser("spectral", n_filters=4, depth=1, align=False)
+    den.fit(cube, **{**QUICK, "stokes": ("V",)}, val_fraction=0)
+    data = np.array(cube.data, copy=True)
+    data[:, 3, 1, :, :180] = np.nan  # one tuning of V missing over many tiles: a tile sees it missing throughout
+    whole = den.predict(NDCube(data, wcs=cube.wcs, unit=cube.unit), stokes=("V",), progress=False)
+    lazy = NDCube(da.from_array(data, chunks=(1, 1, 3, 256, 256)), wcs=cube.wcs, unit=cube.unit)
+    tiled = den.predict(lazy, stokes=("V",), tile_size=32, progress=False)
+    assert np.array_equal(np.isnan(np.asarray(tiled.data)), np.isnan(data))
+    # to 1e-3 of the noise (3e-3): filled from each tile's own view, the tiles differed from the frame by 0.02 of it
+    np.testing.assert_allclose(np.asarray(tiled.data)[:, 3], whole.data[:, 3], rtol=0, atol=3e-6)

@@ -48,7 +48,8 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
         ({"lr": 1e-2}, "lr: 0.003 there, 0.01 here"),
         ({"seed": 8}, "seed: 7 there, 8 here"),
         ({"n_filters": 4}, "architecture"),
-        ({"images": IMG[::-1].copy()}, "pairs_sha256"),
+        ({"images": IMG[::-1].copy()}, "data_sha256"),
+        ({"input_size": 24}, "input_size: 16 there, 24 here"),
     ):
         images = change.pop("images", IMG)
         with pytest.raises(ValueError, match=rf"is of another training run \(.*{differs}.*delete"):
@@ -109,3 +110,12 @@ def test_noise2noise_pairs_refuse_a_patch_or_range_outside_the_image(patch_size,
     data = np.zeros((3, 1, 1, 32, 32), np.float32)
     with pytest.raises(ValueError, match=r"x_range .* within the 32 columns"):
         Noise2NoisePairs(data, [0], [True], "image", patch_size, x_range, np.random.default_rng(0), False)
+
+
+def test_a_run_without_seed_and_with_numpy_settings_resumes(tmp_path):
+    kw = {**KW, "seed": None, "lr": np.float64(3e-3)}  # numpy values: kept as plain numbers for weights_only loads
+    train_enhance(IMG, epochs=1, checkpoint_dir=tmp_path, **kw)
+    _, hist = train_enhance(IMG, epochs=2, checkpoint_dir=tmp_path, **kw)  # its pairs drawn anew, its images the same
+    assert len(hist["val_loss"]) == 2
+    net, _ = load_training_checkpoint(tmp_path / "checkpoint.pt")
+    assert net.n_filters == 8

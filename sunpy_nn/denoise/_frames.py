@@ -41,22 +41,15 @@ def _window_mean(v: np.ndarray, size: int) -> np.ndarray:
 
 def _fill_channels(frame: np.ndarray, finite: np.ndarray, empty: np.ndarray) -> np.ndarray:
     """
-    ``(C, Y, X)`` ``frame`` with each channel's missing pixels (not ``finite``) filled from its nearest valid pixel, so
-    that nothing missing spreads into valid pixels through the network; a channel without any data takes the mean
-    of the others at each pixel (filled alike where ``empty``: no channel has data).
+    ``(C, Y, X)`` ``frame`` (spectral mode: channels are tunings) whose missing values (not ``finite``) take the mean
+    of the channels that have data at that pixel, and where no channel has any (``empty``) the nearest valid pixel's:
+    nothing missing spreads into valid pixels through the network, and the fill is local (the same in a tile of a
+    lazy cube as in the whole frame).
     """
-    if finite.all():
-        return frame
-    out = frame.copy()
-    for c in range(len(frame)):
-        miss = ~finite[c]
-        if miss.all():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels, filled next
-                out[c] = fill_nearest(np.nanmean(frame, axis=0), empty)
-        elif miss.any():
-            out[c] = fill_nearest(frame[c], miss)
-    return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the mean of no channel, at "empty" pixels: filled next
+        mean = np.nanmean(frame, axis=0)
+    return fill_nearest(np.where(finite, frame, mean[None]), empty)
 
 
 def _unit_noise(rng: np.random.Generator, shape: tuple, correlation: float, dtype) -> np.ndarray:
@@ -98,13 +91,20 @@ class _FramesMixin:
         """`_run` on one image, without pixel shuffling."""
         model = self.model if model is None else model
         finite = np.isfinite(frame)
-        empty = ~finite.any(axis=0)  # no channel has data here
+        # Spectral mode: a pixel missing only some tunings keeps the others (and no channel has data where "empty");
+        # image mode: a pixel missing any channel (a neighbouring scan, in temporal mode) is missing, as it was.
+        empty = ~finite.any(axis=0) if self.mode == "spectral" else ~finite.all(axis=0)
         if empty.all():
             return np.full((n_out, *frame.shape[1:]), np.nan, frame.dtype), np.full_like(frame[:1], np.nan)
-        # The input channels of output channel c (c, c + n_out, ...: the tunings of spectral mode, neighbour by
-        # neighbour in temporal mode) that all lack data there: a tuning missing at a pixel leaves the others.
-        gone = [~finite[c::n_out].any(axis=0) for c in range(n_out)] if not finite.all() else None
-        frame = _fill_channels(frame, finite, empty)
+        # The input channels of output channel c (c, c + n_out, ...: the tunings, neighbour by neighbour in temporal
+        # mode) that all lack data there.
+        gone = None
+        if self.mode == "spectral" and not finite.all():
+            gone = [~finite[c::n_out].any(axis=0) for c in range(n_out)]
+            frame = _fill_channels(frame, finite, empty)
+        elif empty.any():
+            gone = [empty] * n_out
+            frame = fill_nearest(frame, empty)
         a = model.align
         ny, nx = frame.shape[1:]
         py, px = (-ny) % a, (-nx) % a

@@ -362,7 +362,7 @@ def write_crisp(cube: NDCube, path: str | Path, *, overwrite: bool = False, dtyp
     nt, ns, nw, ny, nx = shape5
     if min(ny, nx) < 2:  # a one-pixel axis's WCS crashed astropy on reading it back
         raise ValueError(f"write_crisp needs at least 2 x 2 spatial pixels; this cube has {ny} x {nx}")
-    if dtype is not None and np.dtype(dtype) not in (np.float32, np.float64):  # integers wrapped and lost NaN
+    if dtype is not None and not (np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize in (4, 8)):  # ints lost NaN
         raise ValueError(f"dtype must be float32 or float64 (NaN marks missing data), not {np.dtype(dtype)}")
     cards, tab, time = _coordinate_header(cube, axes, shape5)
     meta = cube.meta if cube.meta is not None else {}

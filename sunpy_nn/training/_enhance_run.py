@@ -18,43 +18,84 @@ from sunpy_nn.utils import SunpyNNUserWarning, _check_int, _check_real
 
 #: The settings a resumed run must share with the run that wrote its checkpoint (`recipe_of`).
 RESUMED_SETTINGS = ("kind", "batch_size", "lr", "l2", "schedule", "seed", "freeze_batchnorm", "augment")
+#: And those that make its pairs from the images (where pairs are not given).
+PAIR_SETTINGS = (
+    "pixel_scale",
+    "n_patches",
+    "n_validation",
+    "input_size",
+    "validation_size",
+    "validation_region",
+    "intensity_range",
+    "intensity_fraction",
+)
 
 
 def check_settings(
     epochs, batch_size, lr, l2, n_patches, n_validation, input_size, validation_size, intensity_fraction, seed
-) -> None:
-    """The training length, sizes and rates, checked (a `ValueError` that names a bad one) before any pair is made."""
+) -> tuple[float, float | None, int | None]:
+    """
+    The training length, sizes and rates, checked (a `ValueError` that names a bad one) before any pair is made;
+    returns ``(lr, l2, seed)`` as plain Python numbers (a numpy scalar in the optimiser's state would make the
+    checkpoint unreadable with ``weights_only``).
+    """
     _check_int("epochs", epochs, 1)
     _check_int("batch_size", batch_size, 1)
-    _check_real("lr", lr, 0.0, math.inf, low_open=True)
+    lr = float(_check_real("lr", lr, 0.0, math.inf, low_open=True))
     if l2 is not None:
-        _check_real("l2", l2, 0.0, math.inf)
+        l2 = float(_check_real("l2", l2, 0.0, math.inf))
     _check_int("n_patches", n_patches, 1)
     _check_int("n_validation", n_validation, 1)
     _check_int("input_size", input_size, 4)
     _check_int("validation_size", validation_size, 4)
     _check_real("intensity_fraction", intensity_fraction, 0.0, 1.0)
     if seed is not None:
-        _check_int("seed", seed, 0)
+        seed = int(_check_int("seed", seed, 0))
+    return lr, l2, seed
 
 
-def recipe_of(settings: dict, model: torch.nn.Module, train, val) -> dict:
-    """
-    What a checkpoint must match to be resumed: the `RESUMED_SETTINGS` in ``settings``, the network's architecture,
-    and the SHA-256 of the training and validation pairs (every 97th value and the shapes: a different image,
-    region, seed or degradation changes them).
-    """
+def _fingerprint(arrays) -> str:
+    """SHA-256 of arrays' shapes and every 97th value (as float32): cheap, and changed by any other image."""
     digest = hashlib.sha256()
-    for arr in (train.inputs, train.targets, val.inputs, val.targets):
+    for arr in arrays:
+        arr = np.asarray(arr)
         digest.update(repr(arr.shape).encode())
         digest.update(np.ascontiguousarray(arr.reshape(-1)[::97], np.float32).tobytes())
-    return {
-        **{k: settings[k] for k in RESUMED_SETTINGS},
-        # the cosine schedule's learning rates depend on the number of epochs; the constant one's do not
-        "epochs": settings["epochs"] if settings["schedule"] == "cosine" else None,
-        "architecture": dict(getattr(model, "config", {}) or {}),
-        "pairs_sha256": digest.hexdigest(),
-    }
+    return digest.hexdigest()
+
+
+def _plain(value):
+    """A recipe's value as plain Python (numpy scalars included), which a ``weights_only`` load reads back."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def recipe_of(settings: dict, model: torch.nn.Module, images, train, val) -> dict:
+    """
+    What a checkpoint must match to be resumed: the `RESUMED_SETTINGS` in ``settings``, the network's architecture,
+    and a SHA-256 of the data: of the ``images`` (arrays or maps; a resumed run without ``seed`` draws its pairs
+    anew from them), or of the training and validation pairs where they were given instead.
+    """
+    pairs = {}
+    if images is None:
+        data = [train.inputs, train.targets, val.inputs, val.targets]
+    else:
+        data = [getattr(img, "data", img) for img in (images if isinstance(images, list | tuple) else [images])]
+        pairs = {k: settings[k] for k in PAIR_SETTINGS} | {"degradation": repr(settings["degradation"])}
+        pairs["pixel_scale"] = repr(pairs["pixel_scale"])  # a float or a Quantity
+    return _plain(
+        {
+            **{k: settings[k] for k in RESUMED_SETTINGS},
+            **pairs,
+            # the cosine schedule's learning rates depend on the number of epochs; the constant one's do not
+            "epochs": settings["epochs"] if settings["schedule"] == "cosine" else None,
+            "architecture": dict(getattr(model, "config", {}) or {}),
+            "data_sha256": _fingerprint(data),
+        }
+    )
 
 
 def read_checkpoint(path: Path, dev: torch.device, recipe: dict, epochs: int) -> dict:

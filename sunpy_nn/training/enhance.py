@@ -350,7 +350,7 @@ def train_enhance(
         Show a progress bar per epoch.
     checkpoint_dir : path, optional
         Write ``checkpoint.pt`` (model, optimiser, history, and the recipe: the settings, the network and a
-        SHA-256 of the pairs) after every epoch; if it exists, training resumes from it, only into the same run.
+        SHA-256 of the images) after every epoch; if it exists, training resumes from it, only into the same run.
     time_limit : float, optional
         Stop after the epoch during which this many seconds have passed.
     degradation : `~sunpy_nn.training.DegradationModel` or {"random", "v1"}
@@ -411,7 +411,7 @@ def train_enhance(
         raise ValueError(f"kind must be 'intensity' or 'blos', not {kind!r}")
     if schedule not in {"constant", "cosine"}:
         raise ValueError(f"schedule must be 'constant' or 'cosine', not {schedule!r}")
-    check_settings(
+    lr, l2, seed = check_settings(
         epochs, batch_size, lr, l2, n_patches, n_validation, input_size, validation_size, intensity_fraction, seed
     )
     l2 = PAPER_L2[kind] if l2 is None else l2
@@ -487,7 +487,7 @@ def train_enhance(
     history = {"train_loss": [], "val_loss": [], "epoch_time": [], "best_epoch": None}
     best_state, best_val, start_epoch = None, math.inf, 0
     ckpt = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
-    recipe = recipe_of(locals(), model, train, val) if ckpt is not None else None
+    recipe = recipe_of(locals(), model, None if pairs is not None else images, train, val) if ckpt else None
     if ckpt is not None and ckpt.exists():
         blob = read_checkpoint(ckpt, dev, recipe, epochs)  # the same run's, or a ValueError that says what differs
         model.load_state_dict(blob["model"])
