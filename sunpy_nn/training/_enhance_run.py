@@ -1,6 +1,6 @@
 """
 `train_enhance`'s checks before any work, and its checkpoint: written with what made it (the recipe, the network and
-a fingerprint of the pairs), and read back only into the same run.
+a fingerprint of its images or pairs), and read back only into the same run.
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ def recipe_of(settings: dict, model: torch.nn.Module, images, train, val) -> dic
     if images is None:
         data = [train.inputs, train.targets, val.inputs, val.targets]
     else:
-        data = [getattr(img, "data", img) for img in (images if isinstance(images, list | tuple) else [images])]
+        # a Map's data; an array as it is (an ndarray's own .data is its buffer)
+        images = images if isinstance(images, list | tuple) else [images]
+        data = [img.data if hasattr(img, "meta") else img for img in images]
         pairs = {k: settings[k] for k in PAIR_SETTINGS} | {"degradation": repr(settings["degradation"])}
         pairs["pixel_scale"] = repr(pairs["pixel_scale"])  # a float or a Quantity
     return _plain(
