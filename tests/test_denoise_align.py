@@ -52,6 +52,34 @@ def test_scan_shifts_leave_out_nan_pixels_and_empty_scans():
     np.testing.assert_allclose(found[4], found[3], atol=1e-12)
 
 
+def test_a_lost_frame_inside_the_series_is_bridged():
+    """A scan without data (a lost frame) between two scans: those two are measured against each other, so the
+    scans before the gap keep their shifts onto the middle one (with steps of 0 they were off by the drift)."""
+    images, _ = _moved_scans()
+    images[1] = np.nan
+    found = scan_shifts(images)
+    expected = MOVES[2] - MOVES
+    np.testing.assert_allclose(found[[0, 2, 3, 4]], expected[[0, 2, 3, 4]], atol=0.03)
+    np.testing.assert_allclose(found[1], found[0], atol=1e-12)  # the lost frame's own: that of the scan before it
+
+
+@pytest.mark.parametrize("lost", [[1], [2, 3]])
+def test_a_lazy_registration_bridges_lost_frames_as_in_memory(lost):
+    """`StackRegistration` (dask cubes, read step by step) bridges lost frames as `scan_shifts` does, however the
+    steps are batched: the shifts over the gap are those of the scans with data."""
+    images, _ = _moved_scans()
+    images[lost] = np.nan
+    canon = np.repeat(images[:, None, None], 2, axis=2)  # (scan, Stokes I, 2 tunings, y, x)
+    lazy = da.from_array(canon, chunks=(1, 1, 1, 48, 48))
+    expected = scan_shifts(images)
+    for batch in (1, 8):
+        register = _align.StackRegistration(lazy, 0, all_tunings=True)
+        register.BATCH = batch
+        np.testing.assert_allclose(register.shifts(0, 5), expected, atol=1e-9)
+    ok = [t for t in range(5) if t not in lost]  # the scans with data lie on one another as the scene moved
+    np.testing.assert_allclose(expected[ok] - expected[ok[0]], MOVES[ok[0]] - MOVES[ok], atol=0.04)
+
+
 def test_shifted_scans_lie_on_the_reference():
     """Shifting each noise-free scan by its measured shift puts it on the middle scan (away from the border)."""
     images, clean = _moved_scans(noise=0.0)
@@ -495,3 +523,27 @@ def test_a_lazy_temporal_pool_draws_every_scan_as_target_between_its_neighbours(
             assert near in (temporal_neighbours(int(t), n_t, 2), temporal_neighbours(int(t), n_t, 2)[::-1])
             targets.add(int(t))
     assert targets == set(range(n_t))
+
+
+def test_a_series_with_a_lost_frame_is_aligned_across_it_and_the_frame_stays_nan():
+    """A scan without data inside an 8-scan series: the fit registers the scans on either side of it onto one
+    another (as the noise-free scans lie), the lost scan comes back all NaN and no NaN reaches the others."""
+    cube, truth = synthetic_crisp_cube(48, n_wavelengths=3, n_scans=8, seed=2, drift=(1.0, 1.5))
+    data = np.array(cube.data)
+    data[2] = np.nan
+    lost = NDCube(data, wcs=cube.wcs, unit=cube.unit)
+    den = Denoiser(n_filters=4, depth=1, temporal=2).fit(lost, **QUICK)
+    shifts = np.array(den.fit_settings["scan_shifts"])
+    expected = scan_shifts(truth[:, 0].mean(axis=1))
+    ok = [0, 1, 3, 4, 5, 6, 7]
+    np.testing.assert_allclose(shifts[ok] - shifts[ok][0], expected[ok] - expected[ok][0], atol=0.1)
+    out = np.asarray(den.predict(lost, progress=False).data)
+    assert np.isnan(out[2]).all() and np.isfinite(out[ok]).all()
+
+
+def test_lost_frames_that_leave_no_pair_are_named():
+    cube, _ = synthetic_crisp_cube(48, n_wavelengths=3, n_scans=5, seed=2)
+    data = np.array(cube.data)
+    data[2] = np.nan  # every scan's pairing (t - 1, t + 1 for t = 1..3) needs scan 2
+    with pytest.raises(ValueError, match=r"scans \[2\] hold no data \(lost frames\)"):
+        Denoiser(n_filters=4, depth=1, temporal=0).fit(NDCube(data, wcs=cube.wcs, unit=cube.unit), **QUICK)

@@ -54,6 +54,9 @@ def scan_shifts(images: np.ndarray) -> np.ndarray:
         scan. Each scan is measured against the one before it (the Sun evolves little between consecutive scans)
         and the steps are summed, so only neighbouring scans need to look alike. A step whose images correlate by
         less than `MIN_CORRELATION` at the peak (structureless or changed) is taken as 0, with a logged warning.
+        A scan without any valid pixel (a lost frame) is bridged: the next scan is measured against the last one
+        with data, so the scans on either side of it stay registered onto one another (its own shift is that of
+        the scan before it).
 
     Notes
     -----
@@ -77,21 +80,30 @@ def _steps(images) -> tuple[np.ndarray, list[int]]:
     images = np.asarray(images, np.float64)
     n_t = images.shape[0]
     window = np.outer(np.hanning(images.shape[1]), np.hanning(images.shape[2]))
-    prepared = []
+    prepared, has_data = [], []
     for img in images:
         ok = np.isfinite(img)  # a scan without any valid pixel is all zeros: a shift of 0
         mean = img[ok].mean() if ok.any() else 0.0
         prepared.append(np.where(ok, img - mean, 0.0) * window)
+        has_data.append(ok.any())
     steps = np.zeros((n_t, 2))
     unmeasured = []
+    last = 0  # the last scan with data: a scan without any (a lost frame) is bridged, its own step 0
     for t in range(1, n_t):
-        if prepared[t - 1].any() and prepared[t].any():  # the shift that registers scan t onto scan t - 1
-            found = phase_cross_correlation(prepared[t - 1], prepared[t], upsample_factor=UPSAMPLE, normalization=None)
+        if not has_data[t]:
+            continue
+        if has_data[last]:  # the shift that registers scan t onto scan `last` (t - 1, or the one before a gap)
+            found = None
+            if prepared[last].any() and prepared[t].any():  # (a constant image has no structure to register)
+                found = phase_cross_correlation(
+                    prepared[last], prepared[t], upsample_factor=UPSAMPLE, normalization=None
+                )
             # skimage's error is sqrt(1 - r^2) at the peak: images of noise alone correlate by chance only
-            if np.sqrt(max(0.0, 1 - found[1] ** 2)) >= MIN_CORRELATION:
+            if found is not None and np.sqrt(max(0.0, 1 - found[1] ** 2)) >= MIN_CORRELATION:
                 steps[t] = found[0]
-                continue
-        unmeasured.append(t)
+            else:
+                unmeasured.append(t)
+        last = t
     return steps, unmeasured
 
 
@@ -287,6 +299,7 @@ class StackRegistration:
         spread = np.linspace(0, n_w - 1, n_w if all_tunings else min(3, n_w))
         self.waves = np.unique(spread.round().astype(int)).tolist()
         self.steps: dict[int, np.ndarray] = {}  # t: the shift that registers scan t onto scan t + 1
+        self._with_data: dict[int, bool] = {}  # scan: whether it has any finite Stokes I pixel
 
     def measure(self, first, n: int) -> None:
         """The steps of the stacks of ``n`` scans from each scan of ``first`` that are not measured yet."""
@@ -294,20 +307,41 @@ class StackRegistration:
         unmeasured = []
         for b in range(0, len(need), self.BATCH):
             batch = need[b : b + self.BATCH]
-            scans = sorted({v for u in batch for v in (u, u + 1)})
-            # the mean over the tunings inside dask: one image per scan in memory
-            lazy = [self.data[v, self.intensity, self.waves].astype(np.float64).mean(axis=0) for v in scans]
-            if is_dask(self.data):
-                import dask  # (an optional dependency: a cube in memory registers its sampled pairs without it)
-
-                lazy = dask.compute(*lazy)
-            images = dict(zip(scans, lazy, strict=True))
+            images = self._images(sorted({v for u in batch for v in (u, u + 1)}))
             for u in batch:
-                step, failed = _steps(np.stack([images[u], images[u + 1]]))
-                self.steps[u] = -step[1]  # registers scan u onto scan u + 1
+                # a scan without data (a lost frame) is bridged as `scan_shifts` does: the step onto it is 0 and
+                # the step from it registers the last scan with data before it, so that shifts add up over the gap
+                last = u
+                while last >= 0 and not self._has_data(images, last):
+                    last -= 1
+                if last < 0 or not self._has_data(images, u + 1):
+                    self.steps[u] = np.zeros(2)
+                    continue
+                if last not in images:  # (a scan before the gap, known from an earlier batch)
+                    images.update(self._images([last]))
+                step, failed = _steps(np.stack([images[last], images[u + 1]]))
+                self.steps[u] = -step[1]  # registers scan u (or the last one with data before it) onto scan u + 1
                 unmeasured += [u + 1] if failed else []
         if unmeasured:  # one warning for the lot
             _warn_unmeasured(unmeasured)
+
+    def _images(self, scans: list[int]) -> dict[int, np.ndarray]:
+        """Stokes I averaged over `waves` of each scan of ``scans``, in float64 (read from dask together)."""
+        # the mean over the tunings inside dask: one image per scan in memory
+        lazy = [self.data[v, self.intensity, self.waves].astype(np.float64).mean(axis=0) for v in scans]
+        if is_dask(self.data):
+            import dask  # (an optional dependency: a cube in memory registers its sampled pairs without it)
+
+            lazy = dask.compute(*lazy)
+        return dict(zip(scans, lazy, strict=True))
+
+    def _has_data(self, images: dict[int, np.ndarray], scan: int) -> bool:
+        """Whether ``scan`` has any finite Stokes I pixel (read into ``images`` if it is not there yet)."""
+        if scan not in self._with_data:
+            if scan not in images:
+                images.update(self._images([scan]))
+            self._with_data[scan] = bool(np.isfinite(images[scan]).any())
+        return self._with_data[scan]
 
     def shifts(self, t: int, n: int) -> np.ndarray:
         """``(n, 2)`` shifts (y, x) that register scans ``t .. t + n - 1`` onto scan ``t + n // 2``."""

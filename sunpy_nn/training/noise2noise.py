@@ -350,7 +350,7 @@ class Noise2NoisePairs:
         ------
         ValueError
             No pair without masked (NaN) pixels was found in 200 attempts: too much of the cube is masked for the
-            patch size.
+            patch size, or lost frames (scans without data) leave too few scans to pair.
         """
         d, rng = self.data, self.rng
         n_w, ny = d.shape[2], d.shape[3]
@@ -400,9 +400,14 @@ class Noise2NoisePairs:
                 if np.abs(ndimage.uniform_filter(both, size=(1, 3, 3))).max() < 2.0:
                     continue
             return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
+        whole = self.pool is None and isinstance(d, np.ndarray)  # lost frames: scans without data (in memory)
+        lost = [t for t in range(self.n_t) if whole and not np.isfinite(d[t, list(self.stokes_idx)]).any()]
         raise ValueError(
-            f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of the "
-            "cube is masked; use a smaller patch_size (--patch-size on the command line)"
+            f"Could not draw a training pair: scans {lost} hold no data (lost frames), and too few scans have data "
+            f"at the scans they are paired with ({self.description}); drop the lost scans or denoise a longer series"
+            if lost
+            else f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of "
+            "the cube is masked; use a smaller patch_size (--patch-size on the command line)"
         )
 
 
