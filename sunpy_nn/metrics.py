@@ -56,6 +56,40 @@ def _as_float_image(image, name: str = "image") -> np.ndarray:
     return data
 
 
+def _in_one_unit(**values):
+    """
+    ``values`` (arrays, or scalars such as ``sigma``) as plain numbers in one unit: where any array is a
+    `~astropy.units.Quantity`, all arrays must be, and are converted to the first one's unit (scalars given as
+    Quantities too; plain scalars are taken to be in that unit already), so that images in G and kG compare.
+    """
+    arrays = {k: v for k, v in values.items() if v is not None and np.ndim(v) > 0}
+    with_unit = [k for k, v in arrays.items() if isinstance(v, u.Quantity)]
+    if not with_unit:
+        if any(isinstance(v, u.Quantity) for v in values.values()):
+            raise ValueError(
+                f"{', '.join(k for k, v in values.items() if isinstance(v, u.Quantity))} has a unit but the "
+                f"arrays ({', '.join(arrays)}) have none: give them as Quantities too, or all without units"
+            )
+        return tuple(values.values())
+    if len(with_unit) < len(arrays):
+        raise ValueError(
+            f"{', '.join(k for k in arrays if k not in with_unit)} has no unit while {', '.join(with_unit)} has: "
+            "give all as Quantities (converted to one unit), or none"
+        )
+    unit = arrays[with_unit[0]].unit
+    out = []
+    for k, v in values.items():
+        if isinstance(v, u.Quantity):
+            try:
+                v = v.to_value(unit)
+            except u.UnitConversionError as err:
+                raise u.UnitConversionError(
+                    f"{k} is in {v.unit}, which does not convert to {with_unit[0]}'s {unit}"
+                ) from err
+        out.append(v)
+    return tuple(out)
+
+
 def _finite_pair(estimate, reference) -> tuple[np.ndarray, np.ndarray]:
     est = _as_float_image(estimate, "estimate")
     ref = _as_float_image(reference, "reference")
@@ -190,9 +224,10 @@ def psnr(estimate, reference, data_range: float | None = None) -> float:
     ----------
     estimate, reference : array_like
         2-D images ``(ny, nx)`` of the same shape and unit; ``MSE`` is their mean squared difference over the pixels
-        where both are finite.
+        where both are finite. Quantities (both or none) are converted to ``estimate``'s unit.
     data_range : float, optional
-        Peak-to-peak range of the signal, in the images' unit (default: ``max - min`` of the reference's finite pixels).
+        Peak-to-peak range of the signal, in the images' unit or a Quantity (default: ``max - min`` of the
+        reference's finite pixels).
 
     Returns
     -------
@@ -203,13 +238,16 @@ def psnr(estimate, reference, data_range: float | None = None) -> float:
     ------
     ValueError
         An image is not 2-D, the shapes differ, no pixel is finite in both, or the data range is not positive (a
-        constant reference without ``data_range``).
+        constant reference without ``data_range``); or some images are Quantities and others not.
+    astropy.units.UnitConversionError
+        The Quantities' units do not convert to one another.
 
     References
     ----------
     Huynh-Thu, Q., & Ghanbari, M. 2008, "Scope of validity of PSNR in image/video quality assessment", Electron.
     Lett., 44, 800.
     """
+    estimate, reference, data_range = _in_one_unit(estimate=estimate, reference=reference, data_range=data_range)
     est, ref = _finite_pair(estimate, reference)
     use = np.isfinite(est) & np.isfinite(ref)
     if not use.any():
@@ -246,9 +284,10 @@ def ssim(
     ----------
     estimate, reference : array_like
         2-D images ``(ny, nx)`` of the same shape and unit, finite values, at least ``win_size`` (Gaussian window: 11)
-        pixels along each axis.
+        pixels along each axis. Quantities (both or none) are converted to ``estimate``'s unit.
     data_range : float, optional
-        Dynamic range ``L`` of the signal, in the images' unit. Default: ``max - min`` of the reference.
+        Dynamic range ``L`` of the signal, in the images' unit or a Quantity. Default: ``max - min`` of the
+        reference.
     win_size : int
         Odd side of the uniform window (ignored with ``gaussian_weights=True``).
     gaussian_weights : bool
@@ -265,13 +304,16 @@ def ssim(
     ------
     ValueError
         An image is not 2-D or not finite, the shapes differ, the data range is not positive, ``win_size`` is not an
-        odd integer >= 3, or the images are smaller than the window.
+        odd integer >= 3, or the images are smaller than the window; or some images are Quantities and others not.
+    astropy.units.UnitConversionError
+        The Quantities' units do not convert to one another.
 
     References
     ----------
     Wang, Z., Bovik, A. C., Sheikh, H. R., & Simoncelli, E. P. 2004, "Image quality assessment: from error visibility
     to structural similarity", IEEE Trans. Image Process., 13, 600.
     """
+    estimate, reference, data_range = _in_one_unit(estimate=estimate, reference=reference, data_range=data_range)
     est, ref = _finite_pair(estimate, reference)
     if not (np.isfinite(est).all() and np.isfinite(ref).all()):
         raise ValueError("ssim needs finite values in both images: crop or fill NaN pixels first")
@@ -402,9 +444,10 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     Parameters
     ----------
     estimate, truth : array_like
-        The denoised (or noisy, or baseline) values and the noise-free truth, same shape, any unit.
+        The denoised (or noisy, or baseline) values and the noise-free truth, same shape and unit. Quantities (both
+        or none) are converted to ``estimate``'s unit.
     sigma : float
-        The noise standard deviation, in the unit of ``truth``.
+        The noise standard deviation, in the unit of ``truth`` or a Quantity.
     bins : sequence of float
         Bin edges of ``|truth| / sigma`` (default ``SIGNAL_BINS``: 0, 1, 3, 10, inf).
 
@@ -417,7 +460,9 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     Raises
     ------
     ValueError
-        Shapes differ, or ``sigma`` is not a positive number.
+        Shapes differ, or ``sigma`` is not a positive number; or some images are Quantities and others not.
+    astropy.units.UnitConversionError
+        The Quantities' units do not convert to one another.
 
     Examples
     --------
@@ -428,6 +473,7 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     >>> [round(b["rms"], 1) for b in binned_rms_error(noisy, truth, 1.0)]
     [1.0, nan, nan, 1.0]
     """
+    estimate, truth, sigma = _in_one_unit(estimate=estimate, truth=truth, sigma=sigma)
     est, ref = np.asarray(estimate, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if est.shape != ref.shape:
         raise ValueError(f"estimate shape {est.shape} differs from the truth shape {ref.shape}")
@@ -454,6 +500,7 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
     ----------
     estimate, truth, uncertainty : array_like
         Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
+        Quantities (all three or none) are converted to ``estimate``'s unit.
     k : sequence of float
         Multiples of the uncertainty.
 
@@ -465,7 +512,9 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
     Raises
     ------
     ValueError
-        Shapes differ, or no pixel is finite in all three.
+        Shapes differ, or no pixel is finite in all three; or some images are Quantities and others not.
+    astropy.units.UnitConversionError
+        The Quantities' units do not convert to one another.
 
     Examples
     --------
@@ -481,7 +530,8 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
 
 def _errors_and_uncertainties(estimate, truth, uncertainty, positive: bool = False):
     """The errors and uncertainties (float64) of the pixels finite in all three (and ``positive`` uncertainty)."""
-    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in (estimate, truth, uncertainty))
+    values = _in_one_unit(estimate=estimate, truth=truth, uncertainty=uncertainty)
+    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in values)
     if not est.shape == ref.shape == unc.shape:
         raise ValueError(f"shapes differ: estimate {est.shape}, truth {ref.shape}, uncertainty {unc.shape}")
     ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc) & ((unc > 0) if positive else True)
@@ -508,6 +558,7 @@ def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
     ----------
     estimate, truth, uncertainty : array_like
         Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
+        Quantities (all three or none) are converted to ``estimate``'s unit.
 
     Returns
     -------
@@ -518,7 +569,10 @@ def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
     Raises
     ------
     ValueError
-        Shapes differ, or no pixel is finite in all three with a positive uncertainty.
+        Shapes differ, or no pixel is finite in all three with a positive uncertainty; or some arrays are Quantities
+        and others not.
+    astropy.units.UnitConversionError
+        The Quantities' units do not convert to one another.
 
     Examples
     --------

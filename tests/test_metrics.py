@@ -1,3 +1,4 @@
+import astropy.units as u
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -261,3 +262,24 @@ def test_standardised_error_tells_a_standard_deviation_of_heavy_tailed_errors_fr
         standardised_error(lap, zero[:5], sd)
     with pytest.raises(ValueError, match="positive uncertainty"):
         standardised_error(lap, zero, np.zeros_like(lap))
+
+
+def test_metrics_convert_quantities_to_one_unit():
+    """Images in G and kG (a magnetogram and its enhanced copy) compare as the same field, not 1000x apart."""
+    rng = np.random.default_rng(5)
+    ref = rng.normal(0, 300, (32, 32)) * u.G
+    est = (ref + rng.normal(0, 30, ref.shape) * u.G).to(u.kG)
+    plain = ref.value + (est.to_value(u.G) - ref.value)
+    assert psnr(est, ref) == pytest.approx(psnr(plain, ref.value), rel=1e-12)
+    assert ssim(est, ref) == pytest.approx(ssim(plain, ref.value), rel=1e-9)
+    assert psnr(est, ref, data_range=2 * u.kG) == pytest.approx(psnr(plain, ref.value, data_range=2000), rel=1e-12)
+    bins = binned_rms_error(est, ref, 30 * u.G)
+    assert [b["n"] for b in bins] == [b["n"] for b in binned_rms_error(plain, ref.value, 30.0)]
+    assert bins[0]["rms"] == pytest.approx(1.0, abs=0.2)
+    sigma = np.full(ref.shape, 0.03) * u.kG
+    assert coverage(est, ref, sigma) == coverage(plain, ref.value, sigma.to_value(u.G))
+    assert standardised_error(est, ref, sigma)["rms"] == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(ValueError, match="reference has no unit"):
+        psnr(est, ref.value)
+    with pytest.raises(u.UnitConversionError, match="truth is in m"):
+        coverage(est, ref.value * u.m, sigma)
