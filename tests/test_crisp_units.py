@@ -81,3 +81,39 @@ def test_wavelengths_in_any_spectral_unit(lp_path):
     for wrong in (WAVE * u.s, WAVE):  # a unit that is not spectral, or plain numbers (nm or Angstrom?)
         with pytest.raises(ValueError, match="wavelengths must be a Quantity with a spectral unit"):
             _read(lp_path, wavelengths=wrong)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"wavelengths": np.r_[WAVE[:-1], WAVE[-2]] * u.nm}, "wavelengths must be finite and distinct"),
+        ({"wavelengths": np.r_[WAVE[1], WAVE[0], WAVE[2:]] * u.nm}, "increasing or decreasing"),
+        ({"wavelengths": np.r_[WAVE[:-1], np.nan] * u.nm}, "wavelengths must be finite"),
+        ({"times": np.array([0.0, np.nan, 41.0]), "date_ref": DATEREF}, "times must be finite"),
+        ({"pixel_scale": np.nan}, "pixel_scale must be one positive, finite angle"),
+        ({"pixel_scale": -SCALE}, "pixel_scale must be one positive"),
+        ({"pixel_scale": [SCALE, SCALE]}, "pixel_scale must be one"),
+        ({"center": [np.nan, 0.0]}, "center must be the finite"),
+        ({"center": [1.0, 2.0, 3.0]}, "center must be the finite"),
+    ],
+)
+def test_lp_coordinates_that_cannot_be_a_wcs_are_refused(lp_path, kw, match):
+    """Repeated, unordered or NaN wavelengths, NaN times, a NaN or negative pixel scale and a NaN centre made a cube
+    whose world coordinates were NaN, flipped or not invertible (world -> pixel of a repeated tuning)."""
+    with pytest.raises(ValueError, match=match):
+        _read(lp_path, **kw)
+
+
+def test_decreasing_wavelengths_are_a_valid_axis(lp_path):
+    cube = _read(lp_path, wavelengths=WAVE[::-1] * u.nm)
+    world = cube.wcs.low_level_wcs.pixel_to_world_values(0, 0, np.arange(NW), 0, 0)
+    np.testing.assert_allclose(np.asarray(world[2]), WAVE[::-1], rtol=1e-12)  # nm, the table's unit
+    back = cube.wcs.low_level_wcs.world_to_pixel_values(*world)[2]
+    np.testing.assert_allclose(back, np.arange(NW), atol=1e-6)
+
+
+def test_an_lp_cube_of_one_pixel_width_is_refused_not_a_crash(tmp_path):
+    """A tabulated WCS of a 1-pixel-wide frame crashed the interpreter in astropy (a double free) on reading."""
+    path = write_lp(np.ones((NT, NS, NW, NY, 1), np.float32), tmp_path / "thin.fcube")
+    with pytest.raises(ValueError, match=r"1 x \d+ px: a cube needs at least 2 x 2 px"):
+        _read(path)
