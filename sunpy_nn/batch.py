@@ -296,6 +296,14 @@ def _run_one(item, index: int, job: _Job) -> tuple:
         return index, "error", f"{type(exc).__name__}: {exc}", []
 
 
+def _died(exc: BaseException) -> str:
+    """The failure of an item whose worker died (killed by the OS, out of memory, or a crash in native code)."""
+    return (
+        f"{type(exc).__name__}: {exc} (the worker running it died, or another item's took the pool down: out of "
+        "memory or a crash in native code; retry it with fewer workers)"
+    )
+
+
 def run_batch(
     items: Sequence,
     task: Callable[[Any, int], Any],
@@ -381,9 +389,13 @@ def run_batch(
         # hash=False: a fresh key, so that releasing an earlier batch's identical job cannot cancel this one
         job_future = client.scatter(job, broadcast=True, hash=False)  # the task travels to each worker once
         futures = [client.submit(_run_one, item, i, job_future, pure=False) for i, item in enumerate(items)]
+        index_of = {f.key: i for i, f in enumerate(futures)}
         for future in as_completed(futures):
-            index, *rest = future.result()
-            outcomes[index] = (index, *rest)
+            try:
+                index, *rest = future.result()
+                outcomes[index] = (index, *rest)
+            except Exception as exc:  # the task catches its own errors: here a worker died (KilledWorker)
+                outcomes[index_of[future.key]] = (index_of[future.key], "error", _died(exc), [])
             future.release()
             bar.update()
     else:
@@ -397,16 +409,21 @@ def run_batch(
 
         class _Bar(Callback):
             def _posttask(self, key, result, dsk, state, worker_id):
-                if isinstance(result, tuple) and len(result) == 4:
+                if isinstance(result, tuple) and len(result) == 4:  # an item's outcome, kept as it arrives
+                    outcomes[result[0]] = result
                     bar.update()
 
         # dask threads share this process's torch threads: each task's share for the batch, then all as it was
         share = _threads_during(job.threads["local"]) if mode == "threads" else contextlib.nullcontext()
         keep = keep_freed_memory() if mode in ("threads", "synchronous") else contextlib.nullcontext()
-        with share, keep, _Bar():
-            results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers)
-        for index, *rest in results:
-            outcomes[index] = (index, *rest)
+        try:
+            with share, keep, _Bar():
+                # one item per submission: a worker that dies loses only the items in flight, not a chunk's
+                chunks = {"chunksize": 1} if mode == "processes" else {}
+                dask.compute(*tasks, scheduler=mode, num_workers=num_workers, **chunks)
+        except Exception as exc:  # the task catches its own errors: here a worker process died (BrokenProcessPool)
+            for i, outcome in enumerate(outcomes):
+                outcomes[i] = outcome or (i, "error", _died(exc), [])
     bar.close()
 
     results, failures = [], []

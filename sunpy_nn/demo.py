@@ -222,7 +222,7 @@ def _denoise_part(settings: dict, seed: int, device, progress: bool, out: Path) 
         noisy, den_s, tru = cube.data[:, s], clean.data[:, s], truth[:, s]
         sig = clean.uncertainty.array[:, s]
         metrics["noise_estimated_input"][lab] = float(den.noise[lab])
-        # The noise left in the output, estimated the same way (from differences of neighbouring pixels).
+        # The noise left in the output, estimated as the input's: differences of consecutive scans (estimate_noise).
         metrics["noise_estimated_output"][lab] = float(estimate_noise(np.asarray(den_s)))
         metrics["rms_error_noisy"][lab] = _rms(noisy - tru)
         metrics["rms_error_denoised"][lab] = _rms(den_s - tru)

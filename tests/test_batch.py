@@ -26,6 +26,36 @@ class Halve:
         return (index, item // 2)
 
 
+class DieOn:
+    """A picklable task whose worker process dies (as killed for memory) on one item; the others take a moment."""
+
+    def __init__(self, fatal):
+        self.fatal = fatal
+
+    def __call__(self, item, index):
+        if item == self.fatal:
+            os._exit(9)
+        import time
+
+        time.sleep(0.5)
+        return item
+
+
+def test_a_dying_worker_process_fails_its_items_not_the_batch():
+    """A worker process that dies took the whole batch down with a bare BrokenProcessPool: the items that finished
+    are kept and the others are failures that say what happened."""
+    pytest.importorskip("dask")
+    items = [10, 11, 12, 13, 14, 15, 99, 16]
+    with pytest.raises(BatchError) as err:
+        run_batch(items, DieOn(99), scheduler="processes", num_workers=2, progress=False, unit="item")
+    failed = {f.index for f in err.value.failures}
+    assert 6 in failed and len(failed) < len(items)  # the fatal item, and at most those in flight with it
+    for f in err.value.failures:
+        assert f.error.startswith("BrokenProcessPool") and "the worker running it died" in f.error
+    kept = [r for r in err.value.results if r is not None]
+    assert kept and all(items[i] == r for i, r in enumerate(err.value.results) if r is not None)
+
+
 @pytest.mark.parametrize("scheduler", ["serial", "threads"])
 def test_run_batch_collects_results_failures_and_warnings(scheduler):
     if scheduler != "serial":

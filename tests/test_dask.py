@@ -4,6 +4,7 @@ import tracemalloc
 import warnings
 
 import astropy.units as u
+import dask
 import numpy as np
 import pytest
 import sunpy.map
@@ -20,6 +21,7 @@ from sunpy_nn import (  # noqa: E402
     enhance_map,
     parallel,
 )
+from sunpy_nn.batch import run_batch  # noqa: E402
 from sunpy_nn.data import save_weights  # noqa: E402
 from sunpy_nn.enhance import enhance_array  # noqa: E402
 from sunpy_nn.parallel import BatchError  # noqa: E402
@@ -482,3 +484,25 @@ def test_available_memory_without_proc_meminfo_comes_from_psutil(monkeypatch, tm
     assert lazy._available_memory() == 12345
     monkeypatch.setitem(sys.modules, "psutil", None)  # not installed: import fails
     assert lazy._available_memory() is None
+
+
+def test_a_killed_worker_fails_its_item_not_the_batch():
+    """On a cluster, a task whose worker dies (KilledWorker) aborted the batch unnamed: now it is that item's failure
+    and the others' results come back. Its own cluster, so that the shared one keeps its workers."""
+    from .test_batch import DieOn
+
+    with warnings.catch_warnings(), dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        warnings.simplefilter("ignore")
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+            ) as cluster,
+            distributed.Client(cluster) as client,
+            pytest.raises(BatchError) as err,
+        ):
+            run_batch([10, 99, 12, 13], DieOn(99), scheduler=client, progress=False, unit="item")
+    failed = [f.index for f in err.value.failures]  # the fatal item, and any that its worker held with it
+    assert 1 in failed and len(failed) < 4
+    for f in err.value.failures:
+        assert f.error.startswith("KilledWorker") and "the worker running it died" in f.error
+    assert all(r == [10, 99, 12, 13][i] for i, r in enumerate(err.value.results) if i not in failed)

@@ -123,7 +123,7 @@ class Noise2NoisePairs:
     ----------
     data : array_like
         The cube ``(time, Stokes, wavelength, y, x)`` divided by the noise of each Stokes parameter, NaN where
-        masked (NaN pixels never enter a pair); a numpy or a dask array.
+        masked (NaN or inf pixels never enter a pair); a numpy or a dask array.
     stokes_idx : sequence of int
         Indices of the Stokes parameters to draw from.
     signed : sequence of bool
@@ -349,7 +349,7 @@ class Noise2NoisePairs:
         Raises
         ------
         ValueError
-            No pair without masked (NaN) pixels was found in 200 attempts: too much of the cube is masked for the
+            No pair without masked (NaN or inf) pixels was found in 200 attempts: too much of the cube is masked for the
             patch size, or lost frames (scans without data) leave too few scans to pair.
         """
         d, rng = self.data, self.rng
@@ -406,8 +406,8 @@ class Noise2NoisePairs:
             f"Could not draw a training pair: scans {lost} hold no data (lost frames), and too few scans have data "
             f"at the scans they are paired with ({self.description}); drop the lost scans or denoise a longer series"
             if lost
-            else f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN) pixels: too much of "
-            "the cube is masked; use a smaller patch_size (--patch-size on the command line)"
+            else f"Could not draw a training pair of {self.p}-pixel patches without masked (NaN or inf) pixels: too "
+            "much of the cube is masked; use a smaller patch_size (--patch-size on the command line)"
         )
 
 
