@@ -237,7 +237,9 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
         (`sunpy_nn.header.provenance`: software, method and settings) under ``meta["sunpy_nn"]``, or as ``HISTORY``
         cards in a FITS header; ``meta["sunpy_nn"]["pca_components"]`` lists the components kept per (scan,
         Stokes) (0 for a frame without two complete spectra, which comes back as it was). Masked pixels are left
-        out of the fit and come back as they were.
+        out of the fit and come back as they were. A cube with an uncertainty keeps it, as a standard deviation in
+        the data's unit, for the Stokes parameters passed through; it is NaN for the denoised ones (PCA gives no
+        error bar: the input's would be too wide).
 
     Raises
     ------
@@ -265,9 +267,10 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     >>> out.data.shape == cube.data.shape, out.data.dtype
     (True, dtype('float32'))
     """
+    from astropy.nddata import StdDevUncertainty
     from ndcube import NDCube
 
-    from sunpy_nn.cube import _copy_coords, find_axes, stokes_labels
+    from sunpy_nn.cube import _copy_coords, _stddev, find_axes, stokes_labels
     from sunpy_nn.metrics import estimate_noise
 
     axes = find_axes(cube)
@@ -324,4 +327,10 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
     # Computed in float64; returned in the cube's own float type, so what passes through comes back bit for bit.
     dtype = np.result_type(np.asarray(cube.data).dtype, np.float32)
     data = axes.from_canonical(canon.astype(dtype, copy=False))
-    return _copy_coords(cube, NDCube(data, wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit))
+    # the cube's own error bars for what passed through; none (NaN) for the denoised planes: PCA gives no estimate
+    given = _stddev(cube, axes)
+    if given is not None:
+        given = np.array(given, dtype=np.result_type(given.dtype, np.float32))
+        given[:, list(chosen)] = np.nan
+        given = StdDevUncertainty(axes.from_canonical(given), unit=cube.unit)
+    return _copy_coords(cube, NDCube(data, wcs=cube.wcs, mask=mask, meta=meta, unit=cube.unit, uncertainty=given))

@@ -11,6 +11,7 @@ parameter each plane holds, is needed by the denoiser (`sunpy_nn.denoise`) and b
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,3 +241,23 @@ def _copy_coords(cube: NDCube, out: NDCube) -> NDCube:
     if getattr(cube, "_global_coords", None) is not None:
         out._global_coords = copy.deepcopy(cube._global_coords, memo)
     return out
+
+
+def _stddev(cube: NDCube, axes: CubeAxes):
+    """The cube's own uncertainty as a standard deviation in the data's unit (canonical order), or None."""
+    unc = cube.uncertainty
+    if unc is None:
+        return None
+    try:
+        from astropy.nddata import StdDevUncertainty
+
+        std = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
+    except Exception as exc:  # e.g. an UnknownUncertainty: nothing to convert
+        logging.getLogger("sunpy_nn.denoise._result").info(
+            "the cube's %s cannot be a standard deviation (%s); not kept", type(unc).__name__, exc
+        )
+        return None
+    array = std.array
+    if std.unit is not None and cube.unit is not None and std.unit != cube.unit:
+        array = (array * std.unit).to_value(cube.unit)
+    return axes.to_canonical(array)

@@ -224,9 +224,9 @@ def psnr(estimate, reference, data_range: float | None = None) -> float:
     ----------
     estimate, reference : array_like
         2-D images ``(ny, nx)`` of the same shape and unit; ``MSE`` is their mean squared difference over the pixels
-        where both are finite. Quantities (both or none) are converted to ``estimate``'s unit.
+        where both are finite. Quantities (both or none) are converted to ``reference``'s unit.
     data_range : float, optional
-        Peak-to-peak range of the signal, in the images' unit or a Quantity (default: ``max - min`` of the
+        Peak-to-peak range of the signal, in ``reference``'s unit or a Quantity (default: ``max - min`` of the
         reference's finite pixels).
 
     Returns
@@ -247,7 +247,7 @@ def psnr(estimate, reference, data_range: float | None = None) -> float:
     Huynh-Thu, Q., & Ghanbari, M. 2008, "Scope of validity of PSNR in image/video quality assessment", Electron.
     Lett., 44, 800.
     """
-    estimate, reference, data_range = _in_one_unit(estimate=estimate, reference=reference, data_range=data_range)
+    reference, estimate, data_range = _in_one_unit(reference=reference, estimate=estimate, data_range=data_range)
     est, ref = _finite_pair(estimate, reference)
     use = np.isfinite(est) & np.isfinite(ref)
     if not use.any():
@@ -284,9 +284,9 @@ def ssim(
     ----------
     estimate, reference : array_like
         2-D images ``(ny, nx)`` of the same shape and unit, finite values, at least ``win_size`` (Gaussian window: 11)
-        pixels along each axis. Quantities (both or none) are converted to ``estimate``'s unit.
+        pixels along each axis. Quantities (both or none) are converted to ``reference``'s unit.
     data_range : float, optional
-        Dynamic range ``L`` of the signal, in the images' unit or a Quantity. Default: ``max - min`` of the
+        Dynamic range ``L`` of the signal, in ``reference``'s unit or a Quantity. Default: ``max - min`` of the
         reference.
     win_size : int
         Odd side of the uniform window (ignored with ``gaussian_weights=True``).
@@ -313,7 +313,7 @@ def ssim(
     Wang, Z., Bovik, A. C., Sheikh, H. R., & Simoncelli, E. P. 2004, "Image quality assessment: from error visibility
     to structural similarity", IEEE Trans. Image Process., 13, 600.
     """
-    estimate, reference, data_range = _in_one_unit(estimate=estimate, reference=reference, data_range=data_range)
+    reference, estimate, data_range = _in_one_unit(reference=reference, estimate=estimate, data_range=data_range)
     est, ref = _finite_pair(estimate, reference)
     if not (np.isfinite(est).all() and np.isfinite(ref).all()):
         raise ValueError("ssim needs finite values in both images: crop or fill NaN pixels first")
@@ -364,7 +364,8 @@ def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSE
     enhanced : array_like
         The x2 enhanced image, shape ``(2 ny, 2 nx)``.
     original : array_like
-        The observed image, shape ``(ny, nx)``, in the same units.
+        The observed image, shape ``(ny, nx)``, in the same units (Quantities, both or none, are converted to
+        ``original``'s unit).
     pixel_scale : float or `~astropy.units.Quantity`
         Pixel scale of ``original``, for the default ``psf``: an angle per pixel or an angle, or a float in arcsec per
         pixel; its sign is ignored.
@@ -384,9 +385,10 @@ def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSE
     ValueError
         An image is not 2-D, ``enhanced`` is not twice the size of ``original`` or has no finite pixel, ``mask`` has
         another shape, no pixel is left to compare, ``original`` is zero over them, or the default PSF gets a zero or
-        non-finite ``pixel_scale``.
+        non-finite ``pixel_scale``; or one image is a Quantity and the other not.
     astropy.units.UnitsError
-        With the default PSF, ``pixel_scale`` is a quantity that is neither an angle per pixel nor an angle.
+        With the default PSF, ``pixel_scale`` is a quantity that is neither an angle per pixel nor an angle; or the
+        images' units do not convert to one another.
 
     References
     ----------
@@ -401,6 +403,7 @@ def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSE
     >>> round(forward_consistency(flat, original), 12), round(forward_consistency(1.02 * flat, original), 12)
     (0.0, 0.02)
     """
+    original, enhanced = _in_one_unit(original=original, enhanced=enhanced)
     enh = _as_float_image(enhanced, "enhanced")
     orig = _as_float_image(original, "original")
     ny, nx = orig.shape
@@ -445,7 +448,7 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     ----------
     estimate, truth : array_like
         The denoised (or noisy, or baseline) values and the noise-free truth, same shape and unit. Quantities (both
-        or none) are converted to ``estimate``'s unit.
+        or none) are converted to ``truth``'s unit.
     sigma : float
         The noise standard deviation, in the unit of ``truth`` or a Quantity.
     bins : sequence of float
@@ -473,7 +476,7 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     >>> [round(b["rms"], 1) for b in binned_rms_error(noisy, truth, 1.0)]
     [1.0, nan, nan, 1.0]
     """
-    estimate, truth, sigma = _in_one_unit(estimate=estimate, truth=truth, sigma=sigma)
+    truth, estimate, sigma = _in_one_unit(truth=truth, estimate=estimate, sigma=sigma)
     est, ref = np.asarray(estimate, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if est.shape != ref.shape:
         raise ValueError(f"estimate shape {est.shape} differs from the truth shape {ref.shape}")
@@ -500,7 +503,7 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
     ----------
     estimate, truth, uncertainty : array_like
         Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
-        Quantities (all three or none) are converted to ``estimate``'s unit.
+        Quantities (all three or none) are converted to ``truth``'s unit.
     k : sequence of float
         Multiples of the uncertainty.
 
@@ -530,8 +533,8 @@ def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
 
 def _errors_and_uncertainties(estimate, truth, uncertainty, positive: bool = False):
     """The errors and uncertainties (float64) of the pixels finite in all three (and ``positive`` uncertainty)."""
-    values = _in_one_unit(estimate=estimate, truth=truth, uncertainty=uncertainty)
-    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in values)
+    ref, est, unc = _in_one_unit(truth=truth, estimate=estimate, uncertainty=uncertainty)
+    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in (est, ref, unc))
     if not est.shape == ref.shape == unc.shape:
         raise ValueError(f"shapes differ: estimate {est.shape}, truth {ref.shape}, uncertainty {unc.shape}")
     ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc) & ((unc > 0) if positive else True)
@@ -558,7 +561,7 @@ def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
     ----------
     estimate, truth, uncertainty : array_like
         Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
-        Quantities (all three or none) are converted to ``estimate``'s unit.
+        Quantities (all three or none) are converted to ``truth``'s unit.
 
     Returns
     -------

@@ -113,6 +113,33 @@ def test_pca_keeps_the_cube_dtype_and_passes_the_rest_through_bit_for_bit():
     assert np.array_equal(cube.data, data)  # the caller's cube is untouched
 
 
+def test_pca_keeps_the_error_bars_of_what_passes_through_and_gives_none_for_the_rest():
+    """The cube's uncertainty was dropped: Stokes I, not asked for, came back without its error bars."""
+    import astropy.units as u
+    from astropy.nddata import VarianceUncertainty
+    from ndcube import NDCube
+
+    from sunpy_nn.baselines import pca_denoise
+
+    from .test_denoise import make_wcs
+
+    rng = np.random.default_rng(0)
+    data = (1 + 0.01 * rng.standard_normal((2, 4, 9, 24, 24))).astype(np.float32)
+    variance = np.full(data.shape, 1.0, np.float32)  # times 1e-4 ct^2 below: a standard deviation of 0.01 ct
+    cube = NDCube(
+        data,
+        wcs=make_wcs(["time", "stokes", "wavelength", "y", "x"]),
+        unit=u.ct,
+        uncertainty=VarianceUncertainty(variance * 1e-4, unit=u.ct**2),
+    )
+    out = pca_denoise(cube, stokes=("Q", "U", "V"))
+    assert out.uncertainty.uncertainty_type == "std" and out.uncertainty.unit == u.ct
+    np.testing.assert_allclose(out.uncertainty.array[:, 0], 1e-2, rtol=1e-6)  # Stokes I: the input's, as a std
+    assert np.isnan(out.uncertainty.array[:, 1:]).all()  # denoised: PCA gives no error bar
+    assert np.array_equal(cube.uncertainty.array, variance * 1e-4)  # the caller's is untouched
+    assert pca_denoise(NDCube(data, wcs=cube.wcs)).uncertainty is None
+
+
 @pytest.mark.parametrize("shape", [(10, 10), (9, 10), (10, 9), (11, 11)])
 def test_the_mirrored_psf_is_the_adjoint_of_the_blur_for_any_size(shape):
     # <A x, y> = <x, A' y> for images that stay clear of the border (where the mirror extension plays no part): the

@@ -279,7 +279,15 @@ def test_metrics_convert_quantities_to_one_unit():
     sigma = np.full(ref.shape, 0.03) * u.kG
     assert coverage(est, ref, sigma) == coverage(plain, ref.value, sigma.to_value(u.G))
     assert standardised_error(est, ref, sigma)["rms"] == pytest.approx(1.0, abs=0.1)
-    with pytest.raises(ValueError, match="reference has no unit"):
-        psnr(est, ref.value)
-    with pytest.raises(u.UnitConversionError, match="truth is in m"):
+    # a plain data_range or sigma is in the reference's (truth's) unit, as documented, not the estimate's
+    assert psnr(est, ref, data_range=2000) == pytest.approx(psnr(plain, ref.value, data_range=2000), rel=1e-12)
+    assert binned_rms_error(est, ref, 30.0) == binned_rms_error(est, ref, 30 * u.G)
+    # forward consistency of an x2 image in kG against the observation in G
+    enhanced = np.kron(ref.value, np.ones((2, 2))) * u.G
+    assert forward_consistency(enhanced.to(u.kG), ref) == pytest.approx(forward_consistency(enhanced, ref), rel=1e-9)
+    with pytest.raises(ValueError, match="enhanced has no unit"):
+        forward_consistency(enhanced.value, ref)
+    with pytest.raises(ValueError, match="estimate has no unit"):
+        psnr(est.value, ref)
+    with pytest.raises(u.UnitConversionError, match="estimate is in kG, which does not convert to truth.s m"):
         coverage(est, ref.value * u.m, sigma)

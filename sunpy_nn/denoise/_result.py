@@ -10,7 +10,7 @@ import numpy as np
 from astropy.nddata import StdDevUncertainty
 from ndcube import NDCube
 
-from sunpy_nn.cube import CubeAxes, _copy_coords
+from sunpy_nn.cube import _copy_coords, _stddev  # noqa: F401 (_stddev: imported from here by the denoiser)
 from sunpy_nn.header import provenance
 from sunpy_nn.nn.lazy import is_dask
 
@@ -35,22 +35,6 @@ def _full(shape, value: float, dtype, lazy: bool):
 
         return da.full(shape, value, dtype=dtype)
     return np.full(shape, value, dtype=dtype)
-
-
-def _stddev(cube: NDCube, axes: CubeAxes):
-    """The cube's own uncertainty as a standard deviation in the data's unit (canonical order), or None."""
-    unc = cube.uncertainty
-    if unc is None:
-        return None
-    try:
-        std = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
-    except Exception as exc:  # e.g. an UnknownUncertainty: nothing to convert
-        log.info("the cube's %s cannot be a standard deviation (%s); not kept", type(unc).__name__, exc)
-        return None
-    array = std.array
-    if std.unit is not None and cube.unit is not None and std.unit != cube.unit:
-        array = (array * std.unit).to_value(cube.unit)
-    return axes.to_canonical(array)
 
 
 def _weights_sha256(model) -> str:
