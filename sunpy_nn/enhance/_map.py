@@ -110,7 +110,9 @@ def enhance_map(
         in ``HISTORY``, as the record every sunpy_nn result has (`sunpy_nn.header.provenance`: lines
         ``sunpy_nn key: value`` with the software version, the method, the model's name and SHA-256, the kind and
         the normalisation), and in the machine-readable keywords ``SNNVERS``, ``SNNMODEL``, ``SNNSHA`` (SHA-256 of
-        the weights), ``SNNKIND`` and ``SNNNORM``. The input is not modified.
+        the weights), ``SNNKIND`` and ``SNNNORM``. The input is not modified. A map whose data is a dask array is
+        computed (its normalisation needs the whole disk): the result is in memory; for a lazy result of a large
+        image, normalise it and use `sunpy_nn.enhance.enhance_array` on the dask array.
 
     Raises
     ------
