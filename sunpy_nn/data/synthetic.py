@@ -488,7 +488,8 @@ def synthetic_crisp_cube(
     -------
     cube : `~ndcube.NDCube`
         Array axes ``(time, stokes, wavelength, y, x)`` with a FITS WCS (``UTC``, ``STOKES`` = I, Q, U, V,
-        ``WAVE`` in Å, ``HPLT-TAN``, ``HPLN-TAN``), float32 data in units of the continuum intensity, and
+        ``WAVE`` set in Å, which astropy's WCS reports in m, ``HPLT-TAN``, ``HPLN-TAN``), float32 data in units of
+        the continuum intensity, and
         ``meta`` describing the scene.
     truth : `numpy.ndarray`
         The noise-free data, same shape and axis order.
