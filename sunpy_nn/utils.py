@@ -71,6 +71,22 @@ def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def fill_depth(radius: int) -> int:
+    """
+    Pixels a block of an image must extend beyond its core so that `fill_nearest` on the block fills every missing
+    pixel within ``radius`` (a network's receptive radius) of a valid core pixel as on the whole image: such a pixel
+    is at most ``radius sqrt(2)`` from that valid pixel, so its nearest valid pixel is within ``(1 + sqrt(2))
+    radius`` of the core.
+
+    Examples
+    --------
+    >>> from sunpy_nn.utils import fill_depth
+    >>> fill_depth(13), fill_depth(37)
+    (32, 90)
+    """
+    return math.ceil((1 + math.sqrt(2)) * int(radius))
+
+
 def fill_nearest(data: np.ndarray, missing: np.ndarray) -> np.ndarray:
     """
     Copy of ``data`` whose ``missing`` pixels (last two axes) take the value of the nearest valid pixel.

@@ -506,3 +506,17 @@ def test_a_killed_worker_fails_its_item_not_the_batch():
     for f in err.value.failures:
         assert f.error.startswith("KilledWorker") and "the worker running it died" in f.error
     assert all(r == [10, 99, 12, 13][i] for i, r in enumerate(err.value.results) if i not in failed)
+
+
+def test_lazy_enhance_fills_sparse_missing_pixels_as_in_memory():
+    """A missing pixel in the corner of a valid pixel's receptive field can take its value from a pixel 2.4 radii
+    away (the nearest, by Euclidean distance): with blocks extended by twice the radius, the lazy output there was
+    0.19 against 0.11 in memory (of a range of 0.125)."""
+    net = random_enhance_net(depth=1, n_filters=8)  # receptive radius 5
+    rng = np.random.default_rng(0)
+    img = np.full((96, 96), np.nan, np.float32)
+    img[32:, 40:] = 1 + 0.1 * rng.standard_normal((64, 56))
+    img[20, 35] = 1000.0  # the nearest valid pixel of (27, 35), inside the receptive field of (32, 40)
+    mem = enhance_array(img, net, progress=False, device="cpu")
+    lazy = enhance_array(da.from_array(img, chunks=32), net, progress=False, device="cpu").compute(scheduler="sync")
+    assert_close_ulps(lazy, mem, ulps=256)

@@ -547,3 +547,14 @@ def test_lost_frames_that_leave_no_pair_are_named():
     data[2] = np.nan  # every scan's pairing (t - 1, t + 1 for t = 1..3) needs scan 2
     with pytest.raises(ValueError, match=r"scans \[2\] hold no data \(lost frames\)"):
         Denoiser(n_filters=4, depth=1, temporal=0).fit(NDCube(data, wcs=cube.wcs, unit=cube.unit), **QUICK)
+
+
+def test_a_narrow_validation_strip_leaves_out_the_band_the_alignment_made_nan():
+    """The held-out strip at the frame's right border is as wide as the patches here: the column that the scans'
+    shifts left NaN there was in every validation patch, and the fit failed for want of a pair."""
+    cube, _ = synthetic_crisp_cube(160, n_wavelengths=2, n_scans=3, seed=0)
+    den = Denoiser(n_filters=4, depth=1, temporal=0).fit(cube, **QUICK)
+    assert np.abs(np.array(den.fit_settings["scan_shifts"])[:, 1]).max() > 0  # shifted: a NaN band
+    assert len(den.history["train_loss"]) == 1  # trained; validated only where a NaN-free patch fits the strip
+    wide = Denoiser(n_filters=4, depth=1, temporal=0).fit(cube, **QUICK | {"val_fraction": 0.2})
+    assert len(wide.history["val_loss"]) == 1 and np.isfinite(wide.history["val_loss"]).all()

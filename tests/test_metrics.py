@@ -289,5 +289,5 @@ def test_metrics_convert_quantities_to_one_unit():
         forward_consistency(enhanced.value, ref)
     with pytest.raises(ValueError, match="estimate has no unit"):
         psnr(est.value, ref)
-    with pytest.raises(u.UnitConversionError, match="estimate is in kG, which does not convert to truth.s m"):
+    with pytest.raises(u.UnitConversionError, match=r"estimate is in kG, which does not convert to truth.s m"):
         coverage(est, ref.value * u.m, sigma)

@@ -334,3 +334,86 @@ def test_exact_float32_is_one_switch_for_threads_and_reads_torchs_newer_settings
     with _exact_float32(cuda):
         assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
     assert (cudnn.conv.fp32_precision, matmul.fp32_precision) == ("ieee", "tf32")
+
+
+def _run(net, img, **kw):
+    kw = {"halo": net.receptive_radius, "progress": False, "device": "cpu"} | kw
+    return run_tiled(net, img, **kw)
+
+
+def test_optimised_copies_follow_weights_changed_without_a_version_bump():
+    """The cache of optimised copies keyed on version counters: edits through ``.data`` (and assign-loads) left the
+    old copy in use, 0.25 of the output's range off the network that is there now."""
+    net = random_enhance_net(depth=1, n_filters=8)
+    img = np.random.default_rng(0).random((40, 48)).astype(np.float32)
+    run = lambda: _run(net, img, scale=2, precision="float32")  # noqa: E731
+    before = run()
+    net.tail.weight.data.mul_(3.0)  # no version bump
+    after = run()
+    assert not np.allclose(after, before)
+    assert_close_ulps(after, _whole(net, img), ulps=64)
+    net.load_state_dict({k: v * 0.5 for k, v in net.state_dict().items()}, assign=True)
+    assert_close_ulps(run(), _whole(net, img), ulps=64)
+
+
+def test_optimised_u_net_copies_follow_its_settings():
+    from sunpy_nn.nn import UNet
+
+    torch.manual_seed(0)
+    net = UNet(1, 1, n_filters=4, depth=2, variance_head=True).eval()
+    img = np.random.default_rng(1).standard_normal((32, 32)).astype(np.float32)
+    _run(net, img, align=net.align, precision="float32")
+    net.log_var_offset, net.residual = 0.0, not net.residual  # settings, not tensors
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(img)[None, None])[0].numpy()
+    assert_close_ulps(_run(net, img, align=net.align, precision="float32"), ref, ulps=256, channel_axis=0)
+
+
+def test_auto_precision_decides_again_for_an_input_of_another_magnitude():
+    """precision="auto" kept the bfloat16 it chose on a first, benign image for an image with an offset of 3000,
+    8e-3 of the range off float32 (the bound is 1e-3). On a CPU without native bfloat16 it is float32 anyway."""
+    from sunpy_nn.nn import UNet
+    from sunpy_nn.nn.optimize import ACCURACY_BOUND
+
+    torch.manual_seed(0)
+    net = UNet(1, 1, n_filters=8, depth=2, residual=True).eval()
+    benign = np.random.default_rng(0).standard_normal((128, 128)).astype(np.float32) * 3
+    _run(net, benign, align=net.align, precision="auto")
+    img = benign + 3000
+    auto, exact = (_run(net, img, align=net.align, precision=p) for p in ("auto", "float32"))
+    assert np.abs(auto - exact).max() / np.ptp(exact) <= ACCURACY_BOUND
+
+
+def test_skipped_tiles_of_a_deep_u_net():
+    """With ``valid`` leaving tiles out, the number of output channels was probed on an 8 x 8 crop, which a U-Net of
+    depth 4 (sides multiples of 16) refused."""
+    from sunpy_nn.nn import UNet
+
+    torch.manual_seed(0)
+    net = UNet(1, 1, n_filters=2, depth=4).eval()
+    img = np.random.default_rng(2).random((1600, 64)).astype(np.float32)
+    valid = np.zeros(img.shape, bool)
+    valid[:100] = True
+    out = _run(net, img, align=net.align, valid=valid, tile_size=256)
+    assert out.shape == img.shape and np.isfinite(out[:100]).all() and np.isnan(out[-100:]).all()
+
+
+class _Blockwise(torch.nn.Module):
+    """Works within aligned 4 x 4 blocks: exact with a halo of 1 px (or none)."""
+
+    def forward(self, x):
+        return torch.nn.functional.pixel_shuffle(torch.nn.functional.pixel_unshuffle(x, 4) * 2.0, 4)
+
+
+def test_a_raised_tile_size_always_tiles():
+    """A tile_size raised to `smallest_tile` was still too small to tile where the halo is small against the
+    alignment (halo 1, align 4: a tile of 8 px has no core once its start is aligned)."""
+    from sunpy_nn.nn.runner import smallest_tile
+
+    img = np.random.default_rng(3).random((32, 32)).astype(np.float32)
+    out = run_tiled(_Blockwise(), img, halo=1, align=4, tile_size=4, progress=False, device="cpu")
+    np.testing.assert_array_equal(out, 2 * img)
+    for align, halo in itertools.product([1, 2, 4, 8, 16], range(0, 12)):
+        window = smallest_tile(halo, align)
+        cores = tile_windows(8 * window, window, halo, align)  # raises if the window holds no core
+        assert cores[0][1] == 0 and cores[-1][2] == 8 * window

@@ -173,7 +173,9 @@ class _FitMixin:
         val = None
         # Validation patches are smaller when the held-out strip is narrow (multiples of the U-Net's alignment).
         align = 2**self.depth
-        val_size = min(patch_size, (nx - x_split) // (2 * self.shuffle if neighbour else 1) // align * align)
+        # the columns that the alignment left NaN at the frame's border (in memory; a lazy cube reads beyond them)
+        band = 0 if shifts is None else math.ceil(float(np.abs(shifts[:, 1]).max()))
+        val_size = min(patch_size, (nx - x_split - band) // (2 * self.shuffle if neighbour else 1) // align * align)
         if val_fraction > 0 and val_size >= _MIN_VAL_PATCH:
             val = Noise2NoisePairs(
                 normed,

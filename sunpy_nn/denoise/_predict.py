@@ -18,7 +18,7 @@ from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import _workspace_bytes, smallest_tile
 from sunpy_nn.training.noise2noise import temporal_neighbours
-from sunpy_nn.utils import _check_int
+from sunpy_nn.utils import _check_int, fill_depth
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class _PredictMixin:
 
         Blocks are one frame (one scan, Stokes parameter and wavelength; all wavelengths in spectral mode) and,
         with ``tile_size`` (or, without MC dropout, where large frames are fewer than the CPUs: `lazy_tiled`'s
-        ``fill_cpus``), spatial tiles extended by twice the U-Net's receptive radius, so the result equals the
+        ``fill_cpus``), spatial tiles extended by `fill_depth` of the U-Net's receptive radius, so the result equals the
         in-memory one.
         """
         n_t, _, n_w, ny, nx = canon.shape
@@ -335,7 +335,7 @@ class _PredictMixin:
                     sds.append(sd)
             return np.stack([np.concatenate(means), np.concatenate(sds)])[:, None, None]
 
-        depth = 2 * model.receptive_radius  # nearest-valid fill of masked pixels needs twice the radius
+        depth = fill_depth(model.receptive_radius)  # nearest-valid fill of masked pixels reaches 2.4 radii
         result = lazy_tiled(
             canon,
             block,

@@ -23,7 +23,7 @@ from sunpy_nn.header import _off_disk_zeros, _update_stats, provenance, superres
 from sunpy_nn.nn import PRECISIONS, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
 from sunpy_nn.nn.runner import _workspace_bytes
-from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_nearest, upsample_nearest
+from sunpy_nn.utils import SunpyNNUserWarning, WeightsError, fill_depth, fill_nearest, upsample_nearest
 
 # What Enhance does, as its results' provenance records it.
 _METHOD = "Enhance (Diaz Baso & Asensio Ramos 2018)"
@@ -149,8 +149,8 @@ def enhance_array(
 
 
 def _enhance_lazy(image, model: nn.Module, run: dict):
-    """Enhance of a dask image: block by block, each block extended by twice the receptive radius (``run``: how the
-    network runs, the keyword arguments of `enhance_array`)."""
+    """Enhance of a dask image: block by block, each block extended by `fill_depth` of the receptive radius
+    (``run``: how the network runs, the keyword arguments of `enhance_array`)."""
     if image.ndim != 2:
         raise ValueError(f"Enhance works on 2-D images; got {image.ndim}-D data of shape {image.shape}")
     if min(image.shape) < MIN_SIZE:
@@ -167,10 +167,9 @@ def _enhance_lazy(image, model: nn.Module, run: dict):
         settings = {k: run[k] for k in ("tile_size", "batch_size", "device")}
         return _workspace_bytes(model, (h, w), scale=2, optimised=optimised, **settings)
 
-    # Twice the radius: missing pixels are filled from their nearest valid pixel, which for a pixel that reaches a
-    # valid output (within one radius) lies within another radius; so the fill, and the output, match in memory.
-    # The same values for any blocks, so cut to fill the CPUs.
-    return lazy_tiled(image, block, depth=2 * radius, scale=2, fill_cpus=True, workspace=workspace)
+    # Missing pixels are filled from their nearest valid pixel: a block reaches far enough for the fill, and so the
+    # output, to match in memory (`fill_depth`, 2.4 radii). The same values for any blocks, so cut to fill the CPUs.
+    return lazy_tiled(image, block, depth=fill_depth(radius), scale=2, fill_cpus=True, workspace=workspace)
 
 
 # ------------------------------------------------------------------------------------------------------------ map

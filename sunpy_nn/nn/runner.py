@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import weakref
@@ -193,7 +194,8 @@ def smallest_tile(halo: int, align: int = 1) -> int:
     >>> smallest_tile(13), smallest_tile(30, align=4)
     (53, 124)
     """
-    return -(-(4 * int(halo) + align) // align) * align
+    # at least a core of `align` px besides the `align - 1` px that rounding window starts down takes from it
+    return -(-max(4 * int(halo) + align, 2 * int(halo) + 2 * align - 1) // align) * align
 
 
 def _balanced_window(size: int, window: int, halo: int, align: int) -> int:
@@ -270,10 +272,12 @@ def tile_windows(size: int, window: int, halo: int, align: int = 1) -> list[tupl
     return out
 
 
-def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device) -> int:
-    # A tiny probe forward pass; networks here map (N, C, h, w) to (N, C_out, s*h, s*w) for any h, w >= 8.
+def _n_out_channels(model: nn.Module, img: np.ndarray, dev: torch.device, align: int = 1) -> int:
+    # A tiny probe forward pass; networks here map (N, C, h, w) to (N, C_out, s*h, s*w) for any h, w >= 8 that are
+    # multiples of their alignment (a U-Net of depth 4 pools to 1/16) and leave 2 px at the deepest level (reflection)
+    side = max(-(-8 // align) * align, 2 * align)
     with torch.inference_mode():
-        probe = torch.from_numpy(np.ascontiguousarray(img[:, :8, :8])).to(dev)[None]
+        probe = torch.from_numpy(np.ascontiguousarray(img[:, :side, :side])).to(dev)[None]
         # the network that runs, already on the device; a prepared one's module uncompiled (no compile per probe)
         return int(getattr(model, "module", model)(probe).shape[1])
 
@@ -287,23 +291,60 @@ _reuse_freed_memory = keep_freed_memory
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _fingerprint(model: nn.Module) -> tuple:
+    """
+    What a copy of ``model`` is built from: a hash of every parameter's and buffer's values (edits through ``.data``,
+    ``load_state_dict(assign=True)`` or ``vector_to_parameters`` leave the version counters as they were), and the
+    modules' settings (a BatchNorm's ``eps``, a U-Net's ``residual`` or ``log_var_offset``). Not the training mode
+    nor the Monte-Carlo switch: those are keys of their own. About 2 ms for the default U-Net.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for t in (*model.parameters(), *model.buffers()):
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.detach().reshape(-1).cpu().view(torch.uint8).numpy())
+    plain = bool | int | float | str | None
+    settings = tuple(
+        (name, k, v)
+        for name, m in model.named_modules()
+        for k, v in sorted(vars(m).items())
+        if not k.startswith("_")
+        and k not in ("training", "mc")
+        and (isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(i, plain) for i in v)))
+    )
+    return h.digest(), settings
+
+
 def _cached(model: nn.Module, key: tuple, build) -> nn.Module:
-    # Parameter versions change with every in-place update (training), which invalidates the copy. Monte-Carlo
+    # A copy is rebuilt whenever the network's weights or settings changed since (`_fingerprint`). Monte-Carlo
     # dropout (UNet.mc_dropout), which the optimised U-Net does not implement, gets a copy of its own (the key's
     # last item): prediction switches it on and off around every frame, which must not rebuild either copy.
-    versions = tuple(t._version for t in (*model.parameters(), *model.buffers()))
+    fingerprint = _fingerprint(model)
     cache = _PREPARED.setdefault(model, {})
     entry = cache.get(key)
-    if entry is None or entry[0] != versions:
-        entry = (versions, build())
+    if entry is None or entry[0] != fingerprint:
+        entry = (fingerprint, build())
         cache[key] = entry
     return entry[1]
 
 
-def _prepared(model: nn.Module, dev: torch.device, precision: str, compile: bool, example: torch.Tensor) -> nn.Module:
+def _magnitude(img: np.ndarray) -> tuple[int, int]:
+    """The octaves of an image's largest absolute value and of its range: bfloat16's error, relative to the output's
+    range, grows with an offset against the range, so precision="auto" decides afresh for another class."""
+    finite = img[np.isfinite(img)]
+    if finite.size == 0:
+        return (0, 0)
+    peak, span = float(np.abs(finite).max()), float(finite.max() - finite.min())
+    return (math.frexp(peak)[1], math.frexp(span)[1])
+
+
+def _prepared(
+    model: nn.Module, dev: torch.device, precision: str, compile: bool, example: torch.Tensor, img: np.ndarray
+) -> nn.Module:
+    # "auto" probes bfloat16 on an example: a decision that holds for inputs of the example's magnitude only
+    magnitude = _magnitude(img) if precision == "auto" else None
     return _cached(
         model,
-        (str(_indexed(dev)), precision, compile, _draws_at_random(model)),  # "cuda" and "cuda:0": one copy
+        (str(_indexed(dev)), precision, compile, _draws_at_random(model), magnitude),  # "cuda", "cuda:0": one copy
         lambda: prepare_model(model, device=dev, precision=precision, compile=compile, example=example),
     )
 
@@ -449,12 +490,12 @@ def run_tiled(
     if optimised:  # built from the caller's network wherever it is (and cached for it)
         r, c = tiles[0] if tiles else (rows[0], cols[0])
         example = torch.from_numpy(np.ascontiguousarray(img[:, r[0] : r[0] + wy, c[0] : c[0] + wx]))[None]
-        model = _prepared(original, dev, precision or "float32", compile, example)
+        model = _prepared(original, dev, precision or "float32", compile, example, img)
     else:
         model = _eager_on(original, dev)
     result = out
     if result is None and valid is not None and len(tiles) < len(rows) * len(cols):
-        n_out = _n_out_channels(model, img, dev)
+        n_out = _n_out_channels(model, img, dev, align)
         result = np.full((n_out, scale * ny, scale * nx), np.nan, dtype=np.float32)
     elif result is not None and valid is not None:
         result[...] = np.nan
@@ -474,7 +515,7 @@ def run_tiled(
             bar.update(len(batch))
     bar.close()
     if result is None:  # no tile had a valid pixel
-        result = np.full((_n_out_channels(model, img, dev), scale * ny, scale * nx), np.nan, dtype=np.float32)
+        result = np.full((_n_out_channels(model, img, dev, align), scale * ny, scale * nx), np.nan, np.float32)
     if squeeze and result.shape[0] == 1:
         return result[0]
     return result
