@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import weakref
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -296,12 +296,14 @@ def _fingerprint(model: nn.Module) -> tuple:
     What a copy of ``model`` is built from: a hash of every parameter's and buffer's values (edits through ``.data``,
     ``load_state_dict(assign=True)`` or ``vector_to_parameters`` leave the version counters as they were), and the
     modules' settings (a BatchNorm's ``eps``, a U-Net's ``residual`` or ``log_var_offset``). Not the training mode
-    nor the Monte-Carlo switch: those are keys of their own. About 2 ms for the default U-Net.
+    nor the Monte-Carlo switch: those are keys of their own. A CRC-32 of the values (a change detector, not a
+    cryptographic hash) with each tensor's version, dtype and shape: under 1 ms for the default U-Net's 0.5 million
+    weights, a few per cent of the time of its smallest frames.
     """
-    h = hashlib.blake2b(digest_size=16)
+    crc, layout = 0, []
     for t in (*model.parameters(), *model.buffers()):
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.detach().reshape(-1).cpu().view(torch.uint8).numpy())
+        crc = zlib.crc32(t.detach().reshape(-1).cpu().view(torch.uint8).numpy(), crc)
+        layout.append((t._version, t.dtype, tuple(t.shape)))
     plain = bool | int | float | str | None
     settings = tuple(
         (name, k, v)
@@ -311,7 +313,7 @@ def _fingerprint(model: nn.Module) -> tuple:
         and k not in ("training", "mc")
         and (isinstance(v, plain) or (isinstance(v, tuple) and all(isinstance(i, plain) for i in v)))
     )
-    return h.digest(), settings
+    return crc, tuple(layout), settings
 
 
 def _cached(model: nn.Module, key: tuple, build) -> nn.Module:
