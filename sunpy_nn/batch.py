@@ -299,8 +299,8 @@ def _run_one(item, index: int, job: _Job) -> tuple:
 def _died(exc: BaseException) -> str:
     """The failure of an item whose worker died (killed by the OS, out of memory, or a crash in native code)."""
     return (
-        f"{type(exc).__name__}: {exc} (the worker running it died, or another item's took the pool down: out of "
-        "memory or a crash in native code; retry it with fewer workers)"
+        f"{type(exc).__name__}: {exc} (a worker died before this item finished: out of memory or a crash in "
+        "native code, in this item or another; retry the failed items with fewer workers)"
     )
 
 
@@ -394,8 +394,9 @@ def run_batch(
             try:
                 index, *rest = future.result()
                 outcomes[index] = (index, *rest)
-            except Exception as exc:  # the task catches its own errors: here a worker died (KilledWorker)
-                outcomes[index_of[future.key]] = (index_of[future.key], "error", _died(exc), [])
+            except Exception as exc:  # the task catches its own errors: a worker died (KilledWorker), or the result
+                why = _died(exc) if type(exc).__name__ == "KilledWorker" else f"{type(exc).__name__}: {exc}"
+                outcomes[index_of[future.key]] = (index_of[future.key], "error", why, [])
             future.release()
             bar.update()
     else:
@@ -407,23 +408,28 @@ def run_batch(
         job_d = dask.delayed(job, pure=True)
         tasks = [dask.delayed(_run_one, pure=False)(item, i, job_d) for i, item in enumerate(items)]
 
+        keys, finished = {t.key for t in tasks}, {}
+
         class _Bar(Callback):
             def _posttask(self, key, result, dsk, state, worker_id):
-                if isinstance(result, tuple) and len(result) == 4:  # an item's outcome, kept as it arrives
-                    outcomes[result[0]] = result
+                if key in keys:  # this batch's items only (dask's callbacks see every compute in the process)
+                    finished[result[0]] = result  # kept as it arrives: a pool that breaks returns nothing
                     bar.update()
 
         # dask threads share this process's torch threads: each task's share for the batch, then all as it was
         share = _threads_during(job.threads["local"]) if mode == "threads" else contextlib.nullcontext()
         keep = keep_freed_memory() if mode in ("threads", "synchronous") else contextlib.nullcontext()
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             with share, keep, _Bar():
-                # one item per submission: a worker that dies loses only the items in flight, not a chunk's
+                # one item per submission: an item's result comes back when it is done, not with a chunk's
                 chunks = {"chunksize": 1} if mode == "processes" else {}
-                dask.compute(*tasks, scheduler=mode, num_workers=num_workers, **chunks)
-        except Exception as exc:  # the task catches its own errors: here a worker process died (BrokenProcessPool)
-            for i, outcome in enumerate(outcomes):
-                outcomes[i] = outcome or (i, "error", _died(exc), [])
+                results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers, **chunks)
+        except BrokenProcessPool as exc:  # a worker process died: dask stops there; the finished items are kept
+            results = [finished.get(i) or (i, "error", _died(exc), []) for i in range(len(items))]
+        for index, *rest in results:
+            outcomes[index] = (index, *rest)
     bar.close()
 
     results, failures = [], []

@@ -504,7 +504,7 @@ def test_a_killed_worker_fails_its_item_not_the_batch():
     failed = [f.index for f in err.value.failures]  # the fatal item, and any that its worker held with it
     assert 1 in failed and len(failed) < 4
     for f in err.value.failures:
-        assert f.error.startswith("KilledWorker") and "the worker running it died" in f.error
+        assert f.error.startswith("KilledWorker") and "a worker died before this item finished" in f.error
     assert all(r == [10, 99, 12, 13][i] for i, r in enumerate(err.value.results) if i not in failed)
 
 

@@ -417,3 +417,27 @@ def test_a_raised_tile_size_always_tiles():
         window = smallest_tile(halo, align)
         cores = tile_windows(8 * window, window, halo, align)  # raises if the window holds no core
         assert cores[0][1] == 0 and cores[-1][2] == 8 * window
+
+
+def test_weights_fixed_takes_the_fingerprint_once_and_a_changed_network_is_seen_after(monkeypatch):
+    from sunpy_nn.nn import runner
+
+    net = random_enhance_net(depth=1, n_filters=8)
+    img = np.random.default_rng(4).random((40, 48)).astype(np.float32)
+    calls = []
+    real = runner._fingerprint
+    monkeypatch.setattr(runner, "_fingerprint", lambda m: calls.append(1) or real(m))
+    with runner.weights_fixed(net), runner.weights_fixed(net):  # nested: one fingerprint
+        outs = [_run(net, img, scale=2, precision="float32") for _ in range(3)]
+    assert len(calls) == 1 and all(np.array_equal(o, outs[0]) for o in outs)
+    net.tail.weight.data.mul_(2.0)  # after the block: checked again at every call
+    assert_close_ulps(_run(net, img, scale=2, precision="float32"), _whole(net, img), ulps=64)
+    assert len(calls) == 2 and not runner._FIXED
+
+
+def test_a_network_with_a_non_contiguous_buffer_runs():
+    """The fingerprint viewed each tensor's bytes, which a strided buffer refused."""
+    net = random_enhance_net(depth=1, n_filters=8)
+    net.register_buffer("strided", torch.arange(6.0)[::2])
+    img = np.random.default_rng(5).random((24, 24)).astype(np.float32)
+    assert_close_ulps(_run(net, img, scale=2, precision="float32"), _whole(net, img), ulps=64)

@@ -16,6 +16,7 @@ from sunpy_nn.denoise import _frames
 from sunpy_nn.denoise._align import align_scans, cube_shifts, registration
 from sunpy_nn.nn import UNet, resolve_device
 from sunpy_nn.nn.lazy import is_dask
+from sunpy_nn.nn.runner import weights_fixed
 from sunpy_nn.training._precision import check_precision_on_device, check_training_precision
 from sunpy_nn.training.noise2noise import Noise2NoisePairs, _check_training_args, train_noise2noise
 from sunpy_nn.utils import SunpyNNUserWarning, _check_int, _check_real
@@ -198,8 +199,10 @@ class _FitMixin:
                 f"the validation patches cannot exceed patch_size={patch_size}, below their {least} px: use a "
                 f"patch_size of at least {least}"
                 if patch_size < least
-                else f"val_fraction={val_fraction:g} holds out {nx - x_split} of {nx} columns, and validation patches "
-                f"of {least} px need {per * -(-least // align) * align}: use a larger val_fraction"
+                else f"val_fraction={val_fraction:g} holds out {nx - x_split} of {nx} columns"
+                + (f", {band} of them NaN at the border after aligning the scans," if band else "")
+                + f" and validation patches of {least} px need {per * -(-least // align) * align}: use a larger "
+                "val_fraction"
             )
             warnings.warn(
                 f"Training without validation: {why}, or val_fraction=0 to train on the whole field.",
@@ -267,9 +270,10 @@ class _FitMixin:
         self._propagation = "bootstrap"  # a warm start of a file before format 7 is calibrated anew, as now
         # and a file with other draws or window (read now: benchmarks/denoise_bootstrap.py sets them)
         self._bootstrap = (_frames.BOOTSTRAP_DRAWS, _frames.PROPAGATION_WINDOW)
-        self.calibration, self.calibration_tunings, self.calibration_bins = self._calibrate(
-            labels, selected, train, dev
-        )
+        with weights_fixed(self.model):  # trained: fixed while the held-out pairs run through it
+            self.calibration, self.calibration_tunings, self.calibration_bins = self._calibrate(
+                labels, selected, train, dev
+            )
         self.fit_settings["calibration"] = dict(self.calibration)
         self.fit_settings["calibration_tunings"] = {k: list(v) for k, v in self.calibration_tunings.items()}
         self.fit_settings["calibration_bins"] = self._bins_copy()

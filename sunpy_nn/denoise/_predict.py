@@ -16,7 +16,7 @@ from sunpy_nn.denoise._align import EDGE_PX, cube_shifts, shift_frames
 from sunpy_nn.denoise._result import _stddev
 from sunpy_nn.nn import PRECISIONS, UNet, keep_freed_memory, resolve_device
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
-from sunpy_nn.nn.runner import _workspace_bytes, smallest_tile
+from sunpy_nn.nn.runner import _workspace_bytes, smallest_tile, weights_fixed
 from sunpy_nn.training.noise2noise import temporal_neighbours
 from sunpy_nn.utils import _check_int, fill_depth
 
@@ -60,7 +60,12 @@ class _PredictMixin:
         if precision is not None and precision not in PRECISIONS:
             raise ValueError(f"precision must be None or one of {PRECISIONS}, not {precision!r}")
 
-    def _predict(
+    def _predict(self, *args, **kwargs) -> NDCube:
+        """`_predict_fixed` with the network's weights taken as fixed while it runs (`weights_fixed`)."""
+        with weights_fixed(self.model):
+            return self._predict_fixed(*args, **kwargs)
+
+    def _predict_fixed(
         self, cube, stokes, tile_size, uncertainty, mc_samples, device, seed, precision, compile, progress, noise=None
     ) -> NDCube:
         """`predict`; ``noise``: this cube's noise levels when already estimated (by `fit` on the same cube)."""
