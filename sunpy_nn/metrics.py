@@ -130,8 +130,8 @@ def azimuthal_power_spectrum(image, *, apodize: bool = True) -> tuple[np.ndarray
     Returns
     -------
     freq : `numpy.ndarray`
-        Spatial frequency of each annulus in cycles per pixel (``pix^-1``), shape ``(n // 2,)``: ``1/n, 2/n, ..., 0.5``
-        with ``n = min(ny, nx)`` (the zero frequency left out).
+        Spatial frequency of each annulus in cycles per pixel (``pix^-1``), shape ``(n // 2,)``: ``1/n, 2/n, ...,
+        (n // 2)/n`` (0.5 for an even ``n``) with ``n = min(ny, nx)`` (the zero frequency left out).
     power : `numpy.ndarray`
         Mean power in each annulus, same shape, in the image's units squared.
 
