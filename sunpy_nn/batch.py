@@ -426,8 +426,9 @@ def run_batch(
                 # one item per submission: an item's result comes back when it is done, not with a chunk's
                 chunks = {"chunksize": 1} if mode == "processes" else {}
                 results = dask.compute(*tasks, scheduler=mode, num_workers=num_workers, **chunks)
-        except BrokenProcessPool as exc:  # a worker process died: dask stops there; the finished items are kept
-            results = [finished.get(i) or (i, "error", _died(exc), []) for i in range(len(items))]
+        except Exception as exc:  # dask stops at the first: a worker process died, or a result could not travel
+            why = _died(exc) if isinstance(exc, BrokenProcessPool) else f"{type(exc).__name__}: {exc}"
+            results = [finished.get(i) or (i, "error", why, []) for i in range(len(items))]  # the finished: kept
         for index, *rest in results:
             outcomes[index] = (index, *rest)
     bar.close()

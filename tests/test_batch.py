@@ -231,3 +231,26 @@ class Tag:
 
         time.sleep(0.01)
         return (self.name, item)
+
+
+class LockOn:
+    """A picklable task whose result for one item cannot be pickled back from a worker process."""
+
+    def __call__(self, item, index):
+        import threading
+        import time
+
+        if item == 2:
+            time.sleep(1.0)  # after others finished
+            return threading.Lock()
+        return item
+
+
+def test_a_result_that_cannot_travel_fails_the_unfinished_items_not_the_batch():
+    pytest.importorskip("dask")
+    with pytest.raises(BatchError) as err:
+        run_batch([0, 1, 2, 3], LockOn(), scheduler="processes", num_workers=2, progress=False, unit="item")
+    failed = {f.index for f in err.value.failures}
+    assert 2 in failed and len(failed) < 4
+    for f in err.value.failures:
+        assert "pickle" in f.error and "worker died" not in f.error

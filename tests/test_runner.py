@@ -432,7 +432,41 @@ def test_weights_fixed_takes_the_fingerprint_once_and_a_changed_network_is_seen_
     assert len(calls) == 1 and all(np.array_equal(o, outs[0]) for o in outs)
     net.tail.weight.data.mul_(2.0)  # after the block: checked again at every call
     assert_close_ulps(_run(net, img, scale=2, precision="float32"), _whole(net, img), ulps=64)
-    assert len(calls) == 2 and not runner._FIXED
+    assert len(calls) == 2 and not getattr(runner._FIXED, "held", {})
+
+
+def test_weights_fixed_in_one_thread_does_not_hide_a_change_from_another():
+    import threading
+
+    from sunpy_nn.nn import runner
+
+    net = random_enhance_net(depth=1, n_filters=8)
+    img = np.random.default_rng(6).random((40, 48)).astype(np.float32)
+    entered, done, out = threading.Event(), threading.Event(), {}
+
+    def hold():
+        with runner.weights_fixed(net):
+            _run(net, img, scale=2, precision="float32")
+            entered.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait(30)
+    net.tail.weight.data.mul_(2.0)  # changed by this thread while the other holds its weights fixed
+    out["here"] = _run(net, img, scale=2, precision="float32")
+    done.set()
+    holder.join()
+    assert_close_ulps(out["here"], _whole(net, img), ulps=64)
+
+
+def test_a_network_made_in_inference_mode_runs():
+    """Inference tensors have no version counter, which the fingerprint read."""
+    with torch.inference_mode():
+        net = random_enhance_net(depth=1, n_filters=8)
+        img = np.random.default_rng(7).random((24, 24)).astype(np.float32)
+        out = _run(net, img, scale=2, precision="float32")
+    assert_close_ulps(out, _whole(net, img), ulps=64)
 
 
 def test_a_network_with_a_non_contiguous_buffer_runs():

@@ -304,7 +304,8 @@ def _fingerprint(model: nn.Module) -> tuple:
     crc, layout = 0, []
     for t in (*model.parameters(), *model.buffers()):
         crc = zlib.crc32(t.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy(), crc)
-        layout.append((t._version, t.dtype, tuple(t.shape)))
+        # (inference tensors, made under torch.inference_mode, have no version counter)
+        layout.append((None if t.is_inference() else t._version, t.dtype, tuple(t.shape)))
     plain = bool | int | float | str | None
     settings = tuple(
         (name, k, v)
@@ -317,42 +318,43 @@ def _fingerprint(model: nn.Module) -> tuple:
     return crc, tuple(layout), settings
 
 
-# Networks whose weights are fixed while a caller runs them many times (`weights_fixed`): fingerprint, holders.
-_FIXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_FIXED_LOCK = threading.Lock()
+# Networks whose weights this thread holds fixed while it runs them many times (`weights_fixed`): per thread, so
+# that another thread, which may change them meanwhile, never runs a copy of the old ones.
+_FIXED = threading.local()
 
 
 @contextlib.contextmanager
 def weights_fixed(model: nn.Module | None) -> Iterator[None]:
     """
-    Within it, ``model``'s weights and settings are taken as fixed: their fingerprint, which tells `run_tiled` whether
-    its cached optimised copy is still the network's, is taken once instead of at every call (a denoiser's
-    prediction runs its network a few times per frame; on small frames the fingerprint cost 5-30 % of a call).
-    Nested and concurrent uses of one network share the fingerprint taken by the first.
+    Within it, ``model``'s weights and settings are taken as fixed by this thread: their fingerprint, which tells
+    `run_tiled` whether its cached optimised copy is still the network's, is taken once instead of at every call (a
+    denoiser's prediction runs its network a few times per frame; on small frames the fingerprint cost 5-30 % of a
+    call). Nested uses share the fingerprint taken by the outermost; other threads take their own.
     """
     if model is None:
         yield
         return
-    with _FIXED_LOCK:
-        entry = _FIXED.get(model)
-        if entry is None:
-            _FIXED[model] = entry = [_fingerprint(model), 0]
-        entry[1] += 1
+    held = getattr(_FIXED, "held", None)
+    if held is None:
+        held = _FIXED.held = {}
+    entry = held.get(id(model))
+    if entry is None:  # the entry holds the network: its id stays its own while held
+        held[id(model)] = entry = [model, _fingerprint(model), 0]
+    entry[2] += 1
     try:
         yield
     finally:
-        with _FIXED_LOCK:
-            entry[1] -= 1
-            if entry[1] == 0:
-                _FIXED.pop(model, None)
+        entry[2] -= 1
+        if entry[2] == 0:
+            held.pop(id(model), None)
 
 
 def _cached(model: nn.Module, key: tuple, build) -> nn.Module:
     # A copy is rebuilt whenever the network's weights or settings changed since (`_fingerprint`). Monte-Carlo
     # dropout (UNet.mc_dropout), which the optimised U-Net does not implement, gets a copy of its own (the key's
     # last item): prediction switches it on and off around every frame, which must not rebuild either copy.
-    fixed = _FIXED.get(model)
-    fingerprint = fixed[0] if fixed is not None else _fingerprint(model)
+    fixed = getattr(_FIXED, "held", {}).get(id(model))
+    fingerprint = fixed[1] if fixed is not None and fixed[0] is model else _fingerprint(model)
     cache = _PREPARED.setdefault(model, {})
     entry = cache.get(key)
     if entry is None or entry[0] != fingerprint:
