@@ -111,6 +111,7 @@ def denoise_figures(summary: dict) -> dict[str, str]:
     """
     gains = [summary[p]["temporal_gain"][s] for p in ALIGNED for s in "QUV"]
     fast = summary["fast"]
+    correlated_temporal = _rows(summary, "correlated")["temporal"]
     runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}
     return {
         "den_aligned_temporal_gain": _span(gains, ".0f", 100, " %"),
@@ -149,6 +150,11 @@ def denoise_figures(summary: dict) -> dict[str, str]:
         "den_evolving_within_1_sigma": f"{100 * _rows(summary, 'evolving')['temporal']['coverage']['1sigma']:.0f} %",
         "den_evolving_within_2_sigma": f"{100 * _rows(summary, 'evolving')['temporal']['coverage']['2sigma']:.0f} %",
         "den_temporal_z_rms": _span([_rows(summary, p)["temporal"]["z"]["rms"] for p in (*ALIGNED, "fast")], ".2f"),
+        **{
+            f"den_corr_temporal_within_{k}_sigma": f"{100 * correlated_temporal['coverage'][f'{k}sigma']:.0f} %"
+            for k in (1, 2)
+        },
+        "den_corr_temporal_z_rms": f"{correlated_temporal['z']['rms']:.2f}",
         "den_temporal_within_1_sigma": _span(
             [_rows(summary, p)["temporal"]["coverage"]["1sigma"] for p in (*ALIGNED, "fast")], ".0f", 100, " %"
         ),
