@@ -15,7 +15,10 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from astropy.nddata import StdDevUncertainty
 from ndcube import NDCube
+
+log = logging.getLogger(__name__)
 
 __all__ = ["STOKES_CODES", "STOKES_SYMBOLS", "CubeAxes", "find_axes", "stokes_labels"]
 
@@ -249,13 +252,9 @@ def _stddev(cube: NDCube, axes: CubeAxes):
     if unc is None:
         return None
     try:
-        from astropy.nddata import StdDevUncertainty
-
         std = unc if isinstance(unc, StdDevUncertainty) else unc.represent_as(StdDevUncertainty)
     except Exception as exc:  # e.g. an UnknownUncertainty: nothing to convert
-        logging.getLogger("sunpy_nn.denoise._result").info(
-            "the cube's %s cannot be a standard deviation (%s); not kept", type(unc).__name__, exc
-        )
+        log.info("the cube's %s cannot be a standard deviation (%s); not kept", type(unc).__name__, exc)
         return None
     array = std.array
     if std.unit is not None and cube.unit is not None and std.unit != cube.unit:

@@ -142,8 +142,11 @@ def test_superres_meta_scales_hmi_pixel_keywords():
     meta.update({"r_sun": 1900.0, "x0_mp": 2047.3, "imscl_mp": 0.504, "dataskew": 0.1})
     meta.update({"rsun_lf": 1900.5, "x0_lf": 2047.1, "y0_lf": 2048.2})  # the limb fit's, in pixels too
     new = superres_meta(sunpy.map.Map(smap.data, meta))
-    assert new["r_sun"] == 3800.0 and new["imscl_mp"] == 0.252 and new["x0_mp"] == 2 * 2047.3 + 0.5
-    assert new["rsun_lf"] == 3801.0 and new["x0_lf"] == 2 * 2047.1 + 0.5 and new["y0_lf"] == 2 * 2048.2 + 0.5
+    assert new["r_sun"] == 3800.0 and new["imscl_mp"] == 0.252
+    assert new["x0_mp"] == pytest.approx(2 * 2047.3 + 0.5, rel=1e-12)
+    assert new["rsun_lf"] == 3801.0
+    assert new["x0_lf"] == pytest.approx(2 * 2047.1 + 0.5, rel=1e-12)
+    assert new["y0_lf"] == pytest.approx(2 * 2048.2 + 0.5, rel=1e-12)
     assert "dataskew" not in new  # stale statistics removed
 
 

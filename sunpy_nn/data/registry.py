@@ -189,14 +189,26 @@ def weight_path(path: str | Path) -> Path:
     return path if path.suffix == ".pt" else path.with_name(path.name + ".pt")
 
 
-def _read_pt(path: Path) -> dict:
+def load_blob(source, what: str, error: type[Exception] = WeightsError, fix: str = "", map_location="cpu"):
+    """
+    ``torch.load`` of ``source`` (a path or a file object) with ``weights_only=True`` (plain values and tensors: no
+    code runs), or an ``error`` that names ``what`` (e.g. "weight file ``path``"), torch's first message line (its
+    unpickling messages run over many lines) and the ``fix``: the one reading of the package's torch files.
+    """
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise WeightsError(
-            f"Could not read weight file {path}: {type(exc).__name__}: {exc}. The file is corrupt or not a "
-            "torch file; re-create it with sunpy_nn.data.save_weights, or pass the original Keras .h5 file."
-        ) from exc
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for missing, truncated or foreign files
+        first = (str(exc).splitlines() or [""])[0]
+        raise error(f"Could not read {what}: {type(exc).__name__}: {first}{fix}") from exc
+
+
+def _read_pt(path: Path) -> dict:
+    blob = load_blob(
+        path,
+        f"weight file {path}",
+        fix=". The file is corrupt or not a torch file; re-create it with sunpy_nn.data.save_weights, or pass the "
+        "original Keras .h5 file.",
+    )
     if isinstance(blob, dict) and blob.get("format") == FORMAT:
         return blob
     if isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):

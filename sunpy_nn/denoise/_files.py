@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import torch
 
 from sunpy_nn.data.registry import FORMAT as _WEIGHTS_FORMAT
-from sunpy_nn.data.registry import _build, _load_state, model_card, save_weights, weight_path
+from sunpy_nn.data.registry import _build, _load_state, load_blob, model_card, save_weights, weight_path
 from sunpy_nn.nn import UNet
-from sunpy_nn.utils import WeightsError
+from sunpy_nn.utils import WeightsError, _check_real
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +140,7 @@ class _FilesMixin:
                 f"SHA-256 of {path} is {digest}, but its model card {card_path.name} says {card['sha256']}: the file "
                 "is corrupt or was replaced. Restore it, or save the denoiser again."
             )
-        try:
-            blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for truncated or foreign files
-            raise WeightsError(f"Could not read denoiser file {path}: {type(exc).__name__}: {exc}") from exc
+        blob = load_blob(io.BytesIO(raw), f"denoiser file {path}")
         kind = blob.get("format") if isinstance(blob, dict) else None
         # The registry's checks (data.registry): a wrong architecture, key or tensor shape is a WeightsError naming
         # the file. load_weights would read the card and the file once more, so its steps are taken here.
@@ -238,7 +234,12 @@ class _FilesMixin:
 
 
 def _positive(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    """Whether ``value`` is a finite number above 0 (`_check_real`'s test, as a predicate: problems are collected)."""
+    try:
+        _check_real("value", value, 0.0, math.inf, low_open=True)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_restored(den, path) -> None:
@@ -250,8 +251,7 @@ def _check_restored(den, path) -> None:
     n_w = den.n_wavelengths
     if not (isinstance(n_w, int) and n_w >= 1):
         raise WeightsError(f"{path}: its number of wavelengths {n_w!r} is not a positive integer; the file is corrupt")
-    channels = n_w if den.mode == "spectral" else 1
-    n_in = channels * (2 * den.temporal if den.temporal else 1)
+    n_in, channels = den._channels(n_w)
     got = (den.model.config["in_channels"], den.model.config["out_channels"])
     if got != (n_in, channels):
         problems.append(

@@ -283,10 +283,14 @@ class _FitMixin:
             }
         return self
 
-    def _build(self, n_wavelengths: int) -> UNet:
+    def _channels(self, n_wavelengths: int) -> tuple[int, int]:
+        """The network's input and output channels: a tuning's or all tunings' (spectral mode) images, times the 2k
+        neighbouring scans in temporal mode (the residual's base is their mean)."""
         channels = n_wavelengths if self.mode == "spectral" else 1
-        # Temporal mode: the 2k neighbouring scans as input channels; the residual's base is their mean.
-        n_in = channels * (2 * self.temporal if self.temporal else 1)
+        return channels * (2 * self.temporal if self.temporal else 1), channels
+
+    def _build(self, n_wavelengths: int) -> UNet:
+        n_in, channels = self._channels(n_wavelengths)
         # Softplus variance (in noise units): free to go below and above the noise level, where the paper's
         # -abs(x) - offset is capped at the offset and has vanishing gradients near it. Starts at 0.1.
         net = UNet(

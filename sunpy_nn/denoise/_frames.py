@@ -98,12 +98,11 @@ class _FramesMixin:
             return np.full((n_out, *frame.shape[1:]), np.nan, frame.dtype), np.full_like(frame[:1], np.nan)
         # The input channels of output channel c (c, c + n_out, ...: the tunings, neighbour by neighbour in temporal
         # mode) that all lack data there.
-        gone = None
+        gone = None  # spectral mode: per output channel; image mode: `empty` for all
         if self.mode == "spectral" and not finite.all():
             gone = [~finite[c::n_out].any(axis=0) for c in range(n_out)]
             frame = _fill_channels(frame, finite, empty)
         elif empty.any():
-            gone = [empty] * n_out
             frame = fill_nearest(frame, empty)
         a = model.align
         ny, nx = frame.shape[1:]
@@ -123,7 +122,7 @@ class _FramesMixin:
         if gone is not None:
             for c in range(n_out):
                 out[c, gone[c]] = np.nan
-            out[n_out:, empty] = np.nan  # the variance head's one channel: where no tuning has data
+        out[:, empty] = np.nan  # the variance head's one channel: where no tuning has data (image mode: all)
         return out[:n_out], out[n_out:]
 
     def _propagated_variance(self, inp: np.ndarray, correlation: float, run, mean: np.ndarray | None = None):

@@ -18,7 +18,12 @@ from torch import nn
 
 from sunpy_nn.data.registry import ModelInfo
 from sunpy_nn.enhance._checks import KINDS, MIN_SIZE, _check_map, _check_values, detect_kind
-from sunpy_nn.enhance._normalise import NORMALISATIONS, _apply_profile, _mirrored_axis, normalise
+from sunpy_nn.enhance._normalise import (
+    _apply_profile,
+    _mirrored_axis,
+    check_normalisation,
+    normalise,
+)
 from sunpy_nn.header import _off_disk_zeros, _update_stats, provenance, superres_meta
 from sunpy_nn.nn import PRECISIONS, resolve_device, run_tiled
 from sunpy_nn.nn.lazy import is_dask, lazy_tiled
@@ -190,10 +195,7 @@ class _Options:
 
     def __post_init__(self) -> None:
         """The options checked once, before any map is read (a batch's typo found after normalising every map)."""
-        if self.normalisation not in NORMALISATIONS:
-            raise ValueError(
-                f"normalisation must be one of {NORMALISATIONS}, not {self.normalisation!r} (for magnetograms too)"
-            )
+        check_normalisation(self.normalisation)
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"precision must be None or one of {PRECISIONS}, not {self.precision!r}")
         if self.device is not None:  # parsed only: a batch's workers may have the GPU its client lacks

@@ -151,15 +151,10 @@ def load_training_checkpoint(path: str | Path) -> tuple[EnhanceNet, dict]:
     sunpy_nn.utils.WeightsError
         The file is missing or unreadable, is not such a checkpoint, or its state does not fit its architecture.
     """
-    import torch
 
-    from sunpy_nn.data.registry import _build, _load_state
+    from sunpy_nn.data.registry import _build, _load_state, load_blob
 
-    try:
-        blob = torch.load(Path(path).expanduser(), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for missing, truncated or foreign files
-        first = (str(exc).splitlines() or [""])[0]  # torch's unpickling messages run over many lines
-        raise WeightsError(f"Could not read the checkpoint {path}: {type(exc).__name__}: {first}") from exc
+    blob = load_blob(Path(path).expanduser(), f"the checkpoint {path}")
     if not (isinstance(blob, dict) and isinstance(blob.get("best_state"), dict)):
         raise WeightsError(f"{path} is not a training checkpoint of sunpy_nn.training (it has no best_state)")
     # the architecture its recipe records (checkpoints before sunpy_nn 0.2: the paper's network)

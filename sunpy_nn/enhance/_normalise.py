@@ -163,6 +163,13 @@ def _check_relative(data: np.ndarray) -> None:
         )
 
 
+def check_normalisation(method) -> None:
+    """A `ValueError` naming ``method`` unless it is one of `NORMALISATIONS`: for magnetograms too, so that a typo
+    does not pass until the first continuum image (`enhance_map` checks it before any map is read)."""
+    if method not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, not {method!r} (for magnetograms too)")
+
+
 def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto") -> Normalisation:
     """
     Work out the normalisation that brings a map into the network's units.
@@ -220,8 +227,7 @@ def normalise(smap: GenericMap, data: np.ndarray, kind: str, method: str = "auto
     >>> norm.method, norm.scale > 0
     ('quiet_sun', True)
     """
-    if method not in NORMALISATIONS:  # for magnetograms too: a typo must not pass until the first continuum image
-        raise ValueError(f"normalisation must be 'auto', 'quiet_sun', 'limb_darkening' or 'none', not {method!r}")
+    check_normalisation(method)
     if kind == "blos":
         if smap.unit is None or not smap.unit.is_equivalent(u.G):
             raise ValueError(

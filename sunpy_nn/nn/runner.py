@@ -298,8 +298,8 @@ def _fingerprint(model: nn.Module) -> tuple:
     ``load_state_dict(assign=True)`` or ``vector_to_parameters`` leave the version counters as they were), and the
     modules' settings (a BatchNorm's ``eps``, a U-Net's ``residual`` or ``log_var_offset``). Not the training mode
     nor the Monte-Carlo switch: those are keys of their own. A CRC-32 of the values (a change detector, not a
-    cryptographic hash) with each tensor's version, dtype and shape: under 1 ms for the default U-Net's 0.5 million
-    weights, a few per cent of the time of its smallest frames.
+    cryptographic hash) with each tensor's version, dtype and shape: 0.7 ms for the default U-Net's 0.5 million
+    weights on one thread.
     """
     crc, layout = 0, []
     for t in (*model.parameters(), *model.buffers()):
@@ -328,8 +328,9 @@ def weights_fixed(model: nn.Module | None) -> Iterator[None]:
     """
     Within it, ``model``'s weights and settings are taken as fixed by this thread: their fingerprint, which tells
     `run_tiled` whether its cached optimised copy is still the network's, is taken once instead of at every call (a
-    denoiser's prediction runs its network a few times per frame; on small frames the fingerprint cost 5-30 % of a
-    call). Nested uses share the fingerprint taken by the outermost; other threads take their own.
+    denoiser's prediction runs its network a few times per frame, and the fingerprint of its default U-Net, 0.7 ms
+    on one thread, is 7 % of a call on a 64 x 64 frame). Nested uses share the fingerprint taken by the outermost;
+    other threads take their own.
     """
     if model is None:
         yield

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sunpy_nn.data.registry import load_blob
 from sunpy_nn.utils import SunpyNNUserWarning, _check_int, _check_real
 
 #: The settings a resumed run must share with the run that wrote its checkpoint (`recipe_of`).
@@ -41,16 +42,16 @@ def check_settings(
     """
     _check_int("epochs", epochs, 1)
     _check_int("batch_size", batch_size, 1)
-    lr = float(_check_real("lr", lr, 0.0, math.inf, low_open=True))
+    lr = _check_real("lr", lr, 0.0, math.inf, low_open=True)
     if l2 is not None:
-        l2 = float(_check_real("l2", l2, 0.0, math.inf))
+        l2 = _check_real("l2", l2, 0.0, math.inf)
     _check_int("n_patches", n_patches, 1)
     _check_int("n_validation", n_validation, 1)
     _check_int("input_size", input_size, 4)
     _check_int("validation_size", validation_size, 4)
     _check_real("intensity_fraction", intensity_fraction, 0.0, 1.0)
     if seed is not None:
-        seed = int(_check_int("seed", seed, 0))
+        seed = _check_int("seed", seed, 0)
     return lr, l2, seed
 
 
@@ -106,11 +107,7 @@ def read_checkpoint(path: Path, dev: torch.device, recipe: dict, epochs: int) ->
     differs (or that it cannot be read) and says to delete it or use another ``checkpoint_dir``.
     """
     fix = f"delete {path} to start afresh, or pass another checkpoint_dir"
-    try:
-        blob = torch.load(path, map_location=dev, weights_only=True)  # plain values and tensors only: no code runs
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        first = (str(exc).splitlines() or [""])[0]  # torch's unpickling messages run over many lines
-        raise ValueError(f"The checkpoint {path} cannot be read ({type(exc).__name__}: {first}): {fix}") from exc
+    blob = load_blob(path, f"the checkpoint {path}", ValueError, f": {fix}", map_location=dev)
     lacks = sorted(
         {"model", "optimizer", "history", "best_state", "best_val"} - set(blob if isinstance(blob, dict) else ())
     )
