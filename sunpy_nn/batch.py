@@ -104,6 +104,25 @@ def _require_dask():
         raise ImportError("This needs dask: pip install 'sunpy-nn[dask]'") from None
 
 
+def _check_travels(job: _Job, mode: str) -> None:
+    """
+    Refuse, before any work, a task that cannot be pickled to reach worker processes (``"processes"`` or a
+    ``dask.distributed`` client): dask would otherwise fail every item with the same pickling error.
+    """
+    if mode not in ("processes", "client"):
+        return
+    import cloudpickle  # (dask's own serialiser, installed with it)
+
+    try:
+        cloudpickle.dumps(job.task)
+    except Exception as exc:
+        raise TypeError(
+            f"The task {job.task!r} cannot be pickled to reach dask's worker processes ({type(exc).__name__}: "
+            f"{exc}): give run_batch a module-level function or an instance of a module-level class that holds no "
+            "open file, lock or other live resource, or use scheduler='threads'"
+        ) from exc
+
+
 def _check_errors(errors: str) -> None:
     """Refuse an ``errors`` argument that is not one of `ERRORS` (before any work)."""
     if errors not in ERRORS:
@@ -358,6 +377,9 @@ def run_batch(
         successful results.
     ValueError, TypeError
         A bad ``errors`` or ``scheduler``.
+    TypeError
+        With worker processes (``"processes"``, a `distributed.Client`), a ``task`` that cannot be pickled (before
+        any item runs).
     ImportError
         A dask scheduler without dask installed.
 
@@ -372,6 +394,7 @@ def run_batch(
     _check_errors(errors)
     mode, client = resolve_scheduler(scheduler)
     job = _Job(task, _threads_per_task(mode, client, num_workers))
+    _check_travels(job, mode)
     items = list(items)
     outcomes: list = [None] * len(items)
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)

@@ -254,3 +254,23 @@ def test_a_result_that_cannot_travel_fails_the_unfinished_items_not_the_batch():
     assert 2 in failed and len(failed) < 4
     for f in err.value.failures:
         assert "pickle" in f.error and "worker died" not in f.error
+
+
+class HoldsALock:
+    """A task that cannot be pickled: it holds a lock."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+    def __call__(self, item, index):
+        return item
+
+
+def test_a_task_that_cannot_reach_worker_processes_is_refused_before_any_item_runs():
+    pytest.importorskip("dask")
+    with pytest.raises(TypeError, match=r"cannot be pickled.*module-level.*scheduler='threads'"):
+        run_batch([0, 1], HoldsALock(), scheduler="processes", num_workers=2, progress=False)
+    # threads share the task without pickling it: it runs
+    assert run_batch([0, 1], HoldsALock(), scheduler="threads", progress=False) == [0, 1]
