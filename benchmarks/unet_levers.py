@@ -17,6 +17,8 @@ the original) on an 800x800 CRISP image. Variants, built from the same weights:
   1-channel 3x3 convolutions on the input (U-Net and variance head) as a matrix product on the 9 shifted copies of
   the input; "nearest x2 upsampling + 2x2 convolution" as one 2x2 convolution on the coarse grid with 4x the
   output channels, then a pixel shuffle; the convolution after each skip concatenation as two convolutions summed;
+- ``unfused``: `~sunpy_nn.nn.FastUNet` (or `~sunpy_nn.nn.FastEnhance`) with ``fuse=False``: each ReLU, residual
+  addition and skip sum as its own pass over the output instead of inside oneDNN's convolution;
 - ``batch folding``: ``run_tiled`` with 4 tiles of 464 px in one batch;
 - ``compile``: ``prepare_model(..., compile=True)`` (inductor; its compile time is printed);
 - ``no heap reuse``: ``run_tiled`` as before issue #16 for a single tile, without ``runner._reuse_freed_memory``
@@ -29,8 +31,8 @@ alternating rounds three ways: the memory released after each call (each call fa
 the linger), consecutive calls (the linger) and all of them inside one `~sunpy_nn.nn.keep_freed_memory` context (as
 `Denoiser.predict` holds it).
 
-``--network enhance`` times Enhance 400x400 (shipped weights) through ``current``, ``run_tiled`` and ``no heap
-reuse``; ``--variants a,b`` keeps only those (``current`` always runs: it is the reference of the ratios).
+``--network enhance`` times Enhance 400x400 (shipped weights) through ``current``, ``run_tiled``, ``unfused`` and
+``no heap reuse``; ``--variants a,b`` keeps only those (``current`` always runs: it is the reference of the ratios).
 
 Every variant's error against the float32 eager network is printed against the 1e-3 guard; times are medians over
 alternating rounds (the order rotates each round) and the ratio is the median of per-round ratios to ``current``.
@@ -53,6 +55,7 @@ import torch
 
 from sunpy_nn.nn import (
     ACCURACY_BOUND,
+    FastEnhance,
     FastUNet,
     UNet,
     configure_threads,
@@ -111,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         variants |= {
             "NCHW": FastUNet(net, channels_last=False),
             "no levers": FastUNet(net, levers=False),
+            "unfused": FastUNet(net, fuse=False),
             "batch folding": lambda t: run_tiled(net, img, tile_size=464, batch_size=4, **tiled),
         }
         if not args.no_compile and (not args.variants or "compile" in args.variants):
             variants["compile"] = prepare_model(net, precision="float32", compile=True)
+    else:
+        variants["unfused"] = FastEnhance(net, fuse=False)
     variants["no heap reuse"] = no_reuse
     if args.variants:
         keep = {"current", "run_tiled", *args.variants.split(",")}

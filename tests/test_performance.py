@@ -143,6 +143,53 @@ def test_fast_unet_levers_on_the_denoisers_configuration(padding, channels):
     assert ("var_body.0.matmul_weight" in names) == (2 * channels <= 8)  # the head sees input and output
 
 
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+def test_fused_convolutions_compute_what_the_separate_operations_do(monkeypatch, padding):
+    """ReLUs, skip sums and residual additions inside oneDNN's convolutions (issue #16): the same networks, and the
+    fused operator is what runs wherever this CPU's torch has it and it agrees (`_fusion_works`)."""
+    from sunpy_nn.nn import _blocks
+
+    calls = []
+    fused = _blocks._fused
+    monkeypatch.setattr(_blocks, "_fused", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    net = _denoiser_unet(1, padding)
+    x, xe = torch.randn(2, 1, 48, 64), torch.randn(1, 1, 37, 41)
+    with torch.inference_mode():
+        for fast, plain, inp in (
+            (FastUNet(net), FastUNet(net, fuse=False), x),
+            (FastEnhance(ENHANCE), FastEnhance(ENHANCE, fuse=False), xe),
+        ):
+            calls.clear()
+            out = fast(inp)
+            assert bool(calls) == _blocks._fusion_works(torch.float32)
+            calls.clear()
+            assert_close_ulps(out, plain(inp), channel_axis=1)
+            assert not calls  # fuse=False: the separate operations
+    # (measured: bit for bit on AVX-512 and with the kernels capped to AVX2)
+
+
+def test_fused_convolutions_fall_back_where_the_operator_fails(monkeypatch):
+    # a torch build without oneDNN's fused operator, or one where it raises or differs: the separate operations
+    from sunpy_nn.nn import _blocks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Binary Fusion behavior undefined.")
+
+    monkeypatch.setattr(_blocks, "_FUSION_WORKS", {})
+    monkeypatch.setattr(_blocks, "_fused", broken)
+    net = _denoiser_unet(1, "zeros")
+    x = torch.randn(1, 1, 40, 40)
+    with torch.inference_mode():
+        out, ref = FastUNet(net)(x), net(x)
+    assert _blocks._FUSION_WORKS.get(torch.float32) is False
+    assert_close_ulps(out, ref, channel_axis=1)
+    # and with gradients wanted (the fused operator has none): the separate operations, differentiable
+    monkeypatch.setattr(_blocks, "_FUSION_WORKS", {torch.float32: True})
+    xg = x.clone().requires_grad_()
+    FastUNet(net)(xg).sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
+
+
 def test_prepare_model_leaves_the_original_alone():
     net = random_enhance_net(depth=1, n_filters=8)
     before = {k: v.clone() for k, v in net.state_dict().items()}

@@ -15,6 +15,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sunpy_nn.nn._blocks import (
+    _MATMUL_MAX_CHANNELS,
+    _Conv,
+    _fold_bn,
+    _matmul_weight,
+    _set_fusion,
+    _shifted_matmul,
+    _subpixel_2x2,
+    _subpixel_weights,
+    _to_layout,
+)
 from sunpy_nn.nn.device import PRECISIONS, bf16_is_native, configure_threads, resolve_device
 from sunpy_nn.nn.enhance_net import EnhanceNet
 from sunpy_nn.nn.prepared import (
@@ -42,108 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-# ------------------------------------------------------------------------------------------------------- helpers
-def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """
-    Weights and bias of ``bn(conv(x))`` as one convolution (eval-mode batch normalisation), on the CPU: the optimised
-    copies are built there from a network on any device, then moved.
-    """
-    w = conv.weight.detach().cpu().double()
-    b = conv.bias.detach().cpu().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-    if bn is not None:
-        stats = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
-        bn_w, bn_b, mean, var = (t.detach().cpu().double() for t in stats)
-        s = bn_w / torch.sqrt(var + bn.eps)
-        w = w * s[:, None, None, None]
-        b = (b - mean) * s + bn_b
-    return w.float(), b.float()
-
-
-def _subpixel_weights(w: torch.Tensor) -> torch.Tensor:
-    """
-    Turn the 3x3 kernel of "nearest x2 upsampling, then 3x3 convolution" into four 2x2 kernels on the input grid.
-
-    Output row ``2i + a`` sees upsampled rows ``2i + a - 1 .. 2i + a + 1``, i.e. input rows ``i - 1, i`` (a = 0,
-    kernel rows ``[w0, w1 + w2]``) or ``i, i + 1`` (a = 1, ``[w0 + w1, w2]``); the same along columns. Returns
-    ``(4 * C_out, C_in, 2, 2)`` with phase ``2a + b`` in the channel block ``phase * C_out``: 16 instead of 36
-    multiply-adds per output channel and input pixel.
-    """
-    rows = (((0,), (1, 2)), ((0, 1), (2,)))
-    blocks = []
-    for a in (0, 1):
-        for b in (0, 1):
-            k = torch.zeros(w.shape[0], w.shape[1], 2, 2, dtype=w.dtype)
-            for ky, taps_y in enumerate(rows[a]):
-                for kx, taps_x in enumerate(rows[b]):
-                    k[:, :, ky, kx] = w[:, :, list(taps_y)][:, :, :, list(taps_x)].sum(dim=(2, 3))
-            blocks.append(k)
-    return torch.cat(blocks)
-
-
-def _subpixel_2x2(w: torch.Tensor) -> torch.Tensor:
-    """
-    Turn the 2x2 kernel of "nearest x2 upsampling, pad one pixel after, then 2x2 convolution" into one 2x2 kernel on
-    the coarse grid with ``4 C_out`` output channels, ordered as `torch.nn.functional.pixel_shuffle` reads them
-    (channel ``4 c + 2 a + b`` is output phase ``(a, b)`` of channel ``c``): upsampled row ``2 i + a + k`` is
-    coarse row ``i + (a + k) // 2``.
-    """
-    k = torch.zeros(w.shape[0], 2, 2, w.shape[1], 2, 2, dtype=w.dtype)
-    for a in (0, 1):
-        for b in (0, 1):
-            for ky in (0, 1):
-                for kx in (0, 1):
-                    k[:, a, b, :, (a + ky) // 2, (b + kx) // 2] += w[:, :, ky, kx]
-    return k.reshape(4 * w.shape[0], w.shape[1], 2, 2)
-
-
-class _Conv(nn.Module):
-    """A fixed convolution in a given dtype; 3x3 with reflection or zero padding, or unpadded."""
-
-    def __init__(self, w: torch.Tensor, b: torch.Tensor, pad: int, mode: str, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.register_buffer("weight", w.to(dtype))
-        self.register_buffer("bias", b.to(dtype))
-        self.pad, self.mode = pad, mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pad and self.mode == "reflect":
-            # Zero padding is fused into the convolution; reflection needs the copy (recomputing only the border
-            # from thin reflected strips was tried: the strip operations cost more than the copy in NHWC).
-            return F.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"), self.weight, self.bias)
-        return F.conv2d(x, self.weight, self.bias, padding=self.pad)
-
-
-#: Largest input channel count whose 3x3 convolution runs as a matrix product on shifted copies (`_shifted_matmul`).
-_MATMUL_MAX_CHANNELS = 8
-
-
-def _matmul_weight(w: torch.Tensor) -> torch.Tensor:
-    """A ``(C_out, C_in, 3, 3)`` kernel as the ``(9 C_in, C_out)`` matrix that `_shifted_matmul` multiplies by."""
-    return w.permute(2, 3, 1, 0).reshape(9 * w.shape[1], w.shape[0]).contiguous()
-
-
-def _shifted_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
-    """
-    ReLU(3x3 "same" convolution) of a few-channel ``x`` as (9 shifted copies) @ (9 C_in x C_out).
-
-    oneDNN runs convolutions with 1-8 input channels far below peak (a 1 -> 32 convolution at 800 px took as long
-    as a 32 -> 32 one); the matrix product writes channels-last output directly.
-    """
-    n, c, h, w = x.shape
-    xp = F.pad(x, (1, 1, 1, 1), mode="reflect" if mode == "reflect" else "constant").permute(0, 2, 3, 1)
-    shifts = torch.cat([xp[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=-1)
-    y = torch.relu_(torch.addmm(bias, shifts.reshape(-1, 9 * c), weight))
-    return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels-last
-
-
-def _to_layout(module: nn.Module, channels_last: bool) -> nn.Module:
-    if channels_last:
-        for buf in module.buffers():
-            if buf.ndim == 4:
-                buf.data = buf.data.contiguous(memory_format=torch.channels_last)
-    return module
-
-
 # -------------------------------------------------------------------------------------------------------- Enhance
 class FastEnhance(nn.Module):
     """
@@ -163,6 +72,10 @@ class FastEnhance(nn.Module):
         Dtype of the upsampling stage (the sub-pixel convolution and the 1x1 output convolution).
     channels_last : bool
         Keep activations in channels-last (NHWC) layout, which oneDNN runs faster on the CPU.
+    fuse : bool
+        On the CPU, run each ReLU and residual addition inside the convolution before it (oneDNN's fused
+        convolution, where it runs and agrees with the separate operations: `_fusion_works`); ``False``: separately,
+        for comparisons.
     """
 
     scale = 2
@@ -173,6 +86,7 @@ class FastEnhance(nn.Module):
         body_dtype: torch.dtype = torch.float32,
         tail_dtype: torch.dtype = torch.float32,
         channels_last: bool = True,
+        fuse: bool = True,
     ) -> None:
         super().__init__()
         self.n_filters, self.depth = net.n_filters, net.depth
@@ -204,6 +118,8 @@ class FastEnhance(nn.Module):
             dense[phase, phase * wt.shape[1] : (phase + 1) * wt.shape[1]] = wt[0]
         self.register_buffer("tail_weight", dense.to(tail_dtype))
         self.register_buffer("tail_bias", bt.repeat(4).to(tail_dtype))
+        self.fuse = fuse
+        _set_fusion(self, fuse)
         _to_layout(self, channels_last)
 
     @property
@@ -217,15 +133,20 @@ class FastEnhance(nn.Module):
         n, _, h, w = x.shape
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x0 = _shifted_matmul(x.float(), self.head_weight, self.head_bias, "reflect")
+        x0 = _shifted_matmul(x.float(), self.head_weight, self.head_bias, "reflect", self.fuse)
         if not self.channels_last:
             x0 = x0.contiguous()
         bd = self.body_dtype
         # The residual stream stays in float32; only the convolutions' inputs and outputs are in body_dtype.
         y = x0
-        for conv1, conv2 in self.blocks:
-            y = conv2(torch.relu_(conv1(y.to(bd)))).float().add_(y)
-        y = self.body(y.to(bd)).float().add_(x0)
+        if bd == torch.float32:  # the ReLUs and the residual additions inside the convolutions (`_Conv.plus`)
+            for conv1, conv2 in self.blocks:
+                y = conv2.plus(conv1.relu(y), y, relu=False)
+            y = self.body.plus(y, x0, relu=False)
+        else:
+            for conv1, conv2 in self.blocks:
+                y = conv2(conv1.relu(y.to(bd))).float().add_(y)
+            y = self.body(y.to(bd)).float().add_(x0)
         # Reflection padding of the upsampled image equals edge replication before upsampling.
         y = F.pad(y.to(self.tail_dtype), (1, 1, 1, 1), mode="replicate")
         # The upsampling stage has 4x the channels of the body: on the CPU in strips of rows so that its activations
@@ -234,7 +155,7 @@ class FastEnhance(nn.Module):
         z = torch.empty(n, 4, h + 1, w + 1, dtype=self.tail_dtype, device=y.device)
         for r0 in range(0, h + 1, rows):
             r1 = min(r0 + rows, h + 1)
-            u = torch.relu_(self.up(y[:, :, r0 : r1 + 1]))  # (N, 4f, r1 - r0, W + 1): phase 2a + b at offset (a, b)
+            u = self.up.relu(y[:, :, r0 : r1 + 1])  # (N, 4f, r1 - r0, W + 1): phase 2a + b at offset (a, b)
             z[:, :, r0:r1] = F.conv2d(u, self.tail_weight, self.tail_bias)
         z = z.float()
         phases = [z[:, 2 * a + b, a : a + h, b : b + w] for a in (0, 1) for b in (0, 1)]
@@ -254,6 +175,8 @@ class FastUNet(nn.Module):
     - the convolution after each skip concatenation as two convolutions summed (its weights split between the skip
       and the upsampled features), so that the concatenated copy is not made.
 
+    On the CPU, the ReLUs and the sum of those two convolutions run inside oneDNN's convolutions (``fuse``).
+
     Monte-Carlo dropout is not supported (use the original module for that); the output equals ``UNet.eval()(x)``
     to rounding in float32.
 
@@ -267,10 +190,18 @@ class FastUNet(nn.Module):
         Keep activations in channels-last (NHWC) layout.
     levers : bool
         Use the three rewrites above (``False``: the layer-by-layer form, for comparisons).
+    fuse : bool
+        On the CPU, run each ReLU (and the sum of the two convolutions after a skip connection) inside the
+        convolution before it, as `FastEnhance` does; ``False``: separately, for comparisons.
     """
 
     def __init__(
-        self, net: UNet, dtype: torch.dtype = torch.float32, channels_last: bool = True, levers: bool = True
+        self,
+        net: UNet,
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = True,
+        levers: bool = True,
+        fuse: bool = True,
     ) -> None:
         super().__init__()
         self.dtype, self.channels_last, self.levers = dtype, channels_last, levers
@@ -307,38 +238,37 @@ class FastUNet(nn.Module):
             for first in (self.down[0][0], *([self.var_body[0]] if net.variance_head else [])):
                 if first.weight.shape[1] <= _MATMUL_MAX_CHANNELS and first.weight.shape[-1] == 3:
                     first.register_buffer("matmul_weight", _matmul_weight(first.weight))
+        _set_fusion(self, fuse)
         _to_layout(self, channels_last)
 
     @staticmethod
     def _chain(convs, y: torch.Tensor) -> torch.Tensor:
         for c in convs:
-            y = torch.relu_(c(y))
+            y = c.relu(y)
         return y
 
     def _first(self, conv: _Conv, x: torch.Tensor) -> torch.Tensor:
         """ReLU(conv(x)) for the first convolution of a chain, as a matrix product when it sees few channels."""
         if hasattr(conv, "matmul_weight"):
-            return _shifted_matmul(x, conv.matmul_weight, conv.bias, self.padding)
-        return torch.relu_(conv(x))
+            return _shifted_matmul(x, conv.matmul_weight, conv.bias, self.padding, conv.fuse)
+        return conv.relu(x)
 
     def _up(self, conv: _Conv, y: torch.Tensor) -> torch.Tensor:
         # The 2x2 "same" convolution pads one pixel after; of the nearest-upsampled image, reflection = replication.
         mode = "replicate" if self.padding == "reflect" else "constant"
         if self.levers:
-            return F.pixel_shuffle(torch.relu_(conv(F.pad(y, (0, 1, 0, 1), mode=mode))), 2)
+            return F.pixel_shuffle(conv.relu(F.pad(y, (0, 1, 0, 1), mode=mode)), 2)
         y = F.interpolate(y, scale_factor=2, mode="nearest")
-        return torch.relu_(conv(F.pad(y, (0, 1, 0, 1), mode=mode)))
+        return conv.relu(F.pad(y, (0, 1, 0, 1), mode=mode))
 
     def _merge(self, merge, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         if not self.levers:
             return self._chain(merge, torch.cat([skip, up], dim=1))
         c = merge[0]
-        if c.mode == "reflect":  # reflection cannot be fused into the convolution: pad both inputs
-            skip, up, pad = F.pad(skip, (1,) * 4, mode="reflect"), F.pad(up, (1,) * 4, mode="reflect"), 0
-        else:
-            pad = 1
-        y = F.conv2d(skip, c.skip_weight, c.bias, padding=pad).add_(F.conv2d(up, c.weight, None, padding=pad))
-        return self._chain(merge[1:], torch.relu_(y))
+        skip, pad = c._input(skip)  # (reflection cannot be fused into the convolution: a padded copy)
+        # ReLU(conv_skip(skip) + conv_up(up)): the sum and the ReLU inside the second convolution (`_Conv.plus`)
+        y = c.plus(up, F.conv2d(skip, c.skip_weight, c.bias, padding=pad), relu=True, bias=False)
+        return self._chain(merge[1:], y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``, float32."""

@@ -1,0 +1,212 @@
+"""
+The building blocks of the optimised networks (`sunpy_nn.nn.optimize`): folded batch normalisation, sub-pixel
+kernels, fixed convolutions (with oneDNN's fused ReLU and addition on the CPU), and few-channel convolutions as
+matrix products.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------------------- helpers
+def _fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Weights and bias of ``bn(conv(x))`` as one convolution (eval-mode batch normalisation), on the CPU: the optimised
+    copies are built there from a network on any device, then moved.
+    """
+    w = conv.weight.detach().cpu().double()
+    b = conv.bias.detach().cpu().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    if bn is not None:
+        stats = (bn.weight, bn.bias, bn.running_mean, bn.running_var)
+        bn_w, bn_b, mean, var = (t.detach().cpu().double() for t in stats)
+        s = bn_w / torch.sqrt(var + bn.eps)
+        w = w * s[:, None, None, None]
+        b = (b - mean) * s + bn_b
+    return w.float(), b.float()
+
+
+def _subpixel_weights(w: torch.Tensor) -> torch.Tensor:
+    """
+    Turn the 3x3 kernel of "nearest x2 upsampling, then 3x3 convolution" into four 2x2 kernels on the input grid.
+
+    Output row ``2i + a`` sees upsampled rows ``2i + a - 1 .. 2i + a + 1``, i.e. input rows ``i - 1, i`` (a = 0,
+    kernel rows ``[w0, w1 + w2]``) or ``i, i + 1`` (a = 1, ``[w0 + w1, w2]``); the same along columns. Returns
+    ``(4 * C_out, C_in, 2, 2)`` with phase ``2a + b`` in the channel block ``phase * C_out``: 16 instead of 36
+    multiply-adds per output channel and input pixel.
+    """
+    rows = (((0,), (1, 2)), ((0, 1), (2,)))
+    blocks = []
+    for a in (0, 1):
+        for b in (0, 1):
+            k = torch.zeros(w.shape[0], w.shape[1], 2, 2, dtype=w.dtype)
+            for ky, taps_y in enumerate(rows[a]):
+                for kx, taps_x in enumerate(rows[b]):
+                    k[:, :, ky, kx] = w[:, :, list(taps_y)][:, :, :, list(taps_x)].sum(dim=(2, 3))
+            blocks.append(k)
+    return torch.cat(blocks)
+
+
+def _subpixel_2x2(w: torch.Tensor) -> torch.Tensor:
+    """
+    Turn the 2x2 kernel of "nearest x2 upsampling, pad one pixel after, then 2x2 convolution" into one 2x2 kernel on
+    the coarse grid with ``4 C_out`` output channels, ordered as `torch.nn.functional.pixel_shuffle` reads them
+    (channel ``4 c + 2 a + b`` is output phase ``(a, b)`` of channel ``c``): upsampled row ``2 i + a + k`` is
+    coarse row ``i + (a + k) // 2``.
+    """
+    k = torch.zeros(w.shape[0], 2, 2, w.shape[1], 2, 2, dtype=w.dtype)
+    for a in (0, 1):
+        for b in (0, 1):
+            for ky in (0, 1):
+                for kx in (0, 1):
+                    k[:, a, b, :, (a + ky) // 2, (b + kx) // 2] += w[:, :, ky, kx]
+    return k.reshape(4 * w.shape[0], w.shape[1], 2, 2)
+
+
+#: Whether oneDNN's fused convolutions (`_fused`) compute what the separate operations do, by dtype (probed once).
+_FUSION_WORKS: dict[torch.dtype, bool] = {}
+
+
+def _fusion_works(dtype: torch.dtype) -> bool:
+    """
+    Whether ``torch.ops.mkldnn._convolution_pointwise`` (the fused convolution that torch's inductor compiler uses) runs
+    here in ``dtype`` and gives what convolution, addition and ReLU give separately. It is a private operator of
+    torch: a build without it, or one where it fails or differs, keeps the separate operations.
+    """
+    if dtype not in _FUSION_WORKS:
+        works = False
+        if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
+            g = torch.Generator().manual_seed(0)
+            x, other = (torch.randn(1, 8, 12, 12, generator=g).to(dtype) for _ in range(2))
+            w, b = torch.randn(8, 8, 3, 3, generator=g).to(dtype), torch.randn(8, generator=g).to(dtype)
+            a, m = x.reshape(-1, 8), w[:, :, 0, 0]
+            try:
+                with torch.no_grad():
+                    pairs = [
+                        ((F.conv2d(x, w, b, padding=1) + other).relu(), _fused(x, w, b, 1, other, True)),
+                        (F.conv2d(x, w, b, padding=1).relu(), _fused(x, w, b, 1)),
+                        (torch.addmm(b, a, m).relu(), torch.ops.mkldnn._linear_pointwise(a, m.t(), b, "relu", [], "")),
+                    ]
+                works = all(
+                    torch.allclose(got.float(), ref.float(), rtol=1e-2, atol=1e-2 * float(ref.float().abs().max()))
+                    for ref, got in pairs
+                )
+            except RuntimeError as exc:
+                log.debug("fused convolutions unavailable in %s: %s", dtype, exc)
+        _FUSION_WORKS[dtype] = works
+    return _FUSION_WORKS[dtype]
+
+
+def _compiling() -> bool:
+    """Whether torch's compiler is tracing (it fuses on its own, and its graphs need no probe)."""
+    return bool(getattr(torch, "compiler", None) and torch.compiler.is_compiling())
+
+
+def _fused(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int, other=None, relu: bool = True):
+    """ReLU(conv(x)), or ``conv(x) + other`` with the ReLU if ``relu``, in one oneDNN call (no pass over the output
+    for the ReLU or the addition)."""
+    args = ([pad, pad], [1, 1], [1, 1], 1)
+    if other is None:
+        return torch.ops.mkldnn._convolution_pointwise(x, w, b, *args, "relu", [], "")
+    unary = "relu" if relu else None
+    return torch.ops.mkldnn._convolution_pointwise.binary(x, other, w, b, *args, "add", 1.0, unary, [], "")
+
+
+class _Conv(nn.Module):
+    """
+    A fixed convolution in a given dtype; 3x3 with reflection or zero padding, or unpadded. With ``fuse``, `relu`
+    and `plus` run as one oneDNN call on the CPU where `_fusion_works` (the ReLU and the addition then cost no pass
+    over the output: 4-5 % of a 32-channel 3x3 convolution at 800 px, measured on one thread of a Xeon with the
+    kernels capped to AVX2; exact in float32).
+    """
+
+    def __init__(
+        self, w: torch.Tensor, b: torch.Tensor, pad: int, mode: str, dtype: torch.dtype, fuse: bool = True
+    ) -> None:
+        super().__init__()
+        self.register_buffer("weight", w.to(dtype))
+        self.register_buffer("bias", b.to(dtype))
+        self.pad, self.mode, self.fuse = pad, mode, fuse
+
+    def _input(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        if self.pad and self.mode == "reflect":
+            # Zero padding is fused into the convolution; reflection needs the copy (recomputing only the border
+            # from thin reflected strips was tried: the strip operations cost more than the copy in NHWC).
+            return F.pad(x, (self.pad,) * 4, mode="reflect"), 0
+        return x, self.pad
+
+    def _fusable(self, x: torch.Tensor, other: torch.Tensor | None = None) -> bool:
+        # (the fused operator has no gradient: inference only)
+        grad = torch.is_grad_enabled() and (x.requires_grad or (other is not None and other.requires_grad))
+        same = other is None or (other.dtype == x.dtype and other.shape[1] == self.weight.shape[0])
+        if not self.fuse or grad or not same or not x.is_cpu or _compiling():
+            return False
+        return _fusion_works(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, pad = self._input(x)
+        return F.conv2d(x, self.weight, self.bias, padding=pad)
+
+    def relu(self, x: torch.Tensor) -> torch.Tensor:
+        """ReLU(conv(x))."""
+        x, pad = self._input(x)
+        if self._fusable(x):
+            return _fused(x, self.weight, self.bias, pad)
+        return torch.relu_(F.conv2d(x, self.weight, self.bias, padding=pad))
+
+    def plus(self, x: torch.Tensor, other: torch.Tensor, relu: bool, bias: bool = True) -> torch.Tensor:
+        """``conv(x) + other`` (without this convolution's bias unless ``bias``), then ReLU if ``relu``."""
+        b = self.bias if bias else None
+        x, pad = self._input(x)
+        if self._fusable(x, other):
+            return _fused(x, self.weight, b, pad, other, relu)
+        y = F.conv2d(x, self.weight, b, padding=pad).add_(other)
+        return torch.relu_(y) if relu else y
+
+
+#: Largest input channel count whose 3x3 convolution runs as a matrix product on shifted copies (`_shifted_matmul`).
+_MATMUL_MAX_CHANNELS = 8
+
+
+def _matmul_weight(w: torch.Tensor) -> torch.Tensor:
+    """A ``(C_out, C_in, 3, 3)`` kernel as the ``(9 C_in, C_out)`` matrix that `_shifted_matmul` multiplies by."""
+    return w.permute(2, 3, 1, 0).reshape(9 * w.shape[1], w.shape[0]).contiguous()
+
+
+def _shifted_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mode: str, fuse: bool) -> torch.Tensor:
+    """
+    ReLU(3x3 "same" convolution) of a few-channel ``x`` as (9 shifted copies) @ (9 C_in x C_out).
+
+    oneDNN runs convolutions with 1-8 input channels far below peak (a 1 -> 32 convolution at 800 px took as long
+    as a 32 -> 32 one); the matrix product writes channels-last output directly.
+    """
+    n, c, h, w = x.shape
+    xp = F.pad(x, (1, 1, 1, 1), mode="reflect" if mode == "reflect" else "constant").permute(0, 2, 3, 1)
+    shifts = torch.cat([xp[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=-1)
+    rows = shifts.reshape(-1, 9 * c)
+    if fuse and rows.is_cpu and not rows.requires_grad and not _compiling() and _fusion_works(rows.dtype):
+        # bias and ReLU inside oneDNN's product: addmm first copies the bias into every row, then a ReLU pass
+        y = torch.ops.mkldnn._linear_pointwise(rows, weight.t(), bias, "relu", [], "")
+    else:
+        y = torch.relu_(torch.addmm(bias, rows, weight))
+    return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels-last
+
+
+def _set_fusion(module: nn.Module, fuse: bool) -> None:
+    for m in module.modules():
+        if isinstance(m, _Conv):
+            m.fuse = fuse
+
+
+def _to_layout(module: nn.Module, channels_last: bool) -> nn.Module:
+    if channels_last:
+        for buf in module.buffers():
+            if buf.ndim == 4:
+                buf.data = buf.data.contiguous(memory_format=torch.channels_last)
+    return module
