@@ -10,7 +10,7 @@ Run from the repository root::
 
 Denoises a synthetic cube of ``benchmarks/denoise_science.py`` (``--part``) with the defaults of `denoise_cube`
 (temporal mode on its six scans), then compares the errors against the truth (Stokes Q, U, V, in units of the
-noise) in four ways:
+noise) in five ways:
 
 1. the coverage, the rms and the kurtosis of ``z = error / sigma`` as the package gives sigma;
 2. ``z`` against the local rms of the true error over windows of 5, 9 and 15 px (an oracle): if the errors are

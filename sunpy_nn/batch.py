@@ -104,11 +104,15 @@ def _require_dask():
         raise ImportError("This needs dask: pip install 'sunpy-nn[dask]'") from None
 
 
-def _check_travels(job: _Job, mode: str) -> None:
+def _check_travels(job: _Job, mode: str, client=None) -> None:
     """
-    Refuse, before any work, a task that cannot be pickled to reach worker processes (``"processes"`` or a
-    ``dask.distributed`` client): dask would otherwise fail every item with the same pickling error.
+    Refuse, before any work, a task that cannot be pickled to reach worker processes: with ``"processes"``, dask
+    would otherwise fail every item with the same pickling error, and a ``dask.distributed`` client with worker
+    processes raised a serialisation error that named the runner's wrapper, not the task. (Only the pickling is
+    checked: a task that pickles but cannot be unpickled on a worker still fails each item.)
     """
+    if mode == "client" and _in_process(client):  # workers in this process (processes=False): nothing is pickled
+        return
     if mode not in ("processes", "client"):
         return
     import cloudpickle  # (dask's own serialiser, installed with it)
@@ -117,10 +121,19 @@ def _check_travels(job: _Job, mode: str) -> None:
         cloudpickle.dumps(job.task)
     except Exception as exc:
         raise TypeError(
-            f"The task {job.task!r} cannot be pickled to reach dask's worker processes ({type(exc).__name__}: "
-            f"{exc}): give run_batch a module-level function or an instance of a module-level class that holds no "
-            "open file, lock or other live resource, or use scheduler='threads'"
+            f"The task ({type(job.task).__qualname__}) cannot be pickled to reach dask's worker processes "
+            f"({type(exc).__name__}: {exc}): give run_batch a module-level function or an instance of a module-level "
+            "class that holds no lock, open socket or other live resource, or use scheduler='threads'"
         ) from exc
+
+
+def _in_process(client) -> bool:
+    """Whether every worker of a ``dask.distributed`` client runs in this process (``inproc://`` addresses)."""
+    try:
+        workers = client.scheduler_info().get("workers", {})
+    except Exception:  # no answer: assume worker processes, and check
+        return False
+    return bool(workers) and all(str(address).startswith("inproc://") for address in workers)
 
 
 def _check_errors(errors: str) -> None:
@@ -378,8 +391,8 @@ def run_batch(
     ValueError, TypeError
         A bad ``errors`` or ``scheduler``.
     TypeError
-        With worker processes (``"processes"``, a `distributed.Client`), a ``task`` that cannot be pickled (before
-        any item runs).
+        With worker processes (``"processes"``, a `distributed.Client` whose workers are processes), a ``task``
+        that cannot be pickled (before any item runs).
     ImportError
         A dask scheduler without dask installed.
 
@@ -394,7 +407,7 @@ def run_batch(
     _check_errors(errors)
     mode, client = resolve_scheduler(scheduler)
     job = _Job(task, _threads_per_task(mode, client, num_workers))
-    _check_travels(job, mode)
+    _check_travels(job, mode, client)
     items = list(items)
     outcomes: list = [None] * len(items)
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)

@@ -270,7 +270,7 @@ class HoldsALock:
 
 def test_a_task_that_cannot_reach_worker_processes_is_refused_before_any_item_runs():
     pytest.importorskip("dask")
-    with pytest.raises(TypeError, match=r"cannot be pickled.*module-level.*scheduler='threads'"):
+    with pytest.raises(TypeError, match=r"\(HoldsALock\) cannot be pickled.*module-level.*scheduler='threads'"):
         run_batch([0, 1], HoldsALock(), scheduler="processes", num_workers=2, progress=False)
     # threads share the task without pickling it: it runs
     assert run_batch([0, 1], HoldsALock(), scheduler="threads", progress=False) == [0, 1]

@@ -520,3 +520,20 @@ def test_lazy_enhance_fills_sparse_missing_pixels_as_in_memory():
     mem = enhance_array(img, net, progress=False, device="cpu")
     lazy = enhance_array(da.from_array(img, chunks=32), net, progress=False, device="cpu").compute(scheduler="sync")
     assert_close_ulps(lazy, mem, ulps=256)
+
+
+def test_a_task_that_cannot_be_pickled_is_refused_only_where_workers_are_processes(cluster_client):
+    from .test_batch import HoldsALock
+
+    with pytest.raises(TypeError, match=r"\(HoldsALock\) cannot be pickled.*module-level"):
+        run_batch([0, 1], HoldsALock(), scheduler=cluster_client, progress=False)
+    # workers in this process (processes=False): nothing is pickled, and the task runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with (
+            distributed.LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, silence_logs=40
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            assert run_batch([0, 1], HoldsALock(), scheduler=client, progress=False) == [0, 1]

@@ -154,6 +154,7 @@ def test_fused_convolutions_compute_what_the_separate_operations_do(monkeypatch,
     monkeypatch.setattr(_blocks, "_fused", lambda *a, **k: calls.append(1) or fused(*a, **k))
     net = _denoiser_unet(1, padding)
     x, xe = torch.randn(2, 1, 48, 64), torch.randn(1, 1, 37, 41)
+    works = _blocks._fusion_works(("conv", torch.float32, True))
     with torch.inference_mode():
         for fast, plain, inp in (
             (FastUNet(net), FastUNet(net, fuse=False), x),
@@ -161,15 +162,22 @@ def test_fused_convolutions_compute_what_the_separate_operations_do(monkeypatch,
         ):
             calls.clear()
             out = fast(inp)
-            assert bool(calls) == _blocks._fusion_works(torch.float32)
+            assert bool(calls) == works
             calls.clear()
             assert_close_ulps(out, plain(inp), channel_axis=1)
             assert not calls  # fuse=False: the separate operations
+            fast.fuse = False  # switched later: on every convolution
+            fast(inp)
+            assert not calls
+            with torch.backends.mkldnn.flags(enabled=False):  # oneDNN switched off: no oneDNN operator called
+                fast.fuse = True
+                assert_close_ulps(fast(inp), out, channel_axis=1)
+            assert not calls
     # (measured: bit for bit on AVX-512 and with the kernels capped to AVX2)
 
 
 def test_fused_convolutions_fall_back_where_the_operator_fails(monkeypatch):
-    # a torch build without oneDNN's fused operator, or one where it raises or differs: the separate operations
+    # a torch build without oneDNN's fused operators, or one where they raise or differ: the separate operations
     from sunpy_nn.nn import _blocks
 
     def broken(*args, **kwargs):
@@ -181,13 +189,43 @@ def test_fused_convolutions_fall_back_where_the_operator_fails(monkeypatch):
     x = torch.randn(1, 1, 40, 40)
     with torch.inference_mode():
         out, ref = FastUNet(net)(x), net(x)
-    assert _blocks._FUSION_WORKS.get(torch.float32) is False
+    assert _blocks._FUSION_WORKS[("conv", torch.float32, True)] is False  # the probe failed
     assert_close_ulps(out, ref, channel_axis=1)
-    # and with gradients wanted (the fused operator has none): the separate operations, differentiable
-    monkeypatch.setattr(_blocks, "_FUSION_WORKS", {torch.float32: True})
+    # a probe that passed, then a call that fails (a shape the probe did not see): that call and the later ones
+    # run the separate operations
+    monkeypatch.setattr(_blocks, "_FUSION_WORKS", {("conv", torch.float32, True): True})
+    with torch.inference_mode():
+        assert_close_ulps(FastUNet(net)(x), ref, channel_axis=1)
+    assert _blocks._FUSION_WORKS[("conv", torch.float32, True)] is False
+
+    # with gradients wanted (the fused operators have none): never called, and the network is differentiable
+    def not_wanted(*args, **kwargs):
+        raise AssertionError("a fused operator ran where a gradient is wanted")
+
+    monkeypatch.setattr(_blocks, "_fused", not_wanted)
+    monkeypatch.setattr(_blocks, "_linear", not_wanted)
+    works = {("conv", torch.float32, True): True, ("linear", torch.float32, False): True}
+    monkeypatch.setattr(_blocks, "_FUSION_WORKS", works)
     xg = x.clone().requires_grad_()
     FastUNet(net)(xg).sum().backward()
     assert xg.grad is not None and torch.isfinite(xg.grad).all()
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_bfloat16_networks_run_with_fusion_in_either_layout(channels_last):
+    # oneDNN's fused convolution plus addition has no bfloat16 kernel for NCHW tensors on some builds: the probe is
+    # per dtype and layout, so such a network runs the separate operations instead of failing (9 channels: no
+    # matrix-product head, so the activations stay in the layout asked for)
+    net = _denoiser_unet(9, "zeros")
+    x = torch.randn(1, 9, 32, 40)
+    with torch.inference_mode():
+        out = FastUNet(net, dtype=torch.bfloat16, channels_last=channels_last)(x)
+        plain = FastUNet(net, dtype=torch.bfloat16, channels_last=channels_last, fuse=False)(x)
+        ref = net(x)
+    assert torch.isfinite(out).all()
+    scale = float(ref.abs().max())
+    assert float((out - plain).abs().max()) <= 1e-2 * scale  # bfloat16 rounding, not another function
+    assert float((out - ref).abs().max()) <= 5e-2 * scale
 
 
 def test_prepare_model_leaves_the_original_alone():

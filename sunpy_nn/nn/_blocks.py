@@ -69,46 +69,91 @@ def _subpixel_2x2(w: torch.Tensor) -> torch.Tensor:
     return k.reshape(4 * w.shape[0], w.shape[1], 2, 2)
 
 
-#: Whether oneDNN's fused convolutions (`_fused`) compute what the separate operations do, by dtype (probed once).
-_FUSION_WORKS: dict[torch.dtype, bool] = {}
-
-
-def _fusion_works(dtype: torch.dtype) -> bool:
-    """
-    Whether ``torch.ops.mkldnn._convolution_pointwise`` (the fused convolution that torch's inductor compiler uses) runs
-    here in ``dtype`` and gives what convolution, addition and ReLU give separately. It is a private operator of
-    torch: a build without it, or one where it fails or differs, keeps the separate operations.
-    """
-    if dtype not in _FUSION_WORKS:
-        works = False
-        if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
-            g = torch.Generator().manual_seed(0)
-            x, other = (torch.randn(1, 8, 12, 12, generator=g).to(dtype) for _ in range(2))
-            w, b = torch.randn(8, 8, 3, 3, generator=g).to(dtype), torch.randn(8, generator=g).to(dtype)
-            a, m = x.reshape(-1, 8), w[:, :, 0, 0]
-            try:
-                with torch.no_grad():
-                    pairs = [
-                        ((F.conv2d(x, w, b, padding=1) + other).relu(), _fused(x, w, b, 1, other, True)),
-                        (F.conv2d(x, w, b, padding=1).relu(), _fused(x, w, b, 1)),
-                        (torch.addmm(b, a, m).relu(), torch.ops.mkldnn._linear_pointwise(a, m.t(), b, "relu", [], "")),
-                    ]
-                works = all(
-                    torch.allclose(got.float(), ref.float(), rtol=1e-2, atol=1e-2 * float(ref.float().abs().max()))
-                    for ref, got in pairs
-                )
-            except RuntimeError as exc:
-                log.debug("fused convolutions unavailable in %s: %s", dtype, exc)
-        _FUSION_WORKS[dtype] = works
-    return _FUSION_WORKS[dtype]
+#: Whether oneDNN's fused operators compute what the separate operations do, by `_fusion_key` (probed once; turned
+#: off for a key when a call raises).
+_FUSION_WORKS: dict[tuple, bool] = {}
 
 
 def _compiling() -> bool:
-    """Whether torch's compiler is tracing (it fuses on its own, and its graphs need no probe)."""
-    return bool(getattr(torch, "compiler", None) and torch.compiler.is_compiling())
+    """Whether torch's compiler is tracing (it fuses on its own; ``torch.compiler.is_compiling`` is torch >= 2.3)."""
+    probe = getattr(getattr(torch, "compiler", None), "is_compiling", None) or torch._dynamo.is_compiling
+    return bool(probe())
 
 
-def _fused(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int, other=None, relu: bool = True):
+def _fusion_key(kind: str, x: torch.Tensor, *others: torch.Tensor) -> tuple | None:
+    """
+    What `_fusion_works` is probed for, for a fused operator of ``kind`` (``"conv"`` or ``"linear"``) on ``x``: its
+    dtype and, for a convolution, its memory format (oneDNN takes other kernels for each). `None` where none may run:
+    not on the CPU, oneDNN switched off (``torch.backends.mkldnn``), a gradient wanted (the fused operators have
+    none), other tensors of another dtype or device, or torch's compiler tracing (it fuses on its own).
+    """
+    if not x.is_cpu or not (torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()):
+        return None
+    if any(t.dtype != x.dtype or t.device != x.device for t in others):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *others)):
+        return None
+    if _compiling():
+        return None
+    return kind, x.dtype, kind == "conv" and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _fusion_works(key: tuple) -> bool:
+    """
+    Whether oneDNN's fused operators for ``key`` (`_fusion_key`) run here and give what the separate operations
+    give, on a small probe: ``torch.ops.mkldnn._convolution_pointwise`` (convolution and ReLU) and its ``binary``
+    form (convolution, addition and ReLU), or ``torch.ops.mkldnn._linear_pointwise`` (matrix product, bias and ReLU);
+    the operators that torch's inductor compiler uses. They are private operators of torch: a build without them, or
+    one where they fail or differ, keeps the separate operations.
+    """
+    if key not in _FUSION_WORKS:
+        kind, dtype, channels_last = key
+        works = False
+        if all(hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_linear_pointwise")):
+            g = torch.Generator().manual_seed(0)
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            x, other = (torch.randn(1, 8, 12, 12, generator=g).to(dtype, memory_format=fmt) for _ in range(2))
+            w = torch.randn(8, 8, 3, 3, generator=g).to(dtype, memory_format=fmt)
+            b = torch.randn(8, generator=g).to(dtype)
+            tol = 1e-5 if dtype == torch.float32 else 1e-2
+            try:
+                with torch.no_grad():
+                    if kind == "conv":
+                        pairs = [
+                            ((F.conv2d(x, w, b, padding=1) + other).relu(), _fused(x, w, b, 1, other, True)),
+                            (F.conv2d(x, w, b, padding=1) + other, _fused(x, w, b, 1, other, False)),
+                            (F.conv2d(x, w, b, padding=1).relu(), _fused(x, w, b, 1)),
+                        ]
+                    else:
+                        a, m = x.reshape(-1, 8), w[:, :, 0, 0].t()  # (a transposed view, as `_shifted_matmul` has)
+                        pairs = [(torch.addmm(b, a, m.t()).relu(), _linear(a, m, b))]
+                works = all(
+                    torch.allclose(got.float(), ref.float(), rtol=tol, atol=tol * float(ref.float().abs().max()))
+                    for ref, got in pairs
+                )
+            except Exception as exc:
+                log.debug("fused operators unavailable for %s: %s", key, exc)
+        _FUSION_WORKS[key] = works
+    return _FUSION_WORKS[key]
+
+
+def _fused_or_none(key: tuple | None, call):
+    """``call()`` where the fused operators work for ``key`` (`_fusion_works`), else `None`; a call that raises (a
+    shape the probe did not see) turns them off for ``key`` and returns `None`: the caller runs the separate
+    operations."""
+    if key is None or not _fusion_works(key):
+        return None
+    try:
+        return call()
+    except RuntimeError as exc:
+        log.debug("fused operator failed for %s, running the separate operations from now on: %s", key, exc)
+        _FUSION_WORKS[key] = False
+        return None
+
+
+def _fused(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int, other: torch.Tensor | None = None, relu=True
+) -> torch.Tensor:
     """ReLU(conv(x)), or ``conv(x) + other`` with the ReLU if ``relu``, in one oneDNN call (no pass over the output
     for the ReLU or the addition)."""
     args = ([pad, pad], [1, 1], [1, 1], 1)
@@ -118,6 +163,29 @@ def _fused(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int, o
     return torch.ops.mkldnn._convolution_pointwise.binary(x, other, w, b, *args, "add", 1.0, unary, [], "")
 
 
+def _linear(rows: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """ReLU(rows @ weight_t.T + bias) in one oneDNN call (``weight_t``: ``(C_out, K)``, as `torch.nn.Linear`)."""
+    return torch.ops.mkldnn._linear_pointwise(rows, weight_t, bias, "relu", [], "")
+
+
+class _Fusing:
+    """The ``fuse`` switch of an optimised network: set on every `_Conv` it holds (and read by its own code)."""
+
+    _fuse = True
+
+    @property
+    def fuse(self) -> bool:
+        """Whether ReLUs and additions run inside oneDNN's convolutions on the CPU (`_fusion_works`)."""
+        return self._fuse
+
+    @fuse.setter
+    def fuse(self, value: bool) -> None:
+        self._fuse = bool(value)
+        for m in self.modules():
+            if isinstance(m, _Conv):
+                m.fuse = self._fuse
+
+
 class _Conv(nn.Module):
     """
     A fixed convolution in a given dtype; 3x3 with reflection or zero padding, or unpadded. With ``fuse``, `relu`
@@ -125,6 +193,8 @@ class _Conv(nn.Module):
     over the output: 4-5 % of a 32-channel 3x3 convolution at 800 px, measured on one thread of a Xeon with the
     kernels capped to AVX2; exact in float32).
     """
+
+    fuse = True  # (a module pickled before the attribute existed)
 
     def __init__(
         self, w: torch.Tensor, b: torch.Tensor, pad: int, mode: str, dtype: torch.dtype, fuse: bool = True
@@ -141,13 +211,8 @@ class _Conv(nn.Module):
             return F.pad(x, (self.pad,) * 4, mode="reflect"), 0
         return x, self.pad
 
-    def _fusable(self, x: torch.Tensor, other: torch.Tensor | None = None) -> bool:
-        # (the fused operator has no gradient: inference only)
-        grad = torch.is_grad_enabled() and (x.requires_grad or (other is not None and other.requires_grad))
-        same = other is None or (other.dtype == x.dtype and other.shape[1] == self.weight.shape[0])
-        if not self.fuse or grad or not same or not x.is_cpu or _compiling():
-            return False
-        return _fusion_works(x.dtype)
+    def _key(self, x: torch.Tensor, *others: torch.Tensor) -> tuple | None:
+        return _fusion_key("conv", x, *others) if self.fuse else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, pad = self._input(x)
@@ -156,18 +221,18 @@ class _Conv(nn.Module):
     def relu(self, x: torch.Tensor) -> torch.Tensor:
         """ReLU(conv(x))."""
         x, pad = self._input(x)
-        if self._fusable(x):
-            return _fused(x, self.weight, self.bias, pad)
-        return torch.relu_(F.conv2d(x, self.weight, self.bias, padding=pad))
+        y = _fused_or_none(self._key(x), lambda: _fused(x, self.weight, self.bias, pad))
+        return y if y is not None else torch.relu_(F.conv2d(x, self.weight, self.bias, padding=pad))
 
     def plus(self, x: torch.Tensor, other: torch.Tensor, relu: bool, bias: bool = True) -> torch.Tensor:
         """``conv(x) + other`` (without this convolution's bias unless ``bias``), then ReLU if ``relu``."""
         b = self.bias if bias else None
         x, pad = self._input(x)
-        if self._fusable(x, other):
-            return _fused(x, self.weight, b, pad, other, relu)
-        y = F.conv2d(x, self.weight, b, padding=pad).add_(other)
-        return torch.relu_(y) if relu else y
+        y = _fused_or_none(self._key(x, other), lambda: _fused(x, self.weight, b, pad, other, relu))
+        if y is None:
+            y = F.conv2d(x, self.weight, b, padding=pad).add_(other)
+            y = torch.relu_(y) if relu else y
+        return y
 
 
 #: Largest input channel count whose 3x3 convolution runs as a matrix product on shifted copies (`_shifted_matmul`).
@@ -190,18 +255,11 @@ def _shifted_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, m
     xp = F.pad(x, (1, 1, 1, 1), mode="reflect" if mode == "reflect" else "constant").permute(0, 2, 3, 1)
     shifts = torch.cat([xp[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=-1)
     rows = shifts.reshape(-1, 9 * c)
-    if fuse and rows.is_cpu and not rows.requires_grad and not _compiling() and _fusion_works(rows.dtype):
-        # bias and ReLU inside oneDNN's product: addmm first copies the bias into every row, then a ReLU pass
-        y = torch.ops.mkldnn._linear_pointwise(rows, weight.t(), bias, "relu", [], "")
-    else:
+    # bias and ReLU inside oneDNN's product: addmm first copies the bias into every row, then a ReLU pass
+    y = _fused_or_none(_fusion_key("linear", rows) if fuse else None, lambda: _linear(rows, weight.t(), bias))
+    if y is None:
         y = torch.relu_(torch.addmm(bias, rows, weight))
     return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels-last
-
-
-def _set_fusion(module: nn.Module, fuse: bool) -> None:
-    for m in module.modules():
-        if isinstance(m, _Conv):
-            m.fuse = fuse
 
 
 def _to_layout(module: nn.Module, channels_last: bool) -> nn.Module:

@@ -19,8 +19,8 @@ from sunpy_nn.nn._blocks import (
     _MATMUL_MAX_CHANNELS,
     _Conv,
     _fold_bn,
+    _Fusing,
     _matmul_weight,
-    _set_fusion,
     _shifted_matmul,
     _subpixel_2x2,
     _subpixel_weights,
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 # -------------------------------------------------------------------------------------------------------- Enhance
-class FastEnhance(nn.Module):
+class FastEnhance(_Fusing, nn.Module):
     """
     Inference-only `~sunpy_nn.nn.EnhanceNet`: batch normalisation folded into the convolutions, the "nearest x2
     upsampling + 3x3 convolution" computed as four 2x2 sub-pixel convolutions on the input grid (2.25x fewer
@@ -73,9 +73,10 @@ class FastEnhance(nn.Module):
     channels_last : bool
         Keep activations in channels-last (NHWC) layout, which oneDNN runs faster on the CPU.
     fuse : bool
-        On the CPU, run each ReLU and residual addition inside the convolution before it (oneDNN's fused
-        convolution, where it runs and agrees with the separate operations: `_fusion_works`); ``False``: separately,
-        for comparisons.
+        On the CPU, run each ReLU (and, with a float32 body, each residual addition) inside the convolution before
+        it, and the first convolution's bias and ReLU inside its matrix product (oneDNN's fused operators, where
+        they run and agree with the separate operations on a small probe, for each dtype and memory layout);
+        ``False``: separately, for comparisons. An attribute that can be switched later.
     """
 
     scale = 2
@@ -119,7 +120,6 @@ class FastEnhance(nn.Module):
         self.register_buffer("tail_weight", dense.to(tail_dtype))
         self.register_buffer("tail_bias", bt.repeat(4).to(tail_dtype))
         self.fuse = fuse
-        _set_fusion(self, fuse)
         _to_layout(self, channels_last)
 
     @property
@@ -163,7 +163,7 @@ class FastEnhance(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------- U-Net
-class FastUNet(nn.Module):
+class FastUNet(_Fusing, nn.Module):
     """
     Inference-only `~sunpy_nn.nn.UNet`: channels-last layout, zero padding inside the convolution, in-place ReLUs,
     and an optional dtype; with ``levers`` (the default) also the three exact rewrites of issue #16:
@@ -192,7 +192,8 @@ class FastUNet(nn.Module):
         Use the three rewrites above (``False``: the layer-by-layer form, for comparisons).
     fuse : bool
         On the CPU, run each ReLU (and the sum of the two convolutions after a skip connection) inside the
-        convolution before it, as `FastEnhance` does; ``False``: separately, for comparisons.
+        convolution before it, as `FastEnhance` does; ``False``: separately, for comparisons. An attribute that can
+        be switched later.
     """
 
     def __init__(
@@ -238,7 +239,7 @@ class FastUNet(nn.Module):
             for first in (self.down[0][0], *([self.var_body[0]] if net.variance_head else [])):
                 if first.weight.shape[1] <= _MATMUL_MAX_CHANNELS and first.weight.shape[-1] == 3:
                     first.register_buffer("matmul_weight", _matmul_weight(first.weight))
-        _set_fusion(self, fuse)
+        self.fuse = fuse
         _to_layout(self, channels_last)
 
     @staticmethod
