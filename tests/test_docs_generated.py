@@ -118,7 +118,8 @@ OUTPUT_NEUTRAL = {
         (
             "the executed FLOPs of the timed call, counted by torch's FLOP counter, which did not know oneDNN's "
             "fused operators that the optimised networks call since ca24a26 (0.02 of 8.7 GFLOP in the quick run "
-            "of tests/test_keras_originals.py): taught them; the files made before ca24a26 counted the separate operations, the same FLOPs"
+            "of tests/test_keras_originals.py): taught them; the files made before ca24a26 counted the separate "
+            "operations, the same FLOPs"
         ),
     ),
     "3df80303981ffea376ba83b70396d835c76913eb": (
