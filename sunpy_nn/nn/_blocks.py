@@ -76,7 +76,9 @@ _FUSION_WORKS: dict[tuple, bool] = {}
 
 def _compiling() -> bool:
     """Whether torch's compiler is tracing (it fuses on its own; ``torch.compiler.is_compiling`` is torch >= 2.3)."""
-    probe = getattr(getattr(torch, "compiler", None), "is_compiling", None) or torch._dynamo.is_compiling
+    probe = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if probe is None:  # torch 2.2
+        from torch._dynamo import is_compiling as probe
     return bool(probe())
 
 
