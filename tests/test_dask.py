@@ -1,5 +1,6 @@
 """Scale-out with dask: map batches on a 2-process LocalCluster, lazy images and lazy cubes."""
 
+import contextlib
 import tracemalloc
 import warnings
 
@@ -486,6 +487,22 @@ def test_available_memory_without_proc_meminfo_comes_from_psutil(monkeypatch, tm
     assert lazy._available_memory() is None
 
 
+@contextlib.contextmanager
+def _own_client(n_workers: int, processes: bool, silence_logs: int = 40):
+    """A LocalCluster of a test's own (one thread per worker) and its client: the shared one keeps its workers."""
+    with (
+        distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            silence_logs=silence_logs,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
 def test_a_killed_worker_fails_its_item_not_the_batch():
     """On a cluster, a task whose worker dies (KilledWorker) aborted the batch unnamed: now it is that item's failure
     and the others' results come back. Its own cluster, so that the shared one keeps its workers."""
@@ -493,13 +510,7 @@ def test_a_killed_worker_fails_its_item_not_the_batch():
 
     with warnings.catch_warnings(), dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         warnings.simplefilter("ignore")
-        with (
-            distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
-            ) as cluster,
-            distributed.Client(cluster) as client,
-            pytest.raises(BatchError) as err,
-        ):
+        with _own_client(2, processes=True, silence_logs=50) as client, pytest.raises(BatchError) as err:
             run_batch([10, 99, 12, 13], DieOn(99), scheduler=client, progress=False, unit="item")
     failed = [f.index for f in err.value.failures]  # the fatal item, and any that its worker held with it
     assert 1 in failed and len(failed) < 4
@@ -530,10 +541,5 @@ def test_a_task_that_cannot_be_pickled_is_refused_only_where_workers_are_process
     # workers in this process (processes=False): nothing is pickled, and the task runs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with (
-            distributed.LocalCluster(
-                n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, silence_logs=40
-            ) as cluster,
-            distributed.Client(cluster) as client,
-        ):
+        with _own_client(1, processes=False) as client:
             assert run_batch([0, 1], HoldsALock(), scheduler=client, progress=False) == [0, 1]
