@@ -261,7 +261,8 @@ def _shifted_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, m
     y = _fused_or_none(_fusion_key("linear", rows) if fuse else None, lambda: _linear(rows, weight.t(), bias))
     if y is None:
         y = torch.relu_(torch.addmm(bias, rows, weight))
-    return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)  # NHWC memory seen as NCHW: channels-last
+    # NHWC memory seen as NCHW: channels-last (the channel count given: -1 is ambiguous for an empty batch)
+    return y.reshape(n, h, w, weight.shape[1]).permute(0, 3, 1, 2)
 
 
 def _to_layout(module: nn.Module, channels_last: bool) -> nn.Module:
