@@ -151,7 +151,6 @@ def load_training_checkpoint(path: str | Path) -> tuple[EnhanceNet, dict]:
     sunpy_nn.utils.WeightsError
         The file is missing or unreadable, is not such a checkpoint, or its state does not fit its architecture.
     """
-
     from sunpy_nn.data.registry import _build, _load_state, load_blob
 
     blob = load_blob(Path(path).expanduser(), f"the checkpoint {path}")

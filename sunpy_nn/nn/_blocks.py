@@ -192,19 +192,17 @@ class _Conv(nn.Module):
     """
     A fixed convolution in a given dtype; 3x3 with reflection or zero padding, or unpadded. With ``fuse``, `relu`
     and `plus` run as one oneDNN call on the CPU where `_fusion_works` (the ReLU and the addition then cost no pass
-    over the output: 4-5 % of a 32-channel 3x3 convolution at 800 px, measured on one thread of a Xeon with the
-    kernels capped to AVX2; exact in float32).
+    over the output: 4-5 % of a 32-channel 3x3 convolution and its ReLU at 800 px, two runs on one thread of a Xeon
+    with the kernels capped to AVX2; exact in float32).
     """
 
-    fuse = True  # (a module pickled before the attribute existed)
+    fuse = True  # switched by the network that holds it (`_Fusing`)
 
-    def __init__(
-        self, w: torch.Tensor, b: torch.Tensor, pad: int, mode: str, dtype: torch.dtype, fuse: bool = True
-    ) -> None:
+    def __init__(self, w: torch.Tensor, b: torch.Tensor, pad: int, mode: str, dtype: torch.dtype) -> None:
         super().__init__()
         self.register_buffer("weight", w.to(dtype))
         self.register_buffer("bias", b.to(dtype))
-        self.pad, self.mode, self.fuse = pad, mode, fuse
+        self.pad, self.mode = pad, mode
 
     def _input(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         if self.pad and self.mode == "reflect":
