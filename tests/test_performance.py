@@ -220,6 +220,144 @@ def test_fused_convolutions_fall_back_where_the_operator_fails(monkeypatch):
     assert xg.grad is not None and torch.isfinite(xg.grad).all()
 
 
+# ------------------------------------------------------------------------ Winograd convolution (NNPACK, issue #16)
+needs_nnpack = pytest.mark.skipif(not torch.backends.nnpack.is_available(), reason="this torch build has no NNPACK")
+
+
+def _winograd_calls(monkeypatch) -> list:
+    """The image shapes NNPACK convolves from now on (its probe's 20 px ones left out)."""
+    from sunpy_nn.nn import _blocks
+
+    calls, real = [], _blocks._winograd
+    monkeypatch.setattr(
+        _blocks, "_winograd", lambda x, *a: (calls.append(tuple(x.shape)) if x.shape[-1] > 20 else 0) or real(x, *a)
+    )
+    return calls
+
+
+def _relative_to(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out.double() - ref).abs().max() / (ref.max() - ref.min()))
+
+
+@needs_nnpack
+@pytest.mark.parametrize("shape", [(1, 1, 61, 50), (2, 1, 49, 64)])
+def test_winograd_enhance_computes_the_same_network(monkeypatch, shape):
+    # Enhance's residual blocks as NNPACK's Winograd convolution: the same function as the float64 network within
+    # 1e-5 of the output's range (reflection borders recomputed, a batch one image at a time), where the direct
+    # convolution is within 1e-6; measured about 3e-6 and 1e-6 on the 400 px benchmark image.
+    import copy
+
+    calls = _winograd_calls(monkeypatch)
+    net = random_enhance_net(depth=2, n_filters=64)
+    x = torch.rand(shape)
+    with torch.inference_mode():
+        ref = copy.deepcopy(net).double()(x.double())
+        out = FastEnhance(net, winograd=True)(x)
+        direct = FastEnhance(net, winograd=False)(x)
+    assert len(calls) == 5 and all(c[:2] == (shape[0], 64) for c in calls)  # 2 blocks x 2 + the closing convolution
+    assert _relative_to(out, ref) <= 1e-5 and _relative_to(direct, ref) <= 1e-6
+
+
+@needs_nnpack
+@pytest.mark.parametrize("mode", ["reflect", "zeros"])
+@pytest.mark.parametrize("shape", [(1, 64, 49, 53), (2, 64, 48, 50)])
+def test_winograd_convolution_pads_as_asked(mode, shape):
+    # NNPACK pads with zeros; reflection is recomputed on the one-pixel ring (corners included)
+    from torch.nn import functional as F
+
+    from sunpy_nn.nn._blocks import _Conv
+
+    g = torch.Generator().manual_seed(3)
+    w, b = torch.randn(64, 64, 3, 3, generator=g) / 24, torch.randn(64, generator=g)
+    conv = _Conv(w, b, 1, mode, torch.float32)
+    conv.winograd = True
+    x = torch.randn(shape, generator=g)
+    pad = F.pad(x.double(), (1, 1, 1, 1), mode="reflect" if mode == "reflect" else "constant")
+    ref = F.conv2d(pad, w.double(), b.double())
+    with torch.inference_mode():
+        assert conv._nnpack(x, conv.bias) is not None  # NNPACK ran
+        out = conv(x)
+    assert _relative_to(out, ref) <= 1e-5
+
+
+@needs_nnpack
+def test_winograd_runs_by_default_only_where_it_pays(monkeypatch):
+    import threading
+
+    from sunpy_nn.nn import _blocks
+
+    calls = _winograd_calls(monkeypatch)
+    net = random_enhance_net(depth=1, n_filters=64)
+    fast, x = FastEnhance(net), torch.rand(1, 1, 64, 64)
+
+    def runs(inp=x, module=fast) -> bool:
+        calls.clear()
+        with torch.inference_mode():
+            module(inp)
+        return bool(calls)
+
+    # by default where ATen runs AVX2 kernels (no AVX-512: there oneDNN's direct convolution was as fast)
+    for avx2 in (True, False):
+        monkeypatch.setattr(_blocks, "_aten_avx2", lambda avx2=avx2: avx2)
+        assert runs() == avx2
+    fast.winograd = True  # asked for: on any CPU
+    assert runs()
+    monkeypatch.setattr(_blocks, "_aten_avx2", lambda: True)
+    fast.winograd = None
+    # never below 64 channels or 48 px a side (slower there), switched off, or with NNPACK switched off in torch
+    assert not runs(module=FastEnhance(random_enhance_net(depth=1, n_filters=32)))
+    assert not runs(inp=torch.rand(1, 1, 40, 64))
+    fast.winograd = False
+    assert not runs()
+    fast.winograd = None
+    with torch.backends.nnpack.flags(enabled=False):
+        assert not runs()
+    # nor from another thread, or at another torch thread count than NNPACK's first call (its one thread pool)
+    worker = threading.Thread(target=runs)
+    worker.start()
+    worker.join()
+    assert not calls
+    monkeypatch.setitem(_blocks._WINOGRAD, "threads", torch.get_num_threads() + 1)
+    assert not runs()
+    monkeypatch.setitem(_blocks._WINOGRAD, "threads", torch.get_num_threads())
+    assert runs()
+    # nor where a gradient is wanted (NNPACK's has none here): differentiable as before
+    xg = x.clone().requires_grad_()
+    calls.clear()
+    fast(xg).sum().backward()
+    assert not calls and xg.grad is not None and torch.isfinite(xg.grad).all()
+    # the U-Net keeps channels-last activations, which NNPACK does not read (copies cost more than it saves)
+    assert not runs(inp=torch.rand(1, 1, 64, 64), module=FastUNet(UNet(1, 1, 64, 1)))
+
+
+@needs_nnpack
+def test_winograd_falls_back_where_nnpack_fails(monkeypatch):
+    from sunpy_nn.nn import _blocks
+
+    def broken(*args):
+        raise RuntimeError("NNPACK SpatialConvolution_updateOutput failed")
+
+    net = random_enhance_net(depth=1, n_filters=64)
+    x = torch.rand(1, 1, 56, 56)
+    with torch.inference_mode():
+        ref = FastEnhance(net, winograd=False)(x)
+        for state in ({}, {"works": True, "threads": torch.get_num_threads()}):  # the probe fails; a later call
+            monkeypatch.setattr(_blocks, "_WINOGRAD", dict(state))
+            monkeypatch.setattr(_blocks, "_winograd", broken)
+            assert_close_ulps(FastEnhance(net, winograd=True)(x), ref, channel_axis=1)
+            assert _blocks._WINOGRAD["works"] is False
+
+
+@needs_nnpack
+@pytest.mark.parametrize("kind", ["intensity", "blos"])
+def test_guard_winograd_enhance_real_hmi(shipped, kind):
+    # the shipped weights on real HMI data, Winograd forced: within the guard, and far within it
+    img = _hmi(kind)
+    with torch.inference_mode():
+        out = FastEnhance(shipped[kind], winograd=True)(torch.from_numpy(img)[None, None])
+    assert relative_error(out, _eager(shipped[kind], img)) <= ACCURACY_BOUND / 20
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_bfloat16_networks_run_with_fusion_in_either_layout(channels_last):
     # oneDNN's fused convolution plus addition has no bfloat16 kernel for NCHW tensors on some builds: the probe is

@@ -1,12 +1,14 @@
 """
 The building blocks of the optimised networks (`sunpy_nn.nn.optimize`): folded batch normalisation, sub-pixel
-kernels, fixed convolutions (with oneDNN's fused ReLU and addition on the CPU), and few-channel convolutions as
-matrix products.
+kernels, fixed convolutions (with oneDNN's fused ReLU and addition on the CPU, or NNPACK's Winograd convolution on
+AVX2 CPUs), and few-channel convolutions as matrix products.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 
 import torch
 from torch import nn
@@ -170,10 +172,86 @@ def _linear(rows: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> t
     return torch.ops.mkldnn._linear_pointwise(rows, weight_t, bias, "relu", [], "")
 
 
+# ---------------------------------------------------------------------------------------------------- Winograd
+#: Smallest channel count (in and out) of a 3x3 convolution that NNPACK runs: its Winograd transforms cost a pass
+#: over the data that few channels do not repay (one thread, a Xeon with ATen's and oneDNN's kernels capped to AVX2,
+#: ``python benchmarks/winograd.py``: 32 channels at 800 px took longer than oneDNN, 64 at 400 px and 128 at 200 px
+#: less).
+_WINOGRAD_MIN_CHANNELS = 64
+#: Smallest image side that NNPACK runs (at 64 channels: 1.16x oneDNN's time at 32 px, 0.75x at 48 px, the same run).
+_WINOGRAD_MIN_SIDE = 48
+#: NNPACK's state: whether it runs and agrees with oneDNN here (probed once; off after a failing call), and torch's
+#: thread count at our first call (NNPACK's thread pool is made at the first call, with torch's count then).
+_WINOGRAD: dict[str, bool | int] = {}
+
+
+def _aten_avx2() -> bool:
+    """Whether ATen dispatches AVX2 kernels: an x86-64 CPU without AVX-512, or one capped by ``ATEN_CPU_CAPABILITY``."""
+    with contextlib.suppress(AttributeError, RuntimeError):
+        return torch.backends.cpu.get_cpu_capability() == "AVX2"
+    return False
+
+
+def _winograd_usable(x: torch.Tensor, forced: bool) -> bool:
+    """
+    Whether a float32 3x3 convolution of ``x`` may run as NNPACK's Winograd convolution
+    (``torch._nnpack_spatial_convolution``): on the CPU, a non-empty batch of images of at least
+    `_WINOGRAD_MIN_SIDE` pixels a side, no gradient wanted, not traced by torch's
+    compiler, NNPACK built, switched on (``torch.backends.nnpack``) and agreeing with oneDNN (`_winograd_works`), and
+    unless ``forced``, where ATen runs AVX2 kernels (`_aten_avx2`: with AVX-512 oneDNN's direct convolution was as
+    fast). Only from the main thread, at the thread count of NNPACK's first call: its one thread pool is made then
+    and serves concurrent callers one at a time (a dask or batch worker thread keeps oneDNN).
+    """
+    if not x.is_cpu or x.dtype != torch.float32 or x.shape[0] == 0 or x.requires_grad or _compiling():
+        return False
+    if min(x.shape[2:]) < _WINOGRAD_MIN_SIDE:
+        return False
+    if threading.current_thread() is not threading.main_thread() or not (forced or _aten_avx2()):
+        return False
+    if not getattr(torch._C, "_get_nnpack_enabled", lambda: True)():
+        return False
+    return _winograd_works() and _WINOGRAD.get("threads") == torch.get_num_threads()
+
+
+def _winograd_works() -> bool:
+    """Whether NNPACK runs here and its Winograd convolution agrees with oneDNN's within 1e-4 of the output's range
+    on a small probe (its transforms round more: about 5e-6 measured); probed once, on the first call."""
+    if "works" not in _WINOGRAD:
+        _WINOGRAD["threads"] = torch.get_num_threads()
+        works = False
+        try:
+            if torch.backends.nnpack.is_available():  # also initialises NNPACK: its convolution fails before
+                g = torch.Generator().manual_seed(0)
+                x = torch.randn(1, _WINOGRAD_MIN_CHANNELS, 20, 20, generator=g)
+                w = torch.randn(_WINOGRAD_MIN_CHANNELS, _WINOGRAD_MIN_CHANNELS, 3, 3, generator=g) / 24
+                b = torch.randn(_WINOGRAD_MIN_CHANNELS, generator=g)
+                with torch.no_grad():
+                    ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
+                    got = _winograd(x, w, b, 1).double()
+                works = bool((got - ref).abs().max() <= 1e-4 * (ref.max() - ref.min()))
+        except (RuntimeError, AttributeError) as exc:
+            log.debug("NNPACK unavailable: %s", exc)
+        _WINOGRAD["works"] = works
+    return bool(_WINOGRAD["works"])
+
+
+def _winograd(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int) -> torch.Tensor:
+    """
+    The convolution of an NCHW float32 ``x`` by NNPACK (Winograd's algorithm for 3x3 kernels on AVX2), one image at
+    a time: torch gives a batch of more to NNPACK's training-oriented routine, which took 1.04-1.3x oneDNN's time
+    where one image at a time took 0.63-0.79x (four images of 64 channels, 48-256 px, the run of
+    `_WINOGRAD_MIN_SIDE`).
+    """
+    if x.shape[0] == 1:
+        return torch._nnpack_spatial_convolution(x, w, b, [pad, pad], [1, 1])
+    return torch.cat([torch._nnpack_spatial_convolution(x[i : i + 1], w, b, [pad, pad], [1, 1]) for i in range(len(x))])
+
+
 class _Fusing:
-    """The ``fuse`` switch of an optimised network: set on every `_Conv` it holds (and read by its own code)."""
+    """The ``fuse`` and ``winograd`` switches of an optimised network: set on every `_Conv` it holds."""
 
     _fuse = True
+    _winograd_switch: bool | None = None
 
     @property
     def fuse(self) -> bool:
@@ -187,6 +265,22 @@ class _Fusing:
             if isinstance(m, _Conv):
                 m.fuse = self._fuse
 
+    @property
+    def winograd(self) -> bool | None:
+        """
+        Whether float32 3x3 convolutions of 64 channels or more run as NNPACK's Winograd convolution on the CPU
+        (fewer multiply-adds; within about 1e-5 of the output's range of oneDNN's): `None` where ATen runs AVX2
+        kernels, `True` on any CPU where NNPACK works, `False` never (`_winograd_usable`).
+        """
+        return self._winograd_switch
+
+    @winograd.setter
+    def winograd(self, value: bool | None) -> None:
+        self._winograd_switch = None if value is None else bool(value)
+        for m in self.modules():
+            if isinstance(m, _Conv):
+                m.winograd = self._winograd_switch
+
 
 class _Conv(nn.Module):
     """
@@ -197,6 +291,7 @@ class _Conv(nn.Module):
     """
 
     fuse = True  # switched by the network that holds it (`_Fusing`)
+    winograd: bool | None = None  # likewise
 
     def __init__(self, w: torch.Tensor, b: torch.Tensor, pad: int, mode: str, dtype: torch.dtype) -> None:
         super().__init__()
@@ -214,25 +309,76 @@ class _Conv(nn.Module):
     def _key(self, x: torch.Tensor, *others: torch.Tensor) -> tuple | None:
         return _fusion_key("conv", x, *others) if self.fuse else None
 
+    def takes_nchw(self, x: torch.Tensor) -> bool:
+        """Whether this convolution would run through NNPACK (`_winograd_usable`) on ``x`` in NCHW layout: the
+        network then hands it NCHW activations (NNPACK reads no other)."""
+        w = self.weight
+        if self.winograd is False or w.dtype != torch.float32 or tuple(w.shape[2:]) != (3, 3):
+            return False
+        return min(w.shape[:2]) >= _WINOGRAD_MIN_CHANNELS and _winograd_usable(x, self.winograd is True)
+
+    def _nnpack(self, x: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor | None:
+        """The convolution of the unpadded NCHW ``x`` through NNPACK where it runs (`takes_nchw`), else `None`.
+        Channels-last input keeps oneDNN: copying it to NCHW and back cost more than Winograd saved (the U-Net at
+        800 px took 1.06-1.08x longer that way; the copy to NCHW alone 82 ms of 64 channels at 400 px)."""
+        if not (x.is_contiguous() and self.takes_nchw(x)):
+            return None
+        try:
+            y = _winograd(x, self.weight, b, self.pad)
+        except RuntimeError as exc:
+            log.debug("NNPACK failed, oneDNN from now on: %s", exc)
+            _WINOGRAD["works"] = False
+            return None
+        if self.pad and self.mode == "reflect":
+            # NNPACK pads with zeros: the one-pixel ring is recomputed from reflected strips (cheaper than a padded
+            # copy of the input in NCHW).
+            _reflect_ring(y, x, self.weight, b)
+        return y
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, pad = self._input(x)
-        return F.conv2d(x, self.weight, self.bias, padding=pad)
+        y = self._nnpack(x, self.bias)
+        if y is None:
+            x, pad = self._input(x)
+            y = F.conv2d(x, self.weight, self.bias, padding=pad)
+        return y
 
     def relu(self, x: torch.Tensor) -> torch.Tensor:
         """ReLU(conv(x))."""
-        x, pad = self._input(x)
-        y = _fused_or_none(self._key(x), lambda: _fused(x, self.weight, self.bias, pad))
-        return y if y is not None else torch.relu_(F.conv2d(x, self.weight, self.bias, padding=pad))
+        y = self._nnpack(x, self.bias)
+        if y is None:
+            x, pad = self._input(x)
+            y = _fused_or_none(self._key(x), lambda: _fused(x, self.weight, self.bias, pad))
+            if y is not None:
+                return y
+            y = F.conv2d(x, self.weight, self.bias, padding=pad)
+        return torch.relu_(y)
 
     def plus(self, x: torch.Tensor, other: torch.Tensor, relu: bool, bias: bool = True) -> torch.Tensor:
         """``conv(x) + other`` (without this convolution's bias unless ``bias``), then ReLU if ``relu``."""
         b = self.bias if bias else None
-        x, pad = self._input(x)
-        y = _fused_or_none(self._key(x, other), lambda: _fused(x, self.weight, b, pad, other, relu))
+        y = self._nnpack(x, b)
         if y is None:
-            y = F.conv2d(x, self.weight, b, padding=pad).add_(other)
-            y = torch.relu_(y) if relu else y
-        return y
+            x, pad = self._input(x)
+            y = _fused_or_none(self._key(x, other), lambda: _fused(x, self.weight, b, pad, other, relu))
+            if y is not None:
+                return y
+            y = F.conv2d(x, self.weight, b, padding=pad)
+        y = y.add_(other)
+        return torch.relu_(y) if relu else y
+
+
+def _reflect_ring(y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> None:
+    """Overwrite the outer ring of ``y``, a zero-padded 3x3 convolution of NCHW ``x``, with that of the
+    reflection-padded one: two strips of three rows and two of three columns, reflected, convolved."""
+    n, c, h, wd = x.shape
+    rows = F.pad(x[:, :, [1, 0, 1, h - 2, h - 1, h - 2]], (1, 1, 0, 0), mode="reflect")
+    rows = rows.view(n, c, 2, 3, wd + 2).transpose(1, 2).reshape(2 * n, c, 3, wd + 2)
+    r = F.conv2d(rows, w, b).view(n, 2, -1, wd)
+    y[:, :, 0], y[:, :, -1] = r[:, 0], r[:, 1]
+    cols = F.pad(x[:, :, :, [1, 0, 1, wd - 2, wd - 1, wd - 2]], (0, 0, 1, 1), mode="reflect")
+    cols = cols.view(n, c, h + 2, 2, 3).permute(0, 3, 1, 2, 4).reshape(2 * n, c, h + 2, 3)
+    k = F.conv2d(cols, w, b).view(n, 2, -1, h)
+    y[:, :, :, 0], y[:, :, :, -1] = k[:, 0], k[:, 1]
 
 
 #: Largest input channel count whose 3x3 convolution runs as a matrix product on shifted copies (`_shifted_matmul`).
@@ -244,16 +390,23 @@ def _matmul_weight(w: torch.Tensor) -> torch.Tensor:
     return w.permute(2, 3, 1, 0).reshape(9 * w.shape[1], w.shape[0]).contiguous()
 
 
-def _shifted_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mode: str, fuse: bool) -> torch.Tensor:
+def _shifted_matmul(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mode: str, fuse: bool, nchw: bool = False
+) -> torch.Tensor:
     """
     ReLU(3x3 "same" convolution) of a few-channel ``x`` as (9 shifted copies) @ (9 C_in x C_out).
 
     oneDNN runs convolutions with 1-8 input channels far below peak (a 1 -> 32 convolution at 800 px took as long
-    as a 32 -> 32 one); the matrix product writes channels-last output directly.
+    as a 32 -> 32 one); the matrix product writes channels-last output directly, or with ``nchw`` contiguous NCHW
+    output (the transposed product: a copy from channels-last to NCHW took longer than a 64-channel convolution).
     """
     n, c, h, w = x.shape
     xp = F.pad(x, (1, 1, 1, 1), mode="reflect" if mode == "reflect" else "constant").permute(0, 2, 3, 1)
     shifts = torch.cat([xp[:, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)], dim=-1)
+    if nchw:
+        rows = shifts.reshape(n, h * w, 9 * c).transpose(1, 2)
+        y = torch.baddbmm(bias.view(1, -1, 1), weight.t().expand(n, -1, -1), rows)
+        return torch.relu_(y).view(n, weight.shape[1], h, w)
     rows = shifts.reshape(-1, 9 * c)
     # bias and ReLU inside oneDNN's product: addmm first copies the bias into every row, then a ReLU pass
     y = _fused_or_none(_fusion_key("linear", rows) if fuse else None, lambda: _linear(rows, weight.t(), bias))
