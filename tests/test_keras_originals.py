@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,7 +78,10 @@ def test_quick_run_writes_its_json_and_both_frameworks_agree(tmp_path):
     assert peak["gflops"] == max(peak["mm_gflops"], peak["conv_gflops"]) > 0 and peak["threads"] == 1
     for key in ("enhance", "unet"):
         case = r["cases"][key]
-        assert case["gflop"] >= case["gflop_optimised"] and case["gflop_executed"] >= case["gflop_optimised"]
+        assert case["gflop"] >= case["gflop_optimised"]
+        # Winograd's convolutions (Enhance on AVX2 CPUs) do fewer multiply-adds than the direct ones counted
+        assert case["gflop_executed"] >= case["gflop_optimised"] or case["gflop_winograd"] > 0
+        assert 0 <= case["gflop_winograd"] <= case["gflop_executed"]
         # the peak that sets the floor: never below the rate either side reached in the case, never above the
         # run's best measured peak or those rates (the peak is measured again after each case)
         assert case["peak_gflops"] >= max(case["gflop"] / case["keras_s"], case["gflop_executed"] / case["ours_s"])
@@ -226,7 +230,12 @@ def test_cap_isa_restarts_the_script_with_avx2_kernels(tmp_path):
         "info = report.cpu_info()\n"
         "print(json.dumps({k: info[k] for k in ('class', 'torch_capability', 'isa_cap')}))\n"
     )
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    # started uncapped, whatever the caps of the test run itself (a suite run with them set, as an AVX2 emulation)
+    caps = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+    env = {k: v for k, v in os.environ.items() if k not in caps}
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("re-running with ONEDNN_MAX_CPU_ISA=AVX2")  # said before it starts again
     info = json.loads(proc.stdout.splitlines()[-1])

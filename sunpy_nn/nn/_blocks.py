@@ -7,6 +7,7 @@ AVX2 CPUs), and few-channel convolutions as matrix products.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 
@@ -185,6 +186,7 @@ _WINOGRAD_MIN_SIDE = 48
 _WINOGRAD: dict[str, bool | int] = {}
 
 
+@functools.cache  # ATen picks its kernels once, when it starts
 def _aten_avx2() -> bool:
     """Whether ATen dispatches AVX2 kernels: an x86-64 CPU without AVX-512, or one capped by ``ATEN_CPU_CAPABILITY``."""
     with contextlib.suppress(AttributeError, RuntimeError):
