@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from _run_report import _cpu_model, add_isa_option, cap_isa
@@ -103,14 +104,15 @@ def enhance(repeats: int) -> None:
     for n, v in t.items():
         print(f"enhance 400 px, {n}: {statistics.median(v):.3f} s")
     print(f"enhance 400 px: winograd / direct {_ratio(t, 'winograd', 'direct'):.2f} (median of per-round ratios)")
-    for name in nets:
-        child = subprocess.run(
-            [sys.executable, __file__, "--rss", name, "--threads", str(torch.get_num_threads())],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        print(child.stdout.strip())
+
+
+def _hwm_mib() -> float:
+    """This process's peak resident memory: VmHWM on Linux (``ru_maxrss`` keeps the parent's peak at a fork)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def rss(name: str) -> None:
@@ -121,18 +123,24 @@ def rss(name: str) -> None:
     x = torch.rand(1, 1, 624, 624)
     with torch.inference_mode():
         m(x[:, :, :64, :64])
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = _hwm_mib()
         m(x)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    grown = (after - before) / 1024
-    print(f"enhance 624 px tile, {name}: peak RSS {after / 1024:.0f} MiB ({grown:.0f} MiB over the warm-up)")
+    after = _hwm_mib()
+    print(f"enhance 624 px tile, {name}: peak RSS {after:.0f} MiB ({after - before:.0f} MiB over the warm-up)")
+
+
+def rss_both() -> None:
+    """`rss` of each way, each in a fresh process."""
+    for name in ("winograd", "direct"):
+        cmd = [sys.executable, __file__, "--rss", name, "--threads", str(torch.get_num_threads())]
+        print(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip())
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=7, help="alternating rounds")
-    p.add_argument("--parts", default="layers,enhance", help="comma-separated: layers, enhance")
+    p.add_argument("--parts", default="layers,enhance,rss", help="comma-separated: layers, enhance, rss")
     p.add_argument("--rss", help=argparse.SUPPRESS)  # the child process of the memory figure
     add_isa_option(p)
     args = p.parse_args()
@@ -149,6 +157,8 @@ def main() -> None:
         layers(args.repeats)
     if "enhance" in parts:
         enhance(args.repeats)
+    if "rss" in parts:
+        rss_both()
 
 
 if __name__ == "__main__":

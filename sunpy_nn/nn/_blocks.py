@@ -174,12 +174,12 @@ def _linear(rows: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> t
 
 
 # ---------------------------------------------------------------------------------------------------- Winograd
-#: Smallest channel count (in and out) of a 3x3 convolution that NNPACK runs: its Winograd transforms cost a pass
-#: over the data that few channels do not repay (one thread, a Xeon with ATen's and oneDNN's kernels capped to AVX2,
-#: ``python benchmarks/winograd.py``: 32 channels at 800 px took longer than oneDNN, 64 at 400 px and 128 at 200 px
-#: less).
+#: Smallest channel count (in and out) of a 3x3 convolution that NNPACK runs: its Winograd transforms cost passes
+#: over the data that few channels do not repay (``python benchmarks/winograd.py --isa avx2``, one thread of a Xeon
+#: with its kernels capped to AVX2, NNPACK's time over oneDNN's: 32 channels 0.96-1.00, 64 channels 0.66-0.75 at
+#: 48-400 px, 128 channels 0.50 at 200 px).
 _WINOGRAD_MIN_CHANNELS = 64
-#: Smallest image side that NNPACK runs (at 64 channels: 1.16x oneDNN's time at 32 px, 0.75x at 48 px, the same run).
+#: Smallest image side that NNPACK runs (64 channels, the same run: 1.12x oneDNN's time at 32 px, 0.72x at 48 px).
 _WINOGRAD_MIN_SIDE = 48
 #: NNPACK's state: whether it runs and agrees with oneDNN here (probed once; off after a failing call), and torch's
 #: thread count at our first call (NNPACK's thread pool is made at the first call, with torch's count then).
@@ -216,8 +216,9 @@ def _winograd_usable(x: torch.Tensor, forced: bool) -> bool:
 
 
 def _winograd_works() -> bool:
-    """Whether NNPACK runs here and its Winograd convolution agrees with oneDNN's within 1e-4 of the output's range
-    on a small probe (its transforms round more: about 5e-6 measured); probed once, on the first call."""
+    """Whether NNPACK runs here and its Winograd convolution agrees with the float64 convolution within 1e-4 of the
+    output's range on a small probe (its transforms round more than the direct convolution: about 5e-6 measured);
+    probed once, on the first call."""
     if "works" not in _WINOGRAD:
         _WINOGRAD["threads"] = torch.get_num_threads()
         works = False
@@ -240,9 +241,8 @@ def _winograd_works() -> bool:
 def _winograd(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int) -> torch.Tensor:
     """
     The convolution of an NCHW float32 ``x`` by NNPACK (Winograd's algorithm for 3x3 kernels on AVX2), one image at
-    a time: torch gives a batch of more to NNPACK's training-oriented routine, which took 1.04-1.3x oneDNN's time
-    where one image at a time took 0.63-0.79x (four images of 64 channels, 48-256 px, the run of
-    `_WINOGRAD_MIN_SIDE`).
+    a time: torch gives a batch of more to NNPACK's training-oriented routine, which took 0.95-1.31x oneDNN's time
+    where one image took 0.65-0.75x (64 channels, 48-256 px, the run of `_WINOGRAD_MIN_CHANNELS`).
     """
     if x.shape[0] == 1:
         return torch._nnpack_spatial_convolution(x, w, b, [pad, pad], [1, 1])
