@@ -290,32 +290,33 @@ def _count_fused_operators() -> None:
     """
     Teach torch's FLOP counter oneDNN's fused operators, which the optimised networks call on the CPU (sunpy_nn 0.2:
     a convolution with its ReLU or addition, a matrix product with its bias and ReLU): 2 x multiply-adds, as for
-    ``aten.convolution`` and ``aten.mm`` (the fused ReLU and addition are not counted, as the separate ones are not).
+    ``aten.convolution`` and ``aten.mm`` (the fused ReLU and addition are not counted, as the separate ones are not);
+    and NNPACK's Winograd convolution, at Winograd's multiply-adds.
     """
     from torch.utils.flop_counter import flop_registry, register_flop_formula
 
-    mkldnn = torch.ops.mkldnn
-    if not hasattr(mkldnn, "_convolution_pointwise") or mkldnn._convolution_pointwise in flop_registry:
-        return
-
-    @register_flop_formula(mkldnn._convolution_pointwise)
     def _conv(*args, out_shape=None, **kwargs) -> int:
         w = args[2] if isinstance(args[8], str) else args[1]  # the binary form has the other operand second
         return 2 * math.prod(out_shape) * math.prod(w[1:])
 
-    @register_flop_formula(mkldnn._linear_pointwise)
     def _linear(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
         return 2 * math.prod(x_shape) * w_shape[0]
 
-    nnpack = getattr(torch.ops.aten, "_nnpack_spatial_convolution", None)
-    if nnpack is not None:  # FastEnhance's residual blocks on AVX2 CPUs (sunpy_nn 0.2)
+    def _winograd(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        # NNPACK's Winograd convolution of 3x3 kernels, F(6x6, 3x3) (FastEnhance's body on AVX2 CPUs): 64
+        # multiply-adds per 6 x 6 outputs and channel pair in its product stage (its transforms, a few per cent, not
+        # counted), not the 324 of the direct convolution: the rate stays comparable with the direct convolution's
+        return 2 * math.prod(out_shape) * w_shape[1] * 64 // 36
 
-        @register_flop_formula(nnpack)
-        def _winograd(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
-            # NNPACK's Winograd convolution of 3x3 kernels, F(6x6, 3x3): 64 multiply-adds per 6 x 6 outputs and
-            # channel pair in its product stage (its transforms, a few per cent, not counted), not the 324 of the
-            # direct convolution: the rate stays comparable with the direct convolution's peak
-            return 2 * math.prod(out_shape) * w_shape[1] * 64 // 36
+    # each operator on its own: one this torch lacks, or one it already counts, leaves the others to be taught
+    for namespace, name, formula in (
+        ("mkldnn", "_convolution_pointwise", _conv),
+        ("mkldnn", "_linear_pointwise", _linear),
+        ("aten", "_nnpack_spatial_convolution", _winograd),
+    ):
+        op = getattr(getattr(torch.ops, namespace), name, None)
+        if op is not None and op not in flop_registry:
+            register_flop_formula(op)(formula)
 
 
 def module_flops(module: torch.nn.Module, shape: tuple[int, ...]) -> int:

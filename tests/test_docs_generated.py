@@ -128,7 +128,8 @@ OUTPUT_NEUTRAL = {
         (
             "the executed FLOPs of the timed call, which since 9594f19 runs Enhance's residual blocks as NNPACK's "
             "Winograd convolution on AVX2 CPUs, an operator torch's FLOP counter does not know: taught it (with "
-            "Winograd's multiply-adds); no file made before 9594f19 ran NNPACK"
+            "Winograd's multiply-adds, and the cases' new key gflop_winograd, which nothing reads); no file made "
+            "before 9594f19 ran NNPACK"
         ),
     ),
     "3df80303981ffea376ba83b70396d835c76913eb": (

@@ -326,8 +326,14 @@ def test_winograd_runs_by_default_only_where_it_pays(monkeypatch):
     calls.clear()
     fast(xg).sum().backward()
     assert not calls and xg.grad is not None and torch.isfinite(xg.grad).all()
-    # the U-Net keeps channels-last activations, which NNPACK does not read (copies cost more than it saves)
-    assert not runs(inp=torch.rand(1, 1, 64, 64), module=FastUNet(UNet(1, 1, 64, 1)))
+    # the U-Net never: its activations are channels-last (copies to NCHW cost more than NNPACK saves), and where
+    # they are not (NCHW asked for, or the layer-by-layer form of a 1-channel input) it stays on oneDNN too
+    for unet, inp in (
+        (FastUNet(UNet(1, 1, 64, 1)), torch.rand(1, 1, 64, 64)),
+        (FastUNet(UNet(1, 1, 64, 1), levers=False), torch.rand(1, 1, 64, 64)),
+        (FastUNet(UNet(12, 1, 64, 1), channels_last=False), torch.rand(1, 12, 64, 64)),
+    ):
+        assert unet.winograd is False and not runs(inp=inp, module=unet)
 
 
 @needs_nnpack

@@ -199,7 +199,8 @@ def _winograd_usable(x: torch.Tensor, forced: bool) -> bool:
     Whether a float32 3x3 convolution of ``x`` may run as NNPACK's Winograd convolution
     (``torch._nnpack_spatial_convolution``): on the CPU, a non-empty batch of images of at least
     `_WINOGRAD_MIN_SIDE` pixels a side, no gradient wanted, not traced by torch's
-    compiler, NNPACK built, switched on (``torch.backends.nnpack``) and agreeing with oneDNN (`_winograd_works`), and
+    compiler, NNPACK built, switched on (``torch.backends.nnpack``) and agreeing with the float64 convolution
+    (`_winograd_works`), and
     unless ``forced``, where ATen runs AVX2 kernels (`_aten_avx2`: with AVX-512 oneDNN's direct convolution was as
     fast). Only from the main thread, at the thread count of NNPACK's first call: its one thread pool is made then
     and serves concurrent callers one at a time (a dask or batch worker thread keeps oneDNN).
@@ -212,7 +213,18 @@ def _winograd_usable(x: torch.Tensor, forced: bool) -> bool:
         return False
     if not getattr(torch._C, "_get_nnpack_enabled", lambda: True)():
         return False
-    return _winograd_works() and _WINOGRAD.get("threads") == torch.get_num_threads()
+    if not _winograd_works():
+        return False
+    if _WINOGRAD.get("threads") != torch.get_num_threads():
+        if not _WINOGRAD.get("told"):  # once: the thread count changed after NNPACK's pool was made
+            _WINOGRAD["told"] = True
+            log.debug(
+                "NNPACK's thread pool has %s threads, torch now %s: oneDNN's direct convolution from now on",
+                _WINOGRAD.get("threads"),
+                torch.get_num_threads(),
+            )
+        return False
+    return True
 
 
 def _winograd_works() -> bool:
@@ -286,14 +298,15 @@ class _Fusing:
 
 class _Conv(nn.Module):
     """
-    A fixed convolution in a given dtype; 3x3 with reflection or zero padding, or unpadded. With ``fuse``, `relu`
+    A fixed convolution in a given dtype; 3x3 with reflection or zero padding, or unpadded. With ``winograd`` (see
+    `_winograd_usable`) a float32 3x3 convolution of NCHW input runs through NNPACK. With ``fuse``, `relu`
     and `plus` run as one oneDNN call on the CPU where `_fusion_works` (the ReLU and the addition then cost no pass
     over the output: 4-5 % of a 32-channel 3x3 convolution and its ReLU at 800 px, two runs on one thread of a Xeon
     with the kernels capped to AVX2; exact in float32).
     """
 
     fuse = True  # switched by the network that holds it (`_Fusing`)
-    winograd: bool | None = None  # likewise
+    winograd: bool | None = False  # likewise: NNPACK only where a network asks (`FastEnhance`)
 
     def __init__(self, w: torch.Tensor, b: torch.Tensor, pad: int, mode: str, dtype: torch.dtype) -> None:
         super().__init__()

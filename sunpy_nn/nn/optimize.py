@@ -3,7 +3,8 @@ Inference-optimised versions of the networks: folded batch normalisation, sub-pi
 memory layout, bfloat16 where the hardware runs it natively and the result stays accurate, and `torch.compile`.
 
 The optimised modules compute the same function as the modules they are built from (float32: to rounding, about
-1e-6 of the output range); they are for inference only and share no parameters with the original.
+1e-6 of the output range, a few 1e-6 where Enhance runs Winograd convolutions on AVX2 CPUs); they are for inference
+only and share no parameters with the original.
 """
 
 from __future__ import annotations
@@ -75,14 +76,19 @@ class FastEnhance(_Fusing, nn.Module):
     fuse : bool
         On the CPU, run each ReLU (and, with a float32 body, each residual addition) inside the convolution before
         it, and the first convolution's bias and ReLU inside its matrix product (oneDNN's fused operators, where
-        they run and agree with the separate operations on a small probe, for each dtype and memory layout);
-        ``False``: separately, for comparisons. An attribute that can be switched later.
+        they run and agree with the separate operations on a small probe, for each dtype and memory layout; the
+        first convolution's only with channels-last output); ``False``: separately, for comparisons. An attribute
+        that can be switched later.
     winograd : bool or None
-        With a float32 body, run the residual blocks' convolutions as NNPACK's Winograd convolution (2.25x fewer
-        multiply-adds than the direct convolution, in NCHW layout) on the CPU: `None` (the default) where ATen runs
-        AVX2 kernels (CPUs without AVX-512, where it is faster than oneDNN's direct convolution), `True` wherever
-        NNPACK works, `False` never. It rounds differently: within about 1e-5 of the output's range of the direct
-        convolution. An attribute that can be switched later.
+        With a float32 body, run the residual blocks' and the closing body convolution as NNPACK's Winograd
+        convolution on the CPU (F(6x6, 3x3): about 5x fewer multiply-adds in its product stage than the direct
+        convolution, plus its transforms; the body then runs in NCHW layout, whatever ``channels_last``): `None`
+        (the default) where ATen runs AVX2 kernels (CPUs without AVX-512, where it is faster than oneDNN's direct
+        convolution), `True` wherever NNPACK works, `False` never; see `_winograd_usable` in ``_blocks.py`` for
+        when it stays off. It rounds differently: within about 1e-5 of the output's range of the direct
+        convolution. A NaN or infinity in the input spreads over NNPACK's 6 x 6 output tiles instead of the 3 x 3
+        neighbourhood (`~sunpy_nn.enhance_map` fills missing pixels before the network). An attribute that can be
+        switched later.
     """
 
     scale = 2
@@ -143,8 +149,10 @@ class FastEnhance(_Fusing, nn.Module):
         bd = self.body_dtype
         # NNPACK's Winograd convolutions (`_Conv.takes_nchw`) read NCHW: the body then runs in it, the rest not.
         x = x.float()
-        nchw = not self.channels_last or (bd == torch.float32 and self.body.takes_nchw(x))
-        x0 = _shifted_matmul(x, self.head_weight, self.head_bias, "reflect", self.fuse, nchw)
+        winograd = bd == torch.float32 and self.body.takes_nchw(x)
+        x0 = _shifted_matmul(x, self.head_weight, self.head_bias, "reflect", self.fuse, nchw=winograd)
+        if not (self.channels_last or winograd):
+            x0 = x0.contiguous()
         # The residual stream stays in float32; only the convolutions' inputs and outputs are in body_dtype.
         y = x0
         if bd == torch.float32:  # the ReLUs and the residual additions inside the convolutions (`_Conv.plus`)
@@ -249,7 +257,9 @@ class FastUNet(_Fusing, nn.Module):
             for first in (self.down[0][0], *([self.var_body[0]] if net.variance_head else [])):
                 if first.weight.shape[1] <= _MATMUL_MAX_CHANNELS and first.weight.shape[-1] == 3:
                     first.register_buffer("matmul_weight", _matmul_weight(first.weight))
-        self.fuse = fuse
+        # oneDNN only: NNPACK reads NCHW, and copying the U-Net's channels-last activations to it and back around
+        # each convolution cost more than Winograd saved (the changelog of sunpy_nn 0.2)
+        self.fuse, self.winograd = fuse, False
         _to_layout(self, channels_last)
 
     @staticmethod
@@ -368,7 +378,8 @@ def prepare_model(
     device : str or `torch.device`, optional
         Where it will run (`None`: the best available, as in `~sunpy_nn.nn.resolve_device`).
     precision : {"float32", "bfloat16", "auto"}
-        ``"float32"`` computes in float32 (equal to the original to about 1e-6 of the output range).
+        ``"float32"`` computes in float32 (equal to the original to about 1e-6 of the output range; a few 1e-6
+        where Enhance runs Winograd convolutions, `FastEnhance`'s ``winograd``).
         ``"bfloat16"`` computes the convolutions in bfloat16 with float32 accumulation and a float32 residual
         stream: faster on hardware with native bfloat16, but about 1 % of the output range off, which fails
         `ACCURACY_BOUND`. ``"auto"`` uses bfloat16 only if the device runs it natively (`bf16_is_native`) *and*
