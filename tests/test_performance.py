@@ -356,11 +356,13 @@ def test_winograd_falls_back_where_nnpack_fails(monkeypatch):
 
 @needs_nnpack
 @pytest.mark.parametrize("kind", ["intensity", "blos"])
-def test_guard_winograd_enhance_real_hmi(shipped, kind):
-    # the shipped weights on real HMI data, Winograd forced: within the guard, and far within it
+def test_guard_winograd_enhance_real_hmi(monkeypatch, shipped, kind):
+    # the shipped weights on real HMI data, Winograd forced (and run): within the guard, and far within it
+    calls = _winograd_calls(monkeypatch)
     img = _hmi(kind)
     with torch.inference_mode():
         out = FastEnhance(shipped[kind], winograd=True)(torch.from_numpy(img)[None, None])
+    assert calls
     assert relative_error(out, _eager(shipped[kind], img)) <= ACCURACY_BOUND / 20
 
 

@@ -181,8 +181,9 @@ def _linear(rows: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> t
 _WINOGRAD_MIN_CHANNELS = 64
 #: Smallest image side that NNPACK runs (64 channels, the same run: 1.12x oneDNN's time at 32 px, 0.72x at 48 px).
 _WINOGRAD_MIN_SIDE = 48
-#: NNPACK's state: whether it runs and agrees with oneDNN here (probed once; off after a failing call), and torch's
-#: thread count at our first call (NNPACK's thread pool is made at the first call, with torch's count then).
+#: NNPACK's state: whether it runs and agrees with the float64 convolution here (probed once; off after a failing
+#: call), torch's thread count at our first call (NNPACK's thread pool is made then, with that count), and whether a
+#: later change of that count was logged.
 _WINOGRAD: dict[str, bool | int] = {}
 
 
@@ -197,13 +198,12 @@ def _aten_avx2() -> bool:
 def _winograd_usable(x: torch.Tensor, forced: bool) -> bool:
     """
     Whether a float32 3x3 convolution of ``x`` may run as NNPACK's Winograd convolution
-    (``torch._nnpack_spatial_convolution``): on the CPU, a non-empty batch of images of at least
-    `_WINOGRAD_MIN_SIDE` pixels a side, no gradient wanted, not traced by torch's
-    compiler, NNPACK built, switched on (``torch.backends.nnpack``) and agreeing with the float64 convolution
-    (`_winograd_works`), and
-    unless ``forced``, where ATen runs AVX2 kernels (`_aten_avx2`: with AVX-512 oneDNN's direct convolution was as
-    fast). Only from the main thread, at the thread count of NNPACK's first call: its one thread pool is made then
-    and serves concurrent callers one at a time (a dask or batch worker thread keeps oneDNN).
+    (``torch._nnpack_spatial_convolution``): on the CPU, a non-empty batch of images of at least `_WINOGRAD_MIN_SIDE`
+    pixels a side, no gradient wanted, not traced by torch's compiler, NNPACK built, switched on
+    (``torch.backends.nnpack``) and agreeing with the float64 convolution (`_winograd_works`), and unless ``forced``,
+    where ATen runs AVX2 kernels (`_aten_avx2`: with AVX-512 oneDNN's direct convolution was as fast). Only from the
+    main thread, at the thread count of NNPACK's first call: its one thread pool is made then and serves concurrent
+    callers one at a time (a dask or batch worker thread keeps oneDNN).
     """
     if not x.is_cpu or x.dtype != torch.float32 or x.shape[0] == 0 or x.requires_grad or _compiling():
         return False
@@ -275,9 +275,12 @@ class _Fusing:
     @fuse.setter
     def fuse(self, value: bool) -> None:
         self._fuse = bool(value)
+        self._set_on_convs("fuse", self._fuse)
+
+    def _set_on_convs(self, name: str, value: bool | None) -> None:
         for m in self.modules():
             if isinstance(m, _Conv):
-                m.fuse = self._fuse
+                setattr(m, name, value)
 
     @property
     def winograd(self) -> bool | None:
@@ -291,9 +294,7 @@ class _Fusing:
     @winograd.setter
     def winograd(self, value: bool | None) -> None:
         self._winograd_switch = None if value is None else bool(value)
-        for m in self.modules():
-            if isinstance(m, _Conv):
-                m.winograd = self._winograd_switch
+        self._set_on_convs("winograd", self._winograd_switch)
 
 
 class _Conv(nn.Module):
@@ -351,34 +352,32 @@ class _Conv(nn.Module):
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self._nnpack(x, self.bias)
-        if y is None:
-            x, pad = self._input(x)
-            y = F.conv2d(x, self.weight, self.bias, padding=pad)
-        return y
+        return self._conv(x, self.bias)
 
     def relu(self, x: torch.Tensor) -> torch.Tensor:
         """ReLU(conv(x))."""
-        y = self._nnpack(x, self.bias)
-        if y is None:
-            x, pad = self._input(x)
-            y = _fused_or_none(self._key(x), lambda: _fused(x, self.weight, self.bias, pad))
-            if y is not None:
-                return y
-            y = F.conv2d(x, self.weight, self.bias, padding=pad)
-        return torch.relu_(y)
+        return self._conv(x, self.bias, relu=True)
 
     def plus(self, x: torch.Tensor, other: torch.Tensor, relu: bool, bias: bool = True) -> torch.Tensor:
         """``conv(x) + other`` (without this convolution's bias unless ``bias``), then ReLU if ``relu``."""
-        b = self.bias if bias else None
+        return self._conv(x, self.bias if bias else None, other, relu)
+
+    def _conv(
+        self, x: torch.Tensor, b: torch.Tensor | None, other: torch.Tensor | None = None, relu: bool = False
+    ) -> torch.Tensor:
+        """``conv(x)``, plus ``other``, then ReLU: through NNPACK where it runs (`_nnpack`), else in one oneDNN call
+        where there is a ReLU or an addition to fuse and the fused operator works, else as separate operations."""
         y = self._nnpack(x, b)
         if y is None:
             x, pad = self._input(x)
-            y = _fused_or_none(self._key(x, other), lambda: _fused(x, self.weight, b, pad, other, relu))
-            if y is not None:
-                return y
+            if relu or other is not None:
+                key = self._key(x) if other is None else self._key(x, other)
+                fused = _fused_or_none(key, lambda: _fused(x, self.weight, b, pad, other, relu))
+                if fused is not None:
+                    return fused
             y = F.conv2d(x, self.weight, b, padding=pad)
-        y = y.add_(other)
+        if other is not None:
+            y = y.add_(other)
         return torch.relu_(y) if relu else y
 
 
