@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -243,7 +242,20 @@ def _run(part: str) -> dict:
 
     t0 = time.perf_counter()
     res = run_crisp() if part == "crisp" else run_timing() if part == "timing" else run_synthetic(part)
-    return res | {"sunpy_nn_version": sunpy_nn.__version__, "wall_s": time.perf_counter() - t0}
+    return res | {"sunpy_nn_version": sunpy_nn.__version__, "wall_s": time.perf_counter() - t0, "cpu": _cpu()}
+
+
+def _cpu() -> dict:
+    """The CPU that measured a part (parts of a file may come from other machines): model, class, CPUs."""
+    from _run_report import cpu_info
+
+    info = cpu_info()
+    return {k: info[k] for k in ("model", "class", "torch_capability", "isa_cap", "logical_cpus")}
+
+
+def _machine(cpu: dict) -> str:
+    """The CPU as the docs name it: ``Intel(R) Xeon(R) Processor (AVX-512), 2 CPUs``."""
+    return f"{cpu['model']} ({cpu['class']}), {cpu['logical_cpus']} CPUs"
 
 
 def _merge(previous: dict, results: dict) -> dict:
@@ -326,7 +338,7 @@ def main() -> None:
     results = {
         "sunpy_nn_version": sunpy_nn.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": _machine(_cpu()),
         "command": "python benchmarks/denoise_science.py " + " ".join(sys.argv[1:]),
     }
     t0 = time.perf_counter()

@@ -151,6 +151,12 @@ OUTPUT_NEUTRAL = {
     ),
 }
 
+# Commits that changed only what a script writes itself, not the code that other files take from it: commit -> (the
+# one script it touched, why). A file that lists the script as a dependency (not as its own first script) stays fresh
+# across such a commit; the script's own file does not. test_dependency_neutral_commits_touch_only_their_script checks
+# the entries.
+DEPENDENCY_NEUTRAL: dict[str, tuple[str, str]] = {}
+
 
 def _contains(commit: str, ancestor: str) -> bool:
     return _git("merge-base", "--is-ancestor", ancestor, commit).returncode == 0
@@ -208,6 +214,8 @@ def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
     history = _git("log", "--format=%H", "--", *scripts).stdout.split()
     # the last change, passing over mends of a breakage that came after the file was made (it was made by working code)
     mended_after = {h for h, (_, broken_since, _) in OUTPUT_NEUTRAL.items() if not _contains(made, broken_since)}
+    # changes to what a dependency writes itself, not to what this file takes from it
+    mended_after |= {h for h, (script, _) in DEPENDENCY_NEUTRAL.items() if script in scripts[1:]}
     changed = next((h for h in history if h not in mended_after), None)
     if changed is None:
         return
@@ -236,6 +244,27 @@ def test_output_neutral_commits_touch_only_their_script():
         touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
         assert touched & producers == {script}, (commit, sorted(touched & producers))
         assert _contains(commit, broken_since) and commit != broken_since
+
+
+def test_dependency_neutral_commits_touch_only_their_script():
+    """
+    An exemption for the files that depend on a script covers a commit that touched no generating code but that
+    script, which some file lists as a dependency.
+    """
+    if not _have_history():
+        pytest.skip("needs the git history of a development checkout (absent from an sdist)")
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        pytest.skip("a shallow clone lacks the commits of the exemptions")
+    producers, dependencies = set(), set()
+    for scripts, _ in GENERATED.values():
+        scripts = (scripts,) if isinstance(scripts, str) else scripts
+        producers |= set(scripts)
+        dependencies |= set(scripts[1:])
+    for commit, (script, _why) in DEPENDENCY_NEUTRAL.items():
+        assert _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").stdout.strip() == commit, commit
+        touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
+        assert touched & producers == {script}, (commit, sorted(touched & producers))
+        assert script in dependencies, f"{script} is no file's dependency: the exemption would cover nothing"
 
 
 def test_the_validation_report_measured_the_shipped_weights():

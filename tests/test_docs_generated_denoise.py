@@ -5,6 +5,7 @@ The denoise guide quotes ``docs/_static/denoise_science/summary.json`` through `
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import inspect
 import json
@@ -155,8 +156,15 @@ def test_tables_of_a_summary(gen):
     }
     text = gen.science_tables(timed | {"machine": "x86_64, 2 CPUs"})
     # the budget run names the version and machine that timed it, and that its CPU model is not on record
-    assert "2 threads: 200 s (budget 600 s), with sunpy_nn 0.1.dev9+gccc3333 on x86_64, 2 CPUs." in text
+    assert "2 threads: 200 s (budget 600 s), with sunpy_nn 0.1.dev9+gccc3333 on x86_64, 2 CPUs (the run" in text
     assert "did not record the CPU model" in text
+    # from sunpy_nn 0.2 every part records its CPU: the budget run names it
+    cpu = {"model": "AMD EPYC 7B12", "class": "AVX2", "logical_cpus": 2}
+    recorded = copy.deepcopy(timed)
+    recorded["timing"]["cpu"] = cpu
+    text = gen.science_tables(recorded | {"machine": "Intel(R) Xeon(R) Processor (AVX-512), 2 CPUs"})
+    assert "with sunpy_nn 0.1.dev9+gccc3333 on AMD EPYC 7B12 (AVX2), 2 CPUs. Its time" in text
+    assert "did not record" not in text
     timed["timing"]["denoise_cube_s"] = 1198.6
     assert "2 threads: 1199 s (budget 600 s: over it)" in gen.science_tables(timed)
 

@@ -315,6 +315,14 @@ def _header(summary: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _timing_machine(summary: dict) -> str:
+    """The CPU of the budget run: its own record (from sunpy_nn 0.2), or the file's machine without its model."""
+    cpu = summary["timing"].get("cpu")
+    if cpu:
+        return f"{cpu['model']} ({cpu['class']}), {cpu['logical_cpus']} CPUs"
+    return f"{summary.get('machine', 'a machine not recorded')} (the run did not record the CPU model)"
+
+
 def science_tables(summary: dict) -> str:
     """
     The tables of the guide's "Measured quality" section, as reStructuredText.
@@ -442,10 +450,9 @@ def science_tables(summary: dict) -> str:
                 f"Default ``denoise_cube`` on {' x '.join(map(str, t['shape']))} (temporal={t['temporal']}), "
                 f"{t['threads']} threads: {t['denoise_cube_s']:.0f} s (budget {t['budget_s']:.0f} s"
                 f"{': over it' if t['denoise_cube_s'] > t['budget_s'] else ''}), with sunpy_nn "
-                f"{part_version(summary, 'timing')} on {summary.get('machine', 'a machine not recorded')}. The run "
-                "did not record the CPU model, and its time depends on the CPU more than the quality figures do: "
-                "time ``denoise_cube(synthetic_crisp_cube(256, n_wavelengths=15, n_scans=8, seed=0)[0], seed=0)`` "
-                "(`sunpy_nn.data.synthetic.synthetic_crisp_cube`) on yours."
+                f"{part_version(summary, 'timing')} on {_timing_machine(summary)}. Its time depends on the CPU "
+                "more than the quality figures do: time ``denoise_cube(synthetic_crisp_cube(256, n_wavelengths=15, "
+                "n_scans=8, seed=0)[0], seed=0)`` (`sunpy_nn.data.synthetic.synthetic_crisp_cube`) on yours."
             ),
             "",
         ]
