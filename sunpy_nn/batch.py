@@ -106,10 +106,11 @@ def _require_dask():
 
 def _check_travels(job: _Job, mode: str, client=None) -> None:
     """
-    Refuse, before any work, a task that cannot be pickled to reach worker processes: with ``"processes"``, dask
-    would otherwise fail every item with the same pickling error, and a ``dask.distributed`` client with worker
-    processes raised a serialisation error that named the runner's wrapper, not the task. (Only the pickling is
-    checked: a task that pickles but cannot be unpickled on a worker still fails each item.)
+    Refuse, before any work, a task that cannot be pickled to reach worker processes, or pickled cannot be
+    unpickled (a ``__setstate__`` or ``__reduce__`` that fails): with ``"processes"``, dask would otherwise fail every
+    item with the same error, and a ``dask.distributed`` client with worker processes raised a serialisation error
+    that named the runner's wrapper, not the task. The round trip runs here: a module that a worker lacks is not
+    caught.
     """
     if mode == "client" and _in_process(client):  # workers in this process (processes=False): nothing is pickled
         return
@@ -118,12 +119,20 @@ def _check_travels(job: _Job, mode: str, client=None) -> None:
     import cloudpickle  # (dask's own serialiser, installed with it)
 
     try:
-        cloudpickle.dumps(job.task)
+        blob = cloudpickle.dumps(job.task)
     except Exception as exc:
         raise TypeError(
             f"The task ({type(job.task).__qualname__}) cannot be pickled to reach dask's worker processes "
             f"({type(exc).__name__}: {exc}): give run_batch a module-level function or an instance of a module-level "
             "class that holds no lock, open socket or other live resource, or use scheduler='threads'"
+        ) from exc
+    try:
+        cloudpickle.loads(blob)
+    except Exception as exc:
+        raise TypeError(
+            f"The task ({type(job.task).__qualname__}) pickles but cannot be unpickled, as dask's worker processes "
+            f"would have to ({type(exc).__name__}: {exc}): mend its __setstate__ or __reduce__, or use "
+            "scheduler='threads'"
         ) from exc
 
 
@@ -392,7 +401,7 @@ def run_batch(
         A bad ``errors`` or ``scheduler``.
     TypeError
         With worker processes (``"processes"``, a `distributed.Client` whose workers are processes), a ``task``
-        that cannot be pickled (before any item runs).
+        that cannot be pickled, or pickled cannot be unpickled (before any item runs).
     ImportError
         A dask scheduler without dask installed.
 

@@ -274,3 +274,22 @@ def test_a_task_that_cannot_reach_worker_processes_is_refused_before_any_item_ru
         run_batch([0, 1], HoldsALock(), scheduler="processes", num_workers=2, progress=False)
     # threads share the task without pickling it: it runs
     assert run_batch([0, 1], HoldsALock(), scheduler="threads", progress=False) == [0, 1]
+
+
+class RefusesToUnpickle:
+    """A task that pickles, but whose unpickling fails (as a worker process would have to do it)."""
+
+    def __call__(self, item, index):
+        return item
+
+    def __setstate__(self, state):
+        raise RuntimeError("this task's state needs a resource the worker lacks")
+
+
+def test_a_task_that_pickles_but_cannot_be_unpickled_is_refused_before_any_item_runs(tmp_path):
+    pytest.importorskip("dask")
+    task = RefusesToUnpickle()
+    task.x = 1  # a non-empty state, so that unpickling calls __setstate__
+    with pytest.raises(TypeError, match=r"\(RefusesToUnpickle\) pickles but cannot be unpickled.*the worker lacks"):
+        run_batch([0, 1], task, scheduler="processes", num_workers=2, progress=False)
+    assert run_batch([0, 1], task, scheduler="threads", progress=False) == [0, 1]
