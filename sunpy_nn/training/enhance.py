@@ -487,7 +487,12 @@ def train_enhance(
     history = {"train_loss": [], "val_loss": [], "epoch_time": [], "best_epoch": None}
     best_state, best_val, start_epoch = None, math.inf, 0
     ckpt = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
-    recipe = recipe_of(locals(), model, None if pairs is not None else images, train, val) if ckpt else None
+    settings = {"kind": kind, "batch_size": batch_size, "lr": lr, "l2": l2, "schedule": schedule, "seed": seed,
+        "freeze_batchnorm": freeze_batchnorm, "augment": augment, "epochs": epochs, "degradation": degradation,
+        "pixel_scale": pixel_scale, "n_patches": n_patches, "n_validation": n_validation, "input_size": input_size,
+        "validation_size": validation_size, "validation_region": validation_region,
+        "intensity_range": intensity_range, "intensity_fraction": intensity_fraction}  # fmt: skip
+    recipe = recipe_of(settings, model, None if pairs is not None else images, train, val) if ckpt else None
     if ckpt is not None and ckpt.exists():
         blob = read_checkpoint(ckpt, dev, recipe, epochs)  # the same run's, or a ValueError that says what differs
         model.load_state_dict(blob["model"])
