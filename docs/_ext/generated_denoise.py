@@ -137,6 +137,7 @@ def denoise_figures(summary: dict) -> dict[str, str]:
             {
                 "den_budget_s": f"{summary['timing']['denoise_cube_s']:.0f} s",
                 "den_budget_temporal": str(summary["timing"]["temporal"]),
+                "den_budget_cpu": _timing_machine(summary),
             }
             if "timing" in summary
             else {}
