@@ -286,7 +286,7 @@ class RefusesToUnpickle:
         raise RuntimeError("this task's state needs a resource the worker lacks")
 
 
-def test_a_task_that_pickles_but_cannot_be_unpickled_is_refused_before_any_item_runs(tmp_path):
+def test_a_task_that_pickles_but_cannot_be_unpickled_is_refused_before_any_item_runs():
     pytest.importorskip("dask")
     task = RefusesToUnpickle()
     task.x = 1  # a non-empty state, so that unpickling calls __setstate__
