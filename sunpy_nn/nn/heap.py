@@ -140,7 +140,9 @@ def keep_freed_memory(device=None) -> Iterator[None]:
 
     The memory is still kept for 5 s (``sunpy_nn.nn.heap.HEAP_LINGER_S``) after the last context closes, so that
     consecutive calls (maps of a loop) reuse it too; then glibc's settings are restored and the heap trimmed, unless
-    another context opened meanwhile. `release_freed_memory` gives it back at once. The contexts nest and may be
+    another context opened meanwhile. On a virtual machine that hands freed pages back to its host (free-page
+    reporting), faulting them in again can cost many times the usual system time: hold this context over a loop whose
+    calls are further apart than the linger. `release_freed_memory` gives it back at once. The contexts nest and may be
     open in several threads at once (dask). The peak memory of the networks is unchanged (the largest frame's working
     set); while it is kept, large arrays of the thread that ran them reuse it, but other threads' allocations come on
     top (`release_freed_memory` gives it back first). A forked child (multiprocessing) gets glibc's settings back.
