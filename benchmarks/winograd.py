@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 from _run_report import _cpu_model, add_isa_option, cap_isa
@@ -108,10 +107,11 @@ def enhance(repeats: int) -> None:
 
 def _hwm_mib() -> float:
     """This process's peak resident memory: VmHWM on Linux (``ru_maxrss`` keeps the parent's peak at a fork)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+    from enhance_speed import _vm_hwm_mib
+
+    hwm = _vm_hwm_mib()
+    if hwm is not None:
+        return hwm
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
