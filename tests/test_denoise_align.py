@@ -541,10 +541,15 @@ def test_a_series_with_a_lost_frame_is_aligned_across_it_and_the_frame_stays_nan
     assert np.isnan(out[2]).all() and np.isfinite(out[ok]).all()
 
 
-def test_lost_frames_that_leave_no_pair_are_named():
+@pytest.mark.parametrize("lazy", [False, True])
+def test_lost_frames_that_leave_no_pair_are_named(lazy):
+    """In memory and as a dask array (read lazily, from a pool of stacks), the error names the lost scan."""
     cube, _ = synthetic_crisp_cube(48, n_wavelengths=3, n_scans=5, seed=2)
     data = np.array(cube.data)
     data[2] = np.nan  # every scan's pairing (t - 1, t + 1 for t = 1..3) needs scan 2
+    data[3, ..., :10] = np.nan  # a scan with a masked band is not lost
+    if lazy:
+        data = da.from_array(data, chunks=(1, 1, 1, 48, 48))
     with pytest.raises(ValueError, match=r"scans \[2\] hold no data \(lost frames\)"):
         Denoiser(n_filters=4, depth=1, temporal=0).fit(NDCube(data, wcs=cube.wcs, unit=cube.unit), **QUICK)
 

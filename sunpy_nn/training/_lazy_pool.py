@@ -66,3 +66,20 @@ def stack_start(pairs, n_pairs: int, rng) -> tuple[int, int | None]:
     t = int(rng.integers(0, pairs.n_t))
     start = min(max(t - pairs.temporal, 0), pairs.n_t - n_pairs)
     return start, t - start
+
+
+def lost_frames(pairs) -> list[int]:
+    """
+    The scans of a `Noise2NoisePairs`'s cube that hold no data at its Stokes parameters (lost frames), for the error
+    that names them. A lazy cube is read one frame per scan (the first Stokes parameter and wavelength), and in
+    whole only where that frame is empty: this runs once, after the draws failed.
+    """
+    d, stokes = pairs.data, list(pairs.stokes_idx)
+    if isinstance(d, np.ndarray):
+        return [t for t in range(pairs.n_t) if not np.isfinite(d[t, stokes]).any()]
+    import dask
+
+    first = dask.compute(*[d[t, stokes[0], 0] for t in range(pairs.n_t)])
+    empty = [t for t, frame in enumerate(first) if not np.isfinite(frame).any()]
+    whole = dask.compute(*[d[t, stokes] for t in empty])
+    return [t for t, scan in zip(empty, whole, strict=True) if not np.isfinite(scan).any()]
