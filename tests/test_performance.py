@@ -13,6 +13,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from sunpy_nn.nn import (
     ACCURACY_BOUND,
@@ -150,6 +151,32 @@ def test_fast_unet_levers_on_the_denoisers_configuration(padding, channels):
     names = dict(fast.named_buffers())
     assert "merge.0.0.skip_weight" in names and ("down.0.0.matmul_weight" in names) == (channels <= 8)
     assert ("var_body.0.matmul_weight" in names) == (2 * channels <= 8)  # the head sees input and output
+
+
+@pytest.mark.parametrize("kind", ["enhance", "unet"])
+def test_a_nan_in_the_input_stays_nan_through_the_fused_operators(kind):
+    """oneDNN's fused ReLU gives 0 for a NaN: an optimised network runs the separate operations on input with a NaN
+    or infinity, so that what the reference network leaves NaN is NaN (never a number), and the rest is as fused."""
+    from sunpy_nn.nn import _blocks
+
+    net = ENHANCE if kind == "enhance" else _denoiser_unet(1)
+    fast = FastEnhance(ENHANCE, winograd=False) if kind == "enhance" else FastUNet(net)
+    x = torch.randn(1, 1, 48, 64)
+    holed = x.clone()
+    holed[..., 20, 30] = float("nan")
+    holed[..., 40, 5] = float("inf")
+    calls = []
+    fused = _blocks._fused
+    with torch.inference_mode(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_blocks, "_fused", lambda *a, **k: calls.append(1) or fused(*a, **k))
+        ref, out = net(holed), fast(holed)
+        assert not calls  # the separate operations for this call
+        lost = ~torch.isfinite(ref)
+        assert lost.any() and not torch.isfinite(out[lost]).any()
+        far = ~ndimage.binary_dilation(lost[0].any(dim=0).numpy(), iterations=8)  # 8 px from the reference's NaN
+        assert far.sum() > 100 and torch.isfinite(out[0][:, torch.from_numpy(far)]).all()  # numbers there
+        fast(x)  # the next (finite) call fuses again, where this CPU has the fused operators
+        assert bool(calls) == _blocks._fusion_works(("conv", torch.float32, True))
 
 
 @pytest.mark.parametrize("padding", ["reflect", "zeros"])

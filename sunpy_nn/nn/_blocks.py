@@ -7,6 +7,7 @@ AVX2 CPUs), and few-channel convolutions as matrix products.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import threading
@@ -85,13 +86,35 @@ def _compiling() -> bool:
     return bool(probe())
 
 
+#: Set (`_separate_where_not_finite`) while a network runs on input with a NaN or infinity: no fused operator then.
+_SEPARATE = contextvars.ContextVar("sunpy_nn_separate_operations", default=False)
+
+
+@contextlib.contextmanager
+def _separate_where_not_finite(x: torch.Tensor):
+    """
+    Run the separate operations instead of the fused ones (`_fusion_key`) inside this block if ``x`` holds a NaN or
+    an infinity: oneDNN's fused ReLU gives 0 for a NaN (``max(x, 0)``) where torch's ReLU gives NaN, so a missing
+    pixel would come back as a number. One pass over ``x``; per context (thread), so concurrent calls do not mix.
+    """
+    token = None if bool(torch.isfinite(x).all()) else _SEPARATE.set(True)
+    try:
+        yield
+    finally:
+        if token is not None:
+            _SEPARATE.reset(token)
+
+
 def _fusion_key(kind: str, x: torch.Tensor, *others: torch.Tensor) -> tuple | None:
     """
     What `_fusion_works` is probed for, for a fused operator of ``kind`` (``"conv"`` or ``"linear"``) on ``x``: its
     dtype and, for a convolution, its memory format (oneDNN takes other kernels for each). `None` where none may run:
     not on the CPU, oneDNN switched off (``torch.backends.mkldnn``), a gradient wanted (the fused operators have
-    none), other tensors of another dtype or device, or torch's compiler tracing (it fuses on its own).
+    none), other tensors of another dtype or device, torch's compiler tracing (it fuses on its own), or a network
+    input with a NaN or infinity (`_separate_where_not_finite`).
     """
+    if _SEPARATE.get():
+        return None
     if not x.is_cpu or not (torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()):
         return None
     if any(t.dtype != x.dtype or t.device != x.device for t in others):

@@ -22,6 +22,7 @@ from sunpy_nn.nn._blocks import (
     _fold_bn,
     _Fusing,
     _matmul_weight,
+    _separate_where_not_finite,
     _shifted_matmul,
     _subpixel_2x2,
     _subpixel_weights,
@@ -78,7 +79,8 @@ class FastEnhance(_Fusing, nn.Module):
         it, and the first convolution's bias and ReLU inside its matrix product (oneDNN's fused operators, where
         they run and agree with the separate operations on a small probe, for each dtype and memory layout; the
         first convolution's only with channels-last output); ``False``: separately, for comparisons. An attribute
-        that can be switched later.
+        that can be switched later. A call whose input holds a NaN or infinity runs the separate operations (the
+        fused ReLU gives 0 for a NaN), so that the output is NaN wherever `~sunpy_nn.nn.EnhanceNet`'s is.
     winograd : bool or None
         With a float32 body, run the residual blocks' and the closing body convolution as NNPACK's Winograd
         convolution on the CPU (F(6x6, 3x3): about 5x fewer multiply-adds in its product stage than the direct
@@ -142,7 +144,11 @@ class FastEnhance(_Fusing, nn.Module):
         return 9 * f + (2 * self.depth + 1) * 9 * f * f + 4 * (4 * f * f + f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, H, W)`` to ``(N, 1, 2H, 2W)``, like `~sunpy_nn.nn.EnhanceNet`."""
+        """``(N, 1, H, W)`` to ``(N, 1, 2H, 2W)``, like `~sunpy_nn.nn.EnhanceNet` (NaN where it gives NaN)."""
+        with _separate_where_not_finite(x):
+            return self._run_net(x)
+
+    def _run_net(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -210,8 +216,8 @@ class FastUNet(_Fusing, nn.Module):
         Use the three rewrites above (``False``: the layer-by-layer form, for comparisons).
     fuse : bool
         On the CPU, run each ReLU (and the sum of the two convolutions after a skip connection) inside the
-        convolution before it, as `FastEnhance` does; ``False``: separately, for comparisons. An attribute that can
-        be switched later.
+        convolution before it, as `FastEnhance` does (and, as there, separately for input with a NaN or infinity);
+        ``False``: separately, for comparisons. An attribute that can be switched later.
     """
 
     def __init__(
@@ -292,7 +298,12 @@ class FastUNet(_Fusing, nn.Module):
         return self._chain(merge[1:], y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``, float32."""
+        """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``, float32 (NaN where the
+        reference network gives NaN)."""
+        with _separate_where_not_finite(x):
+            return self._run_net(x)
+
+    def _run_net(self, x: torch.Tensor) -> torch.Tensor:
         _check_sides(x, self.align)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
