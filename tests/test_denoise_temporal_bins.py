@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from sunpy_nn import Denoiser
 from sunpy_nn.denoise import _calibration
-from sunpy_nn.denoise._calibration import _MIN_FACTOR, N_BINS, _bin_factors
+from sunpy_nn.denoise._calibration import _MIN_FACTOR, N_BINS, _bin_factors, _blocks, _sum_error
 
 from .test_denoise_temporal_uncertainty import drifting  # noqa: F401 (a fixture)
 
@@ -72,6 +73,50 @@ def test_bin_factors_without_a_resolved_excess_leave_the_propagated_noise_alone(
     assert bins["factors"] == [_MIN_FACTOR] * N_BINS
     # nothing to bin (every pixel missing): the floor too, never an error
     assert _bin_factors(np.array([]), np.array([]), np.array([]))["factors"] == [_MIN_FACTOR] * N_BINS
+
+
+def _correlated_r2(rng: np.random.Generator, scans: int, sigma_px: float) -> np.ndarray:
+    """``(y - p)^2 - 1`` where ``y - p`` is noise of unit variance correlated through a Gaussian of ``sigma_px``."""
+    blur = (0, 0, sigma_px, sigma_px)
+    eps = ndimage.gaussian_filter(rng.standard_normal((scans, 3, 64, 64)), blur, mode="wrap")
+    delta = np.zeros((1, 1, 64, 64))
+    delta[..., 32, 32] = 1
+    gain = np.sqrt((ndimage.gaussian_filter(delta, blur, mode="wrap") ** 2).sum())  # the filter's noise gain
+    return (eps / gain) ** 2 - 1
+
+
+def test_the_standard_error_of_an_excess_holds_for_noise_correlated_over_pixels():
+    """The blocks' scatter gives the spread of the sum over noise realisations; the pixels' understates it where
+    the noise is correlated (restored data), which made bins of pure noise count as resolved."""
+    rng = np.random.default_rng(5)
+    block = np.concatenate([_blocks((3, 64, 64), t) for t in range(4)])
+    assert np.unique(block).size == 4 * 16 and (block[:3] == block[0]).all()  # a scan's channels share its squares
+    sums, by_blocks, by_pixels = [], [], []
+    for _ in range(200):
+        r2 = _correlated_r2(rng, 4, 1.5).reshape(12, 64, 64)
+        sums.append(r2.sum())
+        by_blocks.append(_sum_error(r2, block))
+        by_pixels.append(_sum_error(r2.ravel(), None))
+    actual = float(np.std(sums))
+    assert float(np.sqrt(np.mean(np.square(by_blocks)))) == pytest.approx(actual, rel=0.15)
+    assert float(np.sqrt(np.mean(np.square(by_pixels)))) < actual / 2.5
+    # white noise: both agree with the spread
+    white = [rng.standard_normal((12, 64, 64)) ** 2 - 1 for _ in range(100)]
+    assert _sum_error(white[0], block) == pytest.approx(_sum_error(white[0].ravel(), None), rel=0.2)
+
+
+def test_bins_of_correlated_noise_alone_are_not_resolved():
+    """Zero excess in noise correlated over 1.5 px: the head stays at the floor in every bin (with the pixels'
+    scatter as the standard error, some bins of the same pairs would be scaled to their noise)."""
+    rng = np.random.default_rng(7)  # a draw where the pixels' scatter resolves two bins, at 3.1 and 4.7 of it
+    noise = _correlated_r2(rng, 8, 1.5)
+    prop = np.broadcast_to(np.linspace(0.002, 0.06, 64)[None, None, None, :], noise.shape)  # bins: columns
+    r2 = noise + prop  # the error is the propagated noise: no excess
+    block = np.broadcast_to(np.arange(8)[:, None, None, None] * 16, r2.shape) + _blocks((3, 64, 64), 0)
+    head = np.full(r2.shape, 0.02)
+    got = _bin_factors(r2.ravel(), head.ravel(), prop.ravel(), block.ravel())
+    assert got["factors"] == [_MIN_FACTOR] * N_BINS
+    assert _bin_factors(r2.ravel(), head.ravel(), prop.ravel())["factors"] != [_MIN_FACTOR] * N_BINS
 
 
 def test_prediction_scales_the_head_by_the_bin_of_each_pixel(drifting, monkeypatch):  # noqa: F811
@@ -150,9 +195,10 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     seen = []
     real = _calibration._bin_factors
 
-    def spy(r2, head, prop):
-        seen.append(r2.size)
-        return real(r2, head, prop)
+    def spy(r2, head, prop, block):
+        assert block.shape == r2.shape
+        seen.append((r2.size, np.unique(block).size))
+        return real(r2, head, prop, block)
 
     monkeypatch.setattr(_calibration, "_bin_factors", spy)
     fresh = Denoiser(n_filters=4, temporal=1).fit(
@@ -160,7 +206,8 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     )
     assert fresh.spectral_basis and len(seen) == 3
     # every scan's 3 components of 64 x 64 px, less the border bands that the alignment of the drifting scans empties
-    assert 0.9 * cube.data.shape[0] * 3 * 64 * 64 < seen[0] <= cube.data.shape[0] * 3 * 64 * 64
+    assert 0.9 * cube.data.shape[0] * 3 * 64 * 64 < seen[0][0] <= cube.data.shape[0] * 3 * 64 * 64
+    assert seen[0][1] == cube.data.shape[0] * (64 // _calibration.BLOCK_PX) ** 2  # squares of each scan
 
 
 def test_predict_uses_the_bins(drifting):  # noqa: F811
