@@ -16,8 +16,9 @@ part two), the CRISP part two (about 15); ``--docs --timing --jobs 2`` takes abo
 ``--quick`` shrinks the budget run too.
 
 Every denoiser is trained with the defaults of `sunpy_nn.denoise_cube` (``seed=0``, scans aligned), without any
-tuning per cube, in single-scan mode (the default), in single-scan mode on the tunings themselves
-(``spectral_pca=False``, as in the paper) and in temporal mode (``temporal=2``); on the fast part also both modes
+tuning per cube, in single-scan mode (``temporal=0``), in single-scan mode on the tunings themselves
+(``spectral_pca=False``, as in the paper) and in temporal mode (``temporal=2``, `sunpy_nn.denoise_cube`'s default for
+five or more scans); on the fast part also both modes
 without the alignment of the scans (``align=False``). Single-scan rows also report the coverage with one
 calibration factor per Stokes parameter instead of one per tuning (``one_factor``: the same run, rescaled). Cubes:
 `sunpy_nn.data.synthetic.synthetic_crisp_cube` with 6 scans x IQUV x 9 tunings x 128 x 128, noise 3e-3 and kG
@@ -62,7 +63,7 @@ CUBES = {
     "evolving": {"evolution": 0.3},  # field amplitudes that change ~15 % from scan to scan: no alignment undoes it
 }
 # The rows of a synthetic part: (temporal, spectral_pca, align, method); some parts leave some out (_runs).
-SINGLE = "single scan (temporal=0, the default)"
+SINGLE = "single scan (temporal=0)"
 TUNINGS = "single scan, the tunings (spectral_pca=False)"
 TEMPORAL = "temporal mode (temporal=2)"
 UNALIGNED_SINGLE = "single scan, scans not aligned (align=False)"
@@ -253,11 +254,6 @@ def _cpu() -> dict:
     return {k: info[k] for k in ("model", "class", "torch_capability", "isa_cap", "logical_cpus")}
 
 
-def _machine(cpu: dict) -> str:
-    """The CPU as the docs name it: ``Intel(R) Xeon(R) Processor (AVX-512), 2 CPUs``."""
-    return f"{cpu['model']} ({cpu['class']}), {cpu['logical_cpus']} CPUs"
-
-
 def _merge(previous: dict, results: dict) -> dict:
     """The docs' summary after a run: its parts replace the previous ones; the file is as old as its oldest part."""
     from generated_denoise import oldest_version
@@ -332,13 +328,13 @@ def main() -> None:
     import sunpy_nn
 
     sys.path.insert(0, str(ROOT / "docs" / "_ext"))  # the tables are the docs build's (generated_denoise)
-    from generated_denoise import science_tables
+    from generated_denoise import cpu_name, science_tables
 
     OUT.mkdir(parents=True, exist_ok=True)
     results = {
         "sunpy_nn_version": sunpy_nn.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": _machine(_cpu()),
+        "machine": cpu_name(_cpu()),
         "command": "python benchmarks/denoise_science.py " + " ".join(sys.argv[1:]),
     }
     t0 = time.perf_counter()

@@ -41,7 +41,8 @@ def _span(values, fmt: str, scale: float = 1.0, unit: str = "") -> str:
 # The rows' roles, by the method each row names (benchmarks/denoise_science.py).
 ROLES = {
     "noisy input": "input",
-    "single scan (temporal=0, the default)": "single",
+    "single scan (temporal=0, the default)": "single",  # its name before sunpy_nn 0.2
+    "single scan (temporal=0)": "single",
     "single scan, the tunings (spectral_pca=False)": "tunings",
     "temporal mode (temporal=2)": "temporal",
     "spectral PCA (baselines.pca_denoise)": "pca",
@@ -316,11 +317,17 @@ def _header(summary: dict) -> list[str]:
     return [*lines, ""]
 
 
+def cpu_name(cpu: dict) -> str:
+    """A part's CPU record (``benchmarks/denoise_science.py``) as the docs name it: ``Intel(R) Xeon(R) Processor
+    (AVX-512), 2 CPUs``."""
+    return f"{cpu['model']} ({cpu['class']}), {cpu['logical_cpus']} CPUs"
+
+
 def _timing_machine(summary: dict) -> str:
     """The CPU of the budget run: its own record (from sunpy_nn 0.2), or the file's machine without its model."""
     cpu = summary["timing"].get("cpu")
     if cpu:
-        return f"{cpu['model']} ({cpu['class']}), {cpu['logical_cpus']} CPUs"
+        return cpu_name(cpu)
     return f"{summary.get('machine', 'a machine not recorded')} (the run did not record the CPU model)"
 
 
