@@ -91,13 +91,16 @@ _SEPARATE = contextvars.ContextVar("sunpy_nn_separate_operations", default=False
 
 
 @contextlib.contextmanager
-def _separate_where_not_finite(x: torch.Tensor):
+def _separate_where_not_finite(x: torch.Tensor, fuse: bool):
     """
     Run the separate operations instead of the fused ones (`_fusion_key`) inside this block if ``x`` holds a NaN or
     an infinity: oneDNN's fused ReLU gives 0 for a NaN (``max(x, 0)``) where torch's ReLU gives NaN, so a missing
     pixel would come back as a number. One pass over ``x``; per context (thread), so concurrent calls do not mix.
+    Not looked at where nothing would fuse anyway (``fuse`` off, not on the CPU, or torch's compiler tracing, which
+    cannot guard on the data): no pass, and no wait for a GPU.
     """
-    token = None if bool(torch.isfinite(x).all()) else _SEPARATE.set(True)
+    fusing = fuse and x.is_cpu and not _compiling()
+    token = _SEPARATE.set(True) if fusing and not bool(torch.isfinite(x).all()) else None
     try:
         yield
     finally:
@@ -113,6 +116,8 @@ def _fusion_key(kind: str, x: torch.Tensor, *others: torch.Tensor) -> tuple | No
     none), other tensors of another dtype or device, torch's compiler tracing (it fuses on its own), or a network
     input with a NaN or infinity (`_separate_where_not_finite`).
     """
+    if _compiling():  # first: the compiler cannot trace the checks below
+        return None
     if _SEPARATE.get():
         return None
     if not x.is_cpu or not (torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()):
@@ -120,8 +125,6 @@ def _fusion_key(kind: str, x: torch.Tensor, *others: torch.Tensor) -> tuple | No
     if any(t.dtype != x.dtype or t.device != x.device for t in others):
         return None
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *others)):
-        return None
-    if _compiling():
         return None
     return kind, x.dtype, kind == "conv" and x.is_contiguous(memory_format=torch.channels_last)
 

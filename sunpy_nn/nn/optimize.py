@@ -145,7 +145,7 @@ class FastEnhance(_Fusing, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, H, W)`` to ``(N, 1, 2H, 2W)``, like `~sunpy_nn.nn.EnhanceNet` (NaN where it gives NaN)."""
-        with _separate_where_not_finite(x):
+        with _separate_where_not_finite(x, self.fuse):
             return self._run_net(x)
 
     def _run_net(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,8 +216,9 @@ class FastUNet(_Fusing, nn.Module):
         Use the three rewrites above (``False``: the layer-by-layer form, for comparisons).
     fuse : bool
         On the CPU, run each ReLU (and the sum of the two convolutions after a skip connection) inside the
-        convolution before it, as `FastEnhance` does (and, as there, separately for input with a NaN or infinity);
-        ``False``: separately, for comparisons. An attribute that can be switched later.
+        convolution before it, as `FastEnhance` does (and, as there, separately for input with a NaN or infinity:
+        the output is NaN wherever `~sunpy_nn.nn.UNet`'s is, and at up to a few pixels around it, as with
+        ``fuse=False``); ``False``: separately, for comparisons. An attribute that can be switched later.
     """
 
     def __init__(
@@ -299,8 +300,8 @@ class FastUNet(_Fusing, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in_channels, H, W)`` to ``(N, out_channels [+ 1 log-variance], H, W)``, float32 (NaN where the
-        reference network gives NaN)."""
-        with _separate_where_not_finite(x):
+        reference network gives NaN, and up to a few pixels around it)."""
+        with _separate_where_not_finite(x, self.fuse):
             return self._run_net(x)
 
     def _run_net(self, x: torch.Tensor) -> torch.Tensor:

@@ -77,9 +77,11 @@ def lost_frames(pairs) -> list[int]:
     d, stokes = pairs.data, list(pairs.stokes_idx)
     if isinstance(d, np.ndarray):
         return [t for t in range(pairs.n_t) if not np.isfinite(d[t, stokes]).any()]
-    import dask
+    import dask.array as da
 
-    first = dask.compute(*[d[t, stokes[0], 0] for t in range(pairs.n_t)])
-    empty = [t for t, frame in enumerate(first) if not np.isfinite(frame).any()]
-    whole = dask.compute(*[d[t, stokes] for t in empty])
-    return [t for t, scan in zip(empty, whole, strict=True) if not np.isfinite(scan).any()]
+    # reductions to one flag per scan: a long series is never held whole
+    empty = np.flatnonzero(~da.isfinite(d[:, stokes[0], 0]).any(axis=(-2, -1)).compute()).tolist()
+    if not empty:
+        return []
+    has_data = da.isfinite(d[empty][:, stokes]).any(axis=tuple(range(1, d.ndim))).compute()
+    return [t for t, found in zip(empty, has_data, strict=True) if not found]

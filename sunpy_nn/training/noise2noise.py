@@ -23,8 +23,7 @@ from sunpy_nn.nn import resolve_device
 from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.nn.heap import keep_freed_memory
 from sunpy_nn.nn.lazy import is_dask
-from sunpy_nn.training import _lazy_pool
-from sunpy_nn.training._lazy_pool import check_finite_or_nan, read_columns, stack_start, whole_spectra_pool
+from sunpy_nn.training._lazy_pool import check_finite_or_nan, lost_frames, read_columns, stack_start, whole_spectra_pool
 from sunpy_nn.training._precision import check_precision_on_device, check_training_precision, training_autocast
 from sunpy_nn.utils import _check_int, _check_real
 
@@ -401,7 +400,7 @@ class Noise2NoisePairs:
                 if np.abs(ndimage.uniform_filter(both, size=(1, 3, 3))).max() < 2.0:
                     continue
             return _augment(x, y, rng, self.signed[s], self.mode == "spectral")
-        lost = _lazy_pool.lost_frames(self)
+        lost = lost_frames(self)
         raise ValueError(
             f"Could not draw a training pair: scans {lost} hold no data (lost frames), and too few scans have data "
             f"at the scans they are paired with ({self.description}); drop the lost scans or denoise a longer series"
