@@ -635,6 +635,26 @@ def test_a_correct_compiled_network_is_checked_once(monkeypatch):
     assert len(eager_calls) == 4 + 2
 
 
+def test_input_with_a_nan_runs_eagerly_and_keeps_the_compiled_network(monkeypatch):
+    """A NaN in the first input of a shape made the check against eager NaN, which dropped the compiled network for
+    good; and compiled kernels need not keep a NaN NaN. Such input runs the eager optimised copy (NaN stays NaN)."""
+    calls = []
+
+    def zeroing_compile(module, **kwargs):  # compiled kernels that, like a fused ReLU, give 0 for a NaN
+        return lambda x: calls.append(1) or torch.nan_to_num(module(x), nan=0.0)
+
+    monkeypatch.setattr(torch, "compile", zeroing_compile)
+    net = random_enhance_net(depth=1, n_filters=8)
+    fast = prepare_model(net, precision="float32", compile=True)
+    holed = torch.randn(1, 1, 20, 20)
+    holed[..., 10, 10] = float("nan")
+    with torch.inference_mode():
+        out = fast(holed)
+        assert not calls and torch.isnan(out[..., 20, 20]) and torch.isfinite(out[..., :8, :8]).all()
+        fast(torch.randn(1, 1, 20, 20))  # finite: compiled, checked and kept
+    assert calls and fast.compiled
+
+
 def test_each_new_shape_is_checked_and_a_miscompiled_one_falls_back(monkeypatch, caplog):
     """dynamic=False compiles new kernels for each input shape (e.g. a tiled run's edge tiles): each is checked."""
 

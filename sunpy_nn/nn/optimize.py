@@ -399,7 +399,8 @@ def prepare_model(
     compile : bool
         Also run it through `torch.compile` (inductor; needs a C++ compiler on the CPU). The first call compiles
         (tens of seconds), so it pays off for many tiles of one size. Any failure falls back to eager mode with
-        a logged warning.
+        a logged warning. Input that holds a NaN or infinity runs eagerly (the output keeps NaN as the
+        reference network does; compiled kernels need not).
     channels_last : bool, optional
         Channels-last (NHWC) activations; default: on the CPU, where oneDNN runs them faster.
     example : `torch.Tensor`, optional

@@ -188,6 +188,10 @@ class PreparedModel(nn.Module):
             return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._compiled_forward is not None and not bool(torch.isfinite(x).all()):
+            # Input with a NaN or inf runs eagerly: the optimised copy keeps NaN NaN (its separate operations), which
+            # compiled kernels need not, and a NaN reference would fail the check below and drop the compiled ones.
+            return self.module(x)
         if self._compiled_forward is not None:
             try:
                 out = self._compiled_forward(x)
