@@ -244,7 +244,7 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     # single-scan mode's were too narrow there"
     evolving = rows("evolving")
     assert max(summary["evolving"]["temporal_gain"].values()) < 0.05
-    assert 0.63 < evolving["temporal"]["coverage"]["1sigma"] < 0.8 and evolving["temporal"]["coverage"]["2sigma"] > 0.92
+    assert 0.63 < evolving["temporal"]["coverage"]["1sigma"] < 0.8 and evolving["temporal"]["coverage"]["2sigma"] > 0.91
     assert evolving["single"]["coverage"]["1sigma"] < 0.63 and evolving["single"]["coverage"]["2sigma"] < 0.92
     assert all(0.8 < rows(p)["temporal"]["z"]["rms"] < 1.25 for p in (*aligned, "fast"))
     assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
@@ -270,13 +270,10 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         r = rows(p)
         assert all(r["temporal"]["bins"][i]["rms"] < r["input"]["bins"][i]["rms"] for i in (2, 3))
         assert all(r["temporal"]["bins"][i]["rms"] < r["pca"]["bins"][i]["rms"] for i in (2, 3))
-        # "within issue 14's range ... on every cube but the one with correlated noise" (0.63-0.73 and 0.92-0.98; the
-        # weak cube "just above" it, 0.732, as the changelog says); "bars that match the error's variance" there
-        if p == "correlated":
-            assert r["temporal"]["coverage"]["1sigma"] > 0.73 and 0.95 < r["temporal"]["z"]["rms"] < 1.05
-        else:
-            assert 0.63 <= r["temporal"]["coverage"]["1sigma"] <= (0.735 if p == "weak" else 0.73)
-        assert 0.92 <= r["temporal"]["coverage"]["2sigma"] <= 0.98
+        # "within issue 14's range (0.63-0.73 and 0.92-0.98) on the white, correlated and fast-moving cubes, at its
+        # edge within 1 sigma on the weak-field cube (0.732), and just under it within 2 sigma on the evolving one"
+        assert 0.63 <= r["temporal"]["coverage"]["1sigma"] <= (0.735 if p == "weak" else 0.73)
+        assert (0.91 if p == "evolving" else 0.92) <= r["temporal"]["coverage"]["2sigma"] <= 0.98
         assert r["temporal"]["bins"][3]["rms"] < r["single"]["bins"][3]["rms"]
         assert all(r["temporal"][f"rms_{s}"] < r["single"][f"rms_{s}"] for s in "QUV") == (p != "evolving")
     # "also in the strongest bin of the evolving cube": below the PCA's as printed (the loop above compares the values)
