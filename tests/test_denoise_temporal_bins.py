@@ -56,7 +56,7 @@ def test_bin_factors_scale_the_head_only_where_the_error_exceeds_the_propagated_
     prop = np.random.default_rng(0).uniform(0.002, 0.06, n)
     excess = np.where(prop > 0.045, 0.1, 0.0)  # strong, moving structures: an error the noise does not explain
     head = np.full(n, 0.02)
-    bins = _bin_factors(_pairs(prop, excess, 1), head, prop)
+    bins = _bin_factors(_pairs(prop, excess, 1), head, prop, np.arange(n))  # independent pixels: one block each
     assert len(bins["edges"]) == N_BINS - 1 and len(bins["factors"]) == N_BINS
     np.testing.assert_allclose(bins["edges"], np.quantile(prop, np.arange(1, N_BINS) / N_BINS))
     top = np.digitize(prop, bins["edges"]) == N_BINS - 1
@@ -69,10 +69,11 @@ def test_bin_factors_scale_the_head_only_where_the_error_exceeds_the_propagated_
 
 def test_bin_factors_without_a_resolved_excess_leave_the_propagated_noise_alone():
     prop = np.random.default_rng(3).uniform(0.002, 0.06, 200_000)
-    bins = _bin_factors(_pairs(prop, np.zeros_like(prop), 4), np.full(prop.shape, 0.02), prop)
+    bins = _bin_factors(_pairs(prop, np.zeros_like(prop), 4), np.full(prop.shape, 0.02), prop, np.arange(prop.size))
     assert bins["factors"] == [_MIN_FACTOR] * N_BINS
     # nothing to bin (every pixel missing): the floor too, never an error
-    assert _bin_factors(np.array([]), np.array([]), np.array([]))["factors"] == [_MIN_FACTOR] * N_BINS
+    empty = np.array([])
+    assert _bin_factors(empty, empty, empty, empty.astype(int))["factors"] == [_MIN_FACTOR] * N_BINS
 
 
 def _correlated_r2(rng: np.random.Generator, scans: int, sigma_px: float) -> np.ndarray:
@@ -93,6 +94,7 @@ def test_the_standard_error_of_an_excess_holds_for_noise_correlated_over_pixels(
     the noise is correlated (restored data), which made bins of pure noise count as resolved."""
     rng = np.random.default_rng(5)
     block = np.concatenate([_blocks((3, 64, 64), t) for t in range(4)])
+    per_pixel = np.arange(block.size).reshape(block.shape)
     assert np.unique(block).size == 4 * 16 and (block[:3] == block[0]).all()  # a scan's channels share its squares
     for sigma_px in (1.0, 0.0):  # correlated (through a Gaussian of 1 px), then white noise
         sums, by_blocks, by_pixels = [], [], []
@@ -100,9 +102,9 @@ def test_the_standard_error_of_an_excess_holds_for_noise_correlated_over_pixels(
             r2 = _correlated_r2(rng, 4, sigma_px).reshape(12, 64, 64)
             sums.append(r2.sum())
             by_blocks.append(_sum_error(r2, block))
-            by_pixels.append(_sum_error(r2.ravel(), None))
+            by_pixels.append(_sum_error(r2, per_pixel))  # a block per pixel: the pixels' scatter
         actual = float(np.std(sums))
-        blocks, pixels = (float(np.sqrt(np.mean(np.square(v)))) / actual for v in (by_blocks, by_pixels))
+        blocks, pixels = (float(np.sqrt(np.mean(np.square(v)))) / actual for v in (by_blocks, by_pixels))  # ratios
         # the squares miss the pairs across their edges: measured 0.92 of the spread at 1 px, 0.99 for white noise
         assert 0.85 < blocks < 1.05
         assert pixels < 0.45 if sigma_px else 0.93 < pixels < 1.05  # the pixels: 0.38 of it at 1 px
@@ -120,7 +122,8 @@ def test_bins_of_correlated_noise_alone_are_not_resolved():
     head = np.full(r2.shape, 0.02)
     got = _bin_factors(r2.ravel(), head.ravel(), prop.ravel(), block.ravel())
     assert got["factors"] == [_MIN_FACTOR] * N_BINS
-    assert _bin_factors(r2.ravel(), head.ravel(), prop.ravel())["factors"] != [_MIN_FACTOR] * N_BINS
+    per_pixel = np.arange(r2.size)
+    assert _bin_factors(r2.ravel(), head.ravel(), prop.ravel(), per_pixel)["factors"] != [_MIN_FACTOR] * N_BINS
 
 
 def test_prediction_scales_the_head_by_the_bin_of_each_pixel(drifting, monkeypatch):  # noqa: F811

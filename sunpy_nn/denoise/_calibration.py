@@ -94,10 +94,11 @@ class _CalibrationMixin:
                     head = np.broadcast_to(np.exp(log_var), f.shape)  # one variance for all channels
                     parts.append(
                         [np.broadcast_to(np.asarray(v, np.float64), f.shape) for v in (y, base, f, head, prop)]
-                        + [_blocks(f.shape, t) if binned else np.zeros(f.shape, np.int8)]
                     )
-                y, base, f, head, prop, block = (np.concatenate(v) for v in zip(*parts, strict=True))
+                y, base, f, head, prop = (np.concatenate(v) for v in zip(*parts, strict=True))
                 if binned:  # before the rotation: prediction combines the components with scan t's
+                    shapes = [part[0].shape for part in parts]  # each frame's (C, Y, X)
+                    block = np.concatenate([_blocks(sh, t) for (t, _), sh in zip(frames, shapes, strict=True)])
                     r2 = (y - f) ** 2 - 1.0
                     ok = np.isfinite(r2) & np.isfinite(head) & np.isfinite(prop)
                     unrotated.append((r2[ok], head[ok], prop[ok], block[ok]))
@@ -214,21 +215,19 @@ def _blocks(shape: tuple, scan: int) -> np.ndarray:
     return np.broadcast_to(scan * ny * nx + square, shape)
 
 
-def _sum_error(excess: np.ndarray, block: np.ndarray | None) -> float:
+def _sum_error(excess: np.ndarray, block: np.ndarray) -> float:
     """
-    The standard error of ``excess.sum()``, from the scatter about the mean: with ``block`` (`_blocks`), of the
-    blocks' sums (cluster-robust: the noise of a scan is correlated over a few pixels where the restoration spread
-    it, and then the pixels are not independent); without, of the pixels. Infinite (nothing resolved) with fewer
-    than `_MIN_BLOCKS` blocks, whose sums' scatter is too rough for a test at `BIN_SIGMAS` normal deviations. The
-    squares miss the correlated pairs across their edges: for noise through a Gaussian of 1 px the standard error
-    came out 0.92 of the sums' spread over noise realisations, the pixels' scatter 0.38 of it (1000 realisations of
-    4 scans x 3 channels x 64 x 64 px, ``tests/test_denoise_temporal_bins.py``).
+    The standard error of ``excess.sum()``, from the scatter about the mean of the sums over each ``block``
+    (`_blocks`; cluster-robust: the noise of a scan is correlated over a few pixels where the restoration spread it,
+    and then the pixels are not independent; a block per pixel gives the pixels' scatter). Infinite (nothing
+    resolved) with fewer than `_MIN_BLOCKS` blocks, whose sums' scatter is too rough for a test at `BIN_SIGMAS`
+    normal deviations. The squares miss the correlated pairs across their edges: for noise through a Gaussian of
+    1 px the standard error came out 0.92 of the sums' spread over noise realisations, the pixels' scatter 0.38 of it
+    (1000 realisations of 4 scans x 3 channels x 64 x 64 px, ``tests/test_denoise_temporal_bins.py``).
     """
     if excess.size < 2:
         return math.inf
     centred = excess - excess.mean()
-    if block is None:
-        return math.sqrt(float((centred**2).sum()))
     _, which = np.unique(block, return_inverse=True)
     sums = np.bincount(which.ravel(), centred.ravel())
     if sums.size < _MIN_BLOCKS:
@@ -236,9 +235,7 @@ def _sum_error(excess: np.ndarray, block: np.ndarray | None) -> float:
     return math.sqrt(float((sums**2).sum()) * sums.size / (sums.size - 1))
 
 
-def _bin_factors(
-    r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.ndarray | None = None
-) -> dict[str, list[float]]:
+def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.ndarray) -> dict[str, list[float]]:
     """
     Temporal mode's factors on the variance head by bins of the neighbours' propagated variance ``prop``: ``edges``
     (`N_BINS` - 1 quantiles of ``prop``) and ``factors`` (one per bin, `numpy.digitize` order), from each valid
@@ -262,7 +259,7 @@ def _bin_factors(
     factors = []
     for b in range(N_BINS):
         excess = r2[which == b] - prop[which == b]
-        spread = _sum_error(excess, None if block is None else block[which == b])
+        spread = _sum_error(excess, block[which == b])
         resolved = float(excess.sum()) > BIN_SIGMAS * spread
         factors.append(_factor(float(excess.sum()), float(head[which == b].sum())) if resolved else _MIN_FACTOR)
     return {"edges": edges.tolist(), "factors": factors}
