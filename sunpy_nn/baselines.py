@@ -224,7 +224,7 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
         Components kept (0 to the number of wavelengths). ``"auto"`` keeps those whose eigenvalue exceeds the noise
         floor, the Marchenko-Pastur upper edge ``sigma^2 (1 + sqrt(n_wavelengths / n_pixels))^2`` for white noise of the
         level ``sigma`` estimated per Stokes parameter (`sunpy_nn.metrics.estimate_noise`: from scan differences with
-        two or more scans, spatially with one).
+        two or more scans, for Q, U and V over their weakly polarised pixels; spatially with one).
     stokes : tuple of str or None
         Stokes parameters to denoise (symbols ``"I"``, ``"Q"``, ``"U"``, ``"V"``); the others pass through. `None`,
         or a cube without a Stokes axis: all planes.
@@ -295,7 +295,7 @@ def pca_denoise(cube, n_components: int | str = "auto", *, stokes=("Q", "U", "V"
         raise ValueError(f"Stokes {[s for s in stokes if s not in labels]} not in this cube, which has {labels}")
     kept = {}
     for s in chosen:
-        sigma = estimate_noise(canon[:, s])
+        sigma = estimate_noise(canon[:, s], polarisation=labels[s] in ("Q", "U", "V"))
         for t in range(canon.shape[0]):
             frame = canon[t, s]  # (W, Y, X)
             nw = frame.shape[0]

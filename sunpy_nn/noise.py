@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -22,6 +23,10 @@ NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
 #: The fewest finite values a robust noise level is taken from (a 3 x 3 image's Immerkaer filter leaves one, whose
 #: spread is 0: a level of 0 that later divisions would turn into infinities).
 MIN_NOISE_SAMPLES = 10
+
+#: The scan differences of a polarisation parameter count where its mean over the scans is at most this many
+#: standard deviations of the mean's noise (`_weak_signal_mask`): 95 % of the pixels where there is no signal.
+WEAK_SIGNAL = 2.0
 
 
 def _mad_sigma(d: np.ndarray) -> float:
@@ -74,12 +79,54 @@ def _scan_differences(stacks) -> np.ndarray:
     )
 
 
-def _estimate(stacks, method: str, references=None) -> float:
+def _weak_signal_mask(stacks, d: np.ndarray) -> np.ndarray:
+    """
+    For each value of ``d``, the `_scan_differences` of ``stacks``, whether its pixel is weakly polarised: where the
+    absolute mean over the scans is at most `WEAK_SIGNAL` standard deviations of that mean's noise.
+
+    A polarisation signal (Q, U, V) is near zero in most pixels, and where it is weak so is its change between scans:
+    there the scan differences hold the noise alone (changing fields made Q/U's 1.04 times the noise on the evolving
+    cube of ``benchmarks/denoise_science.py``; their weak pixels' 1.00). For Gaussian noise of equal variance in each
+    scan, the mean over the scans is independent of the differences, so the choice does not bias the noise level.
+    The noise of the mean comes from a first pass over the weaker half of each frame (a mean at most the frame's
+    median), which alone would leave half the pixels: a noise level 1.5 times as scattered on a small frame.
+    """
+    levels, counts, halves = [], [], []
+    for st in stacks:
+        if len(st) < 2:
+            continue
+        with warnings.catch_warnings():  # a pixel lost in every scan, or a frame: none chosen
+            warnings.simplefilter("ignore", RuntimeWarning)
+            level = np.abs(np.nanmean(st, axis=0))  # (..., y, x): a scan that lost a pixel leaves the others
+            median = np.nanmedian(level.reshape(*level.shape[:-2], -1), axis=-1)[..., None, None]
+        shape = st[1:].shape
+        levels.append(np.broadcast_to(level, shape).reshape(-1, *st.shape[-2:]))
+        counts.append(np.broadcast_to(np.isfinite(st).sum(axis=0), shape).reshape(-1, *st.shape[-2:]))
+        halves.append(np.broadcast_to(level <= median, shape).reshape(-1, *st.shape[-2:]))
+    level, count, half = (np.concatenate(a) for a in (levels, counts, halves))
+    weak = level <= WEAK_SIGNAL * _mad_sigma(d[half]) / np.sqrt(np.maximum(count, 1))
+    return weak if np.isfinite(d[weak]).sum() >= MIN_NOISE_SAMPLES else half
+
+
+def _temporal_sigma(d: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """The robust std of scan differences ``d`` (``(n, y, x)``), over the pixels of ``mask`` where given."""
+    return _mad_sigma(d if mask is None else d[mask])
+
+
+def _filtered_sigma(d: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """The robust std of Immerkaer-filtered scan differences, at the pixels of ``mask`` (its inner part) if given."""
+    filtered = _high_pass(d)
+    return _mad_sigma(filtered if mask is None else filtered[mask[:, 1:-1, 1:-1]])
+
+
+def _estimate(stacks, method: str, references=None, polarisation: bool = False) -> float:
     """
     `estimate_noise` on a list of (time, wavelength, y, x) stacks (pairs of scans sampled from a lazy cube).
 
     ``references``: a list of references (each a list of stacks) for ``"cross-calibrated"``: the median of the usable
-    ones (a constant one is skipped), with the frames' filtered statistic computed once.
+    ones (a constant one is skipped), with the frames' filtered statistic computed once. ``polarisation``: the
+    frames are a polarisation parameter's, whose scan differences count in their weakly polarised pixels only
+    (`_weak_signal_mask`); a reference's always do.
     """
     stacks = [np.asarray(st, dtype=np.float64) for st in stacks]
     n_t = max(len(st) for st in stacks)
@@ -90,25 +137,30 @@ def _estimate(stacks, method: str, references=None) -> float:
     if method == "spatial":
         return _mad_sigma(_high_pass(np.concatenate([st.reshape(-1, *st.shape[-2:]) for st in stacks])))
     d = _scan_differences(stacks)
+    mask = _weak_signal_mask(stacks, d) if polarisation else None
     if method == "temporal":
-        return _mad_sigma(d)
+        return _temporal_sigma(d, mask)
     if not references:
         raise ValueError("method='cross-calibrated' needs reference= frames of a polarisation Stokes parameter")
-    own_hp = _mad_sigma(_high_pass(d))
+    own_hp = _filtered_sigma(d, mask)
     estimates = []
     for reference in references:
         if max(len(st) for st in reference) < 2:
             raise ValueError("method='cross-calibrated' needs at least 2 scans of the reference too")
-        d_ref = _scan_differences([np.asarray(st, dtype=np.float64) for st in reference])
-        ref_hp = _mad_sigma(_high_pass(d_ref))
+        reference = [np.asarray(st, dtype=np.float64) for st in reference]
+        d_ref = _scan_differences(reference)
+        ref_mask = _weak_signal_mask(reference, d_ref)
+        ref_hp = _filtered_sigma(d_ref, ref_mask)
         if ref_hp > 0:  # a constant reference cannot calibrate
-            estimates.append(_mad_sigma(d_ref) * own_hp / ref_hp)
+            estimates.append(_temporal_sigma(d_ref, ref_mask) * own_hp / ref_hp)
     if not estimates:
         raise ValueError("No reference is usable for method='cross-calibrated': their scan differences are constant")
     return float(np.median(estimates))
 
 
-def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.ndarray | None = None) -> float:
+def estimate_noise(
+    frames: np.ndarray, *, method: str = "auto", reference: np.ndarray | None = None, polarisation: bool = False
+) -> float:
     """
     Robust noise standard deviation of a stack of frames ``(time, wavelength, y, x)`` of one Stokes parameter.
 
@@ -121,17 +173,25 @@ def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.nd
         Frames of one Stokes parameter, ``(time, wavelength, y, x)`` (or any ``(..., y, x)`` for ``"spatial"``).
     method : {"auto", "temporal", "spatial", "cross-calibrated"}
         ``"temporal"``: the differences of consecutive scans over ``sqrt(2)``; exact for white and correlated noise
-        where the signal barely changes between scans (Q, U, V), biased high where it evolves (granulation makes Stokes
-        I's ~1.5 times too large at a 28 s cadence). ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on
+        where the signal barely changes between scans, biased high where it evolves (granulation makes Stokes I's
+        ~1.5 times too large at a 28 s cadence; changing fields made Q/U's 1.04 times too large on a synthetic cube,
+        which ``polarisation=True`` undoes). ``"spatial"``: Immerkaer (1996)'s Laplacian-difference filter on
         each image; one scan suffices, but it assumes white noise (correlated, e.g. MOMFBD-restored, noise comes out
         too low). ``"cross-calibrated"``, for a parameter that evolves (I): the scan differences of ``frames`` and of
         ``reference`` are high-pass filtered with Immerkaer's kernel, where the evolution of granulation has little
-        power, and the ratio of the two filtered estimates scales the temporal estimate of ``reference``: unbiased for
-        white and correlated noise alike, as long as both share the spatial noise correlation (the same camera and
-        restoration). ``"auto"``: cross-calibrated with ``reference`` and two or more scans, else temporal with two or
-        more scans, spatial with one.
+        power, and the ratio of the two filtered estimates scales the temporal estimate of ``reference`` (over its
+        weakly polarised pixels, as ``polarisation=True``): unbiased for white and correlated noise alike, as long as
+        both share the spatial noise correlation (the same camera and restoration). ``"auto"``: cross-calibrated
+        with ``reference`` and two or more scans, else temporal with two or more scans, spatial with one.
     reference : array_like, optional
         Frames of a polarisation Stokes parameter of the same cube (same time axis), for ``"cross-calibrated"``.
+    polarisation : bool, optional
+        ``frames`` are a polarisation Stokes parameter (Q, U or V), whose signal is near zero in most pixels: the
+        scan differences count only in the weakly polarised pixels (where the absolute mean over the scans is at most
+        twice that mean's noise, which a first pass over the weaker half of each frame gives), where a changing field
+        barely enters them. For Gaussian noise the mean over the
+        scans is independent of the differences, so this choice leaves the noise level unbiased. Not for Stokes I,
+        whose granulation evolves in every pixel. Default False (all pixels).
 
     Returns
     -------
@@ -165,4 +225,4 @@ def estimate_noise(frames: np.ndarray, *, method: str = "auto", reference: np.nd
         reference = np.asarray(reference, dtype=np.float64)
         if reference.ndim < 3:
             reference = reference[None]
-    return _estimate([frames], method, None if reference is None else [[reference]])
+    return _estimate([frames], method, None if reference is None else [[reference]], polarisation)

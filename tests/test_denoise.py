@@ -435,7 +435,7 @@ def test_pass_through_uncertainty_is_the_cubes_own_noise():
         [estimate_noise(data[:, 0], method="cross-calibrated", reference=data[:, r]) for r in (1, 2, 3)]
     )
     for s in (0, 2, 3):
-        expected = stokes_i if s == 0 else estimate_noise(data[:, s])
+        expected = stokes_i if s == 0 else estimate_noise(data[:, s], polarisation=True)
         np.testing.assert_allclose(out.uncertainty.array[:, s], expected, rtol=1e-6)
     assert out.meta["sunpy_nn"]["noise_of_input"]["I"] == pytest.approx(stokes_i, rel=1e-6)
     assert out.meta["sunpy_nn"]["noise"]["Q"] == 1.5 * NOISE
@@ -530,7 +530,10 @@ def test_reused_denoiser_warns_when_the_noise_differs(tmp_path):
 
     cube = noisy_cube(TRUTH[:2, :, :1, :32, :32])  # noise 3e-3
     den = untrained_denoiser(noise=NOISE / 2.5)
-    with pytest.warns(SunpyNNUserWarning, match=r"Stokes V: this cube's noise \(0\.003.*trained at \(0\.0012\).*Refit"):
+    # (3e-3 read from 1024 scan differences, a scatter of 3.5 %: 2.89e-3 here)
+    with pytest.warns(
+        SunpyNNUserWarning, match=r"Stokes V: this cube's noise \(0\.00(2[89]|3).*trained at \(0\.0012\).*Refit"
+    ):
         den.predict(cube, stokes=["V"], progress=False)
     back = Denoiser.load(den.save(tmp_path / "den.pt"))
     with pytest.warns(SunpyNNUserWarning, match=r"Stokes Q:.*by a factor of 2\.[56]"):

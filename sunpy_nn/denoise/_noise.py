@@ -11,7 +11,14 @@ import numpy as np
 
 from sunpy_nn.denoise._align import intensity_index, registration, scan_shifts, shift_frames
 from sunpy_nn.nn.lazy import is_dask
-from sunpy_nn.noise import _estimate, _gaussian_correlation, _high_pass, _mad_sigma, _scan_differences
+from sunpy_nn.noise import (
+    _estimate,
+    _filtered_sigma,
+    _gaussian_correlation,
+    _scan_differences,
+    _temporal_sigma,
+    _weak_signal_mask,
+)
 from sunpy_nn.utils import SunpyNNUserWarning
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,13 @@ NOISE_MISMATCH = 2.0
 # spread by up to 1.09 (strong, changing signals in the scan differences); photon noise differs 1.5-2x between the
 # continuum and the core of a deep line.
 NOISE_TUNING_SPREAD = 1.25
+
+
+def _tuning_sigma(stacks, weak: bool) -> float:
+    """The robust std of the Immerkaer-filtered scan differences of one tuning's stacks; of Q, U and V (``weak``)
+    over their weakly polarised pixels, where changing fields, strongest in the line core, barely enter."""
+    d = _scan_differences(stacks)
+    return _filtered_sigma(d, _weak_signal_mask(stacks, d) if weak else None)
 
 
 class _NoiseMixin:
@@ -46,9 +60,10 @@ class _NoiseMixin:
         statistics of the scan differences: for Q, U and V their own; for Stokes I the median of the references',
         because the evolution of granulation inflates its plain differences and would read as correlation.
 
-        With two or more scans, polarisation parameters (Q, U, V) use the temporal estimate and Stokes I the
-        cross-calibrated one (`estimate_noise`), so that the evolution of granulation does not bias it; with one
-        scan, all use the spatial one.
+        With two or more scans, polarisation parameters (Q, U, V) use the temporal estimate over their weakly
+        polarised pixels (`estimate_noise` with ``polarisation=True``), so that changing fields do not bias it, and
+        Stokes I the cross-calibrated one, so that the evolution of granulation does not; with one scan, all use
+        the spatial one.
 
         A lazy cube (or ``sampled=True``) is sampled: a few pairs of scans at a few wavelengths, the same frames
         whether the data are in memory or not, so eager and lazy results agree. With ``align`` (and ``sampled``),
@@ -100,18 +115,20 @@ class _NoiseMixin:
         # differences themselves are dropped at once (as large as the cube's frames of one Stokes parameter).
         temporal, high_pass = {}, {}
 
-        def differences(s):
-            return _scan_differences([np.asarray(st, dtype=np.float64) for st in stacks(s)])
+        def differences(s):  # and, for Q, U and V, their weakly polarised pixels (estimate_noise's polarisation)
+            frames = [np.asarray(st, dtype=np.float64) for st in stacks(s)]
+            d = _scan_differences(frames)
+            return d, (_weak_signal_mask(frames, d) if labels[s] in ("Q", "U", "V") else None)
 
         def temporal_sigma(s, d=None):
             if s not in temporal:
-                temporal[s] = _mad_sigma(differences(s) if d is None else d)
+                temporal[s] = _temporal_sigma(*(differences(s) if d is None else d))
             return temporal[s]
 
         def high_pass_sigma(s):  # a reference's: its temporal estimate comes from the same differences
             if s not in high_pass:
                 d = differences(s)
-                high_pass[s] = _mad_sigma(_high_pass(d))
+                high_pass[s] = _filtered_sigma(*d)
                 temporal_sigma(s, d)
             return high_pass[s]
 
@@ -127,7 +144,7 @@ class _NoiseMixin:
                 d = differences(s)
                 try:
                     # estimate_noise(method="cross-calibrated"): the median over the usable references
-                    own = _mad_sigma(_high_pass(d))
+                    own = _filtered_sigma(*d)
                     estimates = []
                     for r in refs:
                         ref_hp = high_pass_sigma(r)
@@ -181,7 +198,8 @@ class _NoiseMixin:
         The noise of each tuning of each selected Stokes parameter relative to its median tuning: the robust std of
         Immerkaer-filtered differences of consecutive scans at each tuning (none for one scan or one tuning). The
         filter keeps the noise and drops most of the solar signal, so that signals that change from scan to scan,
-        strongest in the line core, do not read as noise there. Q, U and V share one profile, the median of theirs:
+        strongest in the line core, do not read as noise there; of Q, U and V, only the weakly polarised pixels count
+        (`_tuning_sigma`). Q, U and V share one profile, the median of theirs:
         demodulated from the same exposures, their photon noise follows ``sqrt(I)`` alike, and the median is less
         noisy. Stokes I takes that profile too where the cube has Q, U or V (measured for it): its own differences
         hold the evolution of granulation, which the filter does not remove entirely (10 % too high in a line wing
@@ -204,12 +222,10 @@ class _NoiseMixin:
             stacks = [np.asarray(canon[t : t + 2, s], np.float32) for t in starts]
             if register is not None:
                 stacks = register(starts, stacks)
+            weak = labels[s] in ("Q", "U", "V")
             try:
                 sigma = np.array(
-                    [
-                        _mad_sigma(_high_pass(_scan_differences([np.asarray(st[:, w], np.float64) for st in stacks])))
-                        for w in range(n_w)
-                    ]
+                    [_tuning_sigma([np.asarray(st[:, w], np.float64) for st in stacks], weak) for w in range(n_w)]
                 )
             except ValueError:  # a tuning without finite pixels: one level
                 continue
