@@ -81,6 +81,8 @@ def _evolving() -> dict:
     part = _part("evolving", -0.1, 1.5, 0.6, "0.1.dev9+gbbb2222")
     del part["rows"][2], part["spectral_pca_gain"]
     part["rows"][2]["coverage"] = {"1sigma": 0.7, "2sigma": 0.96}
+    for s, all_pixels in zip("QUV", (1.039, 1.0404, 1.02), strict=True):  # the changing fields' noise, and without
+        part["noise_estimates"][s] = {"temporal": all_pixels, "spatial": 1.0, "used": 1.001, "method_used": "temporal"}
     return part
 
 
@@ -125,6 +127,7 @@ def test_figures_of_a_summary(gen):
     assert figures["den_tuning_factor_ratio"] == "0.70-1.20"  # 0.63 / 0.9 .. 1.08 / 0.9
     assert figures["den_i_temporal_aligned"] == "1.5"  # 1.46 .. 1.54 round alike
     assert figures["den_i_temporal_fast"] == "4.3"
+    assert figures["den_evolving_qu_temporal"] == "1.039-1.040" and figures["den_evolving_qu_used"] == "1.001"
     assert figures["den_crisp_plain_removed"] == "25-30 %"
     assert figures["den_crisp_shuffle_removed"] == "97-98 %"
     assert figures["den_version"] == "0.1.dev7+gabc1234"  # the oldest part's
@@ -133,6 +136,7 @@ def test_figures_of_a_summary(gen):
 def test_tables_of_a_summary(gen):
     text = gen.science_tables(_fake())
     assert "sunpy_nn 0.1.dev7+gabc1234 (weak)" in text and "sunpy_nn 0.1.dev9+gbbb2222 (white)" in text
+    assert "V 1.020 from all pixels' scan differences, 1.001 used by the denoiser" in text
     assert text.count(".. list-table::") == 6  # five synthetic cubes and the CRISP image
     assert "Temporal mode lowers the rms error by 20% (Q)" in text
     assert "Aligning the scans (the default) lowers the rms error by 25% (Q)" in text

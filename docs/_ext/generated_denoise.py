@@ -193,6 +193,12 @@ def denoise_figures(summary: dict) -> dict[str, str]:
         "den_single_z_kurtosis": _span([_rows(summary, p)["single"]["z"]["kurtosis"] for p in ALIGNED], ".0f"),
         "den_i_temporal_aligned": _span([summary[p]["noise_estimates"]["I"]["temporal"] for p in ALIGNED], ".1f"),
         "den_i_temporal_fast": f"{fast['noise_estimates']['I']['temporal']:.1f}",
+        # Q and U's noise on the evolving cube: from all pixels' scan differences, and as the denoiser took it (its
+        # weakly polarised pixels')
+        **{
+            f"den_evolving_qu_{key}": _span([summary["evolving"]["noise_estimates"][s][key] for s in "QU"], ".3f")
+            for key in ("temporal", "used")
+        },
         "den_crisp_plain_removed": _span([1 - runs[1][b] for b in SIGNAL_BANDS], ".0f", 100, " %"),
         "den_crisp_shuffle_removed": _span([1 - runs[2][b] for b in SIGNAL_BANDS], ".0f", 100, " %"),
         "den_version": oldest_version(summary),
@@ -433,6 +439,18 @@ def science_tables(summary: dict) -> str:
                     f"Stokes I noise over the injected 3e-3: temporal differences {ne['temporal']:.2f}, spatial "
                     f"(Immerkaer) {ne['spatial']:.2f}, used by the denoiser ({ne['method_used']}) {ne['used']:.2f}."
                 ),
+                "",
+            ]
+        if part == "evolving":  # where the fields change: the scan differences of all pixels hold that change
+            ne = r["noise_estimates"]
+            lines += [
+                "Q, U and V noise over the injected 3e-3: "
+                + "; ".join(
+                    f"{s} {ne[s]['temporal']:.3f} from all pixels' scan differences, {ne[s]['used']:.3f} used by the "
+                    "denoiser (its weakly polarised pixels')"
+                    for s in "QUV"
+                )
+                + ".",
                 "",
             ]
     c = summary.get("crisp")
