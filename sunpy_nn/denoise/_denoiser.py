@@ -112,15 +112,15 @@ class Denoiser(
     It needs no masking, trains with the same loss and loop, and works for noise that is independent from pixel
     to pixel; spatially correlated noise (e.g. after MOMFBD) is partly kept, so prefer a time series then.
 
-    **Scaling.** Each Stokes parameter is divided by its noise level (`estimate_noise`: temporal for Q, U, V,
-    cross-calibrated for I, spatial for one scan), stored with the model and multiplied back on output. With two or
-    more scans, the level of each tuning relative to the median one is measured first (the robust std of the
-    Immerkaer-filtered differences of consecutive scans, which leaves out most of the solar signal and its
-    evolution; Q, U and V share the median of their profiles); where these differ (``noise_per_tuning``), each tuning
-    is divided by its relative level (``noise_tunings``) before anything else, so that the network, the spectral
-    basis and the calibration see noise of one level, and the denoised values and their uncertainty are multiplied
-    by it on output (and the uncertainty of Stokes parameters not denoised by their own). ``noise`` is then the median
-    tuning's level. A single scan keeps one level (a spatial estimate reads the line as noise), a warm start its own.
+    **Scaling.** Each Stokes parameter is divided by its noise level (`estimate_noise`: temporal for Q, U, V at
+    weakly polarised pixels, cross-calibrated for I, spatial for one scan), stored with the model and multiplied back
+    on output. With two or more scans, the level of each tuning relative to the median one is measured first (the
+    robust std of the Immerkaer-filtered differences of consecutive scans, which leaves out most of the solar signal
+    and its evolution; Q, U and V share the median of their profiles); where these differ (``noise_per_tuning``),
+    each tuning is divided by its relative level (``noise_tunings``) before anything else, so that the network, the
+    spectral basis and the calibration see noise of one level; the denoised values and their uncertainty are
+    multiplied by it on output (the uncertainty of Stokes parameters not denoised by their own). ``noise`` is the
+    median tuning's level. One scan keeps one level (a spatial estimate reads the line as noise), a warm start its own.
 
     **Spectral principal components.** In image mode each Stokes parameter's spectra are first rotated onto their
     principal components (eigenvectors of the second-moment matrix of the training cube's spectra in noise units;
