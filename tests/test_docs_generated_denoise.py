@@ -244,12 +244,15 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     assert all(fast["temporal_unaligned"][f"rms_{s}"] > fast["single_unaligned"][f"rms_{s}"] for s in "QU")
     # "the alignment lowered the rms error ... in single-scan mode and ... in temporal mode"
     assert all(summary["fast"]["align_gain"][m][s] > 0 for m in ("single", "temporal") for s in "QUV")
-    # evolving: "changed the rms error by +..." (no gain), "its error bars still followed the error", "while
-    # single-scan mode's were too narrow there"
+    # evolving: "changed the rms error by +..." (no gain), "its error bars were too wide there, where single-scan
+    # mode's matched the error's variance"
     evolving = rows("evolving")
     assert max(summary["evolving"]["temporal_gain"].values()) < 0.05
-    assert 0.63 < evolving["temporal"]["coverage"]["1sigma"] < 0.8 and evolving["temporal"]["coverage"]["2sigma"] > 0.91
-    assert evolving["single"]["coverage"]["1sigma"] < 0.63 and evolving["single"]["coverage"]["2sigma"] < 0.92
+    assert evolving["temporal"]["z"]["rms"] < 0.95 and 0.95 < evolving["single"]["z"]["rms"] < 1.1
+    # "Before Q, U and V's noise was read at their weakly polarised pixels, the changing fields made it ... times the
+    # injected noise": all pixels' estimate too high, the one used right
+    noise = summary["evolving"]["noise_estimates"]
+    assert all(noise[s]["temporal"] > 1.03 and abs(noise[s]["used"] - 1) < 0.01 for s in "QU")
     assert all(0.8 < rows(p)["temporal"]["z"]["rms"] < 1.25 for p in (*aligned, "fast"))
     assert all(rows(p)["single"]["coverage"]["1sigma"] > 0.68 for p in aligned)  # "more than 68 %"
     # "the calibration matches the mean variance" (rms of z near 1), "heavier-tailed than a Gaussian" (kurtosis > 3)
@@ -274,34 +277,36 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         r = rows(p)
         assert all(r["temporal"]["bins"][i]["rms"] < r["input"]["bins"][i]["rms"] for i in (2, 3))
         assert all(r["temporal"]["bins"][i]["rms"] < r["pca"]["bins"][i]["rms"] for i in (2, 3))
-        # "within issue 14's range (0.63-0.73 and 0.92-0.98) on the white, correlated and fast-moving cubes, at its
-        # edge within 1 sigma on the weak-field cube (0.732), and just under it within 2 sigma on the evolving one"
-        assert 0.63 <= r["temporal"]["coverage"]["1sigma"] <= (0.735 if p == "weak" else 0.73)
-        assert (0.91 if p == "evolving" else 0.92) <= r["temporal"]["coverage"]["2sigma"] <= 0.98
+        # "Within 2 sigma ... within issue 14's range (92-98 %) on all five cubes; within 1 sigma (63-73 %) on the
+        # fast-moving cube, just over it on the white, correlated and weak-field cubes, and over it on the evolving one"
+        within_1 = r["temporal"]["coverage"]["1sigma"]
+        assert 0.92 <= r["temporal"]["coverage"]["2sigma"] <= 0.98
+        if p == "fast":
+            assert 0.63 <= within_1 <= 0.73
+        else:
+            assert (0.73 < within_1 <= 0.74) if p in aligned else within_1 > 0.74
         assert r["temporal"]["bins"][3]["rms"] < r["single"]["bins"][3]["rms"]
         assert all(r["temporal"][f"rms_{s}"] < r["single"][f"rms_{s}"] for s in "QUV") == (p != "evolving")
     # "also in the strongest bin of the evolving cube": below the PCA's as printed (the loop above compares the values)
     assert f"{evolving['temporal']['bins'][3]['rms']:.2f}" < f"{evolving['pca']['bins'][3]['rms']:.2f}"
-    # "(there, below 10 sigma, the higher one)"; "too narrow there, as single-scan mode's were, but more of its errors
-    # fell within them"
+    # "(there, below 10 sigma, the higher one)"
     assert all(evolving["temporal"]["bins"][i]["rms"] > evolving["single"]["bins"][i]["rms"] for i in range(3))
-    assert min(evolving[m]["z"]["rms"] for m in ("temporal", "single")) > 1.15
-    assert all(evolving["temporal"]["coverage"][k] > evolving["single"]["coverage"][k] for k in ("1sigma", "2sigma"))
     assert evolving["single"]["bins"][3]["rms"] > evolving["input"]["bins"][3]["rms"]  # "worse than the noisy input"
     # "took ... in temporal mode (temporal= 2), within the 10-minute target"
     timing = summary["timing"]
     assert timing["temporal"] == 2 and timing["denoise_cube_s"] < timing["budget_s"] == 600
     # "the components lower the rms error": against the tunings, in every part
     assert all(summary[p]["spectral_pca_gain"][s] > 0 for p in ("white", "correlated", "weak", "fast") for s in "QUV")
-    # "too wide in the continuum and too narrow in the line core ... on the evolving cube the other way round"
+    # "too wide in the continuum and too narrow in the line core ... on the evolving cube below 1 in the continuum
+    # and near 1 in the core"
     for part in (*aligned, "fast", "evolving"):
         row = rows(part)["single"]
         ratios = np.array([np.asarray(row["calibration_per_tuning"][s]) / row["calibration"][s] for s in "QUV"])
         continuum, core = ratios[:, [0, -1]].mean(), ratios[:, ratios.shape[1] // 2].mean()
-        assert (continuum < 1 < core) if part != "evolving" else (continuum > 1 > core), part
-    # "right to a few per cent on the white and correlated cubes, and about a fifth too narrow on the weak-signal cube"
+        assert (continuum < 1 < core) if part != "evolving" else (continuum < 1 and 0.9 < core < 1.1), part
+    # "right to a few per cent on the white and correlated cubes, and a little too narrow on the weak-signal cube"
     assert all(0.93 < rows(p)["single"]["z"]["rms"] < 1.07 for p in ("white", "correlated"))
-    assert 1.15 < rows("weak")["single"]["z"]["rms"] < 1.25
+    assert 1.03 < rows("weak")["single"]["z"]["rms"] < 1.15
     runs = {run["shuffle"]: run["power_ratio_output_over_input_per_band_per_pix"] for run in summary["crisp"]["runs"]}
     assert max(runs[2][b] for b in ("0.05-0.15", "0.15-0.3")) < 0.1  # shuffle=2 "removed almost all the power"
 
