@@ -23,8 +23,8 @@ NOISE_METHODS = ("auto", "temporal", "spatial", "cross-calibrated")
 #: spread is 0: a level of 0 that later divisions would turn into infinities).
 MIN_NOISE_SAMPLES = 10
 
-#: The scan differences of a polarisation parameter count where its mean over the scans is at most this many
-#: standard deviations of the mean's noise (`_weak_signal_mask`): 95 % of the pixels where there is no signal.
+#: The difference of two scans of a polarisation parameter counts where the mean of the other scans is at most this
+#: many standard deviations of that mean's noise (`_weak_pixels`): 95 % of the pixels where there is no signal.
 WEAK_SIGNAL = 2.0
 
 
