@@ -97,6 +97,13 @@ def test_each_scan_difference_is_computed_once(strong_cube, monkeypatch, sampled
     if not sampled:  # the public function, reference by reference
         crossed = [estimate_noise(canon[:, 0], method="cross-calibrated", reference=canon[:, r]) for r in (1, 2, 3)]
         assert noise["I"] == float(np.median(crossed))
+    # no Stokes I to take the references first: each parameter's level and correlation from one computation
+    calls.clear()
+    for module in (sunpy_nn.metrics, sys.modules.get("sunpy_nn.denoise._noise")):
+        if module is not None:
+            monkeypatch.setattr(module, "_scan_differences", counting)
+    Denoiser()._noise_levels(canon[:, 1:], ["Q", "U", "V"], [0, 1, 2], sampled=sampled, correlation={})
+    assert len(calls) == 3
 
 
 def test_polarisation_noise_is_not_biased_by_changing_fields():
@@ -137,6 +144,10 @@ def test_weakly_polarised_pixels_leave_pure_noise_unbiased():
     assert estimate_noise(lost, polarisation=True) == pytest.approx(estimate_noise(lost), rel=0.03)
     tiny = pairs[0, :, :, :4, :4]  # too few pixels to choose from: all count
     assert estimate_noise(tiny, polarisation=True) == estimate_noise(tiny)
+    # the choice depends on the data's unit no more than the level does (I/Ic or percent of it)
+    assert estimate_noise(100 * laplace, polarisation=True) == pytest.approx(
+        100 * estimate_noise(laplace, polarisation=True), rel=1e-9
+    )
 
 
 def test_stokes_i_noise_without_a_usable_reference():

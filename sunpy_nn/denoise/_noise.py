@@ -118,7 +118,7 @@ class _NoiseMixin:
         def differences(s):  # and, for Q, U and V, their weakly polarised pixels (estimate_noise's polarisation)
             frames = [np.asarray(st, dtype=np.float64) for st in stacks(s)]
             d = _scan_differences(frames)
-            return d, (_weak_signal_mask(frames, d) if labels[s] in ("Q", "U", "V") else None)
+            return d, (_weak_signal_mask(frames, d) if s in polarisation else None)
 
         def temporal_sigma(s, d=None):
             if s not in temporal:
@@ -138,7 +138,9 @@ class _NoiseMixin:
             refs = [r for r in polarisation if r != s]
             if n_t < 2:
                 method, sigma = "spatial", _estimate(stacks(s), "spatial")
-            elif labels[s] in ("Q", "U", "V") or not refs:
+            elif s in polarisation or not refs:
+                if correlation is not None and s in selected:  # both statistics of one computation of its differences
+                    high_pass_sigma(s)
                 method, sigma = "temporal", temporal_sigma(s)
             else:  # Stokes I: its evolution biases the temporal estimate
                 d = differences(s)
@@ -222,7 +224,7 @@ class _NoiseMixin:
             stacks = [np.asarray(canon[t : t + 2, s], np.float32) for t in starts]
             if register is not None:
                 stacks = register(starts, stacks)
-            weak = labels[s] in ("Q", "U", "V")
+            weak = s in polarisation
             try:
                 sigma = np.array(
                     [_tuning_sigma([np.asarray(st[:, w], np.float64) for st in stacks], weak) for w in range(n_w)]
