@@ -258,6 +258,46 @@ def tuning_noise_figures(result: dict) -> dict[str, str]:
     }
 
 
+def _pixels(row: dict) -> int:
+    """The number of Q, U and V pixels of a run of ``benchmarks/denoise_seeds.py``."""
+    return sum(b["n"] for b in row["z_by_strength"])
+
+
+def _strong_pixels(row: dict) -> int:
+    """The number of those where the truth exceeds 3 times the noise."""
+    return sum(b["n"] for b in row["z_by_strength"] if b["low"] >= 3)
+
+
+def seeds_figures(result: dict) -> dict[str, str]:
+    """
+    The figures of ``docs/_static/denoise_science/seeds.json`` (``benchmarks/denoise_seeds.py``) that the denoise
+    guide quotes: temporal mode on the science benchmark's four slowly evolving cubes, each drawn and trained with
+    several seeds; the ranges over all runs and how many of them fall outside issue 14's targets.
+    """
+    rows = result["rows"]
+    within_1, within_2 = ([r["coverage"][k] for r in rows] for k in ("1sigma", "2sigma"))
+    strong = [b for r in rows for b in r["z_by_strength"] if b["low"] >= 3 and b["n"]]  # the truth above 3 sigma
+    return {
+        "den_seeds_count": str(len(result["seeds"])),
+        "den_seeds_runs": str(len(rows)),
+        "den_seeds_within_1_sigma": _span(within_1, ".1f", 100, " %"),
+        "den_seeds_within_2_sigma": _span(within_2, ".1f", 100, " %"),
+        "den_seeds_outside_1_sigma": str(sum(not 0.63 <= v <= 0.73 for v in within_1)),
+        "den_seeds_outside_2_sigma": str(sum(not 0.92 <= v <= 0.98 for v in within_2)),
+        "den_seeds_z_rms": _span([r["z"]["rms"] for r in rows], ".2f"),
+        "den_seeds_rms_qu": _span([r[f"rms_{s}"] for r in rows for s in "QU"], ".3f"),
+        "den_seeds_rms_v": _span([r["rms_V"] for r in rows], ".3f"),
+        "den_seeds_v_over": str(sum(r["rms_V"] > 0.2 for r in rows)),
+        "den_seeds_qu_over": str(sum(max(r["rms_Q"], r["rms_U"]) > 0.2 for r in rows)),
+        # the rms error of Q, U and V together where the truth is above 3 sigma (the noisy input's: 1)
+        "den_seeds_strong": _span([b["rms"] for r in rows for b in r["bins"] if b["low"] >= 3 and b["n"]], ".2f"),
+        "den_seeds_strong_fraction": _span([_strong_pixels(r) / _pixels(r) for r in rows], ".1f", 100, " %"),
+        # the error bars there: the rms of error / sigma and the coverage within 1 sigma
+        "den_seeds_strong_z": _span([b["rms"] for b in strong], ".1f"),
+        "den_seeds_strong_within_1_sigma": _span([b["within_1_sigma"] for b in strong], ".0f", 100, " %"),
+    }
+
+
 def levers_figures(result: dict) -> dict[str, str]:
     """
     The figures of ``docs/_static/denoise_science/levers.json`` (``benchmarks/denoise_levers.py --docs``) that the
@@ -518,6 +558,9 @@ def write_denoise_files(source: Path, out: Path) -> None:
     tuning = source / "_static" / "denoise_science" / "tuning_noise.json"  # benchmarks/denoise_tuning_noise.py --docs
     if tuning.exists():
         figures |= tuning_noise_figures(json.loads(tuning.read_text()))
+    seeds = source / "_static" / "denoise_science" / "seeds.json"  # python benchmarks/denoise_seeds.py --docs
+    if seeds.exists():
+        figures |= seeds_figures(json.loads(seeds.read_text()))
     levers = source / "_static" / "denoise_science" / "levers.json"  # python benchmarks/denoise_levers.py --docs
     if levers.exists():
         figures |= levers_figures(json.loads(levers.read_text()))
