@@ -353,6 +353,40 @@ def test_the_words_around_the_tuning_noise_figures_fit_them():
     assert sorted(rows["per_tuning"]["noise_per_tuning"]) == ["Q", "U", "V"]
 
 
+def test_seeds_figures_of_a_known_result(gen):
+    """Two runs written by hand: each substitution is the range, count or fraction the guide says it is."""
+
+    def run(c1, c2, z, rms, strong_z, strong_c1, strong_n):
+        strength = [
+            {"low": 0.0, "high": 1.0, "n": 900, "rms": 1.0, "within_1_sigma": 0.7},
+            {"low": 1.0, "high": 3.0, "n": 100 - strong_n, "rms": 1.1, "within_1_sigma": 0.6},
+            {"low": 3.0, "high": 10.0, "n": strong_n, "rms": strong_z, "within_1_sigma": strong_c1},
+            {"low": 10.0, "high": None, "n": 0, "rms": None, "within_1_sigma": None},  # no pixels: left out
+        ]
+        bins = [{"low": 3.0, "high": 10.0, "n": strong_n, "rms": 0.5}, {"low": 10.0, "high": None, "n": 0, "rms": 0}]
+        return {"coverage": {"1sigma": c1, "2sigma": c2}, "z": {"rms": z}, "z_by_strength": strength, "bins": bins} | {
+            f"rms_{s}": v for s, v in zip("QUV", rms, strict=True)
+        }
+
+    result = {
+        "seeds": [0, 1],
+        "rows": [
+            run(0.735, 0.95, 1.02, (0.1, 0.12, 0.25), 1.3, 0.5, 10),
+            run(0.70, 0.91, 1.1, (0.15, 0.21, 0.1), 2.4, 0.4, 50),
+        ],
+    }
+    figures = gen.seeds_figures(result)
+    assert figures["den_seeds_count"] == figures["den_seeds_runs"] == "2"
+    assert figures["den_seeds_within_1_sigma"] == "70.0-73.5 %" and figures["den_seeds_within_2_sigma"] == "91.0-95.0 %"
+    assert figures["den_seeds_outside_1_sigma"] == "1" and figures["den_seeds_outside_2_sigma"] == "1"
+    assert figures["den_seeds_z_rms"] == "1.02-1.10"
+    assert figures["den_seeds_rms_qu"] == "0.100-0.210" and figures["den_seeds_rms_v"] == "0.100-0.250"
+    assert figures["den_seeds_v_over"] == "1" and figures["den_seeds_qu_over"] == "1"
+    assert figures["den_seeds_strong"] == "0.50"
+    assert figures["den_seeds_strong_fraction"] == "1.0-5.0 %"  # 10 and 50 of 1000 pixels
+    assert figures["den_seeds_strong_z"] == "1.3-2.4" and figures["den_seeds_strong_within_1_sigma"] == "40-50 %"
+
+
 def test_the_words_around_the_seeds_figures_fit_them(gen, summary):
     """The guide's words on temporal mode over seeds (``benchmarks/denoise_seeds.py``) against its results."""
     result = json.loads((DOCS / "_static" / "denoise_science" / "seeds.json").read_text())
