@@ -109,8 +109,9 @@ axes[0, 0].legend(fontsize=8)
 # nor systematic errors such as weak, fine structure that the network smoothed away everywhere.
 #
 # After training, `~sunpy_nn.Denoiser.fit` calibrates it on Noise2Noise pairs, without clean data. In temporal
-# mode, as here, the network's own part is scaled in six bins of the noise it passes on from the neighbours
-# (``denoiser.calibration_bins``), so that the variance matches the error left over by that noise in each bin (a
+# mode, as here, the noise the network passes on from the neighbours is measured apart, and the network's own part
+# is scaled in six bins of its size (``denoiser.calibration_bins``; finest where it is largest, where the signal is),
+# so that the variance matches the error left over by that noise in each bin (a
 # single-scan denoiser, ``temporal=0``, has one factor per Stokes parameter and tuning instead,
 # ``denoiser.calibration_tunings``).
 # The errors are heavier-tailed than a normal distribution, so the fractions printed below can still differ from

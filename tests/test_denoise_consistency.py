@@ -83,6 +83,11 @@ def _saved(den, tmp_path):
         ("calibration", {"calibration": {"V": -1.0}}, r"Stokes \['V \(calibration\)'\]"),
         ("basis", {"spectral_basis": {"V": np.eye(2)}}, r"spectral basis of Stokes V is not a finite 3 x 3"),
         ("bins", {"calibration_bins": {"V": {"edges": [0.1, 0.2], "factors": [1.0]}}}, "calibration bins of Stokes V"),
+        (
+            "two-kinds-of-bins",
+            {"calibration_bins": {"V": {"edges": [0.1], "head_edges": [0.1], "factors": [1.0, 1.0]}}},
+            "calibration bins of Stokes V are not one set",
+        ),
     ],
 )
 def test_a_file_whose_settings_do_not_fit_is_refused_at_load(v_only, tmp_path, name, changes, message):

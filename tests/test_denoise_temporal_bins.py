@@ -1,6 +1,6 @@
 """
 Temporal mode's uncertainty (issue 14): the neighbours' propagated noise by a parametric bootstrap, and the variance
-head's calibration factors by bins of that propagated variance.
+head's calibration factors by bins of its own variance (of the propagated variance in files of formats 7-8).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from sunpy_nn import Denoiser
 from sunpy_nn.denoise import _calibration
-from sunpy_nn.denoise._calibration import _MIN_FACTOR, N_BINS, _bin_factors, _blocks, _sum_error
+from sunpy_nn.denoise._calibration import _MIN_FACTOR, HEAD_QUANTILES, N_BINS, _bin_factors, _blocks, _sum_error
 
 from .test_denoise_temporal_uncertainty import drifting  # noqa: F401 (a fixture)
 
@@ -51,20 +51,24 @@ def _pairs(prop: np.ndarray, excess: np.ndarray, seed: int) -> np.ndarray:
     return (error + rng.standard_normal(prop.shape)) ** 2 - 1
 
 
-def test_bin_factors_scale_the_head_only_where_the_error_exceeds_the_propagated_noise():
-    n = 600_000
-    prop = np.random.default_rng(0).uniform(0.002, 0.06, n)
-    excess = np.where(prop > 0.045, 0.1, 0.0)  # strong, moving structures: an error the noise does not explain
-    head = np.full(n, 0.02)
+def test_bin_factors_scale_the_head_by_bins_of_its_own_variance_where_the_error_exceeds_the_propagated_noise():
+    """Strong, evolving structures: the head ranks them (its variance is largest there) but is far off in size;
+    the top bins of the head scale it to the excess there, the others leave the propagated noise alone."""
+    n = 2_000_000
+    rng = np.random.default_rng(0)
+    prop = rng.uniform(0.002, 0.06, n)
+    head = np.exp(rng.normal(np.log(0.02), 0.5, n))
+    strong = head > np.quantile(head, 0.95)
+    excess = np.where(strong, 4.0 * head, 0.0)  # the strongest 5 %: an error 4x the head's, beyond the noise
     bins = _bin_factors(_pairs(prop, excess, 1), head, prop, np.arange(n))  # independent pixels: one block each
-    assert len(bins["edges"]) == N_BINS - 1 and len(bins["factors"]) == N_BINS
-    np.testing.assert_allclose(bins["edges"], np.quantile(prop, np.arange(1, N_BINS) / N_BINS))
-    top = np.digitize(prop, bins["edges"]) == N_BINS - 1
-    # the top bin: its head scaled to the excess there (its mean, 0.1 on 80 % of its pixels), to its sampling error
-    want = np.sqrt(excess[top].mean() / 0.02)
-    assert bins["factors"][-1] == pytest.approx(want, rel=0.1)
-    # the others: the error is the propagated noise alone, the head at the floor
-    assert bins["factors"][:3] == [_MIN_FACTOR] * 3
+    assert set(bins) == {"head_edges", "factors"}
+    assert len(bins["head_edges"]) == N_BINS - 1 and len(bins["factors"]) == N_BINS
+    np.testing.assert_allclose(bins["head_edges"], np.quantile(head, HEAD_QUANTILES))
+    assert HEAD_QUANTILES[-2:] == (0.95, 0.98)  # the two top bins: the strong pixels alone
+    # there the head is scaled to the excess, 4x its variance: a factor of 2, to the bins' sampling error (~4 %)
+    assert bins["factors"][-2:] == pytest.approx([2.0, 2.0], rel=0.1)
+    # below: the error is the propagated noise alone, the head at the floor
+    assert bins["factors"][:-2] == [_MIN_FACTOR] * (N_BINS - 2)
 
 
 def test_bin_factors_without_a_resolved_excess_leave_the_propagated_noise_alone():
@@ -126,7 +130,25 @@ def test_bins_of_correlated_noise_alone_are_not_resolved():
     assert _bin_factors(r2.ravel(), head.ravel(), prop.ravel(), per_pixel)["factors"] != [_MIN_FACTOR] * N_BINS
 
 
-def test_prediction_scales_the_head_by_the_bin_of_each_pixel(drifting, monkeypatch):  # noqa: F811
+def test_prediction_scales_the_head_by_the_bin_of_its_own_variance(drifting, monkeypatch):  # noqa: F811
+    cube, _, den = drifting
+    prop = np.full((1, 64, 64), 0.01, np.float32)
+    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None: prop)
+    sigma = den.noise["V"]
+    frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
+    head = np.exp(den._run(context / sigma, "cpu", None, 1)[1])
+    middle = float(np.median(head))
+    bins = {"head_edges": [middle], "factors": [0.5, 2.0]}
+    args = (frames, context, sigma, bins, "cpu", None, 1, den.model, None, 0, "float32", False, 1.0, 0.0)
+    sd = den._denoise_frames(*args)[1] / sigma
+    v = sd**2 / (1 - sd**2)  # from the combination's v / (v + 1)
+    high = head >= middle
+    assert 0.3 < high.mean() < 0.7
+    np.testing.assert_allclose(v[~high], 0.25 * head[~high] + 0.01, rtol=1e-4)
+    np.testing.assert_allclose(v[high], 4.0 * head[high] + 0.01, rtol=1e-4)
+
+
+def test_files_of_formats_7_and_8_keep_their_bins_of_the_propagated_variance(drifting, monkeypatch):  # noqa: F811
     cube, _, den = drifting
     prop = np.full((1, 64, 64), 0.001, np.float32)
     prop[..., 32:] = 0.1  # the right half: strong propagated noise
@@ -156,7 +178,7 @@ def test_fit_measures_the_bins_and_they_travel_with_the_weights(drifting, tmp_pa
     _, _, den = drifting
     assert set(den.calibration_bins) == {"Q", "U", "V"}
     for bins in den.calibration_bins.values():
-        assert len(bins["edges"]) == N_BINS - 1 and np.all(np.diff(bins["edges"]) >= 0)
+        assert len(bins["head_edges"]) == N_BINS - 1 and np.all(np.diff(bins["head_edges"]) >= 0)
         assert all(_MIN_FACTOR <= f <= 20 for f in bins["factors"])
     assert den.calibration_tunings == {}  # single-scan mode's factors per tuning: not in temporal mode
     prov = den.provenance()
@@ -224,8 +246,8 @@ def test_predict_uses_the_bins(drifting):  # noqa: F811
 
     cube, _, den = drifting
     den = copy.deepcopy(den)
-    edges = den.calibration_bins["V"]["edges"]
-    den.calibration_bins = {"V": {"edges": edges, "factors": [3.0] * N_BINS}}
+    edges = den.calibration_bins["V"]["head_edges"]
+    den.calibration_bins = {"V": {"head_edges": edges, "factors": [3.0] * N_BINS}}
     binned = den.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3]
     lazy = NDCube(da.from_array(np.asarray(cube.data), chunks=(1, 1, 1, 64, 64)), wcs=cube.wcs, unit=cube.unit)
     binned_lazy = np.asarray(den.predict(lazy, stokes=["V"], progress=False).uncertainty.array[:, 3])

@@ -24,7 +24,7 @@ class _CalibrationMixin:
     ) -> tuple[dict[str, float], dict[str, list[float]], dict[str, dict[str, list[float]]]]:
         """
         Factor on the aleatoric standard deviation of each Stokes parameter, of each of its tunings (single-scan
-        mode), and by bins of the propagated variance (temporal mode: `_bin_factors`), from Noise2Noise pairs.
+        mode), and by bins of the head's own variance (temporal mode: `_bin_factors`), from Noise2Noise pairs.
 
         With independent noise, ``E[(y - f(x))^2] = E[(f(x) - s)^2] + v_y`` needs no clean data; the target's
         noise variance ``v_y`` is removed with the pair itself, ``a E[(y - x)^2]`` with ``a = v_y / (v_x + v_y)``,
@@ -127,12 +127,12 @@ class _CalibrationMixin:
                 log.info("Stokes %s: factors per tuning %s", labels[s], np.round(tunings[labels[s]], 3).tolist())
             if binned:
                 bins[labels[s]] = _bin_factors(*(np.concatenate(v) for v in zip(*unrotated, strict=True)))
-                log.info("Stokes %s: factors by bins of the propagated variance %s", labels[s], bins[labels[s]])
+                log.info("Stokes %s: factors by bins of the head's variance %s", labels[s], bins[labels[s]])
         return out, tunings, bins
 
     def _head_calibration(self, label: str) -> float | dict[str, list[float]]:
-        """What prediction scales Stokes ``label``'s variance head by: its factors by bins of the propagated variance
-        (temporal mode, `calibration_bins`), or its one factor (`calibration`)."""
+        """What prediction scales Stokes ``label``'s variance head by: its factors by bins (temporal mode,
+        `calibration_bins`), or its one factor (`calibration`)."""
         if self.noise_correlation is None:  # no propagated variance to bin by (a temporal file before version 0.2)
             return self.calibration.get(label, 1.0)
         return self.calibration_bins.get(label) or self.calibration.get(label, 1.0)
@@ -169,9 +169,11 @@ class _CalibrationMixin:
         return sd
 
 
-#: Temporal mode's bins of the propagated variance (`_bin_factors`): how many (equal counts), and how many standard
-#: errors a bin's excess error must stand above zero for the head to be scaled to it there.
-N_BINS = 6
+#: Temporal mode's bins of the head's variance (`_bin_factors`): the quantiles that part them (finest where the
+#: head, and the signal, is strongest), and how many standard errors a bin's excess error must stand above zero for
+#: the head to be scaled to it there.
+HEAD_QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.98)
+N_BINS = len(HEAD_QUANTILES) + 1
 BIN_SIGMAS = 2.0
 #: The side (px) of the squares whose sums give the standard error of a bin's excess (`_sum_error`): several times
 #: the noise's correlation length on restored data (a Gaussian sigma of ~1 px), and 64 squares per 128^2 frame.
@@ -182,8 +184,9 @@ _MIN_BLOCKS = 10
 _MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
 _MIN_FACTOR = 0.05  # the smallest factor: below it the variance head learnt little, or the error is not resolved
 _TUNING_PX = 2**18  # pixels per tuning wanted: a factor's sampling error falls as 1 / sqrt(pixels)
-# Temporal mode's bins pool the tunings (or components) of a Stokes parameter: 2^17 px at each, about 2^17.6 px per
-# bin for 9 tunings (N_BINS); its bootstrap runs the network three times per frame: two scans of a 256^2 cube, not four
+# Temporal mode's bins pool the tunings (or components) of a Stokes parameter: 2^17 px at each, about 2^14.5 px in
+# the smallest bin (2 %, HEAD_QUANTILES) for 9 tunings; its bootstrap runs the network three times per frame: two
+# scans of a 256^2 cube, not four
 _BINNED_PX = 2**17
 
 
@@ -237,32 +240,35 @@ def _sum_error(excess: np.ndarray, block: np.ndarray) -> float:
 
 def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.ndarray) -> dict[str, list[float]]:
     """
-    Temporal mode's factors on the variance head by bins of the neighbours' propagated variance ``prop``: ``edges``
-    (`N_BINS` - 1 quantiles of ``prop``) and ``factors`` (one per bin, `numpy.digitize` order), from each valid
-    pixel's ``r2 = (y - p)^2 - 1`` (scan t's noise variance subtracted; in noise units) and the head's variance.
+    Temporal mode's factors on the variance head by bins of the head's own variance ``head``: ``head_edges`` (its
+    quantiles `HEAD_QUANTILES`) and ``factors`` (one per bin, `numpy.digitize` order), from each valid pixel's
+    ``r2 = (y - p)^2 - 1`` (scan t's noise variance subtracted; in noise units) and the neighbours' propagated
+    variance ``prop``.
 
     The prediction's error is a few per cent of scan t's noise variance. Where the signal is weak it is the
-    neighbours' noise passed on, which the bootstrap measures (`_propagated_variance`); the head, trained against
-    scan t, varies far less than the error does, so one factor made the bars too wide where the signal is weak and
-    too narrow where it is strong (with one factor, 79 % of the errors within 1 sigma on the white cube of
-    ``benchmarks/denoise_science.py``). Here a bin's head is scaled to the error left over by the propagated
-    noise, where that excess stands `BIN_SIGMAS` standard errors above zero; elsewhere the error is not resolved
-    (a 0.2 % error of the noise level alone shifts ``r2`` by 0.004) and the head is scaled to the floor
-    (`_MIN_FACTOR`): the propagated noise stands for the error there. The standard error comes from the sums of
-    ``block``'s squares (`_sum_error`): with noise through a Gaussian of 1 px, the pixels' own scatter understated
-    it about 2.5 times (``sqrt(2 pi)``), and bins whose excess was the noise's scatter counted as resolved (on the
-    correlated cube of ``benchmarks/denoise_science.py``, one bin of each Stokes parameter, which put 74 % of the
-    errors within 1 sigma instead of 71 %).
+    neighbours' noise passed on, which the bootstrap measures (`_propagated_variance`); where the signal is strong
+    the network also misses its evolution between scans, an error that the head learns to rank (its variance is
+    largest there) but not to size: trained against scan t, whose noise dwarfs that error, it comes out far off
+    after a short training. So a bin's head is scaled to the error left over by the propagated noise, where that
+    excess stands `BIN_SIGMAS` standard errors above zero; elsewhere the error is not resolved (a 0.2 % error of
+    the noise level alone shifts ``r2`` by 0.004) and the head is scaled to the floor (`_MIN_FACTOR`): the
+    propagated noise stands for the error there. The bins are finest where the head is largest (the strongest 2, 5,
+    10 and 20 % of the pixels), where the signal is and the error grows fastest. Bins of equal counts of the
+    propagated variance instead (format 7-8 files, ``edges``) mixed the strong pixels with weak ones: their bars were
+    1.2-2.5 times too narrow (rms of error / sigma where the truth exceeds 3 noise; ``benchmarks/denoise_seeds.py``
+    at 0.1.dev645). The standard error comes from the sums of ``block``'s squares (`_sum_error`): with noise through
+    a Gaussian of 1 px, the pixels' own scatter understated it about 2.5 times (``sqrt(2 pi)``), and bins whose
+    excess was the noise's scatter counted as resolved.
     """
-    edges = np.quantile(prop, np.linspace(0, 1, N_BINS + 1)[1:-1]) if prop.size else np.zeros(N_BINS - 1)
-    which = np.digitize(prop, edges)
+    edges = np.quantile(head, HEAD_QUANTILES) if head.size else np.zeros(N_BINS - 1)
+    which = np.digitize(head, edges)
     factors = []
     for b in range(N_BINS):
         excess = r2[which == b] - prop[which == b]
         spread = _sum_error(excess, block[which == b])
         resolved = float(excess.sum()) > BIN_SIGMAS * spread
         factors.append(_factor(float(excess.sum()), float(head[which == b].sum())) if resolved else _MIN_FACTOR)
-    return {"edges": edges.tolist(), "factors": factors}
+    return {"head_edges": edges.tolist(), "factors": factors}
 
 
 def _factor(num: float, den: float) -> float:

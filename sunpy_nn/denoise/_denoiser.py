@@ -142,7 +142,7 @@ class Denoiser(
     mode one factor per tuning (``calibration_tunings``), as the head's error varies less across the line than the error
     does. In temporal mode the neighbours' noise that passes into the prediction is measured by a bootstrap (the network
     on copies of its prediction plus noise of the cube's correlation, ``noise_correlation``) and added to the head's
-    variance, which is scaled by bins of it (``calibration_bins``). The epistemic part comes from Monte-Carlo dropout.
+    variance, whose factors go by bins of its own size (``calibration_bins``). The epistemic part: Monte-Carlo dropout.
 
     References
     ----------
@@ -244,7 +244,7 @@ class Denoiser(
         self.calibration: dict[str, float] = {}
         #: One scan (``temporal=0``, image mode): the factor at each tuning, used instead of ``calibration``.
         self.calibration_tunings: dict[str, list[float]] = {}
-        #: Temporal mode: the head's factors by bins of the propagated variance (``edges``, ``factors``), or empty.
+        #: Temporal mode: the head's factors by bins of its variance (``head_edges``; formats 7-8: ``edges``), or empty.
         self.calibration_bins: dict[str, dict[str, list[float]]] = {}
         self.model: UNet | None = None
         self.noise: dict[str, float] = {}

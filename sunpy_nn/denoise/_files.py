@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-#: 8: the bootstrap's draws and window; 7: temporal factors by bins of the propagated variance; 6: noise per tuning; 5:
-#: align; 4: factors per tuning; 3: the spectral basis; older: without.
-FORMAT_VERSION = 8
+#: 9: temporal factors by bins of the head's variance; 8: the bootstrap's draws and window; 7: temporal factors by
+#: bins of the propagated variance; 6: noise per tuning; 5: align; 4: factors per tuning; 3: the spectral basis;
+#: older: without.
+FORMAT_VERSION = 9
 #: The bootstrap of files of format 7, which did not save it (`_FramesMixin._propagated_variance`): draws, window (px).
 _FORMAT_7_BOOTSTRAP = (4, 5)
 
@@ -266,11 +267,15 @@ def _check_restored(den, path) -> None:
         if basis.shape != (n_w, n_w) or not np.isfinite(basis).all():
             problems.append(f"the spectral basis of Stokes {lab} is not a finite {n_w} x {n_w} matrix ({basis.shape})")
     for lab, b in den.calibration_bins.items():
-        edges, factors = b.get("edges"), b.get("factors")
-        ok = isinstance(edges, list) and isinstance(factors, list) and len(factors) == len(edges) + 1
+        # bins of the head's variance (format 9) or of the propagated variance (formats 7-8), one kind
+        edges, factors = b.get("head_edges", b.get("edges")), b.get("factors")
+        ok = ("head_edges" in b) != ("edges" in b) and set(b) <= {"head_edges", "edges", "factors"}
+        ok = ok and isinstance(edges, list) and isinstance(factors, list) and len(factors) == len(edges) + 1
         ok = ok and all(_positive(f) for f in factors) and bool(np.all(np.isfinite(edges)))
         if not ok or np.any(np.diff(edges) < 0):
-            problems.append(f"the calibration bins of Stokes {lab} are not increasing edges and one more factor")
+            problems.append(
+                f"the calibration bins of Stokes {lab} are not one set of increasing edges and one more factor"
+            )
     if problems:
         raise WeightsError(
             f"{path} does not fit together: {'; '.join(problems)}. The file is corrupt or was edited: save the "

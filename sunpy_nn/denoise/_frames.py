@@ -190,8 +190,8 @@ class _FramesMixin:
         """
         Denoised value and uncertainty (in data units) of ``(C, Y, X)`` frames of one Stokes parameter, of noise
         ``sigma``; ``scale`` is the calibration factor of the aleatoric uncertainty (`Denoiser.calibration`), or in
-        temporal mode the factors by bins of the propagated variance (`Denoiser.calibration_bins`: ``edges``,
-        ``factors``).
+        temporal mode the factors by bins of the head's variance (`Denoiser.calibration_bins`: ``head_edges``,
+        ``factors``; files of formats 7-8: ``edges`` of the propagated variance).
 
         With ``mc_net`` (a network whose dropout may be switched on), the epistemic variance of ``mc_samples``
         Monte-Carlo dropout passes is added to the aleatoric one. In temporal mode, ``context`` holds the ``2k``
@@ -222,7 +222,7 @@ class _FramesMixin:
             fill = np.where(np.isfinite(fill), fill, x)
             inp = np.where(np.isfinite(groups), groups, fill[None]).reshape(inp.shape)
         mean, log_var = self._run(inp, dev, tile_size, n_out, model, precision, compile)
-        bins = scale if isinstance(scale, dict) else None  # temporal mode: factors by bins of the propagated variance
+        bins = scale if isinstance(scale, dict) else None  # temporal mode: the head's factors by bins
         if bins and (context is None or correlation is None):  # the bins scale the head only beside prop
             raise ValueError("factors by bins of the propagated variance need the neighbours and their correlation")
         # NaN where the mean is (a tuning without data): the head has one channel for all of them
@@ -234,7 +234,9 @@ class _FramesMixin:
             )
             if bins:
                 factors = np.asarray(bins["factors"], var.dtype)
-                var = var * factors[np.digitize(np.nan_to_num(prop), bins["edges"])] ** 2
+                # bins of the head's own variance (format 9); files of formats 7-8: of the propagated variance
+                key, edges = (var, bins["head_edges"]) if "head_edges" in bins else (prop, bins["edges"])
+                var = var * factors[np.digitize(np.nan_to_num(key), edges)] ** 2
             var = var + frame_var * prop
         if mc_net is not None:
             mc_net.mc_dropout(True)
