@@ -194,6 +194,14 @@ def test_versions(gen, summary):
     assert gen.oldest_version(summary)  # the committed file has one
 
 
+def test_the_guide_says_which_calibration_bins_the_table_was_measured_with(gen, summary):
+    """The temporal calibration's bins went from the propagated variance to the head's own variance at 0.1.dev649:
+    the guide says the table's runs used the earlier bins exactly while its oldest part is older."""
+    page = (DOCS / "guide" / "denoise.rst").read_text()
+    says_earlier = "binned it by the propagated variance instead" in page
+    assert says_earlier == (gen._dev(gen.oldest_version(summary)) < 649)
+
+
 def test_the_script_merges_a_partial_run(gen):
     spec = importlib.util.spec_from_file_location("denoise_science", ROOT / "benchmarks" / "denoise_science.py")
     script = importlib.util.module_from_spec(spec)
@@ -411,12 +419,15 @@ def test_the_words_around_the_seeds_figures_fit_them(gen, summary):
     # Q and U "below issue 14's 0.2 in every run"; V "above 0.2 in ... of the runs": some
     assert figures["den_seeds_qu_over"] == "0" and int(figures["den_seeds_v_over"]) > 0
     # "the error was ... times the noise (the noisy input's is 1)": below it in every run; "but the error bars there
-    # were too narrow in every run"
+    # were still too narrow in every run" (rms of z above 1, fewer than 68 % within 1 sigma), "narrowed that gap from
+    # 1.2-2.5 with the earlier bins" (their smallest and largest rms of z there, 0.1.dev645)
     assert all(b["rms"] < 1 for r in rows for b in r["bins"] if b["low"] >= 3 and b["n"])
     strong = [b for r in rows for b in r["z_by_strength"] if b["low"] >= 3 and b["n"]]
-    assert len(strong) >= len(rows) and all(b["rms"] > 1.2 and b["within_1_sigma"] < 0.63 for b in strong)
+    assert len(strong) >= len(rows) and all(b["rms"] > 1.05 and b["within_1_sigma"] < 0.68 for b in strong)
+    assert min(b["rms"] for b in strong) < 1.2 and max(b["rms"] for b in strong) < 2.5
+    assert gen._dev(result["sunpy_nn_version"]) >= 649  # measured with the bins of the head's variance
     # the Uncertainty section: "over all pixels the coverage was within or just outside its target range"
-    assert all(0.62 <= r["coverage"]["1sigma"] <= 0.74 and 0.91 <= r["coverage"]["2sigma"] <= 0.98 for r in rows)
+    assert all(0.62 <= r["coverage"]["1sigma"] <= 0.75 and 0.91 <= r["coverage"]["2sigma"] <= 0.98 for r in rows)
 
 
 def test_the_words_around_the_levers_fit_them():
