@@ -164,6 +164,19 @@ def test_files_of_formats_7_and_8_keep_their_bins_of_the_propagated_variance(dri
     np.testing.assert_allclose(v[..., 32:], 4.0 * head[..., 32:] + 0.1, rtol=1e-4)
 
 
+def test_bins_of_the_propagated_variance_survive_a_save(drifting, tmp_path):  # noqa: F811
+    """A denoiser calibrated before format 9 (bins of the propagated variance, ``edges``), saved again, is still
+    what it was calibrated for: the same bins, the same uncertainty."""
+    cube, _, den = drifting
+    old = copy.deepcopy(den)
+    old.calibration_bins = {k: {"edges": [0.01], "factors": [0.5, 2.0]} for k in den.calibration_bins}
+    sd = old.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3]
+    again = Denoiser.load(old.save(tmp_path / "old.pt"))
+    assert again.calibration_bins == old.calibration_bins
+    again_sd = again.predict(cube, stokes=["V"], progress=False).uncertainty.array[:, 3]
+    np.testing.assert_allclose(again_sd, sd, rtol=0, atol=1e-5 * float(np.ptp(sd)))
+
+
 def test_bins_without_the_propagated_variance_are_refused_not_ignored(drifting):  # noqa: F811
     # bins alone would leave the head unscaled (factor 1) where it was calibrated beside the propagated noise
     cube, _, den = drifting

@@ -267,7 +267,7 @@ def _check_restored(den, path) -> None:
         if basis.shape != (n_w, n_w) or not np.isfinite(basis).all():
             problems.append(f"the spectral basis of Stokes {lab} is not a finite {n_w} x {n_w} matrix ({basis.shape})")
     for lab, b in den.calibration_bins.items():
-        # bins of the head's variance (format 9) or of the propagated variance (formats 7-8), one kind
+        # bins of the head's variance or, calibrated before format 9 (kept when saved again), of the propagated variance
         edges, factors = b.get("head_edges", b.get("edges")), b.get("factors")
         ok = ("head_edges" in b) != ("edges" in b) and set(b) <= {"head_edges", "edges", "factors"}
         ok = ok and isinstance(edges, list) and isinstance(factors, list) and len(factors) == len(edges) + 1

@@ -224,7 +224,7 @@ class _FramesMixin:
         mean, log_var = self._run(inp, dev, tile_size, n_out, model, precision, compile)
         bins = scale if isinstance(scale, dict) else None  # temporal mode: the head's factors by bins
         if bins and (context is None or correlation is None):  # the bins scale the head only beside prop
-            raise ValueError("factors by bins of the propagated variance need the neighbours and their correlation")
+            raise ValueError("temporal factors by bins need the neighbours and their correlation")
         # NaN where the mean is (a tuning without data): the head has one channel for all of them
         var = np.exp(log_var) * (1.0 if bins else scale**2) * (0 * mean + 1)
         if context is not None and correlation is not None:
@@ -234,7 +234,7 @@ class _FramesMixin:
             )
             if bins:
                 factors = np.asarray(bins["factors"], var.dtype)
-                # bins of the head's own variance (format 9); files of formats 7-8: of the propagated variance
+                # the head's own variance; calibrated before format 9 (kept when saved): the propagated variance
                 key, edges = (var, bins["head_edges"]) if "head_edges" in bins else (prop, bins["edges"])
                 var = var * factors[np.digitize(np.nan_to_num(key), edges)] ** 2
             var = var + frame_var * prop
