@@ -133,9 +133,8 @@ class _CalibrationMixin:
     def _head_calibration(self, label: str) -> float | dict[str, list[float]]:
         """What prediction scales Stokes ``label``'s variance head by: its factors by bins (temporal mode,
         `calibration_bins`), or its one factor (`calibration`)."""
-        if (
-            self.noise_correlation is None
-        ):  # no propagated variance to add beside binned factors (a temporal file before 0.2)
+        # a temporal file before 0.2: no propagated variance to add beside the bins' factors
+        if self.noise_correlation is None:
             return self.calibration.get(label, 1.0)
         return self.calibration_bins.get(label) or self.calibration.get(label, 1.0)
 
