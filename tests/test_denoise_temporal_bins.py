@@ -71,6 +71,27 @@ def test_bin_factors_scale_the_head_by_bins_of_its_own_variance_where_the_error_
     assert bins["factors"][:-2] == [_MIN_FACTOR] * (N_BINS - 2)
 
 
+def test_top_bins_too_few_squares_to_resolve_keep_the_factor_of_the_resolved_bin_below():
+    """A small cube: the strongest 2 % of the pixels lie in fewer squares than a standard error needs, so their bin
+    cannot be resolved; the floor there would give the strongest signals the narrowest bars."""
+    n = 400_000
+    rng = np.random.default_rng(5)
+    prop = rng.uniform(0.002, 0.06, n)
+    head = np.exp(rng.normal(np.log(0.02), 0.5, n))
+    excess = np.where(head > np.quantile(head, 0.8), 4.0 * head, 0.0)  # the strongest 20 %: 4x the head's variance
+    r2 = _pairs(prop, excess, 6)
+    block = np.arange(n)  # independent pixels: one block each ...
+    top = head > np.quantile(head, HEAD_QUANTILES[-1])
+    block[top] = n + np.arange(top.sum()) % 5  # ... but the strongest 2 % in 5 squares: fewer than _MIN_BLOCKS
+    bins = _bin_factors(r2, head, prop, block)
+    assert bins["factors"][-4:-1] == pytest.approx([2.0, 2.0, 2.0], rel=0.1)  # resolved: the excess, a factor of 2
+    assert bins["factors"][-1] == bins["factors"][-2]  # not resolved, so the factor below, not the floor
+    assert bins["factors"][:2] == [_MIN_FACTOR] * 2  # below the strong pixels: the floor, as before
+    # resolved in squares enough, the top bin measures its own factor
+    own = _bin_factors(r2, head, prop, np.arange(n))["factors"]
+    assert own[-1] != own[-2] and own[-1] == pytest.approx(2.0, rel=0.1)
+
+
 def test_bin_factors_without_a_resolved_excess_leave_the_propagated_noise_alone():
     prop = np.random.default_rng(3).uniform(0.002, 0.06, 200_000)
     head = np.random.default_rng(9).uniform(0.005, 0.05, prop.size)  # every bin holds pixels

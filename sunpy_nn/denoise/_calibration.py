@@ -253,22 +253,29 @@ def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.n
     after a short training. So a bin's head is scaled to the error left over by the propagated noise, where that
     excess stands `BIN_SIGMAS` standard errors above zero; elsewhere the error is not resolved (a 0.2 % error of
     the noise level alone shifts ``r2`` by 0.004) and the head is scaled to the floor (`_MIN_FACTOR`): the
-    propagated noise stands for the error there. The bins are finest where the head is largest (the strongest 2, 5,
-    10 and 20 % of the pixels), where the signal is and the error grows fastest. Bins of equal counts of the
-    propagated variance instead (format 7-8 files, ``edges``) mixed the strong pixels with weak ones: their bars were
-    1.2-2.5 times too narrow (rms of error / sigma where the truth exceeds 3 noise; ``benchmarks/denoise_seeds.py``
-    at 0.1.dev645). The standard error comes from the sums of ``block``'s squares (`_sum_error`): with noise through
-    a Gaussian of 1 px, the pixels' own scatter understated it about 2.5 times (``sqrt(2 pi)``), and bins whose
-    excess was the noise's scatter counted as resolved.
+    propagated noise stands for the error there. Bins above the highest resolved one take its factor instead: the
+    floor would give the pixels the head ranks the worst predicted the narrowest bars. The bins are finest where the
+    head is largest (the strongest 2, 5, 10 and 20 % of the pixels), where the signal is and the error grows fastest.
+    Bins of equal counts of the propagated variance instead (format 7-8 files, ``edges``) mixed the strong pixels
+    with weak ones: their bars were 1.2-2.5 times too narrow (rms of error / sigma where the truth exceeds 3 noise;
+    ``benchmarks/denoise_seeds.py`` at 0.1.dev645). The standard error comes from the sums of ``block``'s squares
+    (`_sum_error`): with noise through a Gaussian of 1 px, the pixels' own scatter understated it about 2.5 times
+    (``sqrt(2 pi)``), and bins whose excess was the noise's scatter counted as resolved.
     """
     edges = np.quantile(head, HEAD_QUANTILES) if head.size else np.zeros(N_BINS - 1)
     which = np.digitize(head, edges)
-    factors = []
+    factors, resolved = [], []
     for b in range(N_BINS):
         excess = r2[which == b] - prop[which == b]
         spread = _sum_error(excess, block[which == b])
-        resolved = float(excess.sum()) > BIN_SIGMAS * spread
-        factors.append(_factor(float(excess.sum()), float(head[which == b].sum())) if resolved else _MIN_FACTOR)
+        resolved.append(float(excess.sum()) > BIN_SIGMAS * spread)
+        factors.append(_factor(float(excess.sum()), float(head[which == b].sum())) if resolved[-1] else _MIN_FACTOR)
+    # The top bins hold the fewest squares (2 % of the pixels): on a small cube they may go unresolved for want of
+    # squares (`_MIN_BLOCKS`), not of error, and the head ranks the error highest there: no floor above a resolved
+    # bin.
+    if any(resolved):
+        top = max(b for b in range(N_BINS) if resolved[b])
+        factors[top + 1 :] = [factors[top]] * (N_BINS - 1 - top)
     return {"head_edges": edges.tolist(), "factors": factors}
 
 
