@@ -298,6 +298,32 @@ def seeds_figures(result: dict) -> dict[str, str]:
     }
 
 
+def reuse_figures(result: dict) -> dict[str, str]:
+    """
+    The figures of ``docs/_static/denoise_science/reuse.json`` (``benchmarks/denoise_reuse.py``): a temporal denoiser
+    fitted on the white and on the correlated cube of the science benchmark, applied to each target (its training
+    cube, the same scene with a new noise draw at 1, 0.7 and 1.4 times the noise, another scene); per target, the
+    ranges over the two cubes of the coverage within 1 and 2 sigma and of the rms of error / sigma.
+    """
+    out = {"den_reuse_version": result["sunpy_nn_version"]}
+    names = {
+        "training cube": "training",
+        "same scene, new noise": "same",
+        "same scene, noise x0.7": "lower",
+        "same scene, noise x1.4": "higher",
+        "another scene": "other",
+    }
+    for target, key in names.items():
+        rows = [r for part in result["parts"] for r in part["targets"] if r["target"] == target]
+        within_1 = _span([r["coverage"]["1sigma"] for r in rows], ".0f", 100, " %")
+        within_2 = _span([r["coverage"]["2sigma"] for r in rows], ".0f", 100, " %")
+        z = _span([r["z"]["rms"] for r in rows], ".2f")
+        out[f"den_reuse_{key}"] = f"{within_1} within 1 sigma, {within_2} within 2 sigma, rms of error / sigma {z}"
+        out[f"den_reuse_{key}_strong_z"] = _span([r["strong"]["z_rms"] for r in rows], ".1f")
+        out[f"den_reuse_{key}_rms"] = _span([r[f"rms_{s}"] for r in rows for s in "QUV"], ".3f")
+    return out
+
+
 def levers_figures(result: dict) -> dict[str, str]:
     """
     The figures of ``docs/_static/denoise_science/levers.json`` (``benchmarks/denoise_levers.py --docs``) that the
@@ -561,6 +587,9 @@ def write_denoise_files(source: Path, out: Path) -> None:
     seeds = source / "_static" / "denoise_science" / "seeds.json"  # python benchmarks/denoise_seeds.py --docs
     if seeds.exists():
         figures |= seeds_figures(json.loads(seeds.read_text()))
+    reuse = source / "_static" / "denoise_science" / "reuse.json"  # python benchmarks/denoise_reuse.py --docs
+    if reuse.exists():
+        figures |= reuse_figures(json.loads(reuse.read_text()))
     levers = source / "_static" / "denoise_science" / "levers.json"  # python benchmarks/denoise_levers.py --docs
     if levers.exists():
         figures |= levers_figures(json.loads(levers.read_text()))
