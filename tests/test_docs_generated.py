@@ -83,6 +83,11 @@ GENERATED = {
         lambda d: d["sunpy_nn_version"],
     ),
     # the script, and the science benchmark whose cubes and scoring it uses
+    "docs/_static/denoise_science/reuse.json": (
+        ("benchmarks/denoise_reuse.py", "benchmarks/denoise_science.py"),
+        lambda d: d["sunpy_nn_version"],
+    ),
+    # the script, and the science benchmark whose cubes and scoring it uses
     "docs/_static/denoise_science/levers.json": (
         ("benchmarks/denoise_levers.py", "benchmarks/denoise_science.py", "benchmarks/_run_report.py"),
         lambda d: d["sunpy_nn_version"],

@@ -315,12 +315,13 @@ def reuse_figures(result: dict) -> dict[str, str]:
     }
     for target, key in names.items():
         rows = [r for part in result["parts"] for r in part["targets"] if r["target"] == target]
-        within_1 = _span([r["coverage"]["1sigma"] for r in rows], ".0f", 100, " %")
-        within_2 = _span([r["coverage"]["2sigma"] for r in rows], ".0f", 100, " %")
+        within_1 = _span([r["coverage"]["1sigma"] for r in rows], ".1f", 100, " %")
+        within_2 = _span([r["coverage"]["2sigma"] for r in rows], ".1f", 100, " %")
         z = _span([r["z"]["rms"] for r in rows], ".2f")
         out[f"den_reuse_{key}"] = f"{within_1} within 1 sigma, {within_2} within 2 sigma, rms of error / sigma {z}"
         out[f"den_reuse_{key}_strong_z"] = _span([r["strong"]["z_rms"] for r in rows], ".1f")
-        out[f"den_reuse_{key}_rms"] = _span([r[f"rms_{s}"] for r in rows for s in "QUV"], ".3f")
+        out[f"den_reuse_{key}_rms_qu"] = _span([r[f"rms_{s}"] for r in rows for s in "QU"], ".3f")
+        out[f"den_reuse_{key}_rms_v"] = _span([r["rms_V"] for r in rows], ".3f")
     return out
 
 
