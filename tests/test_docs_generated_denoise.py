@@ -221,29 +221,39 @@ def test_the_guide_says_which_calibration_bins_the_table_was_measured_with(gen, 
 def test_the_words_on_a_reused_denoiser_fit_its_benchmark(gen, summary):
     """The guide's "How far a reused denoiser's error bars hold" (``benchmarks/denoise_reuse.py``)."""
     result = json.loads((DOCS / "_static" / "denoise_science" / "reuse.json").read_text())
+    seeds = json.loads((DOCS / "_static" / "denoise_science" / "seeds.json").read_text())
     page = " ".join((DOCS / "guide" / "denoise.rst").read_text().split())
-    figures = gen.reuse_figures(result)
+    figures = gen.reuse_figures(result, seeds)
     assert set(re.findall(r"\|(den_reuse_[a-z_]+)\|", page)) <= set(figures)
+
+    def inside(r):  # issue 14's ranges
+        return 0.63 <= r["coverage"]["1sigma"] <= 0.73 and 0.92 <= r["coverage"]["2sigma"] <= 0.98
+
     for part in result["parts"]:
         by = {r["target"]: r for r in part["targets"]}
         train, same = by["training cube"], by["same scene, new noise"]
-        # "(the table's temporal rows)": predict on the training cube gives denoise_cube's figures, to its noise
-        # estimate's sampling (predict re-estimates the noise of a cube it was not fitted on)
+        # "(the table's temporal rows to their printed digits)"
         row = gen._rows(summary, part["part"])["temporal"]
-        assert abs(train["coverage"]["1sigma"] - row["coverage"]["1sigma"]) < 0.005
-        # "the network did not learn its training cube's noise": a new draw scores as the training cube
-        assert abs(same["coverage"]["1sigma"] - train["coverage"]["1sigma"]) < 0.01
-        assert abs(same["z"]["rms"] - train["z"]["rms"]) < 0.03
-        # "too narrow on a cube whose noise differs ..., the more so on the less noisy one"
+        for key in ("1sigma", "2sigma"):
+            assert f"{train['coverage'][key]:.1%}" == f"{row['coverage'][key]:.1%}"
+        assert f"{train['z']['rms']:.2f}" == f"{row['z']['rms']:.2f}"
+        assert all(f"{train[f'rms_{s}']:.3f}" == f"{row[f'rms_{s}']:.3f}" for s in "QUV")
+        # "a denoiser reused on a cube of the same noise gave bars as on its training cube": a new draw, another scene
+        for reused in (same, by["another scene"]):
+            assert abs(reused["coverage"]["1sigma"] - train["coverage"]["1sigma"]) < 0.01
+            assert abs(reused["z"]["rms"] - train["z"]["rms"]) < 0.04
+        # "0.7 times the noise: ..., error bars too narrow; with 1.4 times: ..., within issue 14's ranges but narrower
+        # than on the training cube"
         lower, higher = by["same scene, noise x0.7"], by["same scene, noise x1.4"]
-        assert lower["z"]["rms"] > higher["z"]["rms"] > train["z"]["rms"]
-        # "rose to ... of its (lower) noise"
-        assert all(lower[f"rms_{s}"] > train[f"rms_{s}"] for s in "QUV")
-        # another scene: "the rms error of V rose ... and where the truth exceeds 3 times the noise the rms of
-        # error / sigma to ..."
+        assert lower["z"]["rms"] > 1.1 and lower["coverage"]["2sigma"] < 0.935  # Gaussian: 1 and 95.4 %
+        assert inside(higher) and higher["z"]["rms"] > train["z"]["rms"]
+        # another scene: "that scene holds more strong field than the training cube, and reuse cost little on top"
         other = by["another scene"]
-        assert other["rms_V"] > 1.1 * train["rms_V"] and other["strong"]["z_rms"] > train["strong"]["z_rms"]
-    assert "too narrow** on a cube whose noise differs" in page
+        fitted = next(r for r in seeds["rows"] if r["cube_seed"] == 3 and r["part"] == part["part"])
+        assert other["rms_V"] > 1.1 * train["rms_V"]
+        assert other["rms_V"] < 1.1 * fitted["rms_V"] and other["strong"]["z_rms"] < gen._strong_z(fitted) + 0.2
+        assert other["strong"]["fraction"] > train["strong"]["fraction"]
+    assert "error bars **too narrow**" in page
 
 
 def test_the_script_merges_a_partial_run(gen):
@@ -273,8 +283,9 @@ def test_the_page_quotes_the_summary(gen, summary, tmp_path):
     figures = gen.denoise_figures(summary) | gen.lazy_align_figures(lazy) | gen.tuning_noise_figures(tuning)
     batch = json.loads((DOCS / "_static" / "denoise_science" / "batch.json").read_text())
     figures |= gen.levers_figures(levers) | gen.batch_figures(batch)
-    figures |= gen.seeds_figures(json.loads((DOCS / "_static" / "denoise_science" / "seeds.json").read_text()))
-    figures |= gen.reuse_figures(json.loads((DOCS / "_static" / "denoise_science" / "reuse.json").read_text()))
+    seeds = json.loads((DOCS / "_static" / "denoise_science" / "seeds.json").read_text())
+    figures |= gen.seeds_figures(seeds)
+    figures |= gen.reuse_figures(json.loads((DOCS / "_static" / "denoise_science" / "reuse.json").read_text()), seeds)
     page = (DOCS / "guide" / "denoise.rst").read_text()
     used = set(re.findall(r"\|(den_[a-z0-9_]+)\|", page))
     assert used and used <= set(figures)

@@ -16,6 +16,7 @@ Both are pure functions of the summary, so the page and the tables cannot disagr
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -298,12 +299,13 @@ def seeds_figures(result: dict) -> dict[str, str]:
     }
 
 
-def reuse_figures(result: dict) -> dict[str, str]:
+def reuse_figures(result: dict, seeds: dict) -> dict[str, str]:
     """
     The figures of ``docs/_static/denoise_science/reuse.json`` (``benchmarks/denoise_reuse.py``): a temporal denoiser
     fitted on the white and on the correlated cube of the science benchmark, applied to each target (its training
     cube, the same scene with a new noise draw at 1, 0.7 and 1.4 times the noise, another scene); per target, the
-    ranges over the two cubes of the coverage within 1 and 2 sigma and of the rms of error / sigma.
+    ranges over the two cubes of the coverage within 1 and 2 sigma and of the rms of error / sigma. The baseline of
+    "another scene": temporal mode fitted on that cube itself, from ``seeds`` (``benchmarks/denoise_seeds.py``).
     """
     out = {"den_reuse_version": result["sunpy_nn_version"]}
     names = {
@@ -322,7 +324,16 @@ def reuse_figures(result: dict) -> dict[str, str]:
         out[f"den_reuse_{key}_strong_z"] = _span([r["strong"]["z_rms"] for r in rows], ".1f")
         out[f"den_reuse_{key}_rms_qu"] = _span([r[f"rms_{s}"] for r in rows for s in "QU"], ".3f")
         out[f"den_reuse_{key}_rms_v"] = _span([r["rms_V"] for r in rows], ".3f")
+    self_fit = [r for r in seeds["rows"] if r["cube_seed"] == 3 and r["part"] in {p["part"] for p in result["parts"]}]
+    out["den_reuse_self_rms_v"] = _span([r["rms_V"] for r in self_fit], ".3f")
+    out["den_reuse_self_strong_z"] = _span([_strong_z(r) for r in self_fit], ".1f")
     return out
+
+
+def _strong_z(row: dict) -> float:
+    """The rms of error / sigma where the truth exceeds 3 times the noise, from a seeds run's bins by strength."""
+    strong = [b for b in row["z_by_strength"] if b["low"] >= 3 and b["n"]]
+    return math.sqrt(sum(b["n"] * b["rms"] ** 2 for b in strong) / sum(b["n"] for b in strong))
 
 
 def levers_figures(result: dict) -> dict[str, str]:
@@ -589,8 +600,8 @@ def write_denoise_files(source: Path, out: Path) -> None:
     if seeds.exists():
         figures |= seeds_figures(json.loads(seeds.read_text()))
     reuse = source / "_static" / "denoise_science" / "reuse.json"  # python benchmarks/denoise_reuse.py --docs
-    if reuse.exists():
-        figures |= reuse_figures(json.loads(reuse.read_text()))
+    if reuse.exists() and seeds.exists():  # the baseline of "another scene" is a seeds run
+        figures |= reuse_figures(json.loads(reuse.read_text()), json.loads(seeds.read_text()))
     levers = source / "_static" / "denoise_science" / "levers.json"  # python benchmarks/denoise_levers.py --docs
     if levers.exists():
         figures |= levers_figures(json.loads(levers.read_text()))

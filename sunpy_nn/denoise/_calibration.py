@@ -270,9 +270,9 @@ def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.n
         spread = _sum_error(excess, block[which == b])
         resolved.append(float(excess.sum()) > BIN_SIGMAS * spread)
         factors.append(_factor(float(excess.sum()), float(head[which == b].sum())) if resolved[-1] else _MIN_FACTOR)
-    # The top bins hold the fewest squares (2 % of the pixels): on a small cube they may go unresolved for want of
-    # squares (`_MIN_BLOCKS`), not of error, and the head ranks the error highest there: no floor above a resolved
-    # bin.
+    # The head ranks the error highest in the top bins, and they hold the fewest squares (2 % of the pixels): on a
+    # small cube they may go unresolved for want of squares (`_MIN_BLOCKS`). Whatever left a bin above a resolved
+    # one unresolved, it takes that bin's factor, never the floor (wider bars, not narrower).
     if any(resolved):
         top = max(b for b in range(N_BINS) if resolved[b])
         factors[top + 1 :] = [factors[top]] * (N_BINS - 1 - top)
