@@ -132,7 +132,7 @@ def test_each_image_is_shifted_as_the_n_dimensional_spline_shifts_it(shape, orde
 
 
 @pytest.mark.parametrize("shift", [(0.6, -1.4), (-1.7, 1.2), (1.3, 0.3), (-0.4, -2.0)])
-def test_narrow_bands_repeat_the_frames_own_edge(shift):
+def test_narrow_bands_take_the_frames_own_border_values(shift):
     frames = np.random.default_rng(4).standard_normal((2, 40, 40)).astype(np.float32)
     plain = shift_frames(frames, shift)
     np.testing.assert_array_equal(plain, shift_frames(frames, shift, edge=0))  # edge=0: the default
@@ -140,15 +140,46 @@ def test_narrow_bands_repeat_the_frames_own_edge(shift):
     bands = [int(np.ceil(abs(s) - 0.05)) for s in shift]
     # the band of each axis: at the start for a positive shift, at the end for a negative one
     outer = [slice(0, b) if s > 0 else slice(40 - b, 40) for s, b in zip(shift, bands, strict=True)]
-    nearest = [slice(b, b + 1) if s > 0 else slice(39 - b, 40 - b) for s, b in zip(shift, bands, strict=True)]
     inner = [slice(b, 40) if s > 0 else slice(0, 40 - b) for s, b in zip(shift, bands, strict=True)]
     assert np.isnan(plain[:, outer[0]]).all() and np.isnan(plain[:, :, outer[1]]).all()
     assert np.isfinite(out).all()
     np.testing.assert_array_equal(out[:, inner[0], inner[1]], plain[:, inner[0], inner[1]])  # brought in: unchanged
-    rows = np.broadcast_to(out[:, nearest[0]], out[:, outer[0]].shape)
-    np.testing.assert_array_equal(out[:, outer[0]], rows)  # the band repeats the nearest row ...
-    cols = np.broadcast_to(out[:, :, nearest[1]], out[:, :, outer[1]].shape)
-    np.testing.assert_array_equal(out[:, :, outer[1]], cols)  # ... and column (corners: the corner pixel)
+    # the bands (corners included): the frame's value at the shifted position, held at its border beyond it
+    held = np.stack([ndimage.shift(f, shift, order=1, mode="nearest") for f in frames])
+    band = np.zeros(frames.shape, bool)
+    band[:, outer[0]] = band[:, :, outer[1]] = True
+    np.testing.assert_allclose(out[band], held[band], rtol=0, atol=1e-6 * np.ptp(frames))
+
+
+@pytest.mark.parametrize("shift", [(0.07, 0.0), (-0.3, 0.0), (0.0, 0.45), (-1.6, 0.0)])
+def test_a_narrow_band_of_a_smooth_field_errs_by_the_shift_not_by_a_pixel(shift):
+    """The band lies ``|shift| - band + 1`` px beyond the frame's last row, whose value it takes: for a field of
+    constant gradient the error is that distance times the gradient, well under the whole pixel (and more) by which
+    the nearest row the shift brought in lies further in (the fill before 0.1.dev662)."""
+    yy, xx = np.mgrid[:48, :48].astype(np.float64)
+    slope = (0.8, -0.5)
+
+    def field(y, x):
+        return slope[0] * y + slope[1] * x + np.sin(x / 9.0)  # a ramp: its shift is known exactly
+
+    frames = field(yy, xx)[None].astype(np.float32)
+    out = shift_frames(frames, shift, edge=2)[0]
+    exact = field(yy - shift[0], xx - shift[1])  # what the shifted frame holds where the data extend beyond
+    axis = 0 if shift[0] else 1
+    s = shift[axis]
+    band = int(np.ceil(abs(s) - 0.05))
+    rows = slice(0, band) if s > 0 else slice(48 - band, 48)
+    region = out[rows] if axis == 0 else out[:, rows]
+    truth = exact[rows] if axis == 0 else exact[:, rows]
+    beyond = abs(s)  # the farthest band pixel's distance beyond the border, in px
+    gradient = abs(slope[axis]) + (1 / 9.0 if axis == 1 else 0.0)
+    assert np.abs(region - truth).max() <= beyond * gradient + 1e-4
+    # the fill before: the nearest row brought in, a whole pixel further in than the band's border row
+    nearest = out[band : band + 1] if s > 0 and axis == 0 else None
+    if axis == 0 and s < 0:
+        nearest = out[48 - band - 1 : 48 - band]
+    if nearest is not None:
+        assert np.abs(region - truth).max() < np.abs(np.broadcast_to(nearest, region.shape) - truth).max()
 
 
 def test_wide_bands_and_holes_at_the_border_stay_nan():

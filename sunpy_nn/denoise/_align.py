@@ -32,7 +32,11 @@ UPSAMPLE = 100
 #: scan's own edge (`shift_frames`): left NaN, those pixels had scan t itself as their estimate, with the full noise,
 #: and a 1-px band on two sides of 128 x 128 frames raised the rms error of Stokes U in temporal mode on the
 #: correlated cube of ``benchmarks/denoise_science.py`` from 0.200 to 0.224 x the noise (0.206 without alignment).
-#: Where every neighbour's band is wider, the pixels stay NaN and scan t is returned there.
+#: Where every neighbour's band is wider, the pixels stay NaN and scan t is returned there. The band takes the
+#: neighbour's border values (the nearest pixel of the frame): repeating the nearest row the shift brought in
+#: instead, a pixel further in, made the outermost ring of temporal prediction err by more than the noise where Stokes
+#: V is strong (its excess (y - p)^2 - 1 over the propagated noise 1.49 noise^2, 0.015 one pixel in; with the border
+#: values 0.16), and the error bars there, calibrated without those pixels, far too narrow.
 EDGE_PX = 2
 
 
@@ -142,7 +146,7 @@ def _periodic_smooth(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
     """
     Frames ``(..., y, x)`` shifted by ``shift`` (y, x) pixels; NaN where the shift brings in no data, or, for bands
-    up to ``edge`` px wide, the nearest row or column that it does.
+    up to ``edge`` px wide, the frames' own border values.
 
     The frames' periodic part (`_periodic_smooth`, which holds the noise) is shifted by a Fourier phase ramp,
     which is unitary: noise keeps its variance and its power spectrum, white or correlated, so a shifted scan is as
@@ -154,8 +158,13 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
     valid pixels for the shift), with every pixel whose bilinear neighbourhood touches one; a plane without any
     valid pixel stays NaN. Returns float32 frames.
 
-    ``edge``: bands up to this width repeat the frames' own edge instead (temporal prediction's neighbours, see
-    `EDGE_PX`): at 1-2 px from the border the signal differs little, and the noise stays that scan's own.
+    ``edge``: bands up to this width take the frames' own edge instead (temporal prediction's neighbours, see
+    `EDGE_PX`): each band pixel the value of the frame's nearest pixel, where the shifted position lies beyond the
+    border (a linear spline held at its border value, ``mode="nearest"``): a shift of 0.1 px puts the band 0.1 px
+    beyond the frame's last row, whose value it takes, and the noise stays that scan's own. (Up to 0.1.dev661 the
+    band repeated the nearest row the shift brought in, whose signal lies a whole pixel further in: at the sharp
+    edges of strong Stokes V that made the border pixels of temporal prediction err by more than the noise, see
+    `EDGE_PX`.)
     """
     shift = np.asarray(shift, np.float64)
     frames = np.asarray(frames, np.float32)
@@ -180,23 +189,26 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
     spectrum = ndimage.fourier_shift(scipy.fft.fft2(periodic, axes=(-2, -1)), full)
     out = scipy.fft.ifft2(spectrum, axes=(-2, -1)).real + _shift_planes(smooth, shift, order=3)
     out = out[..., :ny, :nx].astype(np.float32)
-    if missing.any():
-        moved = _shift_planes(missing.astype(np.float32), shift, order=1)
-        out[moved > 0] = np.nan
+    wide = []
+    held = None  # the frames shifted with their border values held beyond it: the narrow bands' values
     for axis, s in zip((-2, -1), shift, strict=True):
         # what wrapped around from the other border (rounded: shifts are sums of 0.01-px steps, and float residue
         # must not decide between k and k + 1 px at |shift| = k.05)
         band = math.ceil(round(abs(s) - 0.05, 6))
         if band > 0:
-            outer = slice(0, band) if s > 0 else slice(max(out.shape[axis] - band, 0), None)
             index = [slice(None)] * out.ndim
-            index[axis] = outer
-            if band <= edge and band < out.shape[axis]:  # the nearest row (column) the shift brought in
-                inner = [slice(None)] * out.ndim
-                inner[axis] = slice(band, band + 1) if s > 0 else slice(-band - 1, -band)
-                out[tuple(index)] = out[tuple(inner)]
+            index[axis] = slice(0, band) if s > 0 else slice(max(out.shape[axis] - band, 0), None)
+            if band <= edge and band < out.shape[axis]:
+                if held is None:
+                    held = _shift_planes(frames, shift, order=1)
+                out[tuple(index)] = held[tuple(index)]
             else:
-                out[tuple(index)] = np.nan
+                wide.append(tuple(index))
+    for index in wide:  # after the fills: a corner of a wide band stays NaN
+        out[index] = np.nan
+    if missing.any():  # after the fills too: a hole at the border is not filled with data
+        moved = _shift_planes(missing.astype(np.float32), shift, order=1)
+        out[moved > 0] = np.nan
     return out
 
 
