@@ -59,6 +59,20 @@ def _correlation_table() -> tuple[np.ndarray, np.ndarray]:
     return sigmas, np.array(ratios)
 
 
+def _unit_noise(rng: np.random.Generator, shape: tuple, correlation: float, dtype=np.float64) -> np.ndarray:
+    """
+    Gaussian noise of unit variance and ``shape`` (any rank, images on the last two axes), white or, with
+    ``correlation`` > 0, through a Gaussian of that sigma (px) over each image and rescaled to unit variance: the
+    spatially correlated noise of restored data (the model of `_gaussian_correlation`), as the synthetic CRISP cube
+    draws it and temporal mode's bootstrap does.
+    """
+    eps = rng.standard_normal(shape)
+    if correlation > 0:  # periodic: reflection fed mirrored copies into the filter (1.3x the level at the border)
+        eps = ndimage.gaussian_filter(eps, (0,) * (len(shape) - 2) + (correlation, correlation), mode="grid-wrap")
+        eps /= eps.std()
+    return eps.astype(dtype, copy=False)
+
+
 def _gaussian_correlation(ratio: float) -> float:
     """
     The spatial correlation of noise, as the sigma (px) of a Gaussian through which white noise would have passed,

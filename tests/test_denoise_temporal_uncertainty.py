@@ -183,10 +183,25 @@ def test_propagated_noise_scales_with_the_noise_of_the_cube(drifting, monkeypatc
     np.testing.assert_allclose(sd4**2, 4 * v4 / (v4 + 4), rtol=1e-4)
 
 
+@pytest.mark.parametrize("correlation", [0.0, 1.0])
+def test_correlated_noise_of_any_rank_is_filtered_over_each_image_alone(correlation):
+    """The synthetic cube (4-D) and the bootstrap (3-D) draw it alike: the leading axes only count images."""
+    from sunpy_nn.noise import _unit_noise
+
+    four = _unit_noise(np.random.default_rng(1), (2, 3, 32, 32), correlation)
+    three = _unit_noise(np.random.default_rng(1), (6, 32, 32), correlation)
+    np.testing.assert_array_equal(four.reshape(three.shape), three)
+    assert four.std() == pytest.approx(1.0, rel=1e-12)
+    # correlated: neighbouring pixels of one image go together, pixels of different images do not
+    lag = np.corrcoef(four[..., :-1].ravel(), four[..., 1:].ravel())[0, 1]
+    across = np.corrcoef(four[0, 0].ravel(), four[0, 1].ravel())[0, 1]
+    assert (lag > 0.5) == (correlation > 0) and abs(across) < 0.1
+
+
 def test_the_injected_correlated_noise_has_one_level_at_every_pixel():
     """The noise of the propagation's draws, like the synthetic cube's, was filtered with reflection at the border:
     1.3x its level in the border columns and 1.3 % below it inside (1 px), so the propagated variance was off there."""
-    from sunpy_nn.denoise._frames import _unit_noise
+    from sunpy_nn.noise import _unit_noise
 
     eps = _unit_noise(np.random.default_rng(0), (64, 128, 128), 1.0, np.float64)
     assert eps[:, :, [0, -1]].std() == pytest.approx(1.0, rel=0.03)

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from sunpy_nn.data._crisp_wcs import CRISP_SCALE, FE_6302, _crisp_wcs  # noqa: F401 (FE_6302: public before)
+from sunpy_nn.noise import _unit_noise
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC
 
 __all__ = ["granulation", "random_field", "synthetic_blos", "synthetic_crisp_cube", "synthetic_hmi_map"]
@@ -565,12 +566,9 @@ def synthetic_crisp_cube(
             for w in range(n_wavelengths):
                 img = ndimage.shift(base[s, w] * factor, offset, order=3, mode="nearest")
                 truth[t, s, w] = img[margin:-margin, margin:-margin]
-    white = rng.normal(0, 1, truth.shape)
-    if noise_correlation > 0:
-        # periodic: reflection at the border fed mirrored copies of the same values into the filter, so the noise
-        # was 1.3x stronger in the border columns and, after rescaling, 1.4 % weaker inside (at 1 px)
-        white = ndimage.gaussian_filter(white, (0, 0, 0, noise_correlation, noise_correlation), mode="grid-wrap")
-        white /= white.std()
+    # periodic, where correlated: reflection at the border fed mirrored copies of the same values into the filter, so
+    # the noise was 1.3x stronger in the border columns and, after rescaling, 1.4 % weaker inside (at 1 px)
+    white = _unit_noise(rng, truth.shape, noise_correlation)
     if photon_noise:  # each pixel's Stokes I sets the noise of all four Stokes parameters there
         white *= np.sqrt(np.clip(truth[:, :1], 0, None))
     data = (truth + noise * white).astype(np.float32)

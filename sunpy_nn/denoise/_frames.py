@@ -11,6 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from sunpy_nn.nn import UNet, run_tiled
+from sunpy_nn.noise import _unit_noise
 from sunpy_nn.utils import fill_nearest
 
 #: Temporal mode's propagated noise (`_FramesMixin._propagated_variance`): how many noisy copies of the prediction the
@@ -50,15 +51,6 @@ def _fill_channels(frame: np.ndarray, finite: np.ndarray, empty: np.ndarray) -> 
         warnings.simplefilter("ignore", RuntimeWarning)  # the mean of no channel, at "empty" pixels: filled next
         mean = np.nanmean(frame, axis=0)
     return fill_nearest(np.where(finite, frame, mean[None]), empty)
-
-
-def _unit_noise(rng: np.random.Generator, shape: tuple, correlation: float, dtype) -> np.ndarray:
-    """Noise of unit variance, white or (``correlation`` > 0 px) through a Gaussian of that sigma, as the cube's."""
-    eps = rng.standard_normal(shape)
-    if correlation > 0:  # periodic: reflection fed mirrored copies into the filter (1.3x the level at the border)
-        eps = ndimage.gaussian_filter(eps, (0, correlation, correlation), mode="grid-wrap")
-        eps /= eps.std()
-    return eps.astype(dtype)
 
 
 class _FramesMixin:
