@@ -99,7 +99,7 @@ class Denoiser(
     `skimage.registration.phase_cross_correlation`), and the scans are shifted onto the middle one by a Fourier
     phase ramp, which keeps the noise's variance and power spectrum. `fit` trains on the aligned scans
     (``fit_settings["scan_shifts"]``); temporal `predict` shifts each neighbouring scan onto scan t, and leaves scan
-    t and the output where they were (bands of up to 2 px that a shift brings in take the neighbour's own border values).
+    t and the output where they were (bands of up to 2 px that a shift brings in take the neighbour's border values).
     The noise that `predict` estimates, and a lazy fit's, comes from sampled pairs of scans registered on their
     Stokes I. A dask-backed cube is not read whole: the stacks of consecutive scans that its training reads (the
     pool, the calibration pairs) are registered as they are read, each step measured once on the two scans' Stokes I
