@@ -216,6 +216,14 @@ def test_the_guide_says_which_calibration_bins_the_table_was_measured_with(gen, 
         if r["seed"] == 0
     )
     assert ("Seed 0's runs are the table's temporal rows" in " ".join(page.split())) == same
+    # "These runs are at ..., with the border band ... filled from its own border values (from 0.1.dev662); the
+    # table's temporal rows are from before that fix (seed 0's runs, at 0.1.dev649, were those rows to every digit)"
+    table = min(gen._dev(gen.part_version(summary, p)) for p in ("white", "correlated", "weak", "fast"))
+    before = "the table's temporal rows are from before that fix" in " ".join(page.split())
+    assert before == (table < 662 <= gen._dev(seeds["sunpy_nn_version"]))
+    # "Its temporal rows are from before the fix of the border band" (Measured quality)
+    assert ("Its temporal rows are from before the fix of the border band" in " ".join(page.split())) == (table < 662)
+    assert not same or not before
 
 
 def test_the_words_on_a_reused_denoiser_fit_its_benchmark(gen, summary):
@@ -433,6 +441,7 @@ def test_seeds_figures_of_a_known_result(gen):
         }
 
     result = {
+        "sunpy_nn_version": "0.1.dev662+gabcdef123",
         "seeds": [0, 1],
         "rows": [
             run(0.735, 0.95, 1.02, (0.1, 0.12, 0.25), 1.3, 0.5, 10),
@@ -440,6 +449,7 @@ def test_seeds_figures_of_a_known_result(gen):
         ],
     }
     figures = gen.seeds_figures(result)
+    assert figures["den_seeds_version"] == "0.1.dev662+gabcdef123"
     assert figures["den_seeds_count"] == figures["den_seeds_runs"] == "2"
     assert figures["den_seeds_within_1_sigma"] == "70.0-73.5 %" and figures["den_seeds_within_2_sigma"] == "91.0-95.0 %"
     assert figures["den_seeds_outside_1_sigma"] == "1" and figures["den_seeds_outside_2_sigma"] == "1"

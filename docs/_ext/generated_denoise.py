@@ -279,6 +279,7 @@ def seeds_figures(result: dict) -> dict[str, str]:
     within_1, within_2 = ([r["coverage"][k] for r in rows] for k in ("1sigma", "2sigma"))
     strong = [b for r in rows for b in r["z_by_strength"] if b["low"] >= 3 and b["n"]]  # the truth above 3 sigma
     return {
+        "den_seeds_version": result["sunpy_nn_version"],
         "den_seeds_count": str(len(result["seeds"])),
         "den_seeds_runs": str(len(rows)),
         "den_seeds_within_1_sigma": _span(within_1, ".1f", 100, " %"),
