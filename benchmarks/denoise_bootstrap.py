@@ -44,7 +44,8 @@ OUT = Path(__file__).parent / "results" / "denoise_bootstrap.json"
 
 def _one_draw(self, inp: np.ndarray, correlation: float, run, mean: np.ndarray | None = None) -> np.ndarray:
     """`_propagated_variance` with one draw, measured against the prediction: ``(f(p + e) - p)^2``, window-averaged."""
-    from sunpy_nn.denoise._frames import _unit_noise, _window_mean
+    from sunpy_nn.denoise._frames import _window_mean
+    from sunpy_nn.noise import _unit_noise
 
     rng = np.random.default_rng(0)
     mean = run(inp) if mean is None else mean

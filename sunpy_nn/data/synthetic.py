@@ -566,9 +566,7 @@ def synthetic_crisp_cube(
             for w in range(n_wavelengths):
                 img = ndimage.shift(base[s, w] * factor, offset, order=3, mode="nearest")
                 truth[t, s, w] = img[margin:-margin, margin:-margin]
-    # periodic, where correlated: reflection at the border fed mirrored copies of the same values into the filter, so
-    # the noise was 1.3x stronger in the border columns and, after rescaling, 1.4 % weaker inside (at 1 px)
-    white = _unit_noise(rng, truth.shape, noise_correlation)
+    white = _unit_noise(rng, truth.shape, noise_correlation)  # periodic where correlated (why: _unit_noise)
     if photon_noise:  # each pixel's Stokes I sets the noise of all four Stokes parameters there
         white *= np.sqrt(np.clip(truth[:, :1], 0, None))
     data = (truth + noise * white).astype(np.float32)

@@ -33,10 +33,11 @@ UPSAMPLE = 100
 #: and a 1-px band on two sides of 128 x 128 frames raised the rms error of Stokes U in temporal mode on the
 #: correlated cube of ``benchmarks/denoise_science.py`` from 0.200 to 0.224 x the noise (0.206 without alignment).
 #: Where every neighbour's band is wider, the pixels stay NaN and scan t is returned there. The band takes the
-#: neighbour's border values (the nearest pixel of the frame): repeating the nearest row the shift brought in
-#: instead, a pixel further in, made the outermost ring of temporal prediction err by more than the noise where Stokes
-#: V is strong (its excess (y - p)^2 - 1 over the propagated noise 1.49 noise^2, 0.015 one pixel in; with the border
-#: values 0.16), and the error bars there, calibrated without those pixels, far too narrow.
+#: neighbour's border values (its border row, moved along the border by the shift): repeating the nearest row the
+#: shift brought in instead, a pixel further in, made the outermost ring of temporal prediction err by more than the
+#: noise where Stokes V is strong (its excess (y - p)^2 - 1 over the propagated noise 1.49 noise^2, 0.015 one pixel
+#: in; with the border values 0.16: an exploratory replay on the white cube of benchmarks/denoise_seeds.py's seed 2),
+#: and the error bars there, calibrated without those pixels, far too narrow.
 EDGE_PX = 2
 
 
@@ -158,10 +159,12 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
     valid pixels for the shift), with every pixel whose bilinear neighbourhood touches one; a plane without any
     valid pixel stays NaN. Returns float32 frames.
 
-    ``edge``: bands up to this width take the frames' own edge instead (temporal prediction's neighbours, see
-    `EDGE_PX`): each band pixel the value of the frame's nearest pixel, where the shifted position lies beyond the
-    border (a linear spline held at its border value, ``mode="nearest"``): a shift of 0.1 px puts the band 0.1 px
-    beyond the frame's last row, whose value it takes, and the noise stays that scan's own. (Up to 0.1.dev661 the
+    ``edge``: bands up to this width take the frames' own border values instead (temporal prediction's neighbours,
+    see `EDGE_PX`): a linear spline held at its border value beyond it (``mode="nearest"``), so a band row takes the
+    frame's border row, moved along the border by the shift along it (a corner, the corner pixel): a shift of 0.1 px
+    puts the band 0.1 px beyond the frame's last row. The noise is that scan's own, but interpolated along the border:
+    its variance is ``(1 - f)^2 + f^2`` of the scan's for a fractional shift ``f`` along the border (0.5-1; the
+    propagated variance takes it as 1). (Up to 0.1.dev661 the
     band repeated the nearest row the shift brought in, whose signal lies a whole pixel further in: at the sharp
     edges of strong Stokes V that made the border pixels of temporal prediction err by more than the noise, see
     `EDGE_PX`.)
