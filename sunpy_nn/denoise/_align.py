@@ -193,7 +193,6 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
     out = scipy.fft.ifft2(spectrum, axes=(-2, -1)).real + _shift_planes(smooth, shift, order=3)
     out = out[..., :ny, :nx].astype(np.float32)
     wide = []
-    held = None  # the frames shifted with their border values held beyond it: the narrow bands' values
     for axis, s in zip((-2, -1), shift, strict=True):
         # what wrapped around from the other border (rounded: shifts are sums of 0.01-px steps, and float residue
         # must not decide between k and k + 1 px at |shift| = k.05)
@@ -202,9 +201,9 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
             index = [slice(None)] * out.ndim
             index[axis] = slice(0, band) if s > 0 else slice(max(out.shape[axis] - band, 0), None)
             if band <= edge and band < out.shape[axis]:
-                if held is None:
-                    held = _shift_planes(frames, shift, order=1)
-                out[tuple(index)] = held[tuple(index)]
+                # the band alone, shifted with its border values held: every band pixel lies beyond the frame's
+                # border row, which is the band's own outer row, so the rows further in are not needed
+                out[tuple(index)] = _shift_planes(frames[tuple(index)], shift, order=1)
             else:
                 wide.append(tuple(index))
     for index in wide:  # after the fills: a corner of a wide band stays NaN
