@@ -16,7 +16,7 @@ defaults of `denoise_cube` (``temporal=2``, ``seed=0``) and applied to:
 
 Run from the repository root::
 
-    python benchmarks/denoise_reuse.py               # 2 fits and 10 predictions, about 15 minutes on 2 idle cores
+    python benchmarks/denoise_reuse.py               # 2 fits and 10 predictions, about 10 minutes on 2 idle cores
     python benchmarks/denoise_reuse.py --docs        # also the docs' copy, which the denoising guide quotes
     python benchmarks/denoise_reuse.py --quick       # smoke test of the script (numbers meaningless)
 
