@@ -3,9 +3,9 @@ Image-quality metrics for validating Enhance and other restorations (numpy in, n
 
 Spatial power spectra (`azimuthal_power_spectrum`) and granulation contrast (`rms_contrast`); the similarity to a
 reference (`psnr`, `ssim`); how well an x2 enhanced image, degraded back with HMI's PSF, reproduces the observation
-(`forward_consistency`); a denoiser's error by signal strength and the reliability of its error bars
-(`binned_rms_error`, `coverage`, `standardised_error`); the noise level of a stack of frames, which the denoiser
-scales by (`estimate_noise`).
+(`forward_consistency`); a denoiser's error by signal strength and the reliability of its error bars, overall and
+by signal strength (`binned_rms_error`, `coverage`, `standardised_error`, `binned_standardised_error`; from
+``sunpy_nn.error_bars``); the noise level of a stack of frames, which the denoiser scales by (`estimate_noise`).
 
 Examples
 --------
@@ -21,21 +21,28 @@ Examples
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import astropy.units as u
 import numpy as np
 from scipy import signal
 
-# The noise estimation lives in its own module (one job each); it is part of this module's public API.
+# The noise estimation and the error-bar metrics live in their own modules (one job each); they are part of this
+# module's public API.
+from sunpy_nn.error_bars import (  # noqa: F401
+    SIGNAL_BINS,
+    _errors_and_uncertainties,
+    binned_rms_error,
+    binned_standardised_error,
+    coverage,
+    standardised_error,
+)
 from sunpy_nn.noise import NOISE_METHODS, _estimate, _high_pass, _mad_sigma, _scan_differences, estimate_noise  # noqa: F401
 from sunpy_nn.psf import HMI_PIXEL_SCALE_ARCSEC, hmi_psf
-from sunpy_nn.utils import fill_nearest
+from sunpy_nn.utils import _in_one_unit, fill_nearest
 
 __all__ = [
     "azimuthal_power_spectrum",
     "binned_rms_error",
+    "binned_standardised_error",
     "coverage",
     "estimate_noise",
     "forward_consistency",
@@ -54,40 +61,6 @@ def _as_float_image(image, name: str = "image") -> np.ndarray:
     if data.ndim != 2:
         raise ValueError(f"{name} must be a 2-D image, got shape {data.shape}")
     return data
-
-
-def _in_one_unit(**values):
-    """
-    ``values`` (arrays, or scalars such as ``sigma``) as plain numbers in one unit: where any array is a
-    `~astropy.units.Quantity`, all arrays must be, and are converted to the first one's unit (scalars given as
-    Quantities too; plain scalars are taken to be in that unit already), so that images in G and kG compare.
-    """
-    arrays = {k: v for k, v in values.items() if v is not None and np.ndim(v) > 0}
-    with_unit = [k for k, v in arrays.items() if isinstance(v, u.Quantity)]
-    if not with_unit:
-        if any(isinstance(v, u.Quantity) for v in values.values()):
-            raise ValueError(
-                f"{', '.join(k for k, v in values.items() if isinstance(v, u.Quantity))} has a unit but the "
-                f"arrays ({', '.join(arrays)}) have none: give them as Quantities too, or all without units"
-            )
-        return tuple(values.values())
-    if len(with_unit) < len(arrays):
-        raise ValueError(
-            f"{', '.join(k for k in arrays if k not in with_unit)} has no unit while {', '.join(with_unit)} has: "
-            "give all as Quantities (converted to one unit), or none"
-        )
-    unit = arrays[with_unit[0]].unit
-    out = []
-    for k, v in values.items():
-        if isinstance(v, u.Quantity):
-            try:
-                v = v.to_value(unit)
-            except u.UnitConversionError as err:
-                raise u.UnitConversionError(
-                    f"{k} is in {v.unit}, which does not convert to {with_unit[0]}'s {unit}"
-                ) from err
-        out.append(v)
-    return tuple(out)
 
 
 def _finite_pair(estimate, reference) -> tuple[np.ndarray, np.ndarray]:
@@ -434,162 +407,3 @@ def forward_consistency(enhanced, original, *, pixel_scale=HMI_PIXEL_SCALE_ARCSE
     if denominator == 0:
         raise ValueError("the original image is zero over the compared pixels")
     return float(np.abs(degraded[use] - orig[use]).mean() / denominator)
-
-
-#: Bins of ``|truth| / sigma`` of issue 14's strong-signal report: below the noise, 1-3, 3-10 and above 10 sigma.
-SIGNAL_BINS = (0.0, 1.0, 3.0, 10.0, np.inf)
-
-
-def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[dict]:
-    """
-    Rms error of a denoised array, in units of the noise, in bins of the true signal's strength ``|truth| / sigma``.
-
-    Parameters
-    ----------
-    estimate, truth : array_like
-        The denoised (or noisy, or baseline) values and the noise-free truth, same shape and unit. Quantities (both
-        or none) are converted to ``truth``'s unit.
-    sigma : float
-        The noise standard deviation, in the unit of ``truth`` or a Quantity.
-    bins : sequence of float
-        Bin edges of ``|truth| / sigma`` (default ``SIGNAL_BINS``: 0, 1, 3, 10, inf).
-
-    Returns
-    -------
-    list of dict
-        One per bin: ``low``, ``high``, ``n`` (finite pixels in it) and ``rms`` (rms error over ``sigma``, NaN for
-        an empty bin).
-
-    Raises
-    ------
-    ValueError
-        Shapes differ, or ``sigma`` is not a positive number; or some images are Quantities and others not.
-    astropy.units.UnitConversionError
-        The Quantities' units do not convert to one another.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.metrics import binned_rms_error
-    >>> truth = np.repeat([0.0, 20.0], 5000)
-    >>> noisy = truth + np.random.default_rng(0).normal(0, 1, truth.shape)
-    >>> [round(b["rms"], 1) for b in binned_rms_error(noisy, truth, 1.0)]
-    [1.0, nan, nan, 1.0]
-    """
-    truth, estimate, sigma = _in_one_unit(truth=truth, estimate=estimate, sigma=sigma)
-    est, ref = np.asarray(estimate, dtype=np.float64), np.asarray(truth, dtype=np.float64)
-    if est.shape != ref.shape:
-        raise ValueError(f"estimate shape {est.shape} differs from the truth shape {ref.shape}")
-    if not (np.isscalar(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a positive number, not {sigma!r}")
-    ok = np.isfinite(est) & np.isfinite(ref)
-    strength, err = np.abs(ref[ok]) / sigma, (est[ok] - ref[ok]) / sigma
-    out = []
-    for low, high in itertools.pairwise(bins):
-        m = (strength >= low) & (strength < high)
-        rms = float(np.sqrt(np.mean(err[m] ** 2))) if m.any() else float("nan")
-        out.append({"low": float(low), "high": float(high), "n": int(m.sum()), "rms": rms})
-    return out
-
-
-def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
-    """
-    Fraction of errors within ``k`` standard uncertainties: the reliability of an error bar.
-
-    For Gaussian errors and a calibrated uncertainty, 68.3 % fall within 1 sigma and 95.4 % within 2 sigma;
-    larger fractions mean error bars that are too wide, smaller ones too narrow.
-
-    Parameters
-    ----------
-    estimate, truth, uncertainty : array_like
-        Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
-        Quantities (all three or none) are converted to ``truth``'s unit.
-    k : sequence of float
-        Multiples of the uncertainty.
-
-    Returns
-    -------
-    list of float
-        ``mean(|estimate - truth| < k * uncertainty)`` over the finite pixels, for each ``k``.
-
-    Raises
-    ------
-    ValueError
-        Shapes differ, or no pixel is finite in all three; or some images are Quantities and others not.
-    astropy.units.UnitConversionError
-        The Quantities' units do not convert to one another.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.metrics import coverage
-    >>> err = np.random.default_rng(0).normal(0, 2.0, 100_000)
-    >>> [round(c, 2) for c in coverage(err, np.zeros_like(err), np.full_like(err, 2.0))]
-    [0.68, 0.95]
-    """
-    err, unc = _errors_and_uncertainties(estimate, truth, uncertainty)
-    return [float(np.mean(np.abs(err) < kk * unc)) for kk in np.atleast_1d(k)]
-
-
-def _errors_and_uncertainties(estimate, truth, uncertainty, positive: bool = False):
-    """The errors and uncertainties (float64) of the pixels finite in all three (and ``positive`` uncertainty)."""
-    ref, est, unc = _in_one_unit(truth=truth, estimate=estimate, uncertainty=uncertainty)
-    est, ref, unc = (np.asarray(a, dtype=np.float64) for a in (est, ref, unc))
-    if not est.shape == ref.shape == unc.shape:
-        raise ValueError(f"shapes differ: estimate {est.shape}, truth {ref.shape}, uncertainty {unc.shape}")
-    ok = np.isfinite(est) & np.isfinite(ref) & np.isfinite(unc) & ((unc > 0) if positive else True)
-    if not ok.any():
-        raise ValueError(
-            "no pixel is finite in estimate, truth and uncertainty"
-            + (" with a positive uncertainty" if positive else "")
-        )
-    return est[ok] - ref[ok], unc[ok]
-
-
-def standardised_error(estimate, truth, uncertainty) -> dict[str, float]:
-    """
-    Moments of the standardised error ``z = (estimate - truth) / uncertainty``: whether an error bar is a standard
-    deviation, and how far the errors are from Gaussian.
-
-    ``rms`` is 1 when the uncertainty is the standard deviation of the errors (variance-calibrated: larger means
-    error bars too narrow, smaller too wide). ``kurtosis`` is 3 for Gaussian errors. `coverage` depends on both:
-    for errors with heavier tails than a Gaussian (kurtosis above 3), a variance-calibrated uncertainty holds
-    *more* than 68.3 % of them within 1 sigma. For Laplace errors (kurtosis 6), 75.7 % fall within 1 sigma and
-    94.1 % within 2, so a coverage above 68 % alone does not mean that the error bars are too wide.
-
-    Parameters
-    ----------
-    estimate, truth, uncertainty : array_like
-        Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
-        Quantities (all three or none) are converted to ``truth``'s unit.
-
-    Returns
-    -------
-    dict
-        ``rms``: ``sqrt(mean(z^2))``; ``kurtosis``: ``mean(z^4) / mean(z^2)^2``; over the finite pixels with a
-        positive uncertainty.
-
-    Raises
-    ------
-    ValueError
-        Shapes differ, or no pixel is finite in all three with a positive uncertainty; or some arrays are Quantities
-        and others not.
-    astropy.units.UnitConversionError
-        The Quantities' units do not convert to one another.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sunpy_nn.metrics import coverage, standardised_error
-    >>> err = np.random.default_rng(0).laplace(0, 2.0 / np.sqrt(2), 200_000)  # standard deviation 2
-    >>> sd = np.full_like(err, 2.0)
-    >>> z = standardised_error(err, np.zeros_like(err), sd)
-    >>> round(z["rms"], 2), round(z["kurtosis"])  # a standard deviation; Laplace errors
-    (1.0, 6)
-    >>> [round(c, 2) for c in coverage(err, np.zeros_like(err), sd)]  # a standard deviation, yet not 0.68
-    [0.76, 0.94]
-    """
-    err, unc = _errors_and_uncertainties(estimate, truth, uncertainty, positive=True)
-    z2 = (err / unc) ** 2
-    m2 = float(np.mean(z2))
-    return {"rms": math.sqrt(m2), "kurtosis": float(np.mean(z2**2)) / m2**2 if m2 > 0 else math.nan}

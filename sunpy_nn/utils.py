@@ -7,6 +7,7 @@ import math
 import numbers
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
 from scipy import ndimage
 from sunpy.util.exceptions import SunpyUserWarning
@@ -30,6 +31,40 @@ class SunpyNNUserWarning(SunpyUserWarning):
 
 class WeightsError(ValueError):
     """A weight file is missing, corrupt, has the wrong hash, or does not fit the network."""
+
+
+def _in_one_unit(**values):
+    """
+    ``values`` (arrays, or scalars such as ``sigma``) as plain numbers in one unit: where any array is a
+    `~astropy.units.Quantity`, all arrays must be, and are converted to the first one's unit (scalars given as
+    Quantities too; plain scalars are taken to be in that unit already), so that images in G and kG compare.
+    """
+    arrays = {k: v for k, v in values.items() if v is not None and np.ndim(v) > 0}
+    with_unit = [k for k, v in arrays.items() if isinstance(v, u.Quantity)]
+    if not with_unit:
+        if any(isinstance(v, u.Quantity) for v in values.values()):
+            raise ValueError(
+                f"{', '.join(k for k, v in values.items() if isinstance(v, u.Quantity))} has a unit but the "
+                f"arrays ({', '.join(arrays)}) have none: give them as Quantities too, or all without units"
+            )
+        return tuple(values.values())
+    if len(with_unit) < len(arrays):
+        raise ValueError(
+            f"{', '.join(k for k in arrays if k not in with_unit)} has no unit while {', '.join(with_unit)} has: "
+            "give all as Quantities (converted to one unit), or none"
+        )
+    unit = arrays[with_unit[0]].unit
+    out = []
+    for k, v in values.items():
+        if isinstance(v, u.Quantity):
+            try:
+                v = v.to_value(unit)
+            except u.UnitConversionError as err:
+                raise u.UnitConversionError(
+                    f"{k} is in {v.unit}, which does not convert to {with_unit[0]}'s {unit}"
+                ) from err
+        out.append(v)
+    return tuple(out)
 
 
 def sha256sum(path: str | Path, chunk: int = 1 << 20) -> str:

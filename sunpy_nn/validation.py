@@ -31,7 +31,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage, optimize
 
-from sunpy_nn.metrics import azimuthal_power_spectrum, binned_rms_error, coverage, standardised_error
+from sunpy_nn.metrics import (
+    azimuthal_power_spectrum,
+    binned_rms_error,
+    binned_standardised_error,
+    coverage,
+    standardised_error,
+)
 from sunpy_nn.utils import upsample_nearest
 
 __all__ = [
@@ -551,7 +557,9 @@ def stokes_error_summary(
         error by ``|truth| / sigma`` (`sunpy_nn.metrics.binned_rms_error`); with ``uncertainty``: ``coverage``
         (``1sigma`` and ``2sigma``, `sunpy_nn.metrics.coverage`), ``z`` (``rms`` and ``kurtosis`` of the error over
         the uncertainty, `sunpy_nn.metrics.standardised_error`: 1 and 3 for a standard deviation of Gaussian
-        errors), and ``reliability`` (the coverage at each ``k``) when ``k`` is given.
+        errors), ``z_by_strength`` (the rms of that ratio and the coverage within 1 and 2 sigma by ``|truth| /
+        sigma``, `sunpy_nn.metrics.binned_standardised_error`: the pooled coverage hides the strong signals), and
+        ``reliability`` (the coverage at each ``k``) when ``k`` is given.
 
     Raises
     ------
@@ -579,6 +587,7 @@ def stokes_error_summary(
         fractions = coverage(est[:, 1:], ref[:, 1:], unc, k=[1.0, 2.0, *np.atleast_1d(k if k is not None else [])])
         res["coverage"] = dict(zip(("1sigma", "2sigma"), fractions[:2], strict=True))
         res["z"] = standardised_error(est[:, 1:], ref[:, 1:], unc)
+        res["z_by_strength"] = binned_standardised_error(est[:, 1:], ref[:, 1:], unc, sigma)
         if k is not None:
             res["reliability"] = fractions[2:]
     return res

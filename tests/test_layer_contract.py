@@ -11,8 +11,8 @@ registry reads Keras files through io)::
     baselines | training | batch
     data
     io
-    metrics : psf : cube : header : nn : utils : validation : validation_denoise : validation_maps : validation_report :
-        report
+    metrics : error_bars : noise : psf : cube : header : nn : utils : validation : validation_denoise :
+        validation_maps : validation_report : report
 
 ``|`` siblings may not import each other; ``:`` siblings may. Inside one top-level component (``sunpy_nn.nn.*``,
 ``sunpy_nn.training.*``, ...) modules may import each other (cycles are refused by ``test_layers.py``). Every import

@@ -1,3 +1,5 @@
+import math
+
 import astropy.units as u
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ from scipy import ndimage
 from sunpy_nn.metrics import (
     azimuthal_power_spectrum,
     binned_rms_error,
+    binned_standardised_error,
     coverage,
     forward_consistency,
     psnr,
@@ -262,6 +265,46 @@ def test_standardised_error_tells_a_standard_deviation_of_heavy_tailed_errors_fr
         standardised_error(lap, zero[:5], sd)
     with pytest.raises(ValueError, match="positive uncertainty"):
         standardised_error(lap, zero, np.zeros_like(lap))
+
+
+def test_binned_standardised_error_finds_too_narrow_error_bars_that_the_pooled_coverage_hides():
+    """Right error bars in the quiet Sun, half the error's size on a few strong pixels: pooled, the coverage is near
+    68 % and the rms of z near 1; by strength, the strong bin shows rms(z) = 2 and 38 % within 1 sigma."""
+    rng = np.random.default_rng(7)
+    truth = np.concatenate([np.zeros(190_000), np.full(10_000, 20.0)])
+    err = rng.normal(0, 0.3, truth.size)
+    sd = np.where(truth > 10, 0.15, 0.3)
+    assert coverage(truth + err, truth, sd)[0] == pytest.approx(0.667, abs=0.01)  # pooled: looks calibrated
+    bins = binned_standardised_error(truth + err, truth, sd, 1.0)
+    assert [(b["low"], b["high"], b["n"]) for b in bins] == [
+        (0, 1, 190_000),
+        (1, 3, 0),
+        (3, 10, 0),
+        (10, np.inf, 10_000),
+    ]
+    assert bins[0]["rms"] == pytest.approx(1.0, abs=0.01) and bins[3]["rms"] == pytest.approx(2.0, abs=0.03)
+    assert bins[0]["coverage"] == pytest.approx([0.683, 0.954], abs=0.005)
+    assert bins[3]["coverage"] == pytest.approx([0.383, 0.683], abs=0.015)  # P(|z| < 1), P(|z| < 2) for z of std 2
+    assert all(math.isnan(b["rms"]) and all(math.isnan(c) for c in b["coverage"]) for b in bins[1:3])  # empty bins
+    # each bin agrees with the pooled metrics on its own pixels, counted the same way (|z| < k)
+    strong = truth > 10
+    assert bins[3]["coverage"] == coverage((truth + err)[strong], truth[strong], sd[strong])
+    assert bins[3]["rms"] == pytest.approx(standardised_error((truth + err)[strong], truth[strong], sd[strong])["rms"])
+    # the strength is |truth| / sigma, in truth's unit: the same cube in G and kG, sigma a Quantity
+    in_kg = binned_standardised_error((truth + err) * u.G, (truth * u.G).to(u.kG), sd * u.G, 1 * u.G, k=[1.0])
+    assert [b["n"] for b in in_kg] == [b["n"] for b in bins]
+    assert [b["coverage"][0] for b in in_kg[::3]] == pytest.approx([b["coverage"][0] for b in bins[::3]], rel=1e-12)
+    # other bins; pixels without a finite, positive uncertainty or a finite value are left out
+    sd_bad, est = sd.copy(), truth + err
+    sd_bad[:5], sd_bad[5:10], est[10:15] = 0.0, np.nan, np.nan
+    weak, strong_bin = binned_standardised_error(est, truth, sd_bad, 1.0, bins=(0, 3, np.inf))
+    assert (weak["n"], strong_bin["n"]) == (190_000 - 15, 10_000)
+    with pytest.raises(ValueError, match="sigma must be a positive"):
+        binned_standardised_error(est, truth, sd, -1.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        binned_standardised_error(est, truth[:5], sd, 1.0)
+    with pytest.raises(ValueError, match="positive uncertainty"):
+        binned_standardised_error(est, truth, np.zeros_like(sd), 1.0)
 
 
 def test_metrics_convert_quantities_to_one_unit():

@@ -239,12 +239,19 @@ def test_stokes_error_summary_of_gaussian_noise_with_a_calibrated_and_a_doubled_
     assert r["coverage"]["2sigma"] == pytest.approx(_gaussian_coverage(2), abs=0.005)
     np.testing.assert_allclose(r["reliability"], [_gaussian_coverage(k) for k in (1, 2, 3)], atol=0.01)
     assert r["z"]["rms"] == pytest.approx(1.0, abs=0.01) and r["z"]["kurtosis"] == pytest.approx(3.0, abs=0.1)
+    # the error bars by the signal's strength: calibrated in the quiet bins and in the strong V region alike
+    z_bins = r["z_by_strength"]
+    assert [b["n"] for b in z_bins] == [b["n"] for b in r["bins"]]
+    assert z_bins[3]["rms"] == pytest.approx(1.0, abs=0.03) and z_bins[3]["coverage"][0] == pytest.approx(
+        0.683, abs=0.02
+    )
     wide = stokes_error_summary(noisy, truth, sigma, np.full(truth.shape, 2 * sigma))  # error bars twice too wide
     assert wide["coverage"]["1sigma"] == pytest.approx(_gaussian_coverage(2), abs=0.005)
     assert wide["z"]["rms"] == pytest.approx(0.5, abs=0.01)
+    assert all(b["rms"] == pytest.approx(0.5, abs=0.02) for b in wide["z_by_strength"] if b["n"])
     assert "reliability" not in wide
     plain = stokes_error_summary(noisy, truth, sigma)
-    assert "coverage" not in plain and "z" not in plain
+    assert "coverage" not in plain and "z" not in plain and "z_by_strength" not in plain
     # NaN pixels (masked) are ignored by the rms
     noisy[0, 1, 0, 0, 0] = np.nan
     assert math.isfinite(stokes_error_summary(noisy, truth, sigma)["rms_Q"])

@@ -296,7 +296,7 @@ def seeds_figures(result: dict) -> dict[str, str]:
         "den_seeds_strong_fraction": _span([_strong_pixels(r) / _pixels(r) for r in rows], ".1f", 100, " %"),
         # the error bars there: the rms of error / sigma and the coverage within 1 sigma
         "den_seeds_strong_z": _span([b["rms"] for b in strong], ".1f"),
-        "den_seeds_strong_within_1_sigma": _span([b["within_1_sigma"] for b in strong], ".0f", 100, " %"),
+        "den_seeds_strong_within_1_sigma": _span([b["coverage"][0] for b in strong], ".0f", 100, " %"),
     }
 
 
