@@ -74,6 +74,8 @@ def _score(res, truth: np.ndarray, level: float) -> dict:
     row = denoise_science._evaluate("temporal mode (temporal=2)", est, sd, truth, sigma=level)
     # Q, U and V together where the truth exceeds 3 times the noise: the pooled coverage hides the strong pixels
     weak, strong = binned_standardised_error(est[:, 1:], truth[:, 1:], sd[:, 1:], level, bins=(0, 3, np.inf))
+    # the metric leaves out pixels without a finite value or a positive sigma: here there must be none
+    assert weak["n"] + strong["n"] == est[:, 1:].size, "a NaN or non-positive sigma in Q, U or V"
     row["strong"] = {"fraction": strong["n"] / (weak["n"] + strong["n"]), "z_rms": strong["rms"]}
     row["strong"]["within_1_sigma"] = strong["coverage"][0]
     return row

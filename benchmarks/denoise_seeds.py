@@ -59,6 +59,8 @@ def run(part: str, seed: int, quick: bool) -> dict:
     # with the error bars by the signal's strength, Q, U and V together ("z_by_strength": the pooled coverage hides
     # the strong pixels; `sunpy_nn.metrics.binned_standardised_error`)
     row = denoise_science._evaluate("temporal mode (temporal=2)", est, sd, truth)
+    # the metric leaves out pixels without a finite value or a positive sigma: here there must be none
+    assert sum(b["n"] for b in row["z_by_strength"]) == est[:, 1:].size, "a NaN or non-positive sigma in Q, U or V"
     return {"part": part, "seed": seed, "cube_seed": 1 + seed, "time_s": time.perf_counter() - t0} | row
 
 

@@ -1,7 +1,7 @@
 """
 A denoiser's errors against a known truth (a synthetic cube): the rms error by the signal's strength, and the
 reliability of its error bars (`coverage`, `standardised_error`, and both by the signal's strength). Numpy arrays or
-Quantities in, floats out. `sunpy_nn.metrics` imports them, which is where users find them.
+Quantities in; floats, lists and dicts of floats out. `sunpy_nn.metrics` imports them, which is where users find them.
 
 Examples
 --------
@@ -27,6 +27,15 @@ __all__ = ["SIGNAL_BINS", "binned_rms_error", "binned_standardised_error", "cove
 SIGNAL_BINS = (0.0, 1.0, 3.0, 10.0, np.inf)
 
 
+def _noise_level(sigma) -> float:
+    """``sigma`` (already in the truth's unit) as a finite, positive float, or a ValueError that names it."""
+    a = np.asarray(sigma)
+    value = float(a) if a.ndim == 0 and a.dtype.kind in "iuf" else math.nan  # no bool, string or array
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"sigma must be a positive, finite number (the noise level), not {sigma!r}")
+    return value
+
+
 def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[dict]:
     """
     Rms error of a denoised array, in units of the noise, in bins of the true signal's strength ``|truth| / sigma``.
@@ -36,10 +45,10 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     estimate, truth : array_like
         The denoised (or noisy, or baseline) values and the noise-free truth, same shape and unit. Quantities (both
         or none) are converted to ``truth``'s unit.
-    sigma : float
-        The noise standard deviation, in the unit of ``truth`` or a Quantity.
+    sigma : float or `~astropy.units.Quantity`
+        The noise standard deviation, in the unit of ``truth`` if a float.
     bins : sequence of float
-        Bin edges of ``|truth| / sigma`` (default ``SIGNAL_BINS``: 0, 1, 3, 10, inf).
+        Bin edges of ``|truth| / sigma`` (default ``SIGNAL_BINS``: 0, 1, 3, 10, inf), each bin ``[low, high)``.
 
     Returns
     -------
@@ -50,7 +59,7 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     Raises
     ------
     ValueError
-        Shapes differ, or ``sigma`` is not a positive number; or some images are Quantities and others not.
+        Shapes differ, or ``sigma`` is not a positive, finite number; or some images are Quantities and others not.
     astropy.units.UnitConversionError
         The Quantities' units do not convert to one another.
 
@@ -67,8 +76,7 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     est, ref = np.asarray(estimate, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if est.shape != ref.shape:
         raise ValueError(f"estimate shape {est.shape} differs from the truth shape {ref.shape}")
-    if not (np.isscalar(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a positive number, not {sigma!r}")
+    sigma = _noise_level(sigma)
     ok = np.isfinite(est) & np.isfinite(ref)
     strength, err = np.abs(ref[ok]) / sigma, (est[ok] - ref[ok]) / sigma
     out = []
@@ -192,17 +200,19 @@ def binned_standardised_error(estimate, truth, uncertainty, sigma: float, bins=S
 
     Over all pixels of a Stokes cube, the quiet Sun outnumbers the strong signals many times, so a coverage near
     68 % within 1 sigma can hide error bars that are too narrow exactly where the signal is strong, which is where a
-    Stokes inversion leans on them (issue 14; the denoising guide's *Uncertainty*). In each bin, an rms of
-    ``z = (estimate - truth) / uncertainty`` of 1 means the error bars are standard deviations there; above 1 they
-    are too narrow, below 1 too wide.
+    Stokes inversion leans on them. In each bin, an rms of ``z = (estimate - truth) / uncertainty`` of 1 means the
+    error bars are standard deviations there; above 1 they are too narrow, below 1 too wide. Unlike `coverage`,
+    which counts a pixel of zero uncertainty as not covered, pixels without a positive uncertainty are left out (as
+    by `standardised_error`), so the bins' coverages weighted by ``n`` equal the pooled `coverage` only when every
+    uncertainty is positive.
 
     Parameters
     ----------
     estimate, truth, uncertainty : array_like
         Estimated values, true values and the standard uncertainty of the estimate, same shape and unit.
         Quantities (all three or none) are converted to ``truth``'s unit.
-    sigma : float
-        The noise standard deviation that scales the signal's strength, in the unit of ``truth`` or a Quantity.
+    sigma : float or `~astropy.units.Quantity`
+        The noise standard deviation that scales the signal's strength, in the unit of ``truth`` if a float.
     bins : sequence of float
         Bin edges of ``|truth| / sigma`` (default ``SIGNAL_BINS``: 0, 1, 3, 10, inf), each bin ``[low, high)``.
     k : sequence of float
@@ -218,8 +228,8 @@ def binned_standardised_error(estimate, truth, uncertainty, sigma: float, bins=S
     Raises
     ------
     ValueError
-        Shapes differ, no pixel is finite in all three with a positive uncertainty, or ``sigma`` is not a positive
-        number; or some arrays are Quantities and others not.
+        Shapes differ, no pixel is finite in all three with a positive uncertainty, or ``sigma`` is not a positive,
+        finite number; or some arrays are Quantities and others not.
     astropy.units.UnitConversionError
         The Quantities' units do not convert to one another.
 
@@ -239,8 +249,7 @@ def binned_standardised_error(estimate, truth, uncertainty, sigma: float, bins=S
     truth, estimate, uncertainty, sigma = _in_one_unit(
         truth=truth, estimate=estimate, uncertainty=uncertainty, sigma=sigma
     )
-    if not (np.isscalar(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a positive number, not {sigma!r}")
+    sigma = _noise_level(sigma)
     err, unc, ref = _errors_and_uncertainties(estimate, truth, uncertainty, positive=True, truth_too=True)
     z, strength, ks = err / unc, np.abs(ref) / sigma, np.atleast_1d(k)
     out = []

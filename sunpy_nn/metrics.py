@@ -29,7 +29,6 @@ from scipy import signal
 # module's public API.
 from sunpy_nn.error_bars import (  # noqa: F401
     SIGNAL_BINS,
-    _errors_and_uncertainties,
     binned_rms_error,
     binned_standardised_error,
     coverage,

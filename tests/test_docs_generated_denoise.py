@@ -448,13 +448,7 @@ def test_seeds_figures_of_a_known_result(gen):
             {"low": 0.0, "high": 1.0, "n": 900, "rms": 1.0, "coverage": [0.7, 0.95]},
             {"low": 1.0, "high": 3.0, "n": 100 - strong_n, "rms": 1.1, "coverage": [0.6, 0.9]},
             {"low": 3.0, "high": 10.0, "n": strong_n, "rms": strong_z, "coverage": [strong_c1, 0.8]},
-            {
-                "low": 10.0,
-                "high": None,
-                "n": 0,
-                "rms": math.nan,
-                "coverage": [math.nan, math.nan],
-            },  # no pixels: left out
+            {"low": 10.0, "high": math.inf, "n": 0, "rms": math.nan, "coverage": [math.nan] * 2},  # empty: left out
         ]
         bins = [{"low": 3.0, "high": 10.0, "n": strong_n, "rms": 0.5}, {"low": 10.0, "high": None, "n": 0, "rms": 0}]
         return {"coverage": {"1sigma": c1, "2sigma": c2}, "z": {"rms": z}, "z_by_strength": strength, "bins": bins} | {

@@ -223,8 +223,10 @@ def test_binned_rms_error_of_noise_is_one_in_every_bin():
     # in units of sigma: the same data in other units give the same numbers
     again = binned_rms_error(noisy * 3e-3, truth * 3e-3, 3e-3)
     assert [b["rms"] for b in again] == pytest.approx([b["rms"] for b in bins], rel=1e-9)
-    with pytest.raises(ValueError, match="sigma must be a positive"):
+    with pytest.raises(ValueError, match="sigma must be a positive, finite number"):
         binned_rms_error(noisy, truth, 0.0)
+    with pytest.raises(ValueError, match="sigma must be a positive, finite number"):
+        binned_rms_error(noisy, truth, np.inf)  # would put every pixel in the first bin
 
 
 def test_coverage_of_gaussian_errors_and_of_wrong_error_bars():
@@ -299,8 +301,14 @@ def test_binned_standardised_error_finds_too_narrow_error_bars_that_the_pooled_c
     sd_bad[:5], sd_bad[5:10], est[10:15] = 0.0, np.nan, np.nan
     weak, strong_bin = binned_standardised_error(est, truth, sd_bad, 1.0, bins=(0, 3, np.inf))
     assert (weak["n"], strong_bin["n"]) == (190_000 - 15, 10_000)
-    with pytest.raises(ValueError, match="sigma must be a positive"):
-        binned_standardised_error(est, truth, sd, -1.0)
+    # an error of exactly k sigma is outside k sigma (|z| < k, as coverage counts); a bin holds [low, high)
+    tie = binned_standardised_error([1.0, 3.0], [0.0, 3.0], [1.0, 1.0], 1.0, bins=(0, 3, 10))
+    assert tie[0]["coverage"] == [0.0, 1.0] and (tie[0]["n"], tie[1]["n"]) == (1, 1)
+    assert tie[1]["coverage"] == [1.0, 1.0]  # the truth of 3 sigma, in 3-10, its error 0
+    for bad in (-1.0, 0.0, np.inf, np.nan, True, "3e-3"):
+        with pytest.raises(ValueError, match="sigma must be a positive, finite number"):
+            binned_standardised_error(est, truth, sd, bad)
+    assert binned_standardised_error(est, truth, sd, np.array(1.0)) == binned_standardised_error(est, truth, sd, 1.0)
     with pytest.raises(ValueError, match="shapes differ"):
         binned_standardised_error(est, truth[:5], sd, 1.0)
     with pytest.raises(ValueError, match="positive uncertainty"):
