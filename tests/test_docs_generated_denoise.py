@@ -211,7 +211,8 @@ def test_the_guide_says_which_calibration_bins_the_table_was_measured_with(gen, 
     )
 
     # "Seed 0's runs are the table's temporal rows to every printed digit": the same cubes, training and calibration
-    # (to 1e-9: the band values of 0.1.dev672 differ from 0.1.dev662's by float32 rounding at a few pixels)
+    # (to 1e-9: the band values of 0.1.dev672 differed from 0.1.dev662's, which measured seeds runs before, by float32
+    # rounding at a few pixels)
     def equal(run: dict, row: dict) -> bool:
         pairs = [(run["coverage"][k], row["coverage"][k]) for k in run["coverage"]]
         pairs += [(run["z"][k], row["z"][k]) for k in run["z"]] + [(run[f"rms_{s}"], row[f"rms_{s}"]) for s in "QUV"]
