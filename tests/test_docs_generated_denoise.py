@@ -421,12 +421,15 @@ def test_the_words_around_the_tuning_noise_figures_fit_them():
     assert list(rows) == ["temporal_per_tuning", "temporal_one_level", "per_tuning", "one_level"]
     assert all(result["gain"][s] > 0 for s in "QUV")
     # temporal mode: "lower" with a level per tuning, and one level "made the error bars too wide" (z rms below
-    # 0.95), "against ... with a level per tuning (just over issue 14's target range for the coverage within 1 sigma)"
+    # 0.95), "against ... with a level per tuning: closer to the right size, but still too wide, with the coverage
+    # within 1 sigma above issue 14's target range"
+    page = " ".join((DOCS / "guide" / "denoise.rst").read_text().split())
+    assert "with a level per tuning: closer to the right size, but still too wide" in page
     assert all(result["temporal_gain"][s] > 0 for s in "QUV")
     t_per, t_one = rows["temporal_per_tuning"], rows["temporal_one_level"]
     assert t_one["z"]["rms"] < min(0.95, t_per["z"]["rms"]) and abs(t_per["z"]["rms"] - 1) < abs(t_one["z"]["rms"] - 1)
     assert t_one["coverage"]["1sigma"] > 0.8
-    assert 0.73 < t_per["coverage"]["1sigma"] < min(0.74, t_one["coverage"]["1sigma"])
+    assert 0.73 < t_per["coverage"]["1sigma"] < t_one["coverage"]["1sigma"] and t_per["z"]["rms"] < 0.97
     per, one = rows["per_tuning"], rows["one_level"]
     core = int(np.argmin(per["injected_profile"]))
     coverage = {k: np.asarray(rows[k]["coverage_1sigma_per_tuning"]) for k in rows}
