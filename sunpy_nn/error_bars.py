@@ -36,6 +36,11 @@ def _noise_level(sigma) -> float:
     return value
 
 
+def _strength_bins(strength: np.ndarray, bins) -> list[tuple[float, float, np.ndarray]]:
+    """``(low, high, mask)`` of each bin ``[low, high)`` of ``strength`` (``|truth| / sigma``)."""
+    return [(float(lo), float(hi), (strength >= lo) & (strength < hi)) for lo, hi in itertools.pairwise(bins)]
+
+
 def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[dict]:
     """
     Rms error of a denoised array, in units of the noise, in bins of the true signal's strength ``|truth| / sigma``.
@@ -79,12 +84,10 @@ def binned_rms_error(estimate, truth, sigma: float, bins=SIGNAL_BINS) -> list[di
     sigma = _noise_level(sigma)
     ok = np.isfinite(est) & np.isfinite(ref)
     strength, err = np.abs(ref[ok]) / sigma, (est[ok] - ref[ok]) / sigma
-    out = []
-    for low, high in itertools.pairwise(bins):
-        m = (strength >= low) & (strength < high)
-        rms = float(np.sqrt(np.mean(err[m] ** 2))) if m.any() else float("nan")
-        out.append({"low": float(low), "high": float(high), "n": int(m.sum()), "rms": rms})
-    return out
+    return [
+        {"low": lo, "high": hi, "n": int(m.sum()), "rms": float(np.sqrt(np.mean(err[m] ** 2))) if m.any() else math.nan}
+        for lo, hi, m in _strength_bins(strength, bins)
+    ]
 
 
 def coverage(estimate, truth, uncertainty, k=(1.0, 2.0)) -> list[float]:
@@ -253,10 +256,9 @@ def binned_standardised_error(estimate, truth, uncertainty, sigma: float, bins=S
     err, unc, ref = _errors_and_uncertainties(estimate, truth, uncertainty, positive=True, truth_too=True)
     z, strength, ks = err / unc, np.abs(ref) / sigma, np.atleast_1d(k)
     out = []
-    for low, high in itertools.pairwise(bins):
-        m = (strength >= low) & (strength < high)
+    for low, high, m in _strength_bins(strength, bins):
         zm = np.abs(z[m])
         rms = float(np.sqrt(np.mean(zm**2))) if m.any() else math.nan
         cover = [float(np.mean(zm < kk)) if m.any() else math.nan for kk in ks]
-        out.append({"low": float(low), "high": float(high), "n": int(m.sum()), "rms": rms, "coverage": cover})
+        out.append({"low": low, "high": high, "n": int(m.sum()), "rms": rms, "coverage": cover})
     return out
