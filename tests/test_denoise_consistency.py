@@ -84,6 +84,11 @@ def _saved(den, tmp_path):
         ("basis", {"spectral_basis": {"V": np.eye(2)}}, r"spectral basis of Stokes V is not a finite 3 x 3"),
         ("bins", {"calibration_bins": {"V": {"edges": [0.1, 0.2], "factors": [1.0]}}}, "calibration bins of Stokes V"),
         (
+            "noise-channels",
+            {"calibration_bins": {"V": {"head_edges": [0.1], "factors": [1.0, 1.0], "noise_channels": [3]}}},
+            r"noise-only channels of Stokes V are not channel numbers below 3: \[3\]",
+        ),
+        (
             "two-kinds-of-bins",
             {"calibration_bins": {"V": {"edges": [0.1], "head_edges": [0.1], "factors": [1.0, 1.0]}}},
             "calibration bins of Stokes V are not one set",

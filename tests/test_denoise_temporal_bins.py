@@ -233,6 +233,7 @@ def test_fit_measures_the_bins_and_they_travel_with_the_weights(drifting, tmp_pa
     for bins in den.calibration_bins.values():
         assert len(bins["head_edges"]) == N_BINS - 1 and np.all(np.diff(bins["head_edges"]) >= 0)
         assert all(_MIN_FACTOR <= f <= 20 for f in bins["factors"])
+        assert all(type(c) is int and 0 <= c < 3 for c in bins["noise_channels"])
     assert den.calibration_tunings == {}  # single-scan mode's factors per tuning: not in temporal mode
     prov = den.provenance()
     assert prov["uncertainty_calibration_bins"] == den.calibration_bins
@@ -272,17 +273,23 @@ def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calib
 
 
 def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drifting):  # noqa: F811
-    """Whole scans (every component of every scan, as prediction combines them), each Stokes parameter once."""
+    """Whole scans (every component of every scan, as prediction combines them), each Stokes parameter once; the
+    head's bins on the components that hold signal only."""
     cube, _, _ = drifting
-    seen = []
-    real = _calibration._bin_factors
+    seen, binned = [], []
+    real, real_bins = _calibration._temporal_bins, _calibration._bin_factors
 
-    def spy(r2, head, prop, block):
-        assert block.shape == r2.shape
-        seen.append((r2.size, np.unique(block).size))
-        return real(r2, head, prop, block)
+    def spy(r2, head, prop, block, chan, y2):
+        assert block.shape == r2.shape == chan.shape == y2.shape
+        seen.append((r2.size, np.unique(block).size, np.bincount(chan).tolist()))
+        return real(r2, head, prop, block, chan, y2)
 
-    monkeypatch.setattr(_calibration, "_bin_factors", spy)
+    def spy_bins(r2, head, prop, block):
+        binned.append(r2.size)
+        return real_bins(r2, head, prop, block)
+
+    monkeypatch.setattr(_calibration, "_temporal_bins", spy)
+    monkeypatch.setattr(_calibration, "_bin_factors", spy_bins)
     fresh = Denoiser(n_filters=4, temporal=1).fit(
         cube, epochs=1, patches_per_epoch=20, patch_size=32, seed=0, progress=False
     )
@@ -290,6 +297,62 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     # every scan's 3 components of 64 x 64 px, less the border bands that the alignment of the drifting scans empties
     assert 0.9 * cube.data.shape[0] * 3 * 64 * 64 < seen[0][0] <= cube.data.shape[0] * 3 * 64 * 64
     assert seen[0][1] == cube.data.shape[0] * (64 // _calibration.BLOCK_PX) ** 2  # squares of each scan
+    assert len(seen[0][2]) == 3 and min(seen[0][2]) > 0.9 * cube.data.shape[0] * 64 * 64  # each component's pixels
+    for (size, _, counts), lab, n in zip(seen, "QUV", binned, strict=True):
+        noise = fresh.calibration_bins[lab]["noise_channels"]
+        assert n == size - sum(counts[c] for c in noise)  # the bins: the other components' pixels
+
+
+def test_noise_only_channels_are_found_by_their_power_and_left_out_of_the_bins():
+    """A channel whose mean square stays below 1 + NOISE_ONLY_POWER (noise units) holds noise alone; the bins are
+    those of the other channels' pixels alone."""
+    rng = np.random.default_rng(0)
+    n = 40_000
+    chan = np.repeat(np.arange(3), n)
+    y = rng.standard_normal(3 * n) * np.sqrt(np.repeat([1.0, 1.5, 1.02], n))  # signal power 0, 0.5, 0.02
+    head = rng.uniform(0.01, 0.1, 3 * n)
+    prop = np.full(3 * n, 0.005)
+    r2 = _pairs(prop, np.where(chan == 1, 4 * head, 0.0), 1)
+    block = np.arange(3 * n)
+    bins = _calibration._temporal_bins(r2, head, prop, block, chan, y**2)
+    assert bins["noise_channels"] == [0, 2]
+    own = _bin_factors(r2[chan == 1], head[chan == 1], prop[chan == 1], block[chan == 1])
+    assert {k: v for k, v in bins.items() if k != "noise_channels"} == own
+    assert own["factors"][-1] == pytest.approx(2.0, rel=0.1)  # the signal channel's excess: 4 x the head
+    # no channel of noise alone: all pixels binned, as before format 10
+    everything = _calibration._temporal_bins(r2, head, prop, block, chan, y**2 + 1)
+    assert (
+        everything["noise_channels"] == [] and everything["factors"] == _bin_factors(r2, head, prop, block)["factors"]
+    )
+
+
+def test_prediction_adds_no_head_in_the_noise_only_channels(drifting):  # noqa: F811
+    """In a noise-only channel the variance is the propagated noise alone, whatever the head's factors; the other
+    channels keep the head. Eager and lazy agree."""
+    import dask.array as da
+    from ndcube import NDCube
+
+    cube, _, den = drifting
+    den = copy.deepcopy(den)
+    edges = den.calibration_bins["V"]["head_edges"]
+
+    def sd(bins, lazy=False):
+        den.calibration_bins = {"V": bins}
+        data = da.from_array(np.asarray(cube.data), chunks=(1, 1, 1, 64, 64)) if lazy else cube.data
+        out = den.predict(NDCube(data, wcs=cube.wcs, unit=cube.unit), stokes=["V"], progress=False)
+        return np.asarray(out.uncertainty.array[:, 3])
+
+    tiny = sd({"head_edges": edges, "factors": [1e-6] * N_BINS})  # the head's share negligible: the propagated noise
+    big = {"head_edges": edges, "factors": [3.0] * N_BINS}
+    wide = sd(big)
+    assert float(np.mean(wide)) > 1.05 * float(np.mean(tiny))
+    np.testing.assert_allclose(sd(big | {"noise_channels": [0, 1, 2]}), tiny, rtol=1e-5)
+    # one component of noise alone: between the two, at the tunings
+    one = sd(big | {"noise_channels": [2]})
+    assert float(np.mean(tiny)) < float(np.mean(one)) < float(np.mean(wide))
+    np.testing.assert_allclose(
+        sd(big | {"noise_channels": [2]}, lazy=True), one, rtol=0, atol=1e-5 * float(np.ptp(one))
+    )
 
 
 def test_predict_uses_the_bins(drifting):  # noqa: F811

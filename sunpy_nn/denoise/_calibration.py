@@ -72,7 +72,7 @@ class _CalibrationMixin:
             basis = self.spectral_basis.get(labels[s]) if sampler.mode == "image" else None
             correlation = self.noise_correlation.get(labels[s], 0.0) if sampler.temporal else 0.0
             r2s, heads, props, waves = [], [], [], []
-            unrotated = []  # temporal mode: (r2, head, propagated, block) where prediction combines p with scan t
+            unrotated = []  # temporal mode: (r2, head, propagated, block, channel, y^2) where p meets scan t
             pairs = sampler
             # each scan of a lazy cube read once, not once per component or tuning
             if lazy and (basis is not None or per_tuning or binned):
@@ -99,9 +99,11 @@ class _CalibrationMixin:
                 if binned:  # before the rotation: prediction combines the components with scan t's
                     shapes = [part[0].shape for part in parts]  # each frame's (C, Y, X)
                     block = np.concatenate([_blocks(sh, t) for (t, _), sh in zip(frames, shapes, strict=True)])
+                    # each pixel's channel: the frame's component (or tuning), or the row of an all-channel frame
+                    chan = np.concatenate([_channels(sh, w) for (_, w), sh in zip(frames, shapes, strict=True)])
                     r2 = (y - f) ** 2 - 1.0
                     ok = np.isfinite(r2) & np.isfinite(head) & np.isfinite(prop)
-                    unrotated.append((r2[ok], head[ok], prop[ok], block[ok]))
+                    unrotated.append((r2[ok], head[ok], prop[ok], block[ok], chan[ok], y[ok] ** 2))
                 if basis is not None:  # back at the tunings, where the uncertainty is used: as predict rotates them
                     y, base, f = (from_basis(v[None], basis)[0].astype(np.float64) for v in (y, base, f))
                     head, prop = (from_basis(v[None], basis**2)[0].astype(np.float64) for v in (head, prop))
@@ -126,7 +128,7 @@ class _CalibrationMixin:
                 tunings[labels[s]] = _tuning_factors(num, den, count, out[labels[s]])
                 log.info("Stokes %s: factors per tuning %s", labels[s], np.round(tunings[labels[s]], 3).tolist())
             if binned:
-                bins[labels[s]] = _bin_factors(*(np.concatenate(v) for v in zip(*unrotated, strict=True)))
+                bins[labels[s]] = _temporal_bins(*(np.concatenate(v) for v in zip(*unrotated, strict=True)))
                 log.info("Stokes %s: factors by bins of the head's variance %s", labels[s], bins[labels[s]])
         return out, tunings, bins
 
@@ -176,6 +178,9 @@ class _CalibrationMixin:
 HEAD_QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.98)
 N_BINS = len(HEAD_QUANTILES) + 1
 BIN_SIGMAS = 2.0
+#: A channel (spectral component or tuning) of a Stokes parameter whose mean square, in noise units, stays below
+#: ``1 + NOISE_ONLY_POWER`` holds noise alone (`_temporal_bins`).
+NOISE_ONLY_POWER = 0.05
 #: The side (px) of the squares whose sums give the standard error of a bin's excess (`_sum_error`): several times
 #: the noise's correlation length on restored data (a Gaussian sigma of ~1 px), and 64 squares per 128^2 frame.
 BLOCK_PX = 16
@@ -237,6 +242,37 @@ def _sum_error(excess: np.ndarray, block: np.ndarray) -> float:
     if sums.size < _MIN_BLOCKS:
         return math.inf
     return math.sqrt(float((sums**2).sum()) * sums.size / (sums.size - 1))
+
+
+def _channels(shape: tuple, w: int | None) -> np.ndarray:
+    """The channel of each pixel of a ``(C, Y, X)`` frame of wavelength (or component) ``w``: ``w`` for a frame of one
+    channel, else the row (a frame of all channels: spectral mode, ``w`` `None`)."""
+    rows = np.arange(shape[0]) if w is None or shape[0] != 1 else np.array([w])
+    return np.broadcast_to(rows[:, None, None], shape)
+
+
+def _temporal_bins(r2, head, prop, block, chan, y2) -> dict[str, list]:
+    """
+    Temporal mode's calibration of a Stokes parameter (`Denoiser.calibration_bins`): the channels (spectral
+    components, or tunings) that hold noise alone, ``noise_channels``, and the factors by bins of the head's
+    variance (`_bin_factors`) of the others, from each valid pixel's ``r2``, ``head``, ``prop`` and ``block`` (as
+    `_bin_factors` takes them), its channel ``chan`` and scan t's value squared ``y2`` (in noise units).
+
+    A channel holds noise alone where its mean square over the calibration's frames stays below ``1 +``
+    `NOISE_ONLY_POWER` (signal power below 5 % of the noise's): most spectral components of Q, U and V, and the
+    continuum tunings. The network's error there is the neighbours' noise it passes on, which the bootstrap measures
+    (`_propagated_variance`: 1.00-1.05 times the error of the prediction on the white cube of
+    ``benchmarks/denoise_science.py``, 1.14-1.20 on the correlated one; per component, against the truth), so
+    prediction adds no head there. Before, the bins pooled these channels with the signal's: the noise-only pixels
+    above the bins' lowest edges took head variance that was no error there (bars ~1.3-1.5 times too wide: mean
+    squared error / variance 0.42-0.48 in Q's noise-only components of the white cube), and the weakest signal
+    component, whose head is low, got bins sized on noise (mean z^2 2.9-4.0 there, correlated cube).
+    """
+    power = np.bincount(chan, y2) / np.maximum(np.bincount(chan), 1)
+    noise = [int(c) for c in np.flatnonzero(np.bincount(chan) > 0) if power[c] < 1 + NOISE_ONLY_POWER]
+    signal = ~np.isin(chan, noise)
+    bins = _bin_factors(r2[signal], head[signal], prop[signal], block[signal])
+    return bins | {"noise_channels": noise}
 
 
 def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.ndarray) -> dict[str, list[float]]:

@@ -178,6 +178,7 @@ class _FramesMixin:
         compile,
         frame_var: float = 1.0,
         correlation: float | None = None,
+        channels: range | None = None,
     ):
         """
         Denoised value and uncertainty (in data units) of ``(C, Y, X)`` frames of one Stokes parameter, of noise
@@ -193,10 +194,11 @@ class _FramesMixin:
         noise variance in units of ``sigma``: 1 on the cube the denoiser was fitted on, ``(noise here / sigma)^2``
         on another cube. ``v`` is the noise the neighbours propagate into ``p`` (`_propagated_variance`, with the
         noise's spatial ``correlation``, times ``n``: the neighbours share scan t's noise) plus the calibrated
-        head's; `None` (a temporal denoiser saved before
-        version 0.2): the head's alone, as it was calibrated. Where no neighbour has data (a mask, or a border band
-        wider than ``EDGE_PX`` (`_align`) in every aligned neighbour of a drifting series), the frames
-        come back as they are, with their noise.
+        head's, except in the channels that hold noise alone (the bins' ``noise_channels``, of the Stokes
+        parameter's ``channels`` that the frames hold: all by default), where the propagated noise is the error;
+        `None` (a temporal denoiser saved before version 0.2): the head's alone, as it was calibrated. Where no
+        neighbour has data (a mask, or a border band wider than ``EDGE_PX`` (`_align`) in every aligned neighbour of
+        a drifting series), the frames come back as they are, with their noise.
         """
         x = frames / sigma
         inp = x
@@ -229,6 +231,11 @@ class _FramesMixin:
                 # the head's own variance; calibrated before format 9 (kept when saved): the propagated variance
                 key, edges = (var, bins["head_edges"]) if "head_edges" in bins else (prop, bins["edges"])
                 var = var * factors[np.digitize(np.nan_to_num(key), edges)] ** 2
+                # noise alone: the propagated noise is the error (format 10; NaN kept where the mean is)
+                noise = np.isin(
+                    np.arange(var.shape[0]) if channels is None else channels, bins.get("noise_channels", [])
+                )
+                var = np.where(noise[:, None, None], 0 * var, var)
             var = var + frame_var * prop
         if mc_net is not None:
             mc_net.mc_dropout(True)

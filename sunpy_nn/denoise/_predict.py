@@ -177,6 +177,7 @@ class _PredictMixin:
                     # scan t's own noise variance in the network's units (the training noise): 1 on the fitted cube
                     (noise[labels[s]] / trained[labels[s]]) ** 2 if noise.get(labels[s]) else 1.0,
                     None if self.noise_correlation is None else self.noise_correlation.get(labels[s], 0.0),
+                    range(n_w)[waves],
                 )
         den, sd = self._from_components(den, sd, canon, labels, selected)
         sd = self._per_tuning(sd, labels, selected)
@@ -264,6 +265,7 @@ class _PredictMixin:
                         compile,
                         (noise[label] / trained[label]) ** 2 if noise.get(label) else 1.0,
                         None if self.noise_correlation is None else self.noise_correlation.get(label, 0.0),
+                        range(n_w)[ws],
                     )
             return out
 
