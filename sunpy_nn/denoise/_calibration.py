@@ -261,12 +261,13 @@ def _temporal_bins(r2, head, prop, block, chan, y2) -> dict[str, list]:
     A channel holds noise alone where its mean square over the calibration's frames stays below ``1 +``
     `NOISE_ONLY_POWER` (signal power below 5 % of the noise's): most spectral components of Q, U and V, and the
     continuum tunings. The network's error there is the neighbours' noise it passes on, which the bootstrap measures
-    (`_propagated_variance`: 1.00-1.05 times the error of the prediction on the white cube of
-    ``benchmarks/denoise_science.py``, 1.14-1.20 on the correlated one; per component, against the truth), so
-    prediction adds no head there. Before, the bins pooled these channels with the signal's: the noise-only pixels
-    above the bins' lowest edges took head variance that was no error there (bars ~1.3-1.5 times too wide: mean
-    squared error / variance 0.42-0.48 in Q's noise-only components of the white cube), and the weakest signal
-    component, whose head is low, got bins sized on noise (mean z^2 2.9-4.0 there, correlated cube).
+    (`_propagated_variance`; the error's mean square over the noise-only components came out 1.00-1.05 times the
+    bootstrap's variance on the white cube of ``benchmarks/denoise_science.py`` and 1.14-1.20 times on the correlated
+    one, Q, U and V, against the truth), so prediction adds no head there. Before, the bins pooled these channels
+    with the signal's: the noise-only pixels above the bins' lowest edges took head variance that was no error there
+    (bars ~1.5 times too wide: mean squared error / variance 0.42-0.48 in Q's noise-only components of the white
+    cube), and the weakest signal component, whose head is low, got bins sized on noise (mean z^2 2.9-4.0 there,
+    correlated cube).
     """
     power = np.bincount(chan, y2) / np.maximum(np.bincount(chan), 1)
     noise = [int(c) for c in np.flatnonzero(np.bincount(chan) > 0) if power[c] < 1 + NOISE_ONLY_POWER]
