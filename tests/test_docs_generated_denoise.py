@@ -240,6 +240,14 @@ def test_the_guide_says_which_calibration_bins_the_table_was_measured_with(gen, 
     said = re.search(r"\(the table is from 0\.1\.dev(\d+),", words)
     assert (said is not None) == same and (said is None or int(said.group(1)) == table)
     assert not same or not before  # the seeds runs cannot both equal the table's rows and postdate them by a fix
+    # "... but from before the channels of noise alone lost their head variance (0.1.dev683 ...), as the table's
+    # temporal rows have: seed 0's denoised values are the table's ..., its error bars ... the earlier calibration's"
+    older = "from before the channels of noise alone lost their head variance" in words
+    assert older == (gen._dev(seeds["sunpy_nn_version"]) < 683 <= table)
+    if older:  # "their rms errors agree with its temporal rows to 0.0005 of the noise"
+        for r in (r for r in seeds["rows"] if r["seed"] == 0):
+            row = gen._rows(summary, r["part"])["temporal"]
+            assert all(abs(r[f"rms_{s}"] - row[f"rms_{s}"]) <= 5e-4 for s in "QUV"), r["part"]
 
 
 def test_the_words_on_a_reused_denoiser_fit_its_benchmark(gen, summary):
@@ -366,14 +374,15 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         r = rows(p)
         assert all(r["temporal"]["bins"][i]["rms"] < r["input"]["bins"][i]["rms"] for i in (2, 3))
         assert all(r["temporal"]["bins"][i]["rms"] < r["pca"]["bins"][i]["rms"] for i in (2, 3))
-        # "Within 2 sigma ... within issue 14's range (92-98 %) on all five cubes; within 1 sigma (63-73 %) on the
-        # white, fast-moving and evolving cubes, and just over it on the correlated and weak-field cubes"
-        within_1 = r["temporal"]["coverage"]["1sigma"]
-        assert 0.92 <= r["temporal"]["coverage"]["2sigma"] <= 0.98
-        if p in ("correlated", "weak"):
-            assert 0.73 < within_1 <= 0.745
+        # "Within 1 sigma ... within issue 14's range (63-73 %) on all five cubes ...; within 2 sigma (92-98 %) on the
+        # white, correlated, fast-moving and evolving cubes, and just under it on the weak-field cube, whose bars are
+        # too narrow"; "read temporal mode's bars there as about a sixth too narrow on average"
+        within_2 = r["temporal"]["coverage"]["2sigma"]
+        assert 0.63 <= r["temporal"]["coverage"]["1sigma"] <= 0.73
+        if p == "weak":
+            assert 0.90 < within_2 < 0.92 and 1.1 < r["temporal"]["z"]["rms"] < 1.25
         else:
-            assert 0.63 <= within_1 <= 0.73
+            assert 0.92 <= within_2 <= 0.98
         assert r["temporal"]["bins"][3]["rms"] < r["single"]["bins"][3]["rms"]
         assert all(r["temporal"][f"rms_{s}"] < r["single"][f"rms_{s}"] for s in "QUV") == (p != "evolving")
     # "also in the strongest bin of the evolving cube": below the PCA's as printed (the loop above compares the values)
@@ -421,15 +430,14 @@ def test_the_words_around_the_tuning_noise_figures_fit_them():
     assert list(rows) == ["temporal_per_tuning", "temporal_one_level", "per_tuning", "one_level"]
     assert all(result["gain"][s] > 0 for s in "QUV")
     # temporal mode: "lower" with a level per tuning, and one level "made the error bars too wide" (z rms below
-    # 0.95), "against ... with a level per tuning: closer to the right size, but still too wide, with the coverage
-    # within 1 sigma above issue 14's target range"
+    # 0.95), "against ... with a level per tuning, within issue 14's target range"
     page = " ".join((DOCS / "guide" / "denoise.rst").read_text().split())
-    assert "with a level per tuning: closer to the right size, but still too wide" in page
+    assert "with a level per tuning, within issue 14's target range" in page
     assert all(result["temporal_gain"][s] > 0 for s in "QUV")
     t_per, t_one = rows["temporal_per_tuning"], rows["temporal_one_level"]
     assert t_one["z"]["rms"] < min(0.95, t_per["z"]["rms"]) and abs(t_per["z"]["rms"] - 1) < abs(t_one["z"]["rms"] - 1)
     assert t_one["coverage"]["1sigma"] > 0.8
-    assert 0.73 < t_per["coverage"]["1sigma"] < t_one["coverage"]["1sigma"] and t_per["z"]["rms"] < 0.97
+    assert 0.63 <= t_per["coverage"]["1sigma"] <= 0.73 and 0.92 <= t_per["coverage"]["2sigma"] <= 0.98
     per, one = rows["per_tuning"], rows["one_level"]
     core = int(np.argmin(per["injected_profile"]))
     coverage = {k: np.asarray(rows[k]["coverage_1sigma_per_tuning"]) for k in rows}

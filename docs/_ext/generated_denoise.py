@@ -153,9 +153,13 @@ def denoise_figures(summary: dict) -> dict[str, str]:
         "den_evolving_within_1_sigma": f"{100 * _rows(summary, 'evolving')['temporal']['coverage']['1sigma']:.0f} %",
         "den_evolving_within_2_sigma": f"{100 * _rows(summary, 'evolving')['temporal']['coverage']['2sigma']:.0f} %",
         # to a tenth of a per cent, where the rounded figure would hide which side of issue 14's range it lies
-        "den_aligned_within_1_sigma_fine": _span(
-            [_rows(summary, p)["temporal"]["coverage"]["1sigma"] for p in ALIGNED], ".1f", 100, " %"
-        ),
+        **{
+            f"den_aligned_within_{k}_sigma_fine": _span(
+                [_rows(summary, p)["temporal"]["coverage"][f"{k}sigma"] for p in ALIGNED], ".1f", 100, " %"
+            )
+            for k in (1, 2)
+        },
+        "den_weak_temporal_z_rms": f"{_rows(summary, 'weak')['temporal']['z']['rms']:.2f}",
         "den_evolving_z_rms": " and ".join(
             f"{_rows(summary, 'evolving')[role]['z']['rms']:.2f}" for role in ("temporal", "single")
         ),
