@@ -326,6 +326,29 @@ def test_noise_only_channels_are_found_by_their_power_and_left_out_of_the_bins()
     )
 
 
+def test_each_pixel_of_a_calibration_frame_has_its_channel():
+    one = _calibration._channels((1, 2, 3), 4)  # image mode: a frame of component (or tuning) 4
+    assert one.shape == (1, 2, 3) and np.all(one == 4)
+    every = _calibration._channels((3, 2, 2), None)  # spectral mode: all channels of a scan
+    assert [np.unique(every[c]).tolist() for c in range(3)] == [[0], [1], [2]]
+
+
+def test_the_noise_only_channels_do_not_depend_on_the_data_unit(drifting):  # noqa: F811
+    """The channels' power is read in noise units: the same cube in per cent (its noise in per cent) gives the same
+    noise-only channels."""
+    import astropy.units as u
+    from ndcube import NDCube
+
+    cube, _, _ = drifting
+    kw = {"epochs": 1, "patches_per_epoch": 20, "patch_size": 32, "seed": 0, "progress": False}
+    plain = Denoiser(n_filters=4, temporal=1).fit(cube, **kw)
+    percent = NDCube(np.asarray(cube.data) * 100, wcs=cube.wcs, unit=u.percent)
+    scaled = Denoiser(n_filters=4, temporal=1).fit(percent, **kw)
+    noise = {k: b["noise_channels"] for k, b in plain.calibration_bins.items()}
+    assert noise == {k: b["noise_channels"] for k, b in scaled.calibration_bins.items()}
+    assert any(noise.values()) and not all(len(c) == 3 for c in noise.values())  # both kinds of channel occur
+
+
 def test_prediction_adds_no_head_in_the_noise_only_channels(drifting):  # noqa: F811
     """In a noise-only channel the variance is the propagated noise alone, whatever the head's factors; the other
     channels keep the head. Eager and lazy agree."""

@@ -271,8 +271,9 @@ def _temporal_bins(r2, head, prop, block, chan, y2) -> dict[str, list]:
     of the noise's power), the network misses part of it between scans and the bootstrap does not see that error:
     the bars come out too narrow there (rms of error / sigma 1.17 at 0.1.dev683; the denoising guide).
     """
-    power = np.bincount(chan, y2) / np.maximum(np.bincount(chan), 1)
-    noise = [int(c) for c in np.flatnonzero(np.bincount(chan) > 0) if power[c] < 1 + NOISE_ONLY_POWER]
+    count = np.bincount(chan)
+    power = np.bincount(chan, y2, count.size) / np.maximum(count, 1)
+    noise = [int(c) for c in np.flatnonzero(count) if power[c] < 1 + NOISE_ONLY_POWER]
     signal = ~np.isin(chan, noise)
     bins = _bin_factors(r2[signal], head[signal], prop[signal], block[signal])
     return bins | {"noise_channels": noise}
