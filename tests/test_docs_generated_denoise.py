@@ -241,7 +241,8 @@ def test_the_guide_says_which_calibration_bins_the_table_was_measured_with(gen, 
     assert (said is not None) == same and (said is None or int(said.group(1)) == table)
     assert not same or not before  # the seeds runs cannot both equal the table's rows and postdate them by a fix
     # "... but from before the channels of noise alone lost their head variance (0.1.dev683 ...), as the table's
-    # temporal rows have: seed 0's denoised values are the table's ..., its error bars ... the earlier calibration's"
+    # temporal rows have: seed 0's runs share the table's training ..., but their error bars and coverage are the
+    # earlier calibration's"
     older = "from before the channels of noise alone lost their head variance" in words
     assert older == (gen._dev(seeds["sunpy_nn_version"]) < 683 <= table)
     if older:  # "their rms errors agree with its temporal rows to 0.0005 of the noise"
