@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -302,23 +301,20 @@ def test_the_pages_quote_only_what_the_committed_json_defines(gen, tmp_path):
 
 def test_the_avx2_paragraph_agrees_with_the_committed_keras_run():
     """
-    The guide's words on the AVX2 run: neither target met; the U-Net's miss smaller than the spread of the package's
-    own times; Enhance's target "about" the floor of the package's own path (within 0.03); both calls near the peak.
+    The guide's words on the AVX2 run: both targets met; the U-Net above its floor; Enhance below the floor of
+    direct convolution on the package's own path, because NNPACK's Winograd convolution executed fewer FLOPs.
     """
     path = DOCS / "_static" / "performance" / "keras_avx2.json"
     assert path.exists(), "no keras_avx2.json: run `python benchmarks/keras_originals.py --docs` on an AVX2-only CPU"
     run = json.loads(path.read_text())
     assert run["cpu"]["class"] == "AVX2" and run["threads"] == 1 and not run["cpu"]["isa_cap"]
     enhance, unet = run["cases"]["enhance"], run["cases"]["unet"]
-    assert not enhance["met"] and not unet["met"]
-    times = unet["ours_times_s"]
-    assert unet["ratio"] / unet["target"] - 1 < (max(times) - min(times)) / statistics.median(times)
-    assert unet["floor_ratio"] < unet["target"]
-    assert abs(enhance["target"] - enhance["floor_optimised_ratio"]) < 0.03
-    assert all(c["executed_gflops"] >= 0.8 * c["peak_gflops"] for c in (enhance, unet))
+    assert enhance["met"] and unet["met"]
+    assert unet["floor_ratio"] < unet["ratio"] <= unet["target"]
+    assert enhance["ratio"] < enhance["floor_optimised_ratio"]
+    assert enhance["gflop_executed"] < enhance["gflop_optimised"]  # Winograd: fewer multiply-adds than direct
     text = " ".join((DOCS / "guide" / "performance.rst").read_text().split())
-    assert "Neither target was met in this run." in text and "a miss smaller than the spread" in text
-    assert "about the target itself" in text
+    assert "Both targets were met in this run." in text and "below the floor of direct convolution" in text
 
 
 def test_run_py_full_disk_child_runs_and_counts_every_tile():
