@@ -89,6 +89,25 @@ def _saved(den, tmp_path):
             r"noise-only channels of Stokes V are not channel numbers below 3: \[3\]",
         ),
         (
+            "weak-channels",
+            {"calibration_bins": {"V": {"head_edges": [0.1], "factors": [1.0, 1.0], "weak_channels": [-1]}}},
+            r"weak-signal channels of Stokes V are not channel numbers below 3: \[-1\]",
+        ),
+        (
+            "both-kinds-of-quiet-channel",
+            {
+                "calibration_bins": {
+                    "V": {"head_edges": [0.1], "factors": [1, 1], "noise_channels": [1], "weak_channels": [1]}
+                }
+            },
+            "channels of Stokes V are both noise-only and weak-signal ones",
+        ),
+        (
+            "weak-factor",
+            {"calibration_bins": {"V": {"head_edges": [0.1], "factors": [1.0, 1.0], "weak_factor": 0.5}}},
+            r"weak-signal factor of Stokes V is not a finite number of at least 1: 0.5",
+        ),
+        (
             "two-kinds-of-bins",
             {"calibration_bins": {"V": {"edges": [0.1], "head_edges": [0.1], "factors": [1.0, 1.0]}}},
             "calibration bins of Stokes V are not one set",

@@ -114,7 +114,7 @@ def test_format1_file_saved_again_is_the_same_denoiser(format1, tmp_path):
     assert_same_denoiser(old, back)
     np.testing.assert_array_equal(predict(back, format1_cube())[0], predict(old, format1_cube())[0])
     blob = torch.load(path, weights_only=True)
-    assert blob["format"] == "sunpy_nn-weights" and blob["extra"]["format_version"] == 10
+    assert blob["format"] == "sunpy_nn-weights" and blob["extra"]["format_version"] == 11
 
 
 def test_format1_damaged_file_or_card(format1):
@@ -164,7 +164,7 @@ def test_the_file_is_a_registry_weight_file(small, tmp_path):
     path = small.save(tmp_path / "den.pt")
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["sha256"] == sha256sum(path) and card["architecture"] == small.model.config
-    assert card["format"] == "sunpy_nn-denoiser" and card["format_version"] == 10
+    assert card["format"] == "sunpy_nn-denoiser" and card["format_version"] == 11
     assert card["noise"] == small.noise and card["uncertainty_calibration"] == small.calibration
     assert card["uncertainty_calibration_per_tuning"] == (small.calibration_tunings or None)
     model, info = load_weights(path, architecture=UNet)

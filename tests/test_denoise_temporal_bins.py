@@ -279,10 +279,10 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     seen, binned = [], []
     real, real_bins = _calibration._temporal_bins, _calibration._bin_factors
 
-    def spy(r2, head, prop, block, chan, y2):
-        assert block.shape == r2.shape == chan.shape == y2.shape
+    def spy(r2, head, prop, block, chan, y2, ynear):
+        assert block.shape == r2.shape == chan.shape == y2.shape == ynear.shape
         seen.append((r2.size, np.unique(block).size, np.bincount(chan).tolist()))
-        return real(r2, head, prop, block, chan, y2)
+        return real(r2, head, prop, block, chan, y2, ynear)
 
     def spy_bins(r2, head, prop, block):
         binned.append(r2.size)
@@ -299,8 +299,8 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     assert seen[0][1] == cube.data.shape[0] * (64 // _calibration.BLOCK_PX) ** 2  # squares of each scan
     assert len(seen[0][2]) == 3 and min(seen[0][2]) > 0.9 * cube.data.shape[0] * 64 * 64  # each component's pixels
     for (size, _, counts), lab, n in zip(seen, "QUV", binned, strict=True):
-        noise = fresh.calibration_bins[lab]["noise_channels"]
-        assert n == size - sum(counts[c] for c in noise)  # the bins: the other components' pixels
+        quiet = fresh.calibration_bins[lab]["noise_channels"] + fresh.calibration_bins[lab]["weak_channels"]
+        assert n == size - sum(counts[c] for c in quiet)  # the bins: the other components' pixels
 
 
 def test_noise_only_channels_are_found_by_their_power_and_left_out_of_the_bins():
@@ -314,16 +314,42 @@ def test_noise_only_channels_are_found_by_their_power_and_left_out_of_the_bins()
     prop = np.full(3 * n, 0.005)
     r2 = _pairs(prop, np.where(chan == 1, 4 * head, 0.0), 1)
     block = np.arange(3 * n)
-    bins = _calibration._temporal_bins(r2, head, prop, block, chan, y**2)
-    assert bins["noise_channels"] == [0, 2]
+    ynear = y * rng.standard_normal(3 * n)  # neighbours of noise alone: no signal in common with scan t
+    bins = _calibration._temporal_bins(r2, head, prop, block, chan, y**2, ynear)
+    assert bins["noise_channels"] == [0, 2] and bins["weak_channels"] == [] and bins["weak_factor"] == 1.0
     own = _bin_factors(r2[chan == 1], head[chan == 1], prop[chan == 1], block[chan == 1])
-    assert {k: v for k, v in bins.items() if k != "noise_channels"} == own
+    assert {k: v for k, v in bins.items() if k in own} == own
     assert own["factors"][-1] == pytest.approx(2.0, rel=0.1)  # the signal channel's excess: 4 x the head
     # no channel of noise alone: all pixels binned, as before format 10
-    everything = _calibration._temporal_bins(r2, head, prop, block, chan, y**2 + 1)
+    everything = _calibration._temporal_bins(r2, head, prop, block, chan, y**2 + 1, ynear)
     assert (
         everything["noise_channels"] == [] and everything["factors"] == _bin_factors(r2, head, prop, block)["factors"]
     )
+
+
+def test_weak_signal_in_a_quiet_channel_is_found_by_the_scans_agreement_and_its_error_measured_without_truth():
+    """A quiet channel (mean square below 1.05) whose scan t agrees with its neighbours holds weak signal: its
+    propagated variance is scaled to the error ``p^2 - 2 y p + y near`` estimates, at least 1; the bins leave it out."""
+    rng = np.random.default_rng(1)
+    n = 40_000
+    chan = np.repeat(np.arange(3), n)
+    signal = rng.standard_normal(3 * n) * np.sqrt(np.repeat([0.0, 0.5, 0.02], n))  # power 0, 0.5, 0.02 of the noise
+    y = signal + rng.standard_normal(3 * n)  # scan t
+    near = signal + 0.5 * rng.standard_normal(3 * n)  # the mean of four neighbouring scans: the same signal
+    p = 0.5 * near  # a prediction that misses half of the weak signal and passes on a quarter of the noise
+    r2 = (y - p) ** 2 - 1.0
+    prop = np.full(3 * n, 0.03)
+    head = rng.uniform(0.01, 0.1, 3 * n)
+    block = np.arange(3 * n)
+    bins = _calibration._temporal_bins(r2, head, prop, block, chan, y**2, y * near)
+    assert bins["noise_channels"] == [0] and bins["weak_channels"] == [2]
+    true = float(np.mean((p - signal)[chan == 2] ** 2)) / 0.03  # 0.0675 / 0.03: 2.25
+    assert bins["weak_factor"] == pytest.approx(true, rel=0.15)
+    assert {k: v for k, v in bins.items() if k in ("head_edges", "factors")} == _bin_factors(
+        r2[chan == 1], head[chan == 1], prop[chan == 1], block[chan == 1]
+    )
+    # a propagated variance above the measured error: the factor stays 1 (never narrower than the bootstrap's)
+    assert _calibration._temporal_bins(r2, head, 10 * prop, block, chan, y**2, y * near)["weak_factor"] == 1.0
 
 
 def test_each_pixel_of_a_calibration_frame_has_its_channel():
@@ -333,7 +359,7 @@ def test_each_pixel_of_a_calibration_frame_has_its_channel():
     assert [np.unique(every[c]).tolist() for c in range(3)] == [[0], [1], [2]]
 
 
-def test_the_noise_only_channels_do_not_depend_on_the_data_unit(drifting):  # noqa: F811
+def test_the_quiet_channels_do_not_depend_on_the_data_unit(drifting):  # noqa: F811
     """The channels' power is read in noise units: the same cube in per cent (its noise in per cent) gives the same
     noise-only channels."""
     import astropy.units as u
@@ -346,6 +372,10 @@ def test_the_noise_only_channels_do_not_depend_on_the_data_unit(drifting):  # no
     scaled = Denoiser(n_filters=4, temporal=1).fit(percent, **kw)
     noise = {k: b["noise_channels"] for k, b in plain.calibration_bins.items()}
     assert noise == {k: b["noise_channels"] for k, b in scaled.calibration_bins.items()}
+    # and so is the scans' agreement that marks weak signal, and the factor measured there
+    for lab, b in plain.calibration_bins.items():
+        assert b["weak_channels"] == scaled.calibration_bins[lab]["weak_channels"]
+        assert b["weak_factor"] == pytest.approx(scaled.calibration_bins[lab]["weak_factor"], rel=1e-4)
     assert any(noise.values()) and not all(len(c) == 3 for c in noise.values())  # both kinds of channel occur
 
 
@@ -375,6 +405,15 @@ def test_prediction_adds_no_head_in_the_noise_only_channels(drifting):  # noqa: 
     assert float(np.mean(tiny)) < float(np.mean(one)) < float(np.mean(wide))
     np.testing.assert_allclose(
         sd(big | {"noise_channels": [2]}, lazy=True), one, rtol=0, atol=1e-5 * float(np.ptp(one))
+    )
+    # weak signal: no head either, the propagated noise times weak_factor (1: as noise alone)
+    np.testing.assert_allclose(sd(big | {"weak_channels": [0, 1, 2], "weak_factor": 1.0}), tiny, rtol=1e-5)
+    weak = sd(big | {"weak_channels": [0, 1, 2], "weak_factor": 4.0})
+    # each component's variance v -> 4 v before it meets scan t's (1): 4 v / (4 v + 1) <= 4 v / (v + 1), at the tunings
+    ratio = weak**2 / tiny**2
+    assert np.all(ratio > 1) and np.all(ratio <= 4 * (1 + 1e-5)) and float(np.median(ratio)) > 2
+    np.testing.assert_allclose(
+        sd(big | {"weak_channels": [0, 1, 2], "weak_factor": 4.0}, lazy=True), weak, rtol=0, atol=1e-5 * np.ptp(weak)
     )
 
 

@@ -72,7 +72,7 @@ class _CalibrationMixin:
             basis = self.spectral_basis.get(labels[s]) if sampler.mode == "image" else None
             correlation = self.noise_correlation.get(labels[s], 0.0) if sampler.temporal else 0.0
             r2s, heads, props, waves = [], [], [], []
-            unrotated = []  # temporal mode: (r2, head, propagated, block, channel, y^2) where p meets scan t
+            unrotated = []  # temporal mode: (r2, head, propagated, block, channel, y^2, y near) where p meets scan t
             pairs = sampler
             # each scan of a lazy cube read once, not once per component or tuning
             if lazy and (basis is not None or per_tuning or binned):
@@ -92,18 +92,20 @@ class _CalibrationMixin:
                     # the neighbours' noise in f, which prediction adds to the head's variance (temporal mode)
                     prop = self._propagated_variance(inp, correlation, lambda x: run(x)[0], f) if binned else 0
                     head = np.broadcast_to(np.exp(log_var), f.shape)  # one variance for all channels
+                    # the neighbouring scans' mean (temporal mode), whose product with scan t holds the signal's power
+                    near = np.asarray(inp).reshape(-1, *f.shape).mean(axis=0) if binned else 0
                     parts.append(
-                        [np.broadcast_to(np.asarray(v, np.float64), f.shape) for v in (y, base, f, head, prop)]
+                        [np.broadcast_to(np.asarray(v, np.float64), f.shape) for v in (y, base, f, head, prop, near)]
                     )
-                y, base, f, head, prop = (np.concatenate(v) for v in zip(*parts, strict=True))
+                y, base, f, head, prop, near = (np.concatenate(v) for v in zip(*parts, strict=True))
                 if binned:  # before the rotation: prediction combines the components with scan t's
                     shapes = [part[0].shape for part in parts]  # each frame's (C, Y, X)
                     block = np.concatenate([_blocks(sh, t) for (t, _), sh in zip(frames, shapes, strict=True)])
                     # each pixel's channel: the frame's component (or tuning), or the row of an all-channel frame
                     chan = np.concatenate([_channels(sh, w) for (_, w), sh in zip(frames, shapes, strict=True)])
                     r2 = (y - f) ** 2 - 1.0
-                    ok = np.isfinite(r2) & np.isfinite(head) & np.isfinite(prop)
-                    unrotated.append((r2[ok], head[ok], prop[ok], block[ok], chan[ok], y[ok] ** 2))
+                    ok = np.isfinite(r2) & np.isfinite(head) & np.isfinite(prop) & np.isfinite(near)
+                    unrotated.append((r2[ok], head[ok], prop[ok], block[ok], chan[ok], y[ok] ** 2, (y * near)[ok]))
                 if basis is not None:  # back at the tunings, where the uncertainty is used: as predict rotates them
                     y, base, f = (from_basis(v[None], basis)[0].astype(np.float64) for v in (y, base, f))
                     head, prop = (from_basis(v[None], basis**2)[0].astype(np.float64) for v in (head, prop))
@@ -140,9 +142,12 @@ class _CalibrationMixin:
             return self.calibration.get(label, 1.0)
         return self.calibration_bins.get(label) or self.calibration.get(label, 1.0)
 
-    def _bins_copy(self) -> dict[str, dict[str, list[float]]]:
+    def _bins_copy(self) -> dict[str, dict[str, list | float]]:
         """A copy of `calibration_bins` with lists of its own (for the provenance)."""
-        return {k: {n: list(v) for n, v in b.items()} for k, b in self.calibration_bins.items()}
+        return {
+            k: {n: list(v) if isinstance(v, list) else v for n, v in b.items()}
+            for k, b in self.calibration_bins.items()
+        }
 
     def _per_tuning(self, sd, labels, selected):
         """
@@ -188,6 +193,7 @@ BLOCK_PX = 16
 # distribution of 1 degree of freedom), with 10 under 4 %.
 _MIN_BLOCKS = 10
 _MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
+_MAX_FACTOR = 20.0  # the largest factor on a standard deviation
 _MIN_FACTOR = 0.05  # the smallest factor: below it the variance head learnt little, or the error is not resolved
 _TUNING_PX = 2**18  # pixels per tuning wanted: a factor's sampling error falls as 1 / sqrt(pixels)
 # Temporal mode's bins pool the tunings (or components) of a Stokes parameter: 2^17 px at each, about 2^14.5 px in
@@ -251,32 +257,49 @@ def _channels(shape: tuple, w: int | None) -> np.ndarray:
     return np.broadcast_to(rows[:, None, None], shape)
 
 
-def _temporal_bins(r2, head, prop, block, chan, y2) -> dict[str, list]:
+def _temporal_bins(r2, head, prop, block, chan, y2, ynear) -> dict[str, list | float]:
     """
     Temporal mode's calibration of a Stokes parameter (`Denoiser.calibration_bins`): the channels (spectral
-    components, or tunings) that hold noise alone, ``noise_channels``, and the factors by bins of the head's
-    variance (`_bin_factors`) of the others, from each valid pixel's ``r2``, ``head``, ``prop`` and ``block`` (as
-    `_bin_factors` takes them), its channel ``chan`` and scan t's value squared ``y2`` (in noise units).
+    components, or tunings) that hold noise alone, ``noise_channels``; those that hold weak signal, ``weak_channels``,
+    and the factor on their propagated variance, ``weak_factor``; and the factors by bins of the head's variance
+    (`_bin_factors`) of the others. From each valid pixel's ``r2``, ``head``, ``prop`` and ``block`` (as
+    `_bin_factors` takes them), its channel ``chan``, scan t's value squared ``y2`` and scan t's value times the mean
+    of the neighbouring scans ``ynear`` (in noise units).
 
-    A channel holds noise alone where its mean square over the calibration's frames stays below ``1 +``
-    `NOISE_ONLY_POWER` (signal power below 5 % of the noise's): most spectral components of Q, U and V, and the
-    continuum tunings. The network's error there is the neighbours' noise it passes on, which the bootstrap measures
-    (`_propagated_variance`; the error's mean square over the noise-only components came out 1.00-1.05 times the
+    A channel is quiet where its mean square over the calibration's frames stays below ``1 +`` `NOISE_ONLY_POWER`
+    (signal power below 5 % of the noise's): most spectral components of Q, U and V, and the continuum tunings. The
+    network's error there is mostly the neighbours' noise it passes on, which the bootstrap measures
+    (`_propagated_variance`; the error's mean square over the quiet components came out 1.00-1.05 times the
     bootstrap's variance on the white cube of ``benchmarks/denoise_science.py`` and 1.14-1.20 times on the correlated
-    one, Q, U and V, against the truth), so prediction adds no head there. Before, the bins pooled these channels
-    with the signal's: the noise-only pixels above the bins' lowest edges took head variance that was no error there
-    (bars ~1.5 times too wide: mean squared error / variance 0.42-0.48 in Q's noise-only components of the white
-    cube), and the weakest signal component, whose head is low, got bins sized on noise (mean z^2 2.9-4.0 there,
-    correlated cube). Where the components below the threshold still hold weak signal (the weak-field cube: below 1 %
-    of the noise's power), the network misses part of it between scans and the bootstrap does not see that error:
-    the bars come out too narrow there (rms of error / sigma 1.17 at 0.1.dev683; the denoising guide).
+    one, Q, U and V, against the truth), so prediction adds no head there. Pooled with the signal's channels (before
+    format 10), the quiet pixels above the bins' lowest edges took head variance that was no error there (bars ~1.5
+    times too wide: mean squared error / variance 0.42-0.48 in Q's quiet components of the white cube), and the
+    weakest signal component, whose head is low, got bins sized on noise (mean z^2 2.9-4.0 there, correlated cube).
+
+    A quiet channel still holds weak signal where scan t and its neighbours agree: ``mean(ynear)``, the signal's
+    power for a signal that evolves slowly (the scans' noises are independent), stands `BIN_SIGMAS` standard errors
+    (`_sum_error`) above zero. The network misses part of that signal between scans, an error the bootstrap does
+    not see: on the weak-field cube of ``benchmarks/denoise_science.py`` (below 1 % of the noise's power there) the
+    propagated variance alone gave bars too narrow (rms of error / sigma 1.17 at 0.1.dev683). Those channels' error
+    is measured without the truth: as scan t's noise is independent of the prediction p, ``E[(p - s)^2] = E[p^2 -
+    2 y p] + E[s^2]``, and ``ynear`` stands for ``s^2``; ``weak_factor`` (at least 1) scales their propagated
+    variance to that error, pooled over them. The other quiet channels are ``noise_channels``.
     """
     count = np.bincount(chan)
-    power = np.bincount(chan, y2, count.size) / np.maximum(count, 1)
-    noise = [int(c) for c in np.flatnonzero(count) if power[c] < 1 + NOISE_ONLY_POWER]
-    signal = ~np.isin(chan, noise)
+    n = count.size
+    power = np.bincount(chan, y2, n) / np.maximum(count, 1)
+    quiet = [int(c) for c in np.flatnonzero(count) if power[c] < 1 + NOISE_ONLY_POWER]
+    weak = [c for c in quiet if ynear[chan == c].sum() > BIN_SIGMAS * _sum_error(ynear[chan == c], block[chan == c])]
+    signal = ~np.isin(chan, quiet)
     bins = _bin_factors(r2[signal], head[signal], prop[signal], block[signal])
-    return bins | {"noise_channels": noise}
+    factor = 1.0
+    if weak:
+        w = np.isin(chan, weak)
+        # (y - p)^2 - y^2 = p^2 - 2 y p; r2 has scan t's noise variance, 1, subtracted
+        error = float((r2[w] + 1.0 - y2[w] + ynear[w]).sum())
+        factor = min(max(error / float(prop[w].sum()), 1.0), _MAX_FACTOR**2) if prop[w].sum() > 0 else 1.0
+        log.info("weak signal in quiet channels %s: their propagated variance times %.2f", weak, factor)
+    return bins | {"noise_channels": [c for c in quiet if c not in weak], "weak_channels": weak, "weak_factor": factor}
 
 
 def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.ndarray) -> dict[str, list[float]]:
@@ -326,7 +349,7 @@ def _factor(num: float, den: float) -> float:
     """
     scale = math.sqrt(max(num, 0.0) / den) if den > 0 else 1.0
     # A factor far from 1 means the variance head learnt little; keep it within a sane range.
-    return float(min(max(scale, _MIN_FACTOR), 20.0))
+    return float(min(max(scale, _MIN_FACTOR), _MAX_FACTOR))
 
 
 def _frame_groups(combos: list, basis, rng: np.random.Generator, n_tunings: int, need: int, lazy: bool) -> list:

@@ -141,8 +141,8 @@ class Denoiser(
     per Stokes parameter (``calibration``) matches it to the error measured on Noise2Noise pairs; in single-scan image
     mode one factor per tuning (``calibration_tunings``), as the head's error varies less across the line than the error
     does. In temporal mode the neighbours' noise that passes into the prediction is measured by a bootstrap (the network
-    on copies of its prediction plus the cube's noise) and added to the head's variance (none in channels of noise
-    alone), whose factors go by bins of its own size (``calibration_bins``). The epistemic part: Monte-Carlo dropout.
+    on copies of its prediction plus the cube's noise) and added to the head's variance (none in quiet channels, where
+    weak signal scales it), whose factors go by bins of its size (``calibration_bins``). The epistemic part: MC dropout.
 
     References
     ----------
@@ -245,7 +245,7 @@ class Denoiser(
         #: One scan (``temporal=0``, image mode): the factor at each tuning, used instead of ``calibration``.
         self.calibration_tunings: dict[str, list[float]] = {}
         #: Temporal mode: the head's factors by bins of its variance (``head_edges``; formats 7-8: ``edges``), or empty.
-        self.calibration_bins: dict[str, dict[str, list]] = {}
+        self.calibration_bins: dict[str, dict[str, list | float]] = {}
         self.model: UNet | None = None
         self.noise: dict[str, float] = {}
         #: How each noise level was estimated (`estimate_noise`'s method).

@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 #: Marks the denoiser's settings in a weight file (`Denoiser.save`). Version 1 was a layout of its own, written before
 #: issue 15 and still read; version 2 stores them as the ``extra`` of a `sunpy_nn.data` weight file.
 FORMAT = "sunpy_nn-denoiser"
-#: 10: temporal mode's noise-only channels (no head there); 9: temporal factors by bins of the head's variance; 8:
+#: 11: temporal mode's channels of weak signal (their own factor on the propagated noise); 10: temporal mode's
+#: noise-only channels (no head there); 9: temporal factors by bins of the head's variance; 8:
 #: the bootstrap's draws and window; 7: temporal factors by bins of the propagated variance; 6: noise per tuning; 5:
 #: align; 4: factors per tuning; 3: the spectral basis; older: without.
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 #: The bootstrap of files of format 7, which did not save it (`_FramesMixin._propagated_variance`): draws, window (px).
 _FORMAT_7_BOOTSTRAP = (4, 5)
 
@@ -269,16 +270,25 @@ def _check_restored(den, path) -> None:
     for lab, b in den.calibration_bins.items():
         # bins of the head's variance or, calibrated before format 9 (kept when saved again), of the propagated variance
         edges, factors = b.get("head_edges", b.get("edges")), b.get("factors")
-        ok = ("head_edges" in b) != ("edges" in b) and set(b) <= {"head_edges", "edges", "factors", "noise_channels"}
+        known = {"head_edges", "edges", "factors", "noise_channels", "weak_channels", "weak_factor"}
+        ok = ("head_edges" in b) != ("edges" in b) and set(b) <= known
         ok = ok and isinstance(edges, list) and isinstance(factors, list) and len(factors) == len(edges) + 1
         ok = ok and all(_positive(f) for f in factors) and bool(np.all(np.isfinite(edges)))
         if not ok or np.any(np.diff(edges) < 0):
             problems.append(
                 f"the calibration bins of Stokes {lab} are not one set of increasing edges and one more factor"
             )
-        noise = b.get("noise_channels", [])  # format 10
-        if not isinstance(noise, list) or not all(type(c) is int and 0 <= c < n_w for c in noise):
-            problems.append(f"the noise-only channels of Stokes {lab} are not channel numbers below {n_w}: {noise!r}")
+        for key, what in (("noise_channels", "noise-only"), ("weak_channels", "weak-signal")):  # formats 10, 11
+            chans = b.get(key, [])
+            if not isinstance(chans, list) or not all(type(c) is int and 0 <= c < n_w for c in chans):
+                problems.append(f"the {what} channels of Stokes {lab} are not channel numbers below {n_w}: {chans!r}")
+        if set(b.get("noise_channels", [])) & set(b.get("weak_channels", [])):
+            problems.append(f"channels of Stokes {lab} are both noise-only and weak-signal ones")
+        weak_factor = b.get("weak_factor", 1.0)
+        if not (_positive(weak_factor) and weak_factor >= 1):
+            problems.append(
+                f"the weak-signal factor of Stokes {lab} is not a finite number of at least 1: {weak_factor!r}"
+            )
     if problems:
         raise WeightsError(
             f"{path} does not fit together: {'; '.join(problems)}. The file is corrupt or was edited: save the "

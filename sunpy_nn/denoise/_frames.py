@@ -194,8 +194,9 @@ class _FramesMixin:
         noise variance in units of ``sigma``: 1 on the cube the denoiser was fitted on, ``(noise here / sigma)^2``
         on another cube. ``v`` is the noise the neighbours propagate into ``p`` (`_propagated_variance`, with the
         noise's spatial ``correlation``, times ``n``: the neighbours share scan t's noise) plus the calibrated
-        head's, except in the channels that hold noise alone (the bins' ``noise_channels``, of the Stokes
-        parameter's ``channels`` that the frames hold: all by default), where the propagated noise is the error;
+        head's, except in the quiet channels (the bins' ``noise_channels`` and ``weak_channels``, of the Stokes
+        parameter's ``channels`` that the frames hold: all by default), where the propagated noise is the error (times
+        ``weak_factor`` where weak signal is: `_temporal_bins`);
         `None` (a temporal denoiser saved before version 0.2): the head's alone, as it was calibrated. Where no
         neighbour has data (a mask, or a border band wider than ``EDGE_PX`` (`_align`) in every aligned neighbour of
         a drifting series), the frames come back as they are, with their noise.
@@ -226,17 +227,20 @@ class _FramesMixin:
             prop = self._propagated_variance(
                 inp, correlation, lambda a: self._run(a, dev, tile_size, n_out, model, precision, compile)[0], mean
             )
+            on_prop = 1.0  # the factor on the propagated noise
             if bins:
                 factors = np.asarray(bins["factors"], var.dtype)
                 # the head's own variance; calibrated before format 9 (kept when saved): the propagated variance
                 key, edges = (var, bins["head_edges"]) if "head_edges" in bins else (prop, bins["edges"])
                 var = var * factors[np.digitize(np.nan_to_num(key), edges)] ** 2
-                # noise alone: the propagated noise is the error (format 10; NaN kept where the mean is)
-                noise = np.isin(
-                    np.arange(var.shape[0]) if channels is None else channels, bins.get("noise_channels", [])
-                )
-                var = np.where(noise[:, None, None], 0 * var, var)
-            var = var + frame_var * prop
+                # quiet channels: the propagated noise is the error (format 10), scaled where weak signal is (format
+                # 11); no head (NaN kept where the mean is)
+                chans = np.arange(var.shape[0]) if channels is None else channels
+                weak = np.isin(chans, bins.get("weak_channels", []))[:, None, None]
+                quiet = np.isin(chans, bins.get("noise_channels", []))[:, None, None] | weak
+                var = np.where(quiet, 0 * var, var)
+                on_prop = np.where(weak, bins.get("weak_factor", 1.0), 1.0).astype(var.dtype)
+            var = var + frame_var * prop * on_prop
         if mc_net is not None:
             mc_net.mc_dropout(True)
             try:
