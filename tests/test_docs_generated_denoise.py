@@ -245,7 +245,12 @@ def test_the_guide_says_which_calibration_bins_the_table_was_measured_with(gen, 
     # earlier calibration's"
     older = "from before the channels of noise alone lost their head variance" in words
     assert older == (gen._dev(seeds["sunpy_nn_version"]) < 683 <= table)
-    if older:  # "their rms errors agree with its temporal rows to 0.0005 of the noise"
+    # "on a CPU with AVX-512, where the table's rows were trained on one with AVX2 only": then seed 0's runs are not
+    # the table's; otherwise "their rms errors agree with its temporal rows to 0.0005 of the noise"
+    other_cpu = "where the table's rows were trained on one with AVX2 only" in words
+    table_classes = {summary[p]["cpu"]["class"] for p in ("white", "correlated", "weak", "fast") if "cpu" in summary[p]}
+    assert other_cpu == ("avx512f" in seeds["cpu_flags"] and table_classes == {"AVX2"})
+    if older and not other_cpu:
         for r in (r for r in seeds["rows"] if r["seed"] == 0):
             row = gen._rows(summary, r["part"])["temporal"]
             assert all(abs(r[f"rms_{s}"] - row[f"rms_{s}"]) <= 5e-4 for s in "QUV"), r["part"]
@@ -375,15 +380,13 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         r = rows(p)
         assert all(r["temporal"]["bins"][i]["rms"] < r["input"]["bins"][i]["rms"] for i in (2, 3))
         assert all(r["temporal"]["bins"][i]["rms"] < r["pca"]["bins"][i]["rms"] for i in (2, 3))
-        # "Within 1 sigma ... within issue 14's range (63-73 %) on all five cubes ...; within 2 sigma (92-98 %) on the
-        # white, correlated, fast-moving and evolving cubes, and just under it on the weak-field cube, whose bars are
-        # too narrow"; "read temporal mode's bars there as about a sixth too narrow on average"
+        # "Within 1 sigma ... within issue 14's range (63-73 %) on all five cubes ..., and within 2 sigma (92-98 %)
+        # too"
         within_2 = r["temporal"]["coverage"]["2sigma"]
         assert 0.63 <= r["temporal"]["coverage"]["1sigma"] <= 0.73
-        if p == "weak":
-            assert 0.90 < within_2 < 0.92 and 1.1 < r["temporal"]["z"]["rms"] < 1.25
-        else:
-            assert 0.92 <= within_2 <= 0.98
+        assert 0.92 <= within_2 <= 0.98
+        if p == "weak":  # "the weak-field cube just inside it, whose bars are still a little narrow"; "about a tenth"
+            assert within_2 < 0.93 and 1.07 < r["temporal"]["z"]["rms"] < 1.17
         assert r["temporal"]["bins"][3]["rms"] < r["single"]["bins"][3]["rms"]
         assert all(r["temporal"][f"rms_{s}"] < r["single"][f"rms_{s}"] for s in "QUV") == (p != "evolving")
     # "also in the strongest bin of the evolving cube": below the PCA's as printed (the loop above compares the values)
@@ -391,9 +394,10 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     # "(there, below 10 sigma, the higher one)"
     assert all(evolving["temporal"]["bins"][i]["rms"] > evolving["single"]["bins"][i]["rms"] for i in range(3))
     assert evolving["single"]["bins"][3]["rms"] > evolving["input"]["bins"][3]["rms"]  # "worse than the noisy input"
-    # "took ... in temporal mode (temporal= 2), within the 10-minute target"
+    # "took ... in temporal mode (temporal= 2) on ...: just over the 10-minute target on that 2-core CPU with AVX2 only"
     timing = summary["timing"]
-    assert timing["temporal"] == 2 and timing["denoise_cube_s"] < timing["budget_s"] == 600
+    assert timing["temporal"] == 2 and timing["budget_s"] == 600 < timing["denoise_cube_s"] < 1.05 * 600
+    assert timing["cpu"]["class"] == "AVX2" and timing["cpu"]["logical_cpus"] == 2
     # "the components lower the rms error": against the tunings, in every part
     assert all(summary[p]["spectral_pca_gain"][s] > 0 for p in ("white", "correlated", "weak", "fast") for s in "QUV")
     # "too wide in the continuum and too narrow in the line core ... on the evolving cube below 1 in the continuum

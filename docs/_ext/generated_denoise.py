@@ -160,6 +160,9 @@ def denoise_figures(summary: dict) -> dict[str, str]:
             for k in (1, 2)
         },
         "den_weak_temporal_z_rms": f"{_rows(summary, 'weak')['temporal']['z']['rms']:.2f}",
+        "den_weak_temporal_within_2_sigma_fine": _span(
+            [_rows(summary, "weak")["temporal"]["coverage"]["2sigma"]], ".1f", 100, " %"
+        ),
         "den_evolving_z_rms": " and ".join(
             f"{_rows(summary, 'evolving')[role]['z']['rms']:.2f}" for role in ("temporal", "single")
         ),
