@@ -276,12 +276,16 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     """Whole scans (every component of every scan, as prediction combines them), each Stokes parameter once; the
     head's bins on the components that hold signal only."""
     cube, _, _ = drifting
-    seen, binned = [], []
+    seen, binned, powers = [], [], []
     real, real_bins = _calibration._temporal_bins, _calibration._bin_factors
 
     def spy(r2, head, prop, block, chan, y2, ynear):
         assert block.shape == r2.shape == chan.shape == y2.shape == ynear.shape
         seen.append((r2.size, np.unique(block).size, np.bincount(chan).tolist()))
+        # scan t times its neighbours' mean measures the signal's power (the scans' noises are independent): in the
+        # strongest component it is the mean square less the noise's 1, for scenes that drift slowly
+        strong = chan == np.argmax(np.bincount(chan, y2) / np.bincount(chan))
+        powers.append((float(ynear[strong].mean()), float(y2[strong].mean()) - 1.0))
         return real(r2, head, prop, block, chan, y2, ynear)
 
     def spy_bins(r2, head, prop, block):
@@ -301,6 +305,7 @@ def test_bins_are_measured_in_the_space_prediction_combines_in(monkeypatch, drif
     for (size, _, counts), lab, n in zip(seen, "QUV", binned, strict=True):
         quiet = fresh.calibration_bins[lab]["noise_channels"] + fresh.calibration_bins[lab]["weak_channels"]
         assert n == size - sum(counts[c] for c in quiet)  # the bins: the other components' pixels
+    assert all(p > 1 and 0.85 * s < p < 1.05 * s for p, s in powers), powers
 
 
 def test_noise_only_channels_are_found_by_their_power_and_left_out_of_the_bins():

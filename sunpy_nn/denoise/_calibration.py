@@ -92,20 +92,21 @@ class _CalibrationMixin:
                     # the neighbours' noise in f, which prediction adds to the head's variance (temporal mode)
                     prop = self._propagated_variance(inp, correlation, lambda x: run(x)[0], f) if binned else 0
                     head = np.broadcast_to(np.exp(log_var), f.shape)  # one variance for all channels
-                    # the neighbouring scans' mean (temporal mode), whose product with scan t holds the signal's power
-                    near = np.asarray(inp).reshape(-1, *f.shape).mean(axis=0) if binned else 0
                     parts.append(
-                        [np.broadcast_to(np.asarray(v, np.float64), f.shape) for v in (y, base, f, head, prop, near)]
+                        [np.broadcast_to(np.asarray(v, np.float64), f.shape) for v in (y, base, f, head, prop)]
                     )
-                y, base, f, head, prop, near = (np.concatenate(v) for v in zip(*parts, strict=True))
+                    if binned:  # the neighbouring scans' mean, whose product with scan t holds the signal's power
+                        parts[-1].append(inp.reshape(-1, *f.shape).mean(axis=0).astype(np.float64))
+                y, base, f, head, prop, *near = (np.concatenate(v) for v in zip(*parts, strict=True))
                 if binned:  # before the rotation: prediction combines the components with scan t's
                     shapes = [part[0].shape for part in parts]  # each frame's (C, Y, X)
                     block = np.concatenate([_blocks(sh, t) for (t, _), sh in zip(frames, shapes, strict=True)])
                     # each pixel's channel: the frame's component (or tuning), or the row of an all-channel frame
                     chan = np.concatenate([_channels(sh, w) for (_, w), sh in zip(frames, shapes, strict=True)])
                     r2 = (y - f) ** 2 - 1.0
-                    ok = np.isfinite(r2) & np.isfinite(head) & np.isfinite(prop) & np.isfinite(near)
-                    unrotated.append((r2[ok], head[ok], prop[ok], block[ok], chan[ok], y[ok] ** 2, (y * near)[ok]))
+                    ynear = y * near[0]
+                    ok = np.isfinite(r2) & np.isfinite(head) & np.isfinite(prop) & np.isfinite(ynear)
+                    unrotated.append((r2[ok], head[ok], prop[ok], block[ok], chan[ok], y[ok] ** 2, ynear[ok]))
                 if basis is not None:  # back at the tunings, where the uncertainty is used: as predict rotates them
                     y, base, f = (from_basis(v[None], basis)[0].astype(np.float64) for v in (y, base, f))
                     head, prop = (from_basis(v[None], basis**2)[0].astype(np.float64) for v in (head, prop))
@@ -286,10 +287,13 @@ def _temporal_bins(r2, head, prop, block, chan, y2, ynear) -> dict[str, list | f
     variance to that error, pooled over them. The other quiet channels are ``noise_channels``.
     """
     count = np.bincount(chan)
-    n = count.size
-    power = np.bincount(chan, y2, n) / np.maximum(count, 1)
+    power = np.bincount(chan, y2, count.size) / np.maximum(count, 1)
     quiet = [int(c) for c in np.flatnonzero(count) if power[c] < 1 + NOISE_ONLY_POWER]
-    weak = [c for c in quiet if ynear[chan == c].sum() > BIN_SIGMAS * _sum_error(ynear[chan == c], block[chan == c])]
+    weak = []
+    for c in quiet:
+        mine = chan == c
+        if ynear[mine].sum() > BIN_SIGMAS * _sum_error(ynear[mine], block[mine]):
+            weak.append(c)
     signal = ~np.isin(chan, quiet)
     bins = _bin_factors(r2[signal], head[signal], prop[signal], block[signal])
     factor = 1.0
