@@ -8,6 +8,7 @@ Run from the repository root::
     python benchmarks/denoise_science.py                 # all parts, 2 workers
     python benchmarks/denoise_science.py --parts white correlated --jobs 1
     python benchmarks/denoise_science.py --timing        # also the 10-minute budget run (15 x 4 x 8 x 256^2)
+    python benchmarks/denoise_science.py --docs --timing --parts   # the budget run alone, into the docs' results
     python benchmarks/denoise_science.py --docs          # also update the docs' copy of the results and figures
     python benchmarks/denoise_science.py --quick         # smoke test of the script (numbers meaningless)
 
@@ -313,7 +314,7 @@ def figures(results: dict, out: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument("--parts", nargs="*", choices=PARTS, default=list(PARTS), help="none: the budget run alone")
     p.add_argument("--timing", action="store_true", help="also the 10-minute budget run (2 threads, alone)")
     p.add_argument("--jobs", type=int, default=2, help="parts run in parallel, one torch thread each")
     p.add_argument("--docs", action="store_true", help="write the docs page's tables and figures")

@@ -15,6 +15,8 @@ from sunpy_nn import Denoiser
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
 from sunpy_nn.noise import _gaussian_correlation, _high_pass, _mad_sigma
 
+from .helpers import assert_close_ulps
+
 NOISE = 3e-3
 
 
@@ -206,3 +208,33 @@ def test_the_injected_correlated_noise_has_one_level_at_every_pixel():
     eps = _unit_noise(np.random.default_rng(0), (64, 128, 128), 1.0, np.float64)
     assert eps[:, :, [0, -1]].std() == pytest.approx(1.0, rel=0.03)
     assert eps[:, 4:-4, 4:-4].std() == pytest.approx(1.0, rel=0.003)
+
+
+def test_bootstrap_draws_run_the_network_without_its_variance_head(drifting, monkeypatch):
+    """The draws' variance head was computed and thrown away (about 40 % of a run): the same prediction without."""
+    cube, _, den = drifting
+    heads = []
+    original = frames._FramesMixin._run_one
+
+    def spy(self, frame, dev, tile_size, n_out, model, *args):
+        heads.append((self.model if model is None else model).variance_head)
+        return original(self, frame, dev, tile_size, n_out, model, *args)
+
+    monkeypatch.setattr(frames._FramesMixin, "_run_one", spy)
+    fast = den.predict(cube, stokes=["V"], progress=False)
+    # one run with the head per frame (the prediction), BOOTSTRAP_DRAWS without (scans x tunings frames)
+    n_frames = cube.data.shape[0] * cube.data.shape[2]
+    assert heads.count(True) == n_frames and heads.count(False) == frames.BOOTSTRAP_DRAWS * n_frames
+    # as before: the draws through the whole network, its mean taken
+    monkeypatch.setattr(
+        frames._FramesMixin,
+        "_run_mean",
+        lambda self, frame, dev, tile_size, n_out, model=None, precision="float32", compile=False: self._run(
+            frame, dev, tile_size, n_out, model, precision, compile
+        )[0],
+    )
+    heads.clear()
+    whole = den.predict(cube, stokes=["V"], progress=False)
+    assert heads.count(False) == 0
+    for a, b in ((fast.data, whole.data), (fast.uncertainty.array, whole.uncertainty.array)):
+        assert_close_ulps(np.asarray(a), np.asarray(b))

@@ -197,3 +197,33 @@ def test_the_network_trains_with_the_sparse_dropout_on_cpu(monkeypatch):
     net.mc_dropout(True)
     net(torch.zeros(1, 1, 16, 16))
     assert len(calls) == n_layers  # Monte-Carlo dropout at inference too
+
+
+def test_mean_network_is_the_network_without_its_variance_head():
+    """The view for runs whose variance is unused (the denoiser's bootstrap): the same output, fewer operations."""
+    net = UNet(4, 1, n_filters=8, variance_head=True, residual=True, variance="softplus", variance_sees_output=True)
+    net = net.eval()
+    view = net.mean_network()
+    assert view is net.mean_network()  # one view: run_tiled's optimised copies are cached per network object
+    assert not view.variance_head and view.residual and view.in_channels == 4 and view.out_channels == 1
+    assert {id(p) for p in view.parameters()} < {id(p) for p in net.parameters()}  # shared, not copied
+    assert not any(name.startswith("var_") for name, _ in view.named_parameters())
+    x = torch.randn(2, 4, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(view(x), net(x)[:, :1])
+    with torch.no_grad():  # weights changed later (more training, a load) are the view's too
+        net.out.bias.add_(1.0)
+    with torch.inference_mode():
+        assert torch.equal(view(x), net(x)[:, :1])
+    plain = UNet(n_filters=4)
+    assert plain.mean_network() is plain
+
+
+def test_mean_network_follows_the_monte_carlo_switch():
+    net = UNet(n_filters=8, dropout=0.2, variance_head=True).eval()
+    view, x = net.mean_network(), torch.randn(1, 1, 16, 16)
+    with torch.inference_mode():
+        net.mc_dropout(True)
+        assert not torch.equal(view(x), view(x))
+        net.mc_dropout(False)
+        assert torch.equal(view(x), view(x))

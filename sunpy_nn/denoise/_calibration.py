@@ -90,7 +90,11 @@ class _CalibrationMixin:
                     inp, y, base = _frame_pair(pairs, t, s, w, rng)
                     f, log_var = run(inp)  # with pixel shuffling the pair is already made of one phase image
                     # the neighbours' noise in f, which prediction adds to the head's variance (temporal mode)
-                    prop = self._propagated_variance(inp, correlation, lambda x: run(x)[0], f) if binned else 0
+                    prop = (
+                        self._propagated_variance(inp, correlation, lambda x: self._run_mean(x, dev, None, n_out), f)
+                        if binned
+                        else 0
+                    )
                     head = np.broadcast_to(np.exp(log_var), f.shape)  # one variance for all channels
                     parts.append(
                         [np.broadcast_to(np.asarray(v, np.float64), f.shape) for v in (y, base, f, head, prop)]

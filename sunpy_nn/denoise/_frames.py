@@ -70,14 +70,21 @@ class _FramesMixin:
             return self._run_one(frame, dev, tile_size, n_out, model, precision, compile)
         # Pixel-shuffle down-sampling: each of the d x d phases is an image whose noise is nearly white
         mean = np.empty((n_out, *frame.shape[1:]), np.float32)
-        log_var = np.empty((1, *frame.shape[1:]), np.float32)
+        log_var = None  # one channel, or none from a network without the variance head (`_run_mean`)
         for py in range(d):
             for px in range(d):
                 phase = np.ascontiguousarray(frame[:, py::d, px::d])
-                mean[:, py::d, px::d], log_var[:, py::d, px::d] = self._run_one(
-                    phase, dev, tile_size, n_out, model, precision, compile
-                )
+                mean[:, py::d, px::d], v = self._run_one(phase, dev, tile_size, n_out, model, precision, compile)
+                if log_var is None:
+                    log_var = np.empty((v.shape[0], *frame.shape[1:]), np.float32)
+                log_var[:, py::d, px::d] = v
         return mean, log_var
+
+    def _run_mean(self, frame, dev, tile_size, n_out, model=None, precision="float32", compile=False) -> np.ndarray:
+        """`_run`'s mean alone, from the network without its variance head (`UNet.mean_network`): the same values
+        for about 60 % of the arithmetic, for the runs whose variance is not used (the bootstrap's draws)."""
+        net = (self.model if model is None else model).mean_network()
+        return self._run(frame, dev, tile_size, n_out, net, precision, compile)[0]
 
     def _run_one(self, frame, dev, tile_size, n_out, model, precision, compile):
         """`_run` on one image, without pixel shuffling."""
@@ -86,8 +93,9 @@ class _FramesMixin:
         # Spectral mode: a pixel missing only some tunings keeps the others (and no channel has data where "empty");
         # image mode: a pixel missing any channel (a neighbouring scan, in temporal mode) is missing, as it was.
         empty = ~finite.any(axis=0) if self.mode == "spectral" else ~finite.all(axis=0)
-        if empty.all():
-            return np.full((n_out, *frame.shape[1:]), np.nan, frame.dtype), np.full_like(frame[:1], np.nan)
+        if empty.all():  # (the log-variance: one channel, none without the variance head)
+            n_var = int(model.variance_head)
+            return np.full((n_out, *frame.shape[1:]), np.nan, frame.dtype), np.full_like(frame[:n_var], np.nan)
         # The input channels of output channel c (c, c + n_out, ...: the tunings, neighbour by neighbour in temporal
         # mode) that all lack data there.
         gone = None  # spectral mode: per output channel; image mode: `empty` for all
@@ -225,7 +233,7 @@ class _FramesMixin:
         if context is not None and correlation is not None:
             # measured at the training noise; the neighbours have scan t's noise (frame_var in those units)
             prop = self._propagated_variance(
-                inp, correlation, lambda a: self._run(a, dev, tile_size, n_out, model, precision, compile)[0], mean
+                inp, correlation, lambda a: self._run_mean(a, dev, tile_size, n_out, model, precision, compile), mean
             )
             on_prop = 1.0  # the factor on the propagated noise
             if bins:
