@@ -182,6 +182,20 @@ DEPENDENCY_NEUTRAL: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Commits that changed only a script's command-line options and docstring (what a run may be asked for), not what a
+# run with a file's recorded command writes: commit -> (the one script it touched, why). Every file stays fresh across
+# such a commit, the script's own too. test_options_only_commits_change_options_alone checks the entries and that the
+# script's changed lines are docstring lines or `add_argument` calls.
+OPTIONS_ONLY: dict[str, tuple[str, str]] = {
+    "1aaf3b70e0f5ea2490c892c8af7841b1b41e0245": (
+        "benchmarks/denoise_science.py",
+        (
+            "--parts may name no part (the budget run alone, re-timed at 0.1.dev694): a run with the parts named "
+            "writes what it wrote"
+        ),
+    ),
+}
+
 
 def _contains(commit: str, ancestor: str) -> bool:
     return _git("merge-base", "--is-ancestor", ancestor, commit).returncode == 0
@@ -241,6 +255,8 @@ def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
     mended_after = {h for h, (_, broken_since, _) in OUTPUT_NEUTRAL.items() if not _contains(made, broken_since)}
     # changes to what a dependency writes itself, not to what this file takes from it
     mended_after |= {h for h, (script, _) in DEPENDENCY_NEUTRAL.items() if script in scripts[1:]}
+    # changes to the options a script takes, not to what a run writes
+    mended_after |= {h for h, (script, _) in OPTIONS_ONLY.items() if script in scripts}
     changed = next((h for h in history if h not in mended_after), None)
     if changed is None:
         return
@@ -290,6 +306,34 @@ def test_dependency_neutral_commits_touch_only_their_script():
         touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
         assert touched & producers == {script}, (commit, sorted(touched & producers))
         assert script in dependencies, f"{script} is no file's dependency: the exemption would cover nothing"
+
+
+def test_options_only_commits_change_options_alone():
+    """
+    An exemption for a change of a script's options covers a commit that touched no generating code but that script,
+    and there changed only lines of its module docstring and ``add_argument`` calls.
+    """
+    if not _have_history():
+        pytest.skip("needs the git history of a development checkout (absent from an sdist)")
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        pytest.skip("a shallow clone lacks the commits of the exemptions")
+    producers = set()
+    for scripts, _ in GENERATED.values():
+        producers |= {scripts} if isinstance(scripts, str) else set(scripts)
+    for commit, (script, _why) in OPTIONS_ONLY.items():
+        assert _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").stdout.strip() == commit, commit
+        touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
+        assert touched & producers == {script}, (commit, sorted(touched & producers))
+        # the module docstring's lines before the commit (for removed lines) and after it (for added ones)
+        docstrings = {}
+        for sign, rev in (("-", f"{commit}^"), ("+", commit)):
+            text = _git("show", f"{rev}:{script}").stdout
+            docstrings[sign] = text[: text.index('"""', text.index('"""') + 3)].splitlines()
+        diff = _git("show", "--format=", "-U0", commit, "--", script).stdout.splitlines()
+        changed = [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        assert changed, commit
+        for line in changed:
+            assert "add_argument(" in line or line[1:] in docstrings[line[0]], (commit, line)
 
 
 def test_the_validation_report_measured_the_shipped_weights():

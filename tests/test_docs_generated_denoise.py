@@ -394,9 +394,11 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     # "(there, below 10 sigma, the higher one)"
     assert all(evolving["temporal"]["bins"][i]["rms"] > evolving["single"]["bins"][i]["rms"] for i in range(3))
     assert evolving["single"]["bins"][3]["rms"] > evolving["input"]["bins"][3]["rms"]  # "worse than the noisy input"
-    # "took ... in temporal mode (temporal= 2) on ...: just over the 10-minute target on that 2-core CPU with AVX2 only"
+    # "took ... in temporal mode (temporal= 2) on ...: within the 10-minute target, by seconds, on that 2-core CPU with
+    # AVX2 only, where it had taken just over it before the draws dropped the head" (0.1.dev694: UNet.mean_network)
     timing = summary["timing"]
-    assert timing["temporal"] == 2 and timing["budget_s"] == 600 < timing["denoise_cube_s"] < 1.05 * 600
+    assert timing["temporal"] == 2 and 0.95 * 600 < timing["denoise_cube_s"] <= timing["budget_s"] == 600
+    assert gen._dev(timing["sunpy_nn_version"]) >= 694
     assert timing["cpu"]["class"] == "AVX2" and timing["cpu"]["logical_cpus"] == 2
     # "the components lower the rms error": against the tunings, in every part
     assert all(summary[p]["spectral_pca_gain"][s] > 0 for p in ("white", "correlated", "weak", "fast") for s in "QUV")
