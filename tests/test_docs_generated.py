@@ -267,23 +267,33 @@ def test_generated_files_are_not_older_than_the_code_that_writes_them(path):
     )
 
 
+def _full_history_or_skip() -> None:
+    """The exemptions' checks read their commits: skip where the history lacks them."""
+    if not _have_history():
+        pytest.skip("needs the git history of a development checkout (absent from an sdist)")
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        pytest.skip("a shallow clone lacks the commits of the exemptions")
+
+
+def _assert_touches_only_its_script(commit: str, script: str) -> None:
+    """The exemption's commit exists and touched no generating code but ``script``."""
+    assert _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").stdout.strip() == commit, f"no {commit}"
+    producers = set()
+    for scripts, _ in GENERATED.values():
+        producers |= {scripts} if isinstance(scripts, str) else set(scripts)
+    touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
+    assert touched & producers == {script}, (commit, sorted(touched & producers))
+
+
 def test_output_neutral_commits_touch_only_their_script():
     """
     An exemption from freshness covers one script's mend of a breakage: the commit exists, touched no generating code
     but its script, and came after the commit that broke the script.
     """
-    if not _have_history():
-        pytest.skip("needs the git history of a development checkout (absent from an sdist)")
-    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        pytest.skip("a shallow clone lacks the commits of the exemptions")
-    producers = set()
-    for scripts, _ in GENERATED.values():
-        producers |= {scripts} if isinstance(scripts, str) else set(scripts)
+    _full_history_or_skip()
     for commit, (script, broken_since, _why) in OUTPUT_NEUTRAL.items():
-        for c in (commit, broken_since):
-            assert _git("rev-parse", "--verify", "--quiet", f"{c}^{{commit}}").stdout.strip() == c, f"no commit {c}"
-        touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
-        assert touched & producers == {script}, (commit, sorted(touched & producers))
+        _assert_touches_only_its_script(commit, script)
+        assert _git("rev-parse", "--verify", "--quiet", f"{broken_since}^{{commit}}").stdout.strip() == broken_since
         assert _contains(commit, broken_since) and commit != broken_since
 
 
@@ -292,19 +302,10 @@ def test_dependency_neutral_commits_touch_only_their_script():
     An exemption for the files that depend on a script covers a commit that touched no generating code but that
     script, which some file lists as a dependency.
     """
-    if not _have_history():
-        pytest.skip("needs the git history of a development checkout (absent from an sdist)")
-    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        pytest.skip("a shallow clone lacks the commits of the exemptions")
-    producers, dependencies = set(), set()
-    for scripts, _ in GENERATED.values():
-        scripts = (scripts,) if isinstance(scripts, str) else scripts
-        producers |= set(scripts)
-        dependencies |= set(scripts[1:])
+    _full_history_or_skip()
+    dependencies = {d for scripts, _ in GENERATED.values() if not isinstance(scripts, str) for d in scripts[1:]}
     for commit, (script, _why) in DEPENDENCY_NEUTRAL.items():
-        assert _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").stdout.strip() == commit, commit
-        touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
-        assert touched & producers == {script}, (commit, sorted(touched & producers))
+        _assert_touches_only_its_script(commit, script)
         assert script in dependencies, f"{script} is no file's dependency: the exemption would cover nothing"
 
 
@@ -313,17 +314,9 @@ def test_options_only_commits_change_options_alone():
     An exemption for a change of a script's options covers a commit that touched no generating code but that script,
     and there changed only lines of its module docstring and ``add_argument`` calls.
     """
-    if not _have_history():
-        pytest.skip("needs the git history of a development checkout (absent from an sdist)")
-    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
-        pytest.skip("a shallow clone lacks the commits of the exemptions")
-    producers = set()
-    for scripts, _ in GENERATED.values():
-        producers |= {scripts} if isinstance(scripts, str) else set(scripts)
+    _full_history_or_skip()
     for commit, (script, _why) in OPTIONS_ONLY.items():
-        assert _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").stdout.strip() == commit, commit
-        touched = set(_git("show", "--name-only", "--format=", commit).stdout.split())
-        assert touched & producers == {script}, (commit, sorted(touched & producers))
+        _assert_touches_only_its_script(commit, script)
         # the module docstring's lines before the commit (for removed lines) and after it (for added ones)
         docstrings = {}
         for sign, rev in (("-", f"{commit}^"), ("+", commit)):
