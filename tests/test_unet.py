@@ -227,3 +227,14 @@ def test_mean_network_follows_the_monte_carlo_switch():
         assert not torch.equal(view(x), view(x))
         net.mc_dropout(False)
         assert torch.equal(view(x), view(x))
+
+
+def test_mean_network_draws_no_random_numbers():
+    """Built inside a seeded prediction (its first bootstrap draw): the seeded dropout draws that follow stay put."""
+    net = UNet(n_filters=8, variance_head=True)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    net.mean_network()
+    assert torch.equal(torch.rand(4), expected)
+    assert all(p.device.type == "cpu" for p in net.mean_network().parameters())  # the shared layers, not meta ones

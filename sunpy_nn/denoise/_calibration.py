@@ -89,7 +89,8 @@ class _CalibrationMixin:
                     rng.bit_generator.state = state  # the same neighbour sub-sampling for every component of a scan
                     inp, y, base = _frame_pair(pairs, t, s, w, rng)
                     f, log_var = run(inp)  # with pixel shuffling the pair is already made of one phase image
-                    # the neighbours' noise in f, which prediction adds to the head's variance (temporal mode)
+                    # the neighbours' noise in f, which prediction adds to the head's variance (temporal mode, where
+                    # no pixel shuffling is allowed: _run_mean's _run is _run_one)
                     prop = (
                         self._propagated_variance(inp, correlation, lambda x: self._run_mean(x, dev, None, n_out), f)
                         if binned

@@ -270,7 +270,8 @@ class _FitMixin:
         self._propagation = "bootstrap"  # a warm start of a file before format 7 is calibrated anew, as now
         # and a file with other draws or window (read now: benchmarks/denoise_bootstrap.py sets them)
         self._bootstrap = (_frames.BOOTSTRAP_DRAWS, _frames.PROPAGATION_WINDOW)
-        with weights_fixed(self.model):  # trained: fixed while the held-out pairs run through it
+        # trained: fixed while the held-out pairs run through it (and through its head-less view, the draws')
+        with weights_fixed(self.model), weights_fixed(self.model.mean_network()):
             self.calibration, self.calibration_tunings, self.calibration_bins = self._calibrate(
                 labels, selected, train, dev
             )

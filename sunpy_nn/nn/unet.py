@@ -362,10 +362,11 @@ class UNet(nn.Module):
         This network without its variance head: the same denoised output, at the cost of the main network alone.
 
         For runs whose variance is not used (the denoiser's bootstrap of the noise propagated from neighbouring
-        scans: two of its three network runs per frame). The head of the default denoiser, eight full-resolution
-        convolutions, is about 40 % of the network's arithmetic. The view shares this network's layers, so it
-        follows their weights and switches (training, `mc_dropout`) whenever they change; it is the same object on
-        every call (a network without a head returns itself).
+        scans: by default two of its three network runs per frame). The head of the default denoiser, eight
+        full-resolution convolutions, is about 40 % of the network's arithmetic. The view shares this network's
+        layers, so it follows what changes inside them (weights trained or loaded, `mc_dropout`,
+        ``train``/``eval``), but not a layer replaced by another later; it is built once, without drawing random
+        numbers, and returned on later calls (a network without a head returns itself).
 
         Returns
         -------
@@ -385,15 +386,18 @@ class UNet(nn.Module):
             return self
         view = _MEAN_NETWORKS.get(self)
         if view is None:
-            view = UNet(
-                self.in_channels,
-                self.out_channels,
-                self.n_filters,
-                self.depth,
-                self.padding,
-                dropout=self.dropout,
-                residual=self.residual,
-            )
+            # on the meta device: its own layers, replaced below, draw no initial weights from torch's random
+            # generator, which would move the seeded draws (dropout) that follow
+            with torch.device("meta"):
+                view = UNet(
+                    self.in_channels,
+                    self.out_channels,
+                    self.n_filters,
+                    self.depth,
+                    self.padding,
+                    dropout=self.dropout,
+                    residual=self.residual,
+                )
             for name in ("down", "bottom", "up", "merge", "out"):  # the layers themselves, not copies
                 setattr(view, name, getattr(self, name))
             _MEAN_NETWORKS[self] = view
