@@ -401,7 +401,7 @@ class UNet(nn.Module):
             for name in ("down", "bottom", "up", "merge", "out"):  # the layers themselves, not copies
                 setattr(view, name, getattr(self, name))
             _MEAN_NETWORKS[self] = view
-        view.train(self.training)
+        view.training = self.training  # its own flag only: the shared layers keep theirs
         return view
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
