@@ -101,6 +101,28 @@ def test_the_shift_keeps_white_noise_white_and_of_its_variance():
     assert abs(lag) < 0.02  # still white: no interpolation smoothing
 
 
+def test_the_shift_runs_its_transforms_on_torchs_threads_with_the_same_result(monkeypatch):
+    """The FFTs take torch's thread count (the package's thread policy): no more cores than the network uses, and
+    the frames come out the same whatever the count (each transform is computed whole by one thread)."""
+    import scipy.fft
+    import torch
+
+    seen = []
+    rfft2 = scipy.fft.rfft2
+    monkeypatch.setattr(scipy.fft, "rfft2", lambda *a, **kw: seen.append(kw.get("workers")) or rfft2(*a, **kw))
+    frames = np.random.default_rng(4).standard_normal((6, 40, 40)).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        out = {}
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out[n] = shift_frames(frames, (0.4, -1.3))
+            assert seen[-2:] == [n, n]  # the periodic part's decomposition and its shift
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(out[2], out[1], rtol=0, atol=4 * np.spacing(np.float32(np.nanmax(np.abs(out[1])))))
+
+
 def test_a_zero_shift_is_a_copy_and_nan_moves_with_the_frame():
     frames = np.random.default_rng(0).standard_normal((2, 32, 32)).astype(np.float32)
     same = shift_frames(frames, (0.0, 0.0))

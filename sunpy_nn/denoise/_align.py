@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 import scipy.fft
+import torch
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
@@ -121,6 +122,15 @@ def _warn_unmeasured(scans: list[int]) -> None:
     )
 
 
+def _fft_workers() -> int:
+    """
+    Threads of the FFTs: torch's count (set by the package's thread policy,
+    `sunpy_nn.nn.device.configure_threads`), so that the alignment uses the cores the network does, and no more. The
+    transforms of the frames are split among them whole, so the result does not depend on the count.
+    """
+    return max(1, torch.get_num_threads())
+
+
 def _periodic_smooth(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     Moisan's periodic plus smooth decomposition of ``(..., y, x)`` frames: ``frames = periodic + smooth``, where
@@ -139,9 +149,10 @@ def _periodic_smooth(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     kernel = 2 * cy + 2 * cx - 4
     kernel[0, 0] = 1.0  # the mean stays in the periodic part
     # real transforms: half the work of complex ones on real frames, the same result to rounding
-    spectrum = scipy.fft.rfft2(v, axes=(-2, -1)) / kernel[:, : nx // 2 + 1]
+    workers = _fft_workers()
+    spectrum = scipy.fft.rfft2(v, axes=(-2, -1), workers=workers) / kernel[:, : nx // 2 + 1]
     spectrum[..., 0, 0] = 0.0
-    smooth = scipy.fft.irfft2(spectrum, s=(ny, nx), axes=(-2, -1))
+    smooth = scipy.fft.irfft2(spectrum, s=(ny, nx), axes=(-2, -1), workers=workers)
     return frames - smooth, smooth
 
 
@@ -191,8 +202,9 @@ def shift_frames(frames: np.ndarray, shift, edge: int = 0) -> np.ndarray:
     odd = np.pad(frames.astype(np.float64), [(0, 0)] * lead + [(0, 1 - ny % 2), (0, 1 - nx % 2)], mode="edge")
     periodic, smooth = _periodic_smooth(odd)
     size = odd.shape[-2:]
-    spectrum = ndimage.fourier_shift(scipy.fft.rfft2(periodic, axes=(-2, -1)), full, n=size[1])
-    out = scipy.fft.irfft2(spectrum, s=size, axes=(-2, -1)) + _shift_planes(smooth, shift, order=3)
+    workers = _fft_workers()
+    spectrum = ndimage.fourier_shift(scipy.fft.rfft2(periodic, axes=(-2, -1), workers=workers), full, n=size[1])
+    out = scipy.fft.irfft2(spectrum, s=size, axes=(-2, -1), workers=workers) + _shift_planes(smooth, shift, order=3)
     out = out[..., :ny, :nx].astype(np.float32)
     wide = []
     for axis, s in zip((-2, -1), shift, strict=True):
