@@ -322,33 +322,52 @@ def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.n
     neighbours' noise passed on, which the bootstrap measures (`_propagated_variance`); where the signal is strong
     the network also misses its evolution between scans, an error that the head learns to rank (its variance is
     largest there) but not to size: trained against scan t, whose noise dwarfs that error, it comes out far off
-    after a short training. So a bin's head is scaled to the error left over by the propagated noise, where that
-    excess stands `BIN_SIGMAS` standard errors above zero; elsewhere the error is not resolved (a 0.2 % error of
-    the noise level alone shifts ``r2`` by 0.004) and the head is scaled to the floor (`_MIN_FACTOR`): the
-    propagated noise stands for the error there. Bins above the highest resolved one take its factor instead: the
-    floor would give the pixels the head ranks the worst predicted the narrowest bars. The bins are finest where the
-    head is largest (the strongest 2, 5, 10 and 20 % of the pixels), where the signal is and the error grows fastest.
+    after a short training. So a bin's head is scaled to the error left over by the propagated noise (its excess;
+    the floor `_MIN_FACTOR` where it is not positive), also where that excess does not stand `BIN_SIGMAS` standard
+    errors above zero. Up to 0.1.dev702 such a bin's head was put at the floor, as if its excess were noise; but
+    the unresolved bins of the cubes of ``benchmarks/denoise_science.py`` held excess of 0.4-1.2 times their
+    propagated variance (at 0.5-1.7 standard errors), and the bars came out too narrow: rms of error / sigma 1.13 on
+    the weak-field cube, 1.06 with each bin's own excess (1.02 -> 1.00 and 1.05 -> 1.04 on the white and correlated
+    cubes; the same fits, 0.1.dev701-702). The price: an excess that is only the estimate's scatter, or a noise level
+    estimated too low (a 0.2 % error of the noise level alone shifts ``r2`` by 0.004), widens that bin's bars a
+    little. Bins above the highest resolved one (excess above `BIN_SIGMAS` standard errors) take its factor instead:
+    the top bins may lack squares on a small cube (`_MIN_BLOCKS`), and their own estimate would be rough. The bins
+    are finest where the head is largest (the strongest 2, 5, 10 and 20 % of the pixels), where the signal is and the
+    error grows fastest.
     Bins of equal counts of the propagated variance instead (format 7-8 files, ``edges``) mixed the strong pixels
     with weak ones: their bars were 1.2-2.5 times too narrow (rms of error / sigma where the truth exceeds 3 noise;
     ``benchmarks/denoise_seeds.py`` at 0.1.dev645). The standard error comes from the sums of ``block``'s squares
     (`_sum_error`): with noise through a Gaussian of 1 px, the pixels' own scatter understated it about 2.5 times
     (``sqrt(2 pi)``), and bins whose excess was the noise's scatter counted as resolved.
     """
-    edges = np.quantile(head, HEAD_QUANTILES) if head.size else np.zeros(N_BINS - 1)
-    which = np.digitize(head, edges)
-    factors, resolved = [], []
-    for b in range(N_BINS):
-        excess = r2[which == b] - prop[which == b]
-        spread = _sum_error(excess, block[which == b])
-        resolved.append(float(excess.sum()) > BIN_SIGMAS * spread)
-        factors.append(_factor(float(excess.sum()), float(head[which == b].sum())) if resolved[-1] else _MIN_FACTOR)
+    edges, sums = _bin_excess(r2, head, prop, block)
+    # each bin's own excess, resolved or not (a bin without pixels: the floor)
+    factors = [_factor(excess, heads) if heads > 0 else _MIN_FACTOR for excess, _, heads in sums]
+    resolved = [excess > BIN_SIGMAS * spread for excess, spread, _ in sums]
     # The head ranks the error highest in the top bins, and they hold the fewest squares (2 % of the pixels): on a
     # small cube they may go unresolved for want of squares (`_MIN_BLOCKS`). Whatever left a bin above a resolved
-    # one unresolved, it takes that bin's factor, never the floor (wider bars, not narrower).
+    # one unresolved, it takes that bin's factor (not the floor, nor a rough estimate of its own).
     if any(resolved):
         top = max(b for b in range(N_BINS) if resolved[b])
         factors[top + 1 :] = [factors[top]] * (N_BINS - 1 - top)
     return {"head_edges": edges.tolist(), "factors": factors}
+
+
+def _bin_excess(
+    r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.ndarray
+) -> tuple[np.ndarray, list[tuple[float, float, float]]]:
+    """
+    The edges of `_bin_factors`' bins of the head's variance (its quantiles `HEAD_QUANTILES`) and, for each bin, the
+    sum of its excess ``r2 - prop``, that sum's standard error (`_sum_error`, by ``block``) and the sum of ``head``.
+    """
+    edges = np.quantile(head, HEAD_QUANTILES) if head.size else np.zeros(N_BINS - 1)
+    which = np.digitize(head, edges)
+    sums = []
+    for b in range(N_BINS):
+        mine = which == b
+        excess = r2[mine] - prop[mine]
+        sums.append((float(excess.sum()), _sum_error(excess, block[mine]), float(head[mine].sum())))
+    return edges, sums
 
 
 def _factor(num: float, den: float) -> float:
