@@ -385,8 +385,8 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
         within_2 = r["temporal"]["coverage"]["2sigma"]
         assert 0.63 <= r["temporal"]["coverage"]["1sigma"] <= 0.73
         assert 0.92 <= within_2 <= 0.98
-        if p == "weak":  # "the weak-field cube just inside it, whose bars are still a little narrow"; "about a tenth"
-            assert within_2 < 0.93 and 1.07 < r["temporal"]["z"]["rms"] < 1.17
+        if p == "weak":  # "the weak-field cube's bars are still a little narrow"; "a few per cent too narrow"
+            assert 1.02 < r["temporal"]["z"]["rms"] < 1.1
         assert r["temporal"]["bins"][3]["rms"] < r["single"]["bins"][3]["rms"]
         assert all(r["temporal"][f"rms_{s}"] < r["single"][f"rms_{s}"] for s in "QUV") == (p != "evolving")
     # "also in the strongest bin of the evolving cube": below the PCA's as printed (the loop above compares the values)
@@ -394,11 +394,12 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     # "(there, below 10 sigma, the higher one)"
     assert all(evolving["temporal"]["bins"][i]["rms"] > evolving["single"]["bins"][i]["rms"] for i in range(3))
     assert evolving["single"]["bins"][3]["rms"] > evolving["input"]["bins"][3]["rms"]  # "worse than the noisy input"
-    # "took ... in temporal mode (temporal= 2) on ...: within the 10-minute target, by seconds, on that 2-core CPU with
-    # AVX2 only, where it had taken just over it before the draws dropped the head" (0.1.dev694: UNet.mean_network)
+    # "took ... in temporal mode (temporal= 2) on ...: within the 10-minute target, with less than a tenth of it to
+    # spare, on that 2-core CPU with AVX2 only, where it had taken just over it before the draws dropped the head and
+    # 596 s at 0.1.dev694, before the alignment's Fourier transforms ran on torch's two threads (0.1.dev702)"
     timing = summary["timing"]
-    assert timing["temporal"] == 2 and 0.95 * 600 < timing["denoise_cube_s"] <= timing["budget_s"] == 600
-    assert gen._dev(timing["sunpy_nn_version"]) >= 694
+    assert timing["temporal"] == 2 and 0.9 * 600 < timing["denoise_cube_s"] <= timing["budget_s"] == 600
+    assert gen._dev(timing["sunpy_nn_version"]) >= 702
     assert timing["cpu"]["class"] == "AVX2" and timing["cpu"]["logical_cpus"] == 2
     # "the components lower the rms error": against the tunings, in every part
     assert all(summary[p]["spectral_pca_gain"][s] > 0 for p in ("white", "correlated", "weak", "fast") for s in "QUV")
