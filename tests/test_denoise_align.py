@@ -101,26 +101,35 @@ def test_the_shift_keeps_white_noise_white_and_of_its_variance():
     assert abs(lag) < 0.02  # still white: no interpolation smoothing
 
 
-def test_the_shift_runs_its_transforms_on_torchs_threads_with_the_same_result(monkeypatch):
-    """The FFTs take torch's thread count (the package's thread policy): no more cores than the network uses, and
-    the frames come out the same whatever the count (each transform is computed whole by one thread)."""
+def test_the_shift_runs_its_transforms_on_the_networks_threads_with_the_same_result(policy, monkeypatch):
+    """The FFTs take the count the thread's networks run on (the package's thread policy: here 3 in the main thread,
+    1 in a pool thread such as a block of a lazy prediction, the user's count everywhere once chosen), and the frames
+    come out the same whatever the count (each transform is computed whole by one thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import scipy.fft
-    import torch
+
+    from sunpy_nn.nn import configure_threads
 
     seen = []
     rfft2 = scipy.fft.rfft2
     monkeypatch.setattr(scipy.fft, "rfft2", lambda *a, **kw: seen.append(kw.get("workers")) or rfft2(*a, **kw))
     frames = np.random.default_rng(4).standard_normal((6, 40, 40)).astype(np.float32)
-    before = torch.get_num_threads()
-    try:
-        out = {}
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            out[n] = shift_frames(frames, (0.4, -1.3))
-            assert seen[-2:] == [n, n]  # the periodic part's decomposition and its shift
-    finally:
-        torch.set_num_threads(before)
-    np.testing.assert_allclose(out[2], out[1], rtol=0, atol=4 * np.spacing(np.float32(np.nanmax(np.abs(out[1])))))
+
+    def shifted():
+        return shift_frames(frames, (0.4, -1.3))
+
+    main = shifted()
+    assert seen == [3, 3]  # the periodic part's decomposition and its shift
+    with ThreadPoolExecutor(1) as pool:
+        pooled = pool.submit(shifted).result()
+    assert seen[2:] == [1, 1]
+    configure_threads(2)  # the user's count, in every thread
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(shifted).result()
+    assert seen[4:] == [2, 2]
+    configure_threads()
+    np.testing.assert_allclose(main, pooled, rtol=0, atol=4 * np.spacing(np.float32(np.nanmax(np.abs(main)))))
 
 
 def test_a_zero_shift_is_a_copy_and_nan_moves_with_the_frame():

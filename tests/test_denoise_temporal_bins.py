@@ -143,6 +143,13 @@ def test_bin_factors_take_each_unresolved_bins_own_excess():
     # an error below the propagated variance: the floor
     below = prop - 0.25 * head + scatter
     assert _bin_factors(below, head, prop, block)["factors"] == [_MIN_FACTOR] * N_BINS
+    # the same excess spread over too few squares for a standard error (4, below _MIN_BLOCKS: a small lazy cube):
+    # its own estimate would be rough, the floor stays
+    few = np.arange(n) // 20_000
+    assert _bin_factors(real, head, prop, few)["factors"] == [_MIN_FACTOR] * N_BINS
+    # nothing to bin (every pixel missing): the floor too, never an error
+    empty = np.array([])
+    assert _bin_factors(empty, empty, empty, empty.astype(int))["factors"] == [_MIN_FACTOR] * N_BINS
 
 
 def _correlated_r2(rng: np.random.Generator, scans: int, sigma_px: float) -> np.ndarray:

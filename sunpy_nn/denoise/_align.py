@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 import scipy.fft
-import torch
 from scipy import ndimage
 from skimage.registration import phase_cross_correlation
 
+from sunpy_nn.nn.device import apply_thread_policy
 from sunpy_nn.nn.lazy import is_dask
 from sunpy_nn.utils import fill_nearest
 
@@ -124,11 +124,12 @@ def _warn_unmeasured(scans: list[int]) -> None:
 
 def _fft_workers() -> int:
     """
-    Threads of the FFTs: torch's count (set by the package's thread policy,
-    `sunpy_nn.nn.device.configure_threads`), so that the alignment uses the cores the network does, and no more. The
-    transforms of the frames are split among them whole, so the result does not depend on the count.
+    Threads of the FFTs: the count the networks of this thread run on (`sunpy_nn.nn.device.apply_thread_policy`:
+    the user's choice, else the package's thread policy, one in a thread other than the main one such as a block of a
+    lazy prediction), so that the alignment uses the cores the network does, and no more. The transforms of the
+    frames are split among them whole, so the result does not depend on the count.
     """
-    return max(1, torch.get_num_threads())
+    return max(1, apply_thread_policy())
 
 
 def _periodic_smooth(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -200,7 +200,7 @@ BLOCK_PX = 16
 _MIN_BLOCKS = 10
 _MIN_TUNING_PX = 10_000  # fewer valid pixels at a tuning: its own factor would be noisy, the global one is kept
 _MAX_FACTOR = 20.0  # the largest factor on a standard deviation
-_MIN_FACTOR = 0.05  # the smallest factor: below it the variance head learnt little, or the error is not resolved
+_MIN_FACTOR = 0.05  # the smallest factor: below it the variance head learnt little, or the error is not measured
 _TUNING_PX = 2**18  # pixels per tuning wanted: a factor's sampling error falls as 1 / sqrt(pixels)
 # Temporal mode's bins pool the tunings (or components) of a Stokes parameter: 2^17 px at each, about 2^14.5 px in
 # the smallest bin (2 %, HEAD_QUANTILES) for 9 tunings; its bootstrap runs the network three times per frame: two
@@ -330,8 +330,9 @@ def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.n
     the weak-field cube, 1.06 with each bin's own excess (1.02 -> 1.00 and 1.05 -> 1.04 on the white and correlated
     cubes; the same fits, 0.1.dev701-702). The price: an excess that is only the estimate's scatter, or a noise level
     estimated too low (a 0.2 % error of the noise level alone shifts ``r2`` by 0.004), widens that bin's bars a
-    little. Bins above the highest resolved one (excess above `BIN_SIGMAS` standard errors) take its factor instead:
-    the top bins may lack squares on a small cube (`_MIN_BLOCKS`), and their own estimate would be rough. The bins
+    little. A bin spread over too few squares for a standard error (`_MIN_BLOCKS`: a small lazy cube) keeps the floor,
+    as before. Bins above the highest resolved one (excess above `BIN_SIGMAS` standard errors) take its factor
+    instead: the top bins may lack squares on a small cube, and their own estimate would be rough. The bins
     are finest where the head is largest (the strongest 2, 5, 10 and 20 % of the pixels), where the signal is and the
     error grows fastest.
     Bins of equal counts of the propagated variance instead (format 7-8 files, ``edges``) mixed the strong pixels
@@ -341,8 +342,11 @@ def _bin_factors(r2: np.ndarray, head: np.ndarray, prop: np.ndarray, block: np.n
     (``sqrt(2 pi)``), and bins whose excess was the noise's scatter counted as resolved.
     """
     edges, sums = _bin_excess(r2, head, prop, block)
-    # each bin's own excess, resolved or not (a bin without pixels: the floor)
-    factors = [_factor(excess, heads) if heads > 0 else _MIN_FACTOR for excess, _, heads in sums]
+    # each bin's own excess, resolved or not; the floor for a bin without pixels, or spread over too few squares for
+    # a standard error (`_MIN_BLOCKS`), whose estimate is too rough (up to `_MAX_FACTOR` on a few pixels)
+    factors = [
+        _factor(excess, heads) if heads > 0 and math.isfinite(spread) else _MIN_FACTOR for excess, spread, heads in sums
+    ]
     resolved = [excess > BIN_SIGMAS * spread for excess, spread, _ in sums]
     # The head ranks the error highest in the top bins, and they hold the fewest squares (2 % of the pixels): on a
     # small cube they may go unresolved for want of squares (`_MIN_BLOCKS`). Whatever left a bin above a resolved
