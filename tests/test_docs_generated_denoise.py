@@ -396,7 +396,7 @@ def test_the_words_around_the_figures_fit_them(gen, summary):
     assert evolving["single"]["bins"][3]["rms"] > evolving["input"]["bins"][3]["rms"]  # "worse than the noisy input"
     # "took ... in temporal mode (temporal= 2) on ...: within the 10-minute target, with less than a tenth of it to
     # spare, on that 2-core CPU with AVX2 only, where it had taken just over it before the draws dropped the head and
-    # 596 s at 0.1.dev694, before the alignment's Fourier transforms ran on torch's two threads (0.1.dev702)"
+    # 596 s at 0.1.dev694, before the alignment's Fourier transforms ran on the network's two threads (0.1.dev702)"
     timing = summary["timing"]
     assert timing["temporal"] == 2 and 0.9 * 600 < timing["denoise_cube_s"] <= timing["budget_s"] == 600
     assert gen._dev(timing["sunpy_nn_version"]) >= 702
