@@ -432,6 +432,8 @@ def test_the_quiet_channels_do_not_depend_on_the_data_unit(drifting):  # noqa: F
     for lab, b in plain.calibration_bins.items():
         assert b["weak_channels"] == scaled.calibration_bins[lab]["weak_channels"]
         assert b["weak_factor"] == pytest.approx(scaled.calibration_bins[lab]["weak_factor"], rel=1e-4)
+        # and the bins' factors, each bin's own excess in noise units (resolved or not)
+        assert b["factors"] == pytest.approx(scaled.calibration_bins[lab]["factors"], rel=1e-3, abs=1e-3)
     assert any(noise.values()) and not all(len(c) == 3 for c in noise.values())  # both kinds of channel occur
 
 
