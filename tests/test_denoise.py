@@ -189,6 +189,31 @@ def test_total_uncertainty_adds_epistemic(trained):
     assert trained.predict(CUBE[:1], uncertainty=None, progress=False).uncertainty is None
 
 
+def test_dropout_draws_run_the_network_without_its_variance_head(trained, monkeypatch):
+    """The draws' variance would go unused: they run the head-less view, and give what the whole network's gave."""
+    from sunpy_nn.denoise._frames import _FramesMixin
+
+    seen = []
+    real = _FramesMixin._run
+
+    def spy(self, frame, dev, tile_size, n_out, model=None, *args):
+        net = self.model if model is None else model
+        seen.append((any(getattr(m, "mc", False) for m in net.modules()), net.variance_head))
+        return real(self, frame, dev, tile_size, n_out, model, *args)
+
+    monkeypatch.setattr(_FramesMixin, "_run", spy)
+    new = trained.predict(CUBE[:1], uncertainty="total", mc_samples=3, seed=0, progress=False).uncertainty.array
+    draws = [head for mc, head in seen if mc]
+    frames = len(seen) - len(draws)  # one run of the whole network per frame
+    assert frames > 0 and len(draws) == 3 * frames and not any(draws)
+    # the whole network's draws (as before): other masks (its head drew some too), the same epistemic variance
+    monkeypatch.setattr(_FramesMixin, "_run_mean", lambda self, *args: real(self, *args)[0])
+    old = trained.predict(CUBE[:1], uncertainty="total", mc_samples=3, seed=0, progress=False).uncertainty.array
+    alea = trained.predict(CUBE[:1], progress=False).uncertainty.array
+    epistemic = [float(np.mean(t[:, 1:] ** 2 - alea[:, 1:] ** 2)) for t in (new, old)]
+    assert epistemic[0] > 0 and epistemic[0] == pytest.approx(epistemic[1], rel=0.1)  # 0.5 % apart when written
+
+
 def test_single_scan_falls_back_to_neighbour_pairs():
     cube = noisy_cube(TRUTH[:1, :, :, :, :])[0]  # no time axis
     assert find_axes(cube).time is None
