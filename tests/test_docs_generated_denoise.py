@@ -563,3 +563,14 @@ def test_the_words_around_the_batch_sizes_fit_them():
 
     defaults = [inspect.signature(f).parameters["batch_size"].default for f in (Denoiser.fit, train_noise2noise)]
     assert defaults == [five["batch_size"]] * 2 == [5, 5]
+
+
+def test_the_header_names_the_latest_run_when_the_parts_differ(gen):
+    """A partial run's command (``--parts fast evolving``) is not that of the parts it left: the header says so."""
+    mixed = _fake()  # parts of 0.1.dev7 and 0.1.dev9
+    assert "(the latest run: ``python benchmarks/denoise_science.py --docs``)." in gen._header(mixed)[0]
+    one = _fake()
+    for part in ("white", "correlated", "fast", "weak", "evolving", "crisp"):
+        one[part]["sunpy_nn_version"] = "0.1.dev9+gbbb2222"
+    header = gen._header(one)[0]
+    assert "latest run" not in header and "(``python benchmarks/denoise_science.py --docs``)." in header

@@ -406,9 +406,11 @@ def _header(summary: dict) -> list[str]:
     versions = {part_version(summary, p) for p in parts}
     if len(versions) == 1:
         measured = f"Measured with sunpy_nn {versions.pop()}"
-    else:  # a partial run updated some parts only
+        run = f"``{summary['command']}``"
+    else:  # a partial run updated some parts only: its command is the latest run's, not each part's
         measured = "Measured with " + "; ".join(f"sunpy_nn {part_version(summary, p)} ({p})" for p in parts)
-    lines = [f"{measured} on {summary['machine']} (``{summary['command']}``)."]
+        run = f"the latest run: ``{summary['command']}``"
+    lines = [f"{measured} on {summary['machine']} ({run})."]
     walls = {p: summary[p]["wall_s"] for p in parts if "wall_s" in summary[p] and p != "timing"}
     if walls:
         cost = ", ".join(f"{p} {w / 60:.0f}" for p, w in walls.items())

@@ -192,6 +192,11 @@ BIN_SIGMAS = 2.0
 #: A channel (spectral component or tuning) of a Stokes parameter whose mean square, in noise units, stays below
 #: ``1 + NOISE_ONLY_POWER`` holds noise alone (`_temporal_bins`).
 NOISE_ONLY_POWER = 0.05
+#: How many standard errors a quiet channel's agreement between scans must stand above zero to count as weak signal
+#: (`_temporal_bins`). At 2, V's weakest signal components of the weak-field cube of ``benchmarks/denoise_science.py``
+#: (at 1.0-1.7 standard errors) count as noise, and its bars come out narrow; at 1 the correlated cube's V bars
+#: come out wide (``python benchmarks/denoise_weak_bars.py``).
+WEAK_SIGMAS = BIN_SIGMAS
 #: The side (px) of the squares whose sums give the standard error of a bin's excess (`_sum_error`): several times
 #: the noise's correlation length on restored data (a Gaussian sigma of ~1 px), and 64 squares per 128^2 frame.
 BLOCK_PX = 16
@@ -283,7 +288,7 @@ def _temporal_bins(r2, head, prop, block, chan, y2, ynear) -> dict[str, list | f
     weakest signal component, whose head is low, got bins sized on noise (mean z^2 2.9-4.0 there, correlated cube).
 
     A quiet channel still holds weak signal where scan t and its neighbours agree: ``mean(ynear)``, the signal's
-    power for a signal that evolves slowly (the scans' noises are independent), stands `BIN_SIGMAS` standard errors
+    power for a signal that evolves slowly (the scans' noises are independent), stands `WEAK_SIGMAS` standard errors
     (`_sum_error`) above zero. The network misses part of that signal between scans, an error the bootstrap does
     not see: on the weak-field cube of ``benchmarks/denoise_science.py`` (below 1 % of the noise's power there) the
     propagated variance alone gave bars too narrow (rms of error / sigma 1.17 at 0.1.dev683). Those channels' error
@@ -297,7 +302,7 @@ def _temporal_bins(r2, head, prop, block, chan, y2, ynear) -> dict[str, list | f
     weak = []
     for c in quiet:
         mine = chan == c
-        if ynear[mine].sum() > BIN_SIGMAS * _sum_error(ynear[mine], block[mine]):
+        if ynear[mine].sum() > WEAK_SIGMAS * _sum_error(ynear[mine], block[mine]):
             weak.append(c)
     signal = ~np.isin(chan, quiet)
     bins = _bin_factors(r2[signal], head[signal], prop[signal], block[signal])
