@@ -194,7 +194,7 @@ BIN_SIGMAS = 2.0
 NOISE_ONLY_POWER = 0.05
 #: How many standard errors a quiet channel's agreement between scans must stand above zero to count as weak signal
 #: (`_temporal_bins`). At 2, V's weakest signal components of the weak-field cube of ``benchmarks/denoise_science.py``
-#: (at 1.0-1.7 standard errors) count as noise, and its bars come out narrow; at 1 the correlated cube's V bars
+#: (at 1.6 and 1.7 standard errors) count as noise, and its bars come out narrow; at 1 the correlated cube's V bars
 #: come out wide (``python benchmarks/denoise_weak_bars.py``).
 WEAK_SIGMAS = BIN_SIGMAS
 #: The side (px) of the squares whose sums give the standard error of a bin's excess (`_sum_error`): several times
