@@ -2,8 +2,8 @@
 """
 What Monte-Carlo dropout costs at prediction (``uncertainty="total"``, issue 14): exploratory, not a docs producer.
 
-A denoiser is fitted briefly (one epoch of 20 patches: the timing does not depend on the training) on one scan of the
-science benchmark's white cube (9 tunings x 4 Stokes x 128 x 128, ``synthetic_crisp_cube(seed=1)``), and that scan is
+A denoiser is fitted briefly (one epoch of 20 patches: the timing does not depend on the training) on a two-scan
+synthetic cube (9 tunings x 4 Stokes x 128 x 128, ``synthetic_crisp_cube(seed=1)``, its default fields), and one scan is
 denoised with ``uncertainty="aleatoric"`` (one network run per frame) and ``"total"`` (plus ``--mc-samples``
 dropout draws, which run the network without its variance head, `sunpy_nn.nn.UNet.mean_network`), one torch thread,
 alternately ``--repeats`` times. Prints the CPU, each run's seconds, the median extra seconds per draw and their ratio

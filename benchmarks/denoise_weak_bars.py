@@ -8,7 +8,8 @@ default; seed 0, one torch thread), keeping the inputs of each Stokes parameter'
 (``_calibration._temporal_bins``), and denoises the cube:
 
 - as fitted;
-- with the bootstrap's propagated variance averaged over ``--window`` px instead of ``PROPAGATION_WINDOW`` (7): two
+- with the bootstrap's propagated variance averaged over ``--window`` px instead of ``PROPAGATION_WINDOW`` (7), at
+  prediction only (the factors stay those calibrated at 7 px): two
   draws over 7 x 7 px are few, and a variance estimated that roughly gives bars too narrow by chance where it comes
   out low (the mean of ``1 / estimate`` exceeds ``1 / mean``), however right its mean;
 - with the quiet channels' weak-signal test at ``--weak-sigmas`` standard errors instead of ``WEAK_SIGMAS`` (2): the
@@ -59,6 +60,12 @@ def _report(name: str, est: np.ndarray, sd: np.ndarray, truth: np.ndarray, noise
     )
 
 
+def _predict(den, cube):
+    """``predict``'s defaults with the fit's own noise levels, as `denoise_cube` passes them (not estimated again)."""
+    args = (("Q", "U", "V"), None, "aleatoric", 20, None, None, "float32", False, False)
+    return den._predict(cube, *args, noise=dict(den.noise))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
     p.add_argument("--part", default="weak", choices=["white", "correlated", "weak", "fast", "evolving"])
@@ -96,12 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
 
-    out = den.predict(cube, progress=False)
+    out = _predict(den, cube)
     _report("as fitted", np.asarray(out.data), out.uncertainty.array, truth, noise)
 
     wide = copy.deepcopy(den)
     wide._bootstrap = (den._bootstrap[0], args.window)
-    out = wide.predict(cube, progress=False)
+    out = _predict(wide, cube)
     _report(f"bootstrap averaged over {args.window} px", np.asarray(out.data), out.uncertainty.array, truth, noise)
 
     test = copy.deepcopy(den)
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     weak = "; ".join(
         f"{lab} {b['weak_channels']} (x {b['weak_factor']:.2f})" for lab, b in test.calibration_bins.items()
     )
-    out = test.predict(cube, progress=False)
+    out = _predict(test, cube)
     _report(f"weak-signal test at {args.weak_sigmas:g} SE", np.asarray(out.data), out.uncertainty.array, truth, noise)
     print(f"    weak channels then: {weak}")
 

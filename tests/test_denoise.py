@@ -190,7 +190,7 @@ def test_total_uncertainty_adds_epistemic(trained):
 
 
 def test_dropout_draws_run_the_network_without_its_variance_head(trained, monkeypatch):
-    """The draws' variance would go unused: they run the head-less view, and give what the whole network's gave."""
+    """The draws' variance would go unused: they run the head-less view, with the whole network's epistemic variance."""
     from sunpy_nn.denoise._frames import _FramesMixin
 
     seen = []

@@ -574,3 +574,18 @@ def test_the_header_names_the_latest_run_when_the_parts_differ(gen):
         one[part]["sunpy_nn_version"] = "0.1.dev9+gbbb2222"
     header = gen._header(one)[0]
     assert "latest run" not in header and "(``python benchmarks/denoise_science.py --docs``)." in header
+
+
+def test_the_header_names_each_parts_machine(gen):
+    """Parts measured on other CPUs than the latest run's are named with their own (the crisp part on a Xeon)."""
+    summary = _fake()
+    epyc = {"model": "AMD EPYC", "class": "AVX2", "logical_cpus": 2}
+    xeon = {"model": "Intel(R) Xeon(R) Processor", "class": "AVX-512", "logical_cpus": 2}
+    for part in ("white", "correlated", "fast", "weak", "evolving"):
+        summary[part]["cpu"] = epyc
+    summary["crisp"]["cpu"] = xeon
+    header = gen._header(summary)[0]
+    assert "on AMD EPYC (AVX2), 2 CPUs (white, correlated, fast, weak, evolving)" in header
+    assert "and Intel(R) Xeon(R) Processor (AVX-512), 2 CPUs (crisp)" in header
+    summary["crisp"]["cpu"] = epyc
+    assert "on AMD EPYC (AVX2), 2 CPUs (the latest run" in gen._header(summary)[0]

@@ -410,7 +410,16 @@ def _header(summary: dict) -> list[str]:
     else:  # a partial run updated some parts only: its command is the latest run's, not each part's
         measured = "Measured with " + "; ".join(f"sunpy_nn {part_version(summary, p)} ({p})" for p in parts)
         run = f"the latest run: ``{summary['command']}``"
-    lines = [f"{measured} on {summary['machine']} ({run})."]
+    # each part's own CPU where it recorded one (the file's machine is the latest run's)
+    machines: dict[str, list[str]] = {}
+    for p in parts:
+        cpu = summary[p].get("cpu")
+        machines.setdefault(cpu_name(cpu) if cpu else summary["machine"], []).append(p)
+    if len(machines) == 1:
+        where = next(iter(machines))
+    else:
+        where = " and ".join(f"{m} ({', '.join(ps)})" for m, ps in machines.items())
+    lines = [f"{measured} on {where} ({run})."]
     walls = {p: summary[p]["wall_s"] for p in parts if "wall_s" in summary[p] and p != "timing"}
     if walls:
         cost = ", ".join(f"{p} {w / 60:.0f}" for p, w in walls.items())

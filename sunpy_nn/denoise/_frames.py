@@ -82,7 +82,8 @@ class _FramesMixin:
 
     def _run_mean(self, frame, dev, tile_size, n_out, model=None, precision="float32", compile=False) -> np.ndarray:
         """`_run`'s mean alone, from the network without its variance head (`UNet.mean_network`): the same values
-        for about 60 % of the arithmetic, for the runs whose variance is not used (the bootstrap's draws)."""
+        for about 60 % of the arithmetic, for the runs whose variance is not used (the bootstrap's draws, the
+        Monte-Carlo dropout draws)."""
         net = (self.model if model is None else model).mean_network()
         return self._run(frame, dev, tile_size, n_out, net, precision, compile)[0]
 

@@ -62,7 +62,8 @@ class _PredictMixin:
 
     def _predict(self, *args, **kwargs) -> NDCube:
         """`_predict_fixed` with the network's weights taken as fixed while it runs (`weights_fixed`)."""
-        # the head-less view of the bootstrap's draws (`_run_mean`) too: its fingerprint once, not per draw
+        # the head-less view of the bootstrap's and the dropout's draws (`_run_mean`) too: its fingerprint once, not
+        # per draw
         view = None if self.model is None else self.model.mean_network()  # (untrained: refused inside)
         with weights_fixed(self.model), weights_fixed(view):
             return self._predict_fixed(*args, **kwargs)

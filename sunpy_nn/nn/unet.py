@@ -362,11 +362,11 @@ class UNet(nn.Module):
         This network without its variance head: the same denoised output, at the cost of the main network alone.
 
         For runs whose variance is not used (the denoiser's bootstrap of the noise propagated from neighbouring
-        scans: by default two of its three network runs per frame). The head of the default denoiser, eight
-        full-resolution convolutions, is about 40 % of the network's arithmetic. The view shares this network's
-        layers, so it follows what changes inside them (weights trained or loaded, `mc_dropout`,
-        ``train``/``eval``), but not a layer replaced by another later; it is built once, without drawing random
-        numbers, and returned on later calls (a network without a head returns itself).
+        scans: by default two of its three network runs per frame; its Monte-Carlo dropout draws). The head of the
+        default denoiser, eight full-resolution convolutions, is about 40 % of the network's arithmetic. The view
+        shares this network's layers, so it follows what changes inside them (weights trained or loaded,
+        `mc_dropout`, ``train``/``eval``), but not a layer replaced by another later; it is built once, without
+        drawing random numbers, and returned on later calls (a network without a head returns itself).
 
         Returns
         -------
