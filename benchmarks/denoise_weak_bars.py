@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
         cells = []
         for c in b["noise_channels"] + b["weak_channels"]:
             m = chan == c
-            error = float((r2[m] + 1.0 - y2[m] + ynear[m]).sum())  # as _temporal_bins measures it
-            agreement = float(ynear[m].sum()) / _calibration._sum_error(ynear[m], block[m])
+            error = float(_calibration._missed_error(r2[m], y2[m], ynear[m]).sum())
+            agreement = _calibration._agreement(ynear[m], block[m])
             cells.append(f"c{c} {error / float(prop[m].sum()):.2f} ({agreement:+.1f})")
         print(f"  {lab}: " + ", ".join(sorted(cells, key=lambda s: int(s.split()[0][1:]))), flush=True)
 

@@ -268,6 +268,21 @@ def _channels(shape: tuple, w: int | None) -> np.ndarray:
     return np.broadcast_to(rows[:, None, None], shape)
 
 
+def _agreement(ynear: np.ndarray, block: np.ndarray) -> float:
+    """The scans' agreement ``sum(ynear)`` of a quiet channel in its standard errors (`_sum_error`): the weak-signal
+    test's statistic (`_temporal_bins`)."""
+    total, error = float(ynear.sum()), _sum_error(ynear, block)
+    if error == 0:  # sums that do not scatter: the sign alone
+        return math.copysign(math.inf, total) if total else 0.0
+    return total / error
+
+
+def _missed_error(r2: np.ndarray, y2: np.ndarray, ynear: np.ndarray) -> np.ndarray:
+    """Each pixel's squared error of the prediction without the truth, ``p^2 - 2 y p + y near`` (`_temporal_bins`):
+    ``(y - p)^2 - y^2 = p^2 - 2 y p``, and ``r2`` has scan t's noise variance, 1, subtracted."""
+    return r2 + 1.0 - y2 + ynear
+
+
 def _temporal_bins(r2, head, prop, block, chan, y2, ynear) -> dict[str, list | float]:
     """
     Temporal mode's calibration of a Stokes parameter (`Denoiser.calibration_bins`): the channels (spectral
@@ -302,15 +317,14 @@ def _temporal_bins(r2, head, prop, block, chan, y2, ynear) -> dict[str, list | f
     weak = []
     for c in quiet:
         mine = chan == c
-        if ynear[mine].sum() > WEAK_SIGMAS * _sum_error(ynear[mine], block[mine]):
+        if _agreement(ynear[mine], block[mine]) > WEAK_SIGMAS:
             weak.append(c)
     signal = ~np.isin(chan, quiet)
     bins = _bin_factors(r2[signal], head[signal], prop[signal], block[signal])
     factor = 1.0
     if weak:
         w = np.isin(chan, weak)
-        # (y - p)^2 - y^2 = p^2 - 2 y p; r2 has scan t's noise variance, 1, subtracted
-        error = float((r2[w] + 1.0 - y2[w] + ynear[w]).sum())
+        error = float(_missed_error(r2[w], y2[w], ynear[w]).sum())
         factor = min(max(error / float(prop[w].sum()), 1.0), _MAX_FACTOR**2) if prop[w].sum() > 0 else 1.0
         log.info("weak signal in quiet channels %s: their propagated variance times %.2f", weak, factor)
     return bins | {"noise_channels": [c for c in quiet if c not in weak], "weak_channels": weak, "weak_factor": factor}
