@@ -5,7 +5,9 @@ Spatial power spectra (`azimuthal_power_spectrum`) and granulation contrast (`rm
 reference (`psnr`, `ssim`); how well an x2 enhanced image, degraded back with HMI's PSF, reproduces the observation
 (`forward_consistency`); a denoiser's error by signal strength and the reliability of its error bars, overall and
 by signal strength (`binned_rms_error`, `coverage`, `standardised_error`, `binned_standardised_error`; from
-``sunpy_nn.error_bars``); the noise level of a stack of frames, which the denoiser scales by (`estimate_noise`).
+``sunpy_nn.error_bars``); the error that an oracle linear filter of a few noisy scans leaves on synthetic data, a
+yardstick for a denoiser's (`oracle_wiener_error`); the noise level of a stack of frames, which the denoiser scales
+by (`estimate_noise`).
 
 Examples
 --------
@@ -45,6 +47,7 @@ __all__ = [
     "coverage",
     "estimate_noise",
     "forward_consistency",
+    "oracle_wiener_error",
     "psnr",
     "rms_contrast",
     "ssim",
@@ -141,6 +144,86 @@ def azimuthal_power_spectrum(image, *, apodize: bool = True) -> tuple[np.ndarray
     sums = np.bincount(index[keep], weights=power2d.ravel()[keep], minlength=n_bins)
     freq = np.arange(1, n_bins) / n
     return freq, sums[1:] / np.maximum(counts[1:], 1)
+
+
+def oracle_wiener_error(truth, noise, n_scans: int = 1) -> float:
+    """
+    The rms error of the oracle Wiener filter of the mean of ``n_scans`` noisy scans of a static scene.
+
+    For each image of ``truth`` and each spatial frequency :math:`k`, the filter
+    :math:`H(k) = S(k) / (S(k) + N(k) / n)` applied to the mean of :math:`n` scans, with :math:`S(k)` the true
+    image's own power at :math:`k` (the oracle: known only for synthetic data) and :math:`N(k)` the noise's power
+    spectrum, leaves the error power :math:`S N / n / (S + N / n)` there (Wiener 1949). No linear filter that acts on
+    each frequency alone does better on that image, so this is a yardstick for a denoiser tested on synthetic
+    data: how much of the error any such filter of the same scans would leave. It does not bound nonlinear
+    denoisers (a network's prior can beat it), and the filters are periodic (FFT): the images' edges count as
+    signal.
+
+    Parameters
+    ----------
+    truth : array_like
+        ``(..., y, x)``: the true images, each over the last two axes (for example scans x spectral components of
+        one Stokes parameter), in any unit; finite.
+    noise : float or array_like
+        The noise of one scan, in the unit of ``truth``: its standard deviation (white noise), or realisations of it
+        ``(..., y, x)`` (for example noisy minus true images), whose mean power spectrum is :math:`N` (correlated
+        noise); finite.
+    n_scans : int
+        The number of scans with independent noise of that spectrum averaged (the noise's power divided by it).
+
+    Returns
+    -------
+    float
+        The rms error per pixel, in the unit of ``truth``.
+
+    Raises
+    ------
+    ValueError
+        ``truth`` or ``noise`` is not finite, has fewer than two axes, or their images differ in shape; a negative
+        noise level; ``n_scans`` below 1.
+
+    Examples
+    --------
+    A wave of amplitude 2 along x in white noise of standard deviation 1, four scans: the filter keeps the wave's two
+    frequencies (where its power, 1024 each, dwarfs the noise's 1 / 4) and zeroes the 1022 others, so the error is
+    nearly the noise of the mean of four scans at two of 1024 frequencies, :math:`\\sqrt{2 / 4 / 1024}`.
+
+    >>> import numpy as np
+    >>> from sunpy_nn.metrics import oracle_wiener_error
+    >>> wave = 2 * np.cos(2 * np.pi * 3 * np.arange(32) / 32) * np.ones((32, 1))
+    >>> err = oracle_wiener_error(wave, 1.0, n_scans=4)
+    >>> S, M = 2.0 / 2 * 32 * 32, 1.0 / 4  # the wave's power at each of its two frequencies; the noise's at any
+    >>> bool(np.isclose(err**2, 2 * S * M / (S + M) / (32 * 32))), round(err, 4), round(float(np.sqrt(2 / 4 / 1024)), 4)
+    (True, 0.0221, 0.0221)
+    """
+    n_scans = int(n_scans)
+    if n_scans < 1:
+        raise ValueError(f"n_scans must be at least 1, not {n_scans}")
+    s = np.asarray(truth, dtype=np.float64)
+    if s.ndim < 2 or not np.isfinite(s).all():
+        raise ValueError(
+            f"truth must be finite images (..., y, x); got shape {s.shape}"
+            + ("" if s.ndim < 2 else " with NaN or inf values: cut the images to their finite part")
+        )
+    n_pix = s.shape[-1] * s.shape[-2]
+    if np.ndim(noise) == 0:
+        sigma = float(noise)
+        if not np.isfinite(sigma) or sigma < 0:
+            raise ValueError(f"noise must be a finite standard deviation of at least 0, not {noise}")
+        noise_power = np.full(s.shape[-2:], sigma**2)
+    else:
+        n = np.asarray(noise, dtype=np.float64)
+        if n.ndim < 2 or n.shape[-2:] != s.shape[-2:] or not np.isfinite(n).all():
+            raise ValueError(
+                f"noise realisations must be finite images of the truth's shape {s.shape[-2:]}; got shape {n.shape}"
+            )
+        noise_power = (np.abs(np.fft.fft2(n)) ** 2 / n_pix).reshape(-1, *n.shape[-2:]).mean(axis=0)
+    signal_power = np.abs(np.fft.fft2(s)) ** 2 / n_pix
+    m = noise_power / n_scans
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = np.where(signal_power + m > 0, signal_power * m / (signal_power + m), 0.0)
+    # Parseval: the mean over frequencies of the error power is the mean squared error per pixel
+    return float(np.sqrt(error.mean()))
 
 
 def rms_contrast(image, mask=None) -> float:

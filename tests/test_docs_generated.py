@@ -87,6 +87,11 @@ GENERATED = {
         ("benchmarks/denoise_reuse.py", "benchmarks/denoise_science.py"),
         lambda d: d["sunpy_nn_version"],
     ),
+    # the script, and the science benchmark whose cubes it draws
+    "docs/_static/denoise_science/bound.json": (
+        ("benchmarks/denoise_bound.py", "benchmarks/denoise_science.py"),
+        lambda d: d["sunpy_nn_version"],
+    ),
     # the script, and the science benchmark whose cubes and scoring it uses
     "docs/_static/denoise_science/levers.json": (
         ("benchmarks/denoise_levers.py", "benchmarks/denoise_science.py", "benchmarks/_run_report.py"),

@@ -11,6 +11,7 @@ from sunpy_nn.metrics import (
     binned_standardised_error,
     coverage,
     forward_consistency,
+    oracle_wiener_error,
     psnr,
     rms_contrast,
     ssim,
@@ -342,3 +343,59 @@ def test_metrics_convert_quantities_to_one_unit():
         psnr(est.value, ref)
     with pytest.raises(u.UnitConversionError, match=r"estimate is in kG, which does not convert to truth.s m"):
         coverage(est, ref.value * u.m, sigma)
+
+
+def _correlated_noise(rng, shape, width=1.0):
+    """Unit-variance noise correlated over ``width`` px (a Gaussian), as the science benchmark's correlated cube."""
+    n = ndimage.gaussian_filter(rng.normal(0, 1, shape), (0,) * (len(shape) - 2) + (width, width), mode="wrap")
+    return n / n.std()
+
+
+def test_oracle_wiener_error_is_the_error_of_the_oracle_filter_on_noisy_scans():
+    """Apply the oracle filter S / (S + N / n) to the mean of n scans with correlated noise: over many noise draws its
+    mean squared error is the function's (the noise's spectrum taken from other realisations than those filtered)."""
+    rng = np.random.default_rng(0)
+    truth = 3 * ndimage.gaussian_filter(rng.normal(0, 1, (2, 32, 32)), 2.0, mode="wrap")  # smooth, like fields
+    truth += (rng.random((2, 32, 32)) < 0.02) * 8.0  # and a few sharp points
+    n_scans, draws = 5, 400
+    expected = oracle_wiener_error(truth, _correlated_noise(rng, (2000, 32, 32)), n_scans)
+    noise_power = np.abs(np.fft.fft2(_correlated_noise(rng, (4000, 32, 32)))) ** 2 / 1024
+    s_power = np.abs(np.fft.fft2(truth)) ** 2 / 1024
+    h = s_power / (s_power + noise_power.mean(axis=0) / n_scans)
+    errors = []
+    for _ in range(draws):
+        mean = truth + _correlated_noise(rng, (n_scans, 2, 32, 32)).mean(axis=0)
+        errors.append(np.mean((np.fft.ifft2(h * np.fft.fft2(mean)).real - truth) ** 2))
+    assert math.sqrt(np.mean(errors)) == pytest.approx(expected, rel=0.03)
+    # the filter beats both extremes: the plain mean of the scans and returning zero
+    assert expected < min(1 / math.sqrt(n_scans), float(np.sqrt(np.mean(truth**2))))
+
+
+def test_oracle_wiener_error_of_white_noise_given_as_a_level_or_as_realisations():
+    """White noise given by its standard deviation or by realisations of it gives the same error; correlated noise
+    of the same variance, whose power sits at the low frequencies where the smooth signal is, a larger one; the
+    error falls with more scans, and is in the unit of the truth (scale invariance)."""
+    rng = np.random.default_rng(1)
+    truth = 3 * ndimage.gaussian_filter(rng.normal(0, 1, (3, 64, 64)), 2.0, mode="wrap")
+    white = oracle_wiener_error(truth, 0.7, 4)
+    assert oracle_wiener_error(truth, 0.7 * rng.normal(0, 1, (500, 64, 64)), 4) == pytest.approx(white, rel=0.02)
+    assert oracle_wiener_error(truth, 0.7 * _correlated_noise(rng, (500, 64, 64)), 4) > 1.3 * white
+    assert oracle_wiener_error(truth, 0.7, 6) < white < oracle_wiener_error(truth, 0.7, 2)
+    assert oracle_wiener_error(1e-3 * truth, 0.7e-3, 4) == pytest.approx(1e-3 * white, rel=1e-9)
+    assert oracle_wiener_error(truth, 0.0, 4) == 0.0 and oracle_wiener_error(0 * truth, 0.7, 4) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("truth", "noise", "n_scans", "match"),
+    [
+        (np.full((8, 8), np.nan), 1.0, 1, "NaN or inf"),
+        (np.zeros(8), 1.0, 1, "images"),
+        (np.zeros((8, 8)), -1.0, 1, "standard deviation"),
+        (np.zeros((8, 8)), np.zeros((2, 8, 9)), 1, "truth's shape"),
+        (np.zeros((8, 8)), np.full((8, 8), np.inf), 1, "finite"),
+        (np.zeros((8, 8)), 1.0, 0, "n_scans"),
+    ],
+)
+def test_oracle_wiener_error_refuses_bad_input(truth, noise, n_scans, match):
+    with pytest.raises(ValueError, match=match):
+        oracle_wiener_error(truth, noise, n_scans)

@@ -338,6 +338,36 @@ def reuse_figures(result: dict, seeds: dict) -> dict[str, str]:
     return out
 
 
+def bound_figures(result: dict, seeds: dict) -> dict[str, str]:
+    """
+    The figures of ``docs/_static/denoise_science/bound.json`` (``benchmarks/denoise_bound.py``): the rms error that
+    the oracle Wiener filter of five (``scans_5``) and of six scans leaves on the cubes of
+    ``benchmarks/denoise_seeds.py``, in units of the noise, and temporal mode's rms error on the same cube (from
+    ``seeds``) divided by the five-scan figure: the ranges on the correlated cubes, and on the others.
+    """
+    rows = result["rows"]
+    runs = {(r["part"], r["cube_seed"]): r for r in seeds["rows"]}
+    paired = [(r, runs[(r["part"], r["cube_seed"])]) for r in rows if (r["part"], r["cube_seed"]) in runs]
+
+    def ratios(parts, stokes) -> list[float]:
+        return [run[f"rms_{s}"] / r["scans_5"][s] for r, run in paired if r["part"] in parts for s in stokes]
+
+    corr = [r for r in rows if r["part"] == "correlated"]
+    return {
+        "den_bound_cubes": str(len(corr)),
+        "den_bound_corr_v": _span([r["scans_5"]["V"] for r in corr], ".3f"),
+        "den_bound_corr_v_all": _span([r["scans_6"]["V"] for r in corr], ".3f"),
+        "den_bound_corr_qu": _span([r["scans_5"][s] for r in corr for s in "QU"], ".3f"),
+        "den_bound_corr_v_over": str(sum(r["scans_5"]["V"] > 0.2 for r in corr)),
+        "den_bound_corr_v_all_over": str(sum(r["scans_6"]["V"] > 0.2 for r in corr)),
+        "den_bound_corr_ratio_v": _span(ratios({"correlated"}, "V"), ".2f"),
+        "den_bound_corr_ratio_qu": _span(ratios({"correlated"}, "QU"), ".2f"),
+        "den_bound_ratio_v": _span(ratios({r["part"] for r in rows} - {"correlated"}, "V"), ".2f"),
+        "den_bound_ratio_qu": _span(ratios({r["part"] for r in rows} - {"correlated"}, "QU"), ".2f"),
+        "den_bound_weak_ratio_qu": _span(ratios({"weak"}, "QU"), ".2f"),
+    }
+
+
 def _strong_z(row: dict) -> float:
     """The rms of error / sigma where the truth exceeds 3 times the noise, from a seeds run's bins by strength."""
     strong = [b for b in row["z_by_strength"] if b["low"] >= 3 and b["n"]]
@@ -621,6 +651,9 @@ def write_denoise_files(source: Path, out: Path) -> None:
     reuse = source / "_static" / "denoise_science" / "reuse.json"  # python benchmarks/denoise_reuse.py --docs
     if reuse.exists() and seeds.exists():  # the baseline of "another scene" is a seeds run
         figures |= reuse_figures(json.loads(reuse.read_text()), json.loads(seeds.read_text()))
+    bound = source / "_static" / "denoise_science" / "bound.json"  # python benchmarks/denoise_bound.py --docs
+    if bound.exists() and seeds.exists():  # temporal mode's error on the same cubes is a seeds run's
+        figures |= bound_figures(json.loads(bound.read_text()), json.loads(seeds.read_text()))
     levers = source / "_static" / "denoise_science" / "levers.json"  # python benchmarks/denoise_levers.py --docs
     if levers.exists():
         figures |= levers_figures(json.loads(levers.read_text()))
