@@ -324,6 +324,7 @@ def test_the_page_quotes_the_summary(gen, summary, tmp_path):
     seeds = json.loads((DOCS / "_static" / "denoise_science" / "seeds.json").read_text())
     figures |= gen.seeds_figures(seeds)
     figures |= gen.reuse_figures(json.loads((DOCS / "_static" / "denoise_science" / "reuse.json").read_text()), seeds)
+    figures |= gen.bound_figures(json.loads((DOCS / "_static" / "denoise_science" / "bound.json").read_text()), seeds)
     page = (DOCS / "guide" / "denoise.rst").read_text()
     used = set(re.findall(r"\|(den_[a-z0-9_]+)\|", page))
     assert used and used <= set(figures)
@@ -589,3 +590,64 @@ def test_the_header_names_each_parts_machine(gen):
     assert "and Intel(R) Xeon(R) Processor (AVX-512), 2 CPUs (crisp)" in header
     summary["crisp"]["cpu"] = epyc
     assert "on AMD EPYC (AVX2), 2 CPUs (the latest run" in gen._header(summary)[0]
+
+
+def test_bound_figures_of_a_known_result(gen):
+    """Two correlated cubes and a white one written by hand: the ranges, counts and quotients the guide names."""
+
+    def bound(part, cube_seed, five, six):
+        by = {f"scans_{n}": dict(zip("QUV", v, strict=True)) for n, v in ((5, five), (6, six))}
+        return {"part": part, "cube_seed": cube_seed} | by
+
+    def run(part, cube_seed, rms):
+        return {"part": part, "cube_seed": cube_seed} | {f"rms_{s}": v for s, v in zip("QUV", rms, strict=True)}
+
+    result = {
+        "rows": [
+            bound("correlated", 1, (0.20, 0.21, 0.25), (0.19, 0.19, 0.199)),
+            bound("correlated", 2, (0.19, 0.19, 0.20), (0.18, 0.18, 0.19)),
+            bound("white", 1, (0.10, 0.10, 0.20), (0.09, 0.09, 0.18)),
+            bound("weak", 1, (0.10, 0.10, 0.10), (0.09, 0.09, 0.09)),  # no run of this cube: left out of quotients
+        ]
+    }
+    seeds = {
+        "rows": [
+            run("correlated", 1, (0.18, 0.21, 0.225)),
+            run("correlated", 2, (0.19, 0.19, 0.22)),
+            run("white", 1, (0.11, 0.12, 0.18)),
+            run("fast", 1, (0.5, 0.5, 0.5)),  # no oracle for this cube: left out
+        ]
+    }
+    figures = gen.bound_figures(result, seeds)
+    assert figures["den_bound_cubes"] == "2"
+    assert figures["den_bound_corr_v"] == "0.200-0.250" and figures["den_bound_corr_v_all"] == "0.190-0.199"
+    assert figures["den_bound_corr_qu"] == "0.190-0.210"
+    assert figures["den_bound_corr_v_over"] == "1" and figures["den_bound_corr_v_all_over"] == "0"
+    assert figures["den_bound_corr_ratio_v"] == "0.90-1.10" and figures["den_bound_corr_ratio_qu"] == "0.90-1.00"
+    assert figures["den_bound_ratio_v"] == "0.90" and figures["den_bound_ratio_qu"] == "1.10-1.20"
+    assert "den_bound_weak_ratio_qu" not in figures or figures["den_bound_weak_ratio_qu"] == "-"
+
+
+def test_the_words_around_the_bound_fit_them(gen, summary):
+    """The guide's "What the scans hold" (``benchmarks/denoise_bound.py``) against its results and the seeds runs."""
+    bound = json.loads((DOCS / "_static" / "denoise_science" / "bound.json").read_text())
+    seeds = json.loads((DOCS / "_static" / "denoise_science" / "seeds.json").read_text())
+    page = (DOCS / "guide" / "denoise.rst").read_text()
+    # "on the cubes of denoise_seeds.py": the same parts and seeds
+    assert {r["part"] for r in bound["rows"]} == {r["part"] for r in seeds["rows"]}
+    assert bound["seeds"] == seeds["seeds"]
+    figures = gen.bound_figures(bound, seeds)
+    assert set(re.findall(r"\|(den_bound_[a-z0-9_]+)\|", page)) <= set(figures)
+    corr = [r for r in bound["rows"] if r["part"] == "correlated"]
+    runs = {(r["part"], r["cube_seed"]): r for r in seeds["rows"]}
+    # "with correlated noise V misses it (the table, ...)"
+    temporal = [r for r in summary["correlated"]["rows"] if r["method"] == "temporal mode (temporal=2)"]
+    assert temporal and temporal[0]["rms_V"] > 0.2 and int(figures["den_bound_corr_v_over"]) > 0
+    # "the target asks more of five such scans than the oracle itself gives": above 0.2 on every correlated cube
+    assert all(r["scans_5"]["V"] > 0.2 for r in corr)
+    # "temporal mode's network ... already comes to it or a little below"
+    ratios = [runs[("correlated", r["cube_seed"])]["rms_V"] / r["scans_5"]["V"] for r in corr]
+    assert min(ratios) < 1 and max(ratios) < 1.03
+    # "A longer series holds more": six scans leave less than five everywhere
+    assert all(r["scans_6"][s] < r["scans_5"][s] for r in bound["rows"] for s in "QUV")
+    assert "What the scans hold" in page and "python\nbenchmarks/denoise_bound.py --docs" in page

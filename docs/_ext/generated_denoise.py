@@ -364,7 +364,7 @@ def bound_figures(result: dict, seeds: dict) -> dict[str, str]:
         "den_bound_corr_ratio_qu": _span(ratios({"correlated"}, "QU"), ".2f"),
         "den_bound_ratio_v": _span(ratios({r["part"] for r in rows} - {"correlated"}, "V"), ".2f"),
         "den_bound_ratio_qu": _span(ratios({r["part"] for r in rows} - {"correlated"}, "QU"), ".2f"),
-        "den_bound_weak_ratio_qu": _span(ratios({"weak"}, "QU"), ".2f"),
+        "den_bound_weak_ratio_qu": _span(ratios({"weak"}, "QU"), ".2f") if ratios({"weak"}, "QU") else "-",
     }
 
 
