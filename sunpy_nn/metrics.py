@@ -146,66 +146,91 @@ def azimuthal_power_spectrum(image, *, apodize: bool = True) -> tuple[np.ndarray
     return freq, sums[1:] / np.maximum(counts[1:], 1)
 
 
-def oracle_wiener_error(truth, noise, n_scans: int = 1) -> float:
+def oracle_wiener_error(truth, noise, n_scans: int = 1, *, transform: str = "cosine") -> float:
     """
     The rms error of the oracle Wiener filter of the mean of ``n_scans`` noisy scans of a static scene.
 
-    For each image of ``truth`` and each spatial frequency :math:`k`, the filter
+    For each image of ``truth`` and each spatial frequency :math:`k` of ``transform``, the filter
     :math:`H(k) = S(k) / (S(k) + N(k) / n)` applied to the mean of :math:`n` scans, with :math:`S(k)` the true
-    image's own power at :math:`k` (the oracle: known only for synthetic data) and :math:`N(k)` the noise's power
-    spectrum, leaves the error power :math:`S N / n / (S + N / n)` there (Wiener 1949). No linear filter that acts on
-    each frequency alone does better on that image, so this is a yardstick for a denoiser tested on synthetic
-    data: how much of the error any such filter of the same scans would leave. It does not bound nonlinear
-    denoisers (a network's prior can beat it), and the filters are periodic (FFT): the images' edges count as
-    signal.
+    image's own power at :math:`k` (the oracle: known only for synthetic data) and :math:`N(k)` the noise's, leaves
+    the error power :math:`S N / n / (S + N / n)` there, in expectation over the noise (Wiener 1949). No filter that
+    weighs each frequency of that transform of the scans' mean does better on that image, so this is a yardstick
+    for a denoiser tested on synthetic data: how much error such a filter, knowing the truth's spectrum, would
+    leave. It is not a bound: a denoiser that uses more than each frequency's power (a network's prior on the
+    fields, or an oracle in another basis such as wavelets) may do better, and a scene that changes between scans
+    leaves more.
 
     Parameters
     ----------
-    truth : array_like
+    truth : array_like or `~astropy.units.Quantity`
         ``(..., y, x)``: the true images, each over the last two axes (for example scans x spectral components of
-        one Stokes parameter), in any unit; finite.
-    noise : float or array_like
-        The noise of one scan, in the unit of ``truth``: its standard deviation (white noise), or realisations of it
-        ``(..., y, x)`` (for example noisy minus true images), whose mean power spectrum is :math:`N` (correlated
-        noise); finite.
+        one Stokes parameter); finite.
+    noise : float, array_like or `~astropy.units.Quantity`
+        The noise of one scan: its standard deviation (white noise), or realisations of it ``(..., y, x)`` (for
+        example noisy minus true images), whose mean power at each frequency is :math:`N` (correlated noise; from
+        few realisations the estimate of :math:`N` scatters, which biases the error low by a little); finite. In
+        the unit of ``truth`` (Quantities are converted to it).
     n_scans : int
         The number of scans with independent noise of that spectrum averaged (the noise's power divided by it).
+    transform : {"cosine", "fourier"}
+        The frequencies: the orthonormal discrete cosine transform (type II), whose even extension of the images
+        adds no jump at their edges, or the discrete Fourier transform, which treats the images as periodic, so
+        that a jump between opposite edges counts as signal at high frequencies, where the noise dominates (its
+        error is larger on images that are not periodic).
 
     Returns
     -------
     float
-        The rms error per pixel, in the unit of ``truth``.
+        The expected rms error over all pixels of all images, in the unit of ``truth``.
 
     Raises
     ------
     ValueError
-        ``truth`` or ``noise`` is not finite, has fewer than two axes, or their images differ in shape; a negative
-        noise level; ``n_scans`` below 1.
+        ``truth`` or ``noise`` holds NaN or inf values, has fewer than two axes or empty images, or their images
+        differ in shape; a negative noise level; ``n_scans`` not a whole number of at least 1; an unknown
+        ``transform``.
+    astropy.units.UnitConversionError
+        ``noise`` in a unit that does not convert to ``truth``'s.
+
+    References
+    ----------
+    - Wiener, N. 1949, "Extrapolation, Interpolation, and Smoothing of Stationary Time Series", MIT Press: the
+      filter :math:`S / (S + N)`.
+    - Donoho, D. L., & Johnstone, I. M. 1994, "Ideal spatial adaptation by wavelet shrinkage", Biometrika, 81, 425:
+      oracle (ideal) diagonal estimators as yardsticks for denoisers.
 
     Examples
     --------
     A wave of amplitude 2 along x in white noise of standard deviation 1, four scans: the filter keeps the wave's two
-    frequencies (where its power, 1024 each, dwarfs the noise's 1 / 4) and zeroes the 1022 others, so the error is
-    nearly the noise of the mean of four scans at two of 1024 frequencies, :math:`\\sqrt{2 / 4 / 1024}`.
+    Fourier frequencies (where its power, 1024 each, dwarfs the noise's 1 / 4) and zeroes the 1022 others, so the
+    error is nearly the noise of the mean of four scans at two of 1024 frequencies, :math:`\\sqrt{2 / 4 / 1024}`.
 
     >>> import numpy as np
     >>> from sunpy_nn.metrics import oracle_wiener_error
     >>> wave = 2 * np.cos(2 * np.pi * 3 * np.arange(32) / 32) * np.ones((32, 1))
-    >>> err = oracle_wiener_error(wave, 1.0, n_scans=4)
+    >>> err = oracle_wiener_error(wave, 1.0, n_scans=4, transform="fourier")
     >>> S, M = 2.0 / 2 * 32 * 32, 1.0 / 4  # the wave's power at each of its two frequencies; the noise's at any
     >>> bool(np.isclose(err**2, 2 * S * M / (S + M) / (32 * 32))), round(err, 4), round(float(np.sqrt(2 / 4 / 1024)), 4)
     (True, 0.0221, 0.0221)
     """
-    n_scans = int(n_scans)
-    if n_scans < 1:
-        raise ValueError(f"n_scans must be at least 1, not {n_scans}")
+    from scipy import fft
+
+    if transform not in ("cosine", "fourier"):
+        raise ValueError(f"transform must be 'cosine' or 'fourier', not {transform!r}")
+    if isinstance(n_scans, bool) or not float(n_scans).is_integer() or n_scans < 1:
+        raise ValueError(f"n_scans must be a whole number of at least 1, not {n_scans!r}")
+    truth, noise = _in_one_unit(truth=truth, noise=noise)
     s = np.asarray(truth, dtype=np.float64)
-    if s.ndim < 2 or not np.isfinite(s).all():
-        raise ValueError(
-            f"truth must be finite images (..., y, x); got shape {s.shape}"
-            + ("" if s.ndim < 2 else " with NaN or inf values: cut the images to their finite part")
-        )
-    n_pix = s.shape[-1] * s.shape[-2]
+    if s.ndim < 2 or s.shape[-1] * s.shape[-2] == 0:
+        raise ValueError(f"truth must be images (..., y, x) of at least one pixel; got shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("truth holds NaN or inf values: cut the images to their finite part")
+
+    def power(images: np.ndarray) -> np.ndarray:  # per pixel (Parseval): its mean over frequencies is the mean square
+        if transform == "cosine":
+            return fft.dctn(images, type=2, norm="ortho", axes=(-2, -1)) ** 2
+        return np.abs(fft.fft2(images, norm="ortho")) ** 2
+
     if np.ndim(noise) == 0:
         sigma = float(noise)
         if not np.isfinite(sigma) or sigma < 0:
@@ -213,16 +238,17 @@ def oracle_wiener_error(truth, noise, n_scans: int = 1) -> float:
         noise_power = np.full(s.shape[-2:], sigma**2)
     else:
         n = np.asarray(noise, dtype=np.float64)
-        if n.ndim < 2 or n.shape[-2:] != s.shape[-2:] or not np.isfinite(n).all():
+        if n.ndim < 2 or n.shape[-2:] != s.shape[-2:]:
             raise ValueError(
-                f"noise realisations must be finite images of the truth's shape {s.shape[-2:]}; got shape {n.shape}"
+                f"noise realisations must be images of the truth's shape {s.shape[-2:]}; got shape {n.shape}"
             )
-        noise_power = (np.abs(np.fft.fft2(n)) ** 2 / n_pix).reshape(-1, *n.shape[-2:]).mean(axis=0)
-    signal_power = np.abs(np.fft.fft2(s)) ** 2 / n_pix
-    m = noise_power / n_scans
+        if not np.isfinite(n).all():
+            raise ValueError("noise realisations hold NaN or inf values: cut them to their finite part")
+        noise_power = power(n).reshape(-1, *n.shape[-2:]).mean(axis=0)
+    signal_power = power(s)
+    m = noise_power / int(n_scans)
     with np.errstate(invalid="ignore", divide="ignore"):
         error = np.where(signal_power + m > 0, signal_power * m / (signal_power + m), 0.0)
-    # Parseval: the mean over frequencies of the error power is the mean squared error per pixel
     return float(np.sqrt(error.mean()))
 
 

@@ -87,9 +87,9 @@ GENERATED = {
         ("benchmarks/denoise_reuse.py", "benchmarks/denoise_science.py"),
         lambda d: d["sunpy_nn_version"],
     ),
-    # the script, and the science benchmark whose cubes it draws
+    # the script, the science benchmark whose cubes it draws, and the metric that gives its figures
     "docs/_static/denoise_science/bound.json": (
-        ("benchmarks/denoise_bound.py", "benchmarks/denoise_science.py"),
+        ("benchmarks/denoise_bound.py", "benchmarks/denoise_science.py", "sunpy_nn/metrics.py"),
         lambda d: d["sunpy_nn_version"],
     ),
     # the script, and the science benchmark whose cubes and scoring it uses

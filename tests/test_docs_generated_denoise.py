@@ -625,11 +625,12 @@ def test_bound_figures_of_a_known_result(gen):
     assert figures["den_bound_corr_v_over"] == "1" and figures["den_bound_corr_v_all_over"] == "0"
     assert figures["den_bound_corr_ratio_v"] == "0.90-1.10" and figures["den_bound_corr_ratio_qu"] == "0.90-1.00"
     assert figures["den_bound_ratio_v"] == "0.90" and figures["den_bound_ratio_qu"] == "1.10-1.20"
-    assert "den_bound_weak_ratio_qu" not in figures or figures["den_bound_weak_ratio_qu"] == "-"
+    assert figures["den_bound_weak_ratio_qu"] == "-" and figures["den_bound_corr_runs_over"] == "2"
 
 
 def test_the_words_around_the_bound_fit_them(gen, summary):
-    """The guide's "What the scans hold" (``benchmarks/denoise_bound.py``) against its results and the seeds runs."""
+    """The guide's "Against an oracle filter of the same scans" (``benchmarks/denoise_bound.py``) against its results
+    and the seeds runs."""
     bound = json.loads((DOCS / "_static" / "denoise_science" / "bound.json").read_text())
     seeds = json.loads((DOCS / "_static" / "denoise_science" / "seeds.json").read_text())
     page = (DOCS / "guide" / "denoise.rst").read_text()
@@ -640,14 +641,19 @@ def test_the_words_around_the_bound_fit_them(gen, summary):
     assert set(re.findall(r"\|(den_bound_[a-z0-9_]+)\|", page)) <= set(figures)
     corr = [r for r in bound["rows"] if r["part"] == "correlated"]
     runs = {(r["part"], r["cube_seed"]): r for r in seeds["rows"]}
-    # "with correlated noise V misses it (the table, ...)"
+    # "with correlated noise V misses it (the table, and ... of the ... runs on such cubes above)"
     temporal = [r for r in summary["correlated"]["rows"] if r["method"] == "temporal mode (temporal=2)"]
-    assert temporal and temporal[0]["rms_V"] > 0.2 and int(figures["den_bound_corr_v_over"]) > 0
-    # "the target asks more of five such scans than the oracle itself gives": above 0.2 on every correlated cube
-    assert all(r["scans_5"]["V"] > 0.2 for r in corr)
-    # "temporal mode's network ... already comes to it or a little below"
-    ratios = [runs[("correlated", r["cube_seed"])]["rms_V"] / r["scans_5"]["V"] for r in corr]
-    assert min(ratios) < 1 and max(ratios) < 1.03
-    # "A longer series holds more": six scans leave less than five everywhere
+    assert temporal and temporal[0]["rms_V"] > 0.2 and int(figures["den_bound_corr_runs_over"]) > 0
+    # "the target asks more of five such scans than the oracle gives": above 0.2 on some correlated cube
+    assert int(figures["den_bound_corr_v_over"]) > 0
+    # "on those cubes temporal mode is as good as that oracle": within a few per cent of it in Q, U and V
+    ratios = [runs[("correlated", r["cube_seed"])][f"rms_{s}"] / r["scans_5"][s] for r in corr for s in "QUV"]
+    assert min(ratios) > 0.9 and max(ratios) < 1.08
+    # "with white noise there is room left": more error than the oracle's in Q and U on every other cube
+    others = [(r, runs[(r["part"], r["cube_seed"])]) for r in bound["rows"] if r["part"] != "correlated"]
+    assert all(run[f"rms_{s}"] > 1.05 * r["scans_5"][s] for r, run in others for s in "QU")
+    # "a longer series holds more": six scans leave less than five everywhere
     assert all(r["scans_6"][s] < r["scans_5"][s] for r in bound["rows"] for s in "QUV")
-    assert "What the scans hold" in page and "python\nbenchmarks/denoise_bound.py --docs" in page
+    # "the filter that weighs each spatial frequency (of the cosine transform)"; "without the outer 8 px"
+    assert "transform" not in bound["command"] and bound["border_px"] == 8
+    assert "Against an oracle filter of the same scans" in page and "python benchmarks/denoise_bound.py --docs" in page

@@ -349,12 +349,15 @@ def bound_figures(result: dict, seeds: dict) -> dict[str, str]:
     runs = {(r["part"], r["cube_seed"]): r for r in seeds["rows"]}
     paired = [(r, runs[(r["part"], r["cube_seed"])]) for r in rows if (r["part"], r["cube_seed"]) in runs]
 
-    def ratios(parts, stokes) -> list[float]:
+    def ratios(parts: set[str], stokes: str) -> list[float]:
         return [run[f"rms_{s}"] / r["scans_5"][s] for r, run in paired if r["part"] in parts for s in stokes]
 
     corr = [r for r in rows if r["part"] == "correlated"]
+    others = {r["part"] for r in rows} - {"correlated"}
+    weak = ratios({"weak"}, "QU")
     return {
         "den_bound_cubes": str(len(corr)),
+        "den_bound_corr_runs_over": str(sum(run["rms_V"] > 0.2 for r, run in paired if r["part"] == "correlated")),
         "den_bound_corr_v": _span([r["scans_5"]["V"] for r in corr], ".3f"),
         "den_bound_corr_v_all": _span([r["scans_6"]["V"] for r in corr], ".3f"),
         "den_bound_corr_qu": _span([r["scans_5"][s] for r in corr for s in "QU"], ".3f"),
@@ -362,9 +365,9 @@ def bound_figures(result: dict, seeds: dict) -> dict[str, str]:
         "den_bound_corr_v_all_over": str(sum(r["scans_6"]["V"] > 0.2 for r in corr)),
         "den_bound_corr_ratio_v": _span(ratios({"correlated"}, "V"), ".2f"),
         "den_bound_corr_ratio_qu": _span(ratios({"correlated"}, "QU"), ".2f"),
-        "den_bound_ratio_v": _span(ratios({r["part"] for r in rows} - {"correlated"}, "V"), ".2f"),
-        "den_bound_ratio_qu": _span(ratios({r["part"] for r in rows} - {"correlated"}, "QU"), ".2f"),
-        "den_bound_weak_ratio_qu": _span(ratios({"weak"}, "QU"), ".2f") if ratios({"weak"}, "QU") else "-",
+        "den_bound_ratio_v": _span(ratios(others, "V"), ".2f"),
+        "den_bound_ratio_qu": _span(ratios(others, "QU"), ".2f"),
+        "den_bound_weak_ratio_qu": _span(weak, ".2f") if weak else "-",
     }
 
 
