@@ -644,7 +644,7 @@ def test_the_words_around_the_bound_fit_them(gen, summary):
     # "with correlated noise V misses it (the table, and ... of the ... runs on such cubes above)"
     temporal = [r for r in summary["correlated"]["rows"] if r["method"] == "temporal mode (temporal=2)"]
     assert temporal and temporal[0]["rms_V"] > 0.2 and int(figures["den_bound_corr_runs_over"]) > 0
-    # "the target asks more of five such scans than the oracle gives": above 0.2 on some correlated cube
+    # "on ... of them the target asks more of five such scans than the oracle gives": above 0.2 on some correlated cube
     assert int(figures["den_bound_corr_v_over"]) > 0
     # "on those cubes temporal mode is as good as that oracle": within a few per cent of it in Q, U and V
     ratios = [runs[("correlated", r["cube_seed"])][f"rms_{s}"] / r["scans_5"][s] for r in corr for s in "QUV"]
