@@ -270,21 +270,21 @@ def test_the_words_on_a_reused_denoiser_fit_its_benchmark(gen, summary):
     for part in result["parts"]:
         by = {r["target"]: r for r in part["targets"]}
         train, same = by["training cube"], by["same scene, new noise"]
-        # "(seed 0's runs of denoise_seeds.py to their printed digits)": the same cube, training and code version
+        # "(seed 0's runs of denoise_seeds.py to 0.1 % of the coverage and 0.001 of the rms of error / sigma ...)":
+        # the same cube, training and code version; predict's own noise estimate moves the last digits
         row = next(r for r in seeds["rows"] if r["seed"] == 0 and r["part"] == part["part"])
-        for key in ("1sigma", "2sigma"):
-            assert f"{train['coverage'][key]:.1%}" == f"{row['coverage'][key]:.1%}"
-        assert f"{train['z']['rms']:.2f}" == f"{row['z']['rms']:.2f}"
+        assert all(abs(train["coverage"][key] - row["coverage"][key]) < 0.001 for key in ("1sigma", "2sigma"))
+        assert abs(train["z"]["rms"] - row["z"]["rms"]) < 0.001
         assert all(f"{train[f'rms_{s}']:.3f}" == f"{row[f'rms_{s}']:.3f}" for s in "QUV")
         # "a denoiser reused on a cube of the same noise gave bars as on its training cube": a new draw, another scene
         for reused in (same, by["another scene"]):
             assert abs(reused["coverage"]["1sigma"] - train["coverage"]["1sigma"]) < 0.01
             assert abs(reused["z"]["rms"] - train["z"]["rms"]) < 0.04
-        # "0.7 times the noise: ..., error bars too narrow; with 1.4 times: ..., within issue 14's ranges but narrower
-        # than on the training cube"
+        # "0.7 times the noise: ..., within issue 14's ranges, though its rms error of V ... was ... against ... on
+        # the training cube; with 1.4 times: ..., error bars too narrow, outside issue 14's ranges on both cubes"
         lower, higher = by["same scene, noise x0.7"], by["same scene, noise x1.4"]
-        assert lower["z"]["rms"] > 1.1 and lower["coverage"]["2sigma"] < 0.935  # Gaussian: 1 and 95.4 %
-        assert inside(higher) and higher["z"]["rms"] > train["z"]["rms"]
+        assert inside(lower) and lower["rms_V"] > train["rms_V"]
+        assert not inside(higher) and higher["z"]["rms"] > 1.1 and higher["coverage"]["1sigma"] < 0.68
         # another scene: "that scene holds more strong field than the training cube, and reuse cost little on top"
         other = by["another scene"]
         fitted = next(r for r in seeds["rows"] if r["cube_seed"] == 3 and r["part"] == part["part"])
