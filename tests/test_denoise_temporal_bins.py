@@ -207,7 +207,7 @@ def test_bins_of_correlated_noise_alone_are_not_resolved():
 def test_prediction_scales_the_head_by_the_bin_of_its_own_variance(drifting, monkeypatch):  # noqa: F811
     cube, _, den = drifting
     prop = np.full((1, 64, 64), 0.01, np.float32)
-    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None: prop)
+    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None, level=1.0: prop)
     sigma = den.noise["V"]
     frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
     head = np.exp(den._run(context / sigma, "cpu", None, 1)[1])
@@ -226,7 +226,7 @@ def test_files_of_formats_7_and_8_keep_their_bins_of_the_propagated_variance(dri
     cube, _, den = drifting
     prop = np.full((1, 64, 64), 0.001, np.float32)
     prop[..., 32:] = 0.1  # the right half: strong propagated noise
-    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None: prop)
+    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None, level=1.0: prop)
     sigma = den.noise["V"]
     frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
     bins = {"edges": [0.01], "factors": [0.5, 2.0]}

@@ -154,9 +154,9 @@ def test_correlated_noise_is_drawn_correlated(drifting, monkeypatch):
     seen = []
     original = Denoiser._propagated_variance
 
-    def spy(self, inp, correlation, run, mean=None):
+    def spy(self, inp, correlation, run, mean=None, level=1.0):
         seen.append(correlation)
-        return original(self, inp, correlation, run, mean)
+        return original(self, inp, correlation, run, mean, level)
 
     monkeypatch.setattr(Denoiser, "_propagated_variance", spy)
     den = Denoiser(n_filters=4, temporal=1).fit(
@@ -169,20 +169,52 @@ def test_correlated_noise_is_drawn_correlated(drifting, monkeypatch):
     assert seen and set(seen) == {den.noise_correlation["V"]}
 
 
-def test_propagated_noise_scales_with_the_noise_of_the_cube(drifting, monkeypatch):
-    """On a cube noisier than the training one, the neighbours' propagated noise grows with it; the head does not."""
+def test_propagated_noise_is_drawn_at_the_noise_of_the_cube(drifting, monkeypatch):
+    """On a cube noisier than the training one, the bootstrap draws the neighbours' noise at this cube's level, and
+    its variance is added to the head's as it comes."""
     cube, _, den = drifting
-    monkeypatch.setattr(
-        Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None: np.full((1, *inp.shape[1:]), 0.3)
-    )
+    levels = []
+
+    def prop(self, inp, c, run, mean=None, level=1.0):
+        levels.append(level)
+        return np.full((1, *inp.shape[1:]), 0.3 * level**1.5, np.float32)  # not linear in the level
+
+    monkeypatch.setattr(Denoiser, "_propagated_variance", prop)
     sigma = den.noise["V"]
     frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
     args = (frames, context, sigma, den.calibration["V"], "cpu", None, 1, den.model, None, 0, "float32", False)
     sd1 = den._denoise_frames(*args, 1.0, 0.0)[1] / sigma
     sd4 = den._denoise_frames(*args, 4.0, 0.0)[1] / sigma
+    assert levels == [1.0, 4.0]
     head = sd1**2 / (1 - sd1**2) - 0.3  # v = head + propagated, from v / (v + 1)
-    v4 = head + 4 * 0.3
+    v4 = head + 0.3 * 8.0
     np.testing.assert_allclose(sd4**2, 4 * v4 / (v4 + 4), rtol=1e-4)
+
+
+def _clipped_variance(std: float) -> float:
+    """Variance of Gaussian noise of standard deviation ``std`` clipped to [-1, 1]."""
+    from scipy.stats import norm
+
+    a = 1 / std
+    inside = std**2 * ((2 * norm.cdf(a) - 1) - 2 * a * norm.pdf(a))
+    return float(inside + 2 * norm.sf(a))
+
+
+def test_propagated_variance_is_drawn_at_the_level_asked():
+    """A network that is not linear in its input (here it clips at 1): the variance that noise of 4 times the
+    training variance propagates is measured at that level, not 4 times the variance at the training level; at
+    level 1 the draws are those of the calibration, bit for bit."""
+    run = lambda a: np.clip(a[:1], -1, 1)  # noqa: E731
+    inp = np.zeros((4, 128, 128), np.float32)
+    mean = np.zeros((1, 128, 128), np.float32)  # the bootstrap's proxy of the signal
+    den = Denoiser()
+    one, four = (den._propagated_variance(inp, 0.0, run, mean, level) for level in (1.0, 4.0))
+    assert float(one[:, 8:-8, 8:-8].mean()) == pytest.approx(_clipped_variance(1.0), rel=0.06)  # 0.52
+    assert float(four[:, 8:-8, 8:-8].mean()) == pytest.approx(_clipped_variance(2.0), rel=0.06)  # 0.74, not 2.1
+    np.testing.assert_array_equal(one, den._propagated_variance(inp, 0.0, run, mean))
+    # a linear network (the mean of the four scans): the level's variance passes through as it is
+    linear = den._propagated_variance(inp, 1.0, lambda a: a.mean(axis=0, keepdims=True), mean, 2.0)
+    assert float(linear[:, 8:-8, 8:-8].mean()) == pytest.approx(2.0 / 4, rel=0.06)
 
 
 @pytest.mark.parametrize("correlation", [0.0, 1.0])
