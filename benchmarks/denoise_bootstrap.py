@@ -42,15 +42,18 @@ import _exploratory
 OUT = Path(__file__).parent / "results" / "denoise_bootstrap.json"
 
 
-def _one_draw(self, inp: np.ndarray, correlation: float, run, mean: np.ndarray | None = None) -> np.ndarray:
-    """`_propagated_variance` with one draw, measured against the prediction: ``(f(p + e) - p)^2``, window-averaged."""
+def _one_draw(
+    self, inp: np.ndarray, correlation: float, run, mean: np.ndarray | None = None, level: float = 1.0
+) -> np.ndarray:
+    """`_propagated_variance` with one draw, measured against the prediction: ``(f(p + e) - p)^2``, window-averaged
+    (the noise ``e`` of variance ``level``, as there)."""
     from sunpy_nn.denoise._frames import _window_mean
     from sunpy_nn.noise import _unit_noise
 
     rng = np.random.default_rng(0)
     mean = run(inp) if mean is None else mean
     proxy = np.tile(np.asarray(mean, inp.dtype), (inp.shape[0] // mean.shape[0], 1, 1))
-    draw = run(proxy + _unit_noise(rng, inp.shape, correlation, inp.dtype))
+    draw = run(proxy + np.float32(np.sqrt(level)) * _unit_noise(rng, inp.shape, correlation, inp.dtype))
     return _window_mean((draw - mean) ** 2, self._bootstrap[1])
 
 

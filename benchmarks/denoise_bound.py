@@ -11,10 +11,10 @@ with the noise's own spectrum (white or correlated), in expectation over the noi
 of that kind does better, but a denoiser with a prior on the fields (a network), or an oracle in another basis, may.
 The cubes are those of ``benchmarks/denoise_seeds.py`` (seed ``s`` draws the cube with ``seed=1 + s``; seed 0 is the
 science benchmark's cube), aligned as the denoiser aligns them, without the border that the alignment's shifts leave
-without data (1 px more than the largest shift, rounded up: 2 px on the cubes that do not drift, 3 px on the fast one).
+without data (1 px more than the largest shift, rounded up: 2 px on the slowly drifting cubes, 3 px on the fast one).
 Temporal mode's errors in ``seeds.json`` are over the whole frame. The oracle's filter has borders too (the cosine
-transform's even extension), and a region cut further would leave it other figures (up to 0.1.dev727 it was cut
-by 8 px: lower V on the correlated cubes).
+transform's even extension), and a region cut further leaves it other figures (before 0.1.dev729 it was cut by 8
+px: V 0.197-0.216 on the correlated cubes, 0.203-0.216 now).
 
 Run from the repository root::
 

@@ -222,20 +222,23 @@ def test_prediction_scales_the_head_by_the_bin_of_its_own_variance(drifting, mon
     np.testing.assert_allclose(v[high], 4.0 * head[high] + 0.01, rtol=1e-4)
 
 
-def test_files_of_formats_7_and_8_keep_their_bins_of_the_propagated_variance(drifting, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("level", [1.0, 4.0])
+def test_files_of_formats_7_and_8_keep_their_bins_of_the_propagated_variance(drifting, monkeypatch, level):  # noqa: F811
+    """Their bins are of the propagated variance at the training noise: on a cube of other noise (``level`` times its
+    variance) the bootstrap draws at that level, and the bin is read at the training's."""
     cube, _, den = drifting
-    prop = np.full((1, 64, 64), 0.001, np.float32)
+    prop = np.full((1, 64, 64), 0.004, np.float32)  # 4 times it would cross the edge: the bin is read at the training's
     prop[..., 32:] = 0.1  # the right half: strong propagated noise
-    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None, level=1.0: prop)
+    monkeypatch.setattr(Denoiser, "_propagated_variance", lambda self, inp, c, run, mean=None, level=1.0: prop * level)
     sigma = den.noise["V"]
     frames, context = np.asarray(cube.data)[2, 3, 1:2], np.asarray(cube.data)[[1, 3], 3, 1]
     bins = {"edges": [0.01], "factors": [0.5, 2.0]}
-    args = (frames, context, sigma, bins, "cpu", None, 1, den.model, None, 0, "float32", False, 1.0, 0.0)
+    args = (frames, context, sigma, bins, "cpu", None, 1, den.model, None, 0, "float32", False, level, 0.0)
     sd = den._denoise_frames(*args)[1] / sigma
     head = np.exp(den._run(context / sigma, "cpu", None, 1)[1])
-    v = sd**2 / (1 - sd**2)  # from the combination's v / (v + 1)
-    np.testing.assert_allclose(v[..., :32], 0.25 * head[..., :32] + 0.001, rtol=1e-4)
-    np.testing.assert_allclose(v[..., 32:], 4.0 * head[..., 32:] + 0.1, rtol=1e-4)
+    v = level * sd**2 / (level - sd**2)  # from the combination's v n / (v + n)
+    np.testing.assert_allclose(v[..., :32], 0.25 * head[..., :32] + 0.004 * level, rtol=1e-4)
+    np.testing.assert_allclose(v[..., 32:], 4.0 * head[..., 32:] + 0.1 * level, rtol=1e-4)
 
 
 def test_bins_of_the_propagated_variance_survive_a_save(drifting, tmp_path):  # noqa: F811
@@ -310,6 +313,10 @@ def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calib
         return den._run(a, "cpu", None, 1)[0]
 
     np.testing.assert_array_equal(old._propagated_variance(inp, 0.0, run), old._injected_variance(inp, 0.0, run))
+    # a first-order slope: on a cube of 4 times the training noise variance, 4 times the variance
+    np.testing.assert_array_equal(
+        old._propagated_variance(inp, 0.0, run, None, 4.0), 4 * old._injected_variance(inp, 0.0, run)
+    )
     out = old.predict(cube, stokes=["V"], progress=False)
     assert np.isfinite(out.uncertainty.array[:, 3]).all()
     # saved again (format 7), it still is what it was calibrated for

@@ -13,7 +13,7 @@ from scipy import ndimage
 import sunpy_nn.denoise._frames as frames
 from sunpy_nn import Denoiser
 from sunpy_nn.data.synthetic import synthetic_crisp_cube
-from sunpy_nn.noise import _gaussian_correlation, _high_pass, _mad_sigma
+from sunpy_nn.noise import _gaussian_correlation, _high_pass, _mad_sigma, _unit_noise
 
 from .helpers import assert_close_ulps
 
@@ -211,7 +211,11 @@ def test_propagated_variance_is_drawn_at_the_level_asked():
     one, four = (den._propagated_variance(inp, 0.0, run, mean, level) for level in (1.0, 4.0))
     assert float(one[:, 8:-8, 8:-8].mean()) == pytest.approx(_clipped_variance(1.0), rel=0.06)  # 0.52
     assert float(four[:, 8:-8, 8:-8].mean()) == pytest.approx(_clipped_variance(2.0), rel=0.06)  # 0.74, not 2.1
-    np.testing.assert_array_equal(one, den._propagated_variance(inp, 0.0, run, mean))
+    # the fitted cube's draws, written out as they were before the level (the calibration's, bit for bit)
+    rng = np.random.default_rng(0)
+    proxy = mean.repeat(4, axis=0)
+    before = [run(proxy + _unit_noise(rng, inp.shape, 0.0, inp.dtype)) for _ in range(frames.BOOTSTRAP_DRAWS)]
+    np.testing.assert_array_equal(one, frames._window_mean(np.var(before, axis=0, ddof=1), frames.PROPAGATION_WINDOW))
     # a linear network (the mean of the four scans): the level's variance passes through as it is
     linear = den._propagated_variance(inp, 1.0, lambda a: a.mean(axis=0, keepdims=True), mean, 2.0)
     assert float(linear[:, 8:-8, 8:-8].mean()) == pytest.approx(2.0 / 4, rel=0.06)
@@ -220,7 +224,6 @@ def test_propagated_variance_is_drawn_at_the_level_asked():
 @pytest.mark.parametrize("correlation", [0.0, 1.0])
 def test_correlated_noise_of_any_rank_is_filtered_over_each_image_alone(correlation):
     """The synthetic cube (4-D) and the bootstrap (3-D) draw it alike: the leading axes only count images."""
-    from sunpy_nn.noise import _unit_noise
 
     four = _unit_noise(np.random.default_rng(1), (2, 3, 32, 32), correlation)
     three = _unit_noise(np.random.default_rng(1), (6, 32, 32), correlation)
@@ -235,7 +238,6 @@ def test_correlated_noise_of_any_rank_is_filtered_over_each_image_alone(correlat
 def test_the_injected_correlated_noise_has_one_level_at_every_pixel():
     """The noise of the propagation's draws, like the synthetic cube's, was filtered with reflection at the border:
     1.3x its level in the border columns and 1.3 % below it inside (1 px), so the propagated variance was off there."""
-    from sunpy_nn.noise import _unit_noise
 
     eps = _unit_noise(np.random.default_rng(0), (64, 128, 128), 1.0, np.float64)
     assert eps[:, :, [0, -1]].std() == pytest.approx(1.0, rel=0.03)

@@ -252,7 +252,8 @@ class _FramesMixin:
             if bins:
                 factors = np.asarray(bins["factors"], var.dtype)
                 # the head's own variance; calibrated before format 9 (kept when saved): the propagated variance
-                key, edges = (var, bins["head_edges"]) if "head_edges" in bins else (prop, bins["edges"])
+                # at the training noise, as calibrated (to first order on a cube of other noise)
+                key, edges = (var, bins["head_edges"]) if "head_edges" in bins else (prop / frame_var, bins["edges"])
                 var = var * factors[np.digitize(np.nan_to_num(key), edges)] ** 2
                 # quiet channels: the propagated noise is the error (format 10), scaled where weak signal is (format
                 # 11); no head (NaN kept where the mean is)
