@@ -21,11 +21,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +60,9 @@ def main() -> None:
     p.add_argument("--scans", type=int, nargs="+", default=[4], choices=(3, 4), help="scans (auto_temporal: k=1)")
     p.add_argument("--parts", nargs="+", default=["white"], help="cubes of benchmarks/denoise_science.py")
     args = _exploratory.parse(p, OUT)
-    import sunpy_nn
-
-    runs = [(temporal, n, part) for part in args.parts for n in args.scans for temporal in (0, 1)]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(fit, runs))
-    result = {
-        "sunpy_nn_version": sunpy_nn.__version__,
-        "machine": f"{platform.machine()}, {_exploratory.cpu_model()}",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "rows": rows,
-    }
-    if not args.quick:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1, default=float))
+    rows = _exploratory.run(
+        fit, [(temporal, n, part) for part in args.parts for n in args.scans for temporal in (0, 1)], args
+    )
     for row in rows:
         strong = [b["rms"] for b in row["bins"] if b["low"] >= 3]
         print(

@@ -22,11 +22,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,20 +64,7 @@ def main() -> None:
     args = _exploratory.parse(p, OUT)
     if args.scans < 7:
         p.error("temporal=3 needs at least 7 scans")
-    import sunpy_nn
-
-    runs = [(temporal, args.scans, part) for part in args.parts for temporal in (2, 3)]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(fit, runs))
-    result = {
-        "sunpy_nn_version": sunpy_nn.__version__,
-        "machine": f"{platform.machine()}, {_exploratory.cpu_model()}",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "rows": rows,
-    }
-    if not args.quick:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1, default=float))
+    rows = _exploratory.run(fit, [(temporal, args.scans, part) for part in args.parts for temporal in (2, 3)], args)
     for row in rows:
         print(
             f"{row['part']:10s} {row['method']:10s} {row['n_scans']} scans: rms Q/U/V "
