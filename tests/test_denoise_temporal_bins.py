@@ -314,8 +314,8 @@ def test_temporal_denoisers_before_format_7_keep_the_uncertainty_they_were_calib
 
     np.testing.assert_array_equal(old._propagated_variance(inp, 0.0, run), old._injected_variance(inp, 0.0, run))
     # a first-order slope: on a cube of 4 times the training noise variance, 4 times the variance
-    np.testing.assert_array_equal(
-        old._propagated_variance(inp, 0.0, run, None, 4.0), 4 * old._injected_variance(inp, 0.0, run)
+    np.testing.assert_allclose(  # two runs of the network: not held to the last bit
+        old._propagated_variance(inp, 0.0, run, None, 4.0), 4 * old._injected_variance(inp, 0.0, run), rtol=1e-5
     )
     out = old.predict(cube, stokes=["V"], progress=False)
     assert np.isfinite(out.uncertainty.array[:, 3]).all()

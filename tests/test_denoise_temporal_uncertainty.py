@@ -191,6 +191,31 @@ def test_propagated_noise_is_drawn_at_the_noise_of_the_cube(drifting, monkeypatc
     np.testing.assert_allclose(sd4**2, 4 * v4 / (v4 + 4), rtol=1e-4)
 
 
+def test_the_level_drawn_does_not_depend_on_the_cubes_unit(drifting, monkeypatch):
+    """The same cube in percent: the bootstrap draws at the same level (noise and training noise in one unit), and
+    the uncertainty is the same, in percent."""
+    import astropy.units as u
+
+    cube, _, den = drifting
+    levels = []
+    original = Denoiser._propagated_variance
+
+    def spy(self, inp, c, run, mean=None, level=1.0):
+        levels.append(level)
+        return original(self, inp, c, run, mean, level)
+
+    monkeypatch.setattr(Denoiser, "_propagated_variance", spy)
+    ref = den.predict(cube, stokes=["V"], progress=False)
+    n = len(levels)
+    unit = u.dimensionless_unscaled if cube.unit is None else cube.unit
+    percent = NDCube(np.asarray(cube.data) * unit.to(u.percent), wcs=cube.wcs, unit=u.percent)
+    out = den.predict(percent, stokes=["V"], progress=False)
+    assert n and len(levels) == 2 * n
+    np.testing.assert_allclose(levels[n:], levels[:n], rtol=1e-5)
+    sd = ref.uncertainty.array[:, 3]
+    np.testing.assert_allclose(out.uncertainty.array[:, 3] / unit.to(u.percent), sd, rtol=1e-4)
+
+
 def _clipped_variance(std: float) -> float:
     """Variance of Gaussian noise of standard deviation ``std`` clipped to [-1, 1]."""
     from scipy.stats import norm
