@@ -11,9 +11,12 @@ noise; seed 0 is the science benchmark's cube) and trains with ``seed=s``.
 
 Run from the repository root::
 
-    python benchmarks/denoise_seeds.py                   # seeds 0 1 2: 12 fits, about 45 minutes on 2 idle cores
+    python benchmarks/denoise_seeds.py                   # seeds 0 1 2: 12 fits, about 2.3 hours on 2 cores
     python benchmarks/denoise_seeds.py --docs            # also the docs' copy, which the denoising guide quotes
     python benchmarks/denoise_seeds.py --quick           # smoke test of the script (numbers meaningless)
+
+The docs' copy (0.1.dev718) took 8228 s with its two workers on a 2-core AMD EPYC with AVX2 only, each fit
+14-30 minutes on its one thread.
 
 Prints, per cube and seed, temporal mode's (``temporal=2``) Q/U/V rms error in units of the noise, the coverage within
 1 and 2 sigma, the rms of error / sigma overall and where the truth is above 3 sigma, then each cube's range over the
