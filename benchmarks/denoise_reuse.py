@@ -16,9 +16,11 @@ defaults of `denoise_cube` (``temporal=2``, ``seed=0``) and applied to:
 
 Run from the repository root::
 
-    python benchmarks/denoise_reuse.py               # 2 fits and 10 predictions, about 10 minutes on 2 idle cores
+    python benchmarks/denoise_reuse.py               # 2 fits and 10 predictions, about 20 minutes on 2 cores
     python benchmarks/denoise_reuse.py --docs        # also the docs' copy, which the denoising guide quotes
     python benchmarks/denoise_reuse.py --quick       # smoke test of the script (numbers meaningless)
+
+The docs' copy (0.1.dev728, ``--docs --jobs 2``) took 1236 s on a 2-core AMD EPYC with AVX2 only.
 
 Prints, per training cube and target, Q/U/V rms error in units of the target's noise, the coverage within 1 and
 2 sigma, the rms of error / sigma over all pixels and where the truth exceeds 3 times the noise; writes
