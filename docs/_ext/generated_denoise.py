@@ -22,6 +22,7 @@ from pathlib import Path
 
 # The parts whose synthetic scenes drift 0.1-0.2 px per scan (synthetic_crisp_cube's default): temporal mode's case.
 ALIGNED = ("white", "correlated", "weak")
+PARTS = (*ALIGNED, "fast", "evolving")  # the synthetic cubes of the table
 # The CRISP power bands (px^-1) where the solar signal is, for the power a denoiser removes.
 SIGNAL_BANDS = ("0.05-0.15", "0.15-0.3")
 TITLES = {
@@ -206,6 +207,23 @@ def denoise_figures(summary: dict) -> dict[str, str]:
             f"den_evolving_qu_{key}": _span([summary["evolving"]["noise_estimates"][s][key] for s in "QU"], ".3f")
             for key in ("temporal", "used")
         },
+        # issue 14's targets: the evolving cube's rms error in temporal mode; temporal mode's error above 3 sigma (the
+        # bins 3-10 and > 10) on every cube, and its ratio to the spectral PCA's in the same bin; Stokes I's noise as
+        # the denoiser took it
+        "den_evolving_temporal_rms": _span([_rows(summary, "evolving")["temporal"][f"rms_{s}"] for s in "QUV"], ".2f"),
+        "den_strong_temporal": _span(
+            [_rows(summary, p)["temporal"]["bins"][i]["rms"] for p in PARTS for i in (2, 3)], ".2f"
+        ),
+        "den_strong_over_pca": _span(
+            [
+                rows["temporal"]["bins"][i]["rms"] / rows["pca"]["bins"][i]["rms"]
+                for p in PARTS
+                for rows in [_rows(summary, p)]
+                for i in (2, 3)
+            ],
+            ".2f",
+        ),
+        "den_i_used": _span([summary[p]["noise_estimates"]["I"]["used"] for p in PARTS], ".2f"),
         "den_crisp_plain_removed": _span([1 - runs[1][b] for b in SIGNAL_BANDS], ".0f", 100, " %"),
         "den_crisp_shuffle_removed": _span([1 - runs[2][b] for b in SIGNAL_BANDS], ".0f", 100, " %"),
         "den_version": oldest_version(summary),
