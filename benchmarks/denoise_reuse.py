@@ -20,7 +20,7 @@ Run from the repository root::
     python benchmarks/denoise_reuse.py --docs        # also the docs' copy, which the denoising guide quotes
     python benchmarks/denoise_reuse.py --quick       # smoke test of the script (numbers meaningless)
 
-The docs' copy (0.1.dev728, ``--docs --jobs 2``) took 1236 s on a 2-core AMD EPYC with AVX2 only.
+The docs' copy (0.1.dev728, ``--docs``, its default two workers) took 1236 s on a 2-core AMD EPYC with AVX2 only.
 
 Prints, per training cube and target, Q/U/V rms error in units of the target's noise, the coverage within 1 and
 2 sigma, the rms of error / sigma over all pixels and where the truth exceeds 3 times the noise; writes
