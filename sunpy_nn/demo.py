@@ -344,6 +344,9 @@ def _print_report(results: dict, out: Path) -> None:
             f"{d['rms_error_denoised'][lab]:>18.2e}{d['error_reduction'][lab]:>10.1f}x"
             f"{100 * d['fraction_within_1_sigma'][lab]:>9.0f} %{100 * d['fraction_within_2_sigma'][lab]:>8.0f} %"
         )
+    # what the columns mean, for a reader without the guide (Stokes I passes through: it is not denoised)
+    print("  noise and rms errors in units of the continuum intensity Ic; <1 sigma, <2 sigma: the errors within the")
+    print("  predicted 1 and 2 sigma (68 % and 95 % for Gaussian errors); Stokes I is not denoised")
     print(line)
     print(f"Wrote {len(results['files'])} files to {out}:")
     for f in results["files"]:

@@ -97,3 +97,15 @@ def test_cli_passes_options(monkeypatch, tmp_path):
     monkeypatch.setattr(sunpy_nn.demo, "run_demo", lambda out, **kw: seen.update(out=out, **kw))
     assert main(["demo", "-o", str(tmp_path), "--seed", "3", "--quick", "--device", "cpu", "-q"]) == 0
     assert seen == {"out": str(tmp_path), "seed": 3, "quick": True, "device": "cpu", "progress": False}
+
+
+def test_the_report_says_what_its_columns_mean(demo, capsys):
+    results, out = demo
+    sunpy_nn.demo._print_report(results, out)
+    text = capsys.readouterr().out
+    # the coverage columns with their Gaussian reference, the unit of the errors, and Stokes I passed through
+    assert "68 % and 95 % for Gaussian errors" in text and "units of the continuum intensity Ic" in text
+    assert "Stokes I is not denoised" in text
+    for lab in "QUV":
+        reduction = results["denoise"]["error_reduction"][lab]
+        assert f"{reduction:.1f}x" in text

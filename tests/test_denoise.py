@@ -296,6 +296,15 @@ def test_bad_input():
     bad[0, 1, 0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="infinite"):
         Denoiser().fit(NDCube(bad, wcs=CUBE.wcs), progress=False)
+    # a Stokes parameter without data (all NaN, or masked) is named, with the fix, before any work
+    empty = np.array(CUBE.data, copy=True)
+    empty[:, 3] = np.nan
+    with pytest.raises(ValueError, match=r"Stokes \['V'\] of this cube has no finite values.*stokes=\('Q', 'U'\)"):
+        Denoiser().fit(NDCube(empty, wcs=CUBE.wcs), stokes=("Q", "U", "V"), progress=False)
+    mask = np.zeros(CUBE.data.shape, bool)
+    mask[:, 2:] = True
+    with pytest.raises(ValueError, match=r"Stokes \['U', 'V'\] of this cube have no finite values"):
+        denoise_cube(NDCube(CUBE.data, wcs=CUBE.wcs, mask=mask), progress=False)
 
 
 def test_denoise_cube_convenience(monkeypatch):
@@ -488,8 +497,17 @@ def test_denoise_cube_adapts_to_a_small_frame(caplog, monkeypatch):
     assert out.data.shape == (64, 64) and np.isfinite(out.data).all()
     assert "patch_size=28" in caplog.text  # 52-pixel patches (104 with neighbour pairs) do not fit 64 x 58 px
     assert out.meta["sunpy_nn"]["fit"]["patch_size"] == 28
-    with pytest.raises(ValueError, match=r"too small to train on.*at least 8 px"):
+    with pytest.raises(ValueError, match=r"too small to train on.*at least 8 px") as info:
         denoise_cube(one_frame(12), epochs=1, progress=False)
+    # the default strip is not to blame there, and denoise_cube has no val_fraction: the message names neither
+    assert "validation strip" not in str(info.value) and "val_fraction" not in str(info.value)
+    assert "denoise_cube(cube, denoiser=...)" in str(info.value)
+    # a frame that only the default validation strip makes too small trains on all of it, without a validation loss
+    small = denoise_cube(one_frame(16), epochs=1, seed=0, progress=False)
+    assert np.isfinite(small.data).all() and small.meta["sunpy_nn"]["fit"]["patch_size"] == 8
+    # a strip asked for is kept, and the message says what it costs
+    with pytest.raises(ValueError, match=r"16 x 14 px for training, after the validation strip.*val_fraction=0"):
+        Denoiser().fit(one_frame(16), epochs=1, val_fraction=0.1, progress=False)
     # a patch size asked for names the option that exists where it was asked
     with pytest.raises(ValueError, match=r"use a smaller patch_size \(--patch-size"):
         denoise_cube(one_frame(64), epochs=1, patch_size=48, progress=False)
@@ -514,6 +532,7 @@ def test_arguments_are_checked_before_any_work(monkeypatch):
         ({"lr": float("nan")}, "lr"),
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"seed": -1}, "seed"),
+        ({"device": "gpu"}, "is not a device torch knows"),
     ]
     for kwargs, message in bad_fit:
         den = Denoiser()
@@ -530,6 +549,7 @@ def test_arguments_are_checked_before_any_work(monkeypatch):
         ({"tile_size": 0}, "tile_size must be an integer of at least 1"),
         ({"precision": "fp8"}, "precision"),
         ({"uncertainty": "both"}, "uncertainty"),
+        ({"device": "gpu"}, "is not a device torch knows"),
     ]
     for kwargs, message in bad_predict:
         with pytest.raises(ValueError, match=message):

@@ -131,6 +131,10 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             resolve_device("cuda")
+    # a name torch does not know (a common slip: "gpu"), or no name at all: the usual names, not torch's dozen
+    for bad in ("gpu", 3.5):
+        with pytest.raises(ValueError, match=r"is not a device torch knows: use 'cpu', 'cuda'"):
+            resolve_device(bad)
 
 
 def test_bad_image_dimensions():

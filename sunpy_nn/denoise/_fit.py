@@ -113,7 +113,9 @@ class _FitMixin:
             self._check_compatible(n_w)
         nx = canon.shape[4]
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
-        patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour)
+        if not asked_validation and not self._fits_patches(patch_size, canon.shape[3], x_split, neighbour):
+            x_split, val_fraction = nx, 0.0  # the default strip alone would leave too little: no validation loss
+        patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour, held_out=x_split < nx)
         # Scans registered onto one another (sub-pixel shifts of Stokes I), so that a pair's scans show the same
         # signal at the same pixel; the noise is estimated on them too, where a misalignment would read as noise.
         lazy = is_dask(canon)
@@ -311,18 +313,30 @@ class _FitMixin:
             net.var_out.bias.fill_(math.log(math.expm1(0.1)))
         return net
 
-    def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> int:
+    def _largest_patch(self, ny: int, width: int, neighbour: bool) -> int:
+        """The largest training patch (aligned to the U-Net) that a ``ny x width`` px training region holds."""
+        align = 2**self.depth
+        return min(ny, width) // (2 * self.shuffle if neighbour else 1) // align * align
+
+    def _fits_patches(self, patch_size: int | None, ny: int, width: int, neighbour: bool) -> bool:
+        """Whether a ``ny x width`` px training region holds the patches: ``patch_size``, or the smallest default."""
+        return self._largest_patch(ny, width, neighbour) >= (patch_size or 2 * 2**self.depth)
+
+    def _patch_size(self, patch_size: int | None, ny: int, width: int, neighbour: bool, held_out: bool) -> int:
         """The training patch edge: as given, or the paper's 52 (aligned to the U-Net) or the largest that fits."""
         if patch_size is not None:
             return patch_size  # checked against the image by Noise2NoisePairs, with the same message for both APIs
         align = 2**self.depth
-        largest = min(ny, width) // (2 * self.shuffle if neighbour else 1) // align * align
+        largest = self._largest_patch(ny, width, neighbour)
         if largest < 2 * align:
             raise ValueError(
-                f"The image ({ny} x {width} px for training, after the validation strip) is too small to train on: "
+                f"The image ({ny} x {width} px for training{', after the validation strip' if held_out else ''}) is "
+                f"too small to train on: "
                 f"{'neighbour sub-sampling needs patches of twice ' if neighbour else 'it needs patches of '}"
-                f"at least {2 * align} px. Use a larger field of view, val_fraction=0 (all of it for training), or "
-                "train on a larger cube of the same instrument and apply the denoiser to this one."
+                f"at least {2 * align} px. Use a larger field of view"
+                + (", val_fraction=0 (all of it for training)" if held_out else "")
+                + ", or train a Denoiser on a larger cube of the same instrument and apply it to this one "
+                "(denoise_cube(cube, denoiser=...))."
             )
         # The paper's 52 px, rounded down to the U-Net's alignment (48 at depth 3 and 4), at least two steps of it.
         paper = max(_PAPER_PATCH // align * align, 2 * align)

@@ -58,4 +58,13 @@ class _InputMixin:
             if unknown:
                 raise ValueError(f"Stokes {unknown} not in this cube, which has {labels}; choose from these")
             selected = [labels.index(s) for s in stokes]
+        if not is_dask(canon):  # (a lazy cube's frames are checked as they are read)
+            empty = [labels[s] for s in selected if not np.isfinite(canon[:, s]).any()]
+            if empty:  # else the noise estimate failed later, without naming the Stokes parameter
+                rest = tuple(labels[s] for s in selected if labels[s] not in empty)
+                raise ValueError(
+                    f"Stokes {empty} of this cube {'has' if len(empty) == 1 else 'have'} no finite values (all NaN or "
+                    f"masked): nothing to denoise there; leave {'it' if len(empty) == 1 else 'them'} out"
+                    + (f" with stokes={rest}" if rest else "")
+                )
         return axes, canon, labels, selected

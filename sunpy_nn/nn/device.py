@@ -92,6 +92,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
     Raises
     ------
+    ValueError
+        ``device`` is not a device torch knows (e.g. ``"gpu"``): the message lists the usual names.
     RuntimeError
         A CUDA device is asked for on a machine where torch sees no usable GPU (the message says so).
 
@@ -107,7 +109,13 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:  # torch's own message lists a dozen backends: name the usual ones
+        raise ValueError(
+            f"device={device!r} is not a device torch knows: use 'cpu', 'cuda' (or 'cuda:N' for GPU N), 'mps' "
+            "(Apple silicon), or None for the best available"
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
             f"device={device!r} was requested but torch sees no CUDA GPU (torch {torch.__version__}, "
