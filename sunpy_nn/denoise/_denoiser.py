@@ -312,10 +312,10 @@ class Denoiser(
         stokes : tuple of str or None
             Stokes parameters to train on (`None`: all).
         val_fraction : float, optional
-            Fraction of the field of view (its right edge) held out for the validation loss; 0.1 by default. A strip
-            too narrow for validation patches of 16 px (``2 shuffle`` times that for neighbour sub-sampling), or a
-            ``patch_size`` below 16, gives no validation loss: silently by default, with a warning when
-            ``val_fraction`` is given.
+            Fraction of the field of view (its right edge) held out for the validation loss; 0.1 by default (none
+            where the default strip would leave too little for the training patches). A strip too narrow for
+            validation patches of 16 px (``2 shuffle`` times that for neighbour sub-sampling), or a ``patch_size``
+            below 16, gives no validation loss: silently by default, with a warning when ``val_fraction`` is given.
         pairs : {"auto", "time", "neighbour"}
             Training pairs: scans (``"time"``, Noise2Noise: scan t against the mean of scans t-1 and t+1, or the
             other scan of two; in temporal mode the neighbouring scans against scan t), neighbour sub-sampling of
