@@ -133,7 +133,7 @@ def test_resolve_device():
             resolve_device("cuda")
     # a name torch does not know (a common slip: "gpu"), or no name at all: the usual names, not torch's dozen
     for bad in ("gpu", 3.5):
-        with pytest.raises(ValueError, match=r"is not a device torch knows: use 'cpu', 'cuda'"):
+        with pytest.raises(ValueError, match=r"is not a device torch knows: use 'cpu', 'cuda', 'mps' or None"):
             resolve_device(bad)
 
 

@@ -20,11 +20,10 @@ chosen, the package picks the count itself, once per process, when a network fir
    own default counts the cores of the whole machine), capped by the cgroup CPU quota of a container
    (``cpu.max`` or ``cpu.cfs_quota_us``, rounded to the nearest whole CPU).
 3. **minus the CPUs other processes keep busy**, measured over 0.1 s on the CPUs of the affinity mask from
-   ``/proc/stat``, less this process's own CPU time (so that the package's own threads, or a training loop of the
-   caller, do not count): ``floor(cpus - busy + 0.3)`` threads, at least one (others' use below 0.3 of a CPU
-   leaves it free). Where ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands
-   for the others' load.
-
+    ``/proc/stat``, less this process's own CPU time (so that the package's own threads, or a training loop of the
+    caller, do not count): ``floor(cpus - busy + 0.3)`` threads, at least one (others' use below 0.3 of a CPU leaves
+    it free). Where ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands for the
+    others' load.
 4. **One thread in other threads.** A network that runs in a thread other than the main thread (a block of a lazy
    prediction on dask's threaded scheduler, a thread pool of your own) runs on one torch thread, unless the user
    chose a count (``configure_threads(n)`` or the environment variables, which hold in every thread) or a batch
@@ -109,13 +108,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
+    try:  # torch's own message lists a dozen backends: name the usual ones
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:  # torch's own message lists a dozen backends: name the usual ones
-        raise ValueError(
-            f"device={device!r} is not a device torch knows: use 'cpu', 'cuda' (or 'cuda:N' for GPU N), 'mps' "
-            "(Apple silicon), or None for the best available"
-        ) from exc
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device torch knows: use 'cpu', 'cuda', 'mps' or None") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
             f"device={device!r} was requested but torch sees no CUDA GPU (torch {torch.__version__}, "
@@ -126,12 +122,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 @lru_cache(maxsize=1)
 def _cpu_flags() -> frozenset[str]:
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
                 return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
     return frozenset()
 
 
@@ -180,8 +174,7 @@ def bf16_is_native(device: str | torch.device = "cpu") -> bool:
         capability = torch.backends.cpu.get_cpu_capability()
     if "AMX" in capability.upper() or "BF16" in capability.upper():
         return True
-    flags = _cpu_flags()
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
 # ------------------------------------------------------------------------------------------------------- threads
