@@ -20,10 +20,10 @@ chosen, the package picks the count itself, once per process, when a network fir
    own default counts the cores of the whole machine), capped by the cgroup CPU quota of a container
    (``cpu.max`` or ``cpu.cfs_quota_us``, rounded to the nearest whole CPU).
 3. **minus the CPUs other processes keep busy**, measured over 0.1 s on the CPUs of the affinity mask from
-    ``/proc/stat``, less this process's own CPU time (so that the package's own threads, or a training loop of the
-    caller, do not count): ``floor(cpus - busy + 0.3)`` threads, at least one (others' use below 0.3 of a CPU leaves
-    it free). Where ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands for the
-    others' load.
+   ``/proc/stat``, less this process's own CPU time (so that the package's own threads, or a training loop of the
+   caller, do not count): ``floor(cpus - busy + 0.3)`` threads, at least one (others' use below 0.3 of a CPU leaves
+   it free). Where ``/proc/stat`` is missing (macOS), the 1-minute load average (``os.getloadavg``) stands for the
+   others' load.
 4. **One thread in other threads.** A network that runs in a thread other than the main thread (a block of a lazy
    prediction on dask's threaded scheduler, a thread pool of your own) runs on one torch thread, unless the user
    chose a count (``configure_threads(n)`` or the environment variables, which hold in every thread) or a batch
