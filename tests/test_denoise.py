@@ -296,15 +296,20 @@ def test_bad_input():
     bad[0, 1, 0, 0, 0] = np.inf
     with pytest.raises(ValueError, match="infinite"):
         Denoiser().fit(NDCube(bad, wcs=CUBE.wcs), progress=False)
-    # a Stokes parameter without data (all NaN, or masked) is named, with the fix, before any work
+    # a Stokes parameter without data (all NaN, or masked) is named, with the fix, before any work; also one that is
+    # passed through, whose noise is measured too
     empty = np.array(CUBE.data, copy=True)
     empty[:, 3] = np.nan
-    with pytest.raises(ValueError, match=r"Stokes \['V'\] of this cube has no finite values.*stokes=\('Q', 'U'\)"):
-        Denoiser().fit(NDCube(empty, wcs=CUBE.wcs), stokes=("Q", "U", "V"), progress=False)
+    for stokes in (("Q", "U", "V"), ("Q",)):
+        with pytest.raises(ValueError, match=r"Stokes \['V'\] of this cube has no finite values.*slice the cube"):
+            Denoiser().fit(NDCube(empty, wcs=CUBE.wcs), stokes=stokes, progress=False)
     mask = np.zeros(CUBE.data.shape, bool)
     mask[:, 2:] = True
     with pytest.raises(ValueError, match=r"Stokes \['U', 'V'\] of this cube have no finite values"):
         denoise_cube(NDCube(CUBE.data, wcs=CUBE.wcs, mask=mask), progress=False)
+    # the fix the message gives works: the cube sliced to the Stokes parameters with data is accepted
+    sliced = NDCube(empty, wcs=CUBE.wcs)[:, :3]
+    assert Denoiser()._prepare(sliced, ("Q", "U"))[2] == ["I", "Q", "U"]
 
 
 def test_denoise_cube_convenience(monkeypatch):

@@ -348,11 +348,11 @@ class Denoiser(
         TypeError
             ``cube`` is not an `ndcube.NDCube`.
         ValueError
-            An argument out of range or an unknown precision (checked before anything is read), a patch size that
-            does not fit the image, a cube without the needed axes or scans, Stokes parameters the cube does not
-            have (or none, or one twice), infinite values, a constant one to denoise, ``spectral_pca=True`` with few
-            spectra complete at every wavelength, (a warm start) Stokes parameters or a number of wavelengths the
-            denoiser's spectral basis does not have, a dask-backed cube with pixel shuffling,
+            An argument or device out of range or an unknown precision (checked before anything is read), a patch size
+            that does not fit the image, a cube without the needed axes or scans, Stokes parameters the cube does not
+            have (or none, or one twice) or without a finite value, infinite values, a constant one to denoise,
+            ``spectral_pca=True`` with few spectra complete at every wavelength, (a warm start) Stokes parameters or a
+            number of wavelengths the denoiser's spectral basis does not have, a dask-backed cube with pixel shuffling,
             ``noise_per_tuning=True`` with one scan, or bfloat16 on a GPU that cannot run it.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
@@ -435,9 +435,9 @@ class Denoiser(
         TypeError
             ``cube`` is not an `ndcube.NDCube`.
         ValueError
-            An argument out of range (checked before any work), the denoiser is not trained, a cube the denoiser
-            cannot apply to (Stokes parameters it was not fitted on, another number of wavelengths in spectral mode or a
-            spectral basis), infinite values, or a dask-backed cube for a pixel-shuffling denoiser.
+            An argument or device out of range (checked before any work), an untrained denoiser, a cube it cannot apply
+            to (Stokes parameters it was not fitted on or without a finite value, another number of wavelengths in
+            spectral mode or a spectral basis), infinite values, or a dask-backed cube for pixel shuffling.
         RuntimeError
             ``device="cuda"`` where torch sees no CUDA GPU.
 

@@ -115,6 +115,7 @@ class _FitMixin:
         x_split = round(nx * (1 - val_fraction)) if val_fraction > 0 else nx
         if not asked_validation and not self._fits_patches(patch_size, canon.shape[3], x_split, neighbour):
             x_split, val_fraction = nx, 0.0  # the default strip alone would leave too little: no validation loss
+            log.info("No validation strip: the training patches need the whole %d px width", nx)
         patch_size = self._patch_size(patch_size, canon.shape[3], x_split, neighbour, held_out=x_split < nx)
         # Scans registered onto one another (sub-pixel shifts of Stokes I), so that a pair's scans show the same
         # signal at the same pixel; the noise is estimated on them too, where a misalignment would read as noise.

@@ -59,12 +59,12 @@ class _InputMixin:
                 raise ValueError(f"Stokes {unknown} not in this cube, which has {labels}; choose from these")
             selected = [labels.index(s) for s in stokes]
         if not is_dask(canon):  # (a lazy cube's frames are checked as they are read)
-            empty = [labels[s] for s in selected if not np.isfinite(canon[:, s]).any()]
+            # every Stokes parameter's noise is measured, the ones passed through too: all must hold data
+            empty = [labels[s] for s in range(canon.shape[1]) if not np.isfinite(canon[:, s]).any()]
             if empty:  # else the noise estimate failed later, without naming the Stokes parameter
-                rest = tuple(labels[s] for s in selected if labels[s] not in empty)
                 raise ValueError(
                     f"Stokes {empty} of this cube {'has' if len(empty) == 1 else 'have'} no finite values (all NaN or "
-                    f"masked): nothing to denoise there; leave {'it' if len(empty) == 1 else 'them'} out"
-                    + (f" with stokes={rest}" if rest else "")
+                    "masked), and the noise of every Stokes parameter is measured: slice the cube to the Stokes "
+                    "parameters that hold data (an NDCube slice along its Stokes axis) before denoising"
                 )
         return axes, canon, labels, selected
