@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from _run_report import _cpu_model as cpu_model
 
 
@@ -43,3 +44,19 @@ def run(fit, runs: list, args: argparse.Namespace) -> list[dict]:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1, default=float))
     return rows
+
+
+def score(cube, truth, temporal: int, **extra) -> tuple[dict, np.ndarray]:
+    """``denoise_cube`` with ``temporal`` (``seed=0``, one torch thread) on ``cube``, scored against ``truth`` by
+    ``denoise_science._evaluate``: its row (with its time and ``extra``) and the denoised data."""
+    import denoise_science
+    import torch
+
+    from sunpy_nn import denoise_cube
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    res = denoise_cube(cube, temporal=temporal, seed=0, progress=False, epochs=1 if denoise_science.QUICK else None)
+    est = np.asarray(res.data, np.float64)
+    row = denoise_science._evaluate(f"temporal={temporal}", est, res.uncertainty.array, truth)
+    return row | {"time_s": time.perf_counter() - t0, **extra}, est

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +38,11 @@ def fit(args: tuple[int, int, str]) -> dict:
     import torch
     from ndcube import NDCube
 
-    from sunpy_nn import denoise_cube
-
     temporal, n_scans, part = args
-    torch.set_num_threads(1)
     cube, truth = denoise_science._cube(part)
     cube = NDCube(np.asarray(cube.data)[:n_scans], wcs=cube.wcs[:n_scans])
-    truth = truth[:n_scans]
-    t0 = time.perf_counter()
-    res = denoise_cube(cube, temporal=temporal, seed=0, progress=False, epochs=1 if denoise_science.QUICK else None)
-    row = denoise_science._evaluate(
-        f"temporal={temporal}", np.asarray(res.data, np.float64), res.uncertainty.array, truth
-    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return row | {"time_s": time.perf_counter() - t0, "n_scans": n_scans, "part": part, "device": device}
+    return _exploratory.score(cube, truth[:n_scans], temporal, n_scans=n_scans, part=part, device=device)[0]
 
 
 def main() -> None:

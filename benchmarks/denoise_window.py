@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,24 +36,17 @@ OUT = Path(__file__).parent / "results" / "denoise_window.json"
 def fit(args: tuple[int, int, str]) -> dict:
     """Score ``denoise_cube`` with ``temporal`` on the science benchmark's cube ``part`` drawn with ``n_scans``."""
     import denoise_science
-    import torch
 
-    from sunpy_nn import denoise_cube
     from sunpy_nn.data.synthetic import synthetic_crisp_cube
 
     temporal, n_scans, part = args
-    torch.set_num_threads(1)
-    kw = {"v_peak": 60.0, "qu_peak": 30.0, "seed": 1} | denoise_science.CUBES[part]
+    kw = {"v_peak": 60.0, "qu_peak": 30.0, "seed": 1} | denoise_science.CUBES[part]  # denoise_science._cube's, n_scans
     quick = denoise_science.QUICK
     cube, truth = synthetic_crisp_cube(48 if quick else 128, n_wavelengths=3 if quick else 9, n_scans=n_scans, **kw)
-    t0 = time.perf_counter()
-    res = denoise_cube(cube, temporal=temporal, seed=0, progress=False, epochs=1 if quick else None)
-    est = np.asarray(res.data, np.float64)
-    row = denoise_science._evaluate(f"temporal={temporal}", est, res.uncertainty.array, truth)
+    row, est = _exploratory.score(cube, truth, temporal, n_scans=n_scans, part=part)
     middle = slice(n_scans // 2 - 1, n_scans // 2 + 1)
     err = (est[middle] - truth[middle]) / denoise_science.NOISE
-    row["middle_rms"] = {s: float(np.sqrt(np.mean(err[:, i] ** 2))) for i, s in enumerate("IQUV")}
-    return row | {"time_s": time.perf_counter() - t0, "n_scans": n_scans, "part": part}
+    return row | {"middle_rms": {s: float(np.sqrt(np.mean(err[:, i] ** 2))) for i, s in enumerate("IQUV")}}
 
 
 def main() -> None:

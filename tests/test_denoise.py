@@ -510,6 +510,7 @@ def test_denoise_cube_adapts_to_a_small_frame(caplog, monkeypatch):
     # a frame that only the default validation strip makes too small trains on all of it, without a validation loss
     small = denoise_cube(one_frame(16), epochs=1, seed=0, progress=False)
     assert np.isfinite(small.data).all() and small.meta["sunpy_nn"]["fit"]["patch_size"] == 8
+    assert small.meta["sunpy_nn"]["fit"]["val_fraction"] == 0.0  # the strip dropped, and the record says so
     # a strip asked for is kept, and the message says what it costs
     with pytest.raises(ValueError, match=r"16 x 14 px for training, after the validation strip.*val_fraction=0"):
         Denoiser().fit(one_frame(16), epochs=1, val_fraction=0.1, progress=False)

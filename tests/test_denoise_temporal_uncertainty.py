@@ -146,19 +146,25 @@ def test_noise_correlation_travels_with_the_weights(drifting, tmp_path):
     )
 
 
+def _record_propagation(monkeypatch, argument: str) -> list:
+    """The ``argument`` (``"correlation"`` or ``"level"``) of every `Denoiser._propagated_variance` call from now on,
+    which still runs as it did."""
+    seen, original = [], Denoiser._propagated_variance
+
+    def spy(self, inp, correlation, run, mean=None, level=1.0):
+        seen.append({"correlation": correlation, "level": level}[argument])
+        return original(self, inp, correlation, run, mean, level)
+
+    monkeypatch.setattr(Denoiser, "_propagated_variance", spy)
+    return seen
+
+
 def test_correlated_noise_is_drawn_correlated(drifting, monkeypatch):
     """A cube with spatially correlated noise: the fitted correlation is what calibration and prediction draw."""
     cube, truth, _ = drifting
     data = truth + NOISE * _noise(truth.shape, 1.0, seed=2)
     cube = NDCube(data.astype(np.float32), wcs=cube.wcs)
-    seen = []
-    original = Denoiser._propagated_variance
-
-    def spy(self, inp, correlation, run, mean=None, level=1.0):
-        seen.append(correlation)
-        return original(self, inp, correlation, run, mean, level)
-
-    monkeypatch.setattr(Denoiser, "_propagated_variance", spy)
+    seen = _record_propagation(monkeypatch, "correlation")
     den = Denoiser(n_filters=4, temporal=1).fit(
         cube, epochs=1, patches_per_epoch=20, patch_size=32, seed=0, progress=False
     )
@@ -197,14 +203,7 @@ def test_the_level_drawn_does_not_depend_on_the_cubes_unit(drifting, monkeypatch
     import astropy.units as u
 
     cube, _, den = drifting
-    levels = []
-    original = Denoiser._propagated_variance
-
-    def spy(self, inp, c, run, mean=None, level=1.0):
-        levels.append(level)
-        return original(self, inp, c, run, mean, level)
-
-    monkeypatch.setattr(Denoiser, "_propagated_variance", spy)
+    levels = _record_propagation(monkeypatch, "level")
     ref = den.predict(cube, stokes=["V"], progress=False)
     n = len(levels)
     unit = u.dimensionless_unscaled if cube.unit is None else cube.unit
